@@ -1,0 +1,285 @@
+"""C source emission: constant arrays, parameter blocks, the invoke body and
+the public header. Op lowerings (``lower_s8``, ``lower_f32``) call into an
+:class:`Emitter`; :func:`generate` drives them and returns the files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+from ...errors import CompileError, UnsupportedOpError
+from ...ir import DType, Graph, Op, OpKind, SUPPORTED_OPS, Tensor
+from .planner import MemoryPlan, plan_memory
+
+RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
+COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h")
+_C_RESERVED = set("""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while _Bool _Complex _Imaginary main""".split())
+
+
+def check_c_identifier(name: str, where: str) -> str:
+    """``name`` if it can prefix C symbols, else a CompileError saying why."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", name) or name in _C_RESERVED or name.startswith("tml_"):
+        raise CompileError(f"model name '{name}' is not usable as a C identifier prefix", where=where,
+                           hint="Use letters, digits and '_' (max 40, starting with a letter, not 'tml_')")
+    return name
+
+
+def c_literal(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
+    flat = values.reshape(-1)
+    if ctype == "float":
+        items = [repr(float(np.float32(v))) + "f" if np.isfinite(v) else ("INFINITY" if v > 0 else "-INFINITY")
+                 for v in flat]
+        items = [s if ("." in s or "e" in s or "INF" in s) else s.replace("f", ".0f") for s in items]
+    elif ctype == "int32_t":
+        items = [f"{int(v)}" if int(v) != -2**31 else "INT32_MIN" for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "{\n    " + ",\n    ".join(lines) + "\n}" if lines else "{0}"
+
+
+@dataclass
+class Emitter:
+    graph: Graph
+    name: str
+    plan: MemoryPlan | None = None
+    consts: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    runtime: set[str] = field(default_factory=set)
+    const_bytes: int = 0
+    _n: int = 0
+
+    def fresh(self, hint: str) -> str:
+        self._n += 1
+        return f"{self.name}_{hint}{self._n}"
+
+    def array(self, ctype: str, values, hint: str = "w") -> str:
+        values = np.asarray(values)
+        sym = self.fresh(hint)
+        self.consts.append(f"static const {ctype} {sym}[{max(values.size, 1)}] TML_CONST TML_ALIGNED(4) = "
+                           f"{c_literal(values, ctype)};")
+        self.const_bytes += values.size * np.dtype(values.dtype).itemsize
+        return sym
+
+    def params(self, ctype: str, fields: dict[str, object], hint: str = "p") -> str:
+        sym = self.fresh(hint)
+        init = ",\n    ".join(f".{k} = {self._fmt(v)}" for k, v in fields.items())
+        self.consts.append(f"static const {ctype} {sym} TML_CONST = {{\n    {init}\n}};")
+        return "&" + sym
+
+    @staticmethod
+    def _fmt(v) -> str:
+        if isinstance(v, bool):
+            return "1" if v else "0"
+        if isinstance(v, (list, tuple)):
+            return "{" + ", ".join(Emitter._fmt(x) for x in v) + "}"
+        if isinstance(v, float):
+            return repr(float(np.float32(v))) + "f" if np.isfinite(v) else ("INFINITY" if v > 0 else "-INFINITY")
+        if isinstance(v, (int, np.integer)):
+            v = int(v)
+            return "INT32_MIN" if v == -2**31 else str(v)
+        return str(v)
+
+    def ptr(self, t: int, const: bool = False) -> str:
+        """A C expression pointing at tensor ``t``'s data."""
+        tensor = self.graph.tensors[t]
+        ctype = tensor.dtype.c_type
+        q = "const " if const else ""
+        if tensor.is_const:
+            sym = self.array(ctype, tensor.data, "c")
+            return f"(const {ctype} *){sym}"
+        r = self.plan.root(t)
+        off = self.plan.offsets[r]
+        return f"({q}{ctype} *)({self.name}_arena + {off})"
+
+    def scratch(self, op: Op) -> str:
+        off = self.plan.offsets[-(op.index + 2)]
+        return f"({self.name}_arena + {off})"
+
+    def call(self, op: Op, text: str, *runtime_files: str) -> None:
+        self.body.append(f"    /* {op.label} {op.name if op.name != op.kind.value else ''}*/".replace(" */", " */"))
+        self.body.append(f"    {text};")
+        self.runtime.update(runtime_files)
+
+
+def _lowerings():
+    from . import lower_s8, lower_f32, lower_common
+    table = {}
+    for mod in (lower_common, lower_s8, lower_f32):
+        table.update(mod.LOWERINGS)
+    return table
+
+
+def _dtype_of(g: Graph, op: Op) -> DType:
+    t = g.tensors[op.inputs[0]] if op.inputs else g.tensors[op.outputs[0]]
+    if op.kind is OpKind.QUANTIZE or op.kind is OpKind.DEQUANTIZE:
+        return t.dtype
+    return t.dtype
+
+
+@dataclass
+class Generated:
+    name: str
+    files: dict[str, str]            # relative path -> text
+    runtime_files: list[str]         # file names from the runtime package
+    arena_bytes: int
+    weight_bytes: int
+    const_bytes: int                 # weights + parameter arrays emitted
+    lower_bound: int
+    plan: MemoryPlan
+    uses_math: bool
+
+
+def scratch_needs(g: Graph) -> dict[int, int]:
+    table = _lowerings()
+    out = {}
+    for op in g.ops:
+        entry = table.get((op.kind, _dtype_of(g, op)))
+        if entry is not None and entry.scratch is not None:
+            n = entry.scratch(g, op)
+            if n:
+                out[op.index] = n
+    return out
+
+
+def generate(g: Graph, name: str) -> Generated:
+    """Lower every op of ``g`` and return the model's C sources and header."""
+    check_c_identifier(name, str(g.source or g.name))
+    table = _lowerings()
+    where = str(g.source or g.name)
+    for op in g.ops:
+        key = (op.kind, _dtype_of(g, op))
+        if key not in table:
+            raise UnsupportedOpError(where, op.index, op.kind.value,
+                                     f"no {key[1].np_name} kernel", SUPPORTED_OPS)
+        err = table[key].check(g, op) if table[key].check else None
+        if err:
+            raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
+    plan = plan_memory(g, scratch_needs(g))
+    em = Emitter(graph=g, name=name, plan=plan)
+    for op in g.ops:
+        table[(op.kind, _dtype_of(g, op))].lower(em, op)
+    runtime = sorted(set(COMMON_RUNTIME) | em.runtime)
+    if any(f.endswith(".c") and "fixedpoint" not in f for f in runtime):
+        pass
+    uses_math = any("_f32" in f for f in runtime)
+    files = {
+        f"{name}.h": _header(g, name, plan.arena_bytes),
+        f"{name}.c": _source(em, name, plan.arena_bytes),
+    }
+    return Generated(name=name, files=files, runtime_files=runtime, arena_bytes=plan.arena_bytes,
+                     weight_bytes=g.weight_bytes, const_bytes=em.const_bytes,
+                     lower_bound=plan.lower_bound, plan=plan, uses_math=uses_math)
+
+
+def runtime_text(fname: str) -> str:
+    return resources.files(RUNTIME_PKG).joinpath(fname).read_text()
+
+
+def _source(em: Emitter, name: str, arena: int) -> str:
+    g = em.graph
+    lines = [
+        f"/* {name}.c - generated by platformio-tinyml (cgen) from {g.source.name if g.source else g.name}.",
+        " * Do not edit: regenerated when the model, the board or the options change. */",
+        f'#include "{name}.h"',
+        '#include "tml_kernels.h"',
+        "",
+    ]
+    lines.append(f"static uint8_t {name}_arena[{max(arena, 1)}] TML_ALIGNED(16);")
+    lines += ["", *em.consts, ""]
+    ins = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.inputs]
+    outs = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.outputs]
+    lines += [f"void *{name}_input_ptr(int index)", "{",
+              f"    static const uint32_t offsets[{len(ins)}] = {{{', '.join(str(o) for _, o in ins)}}};",
+              f"    return (index >= 0 && index < {len(ins)}) ? (void *)({name}_arena + offsets[index]) : (void *)0;",
+              "}", "",
+              f"void *{name}_output_ptr(int index)", "{",
+              f"    static const uint32_t offsets[{len(outs)}] = {{{', '.join(str(o) for _, o in outs)}}};",
+              f"    return (index >= 0 && index < {len(outs)}) ? (void *)({name}_arena + offsets[index]) : (void *)0;",
+              "}", "",
+              f"int {name}_invoke_multi(const void *const inputs[], void *const outputs[])", "{"]
+    for k, (n, off) in enumerate(ins):
+        lines += [f"    if (inputs[{k}] == 0) return -1;",
+                  f"    if (inputs[{k}] != {name}_arena + {off}) memcpy({name}_arena + {off}, inputs[{k}], {n});"]
+    lines += em.body
+    for k, (n, off) in enumerate(outs):
+        lines += [f"    if (outputs[{k}] != 0 && outputs[{k}] != {name}_arena + {off})",
+                  f"        memcpy(outputs[{k}], {name}_arena + {off}, {n});"]
+    lines += ["    return 0;", "}", ""]
+    if len(g.inputs) == 1 and len(g.outputs) == 1:
+        lines += [f"int {name}_invoke(const void *input, void *output)", "{",
+                  "    const void *const in[1] = {input};",
+                  "    void *const out[1] = {output};",
+                  f"    return {name}_invoke_multi(in, out);", "}", ""]
+    return "\n".join(lines)
+
+
+def _io_macros(prefix: str, t: Tensor) -> list[str]:
+    out = [f"#define {prefix}_SIZE {t.size}",
+           f"#define {prefix}_BYTES {t.nbytes}",
+           f"#define {prefix}_RANK {len(t.shape)}",
+           f"#define {prefix}_SHAPE {{{', '.join(str(d) for d in t.shape)}}}",
+           f"#define {prefix}_DTYPE_{t.dtype.name} 1",
+           f"typedef {t.dtype.c_type} {prefix.lower()}_t;"]
+    if t.quant is not None and not t.quant.per_channel:
+        out += [f"#define {prefix}_SCALE {float(t.quant.s)!r}f", f"#define {prefix}_ZERO_POINT {t.quant.zp}"]
+    return out
+
+
+def _header(g: Graph, name: str, arena: int) -> str:
+    N = name.upper()
+    single = len(g.inputs) == 1 and len(g.outputs) == 1
+    lines = [f"/* {name}.h - C API of model '{g.name}' generated by platformio-tinyml (cgen).",
+             " *",
+             f" * Source: {g.source.name if g.source else g.name} ({g.source_format})",
+             f" * Inputs: {len(g.inputs)}, outputs: {len(g.outputs)}; arena {arena} bytes (static, no malloc).",
+             " *"]
+    if single:
+        lines += [f" *   int {name}_invoke(const void *input, void *output);",
+                  f" * runs one inference: 'input' holds {N}_INPUT_BYTES bytes, 'output' receives",
+                  f" * {N}_OUTPUT_BYTES bytes. Returns 0 on success, -1 on a NULL input.",
+                  f" * Zero copy: write the input at {name}_input_ptr(0) and pass that pointer;",
+                  f" * pass {name}_output_ptr(0) (valid until the next call) to skip the output copy.",
+                  " * Not reentrant: the model has one static arena that holds its I/O tensors."]
+    lines += [f" *   int {name}_invoke_multi(const void *const inputs[], void *const outputs[]);",
+              " * takes one pointer per input/output, in the order of the macros below.",
+              " * Quantized tensors: real = SCALE * (q - ZERO_POINT).", " */",
+              f"#ifndef {N}_H", f"#define {N}_H", "", "#include <stdint.h>", "",
+              "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+              f"#define {N}_ARENA_BYTES {arena}",
+              f"#define {N}_NUM_INPUTS {len(g.inputs)}",
+              f"#define {N}_NUM_OUTPUTS {len(g.outputs)}"]
+    for k, t in enumerate(g.inputs):
+        lines += _io_macros(f"{N}_INPUT{k}", g.tensors[t])
+    for k, t in enumerate(g.outputs):
+        lines += _io_macros(f"{N}_OUTPUT{k}", g.tensors[t])
+    if single:
+        lines += _io_macros(f"{N}_INPUT", g.tensors[g.inputs[0]])
+        lines += _io_macros(f"{N}_OUTPUT", g.tensors[g.outputs[0]])
+    lines += ["", f"void *{name}_input_ptr(int index);", f"void *{name}_output_ptr(int index);",
+              f"int {name}_invoke_multi(const void *const inputs[], void *const outputs[]);"]
+    if single:
+        lines.append(f"int {name}_invoke(const void *input, void *output);")
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {N}_H */", ""]
+    return "\n".join(lines)
+
+
+def write_output(gen: Generated, outdir) -> list:
+    """Write the model sources, header and the runtime files it needs to ``outdir``."""
+    from pathlib import Path
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rel, text in gen.files.items():
+        (outdir / rel).write_text(text)
+        written.append(outdir / rel)
+    for fname in gen.runtime_files:
+        (outdir / fname).write_text(runtime_text(fname))
+        written.append(outdir / fname)
+    return written

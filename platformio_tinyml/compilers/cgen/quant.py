@@ -1,0 +1,66 @@
+"""TFLite's compile-time quantization arithmetic, reproduced exactly.
+
+The kernels get the same multipliers, shifts and clamp bounds that the
+TFLite (Micro) reference kernels compute in their Prepare step, which is
+what makes the int8 outputs bit-exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ir import Activation, Tensor
+
+
+def tfl_round(x: float) -> float:
+    """Round half away from zero (C's round())."""
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """A real multiplier as (int32 Q31 multiplier, power-of-two shift)."""
+    if m == 0.0:
+        return 0, 0
+    q, shift = math.frexp(m)
+    q_fixed = int(tfl_round(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def quantize_f32(value: float, scale: float, zero_point: int) -> int:
+    """zero_point + round(value / scale), the division done in float32."""
+    q = np.float32(value) / np.float32(scale)
+    return zero_point + int(tfl_round(float(q)))
+
+
+def activation_range_s8(act: Activation, t: Tensor) -> tuple[int, int]:
+    """Clamp bounds of a fused activation on an int8 output tensor."""
+    lo, hi = -128, 127
+    s, zp = t.quant.s, t.quant.zp
+    if act is Activation.RELU:
+        lo = max(lo, quantize_f32(0.0, s, zp))
+    elif act is Activation.RELU6:
+        lo = max(lo, quantize_f32(0.0, s, zp))
+        hi = min(hi, quantize_f32(6.0, s, zp))
+    elif act is Activation.RELU_N1_TO_1:
+        lo = max(lo, quantize_f32(-1.0, s, zp))
+        hi = min(hi, quantize_f32(1.0, s, zp))
+    return lo, hi
+
+
+def input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> int:
+    """Largest |input| before a fixed-point transcendental saturates."""
+    max_rescaled = (1.0 * ((1 << integer_bits) - 1) * (1 << (total_bits - integer_bits))
+                    / (1 << left_shift))
+    return int(math.floor(max_rescaled))
+
+
+def f32(x) -> float:
+    """A float32 scale widened to double, as TFLite's static_cast<double>."""
+    return float(np.float32(x))

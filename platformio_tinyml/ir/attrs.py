@@ -1,0 +1,82 @@
+"""Per-operator attributes: one frozen dataclass per op family.
+
+Spatial padding is explicit (``pad_top``..``pad_right``) so TFLite's
+SAME/VALID and ONNX's explicit pads look the same to backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Activation
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    stride_h: int = 1
+    stride_w: int = 1
+    dilation_h: int = 1
+    dilation_w: int = 1
+    pad_top: int = 0
+    pad_left: int = 0
+    pad_bottom: int = 0
+    pad_right: int = 0
+    activation: Activation = Activation.NONE
+    depth_multiplier: int = 1   # DEPTHWISE_CONV_2D only
+
+
+@dataclass(frozen=True)
+class Pool2D:
+    filter_h: int
+    filter_w: int
+    stride_h: int = 1
+    stride_w: int = 1
+    pad_top: int = 0
+    pad_left: int = 0
+    pad_bottom: int = 0
+    pad_right: int = 0
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class FullyConnected:
+    activation: Activation = Activation.NONE
+    keep_num_dims: bool = False
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """ADD and MUL (with numpy-style broadcasting)."""
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Softmax:
+    beta: float = 1.0
+    axis: int = -1
+
+
+@dataclass(frozen=True)
+class Concatenation:
+    axis: int
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Mean:
+    axes: tuple[int, ...]
+    keep_dims: bool = False
+
+
+@dataclass(frozen=True)
+class Pad:
+    paddings: tuple[tuple[int, int], ...]   # (before, after) per dimension
+    value: float = 0.0                      # real value; int8 pads with zero_point
+
+
+def same_padding(in_size: int, filter_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) padding of TFLite's SAME scheme for one dimension."""
+    eff = (filter_size - 1) * dilation + 1
+    out = (in_size + stride - 1) // stride
+    total = max(0, (out - 1) * stride + eff - in_size)
+    return total // 2, total - total // 2

@@ -1,0 +1,226 @@
+"""Graph, tensors and operators of the intermediate representation.
+
+Conventions every importer must follow (and backends rely on):
+
+* activations are NHWC; ``CONV_2D`` filters are OHWI, ``DEPTHWISE_CONV_2D``
+  filters are ``[1, H, W, C*M]``, ``FULLY_CONNECTED`` weights are
+  ``[out, in]``; biases are int32 for int8 models, float32 otherwise;
+* ops are stored in a valid execution order (every tensor is produced before
+  it is read);
+* parameters that TFLite passes as constant input tensors (pad amounts, mean
+  axes, reshape shape) are folded into the op's ``attrs`` and the tensor is
+  dropped from ``inputs``;
+* quantization follows TFLite: ``real = scale * (q - zero_point)``, per
+  channel along ``Quant.axis`` when ``len(scale) > 1``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class DType(enum.Enum):
+    INT8 = ("int8", "int8_t", 1)
+    UINT8 = ("uint8", "uint8_t", 1)
+    INT16 = ("int16", "int16_t", 2)
+    INT32 = ("int32", "int32_t", 4)
+    INT64 = ("int64", "int64_t", 8)
+    FLOAT32 = ("float32", "float", 4)
+
+    def __init__(self, np_name: str, c_type: str, itemsize: int):
+        self.np_name = np_name
+        self.c_type = c_type
+        self.itemsize = itemsize
+
+    @property
+    def numpy(self) -> np.dtype:
+        return np.dtype(self.np_name)
+
+    @classmethod
+    def from_numpy(cls, dt: Any) -> "DType":
+        name = np.dtype(dt).name
+        for member in cls:
+            if member.np_name == name:
+                return member
+        raise KeyError(name)
+
+
+class Activation(enum.Enum):
+    """A fused activation, applied as a clamp on the op's output."""
+    NONE = "none"
+    RELU = "relu"
+    RELU6 = "relu6"
+    RELU_N1_TO_1 = "relu_n1_to_1"
+
+    def float_range(self) -> tuple[float, float]:
+        return {
+            Activation.NONE: (-np.inf, np.inf),
+            Activation.RELU: (0.0, np.inf),
+            Activation.RELU6: (0.0, 6.0),
+            Activation.RELU_N1_TO_1: (-1.0, 1.0),
+        }[self]
+
+
+class OpKind(enum.Enum):
+    CONV_2D = "CONV_2D"
+    DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
+    FULLY_CONNECTED = "FULLY_CONNECTED"
+    AVERAGE_POOL_2D = "AVERAGE_POOL_2D"
+    MAX_POOL_2D = "MAX_POOL_2D"
+    ADD = "ADD"
+    MUL = "MUL"
+    RESHAPE = "RESHAPE"
+    SOFTMAX = "SOFTMAX"
+    QUANTIZE = "QUANTIZE"
+    DEQUANTIZE = "DEQUANTIZE"
+    PAD = "PAD"
+    CONCATENATION = "CONCATENATION"
+    MEAN = "MEAN"
+    LOGISTIC = "LOGISTIC"
+    TANH = "TANH"
+    RELU = "RELU"
+    RELU6 = "RELU6"
+
+
+SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind)
+
+
+@dataclass(frozen=True)
+class Quant:
+    """Affine quantization: ``real = scale * (q - zero_point)``."""
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+    @property
+    def s(self) -> float:
+        """The per-tensor scale (error if per-channel)."""
+        assert not self.per_channel
+        return self.scale[0]
+
+    @property
+    def zp(self) -> int:
+        return self.zero_point[0]
+
+
+@dataclass
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    quant: Quant | None = None
+    data: np.ndarray | None = None   # constant tensors only
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+
+@dataclass
+class Op:
+    index: int
+    kind: OpKind
+    inputs: list[int]          # tensor indices; -1 marks an absent optional input
+    outputs: list[int]
+    attrs: Any = None          # one of the dataclasses in ir.attrs
+    name: str = ""             # for messages: source op name or type
+
+    @property
+    def label(self) -> str:
+        return f"#{self.index} {self.kind.value}"
+
+
+@dataclass
+class Graph:
+    name: str
+    tensors: list[Tensor]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    source: Path | None = None
+    source_format: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def tensor(self, idx: int) -> Tensor:
+        return self.tensors[idx]
+
+    def op_inputs(self, op: Op) -> list[Tensor | None]:
+        return [self.tensors[i] if i >= 0 else None for i in op.inputs]
+
+    def op_outputs(self, op: Op) -> list[Tensor]:
+        return [self.tensors[i] for i in op.outputs]
+
+    @property
+    def weight_bytes(self) -> int:
+        used = {i for op in self.ops for i in op.inputs if i >= 0}
+        return sum(t.nbytes for t in self.tensors if t.is_const and t.index in used)
+
+    def consumers(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for op in self.ops:
+            for i in op.inputs:
+                if i >= 0:
+                    out.setdefault(i, []).append(op.index)
+        return out
+
+    def validate(self) -> None:
+        """Check the invariants listed in the module docstring.
+
+        Raises AssertionError: a violation is a bug in an importer or pass,
+        not a user mistake.
+        """
+        n = len(self.tensors)
+        for i, t in enumerate(self.tensors):
+            assert t.index == i, f"tensor {i} has index {t.index}"
+            if t.is_const:
+                assert tuple(t.data.shape) == tuple(t.shape), f"tensor {t.name}: data shape"
+        ready = {i for i, t in enumerate(self.tensors) if t.is_const} | set(self.inputs)
+        for k, op in enumerate(self.ops):
+            assert op.index == k, f"op {k} has index {op.index}"
+            for i in op.inputs:
+                assert -1 <= i < n, f"{op.label}: bad input {i}"
+                assert i < 0 or i in ready, f"{op.label}: reads tensor {i} before it is produced"
+            for i in op.outputs:
+                assert 0 <= i < n and i not in ready, f"{op.label}: output {i} produced twice"
+                ready.add(i)
+        for i in self.outputs:
+            assert i in ready, f"graph output {i} is never produced"
+
+    def renumber(self) -> "Graph":
+        """Drop tensors no op or graph I/O uses and renumber the rest."""
+        used = set(self.inputs) | set(self.outputs)
+        for op in self.ops:
+            used.update(i for i in op.inputs if i >= 0)
+            used.update(op.outputs)
+        remap = {old: new for new, old in enumerate(sorted(used))}
+        tensors = []
+        for old in sorted(used):
+            t = self.tensors[old]
+            t.index = remap[old]
+            tensors.append(t)
+        for k, op in enumerate(self.ops):
+            op.index = k
+            op.inputs = [remap[i] if i >= 0 else -1 for i in op.inputs]
+            op.outputs = [remap[i] for i in op.outputs]
+        self.tensors = tensors
+        self.inputs = [remap[i] for i in self.inputs]
+        self.outputs = [remap[i] for i in self.outputs]
+        return self

@@ -1,0 +1,224 @@
+"""Read a ``.tflite`` flatbuffer into the IR with the ``tflite`` schema package.
+
+Every unsupported construct raises :class:`UnsupportedOpError` or
+:class:`ModelError` naming the model file and the operator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tflite
+
+from ...errors import ModelError, UnsupportedOpError
+from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
+from ...ir import attrs as A
+
+_DTYPES = {
+    tflite.TensorType.INT8: DType.INT8,
+    tflite.TensorType.UINT8: DType.UINT8,
+    tflite.TensorType.INT16: DType.INT16,
+    tflite.TensorType.INT32: DType.INT32,
+    tflite.TensorType.INT64: DType.INT64,
+    tflite.TensorType.FLOAT32: DType.FLOAT32,
+}
+
+_ACT = {
+    tflite.ActivationFunctionType.NONE: Activation.NONE,
+    tflite.ActivationFunctionType.RELU: Activation.RELU,
+    tflite.ActivationFunctionType.RELU6: Activation.RELU6,
+    tflite.ActivationFunctionType.RELU_N1_TO_1: Activation.RELU_N1_TO_1,
+}
+
+_CODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
+class _Ctx:
+    def __init__(self, path: Path, model: "tflite.Model"):
+        self.path = path
+        self.model = model
+
+    def fail(self, op_index: int, name: str, detail: str) -> UnsupportedOpError:
+        return UnsupportedOpError(str(self.path), op_index, name, detail, SUPPORTED_OPS)
+
+
+def load_tflite(path: str | Path) -> Graph:
+    """Parse ``path`` and return its main subgraph as a validated :class:`Graph`."""
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file ({e.strerror})", where=str(path),
+                         hint="Check the path in custom_tinyml_model / the command line") from None
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError("not a TFLite flatbuffer (missing 'TFL3' identifier)", where=str(path),
+                         hint="Export the model with tf.lite.TFLiteConverter")
+    try:
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        return _read(_Ctx(path, model))
+    except (ModelError, UnsupportedOpError):
+        raise
+    except Exception as e:  # a corrupt flatbuffer makes the generated readers fail anywhere
+        raise ModelError(f"corrupt or truncated TFLite file ({type(e).__name__}: {e})",
+                         where=str(path), hint="Re-export the model") from None
+
+
+def _read(ctx: _Ctx) -> Graph:
+    m = ctx.model
+    if m.SubgraphsLength() != 1:
+        raise ModelError(f"{m.SubgraphsLength()} subgraphs; only single-subgraph models are supported "
+                         "(no control flow)", where=str(ctx.path))
+    sg = m.Subgraphs(0)
+    tensors = [_tensor(ctx, sg.Tensors(i), i) for i in range(sg.TensorsLength())]
+    ops = []
+    for i in range(sg.OperatorsLength()):
+        ops.append(_op(ctx, sg.Operators(i), i, tensors))
+    name = (sg.Name() or b"").decode() or ctx.path.stem
+    g = Graph(name=name, tensors=tensors, ops=ops,
+              inputs=[int(x) for x in sg.InputsAsNumpy()],
+              outputs=[int(x) for x in sg.OutputsAsNumpy()],
+              source=ctx.path, source_format="tflite")
+    _check_hybrid(ctx, g)
+    g.renumber()
+    g.validate()
+    return g
+
+
+def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
+    name = (t.Name() or b"").decode(errors="replace")
+    ttype = t.Type()
+    if ttype not in _DTYPES:
+        tname = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}.get(ttype, ttype)
+        dtype = None
+    else:
+        dtype = _DTYPES[ttype]
+    shape = tuple(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    if t.ShapeSignatureLength() and any(int(x) < 0 for x in t.ShapeSignatureAsNumpy()[1:]):
+        raise ModelError(f"tensor '{name}' has a dynamic shape {list(t.ShapeSignatureAsNumpy())}",
+                         where=str(ctx.path), hint="Export the model with fixed input shapes")
+    quant = None
+    q = t.Quantization()
+    if q is not None and q.ScaleLength() > 0:
+        scale = tuple(float(s) for s in q.ScaleAsNumpy())
+        zps = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
+        quant = Quant(scale, zps, int(q.QuantizedDimension()))
+    data = None
+    buf = ctx.model.Buffers(t.Buffer())
+    if buf is not None and buf.DataLength() > 0:
+        if dtype is None:
+            raise ModelError(f"constant tensor '{name}' has unsupported type {tname}", where=str(ctx.path))
+        raw = buf.DataAsNumpy().tobytes()
+        data = np.frombuffer(raw, dtype=dtype.numpy).reshape(shape).copy()
+    if dtype is None:
+        # Only a problem if an op uses it; record as int8 placeholder and let the op check fail.
+        dtype = DType.INT8
+        name = f"{name} (unsupported type {tname})"
+    return Tensor(index=index, name=name, shape=shape, dtype=dtype, quant=quant, data=data)
+
+
+def _options(op, cls):
+    table = op.BuiltinOptions()
+    opts = cls()
+    if table is not None:
+        opts.Init(table.Bytes, table.Pos)
+        return opts
+    return None
+
+
+def _act(ctx, i, name, code) -> Activation:
+    if code not in _ACT:
+        raise ctx.fail(i, name, f"fused activation {code}")
+    return _ACT[code]
+
+
+def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
+    if padding == tflite.Padding.VALID:
+        return (0, 0), (0, 0)
+    return (A.same_padding(in_hw[0], k_hw[0], stride[0], dilation[0]),
+            A.same_padding(in_hw[1], k_hw[1], stride[1], dilation[1]))
+
+
+def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
+    oc = ctx.model.OperatorCodes(op.OpcodeIndex())
+    code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+    name = _CODE_NAMES.get(code, f"builtin {code}")
+    if code == tflite.BuiltinOperator.CUSTOM:
+        name = f"CUSTOM '{(oc.CustomCode() or b'').decode()}'"
+    if name not in SUPPORTED_OPS:
+        raise ctx.fail(i, name, "no kernel for this operator")
+    kind = OpKind(name)
+    ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+    outs = [int(x) for x in op.OutputsAsNumpy()]
+    for t in ins + outs:
+        if t >= 0 and "unsupported type" in tensors[t].name:
+            raise ctx.fail(i, name, f"tensor {tensors[t].name}")
+    attrs = None
+    T = tflite
+    if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
+        is_dw = kind is OpKind.DEPTHWISE_CONV_2D
+        o = _options(op, T.DepthwiseConv2DOptions if is_dw else T.Conv2DOptions)
+        x, w = tensors[ins[0]], tensors[ins[1]]
+        stride = (o.StrideH(), o.StrideW())
+        dil = (o.DilationHFactor(), o.DilationWFactor())
+        (pt, pb), (pl, pr) = _spatial_pads(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dil)
+        dm = 1
+        if is_dw:
+            dm = w.shape[3] // x.shape[3]
+        attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
+                         _act(ctx, i, name, o.FusedActivationFunction()), dm)
+    elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
+        o = _options(op, T.Pool2DOptions)
+        x = tensors[ins[0]]
+        k = (o.FilterHeight(), o.FilterWidth())
+        stride = (o.StrideH(), o.StrideW())
+        (pt, pb), (pl, pr) = _spatial_pads(o.Padding(), x.shape[1:3], k, stride, (1, 1))
+        attrs = A.Pool2D(k[0], k[1], stride[0], stride[1], pt, pl, pb, pr,
+                         _act(ctx, i, name, o.FusedActivationFunction()))
+    elif kind is OpKind.FULLY_CONNECTED:
+        o = _options(op, T.FullyConnectedOptions)
+        if o is not None and o.WeightsFormat() != 0:
+            raise ctx.fail(i, name, "shuffled weights format")
+        attrs = A.FullyConnected(_act(ctx, i, name, o.FusedActivationFunction() if o else 0),
+                                 bool(o.KeepNumDims()) if o else False)
+    elif kind in (OpKind.ADD, OpKind.MUL):
+        o = _options(op, T.AddOptions if kind is OpKind.ADD else T.MulOptions)
+        attrs = A.Elementwise(_act(ctx, i, name, o.FusedActivationFunction() if o else 0))
+    elif kind is OpKind.SOFTMAX:
+        o = _options(op, T.SoftmaxOptions)
+        attrs = A.Softmax(beta=float(o.Beta()) if o else 1.0)
+    elif kind is OpKind.CONCATENATION:
+        o = _options(op, T.ConcatenationOptions)
+        rank = len(tensors[outs[0]].shape)
+        attrs = A.Concatenation(o.Axis() % rank, _act(ctx, i, name, o.FusedActivationFunction()))
+    elif kind is OpKind.MEAN:
+        o = _options(op, T.ReducerOptions)
+        axes_t = tensors[ins[1]]
+        if not axes_t.is_const:
+            raise ctx.fail(i, name, "axes must be a constant tensor")
+        rank = len(tensors[ins[0]].shape)
+        axes = tuple(sorted(int(a) % rank for a in axes_t.data.reshape(-1)))
+        attrs = A.Mean(axes, bool(o.KeepDims()) if o else False)
+        ins = ins[:1]
+    elif kind is OpKind.PAD:
+        p = tensors[ins[1]]
+        if not p.is_const:
+            raise ctx.fail(i, name, "paddings must be a constant tensor")
+        pads = tuple((int(a), int(b)) for a, b in p.data.reshape(-1, 2))
+        attrs = A.Pad(pads)
+        ins = ins[:1]
+    elif kind is OpKind.RESHAPE:
+        ins = ins[:1]
+    return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
+
+
+def _check_hybrid(ctx: _Ctx, g: Graph) -> None:
+    for op in g.ops:
+        if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
+            x, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+            if x.dtype is DType.FLOAT32 and w.dtype is not DType.FLOAT32:
+                raise ModelError(
+                    f"operator #{op.index} {op.kind.value} is hybrid (float activations, "
+                    f"{w.dtype.np_name} weights): dynamic-range quantized models are not supported",
+                    where=str(ctx.path),
+                    hint="Export a float32 model or a full-integer (int8) model with a representative dataset")
