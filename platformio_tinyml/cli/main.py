@@ -1,0 +1,142 @@
+"""The ``tinyml`` command line: inspect, compile, verify, setup-offline.
+
+Known errors print as one line (``tinyml: error: ...``) and exit 2; an
+unexpected exception prints one line pointing at a saved traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from collections import Counter
+from pathlib import Path
+
+from ..errors import TinyMLError
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", "-t", required=True,
+                   help="PlatformIO board id (e.g. nucleo_f446re) or path to a board manifest JSON")
+    p.add_argument("--boards-dir", action="append", default=[], metavar="DIR",
+                   help="extra folder of board manifests (repeatable; also $TINYML_BOARDS_DIRS)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tinyml", description="Compile trained models into verified C for microcontrollers.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("inspect", help="ops, tensors, weight bytes and activation memory lower bound")
+    p.add_argument("model", type=Path)
+    p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
+    p = sub.add_parser("compile", help="generate C sources, header and report.json for a board")
+    p.add_argument("model", type=Path)
+    _add_target(p)
+    p.add_argument("--backend", "-b", default="auto", help="backend name or 'auto' (default)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--name", help="C symbol prefix (default: from the model file name)")
+    p.add_argument("--calibration", type=Path, help="representative data (.npy) for quantizing float/Keras models")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
+    p = sub.add_parser("verify", help="compile for the host and compare with the reference interpreter")
+    p.add_argument("model", type=Path)
+    _add_target(p)
+    p.add_argument("--samples", "-n", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibration", type=Path)
+    p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return ap
+
+
+def _profile(args):
+    from ..device import load_profile
+    return load_profile(str(args.target), search_dirs=args.boards_dir or None)
+
+
+def cmd_inspect(args) -> int:
+    from ..compilers.cgen.planner import plan_memory
+    from ..pipeline import load_any
+    g, fmt = load_any(args.model, args.calibration)
+    print(f"model: {args.model} ({fmt}), graph '{g.name}': {len(g.ops)} ops, {len(g.tensors)} tensors")
+    for label, idxs in (("input", g.inputs), ("output", g.outputs)):
+        for i in idxs:
+            t = g.tensors[i]
+            q = f" scale {t.quant.s:.6g} zp {t.quant.zp}" if t.quant and not t.quant.per_channel else ""
+            print(f"  {label}: {t.name} {list(t.shape)} {t.dtype.np_name}{q}")
+    print("ops:")
+    for kind, n in Counter(op.kind.value for op in g.ops).most_common():
+        print(f"  {kind:<20} {n}")
+    plan = plan_memory(g)
+    print(f"weight bytes: {g.weight_bytes:,}")
+    print(f"activation lower bound (live tensors, this op order): {plan.lower_bound:,} B")
+    return 0
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for item in pairs:
+        if "=" not in item:
+            raise TinyMLError(f"--option '{item}' is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_compile(args) -> int:
+    from ..pipeline import compile_model
+    dev = _profile(args)
+    out = compile_model(args.model, dev, args.output, name=args.name, backend=args.backend,
+                        calibration=args.calibration, backend_options=_options(args.option))
+    r = out.result
+    print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
+          f"{dev.flash_bytes:,} B flash)")
+    print(f"  backend {r.backend} {r.backend_version} ({out.chosen_because})")
+    print(f"  arena {r.arena_bytes:,} B, weights {r.weight_bytes:,} B, "
+          f"estimated flash {r.estimate.flash_bytes:,} B, RAM {r.estimate.ram_bytes:,} B")
+    print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..pipeline import load_any
+    from ..verify.parity import check_parity
+    dev = _profile(args)
+    g, _ = load_any(args.model, args.calibration)
+    rep = check_parity(g, args.model, samples=args.samples, seed=args.seed)
+    print(f"parity of cgen code (host build) for {dev.board} vs reference, {args.samples} random inputs, seed {args.seed}")
+    print(rep.table())
+    if not rep.ok:
+        print("tinyml: error: generated code disagrees with the reference interpreter", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_setup_offline(args) -> int:
+    from ..integrations.platformio.offline import main as offline_main
+    return offline_main(args.rest) or 0
+
+
+COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify,
+            "setup-offline": cmd_setup_offline}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except TinyMLError as e:
+        print(f"tinyml: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: one line for the user, the traceback in a file
+        fd, path = tempfile.mkstemp(prefix="tinyml-crash-", suffix=".txt")
+        with open(fd, "w") as f:
+            traceback.print_exc(file=f)
+        print(f"tinyml: internal error ({type(e).__name__}: {e}); traceback saved to {path}. "
+              "Please report it.", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The orchestrator: load -> check IR -> select -> compile -> report.
+
+Front ends (CLI, PlatformIO extra-script, SCons tool) call
+:func:`compile_model`; verification is :mod:`platformio_tinyml.verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
+from .compilers.registry import discover
+from .device import DeviceProfile
+from .errors import CompileError, ModelError, TinyMLError
+from .ir import Graph
+
+
+def default_name(model_path: Path) -> str:
+    """A C identifier from a model file name: 'kws_ref_model.tflite' -> 'kws_ref_model'."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(model_path).stem).strip("_").lower() or "model"
+    return stem if stem[0].isalpha() else "m_" + stem
+
+
+def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph | None, str]:
+    """Load a model file into the IR; returns (graph or None, format name)."""
+    try:
+        from .model.loader import load_model, model_format
+    except ImportError:   # loader not present: TFLite only
+        from .model.tflite import load_tflite
+        if Path(model_path).suffix.lower() != ".tflite":
+            raise ModelError("unsupported model format", where=str(model_path),
+                             hint="Supported: .tflite") from None
+        return load_tflite(model_path), "tflite"
+    fmt = model_format(model_path)
+    return load_model(model_path, calibration=calibration), fmt
+
+
+@dataclass
+class CompileOutcome:
+    request: CompileRequest
+    result: CompileResult
+    support: dict[str, Support]
+    chosen_because: str
+    report_path: Path
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    p = Path(path)
+    files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
+                  backend: str = "auto", calibration: Path | None = None,
+                  backend_options: dict[str, str] | None = None) -> CompileOutcome:
+    model_path = Path(model_path)
+    if not model_path.exists():
+        raise ModelError("model file not found", where=str(model_path),
+                         hint="Check the path (relative paths are from the project directory)")
+    graph, fmt = load_any(model_path, calibration)
+    if graph is not None:
+        graph.validate()
+    options = CompileOptions(name=name or default_name(model_path),
+                             backend_options=dict(backend_options or {}), calibration=calibration)
+    request = CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
+                             options=options)
+    reg = discover()
+    if backend != "auto" and backend not in reg.compilers:
+        why = reg.problems.get(backend)
+        raise CompileError(f"backend '{backend}' is not available" + (f" ({why})" if why else ""),
+                           hint="Available: " + ", ".join(sorted(reg.compilers)) + " or auto")
+    candidates = [backend] if backend != "auto" else sorted(reg.compilers)
+    support = {n: reg.compilers[n].supports(request) for n in candidates}
+    ok = [n for n in candidates if support[n].ok]
+    if not ok:
+        lines = "; ".join(f"{n}: {' / '.join(support[n].reasons) or 'not supported'}" for n in candidates)
+        raise CompileError(f"no backend can compile this model for board '{device.board}' ({lines})",
+                           where=str(model_path))
+    ok.sort(key=lambda n: _rank(support[n]))
+    chosen = ok[0]
+    because = ("requested" if backend != "auto" else
+               f"fits flash and RAM with the lowest estimated cost among {len(ok)} supporting backend(s)")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    result = reg.compilers[chosen].compile(request, outdir)
+    report_path = outdir / "report.json"
+    report_path.write_text(json.dumps(_report(request, result, support, chosen, because), indent=2))
+    return CompileOutcome(request, result, support, because, report_path)
+
+
+def _rank(s: Support):
+    e = s.estimate
+    return ((e.latency_cycles or 0), e.flash_bytes, e.ram_bytes) if e else (0, 0, 0)
+
+
+def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support], chosen: str,
+            because: str) -> dict:
+    g = req.graph
+    return {
+        "tool": f"platformio-tinyml {__version__}",
+        "model": {"path": str(req.model_path), "format": req.model_format,
+                  "sha256": sha256_file(req.model_path),
+                  "ops": len(g.ops) if g else None},
+        "target": req.device.to_dict(),
+        "backend": res.backend,
+        "backend_version": res.backend_version,
+        "chosen_because": because,
+        "name": req.options.name,
+        "arena_bytes": res.arena_bytes,
+        "weight_bytes": res.weight_bytes,
+        "estimated_flash_bytes": res.estimate.flash_bytes,
+        "estimated_ram_bytes": res.estimate.ram_bytes,
+        "files": [{"path": f.path.name, "role": f.role.value} for f in res.files],
+        "build_flags": list(res.build_flags),
+        "lib_deps": list(res.lib_deps),
+        "details": res.details,
+        "candidates": {n: {"ok": s.ok, "reasons": list(s.reasons),
+                           "flash": s.estimate.flash_bytes if s.estimate else None,
+                           "ram": s.estimate.ram_bytes if s.estimate else None}
+                       for n, s in support.items()},
+    }
+
+
+__all__ = ["compile_model", "default_name", "load_any", "CompileOutcome", "TinyMLError"]
