@@ -1,0 +1,1 @@
+"""PlatformIO integration: offline core setup (offline.py) and, from other modules, the extra-script."""
