@@ -26,5 +26,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "[setup] pip: installing platformio-tinyml with its test and reference extras"
-.venv/bin/python -m pip install -q --pre -e ".[dev]"
+# tflite-micro publishes only pre-releases; the '>=0.dev0' bound in pyproject admits them.
+.venv/bin/python -m pip install -q -e ".[dev]"
 echo "[setup] done"

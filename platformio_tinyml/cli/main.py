@@ -113,7 +113,8 @@ def cmd_verify(args) -> int:
 
 def cmd_setup_offline(args) -> int:
     from ..integrations.platformio.offline import main as offline_main
-    return offline_main(args.rest) or 0
+    rest = [a for a in args.rest if a != "--"] if args.rest[:1] == ["--"] else args.rest
+    return offline_main(rest) or 0
 
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify,
@@ -121,6 +122,9 @@ COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["setup-offline"]:   # its own parser owns every option after the word
+        argv = ["setup-offline", "--", *argv[1:]]
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)

@@ -1,0 +1,1 @@
+"""Build-system front ends (PlatformIO, SCons) over one shared core (:mod:`.core`)."""

@@ -1,0 +1,159 @@
+"""What the PlatformIO extra-script and the SCons tool share.
+
+* :class:`ModelSpec` - one declared model and its options;
+* :func:`compile_cached` - content-addressed compile: re-runs the backend only
+  when the model bytes, options, device profile, backend or its version change;
+* :func:`summary_lines` - the build-log summary;
+* :func:`gate_firmware` - the post-link flash/RAM gate;
+* :func:`test_vector_header` - embeds a test input file as a C array.
+
+No SCons or PlatformIO imports here: front ends translate these results into
+their own actions and errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..compilers.registry import discover
+from ..device import DeviceProfile
+from ..errors import ModelError, TinyMLError
+from ..memory import analyze_elf, check_budget, GateResult
+from ..pipeline import compile_model, default_name, sha256_file
+
+KEY_FILE = ".tinyml-key"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: Path
+    name: str
+    backend: str = "auto"
+    calibration: Path | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def make(cls, path: str | Path, name: str | None = None, backend: str = "auto",
+             calibration: str | Path | None = None, options: dict[str, str] | None = None) -> "ModelSpec":
+        p = Path(path)
+        return cls(p, name or default_name(p), backend or "auto",
+                   Path(calibration) if calibration else None, tuple(sorted((options or {}).items())))
+
+
+@dataclass
+class CompiledModel:
+    spec: ModelSpec
+    outdir: Path
+    report: dict
+    cached: bool
+    sources: list[Path] = field(default_factory=list)
+
+    @property
+    def header(self) -> Path:
+        return self.outdir / f"{self.spec.name}.h"
+
+
+def cache_key(spec: ModelSpec, device: DeviceProfile) -> str:
+    """Hash of everything that changes the generated code."""
+    if not spec.path.exists():
+        raise ModelError("model file not found", where=str(spec.path),
+                         hint="Fix custom_tinyml_model (paths are relative to the project directory)")
+    reg = discover()
+    backends = {n: c.version for n, c in sorted(reg.compilers.items())}
+    h = hashlib.sha256()
+    for part in (__version__, sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
+                 sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
+                 device.cache_key(), json.dumps(backends, sort_keys=True)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path) -> CompiledModel:
+    """Compile ``spec`` for ``device`` into ``outdir`` unless an identical result is there."""
+    outdir = Path(outdir)
+    key = cache_key(spec, device)
+    key_file = outdir / KEY_FILE
+    report_file = outdir / "report.json"
+    if key_file.exists() and report_file.exists() and key_file.read_text().strip() == key:
+        report = json.loads(report_file.read_text())
+        files = [outdir / f["path"] for f in report["files"]]
+        if all(f.exists() for f in files):
+            return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
+    if key_file.exists():
+        key_file.unlink()
+    for old in outdir.glob("*") if outdir.exists() else ():
+        if old.is_file():
+            old.unlink()
+    outcome = compile_model(spec.path, device, outdir, name=spec.name, backend=spec.backend,
+                            calibration=spec.calibration, backend_options=dict(spec.options))
+    report = json.loads(outcome.report_path.read_text())
+    key_file.write_text(key + "\n")
+    sources = [f.path for f in outcome.result.files if f.path.suffix == ".c"]
+    return CompiledModel(spec, outdir, report, False, sources)
+
+
+def summary_lines(m: CompiledModel) -> list[str]:
+    r = m.report
+    state = "up to date" if m.cached else "compiled"
+    return [
+        f"TinyML: {m.spec.path.name} -> {r['name']}.h [{state}]",
+        f"TinyML:   backend {r['backend']} {r['backend_version']} ({r['chosen_because']})",
+        f"TinyML:   arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
+        f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B",
+    ]
+
+
+def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile, *, where: str,
+                  flash_max: int | None = None, ram_max: int | None = None) -> tuple[GateResult, list[str]]:
+    """Flash/RAM gate of a linked firmware; also returns the usage lines for the log."""
+    prefixes = [m.spec.name + "_" for m in models] + ["tml_"]
+    files = [s.name for m in models for s in m.sources]
+    usage = analyze_elf(elf, prefixes, files)
+    flash_max = device.flash_bytes if flash_max is None else flash_max
+    ram_max = device.ram_bytes if ram_max is None else ram_max
+    backend = ",".join(sorted({m.report["backend"] for m in models}))
+    res = check_budget(usage, flash_max, ram_max, where=where, board=device.board, backend=backend)
+    lines = [f"TinyML: firmware flash {usage.flash_bytes:,} B (model {usage.model_flash_bytes:,} B) of "
+             f"{flash_max:,} B; RAM {usage.ram_bytes:,} B (model {usage.model_ram_bytes:,} B) of {ram_max:,} B"]
+    return res, lines
+
+
+def load_test_vector(path: Path, nbytes: int, dtype: np.dtype) -> np.ndarray:
+    """A test input from a .npy array (cast to the model's input dtype) or raw bytes."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            arr = arr.astype(dtype, copy=False) if arr.dtype != dtype else arr
+        else:
+            arr = np.frombuffer(path.read_bytes(), dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise TinyMLError(f"cannot read test input ({e})", where=str(path),
+                          hint="Give a .npy array or a raw file of the model's input bytes") from None
+    if arr.nbytes != nbytes:
+        raise TinyMLError(f"test input has {arr.nbytes} bytes, the model input needs {nbytes}", where=str(path),
+                          hint="Check custom_tinyml_test_input")
+    return arr.reshape(-1)
+
+
+def test_vector_header(name: str, data: np.ndarray) -> str:
+    """C header defining ``<name>_test_input`` (in flash) from ``data``."""
+    from ..compilers.cgen.emit import c_literal
+    ctype = {"int8": "int8_t", "uint8": "uint8_t", "float32": "float", "int16": "int16_t"}[data.dtype.name]
+    return "\n".join([
+        f"/* {name}_test_input.h - test vector embedded by platformio-tinyml (custom_tinyml_test_input). */",
+        f"#ifndef {name.upper()}_TEST_INPUT_H", f"#define {name.upper()}_TEST_INPUT_H",
+        "#include <stdint.h>",
+        f"static const {ctype} {name}_test_input[{data.size}] = {c_literal(data, ctype)};",
+        "#endif", ""])
+
+
+__all__ = ["ModelSpec", "CompiledModel", "cache_key", "compile_cached", "summary_lines",
+           "gate_firmware", "load_test_vector", "test_vector_header", "TinyMLError"]

@@ -1,0 +1,133 @@
+"""The `tinyml` command line, run as a user would (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MLPERF, MLPERF_INT8
+
+KWS = MLPERF / MLPERF_INT8["kws"]
+
+
+def tinyml(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "platformio_tinyml.cli.main", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(rc, out, err, *needles):
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tinyml: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_inspect_reports_ops_weights_and_lower_bound():
+    rc, out, err = tinyml("inspect", KWS)
+    assert rc == 0, err
+    assert "CONV_2D              5" in out and "DEPTHWISE_CONV_2D    4" in out
+    assert "weight bytes: 24,368" in out
+    assert "lower bound (live tensors, this op order): 16,000 B" in out
+
+
+def test_compile_writes_sources_header_and_report(tmp_path):
+    rc, out, err = tinyml("compile", KWS, "--target", "nucleo_f446re", "--backend", "cgen",
+                          "-o", tmp_path, "--name", "kws")
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["backend"] == "cgen" and rep["target"]["core"] == "cortex-m4" and rep["target"]["dsp"]
+    assert rep["arena_bytes"] == 16000 and rep["weight_bytes"] == 24368
+    assert rep["estimated_ram_bytes"] >= rep["arena_bytes"]
+    assert rep["estimated_flash_bytes"] > rep["weight_bytes"]
+    header = (tmp_path / "kws.h").read_text()
+    assert "int kws_invoke(const void *input, void *output);" in header
+    assert "#define KWS_INPUT_SHAPE {1, 49, 10, 1}" in header
+    assert "#define KWS_INPUT_ZERO_POINT 83" in header and "#define KWS_OUTPUT_SIZE 12" in header
+    for f in rep["files"]:
+        assert (tmp_path / f["path"]).is_file()
+
+
+def test_compile_accepts_a_manifest_path(tmp_path):
+    manifest = MLPERF.parents[1] / "boards" / "ststm32" / "nucleo_f446re.json"
+    rc, out, err = tinyml("compile", MLPERF / MLPERF_INT8["ad"], "-t", manifest, "-o", tmp_path)
+    assert rc == 0, err
+    assert (tmp_path / "ad01_int8.h").exists()
+
+
+def test_verify_passes_with_a_parity_table():
+    rc, out, err = tinyml("verify", KWS, "--target", "nucleo_f446re", "--samples", "5")
+    assert rc == 0, out + err
+    assert "Identity" in out and "5/5" in out and "PASS" in out
+
+
+def test_verify_detects_a_mismatch(monkeypatch, tmp_path):
+    # The comparison must be able to fail: a reference whose output is off by one.
+    from platformio_tinyml.model.tflite import load_tflite
+    from platformio_tinyml.verify import parity
+    real = parity.reference_for
+
+    class OffByOne:
+        def __init__(self, path):
+            self.ref = real(path)
+
+        def run(self, xs):
+            return [(o.astype(np.int16) + 1).clip(-128, 127).astype(np.int8) for o in self.ref.run(xs)]
+
+    monkeypatch.setattr(parity, "reference_for", OffByOne)
+    rep = parity.check_parity(load_tflite(KWS), KWS, samples=3)
+    assert not rep.ok and "FAIL" in rep.table()
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "truncated", "hybrid"])
+def test_bad_model_files_give_one_clear_line(case, tmp_path):
+    if case == "missing":
+        path = tmp_path / "nope.tflite"
+        needle = "not found"
+    elif case == "garbage":
+        path = tmp_path / "model.tflite"
+        path.write_bytes(b"this is not a model at all")
+        needle = "not a TFLite flatbuffer"
+    elif case == "truncated":
+        path = tmp_path / "cut.tflite"
+        path.write_bytes(KWS.read_bytes()[:4000])
+        needle = "corrupt or truncated"
+    else:
+        path = MLPERF / "kws_ref_model_float32.tflite"
+        needle = "hybrid"
+    rc, out, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")
+    assert_one_line_error(rc, out, err, str(path.name), needle)
+
+
+def test_unknown_board_suggests_close_matches(tmp_path):
+    rc, out, err = tinyml("compile", KWS, "-t", "nucleo_f446ree", "-o", tmp_path)
+    assert_one_line_error(rc, out, err, "nucleo_f446ree", "nucleo_f446re")
+
+
+def test_model_too_big_for_board_says_by_how_much(tmp_path):
+    rc, out, err = tinyml("compile", MLPERF / MLPERF_INT8["vww"], "-t", "uno", "-o", tmp_path)
+    assert_one_line_error(rc, out, err, "uno", "RAM", "2,048 B", "flash")
+
+
+def test_unsupported_operator_names_op_index_and_supported_list(tmp_path):
+    import tensorflow as tf   # the keras extra, installed with the dev extra
+
+    w = tf.constant(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 8), tf.float32)])
+    def f(x):
+        return tf.math.sqrt(tf.math.abs(tf.matmul(x, w)))
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    path = tmp_path / "sqrt.tflite"
+    path.write_bytes(conv.convert())
+    rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")
+    assert_one_line_error(rc, o, err, "sqrt.tflite", "operator #", "not supported", "Supported operators:",
+                          "CONV_2D")
