@@ -19,7 +19,7 @@ class CgenCompiler:
     version = __version__
 
     def _generate(self, request: CompileRequest) -> Generated:
-        return generate(request.graph, request.options.name)
+        return generate(request.graph, request.options.name, request.device)
 
     def supports(self, request: CompileRequest) -> Support:
         if request.graph is None:

@@ -49,6 +49,7 @@ class Emitter:
     graph: Graph
     name: str
     plan: MemoryPlan | None = None
+    device: object = None          # DeviceProfile or None (host / unknown target)
     consts: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     runtime: set[str] = field(default_factory=set)
@@ -148,8 +149,12 @@ def scratch_needs(g: Graph) -> dict[int, int]:
     return out
 
 
-def generate(g: Graph, name: str) -> Generated:
-    """Lower every op of ``g`` and return the model's C sources and header."""
+def generate(g: Graph, name: str, device=None) -> Generated:
+    """Lower every op of ``g`` and return the model's C sources and header.
+
+    ``device`` (a DeviceProfile) lets lowerings pick target-specific layouts;
+    the code stays portable C99 whatever it is.
+    """
     check_c_identifier(name, str(g.source or g.name))
     table = _lowerings()
     where = str(g.source or g.name)
@@ -162,7 +167,7 @@ def generate(g: Graph, name: str) -> Generated:
         if err:
             raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
     plan = plan_memory(g, scratch_needs(g))
-    em = Emitter(graph=g, name=name, plan=plan)
+    em = Emitter(graph=g, name=name, plan=plan, device=device)
     for op in g.ops:
         table[(op.kind, _dtype_of(g, op))].lower(em, op)
     runtime = sorted(set(COMMON_RUNTIME) | em.runtime)
