@@ -81,9 +81,15 @@ def _capture_fd(fd: int):
 
 
 class OnnxReference:
-    """Runs an .onnx model on onnxruntime (CPU)."""
+    """Runs an .onnx model on onnxruntime (CPU).
 
-    def __init__(self, model_path: str | Path):
+    Inputs and outputs are in the IR's layout: rank-4 tensors the importer
+    converted from NCHW (``graph.meta['input_layouts']``) are transposed.
+    """
+
+    def __init__(self, model_path: str | Path, graph=None):
+        self.in_layouts = list((graph.meta.get("input_layouts") if graph is not None else None) or [])
+        self.out_layouts = list((graph.meta.get("output_layouts") if graph is not None else None) or [])
         try:
             import onnxruntime as ort
         except ImportError:
@@ -93,16 +99,24 @@ class OnnxReference:
         self.sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
         feed = {}
-        for d, x in zip(self.sess.get_inputs(), inputs):
-            feed[d.name] = x
-        return [np.asarray(o) for o in self.sess.run(None, feed)]
+        for k, (d, x) in enumerate(zip(self.sess.get_inputs(), inputs)):
+            feed[d.name] = nhwc_to_nchw(x) if _converted(self.in_layouts, k) else x
+        outs = self.sess.run(None, feed)
+        return [nchw_to_nhwc(np.asarray(o)) if _converted(self.out_layouts, k) else np.asarray(o)
+                for k, o in enumerate(outs)]
 
 
-def reference_for(model_path: str | Path):
+def _converted(layouts: list, k: int) -> bool:
+    from ..model.onnx.layout import CONVERTED
+    return k < len(layouts) and layouts[k] == CONVERTED
+
+
+def reference_for(model_path: str | Path, graph=None):
     suffix = Path(model_path).suffix.lower()
     if suffix == ".tflite":
         return TFLMReference(model_path)
     if suffix == ".onnx":
-        return OnnxReference(model_path)
+        return OnnxReference(model_path, graph)
     raise ReferenceUnavailable(f"no reference interpreter for '{suffix}' models", where=str(model_path))

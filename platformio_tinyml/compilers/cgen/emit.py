@@ -93,7 +93,12 @@ class Emitter:
         ctype = tensor.dtype.c_type
         q = "const " if const else ""
         if tensor.is_const:
-            sym = self.array(ctype, tensor.data, "c")
+            # An operand, read by kernels with plain loads: not TML_CONST, since on
+            # AVR that is PROGMEM, which plain loads cannot reach.
+            sym = self.fresh("k")
+            self.consts.append(f"static const {ctype} {sym}[{max(tensor.size, 1)}] TML_ALIGNED(4) = "
+                               f"{c_literal(tensor.data, ctype)};")
+            self.const_bytes += tensor.nbytes
             return f"(const {ctype} *){sym}"
         r = self.plan.root(t)
         off = self.plan.offsets[r]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ...ir import DType, Graph, Op, OpKind
+from ...ir import Activation, DType, Graph, Op, OpKind
 from .lowering import Lowering
-from .quant import activation_range_s8, f32, input_radius, quantize_multiplier
+from .quant import activation_range_s8, f32, input_radius, quantize_f32, quantize_multiplier, tfl_round
 
 S8 = DType.INT8
 
@@ -66,7 +68,7 @@ def _conv(em, op):
         in_offset=in_off, out_offset=y.quant.zp, act_min=lo, act_max=hi,
         depth_mult=a.depth_multiplier,
         filter=em.array("int8_t", w.data, "w"),
-        bias=em.array("int32_t", bias.astype(np.int32), "b"),
+        bias="0",   # the kernels start from bias_fold and correct padded taps
         bias_fold=em.array("int32_t", (bias + in_off * row_sums).astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
         shift=em.array("int8_t", shifts, "s"),
@@ -74,7 +76,7 @@ def _conv(em, op):
     p = em.params("tml_conv_s8_t", fields)
     fn = "tml_dwconv_s8" if is_dw else "tml_conv_s8"
     em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})",
-            f"{fn}.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+            f"{fn}.c", "tml_dot_s8.h")
 
 
 def _fc(em, op):
@@ -98,7 +100,7 @@ def _fc(em, op):
         fields.update(mults="0", shifts="0")
     p = em.params("tml_fc_s8_t", fields)
     em.call(op, f"tml_fc_s8({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})",
-            "tml_fc_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+            "tml_fc_s8.c", "tml_dot_s8.h")
 
 
 def _check_same_quant(g: Graph, op: Op):
@@ -197,3 +199,207 @@ LOWERINGS = {
     (OpKind.MUL, S8): Lowering(_binary, _check_binary),
     (OpKind.SOFTMAX, S8): Lowering(_softmax, _check_softmax),
 }
+
+
+# ---- data movement, reductions, activations, (re)quantization ----------------
+# Shared with lower_f32 where the kernel does not depend on the element type.
+
+def _dims4(shape) -> list[int]:
+    return [1] * (4 - len(shape)) + [int(d) for d in shape]
+
+
+def operand_ptr(em, t: int) -> str:
+    """A tensor operand read with plain loads (constants land in RAM on AVR)."""
+    return em.ptr(t, const=True)
+
+
+def check_pad(g: Graph, op: Op):
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if len(x.shape) > 4:
+        return f"rank {len(x.shape)} > 4"
+    if y.dtype is not x.dtype:
+        return "input and output types differ"
+    if any(a < 0 or b < 0 for a, b in op.attrs.paddings):
+        return "negative paddings"
+    return None
+
+
+def lower_pad(em, op):
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    pads = [(0, 0)] * (4 - len(x.shape)) + [tuple(p) for p in op.attrs.paddings]
+    if y.dtype is S8:
+        value = [int(np.int8(y.quant.zp).view(np.uint8))]   # TFLM: the output zero point
+    else:
+        value = list(np.array([op.attrs.value], np.float32).view(np.uint8))
+    p = em.params("tml_pad_t", dict(in_dims=_dims4(x.shape), out_dims=_dims4(y.shape),
+                                    before=[int(a) for a, _ in pads], elem_size=y.dtype.itemsize,
+                                    value=[int(v) for v in value] + [0] * (4 - len(value))))
+    em.call(op, f"tml_pad({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_pad_s8.c")
+
+
+def check_concat(g: Graph, op: Op):
+    y = g.tensors[op.outputs[0]]
+    ins = [g.tensors[i] for i in op.inputs]
+    if any(t.dtype is not y.dtype for t in ins):
+        return "all operands must have the same type"
+    if op.attrs.activation is not Activation.NONE:
+        return f"fused activation {op.attrs.activation.value}"
+    if y.dtype is S8:
+        q = (y.quant.s, y.quant.zp)
+        for k, t in enumerate(ins):
+            if t.quant is None or (t.quant.s, t.quant.zp) != q:
+                return (f"input {k} quantization (scale {t.quant.s if t.quant else None}, zero point "
+                        f"{t.quant.zp if t.quant else None}) differs from the output's "
+                        f"(scale {q[0]}, zero point {q[1]}); TFLite Micro needs equal int8 quantization")
+    return None
+
+
+def lower_concat(em, op):
+    g = em.graph
+    y = g.tensors[op.outputs[0]]
+    axis = op.attrs.axis
+    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+    chunks = [int(np.prod(g.tensors[i].shape[axis:], dtype=np.int64)) * y.dtype.itemsize for i in op.inputs]
+    p = em.params("tml_concat_t", dict(outer=outer, n_inputs=len(chunks),
+                                       chunk=em.array("int32_t", np.array(chunks, np.int32), "cc")))
+    ins = ", ".join(f"(const void *){operand_ptr(em, i)}" for i in op.inputs)
+    em.call(op, f"tml_concat({p}, (const void *const[]){{{ins}}}, {em.ptr(op.outputs[0])})",
+            "tml_concat_s8.c")
+
+
+def mean_layout(g: Graph, op: Op) -> tuple[int, int, int] | None:
+    """(outer, count, inner) when the reduced axes are contiguous, else None."""
+    shape = g.tensors[op.inputs[0]].shape
+    axes = sorted(set(op.attrs.axes))
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
+        return None
+    outer = int(np.prod(shape[:axes[0]], dtype=np.int64))
+    count = int(np.prod(shape[axes[0]:axes[-1] + 1], dtype=np.int64))
+    inner = int(np.prod(shape[axes[-1] + 1:], dtype=np.int64))
+    return outer, count, inner
+
+
+def check_mean(g: Graph, op: Op):
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if y.dtype is not x.dtype:
+        return "input and output types differ"
+    if mean_layout(g, op) is None:
+        return f"reduction axes {op.attrs.axes} are not contiguous"
+    if mean_layout(g, op)[1] == 0:
+        return "empty reduction"
+    return None
+
+
+def _mean(em, op):
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    outer, count, inner = mean_layout(g, op)
+    # TFLM's EvalIntegerMean always takes QuantizedMeanOrSum (also for equal
+    # input/output quantization): fold 1/count into the multiplier.
+    mult, shift = quantize_multiplier(f32(x.quant.s) / f32(y.quant.s))
+    if mult:
+        sh = min(count.bit_length() - 1, 32, 31 + shift)
+        mult = int((mult << sh) // count)    # both positive: C's truncating division
+        shift -= sh
+    p = em.params("tml_mean_s8_t", dict(outer=outer, count=count, inner=inner, in_zp=x.quant.zp,
+                                        out_zp=y.quant.zp, shift=shift, mult=mult))
+    em.call(op, f"tml_mean_s8({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})",
+            "tml_mean_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+
+
+def _check_unary(g: Graph, op: Op):
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if x.dtype is not S8 or y.dtype is not S8:
+        return "int8 input needs an int8 output"
+    if x.quant is None or y.quant is None or x.quant.per_channel or y.quant.per_channel:
+        return "needs per-tensor quantization on input and output"
+    if op.kind is OpKind.LOGISTIC and y.quant.zp != -128:
+        return "int8 LOGISTIC output must have zero point -128"
+    if op.kind is OpKind.RELU6:
+        six = quantize_f32(6.0, x.quant.s, x.quant.zp)
+        if not -128 <= six <= 127:
+            return "6.0 is outside the input's int8 range"
+    return None
+
+
+def _unary_fields(x, y) -> dict:
+    return dict(size=x.size, in_zp=x.quant.zp, out_zp=y.quant.zp, act_min=-128, act_max=127,
+                shift=0, mult=0, radius=0)
+
+
+def _relu(em, op):
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    f = _unary_fields(x, y)
+    if op.kind is OpKind.RELU:
+        # TFLM CalculateReluOpData: requantize, then clamp at the quantized 0.
+        f["mult"], f["shift"] = quantize_multiplier(f32(x.quant.s) / f32(y.quant.s))
+        f["act_min"] = max(-128, y.quant.zp + int(quantize_f32(0.0, y.quant.s, 0)))
+        fn = "tml_relu_s8"
+    elif op.kind is OpKind.RELU6:
+        # TFLM Relu6: a clamp to [zero_point, q(6.0)] in the input's quantization.
+        f["act_min"] = x.quant.zp
+        f["act_max"] = quantize_f32(6.0, x.quant.s, x.quant.zp)
+        fn = "tml_relu6_s8"
+    else:   # QUANTIZE int8 -> int8
+        f["mult"], f["shift"] = quantize_multiplier(f32(x.quant.s) / f32(y.quant.s))
+        fn = "tml_requantize_s8"
+    p = em.params("tml_unary_s8_t", f)
+    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})",
+            "tml_act_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+
+
+def _q4_multiplier(scale: float) -> tuple[int, int, int]:
+    """LOGISTIC/TANH Prepare: input scale * 2^27 as (multiplier, shift, radius).
+
+    TFLM rounds q * 2^31 without the usual renormalisation of a result of
+    exactly 2^31 (which the int32 cast then wraps to INT32_MIN on common hosts).
+    """
+    real = f32(scale) * float(1 << (31 - 4))
+    q, shift = math.frexp(real)
+    m = int(tfl_round(q * (1 << 31)))
+    if m >= 1 << 31:
+        m -= 1 << 32
+    return m, shift, input_radius(4, shift)
+
+
+def _sigmoid_like(em, op):
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    f = _unary_fields(x, y)
+    f["mult"], f["shift"], f["radius"] = _q4_multiplier(x.quant.s)
+    fn = "tml_logistic_s8" if op.kind is OpKind.LOGISTIC else "tml_tanh_s8"
+    p = em.params("tml_unary_s8_t", f)
+    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})",
+            "tml_act_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+
+
+def _check_dequantize(g: Graph, op: Op):
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if y.dtype is not DType.FLOAT32:
+        return f"DEQUANTIZE int8 -> {y.dtype.np_name}"
+    if x.quant is None or x.quant.per_channel:
+        return "needs per-tensor input quantization"
+    return None
+
+
+def _dequantize(em, op):
+    g = em.graph
+    x = g.tensors[op.inputs[0]]
+    p = em.params("tml_quant_t", dict(size=x.size, zp=x.quant.zp, scale=f32(x.quant.s)))
+    em.call(op, f"tml_dequantize_s8_f32({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})",
+            "tml_quant_f32.c")
+
+
+LOWERINGS.update({
+    (OpKind.PAD, S8): Lowering(lower_pad, check_pad),
+    (OpKind.CONCATENATION, S8): Lowering(lower_concat, check_concat),
+    (OpKind.MEAN, S8): Lowering(_mean, check_mean),
+    (OpKind.RELU, S8): Lowering(_relu, _check_unary),
+    (OpKind.RELU6, S8): Lowering(_relu, _check_unary),
+    (OpKind.QUANTIZE, S8): Lowering(_relu, _check_unary),
+    (OpKind.LOGISTIC, S8): Lowering(_sigmoid_like, _check_unary),
+    (OpKind.TANH, S8): Lowering(_sigmoid_like, _check_unary),
+    (OpKind.DEQUANTIZE, S8): Lowering(_dequantize, _check_dequantize),
+})

@@ -1,7 +1,56 @@
 /* tml_fc_s8.c - int8 FULLY_CONNECTED (symmetric weights), TFLite semantics.
- * The input offset term is folded into bias_fold at compile time. */
+ * The input offset term is folded into bias_fold at compile time. Four
+ * output rows per pass over the input, so every input word is loaded (and,
+ * with the Arm DSP extension, sign-extended) once for four rows. */
 #include "tml_kernels.h"
-#include "tml_fixedpoint.h"
+#include "tml_dot_s8.h"
+
+static void rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
+{
+    const int8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    int32_t i = 0;
+#if TML_HAVE_DSP
+    for (; i + 4 <= n; i += 4) {
+        const int32_t xv = tml_ld4(x + i);
+        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8((xv));
+        int32_t u = tml_ld4(w0 + i);
+        a0 = __smlad(xe, __sxtb16(u), a0);
+        a0 = __smlad(xo, tml_sxtb16_ror8((u)), a0);
+        u = tml_ld4(w1 + i);
+        a1 = __smlad(xe, __sxtb16(u), a1);
+        a1 = __smlad(xo, tml_sxtb16_ror8((u)), a1);
+        u = tml_ld4(w2 + i);
+        a2 = __smlad(xe, __sxtb16(u), a2);
+        a2 = __smlad(xo, tml_sxtb16_ror8((u)), a2);
+        u = tml_ld4(w3 + i);
+        a3 = __smlad(xe, __sxtb16(u), a3);
+        a3 = __smlad(xo, tml_sxtb16_ror8((u)), a3);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xi = x[i];
+        a0 += xi * TML_RD8(w0 + i);
+        a1 += xi * TML_RD8(w1 + i);
+        a2 += xi * TML_RD8(w2 + i);
+        a3 += xi * TML_RD8(w3 + i);
+    }
+    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+
+static int32_t row1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)
+{
+    int32_t i = 0;
+#if TML_HAVE_DSP
+    for (; i + 4 <= n; i += 4) {
+        const int32_t xv = tml_ld4(x + i), u = tml_ld4(w + i);
+        acc = __smlad(__sxtb16(xv), __sxtb16(u), acc);
+        acc = __smlad(tml_sxtb16_ror8((xv)), tml_sxtb16_ror8((u)), acc);
+    }
+#endif
+    for (; i < n; ++i) acc += (int32_t)x[i] * TML_RD8(w + i);
+    return acc;
+}
 
 void tml_fc_s8(const tml_fc_s8_t *src, const int8_t *in, int8_t *out)
 {
@@ -9,28 +58,22 @@ void tml_fc_s8(const tml_fc_s8_t *src, const int8_t *in, int8_t *out)
     const int32_t n_in = P->in_features, n_out = P->out_features;
     for (int32_t b = 0; b < P->batches; ++b) {
         const int8_t *x = in + b * n_in;
-        for (int32_t o = 0; o < n_out; ++o) {
-            const int8_t *w = P->weights + o * n_in;
-            int32_t acc = TML_RD32(P->bias_fold + o);
-            int32_t i = 0;
-#if TML_HAVE_DSP
-            for (; i + 4 <= n_in; i += 4) {
-                int32_t xw, ww;
-                memcpy(&xw, x + i, 4);
-                memcpy(&ww, w + i, 4);
-                acc = __smlad(__sxtb16(xw), __sxtb16(ww), acc);
-                acc = __smlad(__sxtb16(__ror(xw, 8)), __sxtb16(__ror(ww, 8)), acc);
-            }
-#endif
-            for (; i < n_in; ++i) acc += (int32_t)x[i] * TML_RD8(w + i);
-            if (P->per_channel)
-                acc = tml_requant(acc, TML_RD32(P->mults + o), TML_RD8(P->shifts + o));
+        int8_t *y = out + b * n_out;
+        int32_t o = 0;
+        while (o < n_out) {
+            int32_t a[4];
+            const int32_t k = n_out - o >= 4 ? 4 : 1;
+            for (int32_t j = 0; j < k; ++j) a[j] = TML_RD32(P->bias_fold + o + j);
+            if (k == 4)
+                rows4(x, P->weights + o * n_in, n_in, a);
             else
-                acc = tml_requant(acc, P->mult, P->shift);
-            acc += P->out_offset;
-            if (acc < P->act_min) acc = P->act_min;
-            if (acc > P->act_max) acc = P->act_max;
-            out[b * n_out + o] = (int8_t)acc;
+                a[0] = row1(x, P->weights + o * n_in, n_in, a[0]);
+            for (int32_t j = 0; j < k; ++j) {
+                const int32_t m = P->per_channel ? TML_RD32(P->mults + o + j) : P->mult;
+                const int s = P->per_channel ? TML_RD8(P->shifts + o + j) : P->shift;
+                y[o + j] = tml_out_s8(a[j], m, s, P->out_offset, P->act_min, P->act_max);
+            }
+            o += k;
         }
     }
 }

@@ -81,4 +81,146 @@ typedef struct {
 
 void tml_softmax_s8(const tml_softmax_s8_t *p, const int8_t *in, int8_t *out);
 
+/* ---- data movement (any element type) ------------------------------------ */
+
+/* PAD of a tensor of rank <= 4 (extended to 4-D at the front): output element
+ * (i0..i3) is in[i - before] when inside the input, else the pad element
+ * 'value' (elem_size bytes: the int8 zero point or a float). */
+typedef struct {
+    uint32_t in_dims[4], out_dims[4], before[4];
+    uint8_t elem_size;          /* 1 or 4 */
+    uint8_t value[4];           /* one element, native byte order */
+} tml_pad_t;
+
+void tml_pad(const tml_pad_t *p, const void *in, void *out);
+
+/* CONCATENATION: each of 'outer' output rows is the inputs' rows back to back;
+ * input k contributes chunk[k] bytes per row. No requantization. */
+typedef struct {
+    uint32_t outer;
+    uint16_t n_inputs;
+    const int32_t *chunk;       /* bytes per row, per input */
+} tml_concat_t;
+
+void tml_concat(const tml_concat_t *p, const void *const *ins, void *out);
+
+/* ---- int8: reductions, activations, (re)quantization --------------------- */
+
+/* MEAN over a contiguous block of axes: the input is [outer][count][inner],
+ * the output [outer][inner]: requant(sum - in_zp * count) + out_zp with
+ * 1/count folded into mult/shift (TFLite Micro's QuantizedMeanOrSum, which it
+ * uses whether or not the input and output quantization are equal). */
+typedef struct {
+    uint32_t outer, count, inner;
+    int16_t in_zp, out_zp;
+    int8_t shift;
+    int32_t mult;
+} tml_mean_s8_t;
+
+void tml_mean_s8(const tml_mean_s8_t *p, const int8_t *in, int8_t *out);
+
+/* Element-wise int8 activations over 'size' elements (in place is fine).
+ * RELU / QUANTIZE(int8->int8): clamp(requant(x - in_zp, mult, shift) + out_zp).
+ * RELU6: clamp(x, act_min, act_max) in the input's quantization (as TFLM).
+ * LOGISTIC / TANH: TFLite's Q4 fixed-point; |x - in_zp| >= radius saturates. */
+typedef struct {
+    uint32_t size;
+    int16_t in_zp, out_zp;
+    int8_t act_min, act_max;
+    int8_t shift;
+    int32_t mult;
+    int32_t radius;
+} tml_unary_s8_t;
+
+void tml_relu_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+void tml_relu6_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+void tml_requantize_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+void tml_logistic_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+void tml_tanh_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+
+/* QUANTIZE float32 -> int8: clamp(round(x / scale) + zp), the division in
+ * float, round half away from zero. DEQUANTIZE int8 -> float32:
+ * scale * (q - zp). */
+typedef struct {
+    uint32_t size;
+    int16_t zp;
+    float scale;
+} tml_quant_t;
+
+void tml_quantize_f32_s8(const tml_quant_t *p, const float *in, int8_t *out);
+void tml_dequantize_s8_f32(const tml_quant_t *p, const int8_t *in, float *out);
+
+/* ---- float32 --------------------------------------------------------------- */
+/* Same loop orders as TFLite's reference kernels; constants read with
+ * TML_RDF. act_min/act_max are the fused activation's clamp bounds
+ * (+-FLT_MAX when there is none, as TFLite). */
+
+typedef struct {
+    uint16_t in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+    uint8_t stride_h, stride_w, dil_h, dil_w;
+    int16_t pad_t, pad_l;
+    uint16_t depth_mult;        /* depthwise only */
+    float act_min, act_max;
+    const float *filter;        /* OHWI, or [1,H,W,C*M] for depthwise */
+    const float *bias;          /* per output channel */
+} tml_conv_f32_t;
+
+void tml_conv_f32(const tml_conv_f32_t *p, const float *in, float *out);
+void tml_dwconv_f32(const tml_conv_f32_t *p, const float *in, float *out);
+
+typedef struct {
+    uint32_t batches;
+    uint16_t in_features, out_features;
+    float act_min, act_max;
+    const float *weights;       /* [out, in] */
+    const float *bias;
+} tml_fc_f32_t;
+
+void tml_fc_f32(const tml_fc_f32_t *p, const float *in, float *out);
+
+typedef struct {
+    uint16_t in_h, in_w, c, out_h, out_w, k_h, k_w;
+    uint8_t stride_h, stride_w;
+    int16_t pad_t, pad_l;
+    float act_min, act_max;
+} tml_pool_f32_t;
+
+void tml_avgpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
+void tml_maxpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
+
+/* MEAN over a contiguous block of axes: [outer][count][inner] -> [outer][inner]. */
+typedef struct {
+    uint32_t outer, count, inner;
+} tml_mean_f32_t;
+
+void tml_mean_f32(const tml_mean_f32_t *p, const float *in, float *out);
+
+/* ADD / MUL with 4-D broadcasting (element strides, 0 = broadcast). */
+typedef struct {
+    uint32_t dims[4];
+    uint32_t s1[4], s2[4];
+    float act_min, act_max;
+} tml_binary_f32_t;
+
+void tml_add_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_mul_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+
+/* Element-wise: clamp to [lo, hi] (RELU, RELU6), LOGISTIC, TANH (in place is fine). */
+typedef struct {
+    uint32_t size;
+    float lo, hi;
+} tml_unary_f32_t;
+
+void tml_clamp_f32(const tml_unary_f32_t *p, const float *in, float *out);
+void tml_logistic_f32(const tml_unary_f32_t *p, const float *in, float *out);
+void tml_tanh_f32(const tml_unary_f32_t *p, const float *in, float *out);
+
+typedef struct {
+    uint32_t outer;
+    uint16_t depth;
+    float beta;
+} tml_softmax_f32_t;
+
+void tml_softmax_f32(const tml_softmax_f32_t *p, const float *in, float *out);
+
 #endif /* TML_KERNELS_H */

@@ -1,0 +1,113 @@
+"""Convert a Keras model or SavedModel to ``.tflite`` with ``tf.lite.TFLiteConverter``.
+
+Without calibration data the export is float32. With a calibration ``.npy``
+(representative inputs, shape ``[n, *input_shape]`` or ``[n, 1, *input_shape]``)
+it is full-integer int8 post-training quantization with int8 input and output,
+the form the int8 kernels run bit-exactly to TFLite Micro. The ``.tflite`` is
+written to a cache directory (``.tinyml_cache`` next to the model, keyed by a
+hash of the model and calibration files) and loaded with the TFLite importer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import Graph
+
+_HINT = "Install the Keras extra: pip install 'platformio-tinyml[keras]'"
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ModelError("TensorFlow is needed to convert Keras/SavedModel models but is not installed",
+                         hint=_HINT) from None
+    return tf
+
+
+def _digest(path: Path, calibration: Path | None) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files + ([calibration] if calibration else []):
+        h.update(str(f.relative_to(path) if path.is_dir() and f != calibration else f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _calibration(path: Path, input_shape: tuple) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ModelError(f"cannot read calibration data ({type(e).__name__}: {e})", where=str(path),
+                         hint="Save representative inputs with numpy.save(path, array)") from None
+    want = tuple(d for d in input_shape[1:])
+    if tuple(data.shape[1:]) == want:
+        data = data[:, None]
+    if data.ndim < 1 or tuple(data.shape[2:]) != want:
+        raise ModelError(f"calibration data has shape {list(data.shape)}; expected [n, {', '.join(map(str, want))}]",
+                         where=str(path), hint="One representative input per row")
+    return data.astype(np.float32)
+
+
+def convert_keras(path: str | Path, calibration: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> Path:
+    """Convert ``path`` and return the cached ``.tflite`` path (int8 with ``calibration``)."""
+    path = Path(path)
+    calib = Path(calibration) if calibration is not None else None
+    if not path.exists():
+        raise ModelError("model file not found", where=str(path))
+    if calib is not None and not calib.is_file():
+        raise ModelError("calibration file not found", where=str(calib))
+    cache = Path(cache_dir) if cache_dir else path.parent / ".tinyml_cache"
+    out = cache / f"{path.stem}-{'int8' if calib else 'f32'}-{_digest(path, calib)}.tflite"
+    if out.is_file():
+        return out
+    tf = _tf()
+    try:
+        if path.is_dir():
+            conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
+            model = None
+        else:
+            model = tf.keras.models.load_model(str(path), compile=False)
+            conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    except Exception as e:
+        raise ModelError(f"cannot load the Keras model ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                         where=str(path), hint="Save it with model.save('model.keras')") from None
+    if calib is not None:
+        shape = tuple(model.inputs[0].shape) if model is not None else None
+        if shape is None:
+            spec = conv._funcs[0].structured_input_signature[1] if hasattr(conv, "_funcs") else {}
+            shape = tuple(next(iter(spec.values())).shape) if spec else (None,)
+        data = _calibration(calib, shape)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([x] for x in data)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    try:
+        flat = conv.convert()
+    except Exception as e:
+        raise ModelError(f"TFLite conversion failed ({type(e).__name__}: {str(e).splitlines()[0][:300]})",
+                         where=str(path), hint="Use only TFLite builtin operators") from None
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(flat)
+    tmp.replace(out)
+    return out
+
+
+def load_keras(path: str | Path, calibration: str | Path | None = None) -> Graph:
+    """Convert (cached) and import ``path``; the graph records the ``.tflite`` it came from."""
+    from ..tflite import load_tflite
+    tfl = convert_keras(path, calibration)
+    g = load_tflite(tfl)
+    g.meta.update(converted_from=str(path), tflite_path=str(tfl),
+                  quantized="int8" if calibration is not None else "float32")
+    return g

@@ -1,0 +1,1194 @@
+"""Read an ``.onnx`` model into the IR with the ``onnx`` package.
+
+The file is parsed with ``onnx.load``, checked with ``onnx.checker`` and
+shape-inferred; nodes whose inputs are all constant (``Constant``, ``Shape``
+of a static tensor, the ``Shape -> Gather -> Concat -> Reshape`` chains of
+PyTorch exports, ``DequantizeLinear`` of weights, ...) are folded with numpy.
+The remaining nodes become IR ops in the file's (topological) order.
+
+Layout: see :mod:`.layout` (NCHW is converted to NHWC at import; the C API
+is NHWC and ``graph.meta['input_layout']`` says so). Quantization: see
+:mod:`.qdq`. Every unsupported construct raises :class:`UnsupportedOpError`
+or :class:`ModelError` naming the model file, the node's index, op type and
+name, and listing the supported ONNX operators.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ModelError, UnsupportedOpError
+from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor
+from ...ir import attrs as A
+from . import layout as L
+from . import qdq
+from .layout import Layout
+from .qdq import QConst
+
+SUPPORTED_ONNX_OPS: tuple[str, ...] = (
+    "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "DequantizeLinear", "Div", "Dropout",
+    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
+    "Pad", "QGemm", "QLinearAdd", "QLinearConv", "QLinearGlobalAveragePool", "QLinearMatMul",
+    "QLinearMul", "QLinearSigmoid", "QLinearSoftmax", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax",
+    "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+)
+
+_FUSABLE = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL)
+
+
+@dataclass
+class Val:
+    """An activation: IR tensor ``idx`` holding ONNX tensor of ``shape`` in ``layout``."""
+    idx: int
+    layout: Layout
+    shape: tuple[int, ...]
+    chw: tuple[int, int, int] | None = None   # FLAT_NHWC only
+
+
+@dataclass
+class DQ:
+    """``DequantizeLinear`` of an int8 activation: float on demand (DEQUANTIZE), int8 for int8 ops."""
+    src: Val
+    as_float: Val | None = None
+
+
+@dataclass
+class OutQ:
+    """Output quantization of an op computed in int8, and the QuantizeLinear nodes it absorbs."""
+    quant: Quant
+    qnodes: list[int]
+
+
+class _Fail(Exception):
+    def __init__(self, detail: str):
+        self.detail = detail
+
+
+def load_onnx(path: str | Path) -> Graph:
+    """Parse ``path`` and return it as a validated, NHWC :class:`Graph`."""
+    import onnx
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file ({e.strerror})", where=str(path),
+                         hint="Check the path in custom_tinyml_model / the command line") from None
+    try:
+        model = onnx.load_from_string(buf)
+    except Exception as e:
+        raise ModelError(f"corrupt or truncated ONNX file ({type(e).__name__})", where=str(path),
+                         hint="Re-export the model") from None
+    if not model.graph.node:
+        raise ModelError("not an ONNX model (no graph nodes; corrupt or truncated file?)",
+                         where=str(path), hint="Re-export the model")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ModelError(f"invalid ONNX model ({str(e).strip().splitlines()[0][:300]})", where=str(path),
+                         hint="Re-export the model; onnx.checker.check_model shows the details") from None
+    try:
+        model = _infer_shapes(model)
+    except Exception as e:
+        raise ModelError(f"ONNX shape inference failed ({str(e).strip().splitlines()[0][:300]})",
+                         where=str(path), hint="Export the model with fixed input shapes") from None
+    return _Converter(path, model).run()
+
+
+def _infer_shapes(model):
+    """onnx shape inference, plus the output shapes of the com.microsoft QLinear ops it skips
+    (added as value_info, then inference runs again until nothing new is learnt)."""
+    import onnx
+    from onnx import helper
+    for _ in range(len(model.graph.node) + 1):
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        known = {}
+        for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+            tt = vi.type.tensor_type
+            if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
+                known[vi.name] = ([d.dim_value for d in tt.shape.dim], tt.elem_type)
+        for t in model.graph.initializer:
+            known[t.name] = (list(t.dims), t.data_type)
+        added = False
+        for n in model.graph.node:
+            if n.domain != "com.microsoft" or not n.output or n.output[0] in known or n.input[0] not in known:
+                continue
+            shape, et = known[n.input[0]]
+            if n.op_type in ("QLinearAdd", "QLinearMul") and n.input[3] in known:
+                shape = list(np.broadcast_shapes(tuple(shape), tuple(known[n.input[3]][0])))
+            elif n.op_type == "QLinearGlobalAveragePool":
+                shape = shape[:2] + [1] * (len(shape) - 2)
+            elif n.op_type == "QGemm" and n.input[3] in known:
+                a = _attrs(n)
+                shape = [shape[0], known[n.input[3]][0][0 if a.get("transB", 0) else 1]]
+                if len(n.input) <= 7 or not n.input[7]:
+                    et = onnx.TensorProto.FLOAT
+            elif n.op_type not in ("QLinearSoftmax", "QLinearSigmoid", "QLinearLeakyRelu"):
+                continue
+            model.graph.value_info.append(helper.make_tensor_value_info(n.output[0], et, shape))
+            added = True
+        if not added:
+            return model
+    return model
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:/\-]", "_", text)[:60]
+
+
+class _Converter:
+    def __init__(self, path: Path, model):
+        from onnx import numpy_helper
+        self.nh = numpy_helper
+        self.path = path
+        self.model = model
+        self.g = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.tensors: list[Tensor] = []
+        self.ops: list[Op] = []
+        self.op_node: dict[int, int] = {}          # id(op) -> ONNX node index
+        self.consts: dict[str, np.ndarray | QConst] = {
+            t.name: numpy_helper.to_array(t) for t in self.g.initializer}
+        self.vals: dict[str, Val | DQ] = {}
+        self.shapes: dict[str, tuple] = {}
+        for vi in list(self.g.input) + list(self.g.value_info) + list(self.g.output):
+            tt = vi.type.tensor_type
+            if tt.HasField("shape"):
+                self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else -1
+                                             for d in tt.shape.dim)
+        self.consumers: dict[str, list[int]] = {}
+        for i, n in enumerate(self.g.node):
+            for name in n.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(i)
+        self.graph_outputs = {o.name for o in self.g.output}
+        self.skip: set[int] = set()
+        self.i = -1
+        self.node = None
+        self.meta: dict = {}
+
+    # ---- errors ------------------------------------------------------------------------------
+
+    def _error(self, detail: str, i: int | None = None) -> UnsupportedOpError:
+        i = self.i if i is None else i
+        node = self.g.node[i]
+        label = f"{node.op_type} '{node.name}'" if node.name else node.op_type
+        return UnsupportedOpError(str(self.path), i, label, detail, SUPPORTED_ONNX_OPS)
+
+    # ---- driver --------------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        in_layouts = self._inputs()
+        for i, node in enumerate(self.g.node):
+            if i in self.skip:
+                continue
+            self.i, self.node = i, node
+            try:
+                self._convert(node)
+            except _Fail as f:
+                raise self._error(f.detail) from None
+            except (ModelError, UnsupportedOpError):
+                raise
+            except Exception as e:   # a malformed node: still one line naming it
+                raise self._error(f"cannot convert ({type(e).__name__}: {e})") from None
+        outputs, out_layouts = self._outputs()
+        self._fuse_activations()
+        g = Graph(name=_clean(self.g.name or self.path.stem) or self.path.stem, tensors=self.tensors,
+                  ops=self.ops, inputs=[v.idx for v in in_layouts], outputs=outputs,
+                  source=self.path, source_format="onnx")
+        ins = [L.CONVERTED if v.layout is Layout.NHWC else L.SAME for v in in_layouts]
+        g.meta.update(input_layouts=ins, output_layouts=out_layouts,
+                      input_layout=L.CONVERTED if L.CONVERTED in ins else L.SAME,
+                      output_layout=L.CONVERTED if L.CONVERTED in out_layouts else L.SAME,
+                      onnx_opset=self.opset)
+        g.renumber()
+        g.validate()
+        return g
+
+    def _inputs(self) -> list[Val]:
+        vals = []
+        for vi in self.g.input:
+            if vi.name in self.consts:
+                continue   # an initializer listed as input (IR version < 4)
+            tt = vi.type.tensor_type
+            shape = self.shapes.get(vi.name)
+            if shape is None:
+                raise ModelError(f"graph input '{vi.name}' has no shape", where=str(self.path),
+                                 hint="Export the model with fixed input shapes")
+            dims = list(shape)
+            if dims and dims[0] < 0:
+                dims[0] = 1   # a symbolic batch dimension: generated code runs one sample
+            if any(d <= 0 for d in dims):
+                raise ModelError(f"graph input '{vi.name}' has a dynamic shape "
+                                 f"{[d.dim_param or d.dim_value for d in tt.shape.dim]}", where=str(self.path),
+                                 hint="Export with fixed input shapes, or fix them with "
+                                      "'python -m onnxruntime.tools.make_dynamic_shape_fixed'")
+            dims = tuple(dims)
+            self.shapes[vi.name] = dims
+            dtype = self._dtype(tt.elem_type, f"graph input '{vi.name}'")
+            lay = Layout.SAME
+            if len(dims) == 4 and not self._nhwc_input(vi.name):
+                lay = Layout.NHWC
+            idx = self._tensor(vi.name, L.ir_shape(dims, lay), dtype)
+            v = Val(idx, lay, dims)
+            self.vals[vi.name] = v
+            vals.append(v)
+        return vals
+
+    def _nhwc_input(self, name: str) -> bool:
+        users = [self.g.node[i] for i in self.consumers.get(name, [])]
+        return bool(users) and all(u.op_type == "Transpose" and tuple(_attrs(u).get("perm", ())) == L.NHWC_TO_NCHW
+                                   for u in users)
+
+    def _dtype(self, elem_type: int, what: str) -> DType:
+        from onnx import TensorProto as TP
+        table = {TP.FLOAT: DType.FLOAT32, TP.INT8: DType.INT8}
+        if elem_type == TP.UINT8:
+            raise ModelError(f"{what} is uint8", where=str(self.path), hint=qdq.UINT8_HINT)
+        if elem_type not in table:
+            from onnx import helper
+            raise ModelError(f"{what} has unsupported type {helper.tensor_dtype_to_np_dtype(elem_type)}",
+                             where=str(self.path), hint="Supported model I/O types: float32, int8")
+        return table[elem_type]
+
+    def _outputs(self) -> tuple[list[int], list[str]]:
+        idxs, lays = [], []
+        for o in self.g.output:
+            v = self.vals.get(o.name)
+            producer = self._producer_index(o.name)
+            if v is None:
+                raise ModelError(f"graph output '{o.name}' is a constant or not computed", where=str(self.path))
+            self.i = producer
+            try:
+                if isinstance(v, DQ):
+                    v = self._materialize(v)
+                if v.layout is Layout.FLAT_NHWC:
+                    raise _Fail(f"graph output '{o.name}' is a flattened NCHW tensor: its element order "
+                                "would need a transpose")
+            except _Fail as f:
+                raise self._error(f.detail) from None
+            if v.idx in idxs:   # the same tensor twice: give it its own copy
+                t = self.tensors[v.idx]
+                n = self._tensor(o.name, t.shape, t.dtype, t.quant)
+                self._emit(OpKind.RESHAPE, [v.idx], [n])
+                v = Val(n, v.layout, v.shape)
+            idxs.append(v.idx)
+            lays.append(L.CONVERTED if v.layout is Layout.NHWC else L.SAME)
+        return idxs, lays
+
+    def _producer_index(self, name: str) -> int:
+        for i, n in enumerate(self.g.node):
+            if name in n.output:
+                return i
+        return 0
+
+    # ---- IR building --------------------------------------------------------------------------
+
+    def _tensor(self, name, shape, dtype: DType, quant: Quant | None = None, data=None) -> int:
+        t = Tensor(index=len(self.tensors), name=name, shape=tuple(int(d) for d in shape), dtype=dtype,
+                   quant=quant, data=data)
+        self.tensors.append(t)
+        return t.index
+
+    def _const(self, data: np.ndarray, dtype: DType, quant: Quant | None = None, hint: str = "c") -> int:
+        data = np.ascontiguousarray(np.asarray(data).astype(dtype.numpy))
+        return self._tensor(f"{self.node.name or self.node.op_type}/{hint}", data.shape, dtype, quant, data)
+
+    def _emit(self, kind: OpKind, ins: list[int], outs: list[int], attrs=None) -> Op:
+        label = f"{self.node.op_type} {_clean(self.node.name)}".strip() if self.node is not None else kind.value
+        op = Op(index=len(self.ops), kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=label)
+        self.ops.append(op)
+        self.op_node[id(op)] = self.i
+        return op
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        s = self.shapes.get(name)
+        if s is None or any(d < 0 for d in s):
+            raise _Fail(f"tensor '{name}' has no static shape {list(s) if s else ''} (dynamic shapes are "
+                        "not supported)")
+        return s
+
+    # ---- values --------------------------------------------------------------------------------
+
+    def _get(self, name: str) -> Val | DQ:
+        if name in self.vals:
+            return self.vals[name]
+        if name in self.consts:
+            raise _Fail(f"input '{name}' is a constant where an activation is expected")
+        raise _Fail(f"input '{name}' is not produced by a supported node")
+
+    def _is_int8(self, v: Val | DQ) -> bool:
+        return isinstance(v, DQ) or self.tensors[v.idx].dtype is DType.INT8
+
+    def _materialize(self, v: DQ) -> Val:
+        if v.as_float is None:
+            src = self.tensors[v.src.idx]
+            n = self._tensor(src.name + "/dequant", src.shape, DType.FLOAT32)
+            self._emit(OpKind.DEQUANTIZE, [v.src.idx], [n])
+            v.as_float = Val(n, v.src.layout, v.src.shape, v.src.chw)
+        return v.as_float
+
+    def _float(self, name: str) -> Val:
+        v = self._get(name)
+        if isinstance(v, DQ):
+            return self._materialize(v)
+        if self.tensors[v.idx].dtype is not DType.FLOAT32:
+            raise _Fail(f"input '{name}' is {self.tensors[v.idx].dtype.np_name}; this op needs float32 "
+                        "or a QDQ (DequantizeLinear -> op -> QuantizeLinear) pattern")
+        return v
+
+    def _int8(self, name: str) -> Val:
+        v = self._get(name)
+        return v.src if isinstance(v, DQ) else v
+
+    def _const_f(self, name: str) -> np.ndarray:
+        c = self.consts[name]
+        return c.real() if isinstance(c, QConst) else np.asarray(c)
+
+    def _opt(self, node, k: int) -> str | None:
+        return node.input[k] if len(node.input) > k and node.input[k] else None
+
+    def _mode(self, node, names: list[str]) -> OutQ | None:
+        """int8 output quantization if ``node`` computes in int8, else None (float)."""
+        vals = [self._get(n) for n in names]
+        if not vals or not all(self._is_int8(v) for v in vals):
+            return None
+        out = node.output[0]
+        users = self.consumers.get(out, [])
+        qs = [self.g.node[u] for u in users]
+        if users and out not in self.graph_outputs and all(q.op_type == "QuantizeLinear" for q in qs):
+            quants = set()
+            for q in qs:
+                zp = self._opt(q, 2)
+                if self._opt(q, 1) not in self.consts or (zp and zp not in self.consts):
+                    return None
+                s = self.consts[q.input[1]]
+                z = self.consts[zp] if zp else None
+                if np.asarray(s).size != 1 or not qdq.act_dtype_ok(z):
+                    return None
+                quants.add(qdq.act_quant(s, z))
+            if len(quants) == 1:
+                return OutQ(quants.pop(), users)
+            return None
+        if all(isinstance(v, Val) for v in vals):   # QLinear form: int8 flows through
+            return OutQ(self.tensors[vals[0].idx].quant, [])
+        return None
+
+    def _out(self, node, layout: Layout, outq: OutQ | None, shape=None, chw=None, k: int = 0) -> Val:
+        name = node.output[k]
+        shape = self._shape(name) if shape is None else tuple(shape)
+        if outq is None:
+            idx = self._tensor(name, L.ir_shape(shape, layout), DType.FLOAT32)
+        else:
+            idx = self._tensor(name, L.ir_shape(shape, layout), DType.INT8, outq.quant)
+        v = Val(idx, layout, shape, chw)
+        self.vals[name] = v
+        if outq is not None:
+            for u in outq.qnodes:
+                self.vals[self.g.node[u].output[0]] = v
+                self.skip.add(u)
+        return v
+
+    def _bind_quant(self, v: Val, q: Quant) -> None:
+        t = self.tensors[v.idx]
+        if t.quant is None:
+            t.quant = q
+        elif not qdq.same_quant(t.quant, q):
+            raise _Fail(f"tensor '{t.name}' is read with quantization {q.scale[0]:g}/{q.zero_point[0]} "
+                        f"but was quantized with {t.quant.scale[0]:g}/{t.quant.zero_point[0]}")
+
+    # ---- dispatch ------------------------------------------------------------------------------
+
+    def _convert(self, node) -> None:
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx", "com.microsoft"):
+            raise _Fail(f"operator domain '{node.domain}'")
+        inputs = [n for n in node.input if n]
+        if op in _FOLDABLE and inputs and all(n in self.consts for n in inputs):
+            return self._fold(node)
+        if op == "Constant":
+            return self._fold(node)
+        if op == "Shape":
+            return self._shape_of(node)
+        handler = _HANDLERS.get(op)
+        if handler is None:
+            raise _Fail("no kernel for this operator")
+        handler(self, node)
+
+    def _fold(self, node) -> None:
+        a = _attrs(node)
+        op = node.op_type
+        x = [self.consts[n] if n else None for n in node.input]
+        f = [c.real() if isinstance(c, QConst) else c for c in x]
+        if op == "Constant":
+            if "value" not in a:
+                raise _Fail(f"Constant attribute {sorted(a)} (only 'value' is supported)")
+            out = self.nh.to_array(a["value"])
+        elif op == "DequantizeLinear":
+            zp = x[2] if len(x) > 2 else None
+            out = qdq.make_qconst(np.asarray(x[0]), np.asarray(x[1]), None if zp is None else np.asarray(zp),
+                                  int(a.get("axis", 1)))
+        elif op == "QuantizeLinear":
+            zp = x[2] if len(x) > 2 else None
+            out = qdq.quantize_const(np.asarray(f[0]), np.asarray(x[1]), None if zp is None else np.asarray(zp),
+                                     int(a.get("axis", 1)) % max(np.asarray(f[0]).ndim, 1))
+        else:
+            out = _FOLDABLE[op](f, a, self.opset)
+        self.consts[node.output[0]] = out
+
+    def _shape_of(self, node) -> None:
+        shape = self._shape(node.input[0])
+        a = _attrs(node)
+        s = np.array(shape, np.int64)[a.get("start", 0):a.get("end", len(shape))]
+        self.consts[node.output[0]] = s
+
+    # ---- ops: convolution and fully connected ------------------------------------------------
+
+    def _conv(self, node) -> None:
+        a = _attrs(node)
+        x, w, b = node.input[0], node.input[1], self._opt(node, 2)
+        if w not in self.consts or (b and b not in self.consts):
+            raise _Fail("weights and bias must be constant")
+        xs = self._shape(x)
+        if len(xs) != 4:
+            raise _Fail(f"{len(xs) - 2}-D convolution (only 2-D is supported)")
+        xv = self._get(x)
+        if (xv.src if isinstance(xv, DQ) else xv).layout is not Layout.NHWC:
+            raise _Fail("input is not in NCHW layout")
+        wc = self.consts[w]
+        wshape = wc.q.shape if isinstance(wc, QConst) else np.asarray(wc).shape
+        group = int(a.get("group", 1))
+        if group == 1:
+            kind = OpKind.CONV_2D
+        elif group == xs[1] and wshape[1] == 1 and wshape[0] % group == 0:
+            kind = OpKind.DEPTHWISE_CONV_2D
+        else:
+            raise _Fail(f"grouped convolution with group={group} (only 1 or the channel count)")
+        attrs = self._conv_attrs(a, xs[2:], wshape[2:], kind, wshape[0] // xs[1])
+        outq = self._mode(node, [x])
+        if outq is not None and isinstance(wc, QConst):
+            bias = self.consts[b] if b else None
+            self._conv_s8(kind, attrs, self._int8(x), wc, bias, outq, node)
+            return
+        wf = self._const_f(w)
+        wt = L.conv_filter(wf) if kind is OpKind.CONV_2D else L.depthwise_filter(wf)
+        ins = [self._float(x).idx, self._const(wt, DType.FLOAT32, hint="w")]
+        if b:
+            ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
+        out = self._out(node, Layout.NHWC, None)
+        self._emit(kind, ins, [out.idx], attrs)
+
+    def _conv_attrs(self, a: dict, in_hw, k_hw, kind: OpKind, mult: int) -> A.Conv2D:
+        strides = list(a.get("strides", [1, 1]))
+        dil = list(a.get("dilations", [1, 1]))
+        pt, pl, pb, pr = self._pads(a, in_hw, k_hw, strides, dil)
+        return A.Conv2D(strides[0], strides[1], dil[0], dil[1], pt, pl, pb, pr, Activation.NONE,
+                        mult if kind is OpKind.DEPTHWISE_CONV_2D else 1)
+
+    def _pads(self, a: dict, in_hw, k_hw, strides, dil) -> tuple[int, int, int, int]:
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            (t, bt), (l, r) = (A.same_padding(in_hw[0], k_hw[0], strides[0], dil[0]),
+                               A.same_padding(in_hw[1], k_hw[1], strides[1], dil[1]))
+            if auto == "SAME_LOWER":
+                t, bt, l, r = bt, t, r, l
+            return t, l, bt, r
+        if auto == "VALID":
+            return 0, 0, 0, 0
+        p = list(a.get("pads", [0, 0, 0, 0]))
+        if any(v < 0 for v in p):
+            raise _Fail(f"negative pads {p}")
+        return p[0], p[1], p[2], p[3]
+
+    def _conv_s8(self, kind, attrs, xv: Val, wq: QConst, bias, outq: OutQ, node) -> None:
+        x_t = self.tensors[xv.idx]
+        if wq.q.dtype != np.int8:
+            raise _Fail(f"{wq.q.dtype} weights. {qdq.UINT8_HINT}")
+        if wq.zero_point.any():
+            raise _Fail("asymmetric weights (non-zero zero point)" +
+                        (f". {qdq.UINT8_HINT}" if wq.was_uint8 else ""))
+        if wq.per_channel and wq.axis != 0:
+            raise _Fail(f"per-channel weight quantization along axis {wq.axis} (expected 0)")
+        n_out = wq.q.shape[0]
+        if kind is OpKind.CONV_2D:
+            wt, axis = L.conv_filter(wq.q), 0
+        else:
+            wt, axis = L.depthwise_filter(wq.q), 3
+        wquant = Quant(tuple(float(s) for s in wq.scale), (0,) * wq.scale.size, axis)
+        ins = [xv.idx, self._const(wt, DType.INT8, wquant, "w")]
+        if bias is not None:
+            bq = qdq.bias_s32(bias, x_t.quant.s, wq.scale, n_out)
+            bscale = tuple(float(np.float32(x_t.quant.s) * np.float32(s)) for s in np.broadcast_to(wq.scale, (n_out,)))
+            ins.append(self._const(bq, DType.INT32, Quant(bscale, (0,) * n_out, 0), "b"))
+        out = self._out(node, Layout.NHWC, outq)
+        self._emit(kind, ins, [out.idx], attrs)
+
+    def _gemm(self, node) -> None:
+        a = _attrs(node)
+        if node.op_type == "Gemm":
+            if a.get("transA", 0):
+                raise _Fail("transA=1")
+            trans_b, alpha, beta = bool(a.get("transB", 0)), float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        else:
+            trans_b, alpha, beta = False, 1.0, 1.0
+        x, w = node.input[0], node.input[1]
+        c = self._opt(node, 2) if node.op_type == "Gemm" else None
+        if w not in self.consts:
+            raise _Fail("the second operand must be constant weights (activation x activation is not supported)")
+        if c and c not in self.consts:
+            raise _Fail("bias C must be constant")
+        wc = self.consts[w]
+        if (wc.q if isinstance(wc, QConst) else np.asarray(wc)).ndim != 2:
+            raise _Fail("weights must be 2-D")
+        xv = self._get(x)
+        base = xv.src if isinstance(xv, DQ) else xv
+        xs = self._shape(x)
+        if base.layout is Layout.NHWC or (node.op_type == "Gemm" and len(xs) != 2):
+            raise _Fail(f"input of shape {list(xs)}: flatten it to 2-D first")
+        cols = L.flat_columns(base.chw) if base.layout is Layout.FLAT_NHWC else None
+        keep = len(xs) > 2
+        outq = self._mode(node, [x])
+        if outq is not None and isinstance(wc, QConst) and alpha == 1.0 and beta == 1.0:
+            if wc.q.dtype != np.int8 or wc.zero_point.any():
+                raise _Fail("uint8 or asymmetric weights. " + qdq.UINT8_HINT)
+            if wc.per_channel and wc.axis != (0 if trans_b else 1):
+                raise _Fail(f"per-channel weights along axis {wc.axis} (expected the output axis)")
+            wt = wc.q if trans_b else wc.q.T
+            if cols is not None:
+                wt = wt[:, cols]
+            wquant = Quant(tuple(float(s) for s in wc.scale), (0,) * wc.scale.size, 0)
+            xi = self._int8(x)
+            ins = [xi.idx, self._const(wt, DType.INT8, wquant, "w")]
+            if c:
+                n_out = wt.shape[0]
+                xq = self.tensors[xi.idx].quant.s
+                bq = qdq.bias_s32(self.consts[c], xq, wc.scale, n_out)
+                ins.append(self._const(bq, DType.INT32, None, "b"))
+            out = self._out(node, Layout.SAME, outq)
+            self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx], A.FullyConnected(keep_num_dims=keep))
+            return
+        wf = self._const_f(w)
+        wt = (wf if trans_b else wf.T) * np.float32(alpha)
+        if cols is not None:
+            wt = wt[:, cols]
+        ins = [self._float(x).idx, self._const(wt, DType.FLOAT32, hint="w")]
+        if c:
+            bias = np.broadcast_to(self._const_f(c).reshape(-1) * np.float32(beta), (wt.shape[0],))
+            ins.append(self._const(bias, DType.FLOAT32, hint="b"))
+        out = self._out(node, Layout.SAME, None)
+        self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx], A.FullyConnected(keep_num_dims=keep))
+
+    # ---- ops: elementwise ----------------------------------------------------------------------
+
+    def _binary(self, node) -> None:
+        op = node.op_type
+        kind = OpKind.ADD if op in ("Add", "Sub") else OpKind.MUL
+        names = list(node.input[:2])
+        acts = [n for n in names if n not in self.consts]
+        vals = [self._get(n) for n in acts]
+        bases = [v.src if isinstance(v, DQ) else v for v in vals]
+        lays = {b.layout for b in bases}
+        if len(lays) > 1:
+            raise _Fail("operands in different layouts (an NCHW activation with a lower-rank activation)")
+        lay = lays.pop()
+        outq = self._mode(node, acts)
+        if op in ("Sub", "Div") and (names[0] in self.consts or outq is not None):
+            outq = None
+            if names[0] in self.consts:
+                raise _Fail(f"{op} with a constant first operand")
+        if outq is not None:
+            ins = []
+            for n in names:
+                if n in self.consts:
+                    c = self.consts[n]
+                    if not isinstance(c, QConst) or c.per_channel or c.q.dtype != np.int8:
+                        outq = None
+                        break
+                    ins.append(self._const(self._bcast(c.q, lay), DType.INT8,
+                                           Quant((float(c.scale[0]),), (int(c.zero_point[0]),)), "k"))
+                else:
+                    ins.append(self._int8(n).idx)
+            if outq is not None:
+                out = self._out(node, lay, outq, chw=bases[0].chw)
+                self._emit(kind, ins, [out.idx], A.Elementwise())
+                return
+        ins = []
+        for n in names:
+            if n in self.consts:
+                c = self._const_f(n).astype(np.float32)
+                if op == "Sub":
+                    c = -c
+                elif op == "Div":
+                    c = (np.float32(1.0) / c).astype(np.float32)
+                ins.append(self._const(self._bcast(c, lay), DType.FLOAT32, hint="k"))
+            else:
+                ins.append(self._float(n).idx)
+        if op in ("Sub", "Div") and len(acts) == 2:
+            raise _Fail(f"{op} of two activations")
+        out = self._out(node, lay, None, chw=bases[0].chw)
+        self._emit(kind, ins, [out.idx], A.Elementwise())
+
+    def _bcast(self, c: np.ndarray, lay: Layout) -> np.ndarray:
+        try:
+            return L.broadcast_const(np.asarray(c), lay)
+        except ValueError as e:
+            raise _Fail(str(e)) from None
+
+    def _unary(self, node, kind: OpKind, attrs=None) -> None:
+        x = node.input[0]
+        v = self._get(x)
+        base = v.src if isinstance(v, DQ) else v
+        outq = self._mode(node, [x])
+        if outq is not None and qdq.int8_ok(kind, [self.tensors[base.idx].quant], outq.quant):
+            out = self._out(node, base.layout, outq, chw=base.chw)
+            self._emit(kind, [base.idx], [out.idx], attrs)
+            return
+        xf = self._float(x)
+        out = self._out(node, base.layout, None, chw=base.chw)
+        self._emit(kind, [xf.idx], [out.idx], attrs)
+
+    def _relu(self, node) -> None:
+        self._unary(node, OpKind.RELU, Activation.RELU)
+
+    def _clip(self, node) -> None:
+        a = _attrs(node)
+        if self.opset < 11:
+            lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+        else:
+            lo_n, hi_n = self._opt(node, 1), self._opt(node, 2)
+            for n in (lo_n, hi_n):
+                if n and n not in self.consts:
+                    raise _Fail("min/max must be constant")
+            lo = float(self._const_f(lo_n)) if lo_n else -np.inf
+            hi = float(self._const_f(hi_n)) if hi_n else np.inf
+        table = {(0.0, np.inf): (OpKind.RELU, Activation.RELU), (0.0, 6.0): (OpKind.RELU6, Activation.RELU6),
+                 (-1.0, 1.0): (OpKind.RELU, Activation.RELU_N1_TO_1)}
+        if (lo, hi) not in table:
+            raise _Fail(f"Clip({lo:g}, {hi:g}) (only Clip(0, 6), Clip(0, inf) and, after Conv/Gemm/Add, "
+                        "Clip(-1, 1))")
+        kind, act = table[(lo, hi)]
+        self._unary(node, kind, act)
+
+    # ---- ops: pooling, reductions --------------------------------------------------------------
+
+    def _pool(self, node) -> None:
+        a = _attrs(node)
+        op = node.op_type
+        if len(node.output) > 1 and node.output[1]:
+            raise _Fail("the Indices output of MaxPool")
+        x = node.input[0]
+        xs = self._shape(x)
+        if len(xs) != 4:
+            raise _Fail(f"{len(xs) - 2}-D pooling (only 2-D is supported)")
+        kind = OpKind.MAX_POOL_2D if "Max" in op else OpKind.AVERAGE_POOL_2D
+        if op.startswith("Global"):
+            k, strides, pads = list(xs[2:]), [1, 1], (0, 0, 0, 0)
+        else:
+            k = list(a["kernel_shape"])
+            strides = list(a.get("strides", [1, 1]))
+            if any(d != 1 for d in a.get("dilations", [1, 1])):
+                raise _Fail("dilated pooling")
+            pads = self._pads(a, xs[2:], k, strides, [1, 1])
+            if kind is OpKind.AVERAGE_POOL_2D and a.get("count_include_pad", 0) and any(pads):
+                raise _Fail("count_include_pad=1 with padding (padding is excluded from averages)")
+            if a.get("ceil_mode", 0):
+                pads = self._ceil_pads(xs[2:], k, strides, pads)
+        attrs = A.Pool2D(k[0], k[1], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3])
+        self._pool_like(node, kind, attrs, global_=op.startswith("Global"))
+
+    @staticmethod
+    def _ceil_pads(hw, k, strides, pads):
+        pads = list(pads)
+        for d, (lo, hi) in enumerate(((0, 2), (1, 3))):
+            total = hw[d] + pads[lo] + pads[hi]
+            out = -(-(total - k[d]) // strides[d]) + 1
+            if (out - 1) * strides[d] >= hw[d] + pads[lo]:
+                out -= 1
+            pads[hi] += max(0, (out - 1) * strides[d] + k[d] - total)
+        return tuple(pads)
+
+    def _pool_like(self, node, kind, attrs, global_: bool) -> None:
+        x = node.input[0]
+        v = self._get(x)
+        base = v.src if isinstance(v, DQ) else v
+        if base.layout is not Layout.NHWC:
+            raise _Fail("input is not in NCHW layout")
+        outq = self._mode(node, [x])
+        if outq is not None:
+            in_q = self.tensors[base.idx].quant
+            if qdq.int8_ok(kind, [in_q], outq.quant):
+                out = self._out(node, Layout.NHWC, outq)
+                self._emit(kind, [base.idx], [out.idx], attrs)
+                return
+            if global_ and kind is OpKind.AVERAGE_POOL_2D:   # requantizing average: MEAN
+                out = self._out(node, Layout.NHWC, outq)
+                self._emit(OpKind.MEAN, [base.idx], [out.idx], A.Mean((1, 2), True))
+                return
+        out = self._out(node, Layout.NHWC, None)
+        self._emit(kind, [self._float(x).idx], [out.idx], attrs)
+
+    def _reduce_mean(self, node) -> None:
+        a = _attrs(node)
+        axes = a.get("axes")
+        if axes is None and self._opt(node, 1):
+            if node.input[1] not in self.consts:
+                raise _Fail("axes must be constant")
+            axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
+        xs = self._shape(node.input[0])
+        axes = sorted(int(d) % len(xs) for d in (axes or range(len(xs))))
+        if len(xs) != 4 or axes != [2, 3]:
+            raise _Fail(f"ReduceMean over axes {axes} of a rank-{len(xs)} tensor (only over H, W of NCHW)")
+        if not a.get("keepdims", 1):
+            raise _Fail("keepdims=0 (only keepdims=1; add a Flatten after it)")
+        self._pool_like(node, OpKind.AVERAGE_POOL_2D, A.Pool2D(xs[2], xs[3]), global_=True)
+
+    # ---- ops: data movement --------------------------------------------------------------------
+
+    def _reshape(self, node) -> None:
+        x = node.input[0]
+        v = self._get(x)
+        base = v.src if isinstance(v, DQ) else v
+        out_shape = self._reshape_target(node)
+        xs = base.shape
+        lay, chw = Layout.SAME, None
+        if base.layout is Layout.NHWC:
+            if len(out_shape) == 2 and out_shape[0] == xs[0]:
+                if not L.spatial_is_trivial(xs):
+                    lay, chw = Layout.FLAT_NHWC, (xs[1], xs[2], xs[3])
+            elif not L.spatial_is_trivial(xs):
+                raise _Fail(f"reshape of an NCHW tensor {list(xs)} to {list(out_shape)} (only flattening "
+                            "to [N, C*H*W] is supported)")
+        elif base.layout is Layout.FLAT_NHWC:
+            if len(out_shape) == 4 and tuple(out_shape[1:]) == base.chw:
+                lay = Layout.NHWC
+            else:
+                raise _Fail(f"reshape of a flattened NCHW tensor to {list(out_shape)}")
+        if isinstance(v, DQ) and self._mode(node, [x]) is None:
+            base = self._materialize(v)
+        outq = self._mode(node, [x]) if self._is_int8(v) else None
+        if outq is not None and not qdq.same_quant(self.tensors[base.idx].quant, outq.quant):
+            outq, base = None, self._float(x)
+        out = self._out(node, lay, outq, shape=out_shape, chw=chw)
+        self._emit(OpKind.RESHAPE, [base.idx], [out.idx])
+
+    def _reshape_target(self, node) -> tuple[int, ...]:
+        s = self.shapes.get(node.output[0])
+        if s is not None and all(d >= 0 for d in s):
+            return s
+        xs = self._shape(node.input[0])
+        n = int(np.prod(xs))
+        if node.op_type == "Flatten":
+            ax = _attrs(node).get("axis", 1) % max(len(xs), 1)
+            s = (int(np.prod(xs[:ax])), int(np.prod(xs[ax:])))
+        elif node.op_type == "Reshape" and node.input[1] in self.consts:
+            t = [int(d) for d in np.asarray(self.consts[node.input[1]]).reshape(-1)]
+            t = [xs[k] if d == 0 and not _attrs(node).get("allowzero", 0) else d for k, d in enumerate(t)]
+            if -1 in t:
+                known = int(np.prod([d for d in t if d != -1]))
+                t[t.index(-1)] = n // max(known, 1)
+            s = tuple(t)
+        else:
+            raise _Fail("output shape is not static")
+        self.shapes[node.output[0]] = tuple(s)
+        return tuple(s)
+
+    def _identity(self, node) -> None:
+        self.vals[node.output[0]] = self._get(node.input[0])
+
+    def _transpose(self, node) -> None:
+        perm = tuple(_attrs(node).get("perm", ()))
+        v = self._get(node.input[0])
+        base = v.src if isinstance(v, DQ) else v
+        if base.layout is Layout.NHWC and perm == L.NCHW_TO_NHWC:
+            new = Val(base.idx, Layout.SAME, L.ir_shape(base.shape, Layout.NHWC))
+        elif base.layout is Layout.SAME and len(base.shape) == 4 and perm == L.NHWC_TO_NCHW:
+            s = base.shape
+            new = Val(base.idx, Layout.NHWC, (s[0], s[3], s[1], s[2]))
+        else:
+            raise _Fail(f"Transpose perm={list(perm)} that does not cancel the NCHW->NHWC layout change")
+        self.vals[node.output[0]] = DQ(new) if isinstance(v, DQ) else new
+
+    def _concat(self, node) -> None:
+        names = [n for n in node.input if n]
+        if any(n in self.consts for n in names):
+            raise _Fail("constant inputs")
+        vals = [self._get(n) for n in names]
+        bases = [v.src if isinstance(v, DQ) else v for v in vals]
+        lays = {b.layout for b in bases}
+        if len(lays) != 1 or Layout.FLAT_NHWC in lays:
+            raise _Fail("inputs in different layouts")
+        lay = lays.pop()
+        rank = len(bases[0].shape)
+        attrs = A.Concatenation(L.ir_axis(int(_attrs(node)["axis"]), rank, lay))
+        outq = self._mode(node, names)
+        if outq is not None and qdq.int8_ok(OpKind.CONCATENATION, [self.tensors[b.idx].quant for b in bases],
+                                            outq.quant):
+            ins = [b.idx for b in bases]
+        else:
+            outq, ins = None, [self._float(n).idx for n in names]
+        out = self._out(node, lay, outq)
+        self._emit(OpKind.CONCATENATION, ins, [out.idx], attrs)
+
+    def _pad(self, node) -> None:
+        a = _attrs(node)
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "constant":
+            raise _Fail(f"mode '{mode}' (only 'constant')")
+        if self.opset < 11:
+            pads, value = list(a["pads"]), float(a.get("value", 0.0))
+        else:
+            if self._opt(node, 3):
+                raise _Fail("the axes input")
+            p, c = node.input[1], self._opt(node, 2)
+            if p not in self.consts or (c and c not in self.consts):
+                raise _Fail("pads and constant_value must be constant")
+            pads = [int(d) for d in np.asarray(self.consts[p]).reshape(-1)]
+            value = float(self._const_f(c).reshape(-1)[0]) if c else 0.0
+        if any(d < 0 for d in pads):
+            raise _Fail(f"negative pads {pads}")
+        x = node.input[0]
+        v = self._get(x)
+        base = v.src if isinstance(v, DQ) else v
+        rank = len(base.shape)
+        if base.layout is Layout.FLAT_NHWC:
+            raise _Fail("padding a flattened NCHW tensor")
+        pairs = [(pads[d], pads[d + rank]) for d in range(rank)]
+        if base.layout is Layout.NHWC:
+            pairs = [pairs[d] for d in L.NCHW_TO_NHWC]
+        attrs = A.Pad(tuple(pairs), value)
+        outq = self._mode(node, [x])
+        if (outq is not None and value == 0.0
+                and qdq.int8_ok(OpKind.PAD, [self.tensors[base.idx].quant], outq.quant)):
+            out = self._out(node, base.layout, outq)
+            self._emit(OpKind.PAD, [base.idx], [out.idx], attrs)
+            return
+        out = self._out(node, base.layout, None)
+        self._emit(OpKind.PAD, [self._float(x).idx], [out.idx], attrs)
+
+    def _softmax(self, node) -> None:
+        xs = self._shape(node.input[0])
+        v = self._get(node.input[0])
+        base = v.src if isinstance(v, DQ) else v
+        rank = len(xs)
+        axis = int(_attrs(node).get("axis", -1 if self.opset >= 13 else 1)) % rank
+        if base.layout is Layout.FLAT_NHWC:
+            raise _Fail("softmax over a flattened NCHW tensor")
+        ok = L.ir_axis(axis, rank, base.layout) == rank - 1
+        if self.opset < 13:   # softmax over the flattened dims [axis:]: last-axis only if the rest are 1
+            ok = all(d == 1 for d in xs[axis:-1]) and (base.layout is Layout.SAME or axis == 1 and
+                                                        L.spatial_is_trivial(xs))
+        if not ok:
+            raise _Fail(f"softmax over axis {axis} of {list(xs)} (only the channel/last axis)")
+        self._unary(node, OpKind.SOFTMAX, A.Softmax(1.0))
+
+    # ---- ops: QLinear form ---------------------------------------------------------------------
+
+    def _qparams(self, node, k: int) -> Quant:
+        s, z = node.input[k], self._opt(node, k + 1)
+        if s not in self.consts or (z and z not in self.consts):
+            raise _Fail("scales and zero points must be constant")
+        sc, zc = np.asarray(self.consts[s]), (np.asarray(self.consts[z]) if z else None)
+        if sc.size != 1:
+            raise _Fail("per-channel activation quantization")
+        if not qdq.act_dtype_ok(zc):
+            raise _Fail(f"{zc.dtype} activations (only int8; uint8 is shifted to int8)")
+        return qdq.act_quant(sc, zc)
+
+    def _qweights(self, node, k: int, axis: int) -> QConst:
+        w, s, z = node.input[k], node.input[k + 1], self._opt(node, k + 2)
+        if any(n not in self.consts for n in (w, s) + ((z,) if z else ())):
+            raise _Fail("weights, scales and zero points must be constant")
+        return qdq.make_qconst(np.asarray(self.consts[w]), np.asarray(self.consts[s]),
+                               np.asarray(self.consts[z]) if z else None, axis)
+
+    def _qin(self, node, k: int) -> Val:
+        v = self._get(node.input[k])
+        if isinstance(v, DQ) or self.tensors[v.idx].dtype is not DType.INT8:
+            raise _Fail(f"input '{node.input[k]}' is not an int8 tensor")
+        self._bind_quant(v, self._qparams(node, k + 1))
+        return v
+
+    def _qlinear_conv(self, node) -> None:
+        a = _attrs(node)
+        xv = self._qin(node, 0)
+        wq = self._qweights(node, 3, 0)
+        yq = self._qparams(node, 6)
+        xs = self._shape(node.input[0])
+        group = int(a.get("group", 1))
+        if group == 1:
+            kind = OpKind.CONV_2D
+        elif group == xs[1] and wq.q.shape[1] == 1:
+            kind = OpKind.DEPTHWISE_CONV_2D
+        else:
+            raise _Fail(f"grouped convolution with group={group}")
+        b = self._opt(node, 8)
+        attrs = self._conv_attrs(a, xs[2:], wq.q.shape[2:], kind, wq.q.shape[0] // xs[1])
+        bias = self._raw_bias(b, xv, wq) if b else None
+        self._conv_s8(kind, attrs, xv, wq, bias, OutQ(yq, []), node)
+
+    def _raw_bias(self, name: str, xv: Val, wq: QConst) -> QConst:
+        """A QLinear op's int32 bias: already in units of x_scale * w_scale."""
+        q = np.asarray(self.consts[name])
+        if q.dtype != np.int32:
+            raise _Fail(f"{q.dtype} bias (expected int32)")
+        scale = (np.float32(self.tensors[xv.idx].quant.s) * wq.scale).astype(np.float32)
+        return QConst(q=q.reshape(-1), scale=scale, zero_point=np.zeros(scale.size, np.int32), axis=0)
+
+    def _qlinear_matmul(self, node) -> None:
+        xv = self._qin(node, 0)
+        if node.input[3] not in self.consts:
+            raise _Fail("the second operand must be constant weights")
+        trans_b = bool(_attrs(node).get("transB", 0)) if node.op_type == "QGemm" else False
+        wq = self._qweights(node, 3, 0 if trans_b else 1)
+        if node.op_type == "QGemm":
+            a = _attrs(node)
+            if a.get("transA", 0) or float(a.get("alpha", 1.0)) != 1.0:
+                raise _Fail("transA=1 or alpha != 1")
+            bias, yk = self._opt(node, 6), 7
+            if len(node.input) <= 7 or not node.input[7]:
+                raise _Fail("float output (no y_scale)")
+        else:
+            bias, yk = None, 6
+        yq = self._qparams(node, yk)
+        if wq.q.dtype != np.int8 or wq.zero_point.any():
+            raise _Fail("uint8 or asymmetric weights. " + qdq.UINT8_HINT)
+        wt = wq.q if trans_b else wq.q.T
+        if xv.layout is Layout.FLAT_NHWC:
+            wt = wt[:, L.flat_columns(xv.chw)]
+        elif xv.layout is Layout.NHWC:
+            raise _Fail("rank-4 input: flatten it to 2-D first")
+        wquant = Quant(tuple(float(s) for s in wq.scale), (0,) * wq.scale.size, 0)
+        ins = [xv.idx, self._const(wt, DType.INT8, wquant, "w")]
+        if bias:
+            bq = qdq.bias_s32(self._raw_bias(bias, xv, wq), self.tensors[xv.idx].quant.s, wq.scale, wt.shape[0])
+            ins.append(self._const(bq, DType.INT32, None, "b"))
+        out = self._out(node, Layout.SAME, OutQ(yq, []))
+        self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx],
+                   A.FullyConnected(keep_num_dims=len(self._shape(node.input[0])) > 2))
+
+    def _qlinear_binary(self, node) -> None:
+        kind = OpKind.ADD if node.op_type == "QLinearAdd" else OpKind.MUL
+        ins, lays = [], set()
+        for k in (0, 3):
+            n = node.input[k]
+            if n in self.consts:
+                q = self._qparams(node, k + 1)
+                c = np.asarray(self.consts[n])
+                if c.dtype == np.uint8:
+                    c = (c.astype(np.int16) - 128).astype(np.int8)
+                ins.append(("c", c, q))
+            else:
+                v = self._qin(node, k)
+                lays.add(v.layout)
+                ins.append(("v", v, None))
+        if len(lays) != 1:
+            raise _Fail("operands in different layouts")
+        lay = lays.pop()
+        yq = self._qparams(node, 6)
+        idx = [self._const(self._bcast(x, lay), DType.INT8, q, "k") if t == "c" else x.idx for t, x, q in ins]
+        chw = next(x.chw for t, x, _ in ins if t == "v")
+        out = self._out(node, lay, OutQ(yq, []), chw=chw)
+        self._emit(kind, idx, [out.idx], A.Elementwise())
+
+    def _qlinear_gap(self, node) -> None:
+        if _attrs(node).get("channels_last", 0):
+            raise _Fail("channels_last=1")
+        xv = self._qin(node, 0)
+        yq = self._qparams(node, 3)
+        xs = self._shape(node.input[0])
+        kind = OpKind.AVERAGE_POOL_2D
+        out = self._out(node, Layout.NHWC, OutQ(yq, []))
+        if qdq.same_quant(self.tensors[xv.idx].quant, yq):
+            self._emit(kind, [xv.idx], [out.idx], A.Pool2D(xs[2], xs[3]))
+        else:
+            self._emit(OpKind.MEAN, [xv.idx], [out.idx], A.Mean((1, 2), True))
+
+    def _qlinear_unary(self, node) -> None:
+        """QLinearSoftmax / QLinearSigmoid (com.microsoft): int8 if TFLite's kernel takes the
+        output quantization, else DEQUANTIZE -> float op -> QUANTIZE."""
+        kind = OpKind.SOFTMAX if node.op_type == "QLinearSoftmax" else OpKind.LOGISTIC
+        xs = self._shape(node.input[0])
+        attrs = None
+        if kind is OpKind.SOFTMAX:
+            axis = int(_attrs(node).get("axis", -1)) % len(xs)
+            if axis != len(xs) - 1 or self._get(node.input[0]).layout is not Layout.SAME:
+                raise _Fail(f"softmax over axis {axis} of {list(xs)} (only the last axis)")
+            attrs = A.Softmax(1.0)
+        xv = self._qin(node, 0)
+        yq = self._qparams(node, 3)
+        if qdq.int8_ok(kind, [self.tensors[xv.idx].quant], yq):
+            out = self._out(node, xv.layout, OutQ(yq, []), chw=xv.chw)
+            self._emit(kind, [xv.idx], [out.idx], attrs)
+            return
+        xf = self._materialize(DQ(xv))
+        t = self._tensor(node.output[0] + "/float", self.tensors[xv.idx].shape, DType.FLOAT32)
+        self._emit(kind, [xf.idx], [t], attrs)
+        out = self._out(node, xv.layout, OutQ(yq, []), chw=xv.chw)
+        self._emit(OpKind.QUANTIZE, [t], [out.idx])
+
+    def _quantize(self, node) -> None:
+        zp = self._opt(node, 2)
+        if node.input[1] not in self.consts or (zp and zp not in self.consts):
+            raise _Fail("scale and zero point must be constant")
+        z = np.asarray(self.consts[zp]) if zp else None
+        if not qdq.act_dtype_ok(z):
+            raise _Fail(f"{z.dtype} output (only int8; uint8 is shifted to int8)")
+        if np.asarray(self.consts[node.input[1]]).size != 1:
+            raise _Fail("per-channel quantization of an activation")
+        q = qdq.act_quant(self.consts[node.input[1]], z)
+        x = self._float(node.input[0])
+        out = self._out(node, x.layout, OutQ(q, []), shape=x.shape, chw=x.chw)
+        self._emit(OpKind.QUANTIZE, [x.idx], [out.idx])
+
+    def _dequantize(self, node) -> None:
+        v = self._get(node.input[0])
+        if isinstance(v, DQ) or self.tensors[v.idx].dtype is not DType.INT8:
+            raise _Fail("input is not an int8 activation")
+        self._bind_quant(v, self._qparams(node, 1))
+        self.vals[node.output[0]] = DQ(v)
+
+    # ---- fusion --------------------------------------------------------------------------------
+
+    def _fuse_activations(self) -> None:
+        producer = {o: op for op in self.ops for o in op.outputs}
+        uses: dict[int, int] = {}
+        for op in self.ops:
+            for t in op.inputs:
+                uses[t] = uses.get(t, 0) + 1
+        outs = {v.idx for v in self.vals.values() if isinstance(v, Val)}
+        graph_outs = {self.vals[o.name].idx for o in self.g.output
+                      if isinstance(self.vals.get(o.name), Val)}
+        del outs
+        keep = []
+        for op in self.ops:
+            if op.kind in (OpKind.RELU, OpKind.RELU6) and isinstance(op.attrs, Activation):
+                act, src = op.attrs, op.inputs[0]
+                p = producer.get(src)
+                if (p is not None and p.kind in _FUSABLE and p.attrs.activation is Activation.NONE
+                        and uses.get(src) == 1 and src not in graph_outs
+                        and self.tensors[src].dtype is self.tensors[op.outputs[0]].dtype):
+                    p.attrs = replace(p.attrs, activation=act)
+                    p.outputs = [op.outputs[0]]
+                    producer[op.outputs[0]] = p
+                    continue
+                if act is Activation.RELU_N1_TO_1:
+                    raise self._error("Clip(-1, 1) that does not follow a Conv, Gemm, MatMul, Add or Mul",
+                                      self.op_node[id(op)])
+                op.attrs = None
+            keep.append(op)
+        for k, op in enumerate(keep):
+            op.index = k
+        self.ops = keep
+
+
+def _np_cast(f, a, _):
+    from onnx import helper
+    return np.asarray(f[0]).astype(helper.tensor_dtype_to_np_dtype(a["to"]))
+
+
+def _np_reshape(f, a, _):
+    x, s = np.asarray(f[0]), [int(d) for d in np.asarray(f[1]).reshape(-1)]
+    s = [x.shape[k] if d == 0 and not a.get("allowzero", 0) else d for k, d in enumerate(s)]
+    return x.reshape(s)
+
+
+def _np_unsqueeze(f, a, opset):
+    axes = a.get("axes") if opset < 13 else [int(v) for v in np.asarray(f[1]).reshape(-1)]
+    x = np.asarray(f[0])
+    for ax in sorted(int(d) % (x.ndim + len(axes)) for d in axes):
+        x = np.expand_dims(x, ax)
+    return x
+
+
+def _np_squeeze(f, a, opset):
+    axes = a.get("axes") if opset < 13 else (
+        [int(v) for v in np.asarray(f[1]).reshape(-1)] if len(f) > 1 and f[1] is not None else None)
+    x = np.asarray(f[0])
+    return np.squeeze(x, axis=tuple(axes) if axes is not None else None)
+
+
+def _np_slice(f, a, opset):
+    x = np.asarray(f[0])
+    if opset < 10:
+        starts, ends, axes, steps = a["starts"], a["ends"], a.get("axes"), None
+    else:
+        starts, ends = np.asarray(f[1]).reshape(-1), np.asarray(f[2]).reshape(-1)
+        axes = np.asarray(f[3]).reshape(-1) if len(f) > 3 and f[3] is not None else None
+        steps = np.asarray(f[4]).reshape(-1) if len(f) > 4 and f[4] is not None else None
+    axes = range(len(starts)) if axes is None else axes
+    sl = [slice(None)] * x.ndim
+    for k, ax in enumerate(axes):
+        sl[int(ax)] = slice(int(starts[k]), int(ends[k]), int(steps[k]) if steps is not None else 1)
+    return x[tuple(sl)]
+
+
+_FOLDABLE = {
+    "Identity": lambda f, a, _: np.asarray(f[0]),
+    "Cast": _np_cast,
+    "Reshape": _np_reshape,
+    "Flatten": lambda f, a, _: np.asarray(f[0]).reshape(
+        int(np.prod(np.asarray(f[0]).shape[:a.get("axis", 1)])), -1),
+    "Transpose": lambda f, a, _: np.transpose(np.asarray(f[0]), a.get("perm")),
+    "Unsqueeze": _np_unsqueeze,
+    "Squeeze": _np_squeeze,
+    "Concat": lambda f, a, _: np.concatenate([np.asarray(x) for x in f if x is not None], axis=a["axis"]),
+    "Gather": lambda f, a, _: np.take(np.asarray(f[0]), np.asarray(f[1]), axis=a.get("axis", 0)),
+    "Slice": _np_slice,
+    "Add": lambda f, a, _: np.asarray(f[0] + f[1]),
+    "Sub": lambda f, a, _: np.asarray(f[0] - f[1]),
+    "Mul": lambda f, a, _: np.asarray(f[0] * f[1]),
+    "Div": lambda f, a, _: np.asarray(f[0] / f[1]) if np.asarray(f[0]).dtype.kind == "f"
+    else np.asarray(f[0] // f[1]),
+    "Sqrt": lambda f, a, _: np.sqrt(f[0]),
+    "DequantizeLinear": None,   # handled in _fold
+    "QuantizeLinear": None,
+}
+
+_HANDLERS = {
+    "Conv": _Converter._conv,
+    "Gemm": _Converter._gemm,
+    "MatMul": _Converter._gemm,
+    "Add": _Converter._binary,
+    "Sub": _Converter._binary,
+    "Mul": _Converter._binary,
+    "Div": _Converter._binary,
+    "Relu": _Converter._relu,
+    "Clip": _Converter._clip,
+    "Sigmoid": lambda self, n: self._unary(n, OpKind.LOGISTIC),
+    "Tanh": lambda self, n: self._unary(n, OpKind.TANH),
+    "MaxPool": _Converter._pool,
+    "AveragePool": _Converter._pool,
+    "GlobalAveragePool": _Converter._pool,
+    "GlobalMaxPool": _Converter._pool,
+    "ReduceMean": _Converter._reduce_mean,
+    "Reshape": _Converter._reshape,
+    "Flatten": _Converter._reshape,
+    "Squeeze": _Converter._reshape,
+    "Unsqueeze": _Converter._reshape,
+    "Identity": _Converter._identity,
+    "Dropout": _Converter._identity,
+    "Transpose": _Converter._transpose,
+    "Concat": _Converter._concat,
+    "Pad": _Converter._pad,
+    "Softmax": _Converter._softmax,
+    "QuantizeLinear": _Converter._quantize,
+    "DequantizeLinear": _Converter._dequantize,
+    "QLinearConv": _Converter._qlinear_conv,
+    "QLinearMatMul": _Converter._qlinear_matmul,
+    "QGemm": _Converter._qlinear_matmul,
+    "QLinearAdd": _Converter._qlinear_binary,
+    "QLinearMul": _Converter._qlinear_binary,
+    "QLinearGlobalAveragePool": _Converter._qlinear_gap,
+    "QLinearSoftmax": _Converter._qlinear_unary,
+    "QLinearSigmoid": _Converter._qlinear_unary,
+}
