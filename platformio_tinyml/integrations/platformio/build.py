@@ -1,0 +1,310 @@
+"""PlatformIO front end: a model declared in ``platformio.ini`` becomes build input.
+
+A project enables it with a PRE extra script that calls :func:`attach`::
+
+    Import("env")
+    from platformio_tinyml.integrations.platformio.build import attach
+    attach(env)
+
+While PlatformIO reads the build scripts, :func:`attach`
+
+* reads the ``custom_tinyml_*`` options of the environment (:func:`read_options`);
+* makes the :class:`~platformio_tinyml.device.DeviceProfile` from the board
+  manifest PlatformIO loaded, with the user's ``board_*`` overrides applied
+  (:func:`device_profile`);
+* compiles each model with :func:`~platformio_tinyml.integrations.core.compile_cached`
+  into ``$BUILD_DIR/tinyml/<name>/`` (a no-op when nothing changed, so the files
+  keep their mtimes and SCons recompiles nothing), embeds the optional test input
+  as ``<name>_test_input.h`` and prints the summary lines;
+* adds the generated ``.c`` files to the program (``env.BuildSources``, so the
+  project's flags apply) and the folder to ``CPPPATH``;
+* gates the linked ELF on the board's flash and RAM (a post action on ``$PROGPATH``);
+* adds the custom targets ``tinyml-report`` and ``tinyml-verify``.
+
+Every user mistake ends as one ``Error: [env:NAME] ...`` line and a failed
+build; this module is the edge where :class:`~platformio_tinyml.errors.TinyMLError`
+is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...device import DeviceProfile, profile_from_manifest
+from ...errors import TinyMLError
+from .. import core
+
+OPTION_PREFIX = "custom_tinyml_"
+REPORT_FILE = "tinyml-report.json"
+
+
+@dataclass(frozen=True)
+class DeclaredModel:
+    """One model of the environment and the test input to embed with it (or None)."""
+
+    spec: core.ModelSpec
+    test_input: Path | None = None
+
+
+def split_list(text: str | None) -> list[str]:
+    """Items of a multi-value option: one per line or comma-separated, blanks dropped.
+
+    >>> split_list("a.tflite,\\n  b.tflite ")
+    ['a.tflite', 'b.tflite']
+    """
+    return [item.strip() for item in re.split(r"[\n,]", text or "") if item.strip()]
+
+
+def parse_options(text: str | None, where: str) -> dict[str, str]:
+    """``custom_tinyml_options`` (``key = value`` per line or comma) as a dict."""
+    result = {}
+    for item in split_list(text):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TinyMLError(f"'{item}' is not key=value", where=where,
+                              hint="Write one key = value per line")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def read_options(get, project_dir: Path, env_name: str) -> list[DeclaredModel]:
+    """The models declared in ``[env:env_name]``.
+
+    ``get(name)`` returns the raw text of ``custom_tinyml_<name>`` or None.
+    Relative paths are taken from ``project_dir``. ``name`` and
+    ``test_input`` may list one value per model, in the order of ``model``.
+    """
+    where = f"[env:{env_name}] {OPTION_PREFIX}"
+    models = split_list(get("model"))
+    names = split_list(get("name"))
+    tests = split_list(get("test_input"))
+    for option, values in (("name", names), ("test_input", tests)):
+        if values and len(values) != len(models):
+            raise TinyMLError(f"{len(values)} value(s) given for {len(models)} model(s)",
+                              where=where + option,
+                              hint=f"Give one {OPTION_PREFIX}{option} per custom_tinyml_model, same order")
+    calibration = get("calibration")
+    options = parse_options(get("options"), where + "options")
+    declared = []
+    for i, model in enumerate(models):
+        spec = core.ModelSpec.make(project_dir / model, name=names[i] if names else None,
+                                   backend=(get("backend") or "auto").strip(),
+                                   calibration=project_dir / calibration.strip() if calibration else None,
+                                   options=options)
+        declared.append(DeclaredModel(spec, project_dir / tests[i] if tests else None))
+    return declared
+
+
+def device_profile(env) -> DeviceProfile:
+    """The board of ``env`` as PlatformIO loaded it (``board_*`` overrides applied)."""
+    board = env.BoardConfig()
+    overrides = {opt[len("board_"):]: value for opt, value in env.GetProjectOptions()
+                 if opt.startswith("board_")}
+    npu = env.GetProjectOption(OPTION_PREFIX + "npu", "")
+    if npu:
+        overrides["build.tinyml_npu"] = npu.strip()
+    return profile_from_manifest(board.manifest, board.id, overrides, env.PioPlatform().name,
+                                 source=board.manifest_path)
+
+
+def embed_test_input(model: core.CompiledModel, test_input: Path) -> Path:
+    """Write ``<name>_test_input.h`` beside the model unless the same one is there.
+
+    A key (model build + test input bytes) is kept in ``.<name>_test_input.key``:
+    an unchanged input keeps the header's mtime, and a header whose text did
+    not change is not rewritten, so nothing that includes it recompiles.
+    """
+    from ...pipeline import load_any  # the graph is needed only when (re)writing
+    header = model.outdir / f"{model.spec.name}_test_input.h"
+    key_file = model.outdir / f".{model.spec.name}_test_input.key"
+    if not test_input.is_file():
+        raise TinyMLError("test input file not found", where=str(test_input),
+                          hint="Fix custom_tinyml_test_input (paths are relative to the project directory)")
+    model_key = (model.outdir / core.KEY_FILE).read_text().strip()
+    key = hashlib.sha256(model_key.encode() + test_input.read_bytes()).hexdigest()
+    if header.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+        return header
+    graph, _ = load_any(model.spec.path, model.spec.calibration)
+    tensor = graph.tensors[graph.inputs[0]]
+    data = core.load_test_vector(test_input, tensor.nbytes, tensor.dtype.numpy)
+    text = core.test_vector_header(model.spec.name, data)
+    if not header.is_file() or header.read_text() != text:
+        header.write_text(text)
+    key_file.write_text(key + "\n")
+    return header
+
+
+def compile_models(declared: list[DeclaredModel], device: DeviceProfile,
+                   build_dir: Path) -> list[core.CompiledModel]:
+    """Compile (or reuse) every declared model into ``build_dir/tinyml/<name>``."""
+    compiled = []
+    for item in declared:
+        try:
+            model = core.compile_cached(item.spec, device, build_dir / "tinyml" / item.spec.name)
+        except TinyMLError as exc:
+            if exc.where is None:
+                exc.where = f"model '{item.spec.path.name}'"
+            raise
+        if item.test_input is not None:
+            embed_test_input(model, item.test_input)
+        compiled.append(model)
+    return compiled
+
+
+def report_data(env_name: str, device: DeviceProfile, models: list[core.CompiledModel],
+                elf: Path | None) -> dict:
+    """What ``tinyml-report`` writes: the board, each model's report, the firmware gate."""
+    data = {"env": env_name, "board": device.to_dict(),
+            "models": [dict(m.report, generated_dir=str(m.outdir)) for m in models],
+            "firmware": None}
+    if elf is not None and elf.is_file():
+        gate, lines = core.gate_firmware(elf, models, device, where=f"[env:{env_name}]")
+        data["firmware"] = {"elf": str(elf), "summary": lines, "ok": gate.ok,
+                            "error": gate.error, "warnings": gate.warnings}
+    return data
+
+
+def report_table(data: dict) -> list[str]:
+    """The ``tinyml-report`` table, one row per model."""
+    head = f"{'model':<20} {'backend':<10} {'arena B':>9} {'weights B':>10} {'est. flash B':>13} {'est. RAM B':>11}"
+    rows = [head, "-" * len(head)]
+    for r in data["models"]:
+        rows.append(f"{r['name'][:20]:<20} {r['backend'][:10]:<10} {r['arena_bytes']:>9,} "
+                    f"{r['weight_bytes']:>10,} {r['estimated_flash_bytes']:>13,} {r['estimated_ram_bytes']:>11,}")
+    firmware = data.get("firmware")
+    rows.extend(firmware["summary"] if firmware else ["TinyML: firmware not built yet (run `pio run` first)"])
+    return rows
+
+
+class _Front:
+    """The state of one ``attach`` call, used by the actions it registers."""
+
+    def __init__(self, env):
+        self.env = env
+        self.name = env["PIOENV"]
+        self.device: DeviceProfile | None = None
+        self.models: list[core.CompiledModel] = []
+
+    def error_line(self, exc: TinyMLError) -> str:
+        return f"Error: [env:{self.name}] {exc.format()}"
+
+    def fail(self, line: str) -> None:
+        """Print one error line and stop the build (read time)."""
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self.env.Exit(1)
+
+    def prepare(self) -> None:
+        env = self.env
+        project_dir = Path(env.subst("$PROJECT_DIR"))
+        get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, None)  # noqa: E731
+        declared = read_options(get, project_dir, self.name)
+        if not declared:
+            print(f"TinyML: [env:{self.name}] no custom_tinyml_model set, nothing to do")
+            return
+        self.device = device_profile(env)
+        self.models = compile_models(declared, self.device, Path(env.subst("$BUILD_DIR")))
+        for model in self.models:
+            for line in core.summary_lines(model):
+                print(line)
+        self._add_sources()
+
+    def _add_sources(self) -> None:
+        """Generated folders on CPPPATH; each .c compiled once (models share runtime files)."""
+        seen: set[str] = set()
+        for model in self.models:
+            self.env.Append(CPPPATH=[str(model.outdir)])
+            names = sorted(s.name for s in model.sources if s.name not in seen)
+            seen.update(names)
+            if names:
+                self.env.BuildSources(f"$BUILD_DIR/tinyml_obj/{model.spec.name}", str(model.outdir),
+                                      " ".join(["-<*>"] + [f"+<{n}>" for n in names]))
+
+    def gate(self, target, source, env) -> int:
+        """Post-link action: flash/RAM gate of the firmware."""
+        board = env.BoardConfig()
+        try:
+            result, lines = core.gate_firmware(
+                Path(target[0].get_abspath()), self.models, self.device, where=f"[env:{self.name}]",
+                flash_max=_int_or_none(board.get("upload.maximum_size", None)),
+                ram_max=_int_or_none(board.get("upload.maximum_ram_size", None)))
+        except TinyMLError as exc:
+            sys.stderr.write(self.error_line(exc) + "\n")
+            return 1
+        for line in lines + result.warnings:
+            print(line)
+        if not result.ok:
+            sys.stderr.write(result.error + "\n")
+            return 1
+        return 0
+
+    def report(self, target, source, env) -> int:
+        elf = Path(env.subst("$PROGPATH"))
+        data = report_data(self.name, self.device, self.models, elf)
+        out = Path(env.subst("$BUILD_DIR")) / REPORT_FILE
+        out.write_text(json.dumps(data, indent=2) + "\n")
+        for line in report_table(data):
+            print(line)
+        print(f"TinyML: wrote {out}")
+        return 0
+
+    def verify(self, target, source, env) -> int:
+        from ...pipeline import load_any
+        from ...verify.parity import check_parity
+        samples = int(env.GetProjectOption(OPTION_PREFIX + "verify_samples", "20"))
+        failed = []
+        for model in self.models:
+            try:
+                graph, _ = load_any(model.spec.path, model.spec.calibration)
+                rep = check_parity(graph, model.spec.path, samples=samples, seed=0)
+            except TinyMLError as exc:
+                sys.stderr.write(self.error_line(exc) + "\n")
+                return 1
+            print(f"TinyML: parity of '{model.spec.name}' (host build) vs reference, "
+                  f"{samples} random inputs, seed 0")
+            print(rep.table())
+            if not rep.ok:
+                failed.append(model.spec.name)
+        if failed:
+            sys.stderr.write(f"Error: [env:{self.name}] generated code for {', '.join(failed)} disagrees with "
+                             "the reference interpreter (table above). Try custom_tinyml_backend = another "
+                             "backend and report the model to platformio-tinyml.\n")
+            return 1
+        return 0
+
+
+def _int_or_none(value) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def attach(env) -> None:
+    """Hook the models of ``env``'s ``custom_tinyml_*`` options into its build.
+
+    Call from a PRE extra script, before the platform builder makes the
+    program. A clean (``-t clean``) only cleans. Errors stop the build with
+    one line.
+    """
+    if env.IsCleanTarget():
+        return
+    front = _Front(env)
+    try:
+        front.prepare()
+    except TinyMLError as exc:
+        front.fail(front.error_line(exc))
+    if not front.models:
+        return
+    env.AddPostAction("$PROGPATH", env.VerboseAction(front.gate, "Checking TinyML memory budget"))
+    env.AddCustomTarget("tinyml-report", None, env.VerboseAction(front.report, "Writing TinyML report"),
+                        title="TinyML report", description=f"Models and memory of {front.name}, as JSON")
+    env.AddCustomTarget("tinyml-verify", None, env.VerboseAction(front.verify, "Verifying TinyML models"),
+                        title="TinyML verify",
+                        description="Generated code vs the reference interpreter on the host")
+
+
+__all__ = ["DeclaredModel", "attach", "compile_models", "device_profile", "embed_test_input",
+           "parse_options", "read_options", "report_data", "report_table", "split_list"]

@@ -1,0 +1,199 @@
+"""SCons tool ``tinyml``: a trained model as an ordinary build input.
+
+Load it with ``env.Tool("tinyml", toolpath=[".../scons_tools"])``. It adds
+
+* the builder ``env.TinyMLModel(target_dir, model, TINYML_TARGET=..., ...)``:
+  generates the model's C sources, header and ``report.json`` into
+  ``target_dir``;
+* ``env.TinyMLSources(nodes)``: the ``.c`` nodes among builder outputs, each
+  runtime file once when several models share it;
+* ``env.TinyMLGate(program, models)``: the post-link flash/RAM gate.
+
+Construction variables are documented in ``tinyml.xml`` beside this file.
+
+Which files a model produces depends on its operators, so the emitter must
+know the compile result: it runs the content-addressed compile of
+:mod:`platformio_tinyml.integrations.core` into ``$TINYML_CACHE_DIR/<key>``
+(a cache hit when nothing changed) and declares exactly those files. The
+action (``$TINYMLCOM``) copies them into ``target_dir``. The cache key enters
+the sources as a ``Value`` node, so a changed model, option, board or backend
+version, and nothing else, rebuilds. User mistakes raise
+``SCons.Errors.UserError``: one ``scons: ***`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import SCons.Action
+import SCons.Builder
+import SCons.Errors
+import SCons.Node.Python
+
+
+def _api():
+    """The platformio-tinyml modules this tool uses, imported on first use."""
+    from platformio_tinyml.device import load_profile
+    from platformio_tinyml.errors import TinyMLError
+    from platformio_tinyml.integrations import core
+    from platformio_tinyml.integrations.platformio.build import embed_test_input
+    return core, load_profile, TinyMLError, embed_test_input
+
+
+def _user_error(where: str, exc) -> SCons.Errors.UserError:
+    return SCons.Errors.UserError(f"{where}: {exc.format()}" if where else exc.format())
+
+
+def _spec(env, model_node):
+    core = _api()[0]
+    calibration = env.subst("$TINYML_CALIBRATION")
+    return core.ModelSpec.make(model_node.abspath, name=env.subst("$TINYML_NAME") or None,
+                               backend=env.subst("$TINYML_BACKEND") or "auto",
+                               calibration=env.File(calibration).abspath if calibration else None,
+                               options={str(k): str(v) for k, v in dict(env["TINYML_OPTIONS"]).items()})
+
+
+def _device(env):
+    _, load_profile, _, _ = _api()
+    target = env.subst("$TINYML_TARGET")
+    if not target:
+        raise SCons.Errors.UserError("TinyMLModel: TINYML_TARGET is not set. Give a board id "
+                                     "(TINYML_TARGET='mps2-an386') or a board manifest path")
+    if target.endswith(".json"):
+        target = env.File(target).abspath
+    return load_profile(target, overrides=dict(env["TINYML_BOARD_OVERRIDES"]) or None)
+
+
+def _compile(env, model_node):
+    """Compile (or find in the cache) the model; returns (CompiledModel, cache key)."""
+    core, _, TinyMLError, _ = _api()
+    try:
+        spec = _spec(env, model_node)
+        device = _device(env)
+        key = core.cache_key(spec, device)
+        cache = Path(env.Dir("$TINYML_CACHE_DIR").abspath) / key[:32]
+        return core.compile_cached(spec, device, cache), key
+    except TinyMLError as exc:
+        raise _user_error(str(model_node), exc) from None
+
+
+def _emitter(target, source, env):
+    if len(source) != 1:
+        raise SCons.Errors.UserError(f"TinyMLModel: one model per call, got {len(source)} sources")
+    outdir = env.Dir(str(target[0]))
+    model, key = _compile(env, source[0])
+    names = [f["path"] for f in model.report["files"]] + ["report.json"]
+    extra = [SCons.Node.Python.Value(key)]
+    test_input = env.subst("$TINYML_TEST_INPUT")
+    if test_input:
+        names.append(f"{model.spec.name}_test_input.h")
+        extra.append(env.File(test_input))
+    if model.spec.calibration:
+        extra.append(env.File(str(model.spec.calibration)))
+    return [outdir.File(n) for n in names], list(source) + extra
+
+
+def _build(target, source, env):
+    """``$TINYMLCOM``: copy the compiled files into the target folder, embed the test input."""
+    core, _, TinyMLError, embed_test_input = _api()
+    model, _ = _compile(env, source[0])
+    outdir = Path(target[0].dir.abspath)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for f in model.report["files"]:
+        shutil.copyfile(model.outdir / f["path"], outdir / f["path"])
+    for name in ("report.json", core.KEY_FILE):
+        shutil.copyfile(model.outdir / name, outdir / name)
+    test_input = env.subst("$TINYML_TEST_INPUT")
+    if test_input:
+        placed = core.CompiledModel(model.spec, outdir, model.report, model.cached)
+        try:
+            embed_test_input(placed, Path(env.File(test_input).abspath))
+        except TinyMLError as exc:
+            raise _user_error(test_input, exc) from None
+    return 0
+
+
+def TinyMLSources(env, *model_outputs):
+    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once."""
+    seen, result = set(), []
+    for node in env.Flatten(list(model_outputs)):
+        if node.name.endswith(".c") and node.name not in seen:
+            seen.add(node.name)
+            result.append(node)
+    return result
+
+
+def TinyMLGate(env, program, *model_outputs):
+    """Add the flash/RAM gate as a post action of ``program``.
+
+    The limits are those of the board the models were compiled for, unless
+    ``$TINYML_FLASH_MAX`` / ``$TINYML_RAM_MAX`` (bytes) are set.
+    """
+    reports = [n.abspath for n in env.Flatten(list(model_outputs)) if n.name == "report.json"]
+
+    def gate(target, source, env):
+        from platformio_tinyml.device import DeviceProfile
+        core, _, TinyMLError, _ = _api()
+        elf = Path(target[0].abspath)
+        try:
+            models = [_placed_model(core, Path(r)) for r in reports]
+            # The board the models were compiled for, as recorded in their reports.
+            device = DeviceProfile.from_dict(models[0].report["target"])
+            result, lines = core.gate_firmware(elf, models, device, where=f"[{elf.name}]",
+                                               flash_max=env.get("TINYML_FLASH_MAX"),
+                                               ram_max=env.get("TINYML_RAM_MAX"))
+        except TinyMLError as exc:
+            raise _user_error(elf.name, exc) from None
+        for line in lines + result.warnings:
+            print(line)
+        if not result.ok:
+            raise SCons.Errors.UserError(result.error.removeprefix("Error: "))
+        return 0
+
+    env.AddPostAction(program, SCons.Action.Action(gate, "$TINYMLGATECOMSTR"))
+    return program
+
+
+def _placed_model(core, report_path: Path):
+    report = json.loads(report_path.read_text())
+    outdir = report_path.parent
+    spec = core.ModelSpec.make(report["model"]["path"], name=report["name"])
+    sources = [outdir / f["path"] for f in report["files"] if f["path"].endswith(".c")]
+    return core.CompiledModel(spec, outdir, report, True, sources)
+
+
+def generate(env):
+    """Add the builder, the methods and defaults (user's own values are kept)."""
+    env.SetDefault(
+        TINYML_TARGET="",
+        TINYML_NAME="",
+        TINYML_BACKEND="auto",
+        TINYML_CALIBRATION="",
+        TINYML_OPTIONS={},
+        TINYML_BOARD_OVERRIDES={},
+        TINYML_TEST_INPUT="",
+        TINYML_CACHE_DIR="#.tinyml-cache",
+        TINYML_FLASH_MAX=None,
+        TINYML_RAM_MAX=None,
+        TINYMLCOM=_build,
+        TINYMLCOMSTR="TinyML: $SOURCE -> ${TARGET.dir} for $TINYML_TARGET",
+        TINYMLGATECOMSTR="TinyML: checking flash/RAM of $TARGET",
+    )
+    action = SCons.Action.Action("$TINYMLCOM", "$TINYMLCOMSTR",
+                                 varlist=["TINYML_TARGET", "TINYML_NAME", "TINYML_BACKEND",
+                                          "TINYML_OPTIONS", "TINYML_BOARD_OVERRIDES"])
+    env["BUILDERS"]["TinyMLModel"] = SCons.Builder.Builder(
+        action=action, emitter=_emitter, target_factory=env.fs.Dir, source_factory=env.fs.File)
+    env.AddMethod(TinyMLSources)
+    env.AddMethod(TinyMLGate)
+
+
+def exists(env):
+    """True when platformio-tinyml is importable in SCons' Python."""
+    try:
+        _api()
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,270 @@
+"""The PlatformIO integration end to end: real ``pio run`` on the example projects.
+
+Each test copies an example of ``example_projects/`` into a temp folder and
+runs PlatformIO Core as a subprocess against one offline core dir per session
+(``setup_offline``). Firmware runs in QEMU or simavr through ``-t upload``;
+the line it prints must equal the TFLite Micro reference interpreter's output
+for the same embedded test input.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from platformio_tinyml.integrations.platformio.offline import setup_offline
+
+pytest.importorskip("platformio")
+pytest.importorskip("SCons")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "example_projects"
+SHARED_MODELS = REPO.parent / "shared" / "models" / "mlperf_tiny"
+
+EMULATED = [
+    pytest.param("kws-cortex-m4", "mps2-an386", "kws_ref_model.tflite",
+                 ("arm-none-eabi-gcc", "qemu-system-arm"), id="kws-cortex-m4"),
+    pytest.param("kws-cortex-m55", "mps3-an547", "kws_ref_model.tflite",
+                 ("arm-none-eabi-gcc", "qemu-system-arm"), id="kws-cortex-m55"),
+    pytest.param("dense-atmega2560", "simavr-atmega2560", "tiny_dense.tflite",
+                 ("avr-gcc", "simavr"), id="dense-atmega2560"),
+]
+KWS_ENV = "mps2-an386"
+GEN_DIR = Path(".pio/build") / KWS_ENV / "tinyml" / "kws"
+
+
+@pytest.fixture(scope="session")
+def offline(tmp_path_factory):
+    return setup_offline(tmp_path_factory.mktemp("pio-core"))
+
+
+def _need(*programs: str) -> None:
+    missing = [p for p in programs if not shutil.which(p)]
+    if missing:
+        pytest.skip("not on PATH: " + ", ".join(missing))
+
+
+def _copy(example: str, dest: Path) -> Path:
+    project = dest / example
+    shutil.copytree(EXAMPLES / example, project, ignore=shutil.ignore_patterns(".pio"))
+    return project
+
+
+def _pio(project: Path, offline, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "platformio", "run", "-d", str(project), *args],
+                            env=offline.environ(), capture_output=True, text=True, timeout=240, check=False)
+    result.log = result.stdout + result.stderr
+    return result
+
+
+def _printed_output(log: str) -> list[int]:
+    match = re.search(r"^output:((?: -?\d+)+)$", log, re.M)
+    assert match, log
+    return [int(v) for v in match.group(1).split()]
+
+
+def _reference_output(project: Path, model: str) -> list[int]:
+    from platformio_tinyml.verify.reference import TFLMReference
+    out = TFLMReference(project / model).run([np.load(project / "test_input.npy")])[0]
+    return [int(v) for v in np.asarray(out).reshape(-1)]
+
+
+def _error_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("Error:")]
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def kws_built(offline, tmp_path_factory):
+    """kws-cortex-m4 built once: (project, log of the first `pio run`)."""
+    _need("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path_factory.mktemp("kws-built"))
+    built = _pio(project, offline)
+    assert built.returncode == 0, built.log
+    return project, built.log
+
+
+@pytest.mark.parametrize("example, env_name, model, programs", EMULATED)
+def test_example_output_matches_reference(offline, tmp_path, example, env_name, model, programs):
+    _need(*programs)
+    project = _copy(example, tmp_path)
+
+    result = _pio(project, offline, "-t", "upload")
+
+    assert result.returncode == 0, result.log
+    assert "[compiled]" in result.log and "TinyML: firmware flash" in result.log, result.log
+    assert _printed_output(result.log) == _reference_output(project, model)
+    assert re.search(r"^instructions: \d+$", result.log, re.M), result.log
+
+
+def test_no_change_rebuild_reuses_everything(offline, kws_built):
+    project, first_log = kws_built
+    assert "kws.h [compiled]" in first_log
+    before = _mtimes(project / GEN_DIR)
+
+    again = _pio(project, offline)
+
+    assert again.returncode == 0, again.log
+    assert "TinyML: kws_ref_model.tflite -> kws.h [up to date]" in again.log, again.log
+    assert "Compiling" not in again.log and "Linking" not in again.log, again.log
+    assert _mtimes(project / GEN_DIR) == before
+
+
+def test_report_and_verify_targets(offline, kws_built):
+    project, _ = kws_built
+
+    report = _pio(project, offline, "-t", "tinyml-report")
+    verify = _pio(project, offline, "-t", "tinyml-verify")
+
+    assert report.returncode == 0, report.log
+    import json
+    data = json.loads((project / ".pio" / "build" / KWS_ENV / "tinyml-report.json").read_text())
+    assert data["env"] == KWS_ENV and data["board"]["core"] == "cortex-m4"
+    assert [m["name"] for m in data["models"]] == ["kws"]
+    assert data["firmware"]["ok"] is True
+    assert verify.returncode == 0, verify.log
+    assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log
+
+
+def test_changed_model_recompiles(offline, tmp_path):
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    project = _copy("kws-cortex-m4", tmp_path)
+    assert _pio(project, offline).returncode == 0
+    model = project / "kws_ref_model.tflite"
+    model.touch()  # same bytes: the content-addressed cache still hits
+    touched = _pio(project, offline)
+    assert "[up to date]" in touched.log and "Compiling" not in touched.log, touched.log
+
+    data = bytearray(model.read_bytes())
+    data[30000] ^= 0x01  # a weight byte
+    model.write_bytes(bytes(data))
+    changed = _pio(project, offline, "-t", "upload")
+
+    assert changed.returncode == 0, changed.log
+    assert "kws.h [compiled]" in changed.log, changed.log
+    assert _printed_output(changed.log) == _reference_output(project, model.name)
+
+
+def test_changed_name_recompiles(offline, tmp_path):
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    project = _copy("kws-cortex-m4", tmp_path)
+    assert _pio(project, offline).returncode == 0
+    ini = project / "platformio.ini"
+    ini.write_text(ini.read_text().replace("custom_tinyml_name = kws", "custom_tinyml_name = spotter"))
+    main = project / "src" / "main.c"
+    main.write_text(main.read_text().replace("kws", "spotter").replace("KWS", "SPOTTER"))
+
+    result = _pio(project, offline, "-t", "upload")
+
+    assert result.returncode == 0, result.log
+    assert "kws_ref_model.tflite -> spotter.h [compiled]" in result.log, result.log
+    assert (project / ".pio/build" / KWS_ENV / "tinyml/spotter/spotter.c").is_file()
+    assert _printed_output(result.log) == _reference_output(project, "kws_ref_model.tflite")
+
+
+def _with_ini_lines(project: Path, *lines: str) -> None:
+    ini = project / "platformio.ini"
+    ini.write_text(ini.read_text() + "\n".join(lines) + "\n")
+
+
+def test_gate_fails_when_firmware_does_not_fit(offline, tmp_path):
+    """The model fits 32 KiB of RAM, model + a 40 KB application buffer does not."""
+    _need("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    main = project / "src" / "main.c"
+    text = main.read_text().replace("static int8_t scores", "volatile uint8_t app_buffer[40000];\nstatic int8_t scores")
+    main.write_text(text.replace("board_puts(\"output:\");", "app_buffer[0] = 1;\n    board_puts(\"output:\");"))
+    _with_ini_lines(project, "board_upload.maximum_ram_size = 32768")
+
+    result = _pio(project, offline)
+
+    assert result.returncode != 0
+    errors = _error_lines(result.log)
+    assert len(errors) == 1, result.log
+    assert errors[0].startswith(f"Error: [env:{KWS_ENV}] firmware needs "), errors
+    assert "of RAM, board 'mps2-an386' has 32,768 B" in errors[0] and "Try " in errors[0], errors
+    assert "Traceback" not in result.log
+
+
+def test_gate_warns_near_the_limit(offline, tmp_path):
+    _need("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    _with_ini_lines(project, "board_upload.maximum_ram_size = 16900")  # the model estimate fits
+
+    result = _pio(project, offline)
+
+    assert result.returncode == 0, result.log
+    assert re.search(r"^Warning: \[env:mps2-an386\] RAM use [\d,]+ of 16,900 B \(9\d\.\d%\)", result.log,
+                     re.M), result.log
+
+
+def test_model_too_big_for_board_is_one_error(offline, tmp_path):
+    _need("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    _with_ini_lines(project, "board_upload.maximum_ram_size = 4096")
+
+    result = _pio(project, offline)
+
+    assert result.returncode != 0
+    errors = _error_lines(result.log)
+    assert len(errors) == 1 and errors[0].startswith(f"Error: [env:{KWS_ENV}] "), result.log
+    assert "board has 4,096 B" in errors[0], errors
+    assert "Traceback" not in result.log
+
+
+@pytest.mark.parametrize("edit, expected", [
+    pytest.param(("custom_tinyml_model = kws_ref_model.tflite", "custom_tinyml_model = models/missing.tflite"),
+                 ["models/missing.tflite: model file not found", "custom_tinyml_model"], id="missing-model"),
+    pytest.param(("custom_tinyml_model = kws_ref_model.tflite", "custom_tinyml_model = hybrid.tflite"),
+                 ["hybrid.tflite: operator #0 CONV_2D is hybrid", "full-integer"], id="unsupported-model"),
+    pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_backend = nosuch"),
+                 ["backend 'nosuch' is not available", "available: "], id="unknown-backend"),
+    pytest.param(("custom_tinyml_test_input = test_input.npy", "custom_tinyml_test_input = kws_ref_model.tflite"),
+                 ["kws_ref_model.tflite: test input has ", "custom_tinyml_test_input"], id="bad-test-input"),
+])
+def test_bad_input_is_one_error_line(offline, tmp_path, edit, expected):
+    _need("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    shutil.copyfile(SHARED_MODELS / "kws_ref_model_float32.tflite", project / "hybrid.tflite")
+    ini = project / "platformio.ini"
+    ini.write_text(ini.read_text().replace(*edit))
+
+    result = _pio(project, offline)
+
+    assert result.returncode != 0
+    errors = _error_lines(result.log)
+    assert len(errors) == 1 and errors[0].startswith(f"Error: [env:{KWS_ENV}] "), result.log
+    for text in expected:
+        assert text.lower() in errors[0].lower(), errors
+    assert "Traceback" not in result.log
+
+
+def _registry_reachable() -> bool:
+    try:
+        socket.create_connection(("api.registry.platformio.org", 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_real_board_nucleo_f446re_builds(offline, tmp_path):
+    if not _registry_reachable():
+        pytest.skip("PlatformIO registry unreachable: platform ststm32 and framework stm32cube "
+                    "cannot be installed (needs network once)")
+    project = _copy("nucleo-f446re", tmp_path)
+
+    result = subprocess.run([sys.executable, "-m", "platformio", "run", "-d", str(project)],
+                            env=offline.environ(), capture_output=True, text=True, timeout=1200, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TinyML: firmware flash" in result.stdout

@@ -1,0 +1,120 @@
+"""The SCons tool end to end: real ``scons`` on example_projects/scons-cortex-m4.
+
+Builds the firmware, runs it in QEMU (``platformio_tinyml.emu.run``) and
+compares its ``output:`` line with the TFLite Micro reference; then checks
+that a no-change build does nothing, that a changed model rebuilds and that a
+user mistake is one ``scons: ***`` line.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("SCons")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "example_projects" / "scons-cortex-m4"
+MACHINE = "mps2-an386"
+
+
+def _need(*programs: str) -> None:
+    missing = [p for p in programs if not shutil.which(p)]
+    if missing:
+        pytest.skip("not on PATH: " + ", ".join(missing))
+
+
+def _scons(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(__import__("os").environ, TINYML_SCONS_TOOLS=str(REPO / "scons_tools"))
+    result = subprocess.run([sys.executable, "-m", "SCons", "-C", str(project), *args], env=env,
+                            capture_output=True, text=True, timeout=240, check=False)
+    result.log = result.stdout + result.stderr
+    return result
+
+
+def _run_output(project: Path) -> list[int]:
+    from platformio_tinyml.emu import run
+    result = run(project / "build" / "firmware.elf", MACHINE)
+    assert result.exit_code == 0, result.stdout
+    match = re.search(r"^output:((?: -?\d+)+)$", result.stdout, re.M)
+    assert match, result.stdout
+    return [int(v) for v in match.group(1).split()]
+
+
+def _reference(project: Path) -> list[int]:
+    from platformio_tinyml.verify.reference import TFLMReference
+    out = TFLMReference(project / "kws_ref_model.tflite").run([np.load(project / "test_input.npy")])[0]
+    return [int(v) for v in np.asarray(out).reshape(-1)]
+
+
+@pytest.fixture()
+def project(tmp_path):
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    dest = tmp_path / "scons-cortex-m4"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build", ".tinyml-cache", ".sconsign*"))
+    return dest
+
+
+def test_build_run_rebuild(project):
+    built = _scons(project)
+    assert built.returncode == 0, built.log
+    assert "TinyML: kws_ref_model.tflite -> build/kws for mps2-an386" in built.log
+    assert "TinyML: firmware flash" in built.log
+    assert _run_output(project) == _reference(project)
+    generated = project / "build" / "kws" / "kws.c"
+    stamp = generated.stat().st_mtime_ns
+
+    again = _scons(project)
+    assert again.returncode == 0, again.log
+    assert "`.' is up to date." in again.log or "is up to date" in again.log, again.log
+    assert "TinyML:" not in again.log and "arm-none-eabi-gcc" not in again.log, again.log
+    assert generated.stat().st_mtime_ns == stamp
+
+    model = project / "kws_ref_model.tflite"
+    data = bytearray(model.read_bytes())
+    data[30000] ^= 0x01
+    model.write_bytes(bytes(data))
+    changed = _scons(project)
+    assert changed.returncode == 0, changed.log
+    assert "TinyML: kws_ref_model.tflite -> build/kws" in changed.log, changed.log
+    assert _run_output(project) == _reference(project)
+
+
+def test_emitter_declares_every_output(project):
+    listed = _scons(project, "-n", "--tree=prune", "build/kws")
+    assert listed.returncode == 0, listed.log
+    for name in ("kws.c", "kws.h", "report.json", "kws_test_input.h", "tml_conv_s8.c"):
+        assert f"build/kws/{name}" in listed.log, listed.log
+
+
+def test_unknown_board_is_one_scons_error(project):
+    sconstruct = project / "SConstruct"
+    sconstruct.write_text(sconstruct.read_text().replace('TINYML_TARGET=MACHINE', 'TINYML_TARGET="no-such-board"'))
+
+    result = _scons(project)
+
+    assert result.returncode != 0
+    errors = [line for line in result.log.splitlines() if line.startswith("scons: ***")]
+    assert len(errors) == 1 and "no-such-board" in errors[0], result.log
+    assert "Traceback" not in result.log
+
+
+def test_gate_fails_with_one_scons_error(project):
+    sconstruct = project / "SConstruct"
+    sconstruct.write_text(sconstruct.read_text().replace("env.TinyMLGate(firmware, kws)",
+                                                         "env.TinyMLGate(firmware, kws)\n"
+                                                         "env['TINYML_RAM_MAX'] = 8192"))
+
+    result = _scons(project)
+
+    assert result.returncode != 0
+    errors = [line for line in result.log.splitlines() if line.startswith("scons: ***")]
+    assert len(errors) == 1, result.log
+    assert "firmware needs" in errors[0] and "of RAM" in errors[0] and "8,192 B" in errors[0], errors
+    assert "Traceback" not in result.log
