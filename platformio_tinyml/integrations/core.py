@@ -8,7 +8,9 @@
 * :func:`test_vector_header` - embeds a test input file as a C array.
 
 No SCons or PlatformIO imports here: front ends translate these results into
-their own actions and errors.
+their own actions and errors. A no-change build only needs the cache check, so
+the heavy modules (numpy, the importers, the compilers, pyelftools) are
+imported inside the functions that need them: a no-change `pio run` stays fast.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from importlib import metadata
+from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..compilers.registry import discover
 from ..device import DeviceProfile
 from ..errors import ModelError, TinyMLError
-from ..memory import analyze_elf, check_budget, GateResult
-from ..pipeline import compile_model, default_name, sha256_file
+
+if TYPE_CHECKING:
+    import numpy as np
+    from ..memory import GateResult
+
+COMPILER_GROUP = "platformio_tinyml.compilers"
 
 KEY_FILE = ".tinyml-key"
 
@@ -41,6 +47,7 @@ class ModelSpec:
     @classmethod
     def make(cls, path: str | Path, name: str | None = None, backend: str = "auto",
              calibration: str | Path | None = None, options: dict[str, str] | None = None) -> "ModelSpec":
+        from ..naming import default_name
         p = Path(path)
         return cls(p, name or default_name(p), backend or "auto",
                    Path(calibration) if calibration else None, tuple(sorted((options or {}).items())))
@@ -59,17 +66,42 @@ class CompiledModel:
         return self.outdir / f"{self.spec.name}.h"
 
 
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    p = Path(path)
+    for f in sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _backend_versions() -> dict[str, str]:
+    """Each registered backend and its distribution's version, read from the
+    entry-point metadata without importing any backend."""
+    out = {}
+    for ep in metadata.entry_points(group=COMPILER_GROUP):
+        out[ep.name] = f"{ep.dist.name if ep.dist else '?'}=={ep.dist.version if ep.dist else '?'}"
+    return dict(sorted(out.items()))
+
+
+def _runtime_digest() -> str:
+    """The cgen C runtime's bytes: kernels changing without a version bump still invalidate."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1] / "compilers" / "cgen" / "runtime"
+    for entry in sorted(root.glob("*.[ch]")):   # a path, not importlib: importing cgen pulls numpy
+        h.update(entry.name.encode())
+        h.update(entry.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(spec: ModelSpec, device: DeviceProfile) -> str:
     """Hash of everything that changes the generated code."""
     if not spec.path.exists():
         raise ModelError("model file not found", where=str(spec.path),
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
-    reg = discover()
-    backends = {n: c.version for n, c in sorted(reg.compilers.items())}
     h = hashlib.sha256()
-    for part in (__version__, sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
-                 sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
-                 device.cache_key(), json.dumps(backends, sort_keys=True)):
+    for part in (__version__, _sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
+                 _sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
+                 device.cache_key(), json.dumps(_backend_versions()), _runtime_digest()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -86,6 +118,7 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path) -> Comp
         files = [outdir / f["path"] for f in report["files"]]
         if all(f.exists() for f in files):
             return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
+    from ..pipeline import compile_model
     if key_file.exists():
         key_file.unlink()
     for old in outdir.glob("*") if outdir.exists() else ():
@@ -113,6 +146,7 @@ def summary_lines(m: CompiledModel) -> list[str]:
 def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile, *, where: str,
                   flash_max: int | None = None, ram_max: int | None = None) -> tuple[GateResult, list[str]]:
     """Flash/RAM gate of a linked firmware; also returns the usage lines for the log."""
+    from ..memory import analyze_elf, check_budget
     prefixes = [m.spec.name + "_" for m in models] + ["tml_"]
     files = [s.name for m in models for s in m.sources]
     usage = analyze_elf(elf, prefixes, files)
@@ -125,8 +159,9 @@ def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile,
     return res, lines
 
 
-def load_test_vector(path: Path, nbytes: int, dtype: np.dtype) -> np.ndarray:
+def load_test_vector(path: Path, nbytes: int, dtype: "np.dtype") -> "np.ndarray":
     """A test input from a .npy array (cast to the model's input dtype) or raw bytes."""
+    import numpy as np
     path = Path(path)
     try:
         if path.suffix == ".npy":
@@ -143,7 +178,7 @@ def load_test_vector(path: Path, nbytes: int, dtype: np.dtype) -> np.ndarray:
     return arr.reshape(-1)
 
 
-def test_vector_header(name: str, data: np.ndarray) -> str:
+def test_vector_header(name: str, data: "np.ndarray") -> str:
     """C header defining ``<name>_test_input`` (in flash) from ``data``."""
     from ..compilers.cgen.emit import c_literal
     ctype = {"int8": "int8_t", "uint8": "uint8_t", "float32": "float", "int16": "int16_t"}[data.dtype.name]

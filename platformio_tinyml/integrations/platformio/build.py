@@ -119,7 +119,6 @@ def embed_test_input(model: core.CompiledModel, test_input: Path) -> Path:
     an unchanged input keeps the header's mtime, and a header whose text did
     not change is not rewritten, so nothing that includes it recompiles.
     """
-    from ...pipeline import load_any  # the graph is needed only when (re)writing
     header = model.outdir / f"{model.spec.name}_test_input.h"
     key_file = model.outdir / f".{model.spec.name}_test_input.key"
     if not test_input.is_file():
@@ -129,6 +128,7 @@ def embed_test_input(model: core.CompiledModel, test_input: Path) -> Path:
     key = hashlib.sha256(model_key.encode() + test_input.read_bytes()).hexdigest()
     if header.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return header
+    from ...pipeline import load_any  # the graph is needed only when (re)writing
     graph, _ = load_any(model.spec.path, model.spec.calibration)
     tensor = graph.tensors[graph.inputs[0]]
     data = core.load_test_vector(test_input, tensor.nbytes, tensor.dtype.numpy)
