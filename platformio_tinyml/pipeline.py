@@ -20,14 +20,18 @@ from .errors import CompileError, ModelError, TinyMLError
 from .ir import Graph
 
 
-def default_name(model_path: Path) -> str:
-    """A C identifier from a model file name: 'kws_ref_model.tflite' -> 'kws_ref_model'."""
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(model_path).stem).strip("_").lower() or "model"
-    return stem if stem[0].isalpha() else "m_" + stem
+from .naming import default_name  # noqa: E402  (re-exported)
 
 
 def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph | None, str]:
-    """Load a model file into the IR; returns (graph or None, format name)."""
+    """Load a model file into the IR; returns (graph or None, format name).
+
+    scikit-learn files (.pkl, .joblib, .skops) have no IR: (None, "sklearn");
+    the backends that take them load the estimator themselves.
+    """
+    from .model.sklearn import FORMAT as SKLEARN, is_sklearn_file
+    if is_sklearn_file(model_path):
+        return None, SKLEARN
     try:
         from .model.loader import load_model, model_format
     except ImportError:   # loader not present: TFLite only
@@ -73,21 +77,9 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     request = CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
                              options=options)
     reg = discover()
-    if backend != "auto" and backend not in reg.compilers:
-        why = reg.problems.get(backend)
-        raise CompileError(f"backend '{backend}' is not available" + (f" ({why})" if why else ""),
-                           hint="Available: " + ", ".join(sorted(reg.compilers)) + " or auto")
-    candidates = [backend] if backend != "auto" else sorted(reg.compilers)
-    support = {n: reg.compilers[n].supports(request) for n in candidates}
-    ok = [n for n in candidates if support[n].ok]
-    if not ok:
-        lines = "; ".join(f"{n}: {' / '.join(support[n].reasons) or 'not supported'}" for n in candidates)
-        raise CompileError(f"no backend can compile this model for board '{device.board}' ({lines})",
-                           where=str(model_path))
-    ok.sort(key=lambda n: _rank(support[n]))
-    chosen = ok[0]
-    because = ("requested" if backend != "auto" else
-               f"fits flash and RAM with the lowest estimated cost among {len(ok)} supporting backend(s)")
+    chosen, support, because = select_backend(request, backend, registry=reg)
+    if chosen is None:
+        raise CompileError(because, where=str(model_path))
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     result = reg.compilers[chosen].compile(request, outdir)
@@ -96,9 +88,8 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     return CompileOutcome(request, result, support, because, report_path)
 
 
-def _rank(s: Support):
-    e = s.estimate
-    return ((e.latency_cycles or 0), e.flash_bytes, e.ram_bytes) if e else (0, 0, 0)
+# Selection lives in its own module; re-exported here for front ends.
+from .compilers.selection import Selection, select_backend  # noqa: E402
 
 
 def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support], chosen: str,
@@ -129,4 +120,5 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
     }
 
 
-__all__ = ["compile_model", "default_name", "load_any", "CompileOutcome", "TinyMLError"]
+__all__ = ["compile_model", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
+           "TinyMLError"]

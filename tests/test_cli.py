@@ -75,8 +75,8 @@ def test_verify_detects_a_mismatch(monkeypatch, tmp_path):
     real = parity.reference_for
 
     class OffByOne:
-        def __init__(self, path):
-            self.ref = real(path)
+        def __init__(self, path, graph=None):
+            self.ref = real(path, graph)
 
         def run(self, xs):
             return [(o.astype(np.int16) + 1).clip(-128, 127).astype(np.int8) for o in self.ref.run(xs)]

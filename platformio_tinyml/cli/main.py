@@ -1,4 +1,4 @@
-"""The ``tinyml`` command line: inspect, compile, verify, setup-offline.
+"""The ``tinyml`` command line: inspect, compile, verify, compare, setup-offline.
 
 Known errors print as one line (``tinyml: error: ...``) and exit 2; an
 unexpected exception prints one line pointing at a saved traceback.
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", "-n", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration", type=Path)
+    p = sub.add_parser("compare", help="every backend side by side for a model and board")
+    p.add_argument("model", type=Path)
+    _add_target(p)
+    p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -111,13 +117,43 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    import json
+    from ..compilers.interface import CompileOptions, CompileRequest
+    from ..pipeline import default_name, load_any, select_backend
+    dev = _profile(args)
+    graph, fmt = load_any(args.model, args.calibration)
+    req = CompileRequest(args.model, fmt, graph, dev,
+                         CompileOptions(default_name(args.model), _options(args.option), args.calibration))
+    chosen, support, because = select_backend(req)
+    rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
+             "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
+             "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
+             "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
+            for n, s in sorted(support.items())]
+    if args.json:
+        print(json.dumps({"model": str(args.model), "format": fmt, "board": dev.board,
+                          "chosen": chosen, "because": because, "backends": rows}, indent=2))
+        return 0 if chosen else 1
+    num = lambda v: "-" if v is None else f"{v:,}"  # noqa: E731
+    print(f"{args.model.name} ({fmt}) on {dev.board} ({dev.core}, {dev.flash_bytes:,} B flash, "
+          f"{dev.ram_bytes:,} B RAM{', NPU ' + dev.npu if dev.npu else ''})")
+    print(f"  {'backend':<10} {'ok':<4} {'flash B':>10} {'RAM B':>10} {'latency cyc':>12}  note")
+    for r in rows:
+        note = "chosen" if r["chosen"] else "; ".join(r["reasons"])
+        print(f"{'*' if r['chosen'] else ' '} {r['backend']:<10} {'yes' if r['supported'] else 'no':<4} "
+              f"{num(r['flash_bytes']):>10} {num(r['ram_bytes']):>10} {num(r['latency_cycles']):>12}  {note}")
+    print(f"chosen: {chosen or 'none'} ({because})")
+    return 0 if chosen else 1
+
+
 def cmd_setup_offline(args) -> int:
     from ..integrations.platformio.offline import main as offline_main
     rest = [a for a in args.rest if a != "--"] if args.rest[:1] == ["--"] else args.rest
     return offline_main(rest) or 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify,
+COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
             "setup-offline": cmd_setup_offline}
 
 

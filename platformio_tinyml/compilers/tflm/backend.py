@@ -1,0 +1,122 @@
+"""The ``tflm`` plugin: hand a .tflite to TensorFlow Lite Micro, sized for the board.
+
+The arena is measured, not guessed: the TFLM host interpreter (PyPI
+``tflite-micro``, reference kernels) allocates the model and reports its
+total. That host build is 64-bit, so its persistent part is larger than on
+a 32-bit MCU, but optimized kernels (CMSIS-NN) ask for scratch buffers the
+reference kernels do not; ``ARENA_MARGIN`` covers those:
+``arena = align16(measured + max(1 KiB, measured / 10))``.
+
+Backend option ``lib_deps`` replaces the default library reference
+(``DEFAULT_LIB_DEPS``), for projects that vendor TFLM or use a port.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from ...errors import CompileError
+from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
+                         Support)
+from .emit import resolver_method, write_tflm_files
+from .flatbuffer import TfliteFacts, read_facts
+
+# Git reference of the Arduino build of TFLM (it carries library.properties, so PlatformIO
+# can build it as a library). Not checked against the PlatformIO registry from here.
+DEFAULT_LIB_DEPS = ("https://github.com/tensorflow/tflite-micro-arduino-examples",)
+MIN_MARGIN = 1024
+CODE_BASE = 40_000       # interpreter, allocator, flatbuffer reader (Cortex-M, -Os)
+CODE_PER_OP = 4_000      # one kernel with its CMSIS-NN variant
+RAM_OVERHEAD = 2_048     # interpreter object, resolver, stack
+
+
+def arena_with_margin(measured: int) -> int:
+    """Arena for a 32-bit target from the host measurement (see the module docstring)."""
+    total = measured + max(MIN_MARGIN, measured // 10)
+    return (total + 15) // 16 * 16
+
+
+@functools.lru_cache(maxsize=32)
+def _measure(path: str, mtime_ns: int) -> int:
+    from ...verify.reference import tflm_arena_bytes
+    return tflm_arena_bytes(path)
+
+
+def measured_arena(path: Path) -> int:
+    """TFLM's arena total for the model at ``path`` (cached per file version)."""
+    return _measure(str(path), Path(path).stat().st_mtime_ns)
+
+
+def _tflm_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("tflite-micro")
+    except Exception:
+        return "unknown"
+
+
+class TflmCompiler:
+    name = "tflm"
+
+    def __init__(self) -> None:
+        self.version = _tflm_version()
+
+    def _facts(self, request: CompileRequest) -> TfliteFacts | str:
+        if request.model_format != "tflite":
+            return f"tflm takes .tflite models; this is a '{request.model_format}' model"
+        if request.device.word_bits < 32:
+            return (f"TensorFlow Lite Micro needs a 32-bit core; {request.device.board} is "
+                    f"{request.device.core} ({request.device.word_bits}-bit)")
+        facts = read_facts(request.model_path)
+        for op in facts.ops:
+            try:
+                resolver_method(op)
+            except ValueError as e:
+                return str(e)
+        return facts
+
+    def supports(self, request: CompileRequest) -> Support:
+        facts = self._facts(request)
+        if isinstance(facts, str):
+            return Support(False, (facts,))
+        try:
+            arena = arena_with_margin(measured_arena(request.model_path))
+        except Exception as e:   # interpreter missing or model rejected by TFLM
+            return Support(False, (f"TFLM host interpreter could not allocate the model "
+                                   f"({type(e).__name__}: {str(e)[:160]})",))
+        est = self._estimate(request, facts, arena)
+        reasons = []
+        dev = request.device
+        if est.flash_bytes > dev.flash_bytes:
+            reasons.append(f"needs about {est.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
+        if est.ram_bytes > dev.ram_bytes:
+            reasons.append(f"needs about {est.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
+        return Support(not reasons, tuple(reasons), est)
+
+    def _estimate(self, request: CompileRequest, facts: TfliteFacts, arena: int) -> Estimate:
+        size = Path(request.model_path).stat().st_size
+        flash = size + CODE_BASE + CODE_PER_OP * len(facts.ops)
+        # No latency model for TFLM kernels: left unknown (ranks after known estimates).
+        return Estimate(flash_bytes=flash, ram_bytes=arena + RAM_OVERHEAD)
+
+    def lib_deps(self, request: CompileRequest) -> tuple[str, ...]:
+        opt = request.options.backend_options.get("lib_deps")
+        return tuple(s.strip() for s in opt.split(",") if s.strip()) if opt else DEFAULT_LIB_DEPS
+
+    def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
+        facts = self._facts(request)
+        if isinstance(facts, str):
+            raise CompileError(facts, where=str(request.model_path))
+        measured = measured_arena(request.model_path)
+        arena = arena_with_margin(measured)
+        data = Path(request.model_path).read_bytes()
+        paths = write_tflm_files(request.options.name, data, facts.ops, arena, Path(outdir), self.name)
+        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix == ".c" else FileRole.HEADER)
+                      for p in paths)
+        return CompileResult(
+            backend=self.name, backend_version=self.version, files=files,
+            include_dirs=(Path(outdir),), estimate=self._estimate(request, facts, arena),
+            arena_bytes=arena, weight_bytes=len(data), lib_deps=self.lib_deps(request),
+            details={"arena_measured_bytes": measured, "arena_margin_bytes": arena - measured,
+                     "ops": list(facts.ops), "op_counts": facts.op_counts, "macs": facts.macs})

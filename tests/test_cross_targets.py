@@ -1,0 +1,165 @@
+"""Generated C on real target toolchains and emulated boards.
+
+(a) the four MLPerf Tiny int8 models and a small TensorFlow-built int8 model
+    compile warning-free (-Wall -Wextra -Werror -std=c99) for Cortex-M0+,
+    M3, M4F, M7, M33, M55 and rv32imac; the small model also for the
+    atmega2560;
+(b) KWS runs on QEMU mps2-an386 (Cortex-M4F: the Arm DSP kernel paths) and
+    its outputs equal TFLite Micro's byte for byte on 3 seeded inputs;
+(c) the small model runs in simavr on an atmega2560 with the reference's
+    outputs, and its weights stay in flash (.data is tiny);
+(d) KWS runs on mps3-an547 (Cortex-M55) and riscv32-virt (portable path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MLPERF, MLPERF_INT8
+from platformio_tinyml.compilers.cgen import generate, write_output
+from platformio_tinyml.model.tflite import load_tflite
+from platformio_tinyml.verify.firmware import run_model
+from platformio_tinyml.verify.reference import TFLMReference
+
+CORES = [("cortex-m0plus", None), ("cortex-m3", None), ("cortex-m4", "fpv4-sp-d16"),
+         ("cortex-m7", "fpv5-d16"), ("cortex-m33", "fpv5-sp-d16"), ("cortex-m55", "auto"),
+         ("rv32imac", None)]
+
+
+def _need(*tools):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
+def _small_model(path: Path) -> Path:
+    """conv 3x3 + relu -> depthwise 3x3 s2 -> dense 64->32 relu -> dense 32->8, int8."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(7)
+    L = tf.keras.layers
+    x = tf.keras.Input(shape=(8, 8, 2), batch_size=1)
+    y = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+    y = L.DepthwiseConv2D(3, strides=2, padding="same")(y)
+    y = L.Flatten()(y)
+    y = L.Dense(32, activation="relu")(y)
+    y = L.Dense(8)(y)
+    model = tf.keras.Model(x, y)
+
+    def rep():
+        rng = np.random.default_rng(0)
+        for _ in range(16):
+            yield [(2 * rng.standard_normal((1, 8, 8, 2))).astype(np.float32)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_tflite(tmp_path_factory) -> Path:
+    return _small_model(tmp_path_factory.mktemp("small") / "small_int8.tflite")
+
+
+def _samples(g, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    xin = g.tensors[g.inputs[0]]
+    return [[rng.integers(-128, 128, xin.shape).astype(np.int8)] for _ in range(n)]
+
+
+def _check_against_reference(path: Path, g, samples, outputs):
+    ref = TFLMReference(path)
+    for k, (s, ours) in enumerate(zip(samples, outputs)):
+        golden = ref.run(s)[0]
+        assert ours[0].dtype == golden.dtype == np.int8
+        assert np.array_equal(ours[0].reshape(-1), golden.reshape(-1)), f"sample {k} differs"
+
+
+# ---- (a) warning-free cross compiles -------------------------------------------
+
+def test_cross_compile_all_cores(tmp_path, small_tflite):
+    _need("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc")
+    from platformio_tinyml.emu import compile_only
+    models = {key: MLPERF / f for key, f in MLPERF_INT8.items()}
+    models["small"] = small_tflite
+    jobs = []
+    for key, path in models.items():
+        src = tmp_path / key
+        files = write_output(generate(load_tflite(path), key), src)
+        cfiles = [p for p in files if p.suffix == ".c"]
+        for core, fpu in CORES:
+            for c in cfiles:
+                jobs.append((core, fpu, c, src, tmp_path / "obj" / key / core / c.stem))
+
+    def one(job):
+        core, fpu, c, src, out = job
+        return compile_only([c], [src], core, fpu, out_dir=out)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        objs = list(pool.map(one, jobs))     # raises FirmwareBuildError with gcc's output
+    assert all(o and o[0].is_file() for o in objs)
+
+
+def test_cross_compile_avr(tmp_path, small_tflite):
+    _need("avr-gcc")
+    from platformio_tinyml.emu import compile_only
+    src = tmp_path / "small"
+    files = write_output(generate(load_tflite(small_tflite), "small"), src)
+    objs = compile_only([p for p in files if p.suffix == ".c"], [src], "atmega2560", out_dir=tmp_path / "o")
+    assert len(objs) >= 3
+
+
+# ---- (b)-(d) runs on emulated boards -------------------------------------------
+
+def test_kws_bit_exact_on_cortex_m4(tmp_path):
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    path = MLPERF / MLPERF_INT8["kws"]
+    g = load_tflite(path)
+    samples = _samples(g, 3, seed=11)
+    r = run_model(generate(g, "kws"), g, samples, tmp_path, "mps2-an386", opt="-O2")
+    _check_against_reference(path, g, samples, r.outputs)
+    assert all(n > 0 for n in r.instructions)
+    # the DSP path was compiled in: the kernels contain SIMD multiply-accumulates
+    import subprocess
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(r.elf)], capture_output=True, text=True).stdout
+    assert "smlad" in dis and "sxtb16" in dis
+
+
+def test_small_model_on_atmega2560(tmp_path, small_tflite):
+    _need("avr-gcc", "simavr")
+    from platformio_tinyml.memory import analyze_elf
+    g = load_tflite(small_tflite)
+    gen = generate(g, "small")
+    samples = _samples(g, 3, seed=5)
+    r = run_model(gen, g, samples, tmp_path, "atmega2560", opt="-Os", timeout=120)
+    _check_against_reference(small_tflite, g, samples, r.outputs)
+    usage = analyze_elf(r.elf, model_prefixes=["small_"])
+    data = usage.sections.get(".data", (0, ""))[0]
+    # weights + parameters stay in flash (PROGMEM): only a few bytes of
+    # initialised data (libc/board) end up copied to SRAM
+    assert gen.weight_bytes > 2000
+    assert data < 256, f".data is {data} B: constants copied to SRAM?"
+    assert usage.model_flash_bytes >= gen.weight_bytes
+    assert usage.model_ram_bytes <= gen.arena_bytes + 64
+
+
+@pytest.mark.parametrize("machine", ["mps3-an547", "riscv32-virt"])
+def test_kws_on_m55_and_riscv(tmp_path, machine):
+    spec_tools = {"mps3-an547": ("arm-none-eabi-gcc", "qemu-system-arm"),
+                  "riscv32-virt": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")}
+    _need(*spec_tools[machine])
+    path = MLPERF / MLPERF_INT8["kws"]
+    g = load_tflite(path)
+    samples = _samples(g, 2, seed=3)
+    r = run_model(generate(g, "kws"), g, samples, tmp_path, machine, opt="-O2", timeout=120)
+    _check_against_reference(path, g, samples, r.outputs)
