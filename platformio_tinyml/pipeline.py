@@ -32,14 +32,7 @@ def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph |
     from .model.sklearn import FORMAT as SKLEARN, is_sklearn_file
     if is_sklearn_file(model_path):
         return None, SKLEARN
-    try:
-        from .model.loader import load_model, model_format
-    except ImportError:   # loader not present: TFLite only
-        from .model.tflite import load_tflite
-        if Path(model_path).suffix.lower() != ".tflite":
-            raise ModelError("unsupported model format", where=str(model_path),
-                             hint="Supported: .tflite") from None
-        return load_tflite(model_path), "tflite"
+    from .model.loader import load_model, model_format
     fmt = model_format(model_path)
     return load_model(model_path, calibration=calibration), fmt
 
@@ -74,6 +67,9 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
         graph.validate()
     options = CompileOptions(name=name or default_name(model_path),
                              backend_options=dict(backend_options or {}), calibration=calibration)
+    if graph is not None and graph.meta.get("tflite_path"):
+        # Keras/SavedModel: backends see the .tflite it was converted (and quantized) to.
+        model_path, fmt = Path(graph.meta["tflite_path"]), "tflite"
     request = CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
                              options=options)
     reg = discover()

@@ -131,3 +131,46 @@ def test_unsupported_operator_names_op_index_and_supported_list(tmp_path):
     rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")
     assert_one_line_error(rc, o, err, "sqrt.tflite", "operator #", "not supported", "Supported operators:",
                           "CONV_2D")
+
+
+def _small_onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "B"),
+             numpy_helper.from_array(rng.standard_normal((8 * 6 * 6, 4)).astype(np.float32), "W2"),
+             numpy_helper.from_array(np.array([1, -1], np.int64), "shape")]
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]), helper.make_node("MatMul", ["f", "W2"], ["m"]),
+             helper.make_node("Softmax", ["m"], ["y"])]
+    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_onnx_model_through_compile_and_verify(tmp_path):
+    model = _small_onnx(tmp_path / "small.onnx")
+    rc, out, err = tinyml("verify", model, "-t", "nucleo_f446re", "-n", "5")
+    assert rc == 0, out + err
+    assert "5/5" in out or "PASS" in out
+    rc, out, err = tinyml("compile", model, "-t", "nucleo_f446re", "-o", tmp_path / "gen")
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "gen" / "report.json").read_text())
+    assert rep["model"]["format"] == "onnx" and rep["backend"] == "cgen"
+    assert "#define SMALL_INPUT_SHAPE {1, 8, 8, 3}" in (tmp_path / "gen" / "small.h").read_text()   # NHWC API
+
+
+def test_keras_model_with_calibration_through_verify(tmp_path):
+    import tensorflow as tf
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input((6, 6, 2)), tf.keras.layers.Conv2D(4, 3, activation="relu"),
+                                 tf.keras.layers.Flatten(), tf.keras.layers.Dense(3)])
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).standard_normal((16, 6, 6, 2)).astype(np.float32))
+    rc, out, err = tinyml("verify", path, "-t", "nucleo_f446re", "-n", "5", "--calibration", calib)
+    assert rc == 0, out + err
+    assert "int8" in out and "5/5" in out   # int8 after quantization, bit-exact to TFLM

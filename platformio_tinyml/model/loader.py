@@ -16,6 +16,18 @@ from ..ir import Graph
 FORMATS = (".tflite", ".onnx", ".keras", ".h5", "SavedModel directory")
 
 
+def model_format(path: str | Path) -> str:
+    """The format name of ``path`` as reports show it: tflite, onnx or keras."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir() and (path / "saved_model.pb").is_file() or suffix in (".keras", ".h5"):
+        return "keras"
+    if suffix in (".tflite", ".onnx"):
+        return suffix[1:]
+    raise ModelError(f"unknown model format '{suffix or path.name}'", where=str(path),
+                     hint="Supported formats: " + ", ".join(FORMATS) + ", and scikit-learn .pkl/.joblib/.skops")
+
+
 def load_model(path: str | Path, calibration: str | Path | None = None) -> Graph:
     """Read ``path`` into a validated :class:`Graph`.
 

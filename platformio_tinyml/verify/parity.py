@@ -69,7 +69,8 @@ def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
         host = build_host(gen, graph, Path(workdir or tmp))
-        ref = reference_for(model_path, graph)
+        # A Keras model is verified against the .tflite it was converted to.
+        ref = reference_for(graph.meta.get("tflite_path", model_path), graph)
         adapt = getattr(ref, "adapt", None)
         rng = np.random.default_rng(seed)
         report = ParityReport(model=str(model_path), samples=samples, seed=seed)

@@ -10,7 +10,9 @@ hash of the model and calibration files) and loaded with the TFLite importer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -25,11 +27,33 @@ _HINT = "Install the Keras extra: pip install 'platformio-tinyml[keras]'"
 def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tensorflow as tf
+        with _quiet_stderr():   # absl/oneDNN banners at import time
+            import tensorflow as tf
     except ImportError:
         raise ModelError("TensorFlow is needed to convert Keras/SavedModel models but is not installed",
                          hint=_HINT) from None
     return tf
+
+
+def _fixed_batch_converter(tf, model):
+    """A converter for ``model`` with batch size 1: MCU code has static shapes,
+    and a free batch dimension makes the converter emit SHAPE/dynamic RESHAPE ops."""
+    inputs = [tf.keras.Input(tuple(i.shape[1:]), batch_size=1, dtype=i.dtype) for i in model.inputs]
+    outputs = model(inputs if len(inputs) > 1 else inputs[0])
+    return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs))
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ logging) for the duration; Python errors still propagate."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _digest(path: Path, calibration: Path | None) -> str:
@@ -76,7 +100,7 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
             model = None
         else:
             model = tf.keras.models.load_model(str(path), compile=False)
-            conv = tf.lite.TFLiteConverter.from_keras_model(model)
+            conv = _fixed_batch_converter(tf, model)
     except Exception as e:
         raise ModelError(f"cannot load the Keras model ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
                          where=str(path), hint="Save it with model.save('model.keras')") from None
@@ -92,7 +116,9 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
     try:
-        flat = conv.convert()
+        # TF's C++ logging and Keras' export banner would land in the user's build log.
+        with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+            flat = conv.convert()
     except Exception as e:
         raise ModelError(f"TFLite conversion failed ({type(e).__name__}: {str(e).splitlines()[0][:300]})",
                          where=str(path), hint="Use only TFLite builtin operators") from None
