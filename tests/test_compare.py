@@ -124,3 +124,14 @@ def test_compare_table_on_npu_board(tmp_path, mlperf_dir, capsys):
     assert main(["compare", str(mlperf_dir / MLPERF_INT8["kws"]), "-t", str(board)]) == 0
     out = capsys.readouterr().out
     assert "* vela" in out and "chosen: vela" in out
+
+
+def test_expensive_probe_is_asked_only_when_needed_or_exhaustive(mlperf_dir):
+    reg = discover()
+    assert getattr(reg.compilers["tvm"], "probe_cost", "low") == "high"
+    req = _request(mlperf_dir)
+    chosen, support, _ = select_backend(req, registry=reg)
+    assert chosen == "cgen" and "not asked" in support["tvm"].reasons[0]
+    chosen_all, support_all, _ = select_backend(req, registry=reg, exhaustive=True)
+    assert chosen_all == chosen and "not asked" not in " ".join(support_all["tvm"].reasons)
+    assert support_all["tvm"].estimate is not None   # TVM really lowered the model

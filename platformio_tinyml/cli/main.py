@@ -49,9 +49,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _module_parsers(sub)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
+
+
+def _module_parsers(sub) -> None:
+    m = sub.add_parser("module", help="signed inference modules: keygen, pack, inspect, verify")
+    msub = m.add_subparsers(dest="module_cmd", required=True)
+    p = msub.add_parser("keygen", help="write PREFIX.key (Ed25519, mode 0600) and PREFIX.pub")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="PREFIX")
+    p = msub.add_parser("pack", help="build and sign a .tmm module for a board ('host' for tests)")
+    p.add_argument("model", type=Path)
+    _add_target(p)
+    p.add_argument("--key", type=Path, required=True, help="private key from 'tinyml module keygen'")
+    p.add_argument("--version", dest="module_version", type=int, required=True,
+                   help="module version (the device refuses versions older than the installed one)")
+    p.add_argument("--kind", choices=("graph", "tflite"), default="graph", help="payload kind (default graph)")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p = msub.add_parser("inspect", help="print a module's header and op table")
+    p.add_argument("file", type=Path)
+    p = msub.add_parser("verify", help="check structure, CRC and signature; exit 1 on any defect")
+    p.add_argument("file", type=Path)
+    p.add_argument("--pubkey", type=Path, required=True)
+
+
+def cmd_module(args) -> int:
+    from ..module import cli as module_cli
+    return module_cli.run(args)
 
 
 def _profile(args):
@@ -125,7 +151,7 @@ def cmd_compare(args) -> int:
     graph, fmt = load_any(args.model, args.calibration)
     req = CompileRequest(args.model, fmt, graph, dev,
                          CompileOptions(default_name(args.model), _options(args.option), args.calibration))
-    chosen, support, because = select_backend(req)
+    chosen, support, because = select_backend(req, exhaustive=True)
     rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
              "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
              "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
@@ -154,7 +180,7 @@ def cmd_setup_offline(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
-            "setup-offline": cmd_setup_offline}
+            "setup-offline": cmd_setup_offline, "module": cmd_module}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,11 @@ whose answer is ``ok`` and whose estimate fits the board's RAM and flash:
    known one;
 2. estimated flash, lowest first;
 3. backend name, alphabetically (deterministic tie-break).
+
+Backends whose capability query is expensive (``probe_cost = "high"``, e.g.
+tvm, which imports TVM and lowers the model to answer) are asked in ``auto``
+mode only when no cheap backend fits, unless ``exhaustive`` (``tinyml
+compare``) is set. They can always be requested by name.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Selection(NamedTuple):
 
 def select_backend(request: CompileRequest, backend: str = "auto", *,
                    registry: Registry | None = None,
-                   timeout_s: float = SUPPORTS_TIMEOUT_S) -> Selection:
+                   timeout_s: float = SUPPORTS_TIMEOUT_S, exhaustive: bool = False) -> Selection:
     """Pick the backend for ``request``.
 
     ``backend`` is ``"auto"`` or a backend name (then only that one is
@@ -48,7 +53,15 @@ def select_backend(request: CompileRequest, backend: str = "auto", *,
                                             + ", ".join(sorted(reg.compilers)) + " or auto")
         return Selection(None, {backend: Support(False, (why,))}, f"backend '{backend}' is not available ({why})")
     names = [backend] if backend != "auto" else sorted(reg.compilers)
-    support = {n: _fit(ask(n, reg.compilers[n], request, timeout_s), request) for n in names}
+    cheap = [n for n in names if exhaustive or getattr(reg.compilers[n], "probe_cost", "low") != "high"]
+    support = {n: _fit(ask(n, reg.compilers[n], request, timeout_s), request) for n in cheap}
+    skipped = [n for n in names if n not in support]
+    if skipped and not any(s.ok for s in support.values()):
+        support.update({n: _fit(ask(n, reg.compilers[n], request, timeout_s), request) for n in skipped})
+    for n in skipped:
+        if n not in support:
+            support[n] = Support(False, ("not asked: a backend with a cheaper capability check fits "
+                                         f"(request it with custom_tinyml_backend = {n} or tinyml compare)",))
     if backend == "auto":
         for n, why in sorted(reg.problems.items()):
             support[n] = Support(False, (why,))
