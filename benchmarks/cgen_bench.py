@@ -13,7 +13,7 @@ For each model it measures (see benchmarks/README.md for the method):
 * flash: code + rodata of the model beyond its weight bytes (Cortex-M4 -Os);
 * speed: instructions per inference on QEMU mps2-an386 (-icount shift=0,
   board_instructions()), -O2 and -Os builds, the -O2 outputs checked
-  against TFLite Micro; host time per inference of the -O2 host build vs
+  against TFLite Micro; host time per inference of the -O3 host build vs
   the TFLite Micro host interpreter on the same input.
 
 Prints a table and writes <out>/cgen_bench.json.
@@ -211,7 +211,7 @@ def bench_model(key: str, work: Path) -> dict:
         row[f"instructions{opt}"] = r.instructions[0]
         row[f"exact{opt}"] = bool(np.array_equal(r.outputs[0][0].reshape(-1), golden))
 
-    # Host: our -O2 build vs the TFLite Micro interpreter.
+    # Host: our -O3 build (verify.host.HOST_CFLAGS) vs the TFLite Micro interpreter.
     host = build_host(gen, g, work / f"{key}-host")
     ours = host.run([x])[0].reshape(-1)
     row["host_exact"] = bool(np.array_equal(ours, golden))
@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     print("\nRAM = .bss+.data of the model's symbols (Cortex-M4 -Os); target <= bound + 512. "
           "stack = worst case over the call graph; target <= 512 B.\nflash+ = model code + rodata "
           "beyond the weight bytes; target <= 12 KiB. instr = instructions per inference on QEMU "
-          "mps2-an386; target = 1.2x X-CUBE-AI cycles.\nx = TFLite Micro host time / ours (-O2); "
+          "mps2-an386; target = 1.2x X-CUBE-AI cycles.\nx = TFLite Micro host time / ours (-O3); "
           "target >= 5.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

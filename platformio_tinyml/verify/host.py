@@ -18,7 +18,7 @@ from ..compilers.cgen import Generated, write_output
 from ..errors import CompileError
 from ..ir import Graph
 
-HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+HOST_CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
 
 
 @dataclass

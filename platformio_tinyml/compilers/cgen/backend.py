@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from ... import __version__
@@ -9,26 +11,57 @@ from ...errors import TinyMLError
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from .emit import Generated, generate, write_output
+from .latency import estimate_cycles
 from .sizes import estimate_code_bytes
 
 STACK_ESTIMATE = 256   # kernels keep scratch in the arena; measured worst case in the benchmark
+SUPPORTS_CACHE = 8     # models whose generated code supports() keeps (selection over many boards)
 
 
 class CgenCompiler:
     name = "cgen"
     version = __version__
 
+    def __init__(self) -> None:
+        # supports() for the same model on board after board: the generated code does not
+        # depend on the board (lowerings ignore the device today; key on the device fields
+        # they start to read if that changes), only the size/latency comparison does.
+        self._cache: OrderedDict[tuple[int, str], tuple[object, Generated | str]] = OrderedDict()
+        self._lock = threading.Lock()
+
     def _generate(self, request: CompileRequest) -> Generated:
         return generate(request.graph, request.options.name, request.device)
+
+    def _generate_cached(self, request: CompileRequest) -> Generated | str:
+        """``_generate`` for supports() (or why it failed), reused per (graph object, name).
+
+        compile() always regenerates."""
+        key = (id(request.graph), request.options.name)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] is request.graph:   # same object, not a reused id
+                self._cache.move_to_end(key)
+                value = hit[1]
+            else:
+                value = None
+        if value is None:
+            try:
+                value = self._generate(request)
+            except TinyMLError as e:
+                value = str(e)
+            with self._lock:
+                self._cache[key] = (request.graph, value)
+                while len(self._cache) > SUPPORTS_CACHE:
+                    self._cache.popitem(last=False)
+        return value
 
     def supports(self, request: CompileRequest) -> Support:
         if request.graph is None:
             return Support(False, (f"cgen compiles neural networks; '{request.model_format}' models are "
                                    "not a graph of tensor ops",))
-        try:
-            gen = self._generate(request)
-        except TinyMLError as e:
-            return Support(False, (str(e),))
+        gen = self._generate_cached(request)
+        if isinstance(gen, str):
+            return Support(False, (gen,))
         est = self._estimate(request, gen)
         reasons = []
         dev = request.device
@@ -40,7 +73,9 @@ class CgenCompiler:
 
     def _estimate(self, request: CompileRequest, gen: Generated) -> Estimate:
         code = estimate_code_bytes(gen.runtime_files, request.device, n_ops=len(request.graph.ops))
-        return Estimate(flash_bytes=gen.const_bytes + code, ram_bytes=gen.arena_bytes + STACK_ESTIMATE)
+        lat = estimate_cycles(request.graph, request.device)   # an estimate: see latency.py
+        return Estimate(flash_bytes=gen.const_bytes + code, ram_bytes=gen.arena_bytes + STACK_ESTIMATE,
+                        latency_cycles=lat.cycles if lat else None)
 
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
         gen = self._generate(request)

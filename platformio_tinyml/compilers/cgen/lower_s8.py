@@ -67,16 +67,43 @@ def _conv(em, op):
         dil_h=a.dilation_h, dil_w=a.dilation_w, pad_t=a.pad_top, pad_l=a.pad_left,
         in_offset=in_off, out_offset=y.quant.zp, act_min=lo, act_max=hi,
         depth_mult=a.depth_multiplier,
-        filter=em.array("int8_t", w.data, "w"),
+        filter=em.array("int8_t", _padded_filter(w.data, is_dw), "w"),
         bias="0",   # the kernels start from bias_fold and correct padded taps
         bias_fold=em.array("int32_t", (bias + in_off * row_sums).astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
         shift=em.array("int8_t", shifts, "s"),
+        scratch=_granted_scratch(em, op) if not is_dw else "0",
     )
     p = em.params("tml_conv_s8_t", fields)
     fn = "tml_dwconv_s8" if is_dw else "tml_conv_s8"
     em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})",
             f"{fn}.c", "tml_dot_s8.h")
+
+
+def _conv_scratch(g: Graph, op: Op) -> int:
+    """CONV_2D im2col buffer: two pixels' windows as int16, rounded up to 4 elements."""
+    if op.kind is not OpKind.CONV_2D:
+        return 0
+    w = g.tensors[op.inputs[1]]
+    k = int(np.prod(w.shape[1:]))
+    return 2 * 2 * ((k + 3) // 4 * 4)
+
+
+def _granted_scratch(em, op) -> str:
+    """The arena scratch the planner found free at this op, or "0" (none)."""
+    plan = em.plan
+    if plan is None or -(op.index + 2) not in plan.offsets or \
+            plan.scratch_bytes.get(-(op.index + 2), 0) < _conv_scratch(em.graph, op):
+        return "0"
+    return em.scratch(op)
+
+
+def _padded_filter(data: np.ndarray, is_dw: bool) -> np.ndarray:
+    """Conv filters get 4 zero bytes after the last row when a row is not whole
+    words: the kernels read rows in words up to the padded length."""
+    if is_dw or int(np.prod(data.shape[1:])) % 4 == 0:
+        return data
+    return np.concatenate([data.reshape(-1), np.zeros(4, data.dtype)])
 
 
 def _fc(em, op):
@@ -167,7 +194,8 @@ def _binary(em, op):
         fn = "tml_mul_s8"
     p = em.params("tml_binary_s8_t", f)
     em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.inputs[1], True)}, "
-                f"{em.ptr(op.outputs[0])})", "tml_binary_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
+                f"{em.ptr(op.outputs[0])})", "tml_binary_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c",
+            "tml_dot_s8.h")
 
 
 def _check_softmax(g: Graph, op: Op):
@@ -190,7 +218,7 @@ def _softmax(em, op):
 
 
 LOWERINGS = {
-    (OpKind.CONV_2D, S8): Lowering(_conv, _check_conv),
+    (OpKind.CONV_2D, S8): Lowering(_conv, _check_conv, _conv_scratch),
     (OpKind.DEPTHWISE_CONV_2D, S8): Lowering(_conv, _check_conv),
     (OpKind.FULLY_CONNECTED, S8): Lowering(_fc, _check_conv),
     (OpKind.AVERAGE_POOL_2D, S8): Lowering(_pool, _check_same_quant),

@@ -11,7 +11,7 @@ The placement tries several orders (greedy first fit) and keeps the smallest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...ir import Graph, OpKind
 
@@ -33,6 +33,7 @@ class MemoryPlan:
     offsets: dict[int, int]        # tensor index -> arena offset (arena tensors only)
     aliases: dict[int, int]        # tensor index -> tensor whose buffer it uses
     lower_bound: int               # max over steps of live arena bytes
+    scratch_bytes: dict[int, int] = field(default_factory=dict)   # scratch key -> bytes granted
 
     def root(self, t: int) -> int:
         while t in self.aliases:
@@ -50,8 +51,12 @@ def _align(n: int) -> int:
 def plan_memory(g: Graph, scratch: dict[int, int] | None = None) -> MemoryPlan:
     """Place every non-constant tensor that is not a graph input/output.
 
-    ``scratch`` maps an op index to bytes of scratch it needs while it runs;
-    scratch buffers get tensor index ``-(op_index + 2)`` in the returned plan.
+    ``scratch`` maps an op index to bytes of scratch it would like while it
+    runs. Scratch is placed after the tensors, only into a gap that is free
+    at that op, so it never raises the arena: an op whose request does not
+    fit gets none (its kernel must then do without). Granted buffers get
+    tensor index ``-(op_index + 2)`` in ``offsets`` and their size in
+    ``scratch_bytes``.
     """
     aliases: dict[int, int] = {}
     for op in g.ops:
@@ -84,9 +89,6 @@ def plan_memory(g: Graph, scratch: dict[int, int] | None = None) -> MemoryPlan:
     bufs: dict[int, Buffer] = {}
     for r, f in first.items():
         bufs[r] = Buffer(r, _align(g.tensors[r].nbytes), f, last.get(r, f))
-    for op_index, nbytes in (scratch or {}).items():
-        key = -(op_index + 2)
-        bufs[key] = Buffer(key, _align(nbytes), op_index, op_index)
 
     # In place: element-wise op whose input dies here and has the same size.
     for op in g.ops:
@@ -115,7 +117,30 @@ def plan_memory(g: Graph, scratch: dict[int, int] | None = None) -> MemoryPlan:
         if best is None or total < best[0]:
             best = (total, offsets)
     total, offsets = best
-    return MemoryPlan(arena_bytes=total, offsets=offsets, aliases=aliases, lower_bound=lower)
+    sizes = {}
+    for op_index, nbytes in sorted((scratch or {}).items()):
+        off = _gap(list(bufs.values()), offsets, op_index, total, _align(nbytes))
+        if off is not None:
+            key = -(op_index + 2)
+            offsets[key] = off
+            sizes[key] = _align(nbytes)
+    return MemoryPlan(arena_bytes=total, offsets=offsets, aliases=aliases, lower_bound=lower,
+                      scratch_bytes=sizes)
+
+
+def _gap(bufs: list[Buffer], offsets: dict[int, int], step: int, total: int, size: int) -> int | None:
+    """Offset of the smallest free gap of at least ``size`` bytes at ``step``, else None.
+
+    Scratch lives only while its op runs, so it goes into bytes that no live
+    tensor holds at that step: it never makes the arena bigger.
+    """
+    live = sorted((offsets[b.tensor], offsets[b.tensor] + b.size) for b in bufs if b.first <= step <= b.last)
+    best, cur = None, 0
+    for o, e in live + [(total, total)]:
+        if o - cur >= size and (best is None or o - cur < best[1]):
+            best = (cur, o - cur)
+        cur = max(cur, e)
+    return best[0] if best else None
 
 
 def _first_fit(order: list[Buffer]) -> dict[int, int]:

@@ -3,6 +3,7 @@
  * (left_shift), sums, and rescales to the output scale. */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
+#include "tml_dot_s8.h"
 
 static int8_t clamp8(const tml_binary_s8_t *P, int32_t v)
 {
@@ -23,9 +24,57 @@ static int32_t mul1(const tml_binary_s8_t *P, int32_t a, int32_t b)
     return tml_requant((a + P->in1_offset) * (b + P->in2_offset), P->out_mult, P->out_shift) + P->out_offset;
 }
 
+/* Both inputs dense and of the output's shape: one flat loop, constants in registers. */
+static int dense(const tml_binary_s8_t *P, int32_t *count)
+{
+    int32_t acc = 1;
+    for (int k = 3; k >= 0; --k) {
+        if (P->dims[k] != 1 && (P->s1[k] != acc || P->s2[k] != acc)) return 0;
+        acc *= P->dims[k];
+    }
+    *count = acc;
+    return 1;
+}
+
+static void add_flat(const tml_binary_s8_t *P, const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n)
+{
+    const int32_t o1 = P->in1_offset, o2 = P->in2_offset, oo = P->out_offset;
+    const int32_t m1 = P->in1_mult, m2 = P->in2_mult, mo = P->out_mult;
+    const int s1 = P->in1_shift, s2 = P->in2_shift, so = P->out_shift, ls = P->left_shift;
+    const int32_t lo = P->act_min, hi = P->act_max;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t a = tml_requant_s8((int32_t)((uint32_t)(in1[i] + o1) << ls), m1, s1);
+        const int32_t b = tml_requant_s8((int32_t)((uint32_t)(in2[i] + o2) << ls), m2, s2);
+        int32_t v = tml_requant_s8(a + b, mo, so) + oo;
+        if (v < lo) v = lo;
+        if (v > hi) v = hi;
+        out[i] = (int8_t)v;
+    }
+}
+
+static void mul_flat(const tml_binary_s8_t *P, const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n)
+{
+    const int32_t o1 = P->in1_offset, o2 = P->in2_offset, oo = P->out_offset, mo = P->out_mult;
+    const int so = P->out_shift;
+    const int32_t lo = P->act_min, hi = P->act_max;
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t v = tml_requant_s8((in1[i] + o1) * (in2[i] + o2), mo, so) + oo;
+        if (v < lo) v = lo;
+        if (v > hi) v = hi;
+        out[i] = (int8_t)v;
+    }
+}
+
 static void binary(const tml_binary_s8_t *P, const int8_t *in1, const int8_t *in2, int8_t *out, int is_add)
 {
     int32_t n = 0;
+    if (dense(P, &n)) {
+        if (is_add)
+            add_flat(P, in1, in2, out, n);
+        else
+            mul_flat(P, in1, in2, out, n);
+        return;
+    }
     for (int32_t i0 = 0; i0 < P->dims[0]; ++i0)
         for (int32_t i1 = 0; i1 < P->dims[1]; ++i1)
             for (int32_t i2 = 0; i2 < P->dims[2]; ++i2)

@@ -2,24 +2,208 @@
  *
  * acc = bias + sum((x + in_offset) * w) over the valid taps, then
  * out = clamp(requant(acc) + out_offset), exactly as TFLite. The in_offset
- * term of the whole window is folded into bias_fold at compile time, so a
- * window entirely inside the input is a plain int8 dot product; for a window
- * that hangs over the border, in_offset * w of the padded taps is taken back
- * out of bias_fold (integer arithmetic is exact in any order).
+ * term of the whole window is folded into bias_fold at compile time, so the
+ * kernels accumulate sum(x * w) with padded taps reading the input zero
+ * point (offset-corrected value 0). Integer arithmetic is exact in any order.
  *
- * Blocking: two horizontally adjacent inside pixels x two output channels
- * per inner loop, so each loaded (and, with the Arm DSP extension,
- * sign-extended) input word serves two channels and each filter word two
- * pixels. On DSP cores __sxtb16 splits 4 int8 into the pairs (b0,b2) and
- * (b1,b3) for both operands, so __smlad pairs them up correctly with no
- * reordering of the weights.
+ * Main path (im2col): the windows of two output pixels are copied into an
+ * int16 buffer (sign-extended once, padded taps = zero point, the reduction
+ * rounded up to a multiple of 4 with zeros), then every pair of output
+ * channels is a 2 pixels x 2 channels block over it. The buffer is
+ * P->scratch (arena bytes the planner found free at this op) or, when the
+ * planner found none, a small stack buffer. With the Arm DSP extension the
+ * buffer holds each group of 4 elements as (x0,x2),(x1,x3) pairs of pixel A
+ * then of pixel B, which is what __sxtb16 / __sxtb16(ror 8) make of a filter
+ * word, so one __smlad takes two MACs with no reordering of the weights.
+ * A filter row is read in whole words up to the padded length: the bytes
+ * past its end (the next row's, or the array's zero padding) meet zeros.
+ *
+ * Fallback (window too big for the stack and no scratch): two horizontally
+ * adjacent inside pixels x two output channels straight from the input,
+ * border pixels one channel at a time with the padded taps corrected.
  */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
+/* int16 elements of the stack im2col buffer (2 pixels). */
+#ifndef TML_CONV_STACK_ELEMS
+#if defined(__AVR__)
+#define TML_CONV_STACK_ELEMS 0
+#elif defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(_WIN32)
+#define TML_CONV_STACK_ELEMS 8192
+#else
+#define TML_CONV_STACK_ELEMS 128
+#endif
+#endif
+
+/* ---- im2col path ---------------------------------------------------------- */
+
+#if TML_HAVE_DSP
+/* Element k of a pixel's window: chunk k/4 holds 8 int16 (A pairs, B pairs). */
+#define TML_IX(k) ((((k) >> 2) << 3) | (((k) & 1) << 1) | (((k) >> 1) & 1))
+
+/* n bytes from src as window elements k.. of one pixel (d: its chunk base). */
+static void put_seg(int16_t *d, int32_t k, const int8_t *src, int32_t n)
+{
+    if (((k | n) & 3) == 0) {
+        int32_t *dw = (int32_t *)(void *)(d + (k << 1));
+        for (int32_t i = 0; i < n; i += 4, dw += 4) {
+            const int32_t v = tml_ld4(src + i);
+            dw[0] = __sxtb16(v);
+            dw[1] = tml_sxtb16_ror8(v);
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; ++i, ++k) d[TML_IX(k)] = src[i];
+}
+
+static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
+{
+    for (int32_t i = 0; i < n; ++i, ++k) d[TML_IX(k)] = (int16_t)v;
+}
+#else
+static void put_seg(int16_t *d, int32_t k, const int8_t *src, int32_t n)
+{
+    d += k;
+    for (int32_t i = 0; i < n; ++i) d[i] = src[i];
+}
+
+static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
+{
+    d += k;
+    for (int32_t i = 0; i < n; ++i) d[i] = (int16_t)v;
+}
+#endif
+
+/* The window of the pixel with top-left input corner (iy0, ix0) into d. */
+static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t *d, int32_t iy0, int32_t ix0,
+                 int32_t kp)
+{
+    const int32_t in_c = P->in_c, in_w = P->in_w, k_w = P->k_w, row = k_w * in_c;
+    const int32_t zp = -P->in_offset;
+    const int row_in = ix0 >= 0 && ix0 + (k_w - 1) * P->dil_w < in_w && P->dil_w == 1;
+    int32_t k = 0;
+    for (int32_t ky = 0; ky < P->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * P->dil_h;
+        if (iy < 0 || iy >= P->in_h) {
+            put_const(d, k, zp, row);
+            k += row;
+        } else if (row_in) {
+            put_seg(d, k, in + (iy * in_w + ix0) * in_c, row);
+            k += row;
+        } else {
+            for (int32_t kx = 0; kx < k_w; ++kx, k += in_c) {
+                const int32_t ix = ix0 + kx * P->dil_w;
+                if (ix < 0 || ix >= in_w)
+                    put_const(d, k, zp, in_c);
+                else
+                    put_seg(d, k, in + (iy * in_w + ix) * in_c, in_c);
+            }
+        }
+    }
+    put_const(d, k, 0, kp - k);
+}
+
+/* Requantize the 2x2 block and store it (ob == 0: pixel B is not wanted). */
+TML_INLINE void store2x2(const tml_conv_s8_t *P, int32_t oc, int two, const int32_t *a,
+                         int8_t *oa, int8_t *ob)
+{
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int32_t m0 = TML_RD32(P->mult + oc);
+    const int s0 = TML_RD8(P->shift + oc);
+    oa[oc] = tml_out_s8(a[0], m0, s0, off, lo, hi);
+    if (ob) ob[oc] = tml_out_s8(a[2], m0, s0, off, lo, hi);
+    if (two) {
+        const int32_t m1 = TML_RD32(P->mult + oc + 1);
+        const int s1 = TML_RD8(P->shift + oc + 1);
+        oa[oc + 1] = tml_out_s8(a[1], m1, s1, off, lo, hi);
+        if (ob) ob[oc + 1] = tml_out_s8(a[3], m1, s1, off, lo, hi);
+    }
+}
+
+/* All output channels of the two pixels whose windows are in buf. */
+static TML_NOINLINE void block(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp, int8_t *oa, int8_t *ob)
+{
+    const int32_t out_c = P->out_c;
+    for (int32_t oc = 0; oc < out_c; oc += 2) {
+        const int two = oc + 1 < out_c;
+        const int8_t *w0 = P->filter + oc * K;
+        const int8_t *w1 = two ? w0 + K : w0;
+        int32_t a00 = TML_RD32(P->bias_fold + oc), a01 = two ? TML_RD32(P->bias_fold + oc + 1) : 0;
+        int32_t a10 = a00, a11 = a01;
+#if TML_HAVE_DSP
+        const int32_t *x = (const int32_t *)(const void *)buf;
+#define TML_CHUNK(j)                                                         \
+        {                                                                    \
+            const int32_t u0 = tml_ld4(w0 + 4 * (j));                        \
+            const int32_t u0e = __sxtb16(u0), u0o = tml_sxtb16_ror8(u0);     \
+            a00 = __smlad(x[4 * (j)], u0e, a00);                             \
+            a00 = __smlad(x[4 * (j) + 1], u0o, a00);                         \
+            a10 = __smlad(x[4 * (j) + 2], u0e, a10);                         \
+            a10 = __smlad(x[4 * (j) + 3], u0o, a10);                         \
+            const int32_t u1 = tml_ld4(w1 + 4 * (j));                        \
+            const int32_t u1e = __sxtb16(u1), u1o = tml_sxtb16_ror8(u1);     \
+            a01 = __smlad(x[4 * (j)], u1e, a01);                             \
+            a01 = __smlad(x[4 * (j) + 1], u1o, a01);                         \
+            a11 = __smlad(x[4 * (j) + 2], u1e, a11);                         \
+            a11 = __smlad(x[4 * (j) + 3], u1o, a11);                         \
+        }
+        for (int32_t n = kp >> 2; n > 0; --n, x += 4, w0 += 4, w1 += 4) TML_CHUNK(0)
+#undef TML_CHUNK
+#else
+        const int16_t *xa = buf, *xb = buf + kp;
+        for (int32_t k = 0; k < kp; ++k) {
+            const int32_t v0 = TML_RD8(w0 + k), v1 = TML_RD8(w1 + k);
+            a00 += xa[k] * v0;
+            a01 += xa[k] * v1;
+            a10 += xb[k] * v0;
+            a11 += xb[k] * v1;
+        }
+#endif
+        const int32_t a[4] = {a00, a01, a10, a11};
+        store2x2(P, oc, two, a, oa, ob);
+    }
+}
+
+static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf)
+{
+    const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
+    const int32_t out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
+#if TML_HAVE_DSP
+    int16_t *da = buf, *db = buf + 4;   /* interleaved chunks */
+#else
+    int16_t *da = buf, *db = buf + kp;
+#endif
+    int32_t oy = 0, ox = 0;
+    for (int32_t p = 0; p < npix; p += 2) {
+        const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
+        fill(P, in, da, iya, ixa, kp);
+        if (++ox == out_w) { ox = 0; ++oy; }
+        const int has_b = p + 1 < npix;
+        if (has_b) {
+            fill(P, in, db, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, kp);
+            if (++ox == out_w) { ox = 0; ++oy; }
+        } else {
+            fill(P, in, db, iya, ixa, kp);
+        }
+        int8_t *oa = out + p * out_c;
+        block(P, buf, K, kp, oa, has_b ? oa + out_c : 0);
+    }
+}
+
+#if TML_CONV_STACK_ELEMS > 0
+static TML_NOINLINE void conv_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int16_t buf[TML_CONV_STACK_ELEMS] TML_ALIGNED(8);
+    conv_im2col(P, in, out, buf);
+}
+#endif
+
+/* ---- fallback: no buffer ---------------------------------------------------- */
+
 /* 2 pixels (xa, xb) x 2 channels (wa, wb) over n bytes: a[0..3] += ... */
 TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, const int8_t *wb,
-                    int32_t n, int32_t *a)
+                        int32_t n, int32_t *a)
 {
     int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
     int32_t i = 0;
@@ -27,15 +211,15 @@ TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, co
     for (; i + 4 <= n; i += 4) {
         const int32_t x0 = tml_ld4(xa + i), x1 = tml_ld4(xb + i);
         const int32_t u0 = tml_ld4(wa + i), u1 = tml_ld4(wb + i);
-        const int32_t x0e = __sxtb16(x0), x0o = tml_sxtb16_ror8((x0));
-        const int32_t x1e = __sxtb16(x1), x1o = tml_sxtb16_ror8((x1));
-        int32_t we = __sxtb16(u0), wo = tml_sxtb16_ror8((u0));
+        const int32_t x0e = __sxtb16(x0), x0o = tml_sxtb16_ror8(x0);
+        const int32_t x1e = __sxtb16(x1), x1o = tml_sxtb16_ror8(x1);
+        int32_t we = __sxtb16(u0), wo = tml_sxtb16_ror8(u0);
         a00 = __smlad(x0e, we, a00);
         a00 = __smlad(x0o, wo, a00);
         a10 = __smlad(x1e, we, a10);
         a10 = __smlad(x1o, wo, a10);
         we = __sxtb16(u1);
-        wo = tml_sxtb16_ror8((u1));
+        wo = tml_sxtb16_ror8(u1);
         a01 = __smlad(x0e, we, a01);
         a01 = __smlad(x0o, wo, a01);
         a11 = __smlad(x1e, we, a11);
@@ -61,7 +245,7 @@ static int32_t dot_1x1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)
     for (; i + 4 <= n; i += 4) {
         const int32_t xv = tml_ld4(x + i), wv = tml_ld4(w + i);
         acc = __smlad(__sxtb16(xv), __sxtb16(wv), acc);
-        acc = __smlad(tml_sxtb16_ror8((xv)), tml_sxtb16_ror8((wv)), acc);
+        acc = __smlad(tml_sxtb16_ror8(xv), tml_sxtb16_ror8(wv), acc);
     }
 #endif
     for (; i < n; ++i) acc += (int32_t)x[i] * TML_RD8(w + i);
@@ -93,10 +277,11 @@ static void conv_pixel(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int3
             }
             for (int32_t kx = 0; kx < k_w; ++kx) {
                 const int32_t ix = ix0 + kx * P->dil_w;
+                const int8_t *x = in + (iy * P->in_w + ix) * in_c, *w = wr + kx * in_c;
                 if (ix < 0 || ix >= P->in_w)
-                    pad_sum += wsum(wr + kx * in_c, in_c);
+                    pad_sum += wsum(w, in_c);
                 else
-                    acc = dot_1x1(in + (iy * P->in_w + ix) * in_c, wr + kx * in_c, in_c, acc);
+                    acc = dot_1x1(x, w, in_c, acc);
             }
         }
         acc -= pad_sum * P->in_offset;
@@ -105,99 +290,42 @@ static void conv_pixel(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int3
     }
 }
 
-/* Two pixels whose windows are 'rows' rows of row_len contiguous bytes, row_step
- * apart, starting at xa and xb (ob == 0: only the first pixel is wanted). */
-static void conv_pair(const tml_conv_s8_t *P, const int8_t *xa, const int8_t *xb, int32_t rows,
-                      int32_t row_len, int32_t row_step, int8_t *oa, int8_t *ob)
+/* Two inside pixels whose windows are k_h rows of row_len contiguous bytes,
+ * row_step apart, starting at xa and xb (ob == 0: only the first is wanted). */
+static void conv_pair(const tml_conv_s8_t *P, const int8_t *xa, const int8_t *xb, int32_t row_len,
+                      int32_t row_step, int8_t *oa, int8_t *ob)
 {
-    const int32_t out_c = P->out_c;
+    const int32_t out_c = P->out_c, rows = P->k_h;
     const int32_t filt_len = rows * row_len;
-    const int32_t act_min = P->act_min, act_max = P->act_max, out_offset = P->out_offset;
-    int32_t oc = 0;
-    for (; oc + 2 <= out_c; oc += 2) {
-        const int8_t *wa = P->filter + oc * filt_len;
+    for (int32_t oc = 0; oc < out_c; oc += 2) {
+        const int two = oc + 1 < out_c;
+        const int8_t *wa = P->filter + oc * filt_len, *wb = two ? wa + filt_len : wa;
         int32_t a[4];
         a[0] = a[2] = TML_RD32(P->bias_fold + oc);
-        a[1] = a[3] = TML_RD32(P->bias_fold + oc + 1);
+        a[1] = a[3] = two ? TML_RD32(P->bias_fold + oc + 1) : 0;
         for (int32_t r = 0; r < rows; ++r)
-            dot_2x2(xa + r * row_step, xb + r * row_step, wa + r * row_len, wa + filt_len + r * row_len,
-                    row_len, a);
-        const int32_t m0 = TML_RD32(P->mult + oc), m1 = TML_RD32(P->mult + oc + 1);
-        const int s0 = TML_RD8(P->shift + oc), s1 = TML_RD8(P->shift + oc + 1);
-        oa[oc] = tml_out_s8(a[0], m0, s0, out_offset, act_min, act_max);
-        oa[oc + 1] = tml_out_s8(a[1], m1, s1, out_offset, act_min, act_max);
-        if (ob) {
-            ob[oc] = tml_out_s8(a[2], m0, s0, out_offset, act_min, act_max);
-            ob[oc + 1] = tml_out_s8(a[3], m1, s1, out_offset, act_min, act_max);
-        }
-    }
-    for (; oc < out_c; ++oc) {
-        const int8_t *wa = P->filter + oc * filt_len;
-        int32_t acc0 = TML_RD32(P->bias_fold + oc), acc1 = acc0;
-        for (int32_t r = 0; r < rows; ++r) {
-            acc0 = dot_1x1(xa + r * row_step, wa + r * row_len, row_len, acc0);
-            if (ob) acc1 = dot_1x1(xb + r * row_step, wa + r * row_len, row_len, acc1);
-        }
-        const int32_t m = TML_RD32(P->mult + oc);
-        const int s = TML_RD8(P->shift + oc);
-        oa[oc] = tml_out_s8(acc0, m, s, out_offset, act_min, act_max);
-        if (ob) ob[oc] = tml_out_s8(acc1, m, s, out_offset, act_min, act_max);
+            dot_2x2(xa + r * row_step, xb + r * row_step, wa + r * row_len, wb + r * row_len, row_len, a);
+        store2x2(P, oc, two, a, oa, ob);
     }
 }
 
-/* Windows of at most this many bytes are gathered (padding = the input zero
- * point, whose offset-corrected value is 0) into a stack buffer. */
-#define TML_CONV_GATHER 64
-
-static void gather(const tml_conv_s8_t *P, const int8_t *in, int8_t *buf, int32_t iy0, int32_t ix0)
+static TML_NOINLINE void conv_direct(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
 {
-    const int32_t in_c = P->in_c;
-    const int8_t zp = (int8_t)(-P->in_offset);
-    for (int32_t ky = 0; ky < P->k_h; ++ky) {
-        const int32_t iy = iy0 + ky * P->dil_h;
-        for (int32_t kx = 0; kx < P->k_w; ++kx) {
-            const int32_t ix = ix0 + kx * P->dil_w;
-            const int ok = iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w;
-            const int8_t *x = in + (iy * P->in_w + ix) * in_c;
-            for (int32_t ic = 0; ic < in_c; ++ic) *buf++ = ok ? x[ic] : zp;
-        }
-    }
-}
-
-void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
-{
-    TML_LOAD_PARAMS(tml_conv_s8_t, src);
     const int32_t in_c = P->in_c, in_w = P->in_w, out_w = P->out_w, out_c = P->out_c;
     const int32_t span_h = (P->k_h - 1) * P->dil_h, span_w = (P->k_w - 1) * P->dil_w;
-    const int32_t win = P->k_h * P->k_w * in_c;
-    const int use_gather = win <= TML_CONV_GATHER && (P->k_h > 1 || P->k_w > 1);
     const int32_t row_len = P->k_w * in_c, row_step = P->dil_h * in_w * in_c;
-    int8_t buf[2][TML_CONV_GATHER];
     const int8_t *pend = 0;       /* window of a pixel waiting for a partner */
     int8_t *pend_out = 0;
-    int slot = 0;
     for (int32_t oy = 0; oy < P->out_h; ++oy) {
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
         const int rows_in = iy0 >= 0 && iy0 + span_h < P->in_h && P->dil_w == 1;
         for (int32_t ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * P->stride_w - P->pad_l;
             int8_t *o = out + (oy * out_w + ox) * out_c;
-            const int8_t *x;
-            if (use_gather) {
-                gather(P, in, buf[slot], iy0, ix0);
-                x = buf[slot];
-                slot ^= 1;
+            if (rows_in && ix0 >= 0 && ix0 + span_w < in_w) {
+                const int8_t *x = in + (iy0 * in_w + ix0) * in_c;
                 if (pend) {
-                    conv_pair(P, pend, x, 1, win, 0, pend_out, o);
-                    pend = 0;
-                } else {
-                    pend = x;
-                    pend_out = o;
-                }
-            } else if (rows_in && ix0 >= 0 && ix0 + span_w < in_w) {
-                x = in + (iy0 * in_w + ix0) * in_c;
-                if (pend) {
-                    conv_pair(P, pend, x, P->k_h, row_len, row_step, pend_out, o);
+                    conv_pair(P, pend, x, row_len, row_step, pend_out, o);
                     pend = 0;
                 } else {
                     pend = x;
@@ -208,10 +336,24 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             }
         }
     }
-    if (pend) {
-        if (use_gather)
-            conv_pair(P, pend, pend, 1, win, 0, pend_out, 0);
-        else
-            conv_pair(P, pend, pend, P->k_h, row_len, row_step, pend_out, 0);
+    if (pend) conv_pair(P, pend, pend, row_len, row_step, pend_out, 0);
+}
+
+void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
+{
+    TML_LOAD_PARAMS(tml_conv_s8_t, src);
+    if (P->scratch) {
+        conv_im2col(P, in, out, (int16_t *)P->scratch);
+        return;
     }
+#if TML_CONV_STACK_ELEMS > 0
+    {
+        const int32_t K = P->k_h * P->k_w * P->in_c;
+        if (2 * ((K + 3) & ~(int32_t)3) <= TML_CONV_STACK_ELEMS) {
+            conv_stack(P, in, out);
+            return;
+        }
+    }
+#endif
+    conv_direct(P, in, out);
 }

@@ -15,6 +15,12 @@
 
 #include "tml_port.h"
 
+#if defined(__GNUC__)
+#define TML_NOINLINE __attribute__((noinline))
+#else
+#define TML_NOINLINE
+#endif
+
 /* 4 bytes from RAM (activations), any alignment. */
 TML_INLINE int32_t tml_ld4(const int8_t *p)
 {
@@ -32,23 +38,32 @@ TML_INLINE int32_t tml_ror8(int32_t v)
 /* __sxtb16(ror(v, 8)) as one instruction (gcc 12 does not fuse the rotate). */
 TML_INLINE int32_t tml_sxtb16_ror8(int32_t v)
 {
+#if defined(__arm__) && defined(__GNUC__)
     int32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
+#else
+    return __sxtb16(tml_ror8(v));
+#endif
 }
 #endif
 
 TML_INLINE int32_t tml_requant_s8(int32_t x, int32_t m, int shift)
 {
-    if (shift > 0) x = (int32_t)((uint32_t)x << shift);
-    x = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
     if (shift < 0) {
-        const int e = -shift;
-        const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
-        const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-        x = (x >> e) + ((x & mask) > threshold ? 1 : 0);
+        /* Both roundings in one 64-bit add: with p = x*m, s = floor((p + 2^30) / 2^31)
+         * and e = -shift >= 1, RoundingDivideByPOT(s, e) = floor((s + 2^(e-1) - [s<0]) / 2^e)
+         * = floor((p + 2^30 + 2^31 * (2^(e-1) - [s<0])) / 2^(31+e)). [s<0] may be
+         * replaced by [x<0] (m > 0; where they differ s == 0 and both give 0), and
+         * the division by 2^(31+e) is the high word shifted right by e-1. */
+        const int e1 = -shift - 1;
+        const int32_t q = ((int32_t)1 << e1) + (x >> 31);      /* >= 0 */
+        const uint32_t lo = ((uint32_t)q << 31) | 0x40000000u, hi = (uint32_t)q >> 1;
+        const int64_t k = (int64_t)(((uint64_t)hi << 32) | lo);   /* q * 2^31 + 2^30 */
+        return (int32_t)(((int64_t)x * m + k) >> 32) >> e1;
     }
-    return x;
+    x = (int32_t)((uint32_t)x << shift);
+    return (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
 }
 
 /* requant + output offset + clamp, as int8. */

@@ -27,6 +27,7 @@ typedef struct {
     const int32_t *bias_fold;   /* bias + in_offset * sum(filter row): used where no tap is padded */
     const int32_t *mult;        /* per output channel requantization multiplier */
     const int8_t *shift;        /* per output channel shift */
+    void *scratch;              /* conv: arena scratch for the im2col path (NULL: none) */
 } tml_conv_s8_t;
 
 void tml_conv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
