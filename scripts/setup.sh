@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  qemu-system-misc)
+  qemu-system-misc clang libclang-rt-14-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -28,4 +28,5 @@ fi
 echo "[setup] pip: installing platformio-tinyml with its test and reference extras"
 # tflite-micro publishes only pre-releases; the '>=0.dev0' bound in pyproject admits them.
 .venv/bin/python -m pip install -q -e ".[dev]"
+scripts/fetch_monocypher.sh
 echo "[setup] done"

@@ -1,0 +1,176 @@
+"""Inference modules on the host: format round trip, keys, CLI, the C
+parameter layouts, and the C loader + executor (ASan/UBSan) bit-exact
+against the TFLite Micro reference, with every refusal's error code."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from module_support import HOST_DRIVER, MODEL_A, MODEL_B, fixed_key, pack, resign
+from platformio_tinyml.cli.main import main as cli
+from platformio_tinyml.module import ModuleError, decode_graph, decode_module, encode_graph
+from platformio_tinyml.module.firmware import KernelSet, write_runtime
+from platformio_tinyml.module.kernels import Abi, kernel_table, static_assert_source
+from platformio_tinyml.module.keys import public_key_bytes
+from platformio_tinyml.module.verify import check_compatible, verify_module
+
+RUNTIME = Path(__file__).resolve().parents[1] / "platformio_tinyml" / "module" / "runtime"
+
+
+@pytest.fixture(scope="module")
+def key():
+    return fixed_key()
+
+
+@pytest.fixture(scope="module")
+def kws(key):
+    return pack(MODEL_A, Abi.LP64_LE, 5, key)
+
+
+def test_round_trip_and_graph_records(kws, key):
+    g, res = kws
+    v = verify_module(res.data, key.public_key())
+    h = v.module.header
+    assert h.module_version == 5 and h.backend == "cgen" and h.arena_bytes == res.header.arena_bytes
+    assert [d.shape for d in h.inputs] == [tuple(g.tensors[g.inputs[0]].shape)]
+    assert encode_graph(v.graph) == v.module.payload[:len(encode_graph(v.graph))]
+    assert decode_graph(encode_graph(v.graph), h.arena_bytes) == v.graph
+    assert len(v.graph.ops) == res.n_ops
+
+
+@pytest.mark.parametrize("defect, code", [
+    (lambda d: d[:100], "truncated"),
+    (lambda d: d[:-1], "truncated"),
+    (lambda d: d + b"\0", "size"),
+    (lambda d: b"XMOD" + d[4:], "magic"),
+    (lambda d: d[:2000] + bytes([d[2000] ^ 0x10]) + d[2001:], "crc"),
+])
+def test_reader_names_the_defect(kws, defect, code):
+    with pytest.raises(ModuleError) as e:
+        decode_module(defect(kws[1].data))
+    assert e.value.code == code
+
+
+def test_signature_and_compatibility_checks(kws, key):
+    data = kws[1].data
+    with pytest.raises(ModuleError, match="signature"):
+        verify_module(data, fixed_key(8).public_key())
+    mod = decode_module(data)
+    check_compatible(mod, Abi.LP64_LE, KernelSet.all().mask, installed_version=5)
+    with pytest.raises(ModuleError) as e:
+        check_compatible(mod, Abi.LP64_LE, KernelSet.all().mask, installed_version=6)
+    assert e.value.code == "version"
+    with pytest.raises(ModuleError) as e:
+        check_compatible(mod, Abi.LP64_LE, KernelSet.of(["tml_fc_s8"]).mask)
+    assert e.value.code == "kernel_set" and "tml_conv_s8" in str(e.value)
+    with pytest.raises(ModuleError) as e:
+        check_compatible(mod, Abi.ILP32_LE, KernelSet.all().mask)
+    assert e.value.code == "kernel_abi"
+
+
+def test_cli_keygen_pack_inspect_verify(tmp_path, capsys):
+    assert cli(["module", "keygen", "-o", str(tmp_path / "k")]) == 0
+    assert stat.S_IMODE((tmp_path / "k.key").stat().st_mode) == 0o600
+    out = tmp_path / "kws.tmm"
+    assert cli(["module", "pack", str(MODEL_A), "--target", "mps2-an386", "--key", str(tmp_path / "k.key"),
+                "--version", "2", "-o", str(out)]) == 0
+    assert cli(["module", "inspect", str(out)]) == 0
+    assert "tml_dwconv_s8" in capsys.readouterr().out
+    assert cli(["module", "verify", str(out), "--pubkey", str(tmp_path / "k.pub")]) == 0
+    bad = tmp_path / "bad.tmm"
+    data = bytearray(out.read_bytes())
+    data[1000] ^= 1
+    bad.write_bytes(bytes(data))
+    assert cli(["module", "verify", str(bad), "--pubkey", str(tmp_path / "k.pub")]) == 1
+    assert "module rejected (crc)" in capsys.readouterr().err
+    assert cli(["module", "keygen", "-o", str(tmp_path / "k")]) == 2     # never overwrite a key
+
+
+def test_kernel_ids_match_the_executor():
+    text = (RUNTIME / "tml_exec.c").read_text()
+    enum = text[text.index("K_COPY = 0"):text.index("K_COUNT")].replace("\n", " ")
+    names = [n.strip()[2:].lower() for n in enum.replace("= 0", "").split(",") if n.strip()]
+    assert names == [k.name[4:] for k in kernel_table()]
+
+
+@pytest.mark.parametrize("compiler, flags, abi", [
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb"], Abi.ILP32_LE),
+    ("gcc", [], Abi.LP64_LE),
+])
+def test_parameter_layouts_match_the_compiler(tmp_path, compiler, flags, abi):
+    """The packer's struct layouts are what the C compiler does (catches drift in tml_kernels.h)."""
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} not installed")
+    src = tmp_path / "layout_check.c"
+    src.write_text(static_assert_source(abi))
+    inc = Path(__file__).resolve().parents[1] / "platformio_tinyml" / "compilers" / "cgen" / "runtime"
+    r = subprocess.run([compiler, *flags, "-std=c99", "-Wall", "-Werror", "-Wno-unused-local-typedefs",
+                        f"-I{inc}", "-c", str(src), "-o", str(tmp_path / "x.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def host_driver(tmp_path_factory, key):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    d = tmp_path_factory.mktemp("host")
+    kset = KernelSet.of(["tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8", "tml_avgpool_s8", "tml_softmax_s8"])
+    cfiles = write_runtime(d / "rt", kset)
+    (d / "main.c").write_text(HOST_DRIVER)
+    (d / "pub.bin").write_bytes(public_key_bytes(key.public_key()))
+    exe = d / "host"
+    r = subprocess.run(["gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                        "-fno-sanitize-recover=all", f"-I{d / 'rt'}", str(d / "main.c"), *map(str, cfiles),
+                        "-o", str(exe), "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return d, exe
+
+
+def _run_host(host_driver, module: bytes, x: np.ndarray, min_version: int = 0):
+    d, exe = host_driver
+    (d / "m.tmm").write_bytes(module)
+    (d / "in.bin").write_bytes(x.tobytes())
+    r = subprocess.run([str(exe), str(d / "pub.bin"), str(d / "m.tmm"), str(d / "in.bin"), str(min_version)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    return int(lines[0].split()[1]), [bytes.fromhex(line.split()[2]) for line in lines[1:]]
+
+
+@pytest.mark.parametrize("model", [MODEL_A, MODEL_B], ids=["kws", "ad"])
+def test_host_executor_is_bit_exact(host_driver, key, model):
+    from platformio_tinyml.verify.reference import TFLMReference
+    g, res = pack(model, Abi.LP64_LE, 1, key)
+    ref = TFLMReference(model)
+    rng = np.random.default_rng(1234)
+    shape = g.tensors[g.inputs[0]].shape
+    for _ in range(5):
+        x = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        code, outs = _run_host(host_driver, res.data, x)
+        assert code == 0
+        assert outs[0] == np.asarray(ref.run([x])[0], np.int8).tobytes()
+
+
+def test_host_loader_refusals(host_driver, key, kws):
+    g, res = kws
+    x = np.zeros(g.tensors[g.inputs[0]].shape, np.int8)
+    flipped = bytearray(res.data)
+    flipped[3000] ^= 0x04
+    cases = {
+        -8: bytes(flipped),                                                       # CRC
+        -9: pack(MODEL_A, Abi.LP64_LE, 5, fixed_key(9))[1].data,                  # other key
+        -12: resign(res.data, key, kernel_mask=res.header.kernel_mask | 1 << 6),  # needs tml_add_s8
+        -11: resign(res.data, key, kernel_abi_hash=res.header.kernel_abi_hash ^ 1),
+        -3: res.data[:-10],
+        -4: b"\0" * len(res.data),
+    }
+    for code, data in cases.items():
+        assert _run_host(host_driver, data, x)[0] == code
+    assert _run_host(host_driver, res.data, x, min_version=6)[0] == -13          # older than installed
+    assert _run_host(host_driver, res.data, x, min_version=5)[0] == 0
