@@ -64,8 +64,7 @@ _FLOATS = (DType.FLOAT32,)
 def kernel_of(g: Graph, op: Op) -> str:
     """The kernel family of ``op``: ``"<kind>_<s8|f32>"`` (e.g. ``conv_s8``)."""
     t = g.tensors[op.inputs[0]] if op.inputs and op.inputs[0] >= 0 else g.tensors[op.outputs[0]]
-    if op.kind is OpKind.QUANTIZE:
-        t = g.tensors[op.outputs[0]]      # float in, int8 out: the cost is float math
+    if op.kind is OpKind.QUANTIZE:       # float in: the cost is float math
         return "quant_f32" if g.tensors[op.inputs[0]].dtype in _FLOATS else "eltwise_s8"
     if op.kind is OpKind.DEQUANTIZE:
         return "quant_f32"

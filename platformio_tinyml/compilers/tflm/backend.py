@@ -48,6 +48,29 @@ def measured_arena(path: Path) -> int:
     return _measure(str(path), Path(path).stat().st_mtime_ns)
 
 
+# Latency (an estimate, for ranking only): TFLM's kernels do the same arithmetic as
+# cgen's, behind an interpreter. On the host, the TFLM interpreter (reference kernels)
+# took 1.1x-2.2x the time of cgen's portable C on the four MLPerf Tiny int8 models
+# (bench-out/cgen_bench.json: tflm_us / host_us; geometric mean 1.5), so:
+#   cycles = KERNEL_FACTOR * cgen's estimate for the same core + PER_OP_CYCLES per op
+# PER_OP_CYCLES is the interpreter's dispatch and tensor lookup per op (a guess, not measured).
+# The Arm build of the TFLM Arduino library uses CMSIS-NN kernels, which the factor
+# does not single out; a measured TFLM latency on the board replaces all of this.
+KERNEL_FACTOR = 1.5
+PER_OP_CYCLES = 2_000
+
+
+def latency_estimate(request: CompileRequest) -> int | None:
+    """Estimated CPU cycles of one TFLM inference (None without an IR graph)."""
+    if request.graph is None:
+        return None
+    from ..cgen.latency import estimate_cycles
+    est = estimate_cycles(request.graph, request.device)
+    if est is None:
+        return None
+    return round(KERNEL_FACTOR * est.cycles + PER_OP_CYCLES * len(request.graph.ops))
+
+
 def _tflm_version() -> str:
     try:
         from importlib.metadata import version
@@ -97,8 +120,8 @@ class TflmCompiler:
     def _estimate(self, request: CompileRequest, facts: TfliteFacts, arena: int) -> Estimate:
         size = Path(request.model_path).stat().st_size
         flash = size + CODE_BASE + CODE_PER_OP * len(facts.ops)
-        # No latency model for TFLM kernels: left unknown (ranks after known estimates).
-        return Estimate(flash_bytes=flash, ram_bytes=arena + RAM_OVERHEAD)
+        return Estimate(flash_bytes=flash, ram_bytes=arena + RAM_OVERHEAD,
+                        latency_cycles=latency_estimate(request))
 
     def lib_deps(self, request: CompileRequest) -> tuple[str, ...]:
         opt = request.options.backend_options.get("lib_deps")

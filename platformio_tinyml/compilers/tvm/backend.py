@@ -50,6 +50,7 @@ class TvmCompiler:
     def __init__(self) -> None:
         self.version = tvm_version() or "missing"
         self._cache: dict[tuple, Program] = {}
+        self._lowered: dict[tuple, int] = {}
 
     def _codegen(self, request: CompileRequest) -> str:
         cg = request.options.backend_options.get("codegen", "c")
@@ -86,13 +87,20 @@ class TvmCompiler:
             self._cache = {key: lower(path, request.model_format)}
         return self._cache[key]
 
+    def _workspace(self, prog: Program, target: dict, name: str) -> int:
+        """Scratch bytes of the lowered kernels; cached, since boards of one kind share a target."""
+        key = (id(prog), repr(sorted(target.items())), name)
+        if key not in self._lowered:
+            from .lower import lower_tir
+            self._lowered = {key: lower_tir(prog, target, name)[1]}
+        return self._lowered[key]
+
     def supports(self, request: CompileRequest) -> Support:
         try:
             prog = self._program(request)
             cg = self._codegen(request)
             target = self._target(request, cg)
-            from .lower import lower_tir
-            _, workspace, _ = lower_tir(prog, target, request.options.name)
+            workspace = self._workspace(prog, target, request.options.name)
         except Unsupported as e:
             return Support(False, (str(e),))
         except CompileError as e:
