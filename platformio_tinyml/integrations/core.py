@@ -107,8 +107,13 @@ def cache_key(spec: ModelSpec, device: DeviceProfile) -> str:
     return h.hexdigest()
 
 
-def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path) -> CompiledModel:
-    """Compile ``spec`` for ``device`` into ``outdir`` unless an identical result is there."""
+def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
+                   on_compile=None) -> CompiledModel:
+    """Compile ``spec`` for ``device`` into ``outdir`` unless an identical result is there.
+
+    ``on_compile(message)`` is called once, before a real (not cached) compile,
+    so a front end can show the step it is waiting for.
+    """
     outdir = Path(outdir)
     key = cache_key(spec, device)
     key_file = outdir / KEY_FILE
@@ -119,6 +124,8 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path) -> Comp
         if all(f.exists() for f in files):
             return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
     from ..pipeline import compile_model
+    if on_compile is not None:
+        on_compile(f"TinyML: compiling {spec.path.name} for {device.board} (backend {spec.backend}) ...")
     if key_file.exists():
         key_file.unlink()
     for old in outdir.glob("*") if outdir.exists() else ():

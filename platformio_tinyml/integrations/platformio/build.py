@@ -145,7 +145,8 @@ def compile_models(declared: list[DeclaredModel], device: DeviceProfile,
     compiled = []
     for item in declared:
         try:
-            model = core.compile_cached(item.spec, device, build_dir / "tinyml" / item.spec.name)
+            model = core.compile_cached(item.spec, device, build_dir / "tinyml" / item.spec.name,
+                                        on_compile=_step)
         except TinyMLError as exc:
             if exc.where is None:
                 exc.where = f"model '{item.spec.path.name}'"
@@ -154,6 +155,11 @@ def compile_models(declared: list[DeclaredModel], device: DeviceProfile,
             embed_test_input(model, item.test_input)
         compiled.append(model)
     return compiled
+
+
+def _step(message: str) -> None:
+    """One line per long step, flushed at once (a terminal sees it before the wait)."""
+    print(message, flush=True)
 
 
 def report_data(env_name: str, device: DeviceProfile, models: list[core.CompiledModel],
