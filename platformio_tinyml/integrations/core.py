@@ -16,6 +16,7 @@ imported inside the functions that need them: a no-change `pio run` stays fast.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,13 +75,40 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _backend_versions() -> dict[str, str]:
+def _backend_versions(memo: Path | None = None) -> dict[str, str]:
     """Each registered backend and its distribution's version, read from the
-    entry-point metadata without importing any backend."""
+    entry-point metadata without importing any backend.
+
+    Scanning every installed distribution costs tens of milliseconds, so the
+    answer is memoized in ``memo`` keyed by the modification times of the
+    ``sys.path`` folders: installing, upgrading or removing a package changes
+    its site-packages folder, which invalidates the memo.
+    """
+    import sys
+    stamp = {}
+    for entry in sys.path:
+        try:
+            stamp[entry] = os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            continue
+    if memo is not None and memo.is_file():
+        try:
+            saved = json.loads(memo.read_text())
+            if saved.get("stamp") == stamp:
+                return saved["versions"]
+        except (ValueError, KeyError):
+            pass
     out = {}
     for ep in metadata.entry_points(group=COMPILER_GROUP):
         out[ep.name] = f"{ep.dist.name if ep.dist else '?'}=={ep.dist.version if ep.dist else '?'}"
-    return dict(sorted(out.items()))
+    versions = dict(sorted(out.items()))
+    if memo is not None:
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps({"stamp": stamp, "versions": versions}))
+        except OSError:
+            pass
+    return versions
 
 
 def _runtime_digest() -> str:
@@ -93,15 +121,18 @@ def _runtime_digest() -> str:
     return h.hexdigest()
 
 
-def cache_key(spec: ModelSpec, device: DeviceProfile) -> str:
-    """Hash of everything that changes the generated code."""
+def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = None) -> str:
+    """Hash of everything that changes the generated code (``memo_dir``: where
+    to memoize the installed backends, see :func:`_backend_versions`)."""
     if not spec.path.exists():
         raise ModelError("model file not found", where=str(spec.path),
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
     h = hashlib.sha256()
     for part in (__version__, _sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
                  _sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
-                 device.cache_key(), json.dumps(_backend_versions()), _runtime_digest()):
+                 device.cache_key(),
+                 json.dumps(_backend_versions(memo_dir / ".backends.json" if memo_dir else None)),
+                 _runtime_digest()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -115,7 +146,7 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
     so a front end can show the step it is waiting for.
     """
     outdir = Path(outdir)
-    key = cache_key(spec, device)
+    key = cache_key(spec, device, outdir.parent)
     key_file = outdir / KEY_FILE
     report_file = outdir / "report.json"
     if key_file.exists() and report_file.exists() and key_file.read_text().strip() == key:
