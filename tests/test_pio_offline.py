@@ -51,8 +51,12 @@ BOARDS = [
                  id="mps2-an386"),
     pytest.param("tinyml-qemu-arm", "mps3-an547", ("arm-none-eabi-gcc", "qemu-system-arm"),
                  id="mps3-an547"),
+    pytest.param("tinyml-qemu-arm", "mps2-an385", ("arm-none-eabi-gcc", "qemu-system-arm"),
+                 id="mps2-an385"),
     pytest.param("tinyml-simavr", "simavr-atmega2560", ("avr-gcc", "simavr"),
                  id="simavr-atmega2560"),
+    pytest.param("tinyml-simavr", "simavr-atmega328p", ("avr-gcc", "simavr"),
+                 id="simavr-atmega328p"),
 ]
 
 
