@@ -21,7 +21,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importlib import metadata
 from typing import TYPE_CHECKING
 
 from .. import __version__
@@ -76,10 +75,11 @@ def _sha256_file(path: Path) -> str:
 
 
 def _backend_versions(memo: Path | None = None) -> dict[str, str]:
-    """Each registered backend and its distribution's version, read from the
-    entry-point metadata without importing any backend.
+    """Each registered backend's version string (``Compiler.version``, e.g. the
+    underlying tool's version), the documented cache-key input of the plugin
+    interface.
 
-    Scanning every installed distribution costs tens of milliseconds, so the
+    Discovering the backends costs a fraction of a second, so the
     answer is memoized in ``memo`` keyed by the modification times of the
     ``sys.path`` folders: installing, upgrading or removing a package changes
     its site-packages folder, which invalidates the memo.
@@ -98,9 +98,10 @@ def _backend_versions(memo: Path | None = None) -> dict[str, str]:
                 return saved["versions"]
         except (ValueError, KeyError):
             pass
-    out = {}
-    for ep in metadata.entry_points(group=COMPILER_GROUP):
-        out[ep.name] = f"{ep.dist.name if ep.dist else '?'}=={ep.dist.version if ep.dist else '?'}"
+    from ..compilers.registry import discover   # only after an install: loads the descriptors
+    reg = discover()
+    out = {name: f"{getattr(c, 'version', '?')}" for name, c in reg.compilers.items()}
+    out.update({name: f"broken: {why}" for name, why in reg.problems.items()})
     versions = dict(sorted(out.items()))
     if memo is not None:
         try:
