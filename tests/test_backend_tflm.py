@@ -57,8 +57,9 @@ def test_mlperf(tmp_path, mlperf_dir, board, model):
 def test_model_array_compiles_as_c(tmp_path, mlperf_dir, board):
     compile_model(mlperf_dir / MLPERF_INT8["kws"], board, tmp_path, name="kws", backend="tflm")
     main = tmp_path / "main.c"
-    main.write_text('#include "kws.h"\nint main(void) { return kws_model[4] == \'T\' && '
-                    'kws_model_len == KWS_MODEL_LEN ? 0 : 1; }\n')
+    main.write_text('#include "kws.h"\n#include "kws_model_data.h"\n'
+                    'int main(void) { return kws_model[4] == \'T\' && kws_model_len == KWS_MODEL_LEN '
+                    '&& KWS_INPUT_BYTES == 490 ? 0 : 1; }\n')
     exe = tmp_path / "a.out"
     proc = subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path),
                            str(main), str(tmp_path / "kws_model_data.c"), "-o", str(exe)],
@@ -77,3 +78,22 @@ def test_avr_is_refused(mlperf_dir):
     req = CompileRequest(mlperf_dir / MLPERF_INT8["ad"], "tflite", None, uno, CompileOptions("ad"))
     s = TflmCompiler().supports(req)
     assert not s.ok and "32-bit" in s.reasons[0]
+
+
+def test_same_c_api_as_cgen(tmp_path, mlperf_dir, board):
+    """Firmware does not change with the backend: identical I/O macros and entry points."""
+    import re
+    compile_model(mlperf_dir / MLPERF_INT8["kws"], board, tmp_path / "tflm", name="kws", backend="tflm")
+    compile_model(mlperf_dir / MLPERF_INT8["kws"], board, tmp_path / "cgen", name="kws", backend="cgen")
+
+    def api(path):
+        text = (path / "kws.h").read_text()
+        return ([ln for ln in text.splitlines() if re.match(r"#define KWS_(INPUT|OUTPUT|NUM)", ln)],
+                [ln for ln in text.splitlines() if ln.startswith(("int kws_", "void *kws_"))])
+
+    assert api(tmp_path / "tflm") == api(tmp_path / "cgen")
+    cc = (tmp_path / "tflm" / "kws_tflm.cc").read_text()
+    for needle in ('extern "C" int kws_invoke(const void *input, void *output)', "AllocateTensors()",
+                   "new (interp_storage)", "Invoke()"):
+        assert needle in cc
+    assert "malloc" not in cc

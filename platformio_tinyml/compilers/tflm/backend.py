@@ -19,6 +19,7 @@ from pathlib import Path
 from ...errors import CompileError
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
+from ..capi import IoSpec
 from .emit import resolver_method, write_tflm_files
 from .flatbuffer import TfliteFacts, read_facts
 
@@ -79,6 +80,13 @@ def _tflm_version() -> str:
         return "unknown"
 
 
+def io_specs(request: CompileRequest) -> tuple[list[IoSpec], list[IoSpec]]:
+    """The model's inputs/outputs for the common C API (from the IR)."""
+    g = request.graph
+    return ([IoSpec.of_tensor(g.tensors[t]) for t in g.inputs],
+            [IoSpec.of_tensor(g.tensors[t]) for t in g.outputs])
+
+
 class TflmCompiler:
     name = "tflm"
 
@@ -134,8 +142,10 @@ class TflmCompiler:
         measured = measured_arena(request.model_path)
         arena = arena_with_margin(measured)
         data = Path(request.model_path).read_bytes()
-        paths = write_tflm_files(request.options.name, data, facts.ops, arena, Path(outdir), self.name)
-        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix == ".c" else FileRole.HEADER)
+        ins, outs = io_specs(request)
+        paths = write_tflm_files(request.options.name, data, facts.ops, arena, Path(outdir), self.name,
+                                 ins, outs)
+        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix in (".c", ".cc") else FileRole.HEADER)
                       for p in paths)
         return CompileResult(
             backend=self.name, backend_version=self.version, files=files,

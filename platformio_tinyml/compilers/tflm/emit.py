@@ -8,12 +8,16 @@ For model ``NAME``:
 * ``NAME_ops.h`` (C++): ``NAME_OpResolver``, a
   ``tflite::MicroMutableOpResolver<N>`` with exactly the model's operators,
   and ``NAME_register_ops(resolver)`` returning the first failing status;
-* ``NAME.h``: sizes (``NAME_ARENA_BYTES`` and I/O) and the includes above.
+* ``NAME.h``: the common C API of every backend (``NAME_invoke``, I/O macros,
+  ``NAME_ARENA_BYTES``; see compilers/capi.py) and ``NAME_tflm.cc``, which
+  implements it with a ``tflite::MicroInterpreter`` placed in static storage.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..capi import IoSpec, api_header
 
 # TFLite builtin name -> MicroMutableOpResolver method, where the CamelCase rule
 # (CONV_2D -> AddConv2D) does not give TFLM's spelling.
@@ -83,27 +87,101 @@ def resolver_header(name: str, ops: tuple[str, ...]) -> str:
             f"#endif /* {N}_OPS_H */\n")
 
 
-def api_header(name: str, arena: int, backend: str, extra: str = "") -> str:
+def tflm_header(name: str, ins: list[IoSpec], outs: list[IoSpec], arena: int, backend: str,
+                extra_decls: tuple[str, ...] = ()) -> str:
+    """``NAME.h``: the common C API (see compilers/capi.py), implemented in ``NAME_tflm.cc``."""
+    intro = [f"{name}.h - model '{name}' run by TensorFlow Lite Micro ({backend} backend of platformio-tinyml).",
+             "",
+             f"{name}_tflm.cc implements this API with a tflite::MicroInterpreter over {name}_model",
+             f"({name}_model_data.h), the operators of {name}_ops.h and a static arena of",
+             f"{name.upper()}_ARENA_BYTES bytes; the firmware links TensorFlow Lite Micro (lib_deps)."]
+    return api_header(name, ins, outs, arena, intro,
+                      extra_decls=[*extra_decls, f"void *{name}_input_ptr(int index);",
+                                   f"void *{name}_output_ptr(int index);"],
+                      invoke_errors="a negative value if TFLM fails (-2 ops, -3 allocation, -4 invoke)")
+
+
+def tflm_source(name: str, ins: list[IoSpec], outs: list[IoSpec]) -> str:
+    """``NAME_tflm.cc``: the common API over a statically placed MicroInterpreter (no heap)."""
     N = name.upper()
-    return (f"/* {name}.h - model '{name}' for TensorFlow Lite Micro ({backend} backend of "
-            "platformio-tinyml).\n *\n"
-            f" * Give TFLM {name}_model and a uint8_t arena of {N}_ARENA_BYTES bytes aligned to 16;\n"
-            f" * register the operators with {name}_register_ops() from {name}_ops.h (C++).\n */\n"
-            f"#ifndef {N}_H\n#define {N}_H\n\n"
-            f'#include "{name}_model_data.h"\n\n'
-            f"#define {N}_ARENA_BYTES {arena}\n{extra}"
-            f"\n#endif /* {N}_H */\n")
+    copy_in = "\n".join(f"  if (inputs[{k}] != interp->input({k})->data.raw)\n"
+                         f"    memcpy(interp->input({k})->data.raw, inputs[{k}], {s.nbytes});"
+                         for k, s in enumerate(ins))
+    copy_out = "\n".join(f"  if (outputs[{k}] && outputs[{k}] != interp->output({k})->data.raw)\n"
+                          f"    memcpy(outputs[{k}], interp->output({k})->data.raw, {s.nbytes});"
+                          for k, s in enumerate(outs))
+    single = len(ins) == 1 and len(outs) == 1
+    text = f"""/* {name}_tflm.cc - {name}.h implemented with TensorFlow Lite Micro (generated). */
+#include <new>
+#include <string.h>
+
+#include "{name}.h"
+#include "{name}_model_data.h"
+#include "{name}_ops.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+namespace {{
+alignas(16) uint8_t arena[{N}_ARENA_BYTES];
+{name}_OpResolver resolver;
+alignas(tflite::MicroInterpreter) uint8_t interp_storage[sizeof(tflite::MicroInterpreter)];
+tflite::MicroInterpreter *interp = nullptr;
+
+int setup() {{
+  if (interp != nullptr) return 0;
+  if ({name}_register_ops(resolver) != kTfLiteOk) return -2;
+  tflite::MicroInterpreter *it = new (interp_storage)
+      tflite::MicroInterpreter(tflite::GetModel({name}_model), resolver, arena, sizeof(arena));
+  if (it->AllocateTensors() != kTfLiteOk) return -3;
+  interp = it;
+  return 0;
+}}
+}}  // namespace
+
+extern "C" void *{name}_input_ptr(int index) {{
+  if (setup() != 0 || index < 0 || index >= {len(ins)}) return nullptr;
+  return interp->input(index)->data.raw;
+}}
+
+extern "C" void *{name}_output_ptr(int index) {{
+  if (setup() != 0 || index < 0 || index >= {len(outs)}) return nullptr;
+  return interp->output(index)->data.raw;
+}}
+
+extern "C" int {name}_invoke_multi(const void *const inputs[], void *const outputs[]) {{
+  int rc = setup();
+  if (rc != 0) return rc;
+  for (int k = 0; k < {len(ins)}; ++k)
+    if (inputs[k] == nullptr) return -1;
+{copy_in}
+  if (interp->Invoke() != kTfLiteOk) return -4;
+{copy_out}
+  return 0;
+}}
+"""
+    if single:
+        text += f"""
+extern "C" int {name}_invoke(const void *input, void *output) {{
+  const void *const in[1] = {{input}};
+  void *const out[1] = {{output}};
+  return {name}_invoke_multi(in, out);
+}}
+"""
+    return text
 
 
 def write_tflm_files(name: str, model: bytes, ops: tuple[str, ...], arena: int, outdir: Path,
-                     backend: str, extra_defines: str = "") -> list[Path]:
-    """Write the four files above into ``outdir``; return their paths."""
+                     backend: str, ins: list[IoSpec], outs: list[IoSpec],
+                     extra_decls: tuple[str, ...] = ()) -> list[Path]:
+    """Write the model array, the op resolver and the common API (header +
+    TFLM implementation) into ``outdir``; return their paths."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     h, c = c_array(f"{name}_model", model)
     texts = {f"{name}_model_data.h": h, f"{name}_model_data.c": c,
              f"{name}_ops.h": resolver_header(name, ops),
-             f"{name}.h": api_header(name, arena, backend, extra_defines)}
+             f"{name}.h": tflm_header(name, ins, outs, arena, backend, extra_decls),
+             f"{name}_tflm.cc": tflm_source(name, ins, outs)}
     for fname, text in texts.items():
         (outdir / fname).write_text(text)
     return [outdir / f for f in texts]

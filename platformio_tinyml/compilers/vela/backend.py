@@ -19,6 +19,7 @@ from ...errors import CompileError
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from ..tflm.backend import CODE_BASE, CODE_PER_OP, DEFAULT_LIB_DEPS, RAM_OVERHEAD
+from ..tflm.backend import io_specs
 from ..tflm.emit import write_tflm_files
 from ..tflm.flatbuffer import read_facts
 from .run import ACCELERATORS, VelaRun, run_vela, vela_version
@@ -91,10 +92,11 @@ class VelaCompiler:
         blob.write_bytes(run.optimized)
         ops = read_facts(blob).ops
         arena = _arena(run)
-        extra = (f"#define {name.upper()}_NPU \"{request.device.npu}\"\n"
-                 f"#define {name.upper()}_NPU_CYCLES {run.npu_cycles}\n")
-        paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, extra)
-        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix == ".c" else FileRole.HEADER)
+        extra = (f'#define {name.upper()}_NPU "{request.device.npu}"',
+                 f"#define {name.upper()}_NPU_CYCLES {run.npu_cycles}")
+        ins, outs = io_specs(request)
+        paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, ins, outs, extra)
+        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix in (".c", ".cc") else FileRole.HEADER)
                       for p in paths) + (GeneratedFile(blob, FileRole.DATA),)
         opt = request.options.backend_options.get("lib_deps")
         lib_deps = (tuple(s.strip() for s in opt.split(",") if s.strip()) if opt
