@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  qemu-system-misc clang libclang-rt-14-dev)
+  qemu-system-misc clang libclang-rt-14-dev gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -17,7 +17,11 @@ largest float32 not exceeding it, printed exactly, so the float32 test
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +48,34 @@ class Emitted:
     static_bytes: int            # static buffers in RAM (MLP activations)
 
 
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _in_scratch_dir():
+    """emlearn's converters compile a host test program into ``./tmp`` of the
+    current directory (the user's project during ``pio run``); run them in a
+    throw-away directory instead. The working directory is process-wide: lock."""
+    with _CWD_LOCK, tempfile.TemporaryDirectory(prefix="tinyml-emlearn-") as tmp:
+        old = os.getcwd()
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
 def emlearn_code(est, info: ModelInfo, prefix: str) -> str:
     """emlearn's C for ``est`` with symbols prefixed ``prefix``."""
     import emlearn
-    if info.family == "trees":
-        model = emlearn.convert(est, method="inline", dtype=FEATURE_T, leaf_bits=info.leaf_bits)
-        for node in model.forest_[0]:      # [feature, threshold, left, right]
-            node[1] = _exact_threshold(node[1])
-        return model.save(name=prefix, include_proba=info.output == "proba")
-    model = emlearn.convert(est, method="loadable")
-    return model.save(name=prefix)
+    with _in_scratch_dir():
+        if info.family == "trees":
+            model = emlearn.convert(est, method="inline", dtype=FEATURE_T, leaf_bits=info.leaf_bits)
+            for node in model.forest_[0]:      # [feature, threshold, left, right]
+                node[1] = _exact_threshold(node[1])
+            return model.save(name=prefix, include_proba=info.output == "proba")
+        model = emlearn.convert(est, method="loadable")
+        return model.save(name=prefix)
 
 
 def _exact_threshold(th: float) -> str:

@@ -12,6 +12,11 @@ Backend options (``custom_tinyml_backend_options`` / ``--option``):
 ``codegen=llvm`` (an LLVM object ``NAME_kernels.o`` for x86_64 or
 Armv7-A Linux boards; link it yourself; refused for microcontrollers, see
 ``_target``).
+
+Linux-class boards (``native`` x86_64, ``linux_arm`` Cortex-A, AArch64) get
+TVM's normal flow by default (``runtime=tvm``, see :mod:`.shared`): the model
+as a shared library ``NAME.so`` and a ``NAME.c`` that loads it with the TVM
+runtime. ``runtime=none`` (or giving ``codegen=``) gives them the runtime-free glue above instead.
 """
 
 from __future__ import annotations
@@ -27,12 +32,12 @@ CODE_BYTES_PER_KERNEL = 1_200      # rough: a scalar TIR loop nest for a Cortex-
 GLUE_BYTES = 600                   # invoke + workspace allocator
 GLUE_BYTES_PER_CALL = 48           # one DLTensor/argument block and one call
 STACK_ESTIMATE = 256
-ARCHES = ("arm", "riscv", "x86_64", "arm-a")
+ARCHES = ("arm", "riscv", "x86_64", "arm-a", "aarch64")
 
 
 def _target_reason(device) -> str | None:
     if device.arch not in ARCHES:
-        return (f"the tvm backend targets Cortex-M, 32-bit RISC-V, x86_64 and Armv7-A; this board is "
+        return (f"the tvm backend targets Cortex-M, 32-bit RISC-V, x86_64, Cortex-A and AArch64; this board is "
                 f"'{device.arch}' ({device.core})")
     if device.arch == "arm" and not device.core.startswith("cortex-m"):
         return f"the tvm backend targets Cortex-M cores on 'arm' boards, not {device.core}"
@@ -58,15 +63,43 @@ class TvmCompiler:
             raise Unsupported(f"option codegen must be 'c' or 'llvm', not '{cg}'")
         return cg
 
+    def _runtime(self, request: CompileRequest) -> str:
+        from .shared import is_linux_class
+        linux = is_linux_class(request.device)
+        opts = request.options.backend_options
+        # codegen= is an option of the runtime-free glue: asking for it without runtime= means that.
+        rt = opts.get("runtime", "tvm" if linux and "codegen" not in opts else "none")
+        if rt not in ("tvm", "none"):
+            raise Unsupported(f"option runtime must be 'tvm' or 'none', not '{rt}'")
+        if rt == "tvm" and not linux:
+            raise Unsupported("runtime=tvm (a shared library run by the TVM runtime) is for Linux-class "
+                              f"boards, not {request.device.core}; use runtime=none")
+        if rt == "tvm" and request.options.backend_options.get("codegen", "llvm") != "llvm":
+            raise Unsupported("runtime=tvm builds the shared library with LLVM; codegen=c needs runtime=none")
+        return rt
+
+    def _linux(self, request: CompileRequest):
+        from .shared import check_toolchain, linux_target
+        lt = linux_target(request.device)
+        check_toolchain(lt)
+        return lt
+
     def _target(self, request: CompileRequest, codegen: str) -> dict:
         from .lower import llvm_target
         if codegen == "c":
             return {"kind": "c"}
         if request.device.arch in ("arm", "riscv"):
-            # Built and linked, but the thumbv7em object (PIC, GOT-indirect data) HardFaults in
-            # QEMU mps2-an386 at the first kernel call; not offered until that is understood.
-            raise Unsupported("codegen=llvm is not verified for microcontrollers (TVM's Cortex-M "
-                              "object faults in QEMU); use codegen=c")
+            # TVM 0.27 always generates PIC: the kernels reach the workspace hooks
+            # (__TVMBackendAllocWorkspace/FreeWorkspace, weak globals of the object) through
+            # R_ARM_GOT_PREL. A static link puts the GOT in an orphan .got section in RAM,
+            # which Cortex-M startup code (copying .data only) never fills: the kernel loads a
+            # zero GOT entry and calls through it, a HardFault. With .got copied with .data the
+            # same object runs and matches (tests/test_backend_tvm.py), but board linker
+            # scripts do not do that, and no llvm target option of TVM 0.27 sets a static
+            # relocation model.
+            raise Unsupported("codegen=llvm is refused for microcontrollers: TVM's object reaches data "
+                              "through the GOT (R_ARM_GOT_PREL), which MCU linker scripts leave "
+                              "uninitialized in RAM (HardFault); use codegen=c")
         t = llvm_target(request.device)
         if t is None:
             raise Unsupported(f"no LLVM target for {request.device.core}; use codegen=c")
@@ -99,7 +132,10 @@ class TvmCompiler:
         try:
             prog = self._program(request)
             cg = self._codegen(request)
-            target = self._target(request, cg)
+            if self._runtime(request) == "tvm":
+                target = self._linux(request).target
+            else:
+                target = self._target(request, cg)
             workspace = self._workspace(prog, target, request.options.name)
         except Unsupported as e:
             return Support(False, (str(e),))
@@ -127,12 +163,18 @@ class TvmCompiler:
         try:
             prog = self._program(request)
             cg = self._codegen(request)
-            target = self._target(request, cg)
+            runtime = self._runtime(request)
+            if runtime == "tvm":
+                lt = self._linux(request)
+            else:
+                target = self._target(request, cg)
         except Unsupported as e:
             raise CompileError(str(e), where=str(request.model_path)) from None
         name = request.options.name
         from ..cgen.emit import check_c_identifier
         check_c_identifier(name, str(request.model_path))
+        if runtime == "tvm":
+            return self._compile_shared(request, prog, lt, Path(outdir))
         kernels = build_kernels(prog, target, name)
         try:
             emitted = write(name, prog, kernels, request.graph, Path(outdir), self.version,
@@ -154,7 +196,35 @@ class TvmCompiler:
             include_dirs=(Path(outdir),), estimate=self._estimate(prog, emitted.workspace_bytes),
             arena_bytes=emitted.arena_bytes, weight_bytes=emitted.const_bytes,
             build_flags=("-lm",), diagnostics=tuple(diagnostics),
-            details={"codegen": cg, "target": target, "kernels": sorted(kernels.symbols),
+            details={"codegen": cg, "runtime": "none", "target": target, "kernels": sorted(kernels.symbols),
                      "calls": [c.func for c in prog.calls],
                      "activation_arena_bytes": prog.arena_bytes,
                      "workspace_bytes": emitted.workspace_bytes})
+
+    def _compile_shared(self, request: CompileRequest, prog: Program, lt, outdir: Path) -> CompileResult:
+        """Linux-class board, runtime=tvm: NAME.so + NAME.c/NAME.h on the TVM runtime."""
+        from .shared import link_flags, runtime_paths, write_shared
+        name = request.options.name
+        h, c, so = write_shared(name, prog, request.graph, Path(request.model_path), request.model_format,
+                                lt, outdir, self.version)
+        workspace = self._workspace(prog, lt.target, name)
+        est = self._estimate(prog, workspace)
+        est = Estimate(flash_bytes=so.stat().st_size, ram_bytes=est.ram_bytes)
+        incs = (outdir, *runtime_paths()["include"])
+        diagnostics = [f"{so.name} ({lt.target['mtriple']}) is loaded at run time from the path "
+                       f"{name.upper()}_TVM_LIBRARY (default {'this build folder' if lt.host else './' + so.name}; "
+                       "a -D macro or an environment variable of that name overrides it)"]
+        if not lt.host:
+            diagnostics.append(f"link {name}.c with libtvm_runtime and libtvm_ffi built for "
+                               f"{lt.target['mtriple']} (the apache-tvm wheel has only this machine's); "
+                               f"copy {so.name} to the board")
+        return CompileResult(
+            backend=self.name, backend_version=self.version,
+            files=(GeneratedFile(h, FileRole.HEADER), GeneratedFile(c, FileRole.SOURCE),
+                   GeneratedFile(so, FileRole.DATA)),
+            include_dirs=incs, estimate=est, arena_bytes=prog.arena_bytes,
+            weight_bytes=prog.const_bytes, build_flags=link_flags(lt), diagnostics=tuple(diagnostics),
+            details={"codegen": "llvm", "runtime": "tvm", "target": lt.target, "shared_library": str(so),
+                     "elf_machine": lt.machine, "library_default": str(so.resolve()) if lt.host
+                     else f"./{so.name}", "calls": [c.func for c in prog.calls],
+                     "activation_arena_bytes": prog.arena_bytes, "workspace_bytes": workspace})
