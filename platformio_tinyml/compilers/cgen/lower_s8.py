@@ -67,7 +67,8 @@ def _conv(em, op):
         dil_h=a.dilation_h, dil_w=a.dilation_w, pad_t=a.pad_top, pad_l=a.pad_left,
         in_offset=in_off, out_offset=y.quant.zp, act_min=lo, act_max=hi,
         depth_mult=a.depth_multiplier,
-        filter=em.array("int8_t", _padded_filter(w.data, is_dw), "w"),
+        filter=em.array("int8_t", _dw_grouped(w.data, a.depth_multiplier) if is_dw
+                        else _padded_filter(w.data, is_dw), "w"),
         bias="0",   # the kernels start from bias_fold and correct padded taps
         bias_fold=em.array("int32_t", (bias + in_off * row_sums).astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
@@ -96,6 +97,15 @@ def _granted_scratch(em, op) -> str:
             plan.scratch_bytes.get(-(op.index + 2), 0) < _conv_scratch(em.graph, op):
         return "0"
     return em.scratch(op)
+
+
+def _dw_grouped(data: np.ndarray, depth_mult: int) -> np.ndarray:
+    """Depthwise filter [1, H, W, C] -> [C/4, H*W, 4] when depth_mult == 1 and C % 4 == 0
+    (the grouped layout of tml_dwconv_s8.c: four channels' taps contiguous); else unchanged."""
+    c = data.shape[-1]
+    if depth_mult != 1 or c % 4:
+        return data
+    return np.ascontiguousarray(data.reshape(-1, c // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
 def _padded_filter(data: np.ndarray, is_dw: bool) -> np.ndarray:

@@ -25,15 +25,19 @@
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
-/* int16 elements of the stack im2col buffer (2 pixels). */
-#ifndef TML_CONV_STACK_ELEMS
+/* Bytes of the stack im2col buffer (2 pixels): int16 windows when they fit,
+ * else int8 windows (raw bytes, padded taps = zero point). */
+#ifndef TML_CONV_STACK_BYTES
 #if defined(__AVR__)
-#define TML_CONV_STACK_ELEMS 0
+#define TML_CONV_STACK_BYTES 0
 #elif defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(_WIN32)
-#define TML_CONV_STACK_ELEMS 8192
+#define TML_CONV_STACK_BYTES 16384
 #else
-#define TML_CONV_STACK_ELEMS 128
+#define TML_CONV_STACK_BYTES 288
 #endif
+#endif
+#ifndef TML_CONV_STACK16_BYTES
+#define TML_CONV_STACK16_BYTES (TML_CONV_STACK_BYTES > 256 && TML_CONV_STACK_BYTES < 1024 ? 256 : TML_CONV_STACK_BYTES)
 #endif
 
 /* ---- im2col path ---------------------------------------------------------- */
@@ -42,19 +46,18 @@
 /* Element k of a pixel's window: chunk k/4 holds 8 int16 (A pairs, B pairs). */
 #define TML_IX(k) ((((k) >> 2) << 3) | (((k) & 1) << 1) | (((k) >> 1) & 1))
 
-/* n bytes from src as window elements k.. of one pixel (d: its chunk base). */
+/* n bytes from src as window elements k.. of one pixel (d: its chunk base):
+ * single elements up to a multiple of 4, then whole words, then the rest. */
 static void put_seg(int16_t *d, int32_t k, const int8_t *src, int32_t n)
 {
-    if (((k | n) & 3) == 0) {
-        int32_t *dw = (int32_t *)(void *)(d + (k << 1));
-        for (int32_t i = 0; i < n; i += 4, dw += 4) {
-            const int32_t v = tml_ld4(src + i);
-            dw[0] = __sxtb16(v);
-            dw[1] = tml_sxtb16_ror8(v);
-        }
-        return;
+    for (; n > 0 && (k & 3); --n, ++k) d[TML_IX(k)] = *src++;
+    int32_t *dw = (int32_t *)(void *)(d + (k << 1));
+    for (; n >= 4; n -= 4, k += 4, src += 4, dw += 4) {
+        const int32_t v = tml_ld4(src);
+        dw[0] = __sxtb16(v);
+        dw[1] = tml_sxtb16_ror8(v);
     }
-    for (int32_t i = 0; i < n; ++i, ++k) d[TML_IX(k)] = src[i];
+    for (; n > 0; --n, ++k) d[TML_IX(k)] = *src++;
 }
 
 static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
@@ -190,14 +193,6 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         block(P, buf, K, kp, oa, has_b ? oa + out_c : 0);
     }
 }
-
-#if TML_CONV_STACK_ELEMS > 0
-static TML_NOINLINE void conv_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
-{
-    int16_t buf[TML_CONV_STACK_ELEMS] TML_ALIGNED(8);
-    conv_im2col(P, in, out, buf);
-}
-#endif
 
 /* ---- fallback: no buffer ---------------------------------------------------- */
 
@@ -339,6 +334,78 @@ static TML_NOINLINE void conv_direct(const tml_conv_s8_t *P, const int8_t *in, i
     if (pend) conv_pair(P, pend, pend, row_len, row_step, pend_out, 0);
 }
 
+#if TML_CONV_STACK_BYTES > 0
+/* The int8 window of the pixel with top-left input corner (iy0, ix0) into d
+ * (kp bytes: padded taps read the zero point, the tail past K zeros). */
+TML_INLINE void fill8(const tml_conv_s8_t *P, const int8_t *in, int8_t *d, int32_t iy0, int32_t ix0, int32_t kp)
+{
+    const int32_t in_c = P->in_c, in_w = P->in_w, k_w = P->k_w, row = k_w * in_c;
+    const int8_t zp = (int8_t)(-P->in_offset);
+    const int row_in = ix0 >= 0 && ix0 + (k_w - 1) * P->dil_w < in_w && P->dil_w == 1;
+    int8_t *d0 = d;
+    for (int32_t ky = 0; ky < P->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * P->dil_h;
+        if (iy < 0 || iy >= P->in_h) {
+            memset(d, zp, (size_t)row);
+            d += row;
+        } else if (row_in) {
+            memcpy(d, in + (iy * in_w + ix0) * in_c, (size_t)row);
+            d += row;
+        } else {
+            for (int32_t kx = 0; kx < k_w; ++kx, d += in_c) {
+                const int32_t ix = ix0 + kx * P->dil_w;
+                if (ix < 0 || ix >= in_w)
+                    memset(d, zp, (size_t)in_c);
+                else
+                    memcpy(d, in + (iy * in_w + ix) * in_c, (size_t)in_c);
+            }
+        }
+    }
+    memset(d, 0, (size_t)(kp - (d - d0)));
+}
+
+/* im2col with int8 windows: 2 pixels x 2 channels straight from the buffer. */
+static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int8_t *buf)
+{
+    const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
+    const int32_t out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
+    int32_t oy = 0, ox = 0;
+    for (int32_t p = 0; p < npix; p += 2) {
+        const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
+        fill8(P, in, buf, iya, ixa, kp);
+        if (++ox == out_w) { ox = 0; ++oy; }
+        const int has_b = p + 1 < npix;
+        if (has_b) {
+            fill8(P, in, buf + kp, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, kp);
+            if (++ox == out_w) { ox = 0; ++oy; }
+        }
+        int8_t *oa = out + p * out_c;
+        for (int32_t oc = 0; oc < out_c; oc += 2) {
+            const int two = oc + 1 < out_c;
+            const int8_t *wa = P->filter + oc * K, *wb = two ? wa + K : wa;
+            int32_t a[4];
+            a[0] = a[2] = TML_RD32(P->bias_fold + oc);
+            a[1] = a[3] = two ? TML_RD32(P->bias_fold + oc + 1) : 0;
+            dot_2x2(buf, has_b ? buf + kp : buf, wa, wb, kp, a);
+            store2x2(P, oc, two, a, oa, has_b ? oa + out_c : 0);
+        }
+    }
+}
+
+/* Separate frames so the deeper int16 path does not carry the int8 buffer. */
+static TML_NOINLINE void conv_stack16(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int16_t buf[TML_CONV_STACK16_BYTES / 2] TML_ALIGNED(8);
+    conv_im2col(P, in, out, buf);
+}
+
+static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int8_t buf[TML_CONV_STACK_BYTES] TML_ALIGNED(8);
+    conv_im2col8(P, in, out, buf);
+}
+#endif
+
 void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
 {
     TML_LOAD_PARAMS(tml_conv_s8_t, src);
@@ -346,11 +413,16 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         conv_im2col(P, in, out, (int16_t *)P->scratch);
         return;
     }
-#if TML_CONV_STACK_ELEMS > 0
+#if TML_CONV_STACK_BYTES > 0
     {
-        const int32_t K = P->k_h * P->k_w * P->in_c;
-        if (2 * ((K + 3) & ~(int32_t)3) <= TML_CONV_STACK_ELEMS) {
-            conv_stack(P, in, out);
+        const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
+        /* int8 windows only where the direct path would not read them in place */
+        if (4 * kp <= TML_CONV_STACK16_BYTES) {
+            conv_stack16(P, in, out);
+            return;
+        }
+        if (2 * kp <= TML_CONV_STACK_BYTES && K > P->in_c) {
+            conv_stack8(P, in, out);
             return;
         }
     }

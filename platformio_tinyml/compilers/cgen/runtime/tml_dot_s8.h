@@ -76,4 +76,33 @@ TML_INLINE int8_t tml_out_s8(int32_t acc, int32_t m, int shift, int32_t out_offs
     return (int8_t)acc;
 }
 
+/* Four requantized channels (+ offset, clamped to [lo, hi]) as the bytes of
+ * one word, in memory order: with the Arm DSP extension the clamp is two
+ * byte-wise max/min (SSUB8 + SEL) on the packed word. */
+TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+                            const int32_t *m, const int8_t *s, int32_t off, int32_t lo, int32_t hi)
+{
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__)
+    const int32_t v0 = __ssat(tml_requant_s8(a0, TML_RD32(m), TML_RD8(s)) + off, 8);
+    const int32_t v1 = __ssat(tml_requant_s8(a1, TML_RD32(m + 1), TML_RD8(s + 1)) + off, 8);
+    const int32_t v2 = __ssat(tml_requant_s8(a2, TML_RD32(m + 2), TML_RD8(s + 2)) + off, 8);
+    const int32_t v3 = __ssat(tml_requant_s8(a3, TML_RD32(m + 3), TML_RD8(s + 3)) + off, 8);
+    const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
+    const uint32_t p02 = ((uint32_t)v0 & 0xffffu) | ((uint32_t)v2 << 16);
+    const uint32_t p13 = ((uint32_t)v1 & 0xffffu) | ((uint32_t)v3 << 16);
+    uint32_t p = __uxtb16(p02) | (__uxtb16(p13) << 8), t;
+    __asm__("ssub8 %[t], %[p], %[lo]\n\t"
+            "sel %[p], %[p], %[lo]\n\t"
+            "ssub8 %[t], %[hi], %[p]\n\t"
+            "sel %[p], %[p], %[hi]"
+            : [p] "+r"(p), [t] "=&r"(t) : [lo] "r"(lo4), [hi] "r"(hi4) : "cc");
+    memcpy(o, &p, 4);
+#else
+    o[0] = tml_out_s8(a0, TML_RD32(m), TML_RD8(s), off, lo, hi);
+    o[1] = tml_out_s8(a1, TML_RD32(m + 1), TML_RD8(s + 1), off, lo, hi);
+    o[2] = tml_out_s8(a2, TML_RD32(m + 2), TML_RD8(s + 2), off, lo, hi);
+    o[3] = tml_out_s8(a3, TML_RD32(m + 3), TML_RD8(s + 3), off, lo, hi);
+#endif
+}
+
 #endif /* TML_DOT_S8_H */

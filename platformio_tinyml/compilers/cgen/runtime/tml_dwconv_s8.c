@@ -2,94 +2,137 @@
  * TFLite reference semantics (output channel oc = ic * depth_mult + m).
  *
  * The in_offset term of the whole window is pre-folded into bias_fold; taps
- * in the padding count as the input zero point (offset-corrected value 0). With depth_mult == 1,
- * four channels are computed together from one 32-bit load of the input and
- * one of the filter per tap (Arm DSP: __sxtb16 + __smlabb/__smlatt).
+ * in the padding count as the input zero point (offset-corrected value 0).
+ *
+ * Grouped layout (depth_mult == 1 and in_c a multiple of 4, the lowering
+ * permutes the filter so): the filter is [in_c / 4][k_h * k_w][4], i.e. the
+ * taps of four channels are contiguous, and each output pixel is computed
+ * four channels at a time from one 32-bit load of the input and one of the
+ * filter per tap (Arm DSP: __sxtb16 + __smlabb/__smlatt). The taps of a
+ * pixel are split into the rectangle that lies in the input and the padded
+ * rest once per pixel, so no tap is tested per channel group; 3x3 windows
+ * inside the input are fully unrolled. Any other shape: the filter keeps
+ * TFLite's [1, k_h, k_w, out_c] layout and one output channel at a time.
  */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
-/* Channels c..c+3 of one output pixel (depth_mult == 1). A tap in the
- * padding reads four copies of the input zero point (zp4): its offset-
- * corrected value is 0, which is what bias_fold assumes. */
-static void dw4(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int32_t c,
-                int32_t iy0, int32_t ix0, int32_t zp4)
-{
-    const int32_t C = P->in_c, k_w = P->k_w, k_h = P->k_h, in_w = P->in_w;
-    int32_t a0 = TML_RD32(P->bias_fold + c), a1 = TML_RD32(P->bias_fold + c + 1);
-    int32_t a2 = TML_RD32(P->bias_fold + c + 2), a3 = TML_RD32(P->bias_fold + c + 3);
-    const int8_t *w = P->filter + c;
-    for (int32_t ky = 0; ky < k_h; ++ky) {
-        const int32_t iy = iy0 + ky * P->dil_h;
-        const int row_ok = iy >= 0 && iy < P->in_h;
-        const int8_t *xr = in + iy * in_w * C + c;
-        for (int32_t kx = 0; kx < k_w; ++kx, w += C) {
-            const int32_t ix = ix0 + kx * P->dil_w;
-            const int32_t xv = (row_ok && ix >= 0 && ix < in_w) ? tml_ld4(xr + ix * C) : zp4;
 #if TML_HAVE_DSP
-            const int32_t wv = tml_ld4(w);
-            const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8(xv);
-            const int32_t we = __sxtb16(wv), wo = tml_sxtb16_ror8(wv);
-            a0 = __smlabb(xe, we, a0);
-            a2 = __smlatt(xe, we, a2);
-            a1 = __smlabb(xo, wo, a1);
-            a3 = __smlatt(xo, wo, a3);
+#define TML_DW_TAP(xv, wv)                                                   \
+    do {                                                                     \
+        const int32_t xe_ = __sxtb16(xv), xo_ = tml_sxtb16_ror8(xv);         \
+        const int32_t we_ = __sxtb16(wv), wo_ = tml_sxtb16_ror8(wv);         \
+        a0 = __smlabb(xe_, we_, a0);                                         \
+        a2 = __smlatt(xe_, we_, a2);                                         \
+        a1 = __smlabb(xo_, wo_, a1);                                         \
+        a3 = __smlatt(xo_, wo_, a3);                                         \
+    } while (0)
+/* x: 4 input bytes in RAM; w: 4 filter bytes (word aligned). */
+#define TML_DW_X(p) tml_ld4(p)
+#define TML_DW_W(p) tml_ld4(p)
 #else
-            int8_t xb[4];
-            memcpy(xb, &xv, 4);
-            a0 += (int32_t)xb[0] * TML_RD8(w);
-            a1 += (int32_t)xb[1] * TML_RD8(w + 1);
-            a2 += (int32_t)xb[2] * TML_RD8(w + 2);
-            a3 += (int32_t)xb[3] * TML_RD8(w + 3);
+#define TML_DW_TAP(xv, wv)                                                   \
+    do {                                                                     \
+        a0 += (int32_t)(int8_t)(xv) * (int8_t)(wv);                          \
+        a1 += (int32_t)(int8_t)((xv) >> 8) * (int8_t)((wv) >> 8);            \
+        a2 += (int32_t)(int8_t)((xv) >> 16) * (int8_t)((wv) >> 16);          \
+        a3 += (int32_t)(int8_t)((xv) >> 24) * (int8_t)((wv) >> 24);          \
+    } while (0)
+#define TML_DW_X(p) tml_ld4(p)
+TML_INLINE int32_t tml_dw_w(const int8_t *p)
+{
+    return (int32_t)((uint32_t)TML_RDU8(p) | ((uint32_t)TML_RDU8(p + 1) << 8) |
+                     ((uint32_t)TML_RDU8(p + 2) << 16) | ((uint32_t)TML_RDU8(p + 3) << 24));
+}
+#define TML_DW_W(p) tml_dw_w(p)
 #endif
-        }
-    }
+
+/* Requantize channels c..c+3 and store them. */
+#define TML_DW_STORE() tml_out4_s8(o + c, a0, a1, a2, a3, mult + c, shift + c, off, lo, hi)
+
+#define TML_DW_LOAD_BIAS()                                                   \
+    int32_t a0 = TML_RD32(P->bias_fold + c), a1 = TML_RD32(P->bias_fold + c + 1); \
+    int32_t a2 = TML_RD32(P->bias_fold + c + 2), a3 = TML_RD32(P->bias_fold + c + 3)
+
+/* One pixel, all channels (grouped layout), 3x3 window inside the input:
+ * x points at the window's top-left tap, channel 0. */
+static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
+{
+    const int32_t C = P->in_c, sx = P->dil_w * C, sy = P->dil_h * P->in_w * C;
+    const int32_t *mult = P->mult;
+    const int8_t *shift = P->shift, *w = P->filter;
     const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
-    o[c] = tml_out_s8(a0, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
-    o[c + 1] = tml_out_s8(a1, TML_RD32(P->mult + c + 1), TML_RD8(P->shift + c + 1), off, lo, hi);
-    o[c + 2] = tml_out_s8(a2, TML_RD32(P->mult + c + 2), TML_RD8(P->shift + c + 2), off, lo, hi);
-    o[c + 3] = tml_out_s8(a3, TML_RD32(P->mult + c + 3), TML_RD8(P->shift + c + 3), off, lo, hi);
-}
-
-/* Inside pixels (whole window in the input): the taps' byte offsets from the
- * window's corner are precomputed, so a tap is two loads and four MACs. */
-#define TML_DW_MAX_TAPS 25
-
-TML_INLINE void dw4_inside(const tml_conv_s8_t *P, const int8_t *x0, const int32_t *off, int32_t taps,
-                       int8_t *o, int32_t c)
-{
-    const int32_t C = P->in_c;
-    int32_t a0 = TML_RD32(P->bias_fold + c), a1 = TML_RD32(P->bias_fold + c + 1);
-    int32_t a2 = TML_RD32(P->bias_fold + c + 2), a3 = TML_RD32(P->bias_fold + c + 3);
-    const int8_t *w = P->filter + c;
-    const int8_t *x = x0 + c;
-    for (int32_t t = 0; t < taps; ++t, w += C) {
-        const int32_t xv = tml_ld4(x + off[t]);
-#if TML_HAVE_DSP
-        const int32_t wv = tml_ld4(w);
-        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8(xv);
-        const int32_t we = __sxtb16(wv), wo = tml_sxtb16_ror8(wv);
-        a0 = __smlabb(xe, we, a0);
-        a2 = __smlatt(xe, we, a2);
-        a1 = __smlabb(xo, wo, a1);
-        a3 = __smlatt(xo, wo, a3);
+    for (int32_t c = 0; c < C; c += 4, x += 4, w += 36) {
+        TML_DW_LOAD_BIAS();
+        const int8_t *wr = w;
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
+        /* The nine taps: 10 instructions a tap plus two per row, no spills. */
+        const int8_t *r = x;
+        int32_t t0, t1, t2, t3;
+#define TML_DW_ASM_TAP(XADDR)                                                \
+        "ldr %[t0], " XADDR "\n\t"                                           \
+        "ldr %[t1], [%[w]], #4\n\t"                                          \
+        "sxtb16 %[t2], %[t0]\n\t"                                            \
+        "sxtb16 %[t3], %[t1]\n\t"                                            \
+        "sxtb16 %[t0], %[t0], ror #8\n\t"                                    \
+        "sxtb16 %[t1], %[t1], ror #8\n\t"                                    \
+        "smlabb %[a0], %[t2], %[t3], %[a0]\n\t"                              \
+        "smlatt %[a2], %[t2], %[t3], %[a2]\n\t"                              \
+        "smlabb %[a1], %[t0], %[t1], %[a1]\n\t"                              \
+        "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
+#define TML_DW_ASM_ROW                                                       \
+        TML_DW_ASM_TAP("[%[r]]") TML_DW_ASM_TAP("[%[r], %[sx]]") "add %[r], %[r], %[sx]\n\t" \
+        TML_DW_ASM_TAP("[%[r], %[sx]]")
+        __asm__(TML_DW_ASM_ROW "add %[r], %[r], %[sy]\n\t"
+                TML_DW_ASM_ROW "add %[r], %[r], %[sy]\n\t"
+                TML_DW_ASM_ROW
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(wr), [r] "+r"(r),
+                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+                : [sx] "r"(sx), [sy] "r"(sy - sx)
+                : "memory");
+#undef TML_DW_ASM_ROW
+#undef TML_DW_ASM_TAP
 #else
-        int8_t xb[4];
-        memcpy(xb, &xv, 4);
-        a0 += (int32_t)xb[0] * TML_RD8(w);
-        a1 += (int32_t)xb[1] * TML_RD8(w + 1);
-        a2 += (int32_t)xb[2] * TML_RD8(w + 2);
-        a3 += (int32_t)xb[3] * TML_RD8(w + 3);
+        const int8_t *r = x;
+        for (int32_t ky = 0; ky < 3; ++ky, r += sy, wr += 12) {
+            TML_DW_TAP(TML_DW_X(r), TML_DW_W(wr));
+            TML_DW_TAP(TML_DW_X(r + sx), TML_DW_W(wr + 4));
+            TML_DW_TAP(TML_DW_X(r + 2 * sx), TML_DW_W(wr + 8));
+        }
 #endif
+        TML_DW_STORE();
     }
-    const int32_t lo = P->act_min, hi = P->act_max, of = P->out_offset;
-    o[c] = tml_out_s8(a0, TML_RD32(P->mult + c), TML_RD8(P->shift + c), of, lo, hi);
-    o[c + 1] = tml_out_s8(a1, TML_RD32(P->mult + c + 1), TML_RD8(P->shift + c + 1), of, lo, hi);
-    o[c + 2] = tml_out_s8(a2, TML_RD32(P->mult + c + 2), TML_RD8(P->shift + c + 2), of, lo, hi);
-    o[c + 3] = tml_out_s8(a3, TML_RD32(P->mult + c + 3), TML_RD8(P->shift + c + 3), of, lo, hi);
 }
 
-/* Output channel oc of one pixel, any depth multiplier. */
+/* One pixel, all channels (grouped layout), any window: taps in rows
+ * [ky0, ky1) x columns [kx0, kx1) read the input (x0: the tap (ky0, kx0),
+ * channel 0), the others are padding and read the zero point (zp4). */
+static void dw_pixel(const tml_conv_s8_t *P, const int8_t *x0, int8_t *o, int32_t ky0, int32_t ky1,
+                     int32_t kx0, int32_t kx1, int32_t zp4)
+{
+    const int32_t C = P->in_c, k_h = P->k_h, k_w = P->k_w;
+    const int32_t sx = P->dil_w * C, sy = P->dil_h * P->in_w * C;
+    const int32_t *mult = P->mult;
+    const int8_t *shift = P->shift, *w = P->filter;
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int32_t pre = ky0 * k_w, post = (k_h - ky1) * k_w, mid_l = kx0, mid_r = k_w - kx1;
+    for (int32_t c = 0; c < C; c += 4) {
+        TML_DW_LOAD_BIAS();
+        int32_t t;
+        for (t = 0; t < pre; ++t, w += 4) TML_DW_TAP(zp4, TML_DW_W(w));
+        const int8_t *r = x0 + c;
+        for (int32_t ky = ky0; ky < ky1; ++ky, r += sy) {
+            for (t = 0; t < mid_l; ++t, w += 4) TML_DW_TAP(zp4, TML_DW_W(w));
+            const int8_t *xp = r;
+            for (t = kx0; t < kx1; ++t, w += 4, xp += sx) TML_DW_TAP(TML_DW_X(xp), TML_DW_W(w));
+            for (t = 0; t < mid_r; ++t, w += 4) TML_DW_TAP(zp4, TML_DW_W(w));
+        }
+        for (t = 0; t < post; ++t, w += 4) TML_DW_TAP(zp4, TML_DW_W(w));
+        TML_DW_STORE();
+    }
+}
+
+/* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
 {
     const int32_t ic = oc / P->depth_mult, out_c = P->out_c;
@@ -109,31 +152,45 @@ static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t 
                       P->act_min, P->act_max);
 }
 
+/* First k in [0, n) with 0 <= i0 + k * d < lim, and one past the last. */
+static void valid_range(int32_t i0, int32_t d, int32_t n, int32_t lim, int32_t *k0, int32_t *k1)
+{
+    int32_t a = 0, b = n;
+    while (a < n && i0 + a * d < 0) ++a;
+    while (b > a && i0 + (b - 1) * d >= lim) --b;
+    *k0 = a;
+    *k1 = b;
+}
+
 void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
 {
     TML_LOAD_PARAMS(tml_conv_s8_t, src);
-    const int32_t out_c = P->out_c;
-    const int32_t c4 = P->depth_mult == 1 ? out_c & ~(int32_t)3 : 0;
+    const int32_t out_c = P->out_c, C = P->in_c, in_w = P->in_w;
+    const int grouped = P->depth_mult == 1 && (C & 3) == 0;
+    const int k33 = P->k_h == 3 && P->k_w == 3;
     const int32_t zp4 = (int32_t)(((uint32_t)(uint8_t)(-P->in_offset)) * 0x01010101u);
-    const int32_t taps = P->k_h * P->k_w;
-    int32_t off[TML_DW_MAX_TAPS];
-    if (taps <= TML_DW_MAX_TAPS)
-        for (int32_t t = 0; t < taps; ++t)
-            off[t] = ((t / P->k_w) * P->dil_h * P->in_w + (t % P->k_w) * P->dil_w) * P->in_c;
     for (int32_t oy = 0; oy < P->out_h; ++oy) {
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
+        int32_t ky0, ky1;
+        valid_range(iy0, P->dil_h, P->k_h, P->in_h, &ky0, &ky1);
         for (int32_t ox = 0; ox < P->out_w; ++ox) {
             const int32_t ix0 = ox * P->stride_w - P->pad_l;
             int8_t *o = out + (oy * P->out_w + ox) * out_c;
-            const int inside = taps <= TML_DW_MAX_TAPS && iy0 >= 0 && ix0 >= 0 &&
-                               iy0 + (P->k_h - 1) * P->dil_h < P->in_h && ix0 + (P->k_w - 1) * P->dil_w < P->in_w;
-            int32_t oc = 0;
-            if (inside) {
-                const int8_t *x0 = in + (iy0 * P->in_w + ix0) * P->in_c;
-                for (; oc < c4; oc += 4) dw4_inside(P, x0, off, taps, o, oc);
+            if (!grouped) {
+                for (int32_t oc = 0; oc < out_c; ++oc) o[oc] = dw1(P, in, oc, iy0, ix0);
+                continue;
             }
-            for (; oc < c4; oc += 4) dw4(P, in, o, oc, iy0, ix0, zp4);
-            for (; oc < out_c; ++oc) o[oc] = dw1(P, in, oc, iy0, ix0);
+            int32_t kx0, kx1;
+            valid_range(ix0, P->dil_w, P->k_w, in_w, &kx0, &kx1);
+            if (ky0 < ky1 && kx0 < kx1) {
+                const int8_t *x0 = in + ((iy0 + ky0 * P->dil_h) * in_w + ix0 + kx0 * P->dil_w) * C;
+                if (k33 && ky1 - ky0 == 3 && kx1 - kx0 == 3)
+                    dw3x3_inside(P, x0, o);
+                else
+                    dw_pixel(P, x0, o, ky0, ky1, kx0, kx1, zp4);
+            } else {
+                dw_pixel(P, in, o, 0, 0, 0, 0, zp4);   /* window wholly in the padding */
+            }
         }
     }
 }

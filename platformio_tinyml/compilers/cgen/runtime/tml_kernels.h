@@ -4,7 +4,9 @@
  * its input and output buffers. Generated model code is a list of such calls;
  * the inference-module executor drives the same kernels from a table. Every
  * kernel is in its own .c file so a model links only what it uses.
- * Activations are NHWC; conv filters OHWI; depthwise filters [1,H,W,C*M];
+ * Activations are NHWC; conv filters OHWI; depthwise filters [1,H,W,C*M] (with
+ * depth_mult 1 and C a multiple of 4 the lowering groups each 4 channels' taps
+ * together, see lower_s8._dw_grouped);
  * fully connected weights [out, in].
  */
 #ifndef TML_KERNELS_H
