@@ -38,6 +38,20 @@ def _symbols(elf: Path) -> dict[str, int]:
     return {p[3]: int(p[1], 16) for p in (line.split() for line in out.splitlines()) if len(p) == 4}
 
 
+def _object_bytes(elf: Path, suffixes: tuple[str, ...]) -> int:
+    """.text + .rodata that the link kept from the objects named ``*suffix`` (from the linker map)."""
+    text = elf.with_suffix(".map").read_text()
+    total, pending = 0, None
+    for line in text[text.index("Linker script and memory map"):].splitlines():
+        p = line.split()
+        if pending and len(p) == 3:          # long section names wrap onto the next line
+            p = [pending, *p]
+        pending = p[0] if len(p) == 1 and p[0].startswith((".text", ".rodata")) else None
+        if len(p) == 4 and p[0].startswith((".text", ".rodata")) and p[2].startswith("0x") and p[3].endswith(suffixes):
+            total += int(p[2], 16)
+    return total
+
+
 def _code_bytes(elf: Path, skip_prefix: str | None = None) -> int:
     """.text + .rodata without the model's constant arrays (weights live in the module)."""
     s = _sections(elf)
@@ -58,8 +72,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     elf = build_slot_firmware(args.out / "slots", kset, public_key_bytes(key.public_key()), 16 * 1024, opt="-O2")
     sym = _symbols(elf)
-    crypto = sum(n for name, n in sym.items() if name.startswith(("crypto_", "tml_sha512", "tml_ed25519", "ge_",
-                                                                   "fe_", "sc_", "compress", "slide", "lookup")))
+    crypto = _object_bytes(elf, ("_tml_ed25519.o", "_monocypher.o", "_hash_sha512_cp.o"))
     print(f"{'model':<6} {'module B':>9} {'limit B':>9} {'instr exec':>11} {'instr comp':>11} {'ratio':>6}")
     for tag, path in (("kws", MODEL_A), ("ad", MODEL_B)):
         g, res = pack(path, Abi.ILP32_LE, 1, key)
@@ -77,7 +90,7 @@ def main() -> int:
               f"(arena {gen.arena_bytes:,})")
     e_code = _code_bytes(elf)
     e_ram = _sections(elf).get(".bss", 0) + _sections(elf).get(".data", 0)
-    print(f"executor firmware code {e_code:,} B (of which Ed25519/SHA-512/Monocypher ~{crypto:,} B), "
+    print(f"executor firmware code {e_code:,} B (of which Ed25519: Monocypher + libsodium SHA-512 {crypto:,} B), "
           f"static RAM {e_ram:,} B (arena 16,384)")
     print(f"loader+executor functions: " + ", ".join(f"{n} {s}" for n, s in sorted(sym.items())
                                                    if n.startswith(("tml_module", "tml_exec", "tml_slots",

@@ -28,5 +28,5 @@ fi
 echo "[setup] pip: installing platformio-tinyml with its test and reference extras"
 # tflite-micro publishes only pre-releases; the '>=0.dev0' bound in pyproject admits them.
 .venv/bin/python -m pip install -q -e ".[dev]"
-scripts/fetch_monocypher.sh
+scripts/fetch_crypto.sh
 echo "[setup] done"

@@ -2,10 +2,11 @@
 
 Role: a firmware that installs modules is built once with the loader
 (``runtime/tml_module.c``), the executor (``runtime/tml_exec.c``), the
-Ed25519 check (``tml_ed25519.c``, ``tml_sha512.c`` + Monocypher) and the
-kernels of its kernel set. :func:`write_runtime` writes all of that plus the
-generated ``tml_exec_config.h`` (kernel mask and kernel-ABI hashes) into a
-folder; the firmware adds its own ``main`` and public key.
+Ed25519 check (``tml_ed25519.c`` over Monocypher's curve arithmetic and
+libsodium's portable SHA-512, both fetched by ``scripts/fetch_crypto.sh``)
+and the kernels of its kernel set. :func:`write_runtime` writes all of that
+plus the generated ``tml_exec_config.h`` (kernel mask and kernel-ABI hashes)
+into a folder; the firmware adds its own ``main`` and public key.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from ..errors import TinyMLError
 from .kernels import Abi, kernel_abi_hash, kernel_by_name, kernel_table
 
 MODULE_RUNTIME_PKG = "platformio_tinyml.module.runtime"
-MODULE_C = ("tml_module.c", "tml_exec.c", "tml_ed25519.c", "tml_sha512.c")
-MONOCYPHER_DIR = Path(__file__).resolve().parents[2] / "third_party" / "monocypher"
+MODULE_C = ("tml_module.c", "tml_exec.c", "tml_ed25519.c")
+THIRD_PARTY = Path(__file__).resolve().parents[2] / "third_party"
+MONOCYPHER_DIR = THIRD_PARTY / "monocypher"
+SODIUM_DIR = THIRD_PARTY / "libsodium"
+# libsodium files, written under sodium/ (its own include layout: the .c
+# finds "crypto_hash_sha512.h", "private/common.h" and "utils.h" beside it).
+SODIUM_FILES = ("hash_sha512_cp.c", "crypto_hash_sha512.h", "utils.h", "export.h", "private/common.h")
+# libsodium's private/common.h warns unless its build defined CONFIGURED=1;
+# the written copy defines it so that any build (-Werror included) takes the file as is.
+SODIUM_PREAMBLE = ("/* Written by platformio_tinyml.module.firmware: libsodium's own build\n"
+                   " * defines CONFIGURED (see private/common.h). Unchanged below. */\n"
+                   "#define CONFIGURED 1\n")
 
 
 @dataclass(frozen=True)
@@ -74,12 +85,19 @@ def _kernel_files(kset: KernelSet) -> list[str]:
 def monocypher_dir() -> Path:
     if not (MONOCYPHER_DIR / "monocypher.c").is_file():
         raise TinyMLError("Monocypher sources are missing (needed for Ed25519 in the module loader)",
-                          where=str(MONOCYPHER_DIR), hint="Run scripts/fetch_monocypher.sh")
+                          where=str(MONOCYPHER_DIR), hint="Run scripts/fetch_crypto.sh")
     return MONOCYPHER_DIR
 
 
+def sodium_dir() -> Path:
+    if not all((SODIUM_DIR / f).is_file() for f in SODIUM_FILES):
+        raise TinyMLError("libsodium's SHA-512 sources are missing (needed for Ed25519 in the module loader)",
+                          where=str(SODIUM_DIR), hint="Run scripts/fetch_crypto.sh")
+    return SODIUM_DIR
+
+
 def write_runtime(outdir: Path, kset: KernelSet) -> list[Path]:
-    """Write loader, executor, kernels, headers and Monocypher; return the .c files."""
+    """Write loader, executor, kernels, headers, Monocypher and libsodium's SHA-512; return the .c files."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     cfiles = []
@@ -98,5 +116,12 @@ def write_runtime(outdir: Path, kset: KernelSet) -> list[Path]:
     for name in ("monocypher.c", "monocypher.h"):
         (outdir / name).write_bytes((mc / name).read_bytes())
     cfiles.append(outdir / "monocypher.c")
+    sd = sodium_dir()
+    for name in SODIUM_FILES:
+        dst = outdir / "sodium" / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        text = (sd / name).read_bytes()
+        dst.write_bytes(SODIUM_PREAMBLE.encode() + text if name.endswith(".c") else text)
+    cfiles.append(outdir / "sodium" / "hash_sha512_cp.c")
     (outdir / "tml_exec_config.h").write_text(config_header(kset))
     return cfiles

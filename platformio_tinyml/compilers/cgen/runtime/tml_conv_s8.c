@@ -406,9 +406,46 @@ static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, i
 }
 #endif
 
+#if TML_HOST_STACK > 0
+/* Wide hosts, 1x1 filters over few input channels (in_c <= 8, no padding):
+ * per pixel all output channels as outer products, acc[j] += x[k] * wt[k][j]
+ * with the filter transposed on the stack, loops over contiguous channels
+ * that gcc/clang -O3 vectorize. (Longer reductions vectorize well as they are.) */
+#define TML_CONV_HOST_K 8
+static TML_NOINLINE void conv_host(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int8_t wt[TML_HOST_STACK / 4];
+    int32_t acc[TML_HOST_STACK / 16];
+    const int32_t K = P->in_c, out_c = P->out_c;
+    for (int32_t j = 0; j < out_c; ++j)
+        for (int32_t k = 0; k < K; ++k) wt[k * out_c + j] = P->filter[j * K + k];
+    for (int32_t oy = 0; oy < P->out_h; ++oy) {
+        for (int32_t ox = 0; ox < P->out_w; ++ox) {
+            const int8_t *x = in + (oy * P->stride_h * P->in_w + ox * P->stride_w) * K;
+            for (int32_t j = 0; j < out_c; ++j) acc[j] = P->bias_fold[j];
+            for (int32_t k = 0; k < K; ++k) {
+                const int16_t xk = x[k];
+                const int8_t *wk = wt + k * out_c;
+                for (int32_t j = 0; j < out_c; ++j) acc[j] += xk * (int16_t)wk[j];
+            }
+            int8_t *o = out + (oy * P->out_w + ox) * out_c;
+            for (int32_t j = 0; j < out_c; ++j)
+                o[j] = tml_out_s8(acc[j], P->mult[j], P->shift[j], P->out_offset, P->act_min, P->act_max);
+        }
+    }
+}
+#endif
+
 void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
 {
     TML_LOAD_PARAMS(tml_conv_s8_t, src);
+#if TML_HOST_STACK > 0
+    if (P->k_h == 1 && P->k_w == 1 && P->in_c <= TML_CONV_HOST_K && P->pad_t == 0 && P->pad_l == 0 &&
+        P->out_c <= TML_HOST_STACK / 32) {
+        conv_host(P, in, out);
+        return;
+    }
+#endif
     if (P->scratch) {
         conv_im2col(P, in, out, (int16_t *)P->scratch);
         return;

@@ -21,6 +21,17 @@
 #define TML_NOINLINE
 #endif
 
+/* Wide hosts (x86-64, AArch64, ...): plain C loops that gcc/clang -O3
+ * vectorize, with stack buffers of up to TML_HOST_STACK bytes (sign-extended
+ * inputs, transposed filters). Small cores leave this 0 and get none of it. */
+#ifndef TML_HOST_STACK
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(_WIN32)
+#define TML_HOST_STACK 16384
+#else
+#define TML_HOST_STACK 0
+#endif
+#endif
+
 /* 4 bytes from RAM (activations), any alignment. */
 TML_INLINE int32_t tml_ld4(const int8_t *p)
 {

@@ -162,9 +162,53 @@ static void valid_range(int32_t i0, int32_t d, int32_t n, int32_t lim, int32_t *
     *k1 = b;
 }
 
+#if TML_HOST_STACK > 0
+/* Wide hosts, grouped layout: the filter transposed back to [tap][C] once
+ * per call, then per pixel all C channels tap by tap (a loop over contiguous
+ * channels that gcc/clang -O3 vectorize), padded taps adding -in_offset * w. */
+static TML_NOINLINE void dw_host(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int8_t wt[TML_HOST_STACK / 2];
+    int32_t acc[TML_HOST_STACK / 8];
+    const int32_t C = P->in_c, T = P->k_h * P->k_w, in_w = P->in_w, in_off = P->in_offset;
+    for (int32_t c = 0; c < C; ++c)
+        for (int32_t t = 0; t < T; ++t) wt[t * C + c] = P->filter[((c >> 2) * T + t) * 4 + (c & 3)];
+    for (int32_t oy = 0; oy < P->out_h; ++oy) {
+        const int32_t iy0 = oy * P->stride_h - P->pad_t;
+        for (int32_t ox = 0; ox < P->out_w; ++ox) {
+            const int32_t ix0 = ox * P->stride_w - P->pad_l;
+            for (int32_t c = 0; c < C; ++c) acc[c] = P->bias_fold[c];
+            const int8_t *wr = wt;
+            for (int32_t ky = 0; ky < P->k_h; ++ky) {
+                const int32_t iy = iy0 + ky * P->dil_h;
+                for (int32_t kx = 0; kx < P->k_w; ++kx, wr += C) {
+                    const int32_t ix = ix0 + kx * P->dil_w;
+                    if (iy < 0 || iy >= P->in_h || ix < 0 || ix >= in_w) {
+                        for (int32_t c = 0; c < C; ++c) acc[c] -= in_off * wr[c];
+                    } else {
+                        const int8_t *x = in + (iy * in_w + ix) * C;
+                        for (int32_t c = 0; c < C; ++c) acc[c] += (int16_t)x[c] * (int16_t)wr[c];
+                    }
+                }
+            }
+            int8_t *o = out + (oy * P->out_w + ox) * C;
+            for (int32_t c = 0; c < C; ++c)
+                o[c] = tml_out_s8(acc[c], P->mult[c], P->shift[c], P->out_offset, P->act_min, P->act_max);
+        }
+    }
+}
+#endif
+
 void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
 {
     TML_LOAD_PARAMS(tml_conv_s8_t, src);
+#if TML_HOST_STACK > 0
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h * P->k_w * P->in_c <= TML_HOST_STACK / 2 &&
+        P->in_c <= TML_HOST_STACK / 8) {
+        dw_host(P, in, out);
+        return;
+    }
+#endif
     const int32_t out_c = P->out_c, C = P->in_c, in_w = P->in_w;
     const int grouped = P->depth_mult == 1 && (C & 3) == 0;
     const int k33 = P->k_h == 3 && P->k_w == 3;
