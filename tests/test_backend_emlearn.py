@@ -1,7 +1,7 @@
 """emlearn backend: generated C predicts exactly what scikit-learn predicts.
 
-Goldens come from scikit-learn itself; the C is built with -Wall -Wextra
--Werror for the host and cross-compiled for Cortex-M4 and AVR.
+Goldens come from scikit-learn (and Keras) themselves; the C is built with
+-Wall -Wextra -Werror for the host and cross-compiled for Cortex-M4 and AVR.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")
-pytest.importorskip("emlearn")
+with np.errstate():                  # emlearn's import runs numpy.seterr(all="raise"); undo it
+    pytest.importorskip("emlearn")
 
 from sklearn.datasets import load_iris, make_classification, make_regression  # noqa: E402
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor  # noqa: E402
+from sklearn.mixture import GaussianMixture  # noqa: E402
 from sklearn.naive_bayes import GaussianNB  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
@@ -195,3 +198,162 @@ def test_estimate_and_ram_gate_on_tiny_board(tmp_path, m4):
     tiny = replace(m4, flash_bytes=4096)
     s = EmlearnCompiler().supports(replace(req, device=tiny))
     assert not s.ok and "flash" in s.reasons[0]
+
+
+# ---- KNeighborsClassifier: brute-force search in double (or float), not emlearn's int16 runtime
+
+@pytest.mark.parametrize("metric,k,precision", [("euclidean", 5, "double"), ("euclidean", 4, "float"),
+                                                ("manhattan", 7, "double")])
+def test_knn_equals_sklearn(tmp_path, m4, metric, k, precision):
+    X, y = _data()                                  # unscaled floats, not float32 values
+    est = KNeighborsClassifier(n_neighbors=k, metric=metric).fit(X, np.array([3, 7, 9])[y])
+    Xt = _inputs(X)
+    out, outdir = _compile(tmp_path, est, m4, {"precision": precision})
+    assert out.result.details["family"] == "knn"
+    got = _run(_build(outdir, "m"), "m", Xt, np.int32, 1)[:, 0]
+    np.testing.assert_array_equal(got, est.predict(Xt))
+    (tmp_path / "p").mkdir()
+    _, outdir = _compile(tmp_path / "p", est, m4, {"precision": precision, "output": "proba"}, name="kp")
+    proba = _run(_build(outdir, "kp"), "kp", Xt, np.float32, 3)
+    np.testing.assert_array_equal(proba, est.predict_proba(Xt).astype(np.float32))
+
+
+def test_knn_training_points_stored_as_float_when_exact(tmp_path, m4):
+    X, y = _data()
+    X32 = X.astype(np.float32)
+    est = KNeighborsClassifier(n_neighbors=3).fit(X32, y)
+    out, outdir = _compile(tmp_path, est, m4)
+    src = (outdir / "m.c").read_text()
+    assert "static const float m_eml_data[" in src and "double best[" in src
+    got = _run(_build(outdir, "m"), "m", X32[:N_TEST], np.int32, 1)[:, 0]
+    np.testing.assert_array_equal(got, est.predict(X32[:N_TEST]))
+
+
+@pytest.mark.parametrize("params,why", [({"metric": "cosine"}, "metric 'cosine'"),
+                                        ({"weights": "distance"}, "weights='distance'"),
+                                        ({"metric": "minkowski", "p": 3}, "metric 'minkowski'")])
+def test_knn_unsupported_variants_say_why(tmp_path, m4, params, why):
+    X, y = _data()
+    path = tmp_path / "knn.joblib"
+    joblib.dump(KNeighborsClassifier(**params).fit(X, y), path)
+    s = EmlearnCompiler().supports(CompileRequest(path, "sklearn", None, m4, CompileOptions("knn")))
+    assert not s.ok and why in s.reasons[0], s.reasons
+
+
+# ---- GaussianMixture: emlearn's float32 runtime (parameters printed exactly)
+
+def _gmm_data():
+    X, _ = make_classification(n_samples=400, n_features=6, n_informative=6, n_redundant=0,
+                               n_classes=3, random_state=SEED)
+    return X * 37.0 + 5.0
+
+
+@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical"])
+def test_gmm_component_proba_and_score(tmp_path, m4, cov):
+    X = _gmm_data()
+    est = GaussianMixture(n_components=4, covariance_type=cov, random_state=SEED).fit(X)
+    Xt = _inputs(X)
+    X64 = Xt.astype(np.float64)
+    results = {}
+    for output, dt, n in (("class", np.int32, 1), ("proba", np.float32, 4), ("score", np.float32, 1)):
+        (tmp_path / output).mkdir()
+        out, outdir = _compile(tmp_path / output, est, m4, {"output": output}, name="g")
+        assert out.result.details["components"] == 4
+        results[output] = _run(_build(outdir, "g"), "g", Xt, dt, n)
+    np.testing.assert_array_equal(results["class"][:, 0], est.predict(X64))
+    np.testing.assert_allclose(results["proba"], est.predict_proba(X64), atol=1e-5)
+    np.testing.assert_allclose(results["score"][:, 0], est.score_samples(X64), rtol=1e-5)
+
+
+def test_gmm_ill_conditioned_covariance_is_flagged(tmp_path, m4):
+    X, _ = _data()                                  # has redundant (linearly dependent) features
+    est = GaussianMixture(n_components=3, random_state=SEED).fit(X)
+    path = tmp_path / "g.joblib"
+    joblib.dump(est, path)
+    out = compile_model(path, m4, tmp_path / "out", name="g", backend="emlearn")
+    assert any("ill-conditioned" in d for d in out.result.diagnostics)
+
+
+def test_output_options_checked(tmp_path, m4):
+    X, y = _data()
+    for est, opts, why in ((GaussianNB().fit(X, y), {"output": "score"}, "output=score"),
+                           (KNeighborsClassifier().fit(X, y), {"precision": "half"}, "precision")):
+        path = tmp_path / "m.joblib"
+        joblib.dump(est, path)
+        req = CompileRequest(path, "sklearn", None, m4, CompileOptions("m", backend_options=opts))
+        s = EmlearnCompiler().supports(req)
+        assert not s.ok and why in s.reasons[0], s.reasons
+
+
+# ---- Keras Dense-only models (reach backends as the converted .tflite)
+
+def _keras_model(kind: str):
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(SEED)
+    L = keras.layers
+    if kind == "softmax":
+        return keras.Sequential([keras.Input((10,)), L.Dense(16, activation="relu"), L.Dropout(0.2),
+                                 L.Dense(12, activation="tanh"), L.Dense(3, activation="softmax")])
+    if kind == "logits":
+        return keras.Sequential([keras.Input((10,)), L.Dense(16, activation="sigmoid"), L.Dense(4)])
+    if kind == "functional":
+        inp = keras.Input((10,))
+        h = L.ReLU()(L.Dense(16)(inp))
+        return keras.Model(inp, L.Softmax()(L.Dense(3)(h)))
+    if kind == "conv":
+        return keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3), L.Flatten(), L.Dense(3)])
+    if kind == "single":
+        return keras.Sequential([keras.Input((10,)), L.Dense(3, activation="softmax")])
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind,suffix", [("softmax", ".keras"), ("logits", ".keras"), ("functional", ".h5")])
+def test_keras_dense_scores_match_keras(tmp_path, m4, kind, suffix):
+    model = _keras_model(kind)
+    path = tmp_path / f"k{suffix}"
+    model.save(path)
+    out = compile_model(path, m4, tmp_path / "out", name="k", backend="emlearn")
+    assert out.request.model_format == "tflite"       # cgen & co. still get the converted graph
+    assert out.result.details["output"] == "scores"
+    X, _ = _data()
+    Xt = _inputs(X)                                   # unscaled inputs: values up to ~200
+    n = model.outputs[0].shape[-1]
+    got = _run(_build(tmp_path / "out", "k"), "k", Xt, np.float32, n)
+    ref = model.predict(Xt, verbose=0)
+    scale = np.abs(ref).max(axis=1, keepdims=True)
+    # float32 in both; only the summation order differs
+    assert np.all(np.abs(got - ref) <= 1e-5 * np.abs(ref) + 2e-6 * scale)
+    assert "#define K_OUTPUT_DTYPE_FLOAT32 1" in (tmp_path / "out" / "k.h").read_text()
+
+
+def test_keras_unsupported_models_say_why(tmp_path, m4):
+    for kind, why in (("conv", "Dense layers"), ("single", "at least 2 Dense")):
+        path = tmp_path / f"{kind}.keras"
+        _keras_model(kind).save(path)
+        graph, fmt = load_any(path)
+        req = CompileRequest(Path(graph.meta["tflite_path"]), "tflite", graph, m4, CompileOptions(kind))
+        s = EmlearnCompiler().supports(req)
+        assert not s.ok and why in s.reasons[0], s.reasons
+
+
+@pytest.mark.parametrize("core", ["cortex-m4", "atmega2560"])
+def test_knn_gmm_keras_cross_compile_warning_free(tmp_path, m4, core):
+    from platformio_tinyml.emu import compile_only
+    if shutil.which("arm-none-eabi-gcc" if core.startswith("cortex") else "avr-gcc") is None:
+        pytest.skip(f"no compiler for {core}")
+    X, y = _data()
+    fpu = "fpv4-sp-d16" if core == "cortex-m4" else None
+    models = {"knn": KNeighborsClassifier(n_neighbors=5).fit(X[:100], y[:100]),
+              "gmm": GaussianMixture(n_components=3, random_state=SEED).fit(_gmm_data())}
+    for kind, est in models.items():
+        (tmp_path / kind).mkdir()
+        _, outdir = _compile(tmp_path / kind, est, m4)
+        objs = compile_only([outdir / "m.c"], [outdir], core, fpu, out_dir=tmp_path / kind / "obj")
+        assert objs and objs[0].stat().st_size > 0
+    if core == "cortex-m4":
+        path = tmp_path / "k.keras"
+        _keras_model("softmax").save(path)
+        compile_model(path, m4, tmp_path / "kout", name="k", backend="emlearn")
+        objs = compile_only([tmp_path / "kout" / "k.c"], [tmp_path / "kout"], core, fpu,
+                            out_dir=tmp_path / "kobj")
+        assert objs and objs[0].stat().st_size > 0

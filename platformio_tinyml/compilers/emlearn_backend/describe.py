@@ -16,8 +16,14 @@ TREE_KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesCla
               "DecisionTreeRegressor", "RandomForestRegressor", "ExtraTreesRegressor")
 MLP_KINDS = ("MLPClassifier",)
 BAYES_KINDS = ("GaussianNB",)
-SUPPORTED_KINDS = TREE_KINDS + MLP_KINDS + BAYES_KINDS
-OUTPUTS = ("class", "proba")
+KNN_KINDS = ("KNeighborsClassifier",)
+GMM_KINDS = ("GaussianMixture",)
+SUPPORTED_KINDS = TREE_KINDS + MLP_KINDS + BAYES_KINDS + KNN_KINDS + GMM_KINDS
+OUTPUTS = ("class", "proba", "score", "scores")
+KNN_PRECISIONS = ("double", "float")
+# Keras layers the emlearn net runtime covers (Dense plus activations; the rest are no-ops at inference).
+KERAS_ACTIVATIONS = {"linear": "identity", "relu": "relu", "sigmoid": "logistic", "tanh": "tanh",
+                     "softmax": "softmax"}
 
 
 class Unsupported(Exception):
@@ -27,10 +33,10 @@ class Unsupported(Exception):
 @dataclass(frozen=True)
 class ModelInfo:
     kind: str                       # estimator class name
-    family: str                     # "trees" | "mlp" | "bayes"
+    family: str                     # "trees" | "mlp" | "bayes" | "knn" | "gmm"
     n_features: int
     classes: tuple | None           # classifier labels (None for regressors)
-    output: str                     # "class" | "proba" | "value"
+    output: str                     # "class" | "proba" | "value" | "score" | "scores"
     leaf_bits: int = 0              # trees: 0 = hard votes, 8 = quantized class proportions
     decision_nodes: int = 0
     leaves: int = 0
@@ -38,11 +44,18 @@ class ModelInfo:
     max_depth: int = 0
     macs: int = 0                   # mlp
     max_width: int = 0              # mlp: widest layer
-    weights: int = 0                # mlp/bayes: float parameters
+    weights: int = 0                # mlp/bayes/gmm/knn: stored parameters (floats)
+    n_samples: int = 0              # knn: stored training points
+    k: int = 0                      # knn: neighbours; gmm: components
+    double: bool = False            # knn: distances accumulated in double
+    data_double: bool = False       # knn: training points stored as double (not float32-exact)
+    n_scores: int = 0               # keras: units of the last Dense layer ("scores" output)
     notes: tuple[str, ...] = ()
 
     @property
     def n_outputs(self) -> int:
+        if self.output == "scores":
+            return self.n_scores
         return len(self.classes) if self.output == "proba" else 1
 
     @property
@@ -58,19 +71,28 @@ class ModelInfo:
         return tuple(vals) if ok else None
 
 
-def describe(est, output: str = "class") -> ModelInfo:
-    """Describe ``est`` for ``output`` ("class" or "proba"); raise Unsupported otherwise."""
+def describe(est, output: str = "class", precision: str = "double") -> ModelInfo:
+    """Describe ``est`` for ``output`` ("class", "proba"; "score" for GaussianMixture);
+    raise Unsupported otherwise. ``precision`` is the KNN distance arithmetic."""
     kind = type(est).__name__
     if kind not in SUPPORTED_KINDS:
-        raise Unsupported(f"emlearn backend takes {', '.join(SUPPORTED_KINDS)}; got {kind}")
-    if output not in OUTPUTS:
-        raise Unsupported(f"option output={output!r}: use one of {', '.join(OUTPUTS)}")
+        raise Unsupported(f"emlearn backend takes {', '.join(SUPPORTED_KINDS)} or a Dense-only "
+                          f"Keras model; got {kind}")
+    if output not in OUTPUTS[:3]:
+        raise Unsupported(f"option output={output!r}: use one of class, proba"
+                          + (", score" if kind in GMM_KINDS else ""))
+    if output == "score" and kind not in GMM_KINDS:
+        raise Unsupported("output=score is for GaussianMixture (log-likelihood per sample)")
     if not hasattr(est, "n_features_in_"):
         raise Unsupported(f"the {kind} is not fitted")
     if kind in TREE_KINDS:
         return _trees(est, kind, output)
     if kind in MLP_KINDS:
         return _mlp(est, kind, output)
+    if kind in KNN_KINDS:
+        return _knn(est, kind, output, precision)
+    if kind in GMM_KINDS:
+        return _gmm(est, kind, output)
     return _bayes(est, kind, output)
 
 
@@ -110,8 +132,8 @@ def _mlp(est, kind: str, output: str) -> ModelInfo:
                      classes=tuple(est.classes_.tolist()), output=output, macs=macs,
                      max_width=max(max(s) for s in sizes),
                      weights=macs + sum(b for _, b in sizes),
-                     notes=("weights are printed with 6 decimals (emlearn): probabilities differ "
-                            "from scikit-learn by about 1e-6",))
+                     notes=("float32 weights and arithmetic (scikit-learn uses float64): "
+                            "probabilities differ from scikit-learn by about 1e-6",))
 
 
 def _bayes(est, kind: str, output: str) -> ModelInfo:
@@ -124,6 +146,119 @@ def _bayes(est, kind: str, output: str) -> ModelInfo:
                      notes=("GaussianNB runs in Q16 fixed point without class priors (emlearn): "
                             "predictions approximate scikit-learn's; inputs must stay within "
                             "+-32767",))
+
+
+def _knn(est, kind: str, output: str, precision: str) -> ModelInfo:
+    from scipy.sparse import issparse
+    if precision not in KNN_PRECISIONS:
+        raise Unsupported(f"option precision={precision!r}: use one of {', '.join(KNN_PRECISIONS)}")
+    metric = est.effective_metric_
+    if metric not in ("euclidean", "manhattan"):
+        raise Unsupported(f"KNeighborsClassifier metric {metric!r} is not supported "
+                          "(euclidean or manhattan only)")
+    if est.weights != "uniform":
+        raise Unsupported(f"KNeighborsClassifier weights={est.weights!r} is not supported "
+                          "(uniform only)")
+    if getattr(est, "outputs_2d_", False):
+        raise Unsupported("multi-output KNeighborsClassifier is not supported")
+    X = est._fit_X
+    if issparse(X):
+        raise Unsupported("KNeighborsClassifier fitted on sparse data is not supported")
+    X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise Unsupported("the training data holds NaN or infinity")
+    n, d = X.shape
+    k = int(est.n_neighbors)
+    double = precision == "double"
+    data_double = double and not np.array_equal(X.astype(np.float32).astype(np.float64), X)
+    notes = ["nearest neighbours are searched by brute force over all stored training points; "
+             "exact ties in distance keep the lower training index and tied votes the lower class, "
+             "as scikit-learn does"]
+    if not double:
+        notes.append("precision=float: distances in float32 (scikit-learn uses float64): a "
+                     "neighbour can change when two distances differ by less than about 1e-6 relative")
+    if data_double:
+        notes.append("the training points are not float32 values: stored as double to keep "
+                     "scikit-learn's distances (fit on float32 data, or use precision=float, to halve that)")
+    return ModelInfo(kind=kind, family="knn", n_features=d, classes=tuple(est.classes_.tolist()),
+                     output=output, n_samples=n, k=k, double=double, data_double=data_double,
+                     weights=n * d, notes=tuple(notes))
+
+
+def _gmm(est, kind: str, output: str) -> ModelInfo:
+    if not hasattr(est, "precisions_cholesky_"):
+        raise Unsupported(f"the {kind} is not fitted")
+    n_comp, d = est.means_.shape
+    notes = [f"{est.covariance_type} covariance runs as full precision matrices in float32 "
+             "(emlearn; scikit-learn uses float64): components agree except near ties; "
+             "log-likelihoods differ by about 1e-6 relative"]
+    cov = np.asarray(est.covariances_, dtype=np.float64)
+    if est.covariance_type in ("full", "tied"):
+        cond = float(np.max(np.linalg.cond(cov.reshape(-1, d, d))))
+        if cond > 1e6:
+            notes.append(f"a covariance matrix is ill-conditioned (condition number {cond:.1e}, e.g. "
+                         "redundant features): away from the training data float32 cannot tell "
+                         "the components apart and the predicted component can differ from "
+                         "scikit-learn's")
+    return ModelInfo(kind=kind, family="gmm", n_features=int(d), classes=tuple(range(n_comp)),
+                     output=output, k=int(n_comp), weights=n_comp * (d * d + d + 2),
+                     notes=tuple(notes))
+
+
+def describe_keras(layers, output: str = "scores") -> ModelInfo:
+    """Describe a Keras model from its layer summaries (see :func:`keras_dense_stack`)."""
+    acts, ws, _ = keras_dense_stack(layers)
+    if output not in ("scores", "class"):
+        raise Unsupported(f"option output={output!r}: a Keras model gives output=scores "
+                          "(the last layer's values) or output=class (their argmax)")
+    units = ws[-1][1]
+    if output == "class" and units < 2:
+        raise Unsupported("output=class needs a last layer with at least 2 units")
+    macs = sum(a * b for a, b in ws)
+    return ModelInfo(kind="keras", family="mlp", n_features=ws[0][0],
+                     classes=tuple(range(units)), output=output, macs=macs,
+                     max_width=max(max(s) for s in ws), weights=macs + sum(b for _, b in ws),
+                     n_scores=units,
+                     notes=("float32 weights and arithmetic as in Keras; results differ by "
+                            "rounding order only (about 1e-6 relative)",))
+
+
+def keras_dense_stack(layers) -> tuple[list[str], list[tuple[int, int]], list[int]]:
+    """(emlearn activations, (inputs, units) per Dense, index of each Dense in ``layers``)
+    for ``layers`` = [(class name, config dict, input rank, (inputs, units))], the
+    (input rank, shape) only meaningful for Dense; raise Unsupported otherwise."""
+    acts: list[str] = []
+    shapes: list[tuple[int, int]] = []
+    dense_at: list[int] = []
+    for i, (cls, cfg, rank, shape) in enumerate(layers):
+        if cls == "InputLayer" or cls == "Dropout":
+            continue
+        if cls == "Dense":
+            if rank != 2:
+                raise Unsupported("Dense layers must take a flat (batch, features) input")
+            act = cfg.get("activation", "linear")
+            if act not in KERAS_ACTIVATIONS:
+                raise Unsupported(f"Dense activation {act!r} is not supported by emlearn "
+                                  f"({', '.join(KERAS_ACTIVATIONS)})")
+            acts.append(KERAS_ACTIVATIONS[act])
+            shapes.append(shape)
+            dense_at.append(i)
+            continue
+        if not acts or acts[-1] != "identity":
+            raise Unsupported(f"a {cls} layer must follow a Dense layer without activation")
+        if cls == "Activation" and cfg.get("activation") in KERAS_ACTIVATIONS:
+            acts[-1] = KERAS_ACTIVATIONS[cfg["activation"]]
+        elif cls == "ReLU" and not cfg.get("max_value") and not cfg.get("negative_slope") \
+                and not cfg.get("threshold"):
+            acts[-1] = "relu"
+        elif cls == "Softmax" and cfg.get("axis", -1) in (-1, 1):
+            acts[-1] = "softmax"
+        else:
+            raise Unsupported(f"Keras layer {cls} ({cfg.get('activation', '')}) is not supported: "
+                              "emlearn takes Dense layers with linear/relu/sigmoid/tanh/softmax")
+    if len(acts) < 2:
+        raise Unsupported("emlearn's net runtime needs at least 2 Dense layers")
+    return acts, shapes, dense_at
 
 
 def estimate_sizes(info: ModelInfo, arch: str, has_fpu: bool) -> tuple[int, int, int]:
@@ -143,6 +278,18 @@ def estimate_sizes(info: ModelInfo, arch: str, has_fpu: bool) -> tuple[int, int,
         code = info.decision_nodes * node_bytes + info.leaves * 6 + 400
         ram = 4 * (len(info.classes or ()) + 8) + 96
         cycles = info.n_trees * max(1, info.max_depth) * (flop + 6)
+    elif info.family == "knn":
+        item = 8 if info.data_double else 4
+        const = info.n_samples * (info.n_features * item + (1 if len(info.classes) <= 256 else 2))
+        code = 700 if not avr else 1600
+        ram = info.k * (12 if info.double else 8) + 4 * len(info.classes) + 96
+        dflop = flop * (12 if info.double and not avr else 1)   # soft double without an FPU for it
+        cycles = info.n_samples * (info.n_features * 3 * dflop + 4 * info.k)
+    elif info.family == "gmm":
+        const = 4 * info.weights
+        code = 1200 if not avr else 3000
+        ram = 3 * 4 * info.k + 96
+        cycles = info.k * info.n_features * info.n_features * 4 * flop + info.k * 100 * flop
     elif info.family == "mlp":
         const = 4 * info.weights + 20 * (len(info.classes or ()))
         code = 1800 if not avr else 3500
