@@ -6,7 +6,6 @@ Front ends (CLI, PlatformIO extra-script, SCons tool) call
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from . import __version__
 from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
 from .compilers.registry import discover
 from .device import DeviceProfile
+from .digest import sha256_file
 from .errors import CompileError, ModelError, TinyMLError
 from .ir import Graph
 
@@ -44,15 +44,6 @@ class CompileOutcome:
     support: dict[str, Support]
     chosen_because: str
     report_path: Path
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    p = Path(path)
-    files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
-    for f in files:
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,

@@ -7,6 +7,7 @@ manifests and the MLPerf Tiny models from there.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,10 @@ MLPERF_INT8 = {
 def mlperf_dir() -> Path:
     assert MLPERF.is_dir(), f"{MLPERF} missing: clone the repository next to shared/"
     return MLPERF
+
+
+def need_programs(*programs: str) -> None:
+    """Skip the calling test unless every one of ``programs`` is on PATH."""
+    missing = [p for p in programs if not shutil.which(p)]
+    if missing:
+        pytest.skip("not on PATH: " + ", ".join(missing))

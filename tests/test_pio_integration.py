@@ -21,6 +21,8 @@ import pytest
 
 from platformio_tinyml.integrations.platformio.offline import setup_offline
 
+from conftest import need_programs
+
 pytest.importorskip("platformio")
 pytest.importorskip("SCons")
 
@@ -43,12 +45,6 @@ GEN_DIR = Path(".pio/build") / KWS_ENV / "tinyml" / "kws"
 @pytest.fixture(scope="session")
 def offline(tmp_path_factory):
     return setup_offline(tmp_path_factory.mktemp("pio-core"))
-
-
-def _need(*programs: str) -> None:
-    missing = [p for p in programs if not shutil.which(p)]
-    if missing:
-        pytest.skip("not on PATH: " + ", ".join(missing))
 
 
 def _copy(example: str, dest: Path) -> Path:
@@ -87,7 +83,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def kws_built(offline, tmp_path_factory):
     """kws-cortex-m4 built once: (project, log of the first `pio run`)."""
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path_factory.mktemp("kws-built"))
     built = _pio(project, offline)
     assert built.returncode == 0, built.log
@@ -96,7 +92,7 @@ def kws_built(offline, tmp_path_factory):
 
 @pytest.mark.parametrize("example, env_name, model, programs", EMULATED)
 def test_example_output_matches_reference(offline, tmp_path, example, env_name, model, programs):
-    _need(*programs)
+    need_programs(*programs)
     project = _copy(example, tmp_path)
 
     result = _pio(project, offline, "-t", "upload")
@@ -137,7 +133,7 @@ def test_report_and_verify_targets(offline, kws_built):
 
 
 def test_changed_model_recompiles(offline, tmp_path):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
     project = _copy("kws-cortex-m4", tmp_path)
     assert _pio(project, offline).returncode == 0
     model = project / "kws_ref_model.tflite"
@@ -156,7 +152,7 @@ def test_changed_model_recompiles(offline, tmp_path):
 
 
 def test_changed_name_recompiles(offline, tmp_path):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
     project = _copy("kws-cortex-m4", tmp_path)
     assert _pio(project, offline).returncode == 0
     ini = project / "platformio.ini"
@@ -179,7 +175,7 @@ def _with_ini_lines(project: Path, *lines: str) -> None:
 
 def test_gate_fails_when_firmware_does_not_fit(offline, tmp_path):
     """The model fits 32 KiB of RAM, model + a 40 KB application buffer does not."""
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path)
     main = project / "src" / "main.c"
     text = main.read_text().replace("static int8_t scores", "volatile uint8_t app_buffer[40000];\nstatic int8_t scores")
@@ -197,7 +193,7 @@ def test_gate_fails_when_firmware_does_not_fit(offline, tmp_path):
 
 
 def test_gate_warns_near_the_limit(offline, tmp_path):
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path)
     _with_ini_lines(project, "board_upload.maximum_ram_size = 16900")  # the model estimate fits
 
@@ -209,7 +205,7 @@ def test_gate_warns_near_the_limit(offline, tmp_path):
 
 
 def test_model_too_big_for_board_is_one_error(offline, tmp_path):
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path)
     _with_ini_lines(project, "board_upload.maximum_ram_size = 4096")
 
@@ -233,7 +229,7 @@ def test_model_too_big_for_board_is_one_error(offline, tmp_path):
                  ["kws_ref_model.tflite: test input has ", "custom_tinyml_test_input"], id="bad-test-input"),
 ])
 def test_bad_input_is_one_error_line(offline, tmp_path, edit, expected):
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path)
     shutil.copyfile(SHARED_MODELS / "kws_ref_model_float32.tflite", project / "hybrid.tflite")
     ini = project / "platformio.ini"

@@ -9,7 +9,6 @@ RAM/Flash summary and the firmware's console output from ``-t upload``
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from platformio_tinyml.integrations.platformio.offline import (
     platform_uris,
     setup_offline,
 )
+
+from conftest import need_programs
 
 pytest.importorskip("platformio")
 pytest.importorskip("SCons")
@@ -66,12 +67,6 @@ def offline(tmp_path_factory):
     return setup_offline(tmp_path_factory.mktemp("pio-core"))
 
 
-def _need(*programs: str) -> None:
-    missing = [p for p in programs if not shutil.which(p)]
-    if missing:
-        pytest.skip("not on PATH: " + ", ".join(missing))
-
-
 def _project(root: Path, platform: str, board: str, exit_code: str = "0",
              main_c: str | None = None) -> Path:
     (root / "src").mkdir(parents=True)
@@ -90,7 +85,7 @@ def _pio(project: Path, env: dict[str, str], *args: str) -> subprocess.Completed
 
 @pytest.mark.parametrize("platform, board, programs", BOARDS)
 def test_build_then_upload_runs_firmware(offline, tmp_path, platform, board, programs):
-    _need(*programs)
+    need_programs(*programs)
     project = _project(tmp_path / board, platform, board)
     env = offline.environ()
 
@@ -106,7 +101,7 @@ def test_build_then_upload_runs_firmware(offline, tmp_path, platform, board, pro
 
 
 def test_upload_fails_when_firmware_exits_nonzero(offline, tmp_path):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
     project = _project(tmp_path / "fails", "tinyml-qemu-arm", "mps2-an385", exit_code="3")
 
     result = _pio(project, offline.environ(), "-t", "upload")
@@ -117,7 +112,7 @@ def test_upload_fails_when_firmware_exits_nonzero(offline, tmp_path):
 
 
 def test_compile_error_fails_with_compiler_message(offline, tmp_path):
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     broken = "int main(void)\n{\n    return undeclared_thing;\n}\n"
     project = _project(tmp_path / "broken", "tinyml-qemu-arm", "mps2-an386", main_c=broken)
 
@@ -131,7 +126,7 @@ def test_compile_error_fails_with_compiler_message(offline, tmp_path):
 
 def test_platform_by_sysenv_path_without_linking(tmp_path):
     """The alternative to linking by name: ``symlink://${sysenv.VAR}/<platform>``."""
-    _need("arm-none-eabi-gcc")
+    need_programs("arm-none-eabi-gcc")
     setup = setup_offline(tmp_path / "core", link_platforms=False)
     assert not (tmp_path / "core" / "platforms").exists()
     project = _project(tmp_path / "proj", "symlink://${sysenv.TINYML_PLATFORMS}/tinyml-qemu-arm",

@@ -17,17 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import need_programs
+
 pytest.importorskip("SCons")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_projects" / "scons-cortex-m4"
 MACHINE = "mps2-an386"
-
-
-def _need(*programs: str) -> None:
-    missing = [p for p in programs if not shutil.which(p)]
-    if missing:
-        pytest.skip("not on PATH: " + ", ".join(missing))
 
 
 def _scons(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,7 +51,7 @@ def _reference(project: Path) -> list[int]:
 
 @pytest.fixture()
 def project(tmp_path):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
     dest = tmp_path / "scons-cortex-m4"
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build", ".tinyml-cache", ".sconsign*"))
     return dest

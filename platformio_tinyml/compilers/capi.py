@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
-           "float32": "float"}
+# C type of each numpy dtype a model input/output (or, in tvm's glue, any buffer) can have.
+C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t",
+           "int16": "int16_t", "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t",
+           "int64": "int64_t", "uint64": "uint64_t", "bool": "uint8_t"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def io_macros(prefix: str, s: IoSpec) -> list[str]:
            f"#define {prefix}_RANK {len(s.shape)}",
            f"#define {prefix}_SHAPE {{{', '.join(str(d) for d in s.shape)}}}",
            f"#define {prefix}_DTYPE_{s.dtype.upper()} 1",
-           f"typedef {_CTYPES[s.dtype]} {prefix.lower()}_t;"]
+           f"typedef {C_TYPES[s.dtype]} {prefix.lower()}_t;"]
     if s.scale is not None:
         out += [f"#define {prefix}_SCALE {float(np.float32(s.scale))!r}f",
                 f"#define {prefix}_ZERO_POINT {s.zero_point}"]

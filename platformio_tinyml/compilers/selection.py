@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
+from .base import budget_reasons
 from .interface import CompileRequest, Estimate, Support
 from .registry import Registry, discover
 
@@ -135,9 +136,5 @@ def _fit(s: Support, request: CompileRequest) -> Support:
     e, dev = s.estimate, request.device
     if not s.ok or e is None:
         return s
-    reasons = []
-    if e.flash_bytes > dev.flash_bytes:
-        reasons.append(f"estimate needs {e.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
-    if e.ram_bytes > dev.ram_bytes:
-        reasons.append(f"estimate needs {e.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
-    return Support(False, s.reasons + tuple(reasons), e) if reasons else s
+    reasons = budget_reasons(e, dev, needs="estimate needs")
+    return Support(False, s.reasons + reasons, e) if reasons else s

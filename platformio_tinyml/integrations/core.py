@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..device import DeviceProfile
+from ..digest import sha256_file
 from ..errors import ModelError, TinyMLError
 
 if TYPE_CHECKING:
@@ -64,14 +65,6 @@ class CompiledModel:
     @property
     def header(self) -> Path:
         return self.outdir / f"{self.spec.name}.h"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    p = Path(path)
-    for f in sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]:
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _backend_versions(memo: Path | None = None) -> dict[str, str]:
@@ -129,8 +122,8 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
         raise ModelError("model file not found", where=str(spec.path),
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
     h = hashlib.sha256()
-    for part in (__version__, _sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
-                 _sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
+    for part in (__version__, sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
+                 sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
                  device.cache_key(),
                  json.dumps(_backend_versions(memo_dir / ".backends.json" if memo_dir else None)),
                  _runtime_digest()):

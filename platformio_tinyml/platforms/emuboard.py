@@ -9,6 +9,14 @@ PlatformIO's SCons run. It adds to ``env``:
   path and selects the machine's linker script when it has one;
 * ``ArchFlags(core, fpu)``: the compiler flags for a CPU, from
   ``platformio_tinyml.emu.toolchain.arch_flags``;
+* ``UseGccToolchain(prefix, arch, cxxflags, linkflags)``: the GCC tools
+  ``<prefix>-gcc``, ``<prefix>-objcopy``, ... found on PATH, the emulator
+  settings of the board manifest and the flags every bundled platform
+  builds with (``-Os``, sections, ``-lm``), plus the platform's own;
+* ``BuildFirmware(image_command, image_suffix)``: ``firmware.elf`` from the
+  program, the image ``image_command`` makes of it (``firmware.bin``,
+  ``firmware.hex``), and the ``nobuild``, ``buildprog`` and ``upload``
+  aliases PlatformIO expects;
 * ``$TINYML_RUN_ACTION``: the ``upload`` action (``RunInEmulator``): runs
   the ELF with ``platformio_tinyml.emu.run.run`` in QEMU or simavr, prints
   the firmware's console output and fails the upload when the firmware
@@ -24,9 +32,11 @@ board manifest's ``emulator`` section.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
+import SCons.Builder
 import SCons.Errors
 
 # The platforms live inside the platformio_tinyml package; the builder runs in
@@ -92,6 +102,54 @@ def ArchFlags(env, core: str, fpu: str | None) -> list[str]:
         raise _user_error(env, exc) from exc
 
 
+def UseGccToolchain(env, prefix: str, arch: list[str], cxxflags: list[str],
+                    linkflags: list[str]) -> None:
+    """Build with the GCC cross toolchain ``prefix`` (e.g. ``arm-none-eabi``) from PATH.
+
+    ``arch`` (from ``ArchFlags``) goes to the assembler, compiler and linker;
+    ``cxxflags`` and ``linkflags`` follow the common C++ and link flags.
+    Also sets ``$TINYML_MACHINE`` and ``$TINYML_RUN_TIMEOUT`` from the board
+    manifest's ``emulator`` section. Call before ``BuildBoardSupport``.
+    """
+    board = env.BoardConfig()
+    env.Replace(
+        AR=f"{prefix}-gcc-ar", AS=f"{prefix}-gcc", CC=f"{prefix}-gcc", CXX=f"{prefix}-g++",
+        GDB=f"{prefix}-gdb", OBJCOPY=f"{prefix}-objcopy", RANLIB=f"{prefix}-gcc-ranlib",
+        SIZETOOL=f"{prefix}-size",
+        PROGNAME="firmware",
+        PROGSUFFIX=".elf",
+        TINYML_MACHINE=board.get("emulator.machine"),
+        TINYML_RUN_TIMEOUT=board.get("emulator.timeout", 60),
+    )
+    env.Append(
+        ASFLAGS=arch + ["-x", "assembler-with-cpp"],
+        CCFLAGS=arch + ["-Os", "-g", "-Wall", "-ffunction-sections", "-fdata-sections"],
+        CXXFLAGS=["-fno-rtti", "-fno-exceptions"] + cxxflags,
+        CPPDEFINES=[("F_CPU", "$BOARD_F_CPU")],
+        LINKFLAGS=arch + ["-Os"] + linkflags
+        + ["-Wl,--gc-sections", "-Wl,-Map,${BUILD_DIR}/${PROGNAME}.map"],
+        LIBS=["m"],
+    )
+
+
+def BuildFirmware(env, image_command: str, image_suffix: str) -> None:
+    """Declare ``firmware.elf``, its image (``firmware<image_suffix>``, made from the
+    ELF by ``image_command``) and the ``nobuild``/``buildprog``/``upload`` aliases
+    PlatformIO expects. The last call of a builder."""
+    from SCons.Script import COMMAND_LINE_TARGETS  # pylint: disable=import-error
+    if "nobuild" in COMMAND_LINE_TARGETS:
+        target_elf = os.path.join("$BUILD_DIR", "${PROGNAME}.elf")
+        target_image = os.path.join("$BUILD_DIR", "${PROGNAME}" + image_suffix)
+    else:
+        target_elf = env.BuildProgram()
+        image = SCons.Builder.Builder(action=env.VerboseAction(image_command, "Building $TARGET"),
+                                      suffix=image_suffix)
+        target_image = image(env, os.path.join("$BUILD_DIR", "${PROGNAME}"), target_elf)
+    env.AlwaysBuild(env.Alias("nobuild", target_image))
+    env.Default([env.Alias("buildprog", target_image, target_image)])
+    env.AlwaysBuild(env.Alias("upload", target_elf, env["TINYML_RUN_ACTION"]))
+
+
 def RunInEmulator(target, source, env) -> None:
     """SCons action: run ``source[0]`` in the emulator; raise UserError unless it exits 0."""
     emu_run = _import_emu("run")
@@ -122,6 +180,8 @@ def generate(env) -> None:
     env.SetDefault(TINYML_RUN_TIMEOUT=60)
     env.AddMethod(BuildBoardSupport)
     env.AddMethod(ArchFlags)
+    env.AddMethod(UseGccToolchain)
+    env.AddMethod(BuildFirmware)
     env.Replace(TINYML_RUN_ACTION=env.VerboseAction(
         RunInEmulator, "Running $SOURCE on emulated $TINYML_MACHINE"))
 

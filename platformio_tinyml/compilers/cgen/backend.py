@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ... import __version__
 from ...errors import TinyMLError
-from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
-                         Support)
+from ..base import generated_files, support_from_estimate
+from ..interface import CompileRequest, CompileResult, Estimate, Support
 from .emit import Generated, generate, write_output
 from .latency import estimate_cycles
 from .sizes import estimate_code_bytes
@@ -63,13 +63,7 @@ class CgenCompiler:
         if isinstance(gen, str):
             return Support(False, (gen,))
         est = self._estimate(request, gen)
-        reasons = []
-        dev = request.device
-        if est.flash_bytes > dev.flash_bytes:
-            reasons.append(f"needs {est.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
-        if est.ram_bytes > dev.ram_bytes:
-            reasons.append(f"needs {est.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
-        return Support(not reasons, tuple(reasons), est)
+        return support_from_estimate(est, request.device, needs="needs")
 
     def _estimate(self, request: CompileRequest, gen: Generated) -> Estimate:
         code = estimate_code_bytes(gen.runtime_files, request.device, n_ops=len(request.graph.ops))
@@ -80,8 +74,7 @@ class CgenCompiler:
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
         gen = self._generate(request)
         paths = write_output(gen, outdir)
-        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix == ".c" else FileRole.HEADER)
-                      for p in paths)
+        files = generated_files(paths)
         build_flags = ("-lm",) if gen.uses_math else ()
         return CompileResult(
             backend=self.name, backend_version=self.version, files=files,

@@ -17,8 +17,8 @@ import functools
 from pathlib import Path
 
 from ...errors import CompileError
-from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
-                         Support)
+from ..base import generated_files, lib_deps_option, support_from_estimate
+from ..interface import CompileRequest, CompileResult, Estimate, Support
 from ..capi import IoSpec
 from .emit import resolver_method, write_tflm_files
 from .flatbuffer import TfliteFacts, read_facts
@@ -117,13 +117,7 @@ class TflmCompiler:
             return Support(False, (f"TFLM host interpreter could not allocate the model "
                                    f"({type(e).__name__}: {str(e)[:160]})",))
         est = self._estimate(request, facts, arena)
-        reasons = []
-        dev = request.device
-        if est.flash_bytes > dev.flash_bytes:
-            reasons.append(f"needs about {est.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
-        if est.ram_bytes > dev.ram_bytes:
-            reasons.append(f"needs about {est.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
-        return Support(not reasons, tuple(reasons), est)
+        return support_from_estimate(est, request.device)
 
     def _estimate(self, request: CompileRequest, facts: TfliteFacts, arena: int) -> Estimate:
         size = Path(request.model_path).stat().st_size
@@ -132,8 +126,7 @@ class TflmCompiler:
                         latency_cycles=latency_estimate(request))
 
     def lib_deps(self, request: CompileRequest) -> tuple[str, ...]:
-        opt = request.options.backend_options.get("lib_deps")
-        return tuple(s.strip() for s in opt.split(",") if s.strip()) if opt else DEFAULT_LIB_DEPS
+        return lib_deps_option(request.options.backend_options, DEFAULT_LIB_DEPS)
 
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
         facts = self._facts(request)
@@ -145,8 +138,7 @@ class TflmCompiler:
         ins, outs = io_specs(request)
         paths = write_tflm_files(request.options.name, data, facts.ops, arena, Path(outdir), self.name,
                                  ins, outs)
-        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix in (".c", ".cc") else FileRole.HEADER)
-                      for p in paths)
+        files = generated_files(paths)
         return CompileResult(
             backend=self.name, backend_version=self.version, files=files,
             include_dirs=(Path(outdir),), estimate=self._estimate(request, facts, arena),

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import CompileError
+from ..base import support_from_estimate
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from .lower import Program, Unsupported, tvm_version
@@ -142,13 +143,7 @@ class TvmCompiler:
         except CompileError as e:
             return Support(False, (str(e),))
         est = self._estimate(prog, workspace)
-        dev = request.device
-        reasons = []
-        if est.flash_bytes > dev.flash_bytes:
-            reasons.append(f"needs about {est.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
-        if est.ram_bytes > dev.ram_bytes:
-            reasons.append(f"needs about {est.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
-        return Support(not reasons, tuple(reasons), est)
+        return support_from_estimate(est, request.device)
 
     @staticmethod
     def _estimate(prog: Program, workspace: int) -> Estimate:

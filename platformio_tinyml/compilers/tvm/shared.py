@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import CompileError
-from .emit import _CTYPES, IoSpec, _dl_dtype, _transpose, header, io_specs
+from ..capi import C_TYPES
+from .emit import IoSpec, _dl_dtype, _transpose, header, io_specs
 from .lower import Program, Unsupported
 
 LINUX_ARCHES = ("x86_64", "aarch64", "arm-a")
@@ -230,7 +231,7 @@ def loader_source(name: str, prog: Program, ins: list[IoSpec], outs: list[IoSpec
     for k, s in enumerate(outs):
         if s.nchw:
             L.append(f"    case {k}:")
-            L += ["    " + x for x in _transpose("dst", "src", s.shape, _CTYPES[s.dtype], to_nchw=False)]
+            L += ["    " + x for x in _transpose("dst", "src", s.shape, C_TYPES[s.dtype], to_nchw=False)]
             L.append("        return 0;")
     L += ["    default:", "        memcpy(dst, src, (size_t)nbytes);", "        return 0;", "    }", "}", ""]
     L += [f"int {name}_invoke_multi(const void *const inputs[], void *const outputs[])", "{",
@@ -246,7 +247,7 @@ def loader_source(name: str, prog: Program, ins: list[IoSpec], outs: list[IoSpec
         code, bits = _dl_dtype(buf.dtype)
         L.append(f"    if (inputs[{k}] == NULL) goto done;")
         if s.nchw:
-            L += _transpose(f"{name}_in{k}", f"inputs[{k}]", s.shape, _CTYPES[s.dtype], to_nchw=True)
+            L += _transpose(f"{name}_in{k}", f"inputs[{k}]", s.shape, C_TYPES[s.dtype], to_nchw=True)
         else:
             L.append(f"    memcpy({name}_in{k}, inputs[{k}], {buf.nbytes});")
         L += [f"    dl[{k}].dl_tensor.data = {name}_in{k};",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import CompileError
+from ..base import generated_files, lib_deps_option, support_from_estimate
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from ..tflm.backend import CODE_BASE, CODE_PER_OP, DEFAULT_LIB_DEPS, RAM_OVERHEAD
@@ -65,13 +66,7 @@ class VelaCompiler:
         except CompileError as e:
             return Support(False, (str(e),))
         est = self._estimate(request, run)
-        dev = request.device
-        reasons = []
-        if est.flash_bytes > dev.flash_bytes:
-            reasons.append(f"needs about {est.flash_bytes:,} B of flash, board has {dev.flash_bytes:,} B")
-        if est.ram_bytes > dev.ram_bytes:
-            reasons.append(f"needs about {est.ram_bytes:,} B of RAM, board has {dev.ram_bytes:,} B")
-        return Support(not reasons, tuple(reasons), est)
+        return support_from_estimate(est, request.device)
 
     def _estimate(self, request: CompileRequest, run: VelaRun) -> Estimate:
         n_ops = 1 + max(run.cpu_ops, 0)
@@ -96,11 +91,8 @@ class VelaCompiler:
                  f"#define {name.upper()}_NPU_CYCLES {run.npu_cycles}")
         ins, outs = io_specs(request)
         paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, ins, outs, extra)
-        files = tuple(GeneratedFile(p, FileRole.SOURCE if p.suffix in (".c", ".cc") else FileRole.HEADER)
-                      for p in paths) + (GeneratedFile(blob, FileRole.DATA),)
-        opt = request.options.backend_options.get("lib_deps")
-        lib_deps = (tuple(s.strip() for s in opt.split(",") if s.strip()) if opt
-                    else DEFAULT_LIB_DEPS + (ETHOS_U_DRIVER,))
+        files = generated_files(paths) + (GeneratedFile(blob, FileRole.DATA),)
+        lib_deps = lib_deps_option(request.options.backend_options, DEFAULT_LIB_DEPS + (ETHOS_U_DRIVER,))
         diags = ((f"{run.cpu_ops} operator(s) stay on the CPU",) if run.cpu_ops > 0 else ())
         return CompileResult(
             backend=self.name, backend_version=self.version, files=files, include_dirs=(outdir,),

@@ -24,6 +24,7 @@ import numpy as np
 from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor
 from ...ir import attrs as A
+from ..common import read_model_bytes
 from . import layout as L
 from . import qdq
 from .layout import Layout
@@ -72,11 +73,7 @@ def load_onnx(path: str | Path) -> Graph:
     """Parse ``path`` and return it as a validated, NHWC :class:`Graph`."""
     import onnx
     path = Path(path)
-    try:
-        buf = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"cannot read model file ({e.strerror})", where=str(path),
-                         hint="Check the path in custom_tinyml_model / the command line") from None
+    buf = read_model_bytes(path)
     try:
         model = onnx.load_from_string(buf)
     except Exception as e:

@@ -14,6 +14,7 @@ import tflite
 from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
 from ...ir import attrs as A
+from ..common import read_model_bytes
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
@@ -46,11 +47,7 @@ class _Ctx:
 def load_tflite(path: str | Path) -> Graph:
     """Parse ``path`` and return its main subgraph as a validated :class:`Graph`."""
     path = Path(path)
-    try:
-        buf = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"cannot read model file ({e.strerror})", where=str(path),
-                         hint="Check the path in custom_tinyml_model / the command line") from None
+    buf = read_model_bytes(path)
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise ModelError("not a TFLite flatbuffer (missing 'TFL3' identifier)", where=str(path),
                          hint="Export the model with tf.lite.TFLiteConverter")
