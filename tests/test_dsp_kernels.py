@@ -44,6 +44,27 @@ CASES = {
 }
 
 
+def _non_negative_shifts(buf: bytes) -> bytes:
+    """The model edited so its requantization shifts are >= 0 (the kernels'
+    rarely used paths) while outputs stay unsaturated: weights in {-1, 0, 1},
+    zero bias, and the output scale set so the largest effective scale
+    (input scale x weight scale / output scale) is 1.0."""
+    m = modelgen._unpack(buf)
+    sg = m.subgraphs[0]
+    op = sg.operators[0]
+    x, w, b, y = (sg.tensors[i] for i in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+    rng = np.random.default_rng(3)
+    wbuf, bbuf = m.buffers[w.buffer], m.buffers[b.buffer]
+    wbuf.data = rng.integers(-1, 2, len(wbuf.data)).astype(np.int8).view(np.uint8)
+    bbuf.data = np.zeros(len(bbuf.data), np.uint8)
+    y.quantization.scale = [float(x.quantization.scale[0]) * max(float(s) for s in w.quantization.scale)]
+    return modelgen._pack(m)
+
+
+# Models whose requantization shifts are made non-negative, from these cases.
+POSITIVE_SHIFT = {"conv1x1_c16_shift_pos": "conv1x1_c16", "dw3x3_c8_same_shift_pos": "dw3x3_c8_same"}
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("dsp_models")
@@ -53,11 +74,14 @@ def models(tmp_path_factory):
         path = root / f"{name}.tflite"
         path.write_bytes(modelgen.convert(build(), int8=True))
         out[name] = path
+    for name, base in POSITIVE_SHIFT.items():
+        out[name] = root / f"{name}.tflite"
+        out[name].write_bytes(_non_negative_shifts(out[base].read_bytes()))
     return out
 
 
 @pytest.mark.parametrize("opt", ["-O2", "-Os"])
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     path = models[name]
     g = load_tflite(path)
@@ -65,8 +89,17 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     rng = np.random.default_rng(7)
     t = g.tensors[g.inputs[0]]
     samples = [[rng.integers(-128, 128, t.shape).astype(np.int8)] for _ in range(2)]
+    if name in POSITIVE_SHIFT:
+        # Inputs near the zero point keep the (now large-gain) outputs unsaturated.
+        samples = [[(t.quant.zp + rng.integers(-6, 7, t.shape)).astype(np.int8)] for _ in range(2)]
+        from platformio_tinyml.compilers.cgen.quant import quantize_multiplier
+        x, w, y = (g.tensors[i] for i in (g.ops[0].inputs[0], g.ops[0].inputs[1], g.ops[0].outputs[0]))
+        shifts = [quantize_multiplier(x.quant.s * ws / y.quant.s)[1] for ws in w.quant.scale]
+        assert min(shifts) >= 0, shifts   # the edit really reaches the non-negative-shift paths
     run = run_model(gen, g, samples, tmp_path, "mps2-an386", opt=opt)
     ref = TFLMReference(path)
     for k, xs in enumerate(samples):
         golden = ref.run(xs)[0].reshape(-1)
         assert np.array_equal(run.outputs[k][0].reshape(-1), golden), f"{name} {opt} sample {k}"
+        if name in POSITIVE_SHIFT:
+            assert np.mean((golden > -128) & (golden < 127)) > 0.5, "outputs saturated: test too weak"

@@ -59,19 +59,26 @@ TML_INLINE int32_t tml_sxtb16_ror8(int32_t v)
 }
 #endif
 
+/* The shift < 0 case of tml_requant_s8 with e1 = -shift - 1 and r2 = 1 << e1
+ * given (per-channel values that callers can hoist out of their pixel loops).
+ * Both roundings in one 64-bit add: with p = x*m, s = floor((p + 2^30) / 2^31)
+ * and e = -shift >= 1, RoundingDivideByPOT(s, e) = floor((s + 2^(e-1) - [s<0]) / 2^e)
+ * = floor((p + 2^30 + 2^31 * (2^(e-1) - [s<0])) / 2^(31+e)). [s<0] may be
+ * replaced by [x<0] (m > 0; where they differ s == 0 and both give 0), and
+ * the division by 2^(31+e) is the high word shifted right by e-1. */
+TML_INLINE int32_t tml_requant_neg_s8(int32_t x, int32_t m, int32_t r2, int32_t e1)
+{
+    const int32_t q = r2 + (x >> 31);      /* >= 0 */
+    const uint32_t lo = ((uint32_t)q << 31) | 0x40000000u, hi = (uint32_t)q >> 1;
+    const int64_t k = (int64_t)(((uint64_t)hi << 32) | lo);   /* q * 2^31 + 2^30 */
+    return (int32_t)(((int64_t)x * m + k) >> 32) >> e1;
+}
+
 TML_INLINE int32_t tml_requant_s8(int32_t x, int32_t m, int shift)
 {
     if (shift < 0) {
-        /* Both roundings in one 64-bit add: with p = x*m, s = floor((p + 2^30) / 2^31)
-         * and e = -shift >= 1, RoundingDivideByPOT(s, e) = floor((s + 2^(e-1) - [s<0]) / 2^e)
-         * = floor((p + 2^30 + 2^31 * (2^(e-1) - [s<0])) / 2^(31+e)). [s<0] may be
-         * replaced by [x<0] (m > 0; where they differ s == 0 and both give 0), and
-         * the division by 2^(31+e) is the high word shifted right by e-1. */
-        const int e1 = -shift - 1;
-        const int32_t q = ((int32_t)1 << e1) + (x >> 31);      /* >= 0 */
-        const uint32_t lo = ((uint32_t)q << 31) | 0x40000000u, hi = (uint32_t)q >> 1;
-        const int64_t k = (int64_t)(((uint64_t)hi << 32) | lo);   /* q * 2^31 + 2^30 */
-        return (int32_t)(((int64_t)x * m + k) >> 32) >> e1;
+        const int32_t e1 = -shift - 1;
+        return tml_requant_neg_s8(x, m, (int32_t)1 << e1, e1);
     }
     x = (int32_t)((uint32_t)x << shift);
     return (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
@@ -87,17 +94,11 @@ TML_INLINE int8_t tml_out_s8(int32_t acc, int32_t m, int shift, int32_t out_offs
     return (int8_t)acc;
 }
 
-/* Four requantized channels (+ offset, clamped to [lo, hi]) as the bytes of
- * one word, in memory order: with the Arm DSP extension the clamp is two
- * byte-wise max/min (SSUB8 + SEL) on the packed word. */
-TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
-                            const int32_t *m, const int8_t *s, int32_t off, int32_t lo, int32_t hi)
-{
 #if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__)
-    const int32_t v0 = __ssat(tml_requant_s8(a0, TML_RD32(m), TML_RD8(s)) + off, 8);
-    const int32_t v1 = __ssat(tml_requant_s8(a1, TML_RD32(m + 1), TML_RD8(s + 1)) + off, 8);
-    const int32_t v2 = __ssat(tml_requant_s8(a2, TML_RD32(m + 2), TML_RD8(s + 2)) + off, 8);
-    const int32_t v3 = __ssat(tml_requant_s8(a3, TML_RD32(m + 3), TML_RD8(s + 3)) + off, 8);
+/* Four int8-range values (v0..v3 in [-128, 127]) as the bytes of one word,
+ * v0 lowest, clamped byte-wise to [lo, hi] (SSUB8 + SEL twice). */
+TML_INLINE uint32_t tml_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3, int32_t lo, int32_t hi)
+{
     const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
     const uint32_t p02 = ((uint32_t)v0 & 0xffffu) | ((uint32_t)v2 << 16);
     const uint32_t p13 = ((uint32_t)v1 & 0xffffu) | ((uint32_t)v3 << 16);
@@ -107,6 +108,38 @@ TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32
             "ssub8 %[t], %[hi], %[p]\n\t"
             "sel %[p], %[p], %[hi]"
             : [p] "+r"(p), [t] "=&r"(t) : [lo] "r"(lo4), [hi] "r"(hi4) : "cc");
+    return p;
+}
+#endif
+
+/* Four requantized channels (+ offset, clamped to [lo, hi]) as the bytes of
+ * one word, in memory order: with the Arm DSP extension the clamp is two
+ * byte-wise max/min (SSUB8 + SEL) on the packed word. */
+TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+                            const int32_t *m, const int8_t *s, int32_t off, int32_t lo, int32_t hi)
+{
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__)
+#if !defined(__OPTIMIZE_SIZE__)
+    uint32_t sw;
+    memcpy(&sw, s, 4);
+    if ((sw & 0x80808080u) == 0x80808080u) {   /* all four shifts negative: e1 = ~shift */
+        const uint32_t ne = ~sw;
+        const int32_t e0 = (int32_t)(ne & 0xffu), e1 = (int32_t)((ne >> 8) & 0xffu);
+        const int32_t e2 = (int32_t)((ne >> 16) & 0xffu), e3 = (int32_t)(ne >> 24);
+        const int32_t w0 = __ssat(tml_requant_neg_s8(a0, TML_RD32(m), (int32_t)1 << e0, e0) + off, 8);
+        const int32_t w1 = __ssat(tml_requant_neg_s8(a1, TML_RD32(m + 1), (int32_t)1 << e1, e1) + off, 8);
+        const int32_t w2 = __ssat(tml_requant_neg_s8(a2, TML_RD32(m + 2), (int32_t)1 << e2, e2) + off, 8);
+        const int32_t w3 = __ssat(tml_requant_neg_s8(a3, TML_RD32(m + 3), (int32_t)1 << e3, e3) + off, 8);
+        const uint32_t pw = tml_pack4_s8(w0, w1, w2, w3, lo, hi);
+        memcpy(o, &pw, 4);
+        return;
+    }
+#endif
+    const int32_t v0 = __ssat(tml_requant_s8(a0, TML_RD32(m), TML_RD8(s)) + off, 8);
+    const int32_t v1 = __ssat(tml_requant_s8(a1, TML_RD32(m + 1), TML_RD8(s + 1)) + off, 8);
+    const int32_t v2 = __ssat(tml_requant_s8(a2, TML_RD32(m + 2), TML_RD8(s + 2)) + off, 8);
+    const int32_t v3 = __ssat(tml_requant_s8(a3, TML_RD32(m + 3), TML_RD8(s + 3)) + off, 8);
+    const uint32_t p = tml_pack4_s8(v0, v1, v2, v3, lo, hi);
     memcpy(o, &p, 4);
 #else
     o[0] = tml_out_s8(a0, TML_RD32(m), TML_RD8(s), off, lo, hi);
