@@ -174,3 +174,18 @@ def test_keras_model_with_calibration_through_verify(tmp_path):
     rc, out, err = tinyml("verify", path, "-t", "nucleo_f446re", "-n", "5", "--calibration", calib)
     assert rc == 0, out + err
     assert "int8" in out and "5/5" in out   # int8 after quantization, bit-exact to TFLM
+
+
+def test_sklearn_model_through_inspect_and_verify(tmp_path):
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    X, y = make_classification(300, 6, random_state=0)
+    path = tmp_path / "forest.joblib"
+    joblib.dump(RandomForestClassifier(6, max_depth=5, random_state=0).fit(X, y), path)
+    rc, out, err = tinyml("inspect", path)
+    assert rc == 0, err
+    assert "RandomForestClassifier" in out and "features: 6" in out and "trees: 6" in out
+    rc, out, err = tinyml("verify", path, "-t", "uno", "-n", "100")
+    assert rc == 0, out + err
+    assert "prediction" in out and "100/100" in out and "PASS" in out

@@ -89,6 +89,8 @@ def cmd_inspect(args) -> int:
     from ..compilers.cgen.planner import plan_memory
     from ..pipeline import load_any
     g, fmt = load_any(args.model, args.calibration)
+    if g is None:
+        return _inspect_estimator(args.model, fmt)
     print(f"model: {args.model} ({fmt}), graph '{g.name}': {len(g.ops)} ops, {len(g.tensors)} tensors")
     for label, idxs in (("input", g.inputs), ("output", g.outputs)):
         for i in idxs:
@@ -101,6 +103,21 @@ def cmd_inspect(args) -> int:
     plan = plan_memory(g)
     print(f"weight bytes: {g.weight_bytes:,}")
     print(f"activation lower bound (live tensors, this op order): {plan.lower_bound:,} B")
+    return 0
+
+
+def _inspect_estimator(path: Path, fmt: str) -> int:
+    from ..model.sklearn import load_estimator
+    est = load_estimator(path)
+    print(f"model: {path} ({fmt}): {type(est).__module__}.{type(est).__name__}")
+    print(f"  features: {getattr(est, 'n_features_in_', '?')}")
+    classes = getattr(est, "classes_", None)
+    if classes is not None:
+        print(f"  classes: {len(classes)} ({', '.join(map(str, list(classes)[:12]))})")
+    trees = getattr(est, "estimators_", None)
+    nodes = [t.tree_.node_count for t in (trees if trees is not None else [est]) if hasattr(t, "tree_")]
+    if nodes:
+        print(f"  trees: {len(nodes)}, nodes: {sum(nodes):,}")
     return 0
 
 
@@ -133,12 +150,18 @@ def cmd_verify(args) -> int:
     from ..pipeline import load_any
     from ..verify.parity import check_parity
     dev = _profile(args)
-    g, _ = load_any(args.model, args.calibration)
-    rep = check_parity(g, args.model, samples=args.samples, seed=args.seed)
-    print(f"parity of cgen code (host build) for {dev.board} vs reference, {args.samples} random inputs, seed {args.seed}")
+    g, fmt = load_any(args.model, args.calibration)
+    if g is None:   # no IR (scikit-learn): the chosen backend's code against the library itself
+        from ..verify.sklearn_parity import check_sklearn_parity
+        rep = check_sklearn_parity(args.model, dev, samples=args.samples, seed=args.seed)
+        what = f"{fmt} model's generated code (host build) vs scikit-learn predict()"
+    else:
+        rep = check_parity(g, args.model, samples=args.samples, seed=args.seed)
+        what = "cgen code (host build) vs reference"
+    print(f"parity of {what} for {dev.board}, {args.samples} random inputs, seed {args.seed}")
     print(rep.table())
     if not rep.ok:
-        print("tinyml: error: generated code disagrees with the reference interpreter", file=sys.stderr)
+        print("tinyml: error: generated code disagrees with the reference", file=sys.stderr)
         return 1
     return 0
 
