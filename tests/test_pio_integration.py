@@ -264,3 +264,36 @@ def test_real_board_nucleo_f446re_builds(offline, tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "TinyML: firmware flash" in result.stdout
+
+
+def test_scikit_learn_forest_on_atmega2560(offline, tmp_path):
+    """A scikit-learn model in platformio.ini: auto picks emlearn for the AVR
+    board, the firmware runs in simavr and predicts what scikit-learn does."""
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    need_programs("avr-gcc", "simavr")
+    project = tmp_path / "forest-avr"
+    (project / "src").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "dense-atmega2560" / "tinyml_pio.py", project)
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=1)
+    est = RandomForestClassifier(8, max_depth=6, random_state=0).fit(X, y)
+    joblib.dump(est, project / "forest.joblib")
+    samples = (np.random.default_rng(2).standard_normal((6, 5)) * 2).astype(np.float32)
+    np.save(project / "test_input.npy", samples[0])
+    (project / "platformio.ini").write_text(
+        "[env:avr]\nplatform = tinyml-simavr\nboard = simavr-atmega2560\nextra_scripts = pre:tinyml_pio.py\n"
+        "custom_tinyml_model = forest.joblib\ncustom_tinyml_name = forest\n"
+        "custom_tinyml_test_input = test_input.npy\n")
+    (project / "src" / "main.c").write_text(
+        '#include <stdint.h>\n#include "tml_board.h"\n#include "forest.h"\n#include "forest_test_input.h"\n'
+        "int main(void)\n{\n    int32_t cls = -1;\n    int rc = forest_invoke(forest_test_input, &cls);\n"
+        '    board_puts("output: ");\n    board_print_i32(cls);\n    board_puts("\\n");\n    return rc;\n}\n')
+
+    result = _pio(project, offline, "-t", "upload")
+
+    assert result.returncode == 0, result.log
+    assert "backend emlearn" in result.log, result.log
+    assert _printed_output(result.log) == [int(est.predict(samples[:1].astype(np.float64))[0])]
+    verify = _pio(project, offline, "-t", "tinyml-verify")
+    assert verify.returncode == 0 and "PASS" in verify.log, verify.log

@@ -191,6 +191,20 @@ def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile,
     return res, lines
 
 
+def input_spec(header: Path, name: str) -> tuple[int, str]:
+    """(bytes, numpy dtype name) of the first input, read from the generated
+    header's common-API macros: the same for every backend."""
+    import re
+    text = Path(header).read_text()
+    N = name.upper()
+    nbytes = re.search(rf"#define {N}_INPUT0_BYTES (\d+)", text)
+    dtype = re.search(rf"#define {N}_INPUT0_DTYPE_(\w+) 1", text)
+    if not nbytes or not dtype:
+        raise TinyMLError("the generated header has no input description", where=str(header),
+                          hint="This is a bug in the backend; please report it")
+    return int(nbytes.group(1)), dtype.group(1).lower()
+
+
 def load_test_vector(path: Path, nbytes: int, dtype: "np.dtype") -> "np.ndarray":
     """A test input from a .npy array (cast to the model's input dtype) or raw bytes."""
     import numpy as np

@@ -128,10 +128,8 @@ def embed_test_input(model: core.CompiledModel, test_input: Path) -> Path:
     key = hashlib.sha256(model_key.encode() + test_input.read_bytes()).hexdigest()
     if header.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return header
-    from ...pipeline import load_any  # the graph is needed only when (re)writing
-    graph, _ = load_any(model.spec.path, model.spec.calibration)
-    tensor = graph.tensors[graph.inputs[0]]
-    data = core.load_test_vector(test_input, tensor.nbytes, tensor.dtype.numpy)
+    nbytes, dtype = core.input_spec(model.header, model.spec.name)
+    data = core.load_test_vector(test_input, nbytes, dtype)
     text = core.test_vector_header(model.spec.name, data)
     if not header.is_file() or header.read_text() != text:
         header.write_text(text)
@@ -267,7 +265,11 @@ class _Front:
         for model in self.models:
             try:
                 graph, _ = load_any(model.spec.path, model.spec.calibration)
-                rep = check_parity(graph, model.spec.path, samples=samples, seed=0)
+                if graph is None:   # scikit-learn: the generated code vs predict()
+                    from ...verify.sklearn_parity import check_sklearn_parity
+                    rep = check_sklearn_parity(model.spec.path, self.device, samples=samples, seed=0)
+                else:
+                    rep = check_parity(graph, model.spec.path, samples=samples, seed=0)
             except TinyMLError as exc:
                 sys.stderr.write(self.error_line(exc) + "\n")
                 return 1
