@@ -17,6 +17,11 @@
  * word, so one __smlad takes two MACs with no reordering of the weights.
  * A filter row is read in whole words up to the padded length: the bytes
  * past its end (the next row's, or the array's zero padding) meet zeros.
+ * Cortex-M speed builds (not -Os): a window inside the input is copied as one
+ * byte stream in words; 1x1 filters without padding (the pixel is its window)
+ * skip the window copy and expand both input pixels straight into the buffer;
+ * with out_c a multiple of 4 each pass reduces 2 pixels x 4 channels and
+ * stores each pixel's 4 outputs as one word.
  *
  * Fallback (window too big for the stack and no scratch): two horizontally
  * adjacent inside pixels x two output channels straight from the input,
@@ -92,6 +97,46 @@ static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t 
     const int32_t in_c = P->in_c, in_w = P->in_w, k_w = P->k_w, row = k_w * in_c;
     const int32_t zp = -P->in_offset;
     const int row_in = ix0 >= 0 && ix0 + (k_w - 1) * P->dil_w < in_w && P->dil_w == 1;
+#if TML_CONV_FAST
+    /* Window inside the input: its rows as one byte stream, 4 bytes at a
+     * time (whole words where a row has them, else bytes gathered into a
+     * word), each word expanded to its chunk; the tail past K is zeros. */
+    if (row_in && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
+        const int8_t *src = in + (iy0 * in_w + ix0) * in_c;
+        const int32_t step = P->dil_h * in_w * in_c;
+        int32_t *dw = (int32_t *)(void *)d;
+        uint32_t acc = 0;
+        int32_t nb = 0;   /* bytes pending in acc (0..3) */
+        for (int32_t ky = 0; ky < P->k_h; ++ky, src += step) {
+            const int8_t *sp = src;
+            int32_t n = row;
+            for (; n >= 4; n -= 4, sp += 4, dw += 4) {
+                const uint32_t v = (uint32_t)tml_ld4(sp);
+                const uint32_t wv = nb ? acc | (v << (8 * nb)) : v;
+                if (nb) acc = v >> (32 - 8 * nb);
+                dw[0] = __sxtb16((int32_t)wv);
+                dw[1] = tml_sxtb16_ror8((int32_t)wv);
+            }
+            for (; n > 0; --n) {
+                acc |= (uint32_t)(uint8_t)*sp++ << (8 * nb);
+                if (++nb == 4) {
+                    dw[0] = __sxtb16((int32_t)acc);
+                    dw[1] = tml_sxtb16_ror8((int32_t)acc);
+                    dw += 4;
+                    acc = 0;
+                    nb = 0;
+                }
+            }
+        }
+        if (nb) {
+            dw[0] = __sxtb16((int32_t)acc);
+            dw[1] = tml_sxtb16_ror8((int32_t)acc);
+            dw += 4;
+        }
+        for (int32_t *de = (int32_t *)(void *)d + kp; dw < de; dw += 4) dw[0] = dw[1] = 0;
+        return;
+    }
+#endif
     int32_t k = 0;
     for (int32_t ky = 0; ky < P->k_h; ++ky) {
         const int32_t iy = iy0 + ky * P->dil_h;
@@ -177,24 +222,15 @@ static TML_NOINLINE void block(const tml_conv_s8_t *P, const int16_t *buf, int32
 
 
 #if TML_CONV_FAST
-/* block() for an even out_c and two wanted pixels: the reduction in inline
- * asm (2 chunks = 16 MACs x 2 an iteration, 17 instructions a chunk), and
- * where both channels' shifts are negative the 2x2 outputs requantized with
- * the per-channel constants hoisted, clamped byte-wise and stored as two
- * halfwords. The asm reads only buf (written before this call) and the
- * filter (constant), so it needs no memory clobber. */
-static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp,
-                                    int8_t *oa, int8_t *ob)
+/* The asm reduction of block_fast: pixels A, B (buf from xb to xe) x the
+ * filter rows w0, w1 (2 chunks = 16 MACs x 2 an iteration, 17 instructions
+ * a chunk). It reads only buf (written before) and the filter (constant),
+ * so it needs no memory clobber. */
+TML_INLINE void dot2x2_asm(const int32_t *x, const int32_t *xe, int32_t kp, const int8_t *w0, const int8_t *w1,
+                           int32_t *p00, int32_t *p01, int32_t *p10, int32_t *p11)
 {
-    const int32_t out_c = P->out_c, off = P->out_offset, lo = P->act_min, hi = P->act_max;
-    const int32_t *bf = P->bias_fold, *mp = P->mult;
-    const int8_t *sh = P->shift, *w = P->filter;
-    const int32_t *xb = (const int32_t *)(const void *)buf, *xe = xb + kp;
-    for (int32_t oc = 0; oc < out_c; oc += 2, w += 2 * K) {
-        int32_t a00 = bf[oc], a01 = bf[oc + 1], a10 = a00, a11 = a01;
-        const int32_t *x = xb;
-        const int8_t *w0 = w, *w1 = w + K;
-        int32_t xa0, xa1, xb0, xb1, ue, uo;
+    int32_t a00 = *p00, a01 = *p01, a10 = *p10, a11 = *p11;
+    int32_t xa0, xa1, xb0, xb1, ue, uo;
 #define TML_CONV_ASM_CHUNK                                                   \
         "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"                                \
         "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"                                \
@@ -216,14 +252,63 @@ static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, 
         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), \
           [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), \
           [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [ue] "=&r"(ue), [uo] "=&r"(uo)
-        if (kp & 4) __asm__(TML_CONV_ASM_CHUNK TML_CONV_ASM_OPS);
-        if (x != xe)
-            __asm__("1:\n\t" TML_CONV_ASM_CHUNK TML_CONV_ASM_CHUNK
-                    "cmp %[x], %[xe]\n\t"
-                    "bne 1b"
-                    TML_CONV_ASM_OPS : [xe] "r"(xe) : "cc");
+    if (kp & 4) __asm__(TML_CONV_ASM_CHUNK TML_CONV_ASM_OPS);
+    if (x != xe)
+        __asm__("1:\n\t" TML_CONV_ASM_CHUNK TML_CONV_ASM_CHUNK
+                "cmp %[x], %[xe]\n\t"
+                "bne 1b"
+                TML_CONV_ASM_OPS : [xe] "r"(xe) : "cc");
 #undef TML_CONV_ASM_OPS
 #undef TML_CONV_ASM_CHUNK
+    *p00 = a00; *p01 = a01; *p10 = a10; *p11 = a11;
+}
+
+/* Requantize one channel (m, s) of pixels A (*pa) and B (*pb), + off,
+ * saturated to int8 (the per-channel constants decoded once for both). */
+TML_INLINE void rq2(int32_t *pa, int32_t *pb, int32_t m, int s, int32_t off)
+{
+    if (s < 0) {
+        const int32_t e1 = -s - 1, r = (int32_t)1 << e1;
+        *pa = __ssat(tml_requant_neg_s8(*pa, m, r, e1) + off, 8);
+        *pb = __ssat(tml_requant_neg_s8(*pb, m, r, e1) + off, 8);
+    } else {
+        *pa = __ssat(tml_requant_s8(*pa, m, s) + off, 8);
+        *pb = __ssat(tml_requant_s8(*pb, m, s) + off, 8);
+    }
+}
+
+/* block() for an even out_c and two wanted pixels. out_c a multiple of 4:
+ * two 2x2 reductions, then each pixel's 4 channels requantized together
+ * (tml_out4_s8: one word store). Else per channel pair, where both shifts
+ * are negative with the per-channel constants hoisted, clamped byte-wise
+ * and stored as two halfwords. */
+static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp,
+                                    int8_t *oa, int8_t *ob)
+{
+    const int32_t out_c = P->out_c, off = P->out_offset, lo = P->act_min, hi = P->act_max;
+    const int32_t *bf = P->bias_fold, *mp = P->mult;
+    const int8_t *sh = P->shift, *w = P->filter;
+    const int32_t *xb = (const int32_t *)(const void *)buf, *xe = xb + kp;
+    if (!(out_c & 3)) {
+        for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * K) {
+            int32_t a00 = bf[oc], a01 = bf[oc + 1], a10 = a00, a11 = a01;
+            int32_t c00 = bf[oc + 2], c01 = bf[oc + 3], c10 = c00, c11 = c01;
+            dot2x2_asm(xb, xe, kp, w, w + K, &a00, &a01, &a10, &a11);
+            dot2x2_asm(xb, xe, kp, w + 2 * K, w + 3 * K, &c00, &c01, &c10, &c11);
+            rq2(&a00, &a10, mp[oc], sh[oc], off);
+            rq2(&a01, &a11, mp[oc + 1], sh[oc + 1], off);
+            rq2(&c00, &c10, mp[oc + 2], sh[oc + 2], off);
+            rq2(&c01, &c11, mp[oc + 3], sh[oc + 3], off);
+            const uint32_t pa = tml_pack4_s8(a00, a01, c00, c01, lo, hi);
+            const uint32_t pb = tml_pack4_s8(a10, a11, c10, c11, lo, hi);
+            memcpy(oa + oc, &pa, 4);
+            memcpy(ob + oc, &pb, 4);
+        }
+        return;
+    }
+    for (int32_t oc = 0; oc < out_c; oc += 2, w += 2 * K) {
+        int32_t a00 = bf[oc], a01 = bf[oc + 1], a10 = a00, a11 = a01;
+        dot2x2_asm(xb, xe, kp, w, w + K, &a00, &a01, &a10, &a11);
         const int s0 = sh[oc], s1 = sh[oc + 1];
         if ((s0 & s1) < 0) {   /* both shifts negative */
             const int32_t m0 = mp[oc], m1 = mp[oc + 1];
@@ -247,14 +332,45 @@ static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, 
 static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf)
 {
     const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
-    const int32_t out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
+    const int32_t out_w = P->out_w, out_h = P->out_h, out_c = P->out_c, npix = out_h * out_w;
+    int32_t p0 = 0;
 #if TML_HAVE_DSP
     int16_t *da = buf, *db = buf + 4;   /* interleaved chunks */
 #else
     int16_t *da = buf, *db = buf + kp;
 #endif
     int32_t oy = 0, ox = 0;
-    for (int32_t p = 0; p < npix; p += 2) {
+#if TML_CONV_FAST
+    /* 1x1 filter, no padding, whole words: the pixel IS its window, so each
+     * input word of pixels A and B goes straight to its chunk. */
+    if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(out_c & 1)) {
+        const int32_t sx = P->stride_w * K, sy = (P->stride_h * P->in_w - out_w * P->stride_w) * K;
+        const int8_t *x = in;
+        for (int32_t p = 0; p + 1 < npix; p += 2) {
+            const int8_t *xa = x;
+            x += sx;
+            if (++ox == out_w) { ox = 0; x += sy; }
+            const int8_t *xb = x;
+            x += sx;
+            if (++ox == out_w) { ox = 0; x += sy; }
+            int32_t *dw = (int32_t *)(void *)buf;
+            for (int32_t k = 0; k < K; k += 4, dw += 4) {
+                const int32_t va = tml_ld4(xa + k), vb = tml_ld4(xb + k);
+                dw[0] = __sxtb16(va);
+                dw[1] = tml_sxtb16_ror8(va);
+                dw[2] = __sxtb16(vb);
+                dw[3] = tml_sxtb16_ror8(vb);
+            }
+            int8_t *oa = out + p * out_c;
+            block_fast(P, buf, K, kp, oa, oa + out_c);
+        }
+        if (!(npix & 1)) return;
+        oy = out_h - 1;
+        ox = out_w - 1;
+        p0 = npix - 1;
+    }
+#endif
+    for (int32_t p = p0; p < npix; p += 2) {
         const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
         fill(P, in, da, iya, ixa, kp);
         if (++ox == out_w) { ox = 0; ++oy; }
