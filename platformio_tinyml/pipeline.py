@@ -7,7 +7,6 @@ Front ends (CLI, PlatformIO extra-script, SCons tool) call
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..compilers.cgen.emit import Emitter, _dtype_of, _lowerings, scratch_needs
-from ..compilers.cgen.planner import plan_memory
-from ..errors import CompileError, UnsupportedOpError
-from ..ir import SUPPORTED_OPS, Graph, Op
+from ..compilers.cgen.emit import Emitter, lower_into
+from ..errors import CompileError
+from ..ir import Graph, Op
 from .format import BLOB_REF, GraphPayload, ModuleError, OpRecord
 from .kernels import Abi, IoClass, encode_scalar, kernel_by_name, struct_layouts
 
@@ -119,17 +118,8 @@ def _pack_params(ctype: str, fields: dict, abi: Abi, where: str) -> tuple[bytes,
 
 def lower_graph(g: Graph, abi: Abi, name: str = "m", device=None):
     """(GraphPayload, MemoryPlan, kernel mask) for ``g`` on a firmware of ``abi``."""
-    table = _lowerings()
     where = str(g.source or g.name)
-    for op in g.ops:
-        key = (op.kind, _dtype_of(g, op))
-        err = (table[key].check(g, op) if table[key].check else None) if key in table else "no kernel"
-        if err:
-            raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
-    plan = plan_memory(g, scratch_needs(g))
-    em = RecordingEmitter(graph=g, name=name, plan=plan, device=device)
-    for op in g.ops:
-        table[(op.kind, _dtype_of(g, op))].lower(em, op)
+    plan, em = lower_into(g, lambda plan: RecordingEmitter(graph=g, name=name, plan=plan, device=device))
     ops, mask = [], 0
     for p in em.pending:
         k = kernel_by_name(p.kernel)

@@ -63,9 +63,8 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
 
 
 def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 0,
-                 workdir: Path | None = None, name: str = "tml_verify_model") -> ParityReport:
+                 workdir: Path | None = None, name: str = "vmodel") -> ParityReport:
     """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare."""
-    name = "vmodel"
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
         host = build_host(gen, graph, Path(workdir or tmp))

@@ -12,7 +12,7 @@ from importlib import resources
 import numpy as np
 
 from ...errors import CompileError, UnsupportedOpError
-from ...ir import DType, Graph, Op, OpKind, SUPPORTED_OPS, Tensor
+from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
 from .planner import MemoryPlan, plan_memory
 
@@ -110,7 +110,7 @@ class Emitter:
         return f"({self.name}_arena + {off})"
 
     def call(self, op: Op, text: str, *runtime_files: str) -> None:
-        self.body.append(f"    /* {op.label} {op.name if op.name != op.kind.value else ''}*/".replace(" */", " */"))
+        self.body.append(f"    /* {op.label} {op.name if op.name != op.kind.value else ''}*/")
         self.body.append(f"    {text};")
         self.runtime.update(runtime_files)
 
@@ -124,9 +124,8 @@ def _lowerings():
 
 
 def _dtype_of(g: Graph, op: Op) -> DType:
+    """The element type that picks an op's lowering: its first input's."""
     t = g.tensors[op.inputs[0]] if op.inputs else g.tensors[op.outputs[0]]
-    if op.kind is OpKind.QUANTIZE or op.kind is OpKind.DEQUANTIZE:
-        return t.dtype
     return t.dtype
 
 
@@ -143,8 +142,8 @@ class Generated:
     uses_math: bool
 
 
-def scratch_needs(g: Graph) -> dict[int, int]:
-    table = _lowerings()
+def scratch_needs(g: Graph, table=None) -> dict[int, int]:
+    table = table if table is not None else _lowerings()
     out = {}
     for op in g.ops:
         entry = table.get((op.kind, _dtype_of(g, op)))
@@ -155,13 +154,10 @@ def scratch_needs(g: Graph) -> dict[int, int]:
     return out
 
 
-def generate(g: Graph, name: str, device=None) -> Generated:
-    """Lower every op of ``g`` and return the model's C sources and header.
-
-    ``device`` (a DeviceProfile) lets lowerings pick target-specific layouts;
-    the code stays portable C99 whatever it is.
-    """
-    check_c_identifier(name, str(g.source or g.name))
+def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
+    """Check every op has a lowering that accepts it, plan the arena, then
+    lower each op into ``make_emitter(plan)``: the one driver behind the
+    generated C (:func:`generate`) and the inference-module recorder."""
     table = _lowerings()
     where = str(g.source or g.name)
     for op in g.ops:
@@ -172,13 +168,22 @@ def generate(g: Graph, name: str, device=None) -> Generated:
         err = table[key].check(g, op) if table[key].check else None
         if err:
             raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
-    plan = plan_memory(g, scratch_needs(g))
-    em = Emitter(graph=g, name=name, plan=plan, device=device)
+    plan = plan_memory(g, scratch_needs(g, table))
+    em = make_emitter(plan)
     for op in g.ops:
         table[(op.kind, _dtype_of(g, op))].lower(em, op)
+    return plan, em
+
+
+def generate(g: Graph, name: str, device=None) -> Generated:
+    """Lower every op of ``g`` and return the model's C sources and header.
+
+    ``device`` (a DeviceProfile) lets lowerings pick target-specific layouts;
+    the code stays portable C99 whatever it is.
+    """
+    check_c_identifier(name, str(g.source or g.name))
+    plan, em = lower_into(g, lambda plan: Emitter(graph=g, name=name, plan=plan, device=device))
     runtime = sorted(set(COMMON_RUNTIME) | em.runtime)
-    if any(f.endswith(".c") and "fixedpoint" not in f for f in runtime):
-        pass
     uses_math = any("_f32" in f for f in runtime)
     files = {
         f"{name}.h": _header(g, name, plan.arena_bytes),
