@@ -15,6 +15,7 @@ import pytest
 from module_support import HOST_DRIVER, MODEL_A, MODEL_B, fixed_key, pack, resign
 from platformio_tinyml.cli.main import main as cli
 from platformio_tinyml.module import ModuleError, decode_graph, decode_module, encode_graph
+from platformio_tinyml.module.format import BLOB_REF, GraphPayload, OpRecord, encode_module
 from platformio_tinyml.module.firmware import KernelSet, write_runtime
 from platformio_tinyml.module.kernels import Abi, kernel_table, static_assert_source
 from platformio_tinyml.module.keys import public_key_bytes
@@ -157,6 +158,17 @@ def test_host_executor_is_bit_exact(host_driver, key, model):
         assert outs[0] == np.asarray(ref.run([x])[0], np.int8).tobytes()
 
 
+def _misaligned_reloc(data: bytes, key) -> bytes:
+    """``data`` re-signed with its first weight-array pointer moved by 2 bytes."""
+    m = decode_module(data)
+    g = decode_graph(m.payload, m.header.arena_bytes)
+    op = g.ops[0]
+    fo, ref, n = op.relocs[0]
+    assert ref & BLOB_REF
+    ops = (OpRecord(op.kernel_id, op.operands, ((fo, ref + 2, n),) + op.relocs[1:], op.params),) + g.ops[1:]
+    return encode_module(m.header, encode_graph(GraphPayload(ops, g.blob)), key.sign)
+
+
 def test_host_loader_refusals(host_driver, key, kws):
     g, res = kws
     x = np.zeros(g.tensors[g.inputs[0]].shape, np.int8)
@@ -172,6 +184,13 @@ def test_host_loader_refusals(host_driver, key, kws):
     }
     for code, data in cases.items():
         assert _run_host(host_driver, data, x)[0] == code
+    # A signed module whose weight array is not 4-byte aligned (found by the fuzzer:
+    # kernels load int32 words from it) is refused by both readers.
+    misaligned = _misaligned_reloc(res.data, key)
+    assert _run_host(host_driver, misaligned, x)[0] == -16
+    with pytest.raises(ModuleError, match="not 4-byte aligned"):
+        m = decode_module(misaligned)
+        decode_graph(m.payload, m.header.arena_bytes)
     assert _run_host(host_driver, res.data, x, min_version=6)[0] == -13          # older than installed
     assert _run_host(host_driver, res.data, x, min_version=5)[0] == 0
 

@@ -293,6 +293,8 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
         for j in range(n_rel):
             fo, _, r, n = struct.unpack_from("<HHII", payload, q + RELOC * j)
             check_ref(r, n, f"op {k} pointer {j}")
+            if r % 4:
+                raise bad(f"op {k} pointer {j}: array at ref {r:#x} is not 4-byte aligned")
             if fo % 4 or fo + 4 > psize:
                 raise bad(f"op {k} pointer {j}: field offset {fo} outside the {psize}-byte parameter block")
             relocs.append((fo, r, n))
