@@ -270,6 +270,8 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
 
     def check_ref(ref, n, what):
         space, off = (blob_size, ref & ~BLOB_REF) if ref & BLOB_REF else (arena_bytes, ref)
+        if off % 4:   # kernels load int32/float words (spec section 1)
+            raise bad(f"{what}: {'blob' if ref & BLOB_REF else 'arena'} offset {off} is not 4-byte aligned")
         if off > space or n > space - off:
             raise bad(f"{what}: {n} bytes at {'blob' if ref & BLOB_REF else 'arena'} offset {off} "
                       f"outside its region ({space} bytes)")
@@ -293,8 +295,6 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
         for j in range(n_rel):
             fo, _, r, n = struct.unpack_from("<HHII", payload, q + RELOC * j)
             check_ref(r, n, f"op {k} pointer {j}")
-            if r % 4:
-                raise bad(f"op {k} pointer {j}: array at ref {r:#x} is not 4-byte aligned")
             if fo % 4 or fo + 4 > psize:
                 raise bad(f"op {k} pointer {j}: field offset {fo} outside the {psize}-byte parameter block")
             relocs.append((fo, r, n))

@@ -104,8 +104,6 @@ static int pointers_ok(const tml_exec_op_t *op)
     }
     for (r = 0; r < op->n_relocs; ++r) {          /* relocations only onto pointer members, once each */
         uint32_t field = tml_ld16(op->relocs + 12u * r), hit = 0, r2;
-        /* Arrays are 4-byte aligned (spec section 1): kernels load int32/float words from them. */
-        if (tml_ld32(op->relocs + 12u * r + 4u) & 3u) return 0;
         for (j = 0; j < n; ++j) hit |= f[j] == field;
         for (r2 = 0; r2 < r; ++r2) hit &= tml_ld16(op->relocs + 12u * r2) != field;
         if (!hit) return 0;

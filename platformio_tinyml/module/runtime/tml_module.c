@@ -55,11 +55,12 @@ static int check_tensors(const uint8_t *d, uint32_t n, uint32_t arena)
     return TML_MOD_OK;
 }
 
-/* Operand / pointer reference 'ref' with extent 'n' inside the arena or blob? */
+/* Operand / pointer reference 'ref' with extent 'n' inside the arena or blob,
+ * and 4-byte aligned (spec section 1): kernels load int32 and float words. */
 static int ref_ok(uint32_t ref, uint32_t n, uint32_t arena, uint32_t blob)
 {
     uint32_t space = (ref & TML_EXEC_BLOB_REF) ? blob : arena, off = ref & ~TML_EXEC_BLOB_REF;
-    return off <= space && n <= space - off;
+    return off % 4u == 0 && off <= space && n <= space - off;
 }
 
 static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, uint64_t mask)
