@@ -72,7 +72,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     elf = build_slot_firmware(args.out / "slots", kset, public_key_bytes(key.public_key()), 16 * 1024, opt="-O2")
     sym = _symbols(elf)
-    crypto = _object_bytes(elf, ("_tml_ed25519.o", "_monocypher.o", "_hash_sha512_cp.o"))
+    crypto = _object_bytes(elf, ("_tml_ed25519.o", "_monocypher.o", "_Hacl_Hash_SHA2.o"))
     print(f"{'model':<6} {'module B':>9} {'limit B':>9} {'instr exec':>11} {'instr comp':>11} {'ratio':>6}")
     for tag, path in (("kws", MODEL_A), ("ad", MODEL_B)):
         g, res = pack(path, Abi.ILP32_LE, 1, key)
@@ -90,7 +90,7 @@ def main() -> int:
               f"(arena {gen.arena_bytes:,})")
     e_code = _code_bytes(elf)
     e_ram = _sections(elf).get(".bss", 0) + _sections(elf).get(".data", 0)
-    print(f"executor firmware code {e_code:,} B (of which Ed25519: Monocypher + libsodium SHA-512 {crypto:,} B), "
+    print(f"executor firmware code {e_code:,} B (of which Ed25519: Monocypher + HACL* SHA-512 {crypto:,} B), "
           f"static RAM {e_ram:,} B (arena 16,384)")
     print(f"loader+executor functions: " + ", ".join(f"{n} {s}" for n, s in sorted(sym.items())
                                                    if n.startswith(("tml_module", "tml_exec", "tml_slots",

@@ -7,10 +7,12 @@
 #  third_party/monocypher/  monocypher.c/.h, LICENSE.txt
 #      Monocypher 4 (BSD-2-Clause OR CC0-1.0): curve arithmetic, from the
 #      sdist of pymonocypher (which lacks Monocypher's optional SHA-512 file).
-#  third_party/libsodium/   hash_sha512_cp.c, crypto_hash_sha512.h, utils.h,
-#                           export.h, private/common.h, LICENSE
-#      libsodium (ISC) portable SHA-512, from the sdist of PyNaCl (PyCA),
-#      which bundles libsodium's source tree.
+#  third_party/hacl/        Hacl_Hash_SHA2.c and the headers it includes, LICENSE
+#      HACL* (formally verified; generated C under MIT, karamel headers
+#      Apache-2.0 and MIT): SHA-512, from the sdist of pyhacl, which bundles
+#      HACL*'s dist/ tree. Chosen over libsodium's fully unrolled SHA-512
+#      for size: about 2 KB of Cortex-M code instead of 8 KB (built with
+#      KRML_UNROLL_MAX=0; the hash runs once per install, not per inference).
 #
 # Each sdist is pinned by version and SHA-256 (pip --require-hashes) and the
 # licence text of each extracted file set is checked.
@@ -22,9 +24,8 @@ PY=${PYTHON:-.venv/bin/python}
 
 MONOCYPHER_PKG=pymonocypher==4.0.3.5
 MONOCYPHER_SHA256=b6f96c4fa56212a7c13aee8fc27a89d7531b622ce8aabbd6e82a9d2e93071d71
-SODIUM_PKG=pynacl==1.6.2
-SODIUM_SHA256=018494d6d696ae03c7e656e5e74cdfd8ea1326962cc401bcf018f1ed8436811c
-SODIUM_VERSION=1.0.20            # libsodium inside that PyNaCl sdist
+HACL_PKG=pyhacl==1.0.1
+HACL_SHA256=2c7653b79fca0a00540602baeb2ab9774e4736de79561e67f755bcddf9ec7598
 
 say() { echo "[fetch_crypto] $*"; }
 die() { echo "[fetch_crypto] $*" >&2; exit 1; }
@@ -55,19 +56,33 @@ if ! { [ -f "$DEST/monocypher.c" ] && grep -qx "$MONOCYPHER_PKG" "$DEST/VERSION"
   say "$DEST: monocypher.c monocypher.h LICENSE.txt"
 fi
 
-DEST=third_party/libsodium
-STAMP="$SODIUM_PKG libsodium-$SODIUM_VERSION"
-if ! { [ -f "$DEST/hash_sha512_cp.c" ] && grep -qx "$STAMP" "$DEST/VERSION" 2>/dev/null; }; then
-  src=$(sdist "$SODIUM_PKG" "$SODIUM_SHA256")/src/libsodium
-  grep -q "AC_INIT(\[libsodium\],\[$SODIUM_VERSION\]" "$src/configure.ac" \
-    || die "the $SODIUM_PKG sdist does not hold libsodium $SODIUM_VERSION"
-  grep -q "^ \* ISC License" "$src/LICENSE" || die "unexpected libsodium LICENSE"
-  lib=$src/src/libsodium
-  inc=$lib/include/sodium
-  rm -rf "$DEST"; mkdir -p "$DEST/private"
-  cp "$lib/crypto_hash/sha512/cp/hash_sha512_cp.c" "$inc/crypto_hash_sha512.h" \
-     "$inc/utils.h" "$inc/export.h" "$src/LICENSE" "$DEST/"
-  cp "$inc/private/common.h" "$DEST/private/"
-  echo "$STAMP" > "$DEST/VERSION"
-  say "$DEST: hash_sha512_cp.c crypto_hash_sha512.h utils.h export.h private/common.h LICENSE"
+DEST=third_party/hacl
+HACL_DIST=hacl-star/dist
+HACL_FILES="gcc-compatible/Hacl_Hash_SHA2.c gcc-compatible/Hacl_Hash_SHA2.h
+  gcc-compatible/Hacl_Krmllib.h gcc-compatible/Hacl_Streaming_Types.h
+  gcc-compatible/internal/Hacl_Hash_SHA2.h gcc-compatible/internal/Hacl_Krmllib.h
+  gcc-compatible/internal/Hacl_Streaming_Types.h
+  karamel/include/krml/internal/compat.h karamel/include/krml/internal/target.h
+  karamel/include/krml/internal/types.h karamel/include/krml/lowstar_endianness.h
+  karamel/krmllib/dist/minimal/FStar_UInt128_Verified.h
+  karamel/krmllib/dist/minimal/FStar_UInt_8_16_32_64.h
+  karamel/krmllib/dist/minimal/fstar_uint128_struct_endianness.h
+  karamel/krmllib/dist/minimal/fstar_uint128_gcc64.h karamel/krmllib/dist/minimal/FStar_UInt128.h
+  karamel/krmllib/dist/minimal/LowStar_Endianness.h"
+if ! { [ -f "$DEST/Hacl_Hash_SHA2.c" ] && grep -qx "$HACL_PKG files2" "$DEST/VERSION" 2>/dev/null; }; then
+  src=$(sdist "$HACL_PKG" "$HACL_SHA256")/$HACL_DIST
+  grep -q "^/\* MIT License" "$src/gcc-compatible/Hacl_Hash_SHA2.c" || die "unexpected licence header in Hacl_Hash_SHA2.c"
+  grep -q "Licensed under the Apache 2.0 and MIT Licenses" "$src/karamel/include/krml/internal/target.h" \
+    || die "unexpected licence header in krml/internal/target.h"
+  rm -rf "$DEST"; mkdir -p "$DEST"
+  # Laid out as the files include each other: gcc-compatible/ and the two
+  # karamel include roots merge into one folder.
+  for f in $HACL_FILES; do
+    rel=${f#gcc-compatible/}; rel=${rel#karamel/include/}; rel=${rel#karamel/krmllib/dist/minimal/}
+    mkdir -p "$DEST/$(dirname "$rel")"
+    cp "$src/$f" "$DEST/$rel"
+  done
+  cp "$src/../LICENSE" "$DEST/LICENSE"
+  echo "$HACL_PKG files2" > "$DEST/VERSION"
+  say "$DEST: HACL* SHA-2 (Hacl_Hash_SHA2.c + headers), karamel headers, LICENSE"
 fi

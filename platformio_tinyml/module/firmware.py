@@ -3,7 +3,7 @@
 Role: a firmware that installs modules is built once with the loader
 (``runtime/tml_module.c``), the executor (``runtime/tml_exec.c``), the
 Ed25519 check (``tml_ed25519.c`` over Monocypher's curve arithmetic and
-libsodium's portable SHA-512, both fetched by ``scripts/fetch_crypto.sh``)
+HACL*'s SHA-512, both fetched by ``scripts/fetch_crypto.sh``)
 and the kernels of its kernel set. :func:`write_runtime` writes all of that
 plus the generated ``tml_exec_config.h`` (kernel mask and kernel-ABI hashes)
 into a folder; the firmware adds its own ``main`` and public key.
@@ -24,15 +24,22 @@ MODULE_RUNTIME_PKG = "platformio_tinyml.module.runtime"
 MODULE_C = ("tml_module.c", "tml_exec.c", "tml_ed25519.c")
 THIRD_PARTY = Path(__file__).resolve().parents[2] / "third_party"
 MONOCYPHER_DIR = THIRD_PARTY / "monocypher"
-SODIUM_DIR = THIRD_PARTY / "libsodium"
-# libsodium files, written under sodium/ (its own include layout: the .c
-# finds "crypto_hash_sha512.h", "private/common.h" and "utils.h" beside it).
-SODIUM_FILES = ("hash_sha512_cp.c", "crypto_hash_sha512.h", "utils.h", "export.h", "private/common.h")
-# libsodium's private/common.h warns unless its build defined CONFIGURED=1;
-# the written copy defines it so that any build (-Werror included) takes the file as is.
-SODIUM_PREAMBLE = ("/* Written by platformio_tinyml.module.firmware: libsodium's own build\n"
-                   " * defines CONFIGURED (see private/common.h). Unchanged below. */\n"
-                   "#define CONFIGURED 1\n")
+HACL_DIR = THIRD_PARTY / "hacl"
+# HACL* files, written with their own layout (Hacl_Hash_SHA2.c finds
+# "internal/...", "krml/..." and "FStar_...h" through the runtime folder).
+HACL_FILES = ("Hacl_Hash_SHA2.c", "Hacl_Hash_SHA2.h", "Hacl_Krmllib.h", "Hacl_Streaming_Types.h",
+              "internal/Hacl_Hash_SHA2.h", "internal/Hacl_Krmllib.h", "internal/Hacl_Streaming_Types.h",
+              "krml/internal/compat.h", "krml/internal/target.h", "krml/internal/types.h",
+              "krml/lowstar_endianness.h", "FStar_UInt128_Verified.h", "FStar_UInt_8_16_32_64.h",
+              "fstar_uint128_struct_endianness.h", "fstar_uint128_gcc64.h", "FStar_UInt128.h",
+              "LowStar_Endianness.h")
+# Two build settings for the one .c file, so that any build (-std=c99
+# -Werror included) takes it as is: loops not unrolled (2 KB of Cortex-M
+# code instead of 33 KB; the hash runs once per install), and glibc's
+# htobe64 & co. declared under -std=c99 on Linux hosts.
+HACL_PREAMBLE = ("/* Written by platformio_tinyml.module.firmware: build settings. Unchanged below. */\n"
+                 "#define KRML_UNROLL_MAX 0\n"
+                 "#if defined(__linux__) && !defined(_DEFAULT_SOURCE)\n#define _DEFAULT_SOURCE 1\n#endif\n")
 
 
 @dataclass(frozen=True)
@@ -89,15 +96,15 @@ def monocypher_dir() -> Path:
     return MONOCYPHER_DIR
 
 
-def sodium_dir() -> Path:
-    if not all((SODIUM_DIR / f).is_file() for f in SODIUM_FILES):
-        raise TinyMLError("libsodium's SHA-512 sources are missing (needed for Ed25519 in the module loader)",
-                          where=str(SODIUM_DIR), hint="Run scripts/fetch_crypto.sh")
-    return SODIUM_DIR
+def hacl_dir() -> Path:
+    if not all((HACL_DIR / f).is_file() for f in HACL_FILES):
+        raise TinyMLError("HACL*'s SHA-512 sources are missing (needed for Ed25519 in the module loader)",
+                          where=str(HACL_DIR), hint="Run scripts/fetch_crypto.sh")
+    return HACL_DIR
 
 
 def write_runtime(outdir: Path, kset: KernelSet) -> list[Path]:
-    """Write loader, executor, kernels, headers, Monocypher and libsodium's SHA-512; return the .c files."""
+    """Write loader, executor, kernels, headers, Monocypher and HACL*'s SHA-512; return the .c files."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     cfiles = []
@@ -116,12 +123,12 @@ def write_runtime(outdir: Path, kset: KernelSet) -> list[Path]:
     for name in ("monocypher.c", "monocypher.h"):
         (outdir / name).write_bytes((mc / name).read_bytes())
     cfiles.append(outdir / "monocypher.c")
-    sd = sodium_dir()
-    for name in SODIUM_FILES:
-        dst = outdir / "sodium" / name
+    hd = hacl_dir()
+    for name in HACL_FILES:
+        dst = outdir / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        text = (sd / name).read_bytes()
-        dst.write_bytes(SODIUM_PREAMBLE.encode() + text if name.endswith(".c") else text)
-    cfiles.append(outdir / "sodium" / "hash_sha512_cp.c")
+        text = (hd / name).read_bytes()
+        dst.write_bytes(HACL_PREAMBLE.encode() + text if name.endswith(".c") else text)
+    cfiles.append(outdir / "Hacl_Hash_SHA2.c")
     (outdir / "tml_exec_config.h").write_text(config_header(kset))
     return cfiles
