@@ -80,3 +80,63 @@ def test_bad_module_is_refused_and_previous_keeps_serving(setup, case):
     r = _run(setup, _module(setup, "A", 2).data, data, "A")
     assert (r.boot, r.install, r.active, r.version) == (0, code, 0, 2), r.stdout
     assert r.outputs == [setup[1]["A"][2]]
+
+
+# TFLITE modules: firmware embedding TensorFlow Lite Micro defines TML_MODULE_TFLITE and
+# gets the verified flatbuffer from tml_module_tflite(). TFLM's C++ sources are not
+# obtainable here, so the firmware checksums the flatbuffer it was handed instead of
+# running it: the bytes must be the model file's, zero-padded to 8.
+
+def _fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+@pytest.fixture(scope="module")
+def tflite_setup(setup, tmp_path_factory):
+    from platformio_tinyml.module.emu import build_slot_firmware
+    from platformio_tinyml.module.pack import pack_tflite
+    from platformio_tinyml.pipeline import load_any
+    from platformio_tinyml.verify.reference import tflm_arena_bytes
+    key = setup[0]
+    wd = tmp_path_factory.mktemp("tflite_slots")
+    kset = KernelSet.of(["tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8", "tml_avgpool_s8", "tml_softmax_s8"])
+    elf = build_slot_firmware(wd, kset, public_key_bytes(key.public_key()), arena_bytes=32 * 1024, tflite=True)
+    g, _ = load_any(MODEL_A)
+    raw = MODEL_A.read_bytes()
+    arena = tflm_arena_bytes(MODEL_A)
+
+    def module(version, model_bytes=raw, key_=key):
+        return pack_tflite(g, model_bytes, version, key_.sign, arena).data
+    return elf, wd, module, raw + bytes(-len(raw) % 8)
+
+
+def test_tflite_module_is_verified_and_handed_over(setup, tflite_setup):
+    from platformio_tinyml.module.emu import run_slots
+    elf, wd, module, padded = tflite_setup
+    r = run_slots(elf, wd, _module(setup, "A", 1).data, module(2), b"")   # GRAPH A -> TFLITE
+    assert (r.boot, r.install, r.active, r.version) == (0, 0, 1, 2), r.stdout
+    assert r.tflite == (len(padded), _fnv1a(padded))
+
+
+def test_bad_tflite_modules_are_refused(setup, tflite_setup):
+    from platformio_tinyml.module.emu import run_slots
+    elf, wd, module, padded = tflite_setup
+    raw = MODEL_A.read_bytes()
+    not_flatbuffer = raw[:4] + b"XXXX" + raw[8:]
+    flipped = bytearray(module(3))
+    flipped[len(flipped) // 2] ^= 1
+    for data, code in ((module(3, not_flatbuffer), -18), (bytes(flipped), -8),
+                       (module(3, key_=fixed_key(99)), -9), (module(1), -13)):
+        r = run_slots(elf, wd, module(2), data, b"")
+        assert (r.boot, r.install, r.active, r.version) == (0, code, 0, 2), r.stdout
+        assert r.tflite == (len(padded), _fnv1a(padded))
+
+
+def test_firmware_without_tflm_refuses_tflite_and_keeps_serving(setup, tflite_setup):
+    module = tflite_setup[2]
+    r = _run(setup, _module(setup, "A", 1).data, module(2), "A")
+    assert (r.boot, r.install, r.active, r.version) == (0, -10, 0, 1), r.stdout
+    assert r.outputs == [setup[1]["A"][2]]

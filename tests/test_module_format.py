@@ -58,6 +58,22 @@ def test_reader_names_the_defect(kws, defect, code):
     assert e.value.code == code
 
 
+def test_tflite_module_round_trip_and_refusals(key):
+    from platformio_tinyml.module.pack import pack_tflite
+    from platformio_tinyml.pipeline import load_any
+    g, _ = load_any(MODEL_A)
+    raw = MODEL_A.read_bytes()
+    v = verify_module(pack_tflite(g, raw, 4, key.sign, 24_000).data, key.public_key())
+    assert v.module.header.payload_kind.name == "TFLITE" and v.graph is None
+    assert v.module.payload == raw + bytes(-len(raw) % 8)
+    with pytest.raises(ModuleError) as e:
+        verify_module(pack_tflite(g, raw[:4] + b"XXXX" + raw[8:], 4, key.sign).data, key.public_key())
+    assert e.value.code == "tflite"
+    with pytest.raises(ModuleError) as e:       # runs on firmware with TFLM only
+        check_compatible(v.module, Abi.ILP32_LE, KernelSet.all().mask)
+    assert e.value.code == "kind"
+
+
 def test_signature_and_compatibility_checks(kws, key):
     data = kws[1].data
     with pytest.raises(ModuleError, match="signature"):

@@ -1,7 +1,8 @@
 """Bad modules never crash the readers: libFuzzer + AddressSanitizer on the C
 loader (bounded run, CRC/signature bypassed with TML_MODULE_FUZZING so the
-fuzzer reaches the parsers behind them; every module that opens is also
-executed), then the Python reader on the same corpus (only ModuleError).
+fuzzer reaches the parsers behind them; GRAPH and TFLITE seeds, TFLITE
+accepted as in firmware embedding TFLM; every GRAPH module that opens is also
+executed, every TFLITE one has its whole flatbuffer read), then the Python reader on the same corpus (only ModuleError).
 Signed overflow in kernel arithmetic on crafted weights is not sanitized: it
 wraps on every target, touches no memory, and a signed module is trusted data."""
 
@@ -19,7 +20,9 @@ from module_support import MODEL_A, MODEL_B, fixed_key, pack
 from platformio_tinyml.module import ModuleError
 from platformio_tinyml.module.firmware import KernelSet, write_runtime
 from platformio_tinyml.module.kernels import Abi
+from platformio_tinyml.module.pack import pack_tflite
 from platformio_tinyml.module.verify import check_structure
+from platformio_tinyml.pipeline import load_any
 
 RUNS = int(os.environ.get("TINYML_FUZZ_RUNS", "5000"))
 
@@ -29,13 +32,23 @@ FUZZ_TARGET = r"""
 #include "tml_module.h"
 static uint8_t arena[64 * 1024] __attribute__((aligned(16)));
 static const uint8_t key[32];
+volatile unsigned sink;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     tml_module_t m;
     /* an exact-size heap copy: ASan flags any read past the module's end */
     uint8_t *copy = malloc(size ? size : 1);
     memcpy(copy, data, size);
-    if (tml_module_open(&m, copy, (uint32_t)size, key, 0, arena, sizeof arena) == 0) tml_module_invoke(&m);
+    if (tml_module_open(&m, copy, (uint32_t)size, key, 0, arena, sizeof arena) == 0) {
+        uint32_t n, i;
+        unsigned s = 0;
+        const uint8_t *fb = tml_module_tflite(&m, &n);
+        if (fb)                              /* TFLITE: all of the flatbuffer lies in the module */
+            for (i = 0; i < n; ++i) s += fb[i];
+        else
+            tml_module_invoke(&m);
+        sink = s;
+    }
     free(copy);
     return 0;
 }
@@ -44,7 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 def _seed_modules():
     key = fixed_key()
-    return [pack(p, Abi.LP64_LE, 1, key)[1].data for p in (MODEL_A, MODEL_B)]
+    g, _ = load_any(MODEL_A)
+    return [*(pack(p, Abi.LP64_LE, 1, key)[1].data for p in (MODEL_A, MODEL_B)),
+            pack_tflite(g, MODEL_A.read_bytes(), 1, key.sign, arena_bytes=32 * 1024).data]
 
 
 def _mutants(seeds, n=300, seed=5):
@@ -78,7 +93,7 @@ def test_c_loader_under_libfuzzer(tmp_path, corpus):
     exe = tmp_path / "fuzz"
     r = subprocess.run(["clang", "-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined",
                         "-fno-sanitize-recover=all", "-fno-sanitize=signed-integer-overflow",
-                        "-DTML_MODULE_FUZZING", f"-I{tmp_path / 'rt'}",
+                        "-DTML_MODULE_FUZZING", "-DTML_MODULE_TFLITE", f"-I{tmp_path / 'rt'}",
                         str(tmp_path / "fuzz.c"), *map(str, cfiles), "-o", str(exe), "-lm"],
                        capture_output=True, text=True)
     if r.returncode != 0 and "fuzzer" in r.stderr and "cannot find" in r.stderr:
@@ -100,4 +115,4 @@ def test_python_reader_on_the_same_corpus(corpus):
             opened += 1
         except ModuleError:
             pass
-    assert opened >= 2       # the unmodified seeds
+    assert opened >= 3       # the unmodified seeds

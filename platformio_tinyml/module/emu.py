@@ -12,7 +12,13 @@ the active module once and prints::
     V <version>           installed module version
     I <n>                 instructions of tml_module_invoke
     O <k> <hex>           output k
+    T <n> <fnv>           (TFLITE module) flatbuffer size and FNV-1a 32 of its bytes
     E                     end
+
+Built with ``tflite=True`` the firmware defines TML_MODULE_TFLITE, as one
+embedding TensorFlow Lite Micro would: a TFLITE module is then installed and
+its flatbuffer handed over (here: checksummed instead of run; TFLM's C++
+sources are not obtainable offline).
 """
 
 from __future__ import annotations
@@ -71,6 +77,18 @@ int main(void)
     board_puts("U "); board_print_i32(err); board_putc(' '); board_print_i32(s.active); board_putc('\n');
     if (s.active < 0) return 3;
     board_puts("V "); board_print_i32((int32_t)s.installed_version); board_putc('\n');
+#ifdef TML_MODULE_TFLITE
+    {
+        const uint8_t *fb = tml_module_tflite(&s.module, &n);
+        if (fb) {
+            uint32_t h = 2166136261u;
+            for (k = 0; k < n; ++k) h = (h ^ fb[k]) * 16777619u;
+            board_puts("T "); board_print_i32((int32_t)n); board_putc(' '); hex((const uint8_t *)&h, 4);
+            board_puts("\nE\n");
+            return 0;
+        }
+    }
+#endif
     memcpy(&len, (const void *)INPUT_ADDR, 4);
     for (k = 0; k < s.module.n_inputs; ++k) {
         uint8_t *p = tml_module_input(&s.module, k, &n);
@@ -101,12 +119,13 @@ class SlotRun:
     version: int | None
     instructions: int | None
     outputs: list[bytes] = field(default_factory=list)
+    tflite: tuple[int, int] | None = None      # (size, FNV-1a 32) of a TFLITE module's flatbuffer
     stdout: str = ""
 
 
 def build_slot_firmware(workdir: Path, kset: KernelSet, public_key: bytes, arena_bytes: int,
-                        opt: str = "-O2") -> Path:
-    """Build the firmware once for ``kset``; returns the ELF."""
+                        opt: str = "-O2", tflite: bool = False) -> Path:
+    """Build the firmware once for ``kset`` (+ TFLITE modules if ``tflite``); returns the ELF."""
     from ..emu import build_firmware
     src = Path(workdir) / "src"
     cfiles = write_runtime(src, kset)
@@ -115,6 +134,8 @@ def build_slot_firmware(workdir: Path, kset: KernelSet, public_key: bytes, arena
     (src / "main.c").write_text(main)
     flags = [f"-DSLOT0_ADDR=0x{SLOT_ADDR[0]:x}u", f"-DSLOT1_ADDR=0x{SLOT_ADDR[1]:x}u",
              f"-DSLOT_SIZE=0x{SLOT_SIZE:x}u", f"-DINPUT_ADDR=0x{INPUT_ADDR:x}u"]
+    if tflite:
+        flags.append("-DTML_MODULE_TFLITE")
     return build_firmware([*cfiles, src / "main.c"], [src], Path(workdir) / "slots.elf", MACHINE,
                           extra_cflags=flags, opt=opt)
 
@@ -163,4 +184,6 @@ def parse_slot_output(text: str) -> SlotRun:
             run.instructions = int(parts[1])
         elif parts[0] == "O":
             run.outputs.append(bytes.fromhex(parts[2]) if len(parts) > 2 else b"")
+        elif parts[0] == "T":
+            run.tflite = (int(parts[1]), int.from_bytes(bytes.fromhex(parts[2]), "little"))
     return run

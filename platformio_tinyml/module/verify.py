@@ -18,7 +18,8 @@ class VerifiedModule:
 
 
 def check_structure(data: bytes, where: str | None = None) -> VerifiedModule:
-    """Decode header, trailer and (GRAPH) every op record; no signature check."""
+    """Decode header, trailer and every op record (GRAPH) or the flatbuffer identifier (TFLITE); no
+    signature check."""
     mod = decode_module(data, where)
     h = mod.header
     graph = None
@@ -34,6 +35,11 @@ def check_structure(data: bytes, where: str | None = None) -> VerifiedModule:
             used |= 1 << op.kernel_id
         if used != h.kernel_mask:
             raise ModuleError("kernel", f"kernel mask 0x{h.kernel_mask:x} does not match the ops (0x{used:x})", where)
+    elif h.payload_kind is PayloadKind.TFLITE:
+        if h.abi or h.kernel_mask or h.kernel_abi_hash:
+            raise ModuleError("header", "a TFLITE module has ABI, kernel mask and kernel ABI 0", where)
+        if len(mod.payload) < 8 or mod.payload[4:8] != b"TFL3":
+            raise ModuleError("tflite", "the TFLITE payload is not a TFLite flatbuffer (no 'TFL3' identifier)", where)
     return VerifiedModule(mod, graph)
 
 

@@ -7,6 +7,11 @@
  * cheap structure first, then CRC, then the signature, then compatibility,
  * then the op table. Nothing is written anywhere except 'm'.
  *
+ * TML_MODULE_TFLITE (firmware that embeds TensorFlow Lite Micro) also
+ * accepts TFLITE modules: validated the same way up to the payload, which
+ * must be a 16-byte aligned flatbuffer with the "TFL3" identifier, then
+ * handed to the firmware's TFLM code by tml_module_tflite().
+ *
  * TML_MODULE_FUZZING (fuzz builds only) skips the CRC and signature so the
  * fuzzer reaches the parsers behind them.
  */
@@ -23,6 +28,7 @@
 #define TRAILER 72u
 #define GRAPH_HEADER 16u
 #define KIND_GRAPH 1u
+#define KIND_TFLITE 2u
 #define FORMAT_VERSION 1u
 
 static uint64_t ld64(const uint8_t *p) { return (uint64_t)tml_ld32(p) | ((uint64_t)tml_ld32(p + 4) << 32); }
@@ -38,6 +44,7 @@ static uint32_t crc32(const uint8_t *p, uint32_t n)
     return ~c;
 }
 
+/* I/O descriptors; 'arena' = 0xFFFFFFFF: no arena offsets (TFLITE: TFLM places tensors). */
 static int check_tensors(const uint8_t *d, uint32_t n, uint32_t arena)
 {
     static const uint8_t itemsize[6] = {0, 1, 1, 2, 4, 4};
@@ -50,7 +57,8 @@ static int check_tensors(const uint8_t *d, uint32_t n, uint32_t arena)
             count *= tml_ld32(d + 4 + 4 * j);
             if (count > 0xFFFFFFFFu) return TML_MOD_E_TENSOR;
         }
-        if (count * itemsize[d[0]] != nbytes || aoff > arena || nbytes > arena - aoff) return TML_MOD_E_TENSOR;
+        if (count * itemsize[d[0]] != nbytes) return TML_MOD_E_TENSOR;
+        if (arena != 0xFFFFFFFFu && (aoff > arena || nbytes > arena - aoff)) return TML_MOD_E_TENSOR;
     }
     return TML_MOD_OK;
 }
@@ -115,6 +123,32 @@ static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, 
     return TML_MOD_OK;
 }
 
+#ifdef TML_MODULE_TFLITE
+/* After CRC and signature: the rest of a TFLITE module's checks. */
+static int open_tflite(tml_module_t *m, const uint8_t *b, uint32_t hsize, uint32_t psize, uint32_t n_tensors,
+                       uint32_t min_version, uint32_t arena_bytes)
+{
+    int err;
+    if (b[9] != 0 || ld64(b + 32) != 0 || ld64(b + 40) != 0) return TML_MOD_E_HEADER;
+    if (((uintptr_t)(b + hsize) & 15u) != 0) return TML_MOD_E_ALIGN;    /* TFLM wants 16 */
+    if (psize < 8u || memcmp(b + hsize + 4, "TFL3", 4) != 0) return TML_MOD_E_TFLITE;
+    m->version = tml_ld32(b + 16);
+    if (m->version < min_version) return TML_MOD_E_VERSION;
+    m->arena_bytes = tml_ld32(b + 28);
+    if (m->arena_bytes > arena_bytes) return TML_MOD_E_ARENA;
+    err = check_tensors(b + FIXED_HEADER, n_tensors, 0xFFFFFFFFu);
+    if (err) return err;
+    m->image = b;
+    m->size = hsize + psize + TRAILER;
+    m->desc = b + FIXED_HEADER;
+    m->n_inputs = b[10];
+    m->n_outputs = b[11];
+    m->blob = b + hsize;
+    m->blob_size = psize;
+    return TML_MOD_OK;
+}
+#endif
+
 static int open_checked(tml_module_t *m, const uint8_t *b, uint32_t avail, const uint8_t *key,
                         uint32_t min_version, uint32_t arena_bytes)
 {
@@ -144,7 +178,11 @@ static int open_checked(tml_module_t *m, const uint8_t *b, uint32_t avail, const
     (void)key;
     (void)crc32;
 #endif
-    if (b[8] != KIND_GRAPH) return TML_MOD_E_KIND;
+    m->kind = b[8];
+#ifdef TML_MODULE_TFLITE
+    if (m->kind == KIND_TFLITE) return open_tflite(m, b, hsize, psize, n_tensors, min_version, arena_bytes);
+#endif
+    if (m->kind != KIND_GRAPH) return TML_MOD_E_KIND;
     mask = ld64(b + 32);
     if (b[9] != TML_EXEC_ABI || ld64(b + 40) != (uint64_t)TML_EXEC_KERNEL_ABI_HASH) return TML_MOD_E_KERNEL_ABI;
     if (mask & ~(uint64_t)TML_EXEC_KERNEL_MASK) return TML_MOD_E_KERNEL_SET;
@@ -191,6 +229,7 @@ int tml_module_invoke(const tml_module_t *m)
     const uint8_t *r;
     uint32_t k;
     if (m == 0 || m->image == 0) return TML_MOD_E_ARG;
+    if (m->kind != KIND_GRAPH) return TML_MOD_E_KIND;
     for (k = 0, r = m->ops; k < m->n_ops; ++k) {
         union {
             void *align;
@@ -221,12 +260,19 @@ static void *tensor(const tml_module_t *m, unsigned k, uint32_t *nbytes)
 
 void *tml_module_input(const tml_module_t *m, unsigned k, uint32_t *nbytes)
 {
-    return (m && m->image && k < m->n_inputs) ? tensor(m, k, nbytes) : 0;
+    return (m && m->image && m->kind == KIND_GRAPH && k < m->n_inputs) ? tensor(m, k, nbytes) : 0;
 }
 
 void *tml_module_output(const tml_module_t *m, unsigned k, uint32_t *nbytes)
 {
-    return (m && m->image && k < m->n_outputs) ? tensor(m, m->n_inputs + k, nbytes) : 0;
+    return (m && m->image && m->kind == KIND_GRAPH && k < m->n_outputs) ? tensor(m, m->n_inputs + k, nbytes) : 0;
+}
+
+const void *tml_module_tflite(const tml_module_t *m, uint32_t *size)
+{
+    if (!(m && m->image && m->kind == KIND_TFLITE)) return 0;
+    if (size) *size = m->blob_size;
+    return m->blob;
 }
 
 const char *tml_module_strerror(int err)
@@ -235,7 +281,7 @@ const char *tml_module_strerror(int err)
         "ok", "bad argument", "misaligned image", "truncated", "bad magic", "unknown format version",
         "bad header", "bad size", "crc mismatch", "bad signature", "unsupported payload kind",
         "kernel ABI mismatch", "kernel missing from firmware", "older than installed", "arena too small",
-        "bad tensor descriptor", "bad op table", "big-endian cpu"};
+        "bad tensor descriptor", "bad op table", "big-endian cpu", "not a TFLite flatbuffer"};
     return (err <= 0 && -err < (int)(sizeof names / sizeof names[0])) ? names[-err] : "unknown error";
 }
 
