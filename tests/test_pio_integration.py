@@ -132,6 +132,32 @@ def test_report_and_verify_targets(offline, kws_built):
     assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log
 
 
+def test_module_target_packs_a_signed_module(offline, tmp_path):
+    """`pio run -t tinyml-module` = `tinyml module pack` for the env's board, byte for byte."""
+    from platformio_tinyml.cli.main import main as cli
+    from platformio_tinyml.module.keys import load_public_key
+    from platformio_tinyml.module.verify import verify_module
+    project = _copy("kws-cortex-m4", tmp_path)
+    ini = project / "platformio.ini"
+    text = ini.read_text()
+
+    missing = _pio(project, offline, "-t", "tinyml-module")
+    assert cli(["module", "keygen", "-o", str(project / "keys" / "release")]) == 0
+    ini.write_text(text + "custom_tinyml_module_key = keys/release.key\ncustom_tinyml_module_version = 7\n")
+    result = _pio(project, offline, "-t", "tinyml-module")
+
+    assert missing.returncode != 0 and "Traceback" not in missing.log
+    errors = _error_lines(missing.log)
+    assert len(errors) == 1 and "custom_tinyml_module_key" in errors[0] and "keygen" in errors[0], missing.log
+    assert result.returncode == 0, result.log
+    module = project / ".pio" / "build" / KWS_ENV / "tinyml" / "kws.tmm"
+    v = verify_module(module.read_bytes(), load_public_key(project / "keys" / "release.pub"))
+    assert v.module.header.module_version == 7 and v.module.header.payload_kind.name == "GRAPH"
+    assert cli(["module", "pack", str(project / "kws_ref_model.tflite"), "--target", KWS_ENV, "--key",
+                str(project / "keys" / "release.key"), "--version", "7", "-o", str(tmp_path / "cli.tmm")]) == 0
+    assert (tmp_path / "cli.tmm").read_bytes() == module.read_bytes()
+
+
 def test_changed_model_recompiles(offline, tmp_path):
     need_programs("arm-none-eabi-gcc", "qemu-system-arm")
     project = _copy("kws-cortex-m4", tmp_path)

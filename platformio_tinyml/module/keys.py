@@ -30,6 +30,11 @@ def generate_keypair(prefix: Path) -> tuple[Path, Path]:
     key_path, pub_path = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
     if key_path.exists():
         raise ModuleError("key", f"{key_path} already exists", hint="Choose another prefix or delete it first")
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModuleError("key", f"cannot create the folder for the key: {e.strerror}", where=str(key_path.parent),
+                          hint="Choose a writable -o PREFIX") from None
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())

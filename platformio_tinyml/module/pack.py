@@ -41,10 +41,14 @@ def abi_for_target(target: str, boards_dir=()) -> Abi:
     if target == HOST_TARGET:
         return Abi.LP64_LE
     from ..device import load_profile
-    dev = load_profile(str(target), search_dirs=list(boards_dir) or None)
+    return abi_for_device(load_profile(str(target), search_dirs=list(boards_dir) or None), where=str(target))
+
+
+def abi_for_device(dev, where: str | None = None) -> Abi:
+    """The firmware ABI of a device profile (32-bit little-endian cores only)."""
     if dev.word_bits != 32:
         raise TinyMLError(f"board '{dev.board}' is a {dev.word_bits}-bit core; the module executor needs a 32-bit one",
-                          where=str(target), hint="Compile the model into the firmware instead (tinyml compile)")
+                          where=where or dev.board, hint="Compile the model into the firmware instead")
     return Abi.ILP32_LE
 
 
@@ -80,14 +84,18 @@ def pack_tflite(g: Graph, model_bytes: bytes, module_version: int, sign, arena_b
                       len(model_bytes), len(g.ops))
 
 
-def pack_module(model: Path, target: str, key: Path, module_version: int, kind: str = "graph",
-                boards_dir=()) -> PackResult:
-    """Load ``model``, lower it for ``target`` and sign it with the private ``key``."""
+def pack_module(model: Path, target: str | None, key: Path, module_version: int, kind: str = "graph",
+                boards_dir=(), device=None, calibration: Path | None = None) -> PackResult:
+    """Load ``model``, lower it for ``target`` (a board id or manifest; or the
+    :class:`~platformio_tinyml.device.DeviceProfile` ``device``) and sign it
+    with the private ``key``."""
     from ..pipeline import load_any
     if not 0 <= module_version < 1 << 32:
         raise TinyMLError(f"module version {module_version} is not a 32-bit unsigned number")
     private = load_private_key(key)
-    g, fmt = load_any(Path(model))
+    if kind not in ("graph", "tflite"):
+        raise TinyMLError(f"unknown module kind '{kind}'", hint="Use graph (cgen executor) or tflite (TFLM firmware)")
+    g, fmt = load_any(Path(model), calibration)
     if g is None:
         raise TinyMLError(f"{fmt} models have no graph the module executor can run", where=str(model))
     model_bytes = Path(model).read_bytes()
@@ -101,4 +109,5 @@ def pack_module(model: Path, target: str, key: Path, module_version: int, kind: 
         except TinyMLError:
             pass   # reference interpreter not installed: the firmware's arena decides
         return pack_tflite(g, model_bytes, module_version, private.sign, arena)
-    return pack_graph(g, model_bytes, abi_for_target(target, boards_dir), module_version, private.sign)
+    abi = abi_for_device(device) if device is not None else abi_for_target(target, boards_dir)
+    return pack_graph(g, model_bytes, abi, module_version, private.sign)

@@ -19,7 +19,9 @@ While PlatformIO reads the build scripts, :func:`attach`
 * adds the generated ``.c`` files to the program (``env.BuildSources``, so the
   project's flags apply) and the folder to ``CPPPATH``;
 * gates the linked ELF on the board's flash and RAM (a post action on ``$PROGPATH``);
-* adds the custom targets ``tinyml-report`` and ``tinyml-verify``.
+* adds the custom targets ``tinyml-report``, ``tinyml-verify`` and
+  ``tinyml-module`` (each model packed and signed as an inference module,
+  ``custom_tinyml_module_key`` / ``_version`` / ``_kind``).
 
 Every user mistake ends as one ``Error: [env:NAME] ...`` line and a failed
 build; this module is the edge where :class:`~platformio_tinyml.errors.TinyMLError`
@@ -257,6 +259,33 @@ class _Front:
         print(f"TinyML: wrote {out}")
         return 0
 
+    def module(self, target, source, env) -> int:
+        """Pack and sign each model as an inference module: ``$BUILD_DIR/tinyml/<name>.tmm``."""
+        from ...module.pack import pack_module
+        project_dir = Path(env.subst("$PROJECT_DIR"))
+        get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, "").strip()  # noqa: E731
+        try:
+            key, version, kind = get("module_key"), get("module_version"), get("module_kind") or "graph"
+            if not key:
+                raise TinyMLError("no signing key", where=f"[env:{self.name}] {OPTION_PREFIX}module_key",
+                                  hint="Make one with `tinyml module keygen -o keys/release` and set "
+                                       "custom_tinyml_module_key = keys/release.key")
+            if not version.isdigit() or int(version) >= 1 << 32:
+                raise TinyMLError(f"module version '{version}' is not a 32-bit unsigned number",
+                                  where=f"[env:{self.name}] {OPTION_PREFIX}module_version",
+                                  hint="Set custom_tinyml_module_version = N, higher than the installed module's")
+            for model in self.models:
+                res = pack_module(model.spec.path, None, project_dir / key, int(version), kind, device=self.device,
+                                  calibration=model.spec.calibration)
+                out = Path(env.subst("$BUILD_DIR")) / "tinyml" / f"{model.spec.name}.tmm"
+                out.write_bytes(res.data)
+                print(f"TinyML: {model.spec.path.name} -> {out} ({len(res.data):,} B, "
+                      f"{res.header.payload_kind.name}, version {version})")
+        except TinyMLError as exc:
+            sys.stderr.write(self.error_line(exc) + "\n")
+            return 1
+        return 0
+
     def verify(self, target, source, env) -> int:
         from ...pipeline import load_any
         from ...verify.parity import check_parity
@@ -312,6 +341,9 @@ def attach(env) -> None:
     env.AddCustomTarget("tinyml-verify", None, env.VerboseAction(front.verify, "Verifying TinyML models"),
                         title="TinyML verify",
                         description="Generated code vs the reference interpreter on the host")
+    env.AddCustomTarget("tinyml-module", None, env.VerboseAction(front.module, "Packing TinyML inference modules"),
+                        title="TinyML module",
+                        description="Each model as a signed inference module (.tmm) for over-the-air update")
 
 
 __all__ = ["DeclaredModel", "attach", "compile_models", "device_profile", "embed_test_input",
