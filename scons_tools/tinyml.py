@@ -7,7 +7,11 @@ Load it with ``env.Tool("tinyml", toolpath=[".../scons_tools"])``. It adds
   ``target_dir``;
 * ``env.TinyMLSources(nodes)``: the ``.c`` nodes among builder outputs, each
   runtime file once when several models share it;
-* ``env.TinyMLGate(program, models)``: the post-link flash/RAM gate.
+* ``env.TinyMLGate(program, models)``: the post-link flash/RAM gate;
+* the builder ``env.TinyMLModule(file.tmm, model, TINYML_TARGET=...,
+  TINYML_MODULE_KEY=..., TINYML_MODULE_VERSION=N)``: the model packed and
+  signed as an inference module for over-the-air update (the bytes of
+  ``tinyml module pack``).
 
 Construction variables are documented in ``tinyml.xml`` beside this file.
 
@@ -115,6 +119,42 @@ def _build(target, source, env):
     return 0
 
 
+def _module_emitter(target, source, env):
+    key = env.subst("$TINYML_MODULE_KEY")
+    if not key:
+        raise SCons.Errors.UserError("TinyMLModule: TINYML_MODULE_KEY is not set. Make a key with "
+                                     "`tinyml module keygen -o keys/release` and give keys/release.key")
+    extra = [env.File(key), SCons.Node.Python.Value(_api_version())]
+    calibration = env.subst("$TINYML_CALIBRATION")
+    if calibration:
+        extra.append(env.File(calibration))
+    return target, list(source) + extra
+
+
+def _api_version() -> str:
+    from platformio_tinyml import __version__
+    return __version__
+
+
+def _build_module(target, source, env):
+    """``$TINYMLMODULECOM``: pack and sign ``source[0]`` into ``target[0]``."""
+    _, _, TinyMLError, _ = _api()
+    from platformio_tinyml.module.pack import pack_module
+    version = str(env.subst("$TINYML_MODULE_VERSION"))
+    try:
+        if not version.isdigit() or int(version) >= 1 << 32:
+            raise SCons.Errors.UserError(f"TinyMLModule: TINYML_MODULE_VERSION '{version}' is not a 32-bit unsigned "
+                                         "number; give the module version, higher than the installed one")
+        calibration = env.subst("$TINYML_CALIBRATION")
+        res = pack_module(Path(source[0].abspath), None, Path(env.File("$TINYML_MODULE_KEY").abspath), int(version),
+                          env.subst("$TINYML_MODULE_KIND") or "graph", device=_device(env),
+                          calibration=Path(env.File(calibration).abspath) if calibration else None)
+    except TinyMLError as exc:
+        raise _user_error(str(source[0]), exc) from None
+    Path(target[0].abspath).write_bytes(res.data)
+    return 0
+
+
 def TinyMLSources(env, *model_outputs):
     """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once."""
     seen, result = set(), []
@@ -180,12 +220,22 @@ def generate(env):
         TINYMLCOM=_build,
         TINYMLCOMSTR="TinyML: $SOURCE -> ${TARGET.dir} for $TINYML_TARGET",
         TINYMLGATECOMSTR="TinyML: checking flash/RAM of $TARGET",
+        TINYML_MODULE_KEY="",
+        TINYML_MODULE_VERSION="",
+        TINYML_MODULE_KIND="graph",
+        TINYMLMODULECOM=_build_module,
+        TINYMLMODULECOMSTR="TinyML: $SOURCE -> $TARGET (module version $TINYML_MODULE_VERSION)",
     )
     action = SCons.Action.Action("$TINYMLCOM", "$TINYMLCOMSTR",
                                  varlist=["TINYML_TARGET", "TINYML_NAME", "TINYML_BACKEND",
                                           "TINYML_OPTIONS", "TINYML_BOARD_OVERRIDES"])
     env["BUILDERS"]["TinyMLModel"] = SCons.Builder.Builder(
         action=action, emitter=_emitter, target_factory=env.fs.Dir, source_factory=env.fs.File)
+    module_action = SCons.Action.Action("$TINYMLMODULECOM", "$TINYMLMODULECOMSTR",
+                                        varlist=["TINYML_TARGET", "TINYML_MODULE_VERSION", "TINYML_MODULE_KIND",
+                                                 "TINYML_BOARD_OVERRIDES"])
+    env["BUILDERS"]["TinyMLModule"] = SCons.Builder.Builder(
+        action=module_action, emitter=_module_emitter, source_factory=env.fs.File)
     env.AddMethod(TinyMLSources)
     env.AddMethod(TinyMLGate)
 

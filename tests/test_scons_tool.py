@@ -114,3 +114,37 @@ def test_gate_fails_with_one_scons_error(project):
     assert len(errors) == 1, result.log
     assert "firmware needs" in errors[0] and "of RAM" in errors[0] and "8,192 B" in errors[0], errors
     assert "Traceback" not in result.log
+
+
+def test_module_builder_matches_the_cli(project, tmp_path):
+    """env.TinyMLModule gives the bytes of `tinyml module pack`; a new version rebuilds it."""
+    from platformio_tinyml.cli.main import main as cli
+    assert cli(["module", "keygen", "-o", str(project / "keys" / "release")]) == 0
+    sconstruct = project / "SConstruct"
+    sconstruct.write_text(sconstruct.read_text() + (
+        'module = env.TinyMLModule("build/kws.tmm", "kws_ref_model.tflite", TINYML_TARGET=MACHINE,\n'
+        '                          TINYML_MODULE_KEY="keys/release.key",\n'
+        '                          TINYML_MODULE_VERSION=ARGUMENTS.get("version", "3"))\n'))
+
+    built = _scons(project, "build/kws.tmm")
+    again = _scons(project, "build/kws.tmm")
+    bumped = _scons(project, "build/kws.tmm", "version=4")
+
+    assert built.returncode == 0, built.log
+    assert "TinyML: kws_ref_model.tflite -> build/kws.tmm (module version 3)" in built.log, built.log
+    assert again.returncode == 0 and "TinyML:" not in again.log, again.log
+    assert bumped.returncode == 0 and "(module version 4)" in bumped.log, bumped.log
+    assert cli(["module", "pack", str(project / "kws_ref_model.tflite"), "--target", MACHINE, "--key",
+                str(project / "keys" / "release.key"), "--version", "4", "-o", str(tmp_path / "cli.tmm")]) == 0
+    assert (tmp_path / "cli.tmm").read_bytes() == (project / "build" / "kws.tmm").read_bytes()
+
+
+def test_module_builder_without_key_is_one_scons_error(project):
+    sconstruct = project / "SConstruct"
+    sconstruct.write_text(sconstruct.read_text() +
+                          'env.TinyMLModule("build/kws.tmm", "kws_ref_model.tflite", TINYML_TARGET=MACHINE,\n'
+                          '                 TINYML_MODULE_VERSION=1)\n')
+    result = _scons(project, "build/kws.tmm")
+    errors = [line for line in result.log.splitlines() if line.startswith("scons: ***")]
+    assert result.returncode != 0 and "Traceback" not in result.log, result.log
+    assert len(errors) == 1 and "TINYML_MODULE_KEY" in errors[0] and "keygen" in errors[0], result.log
