@@ -329,6 +329,149 @@ static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, 
 }
 #endif
 
+#if TML_CONV_FAST
+/* block_fast with the SMMLAR requantize (tml_rqx_s8) for layers where
+ * tml_rqx_ok holds, out_c is a multiple of 4 and the activation range is all
+ * of int8. The first 13 words are what fq_pair (below) copies to its frame. */
+typedef struct {
+    const int32_t *bf;     /*  0: bias_fold */
+    const int32_t *xb;     /*  4: buffer start (2 pixels, interleaved chunks) */
+    const int8_t *w;       /*  8: filter */
+    int32_t K;             /* 12: filter row length */
+    int32_t odd;           /* 16: (kp / 4) & 1 */
+    const int32_t *xe;     /* 20: buffer end */
+    const int32_t *m;      /* 24: mult */
+    const int8_t *sh;      /* 28: shift */
+    int32_t kpk;           /* 32: kp - K */
+    int32_t off2;          /* 36: 2 * out_offset + 1 */
+    int8_t *oa, *ob;       /* 40, 44: outputs of pixels A, B */
+    int32_t nq;            /* 48: out_c / 4 */
+} conv_fq_t;
+
+/* One chunk (4 window elements of both pixels) x the filter rows at r5, r6:
+ * x = r4, accumulators r0 (A, row 0), r1 (A, row 1), r2 (B, 0), r3 (B, 1). */
+#define TML_FQ_CHUNK                                                          \
+    "ldrd r7, r8, [r4], #8\n\t"                                               \
+    "ldrd r9, r10, [r4], #8\n\t"                                              \
+    "ldr r12, [r5], #4\n\t"                                                   \
+    "sxtb16 r11, r12\n\t"                                                     \
+    "sxtb16 r12, r12, ror #8\n\t"                                             \
+    "smlad r0, r7, r11, r0\n\t"                                               \
+    "smlad r2, r9, r11, r2\n\t"                                               \
+    "smlad r0, r8, r12, r0\n\t"                                               \
+    "smlad r2, r10, r12, r2\n\t"                                              \
+    "ldr r12, [r6], #4\n\t"                                                   \
+    "sxtb16 r11, r12\n\t"                                                     \
+    "sxtb16 r12, r12, ror #8\n\t"                                             \
+    "smlad r1, r7, r11, r1\n\t"                                               \
+    "smlad r3, r9, r11, r3\n\t"                                               \
+    "smlad r1, r8, r12, r1\n\t"                                               \
+    "smlad r3, r10, r12, r3\n\t"
+
+/* tml_rqx_s8 of accumulator x with multiplier m, R and e1 (r12 scratch). */
+#define TML_FQ_RQ(x, m, R, e)                                                 \
+    "lsl " x ", " x ", #1\n\t"                                                \
+    "add r12, " R ", " x ", asr #31\n\t"                                      \
+    "smmlar " x ", " x ", " m ", r12\n\t"                                     \
+    "asr " x ", " x ", " e "\n\t"                                             \
+    "ssat " x ", #8, " x ", asr #1\n\t"
+
+/* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
+ * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
+#define TML_FQ_PAIR(L)                                                        \
+    "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
+    "ldrd r0, r1, [r3], #8\n\t"                                               \
+    "str r3, [sp]\n\t"                                                        \
+    "mov r2, r0\n\t"                                                          \
+    "mov r3, r1\n\t"                                                          \
+    "add r6, r5, r6\n\t"                                                      \
+    "cbz r7, 2" L "f\n\t"                                                     \
+    TML_FQ_CHUNK                                                              \
+    "cmp r4, lr\n\t"                                                          \
+    "beq 3" L "f\n"                                                           \
+    "2" L ":\n\t"                                                             \
+    TML_FQ_CHUNK TML_FQ_CHUNK                                                 \
+    "cmp r4, lr\n\t"                                                          \
+    "bne 2" L "b\n"                                                           \
+    "3" L ":\n\t"                                                             \
+    "add r12, sp, #24\n\t"                                                    \
+    "ldm r12, {r4, r5, r7, r10}\n\t"                                          \
+    "sub r6, r6, r7\n\t"                                                      \
+    "str r6, [sp, #8]\n\t"                                                    \
+    "ldrd r6, r7, [r4], #8\n\t"                                               \
+    "ldrsb r8, [r5], #1\n\t"                                                  \
+    "ldrsb r9, [r5], #1\n\t"                                                  \
+    "strd r4, r5, [sp, #24]\n\t"                                              \
+    "mvn r8, r8\n\t"                                                          \
+    "mvn r9, r9\n\t"                                                          \
+    "lsl r11, r10, r8\n\t"                                                    \
+    "lsl r10, r10, r9\n\t"                                                    \
+    TML_FQ_RQ("r0", "r6", "r11", "r8")                                        \
+    TML_FQ_RQ("r2", "r6", "r11", "r8")                                        \
+    TML_FQ_RQ("r1", "r7", "r10", "r9")                                        \
+    TML_FQ_RQ("r3", "r7", "r10", "r9")                                        \
+    "bfi r0, r1, #8, #8\n\t"                                                  \
+    "bfi r2, r3, #8, #8\n\t"
+
+/* All output channels of the two pixels in the buffer (c->nq >= 1). */
+__attribute__((naked, noinline)) static void fq_pair(const conv_fq_t *c __attribute__((unused)))
+{
+    __asm__(
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "sub sp, sp, #60\n\t"
+        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t"
+        "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n"
+        "1:\n\t"
+        TML_FQ_PAIR("0")
+        "strd r0, r2, [sp, #52]\n\t"
+        TML_FQ_PAIR("1")
+        "ldrd r4, r5, [sp, #52]\n\t"
+        "bfi r4, r0, #16, #16\n\t"
+        "bfi r5, r2, #16, #16\n\t"
+        "ldrd r6, r7, [sp, #40]\n\t"
+        "str r4, [r6], #4\n\t"
+        "str r5, [r7], #4\n\t"
+        "strd r6, r7, [sp, #40]\n\t"
+        "ldr r8, [sp, #48]\n\t"
+        "subs r8, r8, #1\n\t"
+        "str r8, [sp, #48]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #60\n\t"
+        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+#undef TML_FQ_PAIR
+#undef TML_FQ_RQ
+#undef TML_FQ_CHUNK
+
+TML_INLINE void block_fq(conv_fq_t *c, int8_t *oa, int8_t *ob)
+{
+    c->oa = oa;
+    c->ob = ob;
+    fq_pair(c);
+}
+
+/* The fq_pair constants of P (buffer buf), or 0 where the layer does not
+ * qualify. */
+static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int32_t K, int32_t kp)
+{
+    if ((P->out_c & 3) || P->act_min != -128 || P->act_max != 127 ||
+        !tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K))
+        return 0;
+    c->bf = P->bias_fold;
+    c->xb = (const int32_t *)(const void *)buf;
+    c->w = P->filter;
+    c->K = K;
+    c->odd = (kp >> 2) & 1;
+    c->xe = c->xb + kp;
+    c->m = P->mult;
+    c->sh = P->shift;
+    c->kpk = kp - K;
+    c->off2 = 2 * P->out_offset + 1;
+    c->nq = P->out_c >> 2;
+    return 1;
+}
+#endif
+
 static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf)
 {
     const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
@@ -341,6 +484,8 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #endif
     int32_t oy = 0, ox = 0;
 #if TML_CONV_FAST
+    conv_fq_t fq;
+    const int use_fq = fq_init(P, &fq, buf, K, kp);
     /* 1x1 filter, no padding, whole words: the pixel IS its window, so each
      * input word of pixels A and B goes straight to its chunk. */
     if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(out_c & 1)) {
@@ -362,7 +507,10 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
                 dw[3] = tml_sxtb16_ror8(vb);
             }
             int8_t *oa = out + p * out_c;
-            block_fast(P, buf, K, kp, oa, oa + out_c);
+            if (use_fq)
+                block_fq(&fq, oa, oa + out_c);
+            else
+                block_fast(P, buf, K, kp, oa, oa + out_c);
         }
         if (!(npix & 1)) return;
         oy = out_h - 1;
@@ -384,7 +532,10 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         int8_t *oa = out + p * out_c;
 #if TML_CONV_FAST
         if (has_b && !(out_c & 1)) {
-            block_fast(P, buf, K, kp, oa, oa + out_c);
+            if (use_fq)
+                block_fq(&fq, oa, oa + out_c);
+            else
+                block_fast(P, buf, K, kp, oa, oa + out_c);
             continue;
         }
 #endif
