@@ -43,6 +43,7 @@ CASES = {
     "conv3x3_c32_big_window": _conv((6, 6, 32), 4, 3, padding="same"),     # window > stack int16 buffer
     "conv1x1_c4_k4": _conv((5, 5, 4), 8, 1),                 # SMMLAR requant path: one chunk, odd pixel count
     "conv3x3_c2_k18": _conv((7, 6, 2), 12, 3, padding="same"),  # SMMLAR path: odd chunk count + loop
+    "conv3x5_c3_row15": _conv((8, 9, 3), 4, (3, 5)),          # window rows of 15 bytes (3 left over)
 }
 
 

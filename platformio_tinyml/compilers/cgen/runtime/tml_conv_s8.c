@@ -21,7 +21,11 @@
  * byte stream in words; 1x1 filters without padding (the pixel is its window)
  * skip the window copy and expand both input pixels straight into the buffer;
  * with out_c a multiple of 4 each pass reduces 2 pixels x 4 channels and
- * stores each pixel's 4 outputs as one word.
+ * stores each pixel's 4 outputs as one word; where the layer's accumulators
+ * and shifts allow it (tml_rqx_ok) and the activation range is all of int8,
+ * fq_pair (asm) does all channels of the pixel pair with the SMMLAR
+ * requantize (tml_rqx_s8). Inside windows with rows of >= 4 bytes are
+ * copied by fill_in in whole words read inside each row.
  *
  * Fallback (window too big for the stack and no scratch): two horizontally
  * adjacent inside pixels x two output channels straight from the input,
@@ -90,6 +94,73 @@ static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
 }
 #endif
 
+#if TML_CONV_FAST
+/* v << n and v >> n with ARM register-shift semantics (n >= 32 gives 0). */
+TML_INLINE uint32_t lsl_r(uint32_t v, uint32_t n)
+{
+    uint32_t r;
+    __asm__("lsl %0, %1, %2" : "=r"(r) : "r"(v), "r"(n));
+    return r;
+}
+
+TML_INLINE uint32_t lsr_r(uint32_t v, uint32_t n)
+{
+    uint32_t r;
+    __asm__("lsr %0, %1, %2" : "=r"(r) : "r"(v), "r"(n));
+    return r;
+}
+
+/* The window rows (rows of row >= 4 bytes, step apart, from src) as one byte
+ * stream into the chunks from dw on, zeros up to de. Every row is read in
+ * whole words inside it: its row / 4 words, then, for the last row % 4
+ * bytes, the word ending at the row's end shifted down; acc holds the nb
+ * bits of the stream not yet stored. */
+static TML_NOINLINE void fill_in(int32_t *dw, const int8_t *src, int32_t row, int32_t step, int32_t rows,
+                                 const int32_t *de)
+{
+    const int32_t n4 = row >> 2, t = row & 3;
+    const uint32_t tb = (uint32_t)t * 8;
+    uint32_t acc = 0, nb = 0;
+    if (!t) {   /* whole words: nothing pending across rows */
+        for (int32_t r = 0; r < rows; ++r, src += step)
+            for (const int8_t *sp = src, *se = src + row; sp < se; sp += 4, dw += 4) {
+                const int32_t v = tml_ld4(sp);
+                dw[0] = __sxtb16(v);
+                dw[1] = tml_sxtb16_ror8(v);
+            }
+        rows = 0;
+    }
+    for (int32_t r = 0; r < rows; ++r, src += step) {
+        const int8_t *sp = src;
+        for (int32_t i = 0; i < n4; ++i, sp += 4, dw += 4) {
+            const uint32_t v = (uint32_t)tml_ld4(sp);
+            const uint32_t wv = acc | lsl_r(v, nb);
+            acc = lsr_r(v, 32 - nb);
+            dw[0] = __sxtb16((int32_t)wv);
+            dw[1] = tml_sxtb16_ror8((int32_t)wv);
+        }
+        if (t) {
+            const uint32_t v = (uint32_t)tml_ld4(sp + t - 4) >> (32 - tb);
+            acc |= lsl_r(v, nb);
+            nb += tb;
+            if (nb >= 32) {
+                dw[0] = __sxtb16((int32_t)acc);
+                dw[1] = tml_sxtb16_ror8((int32_t)acc);
+                dw += 4;
+                nb -= 32;
+                acc = lsr_r(v, tb - nb);
+            }
+        }
+    }
+    if (nb) {
+        dw[0] = __sxtb16((int32_t)acc);
+        dw[1] = tml_sxtb16_ror8((int32_t)acc);
+        dw += 4;
+    }
+    for (; dw < de; dw += 4) dw[0] = dw[1] = 0;
+}
+#endif
+
 /* The window of the pixel with top-left input corner (iy0, ix0) into d. */
 static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t *d, int32_t iy0, int32_t ix0,
                  int32_t kp)
@@ -98,42 +169,10 @@ static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t 
     const int32_t zp = -P->in_offset;
     const int row_in = ix0 >= 0 && ix0 + (k_w - 1) * P->dil_w < in_w && P->dil_w == 1;
 #if TML_CONV_FAST
-    /* Window inside the input: its rows as one byte stream, 4 bytes at a
-     * time (whole words where a row has them, else bytes gathered into a
-     * word), each word expanded to its chunk; the tail past K is zeros. */
-    if (row_in && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
-        const int8_t *src = in + (iy0 * in_w + ix0) * in_c;
-        const int32_t step = P->dil_h * in_w * in_c;
-        int32_t *dw = (int32_t *)(void *)d;
-        uint32_t acc = 0;
-        int32_t nb = 0;   /* bytes pending in acc (0..3) */
-        for (int32_t ky = 0; ky < P->k_h; ++ky, src += step) {
-            const int8_t *sp = src;
-            int32_t n = row;
-            for (; n >= 4; n -= 4, sp += 4, dw += 4) {
-                const uint32_t v = (uint32_t)tml_ld4(sp);
-                const uint32_t wv = nb ? acc | (v << (8 * nb)) : v;
-                if (nb) acc = v >> (32 - 8 * nb);
-                dw[0] = __sxtb16((int32_t)wv);
-                dw[1] = tml_sxtb16_ror8((int32_t)wv);
-            }
-            for (; n > 0; --n) {
-                acc |= (uint32_t)(uint8_t)*sp++ << (8 * nb);
-                if (++nb == 4) {
-                    dw[0] = __sxtb16((int32_t)acc);
-                    dw[1] = tml_sxtb16_ror8((int32_t)acc);
-                    dw += 4;
-                    acc = 0;
-                    nb = 0;
-                }
-            }
-        }
-        if (nb) {
-            dw[0] = __sxtb16((int32_t)acc);
-            dw[1] = tml_sxtb16_ror8((int32_t)acc);
-            dw += 4;
-        }
-        for (int32_t *de = (int32_t *)(void *)d + kp; dw < de; dw += 4) dw[0] = dw[1] = 0;
+    /* Window inside the input, rows of >= 4 bytes: fill_in. */
+    if (row_in && row >= 4 && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
+        fill_in((int32_t *)(void *)d, in + (iy0 * in_w + ix0) * in_c, row, P->dil_h * in_w * in_c, P->k_h,
+                (int32_t *)(void *)d + kp);
         return;
     }
 #endif
