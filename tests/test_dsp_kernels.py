@@ -41,6 +41,9 @@ CASES = {
     "conv1x1_c16": _conv((5, 4, 16), 10, 1, activation="relu6"),
     "conv5x5_c5": _conv((9, 8, 5), 6, 5, padding="same"),
     "conv3x3_c32_big_window": _conv((6, 6, 32), 4, 3, padding="same"),     # window > stack int16 buffer
+    "conv1x1_c4_k4": _conv((5, 5, 4), 8, 1),                 # SMMLAR requant path: one chunk, odd pixel count
+    "conv3x3_c2_k18": _conv((7, 6, 2), 12, 3, padding="same"),  # SMMLAR path: odd chunk count + loop
+    "conv3x5_c3_row15": _conv((8, 9, 3), 4, (3, 5)),          # window rows of 15 bytes (3 left over)
 }
 
 
@@ -65,6 +68,36 @@ def _non_negative_shifts(buf: bytes) -> bytes:
 POSITIVE_SHIFT = {"conv1x1_c16_shift_pos": "conv1x1_c16", "dw3x3_c8_same_shift_pos": "dw3x3_c8_same"}
 
 
+def _extreme_channels(buf: bytes, live_big_bias: bool) -> bytes:
+    """Dead output channels as trained models have them (VWW): all-zero
+    filters, |bias| ~ 2^30 and a tiny weight scale (shift -31, or a zero
+    multiplier), which the lowering replaces by a canonical constant channel.
+    With ``live_big_bias`` a channel that has weights gets a bias near 2^30 as
+    well, so the layer misses the fast requantize's accumulator bound."""
+    m = modelgen._unpack(buf)
+    sg = m.subgraphs[0]
+    op = sg.operators[0]
+    w, b = sg.tensors[op.inputs[1]], sg.tensors[op.inputs[2]]
+    n = len(w.quantization.scale)
+    wd = np.frombuffer(bytes(m.buffers[w.buffer].data), np.int8).reshape(n, -1).copy()
+    bd = np.frombuffer(bytes(m.buffers[b.buffer].data), np.int32).copy()
+    scale = [float(s) for s in w.quantization.scale]
+    for c, (bias, s) in {1: (2**30, 2e-9), 2: (-2**30, 1e-10), 5: (2**30 - 7, 1e-30)}.items():
+        wd[c] = 0
+        bd[c] = bias
+        scale[c] = s
+    if live_big_bias:
+        bd[3] = 2**30 - 2**10
+    w.quantization.scale = scale
+    m.buffers[w.buffer].data = wd.reshape(-1).view(np.uint8)
+    m.buffers[b.buffer].data = bd.view(np.uint8)
+    return modelgen._pack(m)
+
+
+# Models with dead / extreme channels, from these cases (flag: live big bias).
+EXTREME = {"conv1x1_c4_dead": ("conv1x1_c4_k4", False), "conv3x3_c2_bigbias": ("conv3x3_c2_k18", True)}
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("dsp_models")
@@ -77,11 +110,14 @@ def models(tmp_path_factory):
     for name, base in POSITIVE_SHIFT.items():
         out[name] = root / f"{name}.tflite"
         out[name].write_bytes(_non_negative_shifts(out[base].read_bytes()))
+    for name, (base, big) in EXTREME.items():
+        out[name] = root / f"{name}.tflite"
+        out[name].write_bytes(_extreme_channels(out[base].read_bytes(), big))
     return out
 
 
 @pytest.mark.parametrize("opt", ["-O2", "-Os"])
-@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     path = models[name]
     g = load_tflite(path)

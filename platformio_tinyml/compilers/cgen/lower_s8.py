@@ -61,6 +61,9 @@ def _conv(em, op):
         row_sums = wd.reshape(n_out, -1).sum(axis=1)
     mults, shifts = _per_channel_requant(x, w, y, n_out)
     lo, hi = activation_range_s8(a.activation, y)
+    bias_fold = bias + in_off * row_sums
+    if not is_dw:
+        _const_channels(wd.reshape(n_out, -1), bias_fold, mults, shifts, y.quant.zp, lo, hi)
     fields = dict(
         in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
         out_c=n_out, k_h=w.shape[1], k_w=w.shape[2], stride_h=a.stride_h, stride_w=a.stride_w,
@@ -70,7 +73,7 @@ def _conv(em, op):
         filter=em.array("int8_t", _dw_grouped(w.data, a.depth_multiplier) if is_dw
                         else _padded_filter(w.data, is_dw), "w"),
         bias="0",   # the kernels start from bias_fold and correct padded taps
-        bias_fold=em.array("int32_t", (bias + in_off * row_sums).astype(np.int32), "bf"),
+        bias_fold=em.array("int32_t", bias_fold.astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
         shift=em.array("int8_t", shifts, "s"),
         scratch=_granted_scratch(em, op) if not is_dw else "0",
@@ -79,6 +82,41 @@ def _conv(em, op):
     fn = "tml_dwconv_s8" if is_dw else "tml_conv_s8"
     em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})",
             f"{fn}.c", "tml_dot_s8.h")
+
+
+def _requant_ref(acc: int, m: int, s: int) -> int | None:
+    """TFLite MultiplyByQuantizedMultiplier on int32 ``acc`` (None: int32 overflow)."""
+    acc = (acc + 2**31) % 2**32 - 2**31   # the kernels hold bias_fold as int32
+    if s > 0:
+        acc <<= s
+        if not -2**31 <= acc < 2**31:
+            return None
+    p = acc * int(m)
+    v = p + (1 << 30) if p >= 0 else p + 1 - (1 << 30)
+    r = abs(v) >> 31
+    r = r if v >= 0 else -r
+    e = max(-s, 0)
+    mask = (1 << e) - 1
+    return (r >> e) + (1 if (r & mask) > (mask >> 1) + (1 if r < 0 else 0) else 0)
+
+
+def _const_channels(w2: np.ndarray, bias_fold: np.ndarray, mults: np.ndarray, shifts: np.ndarray,
+                    out_zp: int, lo: int, hi: int) -> None:
+    """Canonical requantization for output channels whose filter is all zeros.
+
+    Their accumulator is bias_fold for every input, so their output is one
+    constant c; trained models carry such dead channels with extreme biases
+    and shifts (|bias| ~ 2^30, shift -31 or a zero multiplier). They get
+    bias_fold = 4 (c - zp), mult = 2^30, shift = -1, which gives exactly c
+    again (2^30 * 4d / 2^31 = 2d, then /2 = d; d + zp = c) and keeps every
+    channel of the layer in the accumulator and shift ranges that the fast
+    requantize of tml_conv_s8.c asks for. Updates the arrays in place."""
+    for c in np.flatnonzero(~w2.any(axis=1)):
+        r = _requant_ref(int(bias_fold[c]), int(mults[c]), int(shifts[c]))
+        if r is None:
+            continue
+        v = min(max(r + out_zp, lo), hi)
+        bias_fold[c], mults[c], shifts[c] = 4 * (v - out_zp), 1 << 30, -1
 
 
 def _conv_scratch(g: Graph, op: Op) -> int:

@@ -21,7 +21,11 @@
  * byte stream in words; 1x1 filters without padding (the pixel is its window)
  * skip the window copy and expand both input pixels straight into the buffer;
  * with out_c a multiple of 4 each pass reduces 2 pixels x 4 channels and
- * stores each pixel's 4 outputs as one word.
+ * stores each pixel's 4 outputs as one word; where the layer's accumulators
+ * and shifts allow it (tml_rqx_ok) and the activation range is all of int8,
+ * fq_pair (asm) does all channels of the pixel pair with the SMMLAR
+ * requantize (tml_rqx_s8). Inside windows with rows of >= 4 bytes are
+ * copied by fill_in in whole words read inside each row.
  *
  * Fallback (window too big for the stack and no scratch): two horizontally
  * adjacent inside pixels x two output channels straight from the input,
@@ -90,6 +94,73 @@ static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
 }
 #endif
 
+#if TML_CONV_FAST
+/* v << n and v >> n with ARM register-shift semantics (n >= 32 gives 0). */
+TML_INLINE uint32_t lsl_r(uint32_t v, uint32_t n)
+{
+    uint32_t r;
+    __asm__("lsl %0, %1, %2" : "=r"(r) : "r"(v), "r"(n));
+    return r;
+}
+
+TML_INLINE uint32_t lsr_r(uint32_t v, uint32_t n)
+{
+    uint32_t r;
+    __asm__("lsr %0, %1, %2" : "=r"(r) : "r"(v), "r"(n));
+    return r;
+}
+
+/* The window rows (rows of row >= 4 bytes, step apart, from src) as one byte
+ * stream into the chunks from dw on, zeros up to de. Every row is read in
+ * whole words inside it: its row / 4 words, then, for the last row % 4
+ * bytes, the word ending at the row's end shifted down; acc holds the nb
+ * bits of the stream not yet stored. */
+static TML_NOINLINE void fill_in(int32_t *dw, const int8_t *src, int32_t row, int32_t step, int32_t rows,
+                                 const int32_t *de)
+{
+    const int32_t n4 = row >> 2, t = row & 3;
+    const uint32_t tb = (uint32_t)t * 8;
+    uint32_t acc = 0, nb = 0;
+    if (!t) {   /* whole words: nothing pending across rows */
+        for (int32_t r = 0; r < rows; ++r, src += step)
+            for (const int8_t *sp = src, *se = src + row; sp < se; sp += 4, dw += 4) {
+                const int32_t v = tml_ld4(sp);
+                dw[0] = __sxtb16(v);
+                dw[1] = tml_sxtb16_ror8(v);
+            }
+        rows = 0;
+    }
+    for (int32_t r = 0; r < rows; ++r, src += step) {
+        const int8_t *sp = src;
+        for (int32_t i = 0; i < n4; ++i, sp += 4, dw += 4) {
+            const uint32_t v = (uint32_t)tml_ld4(sp);
+            const uint32_t wv = acc | lsl_r(v, nb);
+            acc = lsr_r(v, 32 - nb);
+            dw[0] = __sxtb16((int32_t)wv);
+            dw[1] = tml_sxtb16_ror8((int32_t)wv);
+        }
+        if (t) {
+            const uint32_t v = (uint32_t)tml_ld4(sp + t - 4) >> (32 - tb);
+            acc |= lsl_r(v, nb);
+            nb += tb;
+            if (nb >= 32) {
+                dw[0] = __sxtb16((int32_t)acc);
+                dw[1] = tml_sxtb16_ror8((int32_t)acc);
+                dw += 4;
+                nb -= 32;
+                acc = lsr_r(v, tb - nb);
+            }
+        }
+    }
+    if (nb) {
+        dw[0] = __sxtb16((int32_t)acc);
+        dw[1] = tml_sxtb16_ror8((int32_t)acc);
+        dw += 4;
+    }
+    for (; dw < de; dw += 4) dw[0] = dw[1] = 0;
+}
+#endif
+
 /* The window of the pixel with top-left input corner (iy0, ix0) into d. */
 static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t *d, int32_t iy0, int32_t ix0,
                  int32_t kp)
@@ -98,42 +169,10 @@ static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t 
     const int32_t zp = -P->in_offset;
     const int row_in = ix0 >= 0 && ix0 + (k_w - 1) * P->dil_w < in_w && P->dil_w == 1;
 #if TML_CONV_FAST
-    /* Window inside the input: its rows as one byte stream, 4 bytes at a
-     * time (whole words where a row has them, else bytes gathered into a
-     * word), each word expanded to its chunk; the tail past K is zeros. */
-    if (row_in && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
-        const int8_t *src = in + (iy0 * in_w + ix0) * in_c;
-        const int32_t step = P->dil_h * in_w * in_c;
-        int32_t *dw = (int32_t *)(void *)d;
-        uint32_t acc = 0;
-        int32_t nb = 0;   /* bytes pending in acc (0..3) */
-        for (int32_t ky = 0; ky < P->k_h; ++ky, src += step) {
-            const int8_t *sp = src;
-            int32_t n = row;
-            for (; n >= 4; n -= 4, sp += 4, dw += 4) {
-                const uint32_t v = (uint32_t)tml_ld4(sp);
-                const uint32_t wv = nb ? acc | (v << (8 * nb)) : v;
-                if (nb) acc = v >> (32 - 8 * nb);
-                dw[0] = __sxtb16((int32_t)wv);
-                dw[1] = tml_sxtb16_ror8((int32_t)wv);
-            }
-            for (; n > 0; --n) {
-                acc |= (uint32_t)(uint8_t)*sp++ << (8 * nb);
-                if (++nb == 4) {
-                    dw[0] = __sxtb16((int32_t)acc);
-                    dw[1] = tml_sxtb16_ror8((int32_t)acc);
-                    dw += 4;
-                    acc = 0;
-                    nb = 0;
-                }
-            }
-        }
-        if (nb) {
-            dw[0] = __sxtb16((int32_t)acc);
-            dw[1] = tml_sxtb16_ror8((int32_t)acc);
-            dw += 4;
-        }
-        for (int32_t *de = (int32_t *)(void *)d + kp; dw < de; dw += 4) dw[0] = dw[1] = 0;
+    /* Window inside the input, rows of >= 4 bytes: fill_in. */
+    if (row_in && row >= 4 && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
+        fill_in((int32_t *)(void *)d, in + (iy0 * in_w + ix0) * in_c, row, P->dil_h * in_w * in_c, P->k_h,
+                (int32_t *)(void *)d + kp);
         return;
     }
 #endif
@@ -329,6 +368,149 @@ static TML_NOINLINE void block_fast(const tml_conv_s8_t *P, const int16_t *buf, 
 }
 #endif
 
+#if TML_CONV_FAST
+/* block_fast with the SMMLAR requantize (tml_rqx_s8) for layers where
+ * tml_rqx_ok holds, out_c is a multiple of 4 and the activation range is all
+ * of int8. The first 13 words are what fq_pair (below) copies to its frame. */
+typedef struct {
+    const int32_t *bf;     /*  0: bias_fold */
+    const int32_t *xb;     /*  4: buffer start (2 pixels, interleaved chunks) */
+    const int8_t *w;       /*  8: filter */
+    int32_t K;             /* 12: filter row length */
+    int32_t odd;           /* 16: (kp / 4) & 1 */
+    const int32_t *xe;     /* 20: buffer end */
+    const int32_t *m;      /* 24: mult */
+    const int8_t *sh;      /* 28: shift */
+    int32_t kpk;           /* 32: kp - K */
+    int32_t off2;          /* 36: 2 * out_offset + 1 */
+    int8_t *oa, *ob;       /* 40, 44: outputs of pixels A, B */
+    int32_t nq;            /* 48: out_c / 4 */
+} conv_fq_t;
+
+/* One chunk (4 window elements of both pixels) x the filter rows at r5, r6:
+ * x = r4, accumulators r0 (A, row 0), r1 (A, row 1), r2 (B, 0), r3 (B, 1). */
+#define TML_FQ_CHUNK                                                          \
+    "ldrd r7, r8, [r4], #8\n\t"                                               \
+    "ldrd r9, r10, [r4], #8\n\t"                                              \
+    "ldr r12, [r5], #4\n\t"                                                   \
+    "sxtb16 r11, r12\n\t"                                                     \
+    "sxtb16 r12, r12, ror #8\n\t"                                             \
+    "smlad r0, r7, r11, r0\n\t"                                               \
+    "smlad r2, r9, r11, r2\n\t"                                               \
+    "smlad r0, r8, r12, r0\n\t"                                               \
+    "smlad r2, r10, r12, r2\n\t"                                              \
+    "ldr r12, [r6], #4\n\t"                                                   \
+    "sxtb16 r11, r12\n\t"                                                     \
+    "sxtb16 r12, r12, ror #8\n\t"                                             \
+    "smlad r1, r7, r11, r1\n\t"                                               \
+    "smlad r3, r9, r11, r3\n\t"                                               \
+    "smlad r1, r8, r12, r1\n\t"                                               \
+    "smlad r3, r10, r12, r3\n\t"
+
+/* tml_rqx_s8 of accumulator x with multiplier m, R and e1 (r12 scratch). */
+#define TML_FQ_RQ(x, m, R, e)                                                 \
+    "lsl " x ", " x ", #1\n\t"                                                \
+    "add r12, " R ", " x ", asr #31\n\t"                                      \
+    "smmlar " x ", " x ", " m ", r12\n\t"                                     \
+    "asr " x ", " x ", " e "\n\t"                                             \
+    "ssat " x ", #8, " x ", asr #1\n\t"
+
+/* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
+ * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
+#define TML_FQ_PAIR(L)                                                        \
+    "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
+    "ldrd r0, r1, [r3], #8\n\t"                                               \
+    "str r3, [sp]\n\t"                                                        \
+    "mov r2, r0\n\t"                                                          \
+    "mov r3, r1\n\t"                                                          \
+    "add r6, r5, r6\n\t"                                                      \
+    "cbz r7, 2" L "f\n\t"                                                     \
+    TML_FQ_CHUNK                                                              \
+    "cmp r4, lr\n\t"                                                          \
+    "beq 3" L "f\n"                                                           \
+    "2" L ":\n\t"                                                             \
+    TML_FQ_CHUNK TML_FQ_CHUNK                                                 \
+    "cmp r4, lr\n\t"                                                          \
+    "bne 2" L "b\n"                                                           \
+    "3" L ":\n\t"                                                             \
+    "add r12, sp, #24\n\t"                                                    \
+    "ldm r12, {r4, r5, r7, r10}\n\t"                                          \
+    "sub r6, r6, r7\n\t"                                                      \
+    "str r6, [sp, #8]\n\t"                                                    \
+    "ldrd r6, r7, [r4], #8\n\t"                                               \
+    "ldrsb r8, [r5], #1\n\t"                                                  \
+    "ldrsb r9, [r5], #1\n\t"                                                  \
+    "strd r4, r5, [sp, #24]\n\t"                                              \
+    "mvn r8, r8\n\t"                                                          \
+    "mvn r9, r9\n\t"                                                          \
+    "lsl r11, r10, r8\n\t"                                                    \
+    "lsl r10, r10, r9\n\t"                                                    \
+    TML_FQ_RQ("r0", "r6", "r11", "r8")                                        \
+    TML_FQ_RQ("r2", "r6", "r11", "r8")                                        \
+    TML_FQ_RQ("r1", "r7", "r10", "r9")                                        \
+    TML_FQ_RQ("r3", "r7", "r10", "r9")                                        \
+    "bfi r0, r1, #8, #8\n\t"                                                  \
+    "bfi r2, r3, #8, #8\n\t"
+
+/* All output channels of the two pixels in the buffer (c->nq >= 1). */
+__attribute__((naked, noinline)) static void fq_pair(const conv_fq_t *c __attribute__((unused)))
+{
+    __asm__(
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "sub sp, sp, #60\n\t"
+        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t"
+        "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n"
+        "1:\n\t"
+        TML_FQ_PAIR("0")
+        "strd r0, r2, [sp, #52]\n\t"
+        TML_FQ_PAIR("1")
+        "ldrd r4, r5, [sp, #52]\n\t"
+        "bfi r4, r0, #16, #16\n\t"
+        "bfi r5, r2, #16, #16\n\t"
+        "ldrd r6, r7, [sp, #40]\n\t"
+        "str r4, [r6], #4\n\t"
+        "str r5, [r7], #4\n\t"
+        "strd r6, r7, [sp, #40]\n\t"
+        "ldr r8, [sp, #48]\n\t"
+        "subs r8, r8, #1\n\t"
+        "str r8, [sp, #48]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #60\n\t"
+        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+#undef TML_FQ_PAIR
+#undef TML_FQ_RQ
+#undef TML_FQ_CHUNK
+
+TML_INLINE void block_fq(conv_fq_t *c, int8_t *oa, int8_t *ob)
+{
+    c->oa = oa;
+    c->ob = ob;
+    fq_pair(c);
+}
+
+/* The fq_pair constants of P (buffer buf), or 0 where the layer does not
+ * qualify. */
+static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int32_t K, int32_t kp)
+{
+    if ((P->out_c & 3) || P->act_min != -128 || P->act_max != 127 ||
+        !tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K))
+        return 0;
+    c->bf = P->bias_fold;
+    c->xb = (const int32_t *)(const void *)buf;
+    c->w = P->filter;
+    c->K = K;
+    c->odd = (kp >> 2) & 1;
+    c->xe = c->xb + kp;
+    c->m = P->mult;
+    c->sh = P->shift;
+    c->kpk = kp - K;
+    c->off2 = 2 * P->out_offset + 1;
+    c->nq = P->out_c >> 2;
+    return 1;
+}
+#endif
+
 static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf)
 {
     const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
@@ -341,6 +523,8 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #endif
     int32_t oy = 0, ox = 0;
 #if TML_CONV_FAST
+    conv_fq_t fq;
+    const int use_fq = fq_init(P, &fq, buf, K, kp);
     /* 1x1 filter, no padding, whole words: the pixel IS its window, so each
      * input word of pixels A and B goes straight to its chunk. */
     if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(out_c & 1)) {
@@ -362,7 +546,10 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
                 dw[3] = tml_sxtb16_ror8(vb);
             }
             int8_t *oa = out + p * out_c;
-            block_fast(P, buf, K, kp, oa, oa + out_c);
+            if (use_fq)
+                block_fq(&fq, oa, oa + out_c);
+            else
+                block_fast(P, buf, K, kp, oa, oa + out_c);
         }
         if (!(npix & 1)) return;
         oy = out_h - 1;
@@ -384,7 +571,10 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         int8_t *oa = out + p * out_c;
 #if TML_CONV_FAST
         if (has_b && !(out_c & 1)) {
-            block_fast(P, buf, K, kp, oa, oa + out_c);
+            if (use_fq)
+                block_fq(&fq, oa, oa + out_c);
+            else
+                block_fast(P, buf, K, kp, oa, oa + out_c);
             continue;
         }
 #endif

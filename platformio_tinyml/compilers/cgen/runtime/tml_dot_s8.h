@@ -95,6 +95,19 @@ TML_INLINE int8_t tml_out_s8(int32_t acc, int32_t m, int shift, int32_t out_offs
 }
 
 #if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__)
+/* The four bytes of p clamped byte-wise to [lo, hi] (lo4, hi4: the bounds
+ * replicated to all four bytes): SSUB8 + SEL twice. */
+TML_INLINE uint32_t tml_clamp4_s8(uint32_t p, uint32_t lo4, uint32_t hi4)
+{
+    uint32_t t;
+    __asm__("ssub8 %[t], %[p], %[lo]\n\t"
+            "sel %[p], %[p], %[lo]\n\t"
+            "ssub8 %[t], %[hi], %[p]\n\t"
+            "sel %[p], %[p], %[hi]"
+            : [p] "+r"(p), [t] "=&r"(t) : [lo] "r"(lo4), [hi] "r"(hi4) : "cc");
+    return p;
+}
+
 /* Four int8-range values (v0..v3 in [-128, 127]) as the bytes of one word,
  * v0 lowest, clamped byte-wise to [lo, hi] (SSUB8 + SEL twice). */
 TML_INLINE uint32_t tml_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3, int32_t lo, int32_t hi)
@@ -148,5 +161,44 @@ TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32
     o[3] = tml_out_s8(a3, TML_RD32(m + 3), TML_RD8(s + 3), off, lo, hi);
 #endif
 }
+
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
+/* Speed builds: a shorter exact requantize for layers whose accumulators are
+ * known to satisfy |acc| < 2^30 and whose shifts are all in [-20, -1].
+ * With e = -shift, e1 = e - 1 and p = acc * m, the result before the clamp is
+ * floor((2p + 2^31 + 2^32 * (2^e1 - [acc<0])) / 2^(32+e)) (tml_requant_neg_s8
+ * doubled), and SMMLAR(2 acc, m, Ra) = floor((Ra * 2^32 + 2p + 2^31) / 2^32)
+ * gives it with Ra = 2^e1 - [acc<0]. The output offset is folded into Ra as
+ * off * 2^e (exact: a multiple of 2^e), so Ra = R - [acc<0] with
+ * R = (2 off + 1) << e1 per channel, and the final shift by e is an ASR by e1
+ * then SSAT's own ASR #1. All intermediates stay below 2^31 in magnitude:
+ * |SRDHM| <= |acc| < 2^30 and |R| < 2^28. */
+
+/* Whether a layer qualifies: shifts in [-20, -1] and |bias_fold| + K * 2^14
+ * < 2^30 (|x * w| <= 2^14 per tap for int8 x and w). */
+TML_INLINE int tml_rqx_ok(const int32_t *bf, const int8_t *sh, int32_t n, int32_t K)
+{
+    if (K <= 0 || K >= 65536) return 0;
+    const uint32_t lim = (uint32_t)1 << 30, span = (uint32_t)K << 14;
+    for (int32_t c = 0; c < n; ++c) {
+        const int32_t s = sh[c], b = bf[c];
+        const uint32_t ab = b < 0 ? 0u - (uint32_t)b : (uint32_t)b;
+        if (s > -1 || s < -20 || ab >= lim - span) return 0;
+    }
+    return 1;
+}
+
+/* One output: acc -> int8 (saturated, offset included); R = (2 off + 1) << e1,
+ * e1 = -shift - 1 (tml_rqx_ok must hold for the layer). */
+TML_INLINE int32_t tml_rqx_s8(int32_t acc, int32_t m, int32_t R, int32_t e1)
+{
+    const int32_t x2 = (int32_t)((uint32_t)acc << 1);
+    int32_t hi, r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(hi) : "r"(x2), "r"(m), "r"(R + (x2 >> 31)));
+    hi >>= e1;
+    __asm__("ssat %0, #8, %1, asr #1" : "=r"(r) : "r"(hi));
+    return r;
+}
+#endif
 
 #endif /* TML_DOT_S8_H */
