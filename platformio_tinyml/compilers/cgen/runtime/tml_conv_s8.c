@@ -52,11 +52,7 @@
 /* ---- im2col path ---------------------------------------------------------- */
 
 /* Speed-tuned Cortex-M paths (-O1/-O2/-O3; -Os keeps the compact loops). */
-#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
-#define TML_CONV_FAST 1
-#else
-#define TML_CONV_FAST 0
-#endif
+#define TML_CONV_FAST TML_ARM_FAST
 
 #if TML_HAVE_DSP
 /* Element k of a pixel's window: chunk k/4 holds 8 int16 (A pairs, B pairs). */

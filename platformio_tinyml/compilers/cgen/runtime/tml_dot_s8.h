@@ -32,6 +32,15 @@
 #endif
 #endif
 
+/* Hand-scheduled Arm DSP code (inline asm blocks): speed builds only. Not at
+ * -Os (the compact loops keep flash small) and not at -O0 (debug builds: the
+ * frame pointer leaves the asm blocks too few registers). */
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define TML_ARM_FAST 1
+#else
+#define TML_ARM_FAST 0
+#endif
+
 /* 4 bytes from RAM (activations), any alignment. */
 TML_INLINE int32_t tml_ld4(const int8_t *p)
 {
@@ -162,7 +171,7 @@ TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32
 #endif
 }
 
-#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
+#if TML_ARM_FAST
 /* Speed builds: a shorter exact requantize for layers whose accumulators are
  * known to satisfy |acc| < 2^30 and whose shifts are all in [-20, -1].
  * With e = -shift, e1 = e - 1 and p = acc * m, the result before the clamp is
