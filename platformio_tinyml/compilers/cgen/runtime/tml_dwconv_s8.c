@@ -219,9 +219,132 @@ TML_INLINE void tml_dwf_out(const tml_dw_ctx_t *k, int32_t c, int32_t a0, int32_
     memcpy(o, &a0, 4);
 }
 
+/* The state of the asm group loops of dwf_inside and dwf_edge, in memory (its loop needs all 14 registers). */
+typedef struct {
+    const int32_t *bp, *mp;     /* advance per group (ldm / stm as r4-r7) */
+    const int8_t *shp;
+    int8_t *o;
+    const int8_t *xend;         /* x + C */
+    uint32_t lo4, hi4;
+    int32_t k21, sx, sy1;       /* sy1 = sy - sx */
+    const int8_t *w, *x;
+    int32_t zp4;                /* dwf_edge: the value of a padded tap */
+    uint32_t rf[3];             /* dwf_edge: row ky's flags, N/Z/C: column 0/1/2 padded */
+} tml_dwf_px_t;
+
+/* The group loop: r0-r3 accumulators, r4-r7 tap temporaries, r8 filter,
+ * r9 row, r10/r11 strides, r12 input group, lr the state; TAPS the nine
+ * taps, then the requantization (as tml_dwf_out), packing, store, next group. */
+#define TML_DWF_XTAP(XADDR)                                                  \
+        "ldr r4, " XADDR "\n\t"                                              \
+        "ldr r5, [r8], #4\n\t"                                               \
+        "sxtb16 r6, r4\n\t"                                                  \
+        "sxtb16 r7, r5\n\t"                                                  \
+        "sxtb16 r4, r4, ror #8\n\t"                                          \
+        "sxtb16 r5, r5, ror #8\n\t"                                          \
+        "smlabb r0, r6, r7, r0\n\t"                                          \
+        "smlatt r2, r6, r7, r2\n\t"                                          \
+        "smlabb r1, r4, r5, r1\n\t"                                          \
+        "smlatt r3, r4, r5, r3\n\t"
+#define TML_DWF_XROW                                                         \
+        TML_DWF_XTAP("[r9]") TML_DWF_XTAP("[r9, r10]") "add r9, r9, r10\n\t" \
+        TML_DWF_XTAP("[r9, r10]")
+#define TML_DWF_XRQ(A)                                                       \
+        "ldr r11, [r5], #4\n\t"                                              \
+        "lsl r11, r11, #1\n\t"                                               \
+        "smmlar " A ", " A ", r11, " A "\n\t"                                \
+        "add " A ", " A ", " A ", asr #31\n\t"                               \
+        "asr " A ", " A ", r9\n\t"                                           \
+        "add " A ", " A ", r10\n\t"                                          \
+        "ssat " A ", #8, " A ", asr #1\n\t"
+#define TML_DWF_LOOP(TAPS) \
+        __asm__ volatile( \
+            "mov lr, r0\n\t" \
+            "ldr r8, [lr, #40]\n\t" \
+            "ldr r12, [lr, #44]\n\t" \
+            "ldr r4, [lr]\n\t" \
+            "ldmia r4!, {r0-r3}\n\t" \
+            "str r4, [lr]\n" \
+            "1:\n\t" \
+            "ldrd r10, r11, [lr, #32]\n\t" \
+            "mov r9, r12\n\t" \
+            TAPS \
+            "ldm lr, {r4, r5, r6, r7}\n\t" \
+            "ldr r9, [r6], #4\n\t" \
+            "mvn r9, r9\n\t" \
+            "ldr r10, [lr, #28]\n\t" \
+            TML_DWF_XRQ("r0") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r1") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r2") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r3") \
+            "bfi r0, r1, #8, #8\n\t" \
+            "bfi r0, r2, #16, #8\n\t" \
+            "bfi r0, r3, #24, #8\n\t" \
+            "ldrd r9, r10, [lr, #20]\n\t" \
+            "ssub8 r11, r0, r9\n\t" \
+            "sel r0, r0, r9\n\t" \
+            "ssub8 r11, r10, r0\n\t" \
+            "sel r0, r0, r10\n\t" \
+            "str r0, [r7], #4\n\t" \
+            "add r12, r12, #4\n\t" \
+            "ldr r9, [lr, #16]\n\t" \
+            "cmp r12, r9\n\t" \
+            "beq 2f\n\t" \
+            "ldmia r4!, {r0-r3}\n\t" \
+            "stm lr, {r4, r5, r6, r7}\n\t" \
+            "b 1b\n" \
+            "2:" \
+            : "+r"(sp_) \
+            : \
+            : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", \
+              "memory")
+
+/* dwf_edge: tap XADDR or, where the flag COND is set, the zero point. */
+#define TML_DWF_ETAP(COND, NCOND, XADDR)                                     \
+        "ite " COND "\n\t"                                                   \
+        "ldr" COND " r4, [lr, #48]\n\t"                                      \
+        "ldr" NCOND " r4, " XADDR "\n\t"                                     \
+        "ldr r5, [r8], #4\n\t"                                               \
+        "sxtb16 r6, r4\n\t"                                                  \
+        "sxtb16 r7, r5\n\t"                                                  \
+        "sxtb16 r4, r4, ror #8\n\t"                                          \
+        "sxtb16 r5, r5, ror #8\n\t"                                          \
+        "smlabb r0, r6, r7, r0\n\t"                                          \
+        "smlatt r2, r6, r7, r2\n\t"                                          \
+        "smlabb r1, r4, r5, r1\n\t"                                          \
+        "smlatt r3, r4, r5, r3\n\t"
+#define TML_DWF_EROW(F)                                                      \
+        "ldr r4, [lr, #" F "]\n\t"                                           \
+        "msr APSR_nzcvq, r4\n\t"                                             \
+        TML_DWF_ETAP("mi", "pl", "[r9]") TML_DWF_ETAP("eq", "ne", "[r9, r10]") \
+        "add r9, r9, r10\n\t" TML_DWF_ETAP("cs", "cc", "[r9, r10]")
+
+TML_INLINE void dwf_state(const tml_dw_ctx_t *k, tml_dwf_px_t *s, const int8_t *x, int8_t *o)
+{
+    s->bp = k->bf;
+    s->mp = k->mult;
+    s->shp = k->shift;
+    s->o = o;
+    s->xend = x + k->C;
+    s->lo4 = k->lo4;
+    s->hi4 = k->hi4;
+    s->k21 = k->k21;
+    s->sx = k->sx;
+    s->sy1 = k->sy - k->sx;
+    s->w = k->w;
+    s->x = x;
+}
+
 /* One pixel, all channels, 3x3 window inside the input (x: tap (0, 0)). */
 static void dwf_inside(const tml_dw_ctx_t *k, const int8_t *x, int8_t *o)
 {
+    if (k->fq) {   /* 97 instructions of taps, 51 of requantization and loop a group */
+        tml_dwf_px_t s;
+        dwf_state(k, &s, x, o);
+        register tml_dwf_px_t *sp_ __asm__("r0") = &s;
+        TML_DWF_LOOP(TML_DWF_XROW "add r9, r9, r11\n\t" TML_DWF_XROW "add r9, r9, r11\n\t" TML_DWF_XROW);
+        return;
+    }
     const int8_t *w = k->w;
     const int32_t *bp = k->bf;
     const int32_t C = k->C, sx = k->sx, sy = k->sy - k->sx;
@@ -245,12 +368,22 @@ static void dwf_inside(const tml_dw_ctx_t *k, const int8_t *x, int8_t *o)
     }
 }
 
-/* One pixel, all channels, 3x3 window with its middle column in the input:
- * x is tap (0, 0) (an address that may lie outside the input, read only
- * where valid), rows bit ky set: row ky in the input; cm bit 0: column 0
- * padded, bit 1: column 2 padded. */
+/* One pixel, all channels, any 3x3 window: x is tap (0, 0) (an address that
+ * may lie outside the input, read only where valid), rows bit ky set: row ky
+ * in the input; cm bits 0/1/2: column 0/2/1 padded (column 1 padded: fq only). */
 static void dwf_edge(const tml_dw_ctx_t *k, uintptr_t x, int8_t *o, uint32_t rows, uint32_t cm)
 {
+    if (k->fq) {   /* as dwf_inside, two instructions more a tap */
+        tml_dwf_px_t s;
+        dwf_state(k, &s, (const int8_t *)x, o);
+        s.zp4 = k->zp4;
+        for (int32_t ky = 0; ky < 3; ++ky)
+            s.rf[ky] = !(rows >> ky & 1u) ? 0xe0000000u : ((cm & 1u) << 31) | ((cm & 2u) << 28) | ((cm & 4u) << 28);
+        register tml_dwf_px_t *sp_ __asm__("r0") = &s;
+        TML_DWF_LOOP(TML_DWF_EROW("52") "add r9, r9, r11\n\t" TML_DWF_EROW("56") "add r9, r9, r11\n\t"
+                     TML_DWF_EROW("60"));
+        return;
+    }
     const int8_t *w = k->w;
     const int32_t *bp = k->bf;
     const int32_t C = k->C, sx = k->sx, sy = k->sy, zp = k->zp4, ze = k->ze;
@@ -346,8 +479,10 @@ static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, in
                 continue;
             }
             const int32_t ix1 = ix0 + dil_w, ix2 = ix1 + dil_w;
-            if (rows != 0u && ix1 >= 0 && ix1 < in_w) {
-                const uint32_t cm = (uint32_t)(ix0 < 0) | ((uint32_t)(ix2 >= in_w) << 1);
+            const uint32_t mid = (uint32_t)(ix1 < 0 || ix1 >= in_w);
+            if (K.fq || (rows != 0u && !mid)) {
+                const uint32_t cm = (uint32_t)(ix0 < 0 || ix0 >= in_w) | ((uint32_t)(ix2 < 0 || ix2 >= in_w) << 1) |
+                                    (mid << 2);
                 dwf_edge(&K, x, o, rows, cm);
                 continue;
             }
