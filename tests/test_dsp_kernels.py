@@ -37,6 +37,13 @@ CASES = {
     "dw5x5_c4_same_s2": _dw((9, 9, 4), 5, strides=2, padding="same", activation="relu"),
     "dw3x3_c4_dil2": _dw((9, 9, 4), 3, dilation_rate=2, padding="same"),
     "dw3x3_c4_dm2": _dw((6, 6, 4), 3, depth_multiplier=2, padding="same"),
+    # The fast 3x3 path: inside runs, border pixels (padded rows and columns
+    # 0/2), tiny maps (middle column padded: generic pixel), stride 2, relu6.
+    "dw3x3_c16_same_relu6": _dw((6, 7, 16), 3, padding="same", activation="relu6"),
+    "dw3x3_c8_same_s2": _dw((7, 8, 8), 3, strides=2, padding="same", activation="relu"),
+    "dw3x3_c12_same_s2_even": _dw((8, 8, 12), 3, strides=2, padding="same"),
+    "dw3x3_c4_tiny": _dw((2, 1, 4), 3, padding="same"),
+    "dw3x3_c8_dil2_valid": _dw((7, 7, 8), 3, dilation_rate=2, padding="valid"),
     "conv3x3_c3_s2": _conv((11, 11, 3), 8, 3, strides=2, padding="same"),  # VWW/ResNet-like first layer
     "conv1x1_c16": _conv((5, 4, 16), 10, 1, activation="relu6"),
     "conv5x5_c5": _conv((9, 8, 5), 6, 5, padding="same"),

@@ -17,6 +17,11 @@
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
+/* Arm DSP cores, optimizing for speed: the fast 3x3 path (dw3x3_fast). */
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define TML_DW_FAST 1
+#endif
+
 #if TML_HAVE_DSP
 #define TML_DW_TAP(xv, wv)                                                   \
     do {                                                                     \
@@ -54,6 +59,7 @@ TML_INLINE int32_t tml_dw_w(const int8_t *p)
     int32_t a0 = TML_RD32(P->bias_fold + c), a1 = TML_RD32(P->bias_fold + c + 1); \
     int32_t a2 = TML_RD32(P->bias_fold + c + 2), a3 = TML_RD32(P->bias_fold + c + 3)
 
+#if !defined(TML_DW_FAST)
 /* One pixel, all channels (grouped layout), 3x3 window inside the input:
  * x points at the window's top-left tap, channel 0. */
 static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
@@ -103,6 +109,7 @@ static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
         TML_DW_STORE();
     }
 }
+#endif
 
 /* One pixel, all channels (grouped layout), any window: taps in rows
  * [ky0, ky1) x columns [kx0, kx1) read the input (x0: the tap (ky0, kx0),
@@ -131,6 +138,366 @@ static void dw_pixel(const tml_conv_s8_t *P, const int8_t *x0, int8_t *o, int32_
         TML_DW_STORE();
     }
 }
+
+#if defined(TML_DW_FAST)
+/* Fast 3x3 path (grouped layout, Arm DSP, not -Os): every pixel whose middle
+ * window column lies in the input goes through inline asm, one group of four
+ * channels at a time. Border pixels read the zero point instead of a padded
+ * tap (column taps 0 and 2 loaded only where valid, whole padded rows from
+ * sxtb16(zp4)), so they cost about what an inside pixel does.
+ *
+ * Requantization in asm, exact where every shift is < 0 and every multiplier
+ * is >= 2^30 (checked once per call; else tml_out4_s8): with m2 = 2m - 2^32
+ * as int32, SMMLAR(x, m2, x) = floor((x*2^32 + x*m2 + 2^31) / 2^32)
+ * = floor((2xm + 2^31) / 2^32) = SaturatingRoundingDoublingHighMul(x, m)
+ * (see tml_dot_s8.h) = s. With e = -shift = e1 + 1, TFLite's
+ * RoundingDivideByPOT(s, e) = floor((s - [s<0] + 2^e1) / 2^e)
+ * = floor((floor((s - [s<0]) / 2^e1) + 1) / 2), so the output is
+ * ssat8(((s + (s >> 31)) >> e1) + 2*off + 1) >> 1) (the offset added inside
+ * the last halving is exact: 2*off is even). e1 = ~shift byte-wise. */
+
+typedef struct {
+    const int8_t *w;
+    const int32_t *bf, *mult;
+    const int8_t *shift;
+    int32_t C, sx, sy, zp4, ze, k21;
+    uint32_t lo4, hi4;
+    int32_t off, lo, hi, fq;
+} tml_dw_ctx_t;
+
+#define TML_DWF_TAP                                                          \
+        "ldr %[t1], [%[w]], #4\n\t"                                          \
+        "sxtb16 %[t2], %[t0]\n\t"                                            \
+        "sxtb16 %[t3], %[t1]\n\t"                                            \
+        "sxtb16 %[t0], %[t0], ror #8\n\t"                                    \
+        "sxtb16 %[t1], %[t1], ror #8\n\t"                                    \
+        "smlabb %[a0], %[t2], %[t3], %[a0]\n\t"                              \
+        "smlatt %[a2], %[t2], %[t3], %[a2]\n\t"                              \
+        "smlabb %[a1], %[t0], %[t1], %[a1]\n\t"                              \
+        "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
+#define TML_DWF_OPS                                                          \
+        [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), \
+        [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+
+/* Requantize a0..a3 (channels c..c+3), pack, clamp and store at o. */
+TML_INLINE void tml_dwf_out(const tml_dw_ctx_t *k, int32_t c, int32_t a0, int32_t a1, int32_t a2,
+                            int32_t a3, int8_t *o)
+{
+    if (!k->fq) {
+        tml_out4_s8(o, a0, a1, a2, a3, k->mult + c, k->shift + c, k->off, k->lo, k->hi);
+        return;
+    }
+    uint32_t e;
+    memcpy(&e, k->shift + c, 4);
+    e = ~e;
+    const int32_t *mp = k->mult + c;
+    int32_t m;
+#define TML_DWF_RQ(A)                                                        \
+        "ldr %[m], [%[mp]], #4\n\t"                                          \
+        "lsl %[m], %[m], #1\n\t"                                             \
+        "smmlar %[" A "], %[" A "], %[m], %[" A "]\n\t"                      \
+        "add %[" A "], %[" A "], %[" A "], asr #31\n\t"                      \
+        "asr %[" A "], %[" A "], %[e]\n\t"                                   \
+        "add %[" A "], %[" A "], %[k21]\n\t"                                 \
+        "ssat %[" A "], #8, %[" A "], asr #1\n\t"
+    __asm__(TML_DWF_RQ("a0") "lsr %[e], %[e], #8\n\t"
+            TML_DWF_RQ("a1") "lsr %[e], %[e], #8\n\t"
+            TML_DWF_RQ("a2") "lsr %[e], %[e], #8\n\t"
+            TML_DWF_RQ("a3")
+            "bfi %[a0], %[a1], #8, #8\n\t"
+            "bfi %[a0], %[a2], #16, #8\n\t"
+            "bfi %[a0], %[a3], #24, #8\n\t"
+            "ssub8 %[m], %[a0], %[lo]\n\t"
+            "sel %[a0], %[a0], %[lo]\n\t"
+            "ssub8 %[m], %[hi], %[a0]\n\t"
+            "sel %[a0], %[a0], %[hi]"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [mp] "+r"(mp), [e] "+r"(e),
+              [m] "=&r"(m)
+            : [k21] "r"(k->k21), [lo] "r"(k->lo4), [hi] "r"(k->hi4), "m"(*(const int32_t(*)[4])mp)
+            : "cc");
+#undef TML_DWF_RQ
+    memcpy(o, &a0, 4);
+}
+
+/* The state of the asm group loops of dwf_inside and dwf_edge, in memory (its loop needs all 14 registers). */
+typedef struct {
+    const int32_t *bp, *mp;     /* advance per group (ldm / stm as r4-r7) */
+    const int8_t *shp;
+    int8_t *o;
+    const int8_t *xend;         /* x + C */
+    uint32_t lo4, hi4;
+    int32_t k21, sx, sy1;       /* sy1 = sy - sx */
+    const int8_t *w, *x;
+    int32_t zp4;                /* dwf_edge: the value of a padded tap */
+    uint32_t rf[3];             /* dwf_edge: row ky's flags, N/Z/C: column 0/1/2 padded */
+} tml_dwf_px_t;
+
+/* The group loop: r0-r3 accumulators, r4-r7 tap temporaries, r8 filter,
+ * r9 row, r10/r11 strides, r12 input group, lr the state; TAPS the nine
+ * taps, then the requantization (as tml_dwf_out), packing, store, next group. */
+#define TML_DWF_XTAP(XADDR)                                                  \
+        "ldr r4, " XADDR "\n\t"                                              \
+        "ldr r5, [r8], #4\n\t"                                               \
+        "sxtb16 r6, r4\n\t"                                                  \
+        "sxtb16 r7, r5\n\t"                                                  \
+        "sxtb16 r4, r4, ror #8\n\t"                                          \
+        "sxtb16 r5, r5, ror #8\n\t"                                          \
+        "smlabb r0, r6, r7, r0\n\t"                                          \
+        "smlatt r2, r6, r7, r2\n\t"                                          \
+        "smlabb r1, r4, r5, r1\n\t"                                          \
+        "smlatt r3, r4, r5, r3\n\t"
+#define TML_DWF_XROW                                                         \
+        TML_DWF_XTAP("[r9]") TML_DWF_XTAP("[r9, r10]") "add r9, r9, r10\n\t" \
+        TML_DWF_XTAP("[r9, r10]")
+#define TML_DWF_XRQ(A)                                                       \
+        "ldr r11, [r5], #4\n\t"                                              \
+        "lsl r11, r11, #1\n\t"                                               \
+        "smmlar " A ", " A ", r11, " A "\n\t"                                \
+        "add " A ", " A ", " A ", asr #31\n\t"                               \
+        "asr " A ", " A ", r9\n\t"                                           \
+        "add " A ", " A ", r10\n\t"                                          \
+        "ssat " A ", #8, " A ", asr #1\n\t"
+#define TML_DWF_LOOP(TAPS) \
+        __asm__ volatile( \
+            "mov lr, r0\n\t" \
+            "ldr r8, [lr, #40]\n\t" \
+            "ldr r12, [lr, #44]\n\t" \
+            "ldr r4, [lr]\n\t" \
+            "ldmia r4!, {r0-r3}\n\t" \
+            "str r4, [lr]\n" \
+            "1:\n\t" \
+            "ldrd r10, r11, [lr, #32]\n\t" \
+            "mov r9, r12\n\t" \
+            TAPS \
+            "ldm lr, {r4, r5, r6, r7}\n\t" \
+            "ldr r9, [r6], #4\n\t" \
+            "mvn r9, r9\n\t" \
+            "ldr r10, [lr, #28]\n\t" \
+            TML_DWF_XRQ("r0") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r1") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r2") "lsr r9, r9, #8\n\t" \
+            TML_DWF_XRQ("r3") \
+            "bfi r0, r1, #8, #8\n\t" \
+            "bfi r0, r2, #16, #8\n\t" \
+            "bfi r0, r3, #24, #8\n\t" \
+            "ldrd r9, r10, [lr, #20]\n\t" \
+            "ssub8 r11, r0, r9\n\t" \
+            "sel r0, r0, r9\n\t" \
+            "ssub8 r11, r10, r0\n\t" \
+            "sel r0, r0, r10\n\t" \
+            "str r0, [r7], #4\n\t" \
+            "add r12, r12, #4\n\t" \
+            "ldr r9, [lr, #16]\n\t" \
+            "cmp r12, r9\n\t" \
+            "beq 2f\n\t" \
+            "ldmia r4!, {r0-r3}\n\t" \
+            "stm lr, {r4, r5, r6, r7}\n\t" \
+            "b 1b\n" \
+            "2:" \
+            : "+r"(sp_) \
+            : \
+            : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", \
+              "memory")
+
+/* dwf_edge: tap XADDR or, where the flag COND is set, the zero point. */
+#define TML_DWF_ETAP(COND, NCOND, XADDR)                                     \
+        "ite " COND "\n\t"                                                   \
+        "ldr" COND " r4, [lr, #48]\n\t"                                      \
+        "ldr" NCOND " r4, " XADDR "\n\t"                                     \
+        "ldr r5, [r8], #4\n\t"                                               \
+        "sxtb16 r6, r4\n\t"                                                  \
+        "sxtb16 r7, r5\n\t"                                                  \
+        "sxtb16 r4, r4, ror #8\n\t"                                          \
+        "sxtb16 r5, r5, ror #8\n\t"                                          \
+        "smlabb r0, r6, r7, r0\n\t"                                          \
+        "smlatt r2, r6, r7, r2\n\t"                                          \
+        "smlabb r1, r4, r5, r1\n\t"                                          \
+        "smlatt r3, r4, r5, r3\n\t"
+#define TML_DWF_EROW(F)                                                      \
+        "ldr r4, [lr, #" F "]\n\t"                                           \
+        "msr APSR_nzcvq, r4\n\t"                                             \
+        TML_DWF_ETAP("mi", "pl", "[r9]") TML_DWF_ETAP("eq", "ne", "[r9, r10]") \
+        "add r9, r9, r10\n\t" TML_DWF_ETAP("cs", "cc", "[r9, r10]")
+
+TML_INLINE void dwf_state(const tml_dw_ctx_t *k, tml_dwf_px_t *s, const int8_t *x, int8_t *o)
+{
+    s->bp = k->bf;
+    s->mp = k->mult;
+    s->shp = k->shift;
+    s->o = o;
+    s->xend = x + k->C;
+    s->lo4 = k->lo4;
+    s->hi4 = k->hi4;
+    s->k21 = k->k21;
+    s->sx = k->sx;
+    s->sy1 = k->sy - k->sx;
+    s->w = k->w;
+    s->x = x;
+}
+
+/* One pixel, all channels, 3x3 window inside the input (x: tap (0, 0)). */
+static void dwf_inside(const tml_dw_ctx_t *k, const int8_t *x, int8_t *o)
+{
+    if (k->fq) {   /* 97 instructions of taps, 51 of requantization and loop a group */
+        tml_dwf_px_t s;
+        dwf_state(k, &s, x, o);
+        register tml_dwf_px_t *sp_ __asm__("r0") = &s;
+        TML_DWF_LOOP(TML_DWF_XROW "add r9, r9, r11\n\t" TML_DWF_XROW "add r9, r9, r11\n\t" TML_DWF_XROW);
+        return;
+    }
+    const int8_t *w = k->w;
+    const int32_t *bp = k->bf;
+    const int32_t C = k->C, sx = k->sx, sy = k->sy - k->sx;
+    for (int32_t c = 0; c < C; c += 4, x += 4, o += 4) {
+        int32_t a0 = bp[0], a1 = bp[1], a2 = bp[2], a3 = bp[3], t0, t1, t2, t3;
+        const int8_t *r = x;
+        bp += 4;
+#define TML_DWF_ROW                                                          \
+        "ldr %[t0], [%[r]]\n\t" TML_DWF_TAP                                  \
+        "ldr %[t0], [%[r], %[sx]]\n\t" TML_DWF_TAP                           \
+        "add %[r], %[r], %[sx]\n\t"                                          \
+        "ldr %[t0], [%[r], %[sx]]\n\t" TML_DWF_TAP
+        __asm__(TML_DWF_ROW "add %[r], %[r], %[sy]\n\t"
+                TML_DWF_ROW "add %[r], %[r], %[sy]\n\t"
+                TML_DWF_ROW
+                : TML_DWF_OPS, [t0] "=&r"(t0), [r] "+r"(r)
+                : [sx] "r"(sx), [sy] "r"(sy)
+                : "memory");
+#undef TML_DWF_ROW
+        tml_dwf_out(k, c, a0, a1, a2, a3, o);
+    }
+}
+
+/* One pixel, all channels, any 3x3 window: x is tap (0, 0) (an address that
+ * may lie outside the input, read only where valid), rows bit ky set: row ky
+ * in the input; cm bits 0/1/2: column 0/2/1 padded (column 1 padded: fq only). */
+static void dwf_edge(const tml_dw_ctx_t *k, uintptr_t x, int8_t *o, uint32_t rows, uint32_t cm)
+{
+    if (k->fq) {   /* as dwf_inside, two instructions more a tap */
+        tml_dwf_px_t s;
+        dwf_state(k, &s, (const int8_t *)x, o);
+        s.zp4 = k->zp4;
+        for (int32_t ky = 0; ky < 3; ++ky)
+            s.rf[ky] = !(rows >> ky & 1u) ? 0xe0000000u : ((cm & 1u) << 31) | ((cm & 2u) << 28) | ((cm & 4u) << 28);
+        register tml_dwf_px_t *sp_ __asm__("r0") = &s;
+        TML_DWF_LOOP(TML_DWF_EROW("52") "add r9, r9, r11\n\t" TML_DWF_EROW("56") "add r9, r9, r11\n\t"
+                     TML_DWF_EROW("60"));
+        return;
+    }
+    const int8_t *w = k->w;
+    const int32_t *bp = k->bf;
+    const int32_t C = k->C, sx = k->sx, sy = k->sy, zp = k->zp4, ze = k->ze;
+    for (int32_t c = 0; c < C; c += 4, x += 4, o += 4) {
+        int32_t a0 = bp[0], a1 = bp[1], a2 = bp[2], a3 = bp[3], t0, t1, t2, t3;
+        (void)t0;
+        bp += 4;
+        uintptr_t r = x;
+        for (uint32_t rv = rows | 8u; rv != 1u; rv >>= 1, r += (uintptr_t)sy) {
+            if (rv & 1u) {
+                /* Column taps 0 and 2 read the zero point where padded. */
+                const int8_t *rp = (const int8_t *)r;
+                int32_t x0 = zp, x2 = zp;
+                if (!(cm & 1u)) x0 = tml_ld4(rp);
+                if (!(cm & 2u)) x2 = tml_ld4(rp + 2 * sx);
+                t0 = x0;
+                __asm__(TML_DWF_TAP : TML_DWF_OPS, [t0] "+&r"(t0) : : "memory");
+                t0 = tml_ld4(rp + sx);
+                __asm__(TML_DWF_TAP : TML_DWF_OPS, [t0] "+&r"(t0) : : "memory");
+                t0 = x2;
+                __asm__(TML_DWF_TAP : TML_DWF_OPS, [t0] "+&r"(t0) : : "memory");
+            } else {
+#define TML_DWF_ZTAP                                                         \
+                "ldr %[t1], [%[w]], #4\n\t"                                  \
+                "sxtb16 %[t3], %[t1]\n\t"                                    \
+                "sxtb16 %[t1], %[t1], ror #8\n\t"                            \
+                "smlabb %[a0], %[ze], %[t3], %[a0]\n\t"                      \
+                "smlatt %[a2], %[ze], %[t3], %[a2]\n\t"                      \
+                "smlabb %[a1], %[ze], %[t1], %[a1]\n\t"                      \
+                "smlatt %[a3], %[ze], %[t1], %[a3]\n\t"
+                __asm__(TML_DWF_ZTAP TML_DWF_ZTAP TML_DWF_ZTAP
+                        : TML_DWF_OPS
+                        : [ze] "r"(ze)
+                        : "memory");
+#undef TML_DWF_ZTAP
+            }
+        }
+        tml_dwf_out(k, c, a0, a1, a2, a3, o);
+    }
+}
+
+static void dw_pixel(const tml_conv_s8_t *P, const int8_t *x0, int8_t *o, int32_t ky0, int32_t ky1,
+                     int32_t kx0, int32_t kx1, int32_t zp4);
+static void valid_range(int32_t i0, int32_t d, int32_t n, int32_t lim, int32_t *k0, int32_t *k1);
+
+/* 3x3, grouped layout. */
+static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    tml_dw_ctx_t K;
+    const int32_t C = P->in_c, in_w = P->in_w, in_h = P->in_h, out_w = P->out_w;
+    const int32_t str_w = P->stride_w, dil_h = P->dil_h, dil_w = P->dil_w;
+    K.w = P->filter;
+    K.bf = P->bias_fold;
+    K.mult = P->mult;
+    K.shift = P->shift;
+    K.C = C;
+    K.sx = dil_w * C;
+    K.sy = dil_h * in_w * C;
+    K.zp4 = (int32_t)(((uint32_t)(uint8_t)(-P->in_offset)) * 0x01010101u);
+    K.ze = __sxtb16(K.zp4);
+    K.off = P->out_offset;
+    K.lo = P->act_min;
+    K.hi = P->act_max;
+    K.k21 = 2 * K.off + 1;
+    K.lo4 = (uint32_t)(uint8_t)K.lo * 0x01010101u;
+    K.hi4 = (uint32_t)(uint8_t)K.hi * 0x01010101u;
+    K.fq = 1;
+    for (int32_t c = 0; c < C; ++c)
+        if (P->shift[c] >= 0 || P->mult[c] < 0x40000000) K.fq = 0;
+    /* Pixels ox in [ox_lo, ox_hi) have all three window columns inside. */
+    int32_t ox_lo = 0, ox_hi;
+    while (ox_lo < out_w && ox_lo * str_w - P->pad_l < 0) ++ox_lo;
+    ox_hi = ox_lo;
+    while (ox_hi < out_w && ox_hi * str_w - P->pad_l + 2 * dil_w < in_w) ++ox_hi;
+    const int32_t zp4 = K.zp4;
+    for (int32_t oy = 0; oy < P->out_h; ++oy) {
+        const int32_t iy0 = oy * P->stride_h - P->pad_t;
+        uint32_t rows = 0;
+        for (int32_t ky = 0; ky < 3; ++ky) {
+            const int32_t iy = iy0 + ky * dil_h;
+            if (iy >= 0 && iy < in_h) rows |= 1u << ky;
+        }
+        const intptr_t rowoff = (intptr_t)iy0 * in_w * C;
+        int8_t *o = out + oy * out_w * C;
+        for (int32_t ox = 0; ox < out_w; ++ox, o += C) {
+            const int32_t ix0 = ox * str_w - P->pad_l;
+            const uintptr_t x = (uintptr_t)in + (uintptr_t)(rowoff + (intptr_t)ix0 * C);
+            if (rows == 7u && ox == ox_lo && ox_lo < ox_hi) {
+                const int8_t *xp = (const int8_t *)x;
+                for (; ox < ox_hi; ++ox, o += C, xp += str_w * C) dwf_inside(&K, xp, o);
+                --ox;
+                o -= C;
+                continue;
+            }
+            const int32_t ix1 = ix0 + dil_w, ix2 = ix1 + dil_w;
+            const uint32_t mid = (uint32_t)(ix1 < 0 || ix1 >= in_w);
+            if (K.fq || (rows != 0u && !mid)) {
+                const uint32_t cm = (uint32_t)(ix0 < 0 || ix0 >= in_w) | ((uint32_t)(ix2 < 0 || ix2 >= in_w) << 1) |
+                                    (mid << 2);
+                dwf_edge(&K, x, o, rows, cm);
+                continue;
+            }
+            int32_t ky0, ky1, kx0, kx1;
+            valid_range(iy0, dil_h, 3, in_h, &ky0, &ky1);
+            valid_range(ix0, dil_w, 3, in_w, &kx0, &kx1);
+            if (ky0 < ky1 && kx0 < kx1)
+                dw_pixel(P, in + ((iy0 + ky0 * dil_h) * in_w + ix0 + kx0 * dil_w) * C, o, ky0, ky1, kx0, kx1,
+                         zp4);
+            else
+                dw_pixel(P, in, o, 0, 0, 0, 0, zp4);
+        }
+    }
+}
+#endif
 
 /* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
@@ -209,9 +576,17 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         return;
     }
 #endif
+#if defined(TML_DW_FAST)
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3) {
+        dw3x3_fast(P, in, out);
+        return;
+    }
+#endif
     const int32_t out_c = P->out_c, C = P->in_c, in_w = P->in_w;
     const int grouped = P->depth_mult == 1 && (C & 3) == 0;
+#if !defined(TML_DW_FAST)   /* else grouped 3x3 went to dw3x3_fast */
     const int k33 = P->k_h == 3 && P->k_w == 3;
+#endif
     const int32_t zp4 = (int32_t)(((uint32_t)(uint8_t)(-P->in_offset)) * 0x01010101u);
     for (int32_t oy = 0; oy < P->out_h; ++oy) {
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
@@ -228,9 +603,11 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             valid_range(ix0, P->dil_w, P->k_w, in_w, &kx0, &kx1);
             if (ky0 < ky1 && kx0 < kx1) {
                 const int8_t *x0 = in + ((iy0 + ky0 * P->dil_h) * in_w + ix0 + kx0 * P->dil_w) * C;
+#if !defined(TML_DW_FAST)
                 if (k33 && ky1 - ky0 == 3 && kx1 - kx0 == 3)
                     dw3x3_inside(P, x0, o);
                 else
+#endif
                     dw_pixel(P, x0, o, ky0, ky1, kx0, kx1, zp4);
             } else {
                 dw_pixel(P, in, o, 0, 0, 0, 0, zp4);   /* window wholly in the padding */
