@@ -110,6 +110,19 @@ def test_cross_compile_all_cores(tmp_path, small_tflite):
     assert all(o and o[0].is_file() for o in objs)
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-Og", "-O1", "-O3"])
+def test_dsp_kernels_compile_at_every_optimization_level(tmp_path, opt):
+    """Debug builds (PlatformIO's build_type = debug is -Og; -O0 by hand) and -O1/-O3 take the
+    Cortex-M4 kernels warning-free: the inline asm fast paths are for optimized builds only."""
+    _need("arm-none-eabi-gcc")
+    from platformio_tinyml.emu import compile_only
+    src = tmp_path / "vww"
+    files = write_output(generate(load_tflite(MLPERF / MLPERF_INT8["vww"]), "vww"), src)
+    objs = compile_only([p for p in files if p.suffix == ".c"], [src], "cortex-m4", "fpv4-sp-d16",
+                        out_dir=tmp_path / "o", opt=opt)
+    assert len(objs) >= 4
+
+
 def test_cross_compile_avr(tmp_path, small_tflite):
     _need("avr-gcc")
     from platformio_tinyml.emu import compile_only

@@ -18,7 +18,7 @@
 #include "tml_dot_s8.h"
 
 /* Arm DSP cores, optimizing for speed: the fast 3x3 path (dw3x3_fast). */
-#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#if TML_ARM_FAST
 #define TML_DW_FAST 1
 #endif
 
@@ -71,7 +71,7 @@ static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
     for (int32_t c = 0; c < C; c += 4, x += 4, w += 36) {
         TML_DW_LOAD_BIAS();
         const int8_t *wr = w;
-#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
+#if TML_ARM_FAST
         /* The nine taps: 10 instructions a tap plus two per row, no spills. */
         const int8_t *r = x;
         int32_t t0, t1, t2, t3;
