@@ -132,6 +132,27 @@ def test_report_and_verify_targets(offline, kws_built):
     assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log
 
 
+def test_optimize_speed_builds_the_model_at_O2(offline, tmp_path):
+    """custom_tinyml_optimize = speed: same outputs, fewer instructions than the -Os default,
+    the rest of the firmware keeps the project's flags."""
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    size = _copy("kws-cortex-m4", tmp_path / "size")
+    speed = _copy("kws-cortex-m4", tmp_path / "speed")
+    ini = speed / "platformio.ini"
+    ini.write_text(ini.read_text() + "custom_tinyml_optimize = speed\n")
+
+    runs = {name: _pio(p, offline, "-t", "upload", "-v") for name, p in (("size", size), ("speed", speed))}
+
+    for name, r in runs.items():
+        assert r.returncode == 0, r.log
+        assert _printed_output(r.log) == _reference_output(size, "kws_ref_model.tflite"), name
+    count = {n: int(re.search(r"^instructions: (\d+)$", r.log, re.M).group(1)) for n, r in runs.items()}
+    assert count["speed"] < 0.8 * count["size"], count
+    kernel_cmd = next(line for line in runs["speed"].log.splitlines() if "tml_conv_s8.c" in line and " -c " in line)
+    main_cmd = next(line for line in runs["speed"].log.splitlines() if "main.c" in line and " -c " in line)
+    assert kernel_cmd.rindex("-O2") > kernel_cmd.rindex("-Os") and "-O2" not in main_cmd
+
+
 def test_module_target_packs_a_signed_module(offline, tmp_path):
     """`pio run -t tinyml-module` = `tinyml module pack` for the env's board, byte for byte."""
     from platformio_tinyml.cli.main import main as cli
@@ -251,6 +272,8 @@ def test_model_too_big_for_board_is_one_error(offline, tmp_path):
                  ["hybrid.tflite: operator #0 CONV_2D is hybrid", "full-integer"], id="unsupported-model"),
     pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_backend = nosuch"),
                  ["backend 'nosuch' is not available", "available: "], id="unknown-backend"),
+    pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_optimize = fast"),
+                 ["'fast' is neither size nor speed", "custom_tinyml_optimize"], id="bad-optimize"),
     pytest.param(("custom_tinyml_test_input = test_input.npy", "custom_tinyml_test_input = kws_ref_model.tflite"),
                  ["kws_ref_model.tflite: test input has ", "custom_tinyml_test_input"], id="bad-test-input"),
 ])

@@ -222,14 +222,29 @@ class _Front:
 
     def _add_sources(self) -> None:
         """Generated folders on CPPPATH; each .c compiled once (models share runtime files)."""
+        env = self.env
+        speed = optimize_for_speed(env.GetProjectOption(OPTION_PREFIX + "optimize", ""), self.name)
         seen: set[str] = set()
         for model in self.models:
-            self.env.Append(CPPPATH=[str(model.outdir)])
+            env.Append(CPPPATH=[str(model.outdir)])
             names = sorted(s.name for s in model.sources if s.name not in seen)
             seen.update(names)
-            if names:
-                self.env.BuildSources(f"$BUILD_DIR/tinyml_obj/{model.spec.name}", str(model.outdir),
-                                      " ".join(["-<*>"] + [f"+<{n}>" for n in names]))
+            if not names:
+                continue
+            variant, src_filter = f"$BUILD_DIR/tinyml_obj/{model.spec.name}", " ".join(
+                ["-<*>"] + [f"+<{n}>" for n in names])
+            if not speed:
+                env.BuildSources(variant, str(model.outdir), src_filter)
+                continue
+            # The project's flags, then -O2 last (gcc takes the last -O): added through
+            # _CCCOMCOM, which comes after $CCFLAGS on the command line and is expanded at
+            # build time, so flags the platform adds after this PRE script still apply.
+            cccom = env.get("_CCCOMCOM", "$CPPFLAGS $_CPPDEFFLAGS $_CPPINCFLAGS")
+            from SCons.Node import FS
+            from SCons.Script import DefaultEnvironment
+            nodes = env.CollectBuildFiles(variant, str(model.outdir), src_filter)
+            DefaultEnvironment().Append(PIOBUILDFILES=[
+                env.Object(n, _CCCOMCOM=cccom + " -O2") if isinstance(n, FS.File) else n for n in nodes])
 
     def gate(self, target, source, env) -> int:
         """Post-link action: flash/RAM gate of the firmware."""
@@ -313,6 +328,16 @@ class _Front:
                              "backend and report the model to platformio-tinyml.\n")
             return 1
         return 0
+
+
+def optimize_for_speed(value: str | None, env_name: str) -> bool:
+    """``custom_tinyml_optimize``: ``size`` (default: the project's flags) or ``speed``
+    (the model's sources at -O2, with the kernels' hand-scheduled Cortex-M paths)."""
+    value = (value or "size").strip().lower()
+    if value not in ("size", "speed"):
+        raise TinyMLError(f"'{value}' is neither size nor speed", where=f"[env:{env_name}] {OPTION_PREFIX}optimize",
+                          hint="size keeps the project's flags (PlatformIO: -Os); speed builds the model at -O2")
+    return value == "speed"
 
 
 def _int_or_none(value) -> int | None:
