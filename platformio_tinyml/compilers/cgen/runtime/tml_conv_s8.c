@@ -25,7 +25,12 @@
  * and shifts allow it (tml_rqx_ok) and the activation range is all of int8,
  * fq_pair (asm) does all channels of the pixel pair with the SMMLAR
  * requantize (tml_rqx_s8). Inside windows with rows of >= 4 bytes are
- * copied by fill_in in whole words read inside each row.
+ * copied by fill_in in whole words read inside each row, 3 rows of 9 bytes
+ * (3x3 over 3 channels) by fill9. Where the lowering found arena room for it
+ * (P->bias == P->scratch, see tml_kernels.h), the filter is expanded once a
+ * call into int16 pairs after the window buffer and fq_pair16 reads it with
+ * LDRD (12 instructions a chunk instead of 17). An odd last pixel is
+ * computed as a pair with the one before it (whose bytes are stored again).
  *
  * Fallback (window too big for the stack and no scratch): two horizontally
  * adjacent inside pixels x two output channels straight from the input,
@@ -405,7 +410,7 @@ typedef struct {
     const int32_t *xb;     /*  4: buffer start (2 pixels, interleaved chunks) */
     const int8_t *w;       /*  8: filter */
     int32_t K;             /* 12: filter row length */
-    int32_t odd;           /* 16: (kp / 4) & 1 */
+    int32_t odd;           /* 16: (kp / 4) & 1 (fq_pair16: & 3) */
     const int32_t *xe;     /* 20: buffer end */
     const int32_t *m;      /* 24: mult */
     const int8_t *sh;      /* 28: shift */
@@ -459,23 +464,47 @@ typedef struct {
     "asr " x ", " x ", " e "\n\t"                                             \
     "ssat " x ", #8, " x ", asr #1\n\t"
 
+/* The reduction of TML_FQ_PAIR: fq_pair (odd = (kp / 4) & 1) one chunk,
+ * then 2 an iteration; fq_pair16 (odd = (kp / 4) & 3) the remainder of 1
+ * and 2 chunks, then 4 an iteration (LSLS #30: Z = no remainder; LSLS #31:
+ * N = bit 0, C = bit 1). */
+#define TML_FQ_LOOP8(L)                                                       \
+    "cbz r7, 2" L "f\n\t"                                                     \
+    TML_FQ_CHUNK                                                              \
+    "cmp r4, lr\n\t"                                                          \
+    "beq 3" L "f\n"                                                           \
+    "2" L ":\n\t"                                                             \
+    TML_FQ_CHUNK TML_FQ_CHUNK                                                 \
+    "cmp r4, lr\n\t"                                                          \
+    "bne 2" L "b\n"
+
+#define TML_FQ_LOOP16(L)                                                      \
+    "lsls r12, r7, #30\n\t"                                                   \
+    "beq 2" L "f\n\t"                                                         \
+    "lsls r7, r7, #31\n\t"                                                    \
+    "bpl 4" L "f\n\t"                                                         \
+    TML_FQ_CHUNK16                                                            \
+    "4" L ":\n\t"                                                             \
+    "bcc 5" L "f\n\t"                                                         \
+    TML_FQ_CHUNK16 TML_FQ_CHUNK16                                             \
+    "5" L ":\n\t"                                                             \
+    "cmp r4, lr\n\t"                                                          \
+    "beq 3" L "f\n"                                                           \
+    "2" L ":\n\t"                                                             \
+    TML_FQ_CHUNK16 TML_FQ_CHUNK16 TML_FQ_CHUNK16 TML_FQ_CHUNK16               \
+    "cmp r4, lr\n\t"                                                          \
+    "bne 2" L "b\n"
+
 /* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
  * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
-#define TML_FQ_PAIR(L, CHUNK)                                                 \
+#define TML_FQ_PAIR(L, LOOP)                                                  \
     "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
     "ldrd r0, r1, [r3], #8\n\t"                                               \
     "str r3, [sp]\n\t"                                                        \
     "mov r2, r0\n\t"                                                          \
     "mov r3, r1\n\t"                                                          \
     "add r6, r5, r6\n\t"                                                      \
-    "cbz r7, 2" L "f\n\t"                                                     \
-    CHUNK                                                                     \
-    "cmp r4, lr\n\t"                                                          \
-    "beq 3" L "f\n"                                                           \
-    "2" L ":\n\t"                                                             \
-    CHUNK CHUNK                                                               \
-    "cmp r4, lr\n\t"                                                          \
-    "bne 2" L "b\n"                                                           \
+    LOOP(L)                                                                   \
     "3" L ":\n\t"                                                             \
     "add r12, sp, #24\n\t"                                                    \
     "ldm r12, {r4, r5, r7, r10}\n\t"                                          \
@@ -498,15 +527,15 @@ typedef struct {
 
 /* All output channels of the two pixels in the buffer (c->nq >= 1): fq_pair
  * unpacks the int8 filter rows, fq_pair16 reads the int16 filter. */
-#define TML_FQ_FUNC(CHUNK) \
+#define TML_FQ_FUNC(LOOP) \
         "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t" \
         "sub sp, sp, #60\n\t" \
         "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t" \
         "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n" \
         "1:\n\t" \
-        TML_FQ_PAIR("0", CHUNK) \
+        TML_FQ_PAIR("0", LOOP) \
         "strd r0, r2, [sp, #52]\n\t" \
-        TML_FQ_PAIR("1", CHUNK) \
+        TML_FQ_PAIR("1", LOOP) \
         "ldrd r4, r5, [sp, #52]\n\t" \
         "bfi r4, r0, #16, #16\n\t" \
         "bfi r5, r2, #16, #16\n\t" \
@@ -523,14 +552,16 @@ typedef struct {
 
 __attribute__((naked, noinline)) static void fq_pair(const conv_fq_t *c __attribute__((unused)))
 {
-    __asm__(TML_FQ_FUNC(TML_FQ_CHUNK));
+    __asm__(TML_FQ_FUNC(TML_FQ_LOOP8));
 }
 
 __attribute__((naked, noinline)) static void fq_pair16(const conv_fq_t *c __attribute__((unused)))
 {
-    __asm__(TML_FQ_FUNC(TML_FQ_CHUNK16));
+    __asm__(TML_FQ_FUNC(TML_FQ_LOOP16));
 }
 #undef TML_FQ_FUNC
+#undef TML_FQ_LOOP8
+#undef TML_FQ_LOOP16
 #undef TML_FQ_PAIR
 #undef TML_FQ_CHUNK16
 #undef TML_FQ_RQ
@@ -575,7 +606,7 @@ static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int
         }
         use = 2;
     }
-    c->odd = (kp >> 2) & 1;
+    c->odd = (kp >> 2) & (use == 2 ? 3 : 1);
     c->xe = c->xb + kp;
     c->m = P->mult;
     c->sh = P->shift;
@@ -632,13 +663,34 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         p0 = npix - 1;
     }
 #endif
-    for (int32_t p = p0; p < npix; p += 2) {
+    int32_t pend = npix;
+#if TML_CONV_FAST
+    /* An odd last pixel goes with pixel npix - 2 again as a pair (whose
+     * outputs are stored a second time, the same bytes). */
+    const int tail2 = ((npix - p0) & 1) && npix >= 2 && !(out_c & 1);
+    if (tail2) pend = npix - 1;
+#endif
+#if TML_CONV_FAST
+    /* 3 rows of 9 bytes: windows inside the input straight to fill9 */
+    const int32_t in_c = P->in_c, in_w = P->in_w, st9 = P->dil_h * in_w * in_c;
+    const int32_t lim_y = P->in_h - 1 - 2 * P->dil_h, lim_x = in_w - P->k_w;
+    const int f9 = P->k_h == 3 && P->k_w * in_c == 9 && P->dil_w == 1 && lim_y >= 0 && lim_x >= 0;
+#define TML_FILL(d, iy, ix)                                                  \
+    if (f9 && (uint32_t)(iy) <= (uint32_t)lim_y && (uint32_t)(ix) <= (uint32_t)lim_x) \
+        fill9((int32_t *)(void *)(d), in + ((iy) * in_w + (ix)) * in_c, st9);  \
+    else                                                                     \
+        fill(P, in, d, iy, ix, kp)
+#else
+#define TML_FILL(d, iy, ix) fill(P, in, d, iy, ix, kp)
+#endif
+    for (int32_t p = p0; p < pend; p += 2) {
         const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
-        fill(P, in, da, iya, ixa, kp);
+        TML_FILL(da, iya, ixa);
         if (++ox == out_w) { ox = 0; ++oy; }
         const int has_b = p + 1 < npix;
         if (has_b) {
-            fill(P, in, db, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, kp);
+            const int32_t iyb = oy * P->stride_h - P->pad_t, ixb = ox * P->stride_w - P->pad_l;
+            TML_FILL(db, iyb, ixb);
             if (++ox == out_w) { ox = 0; ++oy; }
         } else {
             fill(P, in, db, iya, ixa, kp);
@@ -655,6 +707,20 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #endif
         block(P, buf, K, kp, oa, has_b ? oa + out_c : 0);
     }
+#undef TML_FILL
+#if TML_CONV_FAST
+    if (tail2) {
+        const int32_t q = npix - 2, qy = q / out_w, qx = q - qy * out_w;
+        const int32_t ry = (q + 1) / out_w, rx = q + 1 - ry * out_w;
+        fill(P, in, da, qy * P->stride_h - P->pad_t, qx * P->stride_w - P->pad_l, kp);
+        fill(P, in, db, ry * P->stride_h - P->pad_t, rx * P->stride_w - P->pad_l, kp);
+        int8_t *oa = out + q * out_c;
+        if (use_fq)
+            block_fq(&fq, fq_fn, oa, oa + out_c);
+        else
+            block_fast(P, buf, K, kp, oa, oa + out_c);
+    }
+#endif
 }
 
 /* ---- fallback: no buffer ---------------------------------------------------- */
