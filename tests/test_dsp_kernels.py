@@ -31,6 +31,17 @@ def _conv(shape, filters, k, **kw):
     return build
 
 
+def _conv_after(shape, pre, filters, k, **kw):
+    """A 1x1 conv from a wide input down to ``pre`` channels, then the conv
+    under test: the dead model input leaves the arena gap where the planner
+    puts the test conv's scratch with room for its int16 filter."""
+    def build():
+        L = modelgen._tf().keras.layers
+        x = modelgen._inp(shape)
+        return modelgen._model(x, L.Conv2D(filters, k, **kw)(L.Conv2D(pre, 1)(x)))
+    return build
+
+
 CASES = {
     "dw3x3_c8_same": _dw((7, 6, 8), 3, padding="same"),                  # grouped 4-channel + asm taps
     "dw3x3_c6_valid": _dw((6, 6, 6), 3, padding="valid"),                # channels not a multiple of 4
@@ -52,6 +63,22 @@ CASES = {
     "conv3x3_c2_k18": _conv((7, 6, 2), 12, 3, padding="same"),  # SMMLAR path: odd chunk count + loop
     "conv3x5_c3_row15": _conv((8, 9, 3), 4, (3, 5)),          # window rows of 15 bytes (3 left over)
 }
+
+# The conv under test gets scratch with room for its int16 filter (fq_pair16):
+# odd pixel counts, stride 2, padding on all sides, in_c 3 / 1 / 5, relu6.
+WIDE = {
+    "wide_conv1x1_c16_odd": _conv_after((5, 5, 64), 16, 8, 1),
+    "wide_conv3x3_c3_s2": _conv_after((13, 11, 24), 3, 8, 3, strides=2, padding="same"),
+    "wide_conv3x3_c3_s1_pad": _conv_after((9, 7, 32), 3, 16, 3, padding="same"),
+    "wide_conv3x3_c1_s2": _conv_after((10, 9, 32), 1, 8, 3, strides=2, padding="same"),
+    "wide_conv3x3_c5_pad": _conv_after((9, 8, 32), 5, 12, 3, padding="same"),
+    "wide_conv3x3_c3_relu6": _conv_after((9, 8, 32), 3, 8, 3, padding="same", activation="relu6"),
+    "wide_conv1x1_c32_k32": _conv_after((6, 5, 96), 32, 12, 1),
+    # other 9-byte window rows (fill9), stack buffer
+    "conv3x9_c1_row9": _conv((8, 12, 1), 4, (3, 9), padding="same"),
+    "conv3x1_c9_s2_row9": _conv((9, 7, 9), 8, (3, 1), strides=2, padding="same", activation="relu"),
+}
+CASES.update(WIDE)
 
 
 def _non_negative_shifts(buf: bytes) -> bytes:
@@ -129,6 +156,8 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     path = models[name]
     g = load_tflite(path)
     gen = generate(g, "m")
+    if name.startswith("wide_"):   # the test conv really gets the int16 filter room
+        assert "bias = (const int32_t *)(m_arena + " in gen.files["m.c"], name
     rng = np.random.default_rng(7)
     t = g.tensors[g.inputs[0]]
     samples = [[rng.integers(-128, 128, t.shape).astype(np.int8)] for _ in range(2)]

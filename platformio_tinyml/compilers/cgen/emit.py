@@ -142,7 +142,7 @@ class Generated:
     uses_math: bool
 
 
-def scratch_needs(g: Graph, table=None) -> dict[int, int]:
+def scratch_needs(g: Graph, table=None) -> dict[int, int | tuple[int, ...]]:
     table = table if table is not None else _lowerings()
     out = {}
     for op in g.ops:

@@ -64,6 +64,7 @@ def _conv(em, op):
     bias_fold = bias + in_off * row_sums
     if not is_dw:
         _const_channels(wd.reshape(n_out, -1), bias_fold, mults, shifts, y.quant.zp, lo, hi)
+    scratch, wide = _granted_scratch(em, op) if not is_dw else ("0", False)
     fields = dict(
         in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
         out_c=n_out, k_h=w.shape[1], k_w=w.shape[2], stride_h=a.stride_h, stride_w=a.stride_w,
@@ -72,11 +73,14 @@ def _conv(em, op):
         depth_mult=a.depth_multiplier,
         filter=em.array("int8_t", _dw_grouped(w.data, a.depth_multiplier) if is_dw
                         else _padded_filter(w.data, is_dw), "w"),
-        bias="0",   # the kernels start from bias_fold and correct padded taps
+        # the kernels start from bias_fold and correct padded taps; CONV_2D's
+        # bias repeats the scratch pointer when it has the int16 filter room
+        # (the module recorder's pointers are bare relocation tokens)
+        bias=(scratch if scratch.startswith("@") else f"(const int32_t *){scratch}") if wide else "0",
         bias_fold=em.array("int32_t", bias_fold.astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
         shift=em.array("int8_t", shifts, "s"),
-        scratch=_granted_scratch(em, op) if not is_dw else "0",
+        scratch=scratch,
     )
     p = em.params("tml_conv_s8_t", fields)
     fn = "tml_dwconv_s8" if is_dw else "tml_conv_s8"
@@ -119,22 +123,32 @@ def _const_channels(w2: np.ndarray, bias_fold: np.ndarray, mults: np.ndarray, sh
         bias_fold[c], mults[c], shifts[c] = 4 * (v - out_zp), 1 << 30, -1
 
 
-def _conv_scratch(g: Graph, op: Op) -> int:
-    """CONV_2D im2col buffer: two pixels' windows as int16, rounded up to 4 elements."""
+def _conv_scratch(g: Graph, op: Op) -> int | tuple[int, int]:
+    """CONV_2D im2col buffer: two pixels' windows as int16, rounded up to 4
+    elements (kp). With out_c a multiple of 4, preferably also room for the
+    filter as int16 (out_c rows of kp, 2 * kp * out_c bytes) after it: the
+    Cortex-M speed path expands the filter there once per call and then
+    reads it without unpacking (tml_conv_s8.c)."""
     if op.kind is not OpKind.CONV_2D:
         return 0
     w = g.tensors[op.inputs[1]]
-    k = int(np.prod(w.shape[1:]))
-    return 2 * 2 * ((k + 3) // 4 * 4)
+    kp = (int(np.prod(w.shape[1:])) + 3) // 4 * 4
+    n_out = int(w.shape[0])
+    if n_out % 4 == 0:
+        return (4 * kp + 2 * kp * n_out, 4 * kp)
+    return 4 * kp
 
 
-def _granted_scratch(em, op) -> str:
-    """The arena scratch the planner found free at this op, or "0" (none)."""
+def _granted_scratch(em, op) -> tuple[str, bool]:
+    """The arena scratch the planner found free at this op, or "0" (none),
+    and whether it has the room for the int16 filter too."""
     plan = em.plan
-    if plan is None or -(op.index + 2) not in plan.offsets or \
-            plan.scratch_bytes.get(-(op.index + 2), 0) < _conv_scratch(em.graph, op):
-        return "0"
-    return em.scratch(op)
+    need = _conv_scratch(em.graph, op)
+    sizes = need if isinstance(need, tuple) else (need,)
+    got = plan.scratch_bytes.get(-(op.index + 2), 0) if plan is not None else 0
+    if plan is None or -(op.index + 2) not in plan.offsets or got < sizes[-1]:
+        return "0", False
+    return em.scratch(op), len(sizes) > 1 and got >= sizes[0]
 
 
 def _dw_grouped(data: np.ndarray, depth_mult: int) -> np.ndarray:

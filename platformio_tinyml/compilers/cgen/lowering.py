@@ -14,8 +14,9 @@ class Lowering:
 
     ``lower(em, op)`` emits constants and the call; ``check(g, op)`` returns
     a reason string when this op instance cannot be compiled (None if fine);
-    ``scratch(g, op)`` returns arena bytes the kernel needs while it runs.
+    ``scratch(g, op)`` returns arena bytes the kernel needs while it runs
+    (or a tuple of sizes, preferred first: see planner.plan_memory).
     """
     lower: Callable
     check: Callable[[Graph, Op], str | None] | None = None
-    scratch: Callable[[Graph, Op], int] | None = None
+    scratch: Callable[[Graph, Op], int | tuple[int, ...]] | None = None

@@ -52,7 +52,8 @@ def plan_memory(g: Graph, scratch: dict[int, int] | None = None) -> MemoryPlan:
     """Place every non-constant tensor that is not a graph input/output.
 
     ``scratch`` maps an op index to bytes of scratch it would like while it
-    runs. Scratch is placed after the tensors, only into a gap that is free
+    runs, or a tuple of sizes in order of preference (the first that fits is
+    granted). Scratch is placed after the tensors, only into a gap that is free
     at that op, so it never raises the arena: an op whose request does not
     fit gets none (its kernel must then do without). Granted buffers get
     tensor index ``-(op_index + 2)`` in ``offsets`` and their size in
@@ -118,12 +119,14 @@ def plan_memory(g: Graph, scratch: dict[int, int] | None = None) -> MemoryPlan:
             best = (total, offsets)
     total, offsets = best
     sizes = {}
-    for op_index, nbytes in sorted((scratch or {}).items()):
-        off = _gap(list(bufs.values()), offsets, op_index, total, _align(nbytes))
-        if off is not None:
-            key = -(op_index + 2)
-            offsets[key] = off
-            sizes[key] = _align(nbytes)
+    for op_index, wants in sorted((scratch or {}).items()):
+        for nbytes in (wants if isinstance(wants, tuple) else (wants,)):
+            off = _gap(list(bufs.values()), offsets, op_index, total, _align(nbytes))
+            if off is not None:
+                key = -(op_index + 2)
+                offsets[key] = off
+                sizes[key] = _align(nbytes)
+                break
     return MemoryPlan(arena_bytes=total, offsets=offsets, aliases=aliases, lower_bound=lower,
                       scratch_bytes=sizes)
 

@@ -160,6 +160,9 @@ static int check_conv_s8(const tml_exec_op_t *op, const tml_conv_s8_t *p, int de
     if (!PTR_NULL(tml_conv_s8_t, bias) && !PTR_OK(tml_conv_s8_t, bias, 4u * p->out_c)) return -1;
     if (!PTR_NULL(tml_conv_s8_t, scratch)
         && !PTR_OK(tml_conv_s8_t, scratch, 4u * ((taps + 3u) / 4u * 4u))) return -1;
+    /* CONV_2D: a non-NULL bias says the scratch also holds the int16 filter */
+    if (!depthwise && !PTR_NULL(tml_conv_s8_t, bias)
+        && !PTR_OK(tml_conv_s8_t, scratch, (4u + 2u * p->out_c) * ((taps + 3u) / 4u * 4u))) return -1;
     return PTR_OK(tml_conv_s8_t, bias_fold, 4u * p->out_c) && PTR_OK(tml_conv_s8_t, mult, 4u * p->out_c)
            && PTR_OK(tml_conv_s8_t, shift, p->out_c)
            && shifts_ok(op, offsetof(tml_conv_s8_t, shift), p->out_c) ? 0 : -1;

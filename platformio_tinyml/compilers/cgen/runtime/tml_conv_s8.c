@@ -25,7 +25,12 @@
  * and shifts allow it (tml_rqx_ok) and the activation range is all of int8,
  * fq_pair (asm) does all channels of the pixel pair with the SMMLAR
  * requantize (tml_rqx_s8). Inside windows with rows of >= 4 bytes are
- * copied by fill_in in whole words read inside each row.
+ * copied by fill_in in whole words read inside each row, 3 rows of 9 bytes
+ * (3x3 over 3 channels) by fill9. Where the lowering found arena room for it
+ * (P->bias == P->scratch, see tml_kernels.h), the filter is expanded once a
+ * call into int16 pairs after the window buffer and fq_pair16 reads it with
+ * LDRD (12 instructions a chunk instead of 17). An odd last pixel is
+ * computed as a pair with the one before it (whose bytes are stored again).
  *
  * Fallback (window too big for the stack and no scratch): two horizontally
  * adjacent inside pixels x two output channels straight from the input,
@@ -157,6 +162,34 @@ static TML_NOINLINE void fill_in(int32_t *dw, const int8_t *src, int32_t row, in
 }
 #endif
 
+#if TML_CONV_FAST
+/* The 4 window elements in the bytes of v as chunk dw (one pixel's half). */
+TML_INLINE void put4(int32_t *dw, uint32_t v)
+{
+    dw[0] = __sxtb16((int32_t)v);
+    dw[1] = tml_sxtb16_ror8((int32_t)v);
+}
+
+/* fill_in for 3 rows of 9 bytes (3x3 filter over 3 channels: kp = 28): each
+ * row read as the words at bytes 0, 4 and 5 (all inside it), the 27 bytes
+ * and a zero as 7 words, shifted together in registers. */
+static TML_NOINLINE void fill9(int32_t *dw, const int8_t *s, int32_t step)
+{
+    const uint32_t a0 = (uint32_t)tml_ld4(s), b0 = (uint32_t)tml_ld4(s + 4), c0 = (uint32_t)tml_ld4(s + 5);
+    s += step;
+    const uint32_t a1 = (uint32_t)tml_ld4(s), b1 = (uint32_t)tml_ld4(s + 4), c1 = (uint32_t)tml_ld4(s + 5);
+    s += step;
+    const uint32_t a2 = (uint32_t)tml_ld4(s), b2 = (uint32_t)tml_ld4(s + 4), c2 = (uint32_t)tml_ld4(s + 5);
+    put4(dw, a0);
+    put4(dw + 4, b0);
+    put4(dw + 8, (c0 >> 24) | (a1 << 8));
+    put4(dw + 12, (a1 >> 24) | (b1 << 8));
+    put4(dw + 16, (c1 >> 16) | (a2 << 16));
+    put4(dw + 20, (a2 >> 16) | (b2 << 16));
+    put4(dw + 24, c2 >> 8);
+}
+#endif
+
 /* The window of the pixel with top-left input corner (iy0, ix0) into d. */
 static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t *d, int32_t iy0, int32_t ix0,
                  int32_t kp)
@@ -167,6 +200,10 @@ static TML_NOINLINE void fill(const tml_conv_s8_t *P, const int8_t *in, int16_t 
 #if TML_CONV_FAST
     /* Window inside the input, rows of >= 4 bytes: fill_in. */
     if (row_in && row >= 4 && iy0 >= 0 && iy0 + (P->k_h - 1) * P->dil_h < P->in_h) {
+        if (row == 9 && P->k_h == 3) {
+            fill9((int32_t *)(void *)d, in + (iy0 * in_w + ix0) * in_c, P->dil_h * in_w * in_c);
+            return;
+        }
         fill_in((int32_t *)(void *)d, in + (iy0 * in_w + ix0) * in_c, row, P->dil_h * in_w * in_c, P->k_h,
                 (int32_t *)(void *)d + kp);
         return;
@@ -373,7 +410,7 @@ typedef struct {
     const int32_t *xb;     /*  4: buffer start (2 pixels, interleaved chunks) */
     const int8_t *w;       /*  8: filter */
     int32_t K;             /* 12: filter row length */
-    int32_t odd;           /* 16: (kp / 4) & 1 */
+    int32_t odd;           /* 16: (kp / 4) & 1 (fq_pair16: & 3) */
     const int32_t *xe;     /* 20: buffer end */
     const int32_t *m;      /* 24: mult */
     const int8_t *sh;      /* 28: shift */
@@ -403,6 +440,22 @@ typedef struct {
     "smlad r1, r8, r12, r1\n\t"                                               \
     "smlad r3, r10, r12, r3\n\t"
 
+/* TML_FQ_CHUNK with the filter rows already as int16 pairs (the int16
+ * filter of conv_fq_t: each 4 taps as sxtb16 / sxtb16 ror 8 of their word). */
+#define TML_FQ_CHUNK16                                                        \
+    "ldrd r7, r8, [r4], #8\n\t"                                               \
+    "ldrd r9, r10, [r4], #8\n\t"                                              \
+    "ldrd r11, r12, [r5], #8\n\t"                                             \
+    "smlad r0, r7, r11, r0\n\t"                                               \
+    "smlad r2, r9, r11, r2\n\t"                                               \
+    "smlad r0, r8, r12, r0\n\t"                                               \
+    "smlad r2, r10, r12, r2\n\t"                                              \
+    "ldrd r11, r12, [r6], #8\n\t"                                             \
+    "smlad r1, r7, r11, r1\n\t"                                               \
+    "smlad r3, r9, r11, r3\n\t"                                               \
+    "smlad r1, r8, r12, r1\n\t"                                               \
+    "smlad r3, r10, r12, r3\n\t"
+
 /* tml_rqx_s8 of accumulator x with multiplier m, R and e1 (r12 scratch). */
 #define TML_FQ_RQ(x, m, R, e)                                                 \
     "lsl " x ", " x ", #1\n\t"                                                \
@@ -411,15 +464,11 @@ typedef struct {
     "asr " x ", " x ", " e "\n\t"                                             \
     "ssat " x ", #8, " x ", asr #1\n\t"
 
-/* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
- * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
-#define TML_FQ_PAIR(L)                                                        \
-    "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
-    "ldrd r0, r1, [r3], #8\n\t"                                               \
-    "str r3, [sp]\n\t"                                                        \
-    "mov r2, r0\n\t"                                                          \
-    "mov r3, r1\n\t"                                                          \
-    "add r6, r5, r6\n\t"                                                      \
+/* The reduction of TML_FQ_PAIR: fq_pair (odd = (kp / 4) & 1) one chunk,
+ * then 2 an iteration; fq_pair16 (odd = (kp / 4) & 3) the remainder of 1
+ * and 2 chunks, then 4 an iteration (LSLS #30: Z = no remainder; LSLS #31:
+ * N = bit 0, C = bit 1). */
+#define TML_FQ_LOOP8(L)                                                       \
     "cbz r7, 2" L "f\n\t"                                                     \
     TML_FQ_CHUNK                                                              \
     "cmp r4, lr\n\t"                                                          \
@@ -427,7 +476,35 @@ typedef struct {
     "2" L ":\n\t"                                                             \
     TML_FQ_CHUNK TML_FQ_CHUNK                                                 \
     "cmp r4, lr\n\t"                                                          \
-    "bne 2" L "b\n"                                                           \
+    "bne 2" L "b\n"
+
+#define TML_FQ_LOOP16(L)                                                      \
+    "lsls r12, r7, #30\n\t"                                                   \
+    "beq 2" L "f\n\t"                                                         \
+    "lsls r7, r7, #31\n\t"                                                    \
+    "bpl 4" L "f\n\t"                                                         \
+    TML_FQ_CHUNK16                                                            \
+    "4" L ":\n\t"                                                             \
+    "bcc 5" L "f\n\t"                                                         \
+    TML_FQ_CHUNK16 TML_FQ_CHUNK16                                             \
+    "5" L ":\n\t"                                                             \
+    "cmp r4, lr\n\t"                                                          \
+    "beq 3" L "f\n"                                                           \
+    "2" L ":\n\t"                                                             \
+    TML_FQ_CHUNK16 TML_FQ_CHUNK16 TML_FQ_CHUNK16 TML_FQ_CHUNK16               \
+    "cmp r4, lr\n\t"                                                          \
+    "bne 2" L "b\n"
+
+/* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
+ * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
+#define TML_FQ_PAIR(L, LOOP)                                                  \
+    "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
+    "ldrd r0, r1, [r3], #8\n\t"                                               \
+    "str r3, [sp]\n\t"                                                        \
+    "mov r2, r0\n\t"                                                          \
+    "mov r3, r1\n\t"                                                          \
+    "add r6, r5, r6\n\t"                                                      \
+    LOOP(L)                                                                   \
     "3" L ":\n\t"                                                             \
     "add r12, sp, #24\n\t"                                                    \
     "ldm r12, {r4, r5, r7, r10}\n\t"                                          \
@@ -448,62 +525,94 @@ typedef struct {
     "bfi r0, r1, #8, #8\n\t"                                                  \
     "bfi r2, r3, #8, #8\n\t"
 
-/* All output channels of the two pixels in the buffer (c->nq >= 1). */
+/* All output channels of the two pixels in the buffer (c->nq >= 1): fq_pair
+ * unpacks the int8 filter rows, fq_pair16 reads the int16 filter. */
+#define TML_FQ_FUNC(LOOP) \
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t" \
+        "sub sp, sp, #60\n\t" \
+        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t" \
+        "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n" \
+        "1:\n\t" \
+        TML_FQ_PAIR("0", LOOP) \
+        "strd r0, r2, [sp, #52]\n\t" \
+        TML_FQ_PAIR("1", LOOP) \
+        "ldrd r4, r5, [sp, #52]\n\t" \
+        "bfi r4, r0, #16, #16\n\t" \
+        "bfi r5, r2, #16, #16\n\t" \
+        "ldrd r6, r7, [sp, #40]\n\t" \
+        "str r4, [r6], #4\n\t" \
+        "str r5, [r7], #4\n\t" \
+        "strd r6, r7, [sp, #40]\n\t" \
+        "ldr r8, [sp, #48]\n\t" \
+        "subs r8, r8, #1\n\t" \
+        "str r8, [sp, #48]\n\t" \
+        "bne 1b\n\t" \
+        "add sp, sp, #60\n\t" \
+        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
+
 __attribute__((naked, noinline)) static void fq_pair(const conv_fq_t *c __attribute__((unused)))
 {
-    __asm__(
-        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-        "sub sp, sp, #60\n\t"
-        "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t"
-        "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n"
-        "1:\n\t"
-        TML_FQ_PAIR("0")
-        "strd r0, r2, [sp, #52]\n\t"
-        TML_FQ_PAIR("1")
-        "ldrd r4, r5, [sp, #52]\n\t"
-        "bfi r4, r0, #16, #16\n\t"
-        "bfi r5, r2, #16, #16\n\t"
-        "ldrd r6, r7, [sp, #40]\n\t"
-        "str r4, [r6], #4\n\t"
-        "str r5, [r7], #4\n\t"
-        "strd r6, r7, [sp, #40]\n\t"
-        "ldr r8, [sp, #48]\n\t"
-        "subs r8, r8, #1\n\t"
-        "str r8, [sp, #48]\n\t"
-        "bne 1b\n\t"
-        "add sp, sp, #60\n\t"
-        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+    __asm__(TML_FQ_FUNC(TML_FQ_LOOP8));
 }
+
+__attribute__((naked, noinline)) static void fq_pair16(const conv_fq_t *c __attribute__((unused)))
+{
+    __asm__(TML_FQ_FUNC(TML_FQ_LOOP16));
+}
+#undef TML_FQ_FUNC
+#undef TML_FQ_LOOP8
+#undef TML_FQ_LOOP16
 #undef TML_FQ_PAIR
+#undef TML_FQ_CHUNK16
 #undef TML_FQ_RQ
 #undef TML_FQ_CHUNK
 
-TML_INLINE void block_fq(conv_fq_t *c, int8_t *oa, int8_t *ob)
+TML_INLINE void block_fq(conv_fq_t *c, void (*fq)(const conv_fq_t *), int8_t *oa, int8_t *ob)
 {
     c->oa = oa;
     c->ob = ob;
-    fq_pair(c);
+    fq(c);
 }
 
-/* The fq_pair constants of P (buffer buf), or 0 where the layer does not
- * qualify. */
+/* The fq_pair constants of P (buffer buf): 0 where the layer does not
+ * qualify, 2 where P->bias says the scratch after the window buffer has room
+ * for the filter as int16 (out_c rows of kp: each 4 taps as the words
+ * sxtb16 / sxtb16 ror 8 of their int8 word, which fq_pair16 reads as they
+ * are; written here, once a call), else 1 (fq_pair: the int8 filter). */
 static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int32_t K, int32_t kp)
 {
     if ((P->out_c & 3) || P->act_min != -128 || P->act_max != 127 ||
         !tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K))
         return 0;
+    int use = 1;
     c->bf = P->bias_fold;
     c->xb = (const int32_t *)(const void *)buf;
     c->w = P->filter;
     c->K = K;
-    c->odd = (kp >> 2) & 1;
+    c->kpk = kp - K;
+    if (P->bias && buf == (const int16_t *)P->scratch) {
+        int32_t *wd = (int32_t *)(void *)((int8_t *)P->scratch + 4 * kp);
+        const int8_t *wr = P->filter;
+        c->w = (const int8_t *)wd;
+        c->K = 2 * kp;
+        c->kpk = 0;
+        for (int32_t oc = P->out_c; oc > 0; --oc, wr += K) {
+            /* taps past K: the row's padding words meet zeros in the window */
+            for (int32_t k = 0; k < kp; k += 4, wd += 2) {
+                const int32_t v = tml_ld4(wr + k);
+                wd[0] = __sxtb16(v);
+                wd[1] = tml_sxtb16_ror8(v);
+            }
+        }
+        use = 2;
+    }
+    c->odd = (kp >> 2) & (use == 2 ? 3 : 1);
     c->xe = c->xb + kp;
     c->m = P->mult;
     c->sh = P->shift;
-    c->kpk = kp - K;
     c->off2 = 2 * P->out_offset + 1;
     c->nq = P->out_c >> 2;
-    return 1;
+    return use;
 }
 #endif
 
@@ -521,6 +630,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #if TML_CONV_FAST
     conv_fq_t fq;
     const int use_fq = fq_init(P, &fq, buf, K, kp);
+    void (*const fq_fn)(const conv_fq_t *) = use_fq == 2 ? fq_pair16 : fq_pair;
     /* 1x1 filter, no padding, whole words: the pixel IS its window, so each
      * input word of pixels A and B goes straight to its chunk. */
     if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(out_c & 1)) {
@@ -543,7 +653,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
             }
             int8_t *oa = out + p * out_c;
             if (use_fq)
-                block_fq(&fq, oa, oa + out_c);
+                block_fq(&fq, fq_fn, oa, oa + out_c);
             else
                 block_fast(P, buf, K, kp, oa, oa + out_c);
         }
@@ -553,13 +663,34 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         p0 = npix - 1;
     }
 #endif
-    for (int32_t p = p0; p < npix; p += 2) {
+    int32_t pend = npix;
+#if TML_CONV_FAST
+    /* An odd last pixel goes with pixel npix - 2 again as a pair (whose
+     * outputs are stored a second time, the same bytes). */
+    const int tail2 = ((npix - p0) & 1) && npix >= 2 && !(out_c & 1);
+    if (tail2) pend = npix - 1;
+#endif
+#if TML_CONV_FAST
+    /* 3 rows of 9 bytes: windows inside the input straight to fill9 */
+    const int32_t in_c = P->in_c, in_w = P->in_w, st9 = P->dil_h * in_w * in_c;
+    const int32_t lim_y = P->in_h - 1 - 2 * P->dil_h, lim_x = in_w - P->k_w;
+    const int f9 = P->k_h == 3 && P->k_w * in_c == 9 && P->dil_w == 1 && lim_y >= 0 && lim_x >= 0;
+#define TML_FILL(d, iy, ix)                                                  \
+    if (f9 && (uint32_t)(iy) <= (uint32_t)lim_y && (uint32_t)(ix) <= (uint32_t)lim_x) \
+        fill9((int32_t *)(void *)(d), in + ((iy) * in_w + (ix)) * in_c, st9);  \
+    else                                                                     \
+        fill(P, in, d, iy, ix, kp)
+#else
+#define TML_FILL(d, iy, ix) fill(P, in, d, iy, ix, kp)
+#endif
+    for (int32_t p = p0; p < pend; p += 2) {
         const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
-        fill(P, in, da, iya, ixa, kp);
+        TML_FILL(da, iya, ixa);
         if (++ox == out_w) { ox = 0; ++oy; }
         const int has_b = p + 1 < npix;
         if (has_b) {
-            fill(P, in, db, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, kp);
+            const int32_t iyb = oy * P->stride_h - P->pad_t, ixb = ox * P->stride_w - P->pad_l;
+            TML_FILL(db, iyb, ixb);
             if (++ox == out_w) { ox = 0; ++oy; }
         } else {
             fill(P, in, db, iya, ixa, kp);
@@ -568,7 +699,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #if TML_CONV_FAST
         if (has_b && !(out_c & 1)) {
             if (use_fq)
-                block_fq(&fq, oa, oa + out_c);
+                block_fq(&fq, fq_fn, oa, oa + out_c);
             else
                 block_fast(P, buf, K, kp, oa, oa + out_c);
             continue;
@@ -576,6 +707,20 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #endif
         block(P, buf, K, kp, oa, has_b ? oa + out_c : 0);
     }
+#undef TML_FILL
+#if TML_CONV_FAST
+    if (tail2) {
+        const int32_t q = npix - 2, qy = q / out_w, qx = q - qy * out_w;
+        const int32_t ry = (q + 1) / out_w, rx = q + 1 - ry * out_w;
+        fill(P, in, da, qy * P->stride_h - P->pad_t, qx * P->stride_w - P->pad_l, kp);
+        fill(P, in, db, ry * P->stride_h - P->pad_t, rx * P->stride_w - P->pad_l, kp);
+        int8_t *oa = out + q * out_c;
+        if (use_fq)
+            block_fq(&fq, fq_fn, oa, oa + out_c);
+        else
+            block_fast(P, buf, K, kp, oa, oa + out_c);
+    }
+#endif
 }
 
 /* ---- fallback: no buffer ---------------------------------------------------- */
