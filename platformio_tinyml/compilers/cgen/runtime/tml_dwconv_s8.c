@@ -549,30 +549,29 @@ typedef char tml_dwt_layout_ok[(offsetof(tml_dwt_t, row) == 128 && offsetof(tml_
         "ldrd r11, r12, [r0, #" ROW "]\n\t"                                  \
         "ldrd r8, r9, [r0, #" W "]\n\t"                                      \
         "ldr r10, [r0, #" W8 "]\n\t"                                         \
-        "add lr, r11, r12\n\t"                                               \
-        "ite mi\n\t"                                                         \
-        "ldrmi r7, [r0, #164]\n\t"                                           \
-        "ldrpl r7, [r11]\n\t"
-#define DWT_ROW1(SX, ROW, W, W8, NEXT)                                       \
-        DWT_ROWHEAD(ROW, W, W8) SX DWT_P0("r8")                              \
+        "add lr, r11, r12\n\t"
+/* The first / last column's load: edge triples (flags N / Z: the zero point
+ * instead) or the others. */
+#define DWT_C0E "ite mi\n\t" "ldrmi r7, [r0, #164]\n\t" "ldrpl r7, [r11]\n\t"
+#define DWT_C0I "ldr r7, [r11]\n\t"
+#define DWT_CLE(A) "ite eq\n\t" "ldreq r7, [r0, #164]\n\t" "ldrne r7, " A "\n\t"
+#define DWT_CLI(A) "ldr r7, " A "\n\t"
+#define DWT_ROW1(C0, CL, SX, ROW, W, W8, NEXT)                               \
+        DWT_ROWHEAD(ROW, W, W8) C0 SX DWT_P0("r8")                           \
         "ldr r7, [r11, r12]\n\t" SX DWT_P0("r9") DWT_P1("r8")                \
         "ldr r7, [r11, r12, lsl #1]\n\t" SX DWT_P0("r10") DWT_P1("r9") DWT_P2("r8") \
         "ldr r7, [lr, r12, lsl #1]\n\t" SX DWT_P1("r10") DWT_P2("r9")        \
-        "ite eq\n\t"                                                         \
-        "ldreq r7, [r0, #164]\n\t"                                           \
-        "ldrne r7, [r11, r12, lsl #2]\n\t" SX DWT_P2("r10") NEXT
+        CL("[r11, r12, lsl #2]") SX DWT_P2("r10") NEXT
 #define DWT_NEXT1(ROW) "add r11, lr, r12, lsl #1\n\t" "str r11, [r0, #" ROW "]\n\t"
-#define DWT_ROW2(SX, ROW, W, W8, NEXT)                                       \
-        DWT_ROWHEAD(ROW, W, W8) SX DWT_P0("r8")                              \
+#define DWT_ROW2(C0, CL, SX, ROW, W, W8, NEXT)                               \
+        DWT_ROWHEAD(ROW, W, W8) C0 SX DWT_P0("r8")                           \
         "ldr r7, [r11, r12]\n\t" SX DWT_P0("r9")                             \
         "ldr r7, [r11, r12, lsl #1]\n\t" SX DWT_P0("r10") DWT_P1("r8")       \
         "ldr r7, [lr, r12, lsl #1]\n\t" SX DWT_P1("r9")                      \
         "ldr r7, [r11, r12, lsl #2]\n\t" SX DWT_P1("r10") DWT_P2("r8")       \
         "ldr r7, [lr, r12, lsl #2]\n\t" SX DWT_P2("r9")                      \
         "add lr, lr, r12\n\t"                                                \
-        "ite eq\n\t"                                                         \
-        "ldreq r7, [r0, #164]\n\t"                                           \
-        "ldrne r7, [lr, r12, lsl #2]\n\t" SX DWT_P2("r10") NEXT
+        CL("[lr, r12, lsl #2]") SX DWT_P2("r10") NEXT
 #define DWT_NEXT2(ROW) "add r11, lr, r12, lsl #2\n\t" "str r11, [r0, #" ROW "]\n\t"
 #define DWT_SXE "sxtb16 r7, r7\n\t"
 #define DWT_SXO "sxtb16 r7, r7, ror #8\n\t"
@@ -588,6 +587,18 @@ typedef char tml_dwt_layout_ok[(offsetof(tml_dwt_t, row) == 128 && offsetof(tml_
         "ldrd r8, r9, [r0, #" RQ1 "]\n\t" DWT_RQ1("r2") DWT_RQ1("r4") DWT_RQ1("r6")
 #define DWT_CLAMP(V) "ssub8 r12, " V ", r10\n\t" "sel " V ", " V ", r10\n\t" \
         "ssub8 r12, r11, " V "\n\t" "sel " V ", " V ", r11\n\t"
+#define DWT_NONE(ROW) ""
+/* The taps of a pass: even lanes (filter at 0), odd lanes (filter at 36,
+ * and the row pointers advanced to the next triple). */
+#define DWT_PASS(ROW, C0, CL, SX, NEXT)                                      \
+        ROW(C0, CL, SX, "128", "0", "8", NEXT("128")) ROW(C0, CL, SX, "136", "12", "20", NEXT("136")) \
+        ROW(C0, CL, SX, "144", "24", "32", NEXT("144"))
+#define DWT_PASSO(ROW, C0, CL, NEXT)                                         \
+        ROW(C0, CL, DWT_SXO, "128", "36", "44", NEXT("128"))                 \
+        ROW(C0, CL, DWT_SXO, "136", "48", "56", NEXT("136"))                 \
+        ROW(C0, CL, DWT_SXO, "144", "60", "68", NEXT("144"))
+/* The row loop; flags from dwt_t.fl: N / Z first / last column padded, C
+ * either (the edge code), V no activation clamp. */
 #define DWT_LOOP(ROW, NEXT)                                                  \
         __asm__ volatile(                                                    \
             "1:\n\t"                                                         \
@@ -596,8 +607,12 @@ typedef char tml_dwt_layout_ok[(offsetof(tml_dwt_t, row) == 128 && offsetof(tml_
             "ldrd r1, r2, [r0, #112]\n\t"                                    \
             "ldrd r3, r4, [r0, #112]\n\t"                                    \
             "ldrd r5, r6, [r0, #112]\n\t"                                    \
-            ROW(DWT_SXE, "128", "0", "8", "") ROW(DWT_SXE, "136", "12", "20", "") \
-            ROW(DWT_SXE, "144", "24", "32", "")                              \
+            "bcs 5f\n\t"                                                     \
+            DWT_PASS(ROW, DWT_C0I, DWT_CLI, DWT_SXE, DWT_NONE)               \
+            "b 6f\n"                                                        \
+            "5:\n\t"                                                         \
+            DWT_PASS(ROW, DWT_C0E, DWT_CLE, DWT_SXE, DWT_NONE)               \
+            "6:\n\t"                                                         \
             DWT_RQ("72", "80", "104")                                        \
             "pkhbt r1, r1, r2, lsl #16\n\t"                                  \
             "pkhbt r3, r3, r4, lsl #16\n\t"                                  \
@@ -607,9 +622,12 @@ typedef char tml_dwt_layout_ok[(offsetof(tml_dwt_t, row) == 128 && offsetof(tml_
             "ldrd r1, r2, [r0, #120]\n\t"                                    \
             "ldrd r3, r4, [r0, #120]\n\t"                                    \
             "ldrd r5, r6, [r0, #120]\n\t"                                    \
-            ROW(DWT_SXO, "128", "36", "44", NEXT("128"))                     \
-            ROW(DWT_SXO, "136", "48", "56", NEXT("136"))                     \
-            ROW(DWT_SXO, "144", "60", "68", NEXT("144"))                     \
+            "bcs 7f\n\t"                                                     \
+            DWT_PASSO(ROW, DWT_C0I, DWT_CLI, NEXT)                           \
+            "b 8f\n"                                                        \
+            "7:\n\t"                                                         \
+            DWT_PASSO(ROW, DWT_C0E, DWT_CLE, NEXT)                           \
+            "8:\n\t"                                                         \
             DWT_RQ("88", "96", "108")                                        \
             "ldrd r7, r8, [r0, #152]\n\t"                                    \
             "ldr r9, [r0, #160]\n\t"                                         \
@@ -676,14 +694,14 @@ static TML_NOINLINE int32_t dw3x3_tri(const tml_conv_s8_t *P, const int8_t *in, 
     T.oc = C;
     const uint32_t fv = (P->act_min == -128 && P->act_max == 127) ? 0x10000000u : 0u;
     T.flm = fv;
-    T.flr = fv | (xl == in_w ? 0x40000000u : 0u);
-    const uint32_t f0 = (pl ? 0x80000000u : 0u) | (nt == 1 ? T.flr : fv);
+    T.flr = fv | (xl == in_w ? 0x60000000u : 0u);
+    const uint32_t f0 = (pl ? 0xa0000000u : 0u) | (nt == 1 ? T.flr : fv);
     for (int32_t g = 0; g < C; g += 4) {
         const int8_t *w = P->filter + g * 9;
         for (int32_t t = 0; t < 9; ++t, w += 4) {
-            const int32_t w0 = TML_RD8(w), w1 = TML_RD8(w + 1), w2 = TML_RD8(w + 2), w3 = TML_RD8(w + 3);
-            T.wt[t] = (int32_t)((uint32_t)(uint16_t)(2 * w0) | ((uint32_t)(uint16_t)(2 * w2) << 16));
-            T.wt[9 + t] = (int32_t)((uint32_t)(uint16_t)(2 * w1) | ((uint32_t)(uint16_t)(2 * w3) << 16));
+            const int32_t v = TML_DW_W(w), ve = __sxtb16(v), vo = tml_sxtb16_ror8(v);
+            T.wt[t] = (int32_t)__sadd16((uint32_t)ve, (uint32_t)ve);   /* 2 w, exact per halfword */
+            T.wt[9 + t] = (int32_t)__sadd16((uint32_t)vo, (uint32_t)vo);
         }
         T.e1[0] = T.e1[1] = 0;
         for (int32_t j = 0; j < 4; ++j) {
