@@ -55,6 +55,17 @@ CASES = {
     "dw3x3_c12_same_s2_even": _dw((8, 8, 12), 3, strides=2, padding="same"),
     "dw3x3_c4_tiny": _dw((2, 1, 4), 3, padding="same"),
     "dw3x3_c8_dil2_valid": _dw((7, 7, 8), 3, dilation_rate=2, padding="valid"),
+    # The triple path (three output pixels a pass, channel group outer):
+    # one triple padded left and right, several with a middle one, stride 2
+    # with the last column padded, stride 2 with pad_l 1 (and a left-over
+    # pixel), valid padding, row stride 2, odd widths.
+    "dw3x3_c4_same_w3": _dw((5, 3, 4), 3, padding="same"),
+    "dw3x3_c12_same_w9_relu6": _dw((4, 9, 12), 3, padding="same", activation="relu6"),
+    "dw3x3_c4_s2_w6_relu": _dw((6, 6, 4), 3, strides=2, padding="same", activation="relu"),
+    "dw3x3_c8_s2_w7": _dw((7, 7, 8), 3, strides=2, padding="same"),
+    "dw3x3_c8_s2_w11": _dw((5, 11, 8), 3, strides=2, padding="same"),
+    "dw3x3_c4_valid_w8": _dw((5, 8, 4), 3, padding="valid"),
+    "dw3x3_c8_s21_w5": _dw((7, 5, 8), 3, strides=(2, 1), padding="same"),
     "conv3x3_c3_s2": _conv((11, 11, 3), 8, 3, strides=2, padding="same"),  # VWW/ResNet-like first layer
     "conv1x1_c16": _conv((5, 4, 16), 10, 1, activation="relu6"),
     "conv5x5_c5": _conv((9, 8, 5), 6, 5, padding="same"),
@@ -128,6 +139,39 @@ def _extreme_channels(buf: bytes, live_big_bias: bool) -> bytes:
     return modelgen._pack(m)
 
 
+def _out_zp0(buf: bytes) -> bytes:
+    """The output zero point set to 0, so a relu/relu6 layer clamps at 0
+    (activation range narrower than int8: the kernels' clamp code)."""
+    m = modelgen._unpack(buf)
+    sg = m.subgraphs[0]
+    y = sg.tensors[sg.operators[0].outputs[0]]
+    y.quantization.zeroPoint = [0]
+    return modelgen._pack(m)
+
+
+def _deep_shift(buf: bytes) -> bytes:
+    """Requantization shifts near -22 (large right shifts): biases of about
+    2^26 and an output scale 2^22.3 times the accumulator's, so outputs stay
+    mostly unsaturated."""
+    m = modelgen._unpack(buf)
+    sg = m.subgraphs[0]
+    op = sg.operators[0]
+    x, w, b, y = (sg.tensors[i] for i in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+    rng = np.random.default_rng(5)
+    bbuf = m.buffers[b.buffer]
+    n = len(bbuf.data) // 4
+    bbuf.data = rng.integers(-2**26, 2**26, n).astype(np.int32).view(np.uint8)
+    y.quantization.scale = [float(x.quantization.scale[0]) * max(float(s) for s in w.quantization.scale) * 2**22.3]
+    y.quantization.zeroPoint = [3]
+    return modelgen._pack(m)
+
+
+# Models from these cases with the output zero point 0 / shifts near -22.
+OUT_ZP0 = {"dw3x3_c12_same_w9_relu6_zp0": "dw3x3_c12_same_w9_relu6",
+           "dw3x3_c4_s2_w6_relu_zp0": "dw3x3_c4_s2_w6_relu"}
+DEEP_SHIFT = {"dw3x3_c8_same_deep_shift": "dw3x3_c8_same", "dw3x3_c8_s2_w11_deep_shift": "dw3x3_c8_s2_w11"}
+
+
 # Models with dead / extreme channels, from these cases (flag: live big bias).
 EXTREME = {"conv1x1_c4_dead": ("conv1x1_c4_k4", False), "conv3x3_c2_bigbias": ("conv3x3_c2_k18", True)}
 
@@ -144,6 +188,12 @@ def models(tmp_path_factory):
     for name, base in POSITIVE_SHIFT.items():
         out[name] = root / f"{name}.tflite"
         out[name].write_bytes(_non_negative_shifts(out[base].read_bytes()))
+    for name, base in OUT_ZP0.items():
+        out[name] = root / f"{name}.tflite"
+        out[name].write_bytes(_out_zp0(out[base].read_bytes()))
+    for name, base in DEEP_SHIFT.items():
+        out[name] = root / f"{name}.tflite"
+        out[name].write_bytes(_deep_shift(out[base].read_bytes()))
     for name, (base, big) in EXTREME.items():
         out[name] = root / f"{name}.tflite"
         out[name].write_bytes(_extreme_channels(out[base].read_bytes(), big))
@@ -151,7 +201,8 @@ def models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("opt", ["-O2", "-Os"])
-@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
+                         + sorted(DEEP_SHIFT))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     path = models[name]
     g = load_tflite(path)
@@ -168,10 +219,18 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
         x, w, y = (g.tensors[i] for i in (g.ops[0].inputs[0], g.ops[0].inputs[1], g.ops[0].outputs[0]))
         shifts = [quantize_multiplier(x.quant.s * ws / y.quant.s)[1] for ws in w.quant.scale]
         assert min(shifts) >= 0, shifts   # the edit really reaches the non-negative-shift paths
+    if name in DEEP_SHIFT:
+        from platformio_tinyml.compilers.cgen.quant import quantize_multiplier
+        x, w, y = (g.tensors[i] for i in (g.ops[0].inputs[0], g.ops[0].inputs[1], g.ops[0].outputs[0]))
+        shifts = [quantize_multiplier(x.quant.s * ws / y.quant.s)[1] for ws in w.quant.scale]
+        assert min(shifts) <= -21, shifts   # the edit really reaches the deep shifts
+    if name in OUT_ZP0:
+        from platformio_tinyml.compilers.cgen.quant import activation_range_s8
+        assert activation_range_s8(g.ops[0].attrs.activation, g.tensors[g.ops[0].outputs[0]])[0] == 0
     run = run_model(gen, g, samples, tmp_path, "mps2-an386", opt=opt)
     ref = TFLMReference(path)
     for k, xs in enumerate(samples):
         golden = ref.run(xs)[0].reshape(-1)
         assert np.array_equal(run.outputs[k][0].reshape(-1), golden), f"{name} {opt} sample {k}"
-        if name in POSITIVE_SHIFT:
+        if name in POSITIVE_SHIFT or name in DEEP_SHIFT:
             assert np.mean((golden > -128) & (golden < 127)) > 0.5, "outputs saturated: test too weak"

@@ -16,6 +16,7 @@
  */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
+#include <stddef.h>
 
 /* Arm DSP cores, optimizing for speed: the fast 3x3 path (dw3x3_fast). */
 #if TML_ARM_FAST
@@ -429,8 +430,8 @@ static void dw_pixel(const tml_conv_s8_t *P, const int8_t *x0, int8_t *o, int32_
                      int32_t kx0, int32_t kx1, int32_t zp4);
 static void valid_range(int32_t i0, int32_t d, int32_t n, int32_t lim, int32_t *k0, int32_t *k1);
 
-/* 3x3, grouped layout. */
-static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+/* 3x3, grouped layout: the output columns ox >= ox0, pixel by pixel. */
+static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int32_t ox0)
 {
     tml_dw_ctx_t K;
     const int32_t C = P->in_c, in_w = P->in_w, in_h = P->in_h, out_w = P->out_w;
@@ -467,11 +468,11 @@ static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, in
             if (iy >= 0 && iy < in_h) rows |= 1u << ky;
         }
         const intptr_t rowoff = (intptr_t)iy0 * in_w * C;
-        int8_t *o = out + oy * out_w * C;
-        for (int32_t ox = 0; ox < out_w; ++ox, o += C) {
+        int8_t *o = out + (oy * out_w + ox0) * C;
+        for (int32_t ox = ox0; ox < out_w; ++ox, o += C) {
             const int32_t ix0 = ox * str_w - P->pad_l;
             const uintptr_t x = (uintptr_t)in + (uintptr_t)(rowoff + (intptr_t)ix0 * C);
-            if (rows == 7u && ox == ox_lo && ox_lo < ox_hi) {
+            if (rows == 7u && ox >= ox_lo && ox < ox_hi) {
                 const int8_t *xp = (const int8_t *)x;
                 for (; ox < ox_hi; ++ox, o += C, xp += str_w * C) dwf_inside(&K, xp, o);
                 --ox;
@@ -496,6 +497,244 @@ static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, in
                 dw_pixel(P, in, o, 0, 0, 0, 0, zp4);
         }
     }
+}
+
+/* Triple path (3x3, dilation 1, stride 1 or 2, at most one padded column on
+ * the left, per layer exact conditions of dwt_ok): channel group outer, then
+ * output rows, then three horizontally adjacent output pixels at a time
+ * ("triples") in one asm loop over the row. A triple is done in two passes,
+ * the even lanes (channels c0, c2 of the group: SXTB16) and the odd lanes
+ * (c1, c3: SXTB16 ROR #8), each with six accumulators (3 pixels x 2 lanes):
+ * every input word of the 5 (stride 2: 7) columns of a window row is loaded
+ * and extended once a pass and feeds all the pixels whose window holds it,
+ * the filter taps sit pre-extended in the frame (dwt_t.wt), loaded per row.
+ *
+ * The filter words are stored doubled (2w, exact in 16 bits), so the
+ * accumulators hold 2 acc and the requantize is tml_rqx_s8's SMMLAR form
+ * without its shift: hi = SMMLAR(2 acc, m, R - [acc<0]) with
+ * R = (2 off + 1) << e1, out = ssat8((hi >> e1) >> 1), e1 = -shift - 1
+ * (see the proof in tml_dot_s8.h; it holds for any e1 as long as nothing
+ * overflows: |2 acc| < 2^31 and |hi| <= |R| + |acc| + 1 < 2^31, which dwt_ok
+ * checks per channel from |bias_fold| + 9 * 2^14 >= |acc|).
+ *
+ * Padding: a padded window row reads a row pointer to the zero point word
+ * with column stride 0; the first column of the row's first triple (pad_l 1)
+ * and the last column of its last triple (column in_w) read the zero point
+ * under IT from the flags N and Z set by MSR (V: no activation clamp). */
+typedef struct {
+    int32_t wt[18];     /*   0: taps 0..8 as (2 w[c0], 2 w[c2]) halfwords, then (c1, c3) */
+    int32_t rq[8];      /*  72: (m, R) of c0, c2, c1, c3 */
+    uint32_t e1[2];     /* 104: e1 of c0 | c2 << 8, of c1 | c3 << 8 */
+    int32_t b[4];       /* 112: 2 * bias_fold of c0, c2, c1, c3 */
+    uintptr_t row[6];   /* 128: window rows (pointer to column 0 of the triple, column stride) */
+    uint32_t ev[3];     /* 152: the even lanes' results of the triple, packed */
+    int32_t zp4;        /* 164 */
+    uint32_t fl, flm, flr; /* 168: flags of this triple, of a middle one, of the last one */
+    int32_t n;          /* 180: triples left in the row */
+    uintptr_t o;        /* 184: output of the triple, channel c0 */
+    int32_t oc;         /* 188: output pixel stride */
+    uint32_t lo4, hi4;  /* 192 */
+} tml_dwt_t;
+
+typedef char tml_dwt_layout_ok[(offsetof(tml_dwt_t, row) == 128 && offsetof(tml_dwt_t, zp4) == 164 &&
+                                offsetof(tml_dwt_t, lo4) == 192) ? 1 : -1];
+
+#define DWT_MAC(A, B, W) "smlabb " A ", r7, " W ", " A "\n\t" "smlatt " B ", r7, " W ", " B "\n\t"
+#define DWT_P0(W) DWT_MAC("r1", "r2", W)
+#define DWT_P1(W) DWT_MAC("r3", "r4", W)
+#define DWT_P2(W) DWT_MAC("r5", "r6", W)
+/* Row ROW (offset of its row[] entry) with the filter row at W / W8 = W + 8:
+ * r11 row pointer, r12 column stride, lr r11 + r12 (stride 2: then + 2 r12). */
+#define DWT_ROWHEAD(ROW, W, W8)                                              \
+        "ldrd r11, r12, [r0, #" ROW "]\n\t"                                  \
+        "ldrd r8, r9, [r0, #" W "]\n\t"                                      \
+        "ldr r10, [r0, #" W8 "]\n\t"                                         \
+        "add lr, r11, r12\n\t"
+/* The first / last column's load: edge triples (flags N / Z: the zero point
+ * instead) or the others. */
+#define DWT_C0E "ite mi\n\t" "ldrmi r7, [r0, #164]\n\t" "ldrpl r7, [r11]\n\t"
+#define DWT_C0I "ldr r7, [r11]\n\t"
+#define DWT_CLE(A) "ite eq\n\t" "ldreq r7, [r0, #164]\n\t" "ldrne r7, " A "\n\t"
+#define DWT_CLI(A) "ldr r7, " A "\n\t"
+#define DWT_ROW1(C0, CL, SX, ROW, W, W8, NEXT)                               \
+        DWT_ROWHEAD(ROW, W, W8) C0 SX DWT_P0("r8")                           \
+        "ldr r7, [r11, r12]\n\t" SX DWT_P0("r9") DWT_P1("r8")                \
+        "ldr r7, [r11, r12, lsl #1]\n\t" SX DWT_P0("r10") DWT_P1("r9") DWT_P2("r8") \
+        "ldr r7, [lr, r12, lsl #1]\n\t" SX DWT_P1("r10") DWT_P2("r9")        \
+        CL("[r11, r12, lsl #2]") SX DWT_P2("r10") NEXT
+#define DWT_NEXT1(ROW) "add r11, lr, r12, lsl #1\n\t" "str r11, [r0, #" ROW "]\n\t"
+#define DWT_ROW2(C0, CL, SX, ROW, W, W8, NEXT)                               \
+        DWT_ROWHEAD(ROW, W, W8) C0 SX DWT_P0("r8")                           \
+        "ldr r7, [r11, r12]\n\t" SX DWT_P0("r9")                             \
+        "ldr r7, [r11, r12, lsl #1]\n\t" SX DWT_P0("r10") DWT_P1("r8")       \
+        "ldr r7, [lr, r12, lsl #1]\n\t" SX DWT_P1("r9")                      \
+        "ldr r7, [r11, r12, lsl #2]\n\t" SX DWT_P1("r10") DWT_P2("r8")       \
+        "ldr r7, [lr, r12, lsl #2]\n\t" SX DWT_P2("r9")                      \
+        "add lr, lr, r12\n\t"                                                \
+        CL("[lr, r12, lsl #2]") SX DWT_P2("r10") NEXT
+#define DWT_NEXT2(ROW) "add r11, lr, r12, lsl #2\n\t" "str r11, [r0, #" ROW "]\n\t"
+#define DWT_SXE "sxtb16 r7, r7\n\t"
+#define DWT_SXO "sxtb16 r7, r7, ror #8\n\t"
+#define DWT_RQ1(A)                                                           \
+        "add r10, r9, " A ", asr #31\n\t"                                    \
+        "smmlar " A ", " A ", r8, r10\n\t"                                   \
+        "asr " A ", " A ", r12\n\t"                                          \
+        "ssat " A ", #8, " A ", asr #1\n\t"
+#define DWT_RQ(RQ0, RQ1, E)                                                  \
+        "ldr r12, [r0, #" E "]\n\t"                                          \
+        "ldrd r8, r9, [r0, #" RQ0 "]\n\t" DWT_RQ1("r1") DWT_RQ1("r3") DWT_RQ1("r5") \
+        "lsr r12, r12, #8\n\t"                                               \
+        "ldrd r8, r9, [r0, #" RQ1 "]\n\t" DWT_RQ1("r2") DWT_RQ1("r4") DWT_RQ1("r6")
+#define DWT_CLAMP(V) "ssub8 r12, " V ", r10\n\t" "sel " V ", " V ", r10\n\t" \
+        "ssub8 r12, r11, " V "\n\t" "sel " V ", " V ", r11\n\t"
+#define DWT_NONE(ROW) ""
+/* The taps of a pass: even lanes (filter at 0), odd lanes (filter at 36,
+ * and the row pointers advanced to the next triple). */
+#define DWT_PASS(ROW, C0, CL, SX, NEXT)                                      \
+        ROW(C0, CL, SX, "128", "0", "8", NEXT("128")) ROW(C0, CL, SX, "136", "12", "20", NEXT("136")) \
+        ROW(C0, CL, SX, "144", "24", "32", NEXT("144"))
+#define DWT_PASSO(ROW, C0, CL, NEXT)                                         \
+        ROW(C0, CL, DWT_SXO, "128", "36", "44", NEXT("128"))                 \
+        ROW(C0, CL, DWT_SXO, "136", "48", "56", NEXT("136"))                 \
+        ROW(C0, CL, DWT_SXO, "144", "60", "68", NEXT("144"))
+/* The row loop; flags from dwt_t.fl: N / Z first / last column padded, C
+ * either (the edge code), V no activation clamp. */
+#define DWT_LOOP(ROW, NEXT)                                                  \
+        __asm__ volatile(                                                    \
+            "1:\n\t"                                                         \
+            "ldr r7, [r0, #168]\n\t"                                         \
+            "msr APSR_nzcvq, r7\n\t"                                         \
+            "ldrd r1, r2, [r0, #112]\n\t"                                    \
+            "ldrd r3, r4, [r0, #112]\n\t"                                    \
+            "ldrd r5, r6, [r0, #112]\n\t"                                    \
+            "bcs 5f\n\t"                                                     \
+            DWT_PASS(ROW, DWT_C0I, DWT_CLI, DWT_SXE, DWT_NONE)               \
+            "b 6f\n"                                                        \
+            "5:\n\t"                                                         \
+            DWT_PASS(ROW, DWT_C0E, DWT_CLE, DWT_SXE, DWT_NONE)               \
+            "6:\n\t"                                                         \
+            DWT_RQ("72", "80", "104")                                        \
+            "pkhbt r1, r1, r2, lsl #16\n\t"                                  \
+            "pkhbt r3, r3, r4, lsl #16\n\t"                                  \
+            "pkhbt r5, r5, r6, lsl #16\n\t"                                  \
+            "strd r1, r3, [r0, #152]\n\t"                                    \
+            "str r5, [r0, #160]\n\t"                                         \
+            "ldrd r1, r2, [r0, #120]\n\t"                                    \
+            "ldrd r3, r4, [r0, #120]\n\t"                                    \
+            "ldrd r5, r6, [r0, #120]\n\t"                                    \
+            "bcs 7f\n\t"                                                     \
+            DWT_PASSO(ROW, DWT_C0I, DWT_CLI, NEXT)                           \
+            "b 8f\n"                                                        \
+            "7:\n\t"                                                         \
+            DWT_PASSO(ROW, DWT_C0E, DWT_CLE, NEXT)                           \
+            "8:\n\t"                                                         \
+            DWT_RQ("88", "96", "108")                                        \
+            "ldrd r7, r8, [r0, #152]\n\t"                                    \
+            "ldr r9, [r0, #160]\n\t"                                         \
+            "bfi r7, r1, #8, #8\n\t"                                         \
+            "bfi r7, r2, #24, #8\n\t"                                        \
+            "bfi r8, r3, #8, #8\n\t"                                         \
+            "bfi r8, r4, #24, #8\n\t"                                        \
+            "bfi r9, r5, #8, #8\n\t"                                         \
+            "bfi r9, r6, #24, #8\n\t"                                        \
+            "bvs 3f\n\t"                                                     \
+            "ldrd r10, r11, [r0, #192]\n\t"                                  \
+            DWT_CLAMP("r7") DWT_CLAMP("r8") DWT_CLAMP("r9")                  \
+            "3:\n\t"                                                         \
+            "ldrd r10, r11, [r0, #184]\n\t"                                  \
+            "str r7, [r10]\n\t"                                              \
+            "str r8, [r10, r11]\n\t"                                         \
+            "add r10, r10, r11, lsl #1\n\t"                                  \
+            "str r9, [r10]\n\t"                                              \
+            "add r10, r10, r11\n\t"                                          \
+            "str r10, [r0, #184]\n\t"                                        \
+            "ldr r7, [r0, #180]\n\t"                                         \
+            "subs r7, r7, #1\n\t"                                            \
+            "beq 9f\n\t"                                                     \
+            "str r7, [r0, #180]\n\t"                                         \
+            "cmp r7, #1\n\t"                                                 \
+            "ite eq\n\t"                                                     \
+            "ldreq r7, [r0, #176]\n\t"                                       \
+            "ldrne r7, [r0, #172]\n\t"                                       \
+            "str r7, [r0, #168]\n\t"                                         \
+            "b 1b\n"                                                         \
+            "9:"                                                             \
+            : "+r"(st_)                                                      \
+            :                                                                \
+            : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", \
+              "memory")
+
+/* Whether the layer's requantization fits the triple path (see above). */
+static int dwt_ok(const tml_conv_s8_t *P)
+{
+    for (int32_t c = 0; c < P->in_c; ++c) {
+        const int32_t s = TML_RD8(P->shift + c), b = TML_RD32(P->bias_fold + c);
+        if (s > -1 || s < -23 || TML_RD32(P->mult + c) < 0) return 0;
+        const uint32_t ab = (b < 0 ? 0u - (uint32_t)b : (uint32_t)b) + 9u * 16384u;
+        if (ab >= 0x40000000u || ab + (255u << (-s - 1)) + 2u >= 0x80000000u) return 0;
+    }
+    return 1;
+}
+
+/* 3x3 through triples where the layer allows: returns the first output
+ * column not done (0: none done), the rest is for dw3x3_fast (called after
+ * this returns, so the two frames do not add up). */
+static TML_NOINLINE int32_t dw3x3_tri(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    const int32_t C = P->in_c, in_w = P->in_w, in_h = P->in_h, out_w = P->out_w, sw = P->stride_w;
+    const int32_t nt = out_w / 3, pl = P->pad_l;
+    if (P->dil_h != 1 || P->dil_w != 1 || (sw != 1 && sw != 2) || nt == 0 || pl < 0 || pl > 1) return 0;
+    const int32_t xl = (3 * nt - 1) * sw - pl + 2;   /* the last column of the last triple */
+    if (xl > in_w || !dwt_ok(P)) return 0;
+    tml_dwt_t T;
+    const int32_t off = P->out_offset;
+    T.zp4 = (int32_t)(((uint32_t)(uint8_t)(-P->in_offset)) * 0x01010101u);
+    T.lo4 = (uint32_t)(uint8_t)P->act_min * 0x01010101u;
+    T.hi4 = (uint32_t)(uint8_t)P->act_max * 0x01010101u;
+    T.oc = C;
+    const uint32_t fv = (P->act_min == -128 && P->act_max == 127) ? 0x10000000u : 0u;
+    T.flm = fv;
+    T.flr = fv | (xl == in_w ? 0x60000000u : 0u);
+    const uint32_t f0 = (pl ? 0xa0000000u : 0u) | (nt == 1 ? T.flr : fv);
+    for (int32_t g = 0; g < C; g += 4) {
+        const int8_t *w = P->filter + g * 9;
+        for (int32_t t = 0; t < 9; ++t, w += 4) {
+            const int32_t v = TML_DW_W(w), ve = __sxtb16(v), vo = tml_sxtb16_ror8(v);
+            T.wt[t] = (int32_t)__sadd16((uint32_t)ve, (uint32_t)ve);   /* 2 w, exact per halfword */
+            T.wt[9 + t] = (int32_t)__sadd16((uint32_t)vo, (uint32_t)vo);
+        }
+        T.e1[0] = T.e1[1] = 0;
+        for (int32_t j = 0; j < 4; ++j) {
+            const int32_t c = g + (j >> 1) + 2 * (j & 1);   /* c0, c2, c1, c3 */
+            const int32_t e1 = -TML_RD8(P->shift + c) - 1;
+            T.rq[2 * j] = TML_RD32(P->mult + c);
+            T.rq[2 * j + 1] = (2 * off + 1) * ((int32_t)1 << e1);
+            T.b[j] = 2 * TML_RD32(P->bias_fold + c);
+            T.e1[j >> 1] |= (uint32_t)e1 << (8 * (j & 1));
+        }
+        for (int32_t oy = 0; oy < P->out_h; ++oy) {
+            const int32_t iy0 = oy * P->stride_h - P->pad_t;
+            for (int32_t ky = 0; ky < 3; ++ky) {
+                const int32_t iy = iy0 + ky;
+                if (iy >= 0 && iy < in_h) {
+                    T.row[2 * ky] = (uintptr_t)in + (uintptr_t)((intptr_t)(iy * in_w - pl) * C + g);
+                    T.row[2 * ky + 1] = (uintptr_t)C;
+                } else {
+                    T.row[2 * ky] = (uintptr_t)&T.zp4;
+                    T.row[2 * ky + 1] = 0;
+                }
+            }
+            T.o = (uintptr_t)(out + oy * out_w * C + g);
+            T.n = nt;
+            T.fl = f0;
+            register tml_dwt_t *st_ __asm__("r0") = &T;
+            if (sw == 1)
+                DWT_LOOP(DWT_ROW1, DWT_NEXT1);
+            else
+                DWT_LOOP(DWT_ROW2, DWT_NEXT2);
+        }
+    }
+    return 3 * nt;
 }
 #endif
 
@@ -578,7 +817,8 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
 #endif
 #if defined(TML_DW_FAST)
     if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3) {
-        dw3x3_fast(P, in, out);
+        const int32_t ox0 = dw3x3_tri(P, in, out);
+        if (ox0 < P->out_w) dw3x3_fast(P, in, out, ox0);
         return;
     }
 #endif
