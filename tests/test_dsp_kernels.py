@@ -208,7 +208,7 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     g = load_tflite(path)
     gen = generate(g, "m")
     if name.startswith("wide_"):   # the test conv really gets the int16 filter room
-        assert "bias = (const int32_t *)(m_arena + " in gen.files["m.c"], name
+        assert "filter16 = (int16_t *)(m_arena + " in gen.files["m.c"], name
     rng = np.random.default_rng(7)
     t = g.tensors[g.inputs[0]]
     samples = [[rng.integers(-128, 128, t.shape).astype(np.int8)] for _ in range(2)]

@@ -174,15 +174,27 @@ def test_host_executor_is_bit_exact(host_driver, key, model):
         assert outs[0] == np.asarray(ref.run([x])[0], np.int8).tobytes()
 
 
-def _misaligned_reloc(data: bytes, key) -> bytes:
-    """``data`` re-signed with its first weight-array pointer moved by 2 bytes."""
+def _patched_reloc(data: bytes, key, field: int, ref) -> bytes:
+    """``data`` re-signed with op 0's pointer at ``field`` given the ref ``ref(old_ref)``."""
     m = decode_module(data)
     g = decode_graph(m.payload, m.header.arena_bytes)
     op = g.ops[0]
-    fo, ref, n = op.relocs[0]
-    assert ref & BLOB_REF
-    ops = (OpRecord(op.kernel_id, op.operands, ((fo, ref + 2, n),) + op.relocs[1:], op.params),) + g.ops[1:]
+    relocs = tuple((fo, ref(r) if fo == field else r, n) for fo, r, n in op.relocs)
+    assert relocs != op.relocs
+    ops = (OpRecord(op.kernel_id, op.operands, relocs, op.params),) + g.ops[1:]
     return encode_module(m.header, encode_graph(GraphPayload(ops, g.blob)), key.sign)
+
+
+def _misaligned_reloc(data: bytes, key) -> bytes:
+    """``data`` re-signed with its first weight-array pointer moved by 2 bytes."""
+    op = decode_graph(decode_module(data).payload, decode_module(data).header.arena_bytes).ops[0]
+    assert op.relocs[0][1] & BLOB_REF
+    return _patched_reloc(data, key, op.relocs[0][0], lambda r: r + 2)
+
+
+def _conv_field_offset(member: str) -> int:
+    from platformio_tinyml.module.kernels import struct_layouts
+    return struct_layouts(Abi.LP64_LE)["tml_conv_s8_t"].field(member).offset
 
 
 def test_host_loader_refusals(host_driver, key, kws):
@@ -207,6 +219,11 @@ def test_host_loader_refusals(host_driver, key, kws):
     with pytest.raises(ModuleError, match="not 4-byte aligned"):
         m = decode_module(misaligned)
         decode_graph(m.payload, m.header.arena_bytes)
+    # Buffers a kernel writes (conv scratch, int16 filter room) must lie in the arena, never
+    # in the module: the same pointers moved into the weight blob are refused.
+    for member in ("scratch", "filter16"):
+        field = _conv_field_offset(member)
+        assert _run_host(host_driver, _patched_reloc(res.data, key, field, lambda r: BLOB_REF), x)[0] == -16
     assert _run_host(host_driver, res.data, x, min_version=6)[0] == -13          # older than installed
     assert _run_host(host_driver, res.data, x, min_version=5)[0] == 0
 

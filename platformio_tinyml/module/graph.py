@@ -65,10 +65,11 @@ class RecordingEmitter(Emitter):
             return self._add_blob(np.asarray(tensor.data).astype(tensor.dtype.numpy))
         return f"@R{self.plan.offsets[self.plan.root(t)]}:{tensor.nbytes}@"
 
-    def scratch(self, op: Op) -> str:
+    def scratch(self, op: Op, offset: int = 0, nbytes: int | None = None, ctype: str | None = None) -> str:
+        """A relocation token for the op's scratch (+ ``offset``; ``nbytes`` long); no casts in tokens."""
         off = self.plan.offsets[-(op.index + 2)]
         size = getattr(self.plan, "scratch_bytes", {}).get(-(op.index + 2), self.plan.arena_bytes - off)
-        return f"@R{off}:{size}@"
+        return f"@R{off + offset}:{size - offset if nbytes is None else nbytes}@"
 
     def call(self, op: Op, text: str, *runtime_files: str) -> None:
         fn = text[:text.index("(")].strip()

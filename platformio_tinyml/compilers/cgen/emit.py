@@ -105,9 +105,10 @@ class Emitter:
         off = self.plan.offsets[r]
         return f"({q}{ctype} *)({self.name}_arena + {off})"
 
-    def scratch(self, op: Op) -> str:
-        off = self.plan.offsets[-(op.index + 2)]
-        return f"({self.name}_arena + {off})"
+    def scratch(self, op: Op, offset: int = 0, nbytes: int | None = None, ctype: str | None = None) -> str:
+        """The op's arena scratch (+ ``offset`` bytes; ``nbytes`` long), cast to ``ctype *`` if given."""
+        off = self.plan.offsets[-(op.index + 2)] + offset
+        return f"({ctype} *)({self.name}_arena + {off})" if ctype else f"({self.name}_arena + {off})"
 
     def call(self, op: Op, text: str, *runtime_files: str) -> None:
         self.body.append(f"    /* {op.label} {op.name if op.name != op.kind.value else ''}*/")

@@ -64,7 +64,7 @@ def _conv(em, op):
     bias_fold = bias + in_off * row_sums
     if not is_dw:
         _const_channels(wd.reshape(n_out, -1), bias_fold, mults, shifts, y.quant.zp, lo, hi)
-    scratch, wide = _granted_scratch(em, op) if not is_dw else ("0", False)
+    scratch, filter16 = _granted_scratch(em, op) if not is_dw else ("0", "0")
     fields = dict(
         in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
         out_c=n_out, k_h=w.shape[1], k_w=w.shape[2], stride_h=a.stride_h, stride_w=a.stride_w,
@@ -73,10 +73,7 @@ def _conv(em, op):
         depth_mult=a.depth_multiplier,
         filter=em.array("int8_t", _dw_grouped(w.data, a.depth_multiplier) if is_dw
                         else _padded_filter(w.data, is_dw), "w"),
-        # the kernels start from bias_fold and correct padded taps; CONV_2D's
-        # bias repeats the scratch pointer when it has the int16 filter room
-        # (the module recorder's pointers are bare relocation tokens)
-        bias=(scratch if scratch.startswith("@") else f"(const int32_t *){scratch}") if wide else "0",
+        filter16=filter16,    # the kernels start from bias_fold and correct padded taps: no bias
         bias_fold=em.array("int32_t", bias_fold.astype(np.int32), "bf"),
         mult=em.array("int32_t", mults, "m"),
         shift=em.array("int8_t", shifts, "s"),
@@ -139,16 +136,20 @@ def _conv_scratch(g: Graph, op: Op) -> int | tuple[int, int]:
     return 4 * kp
 
 
-def _granted_scratch(em, op) -> tuple[str, bool]:
-    """The arena scratch the planner found free at this op, or "0" (none),
-    and whether it has the room for the int16 filter too."""
+def _granted_scratch(em, op) -> tuple[str, str]:
+    """The arena scratch the planner found free at this op (the window
+    buffer), and after it the room for the int16 filter when granted; "0"
+    for none."""
     plan = em.plan
     need = _conv_scratch(em.graph, op)
     sizes = need if isinstance(need, tuple) else (need,)
     got = plan.scratch_bytes.get(-(op.index + 2), 0) if plan is not None else 0
     if plan is None or -(op.index + 2) not in plan.offsets or got < sizes[-1]:
-        return "0", False
-    return em.scratch(op), len(sizes) > 1 and got >= sizes[0]
+        return "0", "0"
+    if len(sizes) > 1 and got >= sizes[0]:
+        window = sizes[-1]
+        return em.scratch(op), em.scratch(op, window, sizes[0] - window, ctype="int16_t")
+    return em.scratch(op), "0"
 
 
 def _dw_grouped(data: np.ndarray, depth_mult: int) -> np.ndarray:

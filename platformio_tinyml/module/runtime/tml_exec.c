@@ -68,6 +68,16 @@ static uint64_t pointer_bytes(const tml_exec_op_t *op, size_t field)
     return 0;
 }
 
+/* The pointer field at byte 'field' is relocated into the arena (not the
+ * module): required of every buffer a kernel writes (scratch, filter16). */
+static int pointer_in_arena(const tml_exec_op_t *op, size_t field)
+{
+    uint32_t r;
+    for (r = 0; r < op->n_relocs; ++r)
+        if (tml_ld16(op->relocs + 12u * r) == field) return !(tml_ld32(op->relocs + 12u * r + 4u) & TML_EXEC_BLOB_REF);
+    return 0;
+}
+
 /* Operands: exactly 'n', input 0 needs 'in' bytes, the output 'out' bytes. */
 static int io_ok(const tml_exec_op_t *op, uint32_t n, uint64_t in, uint64_t out)
 {
@@ -76,12 +86,13 @@ static int io_ok(const tml_exec_op_t *op, uint32_t n, uint64_t in, uint64_t out)
 
 #define PTR_OK(T, f, need) (pointer_bytes(op, offsetof(T, f)) >= (uint64_t)(need))
 #define PTR_NULL(T, f) (pointer_bytes(op, offsetof(T, f)) == 0)
+#define PTR_ARENA(T, f) pointer_in_arena(op, offsetof(T, f))
 
 /* Pointer members of each parameter struct: a pointer needs a relocation
  * (module base or arena + offset) or must be NULL in the record, so a module
  * can never smuggle in an absolute address. */
 static const uint16_t conv_s8_ptrs[] = {
-    offsetof(tml_conv_s8_t, filter), offsetof(tml_conv_s8_t, bias), offsetof(tml_conv_s8_t, bias_fold),
+    offsetof(tml_conv_s8_t, filter), offsetof(tml_conv_s8_t, filter16), offsetof(tml_conv_s8_t, bias_fold),
     offsetof(tml_conv_s8_t, mult), offsetof(tml_conv_s8_t, shift), offsetof(tml_conv_s8_t, scratch)};
 static const uint16_t fc_s8_ptrs[] = {
     offsetof(tml_fc_s8_t, weights), offsetof(tml_fc_s8_t, bias_fold), offsetof(tml_fc_s8_t, mults),
@@ -157,12 +168,12 @@ static int check_conv_s8(const tml_exec_op_t *op, const tml_conv_s8_t *p, int de
     if (depthwise && (uint32_t)p->in_c * p->depth_mult != p->out_c) return -1;
     if (!io_ok(op, 2, in, out)) return -1;
     if (!PTR_OK(tml_conv_s8_t, filter, taps * p->out_c)) return -1;
-    if (!PTR_NULL(tml_conv_s8_t, bias) && !PTR_OK(tml_conv_s8_t, bias, 4u * p->out_c)) return -1;
     if (!PTR_NULL(tml_conv_s8_t, scratch)
-        && !PTR_OK(tml_conv_s8_t, scratch, 4u * ((taps + 3u) / 4u * 4u))) return -1;
-    /* CONV_2D: a non-NULL bias says the scratch also holds the int16 filter */
-    if (!depthwise && !PTR_NULL(tml_conv_s8_t, bias)
-        && !PTR_OK(tml_conv_s8_t, scratch, (4u + 2u * p->out_c) * ((taps + 3u) / 4u * 4u))) return -1;
+        && (!PTR_ARENA(tml_conv_s8_t, scratch) || !PTR_OK(tml_conv_s8_t, scratch, 4u * ((taps + 3u) / 4u * 4u))))
+        return -1;
+    if (!PTR_NULL(tml_conv_s8_t, filter16)
+        && (depthwise || !PTR_ARENA(tml_conv_s8_t, filter16)
+            || !PTR_OK(tml_conv_s8_t, filter16, 2u * p->out_c * ((taps + 3u) / 4u * 4u)))) return -1;
     return PTR_OK(tml_conv_s8_t, bias_fold, 4u * p->out_c) && PTR_OK(tml_conv_s8_t, mult, 4u * p->out_c)
            && PTR_OK(tml_conv_s8_t, shift, p->out_c)
            && shifts_ok(op, offsetof(tml_conv_s8_t, shift), p->out_c) ? 0 : -1;

@@ -27,8 +27,8 @@
  * requantize (tml_rqx_s8). Inside windows with rows of >= 4 bytes are
  * copied by fill_in in whole words read inside each row, 3 rows of 9 bytes
  * (3x3 over 3 channels) by fill9. Where the lowering found arena room for it
- * (P->bias == P->scratch, see tml_kernels.h), the filter is expanded once a
- * call into int16 pairs after the window buffer and fq_pair16 reads it with
+ * (P->filter16, see tml_kernels.h), the filter is expanded there once a
+ * call into int16 pairs and fq_pair16 reads it with
  * LDRD (12 instructions a chunk instead of 17). An odd last pixel is
  * computed as a pair with the one before it (whose bytes are stored again).
  *
@@ -575,8 +575,7 @@ TML_INLINE void block_fq(conv_fq_t *c, void (*fq)(const conv_fq_t *), int8_t *oa
 }
 
 /* The fq_pair constants of P (buffer buf): 0 where the layer does not
- * qualify, 2 where P->bias says the scratch after the window buffer has room
- * for the filter as int16 (out_c rows of kp: each 4 taps as the words
+ * qualify, 2 where P->filter16 gives arena room for the filter as int16 (out_c rows of kp: each 4 taps as the words
  * sxtb16 / sxtb16 ror 8 of their int8 word, which fq_pair16 reads as they
  * are; written here, once a call), else 1 (fq_pair: the int8 filter). */
 static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int32_t K, int32_t kp)
@@ -590,8 +589,8 @@ static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int
     c->w = P->filter;
     c->K = K;
     c->kpk = kp - K;
-    if (P->bias && buf == (const int16_t *)P->scratch) {
-        int32_t *wd = (int32_t *)(void *)((int8_t *)P->scratch + 4 * kp);
+    if (P->filter16 && buf == (const int16_t *)P->scratch) {
+        int32_t *wd = (int32_t *)(void *)P->filter16;
         const int8_t *wr = P->filter;
         c->w = (const int8_t *)wd;
         c->K = 2 * kp;

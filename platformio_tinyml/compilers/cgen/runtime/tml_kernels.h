@@ -25,9 +25,9 @@ typedef struct {
     int8_t act_min, act_max;
     uint16_t depth_mult;        /* depthwise only */
     const int8_t *filter;
-    const int32_t *bias;        /* unused by the int8 kernels as a bias (NULL), except: CONV_2D with
-                                 * scratch: the scratch pointer again when the scratch also has
-                                 * 2 * kp * out_c bytes for the filter as int16 (tml_conv_s8.c) */
+    int16_t *filter16;          /* CONV_2D: arena room for the filter as int16 pairs (out_c x kp,
+                                 * kp = k_h*k_w*in_c rounded up to 4), which the Cortex-M speed path
+                                 * fills once a call (tml_conv_s8.c); NULL: none (always for dwconv) */
     const int32_t *bias_fold;   /* bias + in_offset * sum(filter row): used where no tap is padded */
     const int32_t *mult;        /* per output channel requantization multiplier */
     const int8_t *shift;        /* per output channel shift */
