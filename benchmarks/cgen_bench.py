@@ -219,12 +219,14 @@ def bench_model(key: str, work: Path) -> dict:
 
     # Speed on the Cortex-M4 (QEMU, exact instruction counts): -O2 and -Os; the flash a speed build costs.
     for opt in ("-O2", "-Os"):
-        r = run_model(gen, g, [[x]], work / f"{key}{opt}", "mps2-an386", opt=opt, timeout=120)
+        r = run_model(gen, g, [[x]], work / f"{key}{opt}", "mps2-an386", opt=opt, timeout=120,
+                      extra_cflags=["-fstack-usage", "-fcallgraph-info=su"] if opt == "-O2" else ())
         row[f"instructions{opt}"] = r.instructions[0]
         row[f"exact{opt}"] = bool(np.array_equal(r.outputs[0][0].reshape(-1), golden))
         if opt == "-O2":
-            row["flash_beyond_weights-O2"] = model_memory(r.elf, gen, r.elf.with_name(r.elf.stem + ".obj"))[
-                "flash_beyond_weights"]
+            objs = r.elf.with_name(r.elf.stem + ".obj")
+            row["flash_beyond_weights-O2"] = model_memory(r.elf, gen, objs)["flash_beyond_weights"]
+            row["stack_bytes-O2"], row["stack_path-O2"], row["stack_unknown-O2"] = stack_depth(objs, f"{key}_invoke")
 
     # Host: our -O3 build (verify.host.HOST_CFLAGS) vs the TFLite Micro interpreter.
     host = build_host(gen, g, work / f"{key}-host")
@@ -251,7 +253,7 @@ def table(rows: list[dict]) -> str:
         return "ok" if b else "MISS"
     out = []
     out.append(f"{'model':<8} {'RAM B':>7} {'bound':>6} {'TFLM':>7} {'RAM/TFLM':>8} {'':4} "
-               f"{'stack':>5} {'':4} {'flash+':>7} {'':4} {'tables':>6} {'fl+O2':>7} "
+               f"{'stack':>5} {'':4} {'flash+':>7} {'':4} {'tables':>6} {'fl+O2':>7} {'st-O2':>5} "
                f"{'instr -O2':>11} {'-Os':>11} {'target':>11} {'':4} "
                f"{'host us':>8} {'TFLM us':>8} {'x':>6} {'':4} exact")
     for r in rows:
@@ -260,7 +262,7 @@ def table(rows: list[dict]) -> str:
             f"{r['model']:<8} {r['ram_bytes']:>7,} {LOWER_BOUND[r['model']]:>6,} {r['tflm_arena']:>7,} "
             f"{r['ram_bytes'] / r['tflm_arena']:>8.2f} {ok(t['ram']):4} "
             f"{r['stack_bytes']:>5} {ok(t['stack']):4} {r['flash_beyond_weights']:>7,} {ok(t['flash']):4} "
-            f"{r['requant_table_bytes']:>6,} {r['flash_beyond_weights-O2']:>7,} "
+            f"{r['requant_table_bytes']:>6,} {r['flash_beyond_weights-O2']:>7,} {r['stack_bytes-O2']:>5} "
             f"{r['instructions-O2']:>11,} {r['instructions-Os']:>11,} {int(SPEED_TARGET[r['model']]):>11,} "
             f"{ok(t['speed']):4} {r['host_us']:>8.1f} {r['tflm_us']:>8.1f} {r['host_speedup']:>6.1f} "
             f"{ok(t['host']):4} {ok(t['exact'])}")
@@ -286,7 +288,7 @@ def main(argv=None) -> int:
     print("\nRAM = .bss+.data of the model's symbols (Cortex-M4 -Os); target <= bound + 512. "
           "stack = worst case over the call graph; target <= 512 B.\nflash+ = model code + rodata "
           "beyond the weight bytes; target <= 12 KiB; tables = of which per-channel requantization "
-          "multipliers + shifts; fl+O2 = flash+ of the -O2 build.\ninstr = instructions per inference on QEMU "
+          "multipliers + shifts; fl+O2, st-O2 = flash+ and stack of the -O2 build.\ninstr = instructions per inference on QEMU "
           "mps2-an386; target = 1.2x X-CUBE-AI cycles.\nx = TFLite Micro host time / ours (-O3); "
           "target >= 5.")
     out = Path(args.out)
