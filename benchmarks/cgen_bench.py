@@ -77,11 +77,84 @@ def _short(title: str) -> str:
 LIBC_LEAF = {"memcpy": 16, "memset": 16, "memmove": 16}
 
 
+_REGS = re.compile(r"\b([rsd])(\d+)(?:-[rsd](\d+))?\b|\b(fp|ip|lr|sl|sb|pc)\b")
+
+
+def _reg_bytes(regs: str) -> int:
+    """Bytes that a push / stmdb / vpush of the register list ``regs`` stores."""
+    n = 0
+    for kind, lo, hi, named in _REGS.findall(regs):
+        if named:
+            n += 4
+        else:
+            n += (int(hi) - int(lo) + 1 if hi else 1) * (8 if kind == "d" else 4)
+    return n
+
+
+_PUSH = re.compile(r"\t(?:v?push|stmdb(?:\.w)?\s+sp!,|vstmdb\s+sp!,)\s*\{([^}]*)\}")
+_SUBSP = re.compile(r"\tsub(?:\.w|w)?\s+sp,\s*(?:sp,\s*)?#(\d+)")
+_STRPRE = re.compile(r"\tstr(?:\.w)?\s+\w+,\s*\[sp,\s*#-(\d+)\]!")
+_SPWRITE = re.compile(r"\t(?!str|ldr|ldm|stm|cmp|tst|push|pop|vpush|vpop)[a-z.]+\s+sp\b")
+_FUNC = re.compile(r"^[0-9a-f]+ <([^>]+)>:$")
+
+
+def _objdump(obj_dir: Path) -> str | None:
+    """The objdump of the toolchain that built ``obj_dir`` (its .build.json), else from PATH."""
+    import shutil
+    bj = obj_dir.with_name(obj_dir.name[: -len(".obj")] + ".elf.build.json")
+    if bj.exists():
+        gcc = json.loads(bj.read_text()).get("gcc", "")
+        if gcc.endswith("gcc") and Path(gcc[:-3] + "objdump").exists():
+            return gcc[:-3] + "objdump"
+    return shutil.which("arm-none-eabi-objdump")
+
+
+def asm_frames(obj_dir: Path) -> tuple[dict[str, int], set[str]]:
+    """Stack bytes that the code of each function in ``obj_dir`` itself
+    reserves, read from its disassembly: pushes (push / stmdb sp! / vpush,
+    str [sp, #-n]!) and sub sp, #n, summed (an upper bound: every prologue
+    counted, none popped). For naked asm functions, where -fstack-usage
+    reports 0; computed from the object code, so it cannot go stale when
+    the asm changes. Second: functions that write sp some other way
+    (unknown)."""
+    import subprocess
+    tool = _objdump(obj_dir)
+    frames: dict[str, int] = {}
+    odd: set[str] = set()
+    if tool is None:
+        return frames, odd
+    for obj in sorted(obj_dir.glob("*.o")):
+        text = subprocess.run([tool, "-d", "--no-show-raw-insn", str(obj)], capture_output=True,
+                              text=True, check=True).stdout
+        name = None
+        for line in text.splitlines():
+            m = _FUNC.match(line)
+            if m:
+                name = m.group(1)
+                frames.setdefault(name, 0)
+                continue
+            if name is None or "\t" not in line:
+                continue
+            ins = line[line.index("\t"):]
+            p = _PUSH.search(ins)
+            q = _SUBSP.search(ins) or _STRPRE.search(ins)
+            if p:
+                frames[name] += _reg_bytes(p.group(1))
+            elif q:
+                frames[name] += int(q.group(1))
+            elif _SPWRITE.search(ins) and not re.search(r"\tadd(?:\.w)?\s+sp,\s*(?:sp,\s*)?#", ins):
+                odd.add(name)
+    return frames, odd
+
+
 def stack_depth(obj_dir: Path, root: str) -> tuple[int, list[str], list[str]]:
     """Worst-case stack bytes from ``root`` over the .ci call graphs in ``obj_dir``.
 
     Returns (bytes, the deepest path, callees without stack info). A function
-    whose frame is dynamic is reported in the third list too.
+    whose frame is dynamic is reported in the third list too. A function that
+    -fstack-usage gives 0 bytes (naked asm: fq_pair in tml_conv_s8.c) counts
+    the pushes and sub sp of its code (asm_frames); one that moves sp in a
+    way asm_frames cannot read is reported unknown.
     """
     frame: dict[str, int] = {}
     calls: dict[str, set[str]] = {}
@@ -97,6 +170,12 @@ def stack_depth(obj_dir: Path, root: str) -> tuple[int, list[str], list[str]]:
                     unknown.add(name + " (dynamic)")
         for src, dst in _EDGE.findall(text):
             calls.setdefault(_short(src), set()).add(_short(dst))
+    asm, odd = asm_frames(obj_dir)
+    for name, size in list(frame.items()):
+        if size == 0 and name in asm:
+            frame[name] = asm[name]
+            if name in odd:
+                unknown.add(name + " (sp written by asm)")
     for name, size in LIBC_LEAF.items():
         frame.setdefault(name, size)
     memo: dict[str, tuple[int, list[str]]] = {}

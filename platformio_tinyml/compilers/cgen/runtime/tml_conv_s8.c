@@ -567,11 +567,16 @@ __attribute__((naked, noinline)) static void fq_pair16(const conv_fq_t *c __attr
 #undef TML_FQ_RQ
 #undef TML_FQ_CHUNK
 
-TML_INLINE void block_fq(conv_fq_t *c, void (*fq)(const conv_fq_t *), int8_t *oa, int8_t *ob)
+/* use (fq_init): 2 fq_pair16, else fq_pair; direct calls, so the call graph
+ * (-fcallgraph-info, benchmarks/cgen_bench.py) sees them. */
+TML_INLINE void block_fq(conv_fq_t *c, int use, int8_t *oa, int8_t *ob)
 {
     c->oa = oa;
     c->ob = ob;
-    fq(c);
+    if (use == 2)
+        fq_pair16(c);
+    else
+        fq_pair(c);
 }
 
 /* The fq_pair constants of P (buffer buf): 0 where the layer does not
@@ -629,7 +634,6 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #if TML_CONV_FAST
     conv_fq_t fq;
     const int use_fq = fq_init(P, &fq, buf, K, kp);
-    void (*const fq_fn)(const conv_fq_t *) = use_fq == 2 ? fq_pair16 : fq_pair;
     /* 1x1 filter, no padding, whole words: the pixel IS its window, so each
      * input word of pixels A and B goes straight to its chunk. */
     if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(out_c & 1)) {
@@ -652,7 +656,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
             }
             int8_t *oa = out + p * out_c;
             if (use_fq)
-                block_fq(&fq, fq_fn, oa, oa + out_c);
+                block_fq(&fq, use_fq, oa, oa + out_c);
             else
                 block_fast(P, buf, K, kp, oa, oa + out_c);
         }
@@ -698,7 +702,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 #if TML_CONV_FAST
         if (has_b && !(out_c & 1)) {
             if (use_fq)
-                block_fq(&fq, fq_fn, oa, oa + out_c);
+                block_fq(&fq, use_fq, oa, oa + out_c);
             else
                 block_fast(P, buf, K, kp, oa, oa + out_c);
             continue;
@@ -715,7 +719,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
         fill(P, in, db, ry * P->stride_h - P->pad_t, rx * P->stride_w - P->pad_l, kp);
         int8_t *oa = out + q * out_c;
         if (use_fq)
-            block_fq(&fq, fq_fn, oa, oa + out_c);
+            block_fq(&fq, use_fq, oa, oa + out_c);
         else
             block_fast(P, buf, K, kp, oa, oa + out_c);
     }

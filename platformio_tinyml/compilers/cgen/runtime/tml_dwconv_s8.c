@@ -426,12 +426,41 @@ static void dwf_edge(const tml_dw_ctx_t *k, uintptr_t x, int8_t *o, uint32_t row
     }
 }
 
-static void dw_pixel(const tml_conv_s8_t *P, const int8_t *x0, int8_t *o, int32_t ky0, int32_t ky1,
-                     int32_t kx0, int32_t kx1, int32_t zp4);
-static void valid_range(int32_t i0, int32_t d, int32_t n, int32_t lim, int32_t *k0, int32_t *k1);
+/* Whether every channel's requantization fits the asm form of tml_dwf_out
+ * (shift < 0, multiplier >= 2^30). */
+static TML_NOINLINE int32_t dwf_fq(const tml_conv_s8_t *P)
+{
+    for (int32_t c = 0; c < P->in_c; ++c)
+        if (TML_RD8(P->shift + c) >= 0 || TML_RD32(P->mult + c) < 0x40000000) return 0;
+    return 1;
+}
 
-/* 3x3, grouped layout: the output columns ox >= ox0, pixel by pixel. */
-static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int32_t ox0)
+/* Without fq, dwf_edge needs a window row in the input and the middle
+ * column in the input: whether every pixel of the columns >= ox0 has both
+ * (else those columns take dw_generic, so dw3x3_fast never needs dw_pixel
+ * and the two frames do not add up). */
+static TML_NOINLINE int32_t dwf_edge_ok(const tml_conv_s8_t *P, int32_t ox0)
+{
+    const int32_t in_w = P->in_w, in_h = P->in_h, dil_h = P->dil_h;
+    /* the middle column grows with ox: the first and the last */
+    const int32_t ixa = ox0 * P->stride_w - P->pad_l + P->dil_w;
+    const int32_t ixb = (P->out_w - 1) * P->stride_w - P->pad_l + P->dil_w;
+    if (ixa < 0 || ixb >= in_w) return 0;
+    for (int32_t oy = 0; oy < P->out_h; ++oy) {
+        const int32_t iy0 = oy * P->stride_h - P->pad_t;
+        int32_t any = 0;
+        for (int32_t ky = 0; ky < 3; ++ky) {
+            const int32_t iy = iy0 + ky * dil_h;
+            any |= iy >= 0 && iy < in_h;
+        }
+        if (!any) return 0;
+    }
+    return 1;
+}
+
+/* 3x3, grouped layout: the output columns ox >= ox0, pixel by pixel; fq:
+ * dwf_fq(P), else dwf_edge_ok(P, ox0) holds. */
+static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int32_t ox0, int32_t fq)
 {
     tml_dw_ctx_t K;
     const int32_t C = P->in_c, in_w = P->in_w, in_h = P->in_h, out_w = P->out_w;
@@ -451,15 +480,12 @@ static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, in
     K.k21 = 2 * K.off + 1;
     K.lo4 = (uint32_t)(uint8_t)K.lo * 0x01010101u;
     K.hi4 = (uint32_t)(uint8_t)K.hi * 0x01010101u;
-    K.fq = 1;
-    for (int32_t c = 0; c < C; ++c)
-        if (P->shift[c] >= 0 || P->mult[c] < 0x40000000) K.fq = 0;
+    K.fq = fq;
     /* Pixels ox in [ox_lo, ox_hi) have all three window columns inside. */
     int32_t ox_lo = 0, ox_hi;
     while (ox_lo < out_w && ox_lo * str_w - P->pad_l < 0) ++ox_lo;
     ox_hi = ox_lo;
     while (ox_hi < out_w && ox_hi * str_w - P->pad_l + 2 * dil_w < in_w) ++ox_hi;
-    const int32_t zp4 = K.zp4;
     for (int32_t oy = 0; oy < P->out_h; ++oy) {
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
         uint32_t rows = 0;
@@ -481,20 +507,10 @@ static TML_NOINLINE void dw3x3_fast(const tml_conv_s8_t *P, const int8_t *in, in
             }
             const int32_t ix1 = ix0 + dil_w, ix2 = ix1 + dil_w;
             const uint32_t mid = (uint32_t)(ix1 < 0 || ix1 >= in_w);
-            if (K.fq || (rows != 0u && !mid)) {
-                const uint32_t cm = (uint32_t)(ix0 < 0 || ix0 >= in_w) | ((uint32_t)(ix2 < 0 || ix2 >= in_w) << 1) |
-                                    (mid << 2);
-                dwf_edge(&K, x, o, rows, cm);
-                continue;
-            }
-            int32_t ky0, ky1, kx0, kx1;
-            valid_range(iy0, dil_h, 3, in_h, &ky0, &ky1);
-            valid_range(ix0, dil_w, 3, in_w, &kx0, &kx1);
-            if (ky0 < ky1 && kx0 < kx1)
-                dw_pixel(P, in + ((iy0 + ky0 * dil_h) * in_w + ix0 + kx0 * dil_w) * C, o, ky0, ky1, kx0, kx1,
-                         zp4);
-            else
-                dw_pixel(P, in, o, 0, 0, 0, 0, zp4);
+            /* fq, or rows != 0 and !mid (dwf_edge_ok) */
+            const uint32_t cm = (uint32_t)(ix0 < 0 || ix0 >= in_w) | ((uint32_t)(ix2 < 0 || ix2 >= in_w) << 1) |
+                                (mid << 2);
+            dwf_edge(&K, x, o, rows, cm);
         }
     }
 }
@@ -805,26 +821,21 @@ static TML_NOINLINE void dw_host(const tml_conv_s8_t *P, const int8_t *in, int8_
 }
 #endif
 
-void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
-{
-    TML_LOAD_PARAMS(tml_conv_s8_t, src);
-#if TML_HOST_STACK > 0
-    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h * P->k_w * P->in_c <= TML_HOST_STACK / 2 &&
-        P->in_c <= TML_HOST_STACK / 8) {
-        dw_host(P, in, out);
-        return;
-    }
-#endif
 #if defined(TML_DW_FAST)
-    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3) {
-        const int32_t ox0 = dw3x3_tri(P, in, out);
-        if (ox0 < P->out_w) dw3x3_fast(P, in, out, ox0);
-        return;
-    }
+/* Its own frame at -O2, so the dispatcher tml_dwconv_s8 stays thin and the
+ * fast 3x3 paths do not carry it. */
+#define TML_DW_GENERIC static TML_NOINLINE
+#else
+#define TML_DW_GENERIC TML_INLINE
 #endif
+
+/* Any shape, the output columns ox >= ox0 (grouped layout: dw_pixel; -Os:
+ * 3x3 windows inside the input through dw3x3_inside). */
+TML_DW_GENERIC void dw_generic(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int32_t ox0)
+{
     const int32_t out_c = P->out_c, C = P->in_c, in_w = P->in_w;
     const int grouped = P->depth_mult == 1 && (C & 3) == 0;
-#if !defined(TML_DW_FAST)   /* else grouped 3x3 went to dw3x3_fast */
+#if !defined(TML_DW_FAST)   /* else grouped 3x3 is dw_pixel's here (rare: see tml_dwconv_s8) */
     const int k33 = P->k_h == 3 && P->k_w == 3;
 #endif
     const int32_t zp4 = (int32_t)(((uint32_t)(uint8_t)(-P->in_offset)) * 0x01010101u);
@@ -832,7 +843,7 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
         int32_t ky0, ky1;
         valid_range(iy0, P->dil_h, P->k_h, P->in_h, &ky0, &ky1);
-        for (int32_t ox = 0; ox < P->out_w; ++ox) {
+        for (int32_t ox = ox0; ox < P->out_w; ++ox) {
             const int32_t ix0 = ox * P->stride_w - P->pad_l;
             int8_t *o = out + (oy * P->out_w + ox) * out_c;
             if (!grouped) {
@@ -854,4 +865,33 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             }
         }
     }
+}
+
+void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
+{
+    TML_LOAD_PARAMS(tml_conv_s8_t, src);
+#if TML_HOST_STACK > 0
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h * P->k_w * P->in_c <= TML_HOST_STACK / 2 &&
+        P->in_c <= TML_HOST_STACK / 8) {
+        dw_host(P, in, out);
+        return;
+    }
+#endif
+#if defined(TML_DW_FAST)
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3) {
+        /* triples where the layer allows, then pixel by pixel: dw3x3_fast
+         * where it needs no dw_pixel, else (no fq and windows with no row or
+         * no middle column in the input) dw_generic */
+        const int32_t ox0 = dw3x3_tri(P, in, out);
+        if (ox0 < P->out_w) {
+            const int32_t fq = dwf_fq(P);
+            if (fq || dwf_edge_ok(P, ox0))
+                dw3x3_fast(P, in, out, ox0, fq);
+            else
+                dw_generic(P, in, out, ox0);
+        }
+        return;
+    }
+#endif
+    dw_generic(P, in, out, 0);
 }
