@@ -53,6 +53,16 @@
 #ifndef TML_CONV_STACK16_BYTES
 #define TML_CONV_STACK16_BYTES (TML_CONV_STACK_BYTES > 256 && TML_CONV_STACK_BYTES < 1024 ? 256 : TML_CONV_STACK_BYTES)
 #endif
+/* The stack buffer of conv_im2col (conv_stack16). Cortex-M speed builds:
+ * at most 128 B, as conv_im2col and its callees have bigger frames there;
+ * their 1x1 layers take the whole TML_CONV_STACK16_BYTES (conv_1x1_stack). */
+#ifndef TML_CONV_IM2COL16_BYTES
+#if TML_ARM_FAST && TML_CONV_STACK16_BYTES > 128 && TML_CONV_STACK16_BYTES < 1024
+#define TML_CONV_IM2COL16_BYTES 128
+#else
+#define TML_CONV_IM2COL16_BYTES TML_CONV_STACK16_BYTES
+#endif
+#endif
 
 /* ---- im2col path ---------------------------------------------------------- */
 
@@ -583,11 +593,15 @@ TML_INLINE void block_fq(conv_fq_t *c, int use, int8_t *oa, int8_t *ob)
  * qualify, 2 where P->filter16 gives arena room for the filter as int16 (out_c rows of kp: each 4 taps as the words
  * sxtb16 / sxtb16 ror 8 of their int8 word, which fq_pair16 reads as they
  * are; written here, once a call), else 1 (fq_pair: the int8 filter). */
-static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, const int16_t *buf, int32_t K, int32_t kp)
+static int fq_ok(const tml_conv_s8_t *P, int32_t K)
 {
-    if ((P->out_c & 3) || P->act_min != -128 || P->act_max != 127 ||
-        !tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K))
-        return 0;
+    return !(P->out_c & 3) && P->act_min == -128 && P->act_max == 127 &&
+           tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K);
+}
+
+static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, int16_t *buf, int32_t K, int32_t kp)
+{
+    if (!fq_ok(P, K)) return 0;
     int use = 1;
     c->bf = P->bias_fold;
     c->xb = (const int32_t *)(const void *)buf;
@@ -927,9 +941,67 @@ static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, 
 /* Separate frames so the deeper int16 path does not carry the int8 buffer. */
 static TML_NOINLINE void conv_stack16(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
 {
-    int16_t buf[TML_CONV_STACK16_BYTES / 2] TML_ALIGNED(8);
+    int16_t buf[TML_CONV_IM2COL16_BYTES / 2] TML_ALIGNED(8);
     conv_im2col(P, in, out, buf);
 }
+
+#if TML_CONV_FAST
+/* -O2, no arena scratch, 1x1 filter without padding, K a multiple of 4, even
+ * out_c, 4 K <= TML_CONV_STACK16_BYTES: conv_im2col's 1x1 path with the
+ * buffer on the stack, in a function of its own with nothing else in its
+ * frame (fq: the fq_pair constants, else block_fast), so the worst-case stack
+ * stays within 512 B. An odd last pixel goes with the one before it again
+ * (whose bytes are stored a second time), a single pixel with itself. */
+TML_INLINE void conv_1x1_pairs(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf,
+                               conv_fq_t *fq)
+{
+    const int32_t K = P->in_c, out_c = P->out_c, out_w = P->out_w;
+    const int32_t sx = P->stride_w * K, sy = (P->stride_h * P->in_w - out_w * P->stride_w) * K;
+    const int8_t *x = in, *xprev = in;   /* next pixel, the one before */
+    int8_t *o = out;
+    int32_t ox = 0;
+    for (int32_t n = P->out_h * out_w; n > 0; n -= 2, o += 2 * out_c) {
+        const int8_t *xa = xprev, *xb = x;
+        int8_t *oa = xprev == x ? o : o - out_c, *ob = o;   /* n == 1: (pixel before, last) */
+        if (n > 1) {
+            xa = x;
+            x += sx;
+            if (++ox == out_w) { ox = 0; x += sy; }
+            xb = xprev = x;
+            x += sx;
+            if (++ox == out_w) { ox = 0; x += sy; }
+            oa = o;
+            ob = o + out_c;
+        }
+        int32_t *dw = (int32_t *)(void *)buf;
+        for (int32_t k = 0; k < K; k += 4, dw += 4) {
+            const int32_t va = tml_ld4(xa + k), vb = tml_ld4(xb + k);
+            dw[0] = __sxtb16(va);
+            dw[1] = tml_sxtb16_ror8(va);
+            dw[2] = __sxtb16(vb);
+            dw[3] = tml_sxtb16_ror8(vb);
+        }
+        if (fq)
+            block_fq(fq, 1, oa, ob);
+        else
+            block_fast(P, buf, K, K, oa, ob);
+    }
+}
+
+static TML_NOINLINE void conv_1x1_stack_fq(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int16_t buf[TML_CONV_STACK16_BYTES / 2] TML_ALIGNED(8);
+    conv_fq_t fq;
+    fq_init(P, &fq, buf, P->in_c, P->in_c);   /* 1: fq_pair (filter16 needs arena scratch) */
+    conv_1x1_pairs(P, in, out, buf, &fq);
+}
+
+static TML_NOINLINE void conv_1x1_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int16_t buf[TML_CONV_STACK16_BYTES / 2] TML_ALIGNED(8);
+    conv_1x1_pairs(P, in, out, buf, 0);
+}
+#endif
 
 static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
 {
@@ -986,7 +1058,17 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
     {
         const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
         /* int8 windows only where the direct path would not read them in place */
-        if (4 * kp <= TML_CONV_STACK16_BYTES) {
+#if TML_CONV_FAST
+        if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(K & 3) && !(P->out_c & 1) &&
+            4 * kp <= TML_CONV_STACK16_BYTES) {
+            if (fq_ok(P, K))
+                conv_1x1_stack_fq(P, in, out);
+            else
+                conv_1x1_stack(P, in, out);
+            return;
+        }
+#endif
+        if (4 * kp <= TML_CONV_IM2COL16_BYTES) {
             conv_stack16(P, in, out);
             return;
         }
