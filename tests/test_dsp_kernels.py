@@ -91,6 +91,19 @@ WIDE = {
 }
 CASES.update(WIDE)
 
+# 1x1 convs with no arena scratch (-O2: conv_1x1_stack / conv_1x1_stack_fq,
+# the stack buffer): out_c a multiple of 4 (block_fast's 4-channel pass)
+# with an odd pixel count, and single-pixel layers (the pixel paired with
+# itself). These qualify for fq_pair (conv_1x1_stack_fq); the models made
+# from them below miss it (conv_1x1_stack, block_fast): output zero point 0
+# (activation range narrower than int8), a live big bias, shifts >= 0.
+STACK1X1 = {
+    "conv1x1_c8_k12_stack": _conv((5, 3, 8), 12, 1),
+    "conv1x1_c8_k12_stack_relu6": _conv((5, 3, 8), 12, 1, activation="relu6"),
+    "conv1x1_c16_k12_pix1_relu6": _conv((1, 1, 16), 12, 1, activation="relu6"),
+}
+CASES.update(STACK1X1)
+
 
 def _non_negative_shifts(buf: bytes) -> bytes:
     """The model edited so its requantization shifts are >= 0 (the kernels'
@@ -110,7 +123,8 @@ def _non_negative_shifts(buf: bytes) -> bytes:
 
 
 # Models whose requantization shifts are made non-negative, from these cases.
-POSITIVE_SHIFT = {"conv1x1_c16_shift_pos": "conv1x1_c16", "dw3x3_c8_same_shift_pos": "dw3x3_c8_same"}
+POSITIVE_SHIFT = {"conv1x1_c16_shift_pos": "conv1x1_c16", "dw3x3_c8_same_shift_pos": "dw3x3_c8_same",
+                  "conv1x1_c8_k12_stack_shift_pos": "conv1x1_c8_k12_stack"}
 
 
 def _extreme_channels(buf: bytes, live_big_bias: bool) -> bytes:
@@ -168,12 +182,54 @@ def _deep_shift(buf: bytes) -> bytes:
 
 # Models from these cases with the output zero point 0 / shifts near -22.
 OUT_ZP0 = {"dw3x3_c12_same_w9_relu6_zp0": "dw3x3_c12_same_w9_relu6",
-           "dw3x3_c4_s2_w6_relu_zp0": "dw3x3_c4_s2_w6_relu"}
+           "dw3x3_c4_s2_w6_relu_zp0": "dw3x3_c4_s2_w6_relu",
+           "conv1x1_c8_k12_stack_relu6_zp0": "conv1x1_c8_k12_stack_relu6",
+           "conv1x1_c16_k12_pix1_relu6_zp0": "conv1x1_c16_k12_pix1_relu6"}
 DEEP_SHIFT = {"dw3x3_c8_same_deep_shift": "dw3x3_c8_same", "dw3x3_c8_s2_w11_deep_shift": "dw3x3_c8_s2_w11"}
 
 
 # Models with dead / extreme channels, from these cases (flag: live big bias).
-EXTREME = {"conv1x1_c4_dead": ("conv1x1_c4_k4", False), "conv3x3_c2_bigbias": ("conv3x3_c2_k18", True)}
+EXTREME = {"conv1x1_c4_dead": ("conv1x1_c4_k4", False), "conv3x3_c2_bigbias": ("conv3x3_c2_k18", True),
+           "conv1x1_c8_k12_stack_bigbias": ("conv1x1_c8_k12_stack", True)}
+
+
+def _grow_output(buf: bytes, dh: int, dw: int) -> bytes:
+    """The output tensor made dh rows and dw columns larger than SAME padding
+    gives (which both TFLite Micro and the lowering take as they are: the
+    padding comes from the input, the loops from the output): the extra
+    pixels' windows miss the middle column (and every row / column at the
+    far edge), which SAME padding alone never does."""
+    m = modelgen._unpack(buf)
+    sg = m.subgraphs[0]
+    y = sg.tensors[sg.operators[0].outputs[0]]
+    y.shape = np.array([y.shape[0], y.shape[1] + dh, y.shape[2] + dw, y.shape[3]], np.int32)
+    if y.shapeSignature is not None:
+        y.shapeSignature = np.array(y.shape, np.int32)
+    return modelgen._pack(m)
+
+
+# Depthwise 3x3 layers that miss the fast requantize (shifts >= 0, see
+# _non_negative_shifts) with windows that miss the middle column or every
+# row: -O2 sends their columns to dw_generic (dwf_edge_ok fails).
+DW_GENERIC = {"dw3x3_c8_shift_pos_grown": ("dw3x3_c8_same", 2, 2),
+              "dw3x3_c8_s2_shift_pos_grown": ("dw3x3_c8_s2_w7", 1, 2)}
+
+
+def _fq_1x1(g) -> bool:
+    """tml_conv_s8's fq_ok for the model's one conv: out_c a multiple of 4,
+    the activation range all of int8, shifts in [-20, -1] and
+    |bias_fold| + K 2^14 < 2^30."""
+    from platformio_tinyml.compilers.cgen.quant import activation_range_s8, quantize_multiplier
+    op = g.ops[0]
+    x, w, b, y = (g.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
+    wd = w.data.reshape(w.shape[0], -1).astype(np.int64)
+    K = wd.shape[1]
+    bf = b.data.astype(np.int64) - x.quant.zp * wd.sum(axis=1)
+    live = wd.any(axis=1)   # dead channels get canonical constants (lower_s8._const_channels)
+    shifts = np.array([quantize_multiplier(x.quant.s * ws / y.quant.s)[1] for ws in w.quant.scale])
+    return (w.shape[0] % 4 == 0 and activation_range_s8(op.attrs.activation, y) == (-128, 127)
+            and bool(np.all((shifts[live] <= -1) & (shifts[live] >= -20)))
+            and bool(np.all(np.abs(bf[live]) + (K << 14) < 1 << 30)))
 
 
 @pytest.fixture(scope="module")
@@ -197,12 +253,15 @@ def models(tmp_path_factory):
     for name, (base, big) in EXTREME.items():
         out[name] = root / f"{name}.tflite"
         out[name].write_bytes(_extreme_channels(out[base].read_bytes(), big))
+    for name, (base, dh, dw) in DW_GENERIC.items():
+        out[name] = root / f"{name}.tflite"
+        out[name].write_bytes(_grow_output(_non_negative_shifts(out[base].read_bytes()), dh, dw))
     return out
 
 
 @pytest.mark.parametrize("opt", ["-O2", "-Os"])
 @pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
-                         + sorted(DEEP_SHIFT))
+                         + sorted(DEEP_SHIFT) + sorted(DW_GENERIC))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     path = models[name]
     g = load_tflite(path)
@@ -212,7 +271,23 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     rng = np.random.default_rng(7)
     t = g.tensors[g.inputs[0]]
     samples = [[rng.integers(-128, 128, t.shape).astype(np.int8)] for _ in range(2)]
-    if name in POSITIVE_SHIFT:
+    if name in STACK1X1 or any(name.startswith(k + "_") for k in STACK1X1):
+        # conv_1x1_stack(_fq): no arena scratch; fq_pair only for the unedited models
+        assert ".scratch = 0" in gen.files["m.c"] and "filter16 = 0" in gen.files["m.c"], name
+        assert _fq_1x1(g) == (name in STACK1X1), name
+        if "pix1" in name:
+            assert g.tensors[g.ops[0].outputs[0]].shape[1:3] == (1, 1)
+    if name in DW_GENERIC:
+        # no fast requantize (shifts >= 0) and windows missing the middle
+        # column or every row: the columns go to dw_generic
+        from platformio_tinyml.compilers.cgen.quant import quantize_multiplier
+        x, w, y = (g.tensors[i] for i in (g.ops[0].inputs[0], g.ops[0].inputs[1], g.ops[0].outputs[0]))
+        a = g.ops[0].attrs
+        assert min(quantize_multiplier(x.quant.s * ws / y.quant.s)[1] for ws in w.quant.scale) >= 0
+        mid = (y.shape[2] - 1) * a.stride_w - a.pad_left + a.dilation_w
+        top = (y.shape[1] - 1) * a.stride_h - a.pad_top
+        assert mid >= x.shape[2] or top >= x.shape[1], name
+    if name in POSITIVE_SHIFT or name in DW_GENERIC:
         # Inputs near the zero point keep the (now large-gain) outputs unsaturated.
         samples = [[(t.quant.zp + rng.integers(-6, 7, t.shape)).astype(np.int8)] for _ in range(2)]
         from platformio_tinyml.compilers.cgen.quant import quantize_multiplier
@@ -232,5 +307,5 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     for k, xs in enumerate(samples):
         golden = ref.run(xs)[0].reshape(-1)
         assert np.array_equal(run.outputs[k][0].reshape(-1), golden), f"{name} {opt} sample {k}"
-        if name in POSITIVE_SHIFT or name in DEEP_SHIFT:
+        if name in POSITIVE_SHIFT or name in DEEP_SHIFT or name in DW_GENERIC:
             assert np.mean((golden > -128) & (golden < 127)) > 0.5, "outputs saturated: test too weak"
