@@ -506,7 +506,7 @@ typedef struct {
     "bne 2" L "b\n"
 
 /* Two output channels of both pixels: r0 = A's two bytes, r2 = B's (low
- * halfwords). Frame: the 13 words of conv_fq_t, then pa, pb at 52, 56. */
+ * halfwords, stored by TML_FQ_STORE). Frame: the 13 words of conv_fq_t. */
 #define TML_FQ_PAIR(L, LOOP)                                                  \
     "ldm sp, {r3, r4, r5, r6, r7, lr}\n\t"                                    \
     "ldrd r0, r1, [r3], #8\n\t"                                               \
@@ -537,27 +537,26 @@ typedef struct {
 
 /* All output channels of the two pixels in the buffer (c->nq >= 1): fq_pair
  * unpacks the int8 filter rows, fq_pair16 reads the int16 filter. */
+#define TML_FQ_STORE \
+        "ldrd r6, r7, [sp, #40]\n\t" \
+        "strh r0, [r6], #2\n\t" \
+        "strh r2, [r7], #2\n\t" \
+        "strd r6, r7, [sp, #40]\n\t"
 #define TML_FQ_FUNC(LOOP) \
         "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t" \
-        "sub sp, sp, #60\n\t" \
+        "sub sp, sp, #52\n\t" \
         "ldm r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n\t" \
         "stm sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, lr}\n" \
         "1:\n\t" \
         TML_FQ_PAIR("0", LOOP) \
-        "strd r0, r2, [sp, #52]\n\t" \
+        TML_FQ_STORE \
         TML_FQ_PAIR("1", LOOP) \
-        "ldrd r4, r5, [sp, #52]\n\t" \
-        "bfi r4, r0, #16, #16\n\t" \
-        "bfi r5, r2, #16, #16\n\t" \
-        "ldrd r6, r7, [sp, #40]\n\t" \
-        "str r4, [r6], #4\n\t" \
-        "str r5, [r7], #4\n\t" \
-        "strd r6, r7, [sp, #40]\n\t" \
+        TML_FQ_STORE \
         "ldr r8, [sp, #48]\n\t" \
         "subs r8, r8, #1\n\t" \
         "str r8, [sp, #48]\n\t" \
         "bne 1b\n\t" \
-        "add sp, sp, #60\n\t" \
+        "add sp, sp, #52\n\t" \
         "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
 
 __attribute__((naked, noinline)) static void fq_pair(const conv_fq_t *c __attribute__((unused)))
@@ -570,6 +569,7 @@ __attribute__((naked, noinline)) static void fq_pair16(const conv_fq_t *c __attr
     __asm__(TML_FQ_FUNC(TML_FQ_LOOP16));
 }
 #undef TML_FQ_FUNC
+#undef TML_FQ_STORE
 #undef TML_FQ_LOOP8
 #undef TML_FQ_LOOP16
 #undef TML_FQ_PAIR
@@ -599,9 +599,10 @@ static int fq_ok(const tml_conv_s8_t *P, int32_t K)
            tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K);
 }
 
-static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, int16_t *buf, int32_t K, int32_t kp)
+/* fq_init for a layer known to qualify (4 arguments: none on the stack). */
+static int fq_set(const tml_conv_s8_t *P, conv_fq_t *c, int16_t *buf, int32_t kp)
 {
-    if (!fq_ok(P, K)) return 0;
+    const int32_t K = P->k_h * P->k_w * P->in_c;
     int use = 1;
     c->bf = P->bias_fold;
     c->xb = (const int32_t *)(const void *)buf;
@@ -631,6 +632,11 @@ static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, int16_t *buf, int32_t K
     c->off2 = 2 * P->out_offset + 1;
     c->nq = P->out_c >> 2;
     return use;
+}
+
+static int fq_init(const tml_conv_s8_t *P, conv_fq_t *c, int16_t *buf, int32_t K, int32_t kp)
+{
+    return fq_ok(P, K) ? fq_set(P, c, buf, kp) : 0;
 }
 #endif
 
@@ -950,28 +956,29 @@ static TML_NOINLINE void conv_stack16(const tml_conv_s8_t *P, const int8_t *in, 
  * out_c, 4 K <= TML_CONV_STACK16_BYTES: conv_im2col's 1x1 path with the
  * buffer on the stack, in a function of its own with nothing else in its
  * frame (fq: the fq_pair constants, else block_fast), so the worst-case stack
- * stays within 512 B. An odd last pixel goes with the one before it again
- * (whose bytes are stored a second time), a single pixel with itself. */
+ * stays within 512 B (fq_set, not fq_init: 4 arguments, none in the frame;
+ * few values live across the calls). An odd last pixel (or a single one)
+ * goes as a pair with itself, both outputs the same bytes. */
 TML_INLINE void conv_1x1_pairs(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf,
                                conv_fq_t *fq)
 {
     const int32_t K = P->in_c, out_c = P->out_c, out_w = P->out_w;
     const int32_t sx = P->stride_w * K, sy = (P->stride_h * P->in_w - out_w * P->stride_w) * K;
-    const int8_t *x = in, *xprev = in;   /* next pixel, the one before */
+    const int8_t *x = in;
     int8_t *o = out;
     int32_t ox = 0;
-    for (int32_t n = P->out_h * out_w; n > 0; n -= 2, o += 2 * out_c) {
-        const int8_t *xa = xprev, *xb = x;
-        int8_t *oa = xprev == x ? o : o - out_c, *ob = o;   /* n == 1: (pixel before, last) */
+    for (int32_t n = P->out_h * out_w; n > 0; n -= 2) {
+        const int8_t *xa = x, *xb = x;   /* n == 1: the last pixel with itself */
+        int8_t *oa = o, *ob = o;
+        x += sx;
+        if (++ox == out_w) { ox = 0; x += sy; }
+        o += out_c;
         if (n > 1) {
-            xa = x;
+            xb = x;
+            ob = o;
             x += sx;
             if (++ox == out_w) { ox = 0; x += sy; }
-            xb = xprev = x;
-            x += sx;
-            if (++ox == out_w) { ox = 0; x += sy; }
-            oa = o;
-            ob = o + out_c;
+            o += out_c;
         }
         int32_t *dw = (int32_t *)(void *)buf;
         for (int32_t k = 0; k < K; k += 4, dw += 4) {
@@ -992,7 +999,7 @@ static TML_NOINLINE void conv_1x1_stack_fq(const tml_conv_s8_t *P, const int8_t 
 {
     int16_t buf[TML_CONV_STACK16_BYTES / 2] TML_ALIGNED(8);
     conv_fq_t fq;
-    fq_init(P, &fq, buf, P->in_c, P->in_c);   /* 1: fq_pair (filter16 needs arena scratch) */
+    fq_set(P, &fq, buf, P->in_c);   /* fq_ok holds (tml_conv_s8); 1: fq_pair (filter16 needs arena scratch) */
     conv_1x1_pairs(P, in, out, buf, &fq);
 }
 
