@@ -106,6 +106,20 @@ static void put_const(int16_t *d, int32_t k, int32_t v, int32_t n)
 #endif
 
 #if TML_CONV_FAST
+/* Pixels A and B (K bytes each, K a multiple of 4) into the window buffer as
+ * interleaved chunks: per 4 taps, sxtb16 / sxtb16 ror 8 of A's word, then B's. */
+TML_INLINE void expand_pair(int16_t *buf, const int8_t *xa, const int8_t *xb, int32_t K)
+{
+    int32_t *dw = (int32_t *)(void *)buf;
+    for (int32_t k = 0; k < K; k += 4, dw += 4) {
+        const int32_t va = tml_ld4(xa + k), vb = tml_ld4(xb + k);
+        dw[0] = __sxtb16(va);
+        dw[1] = tml_sxtb16_ror8(va);
+        dw[2] = __sxtb16(vb);
+        dw[3] = tml_sxtb16_ror8(vb);
+    }
+}
+
 /* v << n and v >> n with ARM register-shift semantics (n >= 32 gives 0). */
 TML_INLINE uint32_t lsl_r(uint32_t v, uint32_t n)
 {
@@ -666,14 +680,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
             const int8_t *xb = x;
             x += sx;
             if (++ox == out_w) { ox = 0; x += sy; }
-            int32_t *dw = (int32_t *)(void *)buf;
-            for (int32_t k = 0; k < K; k += 4, dw += 4) {
-                const int32_t va = tml_ld4(xa + k), vb = tml_ld4(xb + k);
-                dw[0] = __sxtb16(va);
-                dw[1] = tml_sxtb16_ror8(va);
-                dw[2] = __sxtb16(vb);
-                dw[3] = tml_sxtb16_ror8(vb);
-            }
+            expand_pair(buf, xa, xb, K);
             int8_t *oa = out + p * out_c;
             if (use_fq)
                 block_fq(&fq, use_fq, oa, oa + out_c);
@@ -980,14 +987,7 @@ TML_INLINE void conv_1x1_pairs(const tml_conv_s8_t *P, const int8_t *in, int8_t 
             if (++ox == out_w) { ox = 0; x += sy; }
             o += out_c;
         }
-        int32_t *dw = (int32_t *)(void *)buf;
-        for (int32_t k = 0; k < K; k += 4, dw += 4) {
-            const int32_t va = tml_ld4(xa + k), vb = tml_ld4(xb + k);
-            dw[0] = __sxtb16(va);
-            dw[1] = tml_sxtb16_ror8(va);
-            dw[2] = __sxtb16(vb);
-            dw[3] = tml_sxtb16_ror8(vb);
-        }
+        expand_pair(buf, xa, xb, K);
         if (fq)
             block_fq(fq, 1, oa, ob);
         else

@@ -124,13 +124,7 @@ TML_INLINE uint32_t tml_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3,
     const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
     const uint32_t p02 = ((uint32_t)v0 & 0xffffu) | ((uint32_t)v2 << 16);
     const uint32_t p13 = ((uint32_t)v1 & 0xffffu) | ((uint32_t)v3 << 16);
-    uint32_t p = __uxtb16(p02) | (__uxtb16(p13) << 8), t;
-    __asm__("ssub8 %[t], %[p], %[lo]\n\t"
-            "sel %[p], %[p], %[lo]\n\t"
-            "ssub8 %[t], %[hi], %[p]\n\t"
-            "sel %[p], %[p], %[hi]"
-            : [p] "+r"(p), [t] "=&r"(t) : [lo] "r"(lo4), [hi] "r"(hi4) : "cc");
-    return p;
+    return tml_clamp4_s8(__uxtb16(p02) | (__uxtb16(p13) << 8), lo4, hi4);
 }
 #endif
 

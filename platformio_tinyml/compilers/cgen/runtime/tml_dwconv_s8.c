@@ -62,7 +62,8 @@ TML_INLINE int32_t tml_dw_w(const int8_t *p)
 
 #if !defined(TML_DW_FAST)
 /* One pixel, all channels (grouped layout), 3x3 window inside the input:
- * x points at the window's top-left tap, channel 0. */
+ * x points at the window's top-left tap, channel 0. (Speed builds on Arm
+ * DSP cores use dw3x3_tri / dw3x3_fast instead.) */
 static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
 {
     const int32_t C = P->in_c, sx = P->dil_w * C, sy = P->dil_h * P->in_w * C;
@@ -72,41 +73,12 @@ static void dw3x3_inside(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
     for (int32_t c = 0; c < C; c += 4, x += 4, w += 36) {
         TML_DW_LOAD_BIAS();
         const int8_t *wr = w;
-#if TML_ARM_FAST
-        /* The nine taps: 10 instructions a tap plus two per row, no spills. */
-        const int8_t *r = x;
-        int32_t t0, t1, t2, t3;
-#define TML_DW_ASM_TAP(XADDR)                                                \
-        "ldr %[t0], " XADDR "\n\t"                                           \
-        "ldr %[t1], [%[w]], #4\n\t"                                          \
-        "sxtb16 %[t2], %[t0]\n\t"                                            \
-        "sxtb16 %[t3], %[t1]\n\t"                                            \
-        "sxtb16 %[t0], %[t0], ror #8\n\t"                                    \
-        "sxtb16 %[t1], %[t1], ror #8\n\t"                                    \
-        "smlabb %[a0], %[t2], %[t3], %[a0]\n\t"                              \
-        "smlatt %[a2], %[t2], %[t3], %[a2]\n\t"                              \
-        "smlabb %[a1], %[t0], %[t1], %[a1]\n\t"                              \
-        "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
-#define TML_DW_ASM_ROW                                                       \
-        TML_DW_ASM_TAP("[%[r]]") TML_DW_ASM_TAP("[%[r], %[sx]]") "add %[r], %[r], %[sx]\n\t" \
-        TML_DW_ASM_TAP("[%[r], %[sx]]")
-        __asm__(TML_DW_ASM_ROW "add %[r], %[r], %[sy]\n\t"
-                TML_DW_ASM_ROW "add %[r], %[r], %[sy]\n\t"
-                TML_DW_ASM_ROW
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(wr), [r] "+r"(r),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-                : [sx] "r"(sx), [sy] "r"(sy - sx)
-                : "memory");
-#undef TML_DW_ASM_ROW
-#undef TML_DW_ASM_TAP
-#else
         const int8_t *r = x;
         for (int32_t ky = 0; ky < 3; ++ky, r += sy, wr += 12) {
             TML_DW_TAP(TML_DW_X(r), TML_DW_W(wr));
             TML_DW_TAP(TML_DW_X(r + sx), TML_DW_W(wr + 4));
             TML_DW_TAP(TML_DW_X(r + 2 * sx), TML_DW_W(wr + 8));
         }
-#endif
         TML_DW_STORE();
     }
 }
