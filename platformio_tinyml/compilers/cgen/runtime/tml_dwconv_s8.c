@@ -208,8 +208,8 @@ typedef struct {
 /* The group loop: r0-r3 accumulators, r4-r7 tap temporaries, r8 filter,
  * r9 row, r10/r11 strides, r12 input group, lr the state; TAPS the nine
  * taps, then the requantization (as tml_dwf_out), packing, store, next group. */
-#define TML_DWF_XTAP(XADDR)                                                  \
-        "ldr r4, " XADDR "\n\t"                                              \
+/* One tap with its input word in r4: the filter word, both expanded, 4 MACs. */
+#define TML_DWF_MAC4                                                         \
         "ldr r5, [r8], #4\n\t"                                               \
         "sxtb16 r6, r4\n\t"                                                  \
         "sxtb16 r7, r5\n\t"                                                  \
@@ -219,6 +219,7 @@ typedef struct {
         "smlatt r2, r6, r7, r2\n\t"                                          \
         "smlabb r1, r4, r5, r1\n\t"                                          \
         "smlatt r3, r4, r5, r3\n\t"
+#define TML_DWF_XTAP(XADDR) "ldr r4, " XADDR "\n\t" TML_DWF_MAC4
 #define TML_DWF_XROW                                                         \
         TML_DWF_XTAP("[r9]") TML_DWF_XTAP("[r9, r10]") "add r9, r9, r10\n\t" \
         TML_DWF_XTAP("[r9, r10]")
@@ -277,15 +278,7 @@ typedef struct {
         "ite " COND "\n\t"                                                   \
         "ldr" COND " r4, [lr, #48]\n\t"                                      \
         "ldr" NCOND " r4, " XADDR "\n\t"                                     \
-        "ldr r5, [r8], #4\n\t"                                               \
-        "sxtb16 r6, r4\n\t"                                                  \
-        "sxtb16 r7, r5\n\t"                                                  \
-        "sxtb16 r4, r4, ror #8\n\t"                                          \
-        "sxtb16 r5, r5, ror #8\n\t"                                          \
-        "smlabb r0, r6, r7, r0\n\t"                                          \
-        "smlatt r2, r6, r7, r2\n\t"                                          \
-        "smlabb r1, r4, r5, r1\n\t"                                          \
-        "smlatt r3, r4, r5, r3\n\t"
+        TML_DWF_MAC4
 #define TML_DWF_EROW(F)                                                      \
         "ldr r4, [lr, #" F "]\n\t"                                           \
         "msr APSR_nzcvq, r4\n\t"                                             \
