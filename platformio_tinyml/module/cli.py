@@ -48,10 +48,12 @@ def _inspect(args) -> int:
         names = [kernel_by_id(i).name for i in range(64) if h.kernel_mask >> i & 1]
         print(f"  abi          {h.abi}, kernel ABI 0x{h.kernel_abi_hash:016x}")
         print(f"  kernels      {', '.join(names)}")
+    graph = h.payload_kind is PayloadKind.GRAPH
     for label, descs in (("input", h.inputs), ("output", h.outputs)):
         for k, d in enumerate(descs):
-            print(f"  {label} {k}     {d.dtype.numpy} {list(d.shape)} scale {d.scale:.6g} zp {d.zero_point} "
-                  f"at arena +{d.arena_offset} ({d.nbytes} B)")
+            where = f"at arena +{d.arena_offset}" if graph else "placed by TFLM"
+            print(f"  {label} {k:<6} {d.dtype.numpy} {list(d.shape)} scale {d.scale:.6g} zp {d.zero_point} "
+                  f"{where} ({d.nbytes} B)")
     if v.graph is not None:
         print(f"  ops          {len(v.graph.ops)}, weight blob {len(v.graph.blob):,} B")
         for k, op in enumerate(v.graph.ops):
