@@ -153,6 +153,40 @@ def test_optimize_speed_builds_the_model_at_O2(offline, tmp_path):
     assert kernel_cmd.rindex("-O2") > kernel_cmd.rindex("-Os") and "-O2" not in main_cmd
 
 
+def test_module_executor_firmware_runs_modules(offline, tmp_path):
+    """custom_tinyml_executor: a pio-built firmware with the loader + executor (no model
+    compiled in) installs KWS and AD modules from its slots and gives TFLM's outputs."""
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    from platformio_tinyml.cli.main import main as cli
+    from platformio_tinyml.module.emu import run_slots, slot_defines, slot_main_source
+    from platformio_tinyml.module.pack import pack_module
+    from platformio_tinyml.verify.reference import TFLMReference
+    project = _copy("kws-cortex-m4", tmp_path)
+    assert cli(["module", "keygen", "-o", str(project / "keys" / "release")]) == 0
+    (project / "src" / "main.c").write_text(slot_main_source(
+        '#include "tml_module_key.h"\n#define pubkey tml_module_pubkey', 32 * 1024))
+    ini = project / "platformio.ini"
+    head = ini.read_text().split("custom_tinyml_model")[0]
+    ini.write_text(head + "custom_tinyml_executor = tml_conv_s8, tml_dwconv_s8, tml_fc_s8, tml_avgpool_s8, "
+                   "tml_softmax_s8\ncustom_tinyml_module_pubkey = keys/release.pub\n"
+                   f"build_flags = {' '.join(slot_defines())}\n")
+
+    built = _pio(project, offline)
+    again = _pio(project, offline)
+
+    assert built.returncode == 0, built.log
+    assert "TinyML: module executor (5 kernels) + loader" in built.log, built.log
+    assert again.returncode == 0 and "Compiling" not in again.log, again.log
+    elf = project / ".pio" / "build" / KWS_ENV / "firmware.elf"
+    for version, model in enumerate(("kws_ref_model.tflite", "ad01_int8.tflite"), start=1):
+        path = SHARED_MODELS / model
+        mod = pack_module(path, KWS_ENV, project / "keys" / "release.key", version)
+        x = np.random.default_rng(version).integers(-128, 128, mod.header.inputs[0].shape, dtype=np.int8)
+        r = run_slots(elf, tmp_path, mod.data, None, x.tobytes())
+        assert (r.boot, r.active, r.version) == (0, 0, version), r.stdout
+        assert r.outputs == [np.asarray(TFLMReference(path).run([x])[0], np.int8).tobytes()]
+
+
 def test_module_target_packs_a_signed_module(offline, tmp_path):
     """`pio run -t tinyml-module` = `tinyml module pack` for the env's board, byte for byte."""
     from platformio_tinyml.cli.main import main as cli
@@ -272,6 +306,11 @@ def test_model_too_big_for_board_is_one_error(offline, tmp_path):
                  ["hybrid.tflite: operator #0 CONV_2D is hybrid", "full-integer"], id="unsupported-model"),
     pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_backend = nosuch"),
                  ["backend 'nosuch' is not available", "available: "], id="unknown-backend"),
+    pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_executor = all"),
+                 ["module executor needs the public key", "custom_tinyml_module_pubkey"], id="executor-no-key"),
+    pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_executor = tml_nope\n"
+                  "custom_tinyml_module_pubkey = kws_ref_model.tflite"),
+                 ["unknown kernel 'tml_nope'"], id="executor-bad-kernel"),
     pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_optimize = fast"),
                  ["'fast' is neither size nor speed", "custom_tinyml_optimize"], id="bad-optimize"),
     pytest.param(("custom_tinyml_test_input = test_input.npy", "custom_tinyml_test_input = kws_ref_model.tflite"),

@@ -44,7 +44,7 @@ _MAIN = r"""/* main.c - module-updatable firmware for the QEMU slot tests (gener
 #include "tml_board.h"
 #include "tml_module.h"
 
-static const uint8_t pubkey[32] = {PUBKEY};
+PUBKEY_DECL
 static uint8_t arena[ARENA_BYTES] __attribute__((aligned(16)));
 
 static void hex(const uint8_t *p, uint32_t n)
@@ -123,17 +123,26 @@ class SlotRun:
     stdout: str = ""
 
 
+def slot_main_source(pubkey_decl: str, arena_bytes: int) -> str:
+    """The test firmware's main.c; ``pubkey_decl`` defines ``pubkey`` (32 bytes)."""
+    return _MAIN.replace("PUBKEY_DECL", pubkey_decl).replace("ARENA_BYTES", str(arena_bytes))
+
+
+def slot_defines() -> list[str]:
+    """The -D flags main.c needs: slot and input addresses in the mps2 memory map."""
+    return [f"-DSLOT0_ADDR=0x{SLOT_ADDR[0]:x}u", f"-DSLOT1_ADDR=0x{SLOT_ADDR[1]:x}u",
+            f"-DSLOT_SIZE=0x{SLOT_SIZE:x}u", f"-DINPUT_ADDR=0x{INPUT_ADDR:x}u"]
+
+
 def build_slot_firmware(workdir: Path, kset: KernelSet, public_key: bytes, arena_bytes: int,
                         opt: str = "-O2", tflite: bool = False) -> Path:
     """Build the firmware once for ``kset`` (+ TFLITE modules if ``tflite``); returns the ELF."""
     from ..emu import build_firmware
     src = Path(workdir) / "src"
     cfiles = write_runtime(src, kset)
-    main = (_MAIN.replace("PUBKEY", ", ".join(str(b) for b in public_key))
-            .replace("ARENA_BYTES", str(arena_bytes)))
-    (src / "main.c").write_text(main)
-    flags = [f"-DSLOT0_ADDR=0x{SLOT_ADDR[0]:x}u", f"-DSLOT1_ADDR=0x{SLOT_ADDR[1]:x}u",
-             f"-DSLOT_SIZE=0x{SLOT_SIZE:x}u", f"-DINPUT_ADDR=0x{INPUT_ADDR:x}u"]
+    decl = "static const uint8_t pubkey[32] = {" + ", ".join(str(b) for b in public_key) + "};"
+    (src / "main.c").write_text(slot_main_source(decl, arena_bytes))
+    flags = slot_defines()
     if tflite:
         flags.append("-DTML_MODULE_TFLITE")
     return build_firmware([*cfiles, src / "main.c"], [src], Path(workdir) / "slots.elf", MACHINE,

@@ -19,6 +19,10 @@ While PlatformIO reads the build scripts, :func:`attach`
 * adds the generated ``.c`` files to the program (``env.BuildSources``, so the
   project's flags apply) and the folder to ``CPPPATH``;
 * gates the linked ELF on the board's flash and RAM (a post action on ``$PROGPATH``);
+* with ``custom_tinyml_executor`` (kernel names or ``all``) and
+  ``custom_tinyml_module_pubkey``, adds the inference-module loader and
+  executor (``tml_module.h``) with those kernels, so the firmware installs
+  models as signed modules without reflashing;
 * adds the custom targets ``tinyml-report``, ``tinyml-verify`` and
   ``tinyml-module`` (each model packed and signed as an inference module,
   ``custom_tinyml_module_key`` / ``_version`` / ``_kind``).
@@ -210,41 +214,67 @@ class _Front:
         project_dir = Path(env.subst("$PROJECT_DIR"))
         get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, None)  # noqa: E731
         declared = read_options(get, project_dir, self.name)
-        if not declared:
+        executor = split_list(get("executor"))
+        if not declared and not executor:
             print(f"TinyML: [env:{self.name}] no custom_tinyml_model set, nothing to do")
             return
         self.device = device_profile(env)
+        seen: set[str] = set()
+        if executor:
+            seen = self._add_executor(executor, (get("module_pubkey") or "").strip(), project_dir)
         self.models = compile_models(declared, self.device, Path(env.subst("$BUILD_DIR")))
         for model in self.models:
             for line in core.summary_lines(model):
                 print(line)
-        self._add_sources()
+        self._add_sources(seen)
 
-    def _add_sources(self) -> None:
-        """Generated folders on CPPPATH; each .c compiled once (models share runtime files)."""
+    def _add_executor(self, kernels: list[str], pubkey: str, project_dir: Path) -> set[str]:
+        """``custom_tinyml_executor``: the module loader + executor with these kernels
+        (or ``all``), verifying with ``custom_tinyml_module_pubkey``; returns the file names."""
+        from ...module.firmware import KernelSet, write_executor
+        from ...module.pack import abi_for_device
+        where = f"[env:{self.name}] {OPTION_PREFIX}"
+        if not pubkey:
+            raise TinyMLError("the module executor needs the public key modules are signed with",
+                              where=where + "module_pubkey",
+                              hint="Set custom_tinyml_module_pubkey = keys/release.pub (tinyml module keygen)")
+        abi_for_device(self.device, where=where + "executor")
+        kset = KernelSet.all() if kernels == ["all"] else KernelSet.of(kernels)
+        outdir = Path(self.env.subst("$BUILD_DIR")) / "tinyml" / "_executor"
+        cfiles = write_executor(outdir, kset, project_dir / pubkey)
+        print(f"TinyML: module executor ({len(kset.names())} kernels) + loader -> {outdir}")
+        self.env.Append(CPPPATH=[str(outdir)])
+        names = sorted(str(c.relative_to(outdir)) for c in cfiles)
+        self._build_sources("$BUILD_DIR/tinyml_obj/_executor", outdir, names)
+        return {Path(n).name for n in names}
+
+    def _build_sources(self, variant: str, src_dir: Path, names: list[str]) -> None:
+        """Compile ``names`` (paths in ``src_dir``) into the program with the project's
+        flags; with ``custom_tinyml_optimize = speed``, -O2 last (gcc takes the last -O)."""
         env = self.env
-        speed = optimize_for_speed(env.GetProjectOption(OPTION_PREFIX + "optimize", ""), self.name)
-        seen: set[str] = set()
+        src_filter = " ".join(["-<*>"] + [f"+<{n}>" for n in names])
+        if not optimize_for_speed(env.GetProjectOption(OPTION_PREFIX + "optimize", ""), self.name):
+            env.BuildSources(variant, str(src_dir), src_filter)
+            return
+        # Through _CCCOMCOM: it comes after $CCFLAGS on the command line and is
+        # expanded at build time, so flags the platform adds after this PRE script
+        # still apply.
+        from SCons.Node import FS
+        from SCons.Script import DefaultEnvironment
+        cccom = env.get("_CCCOMCOM", "$CPPFLAGS $_CPPDEFFLAGS $_CPPINCFLAGS")
+        nodes = env.CollectBuildFiles(variant, str(src_dir), src_filter)
+        DefaultEnvironment().Append(PIOBUILDFILES=[
+            env.Object(n, _CCCOMCOM=cccom + " -O2") if isinstance(n, FS.File) else n for n in nodes])
+
+    def _add_sources(self, seen: set[str]) -> None:
+        """Generated folders on CPPPATH; each .c compiled once (models and the executor
+        share runtime files: ``seen`` holds the names already added)."""
         for model in self.models:
-            env.Append(CPPPATH=[str(model.outdir)])
+            self.env.Append(CPPPATH=[str(model.outdir)])
             names = sorted(s.name for s in model.sources if s.name not in seen)
             seen.update(names)
-            if not names:
-                continue
-            variant, src_filter = f"$BUILD_DIR/tinyml_obj/{model.spec.name}", " ".join(
-                ["-<*>"] + [f"+<{n}>" for n in names])
-            if not speed:
-                env.BuildSources(variant, str(model.outdir), src_filter)
-                continue
-            # The project's flags, then -O2 last (gcc takes the last -O): added through
-            # _CCCOMCOM, which comes after $CCFLAGS on the command line and is expanded at
-            # build time, so flags the platform adds after this PRE script still apply.
-            cccom = env.get("_CCCOMCOM", "$CPPFLAGS $_CPPDEFFLAGS $_CPPINCFLAGS")
-            from SCons.Node import FS
-            from SCons.Script import DefaultEnvironment
-            nodes = env.CollectBuildFiles(variant, str(model.outdir), src_filter)
-            DefaultEnvironment().Append(PIOBUILDFILES=[
-                env.Object(n, _CCCOMCOM=cccom + " -O2") if isinstance(n, FS.File) else n for n in nodes])
+            if names:
+                self._build_sources(f"$BUILD_DIR/tinyml_obj/{model.spec.name}", model.outdir, names)
 
     def gate(self, target, source, env) -> int:
         """Post-link action: flash/RAM gate of the firmware."""
