@@ -8,6 +8,10 @@ Load it with ``env.Tool("tinyml", toolpath=[".../scons_tools"])``. It adds
 * ``env.TinyMLSources(nodes)``: the ``.c`` nodes among builder outputs, each
   runtime file once when several models share it;
 * ``env.TinyMLGate(program, models)``: the post-link flash/RAM gate;
+* ``env.TinyMLExecutor(target_dir, kernels, pubkey)``: the inference-module
+  loader + executor with ``kernels`` (names, or ``"all"``) and the public key
+  modules must be signed with, written into ``target_dir`` (only files whose
+  bytes change); returns the ``.c`` nodes (add ``target_dir`` to CPPPATH);
 * the builder ``env.TinyMLModule(file.tmm, model, TINYML_TARGET=...,
   TINYML_MODULE_KEY=..., TINYML_MODULE_VERSION=N)``: the model packed and
   signed as an inference module for over-the-air update (the bytes of
@@ -155,6 +159,20 @@ def _build_module(target, source, env):
     return 0
 
 
+def TinyMLExecutor(env, target_dir, kernels, pubkey):
+    """Write the module loader + executor for ``kernels`` into ``target_dir``; the .c nodes."""
+    _, _, TinyMLError, _ = _api()
+    from platformio_tinyml.module.firmware import KernelSet, write_executor
+    names = [kernels] if isinstance(kernels, str) else list(kernels)
+    outdir = env.Dir(target_dir)
+    try:
+        kset = KernelSet.all() if names == ["all"] else KernelSet.of(names)
+        cfiles = write_executor(Path(outdir.abspath), kset, Path(env.File(pubkey).abspath))
+    except TinyMLError as exc:
+        raise _user_error("TinyMLExecutor", exc) from None
+    return [outdir.File(str(c.relative_to(outdir.abspath))) for c in cfiles]
+
+
 def TinyMLSources(env, *model_outputs):
     """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once."""
     seen, result = set(), []
@@ -236,6 +254,7 @@ def generate(env):
                                                  "TINYML_BOARD_OVERRIDES"])
     env["BUILDERS"]["TinyMLModule"] = SCons.Builder.Builder(
         action=module_action, emitter=_module_emitter, source_factory=env.fs.File)
+    env.AddMethod(TinyMLExecutor)
     env.AddMethod(TinyMLSources)
     env.AddMethod(TinyMLGate)
 

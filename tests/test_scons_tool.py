@@ -148,3 +148,37 @@ def test_module_builder_without_key_is_one_scons_error(project):
     errors = [line for line in result.log.splitlines() if line.startswith("scons: ***")]
     assert result.returncode != 0 and "Traceback" not in result.log, result.log
     assert len(errors) == 1 and "TINYML_MODULE_KEY" in errors[0] and "keygen" in errors[0], result.log
+
+
+def test_executor_firmware_runs_modules(project, tmp_path):
+    """env.TinyMLExecutor: a firmware built by SCons with the loader + executor installs a KWS
+    module from its slot and gives TFLM's outputs; a rebuild with nothing changed does nothing."""
+    from platformio_tinyml.cli.main import main as cli
+    from platformio_tinyml.module.emu import run_slots, slot_defines, slot_main_source
+    from platformio_tinyml.module.pack import pack_module
+    from platformio_tinyml.verify.reference import TFLMReference
+    assert cli(["module", "keygen", "-o", str(project / "keys" / "release")]) == 0
+    (project / "src" / "main.c").write_text(slot_main_source(
+        '#include "tml_module_key.h"\n#define pubkey tml_module_pubkey', 32 * 1024))
+    sconstruct = project / "SConstruct"
+    text = sconstruct.read_text()
+    text = text[:text.index("kws = env.TinyMLModel(")] + (
+        'env.Append(CPPDEFINES=[d[2:] for d in %r], CPPPATH=["build/executor"])\n'
+        'executor = env.TinyMLExecutor("build/executor", ["tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8",\n'
+        '                              "tml_avgpool_s8", "tml_softmax_s8"], "keys/release.pub")\n'
+        'board = [env.Object("build/board/" + src.stem, str(src)) for src in emu.support_sources(MACHINE)]\n'
+        'firmware = env.Program("build/firmware", [env.Object("build/main", "src/main.c")] + board + executor)\n'
+        'Default(firmware)\n') % (slot_defines(),)
+    sconstruct.write_text(text)
+
+    built = _scons(project)
+    again = _scons(project)
+
+    assert built.returncode == 0, built.log
+    assert again.returncode == 0 and "arm-none-eabi-gcc" not in again.log, again.log
+    path = project / "kws_ref_model.tflite"
+    mod = pack_module(path, MACHINE, project / "keys" / "release.key", 1)
+    x = np.random.default_rng(3).integers(-128, 128, mod.header.inputs[0].shape, dtype=np.int8)
+    r = run_slots(project / "build" / "firmware.elf", tmp_path, mod.data, None, x.tobytes())
+    assert (r.boot, r.active, r.version) == (0, 0, 1), r.stdout
+    assert r.outputs == [np.asarray(TFLMReference(path).run([x])[0], np.int8).tobytes()]
