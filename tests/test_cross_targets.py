@@ -110,16 +110,18 @@ def test_cross_compile_all_cores(tmp_path, small_tflite):
     assert all(o and o[0].is_file() for o in objs)
 
 
-@pytest.mark.parametrize("opt", ["-O0", "-Og", "-O1", "-O3"])
-def test_dsp_kernels_compile_at_every_optimization_level(tmp_path, opt):
+@pytest.mark.parametrize("core, fpu, opt", [
+    *(("cortex-m4", "fpv4-sp-d16", o) for o in ("-O0", "-Og", "-O1", "-O3")),
+    ("cortex-m7", "fpv5-d16", "-O2"), ("cortex-m33", "fpv5-sp-d16", "-O2"), ("cortex-m55", "auto", "-O2")])
+def test_dsp_kernels_compile_at_every_optimization_level(tmp_path, core, fpu, opt):
     """Debug builds (PlatformIO's build_type = debug is -Og; -O0 by hand) and -O1/-O3 take the
-    Cortex-M4 kernels warning-free: the inline asm fast paths are for optimized builds only."""
+    Cortex-M4 kernels warning-free (the inline asm fast paths are for optimized builds only);
+    the other DSP cores take the asm paths of speed builds warning-free."""
     _need("arm-none-eabi-gcc")
     from platformio_tinyml.emu import compile_only
     src = tmp_path / "vww"
     files = write_output(generate(load_tflite(MLPERF / MLPERF_INT8["vww"]), "vww"), src)
-    objs = compile_only([p for p in files if p.suffix == ".c"], [src], "cortex-m4", "fpv4-sp-d16",
-                        out_dir=tmp_path / "o", opt=opt)
+    objs = compile_only([p for p in files if p.suffix == ".c"], [src], core, fpu, out_dir=tmp_path / "o", opt=opt)
     assert len(objs) >= 4
 
 
