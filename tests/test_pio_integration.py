@@ -187,6 +187,47 @@ def test_module_executor_firmware_runs_modules(offline, tmp_path):
         assert r.outputs == [np.asarray(TFLMReference(path).run([x])[0], np.int8).tobytes()]
 
 
+def test_module_example_installs_and_runs(offline, tmp_path):
+    """example_projects/module-cortex-m4 as its README says: keygen, pack KWS as a module,
+    `pio run -t upload` loads it into slot A; then a signed AD module in slot B is installed
+    as an update. Each run prints the reference outputs of the module it runs."""
+    import struct
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    from platformio_tinyml.cli.main import main as cli
+    from platformio_tinyml.verify.reference import TFLMReference
+    project = _copy("module-cortex-m4", tmp_path)
+    kws = EXAMPLES / "kws-cortex-m4" / "kws_ref_model.tflite"
+    x = np.load(EXAMPLES / "kws-cortex-m4" / "test_input.npy").astype(np.int8)
+    assert cli(["module", "keygen", "-o", str(project / "keys" / "release")]) == 0
+    assert cli(["module", "pack", str(kws), "--target", KWS_ENV, "--key", str(project / "keys" / "release.key"),
+                "--version", "1", "-o", str(project / "kws.tmm")]) == 0
+    (project / "input.bin").write_bytes(struct.pack("<I", x.size) + x.tobytes())
+
+    first = _pio(project, offline, "-t", "upload")
+
+    assert first.returncode == 0, first.log
+    assert "slot A: ok" in first.log and "running module version 1" in first.log, first.log
+    assert _printed_output(first.log) == [int(v) for v in np.asarray(TFLMReference(kws).run([x])[0]).reshape(-1)]
+
+    ad = SHARED_MODELS / "ad01_int8.tflite"
+    y = np.random.default_rng(1).integers(-128, 128, (1, 640), dtype=np.int8)
+    assert cli(["module", "pack", str(ad), "--target", KWS_ENV, "--key", str(project / "keys" / "release.key"),
+                "--version", "2", "-o", str(project / "ad.tmm")]) == 0
+    (project / "input.bin").write_bytes(struct.pack("<I", y.size) + y.tobytes())
+    ini = project / "platformio.ini"
+    ini.write_text(ini.read_text().replace("input.bin@0x00180000", "input.bin@0x00180000, ad.tmm@0x00300000"))
+    update = _pio(project, offline, "-t", "upload")
+
+    assert update.returncode == 0, update.log
+    assert "update from slot B: ok" in update.log and "running module version 2" in update.log, update.log
+    assert _printed_output(update.log) == [int(v) for v in np.asarray(TFLMReference(ad).run([y])[0]).reshape(-1)]
+
+    ini.write_text(ini.read_text().replace("ad.tmm@0x00300000", "ad.tmm"))
+    bad = _pio(project, offline, "-t", "upload")
+    assert bad.returncode != 0 and "Traceback" not in bad.log
+    assert "'ad.tmm' is not file@address" in bad.log and "board_emulator.load" in bad.log, bad.log
+
+
 def test_module_target_packs_a_signed_module(offline, tmp_path):
     """`pio run -t tinyml-module` = `tinyml module pack` for the env's board, byte for byte."""
     from platformio_tinyml.cli.main import main as cli

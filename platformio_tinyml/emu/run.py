@@ -38,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,13 +116,16 @@ def _parse_simavr(stderr: str) -> tuple[str, int | None, str]:
 
 
 def run(elf: Path, machine: str, timeout: float = 60,
-        stdin_data: bytes | str | None = None) -> RunResult:
+        stdin_data: bytes | str | None = None, loads: Sequence[tuple[Path, int]] = ()) -> RunResult:
     """Run ``elf`` on ``machine`` until it exits or ``timeout`` seconds pass.
 
     ``machine``: a key of ``toolchain.MACHINES``; ``stdin_data``: bytes fed
-    to the emulated UART's receive side (QEMU machines only). On timeout
-    the emulator's whole process group is killed and ``timed_out`` is set.
-    Raises :class:`ToolNotFoundError` when the emulator is missing.
+    to the emulated UART's receive side (QEMU machines only); ``loads``:
+    (file, address) pairs placed in the emulated memory before the start
+    (QEMU machines: ``-device loader``; e.g. inference modules in their
+    slots). On timeout the emulator's whole process group is killed and
+    ``timed_out`` is set. Raises :class:`ToolNotFoundError` when the
+    emulator is missing.
     """
     elf = Path(elf)
     if not elf.is_file():
@@ -129,6 +133,13 @@ def run(elf: Path, machine: str, timeout: float = 60,
                             hint="Build it with build_firmware() first")
     spec = get_machine(machine)
     cmd = emulator_command(elf, machine)
+    if loads and spec.family == "avr":
+        raise EmulatorError(f"machine '{machine}' (simavr) cannot preload files into memory",
+                            hint="Use a QEMU machine (mps2-an386, ...) for emulator loads")
+    for path, addr in loads:
+        if not Path(path).is_file():
+            raise EmulatorError(f"file to load at 0x{addr:x} does not exist", where=str(path))
+        cmd += ["-device", f"loader,file={Path(path).resolve()},addr=0x{addr:x}"]
     if isinstance(stdin_data, str):
         stdin_data = stdin_data.encode()
     start = time.monotonic()

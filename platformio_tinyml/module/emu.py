@@ -23,10 +23,7 @@ sources are not obtainable offline).
 
 from __future__ import annotations
 
-import os
-import signal
 import struct
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,9 +149,9 @@ def build_slot_firmware(workdir: Path, kset: KernelSet, public_key: bytes, arena
 def run_slots(elf: Path, workdir: Path, slot0: bytes | None, slot1: bytes | None, input_bytes: bytes,
               timeout: float = 120) -> SlotRun:
     """Run ``elf`` with the given slot contents (None = erased) and input."""
-    from ..emu import emulator_command
+    from ..emu import run
     workdir = Path(workdir)
-    cmd = emulator_command(elf, MACHINE)
+    loads = []
     for k, data in enumerate((slot0, slot1)):
         if data is None:
             continue
@@ -162,19 +159,14 @@ def run_slots(elf: Path, workdir: Path, slot0: bytes | None, slot1: bytes | None
             raise TinyMLError(f"module of {len(data)} bytes does not fit a {SLOT_SIZE}-byte slot")
         path = workdir / f"slot{k}.bin"
         path.write_bytes(data)
-        cmd += ["-device", f"loader,file={path},addr=0x{SLOT_ADDR[k]:x}"]
+        loads.append((path, SLOT_ADDR[k]))
     inp = workdir / "input.bin"
     inp.write_bytes(struct.pack("<I", len(input_bytes)) + input_bytes)
-    cmd += ["-device", f"loader,file={inp},addr=0x{INPUT_ADDR:x}"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise TinyMLError(f"QEMU timed out after {timeout} s", hint=out.decode(errors="replace")[-1000:])
-    return parse_slot_output(out.decode(errors="replace") + err.decode(errors="replace"))
+    loads.append((inp, INPUT_ADDR))
+    res = run(elf, MACHINE, timeout=timeout, loads=loads)
+    if res.timed_out:
+        raise TinyMLError(f"QEMU timed out after {timeout} s", hint=res.stdout[-1000:])
+    return parse_slot_output(res.stdout + res.stderr)
 
 
 def parse_slot_output(text: str) -> SlotRun:

@@ -120,6 +120,7 @@ def UseGccToolchain(env, prefix: str, arch: list[str], cxxflags: list[str],
         PROGSUFFIX=".elf",
         TINYML_MACHINE=board.get("emulator.machine"),
         TINYML_RUN_TIMEOUT=board.get("emulator.timeout", 60),
+        TINYML_RUN_LOADS=board.get("emulator.load", ""),
     )
     env.Append(
         ASFLAGS=arch + ["-x", "assembler-with-cpp"],
@@ -150,6 +151,26 @@ def BuildFirmware(env, image_command: str, image_suffix: str) -> None:
     env.AlwaysBuild(env.Alias("upload", target_elf, env["TINYML_RUN_ACTION"]))
 
 
+def parse_loads(text: str, project_dir: Path) -> list[tuple[Path, int]]:
+    """``board_emulator.load``: ``file@address`` items (comma or newline separated;
+    files relative to the project) placed in the emulated memory before the start."""
+    _emu = _import_emu("run")
+    loads = []
+    for item in (i.strip() for i in str(text or "").replace("\n", ",").split(",")):
+        if not item:
+            continue
+        path, sep, addr = item.rpartition("@")
+        try:
+            address = int(addr, 0)
+        except ValueError:
+            address = -1
+        if not sep or not path or address < 0:
+            raise _emu.TinyMLError(f"'{item}' is not file@address", where="board_emulator.load",
+                                   hint="Write e.g. board_emulator.load = kws.tmm@0x00200000")
+        loads.append((project_dir / path, address))
+    return loads
+
+
 def RunInEmulator(target, source, env) -> None:
     """SCons action: run ``source[0]`` in the emulator; raise UserError unless it exits 0."""
     emu_run = _import_emu("run")
@@ -157,7 +178,8 @@ def RunInEmulator(target, source, env) -> None:
     machine = env.subst("$TINYML_MACHINE")
     timeout = float(env.get("TINYML_RUN_TIMEOUT", 60))
     try:
-        result = emu_run.run(elf, machine, timeout)
+        loads = parse_loads(env.get("TINYML_RUN_LOADS", ""), Path(env.subst("$PROJECT_DIR")))
+        result = emu_run.run(elf, machine, timeout, loads=loads)
     except emu_run.TinyMLError as exc:
         raise _user_error(env, exc) from exc
     sys.stdout.write(result.stdout)
