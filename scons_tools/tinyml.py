@@ -143,14 +143,11 @@ def _api_version() -> str:
 def _build_module(target, source, env):
     """``$TINYMLMODULECOM``: pack and sign ``source[0]`` into ``target[0]``."""
     _, _, TinyMLError, _ = _api()
-    from platformio_tinyml.module.pack import pack_module
-    version = str(env.subst("$TINYML_MODULE_VERSION"))
+    from platformio_tinyml.module.pack import pack_module, parse_module_version
     try:
-        if not version.isdigit() or int(version) >= 1 << 32:
-            raise SCons.Errors.UserError(f"TinyMLModule: TINYML_MODULE_VERSION '{version}' is not a 32-bit unsigned "
-                                         "number; give the module version, higher than the installed one")
+        version = parse_module_version(env.subst("$TINYML_MODULE_VERSION"), where="TINYML_MODULE_VERSION")
         calibration = env.subst("$TINYML_CALIBRATION")
-        res = pack_module(Path(source[0].abspath), None, Path(env.File("$TINYML_MODULE_KEY").abspath), int(version),
+        res = pack_module(Path(source[0].abspath), None, Path(env.File("$TINYML_MODULE_KEY").abspath), version,
                           env.subst("$TINYML_MODULE_KIND") or "graph", device=_device(env),
                           calibration=Path(env.File(calibration).abspath) if calibration else None)
     except TinyMLError as exc:
@@ -166,7 +163,7 @@ def TinyMLExecutor(env, target_dir, kernels, pubkey):
     names = [kernels] if isinstance(kernels, str) else list(kernels)
     outdir = env.Dir(target_dir)
     try:
-        kset = KernelSet.all() if names == ["all"] else KernelSet.of(names)
+        kset = KernelSet.parse(names)
         cfiles = write_executor(Path(outdir.abspath), kset, Path(env.File(pubkey).abspath))
     except TinyMLError as exc:
         raise _user_error("TinyMLExecutor", exc) from None

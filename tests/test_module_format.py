@@ -187,7 +187,8 @@ def _patched_reloc(data: bytes, key, field: int, ref) -> bytes:
 
 def _misaligned_reloc(data: bytes, key) -> bytes:
     """``data`` re-signed with its first weight-array pointer moved by 2 bytes."""
-    op = decode_graph(decode_module(data).payload, decode_module(data).header.arena_bytes).ops[0]
+    m = decode_module(data)
+    op = decode_graph(m.payload, m.header.arena_bytes).ops[0]
     assert op.relocs[0][1] & BLOB_REF
     return _patched_reloc(data, key, op.relocs[0][0], lambda r: r + 2)
 

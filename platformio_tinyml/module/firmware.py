@@ -61,6 +61,12 @@ class KernelSet:
             mask |= 1 << k.id
         return cls(mask)
 
+    @classmethod
+    def parse(cls, names) -> "KernelSet":
+        """A build option's kernel list: names, or just ``all``."""
+        names = list(names)
+        return cls.all() if names == ["all"] else cls.of(names)
+
     def names(self) -> list[str]:
         return [k.name for k in kernel_table() if self.mask >> k.id & 1]
 

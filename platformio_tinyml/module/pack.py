@@ -52,6 +52,15 @@ def abi_for_device(dev, where: str | None = None) -> Abi:
     return Abi.ILP32_LE
 
 
+def parse_module_version(text, where: str | None = None) -> int:
+    """A module version given as text by a build option: a 32-bit unsigned number."""
+    text = str(text).strip()
+    if not text.isdigit() or int(text) >= 1 << 32:
+        raise TinyMLError(f"module version '{text}' is not a 32-bit unsigned number", where=where,
+                          hint="Give the module version, higher than the version installed on the devices")
+    return int(text)
+
+
 def _desc(g: Graph, t: int, arena_offset: int) -> TensorDesc:
     tensor = g.tensors[t]
     q = tensor.quant if tensor.quant is not None and not tensor.quant.per_channel else None

@@ -199,6 +199,7 @@ class _Front:
         self.name = env["PIOENV"]
         self.device: DeviceProfile | None = None
         self.models: list[core.CompiledModel] = []
+        self.speed = False
 
     def error_line(self, exc: TinyMLError) -> str:
         return f"Error: [env:{self.name}] {exc.format()}"
@@ -219,6 +220,7 @@ class _Front:
             print(f"TinyML: [env:{self.name}] no custom_tinyml_model set, nothing to do")
             return
         self.device = device_profile(env)
+        self.speed = optimize_for_speed(get("optimize"), self.name)
         seen: set[str] = set()
         if executor:
             seen = self._add_executor(executor, (get("module_pubkey") or "").strip(), project_dir)
@@ -239,7 +241,7 @@ class _Front:
                               where=where + "module_pubkey",
                               hint="Set custom_tinyml_module_pubkey = keys/release.pub (tinyml module keygen)")
         abi_for_device(self.device, where=where + "executor")
-        kset = KernelSet.all() if kernels == ["all"] else KernelSet.of(kernels)
+        kset = KernelSet.parse(kernels)
         outdir = Path(self.env.subst("$BUILD_DIR")) / "tinyml" / "_executor"
         cfiles = write_executor(outdir, kset, project_dir / pubkey)
         print(f"TinyML: module executor ({len(kset.names())} kernels) + loader -> {outdir}")
@@ -253,7 +255,7 @@ class _Front:
         flags; with ``custom_tinyml_optimize = speed``, -O2 last (gcc takes the last -O)."""
         env = self.env
         src_filter = " ".join(["-<*>"] + [f"+<{n}>" for n in names])
-        if not optimize_for_speed(env.GetProjectOption(OPTION_PREFIX + "optimize", ""), self.name):
+        if not self.speed:
             env.BuildSources(variant, str(src_dir), src_filter)
             return
         # Through _CCCOMCOM: it comes after $CCFLAGS on the command line and is
@@ -306,7 +308,7 @@ class _Front:
 
     def module(self, target, source, env) -> int:
         """Pack and sign each model as an inference module: ``$BUILD_DIR/tinyml/<name>.tmm``."""
-        from ...module.pack import pack_module
+        from ...module.pack import pack_module, parse_module_version
         project_dir = Path(env.subst("$PROJECT_DIR"))
         get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, "").strip()  # noqa: E731
         try:
@@ -315,12 +317,9 @@ class _Front:
                 raise TinyMLError("no signing key", where=f"[env:{self.name}] {OPTION_PREFIX}module_key",
                                   hint="Make one with `tinyml module keygen -o keys/release` and set "
                                        "custom_tinyml_module_key = keys/release.key")
-            if not version.isdigit() or int(version) >= 1 << 32:
-                raise TinyMLError(f"module version '{version}' is not a 32-bit unsigned number",
-                                  where=f"[env:{self.name}] {OPTION_PREFIX}module_version",
-                                  hint="Set custom_tinyml_module_version = N, higher than the installed module's")
+            number = parse_module_version(version, where=f"[env:{self.name}] {OPTION_PREFIX}module_version")
             for model in self.models:
-                res = pack_module(model.spec.path, None, project_dir / key, int(version), kind, device=self.device,
+                res = pack_module(model.spec.path, None, project_dir / key, number, kind, device=self.device,
                                   calibration=model.spec.calibration)
                 out = Path(env.subst("$BUILD_DIR")) / "tinyml" / f"{model.spec.name}.tmm"
                 out.write_bytes(res.data)

@@ -59,23 +59,28 @@ static uint64_t operand_bytes(const tml_exec_op_t *op, uint32_t j)
     return tml_ld32(op->operands + 8u * j + 4u);
 }
 
-/* Declared extent of the pointer field at byte 'field' (0 when it is NULL). */
-static uint64_t pointer_bytes(const tml_exec_op_t *op, size_t field)
+/* The relocation record of the pointer field at byte 'field', or NULL (the field is NULL). */
+static const uint8_t *reloc_of(const tml_exec_op_t *op, size_t field)
 {
     uint32_t r;
     for (r = 0; r < op->n_relocs; ++r)
-        if (tml_ld16(op->relocs + 12u * r) == field) return tml_ld32(op->relocs + 12u * r + 8u);
+        if (tml_ld16(op->relocs + 12u * r) == field) return op->relocs + 12u * r;
     return 0;
+}
+
+/* Declared extent of the pointer field at byte 'field' (0 when it is NULL). */
+static uint64_t pointer_bytes(const tml_exec_op_t *op, size_t field)
+{
+    const uint8_t *rel = reloc_of(op, field);
+    return rel ? tml_ld32(rel + 8u) : 0;
 }
 
 /* The pointer field at byte 'field' is relocated into the arena (not the
  * module): required of every buffer a kernel writes (scratch, filter16). */
 static int pointer_in_arena(const tml_exec_op_t *op, size_t field)
 {
-    uint32_t r;
-    for (r = 0; r < op->n_relocs; ++r)
-        if (tml_ld16(op->relocs + 12u * r) == field) return !(tml_ld32(op->relocs + 12u * r + 4u) & TML_EXEC_BLOB_REF);
-    return 0;
+    const uint8_t *rel = reloc_of(op, field);
+    return rel && !(tml_ld32(rel + 4u) & TML_EXEC_BLOB_REF);
 }
 
 /* Operands: exactly 'n', input 0 needs 'in' bytes, the output 'out' bytes. */
