@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  qemu-system-misc clang libclang-rt-14-dev gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu)
+  qemu-system-misc clang libclang-rt-14-dev
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+# --no-install-recommends below: every package a test needs is named here, recommended
+# ones included (the cross C libraries are only 'Recommends' of the cross compilers).
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -29,4 +32,5 @@ echo "[setup] pip: installing platformio-tinyml with its test and reference extr
 # tflite-micro publishes only pre-releases; the '>=0.dev0' bound in pyproject admits them.
 .venv/bin/python -m pip install -q -e ".[dev]"
 scripts/fetch_crypto.sh
+.venv/bin/python scripts/build_board_db.py
 echo "[setup] done"

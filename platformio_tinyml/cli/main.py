@@ -1,4 +1,4 @@
-"""The ``tinyml`` command line: inspect, compile, verify, compare, setup-offline.
+"""The ``tinyml`` command line: inspect, compile, verify, compare, boards, module, setup-offline.
 
 Known errors print as one line (``tinyml: error: ...``) and exit 2; an
 unexpected exception prints one line pointing at a saved traceback.
@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import TinyMLError
+from . import boards
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _module_parsers(sub)
+    boards.add_parser(sub)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -203,7 +205,7 @@ def cmd_setup_offline(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
-            "setup-offline": cmd_setup_offline, "module": cmd_module}
+            "setup-offline": cmd_setup_offline, "module": cmd_module, "boards": boards.cmd_boards}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:    # `tinyml ... | head` closed the pipe: stop quietly, as other tools do
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as e:  # a bug: one line for the user, the traceback in a file
         fd, path = tempfile.mkstemp(prefix="tinyml-crash-", suffix=".txt")
         with open(fd, "w") as f:

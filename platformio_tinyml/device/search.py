@@ -3,10 +3,13 @@
 Board ids are looked up, first hit wins, in: the ``search_dirs`` given by the
 caller, the folders in ``$TINYML_BOARDS_DIRS`` (``os.pathsep``-separated),
 PlatformIO's installed platforms (``$PLATFORMIO_CORE_DIR`` or
-``~/.platformio``, ``platforms/*/boards/*.json``) and the boards bundled with
-this package (``platformio_tinyml/platforms/*/boards/*.json``). A folder may
-hold manifests directly, in per-platform subfolders, or in
-``<platform>/boards/``.
+``~/.platformio``, ``platforms/*/boards/*.json``), the emulated boards bundled
+with this package (``platformio_tinyml/platforms/*/boards/*.json``) and, last,
+the package's board database (``platformio_tinyml/device/boards_db/<platform>/``:
+PlatformIO's own manifests, Apache-2.0, laid out at setup time by
+``scripts/build_board_db.py``), so a board id works on a fresh, offline install
+with no vendor platform. A folder may hold manifests directly, in
+per-platform subfolders, or in ``<platform>/boards/``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .profile import DeviceProfile, profile_from_manifest
 
 ENV_DIRS = "TINYML_BOARDS_DIRS"
 _BUNDLED = Path(__file__).resolve().parents[1] / "platforms"
+BOARD_DB = Path(__file__).resolve().parent / "boards_db"
 # JSON files that live beside manifests in platform checkouts but are not boards.
 _NOT_BOARDS = {"platform.json", "package.json", "library.json"}
 
@@ -38,6 +42,7 @@ class _Root:
 
 _USER_PATTERNS = ("{id}.json", "*/{id}.json", "*/boards/{id}.json")
 _PLATFORM_PATTERNS = ("*/boards/{id}.json",)
+_DB_PATTERNS = ("*/{id}.json",)
 
 
 def load_profile(target: str | os.PathLike, overrides: dict | None = None,
@@ -84,6 +89,7 @@ def _roots(search_dirs: Iterable[str | os.PathLike] | None) -> list[_Root]:
     core_dir = os.environ.get("PLATFORMIO_CORE_DIR") or Path.home() / ".platformio"
     roots.append(_Root(Path(core_dir).expanduser() / "platforms", _PLATFORM_PATTERNS))
     roots.append(_Root(_BUNDLED, _PLATFORM_PATTERNS))
+    roots.append(_Root(BOARD_DB, _DB_PATTERNS))
     return roots
 
 
@@ -115,8 +121,8 @@ def _unknown_board(board_id: str, roots: list[_Root]) -> DeviceError:
     shown = ", ".join(looked[:4]) + (f" and {len(looked) - 4} more" if len(looked) > 4 else "")
     return DeviceError(
         f"unknown board '{board_id}' (looked in {shown})",
-        hint=f"{suggestion}Add the folder holding {board_id}.json to {ENV_DIRS}, "
-             "or give the path to the manifest .json",
+        hint=f"{suggestion}Search the known boards with 'tinyml boards QUERY'; add the folder holding "
+             f"{board_id}.json to {ENV_DIRS}, or give the path to the manifest .json",
     )
 
 
@@ -128,6 +134,8 @@ def _platform_from_path(path: Path) -> str:
     name we know, so ``~/my-boards/x.json`` does not become platform "my-boards".
     """
     parent = path.resolve().parent
+    if parent.parent == BOARD_DB.resolve():
+        return parent.name
     if parent.name == "boards":
         return parent.parent.name.split("@", 1)[0]
     return parent.name if parent.name in _KNOWN_PLATFORMS else ""
