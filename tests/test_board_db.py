@@ -62,3 +62,15 @@ def test_unknown_board_points_at_the_search(tmp_path):
                 "-o", str(tmp_path / "gen"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "nucleo_f446re" in r.stderr and "tinyml boards" in r.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`tinyml boards | head -1`: the listing is larger than a pipe buffer, so the
+    command writes into a closed pipe; it stops without an 'internal error'."""
+    env = {k: v for k, v in os.environ.items() if k != "TINYML_BOARDS_DIRS"}
+    p = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "boards"], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().startswith(b"board ")
+    p.stdout.close()
+    assert p.wait(timeout=120) == 1
+    assert p.stderr.read() == b""
