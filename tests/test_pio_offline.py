@@ -29,6 +29,7 @@ pytest.importorskip("SCons")
 # Computed at run time so the line proves the firmware ran: 1^2 + ... + 20^2.
 MAIN_C = """\
 #include <stdint.h>
+#include <stdio.h>
 #include "tml_board.h"
 
 static volatile int32_t limit = 20;
@@ -42,6 +43,7 @@ int main(void)
     board_puts("tinyml-offline: sum of squares = ");
     board_print_i32(sum);
     board_puts("\\n");
+    printf("printf: %%d squares\\n", (int)limit);
     return %s;
 }
 """
@@ -97,6 +99,7 @@ def test_build_then_upload_runs_firmware(offline, tmp_path, platform, board, pro
     uploaded = _pio(project, env, "-t", "upload")
     assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
     assert EXPECTED_LINE in uploaded.stdout, uploaded.stdout
+    assert "printf: 20 squares\n" in uploaded.stdout, uploaded.stdout   # the C library's stdio too
     assert "Compiling" not in uploaded.stdout  # nothing changed since `pio run`
 
 

@@ -216,6 +216,8 @@ def support_sources(machine: str, nostdlib: bool = False) -> list[Path]:
     common = [SUPPORT_DIR / "common" / "tml_board_print.c"]
     if nostdlib and family != "avr":
         common.append(SUPPORT_DIR / "common" / "tml_mem.c")
+    else:   # printf/puts to the console through the board's C library
+        common.append(SUPPORT_DIR / "common" / "tml_stdio.c")
     per_family = {
         "arm": ["cortexm/startup.c", "cortexm/board_cmsdk.c"],
         "avr": ["avr/board_avr.c"],
