@@ -61,3 +61,45 @@ def test_bad_calibration_shape(keras_model, tmp_path):
     np.save(bad, np.zeros((4, 3, 3), np.float32))
     with pytest.raises(ModelError, match=r"bad.npy: calibration data has shape \[4, 3, 3\]"):
         load_model(path, calibration=bad)
+
+
+def test_conversions_are_cached_outside_the_source_tree(keras_model, tmp_path, monkeypatch):
+    path, calib = keras_model
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    before = sorted(p.name for p in path.parent.iterdir())
+    g = load_model(path, calibration=calib)
+    assert sorted(p.name for p in path.parent.iterdir()) == before
+    assert g.meta["tflite_path"].startswith(str(tmp_path / "cache" / "keras"))
+
+
+def test_errors_name_the_users_model_not_the_converted_file(tmp_path, monkeypatch):
+    """An op the importer refuses (here a dynamic-batch SHAPE from an open batch dimension in a
+    SavedModel converted as it is) is reported against the SavedModel folder the user gave."""
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    L = tf.keras.layers
+    x = tf.keras.Input(shape=(4, 4, 1))
+    m = tf.keras.Model(x, L.Dense(3)(L.Reshape((-1,))(x)))
+    saved = tmp_path / "open_batch_savedmodel"
+    m.export(str(saved))
+    with pytest.raises(ModelError) as err:
+        load_model(saved)
+    assert str(err.value).startswith(f"{saved} (converted to TFLite): ")
+    assert str(tmp_path / "cache") not in str(err.value)
+
+
+def test_mlperf_kws_savedmodel_imports_bit_exact(mlperf_dir, tmp_path, monkeypatch):
+    """The MLPerf Tiny KWS SavedModel (written by an older Keras: TF 2's loader cannot restore it)
+    converts through the serving signature, int8 with calibration, and runs bit-exact to TFLM."""
+    from platformio_tinyml.verify.reference import TFLMReference
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(2).uniform(-1, 1, (8, 49, 10, 1)).astype(np.float32))
+    g = load_model(mlperf_dir / "kws_ref_model_savedmodel", calibration=calib)
+    assert list(g.tensors[g.inputs[0]].shape) == [1, 49, 10, 1]
+    assert g.tensors[g.inputs[0]].dtype is DType.INT8 and len(g.ops) >= 10
+    hm = build_host(generate(g, "kws"), g, tmp_path)
+    ref = TFLMReference(g.meta["tflite_path"])
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.integers(-128, 128, (1, 49, 10, 1)).astype(np.int8)
+        np.testing.assert_array_equal(hm.run([x])[0].reshape(-1), ref.run([x])[0].reshape(-1))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, TinyMLError
 from ...ir import Graph
 
 _HINT = "Install the Keras extra: pip install 'platformio-tinyml[keras]'"
@@ -41,6 +41,41 @@ def _fixed_batch_converter(tf, model):
     inputs = [tf.keras.Input(tuple(i.shape[1:]), batch_size=1, dtype=i.dtype) for i in model.inputs]
     outputs = model(inputs if len(inputs) > 1 else inputs[0])
     return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs))
+
+
+def _saved_model_converter(tf, path: Path):
+    """A converter for the SavedModel folder ``path`` and its first input's shape.
+
+    TF 2's loader restores the SavedModel's whole object graph, which fails on
+    models saved by older Keras versions whose optimizer objects no longer
+    restore (``'_UserObject' object has no attribute 'add_slot'``, as with the
+    MLPerf Tiny KWS SavedModel). The TF 1 converter reads only the serving
+    signature's graph and variables, which is all a conversion needs; it is
+    used when the TF 2 one fails, with every free (batch) dimension set to 1.
+    """
+    try:
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
+        spec = conv._funcs[0].structured_input_signature[1] if getattr(conv, "_funcs", None) else {}
+        return conv, tuple(next(iter(spec.values())).shape) if spec else (None,)
+    except Exception as first:
+        shapes = _serving_input_shapes(path)
+        if not shapes:
+            raise first
+    conv = tf.compat.v1.lite.TFLiteConverter.from_saved_model(str(path), input_shapes=shapes)
+    return conv, tuple(next(iter(shapes.values())))
+
+
+def _serving_input_shapes(path: Path) -> dict[str, list[int]]:
+    """Input tensor name -> shape (free dimensions as 1) of the 'serve' graph's default signature."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((path / "saved_model.pb").read_bytes())
+    for mg in sm.meta_graphs:
+        sig = mg.signature_def.get("serving_default")
+        if "serve" in mg.meta_info_def.tags and sig is not None:
+            return {info.name.split(":")[0]: [max(1, d.size) for d in info.tensor_shape.dim]
+                    for _, info in sorted(sig.inputs.items())}
+    return {}
 
 
 @contextlib.contextmanager
@@ -80,6 +115,16 @@ def _calibration(path: Path, input_shape: tuple) -> np.ndarray:
     return data.astype(np.float32)
 
 
+def default_cache_dir() -> Path:
+    """Where converted models are kept: ``$TINYML_CACHE_DIR/keras``, else the user's cache
+    folder (``$XDG_CACHE_HOME`` or ``~/.cache``), never beside the model in the source tree."""
+    root = os.environ.get("TINYML_CACHE_DIR")
+    if root:
+        return Path(root).expanduser() / "keras"
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "platformio-tinyml" / "keras"
+
+
 def convert_keras(path: str | Path, calibration: str | Path | None = None,
                   cache_dir: str | Path | None = None) -> Path:
     """Convert ``path`` and return the cached ``.tflite`` path (int8 with ``calibration``)."""
@@ -89,26 +134,23 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
         raise ModelError("model file not found", where=str(path))
     if calib is not None and not calib.is_file():
         raise ModelError("calibration file not found", where=str(calib))
-    cache = Path(cache_dir) if cache_dir else path.parent / ".tinyml_cache"
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
     out = cache / f"{path.stem}-{'int8' if calib else 'f32'}-{_digest(path, calib)}.tflite"
     if out.is_file():
         return out
     tf = _tf()
     try:
         if path.is_dir():
-            conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
-            model = None
+            with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+                conv, shape = _saved_model_converter(tf, path)
         else:
             model = tf.keras.models.load_model(str(path), compile=False)
             conv = _fixed_batch_converter(tf, model)
+            shape = tuple(model.inputs[0].shape)
     except Exception as e:
         raise ModelError(f"cannot load the Keras model ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
                          where=str(path), hint="Save it with model.save('model.keras')") from None
     if calib is not None:
-        shape = tuple(model.inputs[0].shape) if model is not None else None
-        if shape is None:
-            spec = conv._funcs[0].structured_input_signature[1] if hasattr(conv, "_funcs") else {}
-            shape = tuple(next(iter(spec.values())).shape) if spec else (None,)
         data = _calibration(calib, shape)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([x] for x in data)
@@ -133,7 +175,13 @@ def load_keras(path: str | Path, calibration: str | Path | None = None) -> Graph
     """Convert (cached) and import ``path``; the graph records the ``.tflite`` it came from."""
     from ..tflite import load_tflite
     tfl = convert_keras(path, calibration)
-    g = load_tflite(tfl)
+    try:
+        g = load_tflite(tfl)
+    except TinyMLError as e:    # name the user's model, not the converted file in the cache
+        if e.where == str(tfl):
+            e.where = f"{path} (converted to TFLite)"
+            e.args = (e.format(),)
+        raise
     g.meta.update(converted_from=str(path), tflite_path=str(tfl),
                   quantized="int8" if calibration is not None else "float32")
     return g
