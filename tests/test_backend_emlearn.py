@@ -177,12 +177,12 @@ def test_cross_compiles_warning_free(tmp_path, m4, core):
 def test_supports_says_why_not(tmp_path, m4):
     X, y = _data()
     path = tmp_path / "svc.joblib"
-    joblib.dump(SVC().fit(X[:50], y[:50]), path)
+    joblib.dump(SVC(kernel="precomputed").fit(X[:50] @ X[:50].T, y[:50]), path)
     graph, fmt = load_any(path)
     assert (graph, fmt) == (None, "sklearn")
     req = CompileRequest(path, fmt, None, m4, CompileOptions("svc"))
     s = EmlearnCompiler().supports(req)
-    assert not s.ok and "SVC" in s.reasons[0]
+    assert not s.ok and "SVC kernel 'precomputed' is not supported" in s.reasons[0]
     tfl = CompileRequest(Path("x.tflite"), "tflite", None, m4, CompileOptions("x"))
     assert not EmlearnCompiler().supports(tfl).ok
 

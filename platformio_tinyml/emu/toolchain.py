@@ -263,7 +263,7 @@ def _link_flags(machine: Machine, out_elf: Path) -> list[str]:
 
 def build_firmware(sources: Sequence[Path], include_dirs: Sequence[Path],
                    out_elf: Path, machine: str, extra_cflags: Sequence[str] = (),
-                   opt: str = "-Os", nostdlib: bool = False) -> Path:
+                   opt: str = "-Os", nostdlib: bool = False, ldflags: Sequence[str] = ()) -> Path:
     """Compile ``sources`` with ``machine``'s board support into ``out_elf``.
 
     Called by tests and benchmarks that run generated C in an emulator.
@@ -272,7 +272,8 @@ def build_firmware(sources: Sequence[Path], include_dirs: Sequence[Path],
     ``machine``: a key of :data:`MACHINES`; ``extra_cflags``: appended to
     the compile flags; ``opt``: optimisation flag; ``nostdlib``: link no C
     library at all (Arm/RISC-V; the support code then provides
-    memcpy/memset/memmove/memcmp). Sources are compiled with
+    memcpy/memset/memmove/memcmp); ``ldflags``: appended to the link
+    command (``-lm``). Sources are compiled with
     ``-Wall -Wextra -Werror -std=c99 -ffunction-sections -fdata-sections``
     and linked with ``--gc-sections``. Objects go to ``<elf stem>.obj/``;
     a map file and ``<elf>.build.json`` (compiler, version, commands) are
@@ -292,7 +293,7 @@ def build_firmware(sources: Sequence[Path], include_dirs: Sequence[Path],
     objects = _compile_objects(gcc, all_sources, cflags,
                                out_elf.with_name(out_elf.stem + ".obj"), log)
     link = [gcc, *arch, opt, *(str(o) for o in objects), *_link_flags(spec, out_elf),
-            *_libc_flags(spec.family, nostdlib, link=True), "-o", str(out_elf)]
+            *_libc_flags(spec.family, nostdlib, link=True), *ldflags, "-o", str(out_elf)]
     _run_gcc(link, log, f"linking {out_elf.name} for {machine} failed", str(out_elf))
     record = {"machine": machine, "core": spec.core, "fpu": spec.fpu, "gcc": gcc,
               "gcc_version": compiler_version(gcc), "commands": log}

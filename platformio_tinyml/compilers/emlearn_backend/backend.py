@@ -88,7 +88,7 @@ class EmlearnCompiler:
             backend=self.name, backend_version=self.version, files=files,
             include_dirs=(Path(outdir),), estimate=estimate, arena_bytes=emitted.static_bytes,
             weight_bytes=4 * info.weights if info.weights else 0,
-            build_flags=("-lm",) if info.family in ("mlp", "gmm") else (),
+            build_flags=("-lm",) if info.family in ("mlp", "gmm", "classic") else (),
             diagnostics=info.notes,
             details={"estimator": info.kind, "family": info.family, "output": info.output,
                      "n_features": info.n_features, "leaf_bits": info.leaf_bits,

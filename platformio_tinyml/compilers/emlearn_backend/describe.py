@@ -8,9 +8,11 @@ raises :class:`Unsupported` with the reason. No C is generated here, so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from . import classic
 
 TREE_KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier",
               "DecisionTreeRegressor", "RandomForestRegressor", "ExtraTreesRegressor")
@@ -26,8 +28,7 @@ KERAS_ACTIVATIONS = {"linear": "identity", "relu": "relu", "sigmoid": "logistic"
                      "softmax": "softmax"}
 
 
-class Unsupported(Exception):
-    """The estimator (or the requested output) cannot be compiled; str() says why."""
+Unsupported = classic.Unsupported    # the estimator (or the requested output) cannot be compiled
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class ModelInfo:
     data_double: bool = False       # knn: training points stored as double (not float32-exact)
     n_scores: int = 0               # keras: units of the last Dense layer ("scores" output)
     notes: tuple[str, ...] = ()
+    pre: tuple = ()                 # Pipeline scalers before the estimator (classic.ScalerStep)
+    classic: classic.Classic | None = None   # family "classic": generated here, not by emlearn
 
     @property
     def n_outputs(self) -> int:
@@ -71,13 +74,31 @@ class ModelInfo:
         return tuple(vals) if ok else None
 
 
-def describe(est, output: str = "class", precision: str = "double") -> ModelInfo:
-    """Describe ``est`` for ``output`` ("class", "proba"; "score" for GaussianMixture);
-    raise Unsupported otherwise. ``precision`` is the KNN distance arithmetic."""
+def describe(est, output: str | None = None, precision: str = "double") -> ModelInfo:
+    """Describe ``est`` (maybe a Pipeline of scalers before it) for ``output`` ("class",
+    "proba"; "score" for GaussianMixture; "value" for regressors; default: what predict()
+    gives); raise Unsupported otherwise. ``precision`` is the KNN distance arithmetic."""
+    steps, est = classic.scaler_steps(est)
     kind = type(est).__name__
+    if kind in classic.CLASSIC_KINDS:
+        c = classic.describe_classic(est, output or "class")
+        info = ModelInfo(kind=kind, family="classic", n_features=c.n_features, classes=c.classes,
+                         output=c.output, weights=c.weights, macs=c.macs, classic=c,
+                         notes=c.notes + ("generated C in double precision (scikit-learn's order of "
+                                          "operations); float32 on AVR, where double is 32 bits",))
+    else:
+        info = _describe_emlearn(est, kind, output or "class", precision)
+    if steps:
+        if len(steps[0].sub or steps[0].mul or steps[0].div or ()) not in (0, info.n_features):
+            raise Unsupported("the Pipeline's scaler does not match the estimator's features")
+        info = replace(info, pre=tuple(steps), kind=f"{kind} after {'+'.join(s.kind for s in steps)}")
+    return info
+
+
+def _describe_emlearn(est, kind: str, output: str, precision: str) -> ModelInfo:
     if kind not in SUPPORTED_KINDS:
-        raise Unsupported(f"emlearn backend takes {', '.join(SUPPORTED_KINDS)} or a Dense-only "
-                          f"Keras model; got {kind}")
+        raise Unsupported(f"emlearn backend takes {', '.join(SUPPORTED_KINDS + classic.CLASSIC_KINDS)}, "
+                          f"Pipelines of scalers before them, or a Dense-only Keras model; got {kind}")
     if output not in OUTPUTS[:3]:
         raise Unsupported(f"option output={output!r}: use one of class, proba"
                           + (", score" if kind in GMM_KINDS else ""))
@@ -270,6 +291,8 @@ def estimate_sizes(info: ModelInfo, arch: str, has_fpu: bool) -> tuple[int, int,
     on AVR, where ``const`` data is copied to SRAM.
     """
     avr = arch == "avr"
+    if info.family == "classic":
+        return classic.estimate_classic(info.classic, arch, has_fpu)
     node_bytes = 28 if avr else (16 if has_fpu else 20)
     flop = 150 if avr else (2 if has_fpu else 40)
     if info.family == "trees":

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..capi import IoSpec, api_header
 
+from . import classic
 from .describe import ModelInfo
 
 FEATURE_T = "tml_eml_feature"   # emlearn writes the feature type name into its code
@@ -43,7 +44,7 @@ _HEADERS = {"trees": ("eml_trees.h", "eml_common.h", "eml_log.h"),
             "mlp": ("eml_net.h", "eml_net_common.h", "eml_common.h", "eml_log.h"),
             "bayes": ("eml_bayes.h", "eml_fixedpoint.h", "eml_common.h", "eml_log.h"),
             "gmm": ("eml_mixture.h", "eml_fixedpoint.h", "eml_common.h", "eml_log.h"),
-            "knn": ()}
+            "knn": (), "classic": ()}
 # emlearn's header-only runtime has unused static helpers and parameters.
 _QUIET = ("-Wunused-parameter", "-Wsign-compare", "-Wtype-limits")
 # Unused static helpers are reported at the end of the file by older gcc (avr-gcc 5),
@@ -88,6 +89,9 @@ def emlearn_code(est, info: ModelInfo, prefix: str) -> str:
     ``est`` is a scikit-learn estimator or, for a Keras model, the
     ``(activations, weights, biases)`` of its Dense layers.
     """
+    _, est = classic.scaler_steps(est)
+    if info.family == "classic":
+        return "\n".join(classic.classic_code(est, info.classic, prefix))
     emlearn = _import_emlearn()
     if info.family == "knn":
         return _knn_code(est, info, prefix)
@@ -228,6 +232,8 @@ def write(est, info: ModelInfo, name: str, outdir: Path) -> Emitted:
     outdir.mkdir(parents=True, exist_ok=True)
     prefix = f"{name}_eml"
     body = emlearn_code(est, info, prefix)
+    if info.pre:
+        body += "\n" + "\n".join(classic.scaler_code(list(info.pre), info.n_features, prefix))
     files = []
     for h in _HEADERS[info.family]:
         shutil.copyfile(Path(emlearn.includedir) / h, outdir / h)
@@ -237,6 +243,10 @@ def write(est, info: ModelInfo, name: str, outdir: Path) -> Emitted:
     files += [outdir / f"{name}.h", outdir / f"{name}.c"]
     static = 2 * 4 * info.max_width if info.family == "mlp" else 0
     static += 4 * info.k if info.family == "gmm" else 0
+    static += 8 * info.classic.weights // max(info.n_features, 1) if info.family == "classic" \
+        and info.classic.family == "svm" else 0
+    static += 2 * 8 * max(max(w.shape) for w in classic.scaler_steps(est)[1].coefs_) \
+        if info.family == "classic" and info.classic.family == "mlpreg" else 0
     return Emitted(tuple(files), static)
 
 
@@ -273,11 +283,21 @@ def _source(info: ModelInfo, name: str, prefix: str, body: str) -> str:
         lines.append(f"static float {prefix}_logp[{info.k}];")
     lines += ["", "/* ---- emlearn output begins ---- */", "#pragma GCC diagnostic push", push.rstrip(),
               body, "#pragma GCC diagnostic pop", "/* ---- emlearn output ends ---- */", ""]
-    lines += _labels(info, name)
+    lines += _labels(info, name) if info.family != "classic" else []
     lines += [f"int {name}_invoke(const void *input, void *output)", "{",
               "    if (input == NULL || output == NULL) {", "        return -1;", "    }",
               "    const float *x = (const float *)input;"]
-    lines += _call(info, name, prefix)
+    if info.family == "classic":
+        lines += [f"    double v[{info.n_features}];"]
+        lines += ([f"    {prefix}_scale(x, v);"] if info.pre else
+                  [f"    for (int32_t j = 0; j < {info.n_features}; j++) {{", "        v[j] = (double)x[j];", "    }"])
+        lines += [f"    return {prefix}_run(v, output);"]
+    else:
+        if info.pre:    # scikit-learn scales in double, then the estimator reads float32 features
+            lines += [f"    double v[{info.n_features}];", f"    float xs[{info.n_features}];",
+                      f"    {prefix}_scale(x, v);", f"    for (int32_t j = 0; j < {info.n_features}; j++) {{",
+                      "        xs[j] = (float)v[j];", "    }", "    x = xs;"]
+        lines += _call(info, name, prefix)
     lines += ["}", "",
               f"int {name}_invoke_multi(const void *const inputs[], void *const outputs[])", "{",
               f"    return {name}_invoke(inputs[0], outputs[0]);", "}", ""]
