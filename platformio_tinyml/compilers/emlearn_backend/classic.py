@@ -1,6 +1,6 @@
 """Generated C for the scikit-learn models emlearn does not take, and scaler pipelines.
 
-emlearn covers trees, forests, MLP classifiers, GaussianNB, KNN and mixtures.
+emlearn covers trees, forests, MLP classifiers, KNN and mixtures.
 The estimators here are written as C by this module instead, in ``double``
 arithmetic following scikit-learn's own order of operations, so predicted
 classes are scikit-learn's and values agree to rounding:
@@ -13,7 +13,9 @@ classes are scikit-learn's and values agree to rounding:
 * boosted and isolation trees (``boost``): GradientBoostingClassifier /
   Regressor, HistGradientBoostingClassifier / Regressor (numeric features),
   AdaBoostClassifier (SAMME over decision trees), IsolationForest;
-* MLPRegressor (``mlpreg``).
+* MLPRegressor (``mlpreg``);
+* GaussianNB (``nb``): scikit-learn's joint log-likelihood, so classes are
+  exact (emlearn's runtime is Q16 fixed point without class priors).
 
 A :class:`~sklearn.pipeline.Pipeline` of per-feature scalers
 (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler) before any
@@ -36,7 +38,8 @@ SVM_KINDS = ("SVC", "NuSVC", "SVR", "NuSVR")
 BOOST_KINDS = ("GradientBoostingClassifier", "GradientBoostingRegressor", "HistGradientBoostingClassifier",
                "HistGradientBoostingRegressor", "AdaBoostClassifier", "IsolationForest")
 MLPREG_KINDS = ("MLPRegressor",)
-CLASSIC_KINDS = LINEAR_CLASSIFIERS + LINEAR_REGRESSORS + SVM_KINDS + BOOST_KINDS + MLPREG_KINDS
+NB_KINDS = ("GaussianNB",)
+CLASSIC_KINDS = LINEAR_CLASSIFIERS + LINEAR_REGRESSORS + SVM_KINDS + BOOST_KINDS + MLPREG_KINDS + NB_KINDS
 SCALER_KINDS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
 _ACTS = {"identity": "v", "relu": "(v > 0.0 ? v : 0.0)", "tanh": "tanh(v)", "logistic": "(1.0 / (1.0 + exp(-v)))",
          "exp": "exp(v)"}
@@ -98,7 +101,7 @@ def _scaler(s, kind: str) -> ScalerStep:
 class Classic:
     """What the C generator needs: the family and the fitted estimator's arrays."""
     kind: str
-    family: str                 # linear | svm | boost | mlpreg
+    family: str                 # linear | svm | boost | mlpreg | nb
     n_features: int
     classes: tuple | None       # None for regressors and IsolationForest's -1/1
     output: str                 # class | value
@@ -116,7 +119,7 @@ def describe_classic(est, output: str = "class") -> Classic:
                                                       "HistGradientBoostingRegressor", "MLPRegressor")
     want = "value" if regressor else "class"
     if output not in ("class", want):
-        raise Unsupported(f"option output={output!r}: a {kind} gives output={want}")
+        raise Unsupported(f"option output={output} is not available: a {kind} gives output={want}")
     classes = None if regressor or kind == "IsolationForest" else tuple(np.asarray(est.classes_).tolist())
     if kind in LINEAR_CLASSIFIERS + LINEAR_REGRESSORS:
         coef = np.atleast_2d(est.coef_)
@@ -128,6 +131,8 @@ def describe_classic(est, output: str = "class") -> Classic:
             raise Unsupported(f"{kind}(break_ties=True) is not supported")
         sv = est.support_vectors_
         return Classic(kind, "svm", n, classes, want, sv.size + est._dual_coef_.size, sv.size * 2)
+    if kind in NB_KINDS:
+        return Classic(kind, "nb", n, classes, want, 2 * est.theta_.size + len(classes), est.theta_.size * 3)
     if kind in MLPREG_KINDS:
         if est.activation not in _ACTS or est.out_activation_ not in _ACTS:
             raise Unsupported(f"MLPRegressor activation {est.activation!r} / {est.out_activation_!r} "
@@ -234,7 +239,8 @@ def scaler_code(steps: list[ScalerStep], n: int, prefix: str) -> list[str]:
 
 def classic_code(est, info: Classic, prefix: str) -> list[str]:
     """C defining ``static int PREFIX_run(const double *x, void *output)`` (0 on success)."""
-    return {"linear": _linear, "svm": _svm, "boost": _boost, "mlpreg": _mlpreg}[info.family](est, info, prefix)
+    return {"linear": _linear, "svm": _svm, "boost": _boost, "mlpreg": _mlpreg,
+            "nb": _gaussian_nb}[info.family](est, info, prefix)
 
 
 def _class_out(info: Classic, prefix: str, idx: str) -> list[str]:
@@ -289,6 +295,24 @@ def _scores_out(info: Classic, prefix: str, k: int) -> list[str]:
     else:
         out = _argmax(k, "s") + _class_out(info, prefix, "best")
     return out + ["    return 0;", "}", ""]
+
+
+def _gaussian_nb(est, info: Classic, prefix: str) -> list[str]:
+    """scikit-learn's joint log-likelihood: log(prior) + (-0.5 * sum(log(2 pi var)) - 0.5 * sum((x - mean)^2 / var));
+    the parts that do not depend on x are computed here, in float64 as scikit-learn does."""
+    theta = np.asarray(est.theta_, np.float64)
+    var = np.asarray(est.var_, np.float64)
+    k, n = theta.shape
+    norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[i, :])) for i in range(k)])
+    lines = _darr(f"{prefix}_mean", theta) + _darr(f"{prefix}_var", var) + _darr(f"{prefix}_norm", norm)
+    lines += _darr(f"{prefix}_logprior", np.log(np.asarray(est.class_prior_, np.float64)))
+    lines += _labels_table(info, prefix)
+    lines += ["", f"static int {prefix}_run(const double *x, void *output)", "{", f"    double s[{k}];",
+              f"    for (int32_t k = 0; k < {k}; k++) {{", "        double a = 0.0;",
+              f"        for (int32_t j = 0; j < {n}; j++) {{", f"            const double t = x[j] - {prefix}_mean[k * {n} + j];",
+              f"            a += t * t / {prefix}_var[k * {n} + j];", "        }",
+              f"        s[k] = {prefix}_logprior[k] + ({prefix}_norm[k] - 0.5 * a);", "    }"]
+    return lines + _scores_out(info, prefix, k)
 
 
 def _svm(est, info: Classic, prefix: str) -> list[str]:

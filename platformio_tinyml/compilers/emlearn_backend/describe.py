@@ -17,10 +17,9 @@ from . import classic
 TREE_KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier",
               "DecisionTreeRegressor", "RandomForestRegressor", "ExtraTreesRegressor")
 MLP_KINDS = ("MLPClassifier",)
-BAYES_KINDS = ("GaussianNB",)
 KNN_KINDS = ("KNeighborsClassifier",)
 GMM_KINDS = ("GaussianMixture",)
-SUPPORTED_KINDS = TREE_KINDS + MLP_KINDS + BAYES_KINDS + KNN_KINDS + GMM_KINDS
+SUPPORTED_KINDS = TREE_KINDS + MLP_KINDS + KNN_KINDS + GMM_KINDS
 OUTPUTS = ("class", "proba", "score", "scores")
 KNN_PRECISIONS = ("double", "float")
 # Keras layers the emlearn net runtime covers (Dense plus activations; the rest are no-ops at inference).
@@ -34,7 +33,7 @@ Unsupported = classic.Unsupported    # the estimator (or the requested output) c
 @dataclass(frozen=True)
 class ModelInfo:
     kind: str                       # estimator class name
-    family: str                     # "trees" | "mlp" | "bayes" | "knn" | "gmm"
+    family: str                     # "trees" | "mlp" | "knn" | "gmm" | "classic"
     n_features: int
     classes: tuple | None           # classifier labels (None for regressors)
     output: str                     # "class" | "proba" | "value" | "score" | "scores"
@@ -45,7 +44,7 @@ class ModelInfo:
     max_depth: int = 0
     macs: int = 0                   # mlp
     max_width: int = 0              # mlp: widest layer
-    weights: int = 0                # mlp/bayes/gmm/knn: stored parameters (floats)
+    weights: int = 0                # mlp/gmm/knn/classic: stored parameters
     n_samples: int = 0              # knn: stored training points
     k: int = 0                      # knn: neighbours; gmm: components
     double: bool = False            # knn: distances accumulated in double
@@ -112,9 +111,7 @@ def _describe_emlearn(est, kind: str, output: str, precision: str) -> ModelInfo:
         return _mlp(est, kind, output)
     if kind in KNN_KINDS:
         return _knn(est, kind, output, precision)
-    if kind in GMM_KINDS:
-        return _gmm(est, kind, output)
-    return _bayes(est, kind, output)
+    return _gmm(est, kind, output)
 
 
 def _trees(est, kind: str, output: str) -> ModelInfo:
@@ -155,18 +152,6 @@ def _mlp(est, kind: str, output: str) -> ModelInfo:
                      weights=macs + sum(b for _, b in sizes),
                      notes=("float32 weights and arithmetic (scikit-learn uses float64): "
                             "probabilities differ from scikit-learn by about 1e-6",))
-
-
-def _bayes(est, kind: str, output: str) -> ModelInfo:
-    if output == "proba":
-        raise Unsupported("emlearn's GaussianNB gives classes only; use output=class")
-    n_classes, n_features = est.theta_.shape
-    return ModelInfo(kind=kind, family="bayes", n_features=int(n_features),
-                     classes=tuple(est.classes_.tolist()), output=output,
-                     weights=3 * n_classes * n_features,
-                     notes=("GaussianNB runs in Q16 fixed point without class priors (emlearn): "
-                            "predictions approximate scikit-learn's; inputs must stay within "
-                            "+-32767",))
 
 
 def _knn(est, kind: str, output: str, precision: str) -> ModelInfo:
@@ -313,16 +298,11 @@ def estimate_sizes(info: ModelInfo, arch: str, has_fpu: bool) -> tuple[int, int,
         code = 1200 if not avr else 3000
         ram = 3 * 4 * info.k + 96
         cycles = info.k * info.n_features * info.n_features * 4 * flop + info.k * 100 * flop
-    elif info.family == "mlp":
+    else:   # mlp
         const = 4 * info.weights + 20 * (len(info.classes or ()))
         code = 1800 if not avr else 3500
         ram = 2 * 4 * info.max_width + 128
         cycles = info.macs * (flop + 4) + 200 * flop
-    else:
-        const = 4 * info.weights
-        code = 900 if not avr else 2000
-        ram = 4 * len(info.classes or ()) + 96
-        cycles = info.weights * 20 * (8 if avr else 1)
     if avr:
         ram += const
     return const + code, ram, cycles

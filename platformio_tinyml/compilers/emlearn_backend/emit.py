@@ -42,7 +42,6 @@ from .describe import ModelInfo
 FEATURE_T = "tml_eml_feature"   # emlearn writes the feature type name into its code
 _HEADERS = {"trees": ("eml_trees.h", "eml_common.h", "eml_log.h"),
             "mlp": ("eml_net.h", "eml_net_common.h", "eml_common.h", "eml_log.h"),
-            "bayes": ("eml_bayes.h", "eml_fixedpoint.h", "eml_common.h", "eml_log.h"),
             "gmm": ("eml_mixture.h", "eml_fixedpoint.h", "eml_common.h", "eml_log.h"),
             "knn": (), "classic": ()}
 # emlearn's header-only runtime has unused static helpers and parameters.
