@@ -172,7 +172,7 @@ def cmd_compile(args) -> int:
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
             raise
-        raise storage_error(exc, dest, "give -o a folder elsewhere") from None
+        raise storage_error(exc, dest.parent, "give -o a folder elsewhere") from None  # fresh folder is beside
     finally:
         if fresh is not None:
             shutil.rmtree(fresh, ignore_errors=True)

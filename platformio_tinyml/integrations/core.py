@@ -63,12 +63,14 @@ STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC
 
 
 def storage_error(exc: OSError, folder: Path | str, hint: str) -> StorageError:
-    """``exc`` (raised while writing into ``folder``) as one line; ``hint`` says how
-    to choose another folder."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):   # no file name in these
-        return StorageError("no space left on the device", where=str(folder),
-                            hint=f"Free disk space there, or {hint}")
-    return StorageError(f"cannot write here ({exc.strerror or exc})", where=str(exc.filename or folder),
+    """``exc`` (raised while writing into ``folder``) as one line naming ``folder``
+    (or the file, when outside it); ``hint`` says how to choose another folder."""
+    where = str(folder)
+    if exc.filename and not str(exc.filename).startswith(where):
+        where = str(exc.filename)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError("no space left on the device", where=where, hint=f"Free disk space there, or {hint}")
+    return StorageError(f"cannot write here ({exc.strerror or exc})", where=where,
                         hint=f"Make the folder writable, or {hint}")
 
 
