@@ -155,6 +155,7 @@ def _emitter(target, source, env):
         extra.append(env.File(test_input))
     if model.spec.calibration:
         extra.append(env.File(str(model.spec.calibration)))
+    outdir.File("report.json").attributes.tinyml_name = model.spec.name   # for TinyMLSources' check
     return [outdir.File(n) for n in names], list(source) + extra
 
 
@@ -230,9 +231,20 @@ def TinyMLExecutor(env, target_dir, kernels, pubkey):
 
 
 def TinyMLSources(env, *model_outputs):
-    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once."""
+    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once.
+
+    Two models with one ``TINYML_NAME`` cannot be linked together (their symbols
+    clash, and one's sources would hide the other's): a ``UserError``.
+    """
+    nodes = env.Flatten(list(model_outputs))
+    folders: dict[str, str] = {}
+    for node in nodes:
+        name = getattr(node.attributes, "tinyml_name", None)
+        if name is not None and folders.setdefault(name, str(node.dir)) != str(node.dir):
+            raise SCons.Errors.UserError(f"TinyMLSources: two models are named '{name}' ({folders[name]} and "
+                                         f"{node.dir}). Give each its own TINYML_NAME")
     seen, result = set(), []
-    for node in env.Flatten(list(model_outputs)):
+    for node in nodes:
         if node.name.endswith(".c") and node.name not in seen:
             seen.add(node.name)
             result.append(node)

@@ -239,3 +239,15 @@ def test_read_only_cache_is_one_scons_error(project):
     assert f"{project / '.tinyml-cache'}: cannot write here (Read-only file system). Make the folder " \
            "writable, or set TINYML_CACHE_DIR to another folder" in errors[0], errors
 
+
+
+def test_two_models_with_one_name_is_one_scons_error(project):
+    shutil.copyfile(project / "kws_ref_model.tflite", project / "copy.tflite")
+    _edit(project, "firmware = env.Program(", 'kws += env.TinyMLModel("build/copy", "copy.tflite", '
+          'TINYML_TARGET=MACHINE, TINYML_NAME="kws")\nfirmware = env.Program(')
+
+    result = _scons(project, "-n")
+
+    errors = _scons_errors(result.log)
+    assert result.returncode != 0 and "Traceback" not in result.log, result.log
+    assert len(errors) == 1 and "two models are named 'kws' (build/kws and build/copy)" in errors[0], result.log
