@@ -295,7 +295,12 @@ def replace_dir(new: Path, dest: Path) -> None:
     old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.old")
     if dest.exists():
         os.rename(dest, old)
-    os.rename(new, dest)
+    try:
+        os.rename(new, dest)
+    except OSError:
+        if old.exists():
+            os.rename(old, dest)   # put the previous folder back
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
