@@ -385,6 +385,7 @@ def test_bad_input_is_one_error_line(offline, tmp_path, edit, expected):
     assert result.returncode != 0
     errors = _error_lines(result.log)
     assert len(errors) == 1 and errors[0].startswith(f"Error: [env:{KWS_ENV}] "), result.log
+    assert errors[0].count("[env:") == 1, errors
     for text in expected:
         assert text.lower() in errors[0].lower(), errors
     assert "Traceback" not in result.log

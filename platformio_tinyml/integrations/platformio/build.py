@@ -233,7 +233,8 @@ class _Front:
         self.speed = False
 
     def error_line(self, exc: TinyMLError) -> str:
-        return f"Error: [env:{self.name}] {exc.format()}"
+        text, env = exc.format(), f"[env:{self.name}] "
+        return "Error: " + (text if text.startswith(env) else env + text)   # some `where`s name the env
 
     def fail(self, line: str) -> None:
         """Print one error line and stop the build (read time)."""
