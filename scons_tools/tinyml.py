@@ -25,12 +25,16 @@ know the compile result: it runs the content-addressed compile of
 (a cache hit when nothing changed) and declares exactly those files. The
 action (``$TINYMLCOM``) copies them into ``target_dir``. The cache key enters
 the sources as a ``Value`` node, so a changed model, option, board or backend
-version, and nothing else, rebuilds. User mistakes raise
-``SCons.Errors.UserError``: one ``scons: ***`` line.
+version, and nothing else, rebuilds. Builds sharing one cache folder (``-j``,
+or several projects) take a lock per entry (see ``compile_cached``). User
+mistakes, unwritable folders and full disks raise ``SCons.Errors.UserError``:
+one ``scons: ***`` line. A ``TINYML_*`` variable the tool does not know (a
+typo) gets a ``scons: warning:`` naming the closest valid one.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -39,6 +43,31 @@ import SCons.Action
 import SCons.Builder
 import SCons.Errors
 import SCons.Node.Python
+import SCons.Warnings
+
+
+class TinyMLWarning(SCons.Warnings.WarningOnByDefault):
+    """A construction variable that looks like ours but is not one (a typo)."""
+
+
+# The tool's construction variables with their defaults (documented in tinyml.xml).
+DEFAULTS = dict(
+    TINYML_TARGET="",
+    TINYML_NAME="",
+    TINYML_BACKEND="auto",
+    TINYML_CALIBRATION="",
+    TINYML_OPTIONS={},
+    TINYML_BOARD_OVERRIDES={},
+    TINYML_TEST_INPUT="",
+    TINYML_CACHE_DIR="#.tinyml-cache",
+    TINYML_FLASH_MAX=None,
+    TINYML_RAM_MAX=None,
+    TINYML_MODULE_KEY="",
+    TINYML_MODULE_VERSION="",
+    TINYML_MODULE_KIND="graph",
+)
+# Set by the bundled PlatformIO platforms (platforms/emuboard.py), also ours.
+_PLATFORM_VARIABLES = ("TINYML_MACHINE", "TINYML_RUN_TIMEOUT", "TINYML_RUN_LOADS", "TINYML_RUN_ACTION")
 
 
 def _api():
@@ -63,10 +92,29 @@ def _spec(env, model_node):
                                options={str(k): str(v) for k, v in dict(env["TINYML_OPTIONS"]).items()})
 
 
+def _unknown_variables(env) -> dict[str, str | None]:
+    """``TINYML_*`` variables of ``env`` (builder keywords included) the tool does not
+    read, each with the closest valid name or None."""
+    core = _api()[0]
+    known = set(DEFAULTS) | set(_PLATFORM_VARIABLES)
+    return {name: core.closest(name.upper(), known) for name in sorted(env.Dictionary())
+            if name.upper().startswith("TINYML_") and name not in known}
+
+
+def _warn_unknown(env) -> None:
+    for name, guess in _unknown_variables(env).items():
+        hint = f"did you mean {guess}?" if guess else "see tinyml.xml for the variables"
+        SCons.Warnings.warn(TinyMLWarning, f"TinyML: unknown construction variable {name} ignored; {hint}")
+
+
 def _device(env):
     _, load_profile, _, _ = _api()
     target = env.subst("$TINYML_TARGET")
     if not target:
+        typo = [name for name, guess in _unknown_variables(env).items() if guess == "TINYML_TARGET"]
+        if typo:
+            raise SCons.Errors.UserError(f"TinyMLModel: TINYML_TARGET is not set but {typo[0]} is: "
+                                         "did you mean TINYML_TARGET?")
         raise SCons.Errors.UserError("TinyMLModel: TINYML_TARGET is not set. Give a board id "
                                      "(TINYML_TARGET='mps2-an386') or a board manifest path")
     if target.endswith(".json"):
@@ -82,14 +130,21 @@ def _compile(env, model_node):
         device = _device(env)
         key = core.cache_key(spec, device)
         cache = Path(env.Dir("$TINYML_CACHE_DIR").abspath) / key[:32]
-        return core.compile_cached(spec, device, cache), key
+        # No progress line: SCons prints $TINYMLCOMSTR; but say when a damaged entry is rebuilt.
+        return core.compile_cached(spec, device, cache, on_damaged=print), key
     except TinyMLError as exc:
         raise _user_error(str(model_node), exc) from None
+    except OSError as exc:
+        if exc.errno not in core.STORAGE_ERRNOS:
+            raise
+        raise _user_error(str(model_node), core.storage_error(exc, env.Dir("$TINYML_CACHE_DIR").abspath,
+                                                             "set TINYML_CACHE_DIR to another folder")) from None
 
 
 def _emitter(target, source, env):
     if len(source) != 1:
         raise SCons.Errors.UserError(f"TinyMLModel: one model per call, got {len(source)} sources")
+    _warn_unknown(env)
     outdir = env.Dir(str(target[0]))
     model, key = _compile(env, source[0])
     names = [f["path"] for f in model.report["files"]] + ["report.json"]
@@ -100,6 +155,7 @@ def _emitter(target, source, env):
         extra.append(env.File(test_input))
     if model.spec.calibration:
         extra.append(env.File(str(model.spec.calibration)))
+    outdir.File("report.json").attributes.tinyml_name = model.spec.name   # for TinyMLSources' check
     return [outdir.File(n) for n in names], list(source) + extra
 
 
@@ -108,11 +164,14 @@ def _build(target, source, env):
     core, _, TinyMLError, embed_test_input = _api()
     model, _ = _compile(env, source[0])
     outdir = Path(target[0].dir.abspath)
-    outdir.mkdir(parents=True, exist_ok=True)
-    for f in model.report["files"]:
-        shutil.copyfile(model.outdir / f["path"], outdir / f["path"])
-    for name in ("report.json", core.KEY_FILE):
-        shutil.copyfile(model.outdir / name, outdir / name)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        for name in [f["path"] for f in model.report["files"]] + ["report.json", core.KEY_FILE]:
+            shutil.copyfile(model.outdir / name, outdir / name)
+    except OSError as exc:
+        if exc.errno not in core.STORAGE_ERRNOS:
+            raise
+        raise _user_error(str(source[0]), core.storage_error(exc, outdir, "build into another folder")) from None
     test_input = env.subst("$TINYML_TEST_INPUT")
     if test_input:
         placed = core.CompiledModel(model.spec, outdir, model.report, model.cached)
@@ -124,6 +183,7 @@ def _build(target, source, env):
 
 
 def _module_emitter(target, source, env):
+    _warn_unknown(env)
     key = env.subst("$TINYML_MODULE_KEY")
     if not key:
         raise SCons.Errors.UserError("TinyMLModule: TINYML_MODULE_KEY is not set. Make a key with "
@@ -171,9 +231,20 @@ def TinyMLExecutor(env, target_dir, kernels, pubkey):
 
 
 def TinyMLSources(env, *model_outputs):
-    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once."""
+    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once.
+
+    Two models with one ``TINYML_NAME`` cannot be linked together (their symbols
+    clash, and one's sources would hide the other's): a ``UserError``.
+    """
+    nodes = env.Flatten(list(model_outputs))
+    folders: dict[str, str] = {}
+    for node in nodes:
+        name = getattr(node.attributes, "tinyml_name", None)
+        if name is not None and folders.setdefault(name, str(node.dir)) != str(node.dir):
+            raise SCons.Errors.UserError(f"TinyMLSources: two models are named '{name}' ({folders[name]} and "
+                                         f"{node.dir}). Give each its own TINYML_NAME")
     seen, result = set(), []
-    for node in env.Flatten(list(model_outputs)):
+    for node in nodes:
         if node.name.endswith(".c") and node.name not in seen:
             seen.add(node.name)
             result.append(node)
@@ -221,23 +292,11 @@ def _placed_model(core, report_path: Path):
 
 def generate(env):
     """Add the builder, the methods and defaults (user's own values are kept)."""
+    env.SetDefault(**copy.deepcopy(DEFAULTS))
     env.SetDefault(
-        TINYML_TARGET="",
-        TINYML_NAME="",
-        TINYML_BACKEND="auto",
-        TINYML_CALIBRATION="",
-        TINYML_OPTIONS={},
-        TINYML_BOARD_OVERRIDES={},
-        TINYML_TEST_INPUT="",
-        TINYML_CACHE_DIR="#.tinyml-cache",
-        TINYML_FLASH_MAX=None,
-        TINYML_RAM_MAX=None,
         TINYMLCOM=_build,
         TINYMLCOMSTR="TinyML: $SOURCE -> ${TARGET.dir} for $TINYML_TARGET",
         TINYMLGATECOMSTR="TinyML: checking flash/RAM of $TARGET",
-        TINYML_MODULE_KEY="",
-        TINYML_MODULE_VERSION="",
-        TINYML_MODULE_KIND="graph",
         TINYMLMODULECOM=_build_module,
         TINYMLMODULECOMSTR="TinyML: $SOURCE -> $TARGET (module version $TINYML_MODULE_VERSION)",
     )

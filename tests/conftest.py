@@ -6,8 +6,10 @@ manifests and the MLPerf Tiny models from there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,28 @@ def need_programs(*programs: str) -> None:
         pytest.skip("not on PATH: " + ", ".join(missing))
 
 
+@contextlib.contextmanager
+def mounted(folder: Path, kind: str):
+    """``folder`` (created) as a read-only file system (``kind="ro"``: writes fail with
+    EROFS) or as a 64 KiB tmpfs (``kind="full"``: writes soon fail with ENOSPC) for the
+    duration. Needs root (CAP_SYS_ADMIN), as in the test containers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = "ro,size=64k" if kind == "ro" else "size=64k"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
 # A skipped test would hide a missing feature: here every tool and package the
 # tests use is installed by scripts/setup.sh, so a skip means a broken setup and
 # fails the run. Only skips whose reason is listed below are real limits of this
 # environment (no network). TINYML_ALLOW_SKIPS=1 relaxes this for partial setups.
-ALLOWED_SKIP_REASONS = ("PlatformIO registry unreachable",)
+ALLOWED_SKIP_REASONS = ("PlatformIO registry unreachable", "cannot mount a tmpfs here")
 
 
 def _skip_is_allowed(longrepr) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MLPERF, MLPERF_INT8
+from conftest import MLPERF, MLPERF_INT8, mounted
 
 KWS = MLPERF / MLPERF_INT8["kws"]
 
@@ -189,3 +189,37 @@ def test_sklearn_model_through_inspect_and_verify(tmp_path):
     rc, out, err = tinyml("verify", path, "-t", "uno", "-n", "100")
     assert rc == 0, out + err
     assert "prediction" in out and "100/100" in out and "PASS" in out
+
+
+def test_compile_replaces_the_output_of_another_model(tmp_path):
+    """-o belongs to the command: a second compile leaves exactly its own files there,
+    written into a fresh folder beside it and renamed into place."""
+    out = tmp_path / "gen"
+    assert tinyml("compile", KWS, "-t", "nucleo_f446re", "-o", out, "--name", "kws")[0] == 0
+    rc, _, err = tinyml("compile", MLPERF / MLPERF_INT8["ad"], "-t", "nucleo_f446re", "-o", out, "--name", "ad")
+
+    assert rc == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["name"] == "ad"
+    assert sorted(p.name for p in out.iterdir()) == sorted([f["path"] for f in report["files"]] + ["report.json"])
+    assert not (out / "kws.c").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]   # no temporary folder left
+
+
+def test_compile_refuses_a_folder_with_files_it_did_not_write(tmp_path):
+    out = tmp_path / "src"
+    out.mkdir()
+    (out / "main.c").write_text("int main(void) { return 0; }\n")
+
+    rc, o, err = tinyml("compile", KWS, "-t", "nucleo_f446re", "-o", out)
+
+    assert_one_line_error(rc, o, err, f"{out}: holds files tinyml did not write (main.c)", "new or empty")
+    assert sorted(p.name for p in out.iterdir()) == ["main.c"]
+
+
+def test_compile_into_a_read_only_folder_is_one_line(tmp_path):
+    with mounted(tmp_path / "ro", "ro") as ro:
+        rc, o, err = tinyml("compile", KWS, "-t", "nucleo_f446re", "-o", ro / "gen")
+
+    assert_one_line_error(rc, o, err, f"{tmp_path / 'ro'}: cannot write here (Read-only file system)",
+                          "give -o a folder elsewhere")

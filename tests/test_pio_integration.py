@@ -21,7 +21,7 @@ import pytest
 
 from platformio_tinyml.integrations.platformio.offline import setup_offline
 
-from conftest import need_programs
+from conftest import mounted, need_programs
 
 pytest.importorskip("platformio")
 pytest.importorskip("SCons")
@@ -356,12 +356,28 @@ def test_model_too_big_for_board_is_one_error(offline, tmp_path):
                  ["'fast' is neither size nor speed", "custom_tinyml_optimize"], id="bad-optimize"),
     pytest.param(("custom_tinyml_test_input = test_input.npy", "custom_tinyml_test_input = kws_ref_model.tflite"),
                  ["kws_ref_model.tflite: test input has ", "custom_tinyml_test_input"], id="bad-test-input"),
+    pytest.param(("custom_tinyml_model =", "custom_tinyml_modle ="),
+                 ["custom_tinyml_modle: unknown option", "did you mean custom_tinyml_model?"], id="model-typo"),
+    pytest.param(("custom_tinyml_model = kws_ref_model.tflite\ncustom_tinyml_name = kws\n"
+                  "custom_tinyml_test_input = test_input.npy",
+                  "custom_tinyml_model = kws_ref_model.tflite, copy.tflite\ncustom_tinyml_name = kws, kws"),
+                 ["two models are named 'kws': kws_ref_model.tflite and copy.tflite", "custom_tinyml_name"],
+                 id="same-name-twice"),
+    pytest.param(("custom_tinyml_model = kws_ref_model.tflite\ncustom_tinyml_name = kws\n"
+                  "custom_tinyml_test_input = test_input.npy",
+                  "custom_tinyml_model = kws_ref_model.tflite\n  models/kws_ref_model.tflite"),
+                 ["two models are named 'kws_ref_model': kws_ref_model.tflite and models/kws_ref_model.tflite"],
+                 id="same-default-name"),
 ])
 def test_bad_input_is_one_error_line(offline, tmp_path, edit, expected):
     need_programs("arm-none-eabi-gcc")
     project = _copy("kws-cortex-m4", tmp_path)
     shutil.copyfile(SHARED_MODELS / "kws_ref_model_float32.tflite", project / "hybrid.tflite")
+    shutil.copyfile(project / "kws_ref_model.tflite", project / "copy.tflite")
+    (project / "models").mkdir()
+    shutil.copyfile(project / "kws_ref_model.tflite", project / "models" / "kws_ref_model.tflite")
     ini = project / "platformio.ini"
+    assert edit[0] in ini.read_text()
     ini.write_text(ini.read_text().replace(*edit))
 
     result = _pio(project, offline)
@@ -369,9 +385,82 @@ def test_bad_input_is_one_error_line(offline, tmp_path, edit, expected):
     assert result.returncode != 0
     errors = _error_lines(result.log)
     assert len(errors) == 1 and errors[0].startswith(f"Error: [env:{KWS_ENV}] "), result.log
+    assert errors[0].count("[env:") == 1, errors
     for text in expected:
         assert text.lower() in errors[0].lower(), errors
     assert "Traceback" not in result.log
+
+
+def test_unknown_option_warns_with_the_closest_name(offline, tmp_path):
+    need_programs("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    _with_ini_lines(project, "custom_tinyml_bakend = cgen", "custom_tinyml_colour = blue")
+
+    result = _pio(project, offline)
+
+    assert result.returncode == 0, result.log
+    warnings = [line for line in result.log.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        f"Warning: [env:{KWS_ENV}] unknown option custom_tinyml_bakend ignored; "
+        "did you mean custom_tinyml_backend?",
+        f"Warning: [env:{KWS_ENV}] unknown option custom_tinyml_colour ignored; valid: model, name, backend, "
+        "calibration, options, npu, test_input, optimize, verify_samples, executor, module_pubkey, module_key, "
+        "module_version, module_kind"], result.log
+
+
+def test_project_path_with_spaces_and_non_ascii(offline, tmp_path):
+    """Every path on the command lines is quoted: the project builds, links (with its
+    map file) and runs in QEMU from a folder named with spaces and non-ASCII letters."""
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    project = _copy("kws-cortex-m4", tmp_path / "my prøject ü")
+
+    result = _pio(project, offline, "-t", "upload")
+
+    assert result.returncode == 0, result.log
+    assert (project / ".pio" / "build" / KWS_ENV / "firmware.map").is_file()
+    assert _printed_output(result.log) == _reference_output(project, "kws_ref_model.tflite")
+
+
+@pytest.mark.parametrize("kind, expected", [
+    pytest.param("ro", "cannot write here (Read-only file system). Make the folder writable, or set build_dir",
+                 id="read-only"),
+    pytest.param("full", "no space left on the device. Free disk space there, or set build_dir", id="disk-full"),
+])
+def test_unwritable_build_folder_is_one_error_line(offline, tmp_path, kind, expected):
+    need_programs("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    assert _pio(project, offline, "-t", "tinyml-report").returncode == 0  # PlatformIO's own files
+    build_dir = project / ".pio" / "build" / KWS_ENV
+
+    with mounted(build_dir, kind):
+        result = _pio(project, offline)
+
+    assert result.returncode != 0
+    errors = _error_lines(result.log)
+    assert len(errors) == 1 and errors[0].startswith(f"Error: [env:{KWS_ENV}] {build_dir}"), result.log
+    assert expected in errors[0], errors
+    assert "Traceback" not in result.log and "File \"" not in result.log, result.log
+
+
+def test_damaged_cache_entry_is_rebuilt(offline, tmp_path):
+    """A generated file changed on disk is not reused as [up to date]: the entry is
+    checked against the hashes recorded with it, rebuilt once and then reused."""
+    need_programs("arm-none-eabi-gcc")
+    project = _copy("kws-cortex-m4", tmp_path)
+    assert _pio(project, offline).returncode == 0
+    generated = project / GEN_DIR / "kws.c"
+    good = generated.read_bytes()
+    generated.write_bytes(good.replace(b"kws_invoke", b"kws_invokf", 1))
+
+    rebuilt = _pio(project, offline)
+    again = _pio(project, offline)
+
+    assert rebuilt.returncode == 0, rebuilt.log
+    assert rebuilt.log.count("is damaged") == 1, rebuilt.log
+    assert f"TinyML: cache entry {project / GEN_DIR} is damaged (kws.c differs from the compiled one); " \
+           "rebuilding it" in rebuilt.log, rebuilt.log
+    assert "kws.h [compiled]" in rebuilt.log and generated.read_bytes() == good
+    assert "kws.h [up to date]" in again.log and "damaged" not in again.log, again.log
 
 
 def _registry_reachable() -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need_programs
+from conftest import mounted, need_programs
 
 pytest.importorskip("SCons")
 
@@ -32,6 +32,10 @@ def _scons(project: Path, *args: str) -> subprocess.CompletedProcess:
                             capture_output=True, text=True, timeout=240, check=False)
     result.log = result.stdout + result.stderr
     return result
+
+
+def _scons_errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("scons: ***")]
 
 
 def _run_output(project: Path) -> list[int]:
@@ -49,12 +53,15 @@ def _reference(project: Path) -> list[int]:
     return [int(v) for v in np.asarray(out).reshape(-1)]
 
 
+def _copy(dest: Path) -> Path:
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build", ".tinyml-cache", ".sconsign*"))
+    return dest
+
+
 @pytest.fixture()
 def project(tmp_path):
     need_programs("arm-none-eabi-gcc", "qemu-system-arm")
-    dest = tmp_path / "scons-cortex-m4"
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build", ".tinyml-cache", ".sconsign*"))
-    return dest
+    return _copy(tmp_path / "scons-cortex-m4")
 
 
 def test_build_run_rebuild(project):
@@ -182,3 +189,65 @@ def test_executor_firmware_runs_modules(project, tmp_path):
     r = run_slots(project / "build" / "firmware.elf", tmp_path, mod.data, None, x.tobytes())
     assert (r.boot, r.active, r.version) == (0, 0, 1), r.stdout
     assert r.outputs == [np.asarray(TFLMReference(path).run([x])[0], np.int8).tobytes()]
+
+
+def _edit(project: Path, old: str, new: str) -> None:
+    sconstruct = project / "SConstruct"
+    assert old in sconstruct.read_text()
+    sconstruct.write_text(sconstruct.read_text().replace(old, new))
+
+
+def test_unknown_variable_warns_with_the_closest_name(project):
+    _edit(project, 'TINYML_NAME="kws"', 'TINYML_NAME="kws", TINYML_BAKEND="cgen"')
+
+    result = _scons(project, "build/kws")
+
+    assert result.returncode == 0, result.log
+    assert ("scons: warning: TinyML: unknown construction variable TINYML_BAKEND ignored; "
+            "did you mean TINYML_BACKEND?") in result.log, result.log
+    assert result.log.count("TINYML_BAKEND") == 1, result.log
+
+
+def test_misspelt_target_is_one_did_you_mean_error(project):
+    _edit(project, "TINYML_TARGET=MACHINE", "TINYML_TARGT=MACHINE")
+
+    result = _scons(project, "build/kws")
+
+    errors = _scons_errors(result.log)
+    assert result.returncode != 0 and "Traceback" not in result.log, result.log
+    assert len(errors) == 1 and "TINYML_TARGET is not set but TINYML_TARGT is: did you mean TINYML_TARGET?" \
+        in errors[0], result.log
+
+
+def test_project_path_with_spaces_and_non_ascii(tmp_path):
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    project = _copy(tmp_path / "my prøject ü" / "scons kws")
+
+    built = _scons(project)
+
+    assert built.returncode == 0, built.log
+    assert _run_output(project) == _reference(project)
+
+
+def test_read_only_cache_is_one_scons_error(project):
+    with mounted(project / ".tinyml-cache", "ro"):
+        result = _scons(project, "build/kws")
+
+    errors = _scons_errors(result.log)
+    assert result.returncode != 0 and "Traceback" not in result.log, result.log
+    assert len(errors) == 1, result.log
+    assert f"{project / '.tinyml-cache'}: cannot write here (Read-only file system). Make the folder " \
+           "writable, or set TINYML_CACHE_DIR to another folder" in errors[0], errors
+
+
+
+def test_two_models_with_one_name_is_one_scons_error(project):
+    shutil.copyfile(project / "kws_ref_model.tflite", project / "copy.tflite")
+    _edit(project, "firmware = env.Program(", 'kws += env.TinyMLModel("build/copy", "copy.tflite", '
+          'TINYML_TARGET=MACHINE, TINYML_NAME="kws")\nfirmware = env.Program(')
+
+    result = _scons(project, "-n")
+
+    errors = _scons_errors(result.log)
+    assert result.returncode != 0 and "Traceback" not in result.log, result.log
+    assert len(errors) == 1 and "two models are named 'kws' (build/kws and build/copy)" in errors[0], result.log

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path)
     _add_target(p)
     p.add_argument("--backend", "-b", default="auto", help="backend name or 'auto' (default)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output directory, replaced as a whole (refused if it holds files tinyml did not write)")
     p.add_argument("--name", help="C symbol prefix (default: from the model file name)")
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for quantizing float/Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
@@ -133,11 +134,50 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _foreign_files(folder: Path) -> list[str]:
+    """Entries of ``folder`` that no earlier ``tinyml compile`` wrote there (the files its
+    report.json lists, report.json itself); all of them when there is no such report."""
+    import json
+    if not folder.is_dir():
+        return [] if not folder.exists() else [folder.name]
+    entries = {p.name for p in folder.iterdir()}
+    try:
+        report = json.loads((folder / "report.json").read_text())
+        ours = {f["path"] for f in report["files"]} | {"report.json"}
+        if not str(report.get("tool", "")).startswith("platformio-tinyml"):
+            ours = set()
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = set()
+    return sorted(entries - ours)
+
+
 def cmd_compile(args) -> int:
+    """Compile into a fresh folder beside ``-o`` and rename it into place: ``-o`` then
+    holds exactly this model's files (or, on error, what it held before)."""
+    import shutil
+    from ..integrations.core import STORAGE_ERRNOS, fresh_dir_beside, replace_dir, storage_error
     from ..pipeline import compile_model
     dev = _profile(args)
-    out = compile_model(args.model, dev, args.output, name=args.name, backend=args.backend,
-                        calibration=args.calibration, backend_options=_options(args.option))
+    dest = args.output.resolve()
+    foreign = _foreign_files(dest)
+    if foreign:
+        raise TinyMLError(f"holds files tinyml did not write ({', '.join(foreign[:5])}"
+                          f"{', ...' if len(foreign) > 5 else ''})", where=str(args.output),
+                          hint="tinyml replaces the whole -o folder: give a new or empty one, "
+                               "or one an earlier `tinyml compile` wrote")
+    fresh = None
+    try:
+        fresh = fresh_dir_beside(dest)
+        out = compile_model(args.model, dev, fresh, name=args.name, backend=args.backend,
+                            calibration=args.calibration, backend_options=_options(args.option))
+        replace_dir(fresh, dest)
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        raise storage_error(exc, dest.parent, "give -o a folder elsewhere") from None  # fresh folder is beside
+    finally:
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
     r = out.result
     print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
           f"{dev.flash_bytes:,} B flash)")

@@ -2,7 +2,12 @@
 
 * :class:`ModelSpec` - one declared model and its options;
 * :func:`compile_cached` - content-addressed compile: re-runs the backend only
-  when the model bytes, options, device profile, backend or its version change;
+  when the model bytes, options, device profile, backend or its version change,
+  or when the files of the entry no longer match the hashes recorded with it;
+  safe for concurrent builds sharing one cache (a lock per entry, entries
+  published complete by renames, see :func:`replace_dir`);
+* :func:`closest` - the valid option a misspelt one was meant to be;
+* :func:`storage_error` - an unwritable folder or a full disk as one line;
 * :func:`summary_lines` - the build-log summary;
 * :func:`gate_firmware` - the post-link flash/RAM gate;
 * :func:`test_vector_header` - embeds a test input file as a C array.
@@ -15,9 +20,15 @@ imported inside the functions that need them: a no-change `pio run` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import errno
 import hashlib
 import os
 import json
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +45,45 @@ if TYPE_CHECKING:
 
 COMPILER_GROUP = "platformio_tinyml.compilers"
 
+# First line: the cache key; then one "sha256  name" line per file of the entry.
 KEY_FILE = ".tinyml-key"
+
+try:
+    import fcntl
+except ImportError:   # Windows: no lock; concurrent builds must not share a cache there
+    fcntl = None
+
+
+class StorageError(TinyMLError):
+    """A file could not be written: a read-only or unwritable folder, a full disk."""
+
+
+# The OSErrors :func:`storage_error` turns into a line; others are bugs and keep their traceback.
+STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_error(exc: OSError, folder: Path | str, hint: str) -> StorageError:
+    """``exc`` (raised while writing into ``folder``) as one line naming ``folder``
+    (or the file, when outside it); ``hint`` says how to choose another folder."""
+    where = str(folder)
+    if exc.filename and not str(exc.filename).startswith(where):
+        where = str(exc.filename)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError("no space left on the device", where=where, hint=f"Free disk space there, or {hint}")
+    return StorageError(f"cannot write here ({exc.strerror or exc})", where=where,
+                        hint=f"Make the folder writable, or {hint}")
+
+
+def closest(name: str, known) -> str | None:
+    """The entry of ``known`` that ``name`` is most likely a typo of, or None.
+
+    >>> closest("modle", ["model", "name", "backend"])
+    'model'
+    >>> closest("colour", ["model", "name"]) is None
+    True
+    """
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return match[0] if match else None
 
 
 @dataclass(frozen=True)
@@ -99,10 +148,21 @@ def _backend_versions(memo: Path | None = None) -> dict[str, str]:
     if memo is not None:
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)
-            memo.write_text(json.dumps({"stamp": stamp, "versions": versions}))
+            _write_atomic(memo, json.dumps({"stamp": stamp, "versions": versions}))
         except OSError:
             pass
     return versions
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` by renaming a complete temporary file over it (concurrent readers
+    see the old or the new text, never a partial one)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _runtime_digest() -> str:
@@ -133,35 +193,115 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
 
 
 def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
-                   on_compile=None) -> CompiledModel:
+                   on_compile=None, on_damaged=None) -> CompiledModel:
     """Compile ``spec`` for ``device`` into ``outdir`` unless an identical result is there.
 
-    ``on_compile(message)`` is called once, before a real (not cached) compile,
-    so a front end can show the step it is waiting for.
+    ``on_compile(message)`` is called before a real (not cached) compile, so a
+    front end can show the step it is waiting for; ``on_damaged(message)``
+    (default ``on_compile``) once before it when the entry was there but a file
+    differs from the hash recorded with it or is missing.
+
+    Several processes may share the parent folder (SCons' ``TINYML_CACHE_DIR``,
+    ``-j`` builds): the compile of one entry runs under a lock on
+    ``.<outdir name>.lock`` beside it, into a fresh folder that replaces
+    ``outdir`` only when complete. A reader that finds a valid entry needs no lock.
     """
     outdir = Path(outdir)
     key = cache_key(spec, device, outdir.parent)
-    key_file = outdir / KEY_FILE
-    report_file = outdir / "report.json"
-    if key_file.exists() and report_file.exists() and key_file.read_text().strip() == key:
-        report = json.loads(report_file.read_text())
-        files = [outdir / f["path"] for f in report["files"]]
-        if all(f.exists() for f in files):
-            return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
-    from ..pipeline import compile_model
-    if on_compile is not None:
-        on_compile(f"TinyML: compiling {spec.path.name} for {device.board} (backend {spec.backend}) ...")
-    if key_file.exists():
-        key_file.unlink()
-    for old in outdir.glob("*") if outdir.exists() else ():
-        if old.is_file():
-            old.unlink()
-    outcome = compile_model(spec.path, device, outdir, name=spec.name, backend=spec.backend,
-                            calibration=spec.calibration, backend_options=dict(spec.options))
-    report = json.loads(outcome.report_path.read_text())
-    key_file.write_text(key + "\n")
-    sources = [f.path for f in outcome.result.files if f.path.suffix == ".c"]
+    report, _ = _check_entry(outdir, key)
+    if report is not None:
+        return _cached(spec, outdir, report)
+    with _locked(outdir):
+        report, damage = _check_entry(outdir, key)   # another process may have built it meanwhile
+        if report is not None:
+            return _cached(spec, outdir, report)
+        on_damaged = on_damaged or on_compile
+        if damage and on_damaged is not None:
+            on_damaged(f"TinyML: cache entry {outdir} is damaged ({damage}); rebuilding it")
+        from ..pipeline import compile_model
+        if on_compile is not None:
+            on_compile(f"TinyML: compiling {spec.path.name} for {device.board} (backend {spec.backend}) ...")
+        fresh = fresh_dir_beside(outdir)
+        try:
+            outcome = compile_model(spec.path, device, fresh, name=spec.name, backend=spec.backend,
+                                    calibration=spec.calibration, backend_options=dict(spec.options))
+            names = [f.path.name for f in outcome.result.files] + ["report.json"]
+            hashes = "".join(f"{sha256_file(fresh / n)}  {n}\n" for n in names)
+            (fresh / KEY_FILE).write_text(f"{key}\n{hashes}")
+            replace_dir(fresh, outdir)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+    report = json.loads((outdir / "report.json").read_text())
+    sources = [outdir / f.path.name for f in outcome.result.files if f.path.suffix == ".c"]
     return CompiledModel(spec, outdir, report, False, sources)
+
+
+def _cached(spec: ModelSpec, outdir: Path, report: dict) -> CompiledModel:
+    files = [outdir / f["path"] for f in report["files"]]
+    return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
+
+
+def _check_entry(outdir: Path, key: str) -> tuple[dict | None, str | None]:
+    """``(report, None)`` when ``outdir`` holds the complete entry of ``key``;
+    ``(None, why)`` when it holds that entry but a file differs from its recorded
+    hash; ``(None, None)`` when it holds no entry or another key's."""
+    try:
+        lines = (outdir / KEY_FILE).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None, None
+    if not lines or lines[0].strip() != key:
+        return None, None
+    recorded = {}
+    for line in lines[1:]:
+        digest, _, name = line.partition("  ")
+        recorded[name] = digest
+    if "report.json" not in recorded:   # written before hashes were recorded: just stale
+        return None, None
+    for name in ["report.json"] + sorted(n for n in recorded if n != "report.json"):
+        path = outdir / name
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if sha256_file(path) != recorded[name]:
+            return None, f"{name} differs from the compiled one"
+    report = json.loads((outdir / "report.json").read_text())
+    if {f["path"] for f in report["files"]} | {"report.json"} != set(recorded):
+        return None, "the recorded files do not match report.json"
+    return report, None
+
+
+@contextlib.contextmanager
+def _locked(outdir: Path):
+    """Hold an exclusive lock on ``outdir``'s entry (a lock file beside it, kept)."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(outdir.parent / f".{outdir.name}.lock", "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def fresh_dir_beside(dest: Path) -> Path:
+    """A new empty folder next to ``dest`` (same file system, so it can be renamed onto it)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Put the complete folder ``new`` at ``dest`` by renames and delete what was there.
+
+    ``dest`` is first renamed aside, so for an instant it does not exist; it
+    never holds a mix of old and new files. Callers that share ``dest`` with
+    other processes hold :func:`_locked` around this.
+    """
+    old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.old")
+    if dest.exists():
+        os.rename(dest, old)
+    try:
+        os.rename(new, dest)
+    except OSError:
+        if old.exists():
+            os.rename(old, dest)   # put the previous folder back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def summary_lines(m: CompiledModel) -> list[str]:
@@ -236,5 +376,6 @@ def test_vector_header(name: str, data: "np.ndarray") -> str:
         "#endif", ""])
 
 
-__all__ = ["ModelSpec", "CompiledModel", "cache_key", "compile_cached", "summary_lines",
-           "gate_firmware", "load_test_vector", "test_vector_header", "TinyMLError"]
+__all__ = ["ModelSpec", "CompiledModel", "STORAGE_ERRNOS", "StorageError", "cache_key", "closest", "compile_cached",
+           "fresh_dir_beside", "gate_firmware", "load_test_vector", "replace_dir", "storage_error",
+           "summary_lines", "test_vector_header", "TinyMLError"]

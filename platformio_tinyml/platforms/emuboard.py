@@ -128,7 +128,7 @@ def UseGccToolchain(env, prefix: str, arch: list[str], cxxflags: list[str],
         CXXFLAGS=["-fno-rtti", "-fno-exceptions"] + cxxflags,
         CPPDEFINES=[("F_CPU", "$BOARD_F_CPU")],
         LINKFLAGS=arch + ["-Os"] + linkflags
-        + ["-Wl,--gc-sections", "-Wl,-Map,${BUILD_DIR}/${PROGNAME}.map"],
+        + ["-Wl,--gc-sections", '-Wl,-Map,"${BUILD_DIR}/${PROGNAME}.map"'],  # quoted: paths with spaces
         LIBS=["m"],
     )
 

@@ -46,6 +46,9 @@ from ...errors import TinyMLError
 from .. import core
 
 OPTION_PREFIX = "custom_tinyml_"
+# Every custom_tinyml_<name> this front end reads (docs/platformio.md lists them).
+OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
+           "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind")
 REPORT_FILE = "tinyml-report.json"
 
 
@@ -83,7 +86,8 @@ def read_options(get, project_dir: Path, env_name: str) -> list[DeclaredModel]:
 
     ``get(name)`` returns the raw text of ``custom_tinyml_<name>`` or None.
     Relative paths are taken from ``project_dir``. ``name`` and
-    ``test_input`` may list one value per model, in the order of ``model``.
+    ``test_input`` may list one value per model, in the order of ``model``;
+    two models with one name are refused (the second would replace the first).
     """
     where = f"[env:{env_name}] {OPTION_PREFIX}"
     models = split_list(get("model"))
@@ -103,7 +107,34 @@ def read_options(get, project_dir: Path, env_name: str) -> list[DeclaredModel]:
                                    calibration=project_dir / calibration.strip() if calibration else None,
                                    options=options)
         declared.append(DeclaredModel(spec, project_dir / tests[i] if tests else None))
+    first: dict[str, str] = {}
+    for model, item in zip(models, declared):
+        if item.spec.name in first:
+            raise TinyMLError(f"two models are named '{item.spec.name}': {first[item.spec.name]} and {model}",
+                              where=where + "name",
+                              hint=f"Give each model its own name, one {OPTION_PREFIX}name per model, same order")
+        first[item.spec.name] = model
     return declared
+
+
+def unknown_options(names: list[str], env_name: str) -> list[str]:
+    """Warning lines for the ``custom_tinyml_*`` options among ``names`` that this
+    front end does not read, each with the closest valid name.
+
+    A misspelt ``custom_tinyml_model`` (when the right one is absent) raises
+    instead: nothing would be built, and the error about it names the right option.
+    """
+    lines = []
+    for name in names:
+        short = name[len(OPTION_PREFIX):]
+        if not name.startswith(OPTION_PREFIX) or short in OPTIONS:
+            continue
+        guess = core.closest(short, OPTIONS)
+        if guess == "model" and OPTION_PREFIX + "model" not in names:
+            raise TinyMLError("unknown option", where=name, hint=f"Did you mean {OPTION_PREFIX}model?")
+        hint = f"did you mean {OPTION_PREFIX}{guess}?" if guess else "valid: " + ", ".join(OPTIONS)
+        lines.append(f"Warning: [env:{env_name}] unknown option {name} ignored; {hint}")
+    return lines
 
 
 def device_profile(env) -> DeviceProfile:
@@ -202,7 +233,8 @@ class _Front:
         self.speed = False
 
     def error_line(self, exc: TinyMLError) -> str:
-        return f"Error: [env:{self.name}] {exc.format()}"
+        text, env = exc.format(), f"[env:{self.name}] "
+        return "Error: " + (text if text.startswith(env) else env + text)   # some `where`s name the env
 
     def fail(self, line: str) -> None:
         """Print one error line and stop the build (read time)."""
@@ -214,6 +246,8 @@ class _Front:
         env = self.env
         project_dir = Path(env.subst("$PROJECT_DIR"))
         get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, None)  # noqa: E731
+        for line in unknown_options([name for name, _ in env.GetProjectOptions()], self.name):
+            print(line)
         declared = read_options(get, project_dir, self.name)
         executor = split_list(get("executor"))
         if not declared and not executor:
@@ -387,6 +421,11 @@ def attach(env) -> None:
         front.prepare()
     except TinyMLError as exc:
         front.fail(front.error_line(exc))
+    except OSError as exc:   # read-only build folder, full disk
+        if exc.errno not in core.STORAGE_ERRNOS:
+            raise
+        front.fail(front.error_line(core.storage_error(exc, env.subst("$BUILD_DIR"),
+                                                       "set build_dir in platformio.ini to another folder")))
     if not front.models:
         return
     env.AddPostAction("$PROGPATH", env.VerboseAction(front.gate, "Checking TinyML memory budget"))
@@ -400,5 +439,5 @@ def attach(env) -> None:
                         description="Each model as a signed inference module (.tmm) for over-the-air update")
 
 
-__all__ = ["DeclaredModel", "attach", "compile_models", "device_profile", "embed_test_input",
-           "parse_options", "read_options", "report_data", "report_table", "split_list"]
+__all__ = ["DeclaredModel", "OPTIONS", "attach", "compile_models", "device_profile", "embed_test_input",
+           "parse_options", "read_options", "report_data", "report_table", "split_list", "unknown_options"]
