@@ -5,7 +5,7 @@ Load it with ``env.Tool("tinyml", toolpath=[".../scons_tools"])``. It adds
 * the builder ``env.TinyMLModel(target_dir, model, TINYML_TARGET=..., ...)``:
   generates the model's C sources, header and ``report.json`` into
   ``target_dir``;
-* ``env.TinyMLSources(nodes)``: the ``.c`` nodes among builder outputs, each
+* ``env.TinyMLSources(nodes)``: the ``.c``/``.cc`` nodes among builder outputs, each
   runtime file once when several models share it;
 * ``env.TinyMLGate(program, models)``: the post-link flash/RAM gate;
 * ``env.TinyMLExecutor(target_dir, kernels, pubkey)``: the inference-module
@@ -231,7 +231,7 @@ def TinyMLExecutor(env, target_dir, kernels, pubkey):
 
 
 def TinyMLSources(env, *model_outputs):
-    """The ``.c`` nodes among ``TinyMLModel`` outputs; a runtime file shared by models once.
+    """The ``.c``/``.cc`` (tflm glue) nodes among ``TinyMLModel`` outputs; a runtime file shared by models once.
 
     Two models with one ``TINYML_NAME`` cannot be linked together (their symbols
     clash, and one's sources would hide the other's): a ``UserError``.
@@ -245,7 +245,7 @@ def TinyMLSources(env, *model_outputs):
                                          f"{node.dir}). Give each its own TINYML_NAME")
     seen, result = set(), []
     for node in nodes:
-        if node.name.endswith(".c") and node.name not in seen:
+        if node.name.endswith((".c", ".cc", ".cpp")) and node.name not in seen:   # tflm's glue is C++
             seen.add(node.name)
             result.append(node)
     return result
@@ -286,7 +286,7 @@ def _placed_model(core, report_path: Path):
     report = json.loads(report_path.read_text())
     outdir = report_path.parent
     spec = core.ModelSpec.make(report["model"]["path"], name=report["name"])
-    sources = [outdir / f["path"] for f in report["files"] if f["path"].endswith(".c")]
+    sources = [outdir / f["path"] for f in report["files"] if f["path"].endswith((".c", ".cc", ".cpp"))]
     return core.CompiledModel(spec, outdir, report, True, sources)
 
 

@@ -103,6 +103,9 @@ class ModelSpec:
                    Path(calibration) if calibration else None, tuple(sorted((options or {}).items())))
 
 
+SOURCE_SUFFIXES = (".c", ".cc", ".cpp")    # what a build compiles of a backend's files (tflm's glue is C++)
+
+
 @dataclass
 class CompiledModel:
     spec: ModelSpec
@@ -232,13 +235,13 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
     report = json.loads((outdir / "report.json").read_text())
-    sources = [outdir / f.path.name for f in outcome.result.files if f.path.suffix == ".c"]
+    sources = [outdir / f.path.name for f in outcome.result.files if f.path.suffix in SOURCE_SUFFIXES]
     return CompiledModel(spec, outdir, report, False, sources)
 
 
 def _cached(spec: ModelSpec, outdir: Path, report: dict) -> CompiledModel:
     files = [outdir / f["path"] for f in report["files"]]
-    return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix == ".c"])
+    return CompiledModel(spec, outdir, report, True, [f for f in files if f.suffix in SOURCE_SUFFIXES])
 
 
 def _check_entry(outdir: Path, key: str) -> tuple[dict | None, str | None]:

@@ -222,6 +222,50 @@ def report_table(data: dict) -> list[str]:
     return rows
 
 
+# The header that shows a backend's library reached the build (both need TensorFlow Lite Micro).
+LIBRARY_HEADERS = {"tflm": "tensorflow/lite/micro/micro_interpreter.h",
+                   "vela": "tensorflow/lite/micro/micro_interpreter.h"}
+
+
+def _library_dirs_with(env, header: str) -> list[Path]:
+    """Folders among the project's library folders (``lib_dir``, ``lib_extra_dirs``, the
+    installed ``lib_deps``) holding a library with ``header`` (in it or its ``src/``)."""
+    roots = [env.subst("$PROJECT_LIB_DIR"), env.subst("$PROJECT_LIBDEPS_DIR/$PIOENV"),
+             *env.GetProjectOption("lib_extra_dirs", [])]
+    hits = []
+    for root in roots:
+        root = Path(env.subst(str(root))).expanduser()
+        if not root.is_dir():
+            continue
+        for lib in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+            if (lib / header).is_file() or (lib / "src" / header).is_file():
+                hits.append(lib)
+    return hits
+
+
+def _library_name(lib: Path) -> str:
+    """The name PlatformIO's library finder knows the library folder ``lib`` by."""
+    props = lib / "library.properties"
+    if props.is_file():
+        for line in props.read_text(errors="replace").splitlines():
+            if line.startswith("name="):
+                return line[5:].strip()
+    if (lib / "library.json").is_file():
+        try:
+            return str(json.loads((lib / "library.json").read_text())["name"])
+        except (ValueError, KeyError, OSError):
+            pass
+    return lib.name
+
+
+def _missing_library(model, header: str, deps: list[str]) -> TinyMLError:
+    return TinyMLError(
+        f"model '{model.spec.name}' (backend {model.report.get('backend')}) needs the TensorFlow Lite Micro "
+        f"library, which this project does not have ({header} is in no library folder)",
+        hint=f"Online, add lib_deps = {', '.join(deps)}; offline, put a copy of the library (e.g. the "
+             "TFLite Micro Arduino library) in a folder and set lib_extra_dirs = /path/to/that/folder")
+
+
 class _Front:
     """The state of one ``attach`` call, used by the actions it registers."""
 
@@ -303,14 +347,46 @@ class _Front:
             env.Object(n, _CCCOMCOM=cccom + " -O2") if isinstance(n, FS.File) else n for n in nodes])
 
     def _add_sources(self, seen: set[str]) -> None:
-        """Generated folders on CPPPATH; each .c compiled once (models and the executor
+        """Generated folders on CPPPATH; each source compiled once (models and the executor
         share runtime files: ``seen`` holds the names already added)."""
         for model in self.models:
             self.env.Append(CPPPATH=[str(model.outdir)])
             names = sorted(s.name for s in model.sources if s.name not in seen)
             seen.update(names)
-            if names:
-                self._build_sources(f"$BUILD_DIR/tinyml_obj/{model.spec.name}", model.outdir, names)
+            if not names:
+                continue
+            variant = f"$BUILD_DIR/tinyml_obj/{model.spec.name}"
+            if model.report.get("lib_deps"):
+                self._add_library_sources(model, variant, names)
+            else:
+                self._build_sources(variant, model.outdir, names)
+
+    def _add_library_sources(self, model: core.CompiledModel, variant: str, names: list[str]) -> None:
+        """Sources that need a library (tflm and vela glue: TensorFlow Lite Micro), found in
+        the project's library folders (``lib/``, ``lib_extra_dirs``) or installed by PlatformIO
+        from the environment's ``lib_deps``. Neither: one line saying how to provide it, before
+        anything compiles. A local copy is named as a dependency (so the library finder builds
+        and links it) and its include folders are added for the generated sources."""
+        from SCons.Node import FS
+        from SCons.Script import DefaultEnvironment
+        env = self.env
+        deps = list(model.report["lib_deps"])
+        header = LIBRARY_HEADERS.get(model.report.get("backend"))
+        current = [str(d) for d in env.GetProjectOption("lib_deps", [])]
+        local = _library_dirs_with(env, header) if header else []
+        if header and not local and not any(d in current for d in deps):
+            self.fail(self.error_line(_missing_library(model, header, deps)))
+        # The library finder adds a library to the build when the project's own sources
+        # include it; ours are generated, so name the local copy as a dependency.
+        if local:
+            env.Append(CPPPATH=[str(d) for d in (local[0], local[0] / "src") if d.is_dir()])
+            if _library_name(local[0]) not in current:
+                env.GetProjectConfig().set(f"env:{self.name}", "lib_deps", current + [_library_name(local[0])])
+        src_filter = " ".join(["-<*>"] + [f"+<{n}>" for n in names])
+        cccom = env.get("_CCCOMCOM", "$CPPFLAGS $_CPPDEFFLAGS $_CPPINCFLAGS")
+        objs = [env.Object(n, _CCCOMCOM=cccom + " -O2") if self.speed else env.Object(n)
+                for n in env.CollectBuildFiles(variant, str(model.outdir), src_filter) if isinstance(n, FS.File)]
+        DefaultEnvironment().Append(PIOBUILDFILES=objs)
 
     def gate(self, target, source, env) -> int:
         """Post-link action: flash/RAM gate of the firmware."""
