@@ -1,0 +1,270 @@
+"""Import validation (platformio_tinyml/model/validate.py): one case per rule, valid models, mutants.
+
+Each rule case edits a real model so that it breaks that rule: the MLPerf Tiny KWS int8 model
+and the AD float32 model (flatbuffer object API), or a small ONNX net built with onnx.helper
+(protobuf). It runs the `tinyml` entry point on the file and expects exit code 2 and one
+stderr line that names the rule and the tensor or operator with its index. The modelgen
+models are validated on every load in test_cgen_ops (every spec, int8 and float32).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+
+import modelgen
+import mutants
+from conftest import MLPERF, MLPERF_INT8
+from platformio_tinyml.cli.main import main as tinyml_main
+from platformio_tinyml.compilers.cgen.backend import CgenCompiler
+from platformio_tinyml.compilers.interface import CompileOptions, CompileRequest
+from platformio_tinyml.device import load_profile
+from platformio_tinyml.errors import ModelError, TinyMLError
+from platformio_tinyml.model.loader import load_model
+from platformio_tinyml.model.validate import RULES
+
+KWS = MLPERF / MLPERF_INT8["kws"]
+AD_F32 = MLPERF / "ad01_fp32.tflite"
+NAN = float("nan")
+
+
+# ---- rule cases: (rule, expected subject, file suffix, builder -> bytes) ------------------------------
+
+def _kws(edit):
+    """KWS int8 with ``edit(model, subgraph)`` applied (tensor 0 input, 17 conv weights, 22 the first
+    conv's output, 33 FC output, 34 softmax output; op 0 conv, 11 FC, 12 softmax)."""
+    def build():
+        m = mutants.unpack(KWS.read_bytes())
+        edit(m, m.subgraphs[0])
+        return modelgen._pack(m)
+    return build
+
+
+def _setattrs(obj, **kw):
+    for k, v in kw.items():
+        setattr(obj, k, v)
+
+
+def _nan_weight(m, sg):
+    t = sg.tensors[8 + 1]   # ad01: tensor 9, the first FC weights (float32)
+    data = np.array(m.buffers[t.buffer].data, np.uint8).view(np.float32).copy()
+    data[3] = NAN
+    m.buffers[t.buffer].data = data.view(np.uint8)
+
+
+def _ad(edit):
+    def build():
+        m = mutants.unpack(AD_F32.read_bytes())
+        edit(m, m.subgraphs[0])
+        return modelgen._pack(m)
+    return build
+
+
+def _onnx_net(mutate=None, outputs=True, raw=False):
+    """Conv(3x3) -> Relu on a [1, 3, 6, 6] input; ``mutate(model)`` edits the protobuf."""
+    def build():
+        w = nh.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+        nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv"), h.make_node("Relu", ["c"], ["y"], name="relu")]
+        outs = [h.make_tensor_value_info("y", TP.FLOAT, [1, 4, 4, 4])] if outputs else []
+        m = h.make_model(h.make_graph(nodes, "net", [h.make_tensor_value_info("x", TP.FLOAT, [1, 3, 6, 6])], outs,
+                                      [w]), opset_imports=[h.make_opsetid("", 13)])
+        m.ir_version = 8
+        if mutate:
+            mutate(m)
+        data = m.SerializeToString()
+        return data.replace(b"conv", b"c\xff\xfev") if raw else data
+    return build
+
+
+def _external(m):
+    t = m.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.data_location = TP.EXTERNAL
+    t.external_data.add(key="location", value="../../etc/passwd")
+
+
+def _short_raw(m):
+    m.graph.initializer[0].raw_data = m.graph.initializer[0].raw_data[:100]
+
+
+def _pool_pads(m):
+    m.graph.node[1].CopyFrom(h.make_node("AveragePool", ["c"], ["y"], name="pool", kernel_shape=[2, 2],
+                                         pads=[2, 2, 2, 2]))
+    m.graph.output[0].CopyFrom(h.make_tensor_value_info("y", TP.FLOAT, [1, 4, 7, 7]))
+
+
+CASES = {
+    "truncated": ("corrupt-file", "the file", ".tflite", lambda: KWS.read_bytes()[:4000]),
+    "tensor-name": ("name-utf8", "tensor #33", ".tflite",
+                    _kws(lambda m, sg: _setattrs(sg.tensors[33], name=b"dense\xff\xfe"))),
+    "onnx-node-name": ("name-utf8", "node #0", ".onnx", _onnx_net(raw=True)),
+    "buffer-index": ("buffer-index", "tensor #17", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[17], buffer=999))),
+    "buffer-offset": ("buffer-bounds", "tensor #17", ".tflite",
+                      _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer], data=None, offset=1 << 20,
+                                                   size=640))),
+    "onnx-external": ("buffer-bounds", "initializer #0 'w'", ".onnx", _onnx_net(_external)),
+    "opcode-index": ("opcode-index", "operator #4", ".tflite", _kws(lambda m, sg: _setattrs(sg.operators[4], opcodeIndex=99))),
+    "tflite-data": ("constant-size", "tensor #17", ".tflite",
+                    _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer],
+                                                 data=m.buffers[sg.tensors[17].buffer].data[:100]))),
+    "onnx-data": ("constant-size", "initializer #0 'w'", ".onnx", _onnx_net(_short_raw)),
+    "tensor-index": ("tensor-index", "operator #2", ".tflite", _kws(lambda m, sg: _setattrs(sg.operators[2], inputs=[23, 99, 6]))),
+    "no-inputs": ("graph-inputs", "graph", ".tflite", _kws(lambda m, sg: _setattrs(sg, inputs=[]))),
+    "const-input": ("graph-inputs", "tensor #17", ".tflite", _kws(lambda m, sg: _setattrs(sg, inputs=[17]))),
+    "const-output": ("graph-outputs", "tensor #16", ".tflite", _kws(lambda m, sg: _setattrs(sg, outputs=[16]))),
+    "onnx-no-outputs": ("graph-outputs", "graph", ".onnx", _onnx_net(outputs=False)),
+    "arity": ("operator-arity", "operator #12 SOFTMAX", ".tflite",
+              _kws(lambda m, sg: _setattrs(sg.operators[12], inputs=[33, 16]))),
+    "order": ("operator-order", "operator #0 CONV_2D", ".tflite",
+              _kws(lambda m, sg: _setattrs(sg.operators[0], inputs=[23, 17, 3]))),
+    "rank": ("tensor-rank", "tensor #34", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[34], shape=[1] * 9 + [12]))),
+    "negative": ("negative-dimension", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, -12]))),
+    "zero": ("zero-size-tensor", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, 0]))),
+    "too-large": ("tensor-too-large", "tensor #34", ".tflite",
+                  _kws(lambda m, sg: _setattrs(sg.tensors[34], shape=[4, 1 << 30]))),
+    "model-too-large": ("model-too-large", "graph", ".tflite",
+                        _kws(lambda m, sg: [_setattrs(sg.tensors[i], shape=[1, 1 << 30]) for i in (33, 34)])),
+    "nan-weight": ("finite-weights", "tensor #9", ".tflite", _ad(_nan_weight)),
+    "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite",
+                 _kws(lambda m, sg: _setattrs(sg.operators[12].builtinOptions, beta=NAN))),
+    "nan-scale": ("quant-scale", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, scale=[NAN]))),
+    "zero-scale": ("quant-scale", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, scale=[0.0]))),
+    "zero-point": ("zero-point-range", "tensor #33", ".tflite",
+                   _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, zeroPoint=[200]))),
+    "channel-axis": ("quant-channels", "tensor #17", ".tflite",
+                     _kws(lambda m, sg: _setattrs(sg.tensors[17].quantization, quantizedDimension=2))),
+    "no-quant": ("missing-quantization", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], quantization=None))),
+    "huge-stride": ("stride-range", "operator #0 CONV_2D", ".tflite",
+                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideH=2 ** 31 - 1))),
+    "zero-stride": ("stride-range", "operator #0 CONV_2D", ".tflite",
+                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideW=0))),
+    "pool-pads": ("padding-range", "operator #1 AVERAGE_POOL_2D 'AveragePool pool'", ".onnx", _onnx_net(_pool_pads)),
+    "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite",
+                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideH=1000))),
+    "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite",
+                  _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, 13]))),
+}
+
+
+def _run_cli(capsys, *args) -> tuple[int, str, str]:
+    rc = tinyml_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _assert_rule_line(rc, out, err, rule, subject, path):
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"tinyml: error: {path}: invalid model, rule {rule}: {subject} "), lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_rule_names_itself_and_the_index(case, tmp_path, capsys):
+    rule, subject, suffix, build = CASES[case]
+    path = tmp_path / f"{case}{suffix}"
+    path.write_bytes(build())
+    rc, out, err = _run_cli(capsys, "inspect", path)
+    _assert_rule_line(rc, out, err, rule, subject, path)
+
+
+def test_every_rule_has_a_case():
+    assert {c[0] for c in CASES.values()} == set(RULES)
+
+
+def test_rule_list_in_docs_matches_the_code():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "model-validation.md").read_text()
+    listed = {ln.split("`")[1] for ln in doc.splitlines() if ln.startswith("| `")}
+    assert listed == set(RULES)
+
+
+@pytest.mark.parametrize("command", ["inspect", "compile", "verify"])
+def test_commands_refuse_in_one_line(command, tmp_path):
+    """The real `tinyml` process, each command, on the issue's cases: a NaN scale (the C did not
+    build), a 2^31-1 stride (uint8 overflow), a constant graph output."""
+    case = {"inspect": "nan-scale", "compile": "huge-stride", "verify": "const-output"}[command]
+    rule, subject, suffix, build = CASES[case]
+    path = tmp_path / f"{case}{suffix}"
+    path.write_bytes(build())
+    extra = [] if command == "inspect" else ["-t", "nucleo_f446re"] + (["-o", tmp_path / "out"]
+                                                                      if command == "compile" else [])
+    proc = subprocess.run([sys.executable, "-m", "platformio_tinyml.cli.main", command, str(path), *map(str, extra)],
+                          capture_output=True, text=True)
+    _assert_rule_line(proc.returncode, proc.stdout, proc.stderr, rule, subject, path)
+
+
+def test_hostile_names_stay_on_one_escaped_line(tmp_path, capsys):
+    name = b"a\nFAKE LINE */ \x1b[31m" + b"n" * 5000
+    path = tmp_path / "hostile.tflite"
+    path.write_bytes(_kws(lambda m, sg: (_setattrs(sg.tensors[33], name=name, shape=[1, 0])))())
+    rc, out, err = _run_cli(capsys, "inspect", path)
+    _assert_rule_line(rc, out, err, "zero-size-tensor", r"tensor #33 'a\nFAKE LINE */ \x1b[31m" + "n" * 40 + "...'",
+                      path)
+    assert len(err) < 600
+
+
+# ---- valid models --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MLPERF.glob("*.tflite")))
+def test_mlperf_models_pass(name):
+    if name == "kws_ref_model_float32.tflite":   # hybrid: refused by the reader, after validation
+        with pytest.raises(ModelError, match="hybrid"):
+            load_model(MLPERF / name)
+        return
+    g = load_model(MLPERF / name)
+    assert g.ops and g.inputs and g.outputs
+
+
+def test_valid_onnx_net_passes(tmp_path):
+    path = tmp_path / "net.onnx"
+    path.write_bytes(_onnx_net()())
+    g = load_model(path)
+    assert [op.kind.value for op in g.ops] == ["CONV_2D"] and g.tensors[g.outputs[0]].shape == (1, 4, 4, 4)
+
+
+# ---- mutants: nothing but TinyMLError from load, validation and cgen ------------------------------------
+
+MUTANTS_PER_BASE = 200
+
+
+@pytest.fixture(scope="module")
+def device():
+    return load_profile("nucleo_f446re")
+
+
+@pytest.mark.parametrize("ops", [(0, 2), (9, 12)], ids=["conv-dwconv-conv", "pool-reshape-fc-softmax"])
+def test_mutants_raise_nothing_but_tinyml_errors(ops, tmp_path, device):
+    base = mutants.cut(KWS.read_bytes(), *ops)
+    path, out = tmp_path / "mutant.tflite", tmp_path / "out"
+    escaped, rules, compiled = [], set(), 0
+    for seed in range(MUTANTS_PER_BASE):
+        data, what = mutants.mutant(base, seed)
+        path.write_bytes(data)
+        try:
+            g = load_model(path)
+        except TinyMLError as e:
+            rules.add(getattr(e, "rule", type(e).__name__))
+            continue
+        except Exception as e:   # noqa: BLE001  (the point: nothing else may escape)
+            escaped.append(f"seed {seed} ({what}): load raised {type(e).__name__}: {e}")
+            continue
+        req = CompileRequest(path, "tflite", g, device, CompileOptions(name="m"))
+        cgen = CgenCompiler()
+        try:
+            if cgen.supports(req).ok:
+                cgen.compile(req, out)
+                compiled += 1
+        except TinyMLError:
+            pass
+        except Exception as e:   # noqa: BLE001
+            escaped.append(f"seed {seed} ({what}): cgen raised {type(e).__name__}: {e}")
+    assert not escaped, "\n".join(escaped[:10])
+    # The mutants reach the rules and the backend, not only the file parser.
+    assert len(rules & set(RULES)) >= 10 and compiled >= 10, (sorted(rules), compiled)
