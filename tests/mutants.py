@@ -89,7 +89,7 @@ def _weights(m, rng):
         f[int(rng.integers(f.size))] = _pick(rng, FLOATS[:3])
         data = f.view(np.uint8)
     else:
-        data = data[: int(rng.integers(data.size))]
+        data = data[: _pick(rng, range(data.size))]
     m.buffers[t.buffer].data = data
     return f"tensor {t.name[:40]!r} data of {data.size} bytes"
 
@@ -154,23 +154,34 @@ def mutant(base: bytes, seed: int) -> tuple[bytes, str]:
     or cut the file (after the 8-byte header, so the reader gets past the identifier)."""
     rng = np.random.default_rng(seed)
     if rng.integers(4) == 0:
-        data = bytearray(base)
-        if rng.integers(3) == 0:
-            return bytes(data[: int(rng.integers(8, len(data)))]), "truncated"
-        for _ in range(int(rng.integers(1, 9))):
-            data[int(rng.integers(8, len(data)))] = int(rng.integers(256))
-        return bytes(data), "bytes flipped"
+        return _byte_mutant(base, rng, 8)
     m = copy.deepcopy(_unpacked(base))
+    what = _apply(m, rng, EDITS)
+    try:
+        return modelgen._pack(m), what
+    except Exception:   # a value the field's type cannot hold (e.g. -1 in a uint32): keep the base
+        return base, f"unchanged ({what} does not pack)"
+
+
+def _byte_mutant(base: bytes, rng, start: int) -> tuple[bytes, str]:
+    """``base`` cut short, or with up to 8 bytes past ``start`` replaced."""
+    data = bytearray(base)
+    if rng.integers(3) == 0:
+        return bytes(data[: int(rng.integers(start or 1, len(data)))]), "truncated"
+    for _ in range(int(rng.integers(1, 9))):
+        data[int(rng.integers(start, len(data)))] = int(rng.integers(256))
+    return bytes(data), "bytes flipped"
+
+
+def _apply(m, rng, edits) -> str:
+    """One or two of ``edits`` applied to ``m``; what they changed."""
     what = []
     while len(what) < int(rng.integers(1, 3)) or not what:
         try:
-            what.append(_pick(rng, EDITS)(m, rng))
+            what.append(_pick(rng, edits)(m, rng))
         except LookupError:   # this model has nothing of that kind (e.g. no quantization)
             pass
-    try:
-        return modelgen._pack(m), "; ".join(what)
-    except Exception:   # a value the field's type cannot hold (e.g. -1 in a uint32): keep the base
-        return base, "unchanged (" + "; ".join(what) + " does not pack)"
+    return "; ".join(what)
 
 
 @functools.lru_cache(maxsize=None)
@@ -211,3 +222,73 @@ def cut(base: bytes, first: int, last: int) -> bytes:
     sg.operators = ops
     sg.inputs, sg.outputs = [int(ops[0].inputs[0])], [int(ops[-1].outputs[0])]
     return modelgen._pack(m)
+
+
+# ---- ONNX: protobuf field edits and byte edits ------------------------------------------------------
+
+def _onnx_attr(m, rng):
+    node = _pick(rng, [n for n in m.graph.node if any(a.ints or a.type == a.INT for a in n.attribute)])
+    a = _pick(rng, [a for a in node.attribute if a.ints or a.type == a.INT])
+    if a.ints:
+        a.ints[int(rng.integers(len(a.ints)))] = _pick(rng, INTS)
+    else:
+        a.i = _pick(rng, INTS)
+    return f"node {node.name} {a.name}"
+
+
+def _onnx_dims(m, rng):
+    vi = _pick(rng, list(m.graph.initializer) + [v.type.tensor_type.shape for v in m.graph.input])
+    k = _pick(rng, range(len(vi.dims if hasattr(vi, "dims") else vi.dim)))
+    if hasattr(vi, "dims"):
+        vi.dims[k] = _pick(rng, INTS)
+    else:
+        vi.dim[k].dim_value = max(_pick(rng, INTS), 0)
+    return "dims"
+
+
+def _onnx_data(m, rng):
+    t = _pick(rng, [t for t in m.graph.initializer if t.raw_data])
+    raw = np.frombuffer(t.raw_data, np.uint8).copy()
+    if t.data_type == 1 and raw.size % 4 == 0 and rng.integers(2):
+        f = raw.view(np.float32)
+        f[int(rng.integers(f.size))] = _pick(rng, FLOATS[:3])
+    else:
+        raw = raw[: int(rng.integers(raw.size))]
+    t.raw_data = raw.tobytes()
+    return f"initializer {t.name} data"
+
+
+def _onnx_wiring(m, rng):
+    g = m.graph
+    what = int(rng.integers(4))
+    if what == 0:
+        node = _pick(rng, g.node)
+        node.input[int(rng.integers(len(node.input)))] = _pick(rng, ["nope", g.input[0].name, g.output[0].name,
+                                                                     g.initializer[0].name])
+        return f"node {node.name} input"
+    if what == 1:
+        del g.output[:]
+        if rng.integers(2):
+            g.output.add().name = _pick(rng, [g.initializer[0].name, g.input[0].name, "nope"])
+        return "graph outputs"
+    if what == 2:
+        node = _pick(rng, g.node)
+        node.op_type = _pick(rng, ["Relu", "Conv", "Gemm", "Softmax", "MaxPool", "Add", "Flatten", "Reshape"])
+        return f"node {node.name} op_type {node.op_type}"
+    node = _pick(rng, g.node)
+    node.output[0] = _pick(rng, [g.input[0].name, g.initializer[0].name, g.node[0].output[0]])
+    return f"node {node.name} output"
+
+
+ONNX_EDITS = (_onnx_attr, _onnx_dims, _onnx_data, _onnx_wiring)
+
+
+def onnx_mutant(base: bytes, seed: int) -> tuple[bytes, str]:
+    """The ``seed``-th mutant of ONNX model ``base`` (protobuf edits, or flipped/cut bytes)."""
+    import onnx
+    rng = np.random.default_rng(seed)
+    if rng.integers(4) == 0:
+        return _byte_mutant(base, rng, 0)
+    m = onnx.load_from_string(base)
+    what = _apply(m, rng, ONNX_EDITS)
+    return m.SerializeToString(), what

@@ -72,6 +72,9 @@ CHANNELS = rule("quant-channels", "a quantization has as many zero points as sca
                                   "quantization has one per channel along an axis of the tensor")
 MISSING_QUANT = rule("missing-quantization", "int8, uint8 and int16 tensors that operators use carry "
                                              "quantization parameters")
+ELEMENT_TYPE = rule("element-type", "an operator's activation inputs and its output share one element type "
+                                    "(QUANTIZE, DEQUANTIZE and SOFTMAX excepted; the weights and bias of "
+                                    "convolutions and FULLY_CONNECTED are the backends' to check)")
 STRIDE = rule("stride-range", f"strides, dilations and filter sizes are between 1 and {MAX_PARAM}")
 PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pooling pad is smaller than "
                                 "its filter")
@@ -238,6 +241,8 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
 }
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
+_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX)
+_WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
 
 
 def validate_graph(g: Graph) -> None:
@@ -375,6 +380,11 @@ class _Pass:
             raise self.fail(FINITE, subject, f"has beta {a.beta}")
         if isinstance(a, A.Pad) and not math.isfinite(a.value):
             raise self.fail(FINITE, subject, f"pads with {a.value}")
+        if op.kind not in _TYPE_CHANGING:
+            data = op.inputs[:1] if op.kind in _WEIGHTED else [i for i in op.inputs if i >= 0]
+            types = [self.g.tensors[i].dtype.np_name for i in data + op.outputs]
+            if len(set(types)) > 1:
+                raise self.fail(ELEMENT_TYPE, subject, f"reads {', '.join(types[:-1])} and writes {types[-1]}")
         if isinstance(a, (A.Conv2D, A.Pool2D)):
             self._window(subject, a)
         check = _SHAPES.get(op.kind, _same_shape)
