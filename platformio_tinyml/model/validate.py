@@ -3,9 +3,10 @@
 A model file is untrusted input (the service compiles files strangers upload).
 The readers call, in this order:
 
-* :func:`check_tflite` / :func:`check_onnx` on the parsed file: what must hold
-  before an IR can be built (indices and constant data inside the file, names
-  that decode);
+* the reader-level checks of their format (``model/tflite/checks.py``,
+  ``model/onnx/checks.py``) on the parsed file: what must hold before an IR can
+  be built (indices and constant data inside the file, names that decode),
+  raising the same rules;
 * :func:`validate_graph` on the imported :class:`~platformio_tinyml.ir.Graph`:
   one pass over its I/O, operators and tensors.
 
@@ -129,103 +130,9 @@ def decode_name(raw: bytes | str | None, what: str, model: str) -> str:
                                 model) from None
 
 
-def _count(shape) -> int:
+def count(shape) -> int:
+    """Elements of ``shape`` (Python ints: no overflow)."""
     return math.prod(int(d) for d in shape)
-
-
-def check_tflite(model, buf: bytes, path: str) -> None:
-    """Reader-level rules on a parsed ``tflite.Model`` (subgraph 0) read from ``buf``.
-
-    Run before the IR is built: afterwards every index the reader follows is in range
-    and every constant's data has the size its shape needs.
-    """
-    import tflite
-    T = tflite.TensorType
-    sg = model.Subgraphs(0)
-    n_t, n_buf, n_oc = sg.TensorsLength(), model.BuffersLength(), model.OperatorCodesLength()
-    decode_name(sg.Name(), "subgraph 0", path)
-    for k in range(n_oc):
-        decode_name(model.OperatorCodes(k).CustomCode(), f"operator code #{k}", path)
-    itemsize = {T.FLOAT32: 4, T.INT32: 4, T.UINT8: 1, T.INT64: 8, T.INT16: 2, T.INT8: 1}
-    for i in range(n_t):
-        t = sg.Tensors(i)
-        subject = f"tensor #{i} '{printable(decode_name(t.Name(), f'tensor #{i}', path))}'"
-        b = t.Buffer()
-        if not 0 <= b < n_buf:
-            raise InvalidModelError(BUFFER_INDEX, subject, f"uses buffer {b}; the model has {n_buf}", path)
-        data = model.Buffers(b)
-        off, size = (int(data.Offset()), int(data.Size())) if data is not None else (0, 0)
-        if off > 1 and off + size > len(buf):
-            raise InvalidModelError(BUFFER_BOUNDS, subject, f"has data at bytes {off}..{off + size}, past "
-                                    f"the end of the {len(buf):,}-byte file", path)
-        nbytes = size if off > 1 else (data.DataLength() if data is not None else 0)
-        if nbytes and t.Type() in itemsize:
-            shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
-            want = _count(shape) * itemsize[t.Type()]
-            if any(d < 0 for d in shape) or nbytes != want:
-                raise InvalidModelError(CONSTANT_SIZE, subject, f"of shape {shape} has {nbytes:,} bytes "
-                                        f"of data", path)
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
-        if not 0 <= op.OpcodeIndex() < n_oc:
-            raise InvalidModelError(OPCODE_INDEX, f"operator #{k}", f"uses opcode {op.OpcodeIndex()}; the "
-                                    f"model has {n_oc}", path)
-        ins = list(op.InputsAsNumpy()) if op.InputsLength() else []
-        outs = list(op.OutputsAsNumpy()) if op.OutputsLength() else []
-        bad = [int(x) for x in ins if not -1 <= x < n_t] + [int(x) for x in outs if not 0 <= x < n_t]
-        if bad:
-            raise InvalidModelError(TENSOR_INDEX, f"operator #{k}", f"uses tensor {bad[0]}; the graph has "
-                                    f"{n_t}", path)
-    for what, idxs in (("input", sg.InputsAsNumpy() if sg.InputsLength() else []),
-                       ("output", sg.OutputsAsNumpy() if sg.OutputsLength() else [])):
-        bad = [int(x) for x in idxs if not 0 <= x < n_t]
-        if bad:
-            raise InvalidModelError(TENSOR_INDEX, "graph", f"{what} is tensor {bad[0]}; the graph has {n_t}",
-                                    path)
-
-
-def tflite_buffer_bytes(buf: bytes, data) -> bytes:
-    """The bytes of TFLite buffer ``data`` (inline, or at its offset for >2 GB-format files),
-    after :func:`check_tflite`."""
-    off = int(data.Offset())
-    if off > 1:
-        return bytes(buf[off:off + int(data.Size())])
-    return data.DataAsNumpy().tobytes() if data.DataLength() else b""
-
-
-def check_onnx(model, path: str) -> None:
-    """Reader-level rules on a parsed ``onnx.ModelProto`` (before checker and shape inference)."""
-    from onnx import TensorProto, helper
-    g = model.graph
-    decode_name(g.name, "graph", path)
-    for k, n in enumerate(g.node):
-        subject = f"node #{k}"
-        for s in (n.name, n.op_type, n.domain, *n.input, *n.output):
-            decode_name(s, subject, path)
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        decode_name(vi.name, "a graph value", path)
-    if not g.output:
-        raise InvalidModelError(GRAPH_OUTPUTS, "graph", "has no outputs", path)
-    consts = list(g.initializer)
-    consts += [a.t for n in g.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
-    for k, t in enumerate(consts):
-        subject = f"initializer #{k} '{printable(decode_name(t.name, f'initializer #{k}', path))}'"
-        if t.data_location == TensorProto.EXTERNAL or t.external_data:
-            raise InvalidModelError(BUFFER_BOUNDS, subject, "keeps its data in an external file", path,
-                                    hint="Save the model with its weights inside the .onnx file "
-                                         "(onnx.save(model, path, save_as_external_data=False))")
-        if any(d < 0 for d in t.dims):
-            raise InvalidModelError(NEGATIVE, subject, f"has shape {list(t.dims)}", path)
-        try:
-            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-        except Exception:   # an unknown data type: onnx.checker names it
-            continue
-        want = _count(t.dims) * itemsize
-        if want > MAX_BYTES:
-            raise InvalidModelError(TOO_LARGE, subject, f"of shape {list(t.dims)} needs {want:,} bytes", path)
-        if t.HasField("raw_data") and t.data_type != TensorProto.STRING and len(t.raw_data) != want:
-            raise InvalidModelError(CONSTANT_SIZE, subject, f"of shape {list(t.dims)} has {len(t.raw_data):,} "
-                                    f"bytes of data", path)
 
 
 # ---- the IR pass ----------------------------------------------------------------------------------
@@ -338,7 +245,7 @@ class _Pass:
             raise self.fail(NEGATIVE, s, f"has shape {shape}", hint="Export the model with fixed shapes")
         if any(d == 0 for d in shape):
             raise self.fail(ZERO_SIZE, s, f"has shape {shape}")
-        nbytes = _count(shape) * t.dtype.itemsize
+        nbytes = count(shape) * t.dtype.itemsize
         if nbytes > MAX_BYTES:
             raise self.fail(TOO_LARGE, s, f"of shape {shape} needs {nbytes:,} bytes")
         if t.is_const:
@@ -435,7 +342,7 @@ def _conv_shape(p: _Pass, op: Op):
         return f"has filter {list(w)} that does not fit input {list(x)}"
     want = (n, _extent(h, w[1], a.stride_h, a.dilation_h, a.pad_top, a.pad_bottom),
             _extent(wd, w[2], a.stride_w, a.dilation_w, a.pad_left, a.pad_right), oc)
-    if rest and rest[0] is not None and _count(rest[0]) != oc:
+    if rest and rest[0] is not None and count(rest[0]) != oc:
         return f"has bias {list(rest[0])} for {oc} output channels"
     return _expect(out, want)
 
@@ -452,11 +359,11 @@ def _pool_shape(p: _Pass, op: Op):
 
 def _fc_shape(p: _Pass, op: Op):
     (x, w, *rest), out = _shapes(p, op)
-    if len(w) != 2 or _count(x) % w[1]:
+    if len(w) != 2 or count(x) % w[1]:
         return f"has weights {list(w)} that do not fit input {list(x)}"
-    if rest and rest[0] is not None and _count(rest[0]) != w[0]:
+    if rest and rest[0] is not None and count(rest[0]) != w[0]:
         return f"has bias {list(rest[0])} for {w[0]} outputs"
-    if not out or out[-1] != w[0] or _count(out) != _count(x) // w[1] * w[0]:
+    if not out or out[-1] != w[0] or count(out) != count(x) // w[1] * w[0]:
         return f"has output {list(out)} for input {list(x)} and weights {list(w)}"
     return None
 
@@ -472,7 +379,7 @@ def _binary_shape(p: _Pass, op: Op):
 
 def _reshape_shape(p: _Pass, op: Op):
     (x,), out = _shapes(p, op)
-    return None if _count(x) == _count(out) else f"reshapes {list(x)} to {list(out)}"
+    return None if count(x) == count(out) else f"reshapes {list(x)} to {list(out)}"
 
 
 def _same_shape(p: _Pass, op: Op):
@@ -514,7 +421,7 @@ def _mean_shape(p: _Pass, op: Op):
     kept = [d for j, d in enumerate(x) if j not in axes]
     if op.attrs.keep_dims:
         return _expect(out, tuple(1 if j in axes else d for j, d in enumerate(x)))
-    return None if _count(out) == _count(kept) else f"has output {list(out)} for input {list(x)} " \
+    return None if count(out) == count(kept) else f"has output {list(out)} for input {list(x)} " \
                                                       f"reduced over {list(axes)}"
 
 
@@ -530,5 +437,4 @@ _SHAPES = {
     OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
 }
 
-__all__ = ["InvalidModelError", "RULES", "check_onnx", "check_tflite", "decode_name", "printable", "rule",
-           "tflite_buffer_bytes", "validate_graph"]
+__all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]

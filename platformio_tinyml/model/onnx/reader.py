@@ -25,7 +25,8 @@ from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor
 from ...ir import attrs as A
 from ..common import read_model_bytes
-from ..validate import CORRUPT, InvalidModelError, check_onnx, validate_graph
+from ..validate import CORRUPT, InvalidModelError, validate_graph
+from .checks import check_onnx
 from . import layout as L
 from . import qdq
 from .layout import Layout

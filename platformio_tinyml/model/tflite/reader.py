@@ -15,7 +15,8 @@ from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
 from ...ir import attrs as A
 from ..common import read_model_bytes
-from ..validate import CORRUPT, InvalidModelError, check_tflite, decode_name, tflite_buffer_bytes, validate_graph
+from ..validate import CORRUPT, InvalidModelError, decode_name, validate_graph
+from .checks import check_tflite, tflite_buffer_bytes
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
