@@ -25,7 +25,7 @@ from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor
 from ...ir import attrs as A
 from ..common import read_model_bytes
-from ..validate import CORRUPT, InvalidModelError, validate_graph
+from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
 from .checks import check_onnx
 from . import layout as L
 from . import qdq
@@ -276,7 +276,8 @@ class _Converter:
             v = self.vals.get(o.name)
             producer = self._producer_index(o.name)
             if v is None:
-                raise ModelError(f"graph output '{o.name}' is a constant or not computed", where=str(self.path))
+                raise InvalidModelError(GRAPH_OUTPUTS, f"graph output '{printable(o.name)}'",
+                                        "is a constant or not computed by a node", str(self.path))
             self.i = producer
             try:
                 if isinstance(v, DQ):
