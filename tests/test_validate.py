@@ -51,6 +51,26 @@ def _setattrs(obj, **kw):
         setattr(obj, k, v)
 
 
+def _tensor(i, **kw):
+    return _kws(lambda m, sg: _setattrs(sg.tensors[i], **kw))
+
+
+def _quant(i, **kw):
+    return _kws(lambda m, sg: _setattrs(sg.tensors[i].quantization, **kw))
+
+
+def _operator(k, **kw):
+    return _kws(lambda m, sg: _setattrs(sg.operators[k], **kw))
+
+
+def _options(k, **kw):
+    return _kws(lambda m, sg: _setattrs(sg.operators[k].builtinOptions, **kw))
+
+
+def _graph(**kw):
+    return _kws(lambda m, sg: _setattrs(sg, **kw))
+
+
 def _nan_weight(m, sg):
     t = sg.tensors[8 + 1]   # ad01: tensor 9, the first FC weights (float32)
     data = np.array(m.buffers[t.buffer].data, np.uint8).view(np.float32).copy()
@@ -101,58 +121,47 @@ def _pool_pads(m):
 
 CASES = {
     "truncated": ("corrupt-file", "the file", ".tflite", lambda: KWS.read_bytes()[:4000]),
-    "tensor-name": ("name-utf8", "tensor #33", ".tflite",
-                    _kws(lambda m, sg: _setattrs(sg.tensors[33], name=b"dense\xff\xfe"))),
+    "tensor-name": ("name-utf8", "tensor #33", ".tflite", _tensor(33, name=b"dense\xff\xfe")),
     "onnx-node-name": ("name-utf8", "node #0", ".onnx", _onnx_net(raw=True)),
-    "buffer-index": ("buffer-index", "tensor #17", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[17], buffer=999))),
+    "buffer-index": ("buffer-index", "tensor #17", ".tflite", _tensor(17, buffer=999)),
     "buffer-offset": ("buffer-bounds", "tensor #17", ".tflite",
                       _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer], data=None, offset=1 << 20,
                                                    size=640))),
     "onnx-external": ("buffer-bounds", "initializer #0 'w'", ".onnx", _onnx_net(_external)),
-    "opcode-index": ("opcode-index", "operator #4", ".tflite", _kws(lambda m, sg: _setattrs(sg.operators[4], opcodeIndex=99))),
+    "opcode-index": ("opcode-index", "operator #4", ".tflite", _operator(4, opcodeIndex=99)),
     "tflite-data": ("constant-size", "tensor #17", ".tflite",
                     _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer],
                                                  data=m.buffers[sg.tensors[17].buffer].data[:100]))),
     "onnx-data": ("constant-size", "initializer #0 'w'", ".onnx", _onnx_net(_short_raw)),
-    "tensor-index": ("tensor-index", "operator #2", ".tflite", _kws(lambda m, sg: _setattrs(sg.operators[2], inputs=[23, 99, 6]))),
-    "no-inputs": ("graph-inputs", "graph", ".tflite", _kws(lambda m, sg: _setattrs(sg, inputs=[]))),
-    "const-input": ("graph-inputs", "tensor #17", ".tflite", _kws(lambda m, sg: _setattrs(sg, inputs=[17]))),
-    "const-output": ("graph-outputs", "tensor #16", ".tflite", _kws(lambda m, sg: _setattrs(sg, outputs=[16]))),
+    "tensor-index": ("tensor-index", "operator #2", ".tflite", _operator(2, inputs=[23, 99, 6])),
+    "no-inputs": ("graph-inputs", "graph", ".tflite", _graph(inputs=[])),
+    "const-input": ("graph-inputs", "tensor #17", ".tflite", _graph(inputs=[17])),
+    "const-output": ("graph-outputs", "tensor #16", ".tflite", _graph(outputs=[16])),
     "onnx-const-output": ("graph-outputs", "graph output 'w'", ".onnx",
                           _onnx_net(lambda m: m.graph.output.append(h.make_tensor_value_info("w", TP.FLOAT,
                                                                                              [4, 3, 3, 3])))),
     "onnx-no-outputs": ("graph-outputs", "graph", ".onnx", _onnx_net(outputs=False)),
-    "arity": ("operator-arity", "operator #12 SOFTMAX", ".tflite",
-              _kws(lambda m, sg: _setattrs(sg.operators[12], inputs=[33, 16]))),
-    "order": ("operator-order", "operator #0 CONV_2D", ".tflite",
-              _kws(lambda m, sg: _setattrs(sg.operators[0], inputs=[23, 17, 3]))),
-    "rank": ("tensor-rank", "tensor #34", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[34], shape=[1] * 9 + [12]))),
-    "negative": ("negative-dimension", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, -12]))),
-    "zero": ("zero-size-tensor", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, 0]))),
-    "too-large": ("tensor-too-large", "tensor #34", ".tflite",
-                  _kws(lambda m, sg: _setattrs(sg.tensors[34], shape=[4, 1 << 30]))),
+    "arity": ("operator-arity", "operator #12 SOFTMAX", ".tflite", _operator(12, inputs=[33, 16])),
+    "order": ("operator-order", "operator #0 CONV_2D", ".tflite", _operator(0, inputs=[23, 17, 3])),
+    "rank": ("tensor-rank", "tensor #34", ".tflite", _tensor(34, shape=[1] * 9 + [12])),
+    "negative": ("negative-dimension", "tensor #33", ".tflite", _tensor(33, shape=[1, -12])),
+    "zero": ("zero-size-tensor", "tensor #33", ".tflite", _tensor(33, shape=[1, 0])),
+    "too-large": ("tensor-too-large", "tensor #34", ".tflite", _tensor(34, shape=[4, 1 << 30])),
     "model-too-large": ("model-too-large", "graph", ".tflite",
                         _kws(lambda m, sg: [_setattrs(sg.tensors[i], shape=[1, 1 << 30]) for i in (33, 34)])),
     "nan-weight": ("finite-weights", "tensor #9", ".tflite", _ad(_nan_weight)),
-    "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite",
-                 _kws(lambda m, sg: _setattrs(sg.operators[12].builtinOptions, beta=NAN))),
-    "nan-scale": ("quant-scale", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, scale=[NAN]))),
-    "zero-scale": ("quant-scale", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, scale=[0.0]))),
-    "zero-point": ("zero-point-range", "tensor #33", ".tflite",
-                   _kws(lambda m, sg: _setattrs(sg.tensors[33].quantization, zeroPoint=[200]))),
-    "channel-axis": ("quant-channels", "tensor #17", ".tflite",
-                     _kws(lambda m, sg: _setattrs(sg.tensors[17].quantization, quantizedDimension=2))),
-    "no-quant": ("missing-quantization", "tensor #33", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[33], quantization=None))),
-    "reshape-int64": ("element-type", "operator #10 RESHAPE", ".tflite", _kws(lambda m, sg: _setattrs(sg.tensors[32], type=4))),
-    "huge-stride": ("stride-range", "operator #0 CONV_2D", ".tflite",
-                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideH=2 ** 31 - 1))),
-    "zero-stride": ("stride-range", "operator #0 CONV_2D", ".tflite",
-                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideW=0))),
+    "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite", _options(12, beta=NAN)),
+    "nan-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[NAN])),
+    "zero-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[0.0])),
+    "zero-point": ("zero-point-range", "tensor #33", ".tflite", _quant(33, zeroPoint=[200])),
+    "channel-axis": ("quant-channels", "tensor #17", ".tflite", _quant(17, quantizedDimension=2)),
+    "no-quant": ("missing-quantization", "tensor #33", ".tflite", _tensor(33, quantization=None)),
+    "reshape-int64": ("element-type", "operator #10 RESHAPE", ".tflite", _tensor(32, type=4)),
+    "huge-stride": ("stride-range", "operator #0 CONV_2D", ".tflite", _options(0, strideH=2 ** 31 - 1)),
+    "zero-stride": ("stride-range", "operator #0 CONV_2D", ".tflite", _options(0, strideW=0)),
     "pool-pads": ("padding-range", "operator #1 AVERAGE_POOL_2D 'AveragePool pool'", ".onnx", _onnx_net(_pool_pads)),
-    "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite",
-                    _kws(lambda m, sg: _setattrs(sg.operators[0].builtinOptions, strideH=1000))),
-    "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite",
-                  _kws(lambda m, sg: _setattrs(sg.tensors[33], shape=[1, 13]))),
+    "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite", _options(0, strideH=1000)),
+    "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite", _tensor(33, shape=[1, 13])),
 }
 
 
