@@ -24,8 +24,20 @@ class TinyMLError(Exception):
         return text
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: messages quote
+    model-controlled names, and an error must stay one line (no forged log lines)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
 class ModelError(TinyMLError):
-    """The model file cannot be read or uses something we cannot compile."""
+    """The model file cannot be read or uses something we cannot compile.
+
+    Its messages quote names from the model file, so they are made :func:`one_line`."""
+
+    def format(self) -> str:
+        return one_line(super().format())
 
 
 class UnsupportedOpError(ModelError):

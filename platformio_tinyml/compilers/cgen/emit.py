@@ -14,6 +14,7 @@ import numpy as np
 from ...errors import CompileError, UnsupportedOpError
 from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
+from .fields import out_of_range
 from .planner import MemoryPlan, plan_memory
 
 RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
@@ -70,6 +71,11 @@ class Emitter:
         return sym
 
     def params(self, ctype: str, fields: dict[str, object], hint: str = "p") -> str:
+        too_big = out_of_range(ctype, fields)
+        if too_big:
+            raise CompileError(f"the cgen kernels cannot take this model ({too_big})",
+                               where=str(self.graph.source or self.graph.name),
+                               hint="Try another backend (custom_tinyml_backend / --backend), e.g. tflm")
         sym = self.fresh(hint)
         init = ",\n    ".join(f".{k} = {self._fmt(v)}" for k, v in fields.items())
         self.consts.append(f"static const {ctype} {sym} TML_CONST = {{\n    {init}\n}};")

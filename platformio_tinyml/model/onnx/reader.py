@@ -25,6 +25,8 @@ from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor
 from ...ir import attrs as A
 from ..common import read_model_bytes
+from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
+from .checks import check_onnx
 from . import layout as L
 from . import qdq
 from .layout import Layout
@@ -77,22 +79,33 @@ def load_onnx(path: str | Path) -> Graph:
     try:
         model = onnx.load_from_string(buf)
     except Exception as e:
-        raise ModelError(f"corrupt or truncated ONNX file ({type(e).__name__})", where=str(path),
-                         hint="Re-export the model") from None
+        raise InvalidModelError(CORRUPT, "the file", f"is a corrupt or truncated ONNX file ({type(e).__name__})",
+                                str(path)) from None
     if not model.graph.node:
         raise ModelError("not an ONNX model (no graph nodes; corrupt or truncated file?)",
                          where=str(path), hint="Re-export the model")
+    check_onnx(model, str(path))
     try:
         onnx.checker.check_model(model)
     except Exception as e:
-        raise ModelError(f"invalid ONNX model ({str(e).strip().splitlines()[0][:300]})", where=str(path),
+        raise ModelError(f"invalid ONNX model ({_first_line(e)})", where=str(path),
                          hint="Re-export the model; onnx.checker.check_model shows the details") from None
     try:
         model = _infer_shapes(model)
     except Exception as e:
-        raise ModelError(f"ONNX shape inference failed ({str(e).strip().splitlines()[0][:300]})",
+        raise ModelError(f"ONNX shape inference failed ({_first_line(e)})",
                          where=str(path), hint="Export the model with fixed input shapes") from None
-    return _Converter(path, model).run()
+    try:
+        return _Converter(path, model).run()
+    except ModelError:
+        raise
+    except Exception as e:   # a malformed graph outside any one node: still one line
+        raise InvalidModelError(CORRUPT, "the graph", f"cannot be converted ({type(e).__name__}: "
+                                f"{str(e)[:200]})", str(path)) from None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
 def _infer_shapes(model):
@@ -206,6 +219,7 @@ class _Converter:
                       input_layout=L.CONVERTED if L.CONVERTED in ins else L.SAME,
                       output_layout=L.CONVERTED if L.CONVERTED in out_layouts else L.SAME,
                       onnx_opset=self.opset)
+        validate_graph(g)
         g.renumber()
         g.validate()
         return g
@@ -262,7 +276,8 @@ class _Converter:
             v = self.vals.get(o.name)
             producer = self._producer_index(o.name)
             if v is None:
-                raise ModelError(f"graph output '{o.name}' is a constant or not computed", where=str(self.path))
+                raise InvalidModelError(GRAPH_OUTPUTS, f"graph output '{printable(o.name)}'",
+                                        "is a constant or not computed by a node", str(self.path))
             self.i = producer
             try:
                 if isinstance(v, DQ):

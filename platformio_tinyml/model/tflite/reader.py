@@ -15,6 +15,8 @@ from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
 from ...ir import attrs as A
 from ..common import read_model_bytes
+from ..validate import CORRUPT, InvalidModelError, decode_name, validate_graph
+from .checks import check_tflite, tflite_buffer_bytes
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
@@ -36,9 +38,10 @@ _CODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.st
 
 
 class _Ctx:
-    def __init__(self, path: Path, model: "tflite.Model"):
+    def __init__(self, path: Path, model: "tflite.Model", buf: bytes):
         self.path = path
         self.model = model
+        self.buf = buf
 
     def fail(self, op_index: int, name: str, detail: str) -> UnsupportedOpError:
         return UnsupportedOpError(str(self.path), op_index, name, detail, SUPPORTED_OPS)
@@ -53,12 +56,12 @@ def load_tflite(path: str | Path) -> Graph:
                          hint="Export the model with tf.lite.TFLiteConverter")
     try:
         model = tflite.Model.GetRootAsModel(buf, 0)
-        return _read(_Ctx(path, model))
+        return _read(_Ctx(path, model, buf))
     except (ModelError, UnsupportedOpError):
         raise
     except Exception as e:  # a corrupt flatbuffer makes the generated readers fail anywhere
-        raise ModelError(f"corrupt or truncated TFLite file ({type(e).__name__}: {e})",
-                         where=str(path), hint="Re-export the model") from None
+        raise InvalidModelError(CORRUPT, "the file", f"is a corrupt or truncated TFLite flatbuffer "
+                                f"({type(e).__name__}: {str(e)[:200]})", str(path)) from None
 
 
 def _read(ctx: _Ctx) -> Graph:
@@ -66,16 +69,18 @@ def _read(ctx: _Ctx) -> Graph:
     if m.SubgraphsLength() != 1:
         raise ModelError(f"{m.SubgraphsLength()} subgraphs; only single-subgraph models are supported "
                          "(no control flow)", where=str(ctx.path))
+    check_tflite(m, ctx.buf, str(ctx.path))
     sg = m.Subgraphs(0)
     tensors = [_tensor(ctx, sg.Tensors(i), i) for i in range(sg.TensorsLength())]
     ops = []
     for i in range(sg.OperatorsLength()):
         ops.append(_op(ctx, sg.Operators(i), i, tensors))
-    name = (sg.Name() or b"").decode() or ctx.path.stem
+    name = decode_name(sg.Name(), "subgraph 0", str(ctx.path)) or ctx.path.stem
     g = Graph(name=name, tensors=tensors, ops=ops,
               inputs=[int(x) for x in sg.InputsAsNumpy()],
               outputs=[int(x) for x in sg.OutputsAsNumpy()],
               source=ctx.path, source_format="tflite")
+    validate_graph(g)
     _check_hybrid(ctx, g)
     g.renumber()
     g.validate()
@@ -83,7 +88,7 @@ def _read(ctx: _Ctx) -> Graph:
 
 
 def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
-    name = (t.Name() or b"").decode(errors="replace")
+    name = decode_name(t.Name(), f"tensor #{index}", str(ctx.path))
     ttype = t.Type()
     if ttype not in _DTYPES:
         tname = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}.get(ttype, ttype)
@@ -102,10 +107,10 @@ def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
         quant = Quant(scale, zps, int(q.QuantizedDimension()))
     data = None
     buf = ctx.model.Buffers(t.Buffer())
-    if buf is not None and buf.DataLength() > 0:
+    if buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1):
         if dtype is None:
             raise ModelError(f"constant tensor '{name}' has unsupported type {tname}", where=str(ctx.path))
-        raw = buf.DataAsNumpy().tobytes()
+        raw = tflite_buffer_bytes(ctx.buf, buf)
         data = np.frombuffer(raw, dtype=dtype.numpy).reshape(shape).copy()
     if dtype is None:
         # Only a problem if an op uses it; record as int8 placeholder and let the op check fail.
@@ -130,7 +135,7 @@ def _act(ctx, i, name, code) -> Activation:
 
 
 def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
-    if padding == tflite.Padding.VALID:
+    if padding == tflite.Padding.VALID or min(stride) < 1:   # a bad stride: the validator names it
         return (0, 0), (0, 0)
     return (A.same_padding(in_hw[0], k_hw[0], stride[0], dilation[0]),
             A.same_padding(in_hw[1], k_hw[1], stride[1], dilation[1]))
@@ -141,7 +146,7 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
     name = _CODE_NAMES.get(code, f"builtin {code}")
     if code == tflite.BuiltinOperator.CUSTOM:
-        name = f"CUSTOM '{(oc.CustomCode() or b'').decode()}'"
+        name = f"CUSTOM '{decode_name(oc.CustomCode(), 'operator code', str(ctx.path))}'"
     if name not in SUPPORTED_OPS:
         raise ctx.fail(i, name, "no kernel for this operator")
     kind = OpKind(name)
@@ -161,7 +166,7 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         (pt, pb), (pl, pr) = _spatial_pads(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dil)
         dm = 1
         if is_dw:
-            dm = w.shape[3] // x.shape[3]
+            dm = w.shape[3] // x.shape[3] if x.shape[3] else 0   # a zero channel count: the validator names it
         attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):

@@ -1,0 +1,440 @@
+"""Import validation: the named rules every imported model passes before a backend sees it.
+
+A model file is untrusted input (the service compiles files strangers upload).
+The readers call, in this order:
+
+* the reader-level checks of their format (``model/tflite/checks.py``,
+  ``model/onnx/checks.py``) on the parsed file: what must hold before an IR can
+  be built (indices and constant data inside the file, names that decode),
+  raising the same rules;
+* :func:`validate_graph` on the imported :class:`~platformio_tinyml.ir.Graph`:
+  one pass over its I/O, operators and tensors.
+
+A violation raises :class:`InvalidModelError`: one line naming the rule, the
+tensor or operator and its index, the model file and what to do. :data:`RULES`
+maps each rule name to its statement (docs/model-validation.md lists them).
+A graph the validator accepts is well formed: every index resolves, each
+operator's output shape is the one its inputs and options give, every number
+is finite and every size fits a 32-bit address space. Backends then only
+decide whether they *support* it; the board-specific size checks come later
+(selection and the memory gate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ModelError, one_line
+from ..ir import DType, Graph, Op, OpKind, Tensor
+from ..ir import attrs as A
+
+MAX_BYTES = (1 << 31) - 1   # a tensor, and all tensors together: a 32-bit address space
+MAX_RANK = 8
+MAX_PARAM = 65535           # strides, dilations, paddings
+SCALE_RANGE = (2.0 ** -60, 2.0 ** 60)
+NAME_LIMIT = 60             # characters of a model-controlled name shown in a message
+
+RULES: dict[str, str] = {}
+
+
+def rule(name: str, statement: str) -> str:
+    """Register rule ``name`` with the statement every valid model satisfies; returns the name."""
+    RULES[name] = statement
+    return name
+
+
+CORRUPT = rule("corrupt-file", "the file parses as a TFLite flatbuffer or an ONNX protobuf, every offset "
+                               "and length inside the file")
+NAME_UTF8 = rule("name-utf8", "every name (graph, tensor, operator, operator code) is valid UTF-8")
+BUFFER_INDEX = rule("buffer-index", "a TFLite tensor's buffer index names a buffer of the model")
+BUFFER_BOUNDS = rule("buffer-bounds", "constant data lies inside the model file (no ONNX external data, "
+                                      "no TFLite buffer offset past the end)")
+OPCODE_INDEX = rule("opcode-index", "a TFLite operator's opcode index names an operator code of the model")
+CONSTANT_SIZE = rule("constant-size", "a constant's data holds exactly the bytes its shape and type need")
+TENSOR_INDEX = rule("tensor-index", "every tensor index of an operator or of the graph's I/O names a "
+                                    "tensor of the graph")
+GRAPH_INPUTS = rule("graph-inputs", "the graph has at least one input; inputs are distinct and not constants")
+GRAPH_OUTPUTS = rule("graph-outputs", "the graph has at least one output; outputs are distinct and computed "
+                                      "by an operator (not a constant or a graph input)")
+ARITY = rule("operator-arity", "an operator has the inputs, the output and the options its kind needs")
+ORDER = rule("operator-order", "an operator reads only constants, graph inputs and outputs of earlier "
+                               "operators; every tensor is written once")
+RANK = rule("tensor-rank", f"a tensor has at most {MAX_RANK} dimensions")
+NEGATIVE = rule("negative-dimension", "no tensor dimension is negative (dynamic shapes are not supported)")
+ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
+TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
+MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
+FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value) are finite")
+SCALE = rule("quant-scale", "quantization scales are finite and between 2^-60 and 2^60")
+ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
+CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
+                                  "quantization has one per channel along an axis of the tensor")
+MISSING_QUANT = rule("missing-quantization", "int8, uint8 and int16 tensors that operators use carry "
+                                             "quantization parameters")
+ELEMENT_TYPE = rule("element-type", "an operator's activation inputs and its output share one element type "
+                                    "(QUANTIZE, DEQUANTIZE and SOFTMAX excepted; the weights and bias of "
+                                    "convolutions and FULLY_CONNECTED are the backends' to check)")
+STRIDE = rule("stride-range", f"strides, dilations and filter sizes are between 1 and {MAX_PARAM}")
+PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pooling pad is smaller than "
+                                "its filter")
+SHAPE = rule("shape-mismatch", "an operator's output shape is the one its inputs and options give, its "
+                               "weights and bias fit its input, and its axes lie within the input's rank")
+
+_HINT = ("The file is malformed or was changed after export: re-export it from the training framework "
+         "(see docs/model-validation.md)")
+
+
+class InvalidModelError(ModelError):
+    """A model breaks import rule ``rule`` at ``subject`` (a tensor, an operator or the graph)."""
+
+    def __init__(self, rule_name: str, subject: str, detail: str, model: str, hint: str | None = None):
+        self.rule = rule_name
+        self.subject = subject
+        super().__init__(f"invalid model, rule {rule_name}: {subject} {detail}", where=model,
+                         hint=hint or _HINT)
+
+
+def printable(text: str | bytes, limit: int = NAME_LIMIT) -> str:
+    """``text`` (a model-controlled name) made safe for a one-line message: quotes, backslashes
+    and non-printable characters escaped, at most ``limit`` characters kept."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    out = one_line(text[:limit].replace("\\", "\\\\").replace("'", "\\'"))
+    return out + ("..." if len(text) > limit else "")
+
+
+def tensor_subject(t: Tensor) -> str:
+    return f"tensor #{t.index} '{printable(t.name)}'"
+
+
+def op_subject(op: Op, position: int | None = None) -> str:
+    k = op.index if position is None else position
+    named = f" '{printable(op.name)}'" if op.name and op.name != op.kind.value else ""
+    return f"operator #{k} {op.kind.value}{named}"
+
+
+# ---- reader-level checks ------------------------------------------------------------------------
+
+def decode_name(raw: bytes | str | None, what: str, model: str) -> str:
+    """A name from the file as text; :data:`NAME_UTF8` when it is not valid UTF-8."""
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidModelError(NAME_UTF8, what, f"has a name that is not UTF-8 ('{printable(raw)}')",
+                                model) from None
+
+
+def count(shape) -> int:
+    """Elements of ``shape`` (Python ints: no overflow)."""
+    return math.prod(int(d) for d in shape)
+
+
+# ---- the IR pass ----------------------------------------------------------------------------------
+
+# kind -> (min inputs, max inputs, attrs class or None); inputs past the first two are optional (-1).
+_ARITY: dict[OpKind, tuple[int, int, type | None]] = {
+    OpKind.CONV_2D: (2, 3, A.Conv2D), OpKind.DEPTHWISE_CONV_2D: (2, 3, A.Conv2D),
+    OpKind.FULLY_CONNECTED: (2, 3, A.FullyConnected),
+    OpKind.AVERAGE_POOL_2D: (1, 1, A.Pool2D), OpKind.MAX_POOL_2D: (1, 1, A.Pool2D),
+    OpKind.ADD: (2, 2, A.Elementwise), OpKind.MUL: (2, 2, A.Elementwise),
+    OpKind.SOFTMAX: (1, 1, A.Softmax), OpKind.PAD: (1, 1, A.Pad),
+    OpKind.CONCATENATION: (1, 1 << 16, A.Concatenation), OpKind.MEAN: (1, 1, A.Mean),
+}
+_ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
+_QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
+_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX)
+_WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+
+
+def validate_graph(g: Graph) -> None:
+    """Check every rule on ``g``, as imported (before ``renumber``: tensor and operator
+    indices are the file's where the format has them). Raises :class:`InvalidModelError`."""
+    _Pass(g).run()
+
+
+class _Pass:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.model = str(g.source or g.name)
+
+    def fail(self, rule_name: str, subject: str, detail: str, hint: str | None = None) -> InvalidModelError:
+        return InvalidModelError(rule_name, subject, detail, self.model, hint)
+
+    def run(self) -> None:
+        g = self.g
+        self._io_indices()
+        for k, op in enumerate(g.ops):
+            self._arity(k, op)
+        used = set(g.inputs) | set(g.outputs)
+        for op in g.ops:
+            used.update(i for i in op.inputs + op.outputs if i >= 0)
+        total = 0
+        for i in sorted(used):
+            total += self._tensor(g.tensors[i])
+        if total > MAX_BYTES:
+            raise self.fail(MODEL_TOO_LARGE, "graph", f"needs {total:,} bytes for its tensors")
+        self._order_and_io()
+        for k, op in enumerate(g.ops):
+            self._op(k, op)
+
+    # -- structure
+
+    def _io_indices(self) -> None:
+        g, n = self.g, len(self.g.tensors)
+        for what, idxs, rule_name in (("input", g.inputs, GRAPH_INPUTS), ("output", g.outputs, GRAPH_OUTPUTS)):
+            if not idxs:
+                raise self.fail(rule_name, "graph", f"has no {what}s")
+            bad = [i for i in idxs if not 0 <= i < n]
+            if bad:
+                raise self.fail(TENSOR_INDEX, "graph", f"{what} is tensor {bad[0]}; the graph has {n}")
+            if len(set(idxs)) != len(idxs):
+                raise self.fail(rule_name, "graph", f"lists a tensor twice among its {what}s {idxs}")
+        for k, op in enumerate(g.ops):
+            bad = [i for i in op.inputs if not -1 <= i < n] + [i for i in op.outputs if not 0 <= i < n]
+            if bad:
+                raise self.fail(TENSOR_INDEX, op_subject(op, k), f"uses tensor {bad[0]}; the graph has {n}")
+
+    def _arity(self, k: int, op: Op) -> None:
+        lo, hi, cls = _ARITY.get(op.kind, (1, 1, None))
+        ins, subject = op.inputs, op_subject(op, k)
+        if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or len(op.outputs) != 1:
+            raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
+                            f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and one output)")
+        if cls is not None and not isinstance(op.attrs, cls):
+            raise self.fail(ARITY, subject, "has no options")
+
+    def _order_and_io(self) -> None:
+        g = self.g
+        ready = {i for i, t in enumerate(g.tensors) if t.is_const} | set(g.inputs)
+        for i in g.inputs:
+            if g.tensors[i].is_const:
+                raise self.fail(GRAPH_INPUTS, tensor_subject(g.tensors[i]), "is a graph input and a constant")
+        produced = set()
+        for k, op in enumerate(g.ops):
+            late = [i for i in op.inputs if i >= 0 and i not in ready]
+            if late:
+                raise self.fail(ORDER, op_subject(op, k), f"reads {tensor_subject(g.tensors[late[0]])} "
+                                "before any operator writes it")
+            twice = [i for i in op.outputs if i in ready]
+            if twice:
+                raise self.fail(ORDER, op_subject(op, k), f"writes {tensor_subject(g.tensors[twice[0]])}, "
+                                "which is a constant, a graph input or written before")
+            ready.update(op.outputs)
+            produced.update(op.outputs)
+        for i in g.outputs:
+            if i not in produced:
+                t = g.tensors[i]
+                what = "a constant" if t.is_const else "a graph input" if i in g.inputs else "never computed"
+                raise self.fail(GRAPH_OUTPUTS, tensor_subject(t), f"is a graph output but {what}")
+
+    # -- tensors
+
+    def _tensor(self, t: Tensor) -> int:
+        """Tensor rules; returns the tensor's byte size."""
+        s = tensor_subject(t)
+        shape = list(t.shape)
+        if len(shape) > MAX_RANK:
+            raise self.fail(RANK, s, f"has {len(shape)} dimensions")
+        if any(d < 0 for d in shape):
+            raise self.fail(NEGATIVE, s, f"has shape {shape}", hint="Export the model with fixed shapes")
+        if any(d == 0 for d in shape):
+            raise self.fail(ZERO_SIZE, s, f"has shape {shape}")
+        nbytes = count(shape) * t.dtype.itemsize
+        if nbytes > MAX_BYTES:
+            raise self.fail(TOO_LARGE, s, f"of shape {shape} needs {nbytes:,} bytes")
+        if t.is_const:
+            if tuple(t.data.shape) != tuple(shape) or t.data.dtype != t.dtype.numpy:
+                raise self.fail(CONSTANT_SIZE, s, f"of shape {shape} {t.dtype.np_name} holds "
+                                f"{list(t.data.shape)} {t.data.dtype} data")
+            if t.dtype is DType.FLOAT32 and not np.isfinite(t.data).all():
+                bad = int(np.flatnonzero(~np.isfinite(t.data.reshape(-1)))[0])
+                raise self.fail(FINITE, s, f"has {t.data.reshape(-1)[bad]} at element {bad}")
+        self._quant(t, s)
+        return nbytes
+
+    def _quant(self, t: Tensor, s: str) -> None:
+        q = t.quant
+        if q is None:
+            if t.dtype in _QUANTIZED:
+                raise self.fail(MISSING_QUANT, s, f"is {t.dtype.np_name} without scale and zero point")
+            return
+        if not q.scale or len(q.zero_point) != len(q.scale):
+            raise self.fail(CHANNELS, s, f"has {len(q.scale)} scales and {len(q.zero_point)} zero points")
+        if len(q.scale) > 1 and not (0 <= q.axis < len(t.shape) and t.shape[q.axis] == len(q.scale)):
+            raise self.fail(CHANNELS, s, f"of shape {list(t.shape)} has {len(q.scale)} scales along axis "
+                            f"{q.axis}")
+        lo_s, hi_s = SCALE_RANGE
+        bad = [x for x in q.scale if not (math.isfinite(x) and lo_s <= x <= hi_s)]
+        if bad:
+            raise self.fail(SCALE, s, f"has scale {bad[0]!r}")
+        lo, hi = _ZP_RANGE.get(t.dtype, (-(1 << 31), (1 << 31) - 1))
+        bad = [z for z in q.zero_point if not lo <= z <= hi]
+        if bad:
+            raise self.fail(ZERO_POINT, s, f"is {t.dtype.np_name} with zero point {bad[0]}")
+
+    # -- operators
+
+    def _op(self, k: int, op: Op) -> None:
+        subject = op_subject(op, k)
+        a = op.attrs
+        if isinstance(a, A.Softmax) and not math.isfinite(a.beta):
+            raise self.fail(FINITE, subject, f"has beta {a.beta}")
+        if isinstance(a, A.Pad) and not math.isfinite(a.value):
+            raise self.fail(FINITE, subject, f"pads with {a.value}")
+        if op.kind not in _TYPE_CHANGING:
+            data = op.inputs[:1] if op.kind in _WEIGHTED else [i for i in op.inputs if i >= 0]
+            types = [self.g.tensors[i].dtype.np_name for i in data + op.outputs]
+            if len(set(types)) > 1:
+                raise self.fail(ELEMENT_TYPE, subject, f"reads {', '.join(types[:-1])} and writes {types[-1]}")
+        if isinstance(a, (A.Conv2D, A.Pool2D)):
+            self._window(subject, a)
+        check = _SHAPES.get(op.kind, _same_shape)
+        detail = check(self, op)
+        if detail:
+            rule_name, text = detail if isinstance(detail, tuple) else (SHAPE, detail)
+            raise self.fail(rule_name, subject, text)
+
+    def _window(self, subject: str, a) -> None:
+        params = {"stride": (a.stride_h, a.stride_w)}
+        if isinstance(a, A.Conv2D):
+            params["dilation"] = (a.dilation_h, a.dilation_w)
+        else:
+            params["filter size"] = (a.filter_h, a.filter_w)
+        for what, (h, w) in params.items():
+            if not (1 <= h <= MAX_PARAM and 1 <= w <= MAX_PARAM):
+                raise self.fail(STRIDE, subject, f"has {what} {h}x{w}")
+        pads = (a.pad_top, a.pad_bottom, a.pad_left, a.pad_right)
+        if not all(0 <= p <= MAX_PARAM for p in pads):
+            raise self.fail(PADDING, subject, f"has paddings {list(pads)} (top, bottom, left, right)")
+        if isinstance(a, A.Pool2D) and (max(a.pad_top, a.pad_bottom) >= a.filter_h
+                                        or max(a.pad_left, a.pad_right) >= a.filter_w):
+            raise self.fail(PADDING, subject, f"has paddings {list(pads)} (top, bottom, left, right) for a "
+                            f"{a.filter_h}x{a.filter_w} filter")
+
+
+# ---- shape rules: (pass, op) -> None, a detail for shape-mismatch, or (rule, detail) ------------------
+
+def _shapes(p: _Pass, op: Op) -> tuple[list[tuple[int, ...] | None], tuple[int, ...]]:
+    return ([p.g.tensors[i].shape if i >= 0 else None for i in op.inputs], p.g.tensors[op.outputs[0]].shape)
+
+
+def _extent(size: int, k: int, stride: int, dilation: int, before: int, after: int) -> int:
+    return (size + before + after - ((k - 1) * dilation + 1)) // stride + 1
+
+
+def _conv_shape(p: _Pass, op: Op):
+    (x, w, *rest), out = _shapes(p, op)
+    a = op.attrs
+    if len(x) != 4 or len(w) != 4:
+        return f"has input {list(x)} and filter {list(w)} (both must be rank 4)"
+    n, h, wd, c = x
+    if op.kind is OpKind.DEPTHWISE_CONV_2D:
+        oc, fits = w[3], w[0] == 1 and a.depth_multiplier >= 1 and w[3] == c * a.depth_multiplier
+    else:
+        oc, fits = w[0], c % w[3] == 0
+    if not fits:
+        return f"has filter {list(w)} that does not fit input {list(x)}"
+    want = (n, _extent(h, w[1], a.stride_h, a.dilation_h, a.pad_top, a.pad_bottom),
+            _extent(wd, w[2], a.stride_w, a.dilation_w, a.pad_left, a.pad_right), oc)
+    if rest and rest[0] is not None and count(rest[0]) != oc:
+        return f"has bias {list(rest[0])} for {oc} output channels"
+    return _expect(out, want)
+
+
+def _pool_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    a = op.attrs
+    if len(x) != 4:
+        return f"has input {list(x)} (must be rank 4)"
+    n, h, w, c = x
+    return _expect(out, (n, _extent(h, a.filter_h, a.stride_h, 1, a.pad_top, a.pad_bottom),
+                         _extent(w, a.filter_w, a.stride_w, 1, a.pad_left, a.pad_right), c))
+
+
+def _fc_shape(p: _Pass, op: Op):
+    (x, w, *rest), out = _shapes(p, op)
+    if len(w) != 2 or count(x) % w[1]:
+        return f"has weights {list(w)} that do not fit input {list(x)}"
+    if rest and rest[0] is not None and count(rest[0]) != w[0]:
+        return f"has bias {list(rest[0])} for {w[0]} outputs"
+    if not out or out[-1] != w[0] or count(out) != count(x) // w[1] * w[0]:
+        return f"has output {list(out)} for input {list(x)} and weights {list(w)}"
+    return None
+
+
+def _binary_shape(p: _Pass, op: Op):
+    (a, b), out = _shapes(p, op)
+    try:
+        want = tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        return f"has inputs {list(a)} and {list(b)} that do not broadcast"
+    return _expect(out, want)
+
+
+def _reshape_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    return None if count(x) == count(out) else f"reshapes {list(x)} to {list(out)}"
+
+
+def _same_shape(p: _Pass, op: Op):
+    (x, *_), out = _shapes(p, op)
+    return _expect(out, tuple(x))
+
+
+def _softmax_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    if not -len(x) <= op.attrs.axis < max(len(x), 1):
+        return f"has axis {op.attrs.axis} on a rank-{len(x)} input"
+    return _expect(out, tuple(x))
+
+
+def _pad_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    pads = op.attrs.paddings
+    if len(pads) != len(x) or any(not 0 <= v <= MAX_PARAM for pair in pads for v in pair):
+        return PADDING, f"has paddings {[list(pr) for pr in pads]} for a rank-{len(x)} input"
+    return _expect(out, tuple(d + lo + hi for d, (lo, hi) in zip(x, pads)))
+
+
+def _concat_shape(p: _Pass, op: Op):
+    xs, out = _shapes(p, op)
+    ax = op.attrs.axis
+    if not 0 <= ax < len(out):
+        return f"has axis {ax} on a rank-{len(out)} output"
+    for x in xs:
+        if len(x) != len(out) or any(d != o for j, (d, o) in enumerate(zip(x, out)) if j != ax):
+            return f"joins input {list(x)} into output {list(out)} along axis {ax}"
+    return None if sum(x[ax] for x in xs) == out[ax] else f"has output {list(out)} for inputs {xs}"
+
+
+def _mean_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    axes = op.attrs.axes
+    if not axes or len(set(axes)) != len(axes) or not all(0 <= a < len(x) for a in axes):
+        return f"reduces axes {list(axes)} of a rank-{len(x)} input"
+    kept = [d for j, d in enumerate(x) if j not in axes]
+    if op.attrs.keep_dims:
+        return _expect(out, tuple(1 if j in axes else d for j, d in enumerate(x)))
+    return None if count(out) == count(kept) else f"has output {list(out)} for input {list(x)} " \
+                                                      f"reduced over {list(axes)}"
+
+
+def _expect(out: tuple[int, ...], want: tuple[int, ...]):
+    return None if tuple(out) == tuple(want) else f"has output {list(out)}; its inputs give {list(want)}"
+
+
+_SHAPES = {
+    OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape,
+    OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
+    OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
+    OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,
+    OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
+}
+
+__all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]
