@@ -71,7 +71,7 @@ def _read(ctx: _Ctx) -> Graph:
     ops = []
     for i in range(sg.OperatorsLength()):
         ops.append(_op(ctx, sg.Operators(i), i, tensors))
-    name = (sg.Name() or b"").decode() or ctx.path.stem
+    name = (sg.Name() or b"").decode(errors="replace") or ctx.path.stem
     g = Graph(name=name, tensors=tensors, ops=ops,
               inputs=[int(x) for x in sg.InputsAsNumpy()],
               outputs=[int(x) for x in sg.OutputsAsNumpy()],
