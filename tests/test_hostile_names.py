@@ -260,6 +260,18 @@ def test_module_name_is_printable(tmp_path, models, case):
     assert 0 < len(name) <= 16 and all(" " <= c <= "~" for c in name)
 
 
+# ---- the user's name option: checked before anything is written -------------------------
+
+def test_name_option_is_checked(tmp_path, models):
+    """The pipeline checks it for every backend, before a backend writes a file."""
+    for bad in ["x(void){} int y", "../escape", "int", "a\nb", ""]:
+        with pytest.raises(CompileError, match="name option") as e:
+            compile_model(models.path("fc", "int8"), load_profile(BOARD), tmp_path / "out", name=bad,
+                          backend="tflm")
+        assert "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
 # ---- the escaping functions themselves ---------------------------------------------------
 
 def test_c_comment_text_is_inert(tmp_path):

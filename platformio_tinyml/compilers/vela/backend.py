@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...errors import CompileError
 from ..base import generated_files, lib_deps_option, support_from_estimate
-from ..ctext import c_string_literal
+from ..ctext import c_prefix, c_string_literal
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from ..tflm.backend import CODE_BASE, CODE_PER_OP, DEFAULT_LIB_DEPS, RAM_OVERHEAD
@@ -83,7 +83,7 @@ class VelaCompiler:
         run = self._run(request)
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
-        name = request.options.name
+        name = c_prefix(request.options.name, str(request.model_path))
         blob = outdir / f"{name}_vela.tflite"
         blob.write_bytes(run.optimized)
         ops = read_facts(blob).ops
