@@ -195,17 +195,21 @@ def test_tflm(tmp_path, models, case):
 
 # ---- tvm: one small model, kernels + glue built and run on the host ----------------------
 
-def test_tvm(tmp_path, models):
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_tvm(tmp_path, models, fmt):
     pytest.importorskip("tvm")
     from platformio_tinyml.compilers.interface import CompileOptions, CompileRequest
     from platformio_tinyml.compilers.tvm import TvmCompiler
     from platformio_tinyml.device import DeviceProfile
     from platformio_tinyml.pipeline import load_any
+    from platformio_tinyml.verify.parity import random_input
     from platformio_tinyml.verify.reference import reference_for
     host = DeviceProfile(board="host", name="x86_64 host", platform="native", arch="x86_64", core="x86-64",
                          word_bits=64, clock_hz=10**9, flash_bytes=1 << 30, ram_bytes=1 << 30, fpu="dp")
     marker = tmp_path / "PWNED"
-    model = hostile_tflite(models.path("fc", "int8"), HOSTILE["comment_close"](marker), tmp_path / "h.tflite")
+    name = HOSTILE["comment_close"](marker)
+    model = (hostile_tflite(models.path("fc", "int8"), name, tmp_path / "h.tflite") if fmt == "tflite"
+             else hostile_onnx(name, tmp_path / "h.onnx"))
     graph, fmt = load_any(model)
     req = CompileRequest(model, fmt, graph, host, CompileOptions("hm", {"codegen": "c", "runtime": "none"}))
     res = TvmCompiler().compile(req, tmp_path / "out")
@@ -220,10 +224,11 @@ def test_tvm(tmp_path, models):
     ref = reference_for(model, graph)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        x = rng.integers(-128, 128, t_in.shape).astype(np.int8)
-        y = np.zeros(t_out.shape, np.int8)
+        x = random_input(t_in, rng)
+        y = np.zeros(t_out.shape, t_out.dtype.numpy)
         assert lib.hm_invoke(ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data)) == 0
-        assert np.max(np.abs(y.astype(int) - ref.run([x])[0].astype(int))) <= 1
+        want = np.asarray(ref.run([x])[0]).reshape(y.shape).astype(np.float64)
+        assert np.max(np.abs(y - want)) <= (1 if y.dtype == np.int8 else 1e-5 * np.max(np.abs(want)))
 
 
 # ---- emlearn: scikit-learn class labels ---------------------------------------------------
@@ -243,6 +248,25 @@ def test_emlearn_class_labels(tmp_path, case):
     syms = compile_and_nm(model_sources(out.result), tmp_path)
     assert SYMBOL not in syms
     assert_verify_passes(model, marker)
+
+
+# ---- Keras: layer and model names ---------------------------------------------------------
+
+def test_keras_names(tmp_path):
+    """Keras refuses '/' in names and TensorFlow's converter refuses '*', '\\', quotes and
+    newlines (name scopes), so little but letters, digits, '_', '.' and '-' reaches the .tflite:
+    a model named with those and C keywords compiles with cgen and emlearn."""
+    import keras
+    keras.utils.set_random_seed(0)
+    x = keras.Input(shape=(6,), batch_size=1, name="void")
+    h = keras.layers.Dense(5, activation="relu", name="d..-")(x)
+    m = keras.Model(x, keras.layers.Dense(3, name="int")(h), name="static")
+    model = tmp_path / "hostile.keras"
+    m.save(model)
+    for backend in ("cgen", "emlearn"):
+        out = compile_model(model, load_profile(BOARD), tmp_path / backend, name="hm", backend=backend)
+        assert SYMBOL not in compile_and_nm(model_sources(out.result), tmp_path)
+    assert_verify_passes(model, tmp_path / "PWNED")
 
 
 # ---- the module packer: the model's name goes into an ASCII header field -----------------

@@ -68,7 +68,7 @@ class Emitter:
             return "1" if v else "0"
         if isinstance(v, (list, tuple)):
             return "{" + ", ".join(Emitter._fmt(x) for x in v) + "}"
-        if isinstance(v, float):
+        if isinstance(v, (float, np.floating)):
             return c_float(v, what="an operator parameter")
         if isinstance(v, (int, np.integer)):
             v = int(v)
