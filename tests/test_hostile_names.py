@@ -334,6 +334,25 @@ def test_identifiers_and_prefixes():
             c_prefix(bad)
 
 
+@pytest.mark.parametrize("damage", ["threshold_inf", "leaf_nan"])
+def test_emlearn_non_finite_refused(tmp_path, damage):
+    """A damaged tree (NaN/Inf): one line, never C with 'nan' in it or a traceback."""
+    import joblib
+    from sklearn.tree import DecisionTreeRegressor
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    est = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X, X[:, 0])
+    if damage == "threshold_inf":
+        est.tree_.threshold[0] = np.inf
+    else:
+        est.tree_.value[np.flatnonzero(est.tree_.children_left == -1)[0]] = np.nan
+    model = tmp_path / "damaged.joblib"
+    joblib.dump(est, model)
+    with pytest.raises(CompileError) as e:
+        compile_model(model, load_profile(BOARD), tmp_path / "out", name="hm", backend="emlearn")
+    assert "\n" not in str(e.value) and ("nan" in str(e.value).lower() or "inf" in str(e.value))
+
+
 def test_non_finite_numbers_refused():
     from platformio_tinyml.compilers.cgen.emit import c_literal
     assert c_float(0.1) == "0.10000000149011612f" and c_float(1) == "1.0f"

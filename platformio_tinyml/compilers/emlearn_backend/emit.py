@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import CompileError
 from ..capi import IoSpec, api_header
 from ..ctext import c_comment_text, c_float, c_prefix
 
@@ -92,6 +94,25 @@ def emlearn_code(est, info: ModelInfo, prefix: str) -> str:
     emlearn = _import_emlearn()
     if info.family == "knn":
         return _knn_code(est, info, prefix)
+    try:
+        code = _emlearn_code(emlearn, est, info, prefix)
+    except (ValueError, OverflowError) as e:    # e.g. a NaN leaf: int(nan) inside emlearn
+        raise CompileError(f"emlearn cannot write this model ({type(e).__name__}: {str(e)[:120]})",
+                           hint="Check the estimator for NaN/Inf values (a damaged or badly trained model)"
+                           ) from None
+    return _no_non_finite(code)
+
+
+def _no_non_finite(code: str) -> str:
+    """emlearn prints some numbers itself (tree leaves, with "%f"): refuse code where one
+    came out as nan/inf, as :func:`ctext.c_float` does for ours (``INFINITY`` is ours, from math.h)."""
+    m = re.search(r"\b(nan|inf)f?\b", code, re.IGNORECASE)
+    if m:
+        c_float(float(m.group(1)), what="a value in the model")      # raises, one line
+    return code
+
+
+def _emlearn_code(emlearn, est, info: ModelInfo, prefix: str) -> str:
     with _in_scratch_dir():
         if info.family == "trees":
             model = emlearn.convert(est, method="inline", dtype=FEATURE_T, leaf_bits=info.leaf_bits)
