@@ -76,22 +76,18 @@ def c_prefix(name: str, where: str | None = None) -> str:
 
 def c_identifier(text: str, *, fallback: str = "model", max_len: int = MAX_PREFIX) -> str:
     """A valid, non-reserved C/C++ identifier derived from ``text`` (a file name, say):
-    other characters become ``_``, runs of ``_`` shrink to one, a leading digit gets
-    ``m_``, a keyword or reserved name gets ``_m``; ``fallback`` when nothing is left.
+    other characters become ``_``, runs of ``_`` shrink to one, ``m_`` goes before a
+    leading digit or a runtime prefix, ``_m`` after a keyword; ``fallback`` (itself an
+    identifier) when nothing is left.
 
     >>> c_identifier("kws ref-model"), c_identifier("1x"), c_identifier("int"), c_identifier("*/")
     ('kws_ref_model', 'm_1x', 'int_m', 'model')
     """
-    s = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", str(text))).strip("_")
-    if not s:
-        s = fallback
-    if not s[0].isalpha():
+    s = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", str(text))).strip("_") or fallback
+    if not s[0].isalpha() or s.lower().startswith(_RESERVED_PREFIXES):
         s = "m_" + s
-    s = s[:max_len].rstrip("_")
-    while _prefix_problem(s):
-        s = (s[:max_len - 2].rstrip("_") + "_m") if not s.startswith(_RESERVED_PREFIXES) else "m_" + s[:max_len - 2]
-        s = re.sub(r"_+", "_", s)
-    return s
+    s = s[:max_len - 2].rstrip("_")
+    return s + "_m" if s in C_RESERVED else s
 
 
 def _as_bytes(text: str | bytes) -> bytes:
