@@ -77,7 +77,8 @@ def hostile_tflite(src: Path, name: bytes, dst: Path) -> Path:
 
 
 def hostile_onnx(name: bytes, dst: Path) -> Path:
-    """A float Gemm + Relu model: graph and Gemm named ``name``, Relu ``r<name>``, tensors ``<name>x``..."""
+    """A float Gemm + Relu model: graph (the checker wants one: "g" if empty) and Gemm named ``name``,
+    Relu ``r<name>``, tensors ``<name>x``..."""
     import onnx
     from onnx import TensorProto, helper as h, numpy_helper as nh
     try:
@@ -89,7 +90,7 @@ def hostile_onnx(name: bytes, dst: Path) -> Path:
     b = nh.from_array(rng.standard_normal(4).astype(np.float32), text + "b")
     nodes = [h.make_node("Gemm", [text + "x", text + "w", text + "b"], [text + "h"], name=text, transB=1),
              h.make_node("Relu", [text + "h"], [text + "y"], name="r" + text)]
-    g = h.make_graph(nodes, text, [h.make_tensor_value_info(text + "x", TensorProto.FLOAT, [1, 8])],
+    g = h.make_graph(nodes, text or "g", [h.make_tensor_value_info(text + "x", TensorProto.FLOAT, [1, 8])],
                      [h.make_tensor_value_info(text + "y", TensorProto.FLOAT, [1, 4])], [w, b])
     raw = h.make_model(g, opset_imports=[h.make_opsetid("", 13)]).SerializeToString()
     if placeholder is not None:
@@ -131,8 +132,8 @@ def assert_verify_passes(model: Path, marker: Path) -> None:
     assert all(is_comment_safe(line) for line in text.splitlines()), "raw model text printed"
 
 
-# Names an importer may refuse (one line) instead of compiling: the ONNX checker wants a
-# graph name, and import validation may reject undecodable names.
+# Names an importer may refuse (one line) instead of compiling: the ONNX reader refuses
+# names that are not UTF-8 today, and import validation may refuse empty ones.
 REFUSABLE = {"empty", "non_utf8"}
 
 
