@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from .compilers.ctext import c_identifier
 
 
 def default_name(model_path: Path) -> str:
-    """A C identifier from a model file name: 'kws_ref_model.tflite' -> 'kws_ref_model'."""
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(model_path).stem).strip("_").lower() or "model"
-    return stem if stem[0].isalpha() else "m_" + stem
+    """A C identifier from a model file name: 'kws_ref_model.tflite' -> 'kws_ref_model'
+    (lower case; a keyword or reserved name is changed: 'int.tflite' -> 'int_m')."""
+    return c_identifier(Path(model_path).stem.lower(), fallback="model")

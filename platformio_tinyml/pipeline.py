@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
+from .compilers.ctext import c_prefix
 from .compilers.registry import discover
 from .device import DeviceProfile
 from .digest import sha256_file
@@ -52,6 +53,8 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     if not model_path.exists():
         raise ModelError("model file not found", where=str(model_path),
                          hint="Check the path (relative paths are from the project directory)")
+    if name is not None:             # it prefixes every C symbol and names the output files
+        c_prefix(name, where="name option")
     graph, fmt = load_any(model_path, calibration)
     if graph is not None:
         graph.validate()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ctext import c_float, c_prefix, is_comment_safe
+
 # C type of each numpy dtype a model input/output (or, in tvm's glue, any buffer) can have.
 C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t",
            "int16": "int16_t", "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t",
@@ -50,15 +52,21 @@ def io_macros(prefix: str, s: IoSpec) -> list[str]:
            f"#define {prefix}_DTYPE_{s.dtype.upper()} 1",
            f"typedef {C_TYPES[s.dtype]} {prefix.lower()}_t;"]
     if s.scale is not None:
-        out += [f"#define {prefix}_SCALE {float(np.float32(s.scale))!r}f",
+        out += [f"#define {prefix}_SCALE {c_float(s.scale, what=f'the scale of {prefix}')}",
                 f"#define {prefix}_ZERO_POINT {s.zero_point}"]
     return out
 
 
 def api_header(name: str, ins: list[IoSpec], outs: list[IoSpec], arena: int, intro: list[str],
                extra_decls: list[str] = (), invoke_errors: str = "-1 on a NULL input") -> str:
-    """``NAME.h``: ``intro`` (comment lines, without the ' * ' prefix) then the common API."""
-    N = name.upper()
+    """``NAME.h``: ``intro`` (comment lines, without the ' * ' prefix) then the common API.
+
+    Any model or user text in ``intro`` must come through ``ctext.c_comment_text``;
+    a line that is not comment-safe is refused here (a bug in the backend)."""
+    N = c_prefix(name).upper()
+    bad = [ln for ln in intro if not is_comment_safe(ln)]
+    if bad:
+        raise ValueError(f"api_header: intro line is not comment-safe (use ctext.c_comment_text): {bad[0][:80]!r}")
     single = len(ins) == 1 and len(outs) == 1
     lines = [f"/* {intro[0]}"] + [f" * {ln}".rstrip() for ln in intro[1:]] + [" *"]
     if single:

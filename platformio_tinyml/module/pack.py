@@ -61,6 +61,11 @@ def parse_module_version(text, where: str | None = None) -> int:
     return int(text)
 
 
+def _printable(text: str) -> str:
+    """The model's own name for the header's ASCII field: other characters become '_'."""
+    return "".join(c if " " <= c <= "~" else "_" for c in text)
+
+
 def _desc(g: Graph, t: int, arena_offset: int) -> TensorDesc:
     tensor = g.tensors[t]
     q = tensor.quant if tensor.quant is not None and not tensor.quant.per_channel else None
@@ -76,7 +81,7 @@ def pack_graph(g: Graph, model_bytes: bytes, abi: Abi, module_version: int, sign
         tuple(_desc(g, t, plan.offsets[plan.root(t)]) for t in g.inputs),
         tuple(_desc(g, t, plan.offsets[plan.root(t)]) for t in g.outputs),
         arena_bytes=plan.arena_bytes, abi=int(abi), kernel_mask=mask, kernel_abi_hash=kernel_abi_hash(abi),
-        model_name=name or g.name[:16])
+        model_name=name or _printable(g.name)[:16])
     raw = encode_graph(payload)
     return PackResult(encode_module(header, raw, sign), header, len(raw), g.weight_bytes, len(payload.blob),
                       len(payload.ops), payload)
@@ -88,7 +93,7 @@ def pack_tflite(g: Graph, model_bytes: bytes, module_version: int, sign, arena_b
     header = ModuleHeader(
         PayloadKind.TFLITE, module_version, hashlib.sha256(model_bytes).digest(), "tflm", __version__,
         tuple(_desc(g, t, 0) for t in g.inputs), tuple(_desc(g, t, 0) for t in g.outputs),
-        arena_bytes=arena_bytes, model_name=name or g.name[:16])
+        arena_bytes=arena_bytes, model_name=name or _printable(g.name)[:16])
     return PackResult(encode_module(header, model_bytes, sign), header, len(model_bytes), g.weight_bytes,
                       len(model_bytes), len(g.ops))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compilers.cgen import generate
+from ..compilers.ctext import c_comment_text
 from ..ir import DType, Graph
 from .host import build_host
 from .reference import reference_for
@@ -50,7 +51,8 @@ class ParityReport:
     def table(self) -> str:
         rows = [f"{'output':<28} {'dtype':<8} {'exact':>9} {'max abs err':>12} {'max rel err':>12}  result"]
         for o in self.outputs:
-            rows.append(f"{o.name[:28]:<28} {o.dtype:<8} {o.exact:>4}/{o.samples:<4} {o.max_abs:>12.3g} "
+            name = c_comment_text(o.name, limit=25)      # the model's text: printable, one line
+            rows.append(f"{name:<28} {o.dtype:<8} {o.exact:>4}/{o.samples:<4} {o.max_abs:>12.3g} "
                         f"{o.max_rel:>12.3g}  {'PASS' if o.ok else 'FAIL'}")
         return "\n".join(rows)
 

@@ -166,8 +166,8 @@ class TvmCompiler:
         except Unsupported as e:
             raise CompileError(str(e), where=str(request.model_path)) from None
         name = request.options.name
-        from ..cgen.emit import check_c_identifier
-        check_c_identifier(name, str(request.model_path))
+        from ..ctext import c_prefix
+        c_prefix(name, str(request.model_path))
         if runtime == "tvm":
             return self._compile_shared(request, prog, lt, Path(outdir))
         kernels = build_kernels(prog, target, name)

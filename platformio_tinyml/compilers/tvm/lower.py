@@ -86,16 +86,39 @@ def import_model(path: Path, fmt: str):
             import tflite
             from tvm.relax.frontend.tflite import from_tflite
             buf = Path(path).read_bytes()
-            return from_tflite(tflite.Model.GetRootAsModel(buf, 0))
+            return _rename_inputs(from_tflite(tflite.Model.GetRootAsModel(buf, 0)))
         import onnx
         from tvm.relax.frontend.onnx import from_onnx
-        return from_onnx(onnx.load(str(path)), keep_params_in_input=False)
+        return _rename_inputs(from_onnx(onnx.load(str(path)), keep_params_in_input=False))
     except Unsupported:
         raise
     except Exception as e:  # the frontends raise many kinds (OpNotImplemented, TVMError, ...)
         msg = str(e).strip().splitlines()
         raise Unsupported(f"TVM's {fmt} frontend cannot import the model: "
                           f"{type(e).__name__}: {msg[-1] if msg else ''}"[:300]) from None
+
+
+def _rename_inputs(mod):
+    """``mod`` with main's parameters named ``in0``, ``in1``, ...
+
+    The frontends name them after the model's input tensors, and TVM's C codegen
+    prints those names as identifiers of the kernels' parameters, unescaped: a
+    model-chosen name would be pasted into the generated C (see compilers/ctext.py).
+    The intermediate values get TVM's own names (lv, gv)."""
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    main = mod["main"]
+    new = {p: relax.Var(f"in{k}", p.ty) for k, p in enumerate(main.params)}
+
+    @mutator
+    class _Rename(PyExprMutator):
+        def visit_var_(self, op):
+            return new.get(op, op)
+
+    body = _Rename().visit_expr(main.body)
+    mod["main"] = relax.Function(list(new.values()), body, main.ret_ty, main.is_pure, main.attrs)
+    return mod
 
 
 def _relax_passes():

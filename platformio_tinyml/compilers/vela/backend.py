@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ...errors import CompileError
 from ..base import generated_files, lib_deps_option, support_from_estimate
+from ..ctext import c_prefix, c_string_literal
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
 from ..tflm.backend import CODE_BASE, CODE_PER_OP, DEFAULT_LIB_DEPS, RAM_OVERHEAD
@@ -82,12 +83,12 @@ class VelaCompiler:
         run = self._run(request)
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
-        name = request.options.name
+        name = c_prefix(request.options.name, str(request.model_path))
         blob = outdir / f"{name}_vela.tflite"
         blob.write_bytes(run.optimized)
         ops = read_facts(blob).ops
         arena = _arena(run)
-        extra = (f'#define {name.upper()}_NPU "{request.device.npu}"',
+        extra = (f"#define {name.upper()}_NPU {c_string_literal(request.device.npu)}",
                  f"#define {name.upper()}_NPU_CYCLES {run.npu_cycles}")
         ins, outs = io_specs(request)
         paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, ins, outs, extra)
