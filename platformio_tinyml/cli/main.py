@@ -1,4 +1,5 @@
-"""The ``tinyml`` command line: inspect, compile, verify, compare, setup-offline.
+"""The ``tinyml`` command line: inspect, compile, verify, compare, module, setup-offline,
+serve, service and remote (the last three in :mod:`.service`).
 
 Known errors print as one line (``tinyml: error: ...``) and exit 2; an
 unexpected exception prints one line pointing at a saved traceback.
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _module_parsers(sub)
+    from . import service
+    service.add_parsers(sub, _add_target)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -73,6 +76,21 @@ def _module_parsers(sub) -> None:
     p = msub.add_parser("verify", help="check structure, CRC and signature; exit 1 on any defect")
     p.add_argument("file", type=Path)
     p.add_argument("--pubkey", type=Path, required=True)
+
+
+def cmd_serve(args) -> int:
+    from . import service
+    return service.cmd_serve(args)
+
+
+def cmd_service(args) -> int:
+    from . import service
+    return service.cmd_service(args)
+
+
+def cmd_remote(args) -> int:
+    from . import service
+    return service.cmd_remote(args)
 
 
 def cmd_module(args) -> int:
@@ -132,18 +150,24 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_compile(args) -> int:
+    import json
     from ..pipeline import compile_model
     dev = _profile(args)
     out = compile_model(args.model, dev, args.output, name=args.name, backend=args.backend,
                         calibration=args.calibration, backend_options=_options(args.option))
-    r = out.result
-    print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
-          f"{dev.flash_bytes:,} B flash)")
-    print(f"  backend {r.backend} {r.backend_version} ({out.chosen_because})")
-    print(f"  arena {r.arena_bytes:,} B, weights {r.weight_bytes:,} B, "
-          f"estimated flash {r.estimate.flash_bytes:,} B, RAM {r.estimate.ram_bytes:,} B")
-    print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json")
+    print_compiled(args.model, args.output, json.loads(out.report_path.read_text()))
     return 0
+
+
+def print_compiled(model: Path, output: Path, r: dict) -> None:
+    """The summary of a compile (local or remote), from its report.json."""
+    t = r["target"]
+    print(f"{model.name} -> {output}/ for {t['board']} ({t['core']}, {t['ram_bytes']:,} B RAM, "
+          f"{t['flash_bytes']:,} B flash)")
+    print(f"  backend {r['backend']} {r['backend_version']} ({r['chosen_because']})")
+    print(f"  arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
+          f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B")
+    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json")
 
 
 def cmd_verify(args) -> int:
@@ -168,32 +192,27 @@ def cmd_verify(args) -> int:
 
 def cmd_compare(args) -> int:
     import json
-    from ..compilers.interface import CompileOptions, CompileRequest
-    from ..pipeline import default_name, load_any, select_backend
+    from ..pipeline import compare_backends
     dev = _profile(args)
-    graph, fmt = load_any(args.model, args.calibration)
-    req = CompileRequest(args.model, fmt, graph, dev,
-                         CompileOptions(default_name(args.model), _options(args.option), args.calibration))
-    chosen, support, because = select_backend(req, exhaustive=True)
-    rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
-             "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
-             "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
-             "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
-            for n, s in sorted(support.items())]
+    table = compare_backends(args.model, dev, calibration=args.calibration, backend_options=_options(args.option))
     if args.json:
-        print(json.dumps({"model": str(args.model), "format": fmt, "board": dev.board,
-                          "chosen": chosen, "because": because, "backends": rows}, indent=2))
-        return 0 if chosen else 1
+        print(json.dumps(table, indent=2))
+    else:
+        print_compare(args.model, table, dev)
+    return 0 if table["chosen"] else 1
+
+
+def print_compare(model: Path, table: dict, dev) -> None:
+    """The ``tinyml compare`` table (local or remote)."""
     num = lambda v: "-" if v is None else f"{v:,}"  # noqa: E731
-    print(f"{args.model.name} ({fmt}) on {dev.board} ({dev.core}, {dev.flash_bytes:,} B flash, "
+    print(f"{model.name} ({table['format']}) on {dev.board} ({dev.core}, {dev.flash_bytes:,} B flash, "
           f"{dev.ram_bytes:,} B RAM{', NPU ' + dev.npu if dev.npu else ''})")
     print(f"  {'backend':<10} {'ok':<4} {'flash B':>10} {'RAM B':>10} {'latency cyc':>12}  note")
-    for r in rows:
+    for r in table["backends"]:
         note = "chosen" if r["chosen"] else "; ".join(r["reasons"])
         print(f"{'*' if r['chosen'] else ' '} {r['backend']:<10} {'yes' if r['supported'] else 'no':<4} "
               f"{num(r['flash_bytes']):>10} {num(r['ram_bytes']):>10} {num(r['latency_cycles']):>12}  {note}")
-    print(f"chosen: {chosen or 'none'} ({because})")
-    return 0 if chosen else 1
+    print(f"chosen: {table['chosen'] or 'none'} ({table['because']})")
 
 
 def cmd_setup_offline(args) -> int:
@@ -203,7 +222,8 @@ def cmd_setup_offline(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
-            "setup-offline": cmd_setup_offline, "module": cmd_module}
+            "setup-offline": cmd_setup_offline, "module": cmd_module, "serve": cmd_serve,
+            "service": cmd_service, "remote": cmd_remote}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,19 @@
+"""The TinyML service: the compilers behind one authenticated HTTP API.
+
+``tinyml serve`` runs :func:`app.create_app` on uvicorn with a SQLite
+database and a content-addressed artifact store under ``--data``, and an
+in-process pool of compile workers (each compile in a child process with a
+time and memory limit). The modules, bottom up:
+
+* :mod:`.config` - settings from flags, environment and a TOML file;
+* :mod:`.db` - SQLAlchemy models (projects, tokens, builds, compilations)
+  and the Alembic migrations under ``migrations/``;
+* :mod:`.store` - the content-addressed artifact store (sha256, atomic writes);
+* :mod:`.auth` - bearer tokens (only hashes stored) and scopes;
+* :mod:`.uploads` - checks of untrusted uploads (names, sizes, archives);
+* :mod:`.isolate` - one call in a child process with a time and memory limit;
+* :mod:`.tasks` - what runs in that child (check, compile, compare, pack);
+* :mod:`.jobs` - the job runner interface, the thread pool and a build's steps;
+* :mod:`.app`, :mod:`.compilations`, :mod:`.catalog` - the HTTP API;
+* :mod:`.client` - the HTTP client behind ``tinyml remote``.
+"""
