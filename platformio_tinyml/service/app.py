@@ -38,12 +38,16 @@ class _Limits:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length", b"0")
         seen = [0]
+        parts = _PartHeaders.of(headers.get(b"content-type", b""))
 
         async def counted_receive():
             message = await receive()
-            seen[0] += len(message.get("body", b""))
+            body = message.get("body", b"")
+            seen[0] += len(body)
             if seen[0] > self.max_body:
                 raise _TooLarge()
+            if parts is not None and not parts.feed(body):
+                raise _BadPartHeader()
             return message
 
         async def logged_send(message):
@@ -59,6 +63,10 @@ class _Limits:
         except _TooLarge:
             if not status[0]:
                 await self._too_large(scope, receive, logged_send)
+        except _BadPartHeader:
+            if not status[0]:
+                await JSONResponse({"detail": "a multipart part header (a file name) is not UTF-8. Rename the file "
+                                              "(printable UTF-8)"}, status_code=400)(scope, receive, logged_send)
         if self.log_requests:
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status[0],
                      (time.perf_counter() - started) * 1000)
@@ -71,6 +79,49 @@ class _Limits:
 
 class _TooLarge(Exception):
     pass
+
+
+class _BadPartHeader(Exception):
+    pass
+
+
+class _PartHeaders:
+    """Checks that every part header of a multipart body is UTF-8, as the body streams by.
+
+    The form parser decodes a file name that is not UTF-8 as Latin-1, after
+    which it cannot be told from a real name: the raw bytes are checked here.
+    A part's headers follow the boundary, which by the multipart rules occurs
+    nowhere else in the body.
+    """
+
+    def __init__(self, boundary: bytes):
+        self.marker = b"--" + boundary
+        self.buf = b""
+
+    @classmethod
+    def of(cls, content_type: bytes) -> "_PartHeaders | None":
+        if not content_type.lower().startswith(b"multipart/form-data"):
+            return None
+        for param in content_type.split(b";")[1:]:
+            key, _, value = param.strip().partition(b"=")
+            if key.lower() == b"boundary" and value.strip(b'"'):
+                return cls(value.strip(b'"'))
+        return None
+
+    def feed(self, chunk: bytes) -> bool:
+        data, start = self.buf + chunk, 0
+        while (at := data.find(self.marker, start)) >= 0:
+            end = data.find(b"\r\n\r\n", at)
+            if end < 0:
+                self.buf = data[at:at + 65536]   # headers not complete yet
+                return True
+            try:
+                data[at:end].decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+            start = end
+        self.buf = data[max(start, len(data) - len(self.marker)):]
+        return True
 
 
 def create_app(svc: Service, start_runner: bool = True) -> FastAPI:

@@ -16,7 +16,7 @@ from .deps import caller, service
 from .inputs import BOARD_ID, calibration_of, device_of, fail, options_of, read_upload
 from .jobs import JobFailed
 from .schemas import BackendOut, BoardsOut, CompareOut, PublicKeyOut, errors
-from .uploads import check_model
+from .uploads import UNPACKED_PER_UPLOAD, check_model
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -62,7 +62,7 @@ def compare(model: UploadFile = File(...), target: str | None = Form(None), prof
             who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
     """The ``tinyml compare`` table: every backend's answer and estimates for the model on the board."""
     limit = svc.cfg.max_upload_bytes
-    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle)
+    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cal = options_of(options), calibration_of(calibration, limit)
     from ..naming import default_name

@@ -17,9 +17,10 @@ from .deps import caller, service
 from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_of, read_upload
 from .jobs import JobFailed
 from .schemas import CompilationOut, errors
-from .uploads import check_model
+from .uploads import UNPACKED_PER_UPLOAD, check_model
 
 router = APIRouter(prefix="/v1", tags=["compilations"])
+CHECK_TIMEOUT_S = 120   # loading a model and asking the backends; the compile has its own limit
 
 
 def _iso(t) -> str | None:
@@ -67,7 +68,7 @@ def create_compilation(model: UploadFile = File(..., description="the model file
     if in_flight >= svc.cfg.max_jobs_in_flight:
         raise fail(429, f"project '{who.project}' has {in_flight} jobs in flight (limit "
                         f"{svc.cfg.max_jobs_in_flight}). Wait for one to finish")
-    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle)
+    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cname, backend = options_of(options), name_of(name, upload.filename), backend_of(backend)
     cal = calibration_of(calibration, limit)
@@ -80,7 +81,7 @@ def create_compilation(model: UploadFile = File(..., description="the model file
         if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
             try:
                 svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts,
-                             cal_rel, timeout_s=min(svc.cfg.job_timeout_s, 120))
+                             cal_rel, timeout_s=CHECK_TIMEOUT_S)
             except JobFailed as e:
                 raise fail(422, str(e)) from None
         with svc.Session() as db:

@@ -23,7 +23,8 @@ from ..errors import ModelError
 MODEL_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5", ".skops", ".zip")
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 MAX_ZIP_MEMBERS = 1000
-MAX_UNPACKED_BYTES = 512 << 20
+UNPACKED_PER_UPLOAD = 32    # an archive may unpack to 32x the upload limit (checked at upload)
+MAX_UNPACKED_BYTES = 32 * 16 << 20   # the same for the default limit (when a stored archive is unpacked)
 
 
 class UploadError(ModelError):
@@ -52,7 +53,7 @@ def check_name(filename: str | None, field: str) -> str:
     return name
 
 
-def check_model(data: bytes, filename: str | None, allow_pickle: bool) -> Upload:
+def check_model(data: bytes, filename: str | None, allow_pickle: bool, max_unpacked: int) -> Upload:
     name = check_name(filename, "model")
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in PICKLE_SUFFIXES and not allow_pickle:
@@ -64,7 +65,7 @@ def check_model(data: bytes, filename: str | None, allow_pickle: bool) -> Upload
     if not data:
         raise UploadError("the model file is empty", where=name, hint="Send the model file itself")
     if suffix == ".zip":
-        _check_zip(data, name)
+        _check_zip(data, name, max_unpacked)
     return Upload(data, name, suffix)
 
 
@@ -76,7 +77,12 @@ def _zip(data: bytes, where: str) -> zipfile.ZipFile:
                           hint="Zip the SavedModel folder (saved_model.pb at its top)") from None
 
 
-def _members(zf: zipfile.ZipFile, where: str) -> list[tuple[zipfile.ZipInfo, str]]:
+def _too_big(limit: int, where: str) -> UploadError:
+    return UploadError(f"the archive unpacks to more than {limit:,} bytes", where=where, status=413,
+                       hint="Send the SavedModel without unused files, or convert it to .tflite")
+
+
+def _members(zf: zipfile.ZipFile, where: str, limit: int) -> list[tuple[zipfile.ZipInfo, str]]:
     infos = zf.infolist()
     if len(infos) > MAX_ZIP_MEMBERS:
         raise UploadError(f"the archive has {len(infos)} entries (at most {MAX_ZIP_MEMBERS})", where=where)
@@ -90,9 +96,8 @@ def _members(zf: zipfile.ZipFile, where: str) -> list[tuple[zipfile.ZipInfo, str
         if stat.S_ISLNK(info.external_attr >> 16):
             raise UploadError(f"archive entry '{raw}' is a link; links are not accepted", where=where)
         total += info.file_size
-        if total > MAX_UNPACKED_BYTES:
-            raise UploadError(f"the archive unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB", where=where,
-                              status=413)
+        if total > limit:
+            raise _too_big(limit, where)
         if not info.is_dir():
             out.append((info, str(path)))
     return out
@@ -107,17 +112,18 @@ def _savedmodel_root(names: list[str], where: str) -> str:
                       hint="Zip a SavedModel folder (saved_model.pb and variables/)")
 
 
-def _check_zip(data: bytes, where: str) -> None:
+def _check_zip(data: bytes, where: str, limit: int) -> None:
     with _zip(data, where) as zf:
-        _savedmodel_root([n for _, n in _members(zf, where)], where)
+        _savedmodel_root([n for _, n in _members(zf, where, limit)], where)
 
 
-def extract_savedmodel(data: bytes, dest: Path, where: str) -> None:
+def extract_savedmodel(data: bytes, dest: Path, where: str, limit: int | None = None) -> None:
     """Unpack a checked SavedModel zip into ``dest`` (saved_model.pb at its top)."""
+    limit = limit or max(MAX_UNPACKED_BYTES, UNPACKED_PER_UPLOAD * len(data))
     with _zip(data, where) as zf:
-        members = _members(zf, where)
+        members = _members(zf, where, limit)
         root = _savedmodel_root([n for _, n in members], where)
-        budget = MAX_UNPACKED_BYTES
+        budget = limit
         for info, name in members:
             if not name.startswith(root):
                 continue
@@ -127,8 +133,7 @@ def extract_savedmodel(data: bytes, dest: Path, where: str) -> None:
                 while chunk := src.read(1 << 20):
                     budget -= len(chunk)
                     if budget < 0:
-                        raise UploadError(f"the archive unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
-                                          where=where, status=413)
+                        raise _too_big(limit, where)
                     out.write(chunk)
 
 
