@@ -26,7 +26,14 @@ log = logging.getLogger("tinyml.service")
 
 
 class _Limits:
-    """ASGI middleware: refuse bodies over the upload limit (413) and log one line per request."""
+    """ASGI middleware: the upload limit (413), UTF-8 part headers (400), one log line per request.
+
+    A request body is read whole before the app sees it (it is at most the
+    upload limit, and the form parser would read it all anyway): an oversize
+    body is refused after ``max_body`` bytes, and a multipart body whose part
+    headers (file names) are not UTF-8 is refused, which the form parser
+    cannot tell after it has decoded them as Latin-1.
+    """
 
     def __init__(self, app, max_body: int, log_requests: bool):
         self.app, self.max_body, self.log_requests = app, max_body, log_requests
@@ -35,93 +42,81 @@ class _Limits:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status = time.perf_counter(), [0]
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"0")
-        seen = [0]
-        parts = _PartHeaders.of(headers.get(b"content-type", b""))
-
-        async def counted_receive():
-            message = await receive()
-            body = message.get("body", b"")
-            seen[0] += len(body)
-            if seen[0] > self.max_body:
-                raise _TooLarge()
-            if parts is not None and not parts.feed(body):
-                raise _BadPartHeader()
-            return message
 
         async def logged_send(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
-        try:
-            if not length.isdigit() or int(length) > self.max_body:
-                await self._too_large(scope, receive, logged_send)
-            else:
-                await self.app(scope, counted_receive, logged_send)
-        except _TooLarge:
-            if not status[0]:
-                await self._too_large(scope, receive, logged_send)
-        except _BadPartHeader:
-            if not status[0]:
-                await JSONResponse({"detail": "a multipart part header (a file name) is not UTF-8. Rename the file "
-                                              "(printable UTF-8)"}, status_code=400)(scope, receive, logged_send)
+        refusal, receive = await self._read_body(scope, receive)
+        if refusal is not None:
+            await refusal(scope, receive, logged_send)
+        else:
+            await self.app(scope, receive, logged_send)
         if self.log_requests:
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status[0],
                      (time.perf_counter() - started) * 1000)
 
-    async def _too_large(self, scope, receive, send):
-        response = JSONResponse({"detail": f"request body larger than the upload limit of {self.max_body:,} bytes. "
-                                           "Send a smaller model, or raise max_upload_mb"}, status_code=413)
-        await response(scope, receive, send)
+    async def _read_body(self, scope, receive):
+        """(a refusal response or None, the receive callable the app gets)."""
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"0")
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length == b"0":
+            return None, receive
+        if not length.isdigit() or int(length) > self.max_body:
+            return self._too_large(), receive
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None, receive   # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return self._too_large(), receive
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        boundary = _boundary(headers.get(b"content-type", b""))
+        if boundary and not _part_headers_utf8(body, boundary):
+            return JSONResponse({"detail": "a file name in the multipart body is not UTF-8. Rename the file "
+                                           "(printable UTF-8)"}, status_code=400), receive
+        replayed = [False]
+
+        async def replay():
+            if replayed[0]:
+                return await receive()
+            replayed[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return None, replay
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": f"request body larger than the upload limit of {self.max_body:,} bytes. "
+                                       "Send a smaller model, or raise max_upload_mb"}, status_code=413)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _BadPartHeader(Exception):
-    pass
-
-
-class _PartHeaders:
-    """Checks that every part header of a multipart body is UTF-8, as the body streams by.
-
-    The form parser decodes a file name that is not UTF-8 as Latin-1, after
-    which it cannot be told from a real name: the raw bytes are checked here.
-    A part's headers follow the boundary, which by the multipart rules occurs
-    nowhere else in the body.
-    """
-
-    def __init__(self, boundary: bytes):
-        self.marker = b"--" + boundary
-        self.buf = b""
-
-    @classmethod
-    def of(cls, content_type: bytes) -> "_PartHeaders | None":
-        if not content_type.lower().startswith(b"multipart/form-data"):
-            return None
-        for param in content_type.split(b";")[1:]:
-            key, _, value = param.strip().partition(b"=")
-            if key.lower() == b"boundary" and value.strip(b'"'):
-                return cls(value.strip(b'"'))
+def _boundary(content_type: bytes) -> bytes | None:
+    if not content_type.lower().startswith(b"multipart/form-data"):
         return None
+    for param in content_type.split(b";")[1:]:
+        key, _, value = param.strip().partition(b"=")
+        if key.lower() == b"boundary" and value.strip(b'"'):
+            return value.strip(b'"')
+    return None
 
-    def feed(self, chunk: bytes) -> bool:
-        data, start = self.buf + chunk, 0
-        while (at := data.find(self.marker, start)) >= 0:
-            end = data.find(b"\r\n\r\n", at)
-            if end < 0:
-                self.buf = data[at:at + 65536]   # headers not complete yet
-                return True
-            try:
-                data[at:end].decode("utf-8")
-            except UnicodeDecodeError:
-                return False
-            start = end
-        self.buf = data[max(start, len(data) - len(self.marker)):]
-        return True
+
+def _part_headers_utf8(body: bytes, boundary: bytes) -> bool:
+    """True when every part's headers are UTF-8 (the boundary occurs nowhere but before them)."""
+    marker, at = b"--" + boundary, 0
+    while (at := body.find(marker, at)) >= 0:
+        end = body.find(b"\r\n\r\n", at)
+        end = len(body) if end < 0 else end
+        try:
+            body[at:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        at = end
+    return True
 
 
 def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
