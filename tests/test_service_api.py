@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import signal
 import tarfile
 import threading
+import time
 
 import pytest
 
 from conftest import MLPERF, MLPERF_INT8
 from service_support import Server, one_line, tinyml, wait_done
 
-KWS, AD = MLPERF / MLPERF_INT8["kws"], MLPERF / MLPERF_INT8["ad"]
+KWS, AD, VWW = (MLPERF / MLPERF_INT8[m] for m in ("kws", "ad", "vww"))
 BOARD = "nucleo_f446re"
 
 
@@ -154,6 +157,35 @@ def test_catalog_compare_health_and_metrics(server, alice):
     assert 'tinyml_jobs{state="succeeded"}' in text and 'tinyml_cache_requests_total{result="hit"}' in text
     assert 'tinyml_compile_seconds_bucket{backend="cgen",le="+Inf"}' in text
     assert server.client(None).get("/v1/openapi.json").json()["paths"]["/v1/compilations"]["post"]
+
+
+def _grandchildren(pid: int) -> list[int]:
+    """Processes two levels under ``pid`` (the service's forkserver's children: the compile jobs)."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    children = {p for p, pp in parent.items() if pp == pid}
+    return [p for p, pp in parent.items() if pp in children]
+
+
+def test_a_compile_process_that_dies_fails_its_job_and_the_service_lives_on(server, alice):
+    r = submit(alice, VWW, backend="cgen", name="vww_killed")
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while not (jobs := _grandchildren(server.proc.pid)):   # the compile child, as a crashing compiler dies
+        assert time.monotonic() < deadline and server.proc.poll() is None
+        time.sleep(0.005)
+    for pid in jobs:
+        os.kill(pid, signal.SIGKILL)
+    done = wait_done(alice, r.json()["id"])
+    assert done["state"] == "failed" and done["error"]["message"] == "the compiler process died (killed by SIGKILL)"
+    assert "try another backend" in done["error"]["hint"]
+    again = submit(alice, VWW, backend="cgen", name="vww_killed")   # a failed build is retried, not cached
+    assert again.status_code == 202 and wait_done(alice, again.json()["id"])["state"] == "succeeded"
 
 
 def test_restart_keeps_projects_tokens_jobs_and_artifacts(server):

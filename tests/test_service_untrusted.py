@@ -11,8 +11,11 @@ import os
 import pickle
 import random
 import stat
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +173,17 @@ def test_child_limits_time_memory_and_crash():
     with pytest.raises(JobFailed, match=r"the compiler process died \(killed by SIGABRT\)"):
         run_limited(os.abort, timeout_s=60, memory_bytes=0)
     assert run_limited(os.getpid, timeout_s=60, memory_bytes=0) != os.getpid()
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, client):
+    """Property-based requests from the OpenAPI document (bounded, fixed seed), with a valid token."""
+    token = client.headers["Authorization"]
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("schemathesis")), "run", server.url + "/v1/openapi.json",
+         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+                     "content_type_conformance",
+         "--phases", "coverage,fuzzing", "--max-examples", "10", "--seed", "1", "--request-timeout", "120",
+         "-H", f"Authorization: {token}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout.split("SUMMARY")[-1]
+    assert client.get("/v1/health").status_code == 200
