@@ -48,6 +48,17 @@ def _own(svc: Service, db, who: Caller, comp_id: str) -> tuple[Compilation, Buil
     return row
 
 
+def _check_in_flight(svc: Service, who: Caller) -> None:
+    """429 when the project has its limit of queued and running jobs (cache hits are not jobs)."""
+    with svc.Session() as db:
+        in_flight = db.scalar(select(func.count()).select_from(Compilation)
+                              .join(Build, Compilation.build_id == Build.id)
+                              .where(Compilation.project_id == who.project_id, Build.state.in_(ACTIVE_STATES)))
+    if in_flight >= svc.cfg.max_jobs_in_flight:
+        raise fail(429, f"project '{who.project}' has {in_flight} jobs in flight (limit "
+                        f"{svc.cfg.max_jobs_in_flight}). Wait for one to finish")
+
+
 @router.post("/compilations", status_code=202, response_model=CompilationOut,
              responses={200: {"model": CompilationOut, "description": "an identical compilation exists"},
                         **errors(400, 401, 403, 413, 415, 422, 429)})
@@ -61,45 +72,39 @@ def create_compilation(model: UploadFile = File(..., description="the model file
                        who: Caller = Depends(caller("compile")), svc: Service = Depends(service)):
     """Compile ``model`` for a board: 202 with the new job, or 200 with ``cached: true``."""
     limit = svc.cfg.max_upload_bytes
-    with svc.Session() as db:
-        in_flight = db.scalar(select(func.count()).select_from(Compilation)
-                              .join(Build, Compilation.build_id == Build.id)
-                              .where(Compilation.project_id == who.project_id, Build.state.in_(ACTIVE_STATES)))
-    if in_flight >= svc.cfg.max_jobs_in_flight:
-        raise fail(429, f"project '{who.project}' has {in_flight} jobs in flight (limit "
-                        f"{svc.cfg.max_jobs_in_flight}). Wait for one to finish")
     upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cname, backend = options_of(options), name_of(name, upload.filename), backend_of(backend)
     cal = calibration_of(calibration, limit)
-    workdir = svc.scratch()
-    try:
-        model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, cname, cal)
-        key = svc.key_of(workdir, model_rel, cname, backend, opts, cal_rel, device)
-        with svc.Session() as db:
-            build = svc.live_build(db, key)
-        if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
-            try:
-                svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts,
-                             cal_rel, timeout_s=CHECK_TIMEOUT_S)
-            except JobFailed as e:
-                raise fail(422, str(e)) from None
-        with svc.Session() as db:
-            if build is None:
-                build, _ = svc.find_or_create_build(
-                    db, key, model_sha256=svc.store.put(upload.data), model_file=f"{cname}{upload.suffix}",
-                    calibration_sha256=svc.store.put(cal) if cal is not None else None,
-                    device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
-            cached = build.state == "succeeded"
-            svc.metrics.count_cache(cached)
-            comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id,
-                               cached=cached, target=device.board)
-            db.add(comp)
-            db.commit()
-            build = db.get(Build, build.id)
-            return JSONResponse(view(comp, build), status_code=200 if cached else 202)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    key = svc.key_of(upload.data, upload.suffix, cname, backend, opts, cal, device)
+    with svc.Session() as db:
+        build = svc.live_build(db, key)
+    if build is None or build.state != "succeeded":
+        _check_in_flight(svc, who)
+    if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
+        workdir = svc.scratch()
+        try:
+            model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, cname, cal)
+            svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts, cal_rel,
+                         timeout_s=CHECK_TIMEOUT_S)
+        except JobFailed as e:
+            raise fail(422, str(e)) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    with svc.Session() as db:
+        if build is None:
+            build, _ = svc.find_or_create_build(
+                db, key, model_sha256=svc.store.put(upload.data), model_file=f"{cname}{upload.suffix}",
+                calibration_sha256=svc.store.put(cal) if cal is not None else None,
+                device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
+        cached = build.state == "succeeded"
+        svc.metrics.count_cache(cached)
+        comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id,
+                           cached=cached, target=device.board)
+        db.add(comp)
+        db.commit()
+        build = db.get(Build, build.id)
+        return JSONResponse(view(comp, build), status_code=200 if cached else 202)
 
 
 @router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from ..device import DeviceProfile
 from ..integrations.core import ModelSpec, cache_key
 from . import tasks
+from .auth import Caller, resolve
 from .config import ServiceConfig
 from .db import ACTIVE_STATES, Build, open_database, utcnow
 from .jobs import JobCancelled, JobFailed, JobRunner, ThreadRunner, run_limited
@@ -34,6 +36,7 @@ from .store import BlobStore
 from .uploads import materialize
 
 log = logging.getLogger("tinyml.service")
+TOKEN_CACHE_S = 5.0
 
 
 def pack_dir(folder: Path) -> bytes:
@@ -59,10 +62,12 @@ class Service:
         self.work = self.data / "work"
         self.metrics = Metrics()
         self.runner: JobRunner | None = None
+        self._callers: dict[str, tuple[float, Caller | None]] = {}
 
     # -- lifecycle --------------------------------------------------------
     def start(self, runner: JobRunner | None = None) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
         self.runner = runner or ThreadRunner(self.cfg.workers, self.execute)
         with self.Session() as db:
             stale = db.scalars(select(Build.id).where(Build.state.in_(ACTIVE_STATES))
@@ -81,6 +86,19 @@ class Service:
             self.runner.stop()
         self.engine.dispose()
 
+    def caller_of(self, token: str) -> Caller | None:
+        """The caller a bearer token stands for; answers are kept for ``TOKEN_CACHE_S``."""
+        now = time.monotonic()
+        hit = self._callers.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.Session() as db:
+            who = resolve(db, f"Bearer {token}")
+        if len(self._callers) > 10000:
+            self._callers.clear()
+        self._callers[token] = (now + TOKEN_CACHE_S, who)
+        return who
+
     def isolated(self, fn, *args, timeout_s: float | None = None, cancel: threading.Event | None = None):
         """``fn(*args)`` in a child process under the configured limits."""
         return run_limited(fn, *args, timeout_s=timeout_s or self.cfg.job_timeout_s,
@@ -93,12 +111,27 @@ class Service:
         return path
 
     # -- builds -----------------------------------------------------------
-    def key_of(self, workdir: Path, model: str, name: str, backend: str, options: dict,
-               calibration: str | None, device: DeviceProfile) -> str:
-        """The local build cache's key (:func:`..integrations.core.cache_key`) of this request."""
-        spec = ModelSpec.make(workdir / model, name, backend, workdir / calibration if calibration else None,
-                              options)
-        return cache_key(spec, device, self.data)
+    def key_of(self, model: bytes, suffix: str, name: str, backend: str, options: dict,
+               calibration: bytes | None, device: DeviceProfile) -> str:
+        """The local build cache's key (:func:`..integrations.core.cache_key`) of this request;
+        the inputs are written to temporary files for it (a SavedModel unpacked: its key hashes the files)."""
+        if suffix == ".zip":
+            workdir = self.scratch()
+            try:
+                model_rel, cal_rel = self.stage(workdir, model, suffix, name, calibration)
+                spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
+                                      options)
+                return cache_key(spec, device, self.data)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        with tempfile.NamedTemporaryFile(dir=self.work, suffix=suffix) as m, \
+                tempfile.NamedTemporaryFile(dir=self.work, suffix=".npy") as c:
+            m.write(model)
+            m.flush()
+            c.write(calibration or b"")
+            c.flush()
+            spec = ModelSpec.make(m.name, name, backend, c.name if calibration is not None else None, options)
+            return cache_key(spec, device, self.data)
 
     def live_build(self, db, key: str) -> Build | None:
         return db.scalar(select(Build).where(Build.key == key, Build.state != "failed"))

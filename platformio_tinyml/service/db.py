@@ -99,6 +99,7 @@ class Compilation(Base):
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")      # readers do not block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")    # WAL: durable at checkpoints, consistent always
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
@@ -108,7 +109,9 @@ def open_database(url: str) -> tuple[Engine, sessionmaker]:
     """Engine and session factory for ``url``, migrated to the newest schema."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # one connection per request thread (the server's pool has 40): no thread waits for a connection
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=48,
+                               max_overflow=16)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .auth import Caller, resolve
+from .auth import Caller
 from .core import Service
 from .inputs import fail
 
@@ -21,10 +21,7 @@ def caller(scope: str):
 
     def dependency(creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
                    svc: Service = Depends(service)) -> Caller:
-        who = None
-        if creds is not None:
-            with svc.Session() as db:
-                who = resolve(db, f"Bearer {creds.credentials}")
+        who = svc.caller_of(creds.credentials) if creds is not None else None
         if who is None:
             raise fail(401, "missing or unknown token. Send Authorization: Bearer TOKEN "
                             "(create one with: tinyml service token create --project NAME)")

@@ -7,6 +7,7 @@ backend options, the C name and the calibration file.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import MISSING, fields
@@ -47,7 +48,7 @@ def device_of(target: str | None, profile: str | None, manifest: UploadFile | No
             if not BOARD_ID.match(target) or target.endswith(".json"):
                 raise fail(422, f"target: '{target[:100]}' is not a board id. Use an id such as nucleo_f446re, "
                                 "or send the manifest as a file")
-            return load_profile(target, search_dirs=list(boards_dirs) or None)
+            return _board(target, boards_dirs)
         if profile:
             return _profile_from_json(profile)
         name = check_name(manifest.filename, "manifest")
@@ -61,6 +62,12 @@ def device_of(target: str | None, profile: str | None, manifest: UploadFile | No
         return profile_from_manifest(data, stem, source=name)
     except TinyMLError as e:
         raise fail(422, str(e)) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _board(target: str, boards_dirs: tuple[str, ...]) -> DeviceProfile:
+    """A board's profile, read once per process (profiles are frozen)."""
+    return load_profile(target, search_dirs=list(boards_dirs) or None)
 
 
 _KINDS = {"str": str, "int": int, "bool": bool, "str | None": (str, type(None)), "tuple[str, ...]": list}
