@@ -187,3 +187,19 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, clie
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout.split("SUMMARY")[-1]
     assert client.get("/v1/health").status_code == 200
+
+
+def test_pickles_only_for_a_project_that_opted_in(server, client, tmp_path):
+    import joblib
+    from sklearn.tree import DecisionTreeClassifier
+    from service_support import tinyml
+    rng = random.Random(0)
+    X = [[rng.random() for _ in range(4)] for _ in range(60)]
+    est = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, [int(x[0] > 0.5) for x in X])
+    joblib.dump(est, tmp_path / "tree.joblib")
+    upload = {"model": ("tree.joblib", (tmp_path / "tree.joblib").read_bytes())}
+    one_line(client.post("/v1/compilations", files=upload, data={"target": "nucleo_f446re"}), 415, "skops")
+    tinyml("service", "project", "pickles-ok", "--allow-pickle", "yes", "--data", server.data)
+    trusted = server.client(server.token("pickles-ok"))
+    r = trusted.post("/v1/compilations", files=upload, data={"target": "nucleo_f446re"})
+    assert r.status_code == 202, r.text   # the check child unpickled it and found a backend (emlearn)

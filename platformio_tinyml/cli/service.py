@@ -33,8 +33,14 @@ def add_parsers(sub, add_target) -> None:
     p.add_argument("--boards-dir", action="append", dest="boards_dirs", metavar="DIR",
                    help="extra folder of board manifests (repeatable)")
 
-    s = sub.add_parser("service", help="manage the service: tokens")
+    s = sub.add_parser("service", help="manage the service: tokens, projects")
     ssub = s.add_subparsers(dest="service_cmd", required=True)
+    p = ssub.add_parser("project", help="project settings")
+    p.add_argument("project")
+    p.add_argument("--allow-pickle", choices=("yes", "no"), required=True,
+                   help="accept .pkl/.joblib uploads: unpickling runs code from the file (it runs in the "
+                        "compile child process, but trust the project's uploaders)")
+    _settings(p)
     t = ssub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd", required=True)
     p = t.add_parser("create", help="create a token (printed once; the service keeps only its hash)")
     p.add_argument("--project", required=True, help="project name (created with its signing key if new)")
@@ -99,13 +105,19 @@ def cmd_serve(args) -> int:
 
 
 def cmd_service(args) -> int:
-    from ..service.auth import create_token, parse_scopes
+    from ..service.auth import create_token, parse_scopes, set_allow_pickle
     from ..service.db import open_database
-    cfg = _config(args)
-    engine, Session = open_database(cfg.database_url)
-    with Session() as db:
-        token = create_token(db, args.project, parse_scopes(args.scope))
-    engine.dispose()
+    engine, Session = open_database(_config(args).database_url)
+    try:
+        with Session() as db:
+            if args.service_cmd == "project":
+                set_allow_pickle(db, args.project, args.allow_pickle == "yes")
+                verdict = "accepted" if args.allow_pickle == "yes" else "refused"
+                print(f"tinyml: project '{args.project}': pickled models {verdict}", file=sys.stderr)
+                return 0
+            token = create_token(db, args.project, parse_scopes(args.scope))
+    finally:
+        engine.dispose()
     print(token)
     print(f"tinyml: token for project '{args.project}' ({args.scope}); it is shown only once", file=sys.stderr)
     return 0

@@ -78,6 +78,13 @@ def create_token(db: Session, project: str, scopes: tuple[str, ...]) -> str:
     return token
 
 
+def set_allow_pickle(db: Session, project: str, allow: bool) -> None:
+    """Let ``project`` upload pickled models (unpickling runs code from the file: an explicit opt-in)."""
+    p = get_or_create_project(db, project)
+    p.allow_pickle = allow
+    db.commit()
+
+
 def resolve(db: Session, authorization: str | None) -> Caller | None:
     """The caller of an ``Authorization`` header value, or None when it is not a known token."""
     if not authorization or not authorization.startswith("Bearer "):
