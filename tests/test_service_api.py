@@ -79,6 +79,21 @@ def test_remote_compile_writes_what_the_local_compile_writes(server, alice, tmp_
     assert "backend cgen" in rc.stdout and "arena 16,000 B" in rc.stdout
 
 
+def test_remote_status_fetch_and_compare(server, alice, tmp_path):
+    env = {"TINYML_SERVICE_TOKEN": alice.headers["Authorization"].split()[1], "TINYML_SERVICE_URL": server.url}
+    comp_id = tinyml("remote", "compile", AD, "-t", BOARD, "--no-wait", env=env).stdout.strip()
+    wait_done(alice, comp_id)
+    status = tinyml("remote", "status", comp_id, env=env).stdout
+    assert status.startswith(f"{comp_id}: succeeded") and "backend cgen" in status
+    fetched = tinyml("remote", "fetch", comp_id, "-o", tmp_path / "got", env=env).stdout
+    assert "report.json" in fetched and (tmp_path / "got" / "ad01_int8.h").is_file()
+    remote = json.loads(tinyml("remote", "compare", AD, "-t", "esp32dev", "--json", env=env).stdout)
+    local = json.loads(tinyml("compare", AD, "-t", "esp32dev", "--json").stdout)
+    assert remote == local
+    bad = tinyml("remote", "status", "0" * 32, env=env, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "404" in bad.stderr
+
+
 def test_identical_concurrent_requests_compile_once(server, alice):
     before = alice.get("/v1/health").json()["jobs"].get("succeeded", 0)
     answers = [None] * 4
