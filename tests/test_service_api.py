@@ -208,7 +208,8 @@ def test_restart_keeps_projects_tokens_jobs_and_artifacts(server):
     token = server.token("carol")
     comp = wait_done(server.client(token), submit(server.client(token), AD, backend="cgen").json()["id"])
     artifact = server.client(token).get(comp["artifact_url"]).content
-    assert server.stop() == 0
+    pending = submit(server.client(token), VWW, backend="cgen", name="vww_across_restart").json()
+    assert server.stop() == 0   # Ctrl-C while that job is queued or running
     log = server.log.read_text()
     assert f"job " in log and "POST /v1/compilations 202" in log and "Traceback" not in log
     server.start()
@@ -216,3 +217,4 @@ def test_restart_keeps_projects_tokens_jobs_and_artifacts(server):
     assert again.status_code == 200 and again.json()["state"] == "succeeded"
     assert server.client(token).get(comp["artifact_url"]).content == artifact
     assert submit(server.client(token), AD, backend="cgen").json()["cached"] is True
+    assert wait_done(server.client(token), pending["id"])["state"] == "succeeded"   # queued again at start
