@@ -94,6 +94,24 @@ def test_remote_status_fetch_and_compare(server, alice, tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "404" in bad.stderr
 
 
+def test_build_front_end_compile_through_the_service_then_the_local_cache_hits(server, alice, tmp_path):
+    """integrations.remote.compile_remote: what `pio run` with a service will call."""
+    from platformio_tinyml.device import load_profile
+    from platformio_tinyml.integrations.core import ModelSpec, compile_cached
+    from platformio_tinyml.integrations.remote import ServiceClient, compile_remote
+    spec, device = ModelSpec.make(KWS, backend="cgen"), load_profile(BOARD)
+    client = ServiceClient(server.url, alice.headers["Authorization"].split()[1])
+    remote = compile_remote(client, spec, device, tmp_path / "build" / "kws")
+    local = compile_cached(spec, device, tmp_path / "local" / "kws")
+    assert not local.cached and remote.report == local.report
+    names = sorted(p.name for p in local.outdir.iterdir())
+    assert sorted(p.name for p in remote.outdir.iterdir()) == names   # .tinyml-key included
+    for name in names:
+        assert (remote.outdir / name).read_bytes() == (local.outdir / name).read_bytes(), name
+    again = compile_cached(spec, device, remote.outdir)   # the next unchanged build: no compile, no request
+    assert again.cached and again.report == remote.report
+
+
 def test_identical_concurrent_requests_compile_once(server, alice):
     before = alice.get("/v1/health").json()["jobs"].get("succeeded", 0)
     answers = [None] * 4

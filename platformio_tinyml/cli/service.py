@@ -124,7 +124,7 @@ def cmd_service(args) -> int:
 
 
 def _client(args):
-    from ..service.client import ServiceClient, client_settings
+    from ..integrations.remote import ServiceClient, client_settings
     return ServiceClient(*client_settings(args.service))
 
 
@@ -139,6 +139,7 @@ def _device(args) -> tuple[dict | None, str]:
 
 
 def _remote_compile(args, options) -> int:
+    from ..integrations.remote import fetch_as_local
     from .main import print_compiled
     client = _client(args)
     profile, target = _device(args)
@@ -158,18 +159,13 @@ def _remote_compile(args, options) -> int:
             shown.append(True)
 
     comp = client.wait(comp, progress)
-    client.fetch(comp["id"], args.output)
-    report_path = args.output / "report.json"
-    report = json.loads(report_path.read_text())
-    report["model"]["path"] = str(args.model)     # as the local compile records it
-    report_path.write_text(json.dumps(report, indent=2))
-    print_compiled(args.model, args.output, report)
+    print_compiled(args.model, args.output, fetch_as_local(client, comp["id"], args.output, args.model))
     return 0
 
 
 def _remote_compare(args, options) -> int:
     from ..device import DeviceProfile
-    from ..service.client import model_upload
+    from ..integrations.remote import model_upload
     from .main import print_compare
     client = _client(args)
     profile, target = _device(args)

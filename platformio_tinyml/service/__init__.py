@@ -14,6 +14,9 @@ time and memory limit). The modules, bottom up:
 * :mod:`.isolate` - one call in a child process with a time and memory limit;
 * :mod:`.tasks` - what runs in that child (check, compile, compare, pack);
 * :mod:`.jobs` - the job runner interface, the thread pool and a build's steps;
-* :mod:`.app`, :mod:`.compilations`, :mod:`.catalog` - the HTTP API;
-* :mod:`.client` - the HTTP client behind ``tinyml remote``.
+* :mod:`.app`, :mod:`.compilations`, :mod:`.catalog` - the HTTP API.
+
+Its client (``tinyml remote``, and the build integrations that compile
+through a service) is :mod:`platformio_tinyml.integrations.remote`, a layer
+below, so the PlatformIO and SCons front ends can use it.
 """

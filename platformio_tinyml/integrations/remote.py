@@ -1,6 +1,8 @@
-"""HTTP client of the service (``tinyml remote ...``), standard library only.
+"""Compiling through a ``tinyml serve`` service: its HTTP client, standard library only.
 
-Every 4xx/5xx answer becomes a :class:`ServiceError` carrying the service's
+Used by ``tinyml remote ...`` and by :func:`compile_remote`, the service
+counterpart of :func:`.core.compile_cached` for the build front ends. Every
+4xx/5xx answer becomes a :class:`ServiceError` carrying the service's
 one-line message; an unreachable service is :class:`ServiceUnreachable`, so
 a front end can fall back to a local compile.
 """
@@ -18,8 +20,9 @@ import uuid
 import zipfile
 from pathlib import Path
 
+from ..device import DeviceProfile
 from ..errors import TinyMLError
-from .config import read_toml
+from .core import KEY_FILE, CompiledModel, ModelSpec, cache_key
 
 ENV_URL, ENV_TOKEN = "TINYML_SERVICE_URL", "TINYML_SERVICE_TOKEN"
 CLIENT_CONFIG = Path.home() / ".config" / "platformio-tinyml" / "client.toml"
@@ -36,7 +39,16 @@ class ServiceUnreachable(ServiceError):
 def client_settings(url: str | None, config: Path = CLIENT_CONFIG) -> tuple[str, str]:
     """(service URL, token): ``--service`` / ``$TINYML_SERVICE_URL`` / the config file's ``service``;
     ``$TINYML_SERVICE_TOKEN`` / the config file's ``token``."""
-    saved = read_toml(config) if config.is_file() else {}
+    saved = {}
+    if config.is_file():
+        try:
+            import tomllib
+        except ImportError:   # Python 3.10
+            import tomli as tomllib
+        try:
+            saved = tomllib.loads(config.read_text())
+        except (OSError, ValueError) as e:
+            raise TinyMLError(f"cannot read the client settings ({e})", where=str(config)) from None
     url = url or os.environ.get(ENV_URL) or saved.get("service")
     token = os.environ.get(ENV_TOKEN) or saved.get("token")
     if not url:
@@ -136,3 +148,43 @@ class ServiceClient:
                 (outdir / m.name).write_bytes(tar.extractfile(m).read())
                 names.append(m.name)
         return names
+
+
+def fetch_as_local(client: ServiceClient, comp_id: str, outdir: Path, model: Path) -> dict:
+    """Unpack a compilation into ``outdir`` as ``tinyml compile MODEL -o OUTDIR`` writes it
+    (``report.json`` names ``model`` as given); returns the report."""
+    client.fetch(comp_id, outdir)
+    report_path = Path(outdir) / "report.json"
+    report = json.loads(report_path.read_text())
+    report["model"]["path"] = str(model)
+    report_path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def compile_remote(client: ServiceClient, spec: ModelSpec, device: DeviceProfile, outdir: Path,
+                   on_progress=None) -> CompiledModel:
+    """Compile ``spec`` for ``device`` on the service into ``outdir``, as
+    :func:`.core.compile_cached` would locally: the same files, byte for byte
+    (``report.json`` names the model path of ``spec``), and the local cache key
+    written beside them, so the next unchanged build asks nothing.
+    ``on_progress(message)`` is called once if the service has to compile.
+    """
+    outdir = Path(outdir)
+    key = cache_key(spec, device, outdir.parent)
+    comp = client.submit(spec.path, device.to_dict(), backend=spec.backend, name=spec.name,
+                         options=dict(spec.options), calibration=spec.calibration)
+    announced = []
+
+    def progress(c):
+        if on_progress is not None and not announced:
+            on_progress(f"TinyML: compiling {spec.path.name} for {device.board} on {client.url} ...")
+            announced.append(True)
+
+    comp = client.wait(comp, progress)
+    for old in outdir.glob("*") if outdir.exists() else ():
+        if old.is_file():
+            old.unlink()
+    report = fetch_as_local(client, comp["id"], outdir, spec.path)
+    (outdir / KEY_FILE).write_text(key + "\n")
+    sources = [outdir / f["path"] for f in report["files"] if f["path"].endswith(".c")]
+    return CompiledModel(spec, outdir, report, comp["cached"], sources)
