@@ -1,5 +1,4 @@
-"""The ``tinyml`` command line: inspect, compile, verify, compare, module, setup-offline,
-serve, service and remote (the last three in :mod:`.service`).
+"""The ``tinyml`` command line: inspect, compile, verify, compare, setup-offline.
 
 Known errors print as one line (``tinyml: error: ...``) and exit 2; an
 unexpected exception prints one line pointing at a saved traceback.
@@ -50,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _module_parsers(sub)
-    from . import service
+    from . import service   # serve, service, remote
     service.add_parsers(sub, _add_target)
+    _module_parsers(sub)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -150,24 +149,18 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_compile(args) -> int:
-    import json
     from ..pipeline import compile_model
     dev = _profile(args)
     out = compile_model(args.model, dev, args.output, name=args.name, backend=args.backend,
                         calibration=args.calibration, backend_options=_options(args.option))
-    print_compiled(args.model, args.output, json.loads(out.report_path.read_text()))
+    r = out.result
+    print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
+          f"{dev.flash_bytes:,} B flash)")
+    print(f"  backend {r.backend} {r.backend_version} ({out.chosen_because})")
+    print(f"  arena {r.arena_bytes:,} B, weights {r.weight_bytes:,} B, "
+          f"estimated flash {r.estimate.flash_bytes:,} B, RAM {r.estimate.ram_bytes:,} B")
+    print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json")
     return 0
-
-
-def print_compiled(model: Path, output: Path, r: dict) -> None:
-    """The summary of a compile (local or remote), from its report.json."""
-    t = r["target"]
-    print(f"{model.name} -> {output}/ for {t['board']} ({t['core']}, {t['ram_bytes']:,} B RAM, "
-          f"{t['flash_bytes']:,} B flash)")
-    print(f"  backend {r['backend']} {r['backend_version']} ({r['chosen_because']})")
-    print(f"  arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
-          f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B")
-    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json")
 
 
 def cmd_verify(args) -> int:

@@ -138,9 +138,19 @@ def _device(args) -> tuple[dict | None, str]:
         return None, str(args.target)
 
 
+def print_compiled(model: Path, output: Path, r: dict) -> None:
+    """The lines ``tinyml compile`` prints, from the compile's report.json."""
+    t = r["target"]
+    print(f"{model.name} -> {output}/ for {t['board']} ({t['core']}, {t['ram_bytes']:,} B RAM, "
+          f"{t['flash_bytes']:,} B flash)")
+    print(f"  backend {r['backend']} {r['backend_version']} ({r['chosen_because']})")
+    print(f"  arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
+          f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B")
+    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json")
+
+
 def _remote_compile(args, options) -> int:
     from ..integrations.remote import fetch_as_local
-    from .main import print_compiled
     client = _client(args)
     profile, target = _device(args)
     comp = client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration)

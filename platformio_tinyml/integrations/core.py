@@ -15,7 +15,6 @@ imported inside the functions that need them: a no-change `pio run` stays fast.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import json
@@ -106,7 +105,6 @@ def _backend_versions(memo: Path | None = None) -> dict[str, str]:
     return versions
 
 
-@functools.lru_cache(maxsize=1)   # once per process: the service computes keys per request
 def _runtime_digest() -> str:
     """The cgen C runtime's bytes: kernels changing without a version bump still invalidate."""
     h = hashlib.sha256()
