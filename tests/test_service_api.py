@@ -235,4 +235,6 @@ def test_restart_keeps_projects_tokens_jobs_and_artifacts(server):
     assert again.status_code == 200 and again.json()["state"] == "succeeded"
     assert server.client(token).get(comp["artifact_url"]).content == artifact
     assert submit(server.client(token), AD, backend="cgen").json()["cached"] is True
-    assert wait_done(server.client(token), pending["id"])["state"] == "succeeded"   # queued again at start
+    resumed = wait_done(server.client(token), pending["id"])   # queued again at start, if it had not finished
+    assert resumed["state"] == "succeeded"
+    assert resumed["log"][-1].startswith("succeeded") and resumed["log"].count("queued") == 1

@@ -33,3 +33,15 @@ def test_bad_settings_are_one_line_errors(tmp_path, text, env, needle):
     with pytest.raises(TinyMLError) as e:
         load_config(toml, env=env)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_serve_on_a_taken_port_is_one_line(tmp_path):
+    import socket
+
+    from service_support import tinyml
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = tinyml("serve", "--data", tmp_path, "--port", port, check=False)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"tinyml: error: --host/--port: cannot listen on 127.0.0.1:{port} (Address already in use). "
+        "Stop the program using it, or give another --port\n")

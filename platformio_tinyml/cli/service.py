@@ -96,12 +96,28 @@ def cmd_serve(args) -> int:
     svc_log = logging.getLogger("tinyml.service")
     svc_log.addHandler(handler)
     svc_log.setLevel(logging.INFO)
+    _check_port(cfg.host, cfg.port)
     svc = Service(cfg)
     print(f"tinyml: serving on http://{cfg.host}:{cfg.port} (data {cfg.data}, {cfg.workers} workers); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
     uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
     print("tinyml: service stopped", file=sys.stderr)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line instead of uvicorn's log when the address is taken or invalid."""
+    import os
+    import socket
+
+    from ..errors import TinyMLError
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise TinyMLError(f"cannot listen on {host}:{port} ({why})", where="--host/--port",
+                          hint="Stop the program using it, or give another --port") from None
 
 
 def cmd_service(args) -> int:

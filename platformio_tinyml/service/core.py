@@ -72,7 +72,8 @@ class Service:
         with self.Session() as db:
             stale = db.scalars(select(Build.id).where(Build.state.in_(ACTIVE_STATES))
                                .order_by(Build.created_at)).all()
-            db.execute(update(Build).where(Build.id.in_(stale)).values(state="queued"))
+            for build in db.scalars(select(Build).where(Build.id.in_(stale))):
+                build.state, build.log = "queued", [*build.log, "queued again: the service restarted"]
             db.commit()
         # start the forkserver now (it preloads the compilers), not on the first request
         threading.Thread(target=self.isolated, args=(os.getpid,), daemon=True, name="tinyml-warmup").start()
