@@ -229,7 +229,7 @@ def test_restart_keeps_projects_tokens_jobs_and_artifacts(server):
     pending = submit(server.client(token), VWW, backend="cgen", name="vww_across_restart").json()
     assert server.stop() == 0   # Ctrl-C while that job is queued or running
     log = server.log.read_text()
-    assert f"job " in log and "POST /v1/compilations 202" in log and "Traceback" not in log
+    assert "job " in log and "POST /v1/compilations 202" in log and "Traceback" not in log
     server.start()
     again = server.client(token).get(f"/v1/compilations/{comp['id']}")
     assert again.status_code == 200 and again.json()["state"] == "succeeded"

@@ -10,11 +10,14 @@ time and memory limit). The modules, bottom up:
   and the Alembic migrations under ``migrations/``;
 * :mod:`.store` - the content-addressed artifact store (sha256, atomic writes);
 * :mod:`.auth` - bearer tokens (only hashes stored) and scopes;
-* :mod:`.uploads` - checks of untrusted uploads (names, sizes, archives);
-* :mod:`.isolate` - one call in a child process with a time and memory limit;
+* :mod:`.uploads`, :mod:`.inputs` - checks of untrusted uploads (names, sizes,
+  archives) and of the other form fields;
+* :mod:`.jobs` - :func:`~.jobs.run_limited` (one call in a child process with a
+  time and memory limit), the job runner interface and the thread pool;
 * :mod:`.tasks` - what runs in that child (check, compile, compare, pack);
-* :mod:`.jobs` - the job runner interface, the thread pool and a build's steps;
-* :mod:`.app`, :mod:`.compilations`, :mod:`.catalog` - the HTTP API.
+* :mod:`.core` - the :class:`~.core.Service`: builds by content key, a build's steps;
+* :mod:`.app`, :mod:`.compilations`, :mod:`.catalog`, :mod:`.deps`, :mod:`.schemas`,
+  :mod:`.metrics` - the HTTP API; :mod:`.apidoc` - its table in docs/service.md.
 
 Its client (``tinyml remote``, and the build integrations that compile
 through a service) is :mod:`platformio_tinyml.integrations.remote`, a layer
