@@ -79,8 +79,9 @@ def create_compilation(model: UploadFile = File(..., description="the model file
     key = svc.key_of(upload.data, upload.suffix, cname, backend, opts, cal, device)
     with svc.Session() as db:
         build = svc.live_build(db, key)
-    if build is None or build.state != "succeeded":
-        _check_in_flight(svc, who)
+        if build is not None and build.state == "succeeded":   # a cache hit: no job, one session
+            return _answer(svc, db, who, build, device.board)
+    _check_in_flight(svc, who)
     if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
         workdir = svc.scratch()
         try:
@@ -97,14 +98,18 @@ def create_compilation(model: UploadFile = File(..., description="the model file
                 db, key, model_sha256=svc.store.put(upload.data), model_file=f"{cname}{upload.suffix}",
                 calibration_sha256=svc.store.put(cal) if cal is not None else None,
                 device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
-        cached = build.state == "succeeded"
-        svc.metrics.count_cache(cached)
-        comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id,
-                           cached=cached, target=device.board)
-        db.add(comp)
-        db.commit()
-        build = db.get(Build, build.id)
-        return JSONResponse(view(comp, build), status_code=200 if cached else 202)
+        return _answer(svc, db, who, build, device.board)
+
+
+def _answer(svc: Service, db, who: Caller, build: Build, target: str) -> JSONResponse:
+    """The project's own compilation row for ``build``: 200 for a finished build, else 202."""
+    cached = build.state == "succeeded"
+    svc.metrics.count_cache(cached)
+    comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id, cached=cached,
+                       target=target)
+    db.add(comp)
+    db.commit()
+    return JSONResponse(view(comp, build), status_code=200 if cached else 202)
 
 
 @router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))
