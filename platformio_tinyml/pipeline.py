@@ -81,6 +81,24 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
 from .compilers.selection import Selection, select_backend  # noqa: E402
 
 
+def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Path | None = None,
+                     backend_options: dict[str, str] | None = None) -> dict:
+    """Every backend's answer for ``model_path`` on ``device`` (``tinyml compare --json``
+    and ``POST /v1/compare``): model, format, board, chosen, because and one row per backend."""
+    model_path = Path(model_path)
+    graph, fmt = load_any(model_path, calibration)
+    req = CompileRequest(model_path, fmt, graph, device,
+                         CompileOptions(default_name(model_path), dict(backend_options or {}), calibration))
+    chosen, support, because = select_backend(req, exhaustive=True)
+    rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
+             "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
+             "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
+             "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
+            for n, s in sorted(support.items())]
+    return {"model": str(model_path), "format": fmt, "board": device.board, "chosen": chosen,
+            "because": because, "backends": rows}
+
+
 def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support], chosen: str,
             because: str) -> dict:
     g = req.graph
@@ -109,5 +127,5 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
     }
 
 
-__all__ = ["compile_model", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
+__all__ = ["compare_backends", "compile_model", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
            "TinyMLError"]

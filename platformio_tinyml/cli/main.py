@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from . import service   # serve, service, remote
+    service.add_parsers(sub, _add_target)
     _module_parsers(sub)
     boards.add_parser(sub)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
@@ -76,6 +78,21 @@ def _module_parsers(sub) -> None:
     p = msub.add_parser("verify", help="check structure, CRC and signature; exit 1 on any defect")
     p.add_argument("file", type=Path)
     p.add_argument("--pubkey", type=Path, required=True)
+
+
+def cmd_serve(args) -> int:
+    from . import service
+    return service.cmd_serve(args)
+
+
+def cmd_service(args) -> int:
+    from . import service
+    return service.cmd_service(args)
+
+
+def cmd_remote(args) -> int:
+    from . import service
+    return service.cmd_remote(args)
 
 
 def cmd_module(args) -> int:
@@ -151,26 +168,26 @@ def _foreign_files(folder: Path) -> list[str]:
     return sorted(entries - ours)
 
 
-def cmd_compile(args) -> int:
-    """Compile into a fresh folder beside ``-o`` and rename it into place: ``-o`` then
-    holds exactly this model's files (or, on error, what it held before)."""
+def fill_output_folder(output: Path, fill):
+    """Run ``fill(folder)`` on a fresh folder beside ``output``, then rename it into place:
+    ``output`` then holds exactly what ``fill`` wrote (or, on error, what it held before).
+    Refuses an ``output`` holding files no earlier ``tinyml compile`` wrote. Returns
+    ``fill``'s result (``tinyml compile -o`` and ``tinyml remote compile -o``)."""
     import shutil
     from ..integrations.core import STORAGE_ERRNOS, fresh_dir_beside, replace_dir, storage_error
-    from ..pipeline import compile_model
-    dev = _profile(args)
-    dest = args.output.resolve()
+    dest = output.resolve()
     foreign = _foreign_files(dest)
     if foreign:
         raise TinyMLError(f"holds files tinyml did not write ({', '.join(foreign[:5])}"
-                          f"{', ...' if len(foreign) > 5 else ''})", where=str(args.output),
+                          f"{', ...' if len(foreign) > 5 else ''})", where=str(output),
                           hint="tinyml replaces the whole -o folder: give a new or empty one, "
                                "or one an earlier `tinyml compile` wrote")
     fresh = None
     try:
         fresh = fresh_dir_beside(dest)
-        out = compile_model(args.model, dev, fresh, name=args.name, backend=args.backend,
-                            calibration=args.calibration, backend_options=_options(args.option))
+        result = fill(fresh)
         replace_dir(fresh, dest)
+        return result
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
             raise
@@ -178,6 +195,14 @@ def cmd_compile(args) -> int:
     finally:
         if fresh is not None:
             shutil.rmtree(fresh, ignore_errors=True)
+
+
+def cmd_compile(args) -> int:
+    from ..pipeline import compile_model
+    dev = _profile(args)
+    out = fill_output_folder(args.output, lambda folder: compile_model(
+        args.model, dev, folder, name=args.name, backend=args.backend, calibration=args.calibration,
+        backend_options=_options(args.option)))
     r = out.result
     print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
           f"{dev.flash_bytes:,} B flash)")
@@ -210,32 +235,27 @@ def cmd_verify(args) -> int:
 
 def cmd_compare(args) -> int:
     import json
-    from ..compilers.interface import CompileOptions, CompileRequest
-    from ..pipeline import default_name, load_any, select_backend
+    from ..pipeline import compare_backends
     dev = _profile(args)
-    graph, fmt = load_any(args.model, args.calibration)
-    req = CompileRequest(args.model, fmt, graph, dev,
-                         CompileOptions(default_name(args.model), _options(args.option), args.calibration))
-    chosen, support, because = select_backend(req, exhaustive=True)
-    rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
-             "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
-             "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
-             "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
-            for n, s in sorted(support.items())]
+    table = compare_backends(args.model, dev, calibration=args.calibration, backend_options=_options(args.option))
     if args.json:
-        print(json.dumps({"model": str(args.model), "format": fmt, "board": dev.board,
-                          "chosen": chosen, "because": because, "backends": rows}, indent=2))
-        return 0 if chosen else 1
+        print(json.dumps(table, indent=2))
+    else:
+        print_compare(args.model, table, dev)
+    return 0 if table["chosen"] else 1
+
+
+def print_compare(model: Path, table: dict, dev) -> None:
+    """The ``tinyml compare`` table (local or remote)."""
     num = lambda v: "-" if v is None else f"{v:,}"  # noqa: E731
-    print(f"{args.model.name} ({fmt}) on {dev.board} ({dev.core}, {dev.flash_bytes:,} B flash, "
+    print(f"{model.name} ({table['format']}) on {dev.board} ({dev.core}, {dev.flash_bytes:,} B flash, "
           f"{dev.ram_bytes:,} B RAM{', NPU ' + dev.npu if dev.npu else ''})")
     print(f"  {'backend':<10} {'ok':<4} {'flash B':>10} {'RAM B':>10} {'latency cyc':>12}  note")
-    for r in rows:
+    for r in table["backends"]:
         note = "chosen" if r["chosen"] else "; ".join(r["reasons"])
         print(f"{'*' if r['chosen'] else ' '} {r['backend']:<10} {'yes' if r['supported'] else 'no':<4} "
               f"{num(r['flash_bytes']):>10} {num(r['ram_bytes']):>10} {num(r['latency_cycles']):>12}  {note}")
-    print(f"chosen: {chosen or 'none'} ({because})")
-    return 0 if chosen else 1
+    print(f"chosen: {table['chosen'] or 'none'} ({table['because']})")
 
 
 def cmd_setup_offline(args) -> int:
@@ -245,7 +265,8 @@ def cmd_setup_offline(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
-            "setup-offline": cmd_setup_offline, "module": cmd_module, "boards": boards.cmd_boards}
+            "setup-offline": cmd_setup_offline, "module": cmd_module, "boards": boards.cmd_boards,
+            "serve": cmd_serve, "service": cmd_service, "remote": cmd_remote}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,12 @@ class CompileResult:
 
 @runtime_checkable
 class Compiler(Protocol):
-    """What every backend implements."""
+    """What every backend implements.
+
+    Optional attributes, read with ``getattr``: ``formats`` (the model formats
+    it takes, e.g. ``("tflite", "onnx")``, listed by ``GET /v1/backends``) and
+    ``probe_cost`` (see :mod:`.selection`).
+    """
 
     name: str
     version: str

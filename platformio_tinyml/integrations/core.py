@@ -214,7 +214,7 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
     report, _ = _check_entry(outdir, key)
     if report is not None:
         return _cached(spec, outdir, report)
-    with _locked(outdir):
+    with entry_lock(outdir):
         report, damage = _check_entry(outdir, key)   # another process may have built it meanwhile
         if report is not None:
             return _cached(spec, outdir, report)
@@ -228,10 +228,7 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
         try:
             outcome = compile_model(spec.path, device, fresh, name=spec.name, backend=spec.backend,
                                     calibration=spec.calibration, backend_options=dict(spec.options))
-            names = [f.path.name for f in outcome.result.files] + ["report.json"]
-            hashes = "".join(f"{sha256_file(fresh / n)}  {n}\n" for n in names)
-            (fresh / KEY_FILE).write_text(f"{key}\n{hashes}")
-            replace_dir(fresh, outdir)
+            publish_entry(fresh, outdir, key, [f.path.name for f in outcome.result.files])
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
     report = json.loads((outdir / "report.json").read_text())
@@ -273,13 +270,22 @@ def _check_entry(outdir: Path, key: str) -> tuple[dict | None, str | None]:
 
 
 @contextlib.contextmanager
-def _locked(outdir: Path):
+def entry_lock(outdir: Path):
     """Hold an exclusive lock on ``outdir``'s entry (a lock file beside it, kept)."""
     outdir.parent.mkdir(parents=True, exist_ok=True)
     with open(outdir.parent / f".{outdir.name}.lock", "a") as handle:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def publish_entry(fresh: Path, outdir: Path, key: str, names: list[str]) -> None:
+    """Record ``key`` and the hashes of ``names`` + report.json in ``fresh``, then swap it in
+    as ``outdir`` (under the entry's lock: see :func:`compile_cached`)."""
+    names = [*names, "report.json"]
+    hashes = "".join(f"{sha256_file(fresh / n)}  {n}\n" for n in names)
+    (fresh / KEY_FILE).write_text(f"{key}\n{hashes}")
+    replace_dir(fresh, outdir)
 
 
 def fresh_dir_beside(dest: Path) -> Path:
@@ -293,7 +299,7 @@ def replace_dir(new: Path, dest: Path) -> None:
 
     ``dest`` is first renamed aside, so for an instant it does not exist; it
     never holds a mix of old and new files. Callers that share ``dest`` with
-    other processes hold :func:`_locked` around this.
+    other processes hold :func:`entry_lock` around this.
     """
     old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.old")
     if dest.exists():

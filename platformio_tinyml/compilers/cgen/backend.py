@@ -20,6 +20,7 @@ SUPPORTS_CACHE = 8     # models whose generated code supports() keeps (selection
 
 class CgenCompiler:
     name = "cgen"
+    formats = ("tflite", "onnx", "keras")   # input formats, as GET /v1/backends lists them
     version = __version__
 
     def __init__(self) -> None:

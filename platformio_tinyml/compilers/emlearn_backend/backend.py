@@ -40,6 +40,7 @@ def _emlearn_version() -> str | None:
 
 class EmlearnCompiler:
     name = "emlearn"
+    formats = ("sklearn", "keras")   # input formats, as GET /v1/backends lists them
 
     def __init__(self) -> None:
         self.version = _emlearn_version() or "missing"

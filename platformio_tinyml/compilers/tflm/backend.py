@@ -89,6 +89,7 @@ def io_specs(request: CompileRequest) -> tuple[list[IoSpec], list[IoSpec]]:
 
 class TflmCompiler:
     name = "tflm"
+    formats = ("tflite", "keras")   # input formats, as GET /v1/backends lists them
 
     def __init__(self) -> None:
         self.version = _tflm_version()

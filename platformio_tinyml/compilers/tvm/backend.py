@@ -49,6 +49,7 @@ def _target_reason(device) -> str | None:
 
 class TvmCompiler:
     name = "tvm"
+    formats = ("tflite", "onnx", "keras")   # input formats, as GET /v1/backends lists them
     # supports() imports TVM and lowers the model: auto selection asks it only
     # when no cheaper backend fits (see compilers/selection.py).
     probe_cost = "high"

@@ -33,6 +33,7 @@ _VELA_KEYS = ("system_config", "memory_mode", "config", "optimise")
 
 class VelaCompiler:
     name = "vela"
+    formats = ("tflite", "keras")   # input formats, as GET /v1/backends lists them
 
     def __init__(self) -> None:
         self.version = vela_version() or "missing"

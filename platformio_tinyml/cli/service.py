@@ -1,0 +1,240 @@
+"""``tinyml serve``, ``tinyml service token create`` and ``tinyml remote ...``.
+
+The parsers are added to the main ``tinyml`` parser by :func:`add_parsers`;
+the service's modules (FastAPI, SQLAlchemy) are imported only when one of
+these commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="database and artifact folder "
+                   "(default ~/.local/share/platformio-tinyml/service)")
+    p.add_argument("--database", help="SQLAlchemy URL (default: SQLite under --data)")
+    p.add_argument("--config", type=Path, help="TOML settings file (also $TINYML_SERVICE_CONFIG)")
+
+
+def add_parsers(sub, add_target) -> None:
+    p = sub.add_parser("serve", help="run the compile service (HTTP API, database, workers)")
+    _settings(p)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8470)")
+    p.add_argument("--workers", type=int, help="compile jobs at once (default 2)")
+    p.add_argument("--max-upload-mb", type=float, help="largest request body (default 16)")
+    p.add_argument("--max-jobs-in-flight", type=int, help="queued + running jobs per project (default 8)")
+    p.add_argument("--job-timeout-s", type=float, help="time limit per compile (default 600)")
+    p.add_argument("--job-memory-mb", type=int, help="memory limit per compile (default 8192)")
+    p.add_argument("--boards-dir", action="append", dest="boards_dirs", metavar="DIR",
+                   help="extra folder of board manifests (repeatable)")
+
+    s = sub.add_parser("service", help="manage the service: tokens, projects")
+    ssub = s.add_subparsers(dest="service_cmd", required=True)
+    p = ssub.add_parser("project", help="project settings")
+    p.add_argument("project")
+    p.add_argument("--allow-pickle", choices=("yes", "no"), required=True,
+                   help="accept .pkl/.joblib uploads: unpickling runs code from the file (it runs in the "
+                        "compile child process, but trust the project's uploaders)")
+    _settings(p)
+    t = ssub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd", required=True)
+    p = t.add_parser("create", help="create a token (printed once; the service keeps only its hash)")
+    p.add_argument("--project", required=True, help="project name (created with its signing key if new)")
+    p.add_argument("--scope", default="compile,read", help="comma-separated: compile, read, deploy, admin "
+                   "(default compile,read)")
+    _settings(p)
+
+    r = sub.add_parser("remote", help="compile, compare and fetch through a tinyml service")
+    rsub = r.add_subparsers(dest="remote_cmd", required=True)
+    p = rsub.add_parser("compile", help="like 'tinyml compile', on the service")
+    p.add_argument("model", type=Path)
+    add_target(p)
+    p.add_argument("--backend", "-b", default="auto")
+    p.add_argument("-o", "--output", type=Path, help="output directory (omit with --no-wait)")
+    p.add_argument("--name")
+    p.add_argument("--calibration", type=Path)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-wait", action="store_true", help="print the compilation id and return")
+    p = rsub.add_parser("compare", help="like 'tinyml compare', on the service")
+    p.add_argument("model", type=Path)
+    add_target(p)
+    p.add_argument("--calibration", type=Path)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("status", help="state, backend, progress and log of a compilation")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("fetch", help="unpack a compilation's files into a folder")
+    p.add_argument("id")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    for p in rsub.choices.values():
+        p.add_argument("--service", metavar="URL", help="service URL (or $TINYML_SERVICE_URL); the token "
+                       "comes from $TINYML_SERVICE_TOKEN")
+
+
+def _config(args, **flags):
+    from ..service.config import load_config
+    return load_config(args.config, data=args.data, database=args.database, **flags)
+
+
+def cmd_serve(args) -> int:
+    import logging
+
+    import uvicorn
+
+    from ..service.app import create_app
+    from ..service.core import Service
+    cfg = _config(args, host=args.host, port=args.port, workers=args.workers, max_upload_mb=args.max_upload_mb,
+                  max_jobs_in_flight=args.max_jobs_in_flight, job_timeout_s=args.job_timeout_s,
+                  job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    svc_log = logging.getLogger("tinyml.service")
+    svc_log.addHandler(handler)
+    svc_log.setLevel(logging.INFO)
+    _check_port(cfg.host, cfg.port)
+    svc = Service(cfg)
+    print(f"tinyml: serving on http://{cfg.host}:{cfg.port} (data {cfg.data}, {cfg.workers} workers); "
+          "Ctrl-C stops", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    print("tinyml: service stopped", file=sys.stderr)
+    return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line instead of uvicorn's log when the address is taken or invalid."""
+    import os
+    import socket
+
+    from ..errors import TinyMLError
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise TinyMLError(f"cannot listen on {host}:{port} ({why})", where="--host/--port",
+                          hint="Stop the program using it, or give another --port") from None
+
+
+def cmd_service(args) -> int:
+    from ..service.auth import create_token, parse_scopes, set_allow_pickle
+    from ..service.db import open_database
+    engine, Session = open_database(_config(args).database_url)
+    try:
+        with Session() as db:
+            if args.service_cmd == "project":
+                set_allow_pickle(db, args.project, args.allow_pickle == "yes")
+                verdict = "accepted" if args.allow_pickle == "yes" else "refused"
+                print(f"tinyml: project '{args.project}': pickled models {verdict}", file=sys.stderr)
+                return 0
+            token = create_token(db, args.project, parse_scopes(args.scope))
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"tinyml: token for project '{args.project}' ({args.scope}); it is shown only once", file=sys.stderr)
+    return 0
+
+
+def _client(args):
+    from ..integrations.remote import ServiceClient, client_settings
+    return ServiceClient(*client_settings(args.service))
+
+
+def _device(args) -> tuple[dict | None, str]:
+    """The board's profile when it resolves here (sent as ``profile``), else None and the id."""
+    from ..device import load_profile
+    from ..errors import DeviceError
+    try:
+        return load_profile(str(args.target), search_dirs=args.boards_dir or None).to_dict(), str(args.target)
+    except DeviceError:
+        return None, str(args.target)
+
+
+def print_compiled(model: Path, output: Path, r: dict) -> None:
+    """The lines ``tinyml compile`` prints, from the compile's report.json."""
+    t = r["target"]
+    print(f"{model.name} -> {output}/ for {t['board']} ({t['core']}, {t['ram_bytes']:,} B RAM, "
+          f"{t['flash_bytes']:,} B flash)")
+    print(f"  backend {r['backend']} {r['backend_version']} ({r['chosen_because']})")
+    print(f"  arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
+          f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B")
+    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json")
+
+
+def _remote_compile(args, options) -> int:
+    from ..integrations.remote import fetch_as_local
+    client = _client(args)
+    profile, target = _device(args)
+    comp = client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration)
+    if args.no_wait:
+        print(comp["id"])
+        return 0
+    if args.output is None:
+        from ..errors import TinyMLError
+        raise TinyMLError("-o DIR is needed unless --no-wait is given")
+    shown = []
+
+    def progress(c):
+        if not shown:
+            print(f"tinyml: {args.model.name}: {c['state']} on the service (compilation {c['id']}) ...",
+                  file=sys.stderr, flush=True)
+            shown.append(True)
+
+    comp = client.wait(comp, progress)
+    from .main import fill_output_folder      # the same -o folder rules as `tinyml compile`
+    report = fill_output_folder(args.output, lambda folder: fetch_as_local(client, comp["id"], folder, args.model))
+    print_compiled(args.model, args.output, report)
+    return 0
+
+
+def _remote_compare(args, options) -> int:
+    from ..device import DeviceProfile
+    from ..integrations.remote import model_upload
+    from .main import print_compare
+    client = _client(args)
+    profile, target = _device(args)
+    files = {"model": model_upload(args.model)}
+    if args.calibration:
+        files["calibration"] = (args.calibration.name, args.calibration.read_bytes())
+    table = client.json("POST", "/v1/compare", files=files,
+                        fields={"options": json.dumps(options) if options else None,
+                                "profile": json.dumps(profile) if profile else None,
+                                "target": None if profile else target})
+    table["model"] = str(args.model)
+    if args.json:
+        print(json.dumps(table, indent=2))
+    else:
+        dev = DeviceProfile.from_dict(profile or client.json("GET", f"/v1/boards/{target}"))
+        print_compare(args.model, table, dev)
+    return 0 if table["chosen"] else 1
+
+
+def cmd_remote(args) -> int:
+    from .main import _options
+    if args.remote_cmd == "compile":
+        return _remote_compile(args, _options(args.option))
+    if args.remote_cmd == "compare":
+        return _remote_compare(args, _options(args.option))
+    client = _client(args)
+    if args.remote_cmd == "fetch":
+        names = client.fetch(args.id, args.output)
+        print(f"{args.id} -> {args.output}/: {', '.join(names)}")
+        return 0
+    comp = client.json("GET", f"/v1/compilations/{args.id}")
+    if args.json:
+        print(json.dumps(comp, indent=2))
+    else:
+        print(f"{comp['id']}: {comp['state']}{' (cached)' if comp['cached'] else ''}, {comp['name']} for "
+              f"{comp['target']}, backend {comp['backend'] or comp['backend_requested']}"
+              + (f" ({comp['chosen_because']})" if comp["chosen_because"] else ""))
+        for line in comp["log"]:
+            print(f"  {line}")
+        if comp["error"]:
+            e = comp["error"]
+            print(f"  error: {(e['where'] + ': ') if e['where'] else ''}{e['message']}"
+                  + (f". {e['hint']}" if e["hint"] else ""))
+    return 1 if comp["state"] == "failed" else 0

@@ -1,0 +1,161 @@
+"""The FastAPI application: routers, limits, error answers, health and metrics.
+
+:func:`create_app` wires a :class:`~.core.Service` into the app; its
+lifespan starts the job runner and stops it (a running compile is left
+``running`` and queued again at the next start). Every error answer is
+``{"detail": "one line"}``, the line ``tinyml compile`` would print.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from .. import __version__
+from ..errors import TinyMLError
+from . import catalog, compilations
+from .core import Service
+from .schemas import HealthOut
+
+log = logging.getLogger("tinyml.service")
+
+
+class _Limits:
+    """ASGI middleware: the upload limit (413), UTF-8 part headers (400), one log line per request.
+
+    A request body is read whole before the app sees it (it is at most the
+    upload limit, and the form parser would read it all anyway): an oversize
+    body is refused after ``max_body`` bytes, and a multipart body whose part
+    headers (file names) are not UTF-8 is refused, which the form parser
+    cannot tell after it has decoded them as Latin-1.
+    """
+
+    def __init__(self, app, max_body: int, log_requests: bool):
+        self.app, self.max_body, self.log_requests = app, max_body, log_requests
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [0]
+
+        async def logged_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        refusal, receive = await self._read_body(scope, receive)
+        if refusal is not None:
+            await refusal(scope, receive, logged_send)
+        else:
+            await self.app(scope, receive, logged_send)
+        if self.log_requests:
+            log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status[0],
+                     (time.perf_counter() - started) * 1000)
+
+    async def _read_body(self, scope, receive):
+        """(a refusal response or None, the receive callable the app gets)."""
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"0")
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length == b"0":
+            return None, receive
+        if not length.isdigit() or int(length) > self.max_body:
+            return self._too_large(), receive
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None, receive   # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return self._too_large(), receive
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        boundary = _boundary(headers.get(b"content-type", b""))
+        if boundary and not _part_headers_utf8(body, boundary):
+            return JSONResponse({"detail": "a file name in the multipart body is not UTF-8. Rename the file "
+                                           "(printable UTF-8)"}, status_code=400), receive
+        replayed = [False]
+
+        async def replay():
+            if replayed[0]:
+                return await receive()
+            replayed[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return None, replay
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": f"request body larger than the upload limit of {self.max_body:,} bytes. "
+                                       "Send a smaller model, or raise max_upload_mb"}, status_code=413)
+
+
+def _boundary(content_type: bytes) -> bytes | None:
+    if not content_type.lower().startswith(b"multipart/form-data"):
+        return None
+    for param in content_type.split(b";")[1:]:
+        key, _, value = param.strip().partition(b"=")
+        if key.lower() == b"boundary" and value.strip(b'"'):
+            return value.strip(b'"')
+    return None
+
+
+def _part_headers_utf8(body: bytes, boundary: bytes) -> bool:
+    """True when every part's headers are UTF-8 (the boundary occurs nowhere but before them)."""
+    marker, at = b"--" + boundary, 0
+    while (at := body.find(marker, at)) >= 0:
+        end = body.find(b"\r\n\r\n", at)
+        end = len(body) if end < 0 else end
+        try:
+            body[at:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        at = end
+    return True
+
+
+def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start_runner:
+            svc.start()
+        yield
+        svc.stop()
+
+    app = FastAPI(title="platformio-tinyml service", version=__version__, lifespan=lifespan,
+                  openapi_url="/v1/openapi.json", docs_url="/docs", redoc_url=None,
+                  description="Compile trained models into C for microcontrollers, once per content key.")
+    app.state.service = svc
+    app.include_router(compilations.router)
+    app.include_router(catalog.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return JSONResponse({"detail": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.exception_handler(TinyMLError)
+    async def _user_error(request, exc: TinyMLError):
+        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=getattr(exc, "status", 422))
+
+    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    def health():
+        """Liveness and the job counts; no token needed."""
+        return {"status": "ok", "version": __version__, "workers": svc.cfg.workers, "jobs": svc.jobs_by_state()}
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["service"],
+             responses={200: {"content": {"text/plain": {}}}})
+    def metrics():
+        """Prometheus text format: jobs by state, cache hits and misses, compile seconds per backend."""
+        return PlainTextResponse(svc.metrics.render(svc.jobs_by_state()),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # the form fields and a manifest ride beside the model: 1 MiB of slack over the model's limit
+    app.add_middleware(_Limits, max_body=svc.cfg.max_upload_bytes + (1 << 20), log_requests=svc.cfg.log_requests)
+    return app

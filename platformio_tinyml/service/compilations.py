@@ -1,0 +1,160 @@
+"""``/v1/compilations``: submit a model, follow the job, fetch the artifact or a signed module."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, select
+
+from . import tasks
+from .auth import Caller
+from .core import Service
+from .db import ACTIVE_STATES, Build, Compilation, Project
+from .deps import caller, service
+from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_of, read_upload
+from .jobs import JobFailed
+from .schemas import CompilationOut, errors
+from .uploads import UNPACKED_PER_UPLOAD, check_model
+
+router = APIRouter(prefix="/v1", tags=["compilations"])
+CHECK_TIMEOUT_S = 120   # loading a model and asking the backends; the compile has its own limit
+
+
+def _iso(t) -> str | None:
+    return t.isoformat() + "Z" if t is not None else None
+
+
+def view(c: Compilation, b: Build) -> dict:
+    """What a project sees of its compilation (never the build's other requesters)."""
+    error = ({"message": b.error_message, "where": b.error_where, "hint": b.error_hint}
+             if b.state == "failed" else None)
+    return CompilationOut(
+        id=c.id, state=b.state, cached=c.cached, name=b.name, target=c.target, model_sha256=b.model_sha256,
+        backend_requested=b.backend_requested, backend=b.backend, backend_version=b.backend_version,
+        chosen_because=b.chosen_because, progress=b.progress, log=list(b.log), report=b.report, error=error,
+        created_at=_iso(c.created_at), started_at=_iso(b.started_at), finished_at=_iso(b.finished_at),
+        seconds=b.seconds,
+        artifact_url=f"/v1/compilations/{c.id}/artifact" if b.state == "succeeded" else None).model_dump()
+
+
+def _own(svc: Service, db, who: Caller, comp_id: str) -> tuple[Compilation, Build]:
+    row = db.execute(select(Compilation, Build).join(Build, Compilation.build_id == Build.id)
+                     .where(Compilation.id == comp_id, Compilation.project_id == who.project_id)).first()
+    if row is None:
+        raise fail(404, f"compilation '{comp_id[:64]}' not found in project '{who.project}'")
+    return row
+
+
+def _check_in_flight(svc: Service, who: Caller) -> None:
+    """429 when the project has its limit of queued and running jobs (cache hits are not jobs)."""
+    with svc.Session() as db:
+        in_flight = db.scalar(select(func.count()).select_from(Compilation)
+                              .join(Build, Compilation.build_id == Build.id)
+                              .where(Compilation.project_id == who.project_id, Build.state.in_(ACTIVE_STATES)))
+    if in_flight >= svc.cfg.max_jobs_in_flight:
+        raise fail(429, f"project '{who.project}' has {in_flight} jobs in flight (limit "
+                        f"{svc.cfg.max_jobs_in_flight}). Wait for one to finish")
+
+
+@router.post("/compilations", status_code=202, response_model=CompilationOut,
+             responses={200: {"model": CompilationOut, "description": "an identical compilation exists"},
+                        **errors(400, 401, 403, 413, 415, 422, 429)})
+def create_compilation(model: UploadFile = File(..., description="the model file"),
+                       target: str | None = Form(None, description="board id"),
+                       profile: str | None = Form(None, description="device profile as JSON"),
+                       manifest: UploadFile | None = File(None, description="board manifest .json"),
+                       backend: str = Form("auto"), name: str | None = Form(None),
+                       options: str | None = Form(None, description="backend options as a JSON object"),
+                       calibration: UploadFile | None = File(None, description="representative data .npy"),
+                       who: Caller = Depends(caller("compile")), svc: Service = Depends(service)):
+    """Compile ``model`` for a board: 202 with the new job, or 200 with ``cached: true``."""
+    limit = svc.cfg.max_upload_bytes
+    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
+    device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
+    opts, cname, backend = options_of(options), name_of(name, upload.filename), backend_of(backend)
+    cal = calibration_of(calibration, limit)
+    key = svc.key_of(upload.data, upload.suffix, cname, backend, opts, cal, device)
+    with svc.Session() as db:
+        build = svc.live_build(db, key)
+        if build is not None and build.state == "succeeded":   # a cache hit: no job, one session
+            return _answer(svc, db, who, build, device.board)
+    _check_in_flight(svc, who)
+    if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
+        workdir = svc.scratch()
+        try:
+            model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, cname, cal)
+            svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts, cal_rel,
+                         timeout_s=CHECK_TIMEOUT_S)
+        except JobFailed as e:
+            raise fail(422, str(e)) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    with svc.Session() as db:
+        if build is None:
+            build, _ = svc.find_or_create_build(
+                db, key, model_sha256=svc.store.put(upload.data), model_file=f"{cname}{upload.suffix}",
+                calibration_sha256=svc.store.put(cal) if cal is not None else None,
+                device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
+        return _answer(svc, db, who, build, device.board)
+
+
+def _answer(svc: Service, db, who: Caller, build: Build, target: str) -> JSONResponse:
+    """The project's own compilation row for ``build``: 200 for a finished build, else 202."""
+    cached = build.state == "succeeded"
+    svc.metrics.count_cache(cached)
+    comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id, cached=cached,
+                       target=target)
+    db.add(comp)
+    db.commit()
+    return JSONResponse(view(comp, build), status_code=200 if cached else 202)
+
+
+@router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))
+def get_compilation(comp_id: str, who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
+    """State, backend and why, report, progress and log; on failure the one-line error."""
+    with svc.Session() as db:
+        return view(*_own(svc, db, who, comp_id))
+
+
+def _finished(svc: Service, who: Caller, comp_id: str) -> Build:
+    with svc.Session() as db:
+        _, build = _own(svc, db, who, comp_id)
+    if build.state != "succeeded":
+        raise fail(409, f"compilation '{comp_id}' is {build.state}; there is no artifact"
+                        + (f" ({build.error_message})" if build.error_message else ". Poll it until it succeeds"))
+    return build
+
+
+@router.get("/compilations/{comp_id}/artifact", response_class=Response,
+            responses={200: {"content": {"application/gzip": {}}}, **errors(401, 403, 404, 409)})
+def get_artifact(comp_id: str, who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
+    """A .tar.gz of exactly the files ``tinyml compile -o DIR`` writes, report.json included."""
+    build = _finished(svc, who, comp_id)
+    return Response(svc.store.get(build.artifact_sha256), media_type="application/gzip",
+                    headers={"Content-Disposition": f'attachment; filename="{build.name}.tar.gz"',
+                             "ETag": f'"{build.artifact_sha256}"'})
+
+
+@router.post("/compilations/{comp_id}/module", response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}, **errors(400, 401, 403, 404, 409, 422)})
+def create_module(comp_id: str, version: int = Form(..., ge=0, le=2**32 - 1),
+                  kind: str = Form("graph", pattern="^(graph|tflite)$"),
+                  who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)):
+    """The compiled model as a signed inference module (.tmm), signed with the project's key."""
+    build = _finished(svc, who, comp_id)
+    with svc.Session() as db:
+        key_pem = db.get(Project, who.project_id).signing_key_pem
+    workdir = svc.scratch()
+    try:
+        model_rel, cal_rel = svc.inputs_into(build, workdir)
+        try:
+            data = svc.isolated(tasks.pack, str(workdir), model_rel, build.device, key_pem, version, kind, cal_rel)
+        except JobFailed as e:
+            raise fail(422, str(e)) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{build.name}-v{version}.tmm"'})

@@ -1,0 +1,230 @@
+"""The service's state and its one verb: turn a request into a build, run builds.
+
+:class:`Service` owns the database, the blob store, the metrics and the job
+runner. :meth:`Service.find_or_create_build` gives the build of a content
+key (one per key: see :mod:`.db`), :meth:`Service.execute` runs one build
+from ``queued`` to ``succeeded`` or ``failed``. At start, builds left
+``queued`` or ``running`` by a stopped service are queued again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..device import DeviceProfile
+from ..integrations.core import ModelSpec, cache_key
+from . import tasks
+from .auth import Caller, resolve
+from .config import ServiceConfig
+from .db import ACTIVE_STATES, Build, open_database, utcnow
+from .jobs import JobCancelled, JobFailed, JobRunner, ThreadRunner, run_limited
+from .metrics import Metrics
+from .store import BlobStore
+from .uploads import materialize
+
+log = logging.getLogger("tinyml.service")
+TOKEN_CACHE_S = 5.0
+
+
+def pack_dir(folder: Path) -> bytes:
+    """A reproducible .tar.gz of the files in ``folder`` (sorted, zero times and owners)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w",
+                                                                            format=tarfile.GNU_FORMAT) as tar:
+        for f in sorted(p for p in folder.iterdir() if p.is_file()):
+            data = f.read_bytes()
+            info = tarfile.TarInfo(f.name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Service:
+    def __init__(self, cfg: ServiceConfig):
+        self.cfg = cfg
+        self.data = Path(cfg.data)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.engine, self.Session = open_database(cfg.database_url)
+        self.store = BlobStore(self.data / "blobs")
+        self.work = self.data / "work"
+        self.metrics = Metrics()
+        self.runner: JobRunner | None = None
+        self._callers: dict[str, tuple[float, Caller | None]] = {}
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self, runner: JobRunner | None = None) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        self.runner = runner or ThreadRunner(self.cfg.workers, self.execute)
+        with self.Session() as db:
+            stale = db.scalars(select(Build.id).where(Build.state.in_(ACTIVE_STATES))
+                               .order_by(Build.created_at)).all()
+            for build in db.scalars(select(Build).where(Build.id.in_(stale))):
+                build.state, build.log = "queued", [*build.log, "queued again: the service restarted"]
+            db.commit()
+        # start the forkserver now (it preloads the compilers), not on the first request
+        threading.Thread(target=self.isolated, args=(os.getpid,), daemon=True, name="tinyml-warmup").start()
+        for build_id in stale:
+            self.runner.submit(build_id)
+        if stale:
+            log.info("requeued %d unfinished job(s)", len(stale))
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self.engine.dispose()
+
+    def caller_of(self, token: str) -> Caller | None:
+        """The caller a bearer token stands for; answers are kept for ``TOKEN_CACHE_S``."""
+        now = time.monotonic()
+        hit = self._callers.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.Session() as db:
+            who = resolve(db, f"Bearer {token}")
+        if len(self._callers) > 10000:
+            self._callers.clear()
+        self._callers[token] = (now + TOKEN_CACHE_S, who)
+        return who
+
+    def isolated(self, fn, *args, timeout_s: float | None = None, cancel: threading.Event | None = None):
+        """``fn(*args)`` in a child process under the configured limits."""
+        return run_limited(fn, *args, timeout_s=timeout_s or self.cfg.job_timeout_s,
+                           memory_bytes=self.cfg.job_memory_mb << 20, cancel=cancel)
+
+    def scratch(self) -> Path:
+        """A new empty folder for one request or job."""
+        path = self.work / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    # -- builds -----------------------------------------------------------
+    def key_of(self, model: bytes, suffix: str, name: str, backend: str, options: dict,
+               calibration: bytes | None, device: DeviceProfile) -> str:
+        """The local build cache's key (:func:`..integrations.core.cache_key`) of this request;
+        the inputs are written to temporary files for it (a SavedModel unpacked: its key hashes the files)."""
+        if suffix == ".zip":
+            workdir = self.scratch()
+            try:
+                model_rel, cal_rel = self.stage(workdir, model, suffix, name, calibration)
+                spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
+                                      options)
+                return cache_key(spec, device, self.data)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        with tempfile.NamedTemporaryFile(dir=self.work, suffix=suffix) as m, \
+                tempfile.NamedTemporaryFile(dir=self.work, suffix=".npy") as c:
+            m.write(model)
+            m.flush()
+            c.write(calibration or b"")
+            c.flush()
+            spec = ModelSpec.make(m.name, name, backend, c.name if calibration is not None else None, options)
+            return cache_key(spec, device, self.data)
+
+    def live_build(self, db, key: str) -> Build | None:
+        return db.scalar(select(Build).where(Build.key == key, Build.state != "failed"))
+
+    def find_or_create_build(self, db, key: str, **inputs) -> tuple[Build, bool]:
+        """The live build of ``key``, or a new queued one (then True)."""
+        build = self.live_build(db, key)
+        if build is not None:
+            return build, False
+        build = Build(id=uuid.uuid4().hex, key=key, state="queued", log=["queued"], progress=0.0, attempts=0,
+                      **inputs)
+        db.add(build)
+        try:
+            db.commit()
+        except IntegrityError:   # another request inserted the same key first
+            db.rollback()
+            return self.live_build(db, key), False
+        self.runner.submit(build.id)
+        return build, True
+
+    def jobs_by_state(self) -> dict[str, int]:
+        with self.Session() as db:
+            return dict(db.execute(select(Build.state, func.count()).group_by(Build.state)).all())
+
+    def execute(self, build_id: str, cancel: threading.Event | None = None) -> None:
+        """Run one queued build to its end; a build another worker took is left alone."""
+        with self.Session() as db:
+            taken = db.execute(update(Build).where(Build.id == build_id, Build.state == "queued")
+                               .values(state="running", started_at=utcnow(), progress=0.1,
+                                       attempts=Build.attempts + 1)).rowcount
+            db.commit()
+            build = db.get(Build, build_id)
+        if not taken:
+            return
+        self._note(build_id, f"running: compiling {build.model_file} for {build.device.get('board')} "
+                             f"(backend {build.backend_requested})")
+        workdir = self.scratch()
+        started = time.monotonic()
+        try:
+            report = self._compile(build, workdir, cancel)
+            blob = self.store.put(pack_dir(workdir / "out"))
+        except JobCancelled:
+            return   # stays 'running': queued again at the next start
+        except JobFailed as e:
+            self._finish(build_id, started, state="failed", error_message=e.what, error_where=e.where,
+                         error_hint=e.hint, line=f"failed: {e}")
+        except Exception as e:   # our own bug: the job fails, the worker goes on
+            log.exception("job %s: internal error", build_id)
+            self._finish(build_id, started, state="failed", error_message=f"internal error ({type(e).__name__})",
+                         error_hint="This is a bug in the service; its log has the traceback",
+                         line="failed: internal error")
+        else:
+            self._finish(build_id, started, state="succeeded", report=report, backend=report["backend"],
+                         backend_version=report["backend_version"], chosen_because=report["chosen_because"],
+                         artifact_sha256=blob, line=f"succeeded: backend {report['backend']}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def stage(workdir: Path, model: bytes, suffix: str, name: str,
+              calibration: bytes | None) -> tuple[str, str | None]:
+        """Write a model (and calibration set) into ``workdir``; their relative paths."""
+        model_rel = materialize(model, suffix, name, workdir)
+        if calibration is None:
+            return model_rel, None
+        (workdir / "calibration.npy").write_bytes(calibration)
+        return model_rel, "calibration.npy"
+
+    def inputs_into(self, build: Build, workdir: Path) -> tuple[str, str | None]:
+        """:meth:`stage` a stored build's inputs."""
+        cal = self.store.get(build.calibration_sha256) if build.calibration_sha256 else None
+        return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix, build.name,
+                          cal)
+
+    def _compile(self, build: Build, workdir: Path, cancel) -> dict:
+        model, calibration = self.inputs_into(build, workdir)
+        return self.isolated(tasks.compile_to, str(workdir), model, build.device, build.name,
+                             build.backend_requested, build.options, calibration, cancel=cancel)
+
+    def _note(self, build_id: str, line: str, **values) -> None:
+        with self.Session() as db:
+            build = db.get(Build, build_id)
+            for k, v in values.items():
+                setattr(build, k, v)
+            build.log = [*build.log, line]
+            db.commit()
+
+    def _finish(self, build_id: str, started: float, *, state: str, line: str, **values) -> None:
+        seconds = time.monotonic() - started
+        self._note(build_id, f"{line} in {seconds:.2f} s", state=state, finished_at=utcnow(), seconds=seconds,
+                   progress=1.0, **values)
+        backend = values.get("backend") or "none"
+        if state == "succeeded":
+            self.metrics.observe_compile(backend, seconds)
+        log.info("job %s %s (%s) in %.2f s", build_id, state, backend, seconds)

@@ -1,0 +1,130 @@
+"""The service's database: projects, tokens, builds and compilations.
+
+A *build* is one compile of one content key (the local build cache's key:
+model bytes, options, device profile, backend and its version, runtime
+digest); it is shared by every project that asks for the same thing. A
+*compilation* is one project's request and points at a build: it is what
+the API shows, so a project never sees another project's ids or names.
+At most one build per key is queued, running or succeeded (a unique index
+over the live states): two API processes inserting the same key at once get
+one build between them. Schema changes go through the Alembic migrations
+in ``migrations/``; :func:`open_database` applies them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        create_engine, event, text)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+LIVE_STATES = ("queued", "running", "succeeded")
+ACTIVE_STATES = ("queued", "running")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    allow_pickle: Mapped[bool] = mapped_column(Boolean, default=False)
+    signing_key_pem: Mapped[bytes] = mapped_column(LargeBinary)     # never leaves the service
+    public_key_pem: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)   # sha256 hex of the token
+    scopes: Mapped[str] = mapped_column(String(100))                   # comma-separated
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Build(Base):
+    __tablename__ = "builds"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # inputs: blobs in the artifact store, the rest as given
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    model_file: Mapped[str] = mapped_column(String(200))
+    calibration_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device: Mapped[dict] = mapped_column(JSON)
+    name: Mapped[str] = mapped_column(String(100))
+    backend_requested: Mapped[str] = mapped_column(String(50))
+    options: Mapped[dict] = mapped_column(JSON)
+    # outputs
+    backend: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    backend_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    chosen_because: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    log: Mapped[list] = mapped_column(JSON, default=list)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error_message: Mapped[str | None] = mapped_column(String(4000), nullable=True)
+    error_where: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    error_hint: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ux_builds_live_key", "key", unique=True,
+                            sqlite_where=text("state != 'failed'"), postgresql_where=text("state != 'failed'")),)
+
+
+class Compilation(Base):
+    __tablename__ = "compilations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id"), index=True)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    target: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")      # readers do not block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")    # WAL: durable at checkpoints, consistent always
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def open_database(url: str) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for ``url``, migrated to the newest schema."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        # one connection per request thread (the server's pool has 40): no thread waits for a connection
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=48,
+                               max_overflow=16)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    migrate(engine)
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply the Alembic migrations (``migrations/versions``) up to ``head``."""
+    from alembic import command
+    from alembic.config import Config
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
