@@ -8,7 +8,8 @@ child process instead:
 
 * :func:`run_isolated` runs one call in a fresh child;
 * :class:`Worker` keeps one child for many calls (the N inputs of a
-  ``verify`` run) and starts a new one after a failure.
+  ``verify`` run) and starts a new one after a failure;
+  :func:`shared_worker` is one such worker per process and purpose.
 
 A failure of the child is raised as an :class:`IsolationError` (a
 :class:`TinyMLError`, so front ends print it as one line) that names what
@@ -89,14 +90,15 @@ class ChildOutOfMemory(IsolationError):
 
 
 def default_timeout_s() -> float:
-    return _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+    return env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
 
 
 def default_memory_mb() -> int:
-    return int(_env_number(MEMORY_ENV, DEFAULT_MEMORY_MB))
+    return int(env_number(MEMORY_ENV, DEFAULT_MEMORY_MB))
 
 
-def _env_number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """The non-negative number in environment variable ``name``, or ``default`` when unset."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -261,6 +263,25 @@ class Worker:
         end = os.fstat(self._log.fileno()).st_size
         start = max(start, end - LOG_TAIL_BYTES)
         return os.pread(self._log.fileno(), end - start, start).decode(errors="replace")
+
+
+_shared: dict[str, Worker] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_worker(what: str, **options) -> Worker:
+    """This process's one :class:`Worker` for ``what``, made with ``options`` on first use.
+
+    Its child outlives the calls, so a heavy library it imports (TFLite
+    Micro, TVM) is imported once per process, not once per call; it is
+    closed when the process exits.
+    """
+    import atexit
+    with _shared_lock:
+        if what not in _shared:
+            _shared[what] = Worker(what, **options)
+            atexit.register(_shared[what].close)
+        return _shared[what]
 
 
 def run_isolated(fn, *args, what: str = "child process", on: str = "this model", hint: str | None = None,

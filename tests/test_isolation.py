@@ -162,3 +162,23 @@ def test_the_worker_serves_many_calls_from_one_child():
         pids = {w.call(os.getpid) for _ in range(5)}
         assert len(pids) == 1 and os.getpid() not in pids
         assert w.call(_sleep_then, 0, 7) == 7
+
+
+def test_tvm_probe_past_its_time_limit_skips_tvm(monkeypatch):
+    pytest.importorskip("tvm")
+    from platformio_tinyml.compilers.interface import CompileOptions, CompileRequest
+    from platformio_tinyml.compilers.tvm import TvmCompiler
+    from platformio_tinyml.compilers.tvm.backend import PROBE_TIMEOUT_ENV
+    from platformio_tinyml.device import load_profile
+    from platformio_tinyml.isolate import shared_worker
+    from platformio_tinyml.pipeline import load_any
+    graph, fmt = load_any(KWS)
+    req = CompileRequest(model_path=KWS, model_format=fmt, graph=graph, device=load_profile("nucleo_f446re"),
+                         options=CompileOptions(name="kws"))
+    shared_worker("TVM probe").close()   # a fresh child: importing TVM alone takes longer than the limit
+    monkeypatch.setenv(PROBE_TIMEOUT_ENV, "0.3")
+    t0 = time.monotonic()
+    sup = TvmCompiler().supports(req)
+    assert time.monotonic() - t0 < 10
+    assert not sup.ok and sup.reasons == (f"skipped, probe took too long (over 0.3 s; {PROBE_TIMEOUT_ENV} sets "
+                                          "the limit)",)

@@ -16,19 +16,17 @@ version, so the N inputs of a ``verify`` run cost one load.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
 import tempfile
-import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TinyMLError
-from ..isolate import Worker
+from ..isolate import Worker, shared_worker
 
 _HINT = "Install the reference extra: pip install --pre 'platformio-tinyml[reference]'"
 _KEEP = 8   # interpreters the child keeps open
@@ -42,18 +40,9 @@ class ReferenceFailed(TinyMLError):
     """The reference interpreter refused or failed to run the model."""
 
 
-_worker: Worker | None = None
-_worker_lock = threading.Lock()
-
-
 def reference_worker() -> Worker:
     """The child process that runs this process's reference interpreters."""
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            _worker = Worker("reference interpreter", hint="The model is probably malformed")
-            atexit.register(_worker.close)
-        return _worker
+    return shared_worker("reference interpreter", hint="The model is probably malformed")
 
 
 def _key(kind: str, path: str | Path, *extra) -> tuple:
