@@ -24,7 +24,8 @@ runs (TensorFlow, onnxruntime, BLAS). Calls and results travel as pickles
 over the child's stdin/stdout: the callable must be a module-level function
 (or a ``functools.partial`` of one), its arguments and result picklable. The
 child's stdout and stderr go to a temporary file, so native libraries'
-messages stay out of the user's terminal; its tail is on the error (``log``).
+messages stay out of the user's terminal; what it wrote during the call is on
+the error (``child_log``, its last 2,000 bytes).
 
 Limits, per call: ``timeout_s`` (default 60 s, environment variable
 ``TINYML_ISOLATE_TIMEOUT_S``) and ``memory_mb``, the child's address space
@@ -68,7 +69,7 @@ class IsolationError(TinyMLError):
     """The child process crashed, ran past its time limit or out of memory."""
 
     def __init__(self, what: str, where: str | None = None, hint: str | None = None, log: str = ""):
-        self.log = log
+        self.child_log = log
         super().__init__(what, where=where, hint=hint)
 
 
@@ -139,6 +140,7 @@ class Worker:
         self._log = None
         self._owner = os.getpid()
         self._lock = threading.Lock()
+        self._pending = 0   # replies to requests sent by start(), not yet read
 
     def __enter__(self) -> "Worker":
         return self
@@ -152,12 +154,25 @@ class Worker:
         except Exception:
             pass
 
+    def start(self, *modules: str) -> None:
+        """Start the child now, if it is not running, and have it import ``modules``
+        while the caller goes on (the next :meth:`call` waits for that)."""
+        with self._lock:
+            proc = self._start()
+            if modules:
+                try:
+                    _write(proc.stdin, pickle.dumps((_import_all, (modules,))))
+                    self._pending += 1
+                except OSError:
+                    pass   # the child died already: the next call says so
+
     def call(self, fn, *args, timeout_s: float | None = None, where: str | None = None):
         """``fn(*args)`` in the child; its result, or its exception raised here.
 
         Raises :class:`IsolationError` when the child crashes, runs past
         ``timeout_s`` (default: the worker's) or out of memory; ``where``
-        (a file name) prefixes that error's text.
+        (a file name) prefixes that error's text. Any error raised here
+        carries what the child wrote during the call (``child_log``).
         """
         request = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
         limit = self.timeout_s if timeout_s is None else float(timeout_s)
@@ -166,7 +181,11 @@ class Worker:
             log_start = os.fstat(self._log.fileno()).st_size
             try:
                 _write(proc.stdin, request)
-                status, value = pickle.loads(self._receive(proc, limit, where, log_start))
+                deadline = time.monotonic() + limit if limit > 0 else None
+                for _ in range(self._pending):   # start()'s imports; their errors show in this call
+                    self._receive(proc, limit, deadline, where, log_start)
+                    self._pending -= 1
+                status, value = pickle.loads(self._receive(proc, limit, deadline, where, log_start))
             except IsolationError:
                 raise
             except OSError:   # the channel broke: the child died while we wrote
@@ -179,7 +198,9 @@ class Worker:
         if status == "oom":
             self._stop(kill=True)
             raise self._out_of_memory(where, log_start)
-        raise _rebuild(*value)
+        error = _rebuild(*value)
+        error.child_log = self._tail(log_start)
+        raise error
 
     def close(self) -> None:
         """Stop the child (it exits when its stdin closes); idempotent."""
@@ -193,7 +214,7 @@ class Worker:
 
     def _start(self) -> subprocess.Popen:
         if self._owner != os.getpid():   # forked: the child and its pipes belong to our parent
-            self._proc, self._log, self._owner = None, None, os.getpid()
+            self._proc, self._log, self._owner, self._pending = None, None, os.getpid(), 0
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self._stop(kill=True)
@@ -208,7 +229,7 @@ class Worker:
         return self._proc
 
     def _stop(self, kill: bool) -> None:
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._pending = self._proc, None, 0
         if proc is None:
             return
         try:
@@ -221,8 +242,8 @@ class Worker:
             proc.wait()
         proc.stdout.close()
 
-    def _receive(self, proc: subprocess.Popen, limit: float, where: str | None, log_start: int) -> bytes:
-        deadline = time.monotonic() + limit if limit > 0 else None
+    def _receive(self, proc: subprocess.Popen, limit: float, deadline: float | None, where: str | None,
+                 log_start: int) -> bytes:
         fd = proc.stdout.fileno()
         try:
             header = _read_exact(fd, _HEADER.size, deadline)
@@ -237,7 +258,7 @@ class Worker:
         return body
 
     def _died(self, where: str | None, log_start: int) -> IsolationError:
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._pending = self._proc, None, 0
         try:
             code = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -338,6 +359,16 @@ def _rebuild(blob: bytes | None, text: str, tb: str) -> BaseException:
         e.__dict__.update(state)
     e.add_note("raised in the child process:\n" + tb.rstrip())
     return e
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    """Run in the child by :meth:`Worker.start`: import what the next calls need."""
+    import importlib
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            pass   # the call that needs it reports it
 
 
 def _serve(memory_mb: int) -> None:

@@ -36,7 +36,7 @@ def _schema():
     return S
 
 
-def _model(op: str, tensors: list[tuple], inputs: list[int], outputs: list[int], options=None) -> bytes:
+def one_op_model(op: str, tensors: list[tuple], inputs: list[int], outputs: list[int], options=None) -> bytes:
     """One-operator model: ``tensors`` are (name, type, shape, data or None, scale, zero point)."""
     import flatbuffers
     S = _schema()
@@ -88,14 +88,14 @@ def build(name: str) -> bytes:
     S = _schema()
     rng = np.random.default_rng(0)
     if name == "tflm_abort_add_int8_int32":
-        return _model("ADD", [
+        return one_op_model("ADD", [
             ("x", "INT8", [1, 1, 1, 64], None, 0.1, 0),
             ("shape", "INT32", [2], np.array([-1, 64], np.int32), None, None),
             ("y", "INT8", [1, 64], None, 0.1, 0),
         ], [0, 1], [2])
     if name == "tflm_segv_zero_size_input":
         fc = S.FullyConnectedOptionsT()
-        return _model("FULLY_CONNECTED", [
+        return one_op_model("FULLY_CONNECTED", [
             ("x", "INT8", [1, 0], None, 0.05, -3),
             ("w", "INT8", [3, 5], rng.integers(-127, 128, (3, 5)).astype(np.int8), 0.02, 0),
             ("b", "INT32", [3], np.array([10, -20, 30], np.int32), 0.001, 0),
@@ -105,7 +105,7 @@ def build(name: str) -> bytes:
         conv = S.Conv2DOptionsT()
         conv.padding, conv.strideW, conv.strideH = S.Padding.VALID, 1, 1
         conv.dilationWFactor = conv.dilationHFactor = 1
-        return _model("CONV_2D", [
+        return one_op_model("CONV_2D", [
             ("x", "INT8", [1, 9, 9], None, 0.05, 0),
             ("w", "INT8", [4, 3, 3, 3], rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), [0.02] * 4, [0] * 4),
             ("b", "INT32", [4], np.array([1, 2, 3, 4], np.int32), [0.001] * 4, [0] * 4),

@@ -15,7 +15,7 @@ import numpy as np
 from ..compilers.cgen import generate
 from ..ir import DType, Graph
 from .host import build_host
-from .reference import reference_for
+from .reference import reference_for, warm_up
 
 FLOAT_RTOL = 1e-5
 
@@ -65,12 +65,13 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
 def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 0,
                  workdir: Path | None = None, name: str = "vmodel") -> ParityReport:
     """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare."""
-    # A Keras model is verified against the .tflite it was converted to. The reference
-    # opens first: a model it crashes on is refused before the host build.
-    ref = reference_for(graph.meta.get("tflite_path", model_path), graph)
+    # A Keras model is verified against the .tflite it was converted to.
+    ref_path = graph.meta.get("tflite_path", model_path)
+    warm_up(ref_path)   # the reference child loads its interpreter while we compile
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
         host = build_host(gen, graph, Path(workdir or tmp))
+        ref = reference_for(ref_path, graph)
         adapt = getattr(ref, "adapt", None)
         rng = np.random.default_rng(seed)
         report = ParityReport(model=str(model_path), samples=samples, seed=seed)

@@ -45,6 +45,17 @@ def reference_worker() -> Worker:
     return shared_worker("reference interpreter", hint="The model is probably malformed")
 
 
+def _call(fn, *args, where: str):
+    """``fn(*args)`` in the reference child; a refusal ends with what the interpreter said."""
+    try:
+        return reference_worker().call(fn, *args, where=where)
+    except ReferenceFailed as e:
+        said = [ln.strip() for ln in e.child_log.splitlines() if ln.strip() and "RecordingMicroAllocator" not in ln]
+        if not said:
+            raise
+        raise ReferenceFailed(f"{e.what} ({said[-1][:200]})", where=e.where) from None
+
+
 def _key(kind: str, path: str | Path, *extra) -> tuple:
     """What the child caches an interpreter under: the file and its version."""
     st = os.stat(path)
@@ -57,16 +68,17 @@ class TFLMReference:
     def __init__(self, model_path: str | Path, arena_size: int = 8 << 20):
         self.path = str(model_path)
         self._key = _key("tflm", self.path, arena_size)
-        self.num_outputs = reference_worker().call(_tflm_open, self._key, where=self.path)
+        from ..model.tflite import load_tflite
+        self.num_outputs = len(load_tflite(model_path).outputs)
+        _call(_tflm_open, self._key, where=self.path)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return reference_worker().call(_tflm_run, self._key, [np.asarray(x) for x in inputs], self.num_outputs,
-                                       where=self.path)
+        return _call(_tflm_run, self._key, [np.asarray(x) for x in inputs], self.num_outputs, where=self.path)
 
 
 def tflm_arena_bytes(model_path: str | Path) -> int:
     """The arena TFLite Micro allocates for ``model_path`` (from print_allocations)."""
-    return reference_worker().call(_tflm_arena, str(model_path), where=str(model_path))
+    return _call(_tflm_arena, str(model_path), where=str(model_path))
 
 
 class OnnxReference:
@@ -81,18 +93,27 @@ class OnnxReference:
         self.out_layouts = list((graph.meta.get("output_layouts") if graph is not None else None) or [])
         self.path = str(model_path)
         self._key = _key("onnx", self.path)
-        reference_worker().call(_onnx_open, self._key, where=self.path)
+        _call(_onnx_open, self._key, where=self.path)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
         feed = [nhwc_to_nchw(x) if _converted(self.in_layouts, k) else np.asarray(x) for k, x in enumerate(inputs)]
-        outs = reference_worker().call(_onnx_run, self._key, feed, where=self.path)
+        outs = _call(_onnx_run, self._key, feed, where=self.path)
         return [nchw_to_nhwc(o) if _converted(self.out_layouts, k) else o for k, o in enumerate(outs)]
 
 
 def _converted(layouts: list, k: int) -> bool:
     from ..model.onnx.layout import CONVERTED
     return k < len(layouts) and layouts[k] == CONVERTED
+
+
+def warm_up(model_path: str | Path) -> None:
+    """Start the reference child and have it import the interpreter for ``model_path``
+    while the caller goes on (``verify`` builds the host code meanwhile)."""
+    modules = {".tflite": ("tflite_micro.python.tflite_micro.runtime",), ".onnx": ("onnxruntime",)}
+    interpreter = modules.get(Path(model_path).suffix.lower())
+    if interpreter:
+        reference_worker().start(__name__, *interpreter)
 
 
 def reference_for(model_path: str | Path, graph=None):
@@ -120,19 +141,15 @@ def _cached(key: tuple, make):
 
 
 def _refusing(path: str, interpreter: str, fn):
-    """``fn()``, with the interpreter's exceptions (and its complaint on stderr) as one line."""
-    with _capture_fd(2) as read:
-        try:
-            return fn()
-        except (TinyMLError, MemoryError):
-            raise
-        except Exception as e:
-            error = e
-    said = [line.strip() for line in read().splitlines() if line.strip() and "RecordingMicroAllocator" not in line]
-    detail = f"{type(error).__name__}: {error}".strip()
-    if said:
-        detail += f" ({said[-1][:200]})"
-    raise ReferenceFailed(f"the reference interpreter ({interpreter}) cannot run this model: {detail}", where=path)
+    """``fn()``, with the interpreter's exceptions as one line (see :func:`_call`)."""
+    try:
+        return fn()
+    except (TinyMLError, MemoryError):
+        raise
+    except Exception as e:
+        said = " ".join(str(e).split())   # onnxruntime's messages span lines
+        raise ReferenceFailed(f"the reference interpreter ({interpreter}) cannot run this model: "
+                              f"{type(e).__name__}: {said}", where=path) from None
 
 
 def _tflm():
@@ -145,17 +162,15 @@ def _tflm():
 
 
 def _tflm_interpreter(key: tuple):
+    """The interpreter for ``key`` (opened now, or kept from an earlier call)."""
     path, arena_size = key[1], key[-1]
     runtime = _tflm()
     return _cached(key, lambda: _refusing(path, "TFLite Micro",
                                           lambda: runtime.Interpreter.from_file(path, arena_size=arena_size)))
 
 
-def _tflm_open(key: tuple) -> int:
-    """Opens the interpreter; the model's number of outputs."""
+def _tflm_open(key: tuple) -> None:
     _tflm_interpreter(key)
-    from ..model.tflite import load_tflite
-    return len(load_tflite(key[1]).outputs)
 
 
 def _tflm_run(key: tuple, inputs: list[np.ndarray], num_outputs: int) -> list[np.ndarray]:
@@ -194,6 +209,7 @@ def _onnx_session(key: tuple):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         so.log_severity_level = 3   # errors only, and those reach the user as our line
+        so.intra_op_num_threads = 1  # deterministic, and no thread pool per core in the child
         return ort.InferenceSession(key[1], so, providers=["CPUExecutionProvider"])
     return _cached(key, lambda: _refusing(key[1], "onnxruntime", make))
 
