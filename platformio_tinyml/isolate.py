@@ -58,6 +58,7 @@ MEMORY_ENV = "TINYML_ISOLATE_MEMORY_MB"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 4096
 LOG_TAIL_BYTES = 2000
+LOG_KEEP_BYTES = 1 << 20
 
 _HEADER = struct.Struct("<Q")
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,6 +180,9 @@ class Worker:
         with self._lock:
             proc = self._start()
             log_start = os.fstat(self._log.fileno()).st_size
+            if log_start > LOG_KEEP_BYTES:   # a chatty child: keep /tmp small (O_APPEND: it writes at the end)
+                os.ftruncate(self._log.fileno(), 0)
+                log_start = 0
             try:
                 _write(proc.stdin, request)
                 deadline = time.monotonic() + limit if limit > 0 else None
@@ -199,7 +203,10 @@ class Worker:
             self._stop(kill=True)
             raise self._out_of_memory(where, log_start)
         error = _rebuild(*value)
-        error.child_log = self._tail(log_start)
+        try:
+            error.child_log = self._tail(log_start)
+        except AttributeError:   # an exception class with __slots__
+            pass
         raise error
 
     def close(self) -> None:
@@ -395,8 +402,10 @@ def _serve(memory_mb: int) -> None:
             reply = ("ok", fn(*args))
         except MemoryError:
             reply = ("oom", None)
-        except BaseException as e:
+        except Exception as e:
             reply = ("raised", _portable(e))
+        except BaseException as e:   # SystemExit, KeyboardInterrupt: not to be raised in the parent
+            reply = ("raised", (None, f"{type(e).__name__}: {e}", traceback.format_exc()))
         try:
             blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
