@@ -209,10 +209,10 @@ class Worker:
             pass
         raise error
 
-    def close(self) -> None:
-        """Stop the child (it exits when its stdin closes); idempotent."""
+    def close(self, kill: bool = False) -> None:
+        """Stop the child (it exits when its stdin closes, or at once with ``kill``); idempotent."""
         with self._lock:
-            self._stop(kill=False)
+            self._stop(kill=kill)
             if self._log is not None and self._owner == os.getpid():
                 self._log.close()
             self._log = None
@@ -308,7 +308,7 @@ def shared_worker(what: str, **options) -> Worker:
     with _shared_lock:
         if what not in _shared:
             _shared[what] = Worker(what, **options)
-            atexit.register(_shared[what].close)
+            atexit.register(_shared[what].close, kill=True)   # no waiting for a child still importing
         return _shared[what]
 
 

@@ -52,7 +52,7 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     if not model_path.exists():
         raise ModelError("model file not found", where=str(model_path),
                          hint="Check the path (relative paths are from the project directory)")
-    if backend in ("auto", "tflm"):
+    if backend in ("auto", "tflm") and device.word_bits >= 32:
         # tflm's supports() sizes its arena with the reference interpreter, in a child
         # process: start that now, so it loads while the model does.
         from .verify.reference import warm_up
