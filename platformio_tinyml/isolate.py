@@ -271,8 +271,11 @@ class Worker:
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
-        proc.stdin.close()
-        proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         log = self._tail(log_start)
         if "MemoryError" in log or "std::bad_alloc" in log:
             return self._out_of_memory(where, log_start)
