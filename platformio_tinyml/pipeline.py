@@ -55,6 +55,11 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
                          hint="Check the path (relative paths are from the project directory)")
     if name is not None:             # it prefixes every C symbol and names the output files
         c_prefix(name, where="name option")
+    if backend in ("auto", "tflm") and device.word_bits >= 32:
+        # tflm's supports() sizes its arena with the reference interpreter, in a child
+        # process: start that now, so it loads while the model does.
+        from .verify.reference import warm_up
+        warm_up(model_path)
     graph, fmt = load_any(model_path, calibration)
     if graph is not None:
         graph.validate()

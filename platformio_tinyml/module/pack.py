@@ -117,10 +117,10 @@ def pack_module(model: Path, target: str | None, key: Path, module_version: int,
         if fmt != "tflite":
             raise TinyMLError("a TFLITE module needs a .tflite model", where=str(model))
         arena = 0
+        from ..verify.reference import ReferenceUnavailable, tflm_arena_bytes
         try:
-            from ..verify.reference import tflm_arena_bytes
             arena = tflm_arena_bytes(model)
-        except TinyMLError:
+        except ReferenceUnavailable:
             pass   # reference interpreter not installed: the firmware's arena decides
         return pack_tflite(g, model_bytes, module_version, private.sign, arena)
     abi = abi_for_device(device) if device is not None else abi_for_target(target, boards_dir)

@@ -16,7 +16,7 @@ from ..compilers.cgen import generate
 from ..compilers.ctext import c_comment_text
 from ..ir import DType, Graph
 from .host import build_host
-from .reference import reference_for
+from .reference import reference_for, warm_up
 
 FLOAT_RTOL = 1e-5
 
@@ -67,11 +67,13 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
 def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 0,
                  workdir: Path | None = None, name: str = "vmodel") -> ParityReport:
     """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare."""
+    # A Keras model is verified against the .tflite it was converted to.
+    ref_path = graph.meta.get("tflite_path", model_path)
+    warm_up(ref_path)   # the reference child loads its interpreter while we compile
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
         host = build_host(gen, graph, Path(workdir or tmp))
-        # A Keras model is verified against the .tflite it was converted to.
-        ref = reference_for(graph.meta.get("tflite_path", model_path), graph)
+        ref = reference_for(ref_path, graph)
         adapt = getattr(ref, "adapt", None)
         rng = np.random.default_rng(seed)
         report = ParityReport(model=str(model_path), samples=samples, seed=seed)

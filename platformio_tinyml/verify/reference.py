@@ -3,6 +3,15 @@
 int8 and float TFLite models run on the TensorFlow Lite Micro host
 interpreter (PyPI ``tflite-micro``, reference kernels); ONNX models on
 onnxruntime. Both are imported lazily: they are optional extras.
+
+A model is untrusted input, and both interpreters are native code that a
+malformed model can crash: they run in a child process
+(:mod:`platformio_tinyml.isolate`), one per Python process for every
+reference run, started on first use and again after a failure. A crash
+there is one line (``reference interpreter crashed on this model (signal 6,
+SIGABRT)``); a model the interpreter refuses is one line with its reason.
+The child keeps the last few interpreters it opened, keyed by file and
+version, so the N inputs of a ``verify`` run cost one load.
 """
 
 from __future__ import annotations
@@ -11,17 +20,147 @@ import contextlib
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TinyMLError
+from ..isolate import Worker, shared_worker
 
 _HINT = "Install the reference extra: pip install --pre 'platformio-tinyml[reference]'"
+_KEEP = 8   # interpreters the child keeps open
 
 
 class ReferenceUnavailable(TinyMLError):
     pass
+
+
+class ReferenceFailed(TinyMLError):
+    """The reference interpreter refused or failed to run the model."""
+
+
+def reference_worker() -> Worker:
+    """The child process that runs this process's reference interpreters."""
+    return shared_worker("reference interpreter", hint="The model is probably malformed")
+
+
+def _call(fn, *args, where: str):
+    """``fn(*args)`` in the reference child; a refusal ends with what the interpreter said."""
+    try:
+        return reference_worker().call(fn, *args, where=where)
+    except ReferenceFailed as e:
+        said = [ln.strip() for ln in e.child_log.splitlines() if ln.strip() and "RecordingMicroAllocator" not in ln]
+        if not said:
+            raise
+        raise ReferenceFailed(f"{e.what} ({said[-1][:200]})", where=e.where) from None
+
+
+def _key(kind: str, path: str | Path, *extra) -> tuple:
+    """What the child caches an interpreter under: the file and its version."""
+    st = os.stat(path)
+    return (kind, str(path), st.st_size, st.st_mtime_ns, *extra)
+
+
+class TFLMReference:
+    """Runs a .tflite model on the TFLite Micro host interpreter (in the reference child)."""
+
+    def __init__(self, model_path: str | Path, arena_size: int = 8 << 20):
+        self.path = str(model_path)
+        self._key = _key("tflm", self.path, arena_size)
+        self.num_outputs = _tflite_output_count(self.path)
+        _call(_tflm_open, self._key, where=self.path)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return _call(_tflm_run, self._key, [np.asarray(x) for x in inputs], self.num_outputs, where=self.path)
+
+
+def _tflite_output_count(path: str) -> int:
+    """Outputs of the model's first subgraph, read from the flatbuffer as the interpreter
+    will (not through the importer: the reference also runs models it would refuse)."""
+    import tflite
+    try:
+        data = Path(path).read_bytes()
+        return int(tflite.Model.GetRootAsModel(data, 0).Subgraphs(0).OutputsLength())
+    except Exception as e:   # any malformed flatbuffer: struct, index and type errors
+        raise ReferenceFailed(f"the reference interpreter cannot read the model's outputs "
+                              f"({type(e).__name__})", where=path) from None
+
+
+def tflm_arena_bytes(model_path: str | Path) -> int:
+    """The arena TFLite Micro allocates for ``model_path`` (from print_allocations)."""
+    return _call(_tflm_arena, str(model_path), where=str(model_path))
+
+
+class OnnxReference:
+    """Runs an .onnx model on onnxruntime (CPU, in the reference child).
+
+    Inputs and outputs are in the IR's layout: rank-4 tensors the importer
+    converted from NCHW (``graph.meta['input_layouts']``) are transposed.
+    """
+
+    def __init__(self, model_path: str | Path, graph=None):
+        self.in_layouts = list((graph.meta.get("input_layouts") if graph is not None else None) or [])
+        self.out_layouts = list((graph.meta.get("output_layouts") if graph is not None else None) or [])
+        self.path = str(model_path)
+        self._key = _key("onnx", self.path)
+        _call(_onnx_open, self._key, where=self.path)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
+        feed = [nhwc_to_nchw(x) if _converted(self.in_layouts, k) else np.asarray(x) for k, x in enumerate(inputs)]
+        outs = _call(_onnx_run, self._key, feed, where=self.path)
+        return [nchw_to_nhwc(o) if _converted(self.out_layouts, k) else o for k, o in enumerate(outs)]
+
+
+def _converted(layouts: list, k: int) -> bool:
+    from ..model.onnx.layout import CONVERTED
+    return k < len(layouts) and layouts[k] == CONVERTED
+
+
+def warm_up(model_path: str | Path) -> None:
+    """Start the reference child and have it import the interpreter for ``model_path``
+    while the caller goes on (``verify`` builds the host code meanwhile)."""
+    modules = {".tflite": ("tflite_micro.python.tflite_micro.runtime",), ".onnx": ("onnxruntime",)}
+    interpreter = modules.get(Path(model_path).suffix.lower())
+    if interpreter:
+        reference_worker().start(__name__, *interpreter)
+
+
+def reference_for(model_path: str | Path, graph=None):
+    suffix = Path(model_path).suffix.lower()
+    if suffix == ".tflite":
+        return TFLMReference(model_path)
+    if suffix == ".onnx":
+        return OnnxReference(model_path, graph)
+    raise ReferenceUnavailable(f"no reference interpreter for '{suffix}' models", where=str(model_path))
+
+
+# -- run in the reference child -------------------------------------------------------
+
+_open: OrderedDict = OrderedDict()
+
+
+def _cached(key: tuple, make):
+    obj = _open.pop(key, None)
+    if obj is None:
+        obj = make()
+    _open[key] = obj
+    while len(_open) > _KEEP:
+        _open.popitem(last=False)
+    return obj
+
+
+def _refusing(path: str, interpreter: str, fn):
+    """``fn()``, with the interpreter's exceptions as one line (see :func:`_call`)."""
+    try:
+        return fn()
+    except (TinyMLError, MemoryError):
+        raise
+    except Exception as e:
+        said = " ".join(str(e).split())   # onnxruntime's messages span lines
+        raise ReferenceFailed(f"the reference interpreter ({interpreter}) cannot run this model: "
+                              f"{type(e).__name__}: {said}", where=path) from None
 
 
 def _tflm():
@@ -33,36 +172,67 @@ def _tflm():
     return runtime
 
 
-class TFLMReference:
-    """Runs a .tflite model on the TFLite Micro host interpreter."""
-
-    def __init__(self, model_path: str | Path, arena_size: int = 8 << 20):
-        runtime = _tflm()
-        self.path = str(model_path)
-        self.interp = runtime.Interpreter.from_file(self.path, arena_size=arena_size)
-        from ..model.tflite import load_tflite
-        self.num_outputs = len(load_tflite(model_path).outputs)
-
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        self.interp.reset()
-        for k, x in enumerate(inputs):
-            d = self.interp.get_input_details(k)
-            self.interp.set_input(np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]), k)
-        self.interp.invoke()
-        return [np.array(self.interp.get_output(k)) for k in range(self.num_outputs)]
-
-
-def tflm_arena_bytes(model_path: str | Path) -> int:
-    """The arena TFLite Micro allocates for ``model_path`` (from print_allocations)."""
+def _tflm_interpreter(key: tuple):
+    """The interpreter for ``key`` (opened now, or kept from an earlier call)."""
+    path, arena_size = key[1], key[-1]
     runtime = _tflm()
-    interp = runtime.Interpreter.from_file(str(model_path), arena_size=8 << 20)
+    return _cached(key, lambda: _refusing(path, "TFLite Micro",
+                                          lambda: runtime.Interpreter.from_file(path, arena_size=arena_size)))
+
+
+def _tflm_open(key: tuple) -> None:
+    _tflm_interpreter(key)
+
+
+def _tflm_run(key: tuple, inputs: list[np.ndarray], num_outputs: int) -> list[np.ndarray]:
+    interp = _tflm_interpreter(key)
+
+    def run():
+        interp.reset()
+        for k, x in enumerate(inputs):
+            d = interp.get_input_details(k)
+            interp.set_input(np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]), k)
+        interp.invoke()
+        return [np.array(interp.get_output(k)) for k in range(num_outputs)]
+    return _refusing(key[1], "TFLite Micro", run)
+
+
+def _tflm_arena(path: str) -> int:
+    runtime = _tflm()
+    interp = _refusing(path, "TFLite Micro", lambda: runtime.Interpreter.from_file(path, arena_size=8 << 20))
     with _capture_fd(2) as read:
         interp.print_allocations()
     text = read()
     m = re.search(r"Arena allocation total (\d+) bytes", text)
     if not m:
-        raise RuntimeError(f"no arena total in TFLM output: {text[:200]!r}")
+        raise ReferenceFailed(f"the reference interpreter (TFLite Micro) printed no arena total: {text[:200]!r}",
+                              where=path)
     return int(m.group(1))
+
+
+def _onnx_session(key: tuple):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ReferenceUnavailable("onnxruntime is not installed", hint=_HINT) from None
+
+    def make():
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 3   # errors only, and those reach the user as our line
+        so.intra_op_num_threads = 1  # deterministic, and no thread pool per core in the child
+        return ort.InferenceSession(key[1], so, providers=["CPUExecutionProvider"])
+    return _cached(key, lambda: _refusing(key[1], "onnxruntime", make))
+
+
+def _onnx_open(key: tuple) -> None:
+    _onnx_session(key)
+
+
+def _onnx_run(key: tuple, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    sess = _onnx_session(key)
+    feed = {d.name: x for d, x in zip(sess.get_inputs(), inputs)}
+    return [np.asarray(o) for o in _refusing(key[1], "onnxruntime", lambda: sess.run(None, feed))]
 
 
 @contextlib.contextmanager
@@ -78,45 +248,3 @@ def _capture_fd(fd: int):
             os.close(saved)
             tmp.seek(0)
             result["text"] = tmp.read().decode(errors="replace")
-
-
-class OnnxReference:
-    """Runs an .onnx model on onnxruntime (CPU).
-
-    Inputs and outputs are in the IR's layout: rank-4 tensors the importer
-    converted from NCHW (``graph.meta['input_layouts']``) are transposed.
-    """
-
-    def __init__(self, model_path: str | Path, graph=None):
-        self.in_layouts = list((graph.meta.get("input_layouts") if graph is not None else None) or [])
-        self.out_layouts = list((graph.meta.get("output_layouts") if graph is not None else None) or [])
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ReferenceUnavailable("onnxruntime is not installed", hint=_HINT) from None
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
-        feed = {}
-        for k, (d, x) in enumerate(zip(self.sess.get_inputs(), inputs)):
-            feed[d.name] = nhwc_to_nchw(x) if _converted(self.in_layouts, k) else x
-        outs = self.sess.run(None, feed)
-        return [nchw_to_nhwc(np.asarray(o)) if _converted(self.out_layouts, k) else np.asarray(o)
-                for k, o in enumerate(outs)]
-
-
-def _converted(layouts: list, k: int) -> bool:
-    from ..model.onnx.layout import CONVERTED
-    return k < len(layouts) and layouts[k] == CONVERTED
-
-
-def reference_for(model_path: str | Path, graph=None):
-    suffix = Path(model_path).suffix.lower()
-    if suffix == ".tflite":
-        return TFLMReference(model_path)
-    if suffix == ".onnx":
-        return OnnxReference(model_path, graph)
-    raise ReferenceUnavailable(f"no reference interpreter for '{suffix}' models", where=str(model_path))

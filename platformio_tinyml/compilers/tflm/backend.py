@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from ...errors import CompileError
+from ...errors import CompileError, TinyMLError
 from ..base import generated_files, lib_deps_option, support_from_estimate
 from ..interface import CompileRequest, CompileResult, Estimate, Support
 from ..capi import IoSpec
@@ -114,7 +114,9 @@ class TflmCompiler:
             return Support(False, (facts,))
         try:
             arena = arena_with_margin(measured_arena(request.model_path))
-        except Exception as e:   # interpreter missing or model rejected by TFLM
+        except TinyMLError as e:   # interpreter missing, model refused, or TFLM crashed on it
+            return Support(False, ("; ".join([e.what] + [e.hint[:1].lower() + e.hint[1:]] * bool(e.hint)),))
+        except Exception as e:
             return Support(False, (f"TFLM host interpreter could not allocate the model "
                                    f"({type(e).__name__}: {str(e)[:160]})",))
         est = self._estimate(request, facts, arena)

@@ -22,18 +22,47 @@ runtime. ``runtime=none`` (or giving ``codegen=``) gives them the runtime-free g
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from ...errors import CompileError
+from ...isolate import ChildTimedOut, IsolationError, env_number, shared_worker
 from ..base import support_from_estimate
 from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, GeneratedFile,
                          Support)
-from .lower import Program, Unsupported, tvm_version
+from .lower import Program, Unsupported, check_format, tvm_version
 
 CODE_BYTES_PER_KERNEL = 1_200      # rough: a scalar TIR loop nest for a Cortex-M at -Os
 GLUE_BYTES = 600                   # invoke + workspace allocator
 GLUE_BYTES_PER_CALL = 48           # one DLTensor/argument block and one call
 STACK_ESTIMATE = 256
 ARCHES = ("arm", "riscv", "x86_64", "arm-a", "aarch64")
+# supports() lowers the model in a child process (TVM can hang or crash on a model);
+# past this many seconds the probe is stopped and tvm skipped (selection waits 60 s).
+PROBE_TIMEOUT_S = 45.0
+PROBE_TIMEOUT_ENV = "TINYML_TVM_PROBE_TIMEOUT_S"
+
+
+class Sizes(NamedTuple):
+    """What the estimate needs from a lowered model."""
+    const_bytes: int
+    kernels: int
+    calls: int
+    arena_bytes: int
+    workspace_bytes: int
+
+    @staticmethod
+    def of(prog: Program, workspace: int) -> "Sizes":
+        return Sizes(prog.const_bytes, len(prog.tir.functions), len(prog.calls), prog.arena_bytes, workspace)
+
+
+def probe(path: str, fmt: str, target: dict, name: str) -> Sizes | str:
+    """Run in the probe child: lower the model and its kernels; their sizes, or why not."""
+    from .lower import lower, lower_tir
+    try:
+        prog = lower(Path(path), fmt)
+        return Sizes.of(prog, lower_tir(prog, target, name)[1])
+    except (Unsupported, CompileError) as e:
+        return str(e)
 
 
 def _target_reason(device) -> str | None:
@@ -58,6 +87,7 @@ class TvmCompiler:
         self.version = tvm_version() or "missing"
         self._cache: dict[tuple, Program] = {}
         self._lowered: dict[tuple, int] = {}
+        self._probed: dict[tuple, Sizes | str] = {}
 
     def _codegen(self, request: CompileRequest) -> str:
         cg = request.options.backend_options.get("codegen", "c")
@@ -107,20 +137,29 @@ class TvmCompiler:
             raise Unsupported(f"no LLVM target for {request.device.core}; use codegen=c")
         return t
 
-    def _program(self, request: CompileRequest) -> Program:
+    def _check(self, request: CompileRequest) -> None:
+        """What can be refused without TVM: raises :class:`Unsupported`."""
         if tvm_version() is None:
             raise Unsupported("Apache TVM is not installed (pip install 'platformio-tinyml[tvm]')")
         reason = _target_reason(request.device)
         if reason:
             raise Unsupported(reason)
         self._codegen(request)
-        path = Path(request.model_path)
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, request.model_format)
+        check_format(request.model_format)
+
+    def _program(self, request: CompileRequest) -> Program:
+        self._check(request)
+        key = self._model_key(request)
         if key not in self._cache:
             from .lower import lower
-            self._cache = {key: lower(path, request.model_format)}
+            self._cache = {key: lower(Path(request.model_path), request.model_format)}
         return self._cache[key]
+
+    @staticmethod
+    def _model_key(request: CompileRequest) -> tuple:
+        path = Path(request.model_path)
+        st = path.stat()
+        return (str(path.resolve()), st.st_size, st.st_mtime_ns, request.model_format)
 
     def _workspace(self, prog: Program, target: dict, name: str) -> int:
         """Scratch bytes of the lowered kernels; cached, since boards of one kind share a target."""
@@ -132,26 +171,36 @@ class TvmCompiler:
 
     def supports(self, request: CompileRequest) -> Support:
         try:
-            prog = self._program(request)
+            self._check(request)
             cg = self._codegen(request)
             if self._runtime(request) == "tvm":
                 target = self._linux(request).target
             else:
                 target = self._target(request, cg)
-            workspace = self._workspace(prog, target, request.options.name)
-        except Unsupported as e:
+        except (Unsupported, CompileError) as e:
             return Support(False, (str(e),))
-        except CompileError as e:
-            return Support(False, (str(e),))
-        est = self._estimate(prog, workspace)
-        return support_from_estimate(est, request.device)
+        key = (*self._model_key(request), repr(sorted(target.items())), request.options.name)
+        limit = env_number(PROBE_TIMEOUT_ENV, PROBE_TIMEOUT_S)
+        if key not in self._probed:
+            try:
+                self._probed[key] = shared_worker("TVM probe").call(
+                    probe, str(request.model_path), request.model_format, target, request.options.name,
+                    timeout_s=limit, where=str(request.model_path))
+            except ChildTimedOut:
+                return Support(False, (f"skipped, probe took too long (over {limit:g} s; "
+                                       f"{PROBE_TIMEOUT_ENV} sets the limit)",))
+            except IsolationError as e:
+                return Support(False, (e.what,))
+        sizes = self._probed[key]
+        if isinstance(sizes, str):
+            return Support(False, (sizes,))
+        return support_from_estimate(self._estimate(sizes), request.device)
 
     @staticmethod
-    def _estimate(prog: Program, workspace: int) -> Estimate:
-        kernels = len(prog.tir.functions)
-        code = GLUE_BYTES + CODE_BYTES_PER_KERNEL * kernels + GLUE_BYTES_PER_CALL * len(prog.calls)
-        return Estimate(flash_bytes=prog.const_bytes + code,
-                        ram_bytes=prog.arena_bytes + workspace + STACK_ESTIMATE)
+    def _estimate(sizes: Sizes) -> Estimate:
+        code = GLUE_BYTES + CODE_BYTES_PER_KERNEL * sizes.kernels + GLUE_BYTES_PER_CALL * sizes.calls
+        return Estimate(flash_bytes=sizes.const_bytes + code,
+                        ram_bytes=sizes.arena_bytes + sizes.workspace_bytes + STACK_ESTIMATE)
 
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
         from .emit import write
@@ -189,7 +238,7 @@ class TvmCompiler:
             diagnostics.append("Linux board: kernels and glue are built in, without the TVM runtime")
         return CompileResult(
             backend=self.name, backend_version=self.version, files=tuple(files),
-            include_dirs=(Path(outdir),), estimate=self._estimate(prog, emitted.workspace_bytes),
+            include_dirs=(Path(outdir),), estimate=self._estimate(Sizes.of(prog, emitted.workspace_bytes)),
             arena_bytes=emitted.arena_bytes, weight_bytes=emitted.const_bytes,
             build_flags=("-lm",), diagnostics=tuple(diagnostics),
             details={"codegen": cg, "runtime": "none", "target": target, "kernels": sorted(kernels.symbols),
@@ -204,7 +253,7 @@ class TvmCompiler:
         h, c, so = write_shared(name, prog, request.graph, Path(request.model_path), request.model_format,
                                 lt, outdir, self.version)
         workspace = self._workspace(prog, lt.target, name)
-        est = self._estimate(prog, workspace)
+        est = self._estimate(Sizes.of(prog, workspace))
         est = Estimate(flash_bytes=so.stat().st_size, ram_bytes=est.ram_bytes)
         incs = (outdir, *runtime_paths()["include"])
         diagnostics = [f"{so.name} ({lt.target['mtriple']}) is loaded at run time from the path "

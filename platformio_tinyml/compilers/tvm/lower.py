@@ -76,11 +76,16 @@ def tvm_version() -> str | None:
         return None
 
 
-def import_model(path: Path, fmt: str):
-    """The Relax IRModule of a .tflite or .onnx file."""
+def check_format(fmt: str) -> None:
+    """Raises :class:`Unsupported` unless a Relax frontend used here reads ``fmt`` models."""
     if fmt not in FRONTENDS:
         raise Unsupported(f"TVM's Relax frontends used here take {' or '.join(FRONTENDS)}; "
                           f"this is a '{fmt}' model")
+
+
+def import_model(path: Path, fmt: str):
+    """The Relax IRModule of a .tflite or .onnx file."""
+    check_format(fmt)
     try:
         if fmt == "tflite":
             import tflite
