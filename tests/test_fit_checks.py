@@ -97,6 +97,13 @@ def test_kws_is_not_chosen_for_the_16k_avr_boards(kws_graph):
         assert f"+ {ram_margin(dev):,} B safety margin, board has 16,384 B" in why, (board, why)
 
 
+def test_kws_is_not_chosen_for_the_16k_riscv_board(kws_graph):
+    # hifive1: 16,384 B of RAM; KWS used to "fit" at 99.2 % with no stack or margin
+    s = CgenCompiler().supports(CompileRequest(KWS, "tflite", kws_graph, _profile("hifive1"),
+                                               CompileOptions(name="kws")))
+    assert s.reasons == ("needs 16,528 B of RAM + 819 B safety margin, board has 16,384 B",), s
+
+
 def test_margin_is_max_of_256_b_and_5_percent():
     assert ram_margin(_profile("uno")) == 256                  # 2 KiB: 5 % is 102 B
     assert ram_margin(_profile("nucleo_f446re")) == 131072 // 20

@@ -78,11 +78,10 @@ class CgenCompiler:
         gen = self._generate_cached(request)
         if isinstance(gen, str):
             return Support(False, (gen,))
-        problem = avr_constant_problem(request, gen)
-        if problem:
-            return Support(False, (problem,), self._estimate(request, gen))
         est = self._estimate(request, gen)
-        return support_from_estimate(est, request.device, needs="needs")
+        fit = support_from_estimate(est, request.device, needs="needs")
+        problem = avr_constant_problem(request, gen)
+        return Support(False, fit.reasons + (problem,), est) if problem else fit
 
     def _estimate(self, request: CompileRequest, gen: Generated) -> Estimate:
         code = estimate_code_bytes(gen.runtime_files, request.device, n_ops=len(request.graph.ops))
