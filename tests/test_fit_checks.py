@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import modelgen
@@ -34,6 +35,8 @@ from platformio_tinyml.integrations.core import CompiledModel, ModelSpec, summar
 from platformio_tinyml.memory.stack import stack_depth
 from platformio_tinyml.model.tflite import load_tflite
 from platformio_tinyml.pipeline import compile_model
+from platformio_tinyml.verify.firmware import run_model
+from platformio_tinyml.verify.reference import TFLMReference
 
 BOARDS = MLPERF.parents[1] / "boards"
 KWS = MLPERF / "kws_ref_model.tflite"
@@ -172,3 +175,17 @@ def test_avr_refuses_one_array_over_32767_bytes(tmp_path):
     assert not s.ok and "40,960 B is larger than the 32,767 B that avr-gcc allows" in s.reasons[0], s
     with pytest.raises(TinyMLError):
         compile_model(model, req.device, tmp_path / "out", backend="cgen")
+
+
+def test_avr_constants_just_below_the_limit_run_exact_on_simavr(tmp_path):
+    # 58,902 B of constants: accepted on the ATmega2560, and simavr's run equals TFLite Micro.
+    # (Above the limit, 76,140 B, the same harness printed outputs up to 231 off.)
+    need_programs("avr-gcc", "simavr")
+    model = _dense_model(tmp_path / "dense59k.tflite", [160, 150, 160, 48])
+    req = _request(model, _profile("megaatmega2560"), "dense")
+    assert CgenCompiler().supports(req).ok
+    gen = generate(req.graph, "dense")
+    assert 56 * 1024 < gen.const_bytes <= 61_440, gen.const_bytes
+    x = np.random.default_rng(1).integers(-128, 128, (1, 160)).astype(np.int8)
+    run = run_model(gen, req.graph, [[x]], tmp_path / "fw", "atmega2560", timeout=60)
+    np.testing.assert_array_equal(run.outputs[0][0].reshape(-1), TFLMReference(model).run([x])[0].reshape(-1))
