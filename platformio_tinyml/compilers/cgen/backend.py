@@ -7,9 +7,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ... import __version__
+from ...device import DeviceProfile
 from ...errors import TinyMLError
 from ..base import generated_files, support_from_estimate
-from ...device import DeviceProfile
 from ..interface import CompileRequest, CompileResult, Estimate, Support
 from .emit import Generated, generate, write_output
 from .latency import estimate_cycles
@@ -86,7 +86,8 @@ class CgenCompiler:
     def _estimate(self, request: CompileRequest, gen: Generated) -> Estimate:
         code = estimate_code_bytes(gen.runtime_files, request.device, n_ops=len(request.graph.ops))
         lat = estimate_cycles(request.graph, request.device)   # an estimate: see latency.py
-        return Estimate(flash_bytes=gen.const_bytes + code, ram_bytes=gen.arena_bytes + stack_bytes(request.device),
+        return Estimate(flash_bytes=gen.const_bytes + code,
+                        ram_bytes=gen.arena_bytes + stack_bytes(request.device),
                         latency_cycles=lat.cycles if lat else None)
 
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
