@@ -6,11 +6,13 @@ Front ends (CLI, PlatformIO extra-script, SCons tool) call
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .compilers.base import usage_warnings
 from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
 from .compilers.ctext import c_prefix
 from .compilers.registry import discover
@@ -77,6 +79,9 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     result = reg.compilers[chosen].compile(request, outdir)
+    warnings = usage_warnings(result.estimate, device)
+    if warnings:
+        result = dataclasses.replace(result, diagnostics=result.diagnostics + warnings)
     report_path = outdir / "report.json"
     report_path.write_text(json.dumps(_report(request, result, support, chosen, because), indent=2))
     return CompileOutcome(request, result, support, because, report_path)
@@ -122,6 +127,7 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
         "estimated_flash_bytes": res.estimate.flash_bytes,
         "estimated_ram_bytes": res.estimate.ram_bytes,
         "files": [{"path": f.path.name, "role": f.role.value} for f in res.files],
+        "diagnostics": list(res.diagnostics),
         "build_flags": list(res.build_flags),
         "lib_deps": list(res.lib_deps),
         "details": res.details,

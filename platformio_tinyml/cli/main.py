@@ -210,6 +210,8 @@ def cmd_compile(args) -> int:
     print(f"  arena {r.arena_bytes:,} B, weights {r.weight_bytes:,} B, "
           f"estimated flash {r.estimate.flash_bytes:,} B, RAM {r.estimate.ram_bytes:,} B")
     print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json")
+    for line in r.diagnostics:
+        print(f"  {line}")
     return 0
 
 

@@ -321,7 +321,7 @@ def summary_lines(m: CompiledModel) -> list[str]:
         f"TinyML:   backend {r['backend']} {r['backend_version']} ({r['chosen_because']})",
         f"TinyML:   arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
         f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B",
-    ]
+    ] + [f"TinyML:   {line}" for line in r.get("diagnostics", ())]
 
 
 def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile, *, where: str,
