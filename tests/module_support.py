@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from platformio_tinyml.module.format import FIXED_HEADER, TRAILER, crc32
+from platformio_tinyml.module.format import TRAILER, seal
 from platformio_tinyml.module.kernels import Abi
 from platformio_tinyml.module.pack import pack_graph
 from platformio_tinyml.pipeline import load_any
@@ -34,9 +34,7 @@ def resign(data: bytes, key, **patch) -> bytes:
     for name, value in patch.items():
         off, fmt = offsets[name]
         struct.pack_into(fmt, b, off, value)
-    end = len(b) - TRAILER
-    signed = bytes(b[:end])
-    return signed + struct.pack("<II", crc32(signed), 0) + key.sign(signed)
+    return seal(bytes(b[:len(b) - TRAILER]), key.sign)
 
 
 HOST_DRIVER = r"""
