@@ -87,15 +87,18 @@ int main(int argc, char **argv)
 """
 
 
+def _q(s, z=0):
+    from platformio_tinyml.ir import Quant
+    return Quant((s,), (z,))
+
+
 def tiny_graph():
     """A 488-byte GRAPH module's model, built in the IR (no converter): int8
     FULLY_CONNECTED 8 -> 4 with weights and bias, then SOFTMAX."""
     import numpy as np
-    from platformio_tinyml.ir import DType, Graph, Op, OpKind, Quant, Tensor, attrs
+    from platformio_tinyml.ir import DType, Graph, Op, OpKind, Tensor, attrs
     rng = np.random.default_rng(0)
-
-    def q(s, z=0):
-        return Quant((s,), (z,))
+    q = _q
     ts = [Tensor(0, "x", (1, 8), DType.INT8, q(0.05)),
           Tensor(1, "w", (4, 8), DType.INT8, q(0.02), rng.integers(-127, 128, (4, 8)).astype(np.int8)),
           Tensor(2, "b", (4,), DType.INT32, q(0.001), rng.integers(-500, 500, 4).astype(np.int32)),
@@ -103,6 +106,30 @@ def tiny_graph():
           Tensor(4, "y", (1, 4), DType.INT8, q(1 / 256, -128))]
     return Graph("tiny", ts, [Op(0, OpKind.FULLY_CONNECTED, [0, 1, 2], [3], attrs.FullyConnected()),
                               Op(1, OpKind.SOFTMAX, [3], [4], attrs.Softmax())], [0], [4])
+
+
+def tiny_conv_graph():
+    """An 832-byte GRAPH module's model in the IR: int8 CONV_2D 3x3 SAME (2 -> 4 channels on 6x6),
+    DEPTHWISE_CONV_2D 3x3 VALID, AVERAGE_POOL_2D 2x2 stride 2."""
+    import numpy as np
+    from platformio_tinyml.ir import DType, Graph, Op, OpKind, Tensor, attrs
+    rng = np.random.default_rng(1)
+    q = _q
+
+    def const(shape, dtype, lo, hi):
+        return rng.integers(lo, hi, shape).astype(dtype)
+    ts = [Tensor(0, "x", (1, 6, 6, 2), DType.INT8, q(0.05)),
+          Tensor(1, "cw", (4, 3, 3, 2), DType.INT8, q(0.02), const((4, 3, 3, 2), np.int8, -127, 128)),
+          Tensor(2, "cb", (4,), DType.INT32, q(0.001), const(4, np.int32, -300, 300)),
+          Tensor(3, "c", (1, 6, 6, 4), DType.INT8, q(0.1, -5)),
+          Tensor(4, "dw", (1, 3, 3, 4), DType.INT8, q(0.03), const((1, 3, 3, 4), np.int8, -127, 128)),
+          Tensor(5, "db", (4,), DType.INT32, q(0.003), const(4, np.int32, -300, 300)),
+          Tensor(6, "d", (1, 4, 4, 4), DType.INT8, q(0.2, 3)),
+          Tensor(7, "y", (1, 2, 2, 4), DType.INT8, q(0.2, 3))]
+    same = attrs.Conv2D(pad_top=1, pad_left=1, pad_bottom=1, pad_right=1)
+    return Graph("tinyconv", ts, [Op(0, OpKind.CONV_2D, [0, 1, 2], [3], same),
+                                  Op(1, OpKind.DEPTHWISE_CONV_2D, [3, 4, 5], [6], attrs.Conv2D()),
+                                  Op(2, OpKind.AVERAGE_POOL_2D, [6], [7], attrs.Pool2D(2, 2, 2, 2))], [0], [7])
 
 
 # ---- libFuzzer harness of the C loader (tests/test_module_fuzz.py, benchmarks/fuzz_module.py) ----
@@ -182,15 +209,19 @@ def build_loader_fuzzers(workdir: Path, key=None) -> dict[bool, Path]:
     return exes
 
 
-def fuzz_seeds(key=None) -> list[bytes]:
-    """Validly signed seed modules (``key``, default :func:`fixed_key`): the tiny FC+softmax
-    module, KWS and AD as GRAPH (LP64), KWS as TFLITE."""
+def fuzz_seeds(key=None, mlperf_graphs: bool = True) -> list[bytes]:
+    """Validly signed seed modules (``key``, default :func:`fixed_key`), GRAPH for LP64: the tiny
+    FC+softmax and conv modules, KWS as TFLITE, and (``mlperf_graphs``) KWS and AD as GRAPH, whose
+    executions cost 1,000x more (the long benchmark runs leave them out)."""
     from platformio_tinyml.module.pack import pack_tflite
     key = key or fixed_key()
     g, _ = load_any(MODEL_A)
-    return [pack_graph(tiny_graph(), b"tiny", Abi.LP64_LE, 1, key.sign).data,
-            *(pack(p, Abi.LP64_LE, 1, key)[1].data for p in (MODEL_A, MODEL_B)),
-            pack_tflite(g, MODEL_A.read_bytes(), 1, key.sign, arena_bytes=32 * 1024).data]
+    seeds = [pack_graph(tiny_graph(), b"tiny", Abi.LP64_LE, 1, key.sign).data,
+             pack_graph(tiny_conv_graph(), b"tinyconv", Abi.LP64_LE, 1, key.sign).data,
+             pack_tflite(g, MODEL_A.read_bytes(), 1, key.sign, arena_bytes=32 * 1024).data]
+    if mlperf_graphs:
+        seeds += [pack(p, Abi.LP64_LE, 1, key)[1].data for p in (MODEL_A, MODEL_B)]
+    return seeds
 
 
 def opened_count(stderr: str) -> tuple[int, int]:
