@@ -92,6 +92,11 @@ def test_crash_corpus_replays_clean(fuzzer):
     assert opened_count(r.stderr)[1] == len(files)
 
 
+def test_python_reader_refuses_a_written_operand_in_the_blob():
+    with pytest.raises(ModuleError, match="output operand in the weight blob"):
+        check_structure((FUZZ_CORPUS / "conv_output_in_blob.tmm").read_bytes())
+
+
 def test_python_reader_on_the_same_corpus(corpus):
     opened = 0
     for path in sorted([*corpus.iterdir(), *FUZZ_CORPUS.glob("*.tmm")]):

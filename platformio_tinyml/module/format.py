@@ -322,6 +322,8 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
             r, n = struct.unpack_from("<II", payload, q + OPERAND * j)
             check_ref(r, n, f"op {k} operand {j}")
             operands.append((r, n))
+        if operands and operands[-1][0] & BLOB_REF:
+            raise bad(f"op {k}: output operand in the weight blob (outputs are written: arena only)")
         q += OPERAND * n_opnd
         relocs = []
         for j in range(n_rel):

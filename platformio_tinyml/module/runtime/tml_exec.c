@@ -267,7 +267,8 @@ int tml_exec_check(const tml_exec_op_t *op)
     }
     case K_SOFTMAX_S8: {
         const tml_softmax_s8_t *p = (const tml_softmax_s8_t *)pv;
-        if (!SHIFT_OK(p->input_left_shift)) return -1;
+        /* a left shift of the input differences (negative: UB, found by the fuzzer) */
+        if (p->input_left_shift < 0 || p->input_left_shift > 31) return -1;
         return io_ok(op, 2, (uint64_t)p->outer * p->depth, (uint64_t)p->outer * p->depth) ? 0 : -1;
     }
     case K_PAD: return check_pad(op, (const tml_pad_t *)pv);

@@ -132,6 +132,8 @@ static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, 
         for (j = 0; j < op.n_operands; ++j)
             if (!ref_ok(tml_ld32(op.operands + 8 * j), tml_ld32(op.operands + 8 * j + 4), m->arena_bytes, blob_size))
                 return TML_MOD_E_GRAPH;
+        /* The output (last operand) is written: arena only, never the module (found by the fuzzer). */
+        if (tml_ld32(op.operands + 8u * (op.n_operands - 1u)) & TML_EXEC_BLOB_REF) return TML_MOD_E_GRAPH;
         for (j = 0; j < op.n_relocs; ++j) {
             const uint8_t *rel = op.relocs + 12u * j;
             uint32_t field = tml_ld16(rel);
