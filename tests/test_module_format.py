@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import struct
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from module_support import HOST_DRIVER, MODEL_A, MODEL_B, fixed_key, pack, resign
 from platformio_tinyml.cli.main import main as cli
 from platformio_tinyml.module import ModuleError, decode_graph, decode_module, encode_graph
-from platformio_tinyml.module.format import BLOB_REF, GraphPayload, OpRecord, encode_module
+from platformio_tinyml.module.format import BLOB_REF, TRAILER, GraphPayload, OpRecord, crc32, encode_module, seal
 from platformio_tinyml.module.firmware import KernelSet, write_runtime
 from platformio_tinyml.module.kernels import Abi, kernel_table, static_assert_source
 from platformio_tinyml.module.keys import public_key_bytes
@@ -58,6 +59,40 @@ def test_reader_names_the_defect(kws, defect, code):
     assert e.value.code == code
 
 
+def _old_layout(data: bytes, key, version: int) -> bytes:
+    """``data`` re-sealed the way format version 1 did it: CRC | reserved | signature, both checks
+    over header + payload only (a reserved word outside both)."""
+    body = bytearray(data[:len(data) - TRAILER])
+    struct.pack_into("<H", body, 4, version)
+    body = bytes(body)
+    return body + struct.pack("<II", crc32(body), 0) + key.sign(body)
+
+
+def _reserved_word_set(data: bytes, key) -> bytes:
+    """``data`` with the trailer's reserved word 1, CRC and signature computed over it (valid)."""
+    body = data[:len(data) - TRAILER] + struct.pack("<I", 1)
+    signed = body + struct.pack("<I", crc32(body))
+    return signed + key.sign(signed)
+
+
+def test_trailer_is_covered_and_reserved_fields_checked(kws, key):
+    data = kws[1].data
+    end = len(data) - TRAILER
+    assert data[end:end + 4] == bytes(4)
+    assert struct.unpack_from("<I", data, end + 4)[0] == crc32(data[:end + 4])
+    key.public_key().verify(data[end + 8:], data[:end + 8])       # signature over all bytes before it
+    assert seal(data[:end], key.sign) == data
+    desc = bytearray(data[:end])
+    desc[128 + 2] = 1                                             # input descriptor's reserved u16
+    cases = [("format_version", _old_layout(data, key, version=1)),   # version 1 modules must be repacked
+             ("reserved", _reserved_word_set(data, key)),             # CRC and signature valid, word not 0
+             ("reserved", seal(bytes(desc), key.sign))]
+    for code, bad in cases:
+        with pytest.raises(ModuleError) as e:
+            verify_module(bad, key.public_key())
+        assert e.value.code == code, str(e.value)
+
+
 def test_tflite_module_round_trip_and_refusals(key):
     from platformio_tinyml.module.pack import pack_tflite
     from platformio_tinyml.pipeline import load_any
@@ -98,7 +133,13 @@ def test_cli_keygen_pack_inspect_verify(tmp_path, capsys):
     assert cli(["module", "pack", str(MODEL_A), "--target", "mps2-an386", "--key", str(tmp_path / "k.key"),
                 "--version", "2", "-o", str(out)]) == 0
     assert cli(["module", "inspect", str(out)]) == 0
-    assert "tml_dwconv_s8" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "tml_dwconv_s8" in text and "signature    NOT checked (no --pubkey)" in text
+    assert cli(["module", "inspect", str(out), "--pubkey", str(tmp_path / "k.pub")]) == 0
+    assert f"signature    OK (Ed25519, {tmp_path / 'k.pub'})" in capsys.readouterr().out
+    assert cli(["module", "keygen", "-o", str(tmp_path / "other")]) == 0
+    assert cli(["module", "inspect", str(out), "--pubkey", str(tmp_path / "other.pub")]) == 2
+    assert "Ed25519 signature does not match" in capsys.readouterr().err
     assert cli(["module", "verify", str(out), "--pubkey", str(tmp_path / "k.pub")]) == 0
     bad = tmp_path / "bad.tmm"
     data = bytearray(out.read_bytes())
@@ -210,6 +251,8 @@ def test_host_loader_refusals(host_driver, key, kws):
         -11: resign(res.data, key, kernel_abi_hash=res.header.kernel_abi_hash ^ 1),
         -3: res.data[:-10],
         -4: b"\0" * len(res.data),
+        -5: _old_layout(res.data, key, version=1),
+        -19: _reserved_word_set(res.data, key),
     }
     for code, data in cases.items():
         assert _run_host(host_driver, data, x)[0] == code

@@ -35,10 +35,19 @@ def _read(path: Path) -> bytes:
 
 
 def _inspect(args) -> int:
-    from .verify import check_structure
-    v = check_structure(_read(args.file), str(args.file))
+    from .keys import load_public_key
+    from .verify import check_structure, verify_module
+    data = _read(args.file)
+    if args.pubkey is None:
+        v = check_structure(data, str(args.file))
+        signature = ("NOT checked (no --pubkey): nothing here proves who made this module; "
+                     "the CRC-32 only catches transport errors")
+    else:
+        v = verify_module(data, load_public_key(args.pubkey), str(args.file))
+        signature = f"OK (Ed25519, {args.pubkey})"
     h = v.module.header
-    print(f"{args.file}: inference module, format {h.format_version}, {len(v.module.signed) + 72:,} B")
+    print(f"{args.file}: inference module, format {h.format_version}, {len(data):,} B")
+    print(f"  signature    {signature}")
     print(f"  payload      {h.payload_kind.name}, {len(v.module.payload):,} B")
     print(f"  backend      {h.backend} {h.backend_version}")
     print(f"  model        {h.model_name} sha256 {h.model_sha256.hex()}")

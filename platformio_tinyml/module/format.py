@@ -1,4 +1,4 @@
-"""Inference module file format (``.tmm``), version 1: dataclasses, encoder
+"""Inference module file format (``.tmm``), version 2: dataclasses, encoder
 and a strict decoder. The normative description is
 ``docs/inference-module-format.md``; the C loader in ``runtime/`` checks
 the same rules on the device.
@@ -7,9 +7,11 @@ Layout (all integers little-endian)::
 
     header      128-byte fixed part + 40 bytes per I/O tensor, padded to 16
     payload     payload_size bytes (a multiple of 8)
-    trailer     CRC-32 (4) | reserved (4) | Ed25519 signature (64)
+    trailer     reserved = 0 (4) | CRC-32 (4) | Ed25519 signature (64)
 
-CRC-32 and signature both cover header + payload.
+Each check covers every byte before it: the CRC-32 covers header, payload and
+the reserved word; the signature covers all of that and the CRC. Reserved
+fields must be zero and are checked before the CRC.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Callable
 from ..errors import TinyMLError
 
 MAGIC = b"TMOD"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2              # 2: trailer reordered, CRC and signature cover every byte
 FIXED_HEADER = 128
 TENSOR_DESC = 40
 TRAILER = 72
@@ -110,7 +112,7 @@ class ModuleHeader:
 
 @dataclass(frozen=True)
 class Module:
-    """A decoded module; ``signed`` is the byte range the signature covers."""
+    """A decoded module; ``signed`` is the byte range the signature covers (all but the signature)."""
     header: ModuleHeader
     payload: bytes
     crc32: int
@@ -165,8 +167,19 @@ def _encode_desc(d: TensorDesc) -> bytes:
     return _DESC.pack(int(d.dtype), len(d.shape), 0, *shape, d.scale, d.zero_point, d.arena_offset, d.nbytes, 0)
 
 
+def seal(body: bytes, sign: Callable[[bytes], bytes]) -> bytes:
+    """``body`` (header + payload) followed by the trailer: reserved word 0, the
+    CRC-32 of everything before it, and ``sign`` of everything before the signature."""
+    crc_covered = body + b"\0" * 4
+    signed = crc_covered + struct.pack("<I", crc32(crc_covered))
+    sig = sign(signed)
+    if len(sig) != SIGNATURE_BYTES:
+        raise ModuleError("signature", f"signer returned {len(sig)} bytes, expected 64")
+    return signed + sig
+
+
 def encode_module(h: ModuleHeader, payload: bytes, sign: Callable[[bytes], bytes]) -> bytes:
-    """Header + payload (zero-padded to 8) + CRC + ``sign(header + payload)``."""
+    """Header + payload (zero-padded to 8) + the trailer of :func:`seal`."""
     payload = payload + b"\0" * (_align(len(payload), 8) - len(payload))
     if len(h.model_sha256) != 32:
         raise ModuleError("field", "model_sha256 must be 32 bytes")
@@ -177,11 +190,23 @@ def encode_module(h: ModuleHeader, payload: bytes, sign: Callable[[bytes], bytes
                         _text(h.backend, 16, "backend"), _text(h.backend_version, 16, "backend version"),
                         _text(h.model_name[:16], 16, "model name"))
     head = fixed + b"".join(_encode_desc(d) for d in (*h.inputs, *h.outputs))
-    signed = head.ljust(h.header_size, b"\0") + payload
-    sig = sign(signed)
-    if len(sig) != SIGNATURE_BYTES:
-        raise ModuleError("signature", f"signer returned {len(sig)} bytes, expected 64")
-    return signed + struct.pack("<II", crc32(signed), 0) + sig
+    return seal(head.ljust(h.header_size, b"\0") + payload, sign)
+
+
+def _reserved_defect(data: bytes, n_tensors: int, hsize: int, end: int) -> str | None:
+    """The first reserved field of the header or trailer that is not zero (spec section 2)."""
+    for k in range(n_tensors):
+        at = FIXED_HEADER + k * TENSOR_DESC
+        _, rank, r16, *shape = struct.unpack_from("<BBH4I", data, at)
+        if r16 or struct.unpack_from("<I", data, at + 36)[0]:
+            return f"tensor descriptor {k}: reserved field not zero"
+        if any(shape[rank:]):
+            return f"tensor descriptor {k}: shape entries past rank {rank} not zero"
+    if any(data[FIXED_HEADER + n_tensors * TENSOR_DESC:hsize]):
+        return "header padding not zero"
+    if any(data[end:end + 4]):
+        return "trailer reserved word not zero"
+    return None
 
 
 def decode_module(data: bytes, where: str | None = None) -> Module:
@@ -209,17 +234,20 @@ def decode_module(data: bytes, where: str | None = None) -> Module:
     need = _align(FIXED_HEADER + TENSOR_DESC * (n_in + n_out), 16)
     if hsize != need:
         raise bad("header", f"header size {hsize}, expected {need} for {n_in}+{n_out} tensors")
-    if psize % 8 or hsize + psize + TRAILER != total:
-        raise bad("size", f"payload size {psize} does not fill the module ({total} bytes, header {hsize})")
-    if kind not in PayloadKind._value2member_map_:
-        raise bad("kind", f"unknown payload kind {kind}")
     if flags:
         raise bad("header", f"unknown flags 0x{flags:x}")
-    signed = data[:hsize + psize]
-    stored_crc, reserved = struct.unpack_from("<II", data, hsize + psize)
-    if stored_crc != crc32(signed):
-        raise bad("crc", f"CRC-32 mismatch (stored 0x{stored_crc:08x}, computed 0x{crc32(signed):08x}): "
+    if psize % 8 or hsize + psize + TRAILER != total:
+        raise bad("size", f"payload size {psize} does not fill the module ({total} bytes, header {hsize})")
+    end = hsize + psize
+    defect = _reserved_defect(data, n_in + n_out, hsize, end)
+    if defect:
+        raise bad("reserved", defect)
+    computed, stored_crc = crc32(data[:end + 4]), struct.unpack_from("<I", data, end + 4)[0]
+    if stored_crc != computed:
+        raise bad("crc", f"CRC-32 mismatch (stored 0x{stored_crc:08x}, computed 0x{computed:08x}): "
                          "corrupted in transport")
+    if kind not in PayloadKind._value2member_map_:
+        raise bad("kind", f"unknown payload kind {kind}")
     descs = []
     for k in range(n_in + n_out):
         dt, rank, _, s0, s1, s2, s3, scale, zp, aoff, nbytes, _r = _DESC.unpack_from(data, FIXED_HEADER + k * TENSOR_DESC)
@@ -236,7 +264,7 @@ def decode_module(data: bytes, where: str | None = None) -> Module:
     header = ModuleHeader(PayloadKind(kind), mver, sha, _untext(backend), _untext(bver),
                           tuple(descs[:n_in]), tuple(descs[n_in:]), arena, abi, kmask, khash,
                           _untext(mname), flags, fver)
-    return Module(header, data[hsize:hsize + psize], stored_crc, data[hsize + psize + 8:], signed)
+    return Module(header, data[hsize:end], stored_crc, data[end + 8:], data[:end + 8])
 
 
 def encode_graph(g: GraphPayload) -> bytes:
@@ -266,6 +294,8 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
     if (GRAPH_HEADER + ops_size > blob_off or blob_off % 16 or blob_off > len(payload)
             or blob_size > len(payload) - blob_off):
         raise bad(f"regions do not fit: ops {ops_size} B, blob {blob_size} B at {blob_off}, payload {len(payload)} B")
+    if any(payload[GRAPH_HEADER + ops_size:blob_off]) or any(payload[blob_off + blob_size:]):
+        raise bad("padding around the weight blob not zero")
     blob = payload[blob_off:blob_off + blob_size]
 
     def check_ref(ref, n, what):
@@ -280,20 +310,26 @@ def decode_graph(payload: bytes, arena_bytes: int, where: str | None = None) -> 
     for k in range(n_ops):
         if end - pos < OP_HEADER:
             raise bad(f"op {k}: record header past the op table")
-        kid, n_opnd, n_rel, _, psize, rsize = _OP.unpack_from(payload, pos)
+        kid, n_opnd, n_rel, reserved, psize, rsize = _OP.unpack_from(payload, pos)
         need = OP_HEADER + OPERAND * n_opnd + RELOC * n_rel + psize
         if rsize % 4 or rsize < need or rsize > end - pos:
             raise bad(f"op {k}: record size {rsize} (needs {need}, {end - pos} left)")
+        if reserved or any(payload[pos + need:pos + rsize]):
+            raise bad(f"op {k}: reserved byte or record padding not zero")
         q = pos + OP_HEADER
         operands = []
         for j in range(n_opnd):
             r, n = struct.unpack_from("<II", payload, q + OPERAND * j)
             check_ref(r, n, f"op {k} operand {j}")
             operands.append((r, n))
+        if operands and operands[-1][0] & BLOB_REF:
+            raise bad(f"op {k}: output operand in the weight blob (outputs are written: arena only)")
         q += OPERAND * n_opnd
         relocs = []
         for j in range(n_rel):
-            fo, _, r, n = struct.unpack_from("<HHII", payload, q + RELOC * j)
+            fo, reserved, r, n = struct.unpack_from("<HHII", payload, q + RELOC * j)
+            if reserved:
+                raise bad(f"op {k} pointer {j}: reserved field not zero")
             check_ref(r, n, f"op {k} pointer {j}")
             if fo % 4 or fo + 4 > psize:
                 raise bad(f"op {k} pointer {j}: field offset {fo} outside the {psize}-byte parameter block")

@@ -170,6 +170,8 @@ static int check_conv_s8(const tml_exec_op_t *op, const tml_conv_s8_t *p, int de
     uint64_t in = (uint64_t)p->in_h * p->in_w * p->in_c, out = (uint64_t)p->out_h * p->out_w * p->out_c;
     uint64_t taps = (uint64_t)p->k_h * p->k_w * (depthwise ? 1u : p->in_c);
     if (p->stride_h == 0 || p->stride_w == 0 || p->dil_h == 0 || p->dil_w == 0) return -1;
+    /* no empty dimension: out_h x out_w loops over 0 channels would run up to 2^32 times (a hang) */
+    if (in == 0 || out == 0 || taps == 0) return -1;
     if (depthwise && (uint32_t)p->in_c * p->depth_mult != p->out_c) return -1;
     if (!io_ok(op, 2, in, out)) return -1;
     if (!PTR_OK(tml_conv_s8_t, filter, taps * p->out_c)) return -1;
@@ -199,6 +201,7 @@ static int check_pool(const tml_exec_op_t *op, uint32_t in_h, uint32_t in_w, uin
                       uint32_t out_w, uint32_t stride_h, uint32_t stride_w, uint32_t elem)
 {
     if (stride_h == 0 || stride_w == 0) return -1;
+    if ((uint64_t)in_h * in_w * c == 0 || (uint64_t)out_h * out_w * c == 0) return -1;    /* as for conv */
     return io_ok(op, 2, (uint64_t)in_h * in_w * c * elem, (uint64_t)out_h * out_w * c * elem) ? 0 : -1;
 }
 
@@ -267,7 +270,8 @@ int tml_exec_check(const tml_exec_op_t *op)
     }
     case K_SOFTMAX_S8: {
         const tml_softmax_s8_t *p = (const tml_softmax_s8_t *)pv;
-        if (!SHIFT_OK(p->input_left_shift)) return -1;
+        /* a left shift of the input differences (negative: UB, found by the fuzzer) */
+        if (p->input_left_shift < 0 || p->input_left_shift > 31) return -1;
         return io_ok(op, 2, (uint64_t)p->outer * p->depth, (uint64_t)p->outer * p->depth) ? 0 : -1;
     }
     case K_PAD: return check_pad(op, (const tml_pad_t *)pv);

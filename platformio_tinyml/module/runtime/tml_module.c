@@ -4,8 +4,9 @@
  * offset is checked before use with subtraction-only arithmetic (no
  * overflow), so a truncated, oversized or malicious image can only be
  * refused. The order of checks is that of docs/inference-module-format.md:
- * cheap structure first, then CRC, then the signature, then compatibility,
- * then the op table. Nothing is written anywhere except 'm'.
+ * cheap structure first, reserved fields zero, then CRC (every byte before
+ * it), then the signature (every byte before it, CRC included), then
+ * compatibility, then the op table. Nothing is written anywhere except 'm'.
  *
  * TML_MODULE_TFLITE (firmware that embeds TensorFlow Lite Micro) also
  * accepts TFLITE modules: validated the same way up to the payload, which
@@ -13,7 +14,7 @@
  * handed to the firmware's TFLM code by tml_module_tflite().
  *
  * TML_MODULE_FUZZING (fuzz builds only) skips the CRC and signature so the
- * fuzzer reaches the parsers behind them.
+ * fuzzer reaches the parsers behind them; fuzz builds without it run them.
  */
 #include "tml_module.h"
 
@@ -29,7 +30,7 @@
 #define GRAPH_HEADER 16u
 #define KIND_GRAPH 1u
 #define KIND_TFLITE 2u
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u
 
 static uint64_t ld64(const uint8_t *p) { return (uint64_t)tml_ld32(p) | ((uint64_t)tml_ld32(p + 4) << 32); }
 
@@ -42,6 +43,28 @@ static uint32_t crc32(const uint8_t *p, uint32_t n)
         for (k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
     }
     return ~c;
+}
+
+static int all_zero(const uint8_t *p, uint32_t n)
+{
+    while (n--)
+        if (*p++ != 0) return 0;
+    return 1;
+}
+
+/* Reserved fields of header and trailer (spec section 2): descriptor
+ * reserved words and shape entries past the rank, header padding, the
+ * trailer's reserved word. 'end' = header + payload size. */
+static int reserved_zero(const uint8_t *b, uint32_t n_tensors, uint32_t hsize, uint32_t end)
+{
+    const uint8_t *d = b + FIXED_HEADER;
+    uint32_t k, j;
+    for (k = 0; k < n_tensors; ++k, d += TENSOR_DESC) {
+        if (tml_ld16(d + 2) != 0 || tml_ld32(d + 36) != 0) return 0;
+        for (j = d[1]; j < 4u; ++j)
+            if (tml_ld32(d + 4 + 4 * j) != 0) return 0;
+    }
+    return all_zero(d, hsize - FIXED_HEADER - TENSOR_DESC * n_tensors) && tml_ld32(b + end) == 0;
 }
 
 /* I/O descriptors; 'arena' = 0xFFFFFFFF: no arena offsets (TFLITE: TFLM places tensors). */
@@ -82,6 +105,8 @@ static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, 
     blob_size = tml_ld32(payload + 12);
     if (blob_off % 16u || blob_off > psize || blob_size > psize - blob_off
         || ops_size > blob_off - GRAPH_HEADER || blob_off < GRAPH_HEADER) return TML_MOD_E_GRAPH;
+    if (!all_zero(payload + GRAPH_HEADER + ops_size, blob_off - GRAPH_HEADER - ops_size)
+        || !all_zero(payload + blob_off + blob_size, psize - blob_off - blob_size)) return TML_MOD_E_GRAPH;
     m->ops = payload + GRAPH_HEADER;
     m->blob = payload + blob_off;
     m->blob_size = blob_size;
@@ -96,7 +121,8 @@ static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, 
         op.param_size = tml_ld16(r + 4);
         rsize = tml_ld16(r + 6);
         need = 8u + 8u * op.n_operands + 12u * op.n_relocs + op.param_size;
-        if (r[3] != 0 || rsize % 4u || rsize < need || rsize > ops_size - pos) return TML_MOD_E_GRAPH;
+        if (r[3] != 0 || rsize % 4u || rsize < need || rsize > ops_size - pos || !all_zero(r + need, rsize - need))
+            return TML_MOD_E_GRAPH;
         if (op.kernel >= 64u || !((mask >> op.kernel) & 1u)) return TML_MOD_E_GRAPH;
         if (op.n_operands < 2u || op.n_operands > TML_EXEC_MAX_OPERANDS) return TML_MOD_E_GRAPH;
         op.operands = r + 8;
@@ -106,6 +132,8 @@ static int check_graph(tml_module_t *m, const uint8_t *payload, uint32_t psize, 
         for (j = 0; j < op.n_operands; ++j)
             if (!ref_ok(tml_ld32(op.operands + 8 * j), tml_ld32(op.operands + 8 * j + 4), m->arena_bytes, blob_size))
                 return TML_MOD_E_GRAPH;
+        /* The output (last operand) is written: arena only, never the module (found by the fuzzer). */
+        if (tml_ld32(op.operands + 8u * (op.n_operands - 1u)) & TML_EXEC_BLOB_REF) return TML_MOD_E_GRAPH;
         for (j = 0; j < op.n_relocs; ++j) {
             const uint8_t *rel = op.relocs + 12u * j;
             uint32_t field = tml_ld16(rel);
@@ -153,7 +181,7 @@ static int open_checked(tml_module_t *m, const uint8_t *b, uint32_t avail, const
                         uint32_t min_version, uint32_t arena_bytes)
 {
     static const uint16_t one = 1;
-    uint32_t total, hsize, psize, n_tensors, signed_size;
+    uint32_t total, hsize, psize, n_tensors, end;
     uint64_t mask;
     int err;
     if (*(const uint8_t *)&one != 1u) return TML_MOD_E_ENDIAN;
@@ -170,10 +198,11 @@ static int open_checked(tml_module_t *m, const uint8_t *b, uint32_t avail, const
         return TML_MOD_E_HEADER;
     psize = tml_ld32(b + 24);
     if (hsize > total - TRAILER || psize % 8u || psize != total - TRAILER - hsize) return TML_MOD_E_SIZE;
-    signed_size = hsize + psize;
+    end = hsize + psize;            /* trailer: reserved | CRC-32 | signature */
+    if (!reserved_zero(b, n_tensors, hsize, end)) return TML_MOD_E_RESERVED;
 #ifndef TML_MODULE_FUZZING
-    if (crc32(b, signed_size) != tml_ld32(b + signed_size)) return TML_MOD_E_CRC;
-    if (tml_ed25519_check(b + signed_size + 8, key, b, signed_size) != 0) return TML_MOD_E_SIGNATURE;
+    if (crc32(b, end + 4u) != tml_ld32(b + end + 4)) return TML_MOD_E_CRC;
+    if (tml_ed25519_check(b + end + 8, key, b, end + 8u) != 0) return TML_MOD_E_SIGNATURE;
 #else
     (void)key;
     (void)crc32;
@@ -281,7 +310,8 @@ const char *tml_module_strerror(int err)
         "ok", "bad argument", "misaligned image", "truncated", "bad magic", "unknown format version",
         "bad header", "bad size", "crc mismatch", "bad signature", "unsupported payload kind",
         "kernel ABI mismatch", "kernel missing from firmware", "older than installed", "arena too small",
-        "bad tensor descriptor", "bad op table", "big-endian cpu", "not a TFLite flatbuffer"};
+        "bad tensor descriptor", "bad op table", "big-endian cpu", "not a TFLite flatbuffer",
+        "reserved field not zero"};
     return (err <= 0 && -err < (int)(sizeof names / sizeof names[0])) ? names[-err] : "unknown error";
 }
 

@@ -1,7 +1,7 @@
 /* tml_module.h - install and run inference modules (.tmm) without reflashing.
  *
  * A module is validated in place (it stays in flash, nothing is copied):
- * bounds, CRC-32, Ed25519 signature, kernel ABI and kernel set, version not
+ * bounds, reserved fields, CRC-32, Ed25519 signature, kernel ABI and kernel set, version not
  * older than the installed one, arena size, and every op record's extents.
  * Then the table-driven executor runs it with the kernels built into this
  * firmware. Portable C99, no malloc; the image must be 4-byte aligned.
@@ -45,7 +45,8 @@ enum {
     TML_MOD_E_TENSOR = -15,        /* bad I/O tensor descriptor */
     TML_MOD_E_GRAPH = -16,         /* bad op table, record, operand or pointer */
     TML_MOD_E_ENDIAN = -17,        /* big-endian CPU: modules are little-endian */
-    TML_MOD_E_TFLITE = -18         /* TFLITE payload without the "TFL3" flatbuffer identifier */
+    TML_MOD_E_TFLITE = -18,        /* TFLITE payload without the "TFL3" flatbuffer identifier */
+    TML_MOD_E_RESERVED = -19       /* a reserved field or padding of header or trailer is not 0 */
 };
 
 /* An opened, fully validated module. Fields are read-only for callers. */

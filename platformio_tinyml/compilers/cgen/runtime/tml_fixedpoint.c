@@ -69,7 +69,9 @@ static int32_t two_over_one_plus_x(int32_t a)
     for (int i = 0; i < 3; ++i) {
         int32_t hd_x = tml_srdhm(half_denominator, x);                  /* Q2 */
         int32_t one_minus = Q_ONE(2) - hd_x;                            /* Q2 */
-        x = x + rescale(tml_srdhm(x, one_minus), 4, 2);
+        /* Wraps (as gemmlowp's int32 '+' does in TFLite) only for a = -1, a
+         * SOFTMAX sum that wrapped to 0; unsigned: no overflow UB. */
+        x = (int32_t)((uint32_t)x + (uint32_t)rescale(tml_srdhm(x, one_minus), 4, 2));
     }
     return x;
 }
