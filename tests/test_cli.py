@@ -189,3 +189,14 @@ def test_sklearn_model_through_inspect_and_verify(tmp_path):
     rc, out, err = tinyml("verify", path, "-t", "uno", "-n", "100")
     assert rc == 0, out + err
     assert "prediction" in out and "100/100" in out and "PASS" in out
+
+
+def test_output_into_a_closed_pipe_is_not_an_internal_error():
+    """`tinyml inspect m | head -1`: the reader leaves early; no 'internal error', no traceback
+    (found while triaging fuzzer findings)."""
+    p = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "inspect", str(KWS)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait() == 141, err
+    assert err == "", err
