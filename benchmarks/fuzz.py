@@ -46,6 +46,9 @@ BAD = ("crash", "hang", "oom", "traceback", "c-compile", "mismatch", "multiline-
 GOOD = ("verified", "compiled", "refused")
 CLASSES = BAD + GOOD
 DEFAULT_BOARD = "nucleo_f446re"
+# A worker is replaced after this many mutants: every verify maps one more host .so (never
+# unloaded) into it, and hundreds of them exhaust its address-space limit.
+RECYCLE_AFTER = 100
 # Seed models, committed so a seeded run mutates the same bytes whatever TensorFlow converts today
 # (fuzz_mutate.build_seeds rebuilds a missing one from tests/modelgen.py).
 SEEDS = REPO / "tests" / "fuzz_corpus" / "seeds"
@@ -159,8 +162,10 @@ def _cli_rc_err(argv):
 
 
 def _worker(result_fd: int, mem_mb: int) -> None:
+    import ctypes
     import faulthandler
     import resource
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG: no orphan when the fuzzer is killed
     if mem_mb:
         resource.setrlimit(resource.RLIMIT_AS, (mem_mb << 20, mem_mb << 20))
     faulthandler.enable()
@@ -225,8 +230,12 @@ class _Slot:
             self.buf += chunk
 
     def run(self, job: dict, timeout: float) -> list[dict]:
+        if self.proc is not None and self.jobs >= RECYCLE_AFTER:
+            self.stop()
         if self.proc is None:
             self.start()
+            self.jobs = 0
+        self.jobs += 1
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         stage = "start"
@@ -397,7 +406,8 @@ def replay(paths: list[Path], out: Path, *, board: str = DEFAULT_BOARD, jobs: in
            mem_mb: int = 4096) -> dict[str, dict]:
     """Run existing model files (a regression corpus) through the same pipeline; {file name: result}."""
     results: dict[str, dict] = {}
-    items = (({"board": board, "path": str(Path(p).resolve())}, {"name": Path(p).name})
+    # under a neutral file name: the model name (from the file name) is not what is being replayed
+    items = (({"board": board}, {"name": Path(p).name, "data": Path(p).read_bytes(), "suffix": Path(p).suffix})
              for p in paths)
     run_pool(items, jobs, Path(out), timeout, mem_mb, lambda ctx, res: results.__setitem__(ctx["name"], res))
     shutil.rmtree(Path(out) / "work", ignore_errors=True)
