@@ -127,7 +127,8 @@ def run_job(job: dict, progress=lambda stage: None, times: Counter | None = None
     def stage(name, argv):
         progress(name)
         t0 = time.monotonic()
-        r = _stage_result(name, *_cli_rc_err(argv))
+        rc, _, err = _cli(argv)
+        r = _stage_result(name, rc, err)
         times[name] += time.monotonic() - t0
         if r:
             found.append(r)
@@ -154,11 +155,6 @@ def run_job(job: dict, progress=lambda stage: None, times: Counter | None = None
     if not found:   # both compiles refused with no line (cannot happen: a refusal has a line)
         found.append({"cls": "refused", "stage": "compile", "line": "", "sig": ""})
     return found
-
-
-def _cli_rc_err(argv):
-    rc, _, err = _cli(argv)
-    return rc, err
 
 
 def _worker(result_fd: int, mem_mb: int) -> None:
@@ -269,10 +265,13 @@ class _Slot:
         else:
             name = signal.Signals(-rc).name if rc < 0 else f"exit {rc}"
             cls, line = "crash", f"worker died: {name}"
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("Fatal Python", "  File", "Current", "Thread", "Extension"))]
+        # the first line the native code printed before dying, not faulthandler's own lines
+        lines = [ln for ln in text.splitlines()
+                 if ln.strip() and not ln.startswith(("Fatal Python", "  File", "Current", "Thread", "Extension"))]
+        sig = f"{line} {_frames_sig(_python_dump(text))}"
         if lines and cls == "crash":
             line += f" ({lines[0].strip()[:200]})"
-        return {"cls": cls, "stage": stage, "line": line, "sig": f"{line.split(' (')[0]} {_frames_sig(_python_dump(text))}"}
+        return {"cls": cls, "stage": stage, "line": line, "sig": sig}
 
 
 def _python_dump(text: str) -> str:
@@ -394,8 +393,9 @@ def fuzz_models(count: int, seed: int, out: Path, *, jobs: int = 2, board: str =
             print(f"  {done[0]}/{count} {dict(findings.counts)} {time.monotonic() - t0:.0f} s", flush=True)
 
     times = run_pool(jobs_iter(), jobs, out, timeout, mem_mb, on_result)
-    summary = {"stage_seconds": {k: round(v, 1) for k, v in times.items()},"count": count, "seed": seed, "board": board, "kinds": list(kinds), "full_every": full_every,
-               "seconds": round(time.monotonic() - t0, 1), "seeds": [s.name for s in seeds], **findings.summary(),
+    summary = {"count": count, "seed": seed, "board": board, "kinds": list(kinds), "full_every": full_every,
+               "seconds": round(time.monotonic() - t0, 1), "stage_seconds": {k: round(v, 1) for k, v in times.items()},
+               "seeds": [s.name for s in seeds], **findings.summary(),
                "bad": sorted(bad, key=lambda b: b["index"])}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     shutil.rmtree(out / "work", ignore_errors=True)

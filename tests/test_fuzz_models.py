@@ -42,8 +42,6 @@ KNOWN_VALIDATION_GAPS: dict[str, str] = {
     "finite-weights__onnx_bias_special.onnx": f"{_VALIDATOR}: finite weights ('INFINITY' undeclared)",
     "graph-outputs-present__no_outputs.tflite": f"{_VALIDATOR}: graph outputs present",
     "graph-outputs-present__onnx_no_outputs.onnx": f"{_VALIDATOR}: graph outputs present",
-    "graph-outputs-unique__tvm_abort.tflite": f"{_VALIDATOR}: graph outputs unique (TVM aborts: std::bad_alloc "
-                                              "under the worker's memory limit)",
     "kernel-size-range__maxpool_filter_983040.tflite": f"{_VALIDATOR}: filter sizes in range (uint16 overflow)",
     "onnx-initializer-size__raw_data_not_multiple.onnx": f"{_VALIDATOR}: initializer bytes match dims and dtype",
     "onnx-opset__99.onnx": f"{_VALIDATOR}: known opset (onnxruntime refuses opset 99)",
