@@ -464,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         import fuzz_module
         r = fuzz_module.run(args.count, args.seed, args.out / "modules", signature=not args.no_signature)
         print(json.dumps(r, indent=2, default=str))
+        rc |= bool(r.get("findings"))
     return int(rc)
 
 
