@@ -51,6 +51,8 @@ KNOWN_VALIDATION_GAPS: dict[str, str] = {
     "op-arity__tanh_no_inputs.tflite": f"{_VALIDATOR}: operator input count (IndexError in the planner)",
     "op-output-shape__avgpool_rank3.tflite": f"{_VALIDATOR}: output shapes follow from the op (host code writes "
                                              "past the output, SIGSEGV)",
+    "op-output-shape__dwconv_depth_mult_0.tflite": f"{_VALIDATOR}: DEPTHWISE_CONV_2D output channels a multiple "
+                                                   "of its input's (depth_mult 0: SIGFPE in the host code)",
     "op-output-shape__onnx_avgpool_channels.onnx": f"{_VALIDATOR}: output shapes follow from the op",
     "op-output-shape__reshape_count.tflite": f"{_VALIDATOR}: RESHAPE keeps the element count",
     "reference-tflm__corrupt_flatbuffer_buffer.tflite": f"{_ISOLATION} (TFLM's Python reader raises ValueError)",
