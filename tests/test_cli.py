@@ -223,3 +223,14 @@ def test_compile_into_a_read_only_folder_is_one_line(tmp_path):
 
     assert_one_line_error(rc, o, err, f"{tmp_path / 'ro'}: cannot write here (Read-only file system)",
                           "give -o a folder elsewhere")
+
+
+def test_output_into_a_closed_pipe_is_not_an_internal_error():
+    """`tinyml inspect m | head -1`: the reader leaves early; no 'internal error', no traceback
+    (found while triaging fuzzer findings)."""
+    p = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "inspect", str(KWS)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait() == 141, err
+    assert err == "", err

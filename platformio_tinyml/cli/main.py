@@ -7,6 +7,7 @@ unexpected exception prints one line pointing at a saved traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import traceback
@@ -278,16 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["setup-offline", "--", *argv[1:]]
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.cmd](args)
+        rc = COMMANDS[args.cmd](args)
+        sys.stdout.flush()      # a closed pipe shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError:     # the reader went away (`tinyml inspect m.tflite | head -3`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141              # as if killed by SIGPIPE, like other tools in a pipeline
     except TinyMLError as e:
         print(f"tinyml: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:    # `tinyml ... | head` closed the pipe: stop quietly, as other tools do
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
     except Exception as e:  # a bug: one line for the user, the traceback in a file
         fd, path = tempfile.mkstemp(prefix="tinyml-crash-", suffix=".txt")
         with open(fd, "w") as f:
