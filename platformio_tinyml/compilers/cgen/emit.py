@@ -14,6 +14,7 @@ import numpy as np
 from ...errors import CompileError, UnsupportedOpError
 from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
+from .lower_common import check_shapes
 from .planner import MemoryPlan, plan_memory
 
 RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
@@ -43,6 +44,14 @@ def c_literal(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
         items = [str(int(v)) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return "{\n    " + ",\n    ".join(lines) + "\n}" if lines else "{0}"
+
+
+def batch_slice(tensor, batch: int | None) -> tuple[int, int]:
+    """(byte offset, bytes) of image ``batch`` of ``tensor`` (the whole tensor for None)."""
+    if batch is None:
+        return 0, tensor.nbytes
+    n = tensor.nbytes // tensor.shape[0]
+    return batch * n, n
 
 
 @dataclass
@@ -88,21 +97,24 @@ class Emitter:
             return "INT32_MIN" if v == -2**31 else str(v)
         return str(v)
 
-    def ptr(self, t: int, const: bool = False) -> str:
-        """A C expression pointing at tensor ``t``'s data."""
+    def ptr(self, t: int, const: bool = False, batch: int | None = None) -> str:
+        """A C expression pointing at tensor ``t``'s data (at image ``batch`` of
+        its first dimension when given: see :func:`lower_common.per_batch`)."""
         tensor = self.graph.tensors[t]
         ctype = tensor.dtype.c_type
         q = "const " if const else ""
+        off, nbytes = batch_slice(tensor, batch)
         if tensor.is_const:
             # An operand, read by kernels with plain loads: not TML_CONST, since on
             # AVR that is PROGMEM, which plain loads cannot reach.
+            data = tensor.data.reshape(-1).view(np.uint8)[off:off + nbytes].view(tensor.dtype.numpy)
             sym = self.fresh("k")
-            self.consts.append(f"static const {ctype} {sym}[{max(tensor.size, 1)}] TML_ALIGNED(4) = "
-                               f"{c_literal(tensor.data, ctype)};")
-            self.const_bytes += tensor.nbytes
+            self.consts.append(f"static const {ctype} {sym}[{max(data.size, 1)}] TML_ALIGNED(4) = "
+                               f"{c_literal(data, ctype)};")
+            self.const_bytes += nbytes
             return f"(const {ctype} *){sym}"
         r = self.plan.root(t)
-        off = self.plan.offsets[r]
+        off += self.plan.offsets[r]
         return f"({q}{ctype} *)({self.name}_arena + {off})"
 
     def scratch(self, op: Op, offset: int = 0, nbytes: int | None = None, ctype: str | None = None) -> str:
@@ -166,7 +178,7 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
         if key not in table:
             raise UnsupportedOpError(where, op.index, op.kind.value,
                                      f"no {key[1].np_name} kernel", SUPPORTED_OPS)
-        err = table[key].check(g, op) if table[key].check else None
+        err = check_shapes(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:
             raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
     plan = plan_memory(g, scratch_needs(g, table))
