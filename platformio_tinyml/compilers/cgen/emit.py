@@ -16,6 +16,7 @@ from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
 from .lower_common import check_shapes
 from .planner import MemoryPlan, plan_memory
+from .structs import out_of_range
 
 RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
 COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h")
@@ -44,6 +45,10 @@ def c_literal(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
         items = [str(int(v)) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return "{\n    " + ",\n    ".join(lines) + "\n}" if lines else "{0}"
+
+
+class ParamRangeError(ValueError):
+    """A lowering's parameter value does not fit its kernel struct member."""
 
 
 def batch_slice(tensor, batch: int | None) -> tuple[int, int]:
@@ -79,6 +84,9 @@ class Emitter:
         return sym
 
     def params(self, ctype: str, fields: dict[str, object], hint: str = "p") -> str:
+        bad = out_of_range(runtime_text("tml_kernels.h"), ctype, fields)
+        if bad:
+            raise ParamRangeError(bad)
         sym = self.fresh(hint)
         init = ",\n    ".join(f".{k} = {self._fmt(v)}" for k, v in fields.items())
         self.consts.append(f"static const {ctype} {sym} TML_CONST = {{\n    {init}\n}};")
@@ -184,7 +192,10 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
     plan = plan_memory(g, scratch_needs(g, table))
     em = make_emitter(plan)
     for op in g.ops:
-        table[(op.kind, _dtype_of(g, op))].lower(em, op)
+        try:
+            table[(op.kind, _dtype_of(g, op))].lower(em, op)
+        except ParamRangeError as e:
+            raise UnsupportedOpError(where, op.index, op.kind.value, str(e), SUPPORTED_OPS) from None
     return plan, em
 
 
