@@ -21,7 +21,8 @@ a chain of 1 to 3 ops drawn from op x shape x batch x stride/padding/dilation
 x activation x quantization, plus now and then an op no backend implements
 yet (its refusal is checked like any other). Each model is loaded with
 :func:`platformio_tinyml.model.loader.load_model`, compiled with cgen, built
-for the host and run on seeded random inputs next to the reference
+for the host (odd seeds with the kernels' microcontroller code paths:
+``PORTABLE_CFLAGS``) and run on seeded random inputs next to the reference
 (:func:`platformio_tinyml.verify.parity.check_parity`).
 
 Outcomes: ``parity``; ``refused`` (a :class:`TinyMLError` whose message is
@@ -164,7 +165,33 @@ class TfliteGen:
     def qact(self) -> tuple[float, int] | None:
         if not self.int8:
             return None
-        return float(10 ** self.rng.uniform(-2.5, -0.7)), int(self.rng.integers(-100, 101))
+        zp = int(self.rng.integers(-100, 101)) if self.rng.random() < 0.9 else self.pick((-128, 127, 0))
+        return float(10 ** self.rng.uniform(-2.5, -0.7)), zp
+
+    def out_scale(self, x_scale: float, w_scale: float, fan_in: int) -> float:
+        """An output scale near the accumulator's spread; now and then far off it
+        (saturated outputs, requantization multipliers above 1)."""
+        spread = 1.0 if self.rng.random() < 0.8 else 10 ** self.rng.uniform(-2, 2)
+        return float(x_scale * w_scale * 70 * np.sqrt(fan_in) * 3 / 128 * 10 ** self.rng.uniform(-0.5, 0.5)
+                     * spread)
+
+    def int8_weights(self, shape, n_out: int, axis: int, per_channel: bool):
+        """(weights tensor, scales): symmetric int8, per channel along ``axis`` or per
+        tensor; now and then an all-zero output channel (a dead channel)."""
+        r = self.rng
+        ws = 10 ** r.uniform(-3, -1.5, n_out if per_channel else 1)
+        w = r.integers(-127, 128, shape).astype(np.int8)
+        if r.random() < 0.1:
+            np.moveaxis(w, axis, 0)[int(r.integers(n_out))] = 0
+        return self.const(w, "int8", (ws, [0] * len(ws), axis)), (ws if per_channel else ws.repeat(n_out))
+
+    def int8_bias(self, x_scale: float, ws: np.ndarray):
+        r = self.rng
+        n = len(ws)
+        b = r.standard_normal(n) * 3000
+        if r.random() < 0.1:   # trained models carry extreme biases (on dead channels, too)
+            b[int(r.integers(n))] = self.pick((-1, 1)) * 10 ** r.uniform(6, 9)
+        return self.const(b.astype(np.int32), "int32", (x_scale * ws, [0] * n, 0))
 
     def act_tensor(self, shape, q, name="") -> Act:
         dt = "int8" if q is not None else "float32"
@@ -213,13 +240,9 @@ class TfliteGen:
         wshape = (1, kh, kw, oc) if depthwise else (oc, kh, kw, c)
         fan_in = kh * kw * (1 if depthwise else c)
         if self.int8:
-            ws = 10 ** r.uniform(-3, -1.5, oc)
-            wq = (ws, [0] * oc, 3 if depthwise else 0)
-            wt = self.const(r.integers(-127, 128, wshape).astype(np.int8), "int8", wq)
-            bs = x.q[0] * ws
-            bt = self.const((r.standard_normal(oc) * 3000).astype(np.int32), "int32", (bs, [0] * oc, 0))
-            q = (float(x.q[0] * ws.mean() * 70 * np.sqrt(fan_in) * 3 / 128 * 10 ** r.uniform(-0.5, 0.5)),
-                 int(r.integers(-100, 101)))
+            wt, ws = self.int8_weights(wshape, oc, 3 if depthwise else 0, r.random() < 0.8)
+            bt = self.int8_bias(x.q[0], ws)
+            q = (self.out_scale(x.q[0], ws.mean(), fan_in), int(r.integers(-100, 101)))
         else:
             wt = self.const((r.standard_normal(wshape) / np.sqrt(fan_in)).astype(np.float32), "float32")
             bt = self.const((0.1 * r.standard_normal(oc)).astype(np.float32), "float32")
@@ -242,9 +265,9 @@ class TfliteGen:
     def pool(self, x: Act, kind: str) -> Act:
         r = self.rng
         n, h, w, c = x.shape
-        kh, kw = int(r.integers(1, min(h, 3) + 1)), int(r.integers(1, min(w, 3) + 1))
-        sh, sw = self.pick((1, 2)), self.pick((1, 2))
         same = bool(r.random() < 0.5)
+        kh, kw = int(r.integers(1, (4 if same else min(h, 3)) + 1)), int(r.integers(1, (4 if same else min(w, 3)) + 1))
+        sh, sw = self.pick((1, 2)), self.pick((1, 2))
         act = self.pick(ACTS[:3])
         y = self.act_tensor((n, _out_hw(h, kh, sh, 1, same), _out_hw(w, kw, sw, 1, same), c), x.q)
         S = self.b.S
@@ -262,13 +285,9 @@ class TfliteGen:
         oc = int(r.integers(1, 13))
         act = self.pick(ACTS)
         if self.int8:
-            per_channel = bool(r.random() < 0.3)
-            ws = 10 ** r.uniform(-3, -1.5, oc if per_channel else 1)
-            wt = self.const(r.integers(-127, 128, (oc, k)).astype(np.int8), "int8", (ws, [0] * len(ws), 0))
-            bs = x.q[0] * (ws if per_channel else ws.repeat(oc))
-            bt = self.const((r.standard_normal(oc) * 3000).astype(np.int32), "int32", (bs, [0] * oc, 0))
-            q = (float(x.q[0] * ws.mean() * 70 * np.sqrt(k) * 3 / 128 * 10 ** r.uniform(-0.5, 0.5)),
-                 int(r.integers(-100, 101)))
+            wt, ws = self.int8_weights((oc, k), oc, 0, r.random() < 0.3)
+            bt = self.int8_bias(x.q[0], ws)
+            q = (self.out_scale(x.q[0], ws.mean(), k), int(r.integers(-100, 101)))
         else:
             wt = self.const((r.standard_normal((oc, k)) / np.sqrt(k)).astype(np.float32), "float32")
             bt = self.const((0.1 * r.standard_normal(oc)).astype(np.float32), "float32")
@@ -344,7 +363,7 @@ class TfliteGen:
         axes = self.pick(choices)
         keep = bool(self.rng.random() < 0.5) or rank - len(axes) < 2
         shape = tuple((1 if k in axes else d) for k, d in enumerate(x.shape) if keep or k not in axes)
-        y = self.act_tensor(shape, self.qact() if self.int8 else None)
+        y = self.act_tensor(shape, (x.q if self.rng.random() < 0.3 else self.qact()) if self.int8 else None)
         o = self.b.options("ReducerOptions", keepDims=keep)
         self.b.op("MEAN", [x.idx, self.const(np.array(axes, np.int32))], [y.idx], o)
         self.desc.append(f"mean{list(axes)}/keep{int(keep)}")
@@ -503,7 +522,8 @@ class OnnxGen:
         if op == "AveragePool" and r.random() < 0.5:
             attrs["count_include_pad"] = 1
         ceil = int(r.random() < 0.2)
-        if ceil:
+        if ceil:   # onnx shape inference and onnxruntime disagree on ceil_mode with pads
+            pads = attrs["pads"] = [0, 0, 0, 0]
             attrs["ceil_mode"] = 1
         oh = _pool_out(h + pads[0] + pads[2], kh, s[0], ceil, pads[2])
         ow = _pool_out(w + pads[1] + pads[3], kw, s[1], ceil, pads[3])
@@ -656,6 +676,11 @@ def _reference_accepts(path: Path) -> str | None:
     return None
 
 
+# Odd seeds build the kernels' portable paths (those microcontrollers run) on the host,
+# even seeds the host's own vectorizable paths (tml_dot_s8.h).
+PORTABLE_CFLAGS = ["-DTML_HOST_STACK=0"]
+
+
 def run_case(seed: int, workdir: Path, samples: int = 5, obj_cache: Path | None = None) -> Outcome:
     """Build, load, compile and compare model ``seed`` (``obj_cache``: the runtime
     kernels' object files, compiled once per run: see verify.host.build_host)."""
@@ -669,7 +694,7 @@ def run_case(seed: int, workdir: Path, samples: int = 5, obj_cache: Path | None 
     try:
         graph = load_model(path)
         report = check_parity(graph, path, samples=samples, seed=seed, workdir=workdir / "build", name="dt",
-                              obj_cache=obj_cache)
+                              obj_cache=obj_cache, cflags=PORTABLE_CFLAGS if seed % 2 else None)
     except TinyMLError as e:
         msg = str(e)
         if "\n" in msg or "Traceback" in msg:

@@ -63,12 +63,13 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
 
 
 def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 0,
-                 workdir: Path | None = None, name: str = "vmodel", obj_cache: Path | None = None) -> ParityReport:
+                 workdir: Path | None = None, name: str = "vmodel", obj_cache: Path | None = None,
+                 cflags: list[str] | None = None) -> ParityReport:
     """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare
-    (``obj_cache``: see :func:`.host.build_host`)."""
+    (``obj_cache``, ``cflags``: see :func:`.host.build_host`)."""
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
-        host = build_host(gen, graph, Path(workdir or tmp), obj_cache=obj_cache)
+        host = build_host(gen, graph, Path(workdir or tmp), extra_cflags=cflags, obj_cache=obj_cache)
         # A Keras model is verified against the .tflite it was converted to.
         ref = reference_for(graph.meta.get("tflite_path", model_path), graph)
         adapt = getattr(ref, "adapt", None)

@@ -14,6 +14,7 @@ import tflite
 from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
 from ...ir import attrs as A
+from ...ir.passes import run_passes
 from ..common import read_model_bytes
 
 _DTYPES = {
@@ -79,7 +80,7 @@ def _read(ctx: _Ctx) -> Graph:
     _check_hybrid(ctx, g)
     g.renumber()
     g.validate()
-    return g
+    return run_passes(g)
 
 
 def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
@@ -142,7 +143,7 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _CODE_NAMES.get(code, f"builtin {code}")
     if code == tflite.BuiltinOperator.CUSTOM:
         name = f"CUSTOM '{(oc.CustomCode() or b'').decode()}'"
-    if name not in SUPPORTED_OPS:
+    if name not in OpKind.__members__:
         raise ctx.fail(i, name, "no kernel for this operator")
     kind = OpKind(name)
     ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
