@@ -113,3 +113,21 @@ def test_parameter_that_does_not_fit_its_kernel_field_is_refused():
     with pytest.raises(UnsupportedOpError) as e:
         generate(g, "m")
     assert "#0 SOFTMAX" in str(e.value) and "depth = 70000 does not fit the kernel's uint16_t" in str(e.value)
+
+
+def test_weights_quantized_along_another_axis_are_refused(tmp_path):
+    """CONV_2D weights per channel along axis 3 (the input channels): the kernels
+    requantize per output channel, so this must be refused, not compiled."""
+    from platformio_tinyml.compilers.cgen import generate
+    from platformio_tinyml.model.tflite import load_tflite
+    b = _difftest().TfliteBuilder()
+    x = b.tensor((1, 4, 4, 3), "int8", ([0.05], [0], 0), name="x")
+    w = b.tensor((2, 1, 1, 3), "int8", ([0.01, 0.02, 0.03], [0, 0, 0], 3),
+                 data=np.ones((2, 1, 1, 3), np.int8))
+    y = b.tensor((1, 4, 4, 2), "int8", ([0.1], [0], 0), name="y")
+    b.op("CONV_2D", [x, w, -1], [y], b.options("Conv2DOptions", padding=1, strideH=1, strideW=1))
+    path = tmp_path / "axis.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_tflite(path), "m")
+    assert "\n" not in str(e.value) and "quantized per channel along axis 3" in str(e.value), str(e.value)

@@ -14,7 +14,7 @@ import numpy as np
 from ...errors import CompileError, UnsupportedOpError
 from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
-from .lower_common import check_shapes
+from .lower_common import check_quant, check_shapes
 from .planner import MemoryPlan, plan_memory
 from .structs import out_of_range
 
@@ -186,7 +186,7 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
         if key not in table:
             raise UnsupportedOpError(where, op.index, op.kind.value,
                                      f"no {key[1].np_name} kernel", SUPPORTED_OPS)
-        err = check_shapes(g, op) or (table[key].check(g, op) if table[key].check else None)
+        err = check_shapes(g, op) or check_quant(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:
             raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
     plan = plan_memory(g, scratch_needs(g, table))

@@ -74,6 +74,25 @@ def check_shapes(g: Graph, op: Op) -> str | None:
     return None
 
 
+def check_quant(g: Graph, op: Op) -> str | None:
+    """A reason when a tensor's quantization is per channel where the kernels
+    read one scale: anywhere but a conv/fully-connected op's weights (along
+    their output channels: axis 0, depthwise 3) and bias."""
+    weighted = op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+    for k, i in enumerate(list(op.inputs) + list(op.outputs)):
+        q = g.tensors[i].quant if i >= 0 else None
+        if q is None or not q.per_channel:
+            continue
+        out_axis = 3 if op.kind is OpKind.DEPTHWISE_CONV_2D else 0
+        if weighted and k == 1 and q.axis == out_axis and len(q.scale) == g.tensors[i].shape[out_axis]:
+            continue
+        if weighted and k == 2 and i in op.inputs[2:3]:
+            continue
+        return (f"tensor '{g.tensors[i].name}' is quantized per channel along axis {q.axis} "
+                f"({len(q.scale)} scales); the kernels take that only for weights along their output channels")
+    return None
+
+
 SAME_SIZE = (OpKind.RESHAPE, OpKind.SOFTMAX, OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.LOGISTIC, OpKind.TANH,
              OpKind.RELU, OpKind.RELU6)
 
