@@ -246,7 +246,7 @@ FLOAT_IO = {"float_io_conv"}
 
 def representative(model, seed: int = 0, n: int = 16, scale: float = 2.0):
     """A seeded representative dataset for post-training quantization."""
-    shapes = [tuple(int(d) for d in t.shape) for t in model.inputs]
+    shapes = [tuple(1 if d is None else int(d) for d in t.shape) for t in model.inputs]   # open batch: 1
 
     def gen():
         rng = np.random.default_rng(seed)

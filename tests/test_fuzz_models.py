@@ -39,47 +39,10 @@ FULL_EVERY = 25
 _VALIDATOR = "import validation (model/validate.py)"
 _ISOLATION = "reference interpreter in a child process"
 # corpus file -> what closes it. Keep this honest: only files that fail today.
-KNOWN_VALIDATION_GAPS: dict[str, str] = {
-    "finite-options__softmax_beta_inf.tflite": f"{_VALIDATOR} + {_ISOLATION} (TFLM aborts in tflm supports())",
-    "finite-weights__onnx_bias_special.onnx": f"{_VALIDATOR}: finite weights ('INFINITY' undeclared)",
-    "graph-outputs-present__no_outputs.tflite": f"{_VALIDATOR}: graph outputs present",
-    "graph-outputs-present__onnx_no_outputs.onnx": f"{_VALIDATOR}: graph outputs present",
-    "kernel-size-range__maxpool_filter_983040.tflite": f"{_VALIDATOR}: filter sizes in range (uint16 overflow)",
-    "onnx-initializer-size__raw_data_not_multiple.onnx": f"{_VALIDATOR}: initializer bytes match dims and dtype",
-    "onnx-opset__99.onnx": f"{_VALIDATOR}: known opset (onnxruntime refuses opset 99)",
-    "op-arity__add_three_inputs.tflite": f"{_VALIDATOR}: operator input count (TFLM fails to allocate)",
-    "op-arity__tanh_no_inputs.tflite": f"{_VALIDATOR}: operator input count (IndexError in the planner)",
-    "op-output-shape__avgpool_rank3.tflite": f"{_VALIDATOR}: output shapes follow from the op (host code writes "
-                                             "past the output, SIGSEGV)",
-    "op-output-shape__dwconv_depth_mult_0.tflite": f"{_VALIDATOR}: DEPTHWISE_CONV_2D output channels a multiple "
-                                                   "of its input's (depth_mult 0: SIGFPE in the host code)",
-    "op-output-shape__onnx_avgpool_channels.onnx": f"{_VALIDATOR}: output shapes follow from the op",
-    "op-output-shape__reshape_count.tflite": f"{_VALIDATOR}: RESHAPE keeps the element count",
-    "reference-tflm__corrupt_flatbuffer_buffer.tflite": f"{_ISOLATION} (TFLM's Python reader raises ValueError)",
-    "reference-tflm__corrupt_flatbuffer_struct.tflite": f"{_ISOLATION} (TFLM's Python reader raises struct.error)",
-    "scale-positive__mul_scale_0.tflite": f"{_VALIDATOR}: scales finite and > 0 (numpy warning line, then a "
-                                          "ValueError in cgen/quant.py at verify)",
-    "shape-negative__concat_input.tflite": f"{_VALIDATOR}: no negative dims (memcpy bound 1.8e19)",
-    "stride-range__conv_dilation_1000.tflite": f"{_VALIDATOR}: strides/dilations in range (uint8 overflow)",
-    "zero-point-range__2e40.tflite": f"{_VALIDATOR}: zero points in range (int16 overflow)",
-    "zero-size__pad_dim_0.tflite": f"{_VALIDATOR}: no zero-size tensors (excess elements in array initializer)",
-}
+KNOWN_VALIDATION_GAPS: dict[str, str] = {}
 
 # rule -> sample mutant indices (seed 0) that fail without it; only failures seen with SAMPLE = 2000.
-KNOWN_SAMPLE_GAPS: dict[str, tuple[int, ...]] = {
-    "op-output-shape": (0, 25),
-    "zero-size-tensor": (1525,),
-    "padding-range": (975,),
-    "stride-range": (130, 598, 644, 707, 1274, 1409, 1438, 1715),
-    "kernel-size-range": (485,),
-    "shape-negative": (426,),
-    "zero-point-range": (337, 520, 1590),
-    "finite-weights": (300, 956, 1883, 1947),
-    "graph-outputs-present": (643, 654, 718, 1058, 1178, 1378, 1862, 1878, 1903, 1927),
-    "onnx-initializer-size": (264, 910, 1355, 1370, 1460, 1868, 1874, 1965),
-    "op-arity": (1996,),
-    "reference-tflm (TFLM refuses or aborts on what we accept)": (50, 250, 1100),
-}
+KNOWN_SAMPLE_GAPS: dict[str, tuple[int, ...]] = {}
 _KNOWN_SAMPLE = {i: rule for rule, idx in KNOWN_SAMPLE_GAPS.items() for i in idx}
 
 def _fuzz():

@@ -329,3 +329,35 @@ def test_ed25519_against_cryptography(tmp_path):
         paths[-1].write_bytes(c)
     out = subprocess.run([str(exe), *map(str, paths)], capture_output=True, text=True, check=True).stdout
     assert [int(x) for x in out.split()] == want
+
+
+def test_host_executor_batch2_conv_pool_is_bit_exact(host_driver, key, tmp_path):
+    """Batch 2: the module records one conv and one pooling call per image, each on
+    its own slice of the arena (the same lowering as the generated C)."""
+    import importlib.util
+    import sys
+    from platformio_tinyml.verify.reference import TFLMReference
+    spec = importlib.util.spec_from_file_location("difftest", RUNTIME.parents[2] / "benchmarks" / "difftest.py")
+    dt = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, dt)
+    spec.loader.exec_module(dt)
+    rng = np.random.default_rng(5)
+    b = dt.TfliteBuilder()
+    x = b.tensor((2, 6, 6, 3), "int8", ([0.05], [3], 0), name="x")
+    ws = rng.uniform(0.005, 0.02, 4)
+    w = b.tensor((4, 3, 3, 3), "int8", (ws, [0] * 4, 0), data=rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8))
+    bias = b.tensor((4,), "int32", (0.05 * ws, [0] * 4, 0), data=rng.integers(-2000, 2000, 4).astype(np.int32))
+    h = b.tensor((2, 6, 6, 4), "int8", ([0.2], [-5], 0))
+    y = b.tensor((2, 3, 3, 4), "int8", ([0.2], [-5], 0), name="y")
+    b.op("CONV_2D", [x, w, bias], [h], b.options("Conv2DOptions", padding=0, strideH=1, strideW=1))
+    b.op("AVERAGE_POOL_2D", [h], [y], b.options("Pool2DOptions", padding=1, strideH=2, strideW=2,
+                                                 filterHeight=2, filterWidth=2))
+    model = tmp_path / "b2.tflite"
+    model.write_bytes(b.finish([x], [y]))
+    _, res = pack(model, Abi.LP64_LE, 1, key)
+    ref = TFLMReference(model)
+    for _ in range(3):
+        xs = rng.integers(-128, 128, size=(2, 6, 6, 3), dtype=np.int8)
+        code, outs = _run_host(host_driver, res.data, xs)
+        assert code == 0
+        assert outs[0] == np.asarray(ref.run([xs])[0], np.int8).tobytes()

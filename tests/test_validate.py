@@ -159,6 +159,7 @@ CASES = {
     "reshape-int64": ("element-type", "operator #10 RESHAPE", ".tflite", _tensor(32, type=4)),
     "huge-stride": ("stride-range", "operator #0 CONV_2D", ".tflite", _options(0, strideH=2 ** 31 - 1)),
     "zero-stride": ("stride-range", "operator #0 CONV_2D", ".tflite", _options(0, strideW=0)),
+    "padding-kind": ("padding-kind", "operator #0 CONV_2D", ".tflite", _options(0, padding=-1)),
     "pool-pads": ("padding-range", "operator #1 AVERAGE_POOL_2D 'AveragePool pool'", ".onnx", _onnx_net(_pool_pads)),
     "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite", _options(0, strideH=1000)),
     "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite", _tensor(33, shape=[1, 13])),
@@ -236,7 +237,7 @@ def test_a_valid_stride_beyond_the_cgen_kernels_is_refused_not_truncated(tmp_pat
     assert g.ops[0].attrs.stride_h == 300
     rc, out, err = _run_cli(capsys, "compile", path, "-t", "nucleo_f446re", "--backend", "cgen", "-o", tmp_path / "o")
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert "tml_conv_s8_t.stride_h = 300 does not fit its uint8_t member" in err
+    assert "stride_h = 300 does not fit the kernel's uint8_t (max 255)" in err
 
 
 # ---- valid models --------------------------------------------------------------------------------------

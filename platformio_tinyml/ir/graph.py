@@ -85,9 +85,18 @@ class OpKind(enum.Enum):
     TANH = "TANH"
     RELU = "RELU"
     RELU6 = "RELU6"
+    # Shape plumbing that the passes in ir/passes.py rewrite or remove before any
+    # backend sees the graph (a backend refuses what is left of them).
+    SHAPE = "SHAPE"
+    STRIDED_SLICE = "STRIDED_SLICE"
+    PACK = "PACK"
+    EXPAND_DIMS = "EXPAND_DIMS"
+    SQUEEZE = "SQUEEZE"
 
 
-SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind)
+GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.STRIDED_SLICE, OpKind.PACK, OpKind.EXPAND_DIMS,
+                            OpKind.SQUEEZE})
+SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind if k not in GRAPH_PASS_OPS)
 
 
 @dataclass(frozen=True)

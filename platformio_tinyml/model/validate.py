@@ -79,6 +79,7 @@ ELEMENT_TYPE = rule("element-type", "an operator's activation inputs and its out
 STRIDE = rule("stride-range", f"strides, dilations and filter sizes are between 1 and {MAX_PARAM}")
 PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pooling pad is smaller than "
                                 "its filter")
+PADDING_KIND = rule("padding-kind", "a TFLite convolution or pooling pads SAME or VALID")
 SHAPE = rule("shape-mismatch", "an operator's output shape is the one its inputs and options give, its "
                                "weights and bias fit its input, and its axes lie within the input's rank")
 

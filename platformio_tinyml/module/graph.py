@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..compilers.cgen.emit import Emitter, lower_into
+from ..compilers.cgen.emit import Emitter, batch_slice, lower_into
 from ..errors import CompileError
 from ..ir import Graph, Op
 from .format import BLOB_REF, GraphPayload, ModuleError, OpRecord
@@ -59,11 +59,13 @@ class RecordingEmitter(Emitter):
         self.param_blocks.append((ctype, dict(fields)))
         return f"&@P{len(self.param_blocks) - 1}:0@"
 
-    def ptr(self, t: int, const: bool = False) -> str:
+    def ptr(self, t: int, const: bool = False, batch: int | None = None) -> str:
         tensor = self.graph.tensors[t]
+        off, nbytes = batch_slice(tensor, batch)
         if tensor.is_const:
-            return self._add_blob(np.asarray(tensor.data).astype(tensor.dtype.numpy))
-        return f"@R{self.plan.offsets[self.plan.root(t)]}:{tensor.nbytes}@"
+            raw = np.ascontiguousarray(tensor.data, tensor.dtype.numpy).reshape(-1).view(np.uint8)
+            return self._add_blob(raw[off:off + nbytes].view(tensor.dtype.numpy))
+        return f"@R{self.plan.offsets[self.plan.root(t)] + off}:{nbytes}@"
 
     def scratch(self, op: Op, offset: int = 0, nbytes: int | None = None, ctype: str | None = None) -> str:
         """A relocation token for the op's scratch (+ ``offset``; ``nbytes`` long); no casts in tokens."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..compilers.cgen.emit import runtime_text
+from ..compilers.cgen.structs import SCALARS, encode_scalar, parse_structs, strip_comments
 
 
 class Abi(enum.IntEnum):
@@ -96,8 +96,6 @@ _KERNELS = [
 _COPY_STRUCT = "typedef struct {\n    uint32_t n;\n} tml_copy_t;\n"
 _COPY_PROTO = "void tml_copy(const tml_copy_t *p, const void *in, void *out);\n"
 
-_SCALARS = {"uint8_t": (1, "B"), "int8_t": (1, "b"), "uint16_t": (2, "H"), "int16_t": (2, "h"),
-            "uint32_t": (4, "I"), "int32_t": (4, "i"), "float": (4, "f")}
 
 
 @dataclass(frozen=True)
@@ -122,31 +120,6 @@ class StructLayout:
         return next((f for f in self.fields if f.name == name), None)
 
 
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    return re.sub(r"//[^\n]*", "", text)
-
-
-def _parse_structs(text: str) -> dict[str, list[tuple[str, bool, str, int]]]:
-    """``typedef struct {...} name;`` -> [(ctype, is_pointer, member, count)]."""
-    out = {}
-    for body, name in re.findall(r"typedef\s+struct\s*\{(.*?)\}\s*(\w+)\s*;", _strip_comments(text), re.S):
-        members = []
-        for decl in (d.strip() for d in body.split(";")):
-            if not decl:
-                continue
-            m = re.fullmatch(r"(?:const\s+)?(\w+)\s+(.*)", decl, re.S)
-            if not m or (m.group(1) not in _SCALARS and not (m.group(1) == "void" and "*" in m.group(2))):
-                raise ValueError(f"tml_kernels.h: cannot lay out member '{decl}' of {name}")
-            for part in (p.strip() for p in m.group(2).split(",")):
-                pm = re.fullmatch(r"(\*\s*(?:const\s+)?)?(\w+)\s*(?:\[(\d+)\])?", part)
-                if not pm:
-                    raise ValueError(f"tml_kernels.h: cannot lay out member '{part}' of {name}")
-                members.append((m.group(1), bool(pm.group(1)), pm.group(2), int(pm.group(3) or 1)))
-        out[name] = members
-    return out
-
-
 def _parse_prototypes(text: str) -> dict[str, str]:
     """Kernel function -> its parameter struct type (first argument)."""
     return dict((fn, t) for fn, t in re.findall(r"void\s+(tml_\w+)\s*\(\s*const\s+(\w+)\s*\*", text))
@@ -155,7 +128,7 @@ def _parse_prototypes(text: str) -> dict[str, str]:
 def _layout(name: str, members, abi: Abi) -> StructLayout:
     off, align, fields = 0, 1, []
     for ctype, is_ptr, member, count in members:
-        size = abi.pointer_size if is_ptr else _SCALARS[ctype][0]
+        size = abi.pointer_size if is_ptr else SCALARS[ctype][0]
         off = (off + size - 1) // size * size          # natural alignment = size for these types
         fields.append(Field(member, ctype, is_ptr, count, off, size))
         off += size * count
@@ -172,7 +145,7 @@ def _header_text() -> str:
 def kernel_table(header_text: str | None = None) -> tuple[Kernel, ...]:
     """Every kernel the executor knows, with its parameter struct name."""
     text = (header_text or _header_text()) + _COPY_STRUCT + _COPY_PROTO
-    protos = _parse_prototypes(_strip_comments(text))
+    protos = _parse_prototypes(strip_comments(text))
     out = []
     for kid, name, io in _KERNELS:
         if name not in protos:
@@ -192,7 +165,7 @@ def kernel_by_id(kid: int) -> Kernel | None:
 @lru_cache(maxsize=None)
 def struct_layouts(abi: Abi, header_text: str | None = None) -> dict[str, StructLayout]:
     """Layouts of every parameter struct in ``tml_kernels.h`` (+ tml_copy_t)."""
-    parsed = _parse_structs((header_text or _header_text()) + _COPY_STRUCT)
+    parsed = parse_structs((header_text or _header_text()) + _COPY_STRUCT)
     return {name: _layout(name, members, abi) for name, members in parsed.items()}
 
 
@@ -211,18 +184,6 @@ def kernel_abi_hash(abi: Abi, header_text: str | None = None) -> int:
         for f in lay.fields:
             h.update(f"  {f.name} {f.ctype}{'*' if f.is_pointer else ''} {f.count} {f.offset}\n".encode())
     return int.from_bytes(h.digest()[:8], "little")
-
-
-def encode_scalar(ctype: str, value) -> bytes:
-    """Little-endian bytes of one struct member value (range-checked)."""
-    size, code = _SCALARS[ctype]
-    if code == "f":
-        return struct.pack("<f", float(value))
-    v = int(value)
-    lo, hi = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if code.islower() else (0, (1 << (8 * size)) - 1)
-    if not lo <= v <= hi:
-        raise ValueError(f"value {v} does not fit {ctype}")
-    return struct.pack("<" + code, v)
 
 
 def static_assert_source(abi: Abi) -> str:

@@ -65,14 +65,16 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
 
 
 def check_parity(graph: Graph, model_path: Path, samples: int = 20, seed: int = 0,
-                 workdir: Path | None = None, name: str = "vmodel") -> ParityReport:
-    """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare."""
+                 workdir: Path | None = None, name: str = "vmodel", obj_cache: Path | None = None,
+                 cflags: list[str] | None = None) -> ParityReport:
+    """Compile ``graph`` for the host, run ``samples`` seeded random inputs, compare
+    (``obj_cache``, ``cflags``: see :func:`.host.build_host`)."""
     # A Keras model is verified against the .tflite it was converted to.
     ref_path = graph.meta.get("tflite_path", model_path)
     warm_up(ref_path)   # the reference child loads its interpreter while we compile
     gen = generate(graph, name)
     with tempfile.TemporaryDirectory() as tmp:
-        host = build_host(gen, graph, Path(workdir or tmp))
+        host = build_host(gen, graph, Path(workdir or tmp), extra_cflags=cflags, obj_cache=obj_cache)
         ref = reference_for(ref_path, graph)
         adapt = getattr(ref, "adapt", None)
         rng = np.random.default_rng(seed)

@@ -14,11 +14,14 @@ from ...errors import CompileError, UnsupportedOpError
 from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
 from ..ctext import c_comment_text, c_float, c_prefix
-from .fields import out_of_range
+from .lower_common import check_quant, check_shapes
 from .planner import MemoryPlan, plan_memory
+from .structs import out_of_range
 
 RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
 COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h")
+
+
 def c_literal(values: np.ndarray, ctype: str, per_line: int = 16, what: str = "a constant") -> str:
     flat = values.reshape(-1)
     if ctype == "float":
@@ -31,6 +34,18 @@ def c_literal(values: np.ndarray, ctype: str, per_line: int = 16, what: str = "a
         items = [str(int(v)) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return "{\n    " + ",\n    ".join(lines) + "\n}" if lines else "{0}"
+
+
+class ParamRangeError(ValueError):
+    """A lowering's parameter value does not fit its kernel struct member."""
+
+
+def batch_slice(tensor, batch: int | None) -> tuple[int, int]:
+    """(byte offset, bytes) of image ``batch`` of ``tensor`` (the whole tensor for None)."""
+    if batch is None:
+        return 0, tensor.nbytes
+    n = tensor.nbytes // tensor.shape[0]
+    return batch * n, n
 
 
 @dataclass
@@ -58,11 +73,9 @@ class Emitter:
         return sym
 
     def params(self, ctype: str, fields: dict[str, object], hint: str = "p") -> str:
-        too_big = out_of_range(ctype, fields)
-        if too_big:
-            raise CompileError(f"the cgen kernels cannot take this model ({too_big})",
-                               where=str(self.graph.source or self.graph.name),
-                               hint="Try another backend (custom_tinyml_backend / --backend), e.g. tflm")
+        bad = out_of_range(runtime_text("tml_kernels.h"), ctype, fields)
+        if bad:
+            raise ParamRangeError(bad)
         sym = self.fresh(hint)
         init = ",\n    ".join(f".{k} = {self._fmt(v)}" for k, v in fields.items())
         self.consts.append(f"static const {ctype} {sym} TML_CONST = {{\n    {init}\n}};")
@@ -81,21 +94,24 @@ class Emitter:
             return "INT32_MIN" if v == -2**31 else str(v)
         return str(v)
 
-    def ptr(self, t: int, const: bool = False) -> str:
-        """A C expression pointing at tensor ``t``'s data."""
+    def ptr(self, t: int, const: bool = False, batch: int | None = None) -> str:
+        """A C expression pointing at tensor ``t``'s data (at image ``batch`` of
+        its first dimension when given: see :func:`lower_common.per_batch`)."""
         tensor = self.graph.tensors[t]
         ctype = tensor.dtype.c_type
         q = "const " if const else ""
+        off, nbytes = batch_slice(tensor, batch)
         if tensor.is_const:
             # An operand, read by kernels with plain loads: not TML_CONST, since on
             # AVR that is PROGMEM, which plain loads cannot reach.
+            data = tensor.data.reshape(-1).view(np.uint8)[off:off + nbytes].view(tensor.dtype.numpy)
             sym = self.fresh("k")
-            self.consts.append(f"static const {ctype} {sym}[{max(tensor.size, 1)}] TML_ALIGNED(4) = "
-                               f"{c_literal(tensor.data, ctype)};")
-            self.const_bytes += tensor.nbytes
+            self.consts.append(f"static const {ctype} {sym}[{max(data.size, 1)}] TML_ALIGNED(4) = "
+                               f"{c_literal(data, ctype)};")
+            self.const_bytes += nbytes
             return f"(const {ctype} *){sym}"
         r = self.plan.root(t)
-        off = self.plan.offsets[r]
+        off += self.plan.offsets[r]
         return f"({q}{ctype} *)({self.name}_arena + {off})"
 
     def scratch(self, op: Op, offset: int = 0, nbytes: int | None = None, ctype: str | None = None) -> str:
@@ -160,13 +176,16 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
         if key not in table:
             raise UnsupportedOpError(where, op.index, op.kind.value,
                                      f"no {key[1].np_name} kernel", SUPPORTED_OPS)
-        err = table[key].check(g, op) if table[key].check else None
+        err = check_shapes(g, op) or check_quant(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:
             raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
     plan = plan_memory(g, scratch_needs(g, table))
     em = make_emitter(plan)
     for op in g.ops:
-        table[(op.kind, _dtype_of(g, op))].lower(em, op)
+        try:
+            table[(op.kind, _dtype_of(g, op))].lower(em, op)
+        except ParamRangeError as e:
+            raise UnsupportedOpError(where, op.index, op.kind.value, str(e), SUPPORTED_OPS) from None
     return plan, em
 
 

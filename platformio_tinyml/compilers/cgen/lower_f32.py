@@ -13,6 +13,7 @@ import numpy as np
 from ...ir import Activation, DType, Graph, Op, OpKind
 from .lower_s8 import (broadcast_strides, check_concat, check_mean, check_pad, lower_concat, lower_pad, mean_layout,
                        operand_ptr)
+from .lower_common import per_batch
 from .lowering import Lowering
 from .quant import f32
 
@@ -72,7 +73,7 @@ def _conv(em, op):
         filter=em.array("float", w.data.astype(np.float32), "w"),
         bias=em.array("float", _bias(g, op, n_out), "b")))
     fn = "tml_dwconv_f32" if op.kind is OpKind.DEPTHWISE_CONV_2D else "tml_conv_f32"
-    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_conv_f32.c")
+    per_batch(em, op, fn, p, "tml_conv_f32.c")
 
 
 def _fc(em, op):
@@ -106,7 +107,7 @@ def _pool(em, op):
         k_h=a.filter_h, k_w=a.filter_w, stride_h=a.stride_h, stride_w=a.stride_w,
         pad_t=a.pad_top, pad_l=a.pad_left, act_min=lo, act_max=hi))
     fn = "tml_avgpool_f32" if op.kind is OpKind.AVERAGE_POOL_2D else "tml_maxpool_f32"
-    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_pool_f32.c")
+    per_batch(em, op, fn, p, "tml_pool_f32.c")
 
 
 def _check_binary(g: Graph, op: Op):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ...ir import Activation, DType, Graph, Op, OpKind
+from .lower_common import per_batch
 from .lowering import Lowering
 from .quant import activation_range_s8, f32, input_radius, quantize_f32, quantize_multiplier, tfl_round
 
@@ -43,6 +44,8 @@ def _check_conv(g: Graph, op: Op):
         return "bias must be int32"
     if len(x.shape) != 4 and op.kind is not OpKind.FULLY_CONNECTED:
         return f"input rank {len(x.shape)} (expected 4)"
+    if op.kind is OpKind.CONV_2D and w.shape[3] != x.shape[3]:
+        return "grouped convolution"
     return None
 
 
@@ -81,8 +84,7 @@ def _conv(em, op):
     )
     p = em.params("tml_conv_s8_t", fields)
     fn = "tml_dwconv_s8" if is_dw else "tml_conv_s8"
-    em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})",
-            f"{fn}.c", "tml_dot_s8.h")
+    per_batch(em, op, fn, p, f"{fn}.c", "tml_dot_s8.h")
 
 
 def _requant_ref(acc: int, m: int, s: int) -> int | None:
@@ -193,12 +195,14 @@ def _fc(em, op):
             "tml_fc_s8.c", "tml_dot_s8.h")
 
 
-def _check_same_quant(g: Graph, op: Op):
+def _check_pool(g: Graph, op: Op):
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     if y.dtype is not S8:
         return "int8 input needs an int8 output"
     if (x.quant.s, x.quant.zp) != (y.quant.s, y.quant.zp):
         return "input and output quantization differ"
+    if len(x.shape) != 4:
+        return f"input rank {len(x.shape)} (expected 4)"
     return None
 
 
@@ -212,7 +216,7 @@ def _pool(em, op):
         k_h=a.filter_h, k_w=a.filter_w, stride_h=a.stride_h, stride_w=a.stride_w,
         pad_t=a.pad_top, pad_l=a.pad_left, act_min=lo, act_max=hi))
     fn = "tml_avgpool_s8" if op.kind is OpKind.AVERAGE_POOL_2D else "tml_maxpool_s8"
-    em.call(op, f"{fn}({p}, {em.ptr(op.inputs[0], True)}, {em.ptr(op.outputs[0])})", "tml_pool_s8.c")
+    per_batch(em, op, fn, p, "tml_pool_s8.c")
 
 
 def broadcast_strides(shape_in: tuple, shape_out: tuple) -> list[int]:
@@ -284,8 +288,8 @@ LOWERINGS = {
     (OpKind.CONV_2D, S8): Lowering(_conv, _check_conv, _conv_scratch),
     (OpKind.DEPTHWISE_CONV_2D, S8): Lowering(_conv, _check_conv),
     (OpKind.FULLY_CONNECTED, S8): Lowering(_fc, _check_conv),
-    (OpKind.AVERAGE_POOL_2D, S8): Lowering(_pool, _check_same_quant),
-    (OpKind.MAX_POOL_2D, S8): Lowering(_pool, _check_same_quant),
+    (OpKind.AVERAGE_POOL_2D, S8): Lowering(_pool, _check_pool),
+    (OpKind.MAX_POOL_2D, S8): Lowering(_pool, _check_pool),
     (OpKind.ADD, S8): Lowering(_binary, _check_binary),
     (OpKind.MUL, S8): Lowering(_binary, _check_binary),
     (OpKind.SOFTMAX, S8): Lowering(_softmax, _check_softmax),

@@ -14,8 +14,9 @@ import tflite
 from ...errors import ModelError, UnsupportedOpError
 from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED_OPS
 from ...ir import attrs as A
+from ...ir.passes import run_passes
 from ..common import read_model_bytes
-from ..validate import CORRUPT, InvalidModelError, decode_name, validate_graph
+from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
 from .checks import check_tflite, tflite_buffer_bytes
 
 _DTYPES = {
@@ -84,7 +85,7 @@ def _read(ctx: _Ctx) -> Graph:
     _check_hybrid(ctx, g)
     g.renumber()
     g.validate()
-    return g
+    return run_passes(g)
 
 
 def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
@@ -134,6 +135,15 @@ def _act(ctx, i, name, code) -> Activation:
     return _ACT[code]
 
 
+def _padding(ctx: _Ctx, i: int, name: str, value: int) -> int:
+    """The options' padding kind; anything but SAME or VALID is refused (TFLite Micro would
+    pad nothing and size the output its own way: no kernel here may guess)."""
+    if value not in (tflite.Padding.SAME, tflite.Padding.VALID):
+        raise InvalidModelError(PADDING_KIND, f"operator #{i} {name}", f"has padding kind {value} "
+                                "(SAME is 0, VALID is 1)", str(ctx.path))
+    return value
+
+
 def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
     if padding == tflite.Padding.VALID or min(stride) < 1:   # a bad stride: the validator names it
         return (0, 0), (0, 0)
@@ -147,7 +157,7 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _CODE_NAMES.get(code, f"builtin {code}")
     if code == tflite.BuiltinOperator.CUSTOM:
         name = f"CUSTOM '{decode_name(oc.CustomCode(), 'operator code', str(ctx.path))}'"
-    if name not in SUPPORTED_OPS:
+    if name not in OpKind.__members__:
         raise ctx.fail(i, name, "no kernel for this operator")
     kind = OpKind(name)
     ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
@@ -163,7 +173,8 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         x, w = tensors[ins[0]], tensors[ins[1]]
         stride = (o.StrideH(), o.StrideW())
         dil = (o.DilationHFactor(), o.DilationWFactor())
-        (pt, pb), (pl, pr) = _spatial_pads(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dil)
+        (pt, pb), (pl, pr) = _spatial_pads(_padding(ctx, i, name, o.Padding()), x.shape[1:3], w.shape[1:3],
+                                           stride, dil)
         dm = 1
         if is_dw:
             dm = w.shape[3] // x.shape[3] if x.shape[3] else 0   # a zero channel count: the validator names it
@@ -174,7 +185,7 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         x = tensors[ins[0]]
         k = (o.FilterHeight(), o.FilterWidth())
         stride = (o.StrideH(), o.StrideW())
-        (pt, pb), (pl, pr) = _spatial_pads(o.Padding(), x.shape[1:3], k, stride, (1, 1))
+        (pt, pb), (pl, pr) = _spatial_pads(_padding(ctx, i, name, o.Padding()), x.shape[1:3], k, stride, (1, 1))
         attrs = A.Pool2D(k[0], k[1], stride[0], stride[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()))
     elif kind is OpKind.FULLY_CONNECTED:
