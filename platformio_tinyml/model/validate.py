@@ -33,7 +33,7 @@ from ..ir import attrs as A
 MAX_BYTES = (1 << 31) - 1   # a tensor, and all tensors together: a 32-bit address space
 MAX_RANK = 8
 MAX_PARAM = 65535           # strides, dilations, paddings
-SCALE_RANGE = (2.0 ** -60, 2.0 ** 60)
+SCALE_RANGE = (2.0 ** -126, 2.0 ** 60)   # from float32's smallest normal: converters give dead channels ~1e-30
 NAME_LIMIT = 60             # characters of a model-controlled name shown in a message
 
 RULES: dict[str, str] = {}
@@ -67,7 +67,7 @@ ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
 TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value) are finite")
-SCALE = rule("quant-scale", "quantization scales are finite and between 2^-60 and 2^60")
+SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
                                   "quantization has one per channel along an axis of the tensor")
@@ -146,10 +146,14 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.ADD: (2, 2, A.Elementwise), OpKind.MUL: (2, 2, A.Elementwise),
     OpKind.SOFTMAX: (1, 1, A.Softmax), OpKind.PAD: (1, 1, A.Pad),
     OpKind.CONCATENATION: (1, 1 << 16, A.Concatenation), OpKind.MEAN: (1, 1, A.Mean),
+    # ops the graph passes (ir/passes.py) rewrite or remove; their extra inputs are shape constants
+    OpKind.SHAPE: (1, 1, None), OpKind.EXPAND_DIMS: (2, 2, None), OpKind.SQUEEZE: (1, 1, None),
+    OpKind.STRIDED_SLICE: (4, 4, None), OpKind.PACK: (1, 1 << 16, None),
 }
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
-_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX)
+_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE)
+_DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
 
 
@@ -289,7 +293,7 @@ class _Pass:
         if isinstance(a, A.Pad) and not math.isfinite(a.value):
             raise self.fail(FINITE, subject, f"pads with {a.value}")
         if op.kind not in _TYPE_CHANGING:
-            data = op.inputs[:1] if op.kind in _WEIGHTED else [i for i in op.inputs if i >= 0]
+            data = op.inputs[:1] if op.kind in _WEIGHTED + _DATA_FIRST else [i for i in op.inputs if i >= 0]
             types = [self.g.tensors[i].dtype.np_name for i in data + op.outputs]
             if len(set(types)) > 1:
                 raise self.fail(ELEMENT_TYPE, subject, f"reads {', '.join(types[:-1])} and writes {types[-1]}")
@@ -430,7 +434,24 @@ def _expect(out: tuple[int, ...], want: tuple[int, ...]):
     return None if tuple(out) == tuple(want) else f"has output {list(out)}; its inputs give {list(want)}"
 
 
+def _shape_of_shape(p: _Pass, op: Op):
+    (x,), out = _shapes(p, op)
+    return _expect(out, (len(x),))
+
+
+def _count_kept(p: _Pass, op: Op):
+    (x, *_), out = _shapes(p, op)
+    return None if count(x) == count(out) else f"turns {list(x)} into {list(out)}"
+
+
+def _not_checked(p: _Pass, op: Op):
+    """STRIDED_SLICE and PACK: removed by the graph passes when dead; a backend refuses a live one."""
+    return None
+
+
 _SHAPES = {
+    OpKind.SHAPE: _shape_of_shape, OpKind.EXPAND_DIMS: _count_kept, OpKind.SQUEEZE: _count_kept,
+    OpKind.STRIDED_SLICE: _not_checked, OpKind.PACK: _not_checked,
     OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape,
     OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
