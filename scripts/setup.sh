@@ -8,7 +8,8 @@ APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
   qemu-system-misc clang libclang-rt-14-dev
-  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  redis-server postgresql libcoap3-bin nodejs npm)
 # --no-install-recommends below: every package a test needs is named here, recommended
 # ones included (the cross C libraries are only 'Recommends' of the cross compilers).
 
