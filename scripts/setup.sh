@@ -9,7 +9,7 @@ APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
   qemu-system-misc clang libclang-rt-14-dev
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-  redis-server postgresql libcoap3-bin nodejs npm)
+  redis-server postgresql libcoap3-bin nodejs)
 # --no-install-recommends below: every package a test needs is named here, recommended
 # ones included (the cross C libraries are only 'Recommends' of the cross compilers).
 
@@ -17,6 +17,8 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm: its own Debian package, unless the installed nodejs already brings it (NodeSource's does)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "[setup] apt: installing ${missing[*]}"

@@ -86,7 +86,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     srv = Server(tmp_path_factory.mktemp("svc") / "data", "--max-upload-mb", "1", "--max-jobs-in-flight", "1",
-                 "--workers", "1", "--job-timeout-s", "0.3").start()
+                 "--workers", "1", "--job-timeout-s", "2").start()
     yield srv
     assert srv.stop() == 0
 
@@ -148,8 +148,9 @@ def test_manifest_and_calibration_uploads_are_checked(client):
 
 
 def test_compile_over_its_time_limit_fails_that_job_and_the_service_lives_on(client):
+    # a TVM build of VWW takes tens of seconds here: it certainly overruns the 2 s limit
     r = client.post("/v1/compilations", files={"model": (VWW.name, VWW.read_bytes())},
-                    data={"target": "nucleo_f767zi", "backend": "cgen"})
+                    data={"target": "nucleo_f767zi", "backend": "tvm"})
     assert r.status_code == 202, r.text
     # one project, one job in flight: a second, different request waits its turn
     one_line(client.post("/v1/compilations", files={"model": (KWS.name, KWS.read_bytes())},
@@ -158,7 +159,7 @@ def test_compile_over_its_time_limit_fails_that_job_and_the_service_lives_on(cli
     while (job := client.get(f"/v1/compilations/{r.json()['id']}").json())["state"] != "failed":
         assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
         time.sleep(0.05)
-    assert job["error"]["message"] == "the compile did not finish within its time limit (0.3 s)"
+    assert job["error"]["message"] == "the compile did not finish within its time limit (2 s)"
     assert "job_timeout_s" in job["error"]["hint"]
     assert client.get("/v1/health").json()["jobs"]["failed"] >= 1
 
