@@ -18,6 +18,7 @@ from ...ir.passes import run_passes
 from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
 from .checks import check_tflite, tflite_buffer_bytes
+from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
@@ -222,6 +223,11 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         ins = ins[:1]
     elif kind is OpKind.RESHAPE:
         ins = ins[:1]
+    elif kind in SHAPE_KINDS:
+        try:
+            attrs, ins = shape_attrs(op, kind, ins, outs, tensors)
+        except ParamError as e:
+            raise ctx.fail(i, name, str(e)) from None
     return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
 
 
