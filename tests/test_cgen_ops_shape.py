@@ -18,6 +18,7 @@ from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.compilers.cgen.planner import plan_memory
 from platformio_tinyml.errors import ModelError, UnsupportedOpError
 from platformio_tinyml.ir import DType, OpKind
+from platformio_tinyml.ir.shape_ops import SHAPE_OP_KINDS
 from platformio_tinyml.model.loader import load_model
 from platformio_tinyml.verify.host import build_host
 from platformio_tinyml.verify.reference import TFLMReference, reference_for
@@ -160,3 +161,7 @@ def test_tflite_ops_match_tflm(spec, dtype, converted, tmp_path):
     if spec == "split_pack":   # several outputs, one unread: RAM is still the live-tensor bound
         plan = plan_memory(g)
         assert plan.arena_bytes == plan.lower_bound
+
+
+def test_specs_cover_every_shape_op():
+    assert set().union(*KINDS.values()) == SHAPE_OP_KINDS

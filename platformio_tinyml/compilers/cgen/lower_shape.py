@@ -263,19 +263,19 @@ def _arg_layout(g: Graph, op: Op) -> tuple[int, int, int]:
 
 def check_arg(g: Graph, op: Op) -> str | None:
     y = g.tensors[op.outputs[0]]
-    if y.dtype not in (DType.INT32, DType.INT64):
-        return f"output type {y.dtype.np_name} (TFLite gives int32 or int64)"
+    if y.dtype is not DType.INT32:
+        return (f"output type {y.dtype.np_name} (TFLite Micro computes int32 indices only: convert with "
+                "tf.argmax(..., output_type=tf.int32))")
     return None
 
 
 def lower_arg(em, op: Op) -> None:
     g = em.graph
-    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    x = g.tensors[op.inputs[0]]
     outer, count, inner = _arg_layout(g, op)
-    p = em.params("tml_arg_t", dict(outer=outer, count=count, inner=inner, is_min=op.kind is K.ARG_MIN,
-                                    out64=y.dtype is DType.INT64))
+    p = em.params("tml_arg_t", dict(outer=outer, count=count, inner=inner, is_min=op.kind is K.ARG_MIN))
     fn = "tml_arg_s8" if x.dtype is S8 else "tml_arg_f32"
-    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, (void *){em.ptr(op.outputs[0])})", "tml_reduce.c")
+    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_reduce.c")
 
 
 # ---- resizing --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Every unsupported construct raises :class:`UnsupportedOpError` or
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,9 @@ def _fix_shapes(ctx: _Ctx, tensors: list[Tensor], inputs: list[int]) -> None:
     """Apply ``ctx.input_shapes`` (recomputing all shapes with TensorFlow Lite when one
     differs from the file's), or refuse open dimensions other than the batch in one line."""
     by_name = {tensors[i].name: i for i in inputs}
+    for i in inputs:   # Keras exports name inputs serving_default_NAME:0; NAME is enough
+        short = re.sub(r"^serving_default_|:\d+$", "", tensors[i].name)
+        by_name.setdefault(short, i)
     for name, shape in ctx.input_shapes.items():
         i = by_name.get(name)
         if i is None:
@@ -140,15 +144,15 @@ def _fix_shapes(ctx: _Ctx, tensors: list[Tensor], inputs: list[int]) -> None:
         if len(shape) != len(sig) or any(s >= 0 and s != d for s, d in zip(sig, shape)):
             raise ModelError(f"--input-shape {name}={','.join(map(str, shape))} does not fit the input's "
                              f"shape {sig} (-1: open)", where=str(ctx.path))
-    changed = {i: ctx.input_shapes[n] for n, i in by_name.items()
-               if n in ctx.input_shapes and tuple(ctx.input_shapes[n]) != tensors[i].shape}
+    given = {by_name[n]: tuple(shape) for n, shape in ctx.input_shapes.items()}
+    changed = {i: shape for i, shape in given.items() if shape != tensors[i].shape}
     if changed:
         for idx, shape in _resized_shapes(ctx, changed).items():
             if idx < len(tensors) and not tensors[idx].is_const:
                 tensors[idx].shape = tuple(shape)
         return
     for i in inputs:
-        if i in ctx.dynamic and tensors[i].name not in ctx.input_shapes:
+        if i in ctx.dynamic and i not in given:
             sig = ctx.dynamic[i]
             dims = ",".join("1" if k == 0 and d < 0 else "N" if d < 0 else str(d) for k, d in enumerate(sig))
             raise ModelError(f"graph input '{tensors[i].name}' has open dimensions {sig}", where=str(ctx.path),
