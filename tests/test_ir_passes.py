@@ -149,7 +149,7 @@ def test_torch_style_onnx_with_dynamic_axes(tmp_path):
     path = torch_view_flatten(tmp_path / "view.onnx")
     with pytest.raises(ModelError) as e:
         load_model(path)
-    assert "\n" not in str(e.value) and "--input-shape x=1,1,N,10" in str(e.value), str(e.value)
+    assert "\n" not in str(e.value) and "--input-shape x=1,1,TIME,10" in str(e.value), str(e.value)
     with pytest.raises(ModelError, match="not a graph input. Graph inputs: x"):
         load_model(path, input_shapes={"y": (1, 1, 8, 10)})
     with pytest.raises(ModelError, match="does not fit"):

@@ -274,8 +274,9 @@ class _Converter:
                 raise ModelError(f"graph input '{vi.name}' has open dimensions "
                                  f"{[d.dim_param or d.dim_value for d in tt.shape.dim]}", where=str(self.path),
                                  hint=f"Set them: --input-shape {vi.name}="
-                                      + ",".join(str(d) if d > 0 else "N" for d in dims)
-                                      + " (or custom_tinyml_input_shape in platformio.ini), N being the size "
+                                      + ",".join(str(d) if d > 0 else (p.dim_param or "N").upper()
+                                                 for d, p in zip(dims, tt.shape.dim))
+                                      + " (or custom_tinyml_input_shape in platformio.ini) with the sizes "
                                         "the application feeds")
             dims = tuple(dims)
             self.shapes[vi.name] = dims
