@@ -165,3 +165,92 @@ def test_tflite_ops_match_tflm(spec, dtype, converted, tmp_path):
 
 def test_specs_cover_every_shape_op():
     assert set().union(*KINDS.values()) == SHAPE_OP_KINDS
+
+
+# ---- ONNX (NCHW models as PyTorch exports them), float32 against onnxruntime ----------------------
+
+def _onnx_model(path, nodes, in_shape, out_names, inits=(), opset: int = 13):
+    import onnx
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    graph = h.make_graph(nodes, "ops", [h.make_tensor_value_info("x", TP.FLOAT, list(in_shape))],
+                         [h.make_tensor_value_info(n, TP.UNDEFINED, None) for n in out_names],
+                         initializer=[nh.from_array(np.asarray(v), k) for k, v in inits])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
+    model.ir_version = 8
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _i64(*v):
+    return np.array(v, np.int64)
+
+
+def onnx_cases():
+    from onnx import helper as h
+    n = h.make_node
+    return {
+        "moves": ([n("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]), n("Relu", ["t"], ["a"]),
+                   n("Slice", ["x", "st", "en", "ax", "sp"], ["b"]),
+                   n("Split", ["x", "sizes"], ["s0", "s1"], axis=1),
+                   n("Tile", ["x", "reps"], ["c"]),
+                   n("Gather", ["x", "gi"], ["d"], axis=3),
+                   n("Gather", ["x", "g0"], ["e"], axis=1),
+                   n("Expand", ["s0", "eshape"], ["f"])],
+                  (1, 4, 6, 8), ["a", "b", "s1", "c", "d", "e", "f"],
+                  [("st", _i64(1, 5, 0)), ("en", _i64(3, -100, 8)), ("ax", _i64(1, 2, 3)), ("sp", _i64(1, -2, 3)),
+                   ("sizes", _i64(1, 3)), ("reps", _i64(1, 2, 1, 2)), ("gi", _i64(7, 0, -1)),
+                   ("g0", np.array(2, np.int64)), ("eshape", _i64(1, 3, 6, 8))]),
+        "reduce": ([n("ReduceMax", ["x"], ["a"], axes=[2, 3], keepdims=1),
+                    n("ReduceMin", ["x"], ["b"], axes=[1], keepdims=1),
+                    n("ReduceSum", ["x", "axes"], ["c"], keepdims=0),
+                    n("ArgMax", ["x"], ["d"], axis=1, keepdims=1),
+                    n("ArgMin", ["x"], ["e"], axis=3, keepdims=1)],
+                   (1, 4, 5, 6), ["a", "b", "c", "d", "e"], [("axes", _i64(2, 3))]),
+        "blocks": ([n("DepthToSpace", ["x"], ["a"], blocksize=2, mode="DCR"),
+                    n("SpaceToDepth", ["x"], ["b"], blocksize=2),
+                    n("Resize", ["x", "", "sc"], ["c"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                      nearest_mode="floor"),
+                    n("Resize", ["x", "", "", "sz"], ["d"], mode="linear",
+                      coordinate_transformation_mode="half_pixel"),
+                    n("Resize", ["x", "", "", "sz2"], ["e"], mode="linear",
+                      coordinate_transformation_mode="align_corners")],
+                   (1, 8, 4, 6), ["a", "b", "c", "d", "e"],
+                   [("sc", np.array([1, 1, 2, 2], np.float32)), ("sz", _i64(1, 8, 7, 9)), ("sz2", _i64(1, 8, 5, 11))]),
+    }
+
+
+@pytest.mark.parametrize("case", ["moves", "reduce", "blocks"])
+def test_onnx_ops_match_onnxruntime(case, tmp_path):
+    nodes, shape, outs, inits = onnx_cases()[case]
+    path = _onnx_model(tmp_path / f"{case}.onnx", nodes, shape, outs, inits)
+    g = load_model(path)
+    assert_parity(g, reference_for(path, g), tmp_path)
+
+
+@pytest.mark.parametrize("node, detail", [
+    (("DepthToSpace", dict(blocksize=2, mode="CRD")), "mode 'CRD'"),
+    (("Resize", dict(mode="cubic")), "mode 'cubic'"),
+    (("ArgMax", dict(axis=1, select_last_index=1)), "select_last_index=1"),
+])
+def test_onnx_refusals_are_one_line(node, detail, tmp_path):
+    from onnx import helper as h
+    op, attrs = node
+    ins = ["x", "", "sc"] if op == "Resize" else ["x"]
+    inits = [("sc", np.array([1, 1, 2, 2], np.float32))] if op == "Resize" else []
+    path = _onnx_model(tmp_path / "bad.onnx", [h.make_node(op, ins, ["y"], **attrs)], (1, 8, 4, 6), ["y"], inits)
+    with pytest.raises(UnsupportedOpError) as e:
+        load_model(path)
+    assert "\n" not in str(e.value) and detail in str(e.value) and f"{op}" in str(e.value), str(e.value)
+
+
+def test_tflite_refusals_are_one_line(tmp_path):
+    """ARG_MAX with an int64 output (tf.argmax's default): TFLite Micro computes int32 only."""
+    tf = _tf()
+    fn = tf.function(lambda x: tf.argmax(x, axis=-1))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(tf.TensorSpec((1, 4, 5)))])
+    path = tmp_path / "argmax64.tflite"
+    path.write_bytes(conv.convert())
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_model(path), "m")
+    assert "\n" not in str(e.value) and "output_type=tf.int32" in str(e.value) and "ARG_MAX" in str(e.value)

@@ -166,7 +166,7 @@ def _same_quant(g: Graph, op: Op) -> str | None:
         if t.dtype is not x.dtype:
             return f"tensor '{t.name}' is {t.dtype.np_name}, the input {x.dtype.np_name}"
         if (t.quant is None) != (x.quant is None) or (t.quant is not None and (
-                t.quant.per_channel or (t.quant.s, t.quant.zp) != (x.quant.s, x.quant.zp))):
+                t.quant.per_channel or (f32(t.quant.s), t.quant.zp) != (f32(x.quant.s), x.quant.zp))):
             return (f"tensor '{t.name}' is quantized differently from the input; TFLite Micro needs equal "
                     "input and output quantization for this op (no requantization)")
     return None
@@ -263,6 +263,8 @@ def _arg_layout(g: Graph, op: Op) -> tuple[int, int, int]:
 
 def check_arg(g: Graph, op: Op) -> str | None:
     y = g.tensors[op.outputs[0]]
+    if y.dtype is DType.INT64 and g.source_format == "onnx":   # ONNX's ArgMax gives int64
+        return None
     if y.dtype is not DType.INT32:
         return (f"output type {y.dtype.np_name} (TFLite Micro computes int32 indices only: convert with "
                 "tf.argmax(..., output_type=tf.int32))")
@@ -271,9 +273,10 @@ def check_arg(g: Graph, op: Op) -> str | None:
 
 def lower_arg(em, op: Op) -> None:
     g = em.graph
-    x = g.tensors[op.inputs[0]]
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     outer, count, inner = _arg_layout(g, op)
-    p = em.params("tml_arg_t", dict(outer=outer, count=count, inner=inner, is_min=op.kind is K.ARG_MIN))
+    p = em.params("tml_arg_t", dict(outer=outer, count=count, inner=inner, is_min=op.kind is K.ARG_MIN,
+                                    out64=y.dtype is DType.INT64))
     fn = "tml_arg_s8" if x.dtype is S8 else "tml_arg_f32"
     em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_reduce.c")
 

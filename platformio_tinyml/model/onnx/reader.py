@@ -30,6 +30,7 @@ from .checks import check_onnx
 from .fold import fold_shape_chains
 from . import layout as L
 from . import qdq
+from . import shape_ops
 from .layout import Layout
 from .qdq import QConst
 
@@ -39,7 +40,7 @@ SUPPORTED_ONNX_OPS: tuple[str, ...] = (
     "Pad", "QGemm", "QLinearAdd", "QLinearConv", "QLinearGlobalAveragePool", "QLinearMatMul",
     "QLinearMul", "QLinearSigmoid", "QLinearSoftmax", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax",
     "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-)
+) + tuple(sorted(shape_ops.HANDLERS))
 
 _FUSABLE = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL)
 
@@ -862,7 +863,7 @@ class _Converter:
             s = base.shape
             new = Val(base.idx, Layout.NHWC, (s[0], s[3], s[1], s[2]))
         else:
-            raise _Fail(f"Transpose perm={list(perm)} that does not cancel the NCHW->NHWC layout change")
+            return shape_ops.adapt(shape_ops.transpose, _Fail)(self, node)
         self.vals[node.output[0]] = DQ(new) if isinstance(v, DQ) else new
 
     def _concat(self, node) -> None:
@@ -1240,3 +1241,4 @@ _HANDLERS = {
     "QLinearSoftmax": _Converter._qlinear_unary,
     "QLinearSigmoid": _Converter._qlinear_unary,
 }
+_HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})

@@ -272,14 +272,14 @@ void tml_reduce_s8(const tml_reduce_t *p, const int8_t *in, int8_t *out);
 void tml_reduce_f32(const tml_reduce_t *p, const float *in, float *out);
 
 /* ARG_MAX / ARG_MIN over the middle of [outer][count][inner]: the first index
- * of the extreme value, as int32. */
+ * of the extreme value, as int32 or (out64: ONNX) int64. */
 typedef struct {
     uint32_t outer, count, inner;
-    uint8_t is_min;
+    uint8_t is_min, out64;
 } tml_arg_t;
 
-void tml_arg_s8(const tml_arg_t *p, const int8_t *in, int32_t *out);
-void tml_arg_f32(const tml_arg_t *p, const float *in, int32_t *out);
+void tml_arg_s8(const tml_arg_t *p, const int8_t *in, void *out);
+void tml_arg_f32(const tml_arg_t *p, const float *in, void *out);
 
 /* RESIZE_NEAREST_NEIGHBOR: output pixel (y, x) copies input pixel (ys[y], xs[x])
  * (depth bytes); the index tables hold TFLite's float arithmetic, done at compile time. */

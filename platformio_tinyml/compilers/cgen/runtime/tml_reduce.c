@@ -1,7 +1,7 @@
 /* tml_reduce.c - REDUCE_MAX / REDUCE_MIN (int8: TFLite Micro needs equal input
  * and output quantization, so raw values compare), float SUM, and ARG_MAX /
  * ARG_MIN (first index of the extreme value, as TFLite's strict comparison
- * gives; int32 indices, the only output type TFLite Micro computes) over the middle axis of [outer][count][inner]. */
+ * gives; int32 indices, or int64 for ONNX's ArgMax) over the middle axis of [outer][count][inner]. */
 #include <float.h>
 #include "tml_kernels.h"
 
@@ -40,7 +40,13 @@ void tml_reduce_f32(const tml_reduce_t *src, const float *in, float *out)
     }
 }
 
-void tml_arg_s8(const tml_arg_t *src, const int8_t *in, int32_t *out)
+static void put_index(void *out, uint32_t at, uint32_t k, uint8_t out64)
+{
+    if (out64) ((int64_t *)out)[at] = (int64_t)k;
+    else ((int32_t *)out)[at] = (int32_t)k;
+}
+
+void tml_arg_s8(const tml_arg_t *src, const int8_t *in, void *out)
 {
     TML_LOAD_PARAMS(tml_arg_t, src);
     const uint32_t count = P->count, inner = P->inner;
@@ -53,12 +59,12 @@ void tml_arg_s8(const tml_arg_t *src, const int8_t *in, int32_t *out)
                 const int8_t a = x[k * inner + i];
                 if (P->is_min ? a < best : a > best) { best = a; at = k; }
             }
-            out[o * inner + i] = (int32_t)at;
+            put_index(out, o * inner + i, at, P->out64);
         }
     }
 }
 
-void tml_arg_f32(const tml_arg_t *src, const float *in, int32_t *out)
+void tml_arg_f32(const tml_arg_t *src, const float *in, void *out)
 {
     TML_LOAD_PARAMS(tml_arg_t, src);
     const uint32_t count = P->count, inner = P->inner;
@@ -71,7 +77,7 @@ void tml_arg_f32(const tml_arg_t *src, const float *in, int32_t *out)
                 const float a = x[k * inner + i];
                 if (P->is_min ? a < best : a > best) { best = a; at = k; }
             }
-            out[o * inner + i] = (int32_t)at;
+            put_index(out, o * inner + i, at, P->out64);
         }
     }
 }
