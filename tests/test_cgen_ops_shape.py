@@ -45,7 +45,7 @@ def split_pack(tf, x):
 
 
 def blocks(tf, x):
-    s2b = tf.space_to_batch_nd(x, [2, 2], [[1, 1], [0, 2]])
+    s2b = tf.space_to_batch_nd(x, [2, 2], [[0, 0], [0, 0]])   # int8 with padding is refused (TFLM)
     return [tf.nn.depth_to_space(x, 2), tf.nn.space_to_depth(x, 2), s2b,
             tf.batch_to_space(s2b, [2, 2], [[1, 1], [0, 2]])]
 
