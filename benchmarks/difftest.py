@@ -56,7 +56,7 @@ FORMATS = ("tflite-int8", "tflite-f32", "onnx-f32")
 # from counting as a mismatch, while a wrong kernel is off by far more.
 FLOAT_ABS = 1e-5
 # Ops no backend implements yet: the generator adds them now and then to check the refusal.
-TFLITE_UNSUPPORTED = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS", "TRANSPOSE")
+TFLITE_UNSUPPORTED = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS")
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -379,6 +379,100 @@ class TfliteGen:
         self.desc.append(f"reshape{list(shape)}")
         return y
 
+    def move(self, x: Act) -> Act:
+        """Data movement (int8: the input's quantization, as TFLite Micro requires)."""
+        r, shape, rank = self.rng, x.shape, len(x.shape)
+        kind = self.pick(("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "GATHER", "REDUCE_MAX", "REDUCE_MIN",
+                          "SUM") + (("DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR",
+                                     "RESIZE_BILINEAR", "SPACE_TO_BATCH_ND") if rank == 4 else ()))
+        if kind == "TRANSPOSE":
+            perm = [int(p) for p in r.permutation(rank)]
+            y = self.act_tensor([shape[p] for p in perm], x.q)
+            self.b.op(kind, [x.idx, self.const(np.array(perm, np.int32))], [y.idx])
+            self.desc.append(f"transpose{perm}")
+            return y
+        if kind in ("STRIDED_SLICE", "SLICE"):
+            begin = [int(r.integers(d)) for d in shape]
+            if kind == "SLICE":
+                size = [int(r.integers(1, d - b + 1)) for d, b in zip(shape, begin)]
+                y = self.act_tensor(size, x.q)
+                self.b.op(kind, [x.idx, self.const(np.array(begin, np.int32)), self.const(np.array(size, np.int32))],
+                          [y.idx])
+                self.desc.append(f"slice{begin}/{size}")
+                return y
+            strides = [int(self.pick((1, 1, 2, -1, -2))) for _ in shape]
+            end = [int(r.integers(-d - 1, d + 2)) for d in shape]
+            bm, em = int(r.integers(1 << rank)), int(r.integers(1 << rank))
+            from platformio_tinyml.ir.shape_ops import strided_slice
+            _, out = strided_slice(shape, begin, end, strides, bm, em, 0)
+            if 0 in out:
+                return x
+            y = self.act_tensor(out, x.q)
+            o = self.b.options("StridedSliceOptions", beginMask=bm, endMask=em)
+            self.b.op(kind, [x.idx] + [self.const(np.array(v, np.int32)) for v in (begin, end, strides)], [y.idx], o)
+            self.desc.append(f"strided_slice{begin}:{end}:{strides}/m{bm},{em}")
+            return y
+        if kind == "SPLIT":
+            axis = int(r.integers(rank))
+            n = self.pick([k for k in (1, 2, 3) if shape[axis] % k == 0])
+            part = list(shape)
+            part[axis] //= n
+            ys = [self.act_tensor(part, x.q) for _ in range(n)]
+            self.b.op(kind, [self.const(np.array(axis, np.int32)), x.idx], [y.idx for y in ys],
+                      self.b.options("SplitOptions", numSplits=n))
+            k = int(r.integers(n))
+            self.desc.append(f"split{n}/axis{axis}/take{k}")
+            return ys[k]
+        if kind == "GATHER":
+            axis = int(r.integers(rank))
+            idx = r.integers(0, shape[axis], int(r.integers(1, 5))).astype(np.int32)
+            out = list(shape)
+            out[axis] = len(idx)
+            y = self.act_tensor(out, x.q)
+            self.b.op(kind, [x.idx, self.const(idx)], [y.idx], self.b.options("GatherOptions", axis=axis))
+            self.desc.append(f"gather/axis{axis}{idx.tolist()}")
+            return y
+        if kind in ("REDUCE_MAX", "REDUCE_MIN", "SUM"):
+            choices = [(1, 2), (1,), (3,), (1, 2, 3)] if rank == 4 else [(1,)]
+            axes = self.pick(choices)
+            shape_out = tuple(1 if k in axes else d for k, d in enumerate(shape))
+            q = x.q if kind != "SUM" or not self.int8 else self.qact()
+            y = self.act_tensor(shape_out, q)
+            self.b.op(kind, [x.idx, self.const(np.array(axes, np.int32))], [y.idx],
+                      self.b.options("ReducerOptions", keepDims=True))
+            self.desc.append(f"{kind.lower()}{list(axes)}")
+            return y
+        n, h, w, c = shape
+        if kind in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+            b = 2
+            if kind == "SPACE_TO_DEPTH" and (h % 2 or w % 2) or kind == "DEPTH_TO_SPACE" and c % 4:
+                return x
+            out = (n, h * 2, w * 2, c // 4) if kind == "DEPTH_TO_SPACE" else (n, h // 2, w // 2, c * 4)
+            y = self.act_tensor(out, x.q)
+            cls = "DepthToSpaceOptions" if kind == "DEPTH_TO_SPACE" else "SpaceToDepthOptions"
+            self.b.op(kind, [x.idx], [y.idx], self.b.options(cls, blockSize=b))
+            self.desc.append(kind.lower())
+            return y
+        if kind == "SPACE_TO_BATCH_ND":
+            pads = r.integers(0, 2, 4)
+            pads[1] += (h + pads[0] + pads[1]) % 2
+            pads[3] += (w + pads[2] + pads[3]) % 2
+            out = (n * 4, (h + pads[0] + pads[1]) // 2, (w + pads[2] + pads[3]) // 2, c)
+            y = self.act_tensor(out, x.q)
+            self.b.op(kind, [x.idx, self.const(np.array([2, 2], np.int32)),
+                             self.const(pads.reshape(2, 2).astype(np.int32))], [y.idx])
+            self.desc.append(f"space_to_batch{pads.tolist()}")
+            return y
+        size = [int(r.integers(1, 12)), int(r.integers(1, 12))]
+        align = bool(r.random() < 0.3)
+        half = not align and bool(r.random() < 0.5)
+        y = self.act_tensor((n, size[0], size[1], c), x.q)
+        cls = "ResizeBilinearOptions" if kind == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+        self.b.op(kind, [x.idx, self.const(np.array(size, np.int32))], [y.idx],
+                  self.b.options(cls, alignCorners=align, halfPixelCenters=half))
+        self.desc.append(f"{kind.lower()}{size}/a{int(align)}h{int(half)}")
+        return y
+
     def requantize(self, x: Act) -> Act:
         y = self.act_tensor(x.shape, self.qact())
         self.b.op("QUANTIZE", [x.idx], [y.idx])
@@ -392,7 +486,7 @@ class TfliteGen:
             return self.binary(x, kind) if kind == "SUB" else self.unary(x, kind)
         rank4 = len(x.shape) == 4
         choices = ["fc", "add", "mul", "softmax", "logistic", "tanh", "relu", "relu6", "concat", "mean",
-                   "reshape", "pad"]
+                   "reshape", "pad", "move", "move", "move"]
         if rank4:
             choices += ["conv", "conv", "conv", "dw", "dw", "avg", "max"]
         if self.int8:
@@ -407,7 +501,7 @@ class TfliteGen:
         if kind in ("softmax", "logistic", "tanh", "relu", "relu6"):
             return self.unary(x, kind.upper())
         return {"fc": self.fc, "concat": self.concat, "mean": self.mean, "reshape": self.reshape,
-                "pad": self.pad, "requant": self.requantize}[kind](x)
+                "pad": self.pad, "requant": self.requantize, "move": self.move}[kind](x)
 
     def build(self) -> bytes:
         r = self.rng
@@ -580,8 +674,11 @@ class OnnxGen:
         return y, tuple((1 if k in axes else d) for k, d in enumerate(shape) if keep or k not in axes)
 
     def shape_op(self, x, shape):
-        op = self.pick(("Flatten", "Reshape", "Transpose", "Concat", "Pad"))
+        op = self.pick(("Flatten", "Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather", "Tile",
+                        "ReduceMax", "ReduceSum") + (("DepthToSpace", "Resize") if len(shape) == 4 else ()))
         self.desc.append(op)
+        if op in ("Slice", "Split", "Gather", "Tile", "ReduceMax", "ReduceSum", "DepthToSpace", "Resize"):
+            return self.move(op, x, shape)
         if op == "Flatten":
             return self.node("Flatten", [x], axis=1), (shape[0], int(np.prod(shape[1:])))
         if op == "Reshape":
@@ -603,6 +700,55 @@ class OnnxGen:
         pads[0] = pads[len(shape)] = 0
         out = tuple(d + pads[k] + pads[k + len(shape)] for k, d in enumerate(shape))
         return self.node("Pad", [x, self.init(np.array(pads, np.int64))]), out
+
+    def move(self, op, x, shape):
+        r, rank = self.rng, len(shape)
+        axis = int(r.integers(1, rank))
+        if op == "Slice":
+            starts = [int(r.integers(-d, d)) for d in shape]
+            steps = [int(self.pick((1, 1, 2, -1))) for _ in shape]
+            ends = [int(r.integers(-d - 2, d + 2)) for d in shape]
+            out = tuple(len(range(*slice(b, e, s).indices(d))) for b, e, s, d in zip(starts, ends, steps, shape))
+            if 0 in out:
+                return x, shape
+            ins = [x] + [self.init(np.array(v, np.int64)) for v in (starts, ends, list(range(rank)), steps)]
+            self.desc[-1] = f"Slice{starts}:{ends}:{steps}"
+            return self.node("Slice", ins), out
+        if op == "Split":
+            n = self.pick([k for k in (1, 2) if shape[axis] % k == 0])
+            from onnx import helper
+            outs = [self.name() for _ in range(n)]
+            sizes = self.init(np.array([shape[axis] // n] * n, np.int64))
+            self.nodes.append(helper.make_node("Split", [x, sizes], outs, axis=axis))
+            out = list(shape)
+            out[axis] //= n
+            return outs[int(r.integers(n))], tuple(out)
+        if op == "Gather":
+            idx = r.integers(-shape[axis], shape[axis], int(r.integers(1, 4))).astype(np.int64)
+            out = list(shape)
+            out[axis] = len(idx)
+            return self.node("Gather", [x, self.init(idx)], axis=axis), tuple(out)
+        if op == "Tile":
+            reps = [1] + [int(r.integers(1, 3)) for _ in shape[1:]]
+            return self.node("Tile", [x, self.init(np.array(reps, np.int64))]), tuple(d * k for d, k in zip(shape, reps))
+        if op in ("ReduceMax", "ReduceSum"):
+            axes = [axis] if r.random() < 0.5 or rank < 4 else [2, 3]
+            out = tuple(1 if k in axes else d for k, d in enumerate(shape))
+            if op == "ReduceMax":
+                return self.node(op, [x], axes=axes, keepdims=1), out
+            return self.node(op, [x, self.init(np.array(axes, np.int64))], keepdims=1), out
+        n, c, h, w = shape
+        if op == "DepthToSpace":
+            if c % 4:
+                return x, shape
+            return self.node("DepthToSpace", [x], blocksize=2, mode="DCR"), (n, c // 4, h * 2, w * 2)
+        size = [n, c, int(r.integers(1, 12)), int(r.integers(1, 12))]
+        mode = self.pick(("linear", "nearest"))
+        ctm = "asymmetric" if mode == "nearest" else self.pick(("asymmetric", "align_corners", "half_pixel"))
+        extra = dict(nearest_mode="floor") if mode == "nearest" else {}
+        self.desc[-1] = f"Resize/{mode}/{ctm}{size[2:]}"
+        return self.node("Resize", [x, "", "", self.init(np.array(size, np.int64))], mode=mode,
+                         coordinate_transformation_mode=ctm, **extra), tuple(size)
 
     def build(self) -> bytes:
         import onnx

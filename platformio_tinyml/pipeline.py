@@ -25,8 +25,11 @@ from .ir import Graph
 from .naming import default_name  # noqa: E402  (re-exported)
 
 
-def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph | None, str]:
+def load_any(model_path: Path, calibration: Path | None = None,
+             input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[Graph | None, str]:
     """Load a model file into the IR; returns (graph or None, format name).
+
+    ``input_shapes`` (``--input-shape``) sets open dimensions of named inputs.
 
     scikit-learn files (.pkl, .joblib, .skops) have no IR: (None, "sklearn");
     the backends that take them load the estimator themselves.
@@ -36,7 +39,7 @@ def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph |
         return None, SKLEARN
     from .model.loader import load_model, model_format
     fmt = model_format(model_path)
-    return load_model(model_path, calibration=calibration), fmt
+    return load_model(model_path, calibration=calibration, input_shapes=input_shapes), fmt
 
 
 @dataclass
@@ -50,7 +53,8 @@ class CompileOutcome:
 
 def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
                   backend: str = "auto", calibration: Path | None = None,
-                  backend_options: dict[str, str] | None = None) -> CompileOutcome:
+                  backend_options: dict[str, str] | None = None,
+                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileOutcome:
     model_path = Path(model_path)
     if not model_path.exists():
         raise ModelError("model file not found", where=str(model_path),
@@ -62,7 +66,7 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
         # process: start that now, so it loads while the model does.
         from .verify.reference import warm_up
         warm_up(model_path)
-    graph, fmt = load_any(model_path, calibration)
+    graph, fmt = load_any(model_path, calibration, input_shapes)
     if graph is not None:
         graph.validate()
     options = CompileOptions(name=name or default_name(model_path),
@@ -92,11 +96,12 @@ from .compilers.selection import Selection, select_backend  # noqa: E402
 
 
 def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Path | None = None,
-                     backend_options: dict[str, str] | None = None) -> dict:
+                     backend_options: dict[str, str] | None = None,
+                     input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """Every backend's answer for ``model_path`` on ``device`` (``tinyml compare --json``
     and ``POST /v1/compare``): model, format, board, chosen, because and one row per backend."""
     model_path = Path(model_path)
-    graph, fmt = load_any(model_path, calibration)
+    graph, fmt = load_any(model_path, calibration, input_shapes)
     req = CompileRequest(model_path, fmt, graph, device,
                          CompileOptions(default_name(model_path), dict(backend_options or {}), calibration))
     chosen, support, because = select_backend(req, exhaustive=True)

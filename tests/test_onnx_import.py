@@ -257,8 +257,11 @@ def test_dynamic_input_shape(tmp_path):
     n = _Net(4)
     n.node("Relu", ["x"], ["y"])
     path = n.save(tmp_path / "dyn.onnx", None, [1, 3, "h", "w"], in_dims=[1, 3, "h", "w"])
-    with pytest.raises(ModelError, match=r"dyn.onnx: graph input 'x' has a dynamic shape \[1, 3, 'h', 'w'\]"):
+    with pytest.raises(ModelError, match=r"dyn.onnx: graph input 'x' has open dimensions \[1, 3, 'h', 'w'\]\. "
+                                         r"Set them: --input-shape x=1,3,H,W "):
         load_onnx(path)
+    g = load_onnx(path, {"x": (1, 3, 5, 7)})
+    assert g.tensors[g.inputs[0]].shape == (1, 5, 7, 3) == g.tensors[g.outputs[0]].shape
 
 
 def test_unsupported_clip_range_names_the_node(tmp_path):

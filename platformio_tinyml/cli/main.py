@@ -25,12 +25,23 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                    help="extra folder of board manifests (repeatable; also $TINYML_BOARDS_DIRS)")
 
 
+def _add_input_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="shape of a graph input with open dimensions (repeatable; an open batch is 1)")
+
+
+def _input_shapes(args) -> dict:
+    from ..model.loader import parse_input_shapes
+    return parse_input_shapes(args.input_shape)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tinyml", description="Compile trained models into verified C for microcontrollers.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("inspect", help="ops, tensors, weight bytes and activation memory lower bound")
     p.add_argument("model", type=Path)
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
+    _add_input_shape(p)
     p = sub.add_parser("compile", help="generate C sources, header and report.json for a board")
     p.add_argument("model", type=Path)
     _add_target(p)
@@ -40,18 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="C symbol prefix (default: from the model file name)")
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for quantizing float/Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
+    _add_input_shape(p)
     p = sub.add_parser("verify", help="compile for the host and compare with the reference interpreter")
     p.add_argument("model", type=Path)
     _add_target(p)
     p.add_argument("--samples", "-n", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration", type=Path)
+    _add_input_shape(p)
     p = sub.add_parser("compare", help="every backend side by side for a model and board")
     p.add_argument("model", type=Path)
     _add_target(p)
     p.add_argument("--calibration", type=Path, help="representative data (.npy) for Keras models")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_input_shape(p)
     from . import service   # serve, service, remote
     service.add_parsers(sub, _add_target)
     _module_parsers(sub)
@@ -110,7 +124,7 @@ def _profile(args):
 def cmd_inspect(args) -> int:
     from ..compilers.cgen.planner import plan_memory
     from ..pipeline import load_any
-    g, fmt = load_any(args.model, args.calibration)
+    g, fmt = load_any(args.model, args.calibration, _input_shapes(args))
     if g is None:
         return _inspect_estimator(args.model, fmt)
     print(f"model: {args.model} ({fmt}), graph '{g.name}': {len(g.ops)} ops, {len(g.tensors)} tensors")
@@ -204,7 +218,7 @@ def cmd_compile(args) -> int:
     dev = _profile(args)
     out = fill_output_folder(args.output, lambda folder: compile_model(
         args.model, dev, folder, name=args.name, backend=args.backend, calibration=args.calibration,
-        backend_options=_options(args.option)))
+        backend_options=_options(args.option), input_shapes=_input_shapes(args)))
     r = out.result
     print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
           f"{dev.flash_bytes:,} B flash)")
@@ -221,7 +235,7 @@ def cmd_verify(args) -> int:
     from ..pipeline import load_any
     from ..verify.parity import check_parity
     dev = _profile(args)
-    g, fmt = load_any(args.model, args.calibration)
+    g, fmt = load_any(args.model, args.calibration, _input_shapes(args))
     if g is None:   # no IR (scikit-learn): the chosen backend's code against the library itself
         from ..verify.sklearn_parity import check_sklearn_parity
         rep = check_sklearn_parity(args.model, dev, samples=args.samples, seed=args.seed)
@@ -241,7 +255,8 @@ def cmd_compare(args) -> int:
     import json
     from ..pipeline import compare_backends
     dev = _profile(args)
-    table = compare_backends(args.model, dev, calibration=args.calibration, backend_options=_options(args.option))
+    table = compare_backends(args.model, dev, calibration=args.calibration, backend_options=_options(args.option),
+                             input_shapes=_input_shapes(args))
     if args.json:
         print(json.dumps(table, indent=2))
     else:

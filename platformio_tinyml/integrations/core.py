@@ -93,14 +93,17 @@ class ModelSpec:
     backend: str = "auto"
     calibration: Path | None = None
     options: tuple[tuple[str, str], ...] = ()
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()   # custom_tinyml_input_shape
 
     @classmethod
     def make(cls, path: str | Path, name: str | None = None, backend: str = "auto",
-             calibration: str | Path | None = None, options: dict[str, str] | None = None) -> "ModelSpec":
+             calibration: str | Path | None = None, options: dict[str, str] | None = None,
+             input_shapes: dict[str, tuple[int, ...]] | None = None) -> "ModelSpec":
         from ..naming import default_name
         p = Path(path)
         return cls(p, name or default_name(p), backend or "auto",
-                   Path(calibration) if calibration else None, tuple(sorted((options or {}).items())))
+                   Path(calibration) if calibration else None, tuple(sorted((options or {}).items())),
+                   tuple(sorted((input_shapes or {}).items())))
 
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp")    # what a build compiles of a backend's files (tflm's glue is C++)
@@ -186,6 +189,7 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
     h = hashlib.sha256()
     for part in (__version__, sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
+                 repr(spec.input_shapes) if spec.input_shapes else "",
                  sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
                  device.cache_key(),
                  json.dumps(_backend_versions(memo_dir / ".backends.json" if memo_dir else None)),
@@ -227,7 +231,8 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
         fresh = fresh_dir_beside(outdir)
         try:
             outcome = compile_model(spec.path, device, fresh, name=spec.name, backend=spec.backend,
-                                    calibration=spec.calibration, backend_options=dict(spec.options))
+                                    calibration=spec.calibration, backend_options=dict(spec.options),
+                                    input_shapes=dict(spec.input_shapes))
             publish_entry(fresh, outdir, key, [f.path.name for f in outcome.result.files])
         finally:
             shutil.rmtree(fresh, ignore_errors=True)

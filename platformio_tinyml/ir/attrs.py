@@ -80,3 +80,67 @@ def same_padding(in_size: int, filter_size: int, stride: int, dilation: int = 1)
     out = (in_size + stride - 1) // stride
     total = max(0, (out - 1) * stride + eff - in_size)
     return total // 2, total - total // 2
+
+
+# ---- data movement, reductions, resizing (semantics: ir/shape_ops.py) --------------------------
+
+@dataclass(frozen=True)
+class Transpose:
+    perm: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """SLICE and STRIDED_SLICE, resolved per input dimension: element
+    ``begin + k * stride`` for ``k < size`` (the output's shape may drop the
+    shrunk dimensions: same elements, same order)."""
+    begin: tuple[int, ...]
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    """SPLIT, SPLIT_V and UNPACK: consecutive pieces of ``sizes`` along ``axis``."""
+    axis: int
+    sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """TILE and BROADCAST_TO: the input (left-padded with 1s to the output's
+    rank) repeated ``multiples`` times per dimension."""
+    multiples: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Gather:
+    axis: int
+    indices: tuple[int, ...]          # flattened, non-negative, in range
+    indices_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Pack:
+    axis: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """SPACE_TO_DEPTH / DEPTH_TO_SPACE (``size``), SPACE_TO_BATCH_ND /
+    BATCH_TO_SPACE_ND (``block`` per spatial dim, ``pads`` = paddings or crops)."""
+    size: int = 0
+    block: tuple[int, ...] = ()
+    pads: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ArgMinMax:
+    axis: int
+
+
+@dataclass(frozen=True)
+class Resize:
+    size: tuple[int, int]             # output height, width
+    align_corners: bool = False
+    half_pixel_centers: bool = False

@@ -92,10 +92,31 @@ class OpKind(enum.Enum):
     PACK = "PACK"
     EXPAND_DIMS = "EXPAND_DIMS"
     SQUEEZE = "SQUEEZE"
+    # Data movement, reductions and resizing (kernels: cgen/lower_shape.py); their
+    # constant parameter operands are folded into attrs (ir/shape_ops.py).
+    TRANSPOSE = "TRANSPOSE"
+    SPLIT = "SPLIT"
+    SPLIT_V = "SPLIT_V"
+    SLICE = "SLICE"
+    TILE = "TILE"
+    BROADCAST_TO = "BROADCAST_TO"
+    GATHER = "GATHER"
+    UNPACK = "UNPACK"
+    SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
+    DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
+    SPACE_TO_BATCH_ND = "SPACE_TO_BATCH_ND"
+    BATCH_TO_SPACE_ND = "BATCH_TO_SPACE_ND"
+    REDUCE_MAX = "REDUCE_MAX"
+    REDUCE_MIN = "REDUCE_MIN"
+    SUM = "SUM"
+    ARG_MAX = "ARG_MAX"
+    ARG_MIN = "ARG_MIN"
+    RESIZE_BILINEAR = "RESIZE_BILINEAR"
+    RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
 
 
-GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.STRIDED_SLICE, OpKind.PACK, OpKind.EXPAND_DIMS,
-                            OpKind.SQUEEZE})
+GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.EXPAND_DIMS, OpKind.SQUEEZE})
+MULTI_OUTPUT_OPS = frozenset({OpKind.SPLIT, OpKind.SPLIT_V, OpKind.UNPACK})
 SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind if k not in GRAPH_PASS_OPS)
 
 

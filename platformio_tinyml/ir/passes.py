@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from .graph import Graph, OpKind
+from .shape_ops import MOVES, evaluate
 
 
 def reshape_like_ops(g: Graph) -> bool:
@@ -52,7 +55,47 @@ def remove_dead_ops(g: Graph) -> bool:
     return changed
 
 
-PASSES: tuple[Callable[[Graph], bool], ...] = (reshape_like_ops, remove_dead_ops)
+def fold_constants(g: Graph) -> bool:
+    """An op whose inputs are all constants (SHAPE: whose input has a static
+    shape) becomes constant data in its outputs, in op order, so chains fold
+    whole: the ``SHAPE -> STRIDED_SLICE -> PACK`` / ``GATHER`` / ``CONCATENATION``
+    / arithmetic of shape computations, and ONNX ``Shape``/``Gather``/``Slice``
+    chains the reader left. Only exact cases: quantized values fold only through
+    pure data movement with one quantization; graph outputs stay computed."""
+    changed = False
+    keep = []
+    for op in g.ops:
+        outs = [g.tensors[i] for i in op.outputs]
+        ins = [g.tensors[i] for i in op.inputs if i >= 0]
+        vals = None
+        if not any(i in g.outputs for i in op.outputs) and _foldable(op, ins, outs):
+            if op.kind is OpKind.SHAPE:
+                vals = [np.array(ins[0].shape, np.int64)]
+            elif ins and all(t.is_const for t in ins):
+                try:
+                    vals = evaluate(op.kind, op.attrs, [t.data for t in ins])
+                except (ValueError, IndexError, TypeError, ZeroDivisionError, FloatingPointError):
+                    vals = None
+        if vals is None or len(vals) != len(outs) or any(np.size(v) != t.size for v, t in zip(vals, outs)):
+            keep.append(op)
+            continue
+        for v, t in zip(vals, outs):
+            t.data = np.asarray(v).astype(t.dtype.numpy).reshape(t.shape)
+        changed = True
+    if changed:
+        g.ops = keep
+        g.renumber()
+    return changed
+
+
+def _foldable(op, ins, outs) -> bool:
+    quants = {t.quant for t in ins + outs}
+    if quants == {None}:
+        return True
+    return op.kind in MOVES and len(quants) == 1 and len({t.dtype for t in ins + outs}) == 1
+
+
+PASSES: tuple[Callable[[Graph], bool], ...] = (fold_constants, reshape_like_ops, remove_dead_ops)
 
 
 def run_passes(g: Graph) -> Graph:

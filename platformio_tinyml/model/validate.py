@@ -29,6 +29,8 @@ import numpy as np
 from ..errors import ModelError, one_line
 from ..ir import DType, Graph, Op, OpKind, Tensor
 from ..ir import attrs as A
+from ..ir.graph import MULTI_OUTPUT_OPS
+from ..ir.shape_ops import SHAPE_OP_KINDS, output_shapes
 
 MAX_BYTES = (1 << 31) - 1   # a tensor, and all tensors together: a 32-bit address space
 MAX_RANK = 8
@@ -148,11 +150,20 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.CONCATENATION: (1, 1 << 16, A.Concatenation), OpKind.MEAN: (1, 1, A.Mean),
     # ops the graph passes (ir/passes.py) rewrite or remove; their extra inputs are shape constants
     OpKind.SHAPE: (1, 1, None), OpKind.EXPAND_DIMS: (2, 2, None), OpKind.SQUEEZE: (1, 1, None),
-    OpKind.STRIDED_SLICE: (4, 4, None), OpKind.PACK: (1, 1 << 16, None),
+    # data movement, reductions, resizing: constant parameters are in attrs (ir/shape_ops.py)
+    OpKind.STRIDED_SLICE: (1, 1, A.Slice), OpKind.SLICE: (1, 1, A.Slice), OpKind.PACK: (1, 1 << 16, A.Pack),
+    OpKind.TRANSPOSE: (1, 1, A.Transpose), OpKind.SPLIT: (1, 1, A.Split), OpKind.SPLIT_V: (1, 1, A.Split),
+    OpKind.UNPACK: (1, 1, A.Split), OpKind.TILE: (1, 1, A.Tile), OpKind.BROADCAST_TO: (1, 1, A.Tile),
+    OpKind.GATHER: (1, 1, A.Gather), OpKind.SPACE_TO_DEPTH: (1, 1, A.Block),
+    OpKind.DEPTH_TO_SPACE: (1, 1, A.Block), OpKind.SPACE_TO_BATCH_ND: (1, 1, A.Block),
+    OpKind.BATCH_TO_SPACE_ND: (1, 1, A.Block), OpKind.REDUCE_MAX: (1, 1, A.Mean),
+    OpKind.REDUCE_MIN: (1, 1, A.Mean), OpKind.SUM: (1, 1, A.Mean), OpKind.ARG_MAX: (1, 1, A.ArgMinMax),
+    OpKind.ARG_MIN: (1, 1, A.ArgMinMax), OpKind.RESIZE_BILINEAR: (1, 1, A.Resize),
+    OpKind.RESIZE_NEAREST_NEIGHBOR: (1, 1, A.Resize),
 }
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
-_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE)
+_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN)
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
 
@@ -208,7 +219,8 @@ class _Pass:
     def _arity(self, k: int, op: Op) -> None:
         lo, hi, cls = _ARITY.get(op.kind, (1, 1, None))
         ins, subject = op.inputs, op_subject(op, k)
-        if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or len(op.outputs) != 1:
+        n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS else len(op.outputs) == 1
+        if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or not n_out_ok:
             raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
                             f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and one output)")
         if cls is not None and not isinstance(op.attrs, cls):
@@ -444,14 +456,26 @@ def _count_kept(p: _Pass, op: Op):
     return None if count(x) == count(out) else f"turns {list(x)} into {list(out)}"
 
 
-def _not_checked(p: _Pass, op: Op):
-    """STRIDED_SLICE and PACK: removed by the graph passes when dead; a backend refuses a live one."""
+def _moved_shape(p: _Pass, op: Op):
+    """Data movement, reductions, resizing (:func:`ir.shape_ops.output_shapes`): each output's
+    shape is the computed one up to dimensions of size 1 (same elements in the same order)."""
+    xs = [p.g.tensors[i].shape for i in op.inputs if i >= 0]
+    try:
+        want = output_shapes(op.kind, op.attrs, xs)
+    except ValueError as e:
+        return f"has inputs {[list(x) for x in xs]} its options do not fit ({e})"
+    outs = [p.g.tensors[i].shape for i in op.outputs]
+    if want is None or len(want) != len(outs):
+        return f"has {len(outs)} outputs; its inputs and options give {len(want or [])}"
+    for w, o in zip(want, outs):
+        if [d for d in w if d != 1] != [d for d in o if d != 1]:
+            return f"has output {list(o)}; its inputs and options give {list(w)}"
     return None
 
 
 _SHAPES = {
     OpKind.SHAPE: _shape_of_shape, OpKind.EXPAND_DIMS: _count_kept, OpKind.SQUEEZE: _count_kept,
-    OpKind.STRIDED_SLICE: _not_checked, OpKind.PACK: _not_checked,
+    **{k: _moved_shape for k in SHAPE_OP_KINDS},
     OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape,
     OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,

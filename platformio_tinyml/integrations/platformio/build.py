@@ -48,7 +48,8 @@ from .. import core
 OPTION_PREFIX = "custom_tinyml_"
 # Every custom_tinyml_<name> this front end reads (docs/platformio.md lists them).
 OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
-           "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind")
+           "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind",
+           "input_shape")
 REPORT_FILE = "tinyml-report.json"
 
 
@@ -100,12 +101,15 @@ def read_options(get, project_dir: Path, env_name: str) -> list[DeclaredModel]:
                               hint=f"Give one {OPTION_PREFIX}{option} per custom_tinyml_model, same order")
     calibration = get("calibration")
     options = parse_options(get("options"), where + "options")
+    from ...model.loader import parse_input_shapes   # NAME=1,49,10,1 per line
+    shapes = parse_input_shapes([t for t in (get("input_shape") or "").splitlines() if t.strip()],
+                                where + "input_shape")
     declared = []
     for i, model in enumerate(models):
         spec = core.ModelSpec.make(project_dir / model, name=names[i] if names else None,
                                    backend=(get("backend") or "auto").strip(),
                                    calibration=project_dir / calibration.strip() if calibration else None,
-                                   options=options)
+                                   options=options, input_shapes=shapes)
         declared.append(DeclaredModel(spec, project_dir / tests[i] if tests else None))
     first: dict[str, str] = {}
     for model, item in zip(models, declared):
@@ -447,7 +451,7 @@ class _Front:
         failed = []
         for model in self.models:
             try:
-                graph, _ = load_any(model.spec.path, model.spec.calibration)
+                graph, _ = load_any(model.spec.path, model.spec.calibration, dict(model.spec.input_shapes))
                 if graph is None:   # scikit-learn: the generated code vs predict()
                     from ...verify.sklearn_parity import check_sklearn_parity
                     rep = check_sklearn_parity(model.spec.path, self.device, samples=samples, seed=0)

@@ -27,8 +27,10 @@ from ...ir import attrs as A
 from ..common import read_model_bytes
 from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
 from .checks import check_onnx
+from .fold import fold_shape_chains
 from . import layout as L
 from . import qdq
+from . import shape_ops
 from .layout import Layout
 from .qdq import QConst
 
@@ -38,7 +40,7 @@ SUPPORTED_ONNX_OPS: tuple[str, ...] = (
     "Pad", "QGemm", "QLinearAdd", "QLinearConv", "QLinearGlobalAveragePool", "QLinearMatMul",
     "QLinearMul", "QLinearSigmoid", "QLinearSoftmax", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax",
     "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-)
+) + tuple(sorted(shape_ops.HANDLERS))
 
 _FUSABLE = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL)
 
@@ -71,8 +73,12 @@ class _Fail(Exception):
         self.detail = detail
 
 
-def load_onnx(path: str | Path) -> Graph:
-    """Parse ``path`` and return it as a validated, NHWC :class:`Graph`."""
+def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Parse ``path`` and return it as a validated, NHWC :class:`Graph`.
+
+    Open dimensions of the graph inputs are set from ``input_shapes``
+    (``--input-shape``), an open first (batch) dimension to 1, before shape
+    inference, so every tensor gets a static shape."""
     import onnx
     path = Path(path)
     buf = read_model_bytes(path)
@@ -90,8 +96,11 @@ def load_onnx(path: str | Path) -> Graph:
     except Exception as e:
         raise ModelError(f"invalid ONNX model ({_first_line(e)})", where=str(path),
                          hint="Re-export the model; onnx.checker.check_model shows the details") from None
+    _set_input_shapes(model, input_shapes or {}, str(path))
     try:
         model = _infer_shapes(model)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        model = fold_shape_chains(model, _FOLDABLE, opset, _infer_shapes)
     except Exception as e:
         raise ModelError(f"ONNX shape inference failed ({_first_line(e)})",
                          where=str(path), hint="Export the model with fixed input shapes") from None
@@ -102,6 +111,33 @@ def load_onnx(path: str | Path) -> Graph:
     except Exception as e:   # a malformed graph outside any one node: still one line
         raise InvalidModelError(CORRUPT, "the graph", f"cannot be converted ({type(e).__name__}: "
                                 f"{str(e)[:200]})", str(path)) from None
+
+
+def _set_input_shapes(model, input_shapes: dict[str, tuple[int, ...]], path: str) -> None:
+    """Fix the graph inputs' open dimensions in place: the named ones to ``input_shapes``,
+    an open first dimension (the batch) to 1."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name not in inits}
+    for name, shape in input_shapes.items():
+        vi = inputs.get(name)
+        if vi is None:
+            raise ModelError(f"--input-shape names '{name}', which is not a graph input", where=path,
+                             hint="Graph inputs: " + ", ".join(sorted(inputs)))
+        dims = vi.type.tensor_type.shape.dim
+        fixed = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+        if len(dims) != len(shape) or any(f > 0 and f != s for f, s in zip(fixed, shape)):
+            raise ModelError(f"--input-shape {name}={','.join(map(str, shape))} does not fit the input's "
+                             f"shape {[d.dim_param or d.dim_value or '?' for d in dims]}", where=path)
+        for d, s in zip(dims, shape):
+            d.dim_value = int(s)
+    for name, vi in inputs.items():
+        dims = vi.type.tensor_type.shape.dim
+        if name not in input_shapes and len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    for vi in list(model.graph.output) + list(model.graph.value_info):   # inferred again from the inputs
+        tt = vi.type.tensor_type
+        if tt.HasField("shape") and not all(d.HasField("dim_value") for d in tt.shape.dim):
+            tt.ClearField("shape")
 
 
 def _first_line(e: Exception) -> str:
@@ -235,13 +271,14 @@ class _Converter:
                 raise ModelError(f"graph input '{vi.name}' has no shape", where=str(self.path),
                                  hint="Export the model with fixed input shapes")
             dims = list(shape)
-            if dims and dims[0] < 0:
-                dims[0] = 1   # a symbolic batch dimension: generated code runs one sample
             if any(d <= 0 for d in dims):
-                raise ModelError(f"graph input '{vi.name}' has a dynamic shape "
+                raise ModelError(f"graph input '{vi.name}' has open dimensions "
                                  f"{[d.dim_param or d.dim_value for d in tt.shape.dim]}", where=str(self.path),
-                                 hint="Export with fixed input shapes, or fix them with "
-                                      "'python -m onnxruntime.tools.make_dynamic_shape_fixed'")
+                                 hint=f"Set them: --input-shape {vi.name}="
+                                      + ",".join(str(d) if d > 0 else (p.dim_param or "N").upper()
+                                                 for d, p in zip(dims, tt.shape.dim))
+                                      + " (or custom_tinyml_input_shape in platformio.ini) with the sizes "
+                                        "the application feeds")
             dims = tuple(dims)
             self.shapes[vi.name] = dims
             dtype = self._dtype(tt.elem_type, f"graph input '{vi.name}'")
@@ -826,7 +863,7 @@ class _Converter:
             s = base.shape
             new = Val(base.idx, Layout.NHWC, (s[0], s[3], s[1], s[2]))
         else:
-            raise _Fail(f"Transpose perm={list(perm)} that does not cancel the NCHW->NHWC layout change")
+            return shape_ops.adapt(shape_ops.transpose, _Fail)(self, node)
         self.vals[node.output[0]] = DQ(new) if isinstance(v, DQ) else new
 
     def _concat(self, node) -> None:
@@ -1204,3 +1241,4 @@ _HANDLERS = {
     "QLinearSoftmax": _Converter._qlinear_unary,
     "QLinearSigmoid": _Converter._qlinear_unary,
 }
+_HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})

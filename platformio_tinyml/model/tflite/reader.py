@@ -6,6 +6,7 @@ Every unsupported construct raises :class:`UnsupportedOpError` or
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ...ir.passes import run_passes
 from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
 from .checks import check_tflite, tflite_buffer_bytes
+from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
@@ -39,17 +41,23 @@ _CODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.st
 
 
 class _Ctx:
-    def __init__(self, path: Path, model: "tflite.Model", buf: bytes):
+    def __init__(self, path: Path, model: "tflite.Model", buf: bytes, input_shapes=None):
         self.path = path
         self.model = model
         self.buf = buf
+        self.input_shapes = dict(input_shapes or {})
+        self.dynamic: dict[int, list[int]] = {}   # tensor index -> shape signature with open dims
 
     def fail(self, op_index: int, name: str, detail: str) -> UnsupportedOpError:
         return UnsupportedOpError(str(self.path), op_index, name, detail, SUPPORTED_OPS)
 
 
-def load_tflite(path: str | Path) -> Graph:
-    """Parse ``path`` and return its main subgraph as a validated :class:`Graph`."""
+def load_tflite(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Parse ``path`` and return its main subgraph as a validated :class:`Graph`.
+
+    An open batch dimension runs as 1 (the file's static shapes); other open
+    dimensions of a graph input need ``input_shapes`` (``--input-shape``), with
+    which TensorFlow Lite recomputes every tensor's shape."""
     path = Path(path)
     buf = read_model_bytes(path)
     if len(buf) < 8 or buf[4:8] != b"TFL3":
@@ -57,7 +65,7 @@ def load_tflite(path: str | Path) -> Graph:
                          hint="Export the model with tf.lite.TFLiteConverter")
     try:
         model = tflite.Model.GetRootAsModel(buf, 0)
-        return _read(_Ctx(path, model, buf))
+        return _read(_Ctx(path, model, buf, input_shapes))
     except (ModelError, UnsupportedOpError):
         raise
     except Exception as e:  # a corrupt flatbuffer makes the generated readers fail anywhere
@@ -73,6 +81,7 @@ def _read(ctx: _Ctx) -> Graph:
     check_tflite(m, ctx.buf, str(ctx.path))
     sg = m.Subgraphs(0)
     tensors = [_tensor(ctx, sg.Tensors(i), i) for i in range(sg.TensorsLength())]
+    _fix_shapes(ctx, tensors, [int(x) for x in sg.InputsAsNumpy()])
     ops = []
     for i in range(sg.OperatorsLength()):
         ops.append(_op(ctx, sg.Operators(i), i, tensors))
@@ -98,8 +107,7 @@ def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
         dtype = _DTYPES[ttype]
     shape = tuple(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     if t.ShapeSignatureLength() and any(int(x) < 0 for x in t.ShapeSignatureAsNumpy()[1:]):
-        raise ModelError(f"tensor '{name}' has a dynamic shape {list(t.ShapeSignatureAsNumpy())}",
-                         where=str(ctx.path), hint="Export the model with fixed input shapes")
+        ctx.dynamic[index] = [int(x) for x in t.ShapeSignatureAsNumpy()]
     quant = None
     q = t.Quantization()
     if q is not None and q.ScaleLength() > 0:
@@ -118,6 +126,61 @@ def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
         dtype = DType.INT8
         name = f"{name} (unsupported type {tname})"
     return Tensor(index=index, name=name, shape=shape, dtype=dtype, quant=quant, data=data)
+
+
+def _fix_shapes(ctx: _Ctx, tensors: list[Tensor], inputs: list[int]) -> None:
+    """Apply ``ctx.input_shapes`` (recomputing all shapes with TensorFlow Lite when one
+    differs from the file's), or refuse open dimensions other than the batch in one line."""
+    by_name = {tensors[i].name: i for i in inputs}
+    for i in inputs:   # Keras exports name inputs serving_default_NAME:0; NAME is enough
+        short = re.sub(r"^serving_default_|:\d+$", "", tensors[i].name)
+        by_name.setdefault(short, i)
+    for name, shape in ctx.input_shapes.items():
+        i = by_name.get(name)
+        if i is None:
+            raise ModelError(f"--input-shape names '{name}', which is not a graph input",
+                             where=str(ctx.path), hint="Graph inputs: " + ", ".join(sorted(by_name)))
+        sig = ctx.dynamic.get(i, [-1] + list(tensors[i].shape[1:]))
+        if len(shape) != len(sig) or any(s >= 0 and s != d for s, d in zip(sig, shape)):
+            raise ModelError(f"--input-shape {name}={','.join(map(str, shape))} does not fit the input's "
+                             f"shape {sig} (-1: open)", where=str(ctx.path))
+    given = {by_name[n]: tuple(shape) for n, shape in ctx.input_shapes.items()}
+    changed = {i: shape for i, shape in given.items() if shape != tensors[i].shape}
+    if changed:
+        for idx, shape in _resized_shapes(ctx, changed).items():
+            if idx < len(tensors) and not tensors[idx].is_const:
+                tensors[idx].shape = tuple(shape)
+        return
+    for i in inputs:
+        if i in ctx.dynamic and i not in given:
+            sig = ctx.dynamic[i]
+            dims = ",".join("1" if k == 0 and d < 0 else "N" if d < 0 else str(d) for k, d in enumerate(sig))
+            raise ModelError(f"graph input '{tensors[i].name}' has open dimensions {sig}", where=str(ctx.path),
+                             hint=f"Set them: --input-shape {tensors[i].name}={dims} (or custom_tinyml_input_shape "
+                                  "in platformio.ini), N being the size the application feeds")
+    if ctx.dynamic and not ctx.input_shapes:
+        i = min(ctx.dynamic)
+        raise ModelError(f"tensor '{tensors[i].name}' has a dynamic shape {ctx.dynamic[i]}",
+                         where=str(ctx.path), hint="Export the model with fixed input shapes")
+
+
+def _resized_shapes(ctx: _Ctx, changed: dict[int, tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
+    """Every tensor's shape once TensorFlow Lite resizes the inputs in ``changed``."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ModelError("setting input shapes of a .tflite model needs TensorFlow", where=str(ctx.path),
+                         hint="pip install tensorflow, or export the model with fixed input shapes") from None
+    try:
+        interp = tf.lite.Interpreter(model_content=bytes(ctx.buf))
+        for idx, shape in changed.items():
+            interp.resize_tensor_input(idx, list(shape), strict=False)
+        interp.allocate_tensors()
+        return {d["index"]: tuple(int(x) for x in d["shape"]) for d in interp.get_tensor_details()}
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(f"TensorFlow Lite cannot resize the inputs to {list(changed.values())} "
+                         f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__})",
+                         where=str(ctx.path), hint="Check the --input-shape values") from None
 
 
 def _options(op, cls):
@@ -222,6 +285,11 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         ins = ins[:1]
     elif kind is OpKind.RESHAPE:
         ins = ins[:1]
+    elif kind in SHAPE_KINDS:
+        try:
+            attrs, ins = shape_attrs(op, kind, ins, outs, tensors)
+        except ParamError as e:
+            raise ctx.fail(i, name, str(e)) from None
     return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
 
 

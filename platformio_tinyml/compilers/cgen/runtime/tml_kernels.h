@@ -228,4 +228,79 @@ typedef struct {
 
 void tml_softmax_f32(const tml_softmax_f32_t *p, const float *in, float *out);
 
+/* ---- data movement, reductions, resizing (lower_shape.py) ------------------ */
+
+/* Strided copy of any element type: 'rank' nested loops over dims[] (outermost
+ * first) moving the input and output by in_step[]/out_step[] bytes (signed: 0
+ * repeats, negative walks backwards), from byte offsets in_base/out_base.
+ * TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, UNPACK, PACK, TILE, BROADCAST_TO,
+ * SPACE/DEPTH/BATCH re-arrangements. No requantization. */
+typedef struct {
+    uint8_t rank, elem;
+    uint32_t dims[8];
+    int32_t in_step[8], out_step[8];
+    int32_t in_base, out_base;
+} tml_copy_nd_t;
+
+void tml_copy_nd(const tml_copy_nd_t *p, const void *in, void *out);
+
+/* n elements of elem bytes, each set to value[0..elem) (SPACE_TO_BATCH_ND padding). */
+typedef struct {
+    uint32_t n;
+    uint8_t elem;
+    uint8_t value[4];
+} tml_fill_t;
+
+void tml_fill(const tml_fill_t *p, const void *in, void *out);
+
+/* GATHER with constant indices: the input is [outer][axis][inner bytes]; the
+ * output [outer][n_idx][inner bytes] takes rows idx[k] of each outer block. */
+typedef struct {
+    uint32_t outer, n_idx, axis, inner;
+    const int32_t *idx;
+} tml_gather_t;
+
+void tml_gather(const tml_gather_t *p, const void *in, void *out);
+
+/* REDUCE_MAX / REDUCE_MIN / SUM (float) over the middle of [outer][count][inner]. */
+typedef struct {
+    uint32_t outer, count, inner;
+    uint8_t op;                 /* 0 max, 1 min, 2 sum (float only) */
+} tml_reduce_t;
+
+void tml_reduce_s8(const tml_reduce_t *p, const int8_t *in, int8_t *out);
+void tml_reduce_f32(const tml_reduce_t *p, const float *in, float *out);
+
+/* ARG_MAX / ARG_MIN over the middle of [outer][count][inner]: the first index
+ * of the extreme value, as int32 or (out64: ONNX) int64. */
+typedef struct {
+    uint32_t outer, count, inner;
+    uint8_t is_min, out64;
+} tml_arg_t;
+
+void tml_arg_s8(const tml_arg_t *p, const int8_t *in, void *out);
+void tml_arg_f32(const tml_arg_t *p, const float *in, void *out);
+
+/* RESIZE_NEAREST_NEIGHBOR: output pixel (y, x) copies input pixel (ys[y], xs[x])
+ * (depth bytes); the index tables hold TFLite's float arithmetic, done at compile time. */
+typedef struct {
+    uint32_t batches, in_h, in_w, out_h, out_w, depth;
+    const int32_t *ys, *xs;
+} tml_resize_nearest_t;
+
+void tml_resize_nearest(const tml_resize_nearest_t *p, const void *in, void *out);
+
+/* RESIZE_BILINEAR: per output row/column the two input rows/columns (lo, hi) and
+ * the weight of hi: int8 in 1/1024 units (TFLite's integer kernel), float as
+ * the fraction input_y - y0. */
+typedef struct {
+    uint32_t batches, in_h, in_w, out_h, out_w, depth;
+    const int32_t *y_lo, *y_hi, *x_lo, *x_hi;
+    const int32_t *dy, *dx;     /* int8 */
+    const float *fy, *fx;       /* float32 */
+} tml_resize_bilinear_t;
+
+void tml_resize_bilinear_s8(const tml_resize_bilinear_t *p, const int8_t *in, int8_t *out);
+void tml_resize_bilinear_f32(const tml_resize_bilinear_t *p, const float *in, float *out);
+
 #endif /* TML_KERNELS_H */
