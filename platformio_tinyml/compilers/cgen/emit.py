@@ -127,9 +127,9 @@ class Emitter:
 
 
 def _lowerings():
-    from . import lower_s8, lower_f32, lower_common
+    from . import lower_s8, lower_f32, lower_common, lower_ew
     table = {}
-    for mod in (lower_common, lower_s8, lower_f32):
+    for mod in (lower_common, lower_s8, lower_f32, lower_ew):
         table.update(mod.LOWERINGS)
     return table
 
