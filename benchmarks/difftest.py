@@ -18,8 +18,8 @@ Model ``seed`` (one integer: every choice below is drawn from it) is one of
   reference onnxruntime, max relative error 1e-5 (see ``FLOAT_ABS``);
 
 a chain of 1 to 3 ops drawn from op x shape x batch x stride/padding/dilation
-x activation x quantization, plus now and then an op no backend implements
-yet (its refusal is checked like any other). Each model is loaded with
+x activation x quantization, plus now and then an element-wise op
+(SUB, LEAKY_RELU, HARD_SWISH, ABS). Each model is loaded with
 :func:`platformio_tinyml.model.loader.load_model`, compiled with cgen, built
 for the host (odd seeds with the kernels' microcontroller code paths:
 ``PORTABLE_CFLAGS``) and run on seeded random inputs next to the reference
@@ -55,8 +55,8 @@ FORMATS = ("tflite-int8", "tflite-f32", "onnx-f32")
 # sum whose terms nearly cancel (a mean close to 0: onnxruntime adds in another order)
 # from counting as a mismatch, while a wrong kernel is off by far more.
 FLOAT_ABS = 1e-5
-# Ops no backend implements yet: the generator adds them now and then to check the refusal.
-TFLITE_UNSUPPORTED = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS")
+# Element-wise ops the generator adds now and then (cgen/lower_ew.py).
+TFLITE_EXTRA_OPS = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS")
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -482,7 +482,7 @@ class TfliteGen:
     def step(self, x: Act) -> Act:
         r = self.rng
         if r.random() < 0.05:
-            kind = self.pick(TFLITE_UNSUPPORTED)
+            kind = self.pick(TFLITE_EXTRA_OPS)
             return self.binary(x, kind) if kind == "SUB" else self.unary(x, kind)
         rank4 = len(x.shape) == 4
         choices = ["fc", "add", "mul", "softmax", "logistic", "tanh", "relu", "relu6", "concat", "mean",

@@ -22,6 +22,7 @@ import modelgen
 from conftest import MLPERF
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.compilers.cgen.emit import _lowerings
+from platformio_tinyml.compilers.cgen.lower_ew import LOWERINGS as EW_LOWERINGS
 from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.ir import DType, OpKind
 from platformio_tinyml.ir.graph import GRAPH_PASS_OPS
@@ -31,6 +32,7 @@ from platformio_tinyml.verify.host import build_host
 from platformio_tinyml.verify.reference import TFLMReference
 
 FLOAT_TOL = 1e-5
+EW_KINDS = {k for k, _ in EW_LOWERINGS}     # element-wise ops: tests/test_cgen_ops_ew.py
 N_SAMPLES = 20
 
 
@@ -118,8 +120,8 @@ def test_specs_cover_every_op_kind(models):
             seen[dt] |= {op.kind for op in load_tflite(models.path(spec, dt)).ops}
     for name in modelgen.EDITED:
         seen["int8"] |= {op.kind for op in load_tflite(modelgen.edited_path(models, name)).ops}
-    # those the passes remove never reach a kernel; test_cgen_ops_shape.py covers the shape ops
-    kernel_kinds = set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS
+    # the passes remove some; test_cgen_ops_shape.py / test_cgen_ops_ew.py cover the shape and element-wise ops
+    kernel_kinds = set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS - EW_KINDS
     assert seen["int8"] == kernel_kinds
     assert seen["float32"] >= kernel_kinds - {OpKind.QUANTIZE, OpKind.DEQUANTIZE}
 
@@ -127,7 +129,7 @@ def test_specs_cover_every_op_kind(models):
 def test_every_op_kind_has_float_and_int8_lowerings():
     table = _lowerings()
     for kind in set(OpKind) - GRAPH_PASS_OPS:
-        if kind is not OpKind.DEQUANTIZE:     # DEQUANTIZE takes int8 input only
+        if kind is not OpKind.DEQUANTIZE:     # DEQUANTIZE takes int8 input only (int8 EXP etc.: a refusal)
             assert (kind, DType.FLOAT32) in table, kind
         assert (kind, DType.INT8) in table, kind
 

@@ -113,6 +113,29 @@ class OpKind(enum.Enum):
     ARG_MIN = "ARG_MIN"
     RESIZE_BILINEAR = "RESIZE_BILINEAR"
     RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
+    # element-wise binary ops (attrs.Elementwise; MAXIMUM/MINIMUM/SQUARED_DIFFERENCE/PRELU: no fused activation)
+    SUB = "SUB"
+    DIV = "DIV"
+    MAXIMUM = "MAXIMUM"
+    MINIMUM = "MINIMUM"
+    SQUARED_DIFFERENCE = "SQUARED_DIFFERENCE"
+    PRELU = "PRELU"
+    # element-wise unary ops and activations (LEAKY_RELU: attrs.LeakyRelu; GELU: attrs.Gelu)
+    LEAKY_RELU = "LEAKY_RELU"
+    ELU = "ELU"
+    HARD_SWISH = "HARD_SWISH"
+    RELU_N1_TO_1 = "RELU_N1_TO_1"
+    GELU = "GELU"
+    EXP = "EXP"
+    LOG = "LOG"
+    SQRT = "SQRT"
+    RSQRT = "RSQRT"
+    ABS = "ABS"
+    NEG = "NEG"
+    SQUARE = "SQUARE"
+    # normalizations over the last axis
+    LOG_SOFTMAX = "LOG_SOFTMAX"
+    L2_NORMALIZATION = "L2_NORMALIZATION"
 
 
 GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.EXPAND_DIMS, OpKind.SQUEEZE})

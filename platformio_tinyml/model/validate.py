@@ -68,7 +68,8 @@ NEGATIVE = rule("negative-dimension", "no tensor dimension is negative (dynamic 
 ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
 TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
-FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value) are finite")
+FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
+                             "relu alpha) are finite")
 SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
@@ -160,6 +161,10 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.REDUCE_MIN: (1, 1, A.Mean), OpKind.SUM: (1, 1, A.Mean), OpKind.ARG_MAX: (1, 1, A.ArgMinMax),
     OpKind.ARG_MIN: (1, 1, A.ArgMinMax), OpKind.RESIZE_BILINEAR: (1, 1, A.Resize),
     OpKind.RESIZE_NEAREST_NEIGHBOR: (1, 1, A.Resize),
+    # element-wise ops (cgen/lower_ew.py)
+    OpKind.SUB: (2, 2, A.Elementwise), OpKind.DIV: (2, 2, A.Elementwise),
+    OpKind.MAXIMUM: (2, 2, None), OpKind.MINIMUM: (2, 2, None), OpKind.SQUARED_DIFFERENCE: (2, 2, None),
+    OpKind.PRELU: (2, 2, None), OpKind.LEAKY_RELU: (1, 1, A.LeakyRelu), OpKind.GELU: (1, 1, A.Gelu),
 }
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
@@ -302,6 +307,8 @@ class _Pass:
         a = op.attrs
         if isinstance(a, A.Softmax) and not math.isfinite(a.beta):
             raise self.fail(FINITE, subject, f"has beta {a.beta}")
+        if isinstance(a, A.LeakyRelu) and not math.isfinite(a.alpha):
+            raise self.fail(FINITE, subject, f"has alpha {a.alpha}")
         if isinstance(a, A.Pad) and not math.isfinite(a.value):
             raise self.fail(FINITE, subject, f"pads with {a.value}")
         if op.kind not in _TYPE_CHANGING:
@@ -481,6 +488,8 @@ _SHAPES = {
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,
     OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
+    **{k: _binary_shape for k in (OpKind.SUB, OpKind.DIV, OpKind.MAXIMUM, OpKind.MINIMUM,
+                                  OpKind.SQUARED_DIFFERENCE, OpKind.PRELU)},
 }
 
 __all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]

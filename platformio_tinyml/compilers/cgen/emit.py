@@ -127,9 +127,9 @@ class Emitter:
 
 
 def _lowerings():
-    from . import lower_s8, lower_f32, lower_common, lower_shape
+    from . import lower_s8, lower_f32, lower_common, lower_shape, lower_ew
     table = {}
-    for mod in (lower_common, lower_s8, lower_f32, lower_shape):
+    for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew):
         table.update(mod.LOWERINGS)
     return table
 

@@ -38,7 +38,7 @@ def expected_shape(g: Graph, op: Op) -> tuple[int, ...] | None:
         oh = (x.shape[1] + a.pad_top + a.pad_bottom - (kh - 1) * dh - 1) // a.stride_h + 1
         ow = (x.shape[2] + a.pad_left + a.pad_right - (kw - 1) * dw - 1) // a.stride_w + 1
         return (x.shape[0], oh, ow, c)
-    if k in (OpKind.ADD, OpKind.MUL):
+    if k in BROADCASTING:
         try:
             return tuple(int(d) for d in np.broadcast_shapes(*(t.shape for t in ins)))
         except ValueError:
@@ -94,7 +94,11 @@ def check_quant(g: Graph, op: Op) -> str | None:
 
 
 SAME_SIZE = (OpKind.RESHAPE, OpKind.SOFTMAX, OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.LOGISTIC, OpKind.TANH,
-             OpKind.RELU, OpKind.RELU6)
+             OpKind.RELU, OpKind.RELU6, OpKind.LEAKY_RELU, OpKind.ELU, OpKind.HARD_SWISH, OpKind.RELU_N1_TO_1,
+             OpKind.GELU, OpKind.EXP, OpKind.LOG, OpKind.SQRT, OpKind.RSQRT, OpKind.ABS, OpKind.NEG, OpKind.SQUARE,
+             OpKind.LOG_SOFTMAX, OpKind.L2_NORMALIZATION)
+BROADCASTING = (OpKind.ADD, OpKind.MUL, OpKind.SUB, OpKind.DIV, OpKind.MAXIMUM, OpKind.MINIMUM,
+                OpKind.SQUARED_DIFFERENCE, OpKind.PRELU)
 
 
 def _reshape(em, op):

@@ -260,6 +260,19 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     elif kind in (OpKind.ADD, OpKind.MUL):
         o = _options(op, T.AddOptions if kind is OpKind.ADD else T.MulOptions)
         attrs = A.Elementwise(_act(ctx, i, name, o.FusedActivationFunction() if o else 0))
+    elif kind in (OpKind.SUB, OpKind.DIV):
+        o = _options(op, T.SubOptions if kind is OpKind.SUB else T.DivOptions)
+        attrs = A.Elementwise(_act(ctx, i, name, o.FusedActivationFunction() if o else 0))
+    elif kind is OpKind.LEAKY_RELU:
+        o = _options(op, T.LeakyReluOptions)
+        attrs = A.LeakyRelu(float(o.Alpha()) if o else 0.0)
+    elif kind is OpKind.GELU:
+        o = _options(op, T.GeluOptions)
+        attrs = A.Gelu(bool(o.Approximate()) if o else False)
+    elif kind is OpKind.L2_NORMALIZATION:
+        o = _options(op, T.L2NormOptions)
+        if o is not None and o.FusedActivationFunction() != 0:
+            raise ctx.fail(i, name, f"fused activation {o.FusedActivationFunction()}")
     elif kind is OpKind.SOFTMAX:
         o = _options(op, T.SoftmaxOptions)
         attrs = A.Softmax(beta=float(o.Beta()) if o else 1.0)

@@ -302,5 +302,66 @@ typedef struct {
 
 void tml_resize_bilinear_s8(const tml_resize_bilinear_t *p, const int8_t *in, int8_t *out);
 void tml_resize_bilinear_f32(const tml_resize_bilinear_t *p, const float *in, float *out);
+/* ---- element-wise ops: SUB, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU,
+ * activations and math functions (tml_ew_s8.c, tml_ew_f32.c) ------------------ */
+
+/* int8 unary op as a 256-entry table computed at compile time with TFLite
+ * Micro's arithmetic for the op (cgen/lower_ew.py): out = table[(uint8_t)in].
+ * LEAKY_RELU, ELU, HARD_SWISH, ABS, RSQRT. In place is fine. */
+typedef struct {
+    uint32_t size;
+    const int8_t *table;        /* TML_CONST, read with TML_RD8 */
+} tml_lut_s8_t;
+
+void tml_lut_s8(const tml_lut_s8_t *p, const int8_t *in, int8_t *out);
+
+/* int8 binary ops on tml_binary_s8_t (4-D broadcasting as ADD), each clamped
+ * to [act_min, act_max]:
+ * SUB: ADD's arithmetic with the scaled second input subtracted.
+ * SQUARED_DIFFERENCE: (scaled in1 - scaled in2)^2, requantized (left_shift 7).
+ * MAXIMUM / MINIMUM: of the raw int8 values (TFLite Micro does not requantize).
+ * DIV: TFLite Micro's reciprocal-based integer quotient (out_mult, out_shift).
+ * PRELU: in2 is alpha; x = in1 + in1_offset >= 0: requant(x, in1_mult, in1_shift),
+ *        else requant(x * (alpha + in2_offset), out_mult, out_shift). */
+void tml_sub_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tml_sqdiff_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tml_max_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tml_min_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tml_div_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tml_prelu_s8(const tml_binary_s8_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* float32 binary ops on tml_binary_f32_t (act_min/act_max clamp as ADD). */
+void tml_sub_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_div_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_max_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_min_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_sqdiff_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_prelu_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+
+/* float32 element-wise function 'op' (TML_MAP_*) over 'size' elements, in place is fine. */
+#define TML_MAP_ELU 1
+#define TML_MAP_HARD_SWISH 2
+#define TML_MAP_LEAKY_RELU 3   /* alpha */
+#define TML_MAP_GELU 4
+#define TML_MAP_GELU_TANH 5
+#define TML_MAP_EXP 6
+#define TML_MAP_LOG 7
+#define TML_MAP_SQRT 8
+#define TML_MAP_RSQRT 9
+#define TML_MAP_ABS 10
+#define TML_MAP_NEG 11
+#define TML_MAP_SQUARE 12
+typedef struct {
+    uint32_t size;
+    uint8_t op;
+    float alpha;
+} tml_map_f32_t;
+
+void tml_map_f32(const tml_map_f32_t *p, const float *in, float *out);
+
+/* LOG_SOFTMAX and L2_NORMALIZATION (float32) over the last axis: 'outer' rows
+ * of 'depth' (beta unused). */
+void tml_log_softmax_f32(const tml_softmax_f32_t *p, const float *in, float *out);
+void tml_l2norm_f32(const tml_softmax_f32_t *p, const float *in, float *out);
 
 #endif /* TML_KERNELS_H */
