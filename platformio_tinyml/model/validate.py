@@ -150,6 +150,8 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.SHAPE: (1, 1, None), OpKind.EXPAND_DIMS: (2, 2, None), OpKind.SQUEEZE: (1, 1, None),
     OpKind.STRIDED_SLICE: (4, 4, None), OpKind.PACK: (1, 1 << 16, None),
 }
+_OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0}   # outputs of kinds that do not have one
+_ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef)})
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE)
@@ -208,9 +210,11 @@ class _Pass:
     def _arity(self, k: int, op: Op) -> None:
         lo, hi, cls = _ARITY.get(op.kind, (1, 1, None))
         ins, subject = op.inputs, op_subject(op, k)
-        if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or len(op.outputs) != 1:
+        n_out = _OUTPUTS.get(op.kind, 1)
+        if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or len(op.outputs) != n_out:
             raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
-                            f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and one output)")
+                            f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and "
+                            f"{'one output' if n_out == 1 else 'no outputs'})")
         if cls is not None and not isinstance(op.attrs, cls):
             raise self.fail(ARITY, subject, "has no options")
 
@@ -458,5 +462,6 @@ _SHAPES = {
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,
     OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
 }
+_SHAPES.update({OpKind.READ_VARIABLE: _not_checked, OpKind.ASSIGN_VARIABLE: _not_checked})   # variables.py binds them
 
 __all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]
