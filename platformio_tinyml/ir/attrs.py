@@ -84,6 +84,12 @@ class Gelu:
     approximate: bool = False   # True: the tanh approximation
 
 
+@dataclass(frozen=True)
+class VariableRef:
+    """READ_VARIABLE / ASSIGN_VARIABLE: the variable, an index into ``Graph.variables``."""
+    var: int
+
+
 def same_padding(in_size: int, filter_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """(before, after) padding of TFLite's SAME scheme for one dimension."""
     eff = (filter_size - 1) * dilation + 1

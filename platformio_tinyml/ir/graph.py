@@ -136,10 +136,16 @@ class OpKind(enum.Enum):
     # normalizations over the last axis
     LOG_SOFTMAX = "LOG_SOFTMAX"
     L2_NORMALIZATION = "L2_NORMALIZATION"
+    # Resource variables (streaming models): VAR_HANDLE and CALL_ONCE are resolved by the
+    # importer into Graph.variables; these two read and write one (attrs.VariableRef).
+    READ_VARIABLE = "READ_VARIABLE"
+    ASSIGN_VARIABLE = "ASSIGN_VARIABLE"
 
 
 GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.EXPAND_DIMS, OpKind.SQUEEZE})
 MULTI_OUTPUT_OPS = frozenset({OpKind.SPLIT, OpKind.SPLIT_V, OpKind.UNPACK})
+# Ops kept although no other op reads their outputs (they change the model's state).
+SIDE_EFFECT_OPS = frozenset({OpKind.ASSIGN_VARIABLE})
 SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind if k not in GRAPH_PASS_OPS)
 
 
@@ -188,6 +194,21 @@ class Tensor:
 
 
 @dataclass
+class Variable:
+    """A resource variable: state kept between invocations (a static buffer in generated
+    code), set to ``init`` before the first one (zeros where the model gives none)."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    quant: Quant | None = None
+    init: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+@dataclass
 class Op:
     index: int
     kind: OpKind
@@ -211,6 +232,7 @@ class Graph:
     source: Path | None = None
     source_format: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    variables: list[Variable] = field(default_factory=list)   # READ/ASSIGN_VARIABLE's attrs.var indexes it
 
     def tensor(self, idx: int) -> Tensor:
         return self.tensors[idx]

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .graph import Graph, OpKind
+from .graph import SIDE_EFFECT_OPS, Graph, OpKind
 from .shape_ops import MOVES, evaluate
 
 
@@ -45,7 +45,7 @@ def remove_dead_ops(g: Graph) -> bool:
     changed = False
     while True:
         read = set(g.outputs) | {i for op in g.ops for i in op.inputs}
-        keep = [op for op in g.ops if any(o in read for o in op.outputs)]
+        keep = [op for op in g.ops if op.kind in SIDE_EFFECT_OPS or any(o in read for o in op.outputs)]
         if len(keep) == len(g.ops):
             break
         g.ops = keep

@@ -166,6 +166,8 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.MAXIMUM: (2, 2, None), OpKind.MINIMUM: (2, 2, None), OpKind.SQUARED_DIFFERENCE: (2, 2, None),
     OpKind.PRELU: (2, 2, None), OpKind.LEAKY_RELU: (1, 1, A.LeakyRelu), OpKind.GELU: (1, 1, A.Gelu),
 }
+_OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0}   # outputs of kinds that do not have one
+_ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef)})
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN)
@@ -224,10 +226,12 @@ class _Pass:
     def _arity(self, k: int, op: Op) -> None:
         lo, hi, cls = _ARITY.get(op.kind, (1, 1, None))
         ins, subject = op.inputs, op_subject(op, k)
-        n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS else len(op.outputs) == 1
+        n_out = _OUTPUTS.get(op.kind, 1)
+        n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS else len(op.outputs) == n_out
         if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or not n_out_ok:
             raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
-                            f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and one output)")
+                            f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and "
+                            f"{'one output' if n_out == 1 else 'no outputs'})")
         if cls is not None and not isinstance(op.attrs, cls):
             raise self.fail(ARITY, subject, "has no options")
 
@@ -491,5 +495,12 @@ _SHAPES = {
     **{k: _binary_shape for k in (OpKind.SUB, OpKind.DIV, OpKind.MAXIMUM, OpKind.MINIMUM,
                                   OpKind.SQUARED_DIFFERENCE, OpKind.PRELU)},
 }
+def _variable(p: _Pass, op: Op):
+    """READ_VARIABLE / ASSIGN_VARIABLE: the importer (tflite/variables.py) binds the tensor
+    to its variable; cgen checks shape, type and quantization match (lower_var.py)."""
+    return None
+
+
+_SHAPES.update({OpKind.READ_VARIABLE: _variable, OpKind.ASSIGN_VARIABLE: _variable})
 
 __all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]

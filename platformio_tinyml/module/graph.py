@@ -122,6 +122,10 @@ def _pack_params(ctype: str, fields: dict, abi: Abi, where: str) -> tuple[bytes,
 def lower_graph(g: Graph, abi: Abi, name: str = "m", device=None):
     """(GraphPayload, MemoryPlan, kernel mask) for ``g`` on a firmware of ``abi``."""
     where = str(g.source or g.name)
+    if g.variables:
+        raise ModuleError("state", "the model keeps state between invocations (resource variables); an "
+                                   "inference module carries none", where=where,
+                          hint="Compile the model to C with the cgen backend instead")
     plan, em = lower_into(g, lambda plan: RecordingEmitter(graph=g, name=name, plan=plan, device=device))
     ops, mask = [], 0
     for p in em.pending:

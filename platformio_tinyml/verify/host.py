@@ -43,6 +43,12 @@ class HostModel:
             raise CompileError(f"{self.name}_invoke_multi returned {rc}")
         return outs
 
+    def reset(self) -> None:
+        """Back to the initial state (``NAME_reset``: models with resource variables; else nothing)."""
+        fn = getattr(self.lib, f"{self.name}_reset", None) if self.graph.variables else None
+        if fn is not None:
+            fn()
+
 
 def build_host(gen: Generated, graph: Graph, workdir: Path, cc: str = "gcc",
                extra_cflags: list[str] | None = None, obj_cache: Path | None = None) -> HostModel:

@@ -71,8 +71,11 @@ class TFLMReference:
         self.num_outputs = _tflite_output_count(self.path)
         _call(_tflm_open, self._key, where=self.path)
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return _call(_tflm_run, self._key, [np.asarray(x) for x in inputs], self.num_outputs, where=self.path)
+    def run(self, inputs: list[np.ndarray], reset: bool = True) -> list[np.ndarray]:
+        """One invocation; ``reset=False`` keeps the resource variables (streaming
+        models) from the previous one, as an application calling invoke again does."""
+        return _call(_tflm_run, self._key, [np.asarray(x) for x in inputs], self.num_outputs, reset,
+                     where=self.path)
 
 
 def _tflite_output_count(path: str) -> int:
@@ -184,11 +187,12 @@ def _tflm_open(key: tuple) -> None:
     _tflm_interpreter(key)
 
 
-def _tflm_run(key: tuple, inputs: list[np.ndarray], num_outputs: int) -> list[np.ndarray]:
+def _tflm_run(key: tuple, inputs: list[np.ndarray], num_outputs: int, reset: bool = True) -> list[np.ndarray]:
     interp = _tflm_interpreter(key)
 
     def run():
-        interp.reset()
+        if reset:
+            interp.reset()
         for k, x in enumerate(inputs):
             d = interp.get_input_details(k)
             interp.set_input(np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]), k)

@@ -88,7 +88,7 @@ class CgenCompiler:
         code = estimate_code_bytes(gen.runtime_files, request.device, n_ops=len(request.graph.ops))
         lat = estimate_cycles(request.graph, request.device)   # an estimate: see latency.py
         return Estimate(flash_bytes=gen.const_bytes + code,
-                        ram_bytes=gen.arena_bytes + stack_bytes(request.device),
+                        ram_bytes=gen.arena_bytes + gen.state_bytes + stack_bytes(request.device),
                         latency_cycles=lat.cycles if lat else None)
 
     def compile(self, request: CompileRequest, outdir: Path) -> CompileResult:
@@ -104,6 +104,7 @@ class CgenCompiler:
             include_dirs=(Path(outdir),), estimate=self._estimate(request, gen),
             arena_bytes=gen.arena_bytes, weight_bytes=gen.weight_bytes, build_flags=build_flags,
             details={"lower_bound_bytes": gen.lower_bound, "const_bytes": gen.const_bytes,
+                     "state_bytes": gen.state_bytes,
                      "runtime_files": gen.runtime_files})
 
 

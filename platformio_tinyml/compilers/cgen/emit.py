@@ -15,6 +15,7 @@ from ...ir import DType, Graph, Op, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
 from ..ctext import c_comment_text, c_float, c_prefix
 from .lower_common import check_quant, check_shapes
+from .lower_var import reset_decls, state_bytes, state_source
 from .planner import MemoryPlan, plan_memory
 from .structs import out_of_range
 
@@ -127,9 +128,9 @@ class Emitter:
 
 
 def _lowerings():
-    from . import lower_s8, lower_f32, lower_common, lower_shape, lower_ew
+    from . import lower_s8, lower_f32, lower_common, lower_shape, lower_ew, lower_var
     table = {}
-    for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew):
+    for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew, lower_var):
         table.update(mod.LOWERINGS)
     return table
 
@@ -151,6 +152,7 @@ class Generated:
     lower_bound: int
     plan: MemoryPlan
     uses_math: bool
+    state_bytes: int = 0             # resource variables' static buffer (outside the arena)
 
 
 def scratch_needs(g: Graph, table=None) -> dict[int, int | tuple[int, ...]]:
@@ -205,7 +207,7 @@ def generate(g: Graph, name: str, device=None) -> Generated:
     }
     return Generated(name=name, files=files, runtime_files=runtime, arena_bytes=plan.arena_bytes,
                      weight_bytes=g.weight_bytes, const_bytes=em.const_bytes,
-                     lower_bound=plan.lower_bound, plan=plan, uses_math=uses_math)
+                     lower_bound=plan.lower_bound, plan=plan, uses_math=uses_math, state_bytes=state_bytes(g))
 
 
 def runtime_text(fname: str) -> str:
@@ -222,7 +224,8 @@ def _source(em: Emitter, name: str, arena: int) -> str:
         "",
     ]
     lines.append(f"static uint8_t {name}_arena[{max(arena, 1)}] TML_ALIGNED(16);")
-    lines += ["", *em.consts, ""]
+    state_defs, state_start = state_source(g, name, c_literal)
+    lines += ["", *em.consts, "", *state_defs]
     ins = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.inputs]
     outs = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.outputs]
     lines += [f"void *{name}_input_ptr(int index)", "{",
@@ -234,6 +237,7 @@ def _source(em: Emitter, name: str, arena: int) -> str:
               f"    return (index >= 0 && index < {len(outs)}) ? (void *)({name}_arena + offsets[index]) : (void *)0;",
               "}", "",
               f"int {name}_invoke_multi(const void *const inputs[], void *const outputs[])", "{"]
+    lines += state_start
     for k, (n, off) in enumerate(ins):
         lines += [f"    if (inputs[{k}] == 0) return -1;",
                   f"    if (inputs[{k}] != {name}_arena + {off}) memcpy({name}_arena + {off}, inputs[{k}], {n});"]
@@ -266,7 +270,8 @@ def _header(g: Graph, name: str, arena: int) -> str:
                   "The model has one static arena that holds its I/O tensors."]
     return api_header(name, [IoSpec.of_tensor(g.tensors[t]) for t in g.inputs],
                       [IoSpec.of_tensor(g.tensors[t]) for t in g.outputs], arena, intro,
-                      extra_decls=[f"void *{name}_input_ptr(int index);", f"void *{name}_output_ptr(int index);"])
+                      extra_decls=[f"void *{name}_input_ptr(int index);", f"void *{name}_output_ptr(int index);",
+                                   *reset_decls(g, name)])
 
 
 def write_output(gen: Generated, outdir) -> list:

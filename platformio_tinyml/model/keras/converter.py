@@ -56,7 +56,10 @@ def _saved_model_converter(tf, path: Path):
     try:
         conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
         spec = conv._funcs[0].structured_input_signature[1] if getattr(conv, "_funcs", None) else {}
-        return conv, tuple(next(iter(spec.values())).shape) if spec else (None,)
+        if spec:
+            return conv, tuple(next(iter(spec.values())).shape)
+        shapes = _serving_input_shapes(path)   # the signature as the file states it
+        return conv, tuple(next(iter(shapes.values()))) if shapes else (None,)
     except Exception as first:
         shapes = _serving_input_shapes(path)
         if not shapes:

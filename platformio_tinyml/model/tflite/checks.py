@@ -15,15 +15,15 @@ _ITEMSIZE = {tflite.TensorType.FLOAT32: 4, tflite.TensorType.INT32: 4, tflite.Te
              tflite.TensorType.INT64: 8, tflite.TensorType.INT16: 2, tflite.TensorType.INT8: 1}
 
 
-def check_tflite(model, buf: bytes, path: str) -> None:
-    """Reader-level rules on a parsed ``tflite.Model`` (subgraph 0) read from ``buf``.
+def check_tflite(model, buf: bytes, path: str, subgraph: int = 0) -> None:
+    """Reader-level rules on a parsed ``tflite.Model`` (``subgraph``, 0: the main one) read from ``buf``.
 
     Run before the IR is built: afterwards every index the reader follows is in range
     and every constant's data has the size its shape needs.
     """
-    sg = model.Subgraphs(0)
+    sg = model.Subgraphs(subgraph)
     n_t, n_buf, n_oc = sg.TensorsLength(), model.BuffersLength(), model.OperatorCodesLength()
-    decode_name(sg.Name(), "subgraph 0", path)
+    decode_name(sg.Name(), f"subgraph {subgraph}", path)
     for k in range(n_oc):
         decode_name(model.OperatorCodes(k).CustomCode(), f"operator code #{k}", path)
     for i in range(n_t):

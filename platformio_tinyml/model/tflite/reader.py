@@ -20,6 +20,7 @@ from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
 from .checks import check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
+from .variables import VAR_OPS, Variables
 
 _DTYPES = {
     tflite.TensorType.INT8: DType.INT8,
@@ -75,21 +76,29 @@ def load_tflite(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
 
 def _read(ctx: _Ctx) -> Graph:
     m = ctx.model
-    if m.SubgraphsLength() != 1:
-        raise ModelError(f"{m.SubgraphsLength()} subgraphs; only single-subgraph models are supported "
-                         "(no control flow)", where=str(ctx.path))
     check_tflite(m, ctx.buf, str(ctx.path))
     sg = m.Subgraphs(0)
     tensors = [_tensor(ctx, sg.Tensors(i), i) for i in range(sg.TensorsLength())]
     _fix_shapes(ctx, tensors, [int(x) for x in sg.InputsAsNumpy()])
+    variables = Variables(ctx, lambda op: _code_name(ctx, op), lambda k, t: _subgraph_tensor(ctx, k, t))
     ops = []
     for i in range(sg.OperatorsLength()):
-        ops.append(_op(ctx, sg.Operators(i), i, tensors))
+        op = sg.Operators(i)
+        name = _code_name(ctx, op)
+        if name in VAR_OPS:
+            ops += [o for o in (variables.op(i, op, name, tensors),) if o is not None]
+        else:
+            ops.append(_op(ctx, op, i, tensors))
+    other = sorted(set(range(1, m.SubgraphsLength())) - variables.init_subgraphs)
+    if other:
+        raise ModelError(f"{m.SubgraphsLength()} subgraphs; subgraph {other[0]} is control flow (only the "
+                         "init subgraphs of CALL_ONCE are supported)", where=str(ctx.path))
     name = decode_name(sg.Name(), "subgraph 0", str(ctx.path)) or ctx.path.stem
     g = Graph(name=name, tensors=tensors, ops=ops,
               inputs=[int(x) for x in sg.InputsAsNumpy()],
               outputs=[int(x) for x in sg.OutputsAsNumpy()],
               source=ctx.path, source_format="tflite")
+    g.variables = variables.finish(ops)
     validate_graph(g)
     _check_hybrid(ctx, g)
     g.renumber()
@@ -214,12 +223,22 @@ def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
             A.same_padding(in_hw[1], k_hw[1], stride[1], dilation[1]))
 
 
-def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
+def _code_name(ctx: _Ctx, op) -> str:
     oc = ctx.model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-    name = _CODE_NAMES.get(code, f"builtin {code}")
     if code == tflite.BuiltinOperator.CUSTOM:
-        name = f"CUSTOM '{decode_name(oc.CustomCode(), 'operator code', str(ctx.path))}'"
+        return f"CUSTOM '{decode_name(oc.CustomCode(), 'operator code', str(ctx.path))}'"
+    return _CODE_NAMES.get(code, f"builtin {code}")
+
+
+def _subgraph_tensor(ctx: _Ctx, k: int, i: int) -> Tensor:
+    """Tensor ``i`` of subgraph ``k`` (an init subgraph: see variables.py), after the reader checks."""
+    check_tflite(ctx.model, ctx.buf, str(ctx.path), subgraph=k)
+    return _tensor(ctx, ctx.model.Subgraphs(k).Tensors(i), i)
+
+
+def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
+    name = _code_name(ctx, op)
     if name not in OpKind.__members__:
         raise ctx.fail(i, name, "no kernel for this operator")
     kind = OpKind(name)
