@@ -15,7 +15,8 @@ from . import __version__
 from .compilers.base import usage_warnings
 from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
 from .compilers.ctext import c_prefix
-from .compilers.registry import discover
+from .compilers.registry import Registry, discover
+from .compilers.selection import Selection, select_backend   # re-exported for front ends
 from .device import DeviceProfile
 from .digest import sha256_file
 from .errors import CompileError, ModelError, TinyMLError
@@ -48,9 +49,13 @@ class CompileOutcome:
     report_path: Path
 
 
-def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
-                  backend: str = "auto", calibration: Path | None = None,
-                  backend_options: dict[str, str] | None = None) -> CompileOutcome:
+def prepare_request(model_path: Path, device: DeviceProfile, *, name: str | None = None,
+                    backend: str = "auto", calibration: Path | None = None,
+                    backend_options: dict[str, str] | None = None) -> CompileRequest:
+    """The request every backend is asked about: the model loaded and validated, a
+    Keras/SavedModel model replaced by the ``.tflite`` it was converted to. The one
+    way ``tinyml compile``/``compare``/``verify``, ``pio run``, SCons and the service
+    describe a model to :func:`select_backend`, so they all choose alike."""
     model_path = Path(model_path)
     if not model_path.exists():
         raise ModelError("model file not found", where=str(model_path),
@@ -69,13 +74,34 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
                              backend_options=dict(backend_options or {}), calibration=calibration)
     if graph is not None and graph.meta.get("tflite_path"):
         # Keras/SavedModel: backends see the .tflite it was converted (and quantized) to.
+        graph.meta.setdefault("source_format", fmt)
         model_path, fmt = Path(graph.meta["tflite_path"]), "tflite"
-    request = CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
-                             options=options)
+    return CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
+                          options=options)
+
+
+def choose_backend(request: CompileRequest, backend: str = "auto", *, registry: Registry | None = None,
+                   exhaustive: bool = False) -> Selection:
+    """:func:`select_backend`, raising the one-line error when no backend can take the model."""
+    sel = select_backend(request, backend, registry=registry, exhaustive=exhaustive)
+    if sel.chosen is None and not exhaustive:
+        raise CompileError(sel.because, where=user_path(request))
+    return sel
+
+
+def user_path(request: CompileRequest) -> str:
+    """The model file the user named (not the ``.tflite`` a Keras model was converted to)."""
+    g = request.graph
+    return str(g.meta.get("converted_from", request.model_path)) if g is not None else str(request.model_path)
+
+
+def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
+                  backend: str = "auto", calibration: Path | None = None,
+                  backend_options: dict[str, str] | None = None) -> CompileOutcome:
+    request = prepare_request(model_path, device, name=name, backend=backend, calibration=calibration,
+                              backend_options=backend_options)
     reg = discover()
-    chosen, support, because = select_backend(request, backend, registry=reg)
-    if chosen is None:
-        raise CompileError(because, where=str(model_path))
+    chosen, support, because = choose_backend(request, backend, registry=reg)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     result = reg.compilers[chosen].compile(request, outdir)
@@ -87,24 +113,18 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     return CompileOutcome(request, result, support, because, report_path)
 
 
-# Selection lives in its own module; re-exported here for front ends.
-from .compilers.selection import Selection, select_backend  # noqa: E402
-
-
 def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Path | None = None,
                      backend_options: dict[str, str] | None = None) -> dict:
     """Every backend's answer for ``model_path`` on ``device`` (``tinyml compare --json``
     and ``POST /v1/compare``): model, format, board, chosen, because and one row per backend."""
-    model_path = Path(model_path)
-    graph, fmt = load_any(model_path, calibration)
-    req = CompileRequest(model_path, fmt, graph, device,
-                         CompileOptions(default_name(model_path), dict(backend_options or {}), calibration))
-    chosen, support, because = select_backend(req, exhaustive=True)
+    req = prepare_request(model_path, device, calibration=calibration, backend_options=backend_options)
+    chosen, support, because = choose_backend(req, exhaustive=True)
     rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
              "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
              "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
              "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
             for n, s in sorted(support.items())]
+    fmt = req.graph.meta.get("source_format", req.model_format) if req.graph else req.model_format
     return {"model": str(model_path), "format": fmt, "board": device.board, "chosen": chosen,
             "because": because, "backends": rows}
 
@@ -138,5 +158,5 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
     }
 
 
-__all__ = ["compare_backends", "compile_model", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
+__all__ = ["choose_backend", "compare_backends", "compile_model", "prepare_request", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
            "TinyMLError"]

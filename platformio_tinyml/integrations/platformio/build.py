@@ -441,24 +441,21 @@ class _Front:
         return 0
 
     def verify(self, target, source, env) -> int:
-        from ...pipeline import load_any
-        from ...verify.parity import check_parity
+        from ...verify.chosen import verify_model
         samples = int(env.GetProjectOption(OPTION_PREFIX + "verify_samples", "20"))
         failed = []
         for model in self.models:
-            try:
-                graph, _ = load_any(model.spec.path, model.spec.calibration)
-                if graph is None:   # scikit-learn: the generated code vs predict()
-                    from ...verify.sklearn_parity import check_sklearn_parity
-                    rep = check_sklearn_parity(model.spec.path, self.device, samples=samples, seed=0)
-                else:
-                    rep = check_parity(graph, model.spec.path, samples=samples, seed=0)
+            try:    # the backend the build uses, chosen the same way (tinyml verify does the same)
+                rep = verify_model(model.spec.path, self.device, backend=model.spec.backend, samples=samples,
+                                   seed=0, calibration=model.spec.calibration,
+                                   backend_options=dict(model.spec.options))
             except TinyMLError as exc:
                 sys.stderr.write(self.error_line(exc) + "\n")
                 return 1
-            print(f"TinyML: parity of '{model.spec.name}' (host build) vs reference, "
-                  f"{samples} random inputs, seed 0")
-            print(rep.table())
+            print(f"TinyML: parity of '{model.spec.name}': {rep.method}, backend {rep.backend} ({rep.because})"
+                  + (f", {samples} random inputs, seed 0" if rep.report else ""))
+            if rep.report:
+                print(rep.report.table())
             if not rep.ok:
                 failed.append(model.spec.name)
         if failed:
