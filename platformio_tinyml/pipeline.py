@@ -25,6 +25,10 @@ from .ir import Graph
 
 from .naming import default_name  # noqa: E402  (re-exported)
 
+# report.json and tinyml-report.json (docs/report.schema.json): bumped when a field changes
+# meaning or goes away; fields are only ever added within a version.
+REPORT_SCHEMA_VERSION = 1
+
 
 def load_any(model_path: Path, calibration: Path | None = None) -> tuple[Graph | None, str]:
     """Load a model file into the IR; returns (graph or None, format name).
@@ -125,17 +129,21 @@ def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Pa
              "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
             for n, s in sorted(support.items())]
     fmt = req.graph.meta.get("source_format", req.model_format) if req.graph else req.model_format
-    return {"model": str(model_path), "format": fmt, "board": device.board, "chosen": chosen,
-            "because": because, "backends": rows}
+    return {"schema_version": REPORT_SCHEMA_VERSION, "model": str(model_path), "format": fmt,
+            "board": device.board, "profile": device.to_dict(), "chosen": chosen, "because": because,
+            "backends": rows}
 
 
 def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support], chosen: str,
             because: str) -> dict:
     g = req.graph
+    source = user_path(req)
     return {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "tool": f"platformio-tinyml {__version__}",
-        "model": {"path": str(req.model_path), "format": req.model_format,
-                  "sha256": sha256_file(req.model_path),
+        "model": {"path": source, "format": g.meta.get("source_format", req.model_format) if g else req.model_format,
+                  "sha256": sha256_file(source),
+                  **({"converted_to": str(req.model_path)} if source != str(req.model_path) else {}),
                   "ops": len(g.ops) if g else None},
         "target": req.device.to_dict(),
         "backend": res.backend,
@@ -146,6 +154,9 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
         "weight_bytes": res.weight_bytes,
         "estimated_flash_bytes": res.estimate.flash_bytes,
         "estimated_ram_bytes": res.estimate.ram_bytes,
+        "estimated_latency_cycles": res.estimate.latency_cycles,
+        "estimated_latency_ms": (round(1000.0 * res.estimate.latency_cycles / req.device.clock_hz, 3)
+                                 if res.estimate.latency_cycles is not None and req.device.clock_hz else None),
         "files": [{"path": f.path.name, "role": f.role.value} for f in res.files],
         "diagnostics": list(res.diagnostics),
         "build_flags": list(res.build_flags),
@@ -153,7 +164,8 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
         "details": res.details,
         "candidates": {n: {"ok": s.ok, "reasons": list(s.reasons),
                            "flash": s.estimate.flash_bytes if s.estimate else None,
-                           "ram": s.estimate.ram_bytes if s.estimate else None}
+                           "ram": s.estimate.ram_bytes if s.estimate else None,
+                           "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
                        for n, s in support.items()},
     }
 

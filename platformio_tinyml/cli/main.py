@@ -223,12 +223,14 @@ def cmd_compile(args) -> int:
 
 def cmd_verify(args) -> int:
     import json
+    from ..pipeline import REPORT_SCHEMA_VERSION
     from ..verify.chosen import verify_model
     dev = _profile(args)
     v = verify_model(args.model, dev, backend=args.backend, samples=args.samples, seed=args.seed,
                      calibration=args.calibration, backend_options=_options(args.option))
     if args.json:
-        print(json.dumps(dict(v.to_dict(), model=str(args.model), board=dev.board), indent=2))
+        print(json.dumps(dict(v.to_dict(), schema_version=REPORT_SCHEMA_VERSION, model=str(args.model),
+                              board=dev.board), indent=2))
     else:
         print(f"parity of {v.method} for {dev.board}, backend {v.backend} ({v.because})"
               + (f", {args.samples} random inputs, seed {args.seed}" if v.report else ""))

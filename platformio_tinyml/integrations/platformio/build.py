@@ -50,6 +50,7 @@ OPTION_PREFIX = "custom_tinyml_"
 OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
            "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind")
 REPORT_FILE = "tinyml-report.json"
+VERIFY_FILE = "tinyml-verify.json"       # the last tinyml-verify results, in tinyml-report.json's "verify"
 
 
 @dataclass(frozen=True)
@@ -199,14 +200,19 @@ def _step(message: str) -> None:
 
 def report_data(env_name: str, device: DeviceProfile, models: list[core.CompiledModel],
                 elf: Path | None) -> dict:
-    """What ``tinyml-report`` writes: the board, each model's report, the firmware gate."""
-    data = {"env": env_name, "board": device.to_dict(),
+    """What ``tinyml-report`` writes: the board, each model's report, the firmware gate and
+    the last ``tinyml-verify`` results (schema: docs/report.schema.json)."""
+    from ...pipeline import REPORT_SCHEMA_VERSION
+    data = {"schema_version": REPORT_SCHEMA_VERSION, "env": env_name, "board": device.to_dict(),
             "models": [dict(m.report, generated_dir=str(m.outdir)) for m in models],
-            "firmware": None}
+            "firmware": None, "verify": None}
     if elf is not None and elf.is_file():
         gate, lines = core.gate_firmware(elf, models, device, where=f"[env:{env_name}]")
-        data["firmware"] = {"elf": str(elf), "summary": lines, "ok": gate.ok,
+        data["firmware"] = {"elf": str(elf), **gate.figures, "summary": lines, "ok": gate.ok,
                             "error": gate.error, "warnings": gate.warnings}
+        verified = elf.parent / VERIFY_FILE      # written by tinyml-verify, when it ran
+        if verified.is_file():
+            data["verify"] = json.loads(verified.read_text())
     return data
 
 
@@ -443,7 +449,7 @@ class _Front:
     def verify(self, target, source, env) -> int:
         from ...verify.chosen import verify_model
         samples = int(env.GetProjectOption(OPTION_PREFIX + "verify_samples", "20"))
-        failed = []
+        failed, results = [], []
         for model in self.models:
             try:    # the backend the build uses, chosen the same way (tinyml verify does the same)
                 rep = verify_model(model.spec.path, self.device, backend=model.spec.backend, samples=samples,
@@ -456,8 +462,10 @@ class _Front:
                   + (f", {samples} random inputs, seed 0" if rep.report else ""))
             if rep.report:
                 print(rep.report.table())
+            results.append(dict(rep.to_dict(), name=model.spec.name))
             if not rep.ok:
                 failed.append(model.spec.name)
+        (Path(env.subst("$BUILD_DIR")) / VERIFY_FILE).write_text(json.dumps(results, indent=2) + "\n")
         if failed:
             sys.stderr.write(f"Error: [env:{self.name}] generated code for {', '.join(failed)} disagrees with "
                              "the reference interpreter (table above). Try custom_tinyml_backend = another "
