@@ -15,7 +15,8 @@ from . import __version__
 from .compilers.base import usage_warnings
 from .compilers.interface import CompileOptions, CompileRequest, CompileResult, Support
 from .compilers.ctext import c_prefix
-from .compilers.registry import discover
+from .compilers.registry import Registry, discover
+from .compilers.selection import Selection, select_backend   # re-exported for front ends
 from .device import DeviceProfile
 from .digest import sha256_file
 from .errors import CompileError, ModelError, TinyMLError
@@ -23,6 +24,10 @@ from .ir import Graph
 
 
 from .naming import default_name  # noqa: E402  (re-exported)
+
+# report.json and tinyml-report.json (docs/report.schema.json): bumped when a field changes
+# meaning or goes away; fields are only ever added within a version.
+REPORT_SCHEMA_VERSION = 1
 
 
 def load_any(model_path: Path, calibration: Path | None = None,
@@ -51,10 +56,14 @@ class CompileOutcome:
     report_path: Path
 
 
-def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
-                  backend: str = "auto", calibration: Path | None = None,
-                  backend_options: dict[str, str] | None = None,
-                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileOutcome:
+def prepare_request(model_path: Path, device: DeviceProfile, *, name: str | None = None,
+                    backend: str = "auto", calibration: Path | None = None,
+                    backend_options: dict[str, str] | None = None,
+                    input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileRequest:
+    """The request every backend is asked about: the model loaded and validated, a
+    Keras/SavedModel model replaced by the ``.tflite`` it was converted to. The one
+    way ``tinyml compile``/``compare``/``verify``, ``pio run``, SCons and the service
+    describe a model to :func:`select_backend`, so they all choose alike."""
     model_path = Path(model_path)
     if not model_path.exists():
         raise ModelError("model file not found", where=str(model_path),
@@ -73,13 +82,35 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
                              backend_options=dict(backend_options or {}), calibration=calibration)
     if graph is not None and graph.meta.get("tflite_path"):
         # Keras/SavedModel: backends see the .tflite it was converted (and quantized) to.
+        graph.meta.setdefault("source_format", fmt)
         model_path, fmt = Path(graph.meta["tflite_path"]), "tflite"
-    request = CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
-                             options=options)
+    return CompileRequest(model_path=model_path, model_format=fmt, graph=graph, device=device,
+                          options=options)
+
+
+def choose_backend(request: CompileRequest, backend: str = "auto", *, registry: Registry | None = None,
+                   exhaustive: bool = False) -> Selection:
+    """:func:`select_backend`, raising the one-line error when no backend can take the model."""
+    sel = select_backend(request, backend, registry=registry, exhaustive=exhaustive)
+    if sel.chosen is None and not exhaustive:
+        raise CompileError(sel.because, where=user_path(request))
+    return sel
+
+
+def user_path(request: CompileRequest) -> str:
+    """The model file the user named (not the ``.tflite`` a Keras model was converted to)."""
+    g = request.graph
+    return str(g.meta.get("converted_from", request.model_path)) if g is not None else str(request.model_path)
+
+
+def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
+                  backend: str = "auto", calibration: Path | None = None,
+                  backend_options: dict[str, str] | None = None,
+                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileOutcome:
+    request = prepare_request(model_path, device, name=name, backend=backend, calibration=calibration,
+                              backend_options=backend_options, input_shapes=input_shapes)
     reg = discover()
-    chosen, support, because = select_backend(request, backend, registry=reg)
-    if chosen is None:
-        raise CompileError(because, where=str(model_path))
+    chosen, support, because = choose_backend(request, backend, registry=reg)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     result = reg.compilers[chosen].compile(request, outdir)
@@ -91,36 +122,35 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
     return CompileOutcome(request, result, support, because, report_path)
 
 
-# Selection lives in its own module; re-exported here for front ends.
-from .compilers.selection import Selection, select_backend  # noqa: E402
-
-
 def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Path | None = None,
                      backend_options: dict[str, str] | None = None,
                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """Every backend's answer for ``model_path`` on ``device`` (``tinyml compare --json``
     and ``POST /v1/compare``): model, format, board, chosen, because and one row per backend."""
-    model_path = Path(model_path)
-    graph, fmt = load_any(model_path, calibration, input_shapes)
-    req = CompileRequest(model_path, fmt, graph, device,
-                         CompileOptions(default_name(model_path), dict(backend_options or {}), calibration))
-    chosen, support, because = select_backend(req, exhaustive=True)
+    req = prepare_request(model_path, device, calibration=calibration, backend_options=backend_options,
+                          input_shapes=input_shapes)
+    chosen, support, because = choose_backend(req, exhaustive=True)
     rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
              "flash_bytes": s.estimate.flash_bytes if s.estimate else None,
              "ram_bytes": s.estimate.ram_bytes if s.estimate else None,
              "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
             for n, s in sorted(support.items())]
-    return {"model": str(model_path), "format": fmt, "board": device.board, "chosen": chosen,
-            "because": because, "backends": rows}
+    fmt = req.graph.meta.get("source_format", req.model_format) if req.graph else req.model_format
+    return {"schema_version": REPORT_SCHEMA_VERSION, "model": str(model_path), "format": fmt,
+            "board": device.board, "profile": device.to_dict(), "chosen": chosen, "because": because,
+            "backends": rows}
 
 
 def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support], chosen: str,
             because: str) -> dict:
     g = req.graph
+    source = user_path(req)
     return {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "tool": f"platformio-tinyml {__version__}",
-        "model": {"path": str(req.model_path), "format": req.model_format,
-                  "sha256": sha256_file(req.model_path),
+        "model": {"path": source, "format": g.meta.get("source_format", req.model_format) if g else req.model_format,
+                  "sha256": sha256_file(source),
+                  **({"converted_to": str(req.model_path)} if source != str(req.model_path) else {}),
                   "ops": len(g.ops) if g else None},
         "target": req.device.to_dict(),
         "backend": res.backend,
@@ -131,6 +161,9 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
         "weight_bytes": res.weight_bytes,
         "estimated_flash_bytes": res.estimate.flash_bytes,
         "estimated_ram_bytes": res.estimate.ram_bytes,
+        "estimated_latency_cycles": res.estimate.latency_cycles,
+        "estimated_latency_ms": (round(1000.0 * res.estimate.latency_cycles / req.device.clock_hz, 3)
+                                 if res.estimate.latency_cycles is not None and req.device.clock_hz else None),
         "files": [{"path": f.path.name, "role": f.role.value} for f in res.files],
         "diagnostics": list(res.diagnostics),
         "build_flags": list(res.build_flags),
@@ -138,10 +171,11 @@ def _report(req: CompileRequest, res: CompileResult, support: dict[str, Support]
         "details": res.details,
         "candidates": {n: {"ok": s.ok, "reasons": list(s.reasons),
                            "flash": s.estimate.flash_bytes if s.estimate else None,
-                           "ram": s.estimate.ram_bytes if s.estimate else None}
+                           "ram": s.estimate.ram_bytes if s.estimate else None,
+                           "latency_cycles": s.estimate.latency_cycles if s.estimate else None}
                        for n, s in support.items()},
     }
 
 
-__all__ = ["compare_backends", "compile_model", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
+__all__ = ["choose_backend", "compare_backends", "compile_model", "prepare_request", "default_name", "load_any", "select_backend", "Selection", "CompileOutcome",
            "TinyMLError"]

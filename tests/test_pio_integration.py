@@ -119,15 +119,20 @@ def test_no_change_rebuild_reuses_everything(offline, kws_built):
 def test_report_and_verify_targets(offline, kws_built):
     project, _ = kws_built
 
-    report = _pio(project, offline, "-t", "tinyml-report")
     verify = _pio(project, offline, "-t", "tinyml-verify")
+    report = _pio(project, offline, "-t", "tinyml-report")
 
     assert report.returncode == 0, report.log
     import json
+    from test_reports import validate
     data = json.loads((project / ".pio" / "build" / KWS_ENV / "tinyml-report.json").read_text())
+    validate(data, "pio_report")
     assert data["env"] == KWS_ENV and data["board"]["core"] == "cortex-m4"
     assert [m["name"] for m in data["models"]] == ["kws"]
-    assert data["firmware"]["ok"] is True
+    fw = data["firmware"]
+    assert fw["ok"] is True and 0 < fw["model_flash_bytes"] < fw["flash_bytes"] <= fw["flash_max_bytes"]
+    assert f"firmware flash {fw['flash_bytes']:,} B" in fw["summary"][0]     # the numbers the log shows
+    assert [(v["name"], v["backend"], v["ok"]) for v in data["verify"]] == [("kws", "cgen", True)]
     assert verify.returncode == 0, verify.log
     assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log
 

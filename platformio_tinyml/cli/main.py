@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration", type=Path)
     _add_input_shape(p)
+    p.add_argument("--backend", "-b", default="auto",
+                   help="check this backend's code (default: the one `tinyml compile` and `pio run` choose)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = sub.add_parser("compare", help="every backend side by side for a model and board")
     p.add_argument("model", type=Path)
     _add_target(p)
@@ -232,20 +236,22 @@ def cmd_compile(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from ..pipeline import load_any
-    from ..verify.parity import check_parity
+    import json
+    from ..pipeline import REPORT_SCHEMA_VERSION
+    from ..verify.chosen import verify_model
     dev = _profile(args)
-    g, fmt = load_any(args.model, args.calibration, _input_shapes(args))
-    if g is None:   # no IR (scikit-learn): the chosen backend's code against the library itself
-        from ..verify.sklearn_parity import check_sklearn_parity
-        rep = check_sklearn_parity(args.model, dev, samples=args.samples, seed=args.seed)
-        what = f"{fmt} model's generated code (host build) vs scikit-learn predict()"
+    v = verify_model(args.model, dev, backend=args.backend, samples=args.samples, seed=args.seed,
+                     calibration=args.calibration, backend_options=_options(args.option),
+                     input_shapes=_input_shapes(args))
+    if args.json:
+        print(json.dumps(dict(v.to_dict(), schema_version=REPORT_SCHEMA_VERSION, model=str(args.model),
+                              board=dev.board), indent=2))
     else:
-        rep = check_parity(g, args.model, samples=args.samples, seed=args.seed)
-        what = "cgen code (host build) vs reference"
-    print(f"parity of {what} for {dev.board}, {args.samples} random inputs, seed {args.seed}")
-    print(rep.table())
-    if not rep.ok:
+        print(f"parity of {v.method} for {dev.board}, backend {v.backend} ({v.because})"
+              + (f", {args.samples} random inputs, seed {args.seed}" if v.report else ""))
+        if v.report:
+            print(v.report.table())
+    if not v.ok:
         print("tinyml: error: generated code disagrees with the reference", file=sys.stderr)
         return 1
     return 0

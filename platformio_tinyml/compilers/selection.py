@@ -1,7 +1,11 @@
 """Choosing a backend: ask every plugin ``supports()``, guard it, rank the answers.
 
-Used by :func:`platformio_tinyml.pipeline.compile_model` (``pio run``) and
-``tinyml compare``, so both always agree. A plugin that raises, returns
+The one place a backend is chosen: :func:`platformio_tinyml.pipeline.compile_model`
+(``tinyml compile``, ``pio run``, the SCons tool, the service),
+:func:`~platformio_tinyml.pipeline.compare_backends` (``tinyml compare``) and
+:func:`platformio_tinyml.verify.chosen.verify_model` (``tinyml verify``,
+``tinyml-verify``) all call :func:`select_backend` on a request built by
+:func:`~platformio_tinyml.pipeline.prepare_request`, so they always agree. A plugin that raises, returns
 something other than a well-formed :class:`Support`, or does not answer
 within ``timeout_s`` is recorded as unsupported with its name and the
 problem; selection goes on with the others.
@@ -16,8 +20,10 @@ whose answer is ``ok`` and whose estimate fits the board's RAM and flash:
 
 Backends whose capability query is expensive (``probe_cost = "high"``, e.g.
 tvm, which imports TVM and lowers the model to answer) are asked in ``auto``
-mode only when no cheap backend fits, unless ``exhaustive`` (``tinyml
-compare``) is set. They can always be requested by name.
+mode only when no cheap backend fits. ``exhaustive`` (``tinyml compare``)
+asks them anyway, for the table only: the choice and its reason stay those
+of ``tinyml compile``, ``pio run``, ``tinyml verify`` and the service. They
+can always be requested by name.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from .registry import Registry, discover
 
 SUPPORTS_TIMEOUT_S = 60.0
 _UNKNOWN = float("inf")
+_NOT_RANKED = "a backend with a cheaper capability check fits"
 
 
 class Selection(NamedTuple):
@@ -54,19 +61,26 @@ def select_backend(request: CompileRequest, backend: str = "auto", *,
                                             + ", ".join(sorted(reg.compilers)) + " or auto")
         return Selection(None, {backend: Support(False, (why,))}, f"backend '{backend}' is not available ({why})")
     names = [backend] if backend != "auto" else sorted(reg.compilers)
-    cheap = [n for n in names if exhaustive or getattr(reg.compilers[n], "probe_cost", "low") != "high"]
+    cheap = [n for n in names if getattr(reg.compilers[n], "probe_cost", "low") != "high"]
     support = {n: _fit(ask(n, reg.compilers[n], request, timeout_s), request) for n in cheap}
-    skipped = [n for n in names if n not in support]
-    if skipped and not any(s.ok for s in support.values()):
-        support.update({n: _fit(ask(n, reg.compilers[n], request, timeout_s), request) for n in skipped})
-    for n in skipped:
-        if n not in support:
-            support[n] = Support(False, ("not asked: a backend with a cheaper capability check fits "
-                                         f"(request it with custom_tinyml_backend = {n} or tinyml compare)",))
+    considered = [n for n in names if n in support]
+    if not any(s.ok for s in support.values()):     # the expensive probes only when nothing cheap fits
+        considered = names
+    for n in names:
+        if n in support:
+            continue
+        if n in considered or exhaustive:
+            support[n] = _fit(ask(n, reg.compilers[n], request, timeout_s), request)
+        else:
+            support[n] = Support(False, (f"not asked: {_NOT_RANKED} (request it with "
+                                         f"custom_tinyml_backend = {n} or tinyml compare)",))
     if backend == "auto":
         for n, why in sorted(reg.problems.items()):
             support[n] = Support(False, (why,))
-    ok = sorted((n for n in names if support[n].ok), key=lambda n: rank_key(n, support[n]))
+    ok = sorted((n for n in considered if support[n].ok), key=lambda n: rank_key(n, support[n]))
+    for n in names:   # asked only for the comparison (exhaustive): shown, never ranked
+        if n not in considered and support[n].ok:
+            support[n] = Support(True, support[n].reasons + (f"not ranked: {_NOT_RANKED}",), support[n].estimate)
     if not ok:
         lines = "; ".join(f"{n}: {' / '.join(s.reasons) or 'not supported'}" for n, s in support.items())
         return Selection(None, support,

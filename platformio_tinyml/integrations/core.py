@@ -340,6 +340,9 @@ def gate_firmware(elf: Path, models: list[CompiledModel], device: DeviceProfile,
     ram_max = device.ram_bytes if ram_max is None else ram_max
     backend = ",".join(sorted({m.report["backend"] for m in models}))
     res = check_budget(usage, flash_max, ram_max, where=where, board=device.board, backend=backend)
+    res.figures = {"flash_bytes": usage.flash_bytes, "ram_bytes": usage.ram_bytes,
+                   "model_flash_bytes": usage.model_flash_bytes, "model_ram_bytes": usage.model_ram_bytes,
+                   "flash_max_bytes": flash_max, "ram_max_bytes": ram_max}
     lines = [f"TinyML: firmware flash {usage.flash_bytes:,} B (model {usage.model_flash_bytes:,} B) of "
              f"{flash_max:,} B; RAM {usage.ram_bytes:,} B (model {usage.model_ram_bytes:,} B) of {ram_max:,} B"]
     return res, lines

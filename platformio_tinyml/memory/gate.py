@@ -14,6 +14,7 @@ class GateResult:
     ok: bool
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    figures: dict[str, int] = field(default_factory=dict)   # the measured sizes, as numbers (reports)
 
 
 def _pct(used: int, total: int) -> str:

@@ -68,9 +68,11 @@ class CompareRow(BaseModel):
 
 
 class CompareOut(BaseModel):
+    schema_version: int              # docs/report.schema.json, $defs/compare
     model: str
     format: str
     board: str
+    profile: dict                    # the device profile the estimates are for
     chosen: str | None = None
     because: str
     backends: list[CompareRow]

@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..compilers.interface import CompileOptions, CompileRequest
 from ..device import DeviceProfile
-from ..errors import ModelError
-from ..pipeline import compare_backends, compile_model, load_any, select_backend
+from ..pipeline import choose_backend, compare_backends, compile_model, prepare_request
 
 
 def _enter(workdir: str) -> None:
@@ -27,18 +25,10 @@ def check(workdir: str, model: str, device: dict, name: str, backend: str, optio
           calibration: str | None) -> dict:
     """Load and validate the model and choose a backend: the quick answer the API gives at once."""
     _enter(workdir)
-    graph, fmt = load_any(Path(model), Path(calibration) if calibration else None)
-    if graph is not None:
-        graph.validate()
-        if graph.meta.get("tflite_path"):
-            model, fmt = graph.meta["tflite_path"], "tflite"
-    dev = DeviceProfile.from_dict(device)
-    req = CompileRequest(Path(model), fmt, graph, dev,
-                         CompileOptions(name, dict(options), Path(calibration) if calibration else None))
-    chosen, _support, because = select_backend(req, backend)
-    if chosen is None:
-        raise ModelError(because, where=Path(model).name)
-    return {"format": fmt, "backend": chosen, "because": because}
+    req = prepare_request(Path(model), DeviceProfile.from_dict(device), name=name, backend=backend,
+                          calibration=Path(calibration) if calibration else None, backend_options=dict(options))
+    chosen, _support, because = choose_backend(req, backend)
+    return {"format": req.model_format, "backend": chosen, "because": because}
 
 
 def compile_to(workdir: str, model: str, device: dict, name: str, backend: str, options: dict,

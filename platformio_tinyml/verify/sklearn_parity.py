@@ -1,5 +1,5 @@
-"""Parity of a scikit-learn model's generated C (the backend ``auto`` picks,
-emlearn) with scikit-learn's own ``predict()`` on seeded random inputs.
+"""Parity of a scikit-learn model's generated C (the backend the build picks,
+or ``backend``) with scikit-learn's own ``predict()`` on seeded random inputs.
 
 The generated code is built for the host with the strict flags and called
 through ``NAME_invoke``; classes must be identical, regression values within
@@ -22,7 +22,7 @@ from .parity import OutputParity, ParityReport
 
 
 def check_sklearn_parity(model_path: Path, device: DeviceProfile, samples: int = 200,
-                         seed: int = 0) -> ParityReport:
+                         seed: int = 0, backend: str = "auto") -> ParityReport:
     from ..model.sklearn import load_estimator
     from ..pipeline import compile_model
     est = load_estimator(model_path)
@@ -31,7 +31,7 @@ def check_sklearn_parity(model_path: Path, device: DeviceProfile, samples: int =
         raise CompileError("the estimator does not record its number of features (not fitted?)",
                            where=str(model_path))
     with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as tmp:
-        out = compile_model(model_path, device, Path(tmp), name="vmodel")
+        out = compile_model(model_path, device, Path(tmp), name="vmodel", backend=backend)
         srcs = [str(f.path) for f in out.result.files if f.path.suffix == ".c"]
         so = Path(tmp) / "libvmodel.so"
         cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",

@@ -82,6 +82,7 @@ class TvmCompiler:
     # supports() imports TVM and lowers the model: auto selection asks it only
     # when no cheaper backend fits (see compilers/selection.py).
     probe_cost = "high"
+    int_tolerance = 1      # int8 outputs within 1 of TFLite Micro's (TVM's requantize rounding)
 
     def __init__(self) -> None:
         self.version = tvm_version() or "missing"

@@ -51,6 +51,7 @@ OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_in
            "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind",
            "input_shape")
 REPORT_FILE = "tinyml-report.json"
+VERIFY_FILE = "tinyml-verify.json"       # the last tinyml-verify results, in tinyml-report.json's "verify"
 
 
 @dataclass(frozen=True)
@@ -203,14 +204,19 @@ def _step(message: str) -> None:
 
 def report_data(env_name: str, device: DeviceProfile, models: list[core.CompiledModel],
                 elf: Path | None) -> dict:
-    """What ``tinyml-report`` writes: the board, each model's report, the firmware gate."""
-    data = {"env": env_name, "board": device.to_dict(),
+    """What ``tinyml-report`` writes: the board, each model's report, the firmware gate and
+    the last ``tinyml-verify`` results (schema: docs/report.schema.json)."""
+    from ...pipeline import REPORT_SCHEMA_VERSION
+    data = {"schema_version": REPORT_SCHEMA_VERSION, "env": env_name, "board": device.to_dict(),
             "models": [dict(m.report, generated_dir=str(m.outdir)) for m in models],
-            "firmware": None}
+            "firmware": None, "verify": None}
     if elf is not None and elf.is_file():
         gate, lines = core.gate_firmware(elf, models, device, where=f"[env:{env_name}]")
-        data["firmware"] = {"elf": str(elf), "summary": lines, "ok": gate.ok,
+        data["firmware"] = {"elf": str(elf), **gate.figures, "summary": lines, "ok": gate.ok,
                             "error": gate.error, "warnings": gate.warnings}
+        verified = elf.parent / VERIFY_FILE      # written by tinyml-verify, when it ran
+        if verified.is_file():
+            data["verify"] = json.loads(verified.read_text())
     return data
 
 
@@ -445,26 +451,26 @@ class _Front:
         return 0
 
     def verify(self, target, source, env) -> int:
-        from ...pipeline import load_any
-        from ...verify.parity import check_parity
+        from ...verify.chosen import verify_model
         samples = int(env.GetProjectOption(OPTION_PREFIX + "verify_samples", "20"))
-        failed = []
+        failed, results = [], []
         for model in self.models:
-            try:
-                graph, _ = load_any(model.spec.path, model.spec.calibration, dict(model.spec.input_shapes))
-                if graph is None:   # scikit-learn: the generated code vs predict()
-                    from ...verify.sklearn_parity import check_sklearn_parity
-                    rep = check_sklearn_parity(model.spec.path, self.device, samples=samples, seed=0)
-                else:
-                    rep = check_parity(graph, model.spec.path, samples=samples, seed=0)
+            try:    # the backend the build uses, chosen the same way (tinyml verify does the same)
+                rep = verify_model(model.spec.path, self.device, backend=model.spec.backend, samples=samples,
+                                   seed=0, calibration=model.spec.calibration,
+                                   backend_options=dict(model.spec.options),
+                                   input_shapes=dict(model.spec.input_shapes))
             except TinyMLError as exc:
                 sys.stderr.write(self.error_line(exc) + "\n")
                 return 1
-            print(f"TinyML: parity of '{model.spec.name}' (host build) vs reference, "
-                  f"{samples} random inputs, seed 0")
-            print(rep.table())
+            print(f"TinyML: parity of '{model.spec.name}': {rep.method}, backend {rep.backend} ({rep.because})"
+                  + (f", {samples} random inputs, seed 0" if rep.report else ""))
+            if rep.report:
+                print(rep.report.table())
+            results.append(dict(rep.to_dict(), name=model.spec.name))
             if not rep.ok:
                 failed.append(model.spec.name)
+        (Path(env.subst("$BUILD_DIR")) / VERIFY_FILE).write_text(json.dumps(results, indent=2) + "\n")
         if failed:
             sys.stderr.write(f"Error: [env:{self.name}] generated code for {', '.join(failed)} disagrees with "
                              "the reference interpreter (table above). Try custom_tinyml_backend = another "
