@@ -14,9 +14,9 @@ from .auth import Caller
 from .core import Service
 from .db import ACTIVE_STATES, Build, Compilation, Project
 from .deps import caller, service
-from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_of, read_upload
+from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_from, options_of, read_upload
 from .jobs import JobFailed
-from .schemas import CompilationOut, errors
+from .schemas import CompilationOut, LookupIn, errors
 from .uploads import UNPACKED_PER_UPLOAD, check_model
 
 router = APIRouter(prefix="/v1", tags=["compilations"])
@@ -110,6 +110,26 @@ def _answer(svc: Service, db, who: Caller, build: Build, target: str) -> JSONRes
     db.add(comp)
     db.commit()
     return JSONResponse(view(comp, build), status_code=200 if cached else 202)
+
+
+@router.post("/compilations/lookup", response_model=CompilationOut, responses=errors(401, 403, 404, 422))
+async def lookup_compilation(body: LookupIn, who: Caller = Depends(caller("read")),
+                             svc: Service = Depends(service)):
+    """The finished compilation of these inputs (the model by its sha256, no upload), or 404.
+
+    The key is the one ``POST /v1/compilations`` gives the same model: a client
+    asks here first and uploads only on a 404. A hit answers the project's own
+    compilation id (the same one each time) with ``cached: true``.
+    """
+    device = device_of(body.target, body.profile, None, svc.cfg.boards_dirs)
+    key = svc.key_from(body.model_sha256, body.name, body.backend, options_from(body.options),
+                       body.calibration_sha256, device)
+    with svc.Session() as db:
+        found = svc.finished_for(db, key, who, device.board)
+    if found is None:
+        raise fail(404, "no finished compilation of these inputs. Upload the model: POST /v1/compilations")
+    svc.metrics.count_cache(True)
+    return JSONResponse({**view(*found), "cached": True})
 
 
 @router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))
