@@ -114,7 +114,7 @@ def test_build_front_end_compile_through_the_service_then_the_local_cache_hits(s
 
 def test_lookup_by_digest_answers_the_upload_s_compilation_without_the_model(server, alice):
     sha = hashlib.sha256(AD.read_bytes()).hexdigest()
-    ask = {"model_sha256": sha, "name": "ad_lookup", "backend": "cgen", "target": BOARD}
+    ask = {"model_sha256": sha, "model_file": AD.name, "name": "ad_lookup", "backend": "cgen", "target": BOARD}
     one_line(alice.post("/v1/compilations/lookup", json=ask), 404, "POST /v1/compilations")
     built = wait_done(alice, submit(alice, AD, backend="cgen", name="ad_lookup").json()["id"])
     hit = alice.post("/v1/compilations/lookup", json=ask)
@@ -131,7 +131,8 @@ def test_lookup_by_digest_answers_the_upload_s_compilation_without_the_model(ser
     assert theirs.status_code == 200 and theirs.json()["id"] != built["id"], theirs.text
     assert dave.get(theirs.json()["artifact_url"]).content == alice.get(built["artifact_url"]).content
     # any input of the key changes the answer
-    for change in ({"name": "ad_other"}, {"backend": "auto"}, {"options": {"x": "1"}}, {"model_sha256": "0" * 64}):
+    for change in ({"name": "ad_other"}, {"backend": "auto"}, {"options": {"x": "1"}}, {"model_sha256": "0" * 64},
+                   {"model_file": "renamed.tflite"}):
         one_line(alice.post("/v1/compilations/lookup", json={**ask, **change}), 404, "no finished compilation")
     one_line(alice.post("/v1/compilations/lookup", json={**ask, "model_sha256": "xyz"}), 422, "model_sha256")
     one_line(alice.post("/v1/compilations/lookup", json={**ask, "target": "no_such_board"}), 422, "no_such_board")

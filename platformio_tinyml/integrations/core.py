@@ -187,17 +187,19 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
         raise ModelError("model file not found", where=str(spec.path),
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
     calibration = sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else ""
-    return content_key(sha256_file(spec.path), spec.name, spec.backend, spec.options, calibration, device,
+    return content_key(sha256_file(spec.path), spec.path.name, spec.name, spec.backend, spec.options, calibration,
+                       device,
                        _backend_versions(memo_dir / ".backends.json" if memo_dir else None), _runtime_digest())
 
 
-def content_key(model_sha256: str, name: str, backend: str, options: tuple[tuple[str, str], ...],
+def content_key(model_sha256: str, model_file: str, name: str, backend: str, options: tuple[tuple[str, str], ...],
                 calibration_sha256: str, device: DeviceProfile, backend_versions: dict[str, str],
                 runtime_digest: str) -> str:
     """:func:`cache_key` from its parts: the service computes it from a client's digests
-    with its own backends, without the files (``calibration_sha256`` "" for none)."""
+    with its own backends, without the files (``calibration_sha256`` "" for none).
+    ``model_file`` is the model's file (or SavedModel folder) name: generated comments quote it."""
     h = hashlib.sha256()
-    for part in (__version__, model_sha256, name, backend, repr(tuple(options)), calibration_sha256,
+    for part in (__version__, model_sha256, model_file, name, backend, repr(tuple(options)), calibration_sha256,
                  device.cache_key(), json.dumps(backend_versions), runtime_digest):
         h.update(part.encode())
         h.update(b"\0")

@@ -137,7 +137,7 @@ class ServiceClient:
     def lookup(self, spec: ModelSpec, device: dict | None, target: str | None = None) -> dict | None:
         """The finished compilation of ``spec`` for the board, asked by its digests (no upload); None when
         the service has none (404: then :meth:`submit`). A SavedModel folder's digest is its files'."""
-        body = {"model_sha256": _digest(spec.path), "name": spec.name, "backend": spec.backend,
+        body = {"model_sha256": _digest(spec.path), "model_file": spec.path.name, "name": spec.name, "backend": spec.backend,
                 "options": dict(spec.options),
                 "calibration_sha256": _digest(spec.calibration) if spec.calibration else None,
                 **({"profile": device} if device else {"target": target})}

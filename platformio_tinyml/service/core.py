@@ -119,23 +119,24 @@ class Service:
         """(backend versions, runtime digest) of this installation: key inputs, read once per process."""
         return _backend_versions(self.data / ".backends.json"), _runtime_digest()
 
-    def key_from(self, model_sha256: str, name: str, backend: str, options: dict, calibration_sha256: str | None,
-                 device: DeviceProfile) -> str:
-        """The local build cache's key (:func:`..integrations.core.cache_key`) from the inputs' digests."""
+    def key_from(self, model_sha256: str, model_file: str, name: str, backend: str, options: dict,
+                 calibration_sha256: str | None, device: DeviceProfile) -> str:
+        """The local build cache's key (:func:`..integrations.core.cache_key`) from the inputs' digests;
+        ``model_file``: the name of the client's model file (of a SavedModel, its folder's)."""
         versions, runtime = self._installed
-        return content_key(model_sha256, name, backend, tuple(sorted(options.items())), calibration_sha256 or "",
+        return content_key(model_sha256, model_file, name, backend, tuple(sorted(options.items())), calibration_sha256 or "",
                            device, versions, runtime)
 
-    def key_of(self, model: bytes, suffix: str, name: str, backend: str, options: dict,
+    def key_of(self, model: bytes, suffix: str, filename: str, name: str, backend: str, options: dict,
                calibration: bytes | None, device: DeviceProfile) -> str:
         """:meth:`key_from` of an upload; a SavedModel is unpacked for it (its key hashes the files)."""
         if suffix != ".zip":
-            return self.key_from(hashlib.sha256(model).hexdigest(), name, backend, options,
+            return self.key_from(hashlib.sha256(model).hexdigest(), filename, name, backend, options,
                                  hashlib.sha256(calibration).hexdigest() if calibration is not None else None,
                                  device)
         workdir = self.scratch()
         try:
-            model_rel, cal_rel = self.stage(workdir, model, suffix, name, calibration)
+            model_rel, cal_rel = self.stage(workdir, model, suffix, filename, calibration)
             spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
                                   options)
             return cache_key(spec, device, self.data)
@@ -217,10 +218,10 @@ class Service:
             shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
-    def stage(workdir: Path, model: bytes, suffix: str, name: str,
+    def stage(workdir: Path, model: bytes, suffix: str, filename: str,
               calibration: bytes | None) -> tuple[str, str | None]:
-        """Write a model (and calibration set) into ``workdir``; their relative paths."""
-        model_rel = materialize(model, suffix, name, workdir)
+        """Write a model (as ``filename``) and calibration set into ``workdir``; their relative paths."""
+        model_rel = materialize(model, suffix, filename, workdir)
         if calibration is None:
             return model_rel, None
         (workdir / "calibration.npy").write_bytes(calibration)
@@ -229,8 +230,8 @@ class Service:
     def inputs_into(self, build: Build, workdir: Path) -> tuple[str, str | None]:
         """:meth:`stage` a stored build's inputs."""
         cal = self.store.get(build.calibration_sha256) if build.calibration_sha256 else None
-        return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix, build.name,
-                          cal)
+        return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix.lower(),
+                          build.model_file, cal)
 
     def _compile(self, build: Build, workdir: Path, cancel) -> dict:
         model, calibration = self.inputs_into(build, workdir)

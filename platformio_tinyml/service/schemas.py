@@ -45,6 +45,8 @@ class LookupIn(BaseModel):
     """A compilation asked for by its content key's inputs, without the model's bytes."""
     model_sha256: str = Field(pattern=SHA256, description="sha256 of the model file (of a SavedModel folder: "
                               "of its files' bytes in sorted path order)")
+    model_file: str = Field(min_length=1, max_length=200, description="the model's file name (of a SavedModel: "
+                            "its folder's), as it would be uploaded")
     name: str = Field(pattern="^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="C name")
     backend: str = Field("auto", pattern="^[a-z0-9_-]{1,50}$")
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
