@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -96,8 +97,16 @@ def compile_local(name: str, out: Path) -> float:
     return time.perf_counter() - t
 
 
-async def hammer(url: str, token: str, clients: int, requests: int) -> tuple[list[float], float]:
-    model = KWS.read_bytes()
+def lookup_body() -> dict:
+    """What a client sends to ask for the KWS build by key (``ServiceClient.lookup``)."""
+    from platformio_tinyml.device import load_profile
+    return {"model_sha256": hashlib.sha256(KWS.read_bytes()).hexdigest(), "model_file": KWS.name,
+            "name": "kws_ref_model", "backend": "cgen", "options": {}, "profile": load_profile(BOARD).to_dict()}
+
+
+async def hammer(url: str, token: str, clients: int, requests: int, by_key: bool) -> tuple[list[float], float]:
+    """``requests`` cache hits from ``clients`` concurrent connections: by key (the lookup) or by upload."""
+    model, body = KWS.read_bytes(), lookup_body()
     latencies: list[float] = []
     left = [requests]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -107,8 +116,11 @@ async def hammer(url: str, token: str, clients: int, requests: int) -> tuple[lis
             while left[0] > 0:
                 left[0] -= 1
                 t = time.perf_counter()
-                r = await client.post("/v1/compilations", files={"model": (KWS.name, model)},
-                                      data={"target": BOARD, "backend": "cgen"})
+                if by_key:
+                    r = await client.post("/v1/compilations/lookup", json=body)
+                else:
+                    r = await client.post("/v1/compilations", files={"model": (KWS.name, model)},
+                                          data={"target": BOARD, "backend": "cgen"})
                 latencies.append(time.perf_counter() - t)
                 assert r.status_code == 200 and r.json()["cached"], r.text
 
@@ -134,27 +146,30 @@ def main() -> int:
                 compile_remote(c, "kws_ref_model")         # the build the cache hits below find
             compile_local("kws_local_warmup", tmp / "local")
             local = [compile_local(f"kws_local_{i}", tmp / "local") for i in range(args.repeats)]
-            asyncio.run(hammer(url, token, args.clients, args.clients * 2))   # connections open, caches warm
-            cpu0 = cpu_seconds(proc.pid)
-            lat, wall = asyncio.run(hammer(url, token, args.clients, args.requests))
-            server_cpu = cpu_seconds(proc.pid) - cpu0
+            hits = {}
+            for how, by_key in (("lookup", True), ("upload", False)):
+                asyncio.run(hammer(url, token, args.clients, args.clients * 2, by_key))   # connections, caches
+                cpu0 = cpu_seconds(proc.pid)
+                lat, wall = asyncio.run(hammer(url, token, args.clients, args.requests, by_key))
+                hits[how] = (sorted(lat), wall, cpu_seconds(proc.pid) - cpu0)
         finally:
             proc.terminate()
             proc.wait(30)
-    lat.sort()
-    figures = {
-        "clients": args.clients, "requests": len(lat),
-        "cache_hit_p50_ms": 1000 * lat[len(lat) // 2], "cache_hit_p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
-        "cache_hit_rps": len(lat) / wall, "server_cpu_ms_per_hit": 1000 * server_cpu / len(lat),
-        "cold_service_s": statistics.median(remote), "cold_in_process_s": statistics.median(local),
-        "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
-    }
+    figures = {"clients": args.clients, "requests": args.requests}
+    for how, (lat, wall, server_cpu) in hits.items():
+        figures.update({f"{how}_hit_p50_ms": 1000 * lat[len(lat) // 2],
+                        f"{how}_hit_p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
+                        f"{how}_hit_rps": len(lat) / wall, f"{how}_server_cpu_ms_per_hit": 1000 * server_cpu / len(lat)})
+    figures.update({"cold_service_s": statistics.median(remote), "cold_in_process_s": statistics.median(local),
+                    "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0]})
     figures["cold_ratio"] = figures["cold_service_s"] / figures["cold_in_process_s"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service_bench.json").write_text(json.dumps(figures, indent=2))
-    print(f"| cache hit, {args.clients} clients, {len(lat)} requests | p50 {figures['cache_hit_p50_ms']:.1f} ms, "
-          f"p99 {figures['cache_hit_p99_ms']:.1f} ms, {figures['cache_hit_rps']:.0f} req/s, "
-          f"server CPU {figures['server_cpu_ms_per_hit']:.1f} ms per request |")
+    for how in hits:
+        print(f"| cache hit by {how}, {args.clients} clients, {args.requests} requests | "
+              f"p50 {figures[how + '_hit_p50_ms']:.1f} ms, p99 {figures[how + '_hit_p99_ms']:.1f} ms, "
+              f"{figures[how + '_hit_rps']:.0f} req/s, server CPU {figures[how + '_server_cpu_ms_per_hit']:.2f} ms "
+              "per request |")
     print(f"| cold KWS cgen compile, median of {args.repeats} | service {figures['cold_service_s']:.3f} s, "
           f"in-process {figures['cold_in_process_s']:.3f} s, ratio {figures['cold_ratio']:.2f} |")
     print(f"(machine: {os.cpu_count()} CPUs, load average {figures['load_average']:.1f})")

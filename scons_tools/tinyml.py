@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -65,6 +66,8 @@ DEFAULTS = dict(
     TINYML_MODULE_KEY="",
     TINYML_MODULE_VERSION="",
     TINYML_MODULE_KIND="graph",
+    TINYML_SERVICE="",              # default: $TINYML_SERVICE_URL of the environment scons runs in
+    TINYML_SERVICE_REQUIRED=False,
 )
 # Set by the bundled PlatformIO platforms (platforms/emuboard.py), also ours.
 _PLATFORM_VARIABLES = ("TINYML_MACHINE", "TINYML_RUN_TIMEOUT", "TINYML_RUN_LOADS", "TINYML_RUN_ACTION")
@@ -77,6 +80,18 @@ def _api():
     from platformio_tinyml.integrations import core
     from platformio_tinyml.integrations.platformio.build import embed_test_input
     return core, load_profile, TinyMLError, embed_test_input
+
+
+def _through_service(env, spec, device, cache):
+    """:func:`compile_for_build` with ``$TINYML_SERVICE`` (a URL, or empty: a local compile)."""
+    from platformio_tinyml.integrations.platformio.build import yes_no
+    from platformio_tinyml.integrations.remote import compile_for_build
+    service = env.subst("$TINYML_SERVICE").strip() or None
+    required = env.get("TINYML_SERVICE_REQUIRED")
+    required = required if isinstance(required, bool) else yes_no(str(required), "TINYML_SERVICE_REQUIRED")
+    # No progress line for a local compile (SCons prints $TINYMLCOMSTR); one while the service works.
+    return compile_for_build(spec, device, cache, service, required, on_compile=print if service else None,
+                             on_warning=print, options=("TINYML_SERVICE", "TINYML_SERVICE_REQUIRED"))
 
 
 def _user_error(where: str, exc) -> SCons.Errors.UserError:
@@ -130,8 +145,10 @@ def _compile(env, model_node):
         device = _device(env)
         key = core.cache_key(spec, device)
         cache = Path(env.Dir("$TINYML_CACHE_DIR").abspath) / key[:32]
-        # No progress line: SCons prints $TINYMLCOMSTR; but say when a damaged entry is rebuilt.
-        return core.compile_cached(spec, device, cache, on_damaged=print), key
+        if not env.subst("$TINYML_SERVICE").strip():
+            # No progress line: SCons prints $TINYMLCOMSTR; but say when a damaged entry is rebuilt.
+            return core.compile_cached(spec, device, cache, on_damaged=print), key
+        return _through_service(env, spec, device, cache), key
     except TinyMLError as exc:
         raise _user_error(str(model_node), exc) from None
     except OSError as exc:
@@ -292,6 +309,7 @@ def _placed_model(core, report_path: Path):
 
 def generate(env):
     """Add the builder, the methods and defaults (user's own values are kept)."""
+    env.SetDefault(TINYML_SERVICE=os.environ.get("TINYML_SERVICE_URL", ""))
     env.SetDefault(**copy.deepcopy(DEFAULTS))
     env.SetDefault(
         TINYMLCOM=_build,

@@ -112,6 +112,32 @@ def test_build_front_end_compile_through_the_service_then_the_local_cache_hits(s
     assert again.cached and again.report == remote.report
 
 
+def test_lookup_by_digest_answers_the_upload_s_compilation_without_the_model(server, alice):
+    sha = hashlib.sha256(AD.read_bytes()).hexdigest()
+    ask = {"model_sha256": sha, "model_file": AD.name, "name": "ad_lookup", "backend": "cgen", "target": BOARD}
+    one_line(alice.post("/v1/compilations/lookup", json=ask), 404, "POST /v1/compilations")
+    built = wait_done(alice, submit(alice, AD, backend="cgen", name="ad_lookup").json()["id"])
+    hit = alice.post("/v1/compilations/lookup", json=ask)
+    assert hit.status_code == 200 and hit.json()["cached"] is True and hit.json()["state"] == "succeeded", hit.text
+    assert hit.json()["id"] == built["id"] and hit.json()["report"] == built["report"]   # its own, no new row
+    # the board's profile as data, and a read-only token, find the same build
+    profile = alice.get(f"/v1/boards/{BOARD}").json()
+    reader = server.client(server.token("alice", "read"))
+    by_profile = reader.post("/v1/compilations/lookup", json={**ask, "target": None, "profile": profile})
+    assert by_profile.status_code == 200 and by_profile.json()["id"] == built["id"], by_profile.text
+    # another project gets its own id for the same bytes, and nothing of alice's
+    dave = server.client(server.token("dave", "read"))
+    theirs = dave.post("/v1/compilations/lookup", json=ask)
+    assert theirs.status_code == 200 and theirs.json()["id"] != built["id"], theirs.text
+    assert dave.get(theirs.json()["artifact_url"]).content == alice.get(built["artifact_url"]).content
+    # any input of the key changes the answer
+    for change in ({"name": "ad_other"}, {"backend": "auto"}, {"options": {"x": "1"}}, {"model_sha256": "0" * 64},
+                   {"model_file": "renamed.tflite"}):
+        one_line(alice.post("/v1/compilations/lookup", json={**ask, **change}), 404, "no finished compilation")
+    one_line(alice.post("/v1/compilations/lookup", json={**ask, "model_sha256": "xyz"}), 422, "model_sha256")
+    one_line(alice.post("/v1/compilations/lookup", json={**ask, "target": "no_such_board"}), 422, "no_such_board")
+
+
 def test_identical_concurrent_requests_compile_once(server, alice):
     before = alice.get("/v1/health").json()["jobs"].get("succeeded", 0)
     answers = [None] * 4

@@ -166,10 +166,13 @@ def print_compiled(model: Path, output: Path, r: dict) -> None:
 
 
 def _remote_compile(args, options) -> int:
+    from ..integrations.core import ModelSpec
     from ..integrations.remote import fetch_as_local
     client = _client(args)
     profile, target = _device(args)
-    comp = client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration)
+    spec = ModelSpec.make(args.model, args.name, args.backend, args.calibration, options)
+    comp = (client.lookup(spec, profile, target)    # by key first: no upload when the service has it
+            or client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration))
     if args.no_wait:
         print(comp["id"])
         return 0

@@ -116,6 +116,8 @@ class CompiledModel:
     report: dict
     cached: bool
     sources: list[Path] = field(default_factory=list)
+    service: str | None = None      # the service URL it came from (None: compiled or found here)
+    service_cached: bool = False    # the service had it already
 
     @property
     def header(self) -> Path:
@@ -187,13 +189,23 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
     if not spec.path.exists():
         raise ModelError("model file not found", where=str(spec.path),
                          hint="Fix custom_tinyml_model (paths are relative to the project directory)")
+    calibration = sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else ""
+    return content_key(sha256_file(spec.path), spec.path.name, spec.name, spec.backend, spec.options, calibration,
+                       device,
+                       _backend_versions(memo_dir / ".backends.json" if memo_dir else None), _runtime_digest(),
+                       input_shapes=spec.input_shapes)
+
+
+def content_key(model_sha256: str, model_file: str, name: str, backend: str, options: tuple[tuple[str, str], ...],
+                calibration_sha256: str, device: DeviceProfile, backend_versions: dict[str, str],
+                runtime_digest: str, input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> str:
+    """:func:`cache_key` from its parts: the service computes it from a client's digests
+    with its own backends, without the files (``calibration_sha256`` "" for none).
+    ``model_file`` is the model's file (or SavedModel folder) name: generated comments quote it."""
     h = hashlib.sha256()
-    for part in (__version__, sha256_file(spec.path), spec.name, spec.backend, repr(spec.options),
-                 repr(spec.input_shapes) if spec.input_shapes else "",
-                 sha256_file(spec.calibration) if spec.calibration and spec.calibration.exists() else "",
-                 device.cache_key(),
-                 json.dumps(_backend_versions(memo_dir / ".backends.json" if memo_dir else None)),
-                 _runtime_digest()):
+    for part in (__version__, model_sha256, model_file, name, backend, repr(tuple(options)),
+                 repr(tuple(input_shapes)) if input_shapes else "", calibration_sha256,
+                 device.cache_key(), json.dumps(backend_versions), runtime_digest):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -215,9 +227,9 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
     """
     outdir = Path(outdir)
     key = cache_key(spec, device, outdir.parent)
-    report, _ = _check_entry(outdir, key)
-    if report is not None:
-        return _cached(spec, outdir, report)
+    found = cached_entry(spec, outdir, key)
+    if found is not None:
+        return found
     with entry_lock(outdir):
         report, damage = _check_entry(outdir, key)   # another process may have built it meanwhile
         if report is not None:
@@ -239,6 +251,12 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
     report = json.loads((outdir / "report.json").read_text())
     sources = [outdir / f.path.name for f in outcome.result.files if f.path.suffix in SOURCE_SUFFIXES]
     return CompiledModel(spec, outdir, report, False, sources)
+
+
+def cached_entry(spec: ModelSpec, outdir: Path, key: str) -> CompiledModel | None:
+    """The valid entry of ``key`` in ``outdir`` (no lock needed to read one), or None."""
+    report, _ = _check_entry(outdir, key)
+    return None if report is None else _cached(spec, outdir, report)
 
 
 def _cached(spec: ModelSpec, outdir: Path, report: dict) -> CompiledModel:
@@ -321,6 +339,8 @@ def replace_dir(new: Path, dest: Path) -> None:
 def summary_lines(m: CompiledModel) -> list[str]:
     r = m.report
     state = "up to date" if m.cached else "compiled"
+    if m.service:
+        state = f"{'from the cache of' if m.service_cached else 'compiled by'} {m.service}"
     return [
         f"TinyML: {m.spec.path.name} -> {r['name']}.h [{state}]",
         f"TinyML:   backend {r['backend']} {r['backend_version']} ({r['chosen_because']})",
@@ -393,6 +413,7 @@ def test_vector_header(name: str, data: "np.ndarray") -> str:
         "#endif", ""])
 
 
-__all__ = ["ModelSpec", "CompiledModel", "STORAGE_ERRNOS", "StorageError", "cache_key", "closest", "compile_cached",
+__all__ = ["ModelSpec", "CompiledModel", "STORAGE_ERRNOS", "StorageError", "cache_key", "cached_entry", "closest",
+           "compile_cached", "content_key",
            "fresh_dir_beside", "gate_firmware", "load_test_vector", "replace_dir", "storage_error",
            "summary_lines", "test_vector_header", "TinyMLError"]

@@ -22,9 +22,11 @@ import zipfile
 from pathlib import Path
 
 from ..device import DeviceProfile
+from ..digest import sha256_file
 from ..errors import TinyMLError
 
-from .core import SOURCE_SUFFIXES, CompiledModel, ModelSpec, entry_lock, cache_key, fresh_dir_beside, publish_entry
+from .core import (SOURCE_SUFFIXES, CompiledModel, ModelSpec, _backend_versions, cache_key, cached_entry,
+                   compile_cached, entry_lock, fresh_dir_beside, publish_entry)
 
 ENV_URL, ENV_TOKEN = "TINYML_SERVICE_URL", "TINYML_SERVICE_TOKEN"
 CLIENT_CONFIG = Path.home() / ".config" / "platformio-tinyml" / "client.toml"
@@ -56,7 +58,8 @@ def client_settings(url: str | None, config: Path = CLIENT_CONFIG) -> tuple[str,
     if not url:
         raise TinyMLError("no service URL", hint=f"Give --service URL or set ${ENV_URL}")
     if not token:
-        raise TinyMLError("no service token", hint=f"Set ${ENV_TOKEN} (from: tinyml service token create)")
+        raise TinyMLError("no service token", where=url,
+                          hint=f"Set ${ENV_TOKEN}, or token = \"...\" in {config} (from: tinyml service token create)")
     return url.rstrip("/"), token
 
 
@@ -92,9 +95,14 @@ class ServiceClient:
     def __init__(self, url: str, token: str, timeout_s: float = 120):
         self.url, self.token, self.timeout_s = url.rstrip("/"), token, timeout_s
 
-    def request(self, method: str, path: str, fields: dict | None = None, files: dict | None = None) -> bytes:
-        body, ctype = (_multipart({k: str(v) for k, v in (fields or {}).items() if v is not None}, files or {})
-                       if fields is not None or files else (None, None))
+    def request(self, method: str, path: str, fields: dict | None = None, files: dict | None = None,
+                body: dict | None = None) -> bytes:
+        """The answer's bytes; ``fields``/``files`` go as a multipart form, ``body`` as JSON."""
+        if body is not None:
+            body, ctype = json.dumps(body).encode(), "application/json"
+        else:
+            body, ctype = (_multipart({k: str(v) for k, v in (fields or {}).items() if v is not None}, files or {})
+                           if fields is not None or files else (None, None))
         req = urllib.request.Request(self.url + path, data=body, method=method,
                                      headers={"Authorization": f"Bearer {self.token}",
                                               **({"Content-Type": ctype} if ctype else {})})
@@ -106,7 +114,9 @@ class ServiceClient:
                 detail = json.loads(e.read()).get("detail")
             except ValueError:
                 detail = None
-            raise ServiceError(f"service answered {e.code}: {detail or e.reason}", where=self.url) from None
+            err = ServiceError(f"service answered {e.code}: {detail or e.reason}", where=self.url)
+            err.status = e.code
+            raise err from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise ServiceUnreachable(f"cannot reach the service ({reason})", where=self.url,
@@ -123,6 +133,20 @@ class ServiceClient:
         fields = {"backend": backend, "name": name, "options": json.dumps(options) if options else None,
                   "profile": json.dumps(device) if device else None, "target": None if device else target}
         return self.json("POST", "/v1/compilations", fields=fields, files=files)
+
+    def lookup(self, spec: ModelSpec, device: dict | None, target: str | None = None) -> dict | None:
+        """The finished compilation of ``spec`` for the board, asked by its digests (no upload); None when
+        the service has none (404: then :meth:`submit`). A SavedModel folder's digest is its files'."""
+        body = {"model_sha256": _digest(spec.path), "model_file": spec.path.name, "name": spec.name, "backend": spec.backend,
+                "options": dict(spec.options),
+                "calibration_sha256": _digest(spec.calibration) if spec.calibration else None,
+                **({"profile": device} if device else {"target": target})}
+        try:
+            return self.json("POST", "/v1/compilations/lookup", body=body)
+        except ServiceError as e:
+            if getattr(e, "status", None) == 404:
+                return None
+            raise
 
     def wait(self, comp: dict, on_progress=None, poll_s: float = 0.1) -> dict:
         """Poll until the compilation ends; raises ServiceError with the job's one-line error."""
@@ -152,6 +176,13 @@ class ServiceClient:
         return names
 
 
+def _digest(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as e:
+        raise TinyMLError(f"cannot read the file ({e.strerror})", where=str(path)) from None
+
+
 def fetch_as_local(client: ServiceClient, comp_id: str, outdir: Path, model: Path) -> dict:
     """Unpack a compilation into ``outdir`` as ``tinyml compile MODEL -o OUTDIR`` writes it
     (``report.json`` names ``model`` as given); returns the report."""
@@ -164,25 +195,28 @@ def fetch_as_local(client: ServiceClient, comp_id: str, outdir: Path, model: Pat
 
 
 def compile_remote(client: ServiceClient, spec: ModelSpec, device: DeviceProfile, outdir: Path,
-                   on_progress=None) -> CompiledModel:
+                   on_progress=None, key: str | None = None) -> CompiledModel:
     """Compile ``spec`` for ``device`` on the service into ``outdir``, as
     :func:`.core.compile_cached` would locally: the same files, byte for byte
     (``report.json`` names the model path of ``spec``), and the local cache key
-    written beside them, so the next unchanged build asks nothing.
+    (``key``, computed when not given) written beside them, so the next
+    unchanged build asks nothing. The service is asked by key first (no upload);
     ``on_progress(message)`` is called once if the service has to compile.
     """
     outdir = Path(outdir)
-    key = cache_key(spec, device, outdir.parent)
-    comp = client.submit(spec.path, device.to_dict(), backend=spec.backend, name=spec.name,
-                         options=dict(spec.options), calibration=spec.calibration)
-    announced = []
+    key = key or cache_key(spec, device, outdir.parent)
+    comp = client.lookup(spec, device.to_dict())
+    if comp is None:
+        comp = client.submit(spec.path, device.to_dict(), backend=spec.backend, name=spec.name,
+                             options=dict(spec.options), calibration=spec.calibration)
+        announced = []
 
-    def progress(c):
-        if on_progress is not None and not announced:
-            on_progress(f"TinyML: compiling {spec.path.name} for {device.board} on {client.url} ...")
-            announced.append(True)
+        def progress(c):
+            if on_progress is not None and not announced:
+                on_progress(f"TinyML: compiling {spec.path.name} for {device.board} on {client.url} ...")
+                announced.append(True)
 
-    comp = client.wait(comp, progress)
+        comp = client.wait(comp, progress)
     with entry_lock(outdir):    # the same entry, published the same way as a local compile's
         fresh = fresh_dir_beside(outdir)
         try:
@@ -191,4 +225,52 @@ def compile_remote(client: ServiceClient, spec: ModelSpec, device: DeviceProfile
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
     sources = [outdir / f["path"] for f in report["files"] if f["path"].endswith(SOURCE_SUFFIXES)]
-    return CompiledModel(spec, outdir, report, comp["cached"], sources)
+    return CompiledModel(spec, outdir, report, False, sources, service=client.url,
+                         service_cached=comp["cached"])
+
+
+def compile_for_build(spec: ModelSpec, device: DeviceProfile, outdir: Path, service: str | None,
+                      required: bool = False, on_compile=None, on_warning=None,
+                      options: tuple[str, str] = ("custom_tinyml_service", "custom_tinyml_service_required"),
+                      ) -> CompiledModel:
+    """What a build front end calls for one model: :func:`.core.compile_cached`, or with
+    ``service`` (a URL) the same through the service.
+
+    The local entry is checked first: a valid one makes no request. An
+    unreachable service is one ``on_warning(line)`` and a local compile when
+    the backend is installed here, else a :class:`ServiceUnreachable`; with
+    ``required`` always the latter. ``options`` names the front end's two
+    settings in those lines.
+    """
+    if not service:
+        return compile_cached(spec, device, outdir, on_compile=on_compile)
+    if spec.input_shapes:
+        raise TinyMLError(f"the service does not take input shapes yet ({spec.path.name})", where=options[0],
+                          hint="Compile this model here: remove the service setting for it")
+    outdir = Path(outdir)
+    key = cache_key(spec, device, outdir.parent)
+    found = cached_entry(spec, outdir, key)
+    if found is not None:
+        return found
+    client = ServiceClient(*client_settings(service))
+    try:
+        return compile_remote(client, spec, device, outdir, on_progress=on_compile, key=key)
+    except ServiceUnreachable as e:
+        url_option, required_option = options
+        if required:
+            raise ServiceUnreachable(f"{e.what}; {required_option} is set, so no local compile", where=e.where,
+                                     hint=f"Start the service or fix {url_option}") from None
+        if not backend_installed(spec.backend, outdir.parent):
+            raise ServiceUnreachable(f"{e.what}, and backend '{spec.backend}' is not installed here",
+                                     where=e.where, hint=f"Start the service or fix {url_option}, or install the "
+                                                         "backend here") from None
+        if on_warning is not None:
+            on_warning(f"Warning: {e.where}: {e.what}; compiling {spec.path.name} here")
+        return compile_cached(spec, device, outdir, on_compile=on_compile)
+
+
+def backend_installed(backend: str, memo_dir: Path | None = None) -> bool:
+    """True when ``backend`` (``auto``: any backend) can compile here."""
+    versions = _backend_versions(memo_dir / ".backends.json" if memo_dir else None)
+    ready = [n for n, v in versions.items() if not v.startswith(("missing", "broken"))]
+    return bool(ready) if backend == "auto" else backend in ready

@@ -65,10 +65,9 @@ def compare(model: UploadFile = File(...), target: str | None = Form(None), prof
     upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cal = options_of(options), calibration_of(calibration, limit)
-    from ..naming import default_name
     workdir = svc.scratch()
     try:
-        model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, default_name(upload.filename), cal)
+        model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, upload.filename, cal)
         try:
             return svc.isolated(tasks.compare, str(workdir), model_rel, device.to_dict(), opts, cal_rel)
         except JobFailed as e:

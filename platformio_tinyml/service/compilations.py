@@ -14,10 +14,10 @@ from .auth import Caller
 from .core import Service
 from .db import ACTIVE_STATES, Build, Compilation, Project
 from .deps import caller, service
-from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_of, read_upload
+from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_from, options_of, read_upload
 from .jobs import JobFailed
-from .schemas import CompilationOut, errors
-from .uploads import UNPACKED_PER_UPLOAD, check_model
+from .schemas import CompilationOut, LookupIn, errors
+from .uploads import UNPACKED_PER_UPLOAD, check_model, check_name, model_file_name
 
 router = APIRouter(prefix="/v1", tags=["compilations"])
 CHECK_TIMEOUT_S = 120   # loading a model and asking the backends; the compile has its own limit
@@ -76,7 +76,8 @@ def create_compilation(model: UploadFile = File(..., description="the model file
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cname, backend = options_of(options), name_of(name, upload.filename), backend_of(backend)
     cal = calibration_of(calibration, limit)
-    key = svc.key_of(upload.data, upload.suffix, cname, backend, opts, cal, device)
+    key = svc.key_of(upload.data, upload.suffix, model_file_name(upload.filename, upload.suffix), cname, backend,
+                     opts, cal, device)
     with svc.Session() as db:
         build = svc.live_build(db, key)
         if build is not None and build.state == "succeeded":   # a cache hit: no job, one session
@@ -85,7 +86,7 @@ def create_compilation(model: UploadFile = File(..., description="the model file
     if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
         workdir = svc.scratch()
         try:
-            model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, cname, cal)
+            model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, upload.filename, cal)
             svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts, cal_rel,
                          timeout_s=CHECK_TIMEOUT_S)
         except JobFailed as e:
@@ -95,7 +96,7 @@ def create_compilation(model: UploadFile = File(..., description="the model file
     with svc.Session() as db:
         if build is None:
             build, _ = svc.find_or_create_build(
-                db, key, model_sha256=svc.store.put(upload.data), model_file=f"{cname}{upload.suffix}",
+                db, key, model_sha256=svc.store.put(upload.data), model_file=upload.filename,
                 calibration_sha256=svc.store.put(cal) if cal is not None else None,
                 device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
         return _answer(svc, db, who, build, device.board)
@@ -110,6 +111,26 @@ def _answer(svc: Service, db, who: Caller, build: Build, target: str) -> JSONRes
     db.add(comp)
     db.commit()
     return JSONResponse(view(comp, build), status_code=200 if cached else 202)
+
+
+@router.post("/compilations/lookup", response_model=CompilationOut, responses=errors(400, 401, 403, 404, 422))
+async def lookup_compilation(body: LookupIn, who: Caller = Depends(caller("read")),
+                             svc: Service = Depends(service)):
+    """The finished compilation of these inputs (the model by its sha256, no upload), or 404.
+
+    The key is the one ``POST /v1/compilations`` gives the same model: a client
+    asks here first and uploads only on a 404. A hit answers the project's own
+    compilation id (the same one each time) with ``cached: true``.
+    """
+    device = device_of(body.target, body.profile, None, svc.cfg.boards_dirs)
+    key = svc.key_from(body.model_sha256, check_name(body.model_file, "model_file"), body.name, body.backend, options_from(body.options),
+                       body.calibration_sha256, device)
+    with svc.Session() as db:
+        found = svc.finished_for(db, key, who, device.board)
+    if found is None:
+        raise fail(404, "no finished compilation of these inputs. Upload the model: POST /v1/compilations")
+    svc.metrics.count_cache(True)
+    return JSONResponse({**view(*found), "cached": True})
 
 
 @router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))

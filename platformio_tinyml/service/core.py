@@ -9,27 +9,28 @@ from ``queued`` to ``succeeded`` or ``failed``. At start, builds left
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import io
 import logging
 import os
 import shutil
 import tarfile
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..device import DeviceProfile
-from ..integrations.core import ModelSpec, cache_key
+from ..integrations.core import ModelSpec, _backend_versions, _runtime_digest, cache_key, content_key
 from . import tasks
 from .auth import Caller, resolve
 from .config import ServiceConfig
-from .db import ACTIVE_STATES, Build, open_database, utcnow
+from .db import ACTIVE_STATES, Build, Compilation, open_database, utcnow
 from .jobs import JobCancelled, JobFailed, JobRunner, ThreadRunner, run_limited
 from .metrics import Metrics
 from .store import BlobStore
@@ -77,6 +78,7 @@ class Service:
             db.commit()
         # start the forkserver now (it preloads the compilers), not on the first request
         threading.Thread(target=self.isolated, args=(os.getpid,), daemon=True, name="tinyml-warmup").start()
+        self._installed   # the key inputs, before the first request needs them
         for build_id in stale:
             self.runner.submit(build_id)
         if stale:
@@ -112,27 +114,51 @@ class Service:
         return path
 
     # -- builds -----------------------------------------------------------
-    def key_of(self, model: bytes, suffix: str, name: str, backend: str, options: dict,
+    @functools.cached_property
+    def _installed(self) -> tuple[dict[str, str], str]:
+        """(backend versions, runtime digest) of this installation: key inputs, read once per process."""
+        return _backend_versions(self.data / ".backends.json"), _runtime_digest()
+
+    def key_from(self, model_sha256: str, model_file: str, name: str, backend: str, options: dict,
+                 calibration_sha256: str | None, device: DeviceProfile) -> str:
+        """The local build cache's key (:func:`..integrations.core.cache_key`) from the inputs' digests;
+        ``model_file``: the name of the client's model file (of a SavedModel, its folder's)."""
+        versions, runtime = self._installed
+        return content_key(model_sha256, model_file, name, backend, tuple(sorted(options.items())), calibration_sha256 or "",
+                           device, versions, runtime)
+
+    def key_of(self, model: bytes, suffix: str, filename: str, name: str, backend: str, options: dict,
                calibration: bytes | None, device: DeviceProfile) -> str:
-        """The local build cache's key (:func:`..integrations.core.cache_key`) of this request;
-        the inputs are written to temporary files for it (a SavedModel unpacked: its key hashes the files)."""
-        if suffix == ".zip":
-            workdir = self.scratch()
-            try:
-                model_rel, cal_rel = self.stage(workdir, model, suffix, name, calibration)
-                spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
-                                      options)
-                return cache_key(spec, device, self.data)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-        with tempfile.NamedTemporaryFile(dir=self.work, suffix=suffix) as m, \
-                tempfile.NamedTemporaryFile(dir=self.work, suffix=".npy") as c:
-            m.write(model)
-            m.flush()
-            c.write(calibration or b"")
-            c.flush()
-            spec = ModelSpec.make(m.name, name, backend, c.name if calibration is not None else None, options)
+        """:meth:`key_from` of an upload; a SavedModel is unpacked for it (its key hashes the files)."""
+        if suffix != ".zip":
+            return self.key_from(hashlib.sha256(model).hexdigest(), filename, name, backend, options,
+                                 hashlib.sha256(calibration).hexdigest() if calibration is not None else None,
+                                 device)
+        workdir = self.scratch()
+        try:
+            model_rel, cal_rel = self.stage(workdir, model, suffix, filename, calibration)
+            spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
+                                  options)
             return cache_key(spec, device, self.data)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def finished_for(self, db, key: str, who: Caller, target: str) -> tuple[Compilation, Build] | None:
+        """The succeeded build of ``key`` and the project's compilation of it for ``target``
+        (added when the project has none): one indexed read, a write only on a project's first hit."""
+        row = db.execute(select(Build, Compilation).outerjoin(
+            Compilation, and_(Compilation.build_id == Build.id, Compilation.project_id == who.project_id,
+                              Compilation.target == target))
+            .where(Build.key == key, Build.state == "succeeded").limit(1)).first()
+        if row is None:
+            return None
+        build, comp = row
+        if comp is None:
+            comp = Compilation(id=uuid.uuid4().hex, project_id=who.project_id, build_id=build.id, cached=True,
+                               target=target)
+            db.add(comp)
+            db.commit()
+        return comp, build
 
     def live_build(self, db, key: str) -> Build | None:
         return db.scalar(select(Build).where(Build.key == key, Build.state != "failed"))
@@ -192,10 +218,10 @@ class Service:
             shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
-    def stage(workdir: Path, model: bytes, suffix: str, name: str,
+    def stage(workdir: Path, model: bytes, suffix: str, filename: str,
               calibration: bytes | None) -> tuple[str, str | None]:
-        """Write a model (and calibration set) into ``workdir``; their relative paths."""
-        model_rel = materialize(model, suffix, name, workdir)
+        """Write a model (as ``filename``) and calibration set into ``workdir``; their relative paths."""
+        model_rel = materialize(model, suffix, filename, workdir)
         if calibration is None:
             return model_rel, None
         (workdir / "calibration.npy").write_bytes(calibration)
@@ -204,8 +230,8 @@ class Service:
     def inputs_into(self, build: Build, workdir: Path) -> tuple[str, str | None]:
         """:meth:`stage` a stored build's inputs."""
         cal = self.store.get(build.calibration_sha256) if build.calibration_sha256 else None
-        return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix, build.name,
-                          cal)
+        return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix.lower(),
+                          build.model_file, cal)
 
     def _compile(self, build: Build, workdir: Path, cancel) -> dict:
         model, calibration = self.inputs_into(build, workdir)

@@ -12,15 +12,15 @@ from .inputs import fail
 _bearer = HTTPBearer(auto_error=False, description="A token from `tinyml service token create`")
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     return request.app.state.service
 
 
 def caller(scope: str):
     """A dependency: the caller, who must hold ``scope`` (401 without a token, 403 without the scope)."""
 
-    def dependency(creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                   svc: Service = Depends(service)) -> Caller:
+    async def dependency(creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                         svc: Service = Depends(service)) -> Caller:
         who = svc.caller_of(creds.credentials) if creds is not None else None
         if who is None:
             raise fail(401, "missing or unknown token. Send Authorization: Bearer TOKEN "

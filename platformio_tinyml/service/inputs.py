@@ -37,7 +37,7 @@ def read_upload(f: UploadFile, limit: int) -> bytes:
     return data
 
 
-def device_of(target: str | None, profile: str | None, manifest: UploadFile | None,
+def device_of(target: str | None, profile: str | dict | None, manifest: UploadFile | None,
               boards_dirs: tuple[str, ...]) -> DeviceProfile:
     given = [n for n, v in (("target", target), ("profile", profile), ("manifest", manifest)) if v]
     if len(given) != 1:
@@ -50,7 +50,7 @@ def device_of(target: str | None, profile: str | None, manifest: UploadFile | No
                                 "or send the manifest as a file")
             return _board(target, boards_dirs)
         if profile:
-            return _profile_from_json(profile)
+            return _profile_from_json(profile) if isinstance(profile, str) else profile_of(profile)
         name = check_name(manifest.filename, "manifest")
         try:
             data = json.loads(read_upload(manifest, MAX_MANIFEST_BYTES))
@@ -78,6 +78,11 @@ def _profile_from_json(text: str) -> DeviceProfile:
         data = json.loads(text)
     except ValueError as e:
         raise fail(422, f"profile: not JSON ({e})") from None
+    return profile_of(data)
+
+
+def profile_of(data) -> DeviceProfile:
+    """A device profile sent as data (as ``GET /v1/boards/{id}`` returns it), checked field by field."""
     if not isinstance(data, dict):
         raise fail(422, "profile: not a JSON object (send a device profile as GET /v1/boards/{id} returns it)")
     for f in fields(DeviceProfile):
@@ -104,6 +109,11 @@ def options_of(text: str | None) -> dict[str, str]:
         data = json.loads(text)
     except ValueError as e:
         raise fail(422, f"options: not JSON ({e})") from None
+    return options_from(data)
+
+
+def options_from(data) -> dict[str, str]:
+    """Backend options sent as a JSON object, as the build front ends hold them (strings)."""
     if not isinstance(data, dict) or not all(isinstance(v, (str, int, float, bool)) for v in data.values()):
         raise fail(422, 'options: give a JSON object of backend options, e.g. {"speed": "fast"}')
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+SHA256 = "^[0-9a-f]{64}$"
 
 
 class ErrorOut(BaseModel):
@@ -37,6 +39,20 @@ class CompilationOut(BaseModel):
     finished_at: str | None = None
     seconds: float | None = None
     artifact_url: str | None = None
+
+
+class LookupIn(BaseModel):
+    """A compilation asked for by its content key's inputs, without the model's bytes."""
+    model_sha256: str = Field(pattern=SHA256, description="sha256 of the model file (of a SavedModel folder: "
+                              "of its files' bytes in sorted path order)")
+    model_file: str = Field(min_length=1, max_length=200, description="the model's file name (of a SavedModel: "
+                            "its folder's), as it would be uploaded")
+    name: str = Field(pattern="^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="C name")
+    backend: str = Field("auto", pattern="^[a-z0-9_-]{1,50}$")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    calibration_sha256: str | None = Field(None, pattern=SHA256)
+    target: str | None = Field(None, max_length=100, description="board id")
+    profile: dict[str, Any] | None = Field(None, description="device profile, as GET /v1/boards/{id} answers")
 
 
 class BackendOut(BaseModel):

@@ -1,9 +1,9 @@
 """Checks of untrusted uploads, before anything parses them.
 
-A model arrives as bytes and a client-given file name. The name only
-chooses the format (its suffix) and the default C name; the file is
-written under a name the service makes (``<name><suffix>``), never under
-the client's. Pickled scikit-learn models (``.pkl``, ``.joblib``) run code
+A model arrives as bytes and a client-given file name. The name chooses
+the format (its suffix) and the default C name, and the model is compiled
+under it (generated comments quote it, as for a local compile): reduced to
+its last component, printable, at most 200 characters. Pickled scikit-learn models (``.pkl``, ``.joblib``) run code
 when loaded and are refused unless the project opted in. A SavedModel
 comes as a ``.zip``, checked for absolute or ``..`` paths, links, member
 count and unpacked size before a byte is extracted, and extracted with the
@@ -137,12 +137,20 @@ def extract_savedmodel(data: bytes, dest: Path, where: str, limit: int | None = 
                     out.write(chunk)
 
 
-def materialize(data: bytes, suffix: str, name: str, workdir: Path) -> str:
-    """Write a model into ``workdir`` as ``<name><suffix>`` (a folder for a SavedModel zip);
-    returns the path relative to ``workdir``."""
+def model_file_name(filename: str, suffix: str) -> str:
+    """The name a model is compiled under: the client's file name (checked by :func:`check_name`:
+    one component, printable), a SavedModel zip's without ``.zip`` (the folder's). Generated
+    comments quote it, so it is part of the content key."""
+    return filename[:-len(suffix)] if suffix == ".zip" else filename
+
+
+def materialize(data: bytes, suffix: str, filename: str, workdir: Path) -> str:
+    """Write a model into ``workdir`` under :func:`model_file_name` (a folder for a SavedModel
+    zip); returns the path relative to ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
+    name = model_file_name(filename, suffix)
     if suffix == ".zip":
-        extract_savedmodel(data, workdir / name, name + ".zip")
+        extract_savedmodel(data, workdir / name, filename)
         return name
-    (workdir / f"{name}{suffix}").write_bytes(data)
-    return f"{name}{suffix}"
+    (workdir / name).write_bytes(data)
+    return name

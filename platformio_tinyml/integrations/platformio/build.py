@@ -49,7 +49,7 @@ OPTION_PREFIX = "custom_tinyml_"
 # Every custom_tinyml_<name> this front end reads (docs/platformio.md lists them).
 OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
            "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind",
-           "input_shape")
+           "input_shape", "service", "service_required")
 REPORT_FILE = "tinyml-report.json"
 VERIFY_FILE = "tinyml-verify.json"       # the last tinyml-verify results, in tinyml-report.json's "verify"
 
@@ -179,14 +179,16 @@ def embed_test_input(model: core.CompiledModel, test_input: Path) -> Path:
     return header
 
 
-def compile_models(declared: list[DeclaredModel], device: DeviceProfile,
-                   build_dir: Path) -> list[core.CompiledModel]:
-    """Compile (or reuse) every declared model into ``build_dir/tinyml/<name>``."""
+def compile_models(declared: list[DeclaredModel], device: DeviceProfile, build_dir: Path,
+                   service: str | None = None, required: bool = False) -> list[core.CompiledModel]:
+    """Compile (or reuse) every declared model into ``build_dir/tinyml/<name>``; with
+    ``service`` (``custom_tinyml_service``) through that service when not up to date here."""
+    from ..remote import compile_for_build
     compiled = []
     for item in declared:
         try:
-            model = core.compile_cached(item.spec, device, build_dir / "tinyml" / item.spec.name,
-                                        on_compile=_step)
+            model = compile_for_build(item.spec, device, build_dir / "tinyml" / item.spec.name, service, required,
+                                      on_compile=_step, on_warning=_step)
         except TinyMLError as exc:
             if exc.where is None:
                 exc.where = f"model '{item.spec.path.name}'"
@@ -312,7 +314,9 @@ class _Front:
         seen: set[str] = set()
         if executor:
             seen = self._add_executor(executor, (get("module_pubkey") or "").strip(), project_dir)
-        self.models = compile_models(declared, self.device, Path(env.subst("$BUILD_DIR")))
+        service = (get("service") or "").strip() or None
+        required = yes_no(get("service_required"), f"[env:{self.name}] {OPTION_PREFIX}service_required")
+        self.models = compile_models(declared, self.device, Path(env.subst("$BUILD_DIR")), service, required)
         for model in self.models:
             for line in core.summary_lines(model):
                 print(line)
@@ -477,6 +481,14 @@ class _Front:
                              "backend and report the model to platformio-tinyml.\n")
             return 1
         return 0
+
+
+def yes_no(value: str | None, where: str) -> bool:
+    """A yes/no option (default no)."""
+    value = (value or "no").strip().lower()
+    if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
+        raise TinyMLError(f"'{value}' is neither yes nor no", where=where, hint="Write yes or no")
+    return value in ("yes", "true", "1", "on")
 
 
 def optimize_for_speed(value: str | None, env_name: str) -> bool:
