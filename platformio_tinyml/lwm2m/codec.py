@@ -571,3 +571,39 @@ def _link_attr(text: str, at: int) -> tuple[int, str, str | None]:
     while at < n and text[at] not in ";,":
         at += 1
     return at, key, text[start:at].strip()
+
+
+# -- JSON (the REST API's values) --------------------------------------------------------
+
+def to_json(value):
+    """A decoded value as JSON: Opaque as ``{"base64": ...}``, object links as ``"3:0"``."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, ObjLink):
+        return str(value)
+    return value
+
+
+def from_json(value, path: ResourcePath, defs: Definitions):
+    """A JSON value for the resource at ``path``, typed by its definition; CodecError when it does not fit."""
+    rtype = _type_of(path, defs)
+    if isinstance(value, dict) and set(value) == {"base64"}:
+        try:
+            value = base64.b64decode(str(value["base64"]), validate=True)
+        except binascii.Error:
+            raise CodecError(f"{path}: 'base64' is not base64") from None
+    if rtype is None:
+        if value is None or isinstance(value, (dict, list)):
+            raise CodecError(f"{path}: a value must be a string, number, boolean or {{\"base64\": ...}}")
+        return value
+    if rtype == ResourceType.OBJLNK:
+        return ObjLink.parse(_checked(value, str, rtype, path))
+    if rtype == ResourceType.OPAQUE:
+        return bytes(_checked(value, (bytes, bytearray), rtype, path))
+    if rtype == ResourceType.BOOLEAN:
+        return _checked(value, bool, rtype, path)
+    if rtype in (ResourceType.STRING, ResourceType.CORELNK):
+        return _checked(value, str, rtype, path)
+    if rtype == ResourceType.NONE:
+        raise CodecError(f"{path}: an executable resource has no value (execute it instead)")
+    return _number(value, rtype, path)
