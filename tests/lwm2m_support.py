@@ -19,10 +19,16 @@ from aiocoap import resource as coap_resource
 from aiocoap.numbers.codes import Code
 
 
-class _Site(coap_resource.Resource):
+class _Site(coap_resource.ObservableResource):
     def __init__(self, device: "RawDevice"):
         super().__init__()
         self.device = device
+
+    async def add_observation(self, request, serverobservation):
+        path = "/" + "/".join(request.opt.uri_path)
+        if ("GET", path) in self.device.observable:
+            self.device.observations[path] = serverobservation
+            serverobservation.accept(lambda: self.device.observations.pop(path, None))
 
     async def needs_blockwise_assembly(self, request):
         return True
@@ -39,9 +45,6 @@ class _Site(coap_resource.Resource):
         msg = Message(code=code, payload=payload)
         if fmt is not None:
             msg.opt.content_format = fmt
-        if request.opt.observe == 0 and key in self.device.observable:
-            msg.opt.observe = 0
-            self.device.observers[path] = request
         return msg
 
 
@@ -49,8 +52,8 @@ class RawDevice:
     def __init__(self):
         self.answers: dict[tuple[str, str], tuple[Code, int | None, bytes]] = {}
         self.received: list[tuple] = []
-        self.observable: set = set()
-        self.observers: dict = {}
+        self.observable: set = set()          # ("GET", path) the device lets the server observe
+        self.observations: dict = {}          # path -> aiocoap server observation
         self.location: tuple[str, ...] = ()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -63,6 +66,17 @@ class RawDevice:
 
     def answer(self, method: str, path: str, payload: bytes, fmt: int | None, code: Code = Code.CONTENT) -> None:
         self.answers[(method, path)] = (code, fmt, payload)
+
+    def notify(self, path: str, payload: bytes, fmt: int) -> bool:
+        """Change ``path``'s answer and notify its observer; False when nobody observes it."""
+        self.answer("GET", path, payload, fmt)
+
+        async def go():
+            obs = self.observations.get(path)
+            if obs is not None:
+                obs.trigger()
+            return obs is not None
+        return self.run(go())
 
     def request(self, server_port: int, method: Code, path: str, query: str = "", payload: bytes = b"",
                 fmt: int | None = None) -> Message:

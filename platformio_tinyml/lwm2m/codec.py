@@ -137,8 +137,8 @@ def decode_records(fmt: int, payload: bytes, base: ResourcePath | None, defs: De
 
 def _format(fmt: int) -> ContentFormat:
     try:
-        fmt = ContentFormat(fmt)
-    except ValueError:
+        fmt = ContentFormat(int(fmt))
+    except (TypeError, ValueError):
         raise CodecError(f"unknown content format {fmt}", hint="Formats: " + ", ".join(
             f"{f.value} ({f.name})" for f in ContentFormat if f != ContentFormat.LWM2M_JSON)) from None
     if fmt in (ContentFormat.LWM2M_JSON, ContentFormat.LINK_FORMAT):

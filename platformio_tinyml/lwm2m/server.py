@@ -111,7 +111,7 @@ class LwM2MServer:
         await asyncio.to_thread(self.store.all_offline)
         host = "::" if self.cfg.host in ("0.0.0.0", "::", "") else self.cfg.host
         self.ctx = await aiocoap.Context.create_server_context(_Root(self), bind=(host, self.cfg.port),
-                                                               transports=["udp6"], loggername="tinyml.coap")
+                                                               transports=["udp6"], loggername="tinyml.service.coap")
         log.info("LwM2M server on coap://%s:%d (UDP)", self.cfg.host, self.cfg.port)
 
     async def stop(self) -> None:
@@ -193,6 +193,7 @@ class LwM2MServer:
         if reg is None:
             raise _Refusal(Code.FORBIDDEN, f"Send from {_address(request.remote)}, which is not registered")
         fmt = request.opt.content_format
+        fmt = None if fmt is None else int(fmt)
         if fmt not in (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR):
             raise _Refusal(Code.UNSUPPORTED_CONTENT_FORMAT, f"Send from '{reg.endpoint}': content format {fmt} "
                                                             "(Send takes SenML-JSON 110 or SenML-CBOR 112)")
@@ -284,13 +285,13 @@ class LwM2MServer:
         """On registration: read /3/0 and the TinyML object, keep the capabilities and profile."""
         tml = self.defs.tinyml_object_id
         try:
+            if tml not in reg.objects:   # nothing to build a profile from: leave the device alone
+                raise LwM2MError(f"device '{reg.endpoint}' has no TinyML object /{tml}",
+                                 hint="Target it with an explicit board id or profile")
             values = {}
             for oid in (ObjectId.DEVICE, tml):
                 if oid in reg.objects:
                     values.update(await self.read(reg.endpoint, ResourcePath(oid, 0)))
-            if tml not in reg.objects:
-                raise LwM2MError(f"device '{reg.endpoint}' has no TinyML object /{tml}",
-                                 hint="Target it with an explicit board id or profile")
             caps = capabilities_from_values(values, reg.endpoint, tml)
             await asyncio.to_thread(self.store.set_capabilities, reg.endpoint, caps.to_dict(), None)
             log.info("lwm2m: '%s' can run modules for %s (%d B arena, kernel set %s)", reg.endpoint,
@@ -331,7 +332,7 @@ class LwM2MServer:
         if observe is not None:
             msg.opt.observe = observe
         request = self.ctx.request(msg)
-        where = f"{code.name_printable} {path or '/'} on '{reg.endpoint}'"
+        where = f"{code.name} {path or '/'} on '{reg.endpoint}'"
         try:
             response = await asyncio.wait_for(request.response, self.cfg.request_timeout_s)
         except asyncio.TimeoutError:
@@ -362,6 +363,7 @@ class LwM2MServer:
 
     def _decode(self, reg: Reg, response: Message, path: ResourcePath) -> dict:
         fmt = response.opt.content_format
+        fmt = None if fmt is None else int(fmt)
         if fmt is None and path.depth >= 3:
             fmt = ContentFormat.TEXT        # LwM2M 1.0 clients (lwm2m-node-lib) send text without the option
         try:

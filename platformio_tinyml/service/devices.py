@@ -51,10 +51,12 @@ def _format(name: str | None) -> int | None:
     return FORMATS[name]
 
 
-def _own(server, who: Caller, endpoint: str) -> None:
-    """404 unless ``endpoint`` is a device of the caller's project."""
+def _target(request: Request, who: Caller, endpoint: str, path: str):
+    """(the LwM2M server, the path); 404 unless ``endpoint`` is a device of the caller's project."""
+    server, where = _lwm2m(request), _path(path)
     if server.store.device(who.project_id, endpoint) is None:
         raise fail(404, f"no device '{endpoint}' in project '{who.project}'. GET /v1/devices lists them")
+    return server, where
 
 
 async def _device_call(coro):
@@ -94,8 +96,7 @@ def reported_values(endpoint: str, request: Request, limit: int = Query(100, ge=
 async def read_resource(endpoint: str, path: str, request: Request, format: str | None = _FORMAT,
                         who: Caller = Depends(caller("read"))) -> dict:
     """Read ``/object[/instance[/resource[/index]]]`` on the device now: ``{"values": {path: value}}``."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     values = await _device_call(server.read(endpoint, where, _format(format)))
     return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
 
@@ -107,8 +108,7 @@ async def write_resource(endpoint: str, path: str, request: Request,
                          format: str | None = _FORMAT, who: Caller = Depends(caller("deploy"))) -> dict:
     """Write: ``{"value": V}`` for the resource at ``path``, or ``{"values": {path: V, ...}}`` below it;
     ``"partial": true`` is a partial update (CoAP POST) instead of a replace (PUT)."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     if ("value" in body) == ("values" in body) or not set(body) <= {"value", "values", "partial"}:
         raise fail(400, 'send {"value": V} or {"values": {"/o/i/r": V, ...}} (and optionally "partial": true)')
     raw = {str(where): body["value"]} if "value" in body else body["values"]
@@ -128,8 +128,7 @@ async def execute_resource(endpoint: str, path: str, request: Request,
                            body: dict[str, Any] | None = Body(None, examples=[{"args": "0"}]),
                            who: Caller = Depends(caller("deploy"))) -> dict:
     """Execute a resource (``/3/0/4`` reboots); ``{"args": "..."}`` passes the Execute arguments."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     args = (body or {}).get("args")
     if args is not None and not isinstance(args, str):
         raise fail(400, '"args" must be a string (LwM2M Execute arguments, e.g. "0=\'1\'")')
@@ -140,8 +139,7 @@ async def execute_resource(endpoint: str, path: str, request: Request,
 @router.get("/{endpoint}/discover/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
 async def discover(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """Discover: the resources the device has under ``path`` and their attributes."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     links = await _device_call(server.discover(endpoint, where))
     return {"path": str(where), "links": [{"path": lk.target, **lk.attrs} for lk in links]}
 
@@ -151,8 +149,7 @@ async def write_attributes(endpoint: str, path: str, request: Request,
                            body: dict[str, Any] = Body(..., examples=[{"pmin": 10, "pmax": 60}]),
                            who: Caller = Depends(caller("deploy"))) -> dict:
     """Write-Attributes: notification attributes (pmin, pmax, gt, lt, st, epmin, epmax) of ``path``."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in body.values()):
         raise fail(400, "attribute values must be numbers (or null to clear one)")
     await _device_call(server.write_attributes(endpoint, where, body))
@@ -162,8 +159,7 @@ async def write_attributes(endpoint: str, path: str, request: Request,
 @router.post("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
 async def observe(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("deploy"))) -> dict:
     """Observe ``path``: its current values; notifications are stored (GET .../values)."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     values = await _device_call(server.observe(endpoint, where))
     return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
 
@@ -172,6 +168,5 @@ async def observe(endpoint: str, path: str, request: Request, who: Caller = Depe
 async def cancel_observe(endpoint: str, path: str, request: Request,
                          who: Caller = Depends(caller("deploy"))) -> dict:
     """Cancel an observation: no more notifications are stored."""
-    server, where = _lwm2m(request), _path(path)
-    _own(server, who, endpoint)
+    server, where = _target(request, who, endpoint, path)
     return {"path": str(where), "cancelled": await _device_call(server.cancel_observe(endpoint, where))}
