@@ -257,7 +257,7 @@ def test_bad_input_costs_one_log_line_each(svc, device):
     assert "Traceback" not in log
     for line in ("missing or invalid endpoint name", "invalid lifetime 'soon'", "link format: expected",
                  "no project allows this endpoint name", "LwM2M version '9.9' is not supported",
-                 "bytes (at most 65,536)", "not an LwM2M server interface", "object(s) 4000, which have no definition",
+                 "bytes (at most 65,536)", "GET /.well-known/core from", "object(s) 4000, which have no definition",
                  "'vs' value for a Integer resource", "content format 50 that we cannot read",
                  "Send from 'dev-odd'", "refusing registrations from 127.0.0.1"):
         assert log.count(line) == 1, (line, log[-4000:])
