@@ -1,0 +1,12 @@
+"""LwM2M: the device management protocol between the service and its devices.
+
+* :mod:`.ids` - object and resource ids as enums, the object definitions (OMA DDF
+  files in ``objects/``: 0, 1, 3, 5, 9 and our TinyML object) and :class:`~.ids.ResourcePath`;
+* :mod:`.codec` - the content formats (SenML-JSON and -CBOR, TLV, plain text, opaque,
+  link format), all decoding to ``{ResourcePath: value}``;
+* :mod:`.capabilities` - Device and TinyML object values -> the compilers' ``DeviceProfile``;
+* :mod:`.server` - the LwM2M server (registration, device management, Send) on aiocoap,
+  run inside ``tinyml serve``; :mod:`.store` keeps its devices in the service's database.
+
+Nothing here imports the HTTP service; the service imports this package.
+"""
