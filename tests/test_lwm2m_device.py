@@ -170,3 +170,35 @@ def test_firmware_update_state_machine():
     fw.write_block(0, b"FW", last=False)
     fw.write_block(0, b"", last=True)          # empty package: cancel
     assert (fw.state, fw.result) == (State.IDLE, R.INITIAL)
+
+
+# ---- --firmware: the module-cortex-m4 example firmware in QEMU decides -----------------------------
+
+@pytest.fixture(scope="module")
+def qemu_elf():
+    from conftest import need_programs
+    need_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    from platformio_tinyml.module.qemu import build_example_firmware
+    return build_example_firmware(KernelSet.of(KWS_KERNELS), public_key_bytes(fixed_key().public_key()))
+
+
+def test_example_firmware_in_qemu_installs_runs_and_refuses(models, qemu_elf, tmp_path):
+    from platformio_tinyml.module.qemu import QemuDevice
+    sw = SoftwareUpdate(QemuDevice(qemu_elf, tmp_path))
+    assert _push(sw, _module(models, "kws", 1, abi=Abi.ILP32_LE)) is UpdateResult.DOWNLOADED_VERIFIED
+    assert sw.install() is UpdateResult.INSTALLED
+    sw.activate()
+    assert (sw.target.active, sw.target.installed_version) == (0, 1)
+    assert _serving(models, sw, "kws")
+    assert "running module version 1" in sw.target.last.stdout
+
+    sw.uninstall(for_update=True)
+    good = pack(models["kws"][0], Abi.ILP32_LE, 2, fixed_key())[1]
+    flipped = bytearray(good.data)
+    flipped[len(flipped) // 3] ^= 0x04
+    assert _push(sw, bytes(flipped)) is UpdateResult.INTEGRITY_FAILURE and sw.reason == "crc"
+    assert "update from slot B: crc mismatch" in sw.target.last.stdout
+    wider = resign(good.data, fixed_key(), kernel_mask=good.header.kernel_mask | 1 << 5)
+    assert _push(sw, wider) is UpdateResult.UNSUPPORTED_PACKAGE and sw.reason == "kernel_set"
+    assert _push(sw, _module(models, "kws", 1, key=fixed_key(99), abi=Abi.ILP32_LE)) is UpdateResult.INTEGRITY_FAILURE
+    assert sw.target.active == 0 and _serving(models, sw, "kws")
