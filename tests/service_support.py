@@ -30,10 +30,12 @@ def free_port() -> int:
 
 
 class Server:
-    """``tinyml serve --data DATA`` plus ``extra`` flags; ``token()`` makes tokens with the CLI."""
+    """``tinyml serve --data DATA`` plus ``extra`` flags (and ``env``); ``token()`` makes tokens with the CLI."""
 
-    def __init__(self, data: Path, *extra: str):
-        self.data, self.extra = Path(data), [str(e) for e in extra]
+    def __init__(self, data: Path, *extra: str, env: dict | None = None):
+        self.data, self.extra, self.env = Path(data), [str(e) for e in extra], env
+        if "--lwm2m-port" not in self.extra:   # the default 5683 may be taken: no LwM2M unless a test asks
+            self.extra += ["--lwm2m-port", "0"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -57,7 +59,8 @@ class Server:
         self.data.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "platformio_tinyml.cli.main", "serve", "--data", str(self.data),
-             "--port", str(self.port), *self.extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+             "--port", str(self.port), *self.extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+            env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()

@@ -32,6 +32,8 @@ def add_parsers(sub, add_target) -> None:
     p.add_argument("--job-memory-mb", type=int, help="memory limit per compile (default 8192)")
     p.add_argument("--boards-dir", action="append", dest="boards_dirs", metavar="DIR",
                    help="extra folder of board manifests (repeatable)")
+    p.add_argument("--lwm2m-port", type=int, help="UDP port of the LwM2M server, on --host (default 5683; 0 "
+                   "disables it)")
 
     s = sub.add_parser("service", help="manage the service: tokens, projects")
     ssub = s.add_subparsers(dest="service_cmd", required=True)
@@ -46,6 +48,12 @@ def add_parsers(sub, add_target) -> None:
     p.add_argument("--project", required=True, help="project name (created with its signing key if new)")
     p.add_argument("--scope", default="compile,read", help="comma-separated: compile, read, deploy, admin "
                    "(default compile,read)")
+    _settings(p)
+    d = ssub.add_parser("devices", help="LwM2M devices").add_subparsers(dest="devices_cmd", required=True)
+    p = d.add_parser("allow", help="let a project take LwM2M registrations whose endpoint name matches a pattern")
+    p.add_argument("--project", required=True)
+    p.add_argument("--pattern", required=True, help="shell glob over endpoint names, e.g. 'kws-*' or "
+                   "'urn:dev:mac:0024befffe*'")
     _settings(p)
 
     r = sub.add_parser("remote", help="compile, compare and fetch through a tinyml service")
@@ -90,34 +98,42 @@ def cmd_serve(args) -> int:
     from ..service.core import Service
     cfg = _config(args, host=args.host, port=args.port, workers=args.workers, max_upload_mb=args.max_upload_mb,
                   max_jobs_in_flight=args.max_jobs_in_flight, job_timeout_s=args.job_timeout_s,
-                  job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs)
+                  job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs, lwm2m_port=args.lwm2m_port)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     svc_log = logging.getLogger("tinyml.service")
     svc_log.addHandler(handler)
     svc_log.setLevel(logging.INFO)
     _check_port(cfg.host, cfg.port)
+    if cfg.lwm2m_port:
+        _check_port(cfg.host, cfg.lwm2m_port, udp=True)
     svc = Service(cfg)
-    print(f"tinyml: serving on http://{cfg.host}:{cfg.port} (data {cfg.data}, {cfg.workers} workers); "
+    lwm2m = f", LwM2M on coap://{cfg.host}:{cfg.lwm2m_port}" if cfg.lwm2m_port else ""
+    print(f"tinyml: serving on http://{cfg.host}:{cfg.port}{lwm2m} (data {cfg.data}, {cfg.workers} workers); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
     uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
     print("tinyml: service stopped", file=sys.stderr)
     return 0
 
 
-def _check_port(host: str, port: int) -> None:
-    """One line instead of uvicorn's log when the address is taken or invalid."""
+def _check_port(host: str, port: int, udp: bool = False) -> None:
+    """One line instead of uvicorn's (or aiocoap's) log when the address is taken or invalid."""
     import os
     import socket
 
     from ..errors import TinyMLError
     try:
-        with socket.create_server((host, port)):
-            pass
+        if udp:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((host, port))
+        else:
+            with socket.create_server((host, port)):
+                pass
     except OSError as e:
         why = os.strerror(e.errno) if e.errno else str(e)
-        raise TinyMLError(f"cannot listen on {host}:{port} ({why})", where="--host/--port",
-                          hint="Stop the program using it, or give another --port") from None
+        flag = "--lwm2m-port" if udp else "--port"
+        raise TinyMLError(f"cannot listen on {host}:{port}{'/udp' if udp else ''} ({why})", where=f"--host/{flag}",
+                          hint=f"Stop the program using it, or give another {flag}") from None
 
 
 def cmd_service(args) -> int:
@@ -126,6 +142,8 @@ def cmd_service(args) -> int:
     engine, Session = open_database(_config(args).database_url)
     try:
         with Session() as db:
+            if args.service_cmd == "devices":
+                return _allow_devices(db, Session, args)
             if args.service_cmd == "project":
                 set_allow_pickle(db, args.project, args.allow_pickle == "yes")
                 verdict = "accepted" if args.allow_pickle == "yes" else "refused"
@@ -136,6 +154,20 @@ def cmd_service(args) -> int:
         engine.dispose()
     print(token)
     print(f"tinyml: token for project '{args.project}' ({args.scope}); it is shown only once", file=sys.stderr)
+    return 0
+
+
+def _allow_devices(db, Session, args) -> int:
+    from ..errors import TinyMLError
+    from ..lwm2m.store import MAX_PATTERN, DeviceStore
+    from ..service.auth import get_or_create_project
+    if not args.pattern or len(args.pattern) > MAX_PATTERN or not args.pattern.isprintable():
+        raise TinyMLError(f"invalid endpoint pattern {args.pattern[:60]!r}", where="--pattern",
+                          hint=f"A shell glob of printable characters, at most {MAX_PATTERN}")
+    project = get_or_create_project(db, args.project)
+    db.commit()
+    DeviceStore(Session).allow(project.id, args.pattern)
+    print(f"tinyml: project '{args.project}' takes LwM2M registrations matching '{args.pattern}'", file=sys.stderr)
     return 0
 
 

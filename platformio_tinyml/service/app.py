@@ -2,7 +2,8 @@
 
 :func:`create_app` wires a :class:`~.core.Service` into the app; its
 lifespan starts the job runner and stops it (a running compile is left
-``running`` and queued again at the next start). Every error answer is
+``running`` and queued again at the next start), and runs the LwM2M server
+(:mod:`platformio_tinyml.lwm2m.server`) on the same event loop. Every error answer is
 ``{"detail": "one line"}``, the line ``tinyml compile`` would print.
 """
 
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .. import __version__
 from ..errors import TinyMLError
-from . import catalog, compilations
+from . import catalog, compilations, devices
 from .core import Service
 from .schemas import HealthOut
 
@@ -95,6 +96,19 @@ class _Limits:
                                        "Send a smaller model, or raise max_upload_mb"}, status_code=413)
 
 
+def _lwm2m_server(svc: Service):
+    """The LwM2M server the settings ask for (on the event loop of the HTTP server), or None."""
+    cfg = svc.cfg
+    if not cfg.lwm2m_port:
+        return None
+    from ..lwm2m.ids import load_definitions
+    from ..lwm2m.server import LwM2MServer, Settings
+    from ..lwm2m.store import DeviceStore
+    return LwM2MServer(DeviceStore(svc.Session), load_definitions(cfg.lwm2m_object_id), Settings(
+        host=cfg.host, port=cfg.lwm2m_port, request_timeout_s=cfg.lwm2m_timeout_s,
+        queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count))
+
+
 def _boundary(content_type: bytes) -> bytes | None:
     if not content_type.lower().startswith(b"multipart/form-data"):
         return None
@@ -124,7 +138,12 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         if start_runner:
             svc.start()
+        app.state.lwm2m = _lwm2m_server(svc)
+        if app.state.lwm2m is not None:
+            await app.state.lwm2m.start()
         yield
+        if app.state.lwm2m is not None:
+            await app.state.lwm2m.stop()
         svc.stop()
 
     app = FastAPI(title="platformio-tinyml service", version=__version__, lifespan=lifespan,
@@ -133,6 +152,7 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
     app.state.service = svc
     app.include_router(compilations.router)
     app.include_router(catalog.router)
+    app.include_router(devices.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):

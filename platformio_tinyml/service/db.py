@@ -1,4 +1,4 @@
-"""The service's database: projects, tokens, builds and compilations.
+"""The service's database: projects, tokens, builds, compilations and LwM2M devices.
 
 A *build* is one compile of one content key (the local build cache's key:
 model bytes, options, device profile, backend and its version, runtime
@@ -128,3 +128,57 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+# -- LwM2M devices (the server in platformio_tinyml.lwm2m keeps them here) ----------
+
+class EndpointRule(Base):
+    """A project accepts LwM2M registrations whose endpoint name matches ``pattern`` (a shell glob)."""
+    __tablename__ = "endpoint_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    pattern: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Device(Base):
+    """One LwM2M endpoint: its identity, online state, capabilities and tags (registrations below)."""
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(200), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    registration_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    capabilities: Mapped[dict | None] = mapped_column(JSON, nullable=True)    # lwm2m.capabilities.Capabilities
+    capabilities_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Registration(Base):
+    """One LwM2M registration of a device, from Register to De-register, expiry or replacement."""
+    __tablename__ = "registrations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    address: Mapped[str] = mapped_column(String(200))
+    lwm2m_version: Mapped[str] = mapped_column(String(10))
+    binding: Mapped[str] = mapped_column(String(10))
+    lifetime_s: Mapped[int] = mapped_column(Integer)
+    objects: Mapped[list] = mapped_column(JSON, default=list)       # link format entries: [target, {attrs}]
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)   # deregistered, expired, replaced
+
+
+class DeviceValue(Base):
+    """A value a device reported: an Observe notification or an LwM2M Send record."""
+    __tablename__ = "device_values"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    path: Mapped[str] = mapped_column(String(100))
+    value: Mapped[dict] = mapped_column(JSON)          # {"value": JSON value}
+    source: Mapped[str] = mapped_column(String(10))    # observe, send
+    time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

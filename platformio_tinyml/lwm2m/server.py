@@ -1,0 +1,523 @@
+"""The LwM2M 1.1 server: Registration interface, device management, Observe, Send.
+
+One aiocoap context serves the Registration interface (``/rd``) and Send
+(``/dp``) and sends every request to the devices, so a request leaves from
+the socket the device registered to (clients drop anything else). The
+endpoint name is the identity: a Register under a known name replaces that
+device's registration, wherever it comes from. A registration ends with
+De-register, or when its lifetime runs out (the device is then offline).
+
+Queue mode (binding ``UQ``, or the 1.1 ``Q`` parameter): a device is
+reachable for ``awake_s`` after each Register or Update; a request made
+while it sleeps waits for its next Update (at most ``queue_wait_s``).
+
+The device management calls (:meth:`LwM2MServer.read`, ``write``, ``execute``,
+``discover``, ``write_attributes``, ``observe``, ``cancel_observe``) raise
+:class:`DeviceCallError`, whose ``status`` is the HTTP status the REST API
+answers: 404 unknown device, 409 offline or asleep, 424 the device did not
+answer or answered with an error or a payload we cannot read (a device's
+4.xx keeps its meaning: 4.04 -> 404, 4.05 -> 405, ...).
+
+Bad input from the network (malformed messages, unknown registrations,
+oversized payloads, floods, bad SenML) costs one log line and an error
+answer; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import aiocoap
+from aiocoap import Message
+from aiocoap import error as coap_error
+from aiocoap import resource as coap_resource
+from aiocoap.numbers.codes import Code
+
+from .capabilities import capabilities_from_values
+from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
+from .ids import Definitions, LwM2MError, ObjectId, ResourcePath, ResourceType
+from .store import DeviceStore, NewRegistration
+
+log = logging.getLogger("tinyml.service.lwm2m")
+
+DEFAULT_LIFETIME_S = 86400
+ENDPOINT = re.compile(r"^[\x21-\x7e]{1,200}$")       # printable ASCII, no spaces
+BINDING = re.compile(r"^[UMHSTNQ]{1,6}$")
+VERSIONS = ("1.0", "1.1", "1.2")
+_HTTP_OF_COAP = {Code.BAD_REQUEST: 400, Code.UNAUTHORIZED: 403, Code.FORBIDDEN: 403, Code.NOT_FOUND: 404,
+                 Code.METHOD_NOT_ALLOWED: 405, Code.NOT_ACCEPTABLE: 406, Code.REQUEST_ENTITY_TOO_LARGE: 413,
+                 Code.UNSUPPORTED_CONTENT_FORMAT: 415}
+
+
+class DeviceCallError(LwM2MError):
+    """A device management call that failed; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, what: str, hint: str | None = None):
+        self.status = status
+        super().__init__(what, hint=hint)
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5683
+    request_timeout_s: float = 10.0     # one device request, retransmissions included
+    queue_wait_s: float = 30.0          # how long a request waits for a sleeping device's Update
+    awake_s: float = 20.0               # a queue-mode device listens this long after Register/Update
+    max_payload: int = 64 * 1024        # Register, Update and Send bodies
+    flood_count: int = 20               # registrations per address ...
+    flood_window_s: float = 10.0        # ... within this window
+
+
+@dataclass
+class Reg:
+    """A live registration (the database has the same and its history)."""
+    id: str
+    endpoint: str
+    project_id: int
+    remote: object                      # the aiocoap remote the device registered from
+    version: str
+    binding: str
+    lifetime_s: int
+    links: list[Link]
+    queue: bool
+    awake_until: float = 0.0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    expiry: asyncio.TimerHandle | None = None
+    observations: dict = field(default_factory=dict)     # path text -> (request, task)
+
+    @property
+    def objects(self) -> set[int]:
+        return {lk.path.object for lk in self.links if lk.path is not None}
+
+
+class LwM2MServer:
+    def __init__(self, store: DeviceStore, defs: Definitions, settings: Settings | None = None):
+        self.store, self.defs, self.cfg = store, defs, settings or Settings()
+        self.ctx: aiocoap.Context | None = None
+        self.regs: dict[str, Reg] = {}            # endpoint -> registration
+        self.by_id: dict[str, Reg] = {}
+        self._recent: dict[str, deque] = {}       # address -> times of recent Registers
+        self._flood_logged: dict[str, float] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.all_offline)
+        host = "::" if self.cfg.host in ("0.0.0.0", "::", "") else self.cfg.host
+        self.ctx = await aiocoap.Context.create_server_context(_Root(self), bind=(host, self.cfg.port),
+                                                               transports=["udp6"], loggername="tinyml.coap")
+        log.info("LwM2M server on coap://%s:%d (UDP)", self.cfg.host, self.cfg.port)
+
+    async def stop(self) -> None:
+        for reg in list(self.regs.values()):
+            self._forget(reg)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.ctx is not None:
+            await self.ctx.shutdown()
+            self.ctx = None
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the Registration interface ------------------------------------------------------
+    async def register(self, request: Message) -> Message:
+        address = _address(request.remote)
+        if self._flooding(address):
+            return Message(code=Code.TOO_MANY_REQUESTS, payload=b"too many registrations from this address")
+        query = _query(request)
+        ep = query.get("ep")
+        if not ep or not ENDPOINT.match(ep):
+            raise _Refusal(Code.BAD_REQUEST, f"Register from {address}: missing or invalid endpoint name "
+                                             f"{(ep or '')[:60]!r}")
+        version, binding, lifetime = self._params(query, "1.0", "U", DEFAULT_LIFETIME_S, f"Register '{ep}'")
+        links = self._links(request, f"Register '{ep}'")
+        project = await asyncio.to_thread(self.store.project_for, ep)
+        if project is None:
+            raise _Refusal(Code.FORBIDDEN, f"Register '{ep}' from {address}: no project allows this endpoint "
+                                           "name (tinyml service devices allow --project P --pattern GLOB)")
+        old = self.regs.get(ep)
+        if old is not None:
+            self._forget(old)
+            log.info("lwm2m: '%s' registers again from %s (was %s): old registration replaced", ep, address,
+                     _address(old.remote))
+        reg_id = await asyncio.to_thread(self.store.registered, NewRegistration(
+            ep, project, address, version, binding, lifetime, [[lk.target, lk.attrs] for lk in links]))
+        reg = Reg(reg_id, ep, project, request.remote, version, binding, lifetime, links,
+                  queue="Q" in binding or "Q" in query)
+        self.regs[ep], self.by_id[reg_id] = reg, reg
+        self._seen(reg)
+        log.info("lwm2m: '%s' registered from %s (LwM2M %s, binding %s, lifetime %d s, %d links)", ep, address,
+                 version, binding, lifetime, len(links))
+        self._spawn(self._read_capabilities(reg))
+        return Message(code=Code.CREATED, location_path=("rd", reg_id))
+
+    async def update(self, request: Message, reg_id: str) -> Message:
+        reg = self.by_id.get(reg_id)
+        if reg is None:
+            raise _Refusal(Code.NOT_FOUND, f"Update of unknown registration '{reg_id[:40]}' from "
+                                           f"{_address(request.remote)} (the device must register again)")
+        query = _query(request)
+        reg.version, reg.binding, reg.lifetime_s = self._params(query, reg.version, reg.binding, reg.lifetime_s,
+                                                                f"Update '{reg.endpoint}'")
+        changes = {"binding": reg.binding, "lifetime_s": reg.lifetime_s}
+        if request.payload:
+            reg.links = self._links(request, f"Update '{reg.endpoint}'")
+            changes["objects"] = [[lk.target, lk.attrs] for lk in reg.links]
+        if _address(request.remote) != _address(reg.remote):
+            reg.remote, changes["address"] = request.remote, _address(request.remote)
+        await asyncio.to_thread(self.store.updated, reg.id, **changes)
+        self._seen(reg)
+        return Message(code=Code.CHANGED)
+
+    async def deregister(self, request: Message, reg_id: str) -> Message:
+        reg = self.by_id.get(reg_id)
+        if reg is None:
+            raise _Refusal(Code.NOT_FOUND, f"De-register of unknown registration '{reg_id[:40]}'")
+        self._forget(reg)
+        await asyncio.to_thread(self.store.ended, reg.id, "deregistered")
+        log.info("lwm2m: '%s' deregistered", reg.endpoint)
+        return Message(code=Code.DELETED)
+
+    async def send(self, request: Message) -> Message:
+        """LwM2M Send (``POST /dp``): SenML values of any objects, stored with their times."""
+        reg = next((r for r in self.regs.values() if _address(r.remote) == _address(request.remote)), None)
+        if reg is None:
+            raise _Refusal(Code.FORBIDDEN, f"Send from {_address(request.remote)}, which is not registered")
+        fmt = request.opt.content_format
+        if fmt not in (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR):
+            raise _Refusal(Code.UNSUPPORTED_CONTENT_FORMAT, f"Send from '{reg.endpoint}': content format {fmt} "
+                                                            "(Send takes SenML-JSON 110 or SenML-CBOR 112)")
+        try:
+            records = decode_records(fmt, request.payload, None, self.defs)
+        except CodecError as e:
+            raise _Refusal(Code.BAD_REQUEST, f"Send from '{reg.endpoint}': {e}") from None
+        self._note_unknown(reg, {r.path for r in records}, "sent")
+        await asyncio.to_thread(self.store.add_values, reg.endpoint,
+                                [(str(r.path), to_json(r.value), r.time) for r in records], "send")
+        self._seen(reg)
+        return Message(code=Code.CHANGED)
+
+    def _params(self, query: dict, version: str, binding: str, lifetime: int, where: str) -> tuple[str, str, int]:
+        version = query.get("lwm2m", version)
+        binding = query.get("b", binding)
+        if version not in VERSIONS:
+            raise _Refusal(Code.PRECONDITION_FAILED, f"{where}: LwM2M version {version[:20]!r} is not supported "
+                                                     f"({', '.join(VERSIONS)})")
+        if not BINDING.match(binding):
+            raise _Refusal(Code.BAD_REQUEST, f"{where}: invalid binding {binding[:20]!r}")
+        lt = query.get("lt", str(lifetime))
+        if not lt.isdigit() or not 1 <= int(lt) <= 10 ** 8:
+            raise _Refusal(Code.BAD_REQUEST, f"{where}: invalid lifetime {lt[:20]!r} (seconds, 1 or more)")
+        return version, binding, int(lt)
+
+    def _links(self, request: Message, where: str) -> list[Link]:
+        if len(request.payload) > self.cfg.max_payload:
+            raise _Refusal(Code.REQUEST_ENTITY_TOO_LARGE, f"{where}: object list of {len(request.payload):,} bytes "
+                                                          f"(at most {self.cfg.max_payload:,})")
+        try:
+            return parse_links(request.payload) if request.payload else []
+        except CodecError as e:
+            raise _Refusal(Code.BAD_REQUEST, f"{where}: {e}") from None
+
+    def _flooding(self, address: str) -> bool:
+        host = address.rsplit(":", 1)[0]
+        now = time.monotonic()
+        recent = self._recent.setdefault(host, deque())
+        while recent and recent[0] < now - self.cfg.flood_window_s:
+            recent.popleft()
+        if len(recent) >= self.cfg.flood_count:
+            if self._flood_logged.get(host, 0) < now - self.cfg.flood_window_s:
+                self._flood_logged[host] = now
+                log.warning("lwm2m: refusing registrations from %s: more than %d in %.0f s (4.29; logged once "
+                            "per window)", host, self.cfg.flood_count, self.cfg.flood_window_s)
+            return True
+        recent.append(now)
+        if len(self._recent) > 10000:
+            self._recent = {h: q for h, q in self._recent.items() if q and q[-1] > now - self.cfg.flood_window_s}
+        return False
+
+    def _seen(self, reg: Reg) -> None:
+        """A message from the device: restart its lifetime; a queue-mode device is awake for a while."""
+        loop = asyncio.get_running_loop()
+        if reg.expiry is not None:
+            reg.expiry.cancel()
+        reg.expiry = loop.call_later(reg.lifetime_s, lambda: self._spawn(self._expire(reg)))
+        reg.awake_until = time.monotonic() + self.cfg.awake_s
+        reg.wake.set()
+        reg.wake = asyncio.Event()
+
+    async def _expire(self, reg: Reg) -> None:
+        if self.regs.get(reg.endpoint) is not reg:
+            return
+        self._forget(reg)
+        await asyncio.to_thread(self.store.ended, reg.id, "expired")
+        log.info("lwm2m: '%s' offline: no Update within its lifetime of %d s", reg.endpoint, reg.lifetime_s)
+
+    def _forget(self, reg: Reg) -> None:
+        if reg.expiry is not None:
+            reg.expiry.cancel()
+        for request, task in reg.observations.values():
+            request.observation.cancel()
+            task.cancel()
+        reg.observations.clear()
+        reg.wake.set()
+        if self.regs.get(reg.endpoint) is reg:
+            del self.regs[reg.endpoint]
+        self.by_id.pop(reg.id, None)
+
+    def _note_unknown(self, reg: Reg, paths, verb: str) -> None:
+        unknown = sorted({p.object for p in paths if self.defs.object(p.object) is None})
+        if unknown:
+            log.info("lwm2m: '%s' %s values of object(s) %s, which have no definition here (kept untyped)",
+                     reg.endpoint, verb, ", ".join(map(str, unknown)))
+
+    async def _read_capabilities(self, reg: Reg) -> None:
+        """On registration: read /3/0 and the TinyML object, keep the capabilities and profile."""
+        tml = self.defs.tinyml_object_id
+        try:
+            values = {}
+            for oid in (ObjectId.DEVICE, tml):
+                if oid in reg.objects:
+                    values.update(await self.read(reg.endpoint, ResourcePath(oid, 0)))
+            if tml not in reg.objects:
+                raise LwM2MError(f"device '{reg.endpoint}' has no TinyML object /{tml}",
+                                 hint="Target it with an explicit board id or profile")
+            caps = capabilities_from_values(values, reg.endpoint, tml)
+            await asyncio.to_thread(self.store.set_capabilities, reg.endpoint, caps.to_dict(), None)
+            log.info("lwm2m: '%s' can run modules for %s (%d B arena, kernel set %s)", reg.endpoint,
+                     caps.profile.core, caps.profile.ram_bytes, caps.kernel_set)
+        except LwM2MError as e:
+            log.info("lwm2m: no capabilities for '%s': %s", reg.endpoint, e)
+            await asyncio.to_thread(self.store.set_capabilities, reg.endpoint, None, str(e))
+
+    # -- device management ----------------------------------------------------------------
+    def _reg(self, endpoint: str) -> Reg:
+        reg = self.regs.get(endpoint)
+        if reg is None:
+            raise DeviceCallError(409, f"device '{endpoint}' is offline (not registered)",
+                                  hint="Wait for it to register; GET /v1/devices/{endpoint} shows when it was "
+                                       "last seen")
+        return reg
+
+    def _accept(self, reg: Reg, path: ResourcePath) -> ContentFormat:
+        if not reg.version.startswith("1.0"):
+            return ContentFormat.SENML_CBOR
+        res = self.defs.resource(path.object, path.resource) if path.resource is not None else None
+        if path.depth == 3 and res is not None and not res.multiple:
+            return ContentFormat.OPAQUE if res.type == ResourceType.OPAQUE else ContentFormat.TEXT
+        return ContentFormat.TLV
+
+    async def _call(self, reg: Reg, code: Code, path: ResourcePath | None, *, payload: bytes = b"",
+                    content_format: int | None = None, accept: int | None = None, query=(),
+                    observe: int | None = None):
+        """One request to the device from our socket; the aiocoap request once it answered with success."""
+        await self._awake(reg)
+        msg = Message(code=code, payload=payload, uri_path=[str(i) for i in path.ids] if path else [])
+        msg.remote = reg.remote
+        msg.opt.accept = accept if accept is not None else self._accept(reg, path or ResourcePath(0))
+        if content_format is not None:
+            msg.opt.content_format = content_format
+        if query:
+            msg.opt.uri_query = list(query)
+        if observe is not None:
+            msg.opt.observe = observe
+        request = self.ctx.request(msg)
+        where = f"{code.name_printable} {path or '/'} on '{reg.endpoint}'"
+        try:
+            response = await asyncio.wait_for(request.response, self.cfg.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise DeviceCallError(424, f"{where}: no answer within {self.cfg.request_timeout_s:g} s",
+                                  hint="The device may be unreachable; it is offline once its lifetime ends") \
+                from None
+        except coap_error.Error as e:
+            raise DeviceCallError(424, f"{where}: {type(e).__name__} ({e})") from None
+        if not response.code.is_successful():
+            status = _HTTP_OF_COAP.get(response.code, 424)
+            detail = response.payload[:100].decode("utf-8", "replace") if response.payload else ""
+            raise DeviceCallError(status, f"{where}: the device answered {response.code.dotted} "
+                                          f"{response.code.name_printable}" + (f" ({detail})" if detail else ""))
+        return request, response
+
+    async def _awake(self, reg: Reg) -> None:
+        if not reg.queue or time.monotonic() < reg.awake_until:
+            return
+        wake = reg.wake
+        try:
+            await asyncio.wait_for(wake.wait(), self.cfg.queue_wait_s)
+        except asyncio.TimeoutError:
+            raise DeviceCallError(409, f"device '{reg.endpoint}' is asleep (queue mode) and sent no Update "
+                                       f"within {self.cfg.queue_wait_s:g} s",
+                                  hint="Retry later: requests go out when it next updates") from None
+        if self.regs.get(reg.endpoint) is not reg:
+            raise DeviceCallError(409, f"device '{reg.endpoint}' went offline while the request waited")
+
+    def _decode(self, reg: Reg, response: Message, path: ResourcePath) -> dict:
+        fmt = response.opt.content_format
+        if fmt is None and path.depth >= 3:
+            fmt = ContentFormat.TEXT        # LwM2M 1.0 clients (lwm2m-node-lib) send text without the option
+        try:
+            values = decode(fmt if fmt is not None else -1, response.payload, path, self.defs)
+        except CodecError as e:
+            log.info("lwm2m: '%s' answered %s with content format %s that we cannot read: %s", reg.endpoint,
+                     path, fmt, e)
+            raise DeviceCallError(424, f"device '{reg.endpoint}' answered {path} with content format {fmt}: "
+                                       f"{e}") from None
+        self._note_unknown(reg, values, "answered with")
+        return values
+
+    async def read(self, endpoint: str, path: ResourcePath, fmt: int | None = None) -> dict:
+        """Read: ``{ResourcePath: value}`` of ``path`` (in ``fmt``, default: the device's best format)."""
+        reg = self._reg(endpoint)
+        _, response = await self._call(reg, Code.GET, path, accept=fmt)
+        return self._decode(reg, response, path)
+
+    async def write(self, endpoint: str, path: ResourcePath, values: dict, replace: bool = True,
+                    fmt: int | None = None) -> None:
+        """Write ``values`` (full paths at or below ``path``): replace (PUT) or partial update (POST)."""
+        reg = self._reg(endpoint)
+        if path.depth < 2:
+            raise DeviceCallError(400, f"write to {path}: give an object instance or a resource")
+        fmt = fmt or self._accept(reg, path)
+        try:
+            payload = encode(fmt, values, path, self.defs)
+        except CodecError as e:
+            raise DeviceCallError(400, str(e)) from None
+        await self._call(reg, Code.PUT if replace else Code.POST, path, payload=payload, content_format=fmt)
+
+    async def execute(self, endpoint: str, path: ResourcePath, args: str | None = None) -> None:
+        reg = self._reg(endpoint)
+        if path.depth != 3:
+            raise DeviceCallError(400, f"execute {path}: give a resource /object/instance/resource")
+        res = self.defs.resource(path.object, path.resource)
+        if res is not None and not res.executable:
+            raise DeviceCallError(405, f"execute {path}: {res.name} is not executable (operations "
+                                       f"'{res.operations or 'none'}')")
+        await self._call(reg, Code.POST, path, payload=(args or "").encode("utf-8"),
+                         content_format=ContentFormat.TEXT if args else None)
+
+    async def discover(self, endpoint: str, path: ResourcePath) -> list[Link]:
+        reg = self._reg(endpoint)
+        _, response = await self._call(reg, Code.GET, path, accept=ContentFormat.LINK_FORMAT)
+        try:
+            return parse_links(response.payload)
+        except CodecError as e:
+            raise DeviceCallError(424, f"Discover {path} on '{endpoint}': {e}") from None
+
+    async def write_attributes(self, endpoint: str, path: ResourcePath, attrs: dict) -> None:
+        """Write-Attributes (``pmin``, ``pmax``, ``gt``, ``lt``, ``st``, ``epmin``, ``epmax``; None clears one)."""
+        reg = self._reg(endpoint)
+        bad = [k for k in attrs if k not in ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax")]
+        if bad:
+            raise DeviceCallError(400, f"write-attributes {path}: unknown attribute '{bad[0]}'")
+        query = [k if v is None else f"{k}={v}" for k, v in attrs.items()]
+        await self._call(reg, Code.PUT, path, query=query)
+
+    async def observe(self, endpoint: str, path: ResourcePath, fmt: int | None = None) -> dict:
+        """Observe ``path``: its current values; every notification is stored (source ``observe``)."""
+        reg = self._reg(endpoint)
+        await self.cancel_observe(endpoint, path)
+        request, response = await self._call(reg, Code.GET, path, accept=fmt, observe=0)
+        values = self._decode(reg, response, path)
+        await self._store(reg, values, "observe")
+        if response.opt.observe is None:
+            log.info("lwm2m: '%s' answered Observe %s without observing it", endpoint, path)
+            return values
+        task = asyncio.get_running_loop().create_task(self._follow(reg, path, request))
+        reg.observations[str(path)] = (request, task)
+        return values
+
+    async def _follow(self, reg: Reg, path: ResourcePath, request) -> None:
+        try:
+            async for note in request.observation:
+                try:
+                    await self._store(reg, self._decode(reg, note, path), "observe")
+                except DeviceCallError:
+                    continue       # logged by _decode
+        except coap_error.Error as e:
+            log.info("lwm2m: observation of %s on '%s' ended (%s)", path, reg.endpoint, type(e).__name__)
+        reg.observations.pop(str(path), None)
+
+    async def cancel_observe(self, endpoint: str, path: ResourcePath) -> bool:
+        """Stop storing notifications of ``path``; the device's next notification is answered with Reset."""
+        reg = self._reg(endpoint)
+        entry = reg.observations.pop(str(path), None)
+        if entry is None:
+            return False
+        entry[0].observation.cancel()
+        entry[1].cancel()
+        return True
+
+    async def _store(self, reg: Reg, values: dict, source: str) -> None:
+        await asyncio.to_thread(self.store.add_values, reg.endpoint,
+                                [(str(p), to_json(v), time.time()) for p, v in values.items()], source)
+
+
+class _Refusal(Exception):
+    """A request we answer with ``code`` and log as one line."""
+
+    def __init__(self, code: Code, line: str):
+        self.code, self.line = code, line
+        super().__init__(line)
+
+
+class _Root(coap_resource.Resource):
+    """Every request the server receives: /rd, /rd/{id}, /dp."""
+
+    def __init__(self, server: LwM2MServer):
+        super().__init__()
+        self.server = server
+
+    async def needs_blockwise_assembly(self, request):
+        return True
+
+    async def render(self, request):
+        srv, path = self.server, tuple(request.opt.uri_path)
+        try:
+            if len(request.payload) > srv.cfg.max_payload:
+                raise _Refusal(Code.REQUEST_ENTITY_TOO_LARGE, f"{request.code} /{'/'.join(path)} from "
+                                                              f"{_address(request.remote)}: payload of "
+                                                              f"{len(request.payload):,} bytes (at most "
+                                                              f"{srv.cfg.max_payload:,})")
+            if path == ("rd",) and request.code == Code.POST:
+                return await srv.register(request)
+            if len(path) == 2 and path[0] == "rd" and request.code == Code.POST:
+                return await srv.update(request, path[1])
+            if len(path) == 2 and path[0] == "rd" and request.code == Code.DELETE:
+                return await srv.deregister(request, path[1])
+            if path == ("dp",) and request.code == Code.POST:
+                return await srv.send(request)
+            raise _Refusal(Code.NOT_FOUND if path[:1] not in (("rd",), ("dp",)) else Code.METHOD_NOT_ALLOWED,
+                           f"{request.code} /{'/'.join(path)[:80]} from {_address(request.remote)}: not an "
+                           "LwM2M server interface (/rd, /rd/ID, /dp)")
+        except _Refusal as r:
+            log.info("lwm2m: %s", r.line)
+            return Message(code=r.code, payload=r.line.encode("utf-8")[:200])
+        except Exception:   # our bug: answer 5.00, keep serving
+            log.exception("lwm2m: internal error on %s /%s", request.code, "/".join(path)[:80])
+            return Message(code=Code.INTERNAL_SERVER_ERROR)
+
+
+def _query(request: Message) -> dict[str, str]:
+    out = {}
+    for item in request.opt.uri_query:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def _address(remote) -> str:
+    try:
+        host, port = remote.sockaddr[:2]
+    except (AttributeError, TypeError, ValueError):
+        return str(getattr(remote, "hostinfo", remote))
+    return f"{host.removeprefix('::ffff:')}:{port}"
+

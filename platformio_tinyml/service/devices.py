@@ -1,0 +1,177 @@
+"""The LwM2M devices over HTTP: list, show, read, write, execute, observe any resource.
+
+Reads need the ``read`` scope, anything that changes a device the ``deploy``
+scope. A project sees only the devices that registered under its endpoint
+rules. Values are JSON typed by the object definitions (Opaque as
+``{"base64": ...}``, object links as ``"3:0"``). A device that is offline or
+asleep answers 409; one that does not answer, answers with an error, or with
+a payload we cannot read answers 424 (its own 4.04/4.05/... keep their
+meaning); every error is one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from ..lwm2m.codec import CodecError, ContentFormat, from_json, to_json
+from ..lwm2m.ids import LwM2MError, ResourcePath
+from .auth import Caller
+from .deps import caller
+from .inputs import fail
+from .schemas import errors
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+FORMATS = {"tlv": ContentFormat.TLV, "senml-json": ContentFormat.SENML_JSON, "senml-cbor": ContentFormat.SENML_CBOR,
+           "text": ContentFormat.TEXT, "opaque": ContentFormat.OPAQUE}
+_FORMAT = Query(None, description="content format to ask the device for: " + ", ".join(FORMATS))
+
+
+def _lwm2m(request: Request):
+    server = getattr(request.app.state, "lwm2m", None)
+    if server is None:
+        raise fail(409, "the LwM2M server is disabled (--lwm2m-port 0). Start tinyml serve with --lwm2m-port")
+    return server
+
+
+def _path(text: str) -> ResourcePath:
+    try:
+        return ResourcePath.parse(text)
+    except LwM2MError as e:
+        raise fail(400, str(e)) from None
+
+
+def _format(name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name not in FORMATS:
+        raise fail(400, f"unknown format '{name}'. Formats: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def _own(server, who: Caller, endpoint: str) -> None:
+    """404 unless ``endpoint`` is a device of the caller's project."""
+    if server.store.device(who.project_id, endpoint) is None:
+        raise fail(404, f"no device '{endpoint}' in project '{who.project}'. GET /v1/devices lists them")
+
+
+async def _device_call(coro):
+    try:
+        return await coro
+    except LwM2MError as e:
+        raise fail(getattr(e, "status", 400), str(e)) from None
+
+
+@router.get("", responses=errors(401, 403, 409))
+def list_devices(request: Request, who: Caller = Depends(caller("read"))) -> list[dict]:
+    """The project's devices: endpoint, online, last seen, tags, board, installed modules."""
+    return _lwm2m(request).store.list_devices(who.project_id)
+
+
+@router.get("/{endpoint}", responses=errors(401, 403, 404, 409))
+def show_device(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
+    """One device: its registration (version, binding, lifetime, address, objects), online state, last
+    seen, capabilities and device profile, installed modules, tags."""
+    dev = _lwm2m(request).store.device(who.project_id, endpoint)
+    if dev is None:
+        raise fail(404, f"no device '{endpoint}' in project '{who.project}'. GET /v1/devices lists them")
+    return dev
+
+
+@router.get("/{endpoint}/values", responses=errors(401, 403, 404, 409))
+def reported_values(endpoint: str, request: Request, limit: int = Query(100, ge=1, le=10000),
+                    who: Caller = Depends(caller("read"))) -> list[dict]:
+    """Values the device reported (Observe notifications and LwM2M Send), newest first."""
+    rows = _lwm2m(request).store.values(who.project_id, endpoint, limit)
+    if rows is None:
+        raise fail(404, f"no device '{endpoint}' in project '{who.project}'")
+    return rows
+
+
+@router.get("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 406, 409, 424))
+async def read_resource(endpoint: str, path: str, request: Request, format: str | None = _FORMAT,
+                        who: Caller = Depends(caller("read"))) -> dict:
+    """Read ``/object[/instance[/resource[/index]]]`` on the device now: ``{"values": {path: value}}``."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    values = await _device_call(server.read(endpoint, where, _format(format)))
+    return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
+
+
+@router.put("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 415, 424))
+async def write_resource(endpoint: str, path: str, request: Request,
+                         body: dict[str, Any] = Body(..., examples=[{"value": "+01:00"},
+                                                                    {"values": {"/1/0/1": 300}, "partial": True}]),
+                         format: str | None = _FORMAT, who: Caller = Depends(caller("deploy"))) -> dict:
+    """Write: ``{"value": V}`` for the resource at ``path``, or ``{"values": {path: V, ...}}`` below it;
+    ``"partial": true`` is a partial update (CoAP POST) instead of a replace (PUT)."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    if ("value" in body) == ("values" in body) or not set(body) <= {"value", "values", "partial"}:
+        raise fail(400, 'send {"value": V} or {"values": {"/o/i/r": V, ...}} (and optionally "partial": true)')
+    raw = {str(where): body["value"]} if "value" in body else body["values"]
+    if not isinstance(raw, dict) or not raw:
+        raise fail(400, '"values" must be a non-empty object of path -> value')
+    try:
+        values = {p: from_json(v, p, server.defs) for p, v in ((_path(k), v) for k, v in raw.items())}
+    except CodecError as e:
+        raise fail(400, str(e)) from None
+    await _device_call(server.write(endpoint, where, values, replace=not body.get("partial"),
+                                    fmt=_format(format)))
+    return {"path": str(where), "written": len(values)}
+
+
+@router.post("/{endpoint}/execute/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 424))
+async def execute_resource(endpoint: str, path: str, request: Request,
+                           body: dict[str, Any] | None = Body(None, examples=[{"args": "0"}]),
+                           who: Caller = Depends(caller("deploy"))) -> dict:
+    """Execute a resource (``/3/0/4`` reboots); ``{"args": "..."}`` passes the Execute arguments."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    args = (body or {}).get("args")
+    if args is not None and not isinstance(args, str):
+        raise fail(400, '"args" must be a string (LwM2M Execute arguments, e.g. "0=\'1\'")')
+    await _device_call(server.execute(endpoint, where, args))
+    return {"path": str(where), "executed": True}
+
+
+@router.get("/{endpoint}/discover/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+async def discover(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
+    """Discover: the resources the device has under ``path`` and their attributes."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    links = await _device_call(server.discover(endpoint, where))
+    return {"path": str(where), "links": [{"path": lk.target, **lk.attrs} for lk in links]}
+
+
+@router.put("/{endpoint}/attributes/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+async def write_attributes(endpoint: str, path: str, request: Request,
+                           body: dict[str, Any] = Body(..., examples=[{"pmin": 10, "pmax": 60}]),
+                           who: Caller = Depends(caller("deploy"))) -> dict:
+    """Write-Attributes: notification attributes (pmin, pmax, gt, lt, st, epmin, epmax) of ``path``."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in body.values()):
+        raise fail(400, "attribute values must be numbers (or null to clear one)")
+    await _device_call(server.write_attributes(endpoint, where, body))
+    return {"path": str(where), "attributes": body}
+
+
+@router.post("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+async def observe(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("deploy"))) -> dict:
+    """Observe ``path``: its current values; notifications are stored (GET .../values)."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    values = await _device_call(server.observe(endpoint, where))
+    return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
+
+
+@router.delete("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409))
+async def cancel_observe(endpoint: str, path: str, request: Request,
+                         who: Caller = Depends(caller("deploy"))) -> dict:
+    """Cancel an observation: no more notifications are stored."""
+    server, where = _lwm2m(request), _path(path)
+    _own(server, who, endpoint)
+    return {"path": str(where), "cancelled": await _device_call(server.cancel_observe(endpoint, where))}
