@@ -98,13 +98,13 @@ def _bad_packages(models):
     flipped = bytearray(good.data)
     flipped[len(flipped) // 2] ^= 0x10
     return {
-        "flipped bit": (bytes(flipped), UpdateResult.INTEGRITY_FAILURE, "crc"),
-        "other key": (_module(models, "ad", 3, key=fixed_key(99)), UpdateResult.INTEGRITY_FAILURE, "signature"),
-        "cut short": (good.data[:-100], UpdateResult.INTEGRITY_FAILURE, "reserved"),   # erased flash read as trailer
-        "not a module": (b"\x7fELF" + bytes(600), UpdateResult.INTEGRITY_FAILURE, "magic"),
+        "flipped bit": (bytes(flipped), UpdateResult.INTEGRITY_CHECK_FAILURE, "crc"),
+        "other key": (_module(models, "ad", 3, key=fixed_key(99)), UpdateResult.INTEGRITY_CHECK_FAILURE, "signature"),
+        "cut short": (good.data[:-100], UpdateResult.INTEGRITY_CHECK_FAILURE, "reserved"),   # erased flash read as trailer
+        "not a module": (b"\x7fELF" + bytes(600), UpdateResult.INTEGRITY_CHECK_FAILURE, "magic"),
         "kernel set": (resign(good.data, key, kernel_mask=good.header.kernel_mask | 1 << 5),
-                       UpdateResult.UNSUPPORTED_PACKAGE, "kernel_set"),
-        "32-bit ABI": (_module(models, "ad", 3, abi=Abi.ILP32_LE), UpdateResult.UNSUPPORTED_PACKAGE, "kernel_abi"),
+                       UpdateResult.UNSUPPORTED_PACKAGE_TYPE, "kernel_set"),
+        "32-bit ABI": (_module(models, "ad", 3, abi=Abi.ILP32_LE), UpdateResult.UNSUPPORTED_PACKAGE_TYPE, "kernel_abi"),
     }
 
 
@@ -133,7 +133,7 @@ def test_older_module_is_delivered_but_its_install_fails(models):
     sw.uninstall(for_update=True)
     assert _push(sw, _module(models, "ad", 4)) is UpdateResult.DOWNLOADED_VERIFIED   # integrity is fine
 
-    assert sw.install() is UpdateResult.INSTALL_FAILURE
+    assert sw.install() is UpdateResult.INSTALLATION_FAILURE
     assert (sw.state, sw.reason, sw.target.active) == (UpdateState.DELIVERED, "version", 0)   # stays DELIVERED
     assert _serving(models, sw, "kws")
     sw.uninstall()
@@ -153,7 +153,7 @@ def test_firmware_update_state_machine():
     from platformio_tinyml.lwm2m.fw_update import FirmwareUpdate, FwUpdateError, State
     from platformio_tinyml.lwm2m.fw_update import UpdateResult as R
     applied = []
-    fw = FirmwareUpdate(4096, verify=lambda img: R.SUCCESS if img.startswith(b"FW") else R.UNSUPPORTED_PACKAGE,
+    fw = FirmwareUpdate(4096, verify=lambda img: R.SUCCESS if img.startswith(b"FW") else R.UNSUPPORTED_PACKAGE_TYPE,
                         apply=lambda img: applied.append(img) or (R.SUCCESS if b"ok" in img else R.UPDATE_FAILED))
     assert fw.write_block(0, b"FW..", last=False) is R.INITIAL and fw.state is State.DOWNLOADING
     with pytest.raises(FwUpdateError, match="expected 4"):
@@ -163,7 +163,7 @@ def test_firmware_update_state_machine():
     with pytest.raises(FwUpdateError):
         fw.write_block(0, b"FW", last=True)
     assert fw.update() is R.SUCCESS and fw.state is State.IDLE and applied == [b"FW..ok"]
-    assert fw.write_block(0, b"XX", last=True) is R.UNSUPPORTED_PACKAGE and fw.state is State.IDLE
+    assert fw.write_block(0, b"XX", last=True) is R.UNSUPPORTED_PACKAGE_TYPE and fw.state is State.IDLE
     assert fw.write_block(0, bytes(5000), last=False) is R.NOT_ENOUGH_FLASH and fw.state is State.IDLE
     fw.write_block(0, b"FW-bad", last=True)
     assert fw.update() is R.UPDATE_FAILED and fw.state is State.IDLE
@@ -196,9 +196,9 @@ def test_example_firmware_in_qemu_installs_runs_and_refuses(models, qemu_elf, tm
     good = pack(models["kws"][0], Abi.ILP32_LE, 2, fixed_key())[1]
     flipped = bytearray(good.data)
     flipped[len(flipped) // 3] ^= 0x04
-    assert _push(sw, bytes(flipped)) is UpdateResult.INTEGRITY_FAILURE and sw.reason == "crc"
+    assert _push(sw, bytes(flipped)) is UpdateResult.INTEGRITY_CHECK_FAILURE and sw.reason == "crc"
     assert "update from slot B: crc mismatch" in sw.target.last.stdout
     wider = resign(good.data, fixed_key(), kernel_mask=good.header.kernel_mask | 1 << 5)
-    assert _push(sw, wider) is UpdateResult.UNSUPPORTED_PACKAGE and sw.reason == "kernel_set"
-    assert _push(sw, _module(models, "kws", 1, key=fixed_key(99), abi=Abi.ILP32_LE)) is UpdateResult.INTEGRITY_FAILURE
+    assert _push(sw, wider) is UpdateResult.UNSUPPORTED_PACKAGE_TYPE and sw.reason == "kernel_set"
+    assert _push(sw, _module(models, "kws", 1, key=fixed_key(99), abi=Abi.ILP32_LE)) is UpdateResult.INTEGRITY_CHECK_FAILURE
     assert sw.target.active == 0 and _serving(models, sw, "kws")

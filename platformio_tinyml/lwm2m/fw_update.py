@@ -15,33 +15,12 @@ download and ``apply(image) -> UpdateResult`` at Update. The device agent uses
 
 from __future__ import annotations
 
-import enum
 import struct
 from typing import Callable
 
 from ..errors import TinyMLError
-
-
-class State(enum.IntEnum):
-    """Object 5 resource 3."""
-    IDLE = 0
-    DOWNLOADING = 1
-    DOWNLOADED = 2
-    UPDATING = 3
-
-
-class UpdateResult(enum.IntEnum):
-    """Object 5 resource 5."""
-    INITIAL = 0
-    SUCCESS = 1
-    NOT_ENOUGH_FLASH = 2
-    OUT_OF_RAM = 3
-    CONNECTION_LOST = 4
-    INTEGRITY_FAILURE = 5
-    UNSUPPORTED_PACKAGE = 6
-    INVALID_URI = 7
-    UPDATE_FAILED = 8
-    UNSUPPORTED_PROTOCOL = 9
+from .ids import FirmwareResult as UpdateResult
+from .ids import FirmwareState as State
 
 
 class FwUpdateError(TinyMLError):
@@ -118,15 +97,15 @@ def verify_arm_elf(image: bytes) -> UpdateResult:
     """A 32-bit little-endian Arm executable whose section and program tables lie in the
     file: SUCCESS; another file kind: UNSUPPORTED_PACKAGE; cut short: INTEGRITY_FAILURE."""
     if len(image) < 52 or image[:4] != b"\x7fELF":
-        return UpdateResult.UNSUPPORTED_PACKAGE
+        return UpdateResult.UNSUPPORTED_PACKAGE_TYPE
     if image[4] != 1 or image[5] != 1 or struct.unpack_from("<H", image, 18)[0] != 40:
-        return UpdateResult.UNSUPPORTED_PACKAGE
+        return UpdateResult.UNSUPPORTED_PACKAGE_TYPE
     phoff, shoff = struct.unpack_from("<II", image, 28)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", image, 42)
     if phoff + phentsize * phnum > len(image) or shoff + shentsize * shnum > len(image):
-        return UpdateResult.INTEGRITY_FAILURE
+        return UpdateResult.INTEGRITY_CHECK_FAILURE
     for k in range(phnum):
         _, off, _, _, filesz = struct.unpack_from("<IIIII", image, phoff + k * phentsize)
         if off + filesz > len(image):
-            return UpdateResult.INTEGRITY_FAILURE
+            return UpdateResult.INTEGRITY_CHECK_FAILURE
     return UpdateResult.SUCCESS

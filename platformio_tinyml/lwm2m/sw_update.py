@@ -30,46 +30,15 @@ one that fits neither the slot nor the arena or is older than the running module
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import TinyMLError
 from ..module.host import ERROR_NAMES
+from .ids import SoftwareResult as UpdateResult
+from .ids import SoftwareState as UpdateState
+from .ids import result_meaning
 
-
-class UpdateState(enum.IntEnum):
-    """Object 9 resource 7."""
-    INITIAL = 0
-    DOWNLOAD_STARTED = 1
-    DOWNLOADED = 2
-    DELIVERED = 3
-    INSTALLED = 4
-
-
-class UpdateResult(enum.IntEnum):
-    """Object 9 resource 9 (4-49 and 60-200 are reserved for expansion)."""
-    INITIAL = 0
-    DOWNLOADING = 1
-    INSTALLED = 2
-    DOWNLOADED_VERIFIED = 3
-    NOT_ENOUGH_STORAGE = 50
-    OUT_OF_MEMORY = 51
-    CONNECTION_LOST = 52
-    INTEGRITY_FAILURE = 53
-    UNSUPPORTED_PACKAGE = 54
-    INVALID_URI = 56
-    DEVICE_ERROR = 57
-    INSTALL_FAILURE = 58
-    UNINSTALL_FAILURE = 59
-
-
-RESULT_TEXT = {
-    0: "initial", 1: "downloading", 2: "software successfully installed",
-    3: "successfully downloaded and package integrity verified", 50: "not enough storage for the new package",
-    51: "out of memory during download", 52: "connection lost during download", 53: "package integrity check failure",
-    54: "unsupported package type", 56: "invalid URI", 57: "device defined update error",
-    58: "software installation failure", 59: "uninstallation failure"}
 
 # The C loader's codes (module/runtime/tml_module.h) by what they say about a package.
 INTEGRITY = {-2, -3, -4, -6, -7, -8, -9, -15, -16, -18, -19}     # not the bytes that were signed, or malformed
@@ -80,10 +49,10 @@ INSTALL = {-13, -14}                                              # older than t
 def result_for_loader_error(code: int) -> UpdateResult:
     """The Update Result for a refusal of the C loader (``TML_MOD_E_*``)."""
     if code in INTEGRITY:
-        return UpdateResult.INTEGRITY_FAILURE
+        return UpdateResult.INTEGRITY_CHECK_FAILURE
     if code in UNSUPPORTED:
-        return UpdateResult.UNSUPPORTED_PACKAGE
-    return UpdateResult.INSTALL_FAILURE
+        return UpdateResult.UNSUPPORTED_PACKAGE_TYPE
+    return UpdateResult.INSTALLATION_FAILURE
 
 
 class ModuleTarget(Protocol):
@@ -180,13 +149,13 @@ class SoftwareUpdate:
 
     def download_failed(self, result: UpdateResult, reason: str = "") -> UpdateResult:
         """The transfer ended badly (connection lost, invalid URI, ...): back to INITIAL."""
-        return self._fail(result, reason or RESULT_TEXT[int(result)])
+        return self._fail(result, reason or result_meaning(result))
 
     def finish(self) -> UpdateResult:
         """All bytes are in: DOWNLOADED, then the loader's integrity check decides."""
         self.state = UpdateState.DOWNLOADED
         code = self.target.check(self.slot, 0)
-        if code != 0 and result_for_loader_error(code) is not UpdateResult.INSTALL_FAILURE:
+        if code != 0 and result_for_loader_error(code) is not UpdateResult.INSTALLATION_FAILURE:
             return self._fail(result_for_loader_error(code), ERROR_NAMES.get(code, str(code)))
         self.package = self._read_package()
         self.state, self.result = UpdateState.DELIVERED, UpdateResult.DOWNLOADED_VERIFIED
@@ -206,7 +175,7 @@ class SoftwareUpdate:
             raise SwUpdateError(f"Install needs state DELIVERED, not {self.state.name}")
         code = self.target.check(self.slot, self.target.installed_version if self.target.active >= 0 else 0)
         if code != 0:
-            self.result, self.reason = UpdateResult.INSTALL_FAILURE, ERROR_NAMES.get(code, str(code))
+            self.result, self.reason = UpdateResult.INSTALLATION_FAILURE, ERROR_NAMES.get(code, str(code))
             return self.result
         self.state, self.result, self.activated, self.reason = UpdateState.INSTALLED, UpdateResult.INSTALLED, False, ""
         return self.result
@@ -219,7 +188,7 @@ class SoftwareUpdate:
         before = (self.target.active, self.target.installed_version)
         code = self.target.install(self.slot)
         if code != 0:
-            self.result, self.reason = UpdateResult.INSTALL_FAILURE, ERROR_NAMES.get(code, str(code))
+            self.result, self.reason = UpdateResult.INSTALLATION_FAILURE, ERROR_NAMES.get(code, str(code))
             raise SwUpdateError(f"the loader refused to switch to slot {self.slot} ({self.reason})")
         self.previous = before if before[0] >= 0 else None
         self.activated = True
@@ -240,7 +209,7 @@ class SoftwareUpdate:
             return
         slot, version = self.previous
         if self.target.boot(slot, version) != 0 or self.target.active != slot:
-            self.result, self.reason = UpdateResult.UNINSTALL_FAILURE, "previous module no longer opens"
+            self.result, self.reason = UpdateResult.UNINSTALLATION_FAILURE, "previous module no longer opens"
             raise SwUpdateError(f"the previous module in slot {slot} no longer opens")
 
     def uninstall(self, for_update: bool = False) -> None:
