@@ -15,7 +15,12 @@ Load it with ``env.Tool("tinyml", toolpath=[".../scons_tools"])``. It adds
 * the builder ``env.TinyMLModule(file.tmm, model, TINYML_TARGET=...,
   TINYML_MODULE_KEY=..., TINYML_MODULE_VERSION=N)``: the model packed and
   signed as an inference module for over-the-air update (the bytes of
-  ``tinyml module pack``).
+  ``tinyml module pack``);
+* the builder ``env.TinyMLImage(image.bin, [program, module.tmm],
+  TINYML_SLOTS=[a, b], TINYML_SLOT_SIZE=n)``: the factory image (firmware +
+  the module in slot A) and ``image.json``, its layout; with
+  ``TINYML_MODULE_PUBKEY`` (and ``TINYML_EXECUTOR`` + ``TINYML_TARGET``) the
+  module is first checked as the firmware will.
 
 Construction variables are documented in ``tinyml.xml`` beside this file.
 
@@ -68,6 +73,10 @@ DEFAULTS = dict(
     TINYML_MODULE_KIND="graph",
     TINYML_SERVICE="",              # default: $TINYML_SERVICE_URL of the environment scons runs in
     TINYML_SERVICE_REQUIRED=False,
+    TINYML_SLOTS=[],
+    TINYML_SLOT_SIZE=0,
+    TINYML_MODULE_PUBKEY="",
+    TINYML_EXECUTOR=[],
 )
 # Set by the bundled PlatformIO platforms (platforms/emuboard.py), also ours.
 _PLATFORM_VARIABLES = ("TINYML_MACHINE", "TINYML_RUN_TIMEOUT", "TINYML_RUN_LOADS", "TINYML_RUN_ACTION")
@@ -233,6 +242,41 @@ def _build_module(target, source, env):
     return 0
 
 
+def _image_emitter(target, source, env):
+    _warn_unknown(env)
+    if len(source) != 2:
+        raise SCons.Errors.UserError(f"TinyMLImage: give [program, module.tmm], got {len(source)} sources")
+    extra = [SCons.Node.Python.Value(f"{list(env['TINYML_SLOTS'])} {env['TINYML_SLOT_SIZE']}")]
+    if env.subst("$TINYML_MODULE_PUBKEY"):
+        extra.append(env.File("$TINYML_MODULE_PUBKEY"))
+    return [target[0], target[0].target_from_source("", ".json")], list(source) + extra
+
+
+def _build_image(target, source, env):
+    """``$TINYMLIMAGECOM``: firmware ``source[0]`` + module ``source[1]`` in slot A -> ``target[0]`` + layout."""
+    _, _, TinyMLError, _ = _api()
+    from platformio_tinyml.module.image import parse_slots, summary, write_factory_image
+    checks = {}
+    try:
+        slots = parse_slots(", ".join(hex(int(a)) for a in env["TINYML_SLOTS"]), str(env["TINYML_SLOT_SIZE"]),
+                            where="TINYML_SLOTS / TINYML_SLOT_SIZE")
+        if env.subst("$TINYML_MODULE_PUBKEY"):
+            from platformio_tinyml.module.keys import load_public_key
+            checks["public_key"] = load_public_key(Path(env.File("$TINYML_MODULE_PUBKEY").abspath))
+        kernels = env["TINYML_EXECUTOR"]
+        if kernels and env.subst("$TINYML_TARGET"):
+            from platformio_tinyml.module.firmware import KernelSet
+            from platformio_tinyml.module.pack import abi_for_device
+            names = [kernels] if isinstance(kernels, str) else list(kernels)
+            checks.update(kernel_mask=KernelSet.parse(names).mask, abi=abi_for_device(_device(env)))
+        layout = write_factory_image(Path(source[0].abspath), Path(source[1].abspath).read_bytes(), slots,
+                                     Path(target[0].abspath), **checks)
+    except TinyMLError as exc:
+        raise _user_error(str(target[0]), exc) from None
+    print(summary(layout))
+    return 0
+
+
 def TinyMLExecutor(env, target_dir, kernels, pubkey):
     """Write the module loader + executor for ``kernels`` into ``target_dir``; the .c nodes."""
     _, _, TinyMLError, _ = _api()
@@ -317,6 +361,8 @@ def generate(env):
         TINYMLGATECOMSTR="TinyML: checking flash/RAM of $TARGET",
         TINYMLMODULECOM=_build_module,
         TINYMLMODULECOMSTR="TinyML: $SOURCE -> $TARGET (module version $TINYML_MODULE_VERSION)",
+        TINYMLIMAGECOM=_build_image,
+        TINYMLIMAGECOMSTR="TinyML: factory image $TARGET",
     )
     action = SCons.Action.Action("$TINYMLCOM", "$TINYMLCOMSTR",
                                  varlist=["TINYML_TARGET", "TINYML_NAME", "TINYML_BACKEND",
@@ -328,6 +374,10 @@ def generate(env):
                                                  "TINYML_BOARD_OVERRIDES"])
     env["BUILDERS"]["TinyMLModule"] = SCons.Builder.Builder(
         action=module_action, emitter=_module_emitter, source_factory=env.fs.File)
+    image_action = SCons.Action.Action("$TINYMLIMAGECOM", "$TINYMLIMAGECOMSTR",
+                                       varlist=["TINYML_SLOTS", "TINYML_SLOT_SIZE", "TINYML_EXECUTOR"])
+    env["BUILDERS"]["TinyMLImage"] = SCons.Builder.Builder(
+        action=image_action, emitter=_image_emitter, source_factory=env.fs.File)
     env.AddMethod(TinyMLExecutor)
     env.AddMethod(TinyMLSources)
     env.AddMethod(TinyMLGate)

@@ -25,7 +25,10 @@ While PlatformIO reads the build scripts, :func:`attach`
   models as signed modules without reflashing;
 * adds the custom targets ``tinyml-report``, ``tinyml-verify`` and
   ``tinyml-module`` (each model packed and signed as an inference module,
-  ``custom_tinyml_module_key`` / ``_version`` / ``_kind``).
+  ``custom_tinyml_module_key`` / ``_version`` / ``_kind``);
+* with the executor, the target ``tinyml-image``: the factory image (firmware +
+  the signed module in slot A, ``custom_tinyml_image_module`` or the one model
+  packed) at ``custom_tinyml_slots`` / ``_slot_size``, and its JSON layout.
 
 Every user mistake ends as one ``Error: [env:NAME] ...`` line and a failed
 build; this module is the edge where :class:`~platformio_tinyml.errors.TinyMLError`
@@ -49,7 +52,8 @@ OPTION_PREFIX = "custom_tinyml_"
 # Every custom_tinyml_<name> this front end reads (docs/platformio.md lists them).
 OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
            "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind",
-           "input_shape", "service", "service_required")
+           "input_shape", "service", "service_required", "image_module", "slots", "slot_size")
+IMAGE_FILE = "tinyml-image.bin"
 REPORT_FILE = "tinyml-report.json"
 VERIFY_FILE = "tinyml-verify.json"       # the last tinyml-verify results, in tinyml-report.json's "verify"
 
@@ -287,6 +291,7 @@ class _Front:
         self.device: DeviceProfile | None = None
         self.models: list[core.CompiledModel] = []
         self.speed = False
+        self.executor = None         # (KernelSet, public key path) with custom_tinyml_executor
 
     def error_line(self, exc: TinyMLError) -> str:
         text, env = exc.format(), f"[env:{self.name}] "
@@ -334,6 +339,7 @@ class _Front:
                               hint="Set custom_tinyml_module_pubkey = keys/release.pub (tinyml module keygen)")
         abi_for_device(self.device, where=where + "executor")
         kset = KernelSet.parse(kernels)
+        self.executor = (kset, project_dir / pubkey)
         outdir = Path(self.env.subst("$BUILD_DIR")) / "tinyml" / "_executor"
         cfiles = write_executor(outdir, kset, project_dir / pubkey)
         print(f"TinyML: module executor ({len(kset.names())} kernels) + loader -> {outdir}")
@@ -430,28 +436,67 @@ class _Front:
         print(f"TinyML: wrote {out}")
         return 0
 
+    def _pack(self, model: core.CompiledModel) -> tuple[bytes, str]:
+        """``model`` packed and signed (``custom_tinyml_module_key`` / ``_version`` / ``_kind``)."""
+        from ...module.pack import pack_module, parse_module_version
+        env = self.env
+        get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, "").strip()  # noqa: E731
+        key, version, kind = get("module_key"), get("module_version"), get("module_kind") or "graph"
+        if not key:
+            raise TinyMLError("no signing key", where=f"[env:{self.name}] {OPTION_PREFIX}module_key",
+                              hint="Make one with `tinyml module keygen -o keys/release` and set "
+                                   "custom_tinyml_module_key = keys/release.key")
+        number = parse_module_version(version, where=f"[env:{self.name}] {OPTION_PREFIX}module_version")
+        res = pack_module(model.spec.path, None, Path(env.subst("$PROJECT_DIR")) / key, number, kind,
+                          device=self.device, calibration=model.spec.calibration)
+        return res.data, (f"{len(res.data):,} B, {res.header.payload_kind.name}, version {version}")
+
     def module(self, target, source, env) -> int:
         """Pack and sign each model as an inference module: ``$BUILD_DIR/tinyml/<name>.tmm``."""
-        from ...module.pack import pack_module, parse_module_version
-        project_dir = Path(env.subst("$PROJECT_DIR"))
-        get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, "").strip()  # noqa: E731
         try:
-            key, version, kind = get("module_key"), get("module_version"), get("module_kind") or "graph"
-            if not key:
-                raise TinyMLError("no signing key", where=f"[env:{self.name}] {OPTION_PREFIX}module_key",
-                                  hint="Make one with `tinyml module keygen -o keys/release` and set "
-                                       "custom_tinyml_module_key = keys/release.key")
-            number = parse_module_version(version, where=f"[env:{self.name}] {OPTION_PREFIX}module_version")
             for model in self.models:
-                res = pack_module(model.spec.path, None, project_dir / key, number, kind, device=self.device,
-                                  calibration=model.spec.calibration)
+                data, what = self._pack(model)
                 out = Path(env.subst("$BUILD_DIR")) / "tinyml" / f"{model.spec.name}.tmm"
-                out.write_bytes(res.data)
-                print(f"TinyML: {model.spec.path.name} -> {out} ({len(res.data):,} B, "
-                      f"{res.header.payload_kind.name}, version {version})")
+                out.write_bytes(data)
+                print(f"TinyML: {model.spec.path.name} -> {out} ({what})")
         except TinyMLError as exc:
             sys.stderr.write(self.error_line(exc) + "\n")
             return 1
+        return 0
+
+    def image(self, target, source, env) -> int:
+        """The factory image: firmware + signed module in slot A, and its JSON layout."""
+        from ...module.image import parse_slots, summary, write_factory_image
+        from ...module.keys import load_public_key
+        from ...module.pack import abi_for_device
+        where = f"[env:{self.name}] {OPTION_PREFIX}"
+        get = lambda opt: env.GetProjectOption(OPTION_PREFIX + opt, "").strip()  # noqa: E731
+        try:
+            slots = parse_slots(get("slots"), get("slot_size"), where=where + "slots")
+            given = get("image_module")
+            if given:
+                path = Path(env.subst("$PROJECT_DIR")) / given
+                if not path.is_file():
+                    raise TinyMLError("module file not found", where=where + "image_module",
+                                      hint="Pack one with `tinyml module pack` (paths are relative to the project)")
+                data = path.read_bytes()
+            elif len(self.models) == 1:
+                data = self._pack(self.models[0])[0]
+            else:
+                raise TinyMLError(f"no module for slot A ({len(self.models)} models declared)",
+                                  where=where + "image_module",
+                                  hint="Set custom_tinyml_image_module = kws.tmm (tinyml module pack), or declare "
+                                       "exactly one custom_tinyml_model")
+            kset, pubkey = self.executor
+            layout = write_factory_image(Path(env.subst("$PROGPATH")), data, slots,
+                                         Path(env.subst("$BUILD_DIR")) / IMAGE_FILE,
+                                         public_key=load_public_key(pubkey), kernel_mask=kset.mask,
+                                         abi=abi_for_device(self.device))
+        except TinyMLError as exc:
+            sys.stderr.write(self.error_line(exc) + "\n")
+            return 1
+        print(summary(layout))
+        print(f"TinyML: layout -> {Path(env.subst('$BUILD_DIR')) / IMAGE_FILE.replace('.bin', '.json')}")
         return 0
 
     def verify(self, target, source, env) -> int:
@@ -524,6 +569,13 @@ def attach(env) -> None:
             raise
         front.fail(front.error_line(core.storage_error(exc, env.subst("$BUILD_DIR"),
                                                        "set build_dir in platformio.ini to another folder")))
+    if front.executor is not None:
+        # After the program: PlatformIO's "buildprog" alias (the platform fills it in later; $PROGPATH
+        # still names the default "program" while PRE scripts run, so the action reads it then).
+        env.AddCustomTarget("tinyml-image", env.Alias("buildprog"),
+                            env.VerboseAction(front.image, "Writing TinyML factory image"),
+                            title="TinyML factory image",
+                            description="Firmware + signed module in slot A as one flashable image, with its layout")
     if not front.models:
         return
     env.AddPostAction("$PROGPATH", env.VerboseAction(front.gate, "Checking TinyML memory budget"))

@@ -1,0 +1,167 @@
+"""The module-updatable example firmware (``example_projects/module-cortex-m4``) as a device.
+
+Role: the ``--firmware`` mode of the LwM2M device agent. The example's own
+``main.c`` is built once per kernel set and public key (cached, like the host
+loader) with the loader, executor and kernels; :class:`QemuDevice` keeps the
+two flash slots in Python and boots the firmware in QEMU (mps2-an386) with
+both slots in memory for every decision, so the firmware's C loader checks
+signature, CRC, version and kernel set, picks the slot and runs inference.
+Each run places the running module at slot A and the candidate at slot B (the
+firmware boots A, then installs B as an update; with nothing running the
+candidate boots at A), and the agent reads what the
+firmware printed::
+
+    slot A: <loader word>
+    update from slot B: <loader word>
+    running module version <n>
+    output: <int8> <int8> ...
+
+Same interface as :class:`~platformio_tinyml.module.host.HostDevice`
+(``erase``/``write``/``check``/``install``/``boot``/``infer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import TinyMLError
+from .emu import INPUT_ADDR, MACHINE, SLOT_ADDR, SLOT_SIZE
+from .firmware import KernelSet, write_executor
+from .host import cache_dir
+
+EXAMPLE_MAIN = Path(__file__).resolve().parents[2] / "example_projects" / "module-cortex-m4" / "src" / "main.c"
+# tml_module_strerror()'s words, index = -code (runtime/tml_module.c).
+LOADER_WORDS = ("ok", "bad argument", "misaligned image", "truncated", "bad magic", "unknown format version",
+                "bad header", "bad size", "crc mismatch", "bad signature", "unsupported payload kind",
+                "kernel ABI mismatch", "kernel missing from firmware", "older than installed", "arena too small",
+                "bad tensor descriptor", "bad op table", "big-endian cpu", "not a TFLite flatbuffer",
+                "reserved field not zero")
+_CODE = {w: -k for k, w in enumerate(LOADER_WORDS)}
+
+
+@dataclass
+class FirmwareRun:
+    """What one boot of the example firmware printed."""
+    boot: int = 1                   # slot A's loader code (1: not printed)
+    install: int = 1                # slot B's loader code
+    version: int | None = None
+    outputs: list[int] = field(default_factory=list)
+    stdout: str = ""
+
+
+def parse_example_output(text: str) -> FirmwareRun:
+    run = FirmwareRun(stdout=text)
+    for line in text.replace("\r", "").splitlines():
+        if line.startswith("slot A: "):
+            run.boot = _CODE.get(line[8:].strip(), 1)
+        elif line.startswith("update from slot B: "):
+            run.install = _CODE.get(line[20:].strip(), 1)
+        elif m := re.fullmatch(r"running module version (\d+)", line.strip()):
+            run.version = int(m.group(1))
+        elif line.startswith("output:"):
+            run.outputs = [int(v) for v in line[7:].split()]
+    return run
+
+
+def build_example_firmware(kset: KernelSet, public_key: bytes, main_c: Path = EXAMPLE_MAIN) -> Path:
+    """The example firmware for ``kset`` and ``public_key`` (32 raw bytes); cached ELF."""
+    from ..emu import build_firmware
+    if not Path(main_c).is_file():
+        raise TinyMLError("the module-cortex-m4 example firmware source is missing", where=str(main_c),
+                          hint="Run from a source checkout of platformio-tinyml, or give --firmware an ELF")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        key_file = Path(tmp) / "module.pub"
+        key_file.write_bytes(public_key)
+        cfiles = write_executor(src, kset, key_file)
+        (src / "main.c").write_bytes(Path(main_c).read_bytes())
+        digest = hashlib.sha256(MACHINE.encode())
+        for f in sorted(p for p in src.rglob("*") if p.is_file()):
+            digest.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes())
+        elf = cache_dir() / f"module-example-{digest.hexdigest()[:20]}.elf"
+        if not elf.is_file():
+            built = build_firmware([*cfiles, src / "main.c"], [src], Path(tmp) / "fw.elf", MACHINE, opt="-O2")
+            elf.parent.mkdir(parents=True, exist_ok=True)
+            tmp_elf = elf.with_suffix(".tmp")
+            tmp_elf.write_bytes(built.read_bytes())
+            tmp_elf.replace(elf)
+        return elf
+
+
+class QemuDevice:
+    """Two slots held here; every check, switch and inference is a boot of ``elf`` in QEMU."""
+
+    def __init__(self, elf: Path, workdir: Path, slot_size: int = SLOT_SIZE, timeout: float = 120):
+        self.elf, self.workdir, self.slot_size, self.timeout = Path(elf), Path(workdir), slot_size, timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._slots: list[bytearray] = [bytearray(), bytearray()]
+        self.active = -1
+        self.installed_version = 0
+        self.last: FirmwareRun | None = None
+
+    def erase(self, slot: int) -> None:
+        self._slots[slot] = bytearray()
+
+    def write(self, slot: int, offset: int, data: bytes) -> None:
+        if offset < 0 or offset + len(data) > self.slot_size:
+            raise TinyMLError(f"{len(data)} bytes at offset {offset} do not fit a {self.slot_size}-byte slot")
+        buf = self._slots[slot]
+        if len(buf) < offset + len(data):
+            buf.extend(b"\xff" * (offset + len(data) - len(buf)))
+        buf[offset:offset + len(data)] = data
+
+    def read(self, slot: int, size: int) -> bytes:
+        return bytes(self._slots[slot][:size])
+
+    def run(self, slot_a: int | None, slot_b: int | None, inputs: bytes = b"") -> FirmwareRun:
+        """Boot the firmware with these slots at A and B (None: erased) and an input vector."""
+        from ..emu import run
+        loads = []
+        for name, slot, addr in (("a", slot_a, SLOT_ADDR[0]), ("b", slot_b, SLOT_ADDR[1])):
+            if slot is not None and self._slots[slot]:
+                path = self.workdir / f"slot_{name}.bin"
+                path.write_bytes(bytes(self._slots[slot]))
+                loads.append((path, addr))
+        inp = self.workdir / "input.bin"
+        inp.write_bytes(struct.pack("<I", len(inputs)) + inputs)
+        loads.append((inp, INPUT_ADDR))
+        res = run(self.elf, MACHINE, timeout=self.timeout, loads=loads)
+        if res.timed_out:
+            raise TinyMLError(f"the firmware did not finish in {self.timeout} s", where=str(self.elf))
+        self.last = parse_example_output(res.stdout)
+        return self.last
+
+    def _verdict(self, slot: int) -> int:
+        """``slot``'s loader code as the successor of the running module (at A, ``slot`` at B);
+        with nothing running, ``slot`` boots at A (an invalid A falls back to B in the firmware)."""
+        if self.active < 0:
+            return self.run(slot, None).boot
+        return self.run(self.active, slot).install
+
+    def check(self, slot: int, min_version: int = 0) -> int:
+        """The firmware's verdict (the running module's version is the minimum)."""
+        return self._verdict(slot)
+
+    def install(self, slot: int) -> int:
+        code = self._verdict(slot)
+        if code == 0:
+            self.active, self.installed_version = slot, self.last.version or 0
+        return code
+
+    def boot(self, slot: int, installed_version: int = 0) -> int:
+        r = self.run(slot, None)
+        self.active = slot if r.boot == 0 else -1
+        self.installed_version = r.version or 0 if r.boot == 0 else 0
+        return r.boot
+
+    def infer(self, inputs: bytes) -> bytes:
+        r = self.run(self.active if self.active >= 0 else None, None, inputs)
+        if self.active < 0 or not r.outputs:
+            raise TinyMLError("no module runs" if self.active < 0 else "the firmware printed no output",
+                              hint=r.stdout[-300:])
+        return bytes(v & 0xFF for v in r.outputs)
