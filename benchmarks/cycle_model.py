@@ -329,6 +329,9 @@ class Cycles:
     cycles: int                 # zero wait states
     stalls_per_wait_state: int  # taken-branch line misses + flash data misses
     by_function: dict[str, list[int]]   # name -> [instructions, cycles]
+    flash_loads: int = 0
+    dcache_misses: int = 0
+    icache_target_misses: int = 0
 
     def at(self, wait_states: int) -> int:
         return self.cycles + wait_states * self.stalls_per_wait_state
@@ -354,7 +357,7 @@ def price(blocks: list[Block], elf: Path, core: str = "m4") -> Cycles:
     starts = [f[0] for f in funcs]
     import bisect
     by_fn: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    total_i = total_c = stalls = 0
+    total_i = total_c = loads = dmiss = imiss = 0
     for blk in blocks:
         prev, prev_size, c_blk, last = None, 4, 0, None
         for ins in blk.insns:
@@ -362,17 +365,18 @@ def price(blocks: list[Block], elf: Path, core: str = "m4") -> Cycles:
             last = rule(mnem, ops, ins.size, prev, prev_size)
             c_blk += last.cycles
             prev, prev_size = last, ins.size
-            stalls += ins.dmiss
+            loads += ins.flash_loads
+            dmiss += ins.dmiss
         taken = blk.count if last is not None and last.always_taken else blk.taken
         cyc = c_blk * blk.count + (last.taken_penalty if last else 0) * taken
-        stalls += blk.imiss_target
+        imiss += blk.imiss_target
         total_i += len(blk.insns) * blk.count
         total_c += cyc
         k = bisect.bisect_right(starts, blk.start) - 1
         name = funcs[k][2] if k >= 0 and blk.start < funcs[k][1] else f"?{blk.start:#x}"
         by_fn[name][0] += len(blk.insns) * blk.count
         by_fn[name][1] += cyc
-    return Cycles(total_i, total_c, stalls, dict(by_fn))
+    return Cycles(total_i, total_c, dmiss + imiss, dict(by_fn), loads, dmiss, imiss)
 
 
 def measure(elf: Path, machine: str = "mps2-an386", core: str = "m4", timeout: float = 600) -> Cycles:

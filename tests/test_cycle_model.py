@@ -134,3 +134,31 @@ int main(void)
     assert counted > 500_000
     assert abs(c.instructions - counted) <= 16   # the bracket: the counter reads' own instructions
     assert 1.0 < c.cycles / c.instructions < 3.0
+
+
+def test_flash_data_cache_misses(tmp_path):
+    """Loads from flash through the 8-line x 32-byte data cache: streaming misses once a line, a small block stays."""
+    src = tmp_path / "flash.c"
+    src.write_text(r"""
+#include <stdint.h>
+#include "tml_board.h"
+__attribute__((aligned(32))) static const uint32_t table[1024] = {1, 2, 3};
+volatile uint32_t sink;
+int main(void)
+{
+    board_init();
+    uint32_t s = 0, t0 = board_instructions();
+    for (int k = 0; k < 1024; ++k) s += ((const volatile uint32_t *)table)[k];       /* 4 KiB: 128 lines */
+    for (int r = 0; r < 10; ++r)
+        for (int k = 0; k < 32; ++k) s += ((const volatile uint32_t *)table)[k];     /* 128 B: 4 lines, kept */
+    uint32_t t1 = board_instructions();
+    sink = s + t0 + t1;
+    board_exit(0);
+}
+""")
+    elf = build_firmware([src], [], tmp_path / "flash.elf", "mps2-an386", opt="-O2")
+    c = cycle_model.measure(elf)
+    literals = c.flash_loads - (1024 + 320)      # the code's own literal-pool loads (addresses), also flash
+    assert 0 <= literals <= 8
+    assert 128 + 4 <= c.dcache_misses <= 128 + 4 + literals
+    assert c.at(4) - c.at(0) == 4 * (c.dcache_misses + c.icache_target_misses)

@@ -133,8 +133,7 @@ static void mem_access(unsigned int vcpu, tml_meminfo_t info, uint64_t vaddr, vo
 {
     struct insn_rec *ir = udata;
     (void)vcpu;
-    (void)info;
-    if (!counting || !in_flash(vaddr))
+    if (!counting || qemu_plugin_mem_is_store(info) || !in_flash(vaddr))
         return;
     ++ir->flash_loads;
     if (!cache_access(&dcache, vaddr))
@@ -155,7 +154,7 @@ static void tb_trans(tml_plugin_id_t id, struct qemu_plugin_tb *tb)
         r->insns[i].addr = qemu_plugin_insn_vaddr(insn);
         r->insns[i].size = (uint32_t)qemu_plugin_insn_size(insn);
         r->end = r->insns[i].addr + r->insns[i].size;
-        qemu_plugin_register_vcpu_mem_cb(insn, mem_access, TML_CB_NO_REGS, TML_MEM_R, &r->insns[i]);
+        qemu_plugin_register_vcpu_mem_cb(insn, mem_access, TML_CB_NO_REGS, TML_MEM_RW, &r->insns[i]);
     }
     r->next_all = all_tbs;
     all_tbs = r;

@@ -6,6 +6,7 @@
 #ifndef TML_QEMU_PLUGIN_H
 #define TML_QEMU_PLUGIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb
 uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 void qemu_plugin_outs(const char *string);
+bool qemu_plugin_mem_is_store(tml_meminfo_t info);
 
 TML_PLUGIN_EXPORT int qemu_plugin_install(tml_plugin_id_t id, const void *info, int argc, char **argv);
 
