@@ -10,7 +10,11 @@ tracing plugin (benchmarks/cycle_model.py) and reports instructions, cycles at
 0 and 4 flash wait states (STM32L4 at 80 MHz; ART-style caches as documented in
 cycle_model.py), cycles per MAC, and the ratio to X-CUBE-AI 10.2's published
 Cortex-M4 cycles. Every build's outputs are checked against TensorFlow Lite
-Micro first. Prints a table and writes <out>/cycles_bench.json.
+Micro first; flash+ is the model's code and constants beyond its weights (as
+in cgen_bench.py). Builds: -O2; -Os, the default, where the hot kernel files
+switch themselves to -O2 (runtime/tml_speed.h); "size", -Os with
+-DTML_OPTIMIZE_SIZE (custom_tinyml_optimize = size). Prints a table and writes
+<out>/cycles_bench.json.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import cycle_model  # noqa: E402
-from cgen_bench import MLPERF, MODELS, XCUBE_CYCLES  # noqa: E402
+from cgen_bench import MLPERF, MODELS, XCUBE_CYCLES, model_memory  # noqa: E402
 
 from platformio_tinyml.compilers.cgen import generate  # noqa: E402
 from platformio_tinyml.compilers.tflm.flatbuffer import read_facts  # noqa: E402
@@ -41,10 +45,13 @@ from platformio_tinyml.verify.firmware import run_model  # noqa: E402
 from platformio_tinyml.verify.reference import TFLMReference  # noqa: E402
 
 # build name -> (machine, extra cflags, optimisation, cycle-model core)
+SIZE = ["-DTML_OPTIMIZE_SIZE"]     # custom_tinyml_optimize = size: no -O2 kernels in the -Os build
 BUILDS = {
     "m4-O2": ("mps2-an386", [], "-O2", "m4"),
     "m4-Os": ("mps2-an386", [], "-Os", "m4"),
+    "m4-size": ("mps2-an386", SIZE, "-Os", "m4"),
     "m0plus-Os": ("mps2-an385", ["-mcpu=cortex-m0plus"], "-Os", "m0plus"),
+    "m0plus-size": ("mps2-an385", ["-mcpu=cortex-m0plus", *SIZE], "-Os", "m0plus"),
 }
 WAIT_STATES = (0, 4)
 
@@ -61,8 +68,10 @@ def bench(key: str, work: Path, builds: list[str]) -> dict:
         machine, flags, opt, core = BUILDS[b]
         r = run_model(gen, g, [[x]], work / f"{key}-{b}", machine, opt=opt, extra_cflags=flags, timeout=600)
         c = cycle_model.measure(r.elf, machine, core)
+        flash = model_memory(r.elf, gen, r.elf.with_name(r.elf.stem + ".obj"))["flash_beyond_weights"]
         top = sorted(c.by_function.items(), key=lambda kv: -kv[1][1])[:6]
         row["builds"][b] = {
+            "flash_beyond_weights": flash,
             "exact": bool(np.array_equal(r.outputs[0][0].reshape(-1), golden)),
             "instructions": c.instructions, "board_instructions": r.instructions[0],
             **{f"cycles_ws{w}": c.at(w) for w in WAIT_STATES},
@@ -76,13 +85,14 @@ def bench(key: str, work: Path, builds: list[str]) -> dict:
 
 def table(rows: list[dict]) -> str:
     out = [f"{'model':<8} {'build':<10} {'instr':>11} {'cycles 0ws':>11} {'4ws':>11} {'CPI':>5} "
-           f"{'i/MAC':>6} {'c/MAC':>6} {'X-CUBE-AI':>10} {'ratio':>6} exact"]
+           f"{'i/MAC':>6} {'c/MAC':>6} {'X-CUBE-AI':>10} {'ratio':>6} {'flash+':>7} exact"]
     for r in rows:
         for b, v in r["builds"].items():
             ratio = f"{v['vs_xcube']:.2f}" if b.startswith("m4") else "-"
             out.append(f"{r['model']:<8} {b:<10} {v['instructions']:>11,} {v['cycles_ws0']:>11,} "
                        f"{v['cycles_ws4']:>11,} {v['cpi']:>5.2f} {v['instructions_per_mac']:>6.2f} "
-                       f"{v['cycles_per_mac']:>6.2f} {int(r['xcube_cycles']):>10,} {ratio:>6} {v['exact']}")
+                       f"{v['cycles_per_mac']:>6.2f} {int(r['xcube_cycles']):>10,} {ratio:>6} {v['flash_beyond_weights']:>7,} "
+                       f"{v['exact']}")
     return "\n".join(out)
 
 
