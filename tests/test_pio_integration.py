@@ -137,22 +137,27 @@ def test_report_and_verify_targets(offline, kws_built):
     assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log
 
 
-def test_optimize_speed_builds_the_model_at_O2(offline, tmp_path):
-    """custom_tinyml_optimize = speed: same outputs, fewer instructions than the -Os default,
-    the rest of the firmware keeps the project's flags."""
+def test_optimize_modes(offline, tmp_path):
+    """custom_tinyml_optimize: the default (balanced) runs the hot kernels at -O2 inside the -Os build,
+    size keeps -Os everywhere, speed builds the model's sources at -O2; the same outputs from all three,
+    and the rest of the firmware keeps the project's flags."""
     need_programs("arm-none-eabi-gcc", "qemu-system-arm")
-    size = _copy("kws-cortex-m4", tmp_path / "size")
-    speed = _copy("kws-cortex-m4", tmp_path / "speed")
-    ini = speed / "platformio.ini"
-    ini.write_text(ini.read_text() + "custom_tinyml_optimize = speed\n")
+    projects = {}
+    for mode in ("balanced", "size", "speed"):
+        projects[mode] = _copy("kws-cortex-m4", tmp_path / mode)
+        if mode != "balanced":
+            ini = projects[mode] / "platformio.ini"
+            ini.write_text(ini.read_text() + f"custom_tinyml_optimize = {mode}\n")
 
-    runs = {name: _pio(p, offline, "-t", "upload", "-v") for name, p in (("size", size), ("speed", speed))}
+    runs = {mode: _pio(p, offline, "-t", "upload", "-v") for mode, p in projects.items()}
 
     for name, r in runs.items():
         assert r.returncode == 0, r.log
-        assert _printed_output(r.log) == _reference_output(size, "kws_ref_model.tflite"), name
+        assert _printed_output(r.log) == _reference_output(projects["size"], "kws_ref_model.tflite"), name
     count = {n: int(re.search(r"^instructions: (\d+)$", r.log, re.M).group(1)) for n, r in runs.items()}
-    assert count["speed"] < 0.8 * count["size"], count
+    assert count["balanced"] < 0.6 * count["size"] and count["speed"] < 0.6 * count["size"], count
+    size_cmd = next(line for line in runs["size"].log.splitlines() if "tml_conv_s8.c" in line and " -c " in line)
+    assert "TML_OPTIMIZE_SIZE" in size_cmd
     kernel_cmd = next(line for line in runs["speed"].log.splitlines() if "tml_conv_s8.c" in line and " -c " in line)
     main_cmd = next(line for line in runs["speed"].log.splitlines() if "main.c" in line and " -c " in line)
     assert kernel_cmd.rindex("-O2") > kernel_cmd.rindex("-Os") and "-O2" not in main_cmd
@@ -360,7 +365,7 @@ def test_model_too_big_for_board_is_one_error(offline, tmp_path):
                   "custom_tinyml_module_pubkey = kws_ref_model.tflite"),
                  ["unknown kernel 'tml_nope'"], id="executor-bad-kernel"),
     pytest.param(("custom_tinyml_name = kws", "custom_tinyml_name = kws\ncustom_tinyml_optimize = fast"),
-                 ["'fast' is neither size nor speed", "custom_tinyml_optimize"], id="bad-optimize"),
+                 ["'fast' is not balanced, size or speed", "custom_tinyml_optimize"], id="bad-optimize"),
     pytest.param(("custom_tinyml_test_input = test_input.npy", "custom_tinyml_test_input = kws_ref_model.tflite"),
                  ["kws_ref_model.tflite: test input has ", "custom_tinyml_test_input"], id="bad-test-input"),
     pytest.param(("custom_tinyml_model =", "custom_tinyml_modle ="),

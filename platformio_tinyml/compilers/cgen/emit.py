@@ -20,7 +20,7 @@ from .planner import MemoryPlan, plan_memory
 from .structs import out_of_range
 
 RUNTIME_PKG = "platformio_tinyml.compilers.cgen.runtime"
-COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h")
+COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h", "tml_speed.h")
 
 
 def c_literal(values: np.ndarray, ctype: str, per_line: int = 16, what: str = "a constant") -> str:

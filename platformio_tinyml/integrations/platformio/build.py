@@ -315,7 +315,10 @@ class _Front:
             print(f"TinyML: [env:{self.name}] no custom_tinyml_model set, nothing to do")
             return
         self.device = device_profile(env)
-        self.speed = optimize_for_speed(get("optimize"), self.name)
+        mode = optimize_mode(get("optimize"), self.name)
+        self.speed = mode == "speed"
+        if mode == "size":
+            env.Append(CPPDEFINES=["TML_OPTIMIZE_SIZE"])   # runtime/tml_speed.h: no -O2 kernel files
         seen: set[str] = set()
         if executor:
             seen = self._add_executor(executor, (get("module_pubkey") or "").strip(), project_dir)
@@ -536,14 +539,17 @@ def yes_no(value: str | None, where: str) -> bool:
     return value in ("yes", "true", "1", "on")
 
 
-def optimize_for_speed(value: str | None, env_name: str) -> bool:
-    """``custom_tinyml_optimize``: ``size`` (default: the project's flags) or ``speed``
-    (the model's sources at -O2, with the kernels' hand-scheduled Cortex-M paths)."""
-    value = (value or "size").strip().lower()
-    if value not in ("size", "speed"):
-        raise TinyMLError(f"'{value}' is neither size nor speed", where=f"[env:{env_name}] {OPTION_PREFIX}optimize",
-                          hint="size keeps the project's flags (PlatformIO: -Os); speed builds the model at -O2")
-    return value == "speed"
+def optimize_mode(value: str | None, env_name: str) -> str:
+    """``custom_tinyml_optimize``: ``balanced`` (default: the project's flags, PlatformIO's -Os,
+    with the hot kernel files at -O2 and their hand-scheduled Cortex-M paths, see
+    runtime/tml_speed.h), ``size`` (every file with the project's flags: the smallest flash)
+    or ``speed`` (all the model's sources at -O2)."""
+    value = (value or "balanced").strip().lower()
+    if value not in ("balanced", "size", "speed"):
+        raise TinyMLError(f"'{value}' is not balanced, size or speed", where=f"[env:{env_name}] {OPTION_PREFIX}optimize",
+                          hint="balanced (default) builds the hot kernels at -O2; size keeps the project's flags "
+                               "everywhere (PlatformIO: -Os); speed builds all the model's sources at -O2")
+    return value
 
 
 def _int_or_none(value) -> int | None:

@@ -1,6 +1,7 @@
 /* tml_binary_s8.c - int8 ADD and MUL with 4-D broadcasting, TFLite semantics.
  * ADD rescales both inputs to a common scale with 20 bits of headroom
  * (left_shift), sums, and rescales to the output scale. */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
 #include "tml_dot_s8.h"

@@ -36,6 +36,7 @@
  * adjacent inside pixels x two output channels straight from the input,
  * border pixels one channel at a time with the padded taps corrected.
  */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 

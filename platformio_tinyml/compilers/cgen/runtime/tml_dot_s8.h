@@ -32,10 +32,21 @@
 #endif
 #endif
 
-/* Hand-scheduled Arm DSP code (inline asm blocks): speed builds only. Not at
- * -Os (the compact loops keep flash small) and not at -O0 (debug builds: the
- * frame pointer leaves the asm blocks too few registers). */
-#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+/* Speed code generation: a build that is optimized and not for size, or an
+ * -Os build whose hot kernel files switched to -O2 (tml_speed.h). */
+#if !defined(TML_SPEED_KERNELS)
+#define TML_SPEED_KERNELS 0
+#endif
+#if defined(__OPTIMIZE__) && (!defined(__OPTIMIZE_SIZE__) || TML_SPEED_KERNELS)
+#define TML_OPT_SPEED 1
+#else
+#define TML_OPT_SPEED 0
+#endif
+
+/* Hand-scheduled Arm DSP code (inline asm blocks): speed code generation only.
+ * Not with TML_OPTIMIZE_SIZE (the compact loops keep flash smallest) and not at
+ * -O0 (debug builds: the frame pointer leaves the asm blocks too few registers). */
+#if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__) && TML_OPT_SPEED
 #define TML_ARM_FAST 1
 #else
 #define TML_ARM_FAST 0
@@ -135,7 +146,7 @@ TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32
                             const int32_t *m, const int8_t *s, int32_t off, int32_t lo, int32_t hi)
 {
 #if TML_HAVE_DSP && defined(__arm__) && defined(__GNUC__)
-#if !defined(__OPTIMIZE_SIZE__)
+#if TML_OPT_SPEED
     uint32_t sw;
     memcpy(&sw, s, 4);
     if ((sw & 0x80808080u) == 0x80808080u) {   /* all four shifts negative: e1 = ~shift */

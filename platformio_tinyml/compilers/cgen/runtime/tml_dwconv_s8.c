@@ -14,6 +14,7 @@
  * inside the input are fully unrolled. Any other shape: the filter keeps
  * TFLite's [1, k_h, k_w, out_c] layout and one output channel at a time.
  */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 #include <stddef.h>

@@ -2,6 +2,7 @@
  * The input offset term is folded into bias_fold at compile time. Four
  * output rows per pass over the input, so every input word is loaded (and,
  * with the Arm DSP extension, sign-extended) once for four rows. */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 

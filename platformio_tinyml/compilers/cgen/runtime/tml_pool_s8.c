@@ -1,5 +1,6 @@
 /* tml_pool_s8.c - int8 AVERAGE_POOL_2D and MAX_POOL_2D, TFLite semantics:
  * padded taps are excluded, the average rounds half away from zero. */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 
 static void pool(const tml_pool_s8_t *P, const int8_t *in, int8_t *out, int is_avg)
