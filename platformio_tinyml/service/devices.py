@@ -66,13 +66,13 @@ async def _device_call(coro):
         raise fail(getattr(e, "status", 400), str(e)) from None
 
 
-@router.get("", responses=errors(401, 403, 409))
+@router.get("", responses=errors(401, 403, 409, 422))
 def list_devices(request: Request, who: Caller = Depends(caller("read"))) -> list[dict]:
     """The project's devices: endpoint, online, last seen, tags, board, installed modules."""
     return _lwm2m(request).store.list_devices(who.project_id)
 
 
-@router.get("/{endpoint}", responses=errors(401, 403, 404, 409))
+@router.get("/{endpoint}", responses=errors(401, 403, 404, 409, 422))
 def show_device(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """One device: its registration (version, binding, lifetime, address, objects), online state, last
     seen, capabilities and device profile, installed modules, tags."""
@@ -82,7 +82,7 @@ def show_device(endpoint: str, request: Request, who: Caller = Depends(caller("r
     return dev
 
 
-@router.get("/{endpoint}/values", responses=errors(401, 403, 404, 409))
+@router.get("/{endpoint}/values", responses=errors(401, 403, 404, 409, 422))
 def reported_values(endpoint: str, request: Request, limit: int = Query(100, ge=1, le=10000),
                     who: Caller = Depends(caller("read"))) -> list[dict]:
     """Values the device reported (Observe notifications and LwM2M Send), newest first."""
@@ -92,7 +92,7 @@ def reported_values(endpoint: str, request: Request, limit: int = Query(100, ge=
     return rows
 
 
-@router.get("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 406, 409, 424))
+@router.get("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 406, 409, 424, 422))
 async def read_resource(endpoint: str, path: str, request: Request, format: str | None = _FORMAT,
                         who: Caller = Depends(caller("read"))) -> dict:
     """Read ``/object[/instance[/resource[/index]]]`` on the device now: ``{"values": {path: value}}``."""
@@ -101,7 +101,7 @@ async def read_resource(endpoint: str, path: str, request: Request, format: str 
     return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
 
 
-@router.put("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 415, 424))
+@router.put("/{endpoint}/resources/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 415, 424, 422))
 async def write_resource(endpoint: str, path: str, request: Request,
                          body: dict[str, Any] = Body(..., examples=[{"value": "+01:00"},
                                                                     {"values": {"/1/0/1": 300}, "partial": True}]),
@@ -123,7 +123,7 @@ async def write_resource(endpoint: str, path: str, request: Request,
     return {"path": str(where), "written": len(values)}
 
 
-@router.post("/{endpoint}/execute/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 424))
+@router.post("/{endpoint}/execute/{path:path}", responses=errors(400, 401, 403, 404, 405, 409, 424, 422))
 async def execute_resource(endpoint: str, path: str, request: Request,
                            body: dict[str, Any] | None = Body(None, examples=[{"args": "0"}]),
                            who: Caller = Depends(caller("deploy"))) -> dict:
@@ -136,7 +136,7 @@ async def execute_resource(endpoint: str, path: str, request: Request,
     return {"path": str(where), "executed": True}
 
 
-@router.get("/{endpoint}/discover/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+@router.get("/{endpoint}/discover/{path:path}", responses=errors(400, 401, 403, 404, 409, 424, 422))
 async def discover(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """Discover: the resources the device has under ``path`` and their attributes."""
     server, where = _target(request, who, endpoint, path)
@@ -144,7 +144,7 @@ async def discover(endpoint: str, path: str, request: Request, who: Caller = Dep
     return {"path": str(where), "links": [{"path": lk.target, **lk.attrs} for lk in links]}
 
 
-@router.put("/{endpoint}/attributes/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+@router.put("/{endpoint}/attributes/{path:path}", responses=errors(400, 401, 403, 404, 409, 424, 422))
 async def write_attributes(endpoint: str, path: str, request: Request,
                            body: dict[str, Any] = Body(..., examples=[{"pmin": 10, "pmax": 60}]),
                            who: Caller = Depends(caller("deploy"))) -> dict:
@@ -156,7 +156,7 @@ async def write_attributes(endpoint: str, path: str, request: Request,
     return {"path": str(where), "attributes": body}
 
 
-@router.post("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409, 424))
+@router.post("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409, 424, 422))
 async def observe(endpoint: str, path: str, request: Request, who: Caller = Depends(caller("deploy"))) -> dict:
     """Observe ``path``: its current values; notifications are stored (GET .../values)."""
     server, where = _target(request, who, endpoint, path)
@@ -164,7 +164,7 @@ async def observe(endpoint: str, path: str, request: Request, who: Caller = Depe
     return {"path": str(where), "values": {str(p): to_json(v) for p, v in sorted(values.items())}}
 
 
-@router.delete("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409))
+@router.delete("/{endpoint}/observe/{path:path}", responses=errors(400, 401, 403, 404, 409, 422))
 async def cancel_observe(endpoint: str, path: str, request: Request,
                          who: Caller = Depends(caller("deploy"))) -> dict:
     """Cancel an observation: no more notifications are stored."""

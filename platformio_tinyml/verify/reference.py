@@ -78,6 +78,21 @@ class TFLMReference:
                      where=self.path)
 
 
+class TFLiteReference:
+    """Runs a .tflite model on TensorFlow Lite's interpreter (in the reference child), for
+    models TFLite Micro cannot prepare although they are plain float models: float16
+    weights (DEQUANTIZE of FLOAT16 has no TFLite Micro kernel). Float outputs only, so
+    the 1-LSB int8 differences between the two interpreters do not arise."""
+
+    def __init__(self, model_path: str | Path):
+        self.path = str(model_path)
+        self._key = _key("tflite", self.path)
+        _call(_tflite_open, self._key, where=self.path)
+
+    def run(self, inputs: list[np.ndarray], reset: bool = True) -> list[np.ndarray]:
+        return _call(_tflite_run, self._key, [np.asarray(x) for x in inputs], where=self.path)
+
+
 def _tflite_output_count(path: str) -> int:
     """Outputs of the model's first subgraph, read from the flatbuffer as the interpreter
     will (not through the importer: the reference also runs models it would refuse)."""
@@ -132,6 +147,8 @@ def warm_up(model_path: str | Path) -> None:
 
 def reference_for(model_path: str | Path, graph=None):
     suffix = Path(model_path).suffix.lower()
+    if suffix == ".tflite" and graph is not None and graph.meta.get("float16_weights"):
+        return TFLiteReference(model_path)
     if suffix == ".tflite":
         return TFLMReference(model_path)
     if suffix == ".onnx":
@@ -212,6 +229,34 @@ def _tflm_arena(path: str) -> int:
         raise ReferenceFailed(f"the reference interpreter (TFLite Micro) printed no arena total: {text[:200]!r}",
                               where=path)
     return int(m.group(1))
+
+
+def _tflite_interpreter(key: tuple):
+    def make():
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise ReferenceUnavailable("TensorFlow (for TensorFlow Lite's interpreter) is not installed",
+                                       hint="Install the keras extra: pip install 'platformio-tinyml[keras]'") from None
+        interp = tf.lite.Interpreter(model_path=key[1], num_threads=1)
+        interp.allocate_tensors()
+        return interp
+    return _cached(key, lambda: _refusing(key[1], "TensorFlow Lite", make))
+
+
+def _tflite_open(key: tuple) -> None:
+    _tflite_interpreter(key)
+
+
+def _tflite_run(key: tuple, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    interp = _tflite_interpreter(key)
+
+    def run():
+        for d, x in zip(interp.get_input_details(), inputs):
+            interp.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
+        interp.invoke()
+        return [np.array(interp.get_tensor(d["index"])) for d in interp.get_output_details()]
+    return _refusing(key[1], "TensorFlow Lite", run)
 
 
 def _onnx_session(key: tuple):

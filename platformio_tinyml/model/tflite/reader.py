@@ -48,6 +48,7 @@ class _Ctx:
         self.buf = buf
         self.input_shapes = dict(input_shapes or {})
         self.dynamic: dict[int, list[int]] = {}   # tensor index -> shape signature with open dims
+        self.float16 = False                        # float16 constants were widened
 
     def fail(self, op_index: int, name: str, detail: str) -> UnsupportedOpError:
         return UnsupportedOpError(str(self.path), op_index, name, detail, SUPPORTED_OPS)
@@ -98,6 +99,8 @@ def _read(ctx: _Ctx) -> Graph:
               inputs=[int(x) for x in sg.InputsAsNumpy()],
               outputs=[int(x) for x in sg.OutputsAsNumpy()],
               source=ctx.path, source_format="tflite")
+    if ctx.float16:
+        g.meta["float16_weights"] = True   # verify: TFLite Micro has no float16 DEQUANTIZE
     g.variables = variables.finish(ops)
     validate_graph(g)
     _check_hybrid(ctx, g)
@@ -126,6 +129,16 @@ def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
     data = None
     buf = ctx.model.Buffers(t.Buffer())
     if buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1):
+        if ttype == tflite.TensorType.FLOAT16:
+            # float16 weights (converter's float16 quantization): widened to float32, exactly,
+            # as the DEQUANTIZE that reads them does; that op then folds away (ir/passes.py)
+            raw = tflite_buffer_bytes(ctx.buf, buf)
+            if len(raw) != 2 * int(np.prod(shape, dtype=np.int64)):
+                raise ModelError(f"constant tensor '{name}' has {len(raw)} B of data for shape {list(shape)} "
+                                 "(float16)", where=str(ctx.path))
+            data = np.frombuffer(raw, dtype=np.float16).astype(np.float32).reshape(shape)
+            ctx.float16 = True
+            return Tensor(index=index, name=name, shape=shape, dtype=DType.FLOAT32, quant=quant, data=data)
         if dtype is None:
             raise ModelError(f"constant tensor '{name}' has unsupported type {tname}", where=str(ctx.path))
         raw = tflite_buffer_bytes(ctx.buf, buf)
