@@ -110,6 +110,11 @@ def cmd_service(args) -> int:
     return service.cmd_service(args)
 
 
+def cmd_worker(args) -> int:
+    from . import service
+    return service.cmd_worker(args)
+
+
 def cmd_remote(args) -> int:
     from . import service
     return service.cmd_remote(args)
@@ -291,7 +296,7 @@ def cmd_setup_offline(args) -> int:
 
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
             "setup-offline": cmd_setup_offline, "module": cmd_module, "boards": boards.cmd_boards,
-            "serve": cmd_serve, "service": cmd_service, "remote": cmd_remote}
+            "serve": cmd_serve, "service": cmd_service, "worker": cmd_worker, "remote": cmd_remote}
 
 
 def main(argv: list[str] | None = None) -> int:

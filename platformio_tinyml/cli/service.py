@@ -34,6 +34,17 @@ def add_parsers(sub, add_target) -> None:
                    help="extra folder of board manifests (repeatable)")
     p.add_argument("--lwm2m-port", type=int, help="UDP port of the LwM2M server, on --host (default 5683; 0 "
                    "disables it)")
+    p.add_argument("--broker", help="Celery broker URL (redis://HOST:PORT/0): jobs run in `tinyml worker` "
+                   "processes instead of this one (use with --database postgresql://...)")
+
+    p = sub.add_parser("worker", help="run compile jobs for `tinyml serve --broker` (Celery on Redis)")
+    _settings(p)
+    p.add_argument("--broker", help="Celery broker URL, the one the API processes use (redis://HOST:PORT/0)")
+    p.add_argument("--queues", help="backend families to take: fast (cgen, emlearn, tflm, auto), slow (tvm, "
+                   "vela); default fast,slow")
+    p.add_argument("--concurrency", type=int, help="jobs at once (default: the workers setting, 2)")
+    p.add_argument("--job-timeout-s", type=float, help="time limit per compile (default 600)")
+    p.add_argument("--job-memory-mb", type=int, help="memory limit per compile (default 8192)")
 
     s = sub.add_parser("service", help="manage the service: tokens, projects")
     ssub = s.add_subparsers(dest="service_cmd", required=True)
@@ -98,7 +109,8 @@ def cmd_serve(args) -> int:
     from ..service.core import Service
     cfg = _config(args, host=args.host, port=args.port, workers=args.workers, max_upload_mb=args.max_upload_mb,
                   max_jobs_in_flight=args.max_jobs_in_flight, job_timeout_s=args.job_timeout_s,
-                  job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs, lwm2m_port=args.lwm2m_port)
+                  job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs, lwm2m_port=args.lwm2m_port,
+                  broker=args.broker)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     svc_log = logging.getLogger("tinyml.service")
@@ -109,11 +121,43 @@ def cmd_serve(args) -> int:
         _check_port(cfg.host, cfg.lwm2m_port, udp=True)
     svc = Service(cfg)
     lwm2m = f", LwM2M on coap://{cfg.host}:{cfg.lwm2m_port}" if cfg.lwm2m_port else ""
-    print(f"tinyml: serving on http://{cfg.host}:{cfg.port}{lwm2m} (data {cfg.data}, {cfg.workers} workers); "
+    jobs = f"jobs to workers via {_redact(cfg.broker)}" if cfg.broker else f"{cfg.workers} workers"
+    print(f"tinyml: serving on http://{cfg.host}:{cfg.port}{lwm2m} (data {cfg.data}, {jobs}); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
     uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
     print("tinyml: service stopped", file=sys.stderr)
     return 0
+
+
+def cmd_worker(args) -> int:
+    import logging
+
+    from ..errors import TinyMLError
+    from ..service.celery_runner import QUEUES, run_worker
+    cfg = _config(args, broker=args.broker, queues=args.queues, workers=args.concurrency,
+                  job_timeout_s=args.job_timeout_s, job_memory_mb=args.job_memory_mb)
+    if not cfg.broker:
+        raise TinyMLError("no broker to take jobs from", where="--broker",
+                          hint="Give the URL `tinyml serve --broker` uses, e.g. --broker redis://127.0.0.1:6379/0")
+    queues = [q.strip() for q in cfg.queues.split(",") if q.strip()]
+    if not queues or set(queues) - set(QUEUES):
+        raise TinyMLError(f"unknown queue in '{cfg.queues}'", where="--queues", hint="Use fast, slow or fast,slow")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    svc_log = logging.getLogger("tinyml.service")
+    svc_log.addHandler(handler)
+    svc_log.setLevel(logging.INFO)
+    print(f"tinyml: worker taking {','.join(queues)} jobs from {_redact(cfg.broker)} ({cfg.workers} at once, "
+          f"data {cfg.data}); Ctrl-C stops", file=sys.stderr, flush=True)
+    run_worker(cfg, queues, cfg.workers)
+    print("tinyml: worker stopped", file=sys.stderr)
+    return 0
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for log lines."""
+    import re
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _check_port(host: str, port: int, udp: bool = False) -> None:

@@ -4,7 +4,10 @@
 runner. :meth:`Service.find_or_create_build` gives the build of a content
 key (one per key: see :mod:`.db`), :meth:`Service.execute` runs one build
 from ``queued`` to ``succeeded`` or ``failed``. At start, builds left
-``queued`` or ``running`` by a stopped service are queued again.
+``queued`` or ``running`` by a stopped service are queued again; with ``broker``
+set, builds run in ``tinyml worker`` processes (:mod:`.celery_runner`), each
+running build carries its worker's heartbeat, and :meth:`Service.reap` queues
+again those whose worker died.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import gzip
 import hashlib
 import io
 import logging
+import datetime as dt
 import os
 import shutil
+import socket
 import tarfile
 import threading
 import time
@@ -38,6 +43,7 @@ from .uploads import materialize
 
 log = logging.getLogger("tinyml.service")
 TOKEN_CACHE_S = 5.0
+WORKER_NAME = f"{socket.gethostname()}-{os.getpid()}"   # who runs a build (Build.worker)
 
 
 def pack_dir(folder: Path) -> bytes:
@@ -67,27 +73,82 @@ class Service:
 
     # -- lifecycle --------------------------------------------------------
     def start(self, runner: JobRunner | None = None) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
+        """Start the job runner: the embedded threads, or (``broker`` set) the Celery client
+        that hands jobs to ``tinyml worker`` processes. Embedded, every unfinished build is
+        this process's and runs again; with workers, queued builds are submitted again (a
+        duplicate message is harmless: one worker takes a build) and running ones are left
+        to the reaper, which requeues those whose worker stopped its heartbeat."""
+        self.clean_work()
+        if runner is None and self.cfg.broker:
+            from .celery_runner import CeleryRunner
+            runner = CeleryRunner(self.cfg)
         self.runner = runner or ThreadRunner(self.cfg.workers, self.execute)
+        states = ("queued",) if self.cfg.broker else ACTIVE_STATES
         with self.Session() as db:
-            stale = db.scalars(select(Build.id).where(Build.state.in_(ACTIVE_STATES))
+            again = db.execute(select(Build.id, Build.backend_requested).where(Build.state.in_(states))
                                .order_by(Build.created_at)).all()
-            for build in db.scalars(select(Build).where(Build.id.in_(stale))):
+            for build in db.scalars(select(Build).where(Build.id.in_([b for b, _ in again]),
+                                                        Build.state == "running")):
                 build.state, build.log = "queued", [*build.log, "queued again: the service restarted"]
             db.commit()
-        # start the forkserver now (it preloads the compilers), not on the first request
-        threading.Thread(target=self.isolated, args=(os.getpid,), daemon=True, name="tinyml-warmup").start()
+        if not self.cfg.broker:
+            # start the forkserver now (it preloads the compilers), not on the first request
+            threading.Thread(target=self.isolated, args=(os.getpid,), daemon=True, name="tinyml-warmup").start()
+        else:
+            self._reaper_stop = threading.Event()
+            threading.Thread(target=self._reap_loop, daemon=True, name="tinyml-reaper").start()
         self._installed   # the key inputs, before the first request needs them
-        for build_id in stale:
-            self.runner.submit(build_id)
-        if stale:
-            log.info("requeued %d unfinished job(s)", len(stale))
+        for build_id, backend in again:
+            self.runner.submit(build_id, backend)
+        if again:
+            log.info("requeued %d unfinished job(s)", len(again))
+
+    def clean_work(self) -> None:
+        """This process's scratch folder, emptied. Processes sharing ``data`` (an API and
+        workers on one machine) each have their own."""
+        if self.cfg.broker:
+            self.work = self.data / "work" / WORKER_NAME
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
 
     def stop(self) -> None:
+        if getattr(self, "_reaper_stop", None) is not None:
+            self._reaper_stop.set()
         if self.runner is not None:
             self.runner.stop()
+        if self.cfg.broker:
+            shutil.rmtree(self.work, ignore_errors=True)
         self.engine.dispose()
+
+    # -- scale-out: a worker that dies mid-compile ------------------------------------
+    def _reap_loop(self) -> None:
+        while not self._reaper_stop.wait(max(0.5, self.cfg.stale_after_s / 4)):
+            try:
+                self.reap()
+            except Exception:   # the database or broker is away for a moment: next round
+                log.exception("reaper: could not check running jobs")
+
+    def reap(self) -> list[str]:
+        """Queue again every running build whose heartbeat is older than ``stale_after_s``
+        (its worker died or lost the database); returns their ids. The update is
+        conditional on the heartbeat read, so two API processes never requeue one build twice."""
+        limit = utcnow() - dt.timedelta(seconds=self.cfg.stale_after_s)
+        requeued = []
+        with self.Session() as db:
+            stale = db.execute(select(Build.id, Build.backend_requested, Build.worker, Build.heartbeat_at)
+                               .where(Build.state == "running", Build.heartbeat_at < limit)).all()
+            for build_id, backend, worker, beat in stale:
+                build = db.get(Build, build_id)
+                line = f"queued again: its worker {worker or '?'} stopped answering"
+                n = db.execute(update(Build).where(Build.id == build_id, Build.state == "running",
+                                                   Build.heartbeat_at == beat)
+                               .values(state="queued", progress=0.0, log=[*build.log, line])).rowcount
+                db.commit()
+                if n:
+                    requeued.append(build_id)
+                    self.runner.submit(build_id, backend)
+                    log.info("job %s %s", build_id, line)
+        return requeued
 
     def caller_of(self, token: str) -> Caller | None:
         """The caller a bearer token stands for; answers are kept for ``TOKEN_CACHE_S``."""
@@ -176,7 +237,7 @@ class Service:
         except IntegrityError:   # another request inserted the same key first
             db.rollback()
             return self.live_build(db, key), False
-        self.runner.submit(build.id)
+        self.runner.submit(build.id, build.backend_requested)
         return build, True
 
     def jobs_by_state(self) -> dict[str, int]:
@@ -186,13 +247,17 @@ class Service:
     def execute(self, build_id: str, cancel: threading.Event | None = None) -> None:
         """Run one queued build to its end; a build another worker took is left alone."""
         with self.Session() as db:
+            now = utcnow()
             taken = db.execute(update(Build).where(Build.id == build_id, Build.state == "queued")
-                               .values(state="running", started_at=utcnow(), progress=0.1,
-                                       attempts=Build.attempts + 1)).rowcount
+                               .values(state="running", started_at=now, heartbeat_at=now, worker=WORKER_NAME,
+                                       progress=0.1, attempts=Build.attempts + 1)).rowcount
             db.commit()
             build = db.get(Build, build_id)
         if not taken:
             return
+        beating = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(build_id, beating), daemon=True,
+                         name=f"tinyml-heartbeat-{build_id[:8]}").start()
         self._note(build_id, f"running: compiling {build.model_file} for {build.device.get('board')} "
                              f"(backend {build.backend_requested})")
         workdir = self.scratch()
@@ -215,7 +280,19 @@ class Service:
                          backend_version=report["backend_version"], chosen_because=report["chosen_because"],
                          artifact_sha256=blob, line=f"succeeded: backend {report['backend']}")
         finally:
+            beating.set()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _heartbeat(self, build_id: str, done: threading.Event) -> None:
+        """Say every ``heartbeat_s`` that this process still runs ``build_id``."""
+        while not done.wait(self.cfg.heartbeat_s):
+            try:
+                with self.Session() as db:
+                    db.execute(update(Build).where(Build.id == build_id, Build.state == "running",
+                                                   Build.worker == WORKER_NAME).values(heartbeat_at=utcnow()))
+                    db.commit()
+            except Exception:   # the database is away for a moment: the next beat tries again
+                log.warning("job %s: heartbeat not written", build_id)
 
     @staticmethod
     def stage(workdir: Path, model: bytes, suffix: str, filename: str,

@@ -81,6 +81,9 @@ class Build(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # written every few seconds while a worker runs the build: a stale one means its worker died
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ux_builds_live_key", "key", unique=True,
                             sqlite_where=text("state != 'failed'"), postgresql_where=text("state != 'failed'")),)
@@ -114,6 +117,8 @@ def open_database(url: str) -> tuple[Engine, sessionmaker]:
                                max_overflow=16)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
+        if url.startswith(("postgresql://", "postgres://")):   # psycopg 3, not SQLAlchemy's default psycopg2
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
     return engine, sessionmaker(engine, expire_on_commit=False)
@@ -126,6 +131,9 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # API processes and workers start together: one migrates, the others wait for it
+            conn.execute(text("SELECT pg_advisory_xact_lock(847001)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

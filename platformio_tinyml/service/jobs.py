@@ -119,7 +119,7 @@ def _wait(recv, timeout_s: float, cancel: threading.Event | None):
 class JobRunner(Protocol):
     """Executes builds by id; ``submit`` never blocks on the compile."""
 
-    def submit(self, build_id: str) -> None: ...
+    def submit(self, build_id: str, backend: str = "auto") -> None: ...
 
     def stop(self) -> None: ...
 
@@ -136,7 +136,7 @@ class ThreadRunner:
         for t in self._threads:
             t.start()
 
-    def submit(self, build_id: str) -> None:
+    def submit(self, build_id: str, backend: str = "auto") -> None:
         self._queue.put(build_id)
 
     def _loop(self) -> None:
