@@ -59,6 +59,23 @@ def pack_dir(folder: Path) -> bytes:
     return buf.getvalue()
 
 
+class HitCache:
+    """Answers to cache hits by key (``POST /v1/compilations/lookup``), bounded: a
+    succeeded build and a project's compilation of it are never changed or removed."""
+
+    def __init__(self, size: int = 20000):
+        self.size, self._items = size, {}
+
+    def get(self, memo: tuple) -> bytes | None:
+        return self._items.get(memo)
+
+    def put(self, memo: tuple, answer: bytes) -> bytes:
+        if len(self._items) >= self.size:
+            self._items.clear()
+        self._items[memo] = answer
+        return answer
+
+
 class Service:
     def __init__(self, cfg: ServiceConfig):
         self.cfg = cfg
@@ -70,6 +87,7 @@ class Service:
         self.metrics = Metrics()
         self.runner: JobRunner | None = None
         self._callers: dict[str, tuple[float, Caller | None]] = {}
+        self.hits = HitCache()
 
     # -- lifecycle --------------------------------------------------------
     def start(self, runner: JobRunner | None = None) -> None:
