@@ -133,6 +133,7 @@ CASES = {
                     _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer],
                                                  data=m.buffers[sg.tensors[17].buffer].data[:100]))),
     "onnx-data": ("constant-size", "initializer #0 'w'", ".onnx", _onnx_net(_short_raw)),
+    "variable-weights": ("variable-constant", "tensor #17", ".tflite", _tensor(17, isVariable=True)),
     "tensor-index": ("tensor-index", "operator #2", ".tflite", _operator(2, inputs=[23, 99, 6])),
     "no-inputs": ("graph-inputs", "graph", ".tflite", _graph(inputs=[])),
     "const-input": ("graph-inputs", "tensor #17", ".tflite", _graph(inputs=[17])),
@@ -250,6 +251,15 @@ def test_mlperf_models_pass(name):
         return
     g = load_model(MLPERF / name)
     assert g.ops and g.inputs and g.outputs
+
+
+def test_an_activation_marked_variable_is_an_activation(tmp_path):
+    """is_variable on a tensor without data (TFLite Micro keeps it in the arena for the whole run, and
+    its operator writes it before anything reads it) changes nothing: accepted, unlike a constant."""
+    path = tmp_path / "var_activation.tflite"
+    path.write_bytes(_tensor(22, isVariable=True)())
+    g = load_model(path)
+    assert g.ops and g.tensors[g.ops[0].outputs[0]].shape == (1, 25, 5, 64)
 
 
 def test_valid_onnx_net_passes(tmp_path):

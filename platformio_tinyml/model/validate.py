@@ -55,6 +55,9 @@ BUFFER_BOUNDS = rule("buffer-bounds", "constant data lies inside the model file 
                                       "no TFLite buffer offset past the end)")
 OPCODE_INDEX = rule("opcode-index", "a TFLite operator's opcode index names an operator code of the model")
 CONSTANT_SIZE = rule("constant-size", "a constant's data holds exactly the bytes its shape and type need")
+VARIABLE_CONSTANT = rule("variable-constant", "no TFLite constant (a tensor with data) is marked is_variable: "
+                                             "TFLite Micro would allocate it in the arena and zero it, dropping "
+                                             "its data")
 TENSOR_INDEX = rule("tensor-index", "every tensor index of an operator or of the graph's I/O names a "
                                     "tensor of the graph")
 GRAPH_INPUTS = rule("graph-inputs", "the graph has at least one input; inputs are distinct and not constants")
