@@ -86,6 +86,24 @@ def _ad(edit):
     return build
 
 
+SEEDS = Path(__file__).resolve().parent / "fuzz_corpus" / "seeds"
+
+
+def _seed(name, edit):
+    """Fuzz seed model ``name`` (tests/fuzz_corpus/seeds, one or two operators) with ``edit(model, subgraph)``."""
+    def build():
+        m = mutants.unpack((SEEDS / f"{name}.tflite").read_bytes())
+        edit(m, m.subgraphs[0])
+        return modelgen._pack(m)
+    return build
+
+
+def _mean_axes(*axes):
+    def edit(m, sg):   # mean_global_int8: tensor 1 holds MEAN's axes (int32)
+        m.buffers[sg.tensors[1].buffer].data = np.frombuffer(np.array(axes, np.int32).tobytes(), np.uint8)
+    return _seed("mean_global_int8", edit)
+
+
 def _onnx_net(mutate=None, outputs=True, raw=False):
     """Conv(3x3) -> Relu on a [1, 3, 6, 6] input; ``mutate(model)`` edits the protobuf."""
     def build():
@@ -164,6 +182,9 @@ CASES = {
     "pool-pads": ("padding-range", "operator #1 AVERAGE_POOL_2D 'AveragePool pool'", ".onnx", _onnx_net(_pool_pads)),
     "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite", _options(0, strideH=1000)),
     "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite", _tensor(33, shape=[1, 13])),
+    "concat-axis": ("shape-mismatch", "operator #0 CONCATENATION", ".tflite",
+                    _seed("concat_channels_int8", lambda m, sg: _setattrs(sg.operators[0].builtinOptions, axis=255))),
+    "mean-axis": ("shape-mismatch", "operator #0 MEAN", ".tflite", _mean_axes(2, (1 << 28) + 1)),
 }
 
 
@@ -260,6 +281,16 @@ def test_an_activation_marked_variable_is_an_activation(tmp_path):
     path.write_bytes(_tensor(22, isVariable=True)())
     g = load_model(path)
     assert g.ops and g.tensors[g.ops[0].outputs[0]].shape == (1, 25, 5, 64)
+
+
+def test_negative_axes_count_from_the_end(tmp_path):
+    """TFLite Micro adds the rank to a negative axis (in [-rank, 0)): so does the reader; an axis
+    outside [-rank, rank) is refused (cases concat-axis, mean-axis), never wrapped."""
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(_mean_axes(-2, -3)())
+    assert load_model(path).ops[0].attrs.axes == (1, 2)
+    g = load_model(SEEDS / "concat_channels_int8.tflite")   # axis -1 in the file
+    assert g.ops[0].attrs.axis == 3
 
 
 def test_valid_onnx_net_passes(tmp_path):

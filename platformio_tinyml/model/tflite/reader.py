@@ -223,6 +223,13 @@ def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
             A.same_padding(in_hw[1], k_hw[1], stride[1], dilation[1]))
 
 
+def _axis(a: int, rank: int) -> int:
+    """Axis ``a`` of a rank-``rank`` tensor as TFLite Micro resolves it: a negative one counts from
+    the end. One outside [-rank, rank) is kept as it is, for the validator to refuse (TFLite Micro
+    would index past the shape; wrapping it would compute something else)."""
+    return a + rank if -rank <= a < 0 else a
+
+
 def _code_name(ctx: _Ctx, op) -> str:
     oc = ctx.model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
@@ -298,14 +305,14 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     elif kind is OpKind.CONCATENATION:
         o = _options(op, T.ConcatenationOptions)
         rank = len(tensors[outs[0]].shape)
-        attrs = A.Concatenation(o.Axis() % rank, _act(ctx, i, name, o.FusedActivationFunction()))
+        attrs = A.Concatenation(_axis(o.Axis(), rank), _act(ctx, i, name, o.FusedActivationFunction()))
     elif kind is OpKind.MEAN:
         o = _options(op, T.ReducerOptions)
         axes_t = tensors[ins[1]]
         if not axes_t.is_const:
             raise ctx.fail(i, name, "axes must be a constant tensor")
         rank = len(tensors[ins[0]].shape)
-        axes = tuple(sorted(int(a) % rank for a in axes_t.data.reshape(-1)))
+        axes = tuple(sorted(_axis(int(a), rank) for a in axes_t.data.reshape(-1)))
         attrs = A.Mean(axes, bool(o.KeepDims()) if o else False)
         ins = ins[:1]
     elif kind is OpKind.PAD:
