@@ -185,6 +185,9 @@ CASES = {
     "concat-axis": ("shape-mismatch", "operator #0 CONCATENATION", ".tflite",
                     _seed("concat_channels_int8", lambda m, sg: _setattrs(sg.operators[0].builtinOptions, axis=255))),
     "mean-axis": ("shape-mismatch", "operator #0 MEAN", ".tflite", _mean_axes(2, (1 << 28) + 1)),
+    "dwconv-multiplier": ("shape-mismatch", "operator #0 DEPTHWISE_CONV_2D", ".tflite",
+                          _seed("dwconv_same_dm2_int8",
+                                lambda m, sg: _setattrs(sg.operators[0].builtinOptions, depthMultiplier=3))),
 }
 
 

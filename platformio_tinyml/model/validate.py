@@ -87,7 +87,8 @@ PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pool
                                 "its filter")
 PADDING_KIND = rule("padding-kind", "a TFLite convolution or pooling pads SAME or VALID")
 SHAPE = rule("shape-mismatch", "an operator's output shape is the one its inputs and options give, its "
-                               "weights and bias fit its input, and its axes lie within the input's rank")
+                               "weights, bias and depth multiplier fit its input, and its axes lie within the "
+                               "input's rank")
 
 _HINT = ("The file is malformed or was changed after export: re-export it from the training framework "
          "(see docs/model-validation.md)")
@@ -367,6 +368,9 @@ def _conv_shape(p: _Pass, op: Op):
     n, h, wd, c = x
     if op.kind is OpKind.DEPTHWISE_CONV_2D:
         oc, fits = w[3], w[0] == 1 and a.depth_multiplier >= 1 and w[3] == c * a.depth_multiplier
+        if w[0] == 1 and c and w[3] % c == 0 and not fits:
+            return f"has depth multiplier {a.depth_multiplier}; its filter {list(w)} and input {list(x)} give " \
+                   f"{w[3] // c}"
     else:
         oc, fits = w[0], c % w[3] == 0
     if not fits:

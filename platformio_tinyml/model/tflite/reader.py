@@ -264,9 +264,9 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         dil = (o.DilationHFactor(), o.DilationWFactor())
         (pt, pb), (pl, pr) = _spatial_pads(_padding(ctx, i, name, o.Padding()), x.shape[1:3], w.shape[1:3],
                                            stride, dil)
-        dm = 1
-        if is_dw:
-            dm = w.shape[3] // x.shape[3] if x.shape[3] else 0   # a zero channel count: the validator names it
+        # TFLite Micro's depthwise kernels take the multiplier from the options, not from the shapes:
+        # the validator refuses one that disagrees with them
+        dm = o.DepthMultiplier() if is_dw else 1
         attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
