@@ -161,6 +161,7 @@ CASES = {
                                                                                              [4, 3, 3, 3])))),
     "onnx-no-outputs": ("graph-outputs", "graph", ".onnx", _onnx_net(outputs=False)),
     "arity": ("operator-arity", "operator #12 SOFTMAX", ".tflite", _operator(12, inputs=[33, 16])),
+    "options-type": ("operator-arity", "operator #0 CONV_2D", ".tflite", _operator(0, builtinOptionsType=0)),
     "order": ("operator-order", "operator #0 CONV_2D", ".tflite", _operator(0, inputs=[23, 17, 3])),
     "rank": ("tensor-rank", "tensor #34", ".tflite", _tensor(34, shape=[1] * 9 + [12])),
     "negative": ("negative-dimension", "tensor #33", ".tflite", _tensor(33, shape=[1, -12])),
@@ -294,6 +295,22 @@ def test_negative_axes_count_from_the_end(tmp_path):
     assert load_model(path).ops[0].attrs.axes == (1, 2)
     g = load_model(SEEDS / "concat_channels_int8.tflite")   # axis -1 in the file
     assert g.ops[0].attrs.axis == 3
+
+
+@pytest.mark.parametrize("options_type", [None, 1])
+def test_missing_or_mistyped_options_are_tflite_micros_zeros(tmp_path, options_type):
+    """Options absent, or a table whose union type is not the operator's (case options-type), are read
+    as TFLite Micro reads them: not at all, leaving zero parameters (softmax beta 0, not 1)."""
+    def edit(m, sg):
+        op = sg.operators[0]
+        if options_type is None:
+            op.builtinOptions, op.builtinOptionsType = None, 0
+        else:   # Conv2DOptions' type on SoftmaxOptions(beta=1)
+            op.builtinOptionsType = options_type
+    path = tmp_path / "softmax.tflite"
+    path.write_bytes(_seed("softmax_int8", edit)())
+    assert load_model(path).ops[0].attrs.beta == 0.0
+    assert load_model(SEEDS / "softmax_int8.tflite").ops[0].attrs.beta == 1.0
 
 
 def test_valid_onnx_net_passes(tmp_path):

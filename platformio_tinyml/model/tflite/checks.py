@@ -76,3 +76,15 @@ def tflite_buffer_bytes(buf: bytes, data) -> bytes:
     if off > 1:
         return bytes(buf[off:off + int(data.Size())])
     return data.DataAsNumpy().tobytes() if data.DataLength() else b""
+
+
+def builtin_options(op, cls):
+    """Operator ``op``'s builtin options as ``cls`` (a ``tflite`` options class), or None when it has
+    none or options of another type: TFLite Micro parses none then either (the schema's
+    ``builtin_options_as_X`` is null) and runs the kernel on zero-initialised parameters."""
+    table = op.BuiltinOptions()
+    if table is None or op.BuiltinOptionsType() != getattr(tflite.BuiltinOptions, cls.__name__):
+        return None
+    o = cls()
+    o.Init(table.Bytes, table.Pos)
+    return o

@@ -18,7 +18,7 @@ from ...ir import attrs as A
 from ...ir.passes import run_passes
 from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
-from .checks import check_tflite, tflite_buffer_bytes
+from .checks import builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 from .variables import VAR_OPS, Variables
 
@@ -192,15 +192,6 @@ def _resized_shapes(ctx: _Ctx, changed: dict[int, tuple[int, ...]]) -> dict[int,
                          where=str(ctx.path), hint="Check the --input-shape values") from None
 
 
-def _options(op, cls):
-    table = op.BuiltinOptions()
-    opts = cls()
-    if table is not None:
-        opts.Init(table.Bytes, table.Pos)
-        return opts
-    return None
-
-
 def _act(ctx, i, name, code) -> Activation:
     if code not in _ACT:
         raise ctx.fail(i, name, f"fused activation {code}")
@@ -256,9 +247,14 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
             raise ctx.fail(i, name, f"tensor {tensors[t].name}")
     attrs = None
     T = tflite
+    # Options missing (or of another type) leave attrs None where TFLite Micro's zero defaults mean
+    # no valid operator (stride 0, padding unknown): the validator refuses them (operator-arity).
+    # Elsewhere the defaults below are TFLite Micro's zeros.
     if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
         is_dw = kind is OpKind.DEPTHWISE_CONV_2D
         o = _options(op, T.DepthwiseConv2DOptions if is_dw else T.Conv2DOptions)
+        if o is None:
+            return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=None, name=name)
         x, w = tensors[ins[0]], tensors[ins[1]]
         stride = (o.StrideH(), o.StrideW())
         dil = (o.DilationHFactor(), o.DilationWFactor())
@@ -271,6 +267,8 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
         o = _options(op, T.Pool2DOptions)
+        if o is None:
+            return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=None, name=name)
         x = tensors[ins[0]]
         k = (o.FilterHeight(), o.FilterWidth())
         stride = (o.StrideH(), o.StrideW())
@@ -301,11 +299,12 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
             raise ctx.fail(i, name, f"fused activation {o.FusedActivationFunction()}")
     elif kind is OpKind.SOFTMAX:
         o = _options(op, T.SoftmaxOptions)
-        attrs = A.Softmax(beta=float(o.Beta()) if o else 1.0)
+        attrs = A.Softmax(beta=float(o.Beta()) if o else 0.0)
     elif kind is OpKind.CONCATENATION:
         o = _options(op, T.ConcatenationOptions)
         rank = len(tensors[outs[0]].shape)
-        attrs = A.Concatenation(_axis(o.Axis(), rank), _act(ctx, i, name, o.FusedActivationFunction()))
+        attrs = A.Concatenation(_axis(o.Axis() if o else 0, rank),
+                                _act(ctx, i, name, o.FusedActivationFunction() if o else 0))
     elif kind is OpKind.MEAN:
         o = _options(op, T.ReducerOptions)
         axes_t = tensors[ins[1]]

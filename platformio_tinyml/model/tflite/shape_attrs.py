@@ -10,6 +10,7 @@ import tflite
 from ...ir import OpKind, Tensor
 from ...ir import attrs as A
 from ...ir.shape_ops import SHAPE_OP_KINDS, strided_slice
+from .checks import builtin_options as _opts
 
 K = OpKind
 KINDS = SHAPE_OP_KINDS
@@ -17,15 +18,6 @@ KINDS = SHAPE_OP_KINDS
 
 class ParamError(Exception):
     """A parameter the kernels cannot take; the message is the reader's detail text."""
-
-
-def _opts(op, cls):
-    table = op.BuiltinOptions()
-    if table is None:
-        return None
-    o = cls()
-    o.Init(table.Bytes, table.Pos)
-    return o
 
 
 def _const(tensors: list[Tensor], idx: int, what: str) -> list[int]:
