@@ -390,3 +390,41 @@ def test_mutants_raise_nothing_but_tinyml_errors(base, tmp_path, device):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# ---- options TFLite Micro trusts over the tensors ------------------------------------------------------
+
+def _pack(values_count, axis=0):
+    import crashers
+    S = crashers._schema()
+    o = S.PackOptionsT()
+    o.valuesCount, o.axis = values_count, axis
+    return crashers.one_op_model("PACK", [("x", "FLOAT32", [1, 3], None, None, None),
+                                          ("c", "FLOAT32", [1, 3], np.ones((1, 3), np.float32), None, None),
+                                          ("y", "FLOAT32", [2, 1, 3], None, None, None)],
+                                 [0, 1], [2], (S.BuiltinOptions.PackOptions, o))
+
+
+def _unpack(num):
+    import crashers
+    S = crashers._schema()
+    o = S.UnpackOptionsT()
+    o.num, o.axis = num, 1
+    return crashers.one_op_model("UNPACK", [("x", "FLOAT32", [1, 2, 3], None, None, None),
+                                            ("y0", "FLOAT32", [1, 3], None, None, None),
+                                            ("y1", "FLOAT32", [1, 3], None, None, None)],
+                                 [0], [1, 2], (S.BuiltinOptions.UnpackOptions, o))
+
+
+@pytest.mark.parametrize("case", ["pack", "unpack"])
+def test_pack_counts_must_match_the_tensors(tmp_path, capsys, case):
+    """PACK's values_count and UNPACK's num are what TFLite Micro loops over: one that differs from the
+    operator's inputs / outputs is refused in one line; a matching one loads."""
+    build, good, bad = {"pack": (_pack, 2, 3), "unpack": (_unpack, 2, 1)}[case]
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(build(good))
+    assert load_model(path).ops
+    path.write_bytes(build(bad))
+    rc, out, err = _run_cli(capsys, "inspect", path)
+    _assert_rule_line(rc, out, err, "shape-mismatch", f"operator #0 {case.upper()}", path)
+    assert f"has option {'values_count' if case == 'pack' else 'num'} = {bad} for 2 " in err, err

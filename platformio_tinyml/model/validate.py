@@ -87,8 +87,8 @@ PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pool
                                 "its filter")
 PADDING_KIND = rule("padding-kind", "a TFLite convolution or pooling pads SAME or VALID")
 SHAPE = rule("shape-mismatch", "an operator's output shape is the one its inputs and options give, its "
-                               "weights, bias and depth multiplier fit its input, and its axes lie within the "
-                               "input's rank")
+                               "weights, bias and count options (depth multiplier, PACK values_count, UNPACK "
+                               "num) fit its tensors, and its axes lie within the input's rank")
 
 _HINT = ("The file is malformed or was changed after export: re-export it from the training framework "
          "(see docs/model-validation.md)")

@@ -327,6 +327,8 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         try:
             attrs, ins = shape_attrs(op, kind, ins, outs, tensors)
         except ParamError as e:
+            if e.rule:
+                raise InvalidModelError(e.rule, f"operator #{i} {name}", str(e), str(ctx.path)) from None
             raise ctx.fail(i, name, str(e)) from None
     return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
 
