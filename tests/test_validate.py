@@ -170,6 +170,9 @@ CASES = {
     "model-too-large": ("model-too-large", "graph", ".tflite",
                         _kws(lambda m, sg: [_setattrs(sg.tensors[i], shape=[1, 1 << 30]) for i in (33, 34)])),
     "nan-weight": ("finite-weights", "tensor #9", ".tflite", _ad(_nan_weight)),
+    "onnx-nan-weight": ("finite-weights", "initializer #0 'w'", ".onnx",
+                        _onnx_net(lambda m: m.graph.initializer[0].CopyFrom(nh.from_array(
+                            np.full((4, 3, 3, 3), NAN, np.float32), "w")))),
     "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite", _options(12, beta=NAN)),
     "nan-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[NAN])),
     "zero-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[0.0])),

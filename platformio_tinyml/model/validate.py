@@ -72,7 +72,7 @@ ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
 TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
-                             "relu alpha) are finite")
+                             "relu alpha) are finite (an ONNX Clip bound may be +-inf)")
 SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
