@@ -63,7 +63,8 @@ TENSOR_INDEX = rule("tensor-index", "every tensor index of an operator or of the
 GRAPH_INPUTS = rule("graph-inputs", "the graph has at least one input; inputs are distinct and not constants")
 GRAPH_OUTPUTS = rule("graph-outputs", "the graph has at least one output; outputs are distinct and computed "
                                       "by an operator (not a constant or a graph input)")
-ARITY = rule("operator-arity", "an operator has the inputs, the output and the options its kind needs")
+ARITY = rule("operator-arity", "an operator has the inputs, the output and the options its kind needs "
+                               "(TFLite options of another type than the operator's count as none)")
 ORDER = rule("operator-order", "an operator reads only constants, graph inputs and outputs of earlier "
                                "operators; every tensor is written once")
 RANK = rule("tensor-rank", f"a tensor has at most {MAX_RANK} dimensions")
