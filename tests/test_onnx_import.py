@@ -8,6 +8,8 @@ so outputs may differ by 1 LSB; the exact-match fraction is printed.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -262,6 +264,29 @@ def test_dynamic_input_shape(tmp_path):
         load_onnx(path)
     g = load_onnx(path, {"x": (1, 3, 5, 7)})
     assert g.tensors[g.inputs[0]].shape == (1, 5, 7, 3) == g.tensors[g.outputs[0]].shape
+
+
+@pytest.mark.parametrize("const_node", [False, True])
+def test_clip_to_inf_stays_a_relu_nonfinite_weights_are_refused(tmp_path, const_node):
+    """A Clip bound may be inf (an initializer or a Constant node: no bound), and Clip(0, inf) is a
+    RELU (fused); any other non-finite float constant, a NaN bound too, is refused in one line by the reader
+    (rule finite-weights) before it computes with it: no numpy RuntimeWarning for a signalling NaN."""
+    def net(hi, w_value=0.5):
+        n = _Net(6)
+        if const_node:
+            n.nodes.append(h.make_node("Constant", [], ["hi"], value=nh.from_array(np.float32(hi))))
+        x = n.node("MatMul", ["x", n.c("w", np.full((4, 4), w_value, np.float32))], ["m"])
+        n.node("Clip", [x, n.c("lo", np.float32(0)), "hi" if const_node else n.c("hi", np.float32(hi))], ["y"])
+        return n.save(tmp_path / "clip.onnx", [1, 4], [1, 4])
+    (fc,) = load_onnx(net(np.inf)).ops   # the RELU fused
+    assert fc.kind is OpKind.FULLY_CONNECTED and fc.attrs.activation is Activation.RELU
+    with pytest.raises(ModelError, match=r"rule finite-weights: initializer #2 'hi' has nan at element 0"):
+        load_onnx(net(np.nan))
+    snan = np.array([0x7F800001], np.uint32).view(np.float32)[0]   # numpy warns on arithmetic with it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ModelError, match=r"rule finite-weights: initializer #0 'w' has nan at element 0"):
+            load_onnx(net(np.inf, w_value=snan))
 
 
 def test_unsupported_clip_range_names_the_node(tmp_path):

@@ -86,6 +86,24 @@ def _ad(edit):
     return build
 
 
+SEEDS = Path(__file__).resolve().parent / "fuzz_corpus" / "seeds"
+
+
+def _seed(name, edit):
+    """Fuzz seed model ``name`` (tests/fuzz_corpus/seeds, one or two operators) with ``edit(model, subgraph)``."""
+    def build():
+        m = mutants.unpack((SEEDS / f"{name}.tflite").read_bytes())
+        edit(m, m.subgraphs[0])
+        return modelgen._pack(m)
+    return build
+
+
+def _mean_axes(*axes):
+    def edit(m, sg):   # mean_global_int8: tensor 1 holds MEAN's axes (int32)
+        m.buffers[sg.tensors[1].buffer].data = np.frombuffer(np.array(axes, np.int32).tobytes(), np.uint8)
+    return _seed("mean_global_int8", edit)
+
+
 def _onnx_net(mutate=None, outputs=True, raw=False):
     """Conv(3x3) -> Relu on a [1, 3, 6, 6] input; ``mutate(model)`` edits the protobuf."""
     def build():
@@ -133,6 +151,7 @@ CASES = {
                     _kws(lambda m, sg: _setattrs(m.buffers[sg.tensors[17].buffer],
                                                  data=m.buffers[sg.tensors[17].buffer].data[:100]))),
     "onnx-data": ("constant-size", "initializer #0 'w'", ".onnx", _onnx_net(_short_raw)),
+    "variable-weights": ("variable-constant", "tensor #17", ".tflite", _tensor(17, isVariable=True)),
     "tensor-index": ("tensor-index", "operator #2", ".tflite", _operator(2, inputs=[23, 99, 6])),
     "no-inputs": ("graph-inputs", "graph", ".tflite", _graph(inputs=[])),
     "const-input": ("graph-inputs", "tensor #17", ".tflite", _graph(inputs=[17])),
@@ -142,6 +161,7 @@ CASES = {
                                                                                              [4, 3, 3, 3])))),
     "onnx-no-outputs": ("graph-outputs", "graph", ".onnx", _onnx_net(outputs=False)),
     "arity": ("operator-arity", "operator #12 SOFTMAX", ".tflite", _operator(12, inputs=[33, 16])),
+    "options-type": ("operator-arity", "operator #0 CONV_2D", ".tflite", _operator(0, builtinOptionsType=0)),
     "order": ("operator-order", "operator #0 CONV_2D", ".tflite", _operator(0, inputs=[23, 17, 3])),
     "rank": ("tensor-rank", "tensor #34", ".tflite", _tensor(34, shape=[1] * 9 + [12])),
     "negative": ("negative-dimension", "tensor #33", ".tflite", _tensor(33, shape=[1, -12])),
@@ -150,6 +170,9 @@ CASES = {
     "model-too-large": ("model-too-large", "graph", ".tflite",
                         _kws(lambda m, sg: [_setattrs(sg.tensors[i], shape=[1, 1 << 30]) for i in (33, 34)])),
     "nan-weight": ("finite-weights", "tensor #9", ".tflite", _ad(_nan_weight)),
+    "onnx-nan-weight": ("finite-weights", "initializer #0 'w'", ".onnx",
+                        _onnx_net(lambda m: m.graph.initializer[0].CopyFrom(nh.from_array(
+                            np.full((4, 3, 3, 3), NAN, np.float32), "w")))),
     "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite", _options(12, beta=NAN)),
     "nan-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[NAN])),
     "zero-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[0.0])),
@@ -163,6 +186,12 @@ CASES = {
     "pool-pads": ("padding-range", "operator #1 AVERAGE_POOL_2D 'AveragePool pool'", ".onnx", _onnx_net(_pool_pads)),
     "stride-1000": ("shape-mismatch", "operator #0 CONV_2D", ".tflite", _options(0, strideH=1000)),
     "fc-output": ("shape-mismatch", "operator #11 FULLY_CONNECTED", ".tflite", _tensor(33, shape=[1, 13])),
+    "concat-axis": ("shape-mismatch", "operator #0 CONCATENATION", ".tflite",
+                    _seed("concat_channels_int8", lambda m, sg: _setattrs(sg.operators[0].builtinOptions, axis=255))),
+    "mean-axis": ("shape-mismatch", "operator #0 MEAN", ".tflite", _mean_axes(2, (1 << 28) + 1)),
+    "dwconv-multiplier": ("shape-mismatch", "operator #0 DEPTHWISE_CONV_2D", ".tflite",
+                          _seed("dwconv_same_dm2_int8",
+                                lambda m, sg: _setattrs(sg.operators[0].builtinOptions, depthMultiplier=3))),
 }
 
 
@@ -252,6 +281,41 @@ def test_mlperf_models_pass(name):
     assert g.ops and g.inputs and g.outputs
 
 
+def test_an_activation_marked_variable_is_an_activation(tmp_path):
+    """is_variable on a tensor without data (TFLite Micro keeps it in the arena for the whole run, and
+    its operator writes it before anything reads it) changes nothing: accepted, unlike a constant."""
+    path = tmp_path / "var_activation.tflite"
+    path.write_bytes(_tensor(22, isVariable=True)())
+    g = load_model(path)
+    assert g.ops and g.tensors[g.ops[0].outputs[0]].shape == (1, 25, 5, 64)
+
+
+def test_negative_axes_count_from_the_end(tmp_path):
+    """TFLite Micro adds the rank to a negative axis (in [-rank, 0)): so does the reader; an axis
+    outside [-rank, rank) is refused (cases concat-axis, mean-axis), never wrapped."""
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(_mean_axes(-2, -3)())
+    assert load_model(path).ops[0].attrs.axes == (1, 2)
+    g = load_model(SEEDS / "concat_channels_int8.tflite")   # axis -1 in the file
+    assert g.ops[0].attrs.axis == 3
+
+
+@pytest.mark.parametrize("options_type", [None, 1])
+def test_missing_or_mistyped_options_are_tflite_micros_zeros(tmp_path, options_type):
+    """Options absent, or a table whose union type is not the operator's (case options-type), are read
+    as TFLite Micro reads them: not at all, leaving zero parameters (softmax beta 0, not 1)."""
+    def edit(m, sg):
+        op = sg.operators[0]
+        if options_type is None:
+            op.builtinOptions, op.builtinOptionsType = None, 0
+        else:   # Conv2DOptions' type on SoftmaxOptions(beta=1)
+            op.builtinOptionsType = options_type
+    path = tmp_path / "softmax.tflite"
+    path.write_bytes(_seed("softmax_int8", edit)())
+    assert load_model(path).ops[0].attrs.beta == 0.0
+    assert load_model(SEEDS / "softmax_int8.tflite").ops[0].attrs.beta == 1.0
+
+
 def test_valid_onnx_net_passes(tmp_path):
     path = tmp_path / "net.onnx"
     path.write_bytes(_onnx_net()())
@@ -329,3 +393,41 @@ def test_mutants_raise_nothing_but_tinyml_errors(base, tmp_path, device):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# ---- options TFLite Micro trusts over the tensors ------------------------------------------------------
+
+def _pack(values_count, axis=0):
+    import crashers
+    S = crashers._schema()
+    o = S.PackOptionsT()
+    o.valuesCount, o.axis = values_count, axis
+    return crashers.one_op_model("PACK", [("x", "FLOAT32", [1, 3], None, None, None),
+                                          ("c", "FLOAT32", [1, 3], np.ones((1, 3), np.float32), None, None),
+                                          ("y", "FLOAT32", [2, 1, 3], None, None, None)],
+                                 [0, 1], [2], (S.BuiltinOptions.PackOptions, o))
+
+
+def _unpack(num):
+    import crashers
+    S = crashers._schema()
+    o = S.UnpackOptionsT()
+    o.num, o.axis = num, 1
+    return crashers.one_op_model("UNPACK", [("x", "FLOAT32", [1, 2, 3], None, None, None),
+                                            ("y0", "FLOAT32", [1, 3], None, None, None),
+                                            ("y1", "FLOAT32", [1, 3], None, None, None)],
+                                 [0], [1, 2], (S.BuiltinOptions.UnpackOptions, o))
+
+
+@pytest.mark.parametrize("case", ["pack", "unpack"])
+def test_pack_counts_must_match_the_tensors(tmp_path, capsys, case):
+    """PACK's values_count and UNPACK's num are what TFLite Micro loops over: one that differs from the
+    operator's inputs / outputs is refused in one line; a matching one loads."""
+    build, good, bad = {"pack": (_pack, 2, 3), "unpack": (_unpack, 2, 1)}[case]
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(build(good))
+    assert load_model(path).ops
+    path.write_bytes(build(bad))
+    rc, out, err = _run_cli(capsys, "inspect", path)
+    _assert_rule_line(rc, out, err, "shape-mismatch", f"operator #0 {case.upper()}", path)
+    assert f"has option {'values_count' if case == 'pack' else 'num'} = {bad} for 2 " in err, err

@@ -55,12 +55,16 @@ BUFFER_BOUNDS = rule("buffer-bounds", "constant data lies inside the model file 
                                       "no TFLite buffer offset past the end)")
 OPCODE_INDEX = rule("opcode-index", "a TFLite operator's opcode index names an operator code of the model")
 CONSTANT_SIZE = rule("constant-size", "a constant's data holds exactly the bytes its shape and type need")
+VARIABLE_CONSTANT = rule("variable-constant", "no TFLite constant (a tensor with data) is marked is_variable: "
+                                             "TFLite Micro would allocate it in the arena and zero it, dropping "
+                                             "its data")
 TENSOR_INDEX = rule("tensor-index", "every tensor index of an operator or of the graph's I/O names a "
                                     "tensor of the graph")
 GRAPH_INPUTS = rule("graph-inputs", "the graph has at least one input; inputs are distinct and not constants")
 GRAPH_OUTPUTS = rule("graph-outputs", "the graph has at least one output; outputs are distinct and computed "
                                       "by an operator (not a constant or a graph input)")
-ARITY = rule("operator-arity", "an operator has the inputs, the output and the options its kind needs")
+ARITY = rule("operator-arity", "an operator has the inputs, the output and the options its kind needs "
+                               "(TFLite options of another type than the operator's count as none)")
 ORDER = rule("operator-order", "an operator reads only constants, graph inputs and outputs of earlier "
                                "operators; every tensor is written once")
 RANK = rule("tensor-rank", f"a tensor has at most {MAX_RANK} dimensions")
@@ -69,7 +73,7 @@ ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
 TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
-                             "relu alpha) are finite")
+                             "relu alpha) are finite (an ONNX Clip bound may be +-inf)")
 SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
@@ -84,7 +88,8 @@ PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pool
                                 "its filter")
 PADDING_KIND = rule("padding-kind", "a TFLite convolution or pooling pads SAME or VALID")
 SHAPE = rule("shape-mismatch", "an operator's output shape is the one its inputs and options give, its "
-                               "weights and bias fit its input, and its axes lie within the input's rank")
+                               "weights, bias and count options (depth multiplier, PACK values_count, UNPACK "
+                               "num) fit its tensors, and its axes lie within the input's rank")
 
 _HINT = ("The file is malformed or was changed after export: re-export it from the training framework "
          "(see docs/model-validation.md)")
@@ -364,6 +369,9 @@ def _conv_shape(p: _Pass, op: Op):
     n, h, wd, c = x
     if op.kind is OpKind.DEPTHWISE_CONV_2D:
         oc, fits = w[3], w[0] == 1 and a.depth_multiplier >= 1 and w[3] == c * a.depth_multiplier
+        if w[0] == 1 and c and w[3] % c == 0 and not fits:
+            return f"has depth multiplier {a.depth_multiplier}; its filter {list(w)} and input {list(x)} give " \
+                   f"{w[3] // c}"
     else:
         oc, fits = w[0], c % w[3] == 0
     if not fits:

@@ -1,12 +1,13 @@
 """Reader-level checks of an ``.onnx`` file, before checker and shape inference (rules:
 :mod:`..validate`): names decode, the graph has outputs, initializers keep their data inside
-the file with the size their shape needs."""
+the file with the size their shape needs and float ones are finite (checked here, not on the
+IR, because the reader computes with them: transposes, scaling, quantization)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..validate import (BUFFER_BOUNDS, CONSTANT_SIZE, GRAPH_OUTPUTS, MAX_BYTES, NEGATIVE, TOO_LARGE,
+from ..validate import (BUFFER_BOUNDS, CONSTANT_SIZE, FINITE, GRAPH_OUTPUTS, MAX_BYTES, NEGATIVE, TOO_LARGE,
                         InvalidModelError, count, decode_name, printable)
 
 
@@ -23,10 +24,13 @@ def check_onnx(model, path: str) -> None:
         decode_name(vi.name, "a graph value", path)
     if not g.output:
         raise InvalidModelError(GRAPH_OUTPUTS, "graph", "has no outputs", path)
-    consts = list(g.initializer)
-    consts += [a.t for n in g.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
-    for k, t in enumerate(consts):
-        subject = f"initializer #{k} '{printable(decode_name(t.name, f'initializer #{k}', path))}'"
+    clip_bounds = {i for n in g.node if n.op_type == "Clip" for i in n.input[1:3] if i}
+    consts = [(t, t.name) for t in g.initializer]   # (tensor, the name nodes read it by)
+    consts += [(a.t, n.output[0] if n.output else "") for n in g.node if n.op_type == "Constant"
+               for a in n.attribute if a.HasField("t")]
+    for k, (t, value_name) in enumerate(consts):
+        name = decode_name(t.name, f"initializer #{k}", path) or value_name   # a Constant's tensor: its output
+        subject = f"initializer #{k} '{printable(name)}'"
         if t.data_location == TensorProto.EXTERNAL or t.external_data:
             raise InvalidModelError(BUFFER_BOUNDS, subject, "keeps its data in an external file", path,
                                     hint="Save the model with its weights inside the .onnx file "
@@ -43,3 +47,18 @@ def check_onnx(model, path: str) -> None:
         if t.HasField("raw_data") and t.data_type != TensorProto.STRING and len(t.raw_data) != want:
             raise InvalidModelError(CONSTANT_SIZE, subject, f"of shape {list(t.dims)} has {len(t.raw_data):,} "
                                     f"bytes of data", path)
+        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
+            _finite(t, subject, path, inf_ok=value_name in clip_bounds)
+
+
+def _finite(t, subject: str, path: str, inf_ok: bool) -> None:
+    """:data:`FINITE` on float initializer ``t`` (a Clip bound may be +-inf: no bound)."""
+    from onnx import numpy_helper
+    try:
+        data = numpy_helper.to_array(t).reshape(-1)
+    except Exception:   # data that does not decode: onnx.checker names it
+        return
+    bad = np.isnan(data) if inf_ok else ~np.isfinite(data)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InvalidModelError(FINITE, subject, f"has {data[k]} at element {k}", path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tflite
 
-from ..validate import (BUFFER_BOUNDS, BUFFER_INDEX, CONSTANT_SIZE, OPCODE_INDEX, TENSOR_INDEX,
+from ..validate import (BUFFER_BOUNDS, BUFFER_INDEX, CONSTANT_SIZE, OPCODE_INDEX, TENSOR_INDEX, VARIABLE_CONSTANT,
                         InvalidModelError, count, decode_name, printable)
 
 _ITEMSIZE = {tflite.TensorType.FLOAT32: 4, tflite.TensorType.INT32: 4, tflite.TensorType.UINT8: 1,
@@ -44,6 +44,12 @@ def check_tflite(model, buf: bytes, path: str, subgraph: int = 0) -> None:
             if any(d < 0 for d in shape) or nbytes != want:
                 raise InvalidModelError(CONSTANT_SIZE, subject, f"of shape {shape} has {nbytes:,} bytes "
                                         f"of data", path)
+        if nbytes and t.IsVariable():
+            # An old-style variable tensor (state kept between invocations): TFLite Micro allocates it in
+            # the arena and resets it to zero, so the data would be dropped. A variable without data (an
+            # activation) computes as an ordinary one; resource variables (VAR_HANDLE) are variables.py's.
+            raise InvalidModelError(VARIABLE_CONSTANT, subject, "has constant data and is marked is_variable "
+                                    "(variable tensors are not supported)", path)
     for k in range(sg.OperatorsLength()):
         op = sg.Operators(k)
         if not 0 <= op.OpcodeIndex() < n_oc:
@@ -70,3 +76,15 @@ def tflite_buffer_bytes(buf: bytes, data) -> bytes:
     if off > 1:
         return bytes(buf[off:off + int(data.Size())])
     return data.DataAsNumpy().tobytes() if data.DataLength() else b""
+
+
+def builtin_options(op, cls):
+    """Operator ``op``'s builtin options as ``cls`` (a ``tflite`` options class), or None when it has
+    none or options of another type: TFLite Micro parses none then either (the schema's
+    ``builtin_options_as_X`` is null) and runs the kernel on zero-initialised parameters."""
+    table = op.BuiltinOptions()
+    if table is None or op.BuiltinOptionsType() != getattr(tflite.BuiltinOptions, cls.__name__):
+        return None
+    o = cls()
+    o.Init(table.Bytes, table.Pos)
+    return o

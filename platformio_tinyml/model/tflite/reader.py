@@ -18,7 +18,7 @@ from ...ir import attrs as A
 from ...ir.passes import run_passes
 from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
-from .checks import check_tflite, tflite_buffer_bytes
+from .checks import builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 from .variables import VAR_OPS, Variables
 
@@ -205,15 +205,6 @@ def _resized_shapes(ctx: _Ctx, changed: dict[int, tuple[int, ...]]) -> dict[int,
                          where=str(ctx.path), hint="Check the --input-shape values") from None
 
 
-def _options(op, cls):
-    table = op.BuiltinOptions()
-    opts = cls()
-    if table is not None:
-        opts.Init(table.Bytes, table.Pos)
-        return opts
-    return None
-
-
 def _act(ctx, i, name, code) -> Activation:
     if code not in _ACT:
         raise ctx.fail(i, name, f"fused activation {code}")
@@ -234,6 +225,13 @@ def _spatial_pads(padding, in_hw, k_hw, stride, dilation):
         return (0, 0), (0, 0)
     return (A.same_padding(in_hw[0], k_hw[0], stride[0], dilation[0]),
             A.same_padding(in_hw[1], k_hw[1], stride[1], dilation[1]))
+
+
+def _axis(a: int, rank: int) -> int:
+    """Axis ``a`` of a rank-``rank`` tensor as TFLite Micro resolves it: a negative one counts from
+    the end. One outside [-rank, rank) is kept as it is, for the validator to refuse (TFLite Micro
+    would index past the shape; wrapping it would compute something else)."""
+    return a + rank if -rank <= a < 0 else a
 
 
 def _code_name(ctx: _Ctx, op) -> str:
@@ -262,21 +260,28 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
             raise ctx.fail(i, name, f"tensor {tensors[t].name}")
     attrs = None
     T = tflite
+    # Options missing (or of another type) leave attrs None where TFLite Micro's zero defaults mean
+    # no valid operator (stride 0, padding unknown): the validator refuses them (operator-arity).
+    # Elsewhere the defaults below are TFLite Micro's zeros.
     if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
         is_dw = kind is OpKind.DEPTHWISE_CONV_2D
         o = _options(op, T.DepthwiseConv2DOptions if is_dw else T.Conv2DOptions)
+        if o is None:
+            return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=None, name=name)
         x, w = tensors[ins[0]], tensors[ins[1]]
         stride = (o.StrideH(), o.StrideW())
         dil = (o.DilationHFactor(), o.DilationWFactor())
         (pt, pb), (pl, pr) = _spatial_pads(_padding(ctx, i, name, o.Padding()), x.shape[1:3], w.shape[1:3],
                                            stride, dil)
-        dm = 1
-        if is_dw:
-            dm = w.shape[3] // x.shape[3] if x.shape[3] else 0   # a zero channel count: the validator names it
+        # TFLite Micro's depthwise kernels take the multiplier from the options, not from the shapes:
+        # the validator refuses one that disagrees with them
+        dm = o.DepthMultiplier() if is_dw else 1
         attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
         o = _options(op, T.Pool2DOptions)
+        if o is None:
+            return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=None, name=name)
         x = tensors[ins[0]]
         k = (o.FilterHeight(), o.FilterWidth())
         stride = (o.StrideH(), o.StrideW())
@@ -307,18 +312,19 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
             raise ctx.fail(i, name, f"fused activation {o.FusedActivationFunction()}")
     elif kind is OpKind.SOFTMAX:
         o = _options(op, T.SoftmaxOptions)
-        attrs = A.Softmax(beta=float(o.Beta()) if o else 1.0)
+        attrs = A.Softmax(beta=float(o.Beta()) if o else 0.0)
     elif kind is OpKind.CONCATENATION:
         o = _options(op, T.ConcatenationOptions)
         rank = len(tensors[outs[0]].shape)
-        attrs = A.Concatenation(o.Axis() % rank, _act(ctx, i, name, o.FusedActivationFunction()))
+        attrs = A.Concatenation(_axis(o.Axis() if o else 0, rank),
+                                _act(ctx, i, name, o.FusedActivationFunction() if o else 0))
     elif kind is OpKind.MEAN:
         o = _options(op, T.ReducerOptions)
         axes_t = tensors[ins[1]]
         if not axes_t.is_const:
             raise ctx.fail(i, name, "axes must be a constant tensor")
         rank = len(tensors[ins[0]].shape)
-        axes = tuple(sorted(int(a) % rank for a in axes_t.data.reshape(-1)))
+        axes = tuple(sorted(_axis(int(a), rank) for a in axes_t.data.reshape(-1)))
         attrs = A.Mean(axes, bool(o.KeepDims()) if o else False)
         ins = ins[:1]
     elif kind is OpKind.PAD:
@@ -334,6 +340,8 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         try:
             attrs, ins = shape_attrs(op, kind, ins, outs, tensors)
         except ParamError as e:
+            if e.rule:
+                raise InvalidModelError(e.rule, f"operator #{i} {name}", str(e), str(ctx.path)) from None
             raise ctx.fail(i, name, str(e)) from None
     return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
 

@@ -10,22 +10,20 @@ import tflite
 from ...ir import OpKind, Tensor
 from ...ir import attrs as A
 from ...ir.shape_ops import SHAPE_OP_KINDS, strided_slice
+from ..validate import SHAPE
+from .checks import builtin_options as _opts
 
 K = OpKind
 KINDS = SHAPE_OP_KINDS
 
 
 class ParamError(Exception):
-    """A parameter the kernels cannot take; the message is the reader's detail text."""
+    """A parameter the kernels cannot take; the message is the reader's detail text. With ``rule``
+    (of :mod:`..validate`), one that breaks an import rule: the file is malformed."""
 
-
-def _opts(op, cls):
-    table = op.BuiltinOptions()
-    if table is None:
-        return None
-    o = cls()
-    o.Init(table.Bytes, table.Pos)
-    return o
+    def __init__(self, detail: str, rule: str | None = None):
+        super().__init__(detail)
+        self.rule = rule
 
 
 def _const(tensors: list[Tensor], idx: int, what: str) -> list[int]:
@@ -38,6 +36,13 @@ def _axis(a: int, rank: int) -> int:
     if not -rank <= a < max(rank, 1):
         raise ParamError(f"axis {a} of a rank-{rank} tensor")
     return a % max(rank, 1)
+
+
+def _count_option(name: str, value: int, have: int, what: str) -> None:
+    """PACK's values_count and UNPACK's num: TFLite Micro loops over the option, not the operator's
+    tensors (past them, or leaving some unwritten, when the two differ)."""
+    if value != have:
+        raise ParamError(f"has option {name} = {value} for {have} {what}", SHAPE)
 
 
 def shape_attrs(op, kind: OpKind, ins: list[int], outs: list[int], tensors: list[Tensor]):
@@ -67,6 +72,7 @@ def shape_attrs(op, kind: OpKind, ins: list[int], outs: list[int], tensors: list
         return A.Split(axis, tuple(sizes)), ins[:1]
     if kind is K.UNPACK:
         o = _opts(op, T.UnpackOptions)
+        _count_option("num", o.Num() if o else 0, len(outs), "outputs")
         axis = _axis(o.Axis() if o else 0, rank)
         return A.Split(axis, (1,) * x.shape[axis]), ins[:1]
     if kind is K.SLICE:
@@ -114,6 +120,7 @@ def shape_attrs(op, kind: OpKind, ins: list[int], outs: list[int], tensors: list
         return A.Gather(axis, tuple(idx), tuple(tensors[ins[1]].shape)), ins[:1]
     if kind is K.PACK:
         o = _opts(op, T.PackOptions)
+        _count_option("values_count", o.ValuesCount() if o else 0, len(ins), "inputs")
         return A.Pack(_axis(o.Axis() if o else 0, rank + 1)), ins
     if kind in (K.SPACE_TO_DEPTH, K.DEPTH_TO_SPACE):
         o = _opts(op, T.SpaceToDepthOptions if kind is K.SPACE_TO_DEPTH else T.DepthToSpaceOptions)

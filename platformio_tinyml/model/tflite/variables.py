@@ -25,16 +25,9 @@ from ...errors import ModelError
 from ...ir import Op, OpKind, Tensor
 from ...ir import attrs as A
 from ...ir.graph import Variable
+from .checks import builtin_options as _options
 
 VAR_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
-
-
-def _options(op, cls):
-    o, t = cls(), op.BuiltinOptions()
-    if t is None:
-        return None
-    o.Init(t.Bytes, t.Pos)
-    return o
 
 
 def _handle_key(op) -> tuple[str, str]:
