@@ -29,6 +29,9 @@ read if we can (one log line); one we cannot read is one log line and a 424.
 A request to the server with a critical option it does not process is
 answered 4.02 Bad Option (Proxy-Uri and Proxy-Scheme: 5.05), never half-served.
 
+Pull delivery: ``GET /pkg/<sha256>`` serves what :meth:`LwM2MServer.publish`
+published, block-wise (:mod:`.packages`).
+
 Bad input from the network (malformed messages, unknown registrations,
 oversized payloads, floods, bad SenML) costs one log line and an error
 answer; the server keeps serving.
@@ -52,6 +55,8 @@ from aiocoap.numbers.codes import Code
 from .capabilities import capabilities_from_values
 from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
 from .ids import Definitions, LwM2MError, ObjectId, ResourcePath, ResourceType
+from .packages import PATH as PKG
+from .packages import PackageError, Packages, coap_response
 from .store import DeviceStore, NewRegistration
 
 log = logging.getLogger("tinyml.service.lwm2m")
@@ -88,6 +93,7 @@ class Settings:
     max_payload: int = 64 * 1024        # Register, Update and Send bodies
     flood_count: int = 20               # registrations per address ...
     flood_window_s: float = 10.0        # ... within this window
+    public_host: str | None = None      # the host in package URIs (default: ``host``, unless that is a wildcard)
 
 
 @dataclass
@@ -116,8 +122,10 @@ class Reg:
 
 
 class LwM2MServer:
-    def __init__(self, store: DeviceStore, defs: Definitions, settings: Settings | None = None):
+    def __init__(self, store: DeviceStore, defs: Definitions, settings: Settings | None = None,
+                 packages: Packages | None = None):
         self.store, self.defs, self.cfg = store, defs, settings or Settings()
+        self.packages = packages if packages is not None else Packages()
         self.ctx: aiocoap.Context | None = None
         self.regs: dict[str, Reg] = {}            # endpoint -> registration
         self.by_id: dict[str, Reg] = {}
@@ -141,6 +149,19 @@ class LwM2MServer:
         if self.ctx is not None:
             await self.ctx.shutdown()
             self.ctx = None
+
+    def publish(self, data: bytes) -> str:
+        """Serve ``data`` for pull delivery; returns its URI, ``coap://HOST:PORT/pkg/<sha256>`` (Block2)."""
+        digest = self.packages.publish(data)
+        return self.package_uri(digest)
+
+    def package_uri(self, digest: str) -> str:
+        host = self.cfg.public_host or self.cfg.host
+        if host in ("0.0.0.0", "::", ""):
+            raise LwM2MError(f"no host for package URIs: the LwM2M server listens on '{host}' (all addresses)",
+                             hint="Set the LwM2M server's public_host to the address devices reach it at")
+        host = f"[{host}]" if ":" in host else host
+        return f"coap://{host}:{self.cfg.port}/pkg/{digest}"
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -560,12 +581,15 @@ class _Root(coap_resource.Resource):
         self.server = server
 
     async def needs_blockwise_assembly(self, request):
-        return True
+        # packages are cut into blocks here (any block, any time: the name is the content), not cached per client
+        return not (request.code == Code.GET and tuple(request.opt.uri_path)[:1] == (PKG,))
 
     async def render(self, request):
         srv, path = self.server, tuple(request.opt.uri_path)
         try:
             _check_options(request, path)
+            if path[:1] == (PKG,) and request.code == Code.GET and len(path) == 2:
+                return coap_response(srv.packages, request, path[1])
             if len(request.payload) > srv.cfg.max_payload:
                 raise _Refusal(Code.REQUEST_ENTITY_TOO_LARGE, f"{request.code} /{'/'.join(path)} from "
                                                               f"{_address(request.remote)}: payload of "
@@ -579,10 +603,12 @@ class _Root(coap_resource.Resource):
                 return await srv.deregister(request, path[1])
             if path == ("dp",) and request.code == Code.POST:
                 return await srv.send(request)
-            raise _Refusal(Code.NOT_FOUND if path[:1] not in (("rd",), ("dp",)) else Code.METHOD_NOT_ALLOWED,
-                           f"{request.code} /{'/'.join(path)[:80]} from {_address(request.remote)}: not an "
-                           "LwM2M server interface (/rd, /rd/ID, /dp)")
-        except _Refusal as r:
+            wrong_method = path[:1] in (("rd",), ("dp",)) or (path[:1] == (PKG,) and request.code != Code.GET)
+            raise _Refusal(Code.METHOD_NOT_ALLOWED if wrong_method else Code.NOT_FOUND,
+                           f"{request.code} /{'/'.join(path)[:80]} from "
+                           f"{_address(request.remote)}: not an LwM2M server interface (/rd, /rd/ID, /dp) "
+                           "nor a package (GET /pkg/SHA256)")
+        except (_Refusal, PackageError) as r:
             log.info("lwm2m: %s", r.line)
             return Message(code=r.code, payload=r.line.encode("utf-8")[:200])
         except Exception:   # our bug: answer 5.00, keep serving
