@@ -1,5 +1,11 @@
 """Our LwM2M server against peers we did not write, over real UDP on 127.0.0.1.
 
+* ``lwm2m-node-lib`` 1.4.0 (npm, Telefonica; an LwM2M 1.0 client answering
+  plain text), run by ``tests/interop/node_client.js``: it registers, our
+  server reads its Device object, writes and executes resources, and the
+  client's own events (JSON lines on its stdout) confirm what arrived; then
+  it de-registers. Installed by ``scripts/setup_interop.sh`` (run by
+  ``scripts/setup.sh``) into ``third_party/node``.
 * libcoap's ``coap-client-notls`` (Debian ``libcoap3-bin``) fetches a
   published package from the pull URI ``coap://HOST:PORT/pkg/<sha256>``
   block-wise, and sends the requests we must refuse (a block past the end,
@@ -11,13 +17,19 @@ A peer that is missing fails the test (CI installs both); nothing is mocked.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import queue
 import shutil
 import subprocess
+import threading
 
 import pytest
 from lwm2m_support import free_udp_port
-from service_support import Server, one_line, tinyml
+from service_support import REPO, Server, one_line, tinyml
 
+NODE_MODULES = REPO / "third_party" / "node" / "node_modules"
+NODE_CLIENT = REPO / "tests" / "interop" / "node_client.js"
 COAP_CLIENT = "coap-client-notls"
 
 
@@ -25,7 +37,7 @@ COAP_CLIENT = "coap-client-notls"
 def svc(tmp_path_factory):
     port = free_udp_port()
     srv = Server(tmp_path_factory.mktemp("interop") / "data", "--lwm2m-port", port,
-                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "5"})
+                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
     srv.coap_port = port
     tinyml("service", "devices", "allow", "--project", "interop", "--pattern", "node-*", "--data", srv.data)
     reader, deployer = srv.token("interop", "read"), srv.token("interop", "read,deploy")
@@ -35,9 +47,105 @@ def svc(tmp_path_factory):
     srv.stop()
 
 
-def _coap_get(uri: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+class NodeClient:
+    """``node tests/interop/node_client.js``: its stdout events, one JSON object a line, in a queue."""
+
+    def __init__(self, port: int, endpoint: str):
+        assert (NODE_MODULES / "lwm2m-node-lib").is_dir(), \
+            "lwm2m-node-lib is not installed: run scripts/setup_interop.sh"
+        node = shutil.which("node") or shutil.which("nodejs")
+        assert node, "node is not installed (scripts/setup.sh installs nodejs)"
+        self.proc = subprocess.Popen([node, str(NODE_CLIENT), "127.0.0.1", str(port), endpoint],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+        self.events: queue.Queue = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:          # the library's own log lines (logops, JSON) are kept apart
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if isinstance(event, dict) and "event" in event:
+                self.events.put(event)
+            else:
+                self.log.append(line.strip())
+
+    def next(self, timeout: float = 10.0) -> dict:
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no event from the node client in {timeout:g} s (exit code {self.proc.poll()}; "
+                                 f"its log: {self.log[-3:]})") from None
+        assert event["event"] != "error", (event, self.log[-3:])
+        return event
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+
+
+def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregisters(svc):
+    node = NodeClient(svc.coap_port, "node-1")
+    try:
+        reg = node.next(15)
+        assert reg["event"] == "registered" and reg["location"].startswith("rd/"), reg
+        dev = svc.reader.get("/v1/devices/node-1").json()
+        registration = dev["registration"]
+        assert (dev["online"], registration["lwm2m_version"], registration["binding"],
+                registration["lifetime_s"]) == (True, "1.0", "U", 300)
+        assert {o["path"] for o in registration["objects"]} >= {"/1/0", "/3/0"}
+        # requests reach it from the socket it registered from: it answers them
+        assert registration["address"] == f"127.0.0.1:{reg['port']}"
+
+        def read(path):
+            r = svc.reader.get(f"/v1/devices/node-1/resources{path}")
+            assert r.status_code == 200, r.text
+            return r.json()["values"][path]
+
+        assert (read("/3/0/0"), read("/3/0/1"), read("/3/0/2"), read("/3/0/3")) == (
+            "Telefonica I+D", "lwm2m-node-lib", "SN-0042", "1.4.0")
+        assert read("/3/0/9") == 87                        # text "87", typed by the object definition
+        assert read("/1/0/1") == 300
+
+        r = svc.deployer.put("/v1/devices/node-1/resources/3/0/14", json={"value": "+02:00"})
+        assert r.status_code == 200, r.text
+        assert node.next() == {"event": "write", "path": "/3/0/14", "value": "+02:00"}
+        assert read("/3/0/14") == "+02:00"
+        r = svc.deployer.put("/v1/devices/node-1/resources/1/0/1", json={"value": 120})
+        assert r.status_code == 200, r.text
+        assert node.next() == {"event": "write", "path": "/1/0/1", "value": "120"}
+        assert read("/1/0/1") == 120
+
+        r = svc.deployer.post("/v1/devices/node-1/execute/3/0/4")
+        assert r.status_code == 200, r.text
+        assert node.next() == {"event": "execute", "path": "/3/0/4", "args": ""}
+
+        one_line(svc.reader.get("/v1/devices/node-1/resources/3/0/13"), 404, "answered 4.04")
+        # a Read of an instance asks for TLV (11542), a format its CoAP library does not know: it does not answer
+        # at all (with Accept 0 it would say 4.04: it serves single resources only). One line, and we go on.
+        one_line(svc.reader.get("/v1/devices/node-1/resources/3/0"), 424, "GET /3/0 on 'node-1': no answer within")
+
+        node.proc.stdin.write("bye\n")
+        node.proc.stdin.flush()
+        assert node.next() == {"event": "deregistered", "error": None}
+        dev = svc.reader.get("/v1/devices/node-1").json()
+        assert not dev["online"] and dev["registration"]["end_reason"] == "deregistered"
+        assert node.proc.wait(10) == 0
+    finally:
+        node.close()
+    log = svc.log.read_text()
+    assert "Traceback" not in log
+    # what the peer used, as our server saw it (docs/lwm2m.md's interop table)
+    assert "'node-1' (LwM2M 1.0) uses TEXT (0) for single resources" in log
+
+
+def _coap_get(uri: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
     assert shutil.which(COAP_CLIENT), f"{COAP_CLIENT} is not installed (Debian libcoap3-bin; scripts/setup.sh)"
-    return subprocess.run([COAP_CLIENT, "-m", "get", "-B", "10", *args, uri], capture_output=True, timeout=timeout)
+    return subprocess.run([COAP_CLIENT, "-m", "get", "-B", "60", *args, uri], capture_output=True, timeout=timeout)
 
 
 def test_libcoap_client_pulls_a_package_block_wise(svc, tmp_path):
