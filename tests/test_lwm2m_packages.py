@@ -65,3 +65,20 @@ def test_only_published_blobs_are_served(tmp_path):
         assert e.value.code == Code.NOT_FOUND
     pk.withdraw(digest)
     assert pk.get(digest) is None
+
+
+def test_server_publish_gives_the_pull_uri():
+    from platformio_tinyml.lwm2m.ids import LwM2MError
+    from platformio_tinyml.lwm2m.server import LwM2MServer, Settings
+    data = b"module bytes"
+    digest = hashlib.sha256(data).hexdigest()
+    server = LwM2MServer(None, None, Settings(host="127.0.0.1", port=5999))
+    assert server.publish(data) == f"coap://127.0.0.1:5999/pkg/{digest}"
+    assert server.packages.get(digest) == data
+    assert LwM2MServer(None, None, Settings(host="::1", port=5683)).publish(data) == f"coap://[::1]:5683/pkg/{digest}"
+    wildcard = LwM2MServer(None, None, Settings(host="0.0.0.0", port=5683))
+    with pytest.raises(LwM2MError, match="listens on '0.0.0.0'"):
+        wildcard.publish(data)
+    assert wildcard.packages.get(digest) is None                # refused before anything was published
+    wildcard.cfg.public_host = "10.0.0.5"
+    assert wildcard.publish(data) == f"coap://10.0.0.5:5683/pkg/{digest}"

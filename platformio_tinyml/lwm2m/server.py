@@ -152,16 +152,19 @@ class LwM2MServer:
 
     def publish(self, data: bytes) -> str:
         """Serve ``data`` for pull delivery; returns its URI, ``coap://HOST:PORT/pkg/<sha256>`` (Block2)."""
-        digest = self.packages.publish(data)
-        return self.package_uri(digest)
+        base = self._package_base()          # first: no host, nothing published
+        return base + self.packages.publish(data)
 
     def package_uri(self, digest: str) -> str:
+        return self._package_base() + digest
+
+    def _package_base(self) -> str:
         host = self.cfg.public_host or self.cfg.host
         if host in ("0.0.0.0", "::", ""):
             raise LwM2MError(f"no host for package URIs: the LwM2M server listens on '{host}' (all addresses)",
                              hint="Set the LwM2M server's public_host to the address devices reach it at")
         host = f"[{host}]" if ":" in host else host
-        return f"coap://{host}:{self.cfg.port}/pkg/{digest}"
+        return f"coap://{host}:{self.cfg.port}/{PKG}/"
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
