@@ -125,6 +125,14 @@ def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregister
         assert node.next() == {"event": "execute", "path": "/3/0/4", "args": ""}
 
         one_line(svc.reader.get("/v1/devices/node-1/resources/3/0/13"), 404, "answered 4.04")
+
+        r = svc.deployer.put("/v1/devices/node-1/attributes/3/0/9", json={"pmin": 10, "pmax": 60})
+        assert r.status_code == 200, r.text
+        links = svc.reader.get("/v1/devices/node-1/discover/3/0/9").json()["links"]
+        assert links == [{"path": "/3/0/9", "pmin": "10", "pmax": "60"}]      # what it stored, read back
+        links = svc.reader.get("/v1/devices/node-1/discover/3/0").json()["links"]
+        assert [lk["path"] for lk in links] == ["/3/0", "/3/0/0", "/3/0/1", "/3/0/2", "/3/0/3", "/3/0/9",
+                                                "/3/0/14", "/3/0/16"]
         # a Read of an instance asks for TLV (11542), a format its CoAP library does not know: it does not answer
         # at all (with Accept 0 it would say 4.04: it serves single resources only). One line, and we go on.
         one_line(svc.reader.get("/v1/devices/node-1/resources/3/0"), 424, "GET /3/0 on 'node-1': no answer within")
@@ -173,6 +181,10 @@ def test_libcoap_client_pulls_a_package_block_wise(svc, tmp_path):
     assert b"4.02" in past.stdout + past.stderr, past
     last = _coap_get(uri, "-b", "480,64", "-o", str(tmp_path / "last.bin"))
     assert last.returncode == 0 and (tmp_path / "last.bin").read_bytes() == package[480 * 64:]
+    # any block, in any order, from a new socket (the server keeps no transfer state): a cut transfer resumes
+    for n in (200, 17, 479):                     # libcoap fetches just the block named
+        one = _coap_get(uri, "-b", f"{n},64", "-o", str(tmp_path / f"block-{n}.bin"))
+        assert one.returncode == 0 and (tmp_path / f"block-{n}.bin").read_bytes() == package[n * 64:(n + 1) * 64]
     put = subprocess.run([COAP_CLIENT, "-m", "put", "-B", "10", "-e", "x", uri], capture_output=True, timeout=30)
     assert b"4.05" in put.stdout + put.stderr, put
     # an unknown critical option (2049 is odd: critical) is refused, not ignored
