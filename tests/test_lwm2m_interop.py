@@ -23,6 +23,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 from lwm2m_support import free_udp_port
@@ -31,6 +32,15 @@ from service_support import REPO, Server, one_line, tinyml
 NODE_MODULES = REPO / "third_party" / "node" / "node_modules"
 NODE_CLIENT = REPO / "tests" / "interop" / "node_client.js"
 COAP_CLIENT = "coap-client-notls"
+
+
+def wait_for(fn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +91,10 @@ class NodeClient:
                                  f"its log: {self.log[-3:]})") from None
         assert event["event"] != "error", (event, self.log[-3:])
         return event
+
+    def say(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     def close(self):
         if self.proc.poll() is None:
@@ -133,12 +147,22 @@ def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregister
         links = svc.reader.get("/v1/devices/node-1/discover/3/0").json()["links"]
         assert [lk["path"] for lk in links] == ["/3/0", "/3/0/0", "/3/0/1", "/3/0/2", "/3/0/3", "/3/0/9",
                                                 "/3/0/14", "/3/0/16"]
+        # Observe: its first answer, then a notification when the client changes the value itself
+        r = svc.deployer.post("/v1/devices/node-1/observe/1/0/1")
+        assert r.status_code == 200 and r.json()["values"] == {"/1/0/1": 120}, r.text
+        node.say("set /1/0 1 150")
+        assert node.next() == {"event": "set", "path": "/1/0/1", "value": "150", "error": None}
+        wait_for(lambda: [(v["path"], v["value"], v["source"]) for v in
+                          svc.reader.get("/v1/devices/node-1/values").json()][:2] == [
+            ("/1/0/1", 150, "observe"), ("/1/0/1", 120, "observe")])
+        assert svc.deployer.delete("/v1/devices/node-1/observe/1/0/1").json()["cancelled"] is True
+
         # a Read of an instance asks for TLV (11542), a format its CoAP library does not know: it does not answer
         # at all (with Accept 0 it would say 4.04: it serves single resources only). One line, and we go on.
+        # Last: aiocoap retransmits the unanswered request and (NSTART 1) holds later requests to it meanwhile.
         one_line(svc.reader.get("/v1/devices/node-1/resources/3/0"), 424, "GET /3/0 on 'node-1': no answer within")
 
-        node.proc.stdin.write("bye\n")
-        node.proc.stdin.flush()
+        node.say("bye")
         assert node.next() == {"event": "deregistered", "error": None}
         dev = svc.reader.get("/v1/devices/node-1").json()
         assert not dev["online"] and dev["registration"]["end_reason"] == "deregistered"
