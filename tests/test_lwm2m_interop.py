@@ -125,6 +125,8 @@ def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregister
         assert read("/3/0/9") == 87                        # text "87", typed by the object definition
         assert read("/1/0/1") == 300
 
+        assert svc.reader.get("/v1/devices/node-1").json()["content_formats"] == {"used": {"single": 0},
+                                                                                "refused": {}}
         r = svc.deployer.put("/v1/devices/node-1/resources/3/0/14", json={"value": "+02:00"})
         assert r.status_code == 200, r.text
         assert node.next() == {"event": "write", "path": "/3/0/14", "value": "+02:00"}
@@ -166,6 +168,7 @@ def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregister
         assert node.next() == {"event": "deregistered", "error": None}
         dev = svc.reader.get("/v1/devices/node-1").json()
         assert not dev["online"] and dev["registration"]["end_reason"] == "deregistered"
+        assert dev["content_formats"] is None
         assert node.proc.wait(10) == 0
     finally:
         node.close()

@@ -254,6 +254,9 @@ def test_a_refused_format_is_retried_in_the_next_one_and_remembered(svc, device)
         assert _accepts(other) == [("GET", "/3/0/0", TLV)]                  # remembered, and asked once
     finally:
         other.close()
+    assert svc.reader.get("/v1/devices/dev-fmt").json()["content_formats"] == {
+        "used": {"multiple": TLV, "single": TEXT},
+        "refused": {"multiple": [SENML_JSON, SENML_CBOR], "single": [SENML_JSON, SENML_CBOR, TLV]}}
     log = svc.log.read_text()
     assert log.count("'dev-fmt' refused SENML-CBOR (112) for /3/0 (4.06): trying SENML-JSON (110)") == 1
     assert log.count("'dev-fmt10' refused TEXT (0) for /3/0/9 (5.00): trying TLV (11542)") == 1

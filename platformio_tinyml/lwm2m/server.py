@@ -353,17 +353,17 @@ class LwM2MServer:
         return reg
 
     def _kind(self, path: ResourcePath) -> str:
-        """'one' / 'opaque': a single-instance resource (plain text / opaque can carry it); 'many': the rest."""
+        """'single' / 'opaque': a single-instance resource (plain text / opaque carries it); 'multiple': the rest."""
         res = self.defs.resource(path.object, path.resource) if path.resource is not None else None
         if path.depth == 3 and res is not None and not res.multiple:
-            return "opaque" if res.type == ResourceType.OPAQUE else "one"
-        return "many"
+            return "opaque" if res.type == ResourceType.OPAQUE else "single"
+        return "multiple"
 
     def _formats(self, reg: Reg, path: ResourcePath) -> list[int]:
         """The content formats to offer for ``path``, best first: the one the device last answered in, then
         the version's order (1.1+: SenML-CBOR, SenML-JSON, TLV, text; 1.0: text, TLV), less those it refused."""
         kind = self._kind(path)
-        plain = {"one": [ContentFormat.TEXT], "opaque": [ContentFormat.OPAQUE], "many": []}[kind]
+        plain = {"single": [ContentFormat.TEXT], "opaque": [ContentFormat.OPAQUE], "multiple": []}[kind]
         if reg.version.startswith("1.0"):
             order = plain + [ContentFormat.TLV]
         else:
@@ -375,6 +375,15 @@ class LwM2MServer:
         refused = reg.refused.get(kind, set())
         return [f for f in order if f not in refused] or order
 
+    def content_formats(self, endpoint: str) -> dict | None:
+        """What negotiation learnt of a registered device: the format it last used and those it refused, per
+        kind of path ('single', 'opaque': a single-instance resource; 'multiple': the rest); None if offline."""
+        reg = self.regs.get(endpoint)
+        if reg is None:
+            return None
+        return {"used": {k: int(f) for k, f in sorted(reg.formats.items())},
+                "refused": {k: sorted(int(f) for f in fs) for k, fs in sorted(reg.refused.items())}}
+
     def _accept(self, reg: Reg, path: ResourcePath) -> ContentFormat:
         return self._formats(reg, path)[0]
 
@@ -383,7 +392,7 @@ class LwM2MServer:
         if reg.formats.get(kind) != fmt:
             reg.formats[kind] = fmt
             log.info("lwm2m: '%s' (LwM2M %s) uses %s for %s", reg.endpoint, reg.version, _fmt_name(fmt),
-                     "single resources" if kind != "many" else "objects, instances and multiple resources")
+                     "single resources" if kind != "multiple" else "objects, instances and multiple resources")
 
     async def _negotiate(self, reg: Reg, path: ResourcePath, attempt):
         """``attempt(fmt)`` in each acceptable format until the device takes one; a 4.06, 4.15 or 5.00 answer
