@@ -200,6 +200,9 @@ def test_libcoap_client_pulls_a_package_block_wise(svc, tmp_path):
     # over HTTP too, with no token
     http = svc.client(None).get(r.json()["http_uri"])
     assert http.status_code == 200 and hashlib.sha256(http.content).hexdigest() == digest
+    assert http.headers["etag"] == f'"{digest}"'
+    part = svc.client(None).get(r.json()["http_uri"], headers={"Range": "bytes=30000-"})     # a resumed download
+    assert part.status_code == 206 and part.content == package[30000:]
 
     # an unknown digest: 4.04; a block past the end: 4.02 (the libcoap client prints the code)
     missing = _coap_get(f"coap://127.0.0.1:{svc.coap_port}/pkg/{'0' * 64}")

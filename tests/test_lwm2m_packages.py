@@ -59,6 +59,9 @@ def test_only_published_blobs_are_served(tmp_path):
     digest = pk.publish(b"a module")
     assert pk.get(digest) == b"a module" and blobs.get(digest) == b"a module"
     assert pk.get(secret) is None
+    assert pk.file(digest) == blobs.path(digest) and pk.file(secret) is None     # HTTP ranges read the file
+    in_memory = Packages()
+    assert in_memory.file(in_memory.publish(b"x")) is None and in_memory.get(hashlib.sha256(b"x").hexdigest())
     for name in (secret, "0" * 64, "NOT-A-DIGEST"):
         with pytest.raises(PackageError) as e:
             get(pk, name)

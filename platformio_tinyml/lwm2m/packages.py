@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
@@ -62,6 +63,13 @@ class Packages:
     def withdraw(self, digest: str) -> None:
         self._published.discard(digest)
         self._memory.pop(digest, None)
+
+    def file(self, digest: str) -> Path | None:
+        """The file holding a published package (in the blob store), for HTTP range requests; else None."""
+        if digest not in self._published or self.blobs is None or digest in self._memory:
+            return None
+        path = self.blobs.path(digest)
+        return path if path.is_file() else None
 
     def get(self, digest: str) -> bytes | None:
         if digest not in self._published:

@@ -9,7 +9,7 @@ token; the digest names the content, and nothing unpublished is served).
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from ..lwm2m.packages import DIGEST
 from .auth import Caller
@@ -41,11 +41,18 @@ async def publish_package(request: Request, who: Caller = Depends(caller("deploy
             "http_uri": str(request.url_for("get_package", digest=digest))}
 
 
-@router.get("/{digest}", response_class=Response, responses={**errors(404, 409),
-                                                             200: {"content": {"application/octet-stream": {}}}})
+_BYTES = {"content": {"application/octet-stream": {}}}
+
+
+@router.get("/{digest}", response_class=Response, responses={**errors(404, 409), 200: _BYTES, 206: _BYTES})
 def get_package(digest: str, request: Request) -> Response:
-    """A published package's bytes; no token needed."""
-    data = _packages(request).packages.get(digest) if DIGEST.match(digest) else None
+    """A published package's bytes; no token needed; a Range header resumes a cut download."""
+    packages = _packages(request).packages
+    headers = {"ETag": f'"{digest}"'}
+    path = packages.file(digest) if DIGEST.match(digest) else None
+    if path is not None:          # from the blob store: Starlette answers Range requests (206)
+        return FileResponse(path, media_type="application/octet-stream", headers=headers)
+    data = packages.get(digest) if DIGEST.match(digest) else None
     if data is None:
         raise fail(404, f"no published package '{digest[:70]}' (a package's name is the sha256 of its bytes)")
-    return Response(data, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
+    return Response(data, media_type="application/octet-stream", headers=headers)
