@@ -66,6 +66,11 @@ def test_only_published_blobs_are_served(tmp_path):
         with pytest.raises(PackageError) as e:
             get(pk, name)
         assert e.value.code == Code.NOT_FOUND
+    big = bytes(range(251)) * 12                                  # 3,012 bytes, read block by block from the file
+    big_digest = pk.publish(big)
+    blocks = [get(pk, big_digest, (n, False, 6)) for n in range(3)]
+    assert b"".join(m.payload for m in blocks) == big and [m.opt.block2.more for m in blocks] == [True, True, False]
+    assert blocks[0].opt.size2 == 3012
     pk.withdraw(digest)
     assert pk.get(digest) is None
 

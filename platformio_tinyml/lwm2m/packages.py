@@ -19,12 +19,12 @@ in any order, which is what lets a cut transfer resume where it stopped.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
-from aiocoap.optiontypes import BlockOption
 
 from .codec import ContentFormat
 
@@ -71,6 +71,24 @@ class Packages:
         path = self.blobs.path(digest)
         return path if path.is_file() else None
 
+    def read(self, digest: str, start: int, size: int) -> tuple[bytes, int] | None:
+        """``size`` bytes of a published package from ``start``, and its total size (a block reads just its
+        bytes, not the whole package: firmware images are megabytes); None if not published."""
+        if digest not in self._published:
+            return None
+        data = self._memory.get(digest)
+        if data is not None:
+            return data[start:start + size], len(data)
+        if self.blobs is None:
+            return None
+        try:
+            with open(self.blobs.path(digest), "rb") as f:
+                total = os.fstat(f.fileno()).st_size
+                f.seek(start)
+                return f.read(size), total
+        except (OSError, ValueError):
+            return None
+
     def get(self, digest: str) -> bytes | None:
         if digest not in self._published:
             return None
@@ -88,27 +106,24 @@ def coap_response(packages: Packages, request: Message, digest: str) -> Message:
     was asked for, else the block the request's Block2 names (block 0 when none) with Size2 on the first."""
     if not DIGEST.match(digest):
         raise PackageError(Code.NOT_FOUND, f"GET /pkg/{digest[:70]}: not a sha256 digest (64 lowercase hex digits)")
-    data = packages.get(digest)
-    if data is None:
-        raise PackageError(Code.NOT_FOUND, f"GET /pkg/{digest[:16]}...: no such package published")
     block = request.opt.block2
-    etag = bytes.fromhex(digest[:16])
-    if block is None and len(data) <= 16 << MAX_SZX:
-        return Message(code=Code.CONTENT, payload=data, content_format=ContentFormat.OPAQUE, etag=etag)
-    if block is None:
-        block = BlockOption.BlockwiseTuple(0, False, MAX_SZX)
-    if block.size_exponent == 7:
+    if block is not None and block.size_exponent == 7:
         raise PackageError(Code.BAD_REQUEST, f"GET /pkg/{digest[:16]}...: Block2 SZX 7 is reserved (RFC 7959 2.2)")
-    szx, number = block.size_exponent, block.block_number       # the client's size: 16 to 1024 bytes
-    size = 16 << szx
+    szx, number = (MAX_SZX, 0) if block is None else (block.size_exponent, block.block_number)
+    size = 16 << szx                                             # the client's size: 16 to 1024 bytes
     start = number * size
-    if start >= len(data) and start > 0:
+    got = packages.read(digest, start, size)
+    if got is None:
+        raise PackageError(Code.NOT_FOUND, f"GET /pkg/{digest[:16]}...: no such package published")
+    chunk, total = got
+    etag = bytes.fromhex(digest[:16])
+    if block is None and total <= size:
+        return Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OPAQUE, etag=etag)
+    if start >= total and start > 0:
         raise PackageError(Code.BAD_OPTION, f"GET /pkg/{digest[:16]}...: Block2 block {number} (size {size}) "
-                                            f"starts past the end of {len(data):,} bytes")
-    more = start + size < len(data)
-    msg = Message(code=Code.CONTENT, payload=data[start:start + size], content_format=ContentFormat.OPAQUE,
-                  etag=etag)
-    msg.opt.block2 = (number, more, szx)
+                                            f"starts past the end of {total:,} bytes")
+    msg = Message(code=Code.CONTENT, payload=chunk, content_format=ContentFormat.OPAQUE, etag=etag)
+    msg.opt.block2 = (number, start + len(chunk) < total, szx)
     if number == 0:
-        msg.opt.size2 = len(data)
+        msg.opt.size2 = total
     return msg
