@@ -38,7 +38,8 @@ class _Site(coap_resource.ObservableResource):
         key = (request.code.name, path)
         self.device.received.append((request.code.name, path, request.opt.accept, request.opt.content_format,
                                      tuple(request.opt.uri_query), bytes(request.payload)))
-        answer = self.device.answers.get(key)
+        asked = request.opt.accept if request.code.name == "GET" else request.opt.content_format
+        answer = self.device.answers.get((*key, None if asked is None else int(asked)), self.device.answers.get(key))
         if answer is None:
             return Message(code=Code.NOT_FOUND)
         code, fmt, payload = answer
@@ -50,7 +51,7 @@ class _Site(coap_resource.ObservableResource):
 
 class RawDevice:
     def __init__(self):
-        self.answers: dict[tuple[str, str], tuple[Code, int | None, bytes]] = {}
+        self.answers: dict[tuple, tuple[Code, int | None, bytes]] = {}
         self.received: list[tuple] = []
         self.observable: set = set()          # ("GET", path) the device lets the server observe
         self.observations: dict = {}          # path -> aiocoap server observation
@@ -64,8 +65,10 @@ class RawDevice:
     def run(self, coro, timeout: float = 20):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def answer(self, method: str, path: str, payload: bytes, fmt: int | None, code: Code = Code.CONTENT) -> None:
-        self.answers[(method, path)] = (code, fmt, payload)
+    def answer(self, method: str, path: str, payload: bytes, fmt: int | None, code: Code = Code.CONTENT,
+               when: int | None = None) -> None:
+        """Answer ``method path``; with ``when``, only requests with that Accept (GET) or Content-Format (others)."""
+        self.answers[(method, path) if when is None else (method, path, when)] = (code, fmt, payload)
 
     def notify(self, path: str, payload: bytes, fmt: int) -> bool:
         """Change ``path``'s answer and notify its observer; False when nobody observes it."""

@@ -209,6 +209,93 @@ def test_rest_errors_are_one_line(svc, device):
     one_line(svc.reader.get("/v1/devices/dev-rest/resources/3/0/1"), 404, "answered 4.04")
 
 
+# -- content-format negotiation -------------------------------------------------------------
+
+def _accepts(device) -> list[tuple[str, str, int]]:
+    return [(m, p, a if m == "GET" else f) for m, p, a, f, *_ in device.received]
+
+
+def test_a_refused_format_is_retried_in_the_next_one_and_remembered(svc, device):
+    assert device.register(svc.coap_port, "dev-fmt", "</1/0>,</3/0>", version="1.1").code == Code.CREATED
+    device.answer("GET", "/3/0", b"", None, Code.NOT_ACCEPTABLE)              # any Accept but TLV: 4.06
+    device.answer("GET", "/3/0", DEVICE_TLV, TLV, when=TLV)
+    r = svc.reader.get("/v1/devices/dev-fmt/resources/3/0")
+    assert r.status_code == 200 and r.json()["values"] == {"/3/0/0": "Acme", "/3/0/1": "Sensor 2"}
+    assert _accepts(device) == [("GET", "/3/0", SENML_CBOR), ("GET", "/3/0", SENML_JSON), ("GET", "/3/0", TLV)]
+    device.received.clear()                                                  # remembered: TLV at once
+    device.answer("GET", "/1/0", h("C1 00 01 C2 01 01 2C"), TLV, when=TLV)
+    assert svc.reader.get("/v1/devices/dev-fmt/resources/1/0").json()["values"] == {"/1/0/0": 1, "/1/0/1": 300}
+    assert _accepts(device) == [("GET", "/1/0", TLV)]
+
+    # a write refused with 4.15 goes out again in the next format (single resource: ... then plain text)
+    device.received.clear()
+    device.answer("PUT", "/1/0/1", b"", None, Code.UNSUPPORTED_CONTENT_FORMAT)
+    device.answer("PUT", "/1/0/1", b"", None, Code.CHANGED, when=TEXT)
+    r = svc.deployer.put("/v1/devices/dev-fmt/resources/1/0/1", json={"value": 90})
+    assert r.status_code == 200, r.text
+    assert _accepts(device) == [("PUT", "/1/0/1", f) for f in (SENML_CBOR, SENML_JSON, TLV, TEXT)]
+    assert device.received[-1][5] == b"90"
+    device.received.clear()
+    device.answer("GET", "/3/0/9", b"87", TEXT, when=TEXT)
+    assert svc.reader.get("/v1/devices/dev-fmt/resources/3/0/9").json()["values"] == {"/3/0/9": 87}
+    assert _accepts(device) == [("GET", "/3/0/9", TEXT)]                     # single resources: text first now
+
+    # a 5.00 also moves on (LwM2M 1.0: text, then TLV); an error that is not about formats is not retried
+    other = RawDevice()
+    try:
+        other.register(svc.coap_port, "dev-fmt10", "</3/0>", version="1.0")
+        other.answer("GET", "/3/0/9", b"", None, Code.INTERNAL_SERVER_ERROR)
+        other.answer("GET", "/3/0/9", h("C1 09 57"), TLV, when=TLV)
+        assert svc.reader.get("/v1/devices/dev-fmt10/resources/3/0/9").json()["values"] == {"/3/0/9": 87}
+        assert _accepts(other) == [("GET", "/3/0/9", TEXT), ("GET", "/3/0/9", TLV)]
+        other.received.clear()
+        other.answer("GET", "/3/0/0", b"", None, Code.BAD_REQUEST)
+        one_line(svc.reader.get("/v1/devices/dev-fmt10/resources/3/0/0"), 400, "answered 4.00")
+        assert _accepts(other) == [("GET", "/3/0/0", TLV)]                  # remembered, and asked once
+    finally:
+        other.close()
+    assert svc.reader.get("/v1/devices/dev-fmt").json()["content_formats"] == {
+        "used": {"multiple": TLV, "single": TEXT},
+        "refused": {"multiple": [SENML_JSON, SENML_CBOR], "single": [SENML_JSON, SENML_CBOR, TLV]}}
+    log = svc.log.read_text()
+    assert log.count("'dev-fmt' refused SENML-CBOR (112) for /3/0 (4.06): trying SENML-JSON (110)") == 1
+    assert log.count("'dev-fmt10' refused TEXT (0) for /3/0/9 (5.00): trying TLV (11542)") == 1
+
+
+def test_a_device_answering_in_another_format_costs_one_line(svc, device):
+    device.register(svc.coap_port, "dev-other", "</3/0>", version="1.1")
+    device.answer("GET", "/3/0", DEVICE_TLV, TLV)                            # asked SenML-CBOR, answers TLV
+    for _ in range(2):
+        r = svc.reader.get("/v1/devices/dev-other/resources/3/0")
+        assert r.status_code == 200 and r.json()["values"] == {"/3/0/0": "Acme", "/3/0/1": "Sensor 2"}
+    assert _accepts(device) == [("GET", "/3/0", SENML_CBOR), ("GET", "/3/0", TLV)]
+    device.answer("GET", "/3/0/1", b"\xa1\x00", SENML_CBOR)                  # says SenML-CBOR, is not
+    one_line(svc.reader.get("/v1/devices/dev-other/resources/3/0/1"), 424, "content format 112")
+    assert svc.reader.get("/v1/devices/dev-other/resources/3/0").status_code == 200     # still served
+    log = svc.log.read_text()
+    assert log.count("'dev-other' answered /3/0 in TLV (11542), not the SENML-CBOR (112) asked for") == 1
+    assert log.count("'dev-other' answered /3/0/1 with content format 112 that we cannot read") == 1
+    assert "Traceback" not in log
+
+
+def test_unknown_critical_options_are_refused_with_4_02(svc, device):
+    # CON POST /rd?ep=dev-crit with option 2049 (odd: critical; nobody defines it), written byte by byte
+    raw = (b"\x42\x02\x12\x34" + b"\xab\xcd" + b"\xb2rd" + b"\x4b" + b"ep=dev-crit"
+           + b"\xe1" + (2049 - 15 - 269).to_bytes(2, "big") + b"x")
+    answer = _udp(svc.coap_port, raw)
+    assert answer is not None and answer[1] == 0x82 and answer[2:4] == b"\x12\x34", answer   # 4.02, same MID
+    assert svc.reader.get("/v1/devices/dev-crit").status_code == 404                        # not registered
+    raw_if_match = b"\x42\x01\x12\x35\xab\xce" + b"\x10" + b"\xa3pkg"      # If-Match (1, critical): not supported
+    answer = _udp(svc.coap_port, raw_if_match)
+    assert answer is not None and answer[1] == 0x82
+    elective = b"\x42\x01\x12\x36\xab\xcf" + b"\xb3pkg" + b"\xe1" + (2048 - 11 - 269).to_bytes(2, "big") + b"x"
+    answer = _udp(svc.coap_port, elective)                                  # an unknown elective one is ignored
+    assert answer is not None and answer[1] == 0x84                                         # 4.04: /pkg alone
+    log = svc.log.read_text()
+    assert log.count("POST /rd from 127.0.0.1:") >= 1 and log.count(": critical option 2049 not supported") == 1
+    assert log.count("critical option 1 (IF_MATCH) not supported") == 1
+
+
 # -- bad input: one log line each, the server keeps serving -------------------------------
 
 def _udp(port: int, data: bytes) -> bytes | None:

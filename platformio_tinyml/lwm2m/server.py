@@ -18,6 +18,20 @@ answers: 404 unknown device, 409 offline or asleep, 424 the device did not
 answer or answered with an error or a payload we cannot read (a device's
 4.xx keeps its meaning: 4.04 -> 404, 4.05 -> 405, ...).
 
+Content formats: every request carries an Accept option. The formats offered
+depend on the device's LwM2M version (1.1+: SenML-CBOR, SenML-JSON, TLV, then
+plain text or opaque for a single resource; 1.0: plain text or opaque, then
+TLV) and on what it did before: the format it last answered in comes first,
+and one it refused with 4.06, 4.15 or 5.00 is dropped, the request going out
+again in the next one. An answer in a format other than the one asked for is
+read if we can (one log line); one we cannot read is one log line and a 424.
+
+A request to the server with a critical option it does not process is
+answered 4.02 Bad Option (Proxy-Uri and Proxy-Scheme: 5.05), never half-served.
+
+Pull delivery: ``GET /pkg/<sha256>`` serves what :meth:`LwM2MServer.publish`
+published, block-wise (:mod:`.packages`).
+
 Bad input from the network (malformed messages, unknown registrations,
 oversized payloads, floods, bad SenML) costs one log line and an error
 answer; the server keeps serving.
@@ -41,6 +55,8 @@ from aiocoap.numbers.codes import Code
 from .capabilities import capabilities_from_values
 from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
 from .ids import Definitions, LwM2MError, ObjectId, ResourcePath, ResourceType
+from .packages import PATH as PKG
+from .packages import PackageError, Packages, coap_response
 from .store import DeviceStore, NewRegistration
 
 log = logging.getLogger("tinyml.service.lwm2m")
@@ -52,13 +68,18 @@ VERSIONS = ("1.0", "1.1", "1.2")
 _HTTP_OF_COAP = {Code.BAD_REQUEST: 400, Code.UNAUTHORIZED: 403, Code.FORBIDDEN: 403, Code.NOT_FOUND: 404,
                  Code.METHOD_NOT_ALLOWED: 405, Code.NOT_ACCEPTABLE: 406, Code.REQUEST_ENTITY_TOO_LARGE: 413,
                  Code.UNSUPPORTED_CONTENT_FORMAT: 415}
+# the critical options (odd numbers) a request to us may carry: Uri-Host, Uri-Port, Uri-Path, Uri-Query,
+# Accept, Block2, Block1 and Request-Tag; any other critical one is answered 4.02 Bad Option (RFC 7252 5.4.1)
+_CRITICAL_OPTIONS = frozenset((3, 7, 11, 15, 17, 23, 27, 292))
+_PROXY_OPTIONS = frozenset((35, 39))             # Proxy-Uri, Proxy-Scheme: 5.05, we are no proxy
+_FORMAT_REFUSALS = (Code.NOT_ACCEPTABLE, Code.UNSUPPORTED_CONTENT_FORMAT, Code.INTERNAL_SERVER_ERROR)
 
 
 class DeviceCallError(LwM2MError):
     """A device management call that failed; ``status`` is the HTTP status to answer."""
 
-    def __init__(self, status: int, what: str, hint: str | None = None):
-        self.status = status
+    def __init__(self, status: int, what: str, hint: str | None = None, coap: Code | None = None):
+        self.status, self.coap = status, coap
         super().__init__(what, hint=hint)
 
 
@@ -72,6 +93,7 @@ class Settings:
     max_payload: int = 64 * 1024        # Register, Update and Send bodies
     flood_count: int = 20               # registrations per address ...
     flood_window_s: float = 10.0        # ... within this window
+    public_host: str | None = None      # the host in package URIs (default: ``host``, unless that is a wildcard)
 
 
 @dataclass
@@ -90,6 +112,9 @@ class Reg:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     expiry: asyncio.TimerHandle | None = None
     observations: dict = field(default_factory=dict)     # path text -> (request, task)
+    formats: dict = field(default_factory=dict)          # kind (see _kind) -> the format it last used
+    refused: dict = field(default_factory=dict)          # kind -> formats it refused (4.06/4.15/5.00)
+    odd_formats: set = field(default_factory=set)        # (asked, got) pairs already logged
 
     @property
     def objects(self) -> set[int]:
@@ -97,8 +122,10 @@ class Reg:
 
 
 class LwM2MServer:
-    def __init__(self, store: DeviceStore, defs: Definitions, settings: Settings | None = None):
+    def __init__(self, store: DeviceStore, defs: Definitions, settings: Settings | None = None,
+                 packages: Packages | None = None):
         self.store, self.defs, self.cfg = store, defs, settings or Settings()
+        self.packages = packages if packages is not None else Packages()
         self.ctx: aiocoap.Context | None = None
         self.regs: dict[str, Reg] = {}            # endpoint -> registration
         self.by_id: dict[str, Reg] = {}
@@ -122,6 +149,22 @@ class LwM2MServer:
         if self.ctx is not None:
             await self.ctx.shutdown()
             self.ctx = None
+
+    def publish(self, data: bytes) -> str:
+        """Serve ``data`` for pull delivery; returns its URI, ``coap://HOST:PORT/pkg/<sha256>`` (Block2)."""
+        base = self._package_base()          # first: no host, nothing published
+        return base + self.packages.publish(data)
+
+    def package_uri(self, digest: str) -> str:
+        return self._package_base() + digest
+
+    def _package_base(self) -> str:
+        host = self.cfg.public_host or self.cfg.host
+        if host in ("0.0.0.0", "::", ""):
+            raise LwM2MError(f"no host for package URIs: the LwM2M server listens on '{host}' (all addresses)",
+                             hint="Set the LwM2M server's public_host to the address devices reach it at")
+        host = f"[{host}]" if ":" in host else host
+        return f"coap://{host}:{self.cfg.port}/{PKG}/"
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -309,13 +352,62 @@ class LwM2MServer:
                                        "last seen")
         return reg
 
-    def _accept(self, reg: Reg, path: ResourcePath) -> ContentFormat:
-        if not reg.version.startswith("1.0"):
-            return ContentFormat.SENML_CBOR
+    def _kind(self, path: ResourcePath) -> str:
+        """'single' / 'opaque': a single-instance resource (plain text / opaque carries it); 'multiple': the rest."""
         res = self.defs.resource(path.object, path.resource) if path.resource is not None else None
         if path.depth == 3 and res is not None and not res.multiple:
-            return ContentFormat.OPAQUE if res.type == ResourceType.OPAQUE else ContentFormat.TEXT
-        return ContentFormat.TLV
+            return "opaque" if res.type == ResourceType.OPAQUE else "single"
+        return "multiple"
+
+    def _formats(self, reg: Reg, path: ResourcePath) -> list[int]:
+        """The content formats to offer for ``path``, best first: the one the device last answered in, then
+        the version's order (1.1+: SenML-CBOR, SenML-JSON, TLV, text; 1.0: text, TLV), less those it refused."""
+        kind = self._kind(path)
+        plain = {"single": [ContentFormat.TEXT], "opaque": [ContentFormat.OPAQUE], "multiple": []}[kind]
+        if reg.version.startswith("1.0"):
+            order = plain + [ContentFormat.TLV]
+        else:
+            order = [ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.TLV] + plain
+        known = reg.formats.get(kind)
+        if known in order:
+            order.remove(known)
+            order.insert(0, known)
+        refused = reg.refused.get(kind, set())
+        return [f for f in order if f not in refused] or order
+
+    def content_formats(self, endpoint: str) -> dict | None:
+        """What negotiation learnt of a registered device: the format it last used and those it refused, per
+        kind of path ('single', 'opaque': a single-instance resource; 'multiple': the rest); None if offline."""
+        reg = self.regs.get(endpoint)
+        if reg is None:
+            return None
+        return {"used": {k: int(f) for k, f in sorted(reg.formats.items())},
+                "refused": {k: sorted(int(f) for f in fs) for k, fs in sorted(reg.refused.items())}}
+
+    def _accept(self, reg: Reg, path: ResourcePath) -> ContentFormat:
+        return self._formats(reg, path)[0]
+
+    def _answered(self, reg: Reg, path: ResourcePath, fmt: int) -> None:
+        kind = self._kind(path)
+        if reg.formats.get(kind) != fmt:
+            reg.formats[kind] = fmt
+            log.info("lwm2m: '%s' (LwM2M %s) uses %s for %s", reg.endpoint, reg.version, _fmt_name(fmt),
+                     "single resources" if kind != "multiple" else "objects, instances and multiple resources")
+
+    async def _negotiate(self, reg: Reg, path: ResourcePath, attempt):
+        """``attempt(fmt)`` in each acceptable format until the device takes one; a 4.06, 4.15 or 5.00 answer
+        moves on to the next format (and the device is not offered that one again)."""
+        formats = self._formats(reg, path)
+        for i, fmt in enumerate(formats):
+            try:
+                return fmt, await attempt(fmt)
+            except DeviceCallError as e:
+                if e.coap not in _FORMAT_REFUSALS or i == len(formats) - 1:
+                    raise
+                reg.refused.setdefault(self._kind(path), set()).add(fmt)
+                log.info("lwm2m: '%s' refused %s for %s (%s): trying %s", reg.endpoint, _fmt_name(fmt), path,
+                         e.coap.dotted, _fmt_name(formats[i + 1]))
+        raise AssertionError("unreachable")
 
     async def _call(self, reg: Reg, code: Code, path: ResourcePath | None, *, payload: bytes = b"",
                     content_format: int | None = None, accept: int | None = None, query=(),
@@ -345,7 +437,8 @@ class LwM2MServer:
             status = _HTTP_OF_COAP.get(response.code, 424)
             detail = response.payload[:100].decode("utf-8", "replace") if response.payload else ""
             raise DeviceCallError(status, f"{where}: the device answered {response.code.dotted} "
-                                          f"{response.code.name_printable}" + (f" ({detail})" if detail else ""))
+                                          f"{response.code.name_printable}" + (f" ({detail})" if detail else ""),
+                                  coap=response.code)
         return request, response
 
     async def _awake(self, reg: Reg) -> None:
@@ -361,7 +454,7 @@ class LwM2MServer:
         if self.regs.get(reg.endpoint) is not reg:
             raise DeviceCallError(409, f"device '{reg.endpoint}' went offline while the request waited")
 
-    def _decode(self, reg: Reg, response: Message, path: ResourcePath) -> dict:
+    def _decode(self, reg: Reg, response: Message, path: ResourcePath, asked: int | None = None) -> dict:
         fmt = response.opt.content_format
         fmt = None if fmt is None else int(fmt)
         if fmt is None and path.depth >= 3:
@@ -374,13 +467,22 @@ class LwM2MServer:
             raise DeviceCallError(424, f"device '{reg.endpoint}' answered {path} with content format {fmt}: "
                                        f"{e}") from None
         self._note_unknown(reg, values, "answered with")
+        if asked is not None and fmt != asked and (asked, fmt) not in reg.odd_formats:
+            reg.odd_formats.add((asked, fmt))
+            log.info("lwm2m: '%s' answered %s in %s, not the %s asked for (read all the same)", reg.endpoint,
+                     path, _fmt_name(fmt), _fmt_name(asked))
+        self._answered(reg, path, fmt)
         return values
 
     async def read(self, endpoint: str, path: ResourcePath, fmt: int | None = None) -> dict:
         """Read: ``{ResourcePath: value}`` of ``path`` (in ``fmt``, default: the device's best format)."""
         reg = self._reg(endpoint)
-        _, response = await self._call(reg, Code.GET, path, accept=fmt)
-        return self._decode(reg, response, path)
+        if fmt is not None:
+            _, response = await self._call(reg, Code.GET, path, accept=fmt)
+        else:
+            fmt, (_, response) = await self._negotiate(reg, path,
+                                                       lambda f: self._call(reg, Code.GET, path, accept=f))
+        return self._decode(reg, response, path, fmt)
 
     async def write(self, endpoint: str, path: ResourcePath, values: dict, replace: bool = True,
                     fmt: int | None = None) -> None:
@@ -388,12 +490,20 @@ class LwM2MServer:
         reg = self._reg(endpoint)
         if path.depth < 2:
             raise DeviceCallError(400, f"write to {path}: give an object instance or a resource")
-        fmt = fmt or self._accept(reg, path)
-        try:
-            payload = encode(fmt, values, path, self.defs)
-        except CodecError as e:
-            raise DeviceCallError(400, str(e)) from None
-        await self._call(reg, Code.PUT if replace else Code.POST, path, payload=payload, content_format=fmt)
+
+        async def attempt(f: int):
+            try:
+                payload = encode(f, values, path, self.defs)
+            except CodecError as e:
+                raise DeviceCallError(400, str(e)) from None
+            return await self._call(reg, Code.PUT if replace else Code.POST, path, payload=payload,
+                                    content_format=f, accept=f)
+
+        if fmt:
+            await attempt(fmt)
+        else:
+            fmt, _ = await self._negotiate(reg, path, attempt)
+        self._answered(reg, path, fmt)
 
     async def execute(self, endpoint: str, path: ResourcePath, args: str | None = None) -> None:
         reg = self._reg(endpoint)
@@ -427,21 +537,25 @@ class LwM2MServer:
         """Observe ``path``: its current values; every notification is stored (source ``observe``)."""
         reg = self._reg(endpoint)
         await self.cancel_observe(endpoint, path)
-        request, response = await self._call(reg, Code.GET, path, accept=fmt, observe=0)
-        values = self._decode(reg, response, path)
+        if fmt is not None:
+            request, response = await self._call(reg, Code.GET, path, accept=fmt, observe=0)
+        else:
+            fmt, (request, response) = await self._negotiate(
+                reg, path, lambda f: self._call(reg, Code.GET, path, accept=f, observe=0))
+        values = self._decode(reg, response, path, fmt)
         await self._store(reg, values, "observe")
         if response.opt.observe is None:
             log.info("lwm2m: '%s' answered Observe %s without observing it", endpoint, path)
             return values
-        task = asyncio.get_running_loop().create_task(self._follow(reg, path, request))
+        task = asyncio.get_running_loop().create_task(self._follow(reg, path, request, fmt))
         reg.observations[str(path)] = (request, task)
         return values
 
-    async def _follow(self, reg: Reg, path: ResourcePath, request) -> None:
+    async def _follow(self, reg: Reg, path: ResourcePath, request, fmt: int) -> None:
         try:
             async for note in request.observation:
                 try:
-                    await self._store(reg, self._decode(reg, note, path), "observe")
+                    await self._store(reg, self._decode(reg, note, path, fmt), "observe")
                 except DeviceCallError:
                     continue       # logged by _decode
         except coap_error.Error as e:
@@ -479,11 +593,15 @@ class _Root(coap_resource.Resource):
         self.server = server
 
     async def needs_blockwise_assembly(self, request):
-        return True
+        # packages are cut into blocks here (any block, any time: the name is the content), not cached per client
+        return not (request.code == Code.GET and tuple(request.opt.uri_path)[:1] == (PKG,))
 
     async def render(self, request):
         srv, path = self.server, tuple(request.opt.uri_path)
         try:
+            _check_options(request, path)
+            if path[:1] == (PKG,) and request.code == Code.GET and len(path) == 2:
+                return coap_response(srv.packages, request, path[1])
             if len(request.payload) > srv.cfg.max_payload:
                 raise _Refusal(Code.REQUEST_ENTITY_TOO_LARGE, f"{request.code} /{'/'.join(path)} from "
                                                               f"{_address(request.remote)}: payload of "
@@ -497,15 +615,40 @@ class _Root(coap_resource.Resource):
                 return await srv.deregister(request, path[1])
             if path == ("dp",) and request.code == Code.POST:
                 return await srv.send(request)
-            raise _Refusal(Code.NOT_FOUND if path[:1] not in (("rd",), ("dp",)) else Code.METHOD_NOT_ALLOWED,
-                           f"{request.code} /{'/'.join(path)[:80]} from {_address(request.remote)}: not an "
-                           "LwM2M server interface (/rd, /rd/ID, /dp)")
-        except _Refusal as r:
+            wrong_method = path[:1] in (("rd",), ("dp",)) or (path[:1] == (PKG,) and request.code != Code.GET)
+            raise _Refusal(Code.METHOD_NOT_ALLOWED if wrong_method else Code.NOT_FOUND,
+                           f"{request.code} /{'/'.join(path)[:80]} from "
+                           f"{_address(request.remote)}: not an LwM2M server interface (/rd, /rd/ID, /dp) "
+                           "nor a package (GET /pkg/SHA256)")
+        except (_Refusal, PackageError) as r:
             log.info("lwm2m: %s", r.line)
             return Message(code=r.code, payload=r.line.encode("utf-8")[:200])
         except Exception:   # our bug: answer 5.00, keep serving
             log.exception("lwm2m: internal error on %s /%s", request.code, "/".join(path)[:80])
             return Message(code=Code.INTERNAL_SERVER_ERROR)
+
+
+def _check_options(request: Message, path: tuple) -> None:
+    """RFC 7252 5.4.1: a request with a critical option we do not process is refused (4.02), not half-served."""
+    for opt in request.opt.option_list():
+        number = int(opt.number)
+        if number & 1 and number not in _CRITICAL_OPTIONS:
+            known = getattr(opt.number, "name", None)
+            name = f"option {number}" + (f" ({known})" if known else "")
+            if number in _PROXY_OPTIONS:
+                raise _Refusal(Code.PROXYING_NOT_SUPPORTED, f"{request.code} /{'/'.join(path)[:80]} from "
+                                                            f"{_address(request.remote)}: {name}: this is no proxy")
+            raise _Refusal(Code.BAD_OPTION, f"{request.code} /{'/'.join(path)[:80]} from "
+                                            f"{_address(request.remote)}: critical {name} not supported")
+
+
+def _fmt_name(fmt: int | None) -> str:
+    if fmt is None:
+        return "no Content-Format"
+    try:
+        return f"{ContentFormat(fmt).name.replace('_', '-')} ({int(fmt)})"
+    except ValueError:
+        return f"content format {fmt}"
 
 
 def _query(request: Message) -> dict[str, str]:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .. import __version__
 from ..errors import TinyMLError
-from . import catalog, compilations, devices
+from . import catalog, compilations, devices, packages
 from .core import Service
 from .schemas import HealthOut
 
@@ -102,11 +102,13 @@ def _lwm2m_server(svc: Service):
     if not cfg.lwm2m_port:
         return None
     from ..lwm2m.ids import load_definitions
+    from ..lwm2m.packages import Packages
     from ..lwm2m.server import LwM2MServer, Settings
     from ..lwm2m.store import DeviceStore
     return LwM2MServer(DeviceStore(svc.Session), load_definitions(cfg.lwm2m_object_id), Settings(
         host=cfg.host, port=cfg.lwm2m_port, request_timeout_s=cfg.lwm2m_timeout_s,
-        queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count))
+        queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count),
+        packages=Packages(svc.store))
 
 
 def _boundary(content_type: bytes) -> bytes | None:
@@ -153,6 +155,7 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
     app.include_router(compilations.router)
     app.include_router(catalog.router)
     app.include_router(devices.router)
+    app.include_router(packages.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):

@@ -75,11 +75,12 @@ def list_devices(request: Request, who: Caller = Depends(caller("read"))) -> lis
 @router.get("/{endpoint}", responses=errors(401, 403, 404, 409, 422))
 def show_device(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """One device: its registration (version, binding, lifetime, address, objects), online state, last
-    seen, capabilities and device profile, installed modules, tags."""
-    dev = _lwm2m(request).store.device(who.project_id, endpoint)
+    seen, capabilities and device profile, installed modules, tags, and the content formats it uses."""
+    server = _lwm2m(request)
+    dev = server.store.device(who.project_id, endpoint)
     if dev is None:
         raise fail(404, f"no device '{endpoint}' in project '{who.project}'. GET /v1/devices lists them")
-    return dev
+    return {**dev, "content_formats": server.content_formats(endpoint)}
 
 
 @router.get("/{endpoint}/values", responses=errors(401, 403, 404, 409, 422))

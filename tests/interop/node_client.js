@@ -1,7 +1,8 @@
 // An LwM2M client we did not write: lwm2m-node-lib (Telefonica, LwM2M 1.0, plain-text values)
 // registers to our server and serves its Device object. Usage:
 //   node node_client.js HOST PORT ENDPOINT
-// Prints one JSON line per event on stdout: registered, write, execute, deregistered.
+// Prints one JSON line per event on stdout: registered, write, execute, set, deregistered.
+// Reads commands on stdin: 'set /3/0 9 50' (notifies observers), any other line de-registers.
 // NODE_PATH points at the node_modules that scripts/setup_interop.sh filled.
 'use strict';
 
@@ -61,10 +62,26 @@ createObjects(function () {
             callback(null);
         });
         say({event: 'registered', location: info.location, port: info.localPort});
-        process.stdin.on('data', function () {       // any line on stdin: de-register and leave
-            client.unregister(info, function (e) {
-                say({event: 'deregistered', error: e ? String(e) : null});
-                process.exit(0);
+        // stdin, one command a line: "set OBJECT_URI RESOURCE VALUE" changes a value (observers are notified),
+        // anything else de-registers and leaves
+        var pending = '';
+        process.stdin.on('data', function (chunk) {
+            pending += chunk.toString();
+            var lines = pending.split('\n');
+            pending = lines.pop();
+            lines.forEach(function (line) {
+                var words = line.trim().split(' ');
+                if (words[0] === 'set' && words.length === 4) {
+                    client.registry.setResource(words[1], words[2], words[3], function (e) {
+                        say({event: 'set', path: words[1] + '/' + words[2], value: words[3],
+                             error: e ? String(e) : null});
+                    });
+                    return;
+                }
+                client.unregister(info, function (e) {
+                    say({event: 'deregistered', error: e ? String(e) : null});
+                    process.exit(0);
+                });
             });
         });
     });
