@@ -1,0 +1,238 @@
+"""The web console in a real headless Chromium (Debian's chromium + chromium-driver, installed
+by scripts/setup.sh) against a real `tinyml serve` with its LwM2M server and a device:
+sign in, upload a model, watch it succeed, check the memory bars against the API's report,
+see the device, sign out; CSRF and escaping at the HTTP level."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import httpx
+import pytest
+from lwm2m_support import RawDevice, free_udp_port
+from service_support import Server, tinyml
+from test_lwm2m_server import DEVICE_TLV, LINKS, TINYML_TLV
+from test_report_html import Page, assert_inert
+
+from conftest import MLPERF, MLPERF_INT8
+
+AD = MLPERF / MLPERF_INT8["ad"]
+HOSTILE_FILE = "<img src=x onerror=alert(1)>.tflite"
+HOSTILE_DEVICE = "dev-<script>alert(1)</script>"
+TLV = 11542
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    coap = free_udp_port()
+    srv = Server(tmp_path_factory.mktemp("console") / "data", "--lwm2m-port", coap)
+    srv.coap_port = coap
+    srv.alice = srv.token("alice")
+    srv.bob = srv.token("bob", "read")
+    tinyml("service", "devices", "allow", "--project", "alice", "--pattern", "dev-*", "--data", srv.data)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service as DriverService
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,900"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=DriverService(
+            executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    except Exception as e:   # CI has both from scripts/setup.sh: a missing browser is a failure
+        pytest.fail(f"headless Chromium did not start ({type(e).__name__}: {' '.join(str(e).split())[:300]}). "
+                    "Install chromium and chromium-driver (scripts/setup.sh) and selenium (the dev extra)",
+                    pytrace=False)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def _wait(fn, timeout_s: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+        except Exception:   # the page is reloading
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout_s} s")
+
+
+def _register_device(server) -> RawDevice:
+    dev = RawDevice()
+    dev.answer("GET", "/3/0", DEVICE_TLV, TLV)
+    dev.answer("GET", "/32100/0", TINYML_TLV, TLV)
+    assert dev.register(server.coap_port, HOSTILE_DEVICE, LINKS, lt=120, version="1.0").code.is_successful()
+    api = server.client(server.alice)
+    _wait(lambda: [d for d in api.get("/v1/devices").json() if d.get("core")], 10, "device capabilities")
+    return dev
+
+
+def _sign_in(driver, server, token: str) -> None:
+    from selenium.webdriver.common.by import By
+    driver.get(server.url + "/signin")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+
+
+def _upload(driver, server, model_path) -> str:
+    """Submit the new-compilation form; the detail page's URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    driver.get(server.url + "/compilations/new")
+    driver.find_element(By.ID, "model").send_keys(str(model_path))
+    board = driver.find_element(By.ID, "target")
+    board.send_keys("nucleo_f446re")
+    driver.find_element(By.ID, "backend").click()     # the board input loses focus: its profile is shown
+    _wait(lambda: "cortex-m4" in driver.find_element(By.ID, "profile").text, 10, "board profile shown")
+    Select(driver.find_element(By.ID, "backend")).select_by_value("auto")
+    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+    return _wait(lambda: re.search(r"/compilations/[0-9a-f]{32}$", driver.current_url) and driver.current_url,
+                 10, "the detail page")
+
+
+def _bars(driver) -> dict:
+    from selenium.webdriver.common.by import By
+    bars = {}
+    for bar in driver.find_elements(By.CSS_SELECTOR, "[data-bar]"):
+        parts = {r.get_attribute("data-kind"): int(r.get_attribute("data-bytes"))
+                 for r in bar.find_elements(By.CSS_SELECTOR, "rect[data-kind]")}
+        assert bar.is_displayed() and all(r.size["width"] >= 0 for r in bar.find_elements(By.TAG_NAME, "rect"))
+        bars[bar.get_attribute("data-bar")] = {"limit": int(bar.get_attribute("data-limit")), **parts}
+    return bars
+
+
+def _no_alert(driver) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text   # injected script would have opened one
+
+
+def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    device = _register_device(server)
+    try:
+        browser.get(server.url + "/compilations")
+        assert browser.current_url.endswith("/signin")         # not signed in: to the sign-in page
+        _sign_in(browser, server, "tml_not-a-token")
+        alerts = browser.find_elements(By.CSS_SELECTOR, "[role=alert]")
+        assert [a.text for a in alerts] == ["Unknown token: check it, or make a new one with tinyml service "
+                                            "token create."]
+        _sign_in(browser, server, server.alice)
+        assert browser.current_url.endswith("/compilations") and "project alice" in browser.page_source
+
+        model = tmp_path / HOSTILE_FILE
+        shutil.copyfile(AD, model)
+        detail = _upload(browser, server, model)
+        seen = {browser.find_element(By.ID, "state").text}
+        _wait(lambda: seen.add(browser.find_element(By.ID, "state").text) or "succeeded" in seen, 90,
+              "the compilation succeeded")
+        assert seen & {"queued", "running"}, seen     # it was watched, not found finished
+        _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-bar]"), 10, "the memory picture")
+
+        comp = server.client(server.alice).get(f"/v1/compilations/{detail.rsplit('/', 1)[1]}").json()
+        report = comp["report"]
+        assert comp["state"] == "succeeded"
+        assert _bars(browser) == {
+            "flash": {"limit": report["target"]["flash_bytes"], "weights": report["weight_bytes"],
+                      "code": report["estimated_flash_bytes"] - report["weight_bytes"]},
+            "ram": {"limit": report["target"]["ram_bytes"], "arena": report["arena_bytes"],
+                    "model_other": report["estimated_ram_bytes"] - report["arena_bytes"]}}
+        legend = browser.find_element(By.CSS_SELECTOR, "[data-bar=flash] .legend").text
+        assert f"weights {report['weight_bytes']:,} B" in legend
+        assert report["chosen_because"] in browser.find_element(By.ID, "status").text
+        assert HOSTILE_FILE in browser.find_element(By.TAG_NAME, "main").text   # shown as text
+        assert not browser.find_elements(By.CSS_SELECTOR, "main img")
+        _no_alert(browser)
+
+        browser.find_element(By.LINK_TEXT, "Compilations").click()
+        row = browser.find_element(By.CSS_SELECTOR, "table.list tbody tr").text
+        assert HOSTILE_FILE in row and "nucleo_f446re" in row and "cgen" in row and "succeeded" in row
+
+        browser.find_element(By.LINK_TEXT, "Devices").click()
+        cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr td")]
+        assert cells[:2] == [HOSTILE_DEVICE, "yes"] and cells[4:7] == ["cortex-m4", "60,000 B", "kws"], cells
+        assert not browser.find_elements(By.CSS_SELECTOR, "main script")
+        _no_alert(browser)
+
+        browser.find_element(By.CSS_SELECTOR, "nav form button").click()
+        _wait(lambda: browser.current_url.endswith("/signin"), 10, "signed out")
+        browser.get(server.url + "/devices")
+        assert browser.current_url.endswith("/signin")
+    finally:
+        device.close()
+
+
+def _signed_in(server, token: str) -> httpx.Client:
+    c = httpx.Client(base_url=server.url, timeout=60)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
+    r = c.post("/signin", data={"token": token, "csrf": csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/compilations", r.text
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("tinyml_session="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie, cookie
+    return c
+
+
+def _alert(r: httpx.Response) -> list[str]:
+    return re.findall(r'role="alert">([^<]*)<', r.text)
+
+
+def test_forms_without_the_csrf_token_are_refused(server):
+    c = _signed_in(server, server.alice)
+    page = c.get("/compilations/new")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    model = {"model": ("ad.tflite", AD.read_bytes())}
+    before = c.get("/compilations").text.count("<tr>")
+
+    for fields in ({}, {"csrf": "0" * 64}):
+        r = c.post("/compilations/new", data={"target": "nucleo_f446re", **fields}, files=model)
+        assert r.status_code == 403 and _alert(r) == [
+            "this form did not come from this console (missing or wrong CSRF token). Reload the page and send "
+            "it again"], r.text
+    assert c.get("/compilations").text.count("<tr>") == before          # nothing was queued
+    assert c.post("/signout").status_code == 403                         # still signed in
+    assert c.get("/compilations").status_code == 200
+    other = _signed_in(server, server.bob)                               # another session's token is wrong here
+    other_csrf = re.search(r'name="csrf" value="([^"]+)"', other.get("/compilations").text).group(1)
+    assert c.post("/signout", data={"csrf": other_csrf}).status_code == 403
+    assert httpx.post(server.url + "/signin", data={"token": server.alice}).status_code == 403   # sign-in too
+
+    r = c.post("/signout", data={"csrf": csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/signin"
+    assert c.get("/compilations").headers["location"] == "/signin"
+
+
+def test_pages_escape_and_stay_in_the_project(server):
+    alice, bob = _signed_in(server, server.alice), _signed_in(server, server.bob)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', alice.get("/compilations/new").text).group(1)
+    r = alice.post("/compilations/new", data={"target": "nucleo_f446re", "csrf": csrf},
+                   files={"model": ('"><svg onload=alert(1)>.tflite', AD.read_bytes())})
+    assert r.status_code == 303, r.text
+    detail = r.headers["location"]
+    _wait(lambda: alice.get(detail + "/state").json()["state"] == "succeeded", 90, "the compilation succeeded")
+
+    for path in (detail, "/compilations", detail + "/report.html"):
+        text = alice.get(path).text
+        assert "<svg onload" not in text and "&lt;svg onload=alert(1)&gt;" in text, path
+    assert_inert(Page(alice.get(detail + "/report.html").text))
+    assert Page(alice.get(detail).text).bars["flash"]["weights"] > 0
+
+    assert bob.get(detail).status_code == 404                 # another project's id
+    assert bob.get(detail + "/artifact").status_code == 404
+    assert bob.get("/compilations/new").status_code == 403    # a read-only token cannot compile
+    r = alice.post(detail + "/module", data={"version": "2", "csrf": csrf})
+    assert r.status_code == 200 and r.content[:4] and r.headers["content-type"] == "application/octet-stream"
+    assert alice.get(detail + "/artifact").headers["content-type"] == "application/gzip"
