@@ -236,3 +236,23 @@ def test_pages_escape_and_stay_in_the_project(server):
     r = alice.post(detail + "/module", data={"version": "2", "csrf": csrf})
     assert r.status_code == 200 and r.content[:4] and r.headers["content-type"] == "application/octet-stream"
     assert alice.get(detail + "/artifact").headers["content-type"] == "application/gzip"
+
+
+def test_odd_requests_get_a_4xx_with_one_line_never_a_5xx(server):
+    c = _signed_in(server, server.alice)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/compilations").text).group(1)
+    for method, path in (("GET", "/compilations?page=99999999999999999999999"), ("GET", "/compilations?page=x"),
+                         ("GET", "/compilations/" + "a" * 5000), ("GET", "/compilations/%00/state"),
+                         ("GET", "/compilations/x/report.html"), ("GET", "/compilations/x/artifact"),
+                         ("POST", "/compilations/x/module"), ("GET", "/boards/%2e%2e/profile"),
+                         ("POST", "/compilations/new"), ("GET", "/signin?ended=x")):
+        r = c.request(method, path, data={"csrf": csrf})
+        assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text[:200])
+        lines = _alert(r) if r.headers["content-type"].startswith("text/html") else [r.json()["detail"]]
+        assert len(lines) == 1 and "\n" not in lines[0] and "Traceback" not in lines[0], (path, lines)
+    r = c.post("/compilations/new", data={"csrf": csrf, "target": "nucleo_f446re"},
+               files={"model": ("m.tflite", b"not a model")})
+    assert r.status_code == 422 and _alert(r) == [
+        "m.tflite: not a TFLite flatbuffer (missing &#x27;TFL3&#x27; identifier). Export the model with "
+        "tf.lite.TFLiteConverter"]
+    assert 'value="nucleo_f446re"' in r.text           # the form keeps what was typed

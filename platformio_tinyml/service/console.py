@@ -24,7 +24,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -201,10 +201,9 @@ def signout(request: Request, csrf: str = Form("")):
 # -- compilations --------------------------------------------------------------------
 @router.get("/compilations")
 @_guarded
-def compilation_list(request: Request, page: int = 1):
+def compilation_list(request: Request, page: int = Query(1, ge=1, le=1_000_000)):
     who, csrf = _session(request)
     svc: Service = request.app.state.service
-    page = max(page, 1)
     with svc.Session() as db:
         rows = db.execute(select(Compilation, Build).join(Build, Compilation.build_id == Build.id)
                           .where(Compilation.project_id == who.project_id)
