@@ -71,14 +71,16 @@ def _wait(fn, timeout_s: float = 60, what: str = "condition"):
     raise AssertionError(f"{what} not met within {timeout_s} s")
 
 
-def _register_device(server) -> RawDevice:
-    dev = RawDevice()
-    dev.answer("GET", "/3/0", DEVICE_TLV, TLV)
-    dev.answer("GET", "/32100/0", TINYML_TLV, TLV)
-    assert dev.register(server.coap_port, HOSTILE_DEVICE, LINKS, lt=120, version="1.0").code.is_successful()
+def _register_devices(server) -> list[RawDevice]:
+    """A device with a hostile endpoint that reports its capabilities, and a plain one that does not."""
+    hostile, plain = RawDevice(), RawDevice()
+    hostile.answer("GET", "/3/0", DEVICE_TLV, TLV)
+    hostile.answer("GET", "/32100/0", TINYML_TLV, TLV)
+    assert hostile.register(server.coap_port, HOSTILE_DEVICE, LINKS, lt=120, version="1.0").code.is_successful()
+    assert plain.register(server.coap_port, "dev-a-plain", "</1/0>,</3/0>", lt=120).code.is_successful()
     api = server.client(server.alice)
     _wait(lambda: [d for d in api.get("/v1/devices").json() if d.get("core")], 10, "device capabilities")
-    return dev
+    return [hostile, plain]
 
 
 def _sign_in(driver, server, token: str) -> None:
@@ -123,7 +125,7 @@ def _no_alert(driver) -> None:
 
 def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    device = _register_device(server)
+    fleet = _register_devices(server)
     try:
         browser.get(server.url + "/compilations")
         assert browser.current_url.endswith("/signin")         # not signed in: to the sign-in page
@@ -163,6 +165,13 @@ def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, brows
         assert HOSTILE_FILE in row and "nucleo_f446re" in row and "cgen" in row and "succeeded" in row
 
         browser.find_element(By.LINK_TEXT, "Devices").click()
+        endpoints = lambda: [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody td:first-child")]  # noqa: E731
+        assert endpoints() == [HOSTILE_DEVICE, "dev-a-plain"]            # by endpoint
+        browser.find_element(By.LINK_TEXT, "endpoint").click()            # the same column again: descending
+        assert endpoints() == ["dev-a-plain", HOSTILE_DEVICE]
+        browser.find_element(By.ID, "q").send_keys("cortex")
+        browser.find_element(By.CSS_SELECTOR, "form[role=search] button").click()
+        assert browser.find_element(By.ID, "count").text == "1 of 2 devices"
         cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr td")]
         assert cells[:2] == [HOSTILE_DEVICE, "yes"] and cells[4:7] == ["cortex-m4", "60,000 B", "kws"], cells
         assert not browser.find_elements(By.CSS_SELECTOR, "main script")
@@ -173,7 +182,8 @@ def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, brows
         browser.get(server.url + "/devices")
         assert browser.current_url.endswith("/signin")
     finally:
-        device.close()
+        for device in fleet:
+            device.close()
 
 
 def _signed_in(server, token: str) -> httpx.Client:
