@@ -29,7 +29,7 @@ CSS = """
 body{margin:0 auto;max-width:68rem;padding:1rem}
 h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.2rem 0 .5rem}
 table{border-collapse:collapse;width:100%;background:#fff}
-th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e1e4e8;vertical-align:top;overflow-wrap:anywhere}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e1e4e8;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef0f3;font-weight:600}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;background:#fff;padding:.8rem;margin:0}
 dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}
@@ -38,7 +38,7 @@ dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}
 .legend{display:flex;flex-wrap:wrap;gap:.3rem 1rem;margin:.4rem 0 0;padding:0;list-style:none;font-size:.9rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-.1rem}
 .over{color:#b00020;font-weight:600}.note{color:#555;font-size:.9rem}
-.num{text-align:right;font-variant-numeric:tabular-nums}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 @media (max-width:40rem){body{padding:.5rem}dl.facts{grid-template-columns:1fr}}
 """
 
@@ -108,7 +108,8 @@ def pio_bars(data: dict) -> list[Bar]:
 
 def _bar_html(bar: Bar) -> str:
     scale = max(bar.limit, bar.used, 1)
-    x, rects = 0.0, []
+    track = 1000.0 * bar.limit / scale if bar.limit else 1000.0
+    x, rects = 0.0, [f'<rect x="0" y="0" width="{track:.2f}" height="24" fill="#e6e9ed"/>']   # the room there is
     for p in bar.parts:
         width = 1000.0 * p.bytes / scale
         label = KINDS[p.kind][0]

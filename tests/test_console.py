@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from console_support import chromium
 from lwm2m_support import RawDevice, free_udp_port
 from service_support import Server, tinyml
 from test_lwm2m_server import DEVICE_TLV, LINKS, TINYML_TLV
@@ -40,15 +41,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service as DriverService
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,900"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=DriverService(
-            executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+        driver = chromium()
     except Exception as e:   # CI has both from scripts/setup.sh: a missing browser is a failure
         pytest.fail(f"headless Chromium did not start ({type(e).__name__}: {' '.join(str(e).split())[:300]}). "
                     "Install chromium and chromium-driver (scripts/setup.sh) and selenium (the dev extra)",
@@ -98,7 +91,7 @@ def _upload(driver, server, model_path) -> str:
     driver.find_element(By.ID, "model").send_keys(str(model_path))
     board = driver.find_element(By.ID, "target")
     board.send_keys("nucleo_f446re")
-    driver.find_element(By.ID, "backend").click()     # the board input loses focus: its profile is shown
+    driver.find_element(By.TAG_NAME, "h1").click()     # the board input loses focus: its profile is shown
     _wait(lambda: "cortex-m4" in driver.find_element(By.ID, "profile").text, 10, "board profile shown")
     Select(driver.find_element(By.ID, "backend")).select_by_value("auto")
     driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
