@@ -259,3 +259,24 @@ def test_odd_requests_get_a_4xx_with_one_line_never_a_5xx(server):
         "m.tflite: not a TFLite flatbuffer (missing &#x27;TFL3&#x27; identifier). Export the model with "
         "tf.lite.TFLiteConverter"]
     assert 'value="nucleo_f446re"' in r.text           # the form keeps what was typed
+
+
+def test_a_session_whose_token_is_gone_goes_back_to_sign_in_with_a_message(server):
+    from sqlalchemy import delete
+    from platformio_tinyml.service.auth import hash_token
+    from platformio_tinyml.service.core import TOKEN_CACHE_S
+    from platformio_tinyml.service.db import Token, open_database
+    token = server.token("carol")
+    c = _signed_in(server, token)
+    assert c.get("/compilations").status_code == 200
+    engine, session = open_database(f"sqlite:///{server.data / 'service.db'}")
+    try:
+        with session() as db:          # the token is removed from the database (revoked)
+            db.execute(delete(Token).where(Token.token_hash == hash_token(token)))
+            db.commit()
+    finally:
+        engine.dispose()
+    time.sleep(TOKEN_CACHE_S + 0.5)    # the service keeps a token's answer this long
+    r = c.get("/compilations")
+    assert r.status_code == 303 and r.headers["location"] == "/signin?ended=1"
+    assert _alert(c.get(r.headers["location"])) == ["Your session ended: sign in again."]
