@@ -141,7 +141,8 @@ def bars_html(bars: list[Bar]) -> str:
     return '<section class="memory" aria-label="memory picture">' + "".join(map(_bar_html, bars)) + "</section>"
 
 
-def _dl(rows: list[tuple[str, object]]) -> str:
+def definition_list(rows: list[tuple[str, object]]) -> str:
+    """``<dl class="facts">`` of (name, value) rows, escaped; rows without a value are left out."""
     return '<dl class="facts">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>"
                                           for k, v in rows if v not in (None, "")) + "</dl>"
 
@@ -154,7 +155,7 @@ def facts_html(report: dict) -> str:
     """One model's key facts: model, target, backend and why, arena, weights, estimates, ops."""
     model, target = report.get("model") or {}, report.get("target") or {}
     ms = report.get("estimated_latency_ms")
-    return _dl([("name", report.get("name")), ("model", model.get("path")), ("format", model.get("format")),
+    return definition_list([("name", report.get("name")), ("model", model.get("path")), ("format", model.get("format")),
                 ("ops", model.get("ops")), ("model sha256", model.get("sha256")),
                 ("target", f"{target.get('board', '?')} ({target.get('core', '?')}, "
                            f"{target.get('clock_hz') or 0:,} Hz)"),

@@ -12,6 +12,7 @@ chromium-driver, the dev extra) and ``../shared/models``.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -22,13 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from aiocoap.numbers.codes import Code  # noqa: E402
 from conftest import MLPERF, MLPERF_INT8  # noqa: E402  (sets TINYML_BOARDS_DIRS as the tests do)
 from console_support import chromium  # noqa: E402
 from lwm2m_support import RawDevice, free_udp_port  # noqa: E402
 from service_support import Server, tinyml  # noqa: E402
 from test_lwm2m_server import DEVICE_TLV, LINKS, TINYML_TLV  # noqa: E402
 
-TLV = 11542
+TLV, SENML_JSON = 11542, 110
 
 
 def _until(fn, timeout_s: float = 90):
@@ -49,6 +51,10 @@ def _devices(server) -> list[RawDevice]:
     sensor.answer("GET", "/32100/0", TINYML_TLV, TLV)
     sensor.register(server.coap_port, "dev-kws-0042", LINKS, lt=300, version="1.0")
     gateway.register(server.coap_port, "dev-gateway-7", "</1/0>,</3/0>", lt=300)
+    battery = [{"n": "9", "v": level, "t": 600 * i} for i, level in enumerate((97, 95, 94, 90, 88, 85))]
+    battery[0].update(bn="/3/0/", bt=1700000000)
+    sensor.request(server.coap_port, Code.POST, "/dp", fmt=SENML_JSON,       # LwM2M Send: battery levels
+                   payload=json.dumps(battery).encode())
     return [sensor, gateway]
 
 
@@ -91,6 +97,10 @@ def main(out: Path) -> int:
             driver.get(server.url + "/devices")
             _until(lambda: re.search(r"2 of 2 devices", driver.page_source))
             shot("devices")
+            driver.find_element(By.LINK_TEXT, "dev-kws-0042").click()
+            _until(lambda: driver.find_elements(By.CSS_SELECTOR, "figure.chart"))
+            driver.set_window_size(1280, 1100)
+            shot("device")
         finally:
             driver.quit()
             for device in fleet:

@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from aiocoap.numbers.codes import Code
 from console_support import chromium
 from lwm2m_support import RawDevice, free_udp_port
 from service_support import Server, tinyml
@@ -22,7 +23,7 @@ from conftest import MLPERF, MLPERF_INT8
 AD = MLPERF / MLPERF_INT8["ad"]
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.tflite"
 HOSTILE_DEVICE = "dev-<script>alert(1)</script>"
-TLV = 11542
+TLV, SENML_JSON = 11542, 110
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,10 @@ def _register_devices(server) -> list[RawDevice]:
     assert plain.register(server.coap_port, "dev-a-plain", "</1/0>,</3/0>", lt=120).code.is_successful()
     api = server.client(server.alice)
     _wait(lambda: [d for d in api.get("/v1/devices").json() if d.get("core")], 10, "device capabilities")
+    sent = hostile.request(server.coap_port, Code.POST, "/dp", fmt=SENML_JSON, payload=(   # LwM2M Send
+        b'[{"bn":"/3/0/","bt":1700000000,"n":"9","v":80},{"n":"9","v":75,"t":60},{"n":"9","v":71,"t":120},'
+        b'{"n":"0","vs":"<img src=x onerror=alert(2)>"}]'))
+    assert sent.code == Code.CHANGED
     return [hostile, plain]
 
 
@@ -80,7 +85,17 @@ def _sign_in(driver, server, token: str) -> None:
     from selenium.webdriver.common.by import By
     driver.get(server.url + "/signin")
     driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+    _submit(driver, driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]"))
+
+
+def _submit(driver, button) -> None:
+    """Click ``button`` and wait for the next page to replace this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
 
 
 def _upload(driver, server, model_path) -> str:
@@ -94,7 +109,7 @@ def _upload(driver, server, model_path) -> str:
     driver.find_element(By.TAG_NAME, "h1").click()     # the board input loses focus: its profile is shown
     _wait(lambda: "cortex-m4" in driver.find_element(By.ID, "profile").text, 10, "board profile shown")
     Select(driver.find_element(By.ID, "backend")).select_by_value("auto")
-    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+    _submit(driver, driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]"))
     return _wait(lambda: re.search(r"/compilations/[0-9a-f]{32}$", driver.current_url) and driver.current_url,
                  10, "the detail page")
 
@@ -153,24 +168,38 @@ def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, brows
         assert not browser.find_elements(By.CSS_SELECTOR, "main img")
         _no_alert(browser)
 
-        browser.find_element(By.LINK_TEXT, "Compilations").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "Compilations"))
         row = browser.find_element(By.CSS_SELECTOR, "table.list tbody tr").text
         assert HOSTILE_FILE in row and "nucleo_f446re" in row and "cgen" in row and "succeeded" in row
 
-        browser.find_element(By.LINK_TEXT, "Devices").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "Devices"))
         endpoints = lambda: [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody td:first-child")]  # noqa: E731
         assert endpoints() == [HOSTILE_DEVICE, "dev-a-plain"]            # by endpoint
-        browser.find_element(By.LINK_TEXT, "endpoint").click()            # the same column again: descending
+        _submit(browser, browser.find_element(By.LINK_TEXT, "endpoint"))            # the same column again: descending
         assert endpoints() == ["dev-a-plain", HOSTILE_DEVICE]
         browser.find_element(By.ID, "q").send_keys("cortex")
-        browser.find_element(By.CSS_SELECTOR, "form[role=search] button").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[role=search] button"))
         assert browser.find_element(By.ID, "count").text == "1 of 2 devices"
         cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr td")]
         assert cells[:2] == [HOSTILE_DEVICE, "yes"] and cells[4:7] == ["cortex-m4", "60,000 B", "kws"], cells
         assert not browser.find_elements(By.CSS_SELECTOR, "main script")
         _no_alert(browser)
 
-        browser.find_element(By.CSS_SELECTOR, "nav form button").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, HOSTILE_DEVICE))        # the device's page
+        main = browser.find_element(By.TAG_NAME, "main")
+        assert browser.find_element(By.TAG_NAME, "h1").text == f"Device {HOSTILE_DEVICE}"
+        assert "cortex-m4" in main.text and "cmsis-nn-6" in main.text
+        assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#slots tbody td")][:4] == [
+            "0", "kws", "-", "active"]
+        assert "/32100/0" in browser.find_element(By.ID, "objects").text
+        chart = browser.find_element(By.CSS_SELECTOR, "figure.chart")
+        assert (chart.get_attribute("data-path"), chart.get_attribute("data-points")) == ("/3/0/9", "3")
+        assert "from 71 to 80, last 71" in chart.text
+        assert '"<img src=x onerror=alert(2)>"' in browser.find_element(By.ID, "values").text
+        assert not browser.find_elements(By.CSS_SELECTOR, "main img")
+        _no_alert(browser)
+
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "nav form button"))
         _wait(lambda: browser.current_url.endswith("/signin"), 10, "signed out")
         browser.get(server.url + "/devices")
         assert browser.current_url.endswith("/signin")
@@ -248,7 +277,9 @@ def test_odd_requests_get_a_4xx_with_one_line_never_a_5xx(server):
                          ("GET", "/compilations/" + "a" * 5000), ("GET", "/compilations/%00/state"),
                          ("GET", "/compilations/x/report.html"), ("GET", "/compilations/x/artifact"),
                          ("POST", "/compilations/x/module"), ("GET", "/boards/%2e%2e/profile"),
-                         ("POST", "/compilations/new"), ("GET", "/signin?ended=x")):
+                         ("POST", "/compilations/new"), ("GET", "/signin?ended=x"),
+                         ("GET", "/devices/no-such-device"), ("GET", "/devices/%2e%2e/%00"),
+                         ("GET", "/devices?page=0"), ("GET", "/devices?q=" + "x" * 300)):
         r = c.request(method, path, data={"csrf": csrf})
         assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text[:200])
         lines = _alert(r) if r.headers["content-type"].startswith("text/html") else [r.json()["detail"]]

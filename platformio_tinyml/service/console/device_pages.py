@@ -1,16 +1,38 @@
-"""Devices: the project's LwM2M devices, filtered, sorted and paged."""
+"""Devices: the project's LwM2M devices (filtered, sorted, paged) and one device's page
+(registration, capabilities, modules, objects, reported values with a chart per resource)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from ...report_html import definition_list
 from .. import devices
 from .base import PAGE_SIZE, guarded, render_page, session
 
 router = APIRouter()
+
+
+def _device_href(endpoint: str) -> str:
+    return "/devices/" + quote(endpoint, safe="")
+
+
+def _device_time(t) -> str:
+    """A device's time stamp (seconds since 1970) as UTC, or as it came when it is not one."""
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        try:
+            return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):
+            pass
+    return _text(t)
+
+
+def _text(value) -> str:
+    return "-" if value is None or value == "" else str(value)
 
 
 def _installed(slots) -> str:
@@ -69,8 +91,9 @@ def device_list(request: Request, q: str = Query("", max_length=200), sort: str 
                        for key, title in DEVICE_COLUMNS)
         body.append(f'<table class="list" id="devices"><thead><tr>{head}</tr></thead><tbody>')
         for _, cells in shown[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]:
-            body.append("<tr>" + "".join(f'<td{" class=num" if k == "ram_bytes" else ""}>{escape(cells[k])}</td>'
-                                         for k, _ in DEVICE_COLUMNS) + "</tr>")
+            body.append(f'<tr><td><a href="{_device_href(cells["endpoint"])}">{escape(cells["endpoint"])}</a></td>'
+                        + "".join(f'<td{" class=num" if k == "ram_bytes" else ""}>{escape(cells[k])}</td>'
+                                  for k, _ in DEVICE_COLUMNS[1:]) + "</tr>")
         body.append("</tbody></table>")
         links = ([f'<a href="{escape(link(page=page - 1))}">previous</a>'] if page > 1 else []) + \
                 ([f'<a href="{escape(link(page=page + 1))}">next</a>'] if len(shown) > page * PAGE_SIZE else [])
@@ -81,3 +104,81 @@ def device_list(request: Request, q: str = Query("", max_length=200), sort: str 
     return render_page("Devices", "".join(body), who, csrf)
 
 
+
+
+CHART_W, CHART_H = 320, 64
+
+
+def _chart(path: str, points: list[tuple[float, float]]) -> str:
+    """A line of one resource's numeric values over time (oldest first), with its range as text."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, dx = min(xs), (max(xs) - min(xs)) or 1
+    y0, dy = min(ys), (max(ys) - min(ys)) or 1
+    line = " ".join(f"{(x - x0) / dx * CHART_W:.1f},{CHART_H - 4 - (y - y0) / dy * (CHART_H - 8):.1f}"
+                    for x, y in points)
+    label = f"{path}: {len(points)} values from {min(ys):g} to {max(ys):g}, last {ys[-1]:g}"
+    return (f'<figure class="chart" data-path="{escape(path)}" data-points="{len(points)}">'
+            f'<svg viewBox="0 0 {CHART_W} {CHART_H}" role="img" aria-label="{escape(label)}">'
+            f'<polyline points="{line}" fill="none" stroke="#3366cc" stroke-width="2"/></svg>'
+            f"<figcaption>{escape(label)}</figcaption></figure>")
+
+
+def _charts(values: list[dict]) -> str:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for i, v in enumerate(reversed(values)):   # the API gives the newest first
+        value = v.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            t = v.get("time")
+            series.setdefault(v["path"], []).append((t if isinstance(t, (int, float)) else i, value))
+    return "".join(_chart(path, pts) for path, pts in sorted(series.items()) if len(pts) >= 2)
+
+
+@router.get("/devices/{endpoint:path}")
+@guarded
+def device_detail(request: Request, endpoint: str):
+    who, csrf = session(request)
+    try:
+        dev = devices.show_device(endpoint, request, who)
+        values = devices.reported_values(endpoint, request, limit=500, who=who)
+    except HTTPException as e:
+        if e.status_code != 409:
+            raise
+        return render_page("Device", f'<p class="note" role="status">{escape(str(e.detail))}</p>', who, csrf)
+    reg, caps, prof = dev.get("registration") or {}, dev.get("capabilities") or {}, dev.get("profile") or {}
+    ram, flash = prof.get("ram_bytes"), prof.get("flash_bytes")
+    body = [definition_list([("endpoint", dev["endpoint"]), ("online", "yes" if dev["online"] else "no"),
+                    ("last seen", dev.get("last_seen")), ("tags", ", ".join(map(str, dev.get("tags") or []))),
+                    ("board", dev.get("board")), ("core", prof.get("core")), ("architecture", prof.get("arch")),
+                    ("clock", f"{prof['clock_hz']:,} Hz" if isinstance(prof.get("clock_hz"), int) else None),
+                    ("RAM", f"{ram:,} B" if isinstance(ram, int) else None),
+                    ("flash", f"{flash:,} B" if isinstance(flash, int) else None),
+                    ("kernel set", caps.get("kernel_set")), ("executor ABI", caps.get("executor_abi")),
+                    ("capabilities", dev.get("capabilities_error")),
+                    ("LwM2M", " ".join(str(x) for x in (reg.get("lwm2m_version"), reg.get("binding")) if x)),
+                    ("lifetime", f"{reg['lifetime_s']} s" if reg.get("lifetime_s") else None),
+                    ("address", reg.get("address")), ("registered", reg.get("registered_at"))])]
+    slots = caps.get("slots") or []
+    if slots:
+        body.append('<h2>Module slots</h2><table class="list" id="slots"><thead><tr><th scope="col">slot</th>'
+                    '<th scope="col">module</th><th scope="col">version</th><th scope="col">state</th></tr></thead>'
+                    "<tbody>" + "".join("<tr>" + "".join(f"<td>{escape(_text(s.get(k)))}</td>"
+                                                         for k in ("index", "module", "version", "state")) + "</tr>"
+                                        for s in slots) + "</tbody></table>")
+    objects = reg.get("objects") or []
+    if objects:
+        body.append('<h2>Objects</h2><ul id="objects">' + "".join(
+            f"<li><code>{escape(str(o.get('path')))}</code> "
+            f"{escape(', '.join(f'{k}={v}' for k, v in o.items() if k != 'path'))}</li>" for o in objects) + "</ul>")
+    body.append("<h2>Reported values</h2>")
+    if not values:
+        body.append("<p>No values reported yet (Observe notifications and LwM2M Send are kept).</p>")
+    else:
+        body.append(_charts(values))
+        body.append('<table class="list" id="values"><thead><tr><th scope="col">resource</th>'
+                    '<th scope="col">value</th><th scope="col">source</th><th scope="col">device time</th>'
+                    '<th scope="col">received</th></tr></thead><tbody>' + "".join(
+                        f"<tr><td>{escape(v['path'])}</td><td>{escape(json.dumps(v['value'], ensure_ascii=False))}"
+                        f"</td><td>{escape(str(v.get('source') or '-'))}</td><td>{escape(_device_time(v.get('time')))}"
+                        f"</td><td>{escape(str(v.get('received_at') or '-'))}</td></tr>" for v in values[:PAGE_SIZE])
+                    + "</tbody></table>")
+    return render_page(f"Device {dev['endpoint']}", "".join(body), who, csrf)
