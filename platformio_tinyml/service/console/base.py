@@ -46,6 +46,7 @@ def session(request: Request, scope: str | None = "read") -> tuple[Caller, str]:
 
 
 def check_csrf(given: str | None, expected: str | None) -> None:
+    """403 unless the form's CSRF field equals the expected value (compared in constant time)."""
     if not given or not expected or not hmac.compare_digest(given, expected):
         raise HTTPException(403, "this form did not come from this console (missing or wrong CSRF token). "
                                  "Reload the page and send it again")
@@ -58,6 +59,8 @@ def set_cookie(response: Response, request: Request, name: str, value: str) -> N
 
 # -- pages ---------------------------------------------------------------------------
 def render_page(title: str, body: str, who: Caller | None = None, csrf: str = "", status: int = 200) -> HTMLResponse:
+    """A whole console page: ``title`` (escaped here) over ``body`` (HTML already), with the
+    navigation and sign-out form when someone is signed in."""
     nav = ""
     if who is not None:
         nav = ('<nav aria-label="main"><a href="/compilations">Compilations</a>'
@@ -78,8 +81,8 @@ def render_page(title: str, body: str, who: Caller | None = None, csrf: str = ""
 
 def error_page(status: int, message: str, who: Caller | None = None, csrf: str = "") -> HTMLResponse:
     return render_page("Error" if status != 404 else "Not found",
-                 f'<p class="error" role="alert">{escape(message)}</p><p><a href="/compilations">Compilations</a></p>',
-                 who, csrf, status)
+                       f'<p class="error" role="alert">{escape(message)}</p>'
+                       '<p><a href="/compilations">Compilations</a></p>', who, csrf, status)
 
 
 def guarded(handler):

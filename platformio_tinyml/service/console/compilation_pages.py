@@ -66,19 +66,18 @@ def _new_form(svc: Service, who: Caller, csrf: str, message: str = "", status: i
     options = "".join(f'<option value="{escape(n)}"{" selected" if n == backend else ""}>{escape(n)}</option>'
                       for n in ["auto", *_backend_names()])
     alert = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
-    return render_page("New compilation", alert +
-                 '<form method="post" action="/compilations/new" enctype="multipart/form-data" class="card">'
-                 f'<input type="hidden" name="csrf" value="{csrf}">'
-                 '<label for="model">Model file</label>'
-                 '<input id="model" name="model" type="file" required '
-                 'accept=".tflite,.onnx,.keras,.h5,.zip,.skops">'
-                 '<label for="target">Board</label>'
-                 f'<input id="target" name="target" list="boards" required value="{escape(target)}" '
-                 'autocomplete="off" placeholder="type to search, e.g. nucleo_f446re" aria-describedby="profile">'
-                 f'<datalist id="boards">{boards}</datalist>'
-                 '<p id="profile" class="note" aria-live="polite"></p>'
-                 f'<label for="backend">Backend</label><select id="backend" name="backend">{options}</select>'
-                 '<button type="submit">Compile</button></form>', who, csrf, status)
+    form = ('<form method="post" action="/compilations/new" enctype="multipart/form-data" class="card">'
+            f'<input type="hidden" name="csrf" value="{csrf}">'
+            '<label for="model">Model file</label>'
+            '<input id="model" name="model" type="file" required accept=".tflite,.onnx,.keras,.h5,.zip,.skops">'
+            '<label for="target">Board</label>'
+            f'<input id="target" name="target" list="boards" required value="{escape(target)}" '
+            'autocomplete="off" placeholder="type to search, e.g. nucleo_f446re" aria-describedby="profile">'
+            f'<datalist id="boards">{boards}</datalist>'
+            '<p id="profile" class="note" aria-live="polite"></p>'
+            f'<label for="backend">Backend</label><select id="backend" name="backend">{options}</select>'
+            '<button type="submit">Compile</button></form>')
+    return render_page("New compilation", alert + form, who, csrf, status)
 
 
 @router.get("/compilations/new")
