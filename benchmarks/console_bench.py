@@ -5,8 +5,10 @@
 Writes ``--devices`` devices of one project straight into a fresh service database
 (online or not, a device profile, an installed module, a tag), starts a real ``tinyml
 serve`` with its LwM2M server, signs in to the console and times ``GET /devices``
-(all devices, sorted by last seen; an endpoint filter; a tag filter) and, to compare,
-``GET /v1/devices``: the median of ``--repeats`` requests each, in ms.
+(all devices sorted by last seen and by RAM, a JSON field; an endpoint filter; a tag
+filter; the 50th page) and, to compare,
+``GET /v1/devices``: the median of ``--repeats`` requests each, in ms; then the page in
+headless Chromium (load, and filter with the form, to the next page's load event).
 """
 
 from __future__ import annotations
@@ -54,6 +56,37 @@ def _median_ms(get, repeats: int) -> tuple[float, str]:
     return statistics.median(times), text
 
 
+def _browser(server: Server, token: str, repeats: int) -> None:
+    """The same page in headless Chromium: load it (to the load event), then filter it with the form."""
+    from console_support import chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver = chromium()
+    try:
+        driver.get(server.url + "/signin")
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "form.card button").click()
+        WebDriverWait(driver, 30).until(expected_conditions.url_contains("/compilations"))
+        loads, filters = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            driver.get(server.url + "/devices?sort=last_seen&desc=1")
+            loads.append((time.perf_counter() - started) * 1000)
+            old = driver.find_element(By.TAG_NAME, "html")
+            driver.find_element(By.ID, "q").send_keys("site-a")
+            started = time.perf_counter()
+            driver.find_element(By.CSS_SELECTOR, "form[role=search] button").click()
+            WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            filters.append((time.perf_counter() - started) * 1000)
+        shown = driver.find_element(By.ID, "count").text
+        print(f"  Chromium: load the page {statistics.median(loads):8.0f} ms; filter it {statistics.median(filters):8.0f} ms"
+              f"  ({shown})")
+    finally:
+        driver.quit()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10000)
@@ -69,12 +102,14 @@ def main() -> int:
             csrf = re.search(r'name="csrf" value="([^"]+)"', console.get("/signin").text).group(1)
             console.post("/signin", data={"token": token, "csrf": csrf})
             print(f"{args.devices:,} devices, median of {args.repeats}")
-            for what, q in (("all, sorted by last seen", ""), ("filter: one endpoint", "dev-00999"),
-                            ("filter: a tag (half)", "site-a")):
-                ms, text = _median_ms(lambda: console.get("/devices", params={"q": q, "sort": "last_seen",
-                                                                             "desc": 1}), args.repeats)
+            for what, q, sort in (("all, by last seen", "", "last_seen"), ("all, by RAM (JSON)", "", "ram_bytes"),
+                                  ("filter: one endpoint", "dev-00999", "endpoint"),
+                                  ("filter: a tag (half)", "site-a", "tags"), ("page 50", "", "endpoint")):
+                params = {"q": q, "sort": sort, "desc": 1, "page": 50 if what == "page 50" else 1}
+                ms, text = _median_ms(lambda: console.get("/devices", params=params), args.repeats)
                 shown = re.search(r'id="count">([^<]*)<', text).group(1)
-                print(f"  GET /devices, {what:<26} {ms:8.0f} ms  ({shown})")
+                print(f"  GET /devices, {what:<22} {ms:8.0f} ms  ({shown})")
+            _browser(server, token, args.repeats)
             api = server.client(token)
             ms, _ = _median_ms(lambda: api.get("/v1/devices"), args.repeats)
             print(f"  GET /v1/devices (the list the page is made from) {ms:8.0f} ms")

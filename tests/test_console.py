@@ -311,3 +311,39 @@ def test_a_session_whose_token_is_gone_goes_back_to_sign_in_with_a_message(serve
     r = c.get("/compilations")
     assert r.status_code == 303 and r.headers["location"] == "/signin?ended=1"
     assert _alert(c.get(r.headers["location"])) == ["Your session ended: sign in again."]
+
+
+def test_device_table_filters_sorts_and_pages_in_the_database(server):
+    from sqlalchemy import select
+    from platformio_tinyml.service.db import Device, Project, open_database
+    token = server.token("dave")
+    engine, session = open_database(f"sqlite:///{server.data / 'service.db'}")
+    try:
+        with session() as db:
+            pid = db.scalar(select(Project.id).where(Project.name == "dave"))
+            db.add_all(Device(endpoint=f"dave-{i:03d}", project_id=pid, online=i % 2 == 0, tags=[f"site-{i % 3}"],
+                              capabilities=None if i == 7 else {"profile": {"core": "cortex-m4", "ram_bytes": 1000 + i}})
+                       for i in range(150))
+            db.commit()
+    finally:
+        engine.dispose()
+    c = _signed_in(server, token)
+
+    def table(**params) -> tuple[str, list[list[str]]]:
+        page = c.get("/devices", params=params)
+        assert page.status_code == 200, page.text
+        rows = re.findall(r"<tr>(.*?)</tr>", page.text.partition("<tbody>")[2])
+        return (re.search(r'id="count">([^<]*)<', page.text).group(1),
+                [re.findall(r"<td[^>]*>(?:<a [^>]*>)?([^<]*)", row) for row in rows])
+
+    count, rows = table()
+    assert count == "150 of 150 devices" and len(rows) == 100 and rows[0][0] == "dave-000"
+    assert [r[0] for r in table(page=2)[1]] == [f"dave-{i:03d}" for i in range(100, 150)]
+    _, rows = table(sort="ram_bytes", desc=1)              # a field of the capabilities JSON
+    assert [r[5] for r in rows[:2]] == ["1,149 B", "1,148 B"]
+    assert table(sort="ram_bytes")[1][-1][0] != "dave-007"   # no capabilities: last either way
+    assert [r[0] for r in table(sort="ram_bytes", page=2)[1]][-1] == "dave-007"
+    count, rows = table(q="SITE-1", sort="endpoint", desc=1)
+    assert count == "50 of 150 devices" and rows[0][0] == "dave-148" and all(r[7] == "site-1" for r in rows)
+    assert table(q="100%")[0] == "0 of 150 devices"      # LIKE's wildcards are text here
+    assert table(sort="no-such-column")[1][0][0] == "dave-000"

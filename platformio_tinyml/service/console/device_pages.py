@@ -9,9 +9,12 @@ from html import escape
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import String, and_, cast, func, or_, select
 
 from ...report_html import definition_list
 from .. import devices
+from ..core import Service
+from ..db import Device
 from .base import PAGE_SIZE, guarded, render_page, session
 
 router = APIRouter()
@@ -45,7 +48,7 @@ DEVICE_COLUMNS = (("endpoint", "endpoint"), ("online", "online"), ("last_seen", 
 
 
 def _device_cells(d: dict) -> dict[str, str]:
-    """The table's text of one device (what the filter searches too)."""
+    """The table's text of one device."""
     ram = d.get("ram_bytes")
     return {"endpoint": d["endpoint"], "online": "yes" if d["online"] else "no", "last_seen": d["last_seen"] or "-",
             "board": d.get("board") or "-", "core": d.get("core") or "-",
@@ -53,9 +56,44 @@ def _device_cells(d: dict) -> dict[str, str]:
             "tags": ", ".join(map(str, d.get("tags") or []))}
 
 
-def _sort_key(d: dict, column: str):
-    value = d.get(column) if column not in ("installed", "tags") else _device_cells(d)[column]
-    return (value is None, value if value is not None else 0)
+def _iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="seconds") + "Z"
+
+
+def _columns():
+    """The SQL expression of each sortable column (JSON fields read in the database)."""
+    caps = Device.capabilities
+    return {"endpoint": Device.endpoint, "online": Device.online, "last_seen": Device.last_seen,
+            "board": caps["profile"]["board"].as_string(), "core": caps["profile"]["core"].as_string(),
+            "ram_bytes": caps["profile"]["ram_bytes"].as_integer(),
+            "installed": cast(caps["slots"], String), "tags": cast(Device.tags, String)}
+
+
+def _device_page(svc: Service, project_id: int, needle: str, sort: str, desc: bool,
+                 page: int) -> tuple[list[dict], int, int]:
+    """(one page of the project's devices, how many match ``needle``, how many there are): filtered,
+    sorted and paged in the database, so the page costs the same with 10 or 10,000 devices."""
+    columns = _columns()
+    mine = Device.project_id == project_id
+    match = mine
+    if needle:
+        match = and_(mine, or_(*(func.lower(columns[k]).contains(needle, autoescape=True)
+                                 for k in ("endpoint", "board", "core", "installed", "tags"))))
+    order = columns[sort].desc() if desc else columns[sort].asc()
+    with svc.Session() as db:
+        total = db.scalar(select(func.count()).select_from(Device).where(mine))
+        shown = db.scalar(select(func.count()).select_from(Device).where(match)) if needle else total
+        rows = db.scalars(select(Device).where(match).order_by(order.nulls_last(), Device.endpoint)
+                          .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+        out = []
+        for d in rows:
+            caps = d.capabilities or {}
+            profile = caps.get("profile") or {}
+            out.append({"endpoint": d.endpoint, "online": d.online, "last_seen": _iso(d.last_seen),
+                        "board": profile.get("board"), "core": profile.get("core"),
+                        "ram_bytes": profile.get("ram_bytes"), "tags": list(d.tags or []),
+                        "installed": [s for s in caps.get("slots", ()) if s.get("module")]})
+    return out, shown, total
 
 
 def _sortable_th(key: str, title: str, sort: str, desc: bool, href: str) -> str:
@@ -67,39 +105,36 @@ def _sortable_th(key: str, title: str, sort: str, desc: bool, href: str) -> str:
 @guarded
 def device_list(request: Request, q: str = Query("", max_length=200), sort: str = Query("endpoint", max_length=20),
                 desc: bool = False, page: int = Query(1, ge=1, le=1_000_000)):
-    """The project's devices: filtered (every column's text contains ``q``), sorted, 100 a page."""
+    """The project's devices: filtered (endpoint, board, core, installed modules or tags contain
+    ``q``), sorted by a column, 100 a page."""
     who, csrf = session(request)
     try:
-        rows = devices.list_devices(request, who)
-    except HTTPException as e:   # the LwM2M server is off: say so on the page
+        devices._lwm2m(request)      # the API's answer when the LwM2M server is off
+    except HTTPException as e:   # say so on the page
         return render_page("Devices", f'<p class="note" role="status">{escape(str(e.detail))}</p>', who, csrf)
     sort = sort if sort in dict(DEVICE_COLUMNS) else "endpoint"
-    needle = q.strip().lower()
-    shown = [(d, _device_cells(d)) for d in rows]
-    if needle:
-        shown = [(d, cells) for d, cells in shown if any(needle in v.lower() for v in cells.values())]
-    shown.sort(key=lambda pair: _sort_key(pair[0], sort), reverse=desc)
+    rows, shown, total = _device_page(request.app.state.service, who.project_id, q.strip().lower(), sort, desc, page)
     link = lambda **kw: "/devices?" + urlencode({"q": q, "sort": sort, "desc": int(desc), "page": page, **kw})  # noqa: E731
     body = ['<form method="get" action="/devices" class="inline" role="search">'
             '<label for="q">Filter</label>'
             f'<input id="q" name="q" type="search" value="{escape(q)}" placeholder="endpoint, board, core, module, tag">'
             f'<input type="hidden" name="sort" value="{escape(sort)}"><input type="hidden" name="desc" value="{int(desc)}">'
             '<button type="submit">Filter</button></form>',
-            f'<p class="note" role="status" id="count">{len(shown):,} of {len(rows):,} devices</p>']
-    if shown:
+            f'<p class="note" role="status" id="count">{shown:,} of {total:,} devices</p>']
+    if rows:
         head = "".join(_sortable_th(key, title, sort, desc, link(sort=key, desc=int(key == sort and not desc), page=1))
                        for key, title in DEVICE_COLUMNS)
         body.append(f'<table class="list" id="devices"><thead><tr>{head}</tr></thead><tbody>')
-        for _, cells in shown[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]:
+        for cells in map(_device_cells, rows):
             body.append(f'<tr><td><a href="{_device_href(cells["endpoint"])}">{escape(cells["endpoint"])}</a></td>'
                         + "".join(f'<td{" class=num" if k == "ram_bytes" else ""}>{escape(cells[k])}</td>'
                                   for k, _ in DEVICE_COLUMNS[1:]) + "</tr>")
         body.append("</tbody></table>")
         links = ([f'<a href="{escape(link(page=page - 1))}">previous</a>'] if page > 1 else []) + \
-                ([f'<a href="{escape(link(page=page + 1))}">next</a>'] if len(shown) > page * PAGE_SIZE else [])
+                ([f'<a href="{escape(link(page=page + 1))}">next</a>'] if shown > page * PAGE_SIZE else [])
         if links:
             body.append('<p class="pager">' + " ".join(links) + "</p>")
-    elif not rows:
+    elif not total:
         body = ["<p>No devices have registered yet.</p>"]
     return render_page("Devices", "".join(body), who, csrf)
 
