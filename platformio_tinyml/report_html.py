@@ -147,6 +147,10 @@ def definition_list(rows: list[tuple[str, object]]) -> str:
                                           for k, v in rows if v not in (None, "")) + "</dl>"
 
 
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
 def _bytes(value) -> str | None:
     return f"{value:,} B" if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -169,19 +173,36 @@ def facts_html(report: dict) -> str:
                 ("tool", report.get("tool"))])
 
 
-def candidates_html(report: dict) -> str:
-    """Every backend asked and its verdict (``candidates`` of report.json)."""
-    rows = []
-    for name, c in sorted((report.get("candidates") or {}).items()):
-        verdict = "fits" if c.get("ok") else "; ".join(map(str, c.get("reasons") or [])) or "no"
-        rows.append(f"<tr><td>{escape(name)}</td><td>{escape(verdict)}</td>"
-                    + "".join(f'<td class="num">{escape(_bytes(c.get(k)) or "-")}</td>' for k in ("flash", "ram"))
-                    + f'<td class="num">{escape(str(c.get("latency_cycles") or "-"))}</td></tr>')
-    if not rows:
+def backends_html(rows: list[dict], chosen: str | None = None) -> str:
+    """A table of backends' verdicts: each row ``backend``, ``ok``, ``reasons``, ``flash``,
+    ``ram``, ``latency_cycles``; ``chosen`` is marked."""
+    body = []
+    for r in sorted(rows, key=lambda r: str(r.get("backend"))):
+        verdict = "fits" if r.get("ok") else "; ".join(map(str, r.get("reasons") or [])) or "no"
+        name = str(r.get("backend")) + (" (chosen)" if r.get("backend") == chosen else "")
+        body.append(f"<tr><td>{escape(name)}</td><td>{escape(verdict)}</td>"
+                    + "".join(f'<td class="num">{escape(_bytes(r.get(k)) or "-")}</td>' for k in ("flash", "ram"))
+                    + f'<td class="num">{_count(r.get("latency_cycles"))}</td></tr>')
+    if not body:
         return ""
-    return ('<table><thead><tr><th scope="col">backend</th><th scope="col">verdict</th>'
+    return ('<table class="backends"><thead><tr><th scope="col">backend</th><th scope="col">verdict</th>'
             '<th scope="col">flash</th><th scope="col">RAM</th><th scope="col">latency (cycles)</th></tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table>')
+            f'</thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def candidates_html(report: dict) -> str:
+    """Every backend the compile asked and its verdict (``candidates`` of report.json)."""
+    return backends_html([{"backend": n, **c} for n, c in (report.get("candidates") or {}).items()],
+                         report.get("backend"))
+
+
+def compare_html(table: dict) -> str:
+    """The ``tinyml compare --json`` table: every backend asked, the choice and why."""
+    rows = [{"backend": r.get("backend"), "ok": r.get("supported"), "reasons": r.get("reasons"),
+             "flash": r.get("flash_bytes"), "ram": r.get("ram_bytes"), "latency_cycles": r.get("latency_cycles")}
+            for r in table.get("backends") or []]
+    return (backends_html(rows, table.get("chosen"))
+            + f'<p id="chosen">chosen: {escape(str(table.get("chosen")))} ({escape(str(table.get("because")))})</p>')
 
 
 def list_html(title: str, items) -> str:

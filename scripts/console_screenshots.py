@@ -88,6 +88,10 @@ def main(out: Path) -> int:
             detail = driver.current_url
             driver.set_window_size(1280, 1500)
             shot("compilation")
+            driver.find_element(By.XPATH, "//button[text()='Compare every backend']").click()
+            _until(lambda: driver.find_elements(By.ID, "chosen"))
+            driver.set_window_size(1280, 700)
+            shot("compare")
             driver.set_window_size(390, 1600)
             driver.get(detail)
             shot("compilation-phone")

@@ -262,6 +262,13 @@ def test_pages_escape_and_stay_in_the_project(server):
     assert_inert(Page(alice.get(detail + "/report.html").text))
     assert Page(alice.get(detail).text).bars["flash"]["weights"] > 0
 
+    compared = alice.post(detail + "/compare", data={"csrf": csrf})    # every backend, as tinyml compare
+    assert compared.status_code == 200, compared.text
+    table = Page(compared.text)
+    names = [d for d in table.text if d.strip()]
+    assert "cgen (chosen)" in names and "tflm" in names and "chosen: cgen (fits flash and RAM" in compared.text
+    assert alice.post(detail + "/compare").status_code == 403          # no CSRF token
+    assert bob.post(detail + "/compare", data={"csrf": csrf}).status_code == 403   # bob's session, alice's token
     assert bob.get(detail).status_code == 404                 # another project's id
     assert bob.get(detail + "/artifact").status_code == 404
     assert bob.get("/compilations/new").status_code == 403    # a read-only token cannot compile

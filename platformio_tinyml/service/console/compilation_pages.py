@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from html import escape
 from urllib.parse import quote
 
@@ -12,11 +13,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
 
 from ...errors import TinyMLError
-from ...report_html import bars_html, candidates_html, compile_bars, facts_html, render_compile_report
-from .. import catalog, compilations
+from ...report_html import (bars_html, candidates_html, compare_html, compile_bars, facts_html,
+                            render_compile_report)
+from .. import catalog, compilations, tasks
 from ..auth import Caller
 from ..core import Service
 from ..db import Build, Compilation
+from ..jobs import JobFailed
 from .base import PAGE_SIZE, Redirect, age, check_csrf, guarded, render_page, session
 
 router = APIRouter()
@@ -142,8 +145,36 @@ def compilation_detail(request: Request, comp_id: str):
                     '<input id="version" name="version" type="number" min="0" max="4294967295" value="1" required>'
                     '<button type="submit">Download .tmm</button></form>')
         body.append('<h2>Report</h2>' + facts_html(report) + '<h2>Backends asked</h2>' + candidates_html(report))
+    body.append(f'<form method="post" action="/compilations/{cid}/compare" class="inline">'
+                f'<input type="hidden" name="csrf" value="{csrf}">'
+                '<button type="submit">Compare every backend</button>'
+                '<span class="note">asks each installed backend, TVM included (seconds)</span></form>')
     body.append('<h2>Log</h2><pre class="log" id="log">' + escape("\n".join(c["log"])) + "</pre>")
     return render_page(f"Compilation {c['name']}", "".join(body), who, csrf)
+
+
+@router.post("/compilations/{comp_id}/compare")
+@guarded
+def compilation_compare(request: Request, comp_id: str, csrf: str = Form("")):
+    """``tinyml compare`` of the compilation's model and board: every backend's answer (a POST:
+    it costs seconds of CPU, so a link on another site must not start it)."""
+    who, expected = session(request)
+    check_csrf(csrf, expected)
+    svc: Service = request.app.state.service
+    with svc.Session() as db:
+        comp, build = compilations._own(svc, db, who, comp_id)   # 404 outside the project
+    workdir = svc.scratch()
+    try:
+        model_rel, cal_rel = svc.inputs_into(build, workdir)
+        table = svc.isolated(tasks.compare, str(workdir), model_rel, build.device, build.options, cal_rel,
+                             timeout_s=compilations.CHECK_TIMEOUT_S)
+    except JobFailed as e:
+        raise HTTPException(422, str(e)) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return render_page(f"Compare: {build.name} on {comp.target}",
+                       compare_html(table) + f'<p><a href="/compilations/{quote(comp.id)}">back to the compilation</a></p>',
+                       who, csrf)
 
 
 @router.get("/compilations/{comp_id}/state")
