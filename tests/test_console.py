@@ -354,3 +354,36 @@ def test_device_table_filters_sorts_and_pages_in_the_database(server):
     assert count == "50 of 150 devices" and rows[0][0] == "dave-148" and all(r[7] == "site-1" for r in rows)
     assert table(q="100%")[0] == "0 of 150 devices"      # LIKE's wildcards are text here
     assert table(sort="no-such-column")[1][0][0] == "dave-000"
+
+
+def test_a_failed_compilation_shows_its_one_line_error_escaped_and_no_memory_picture(server):
+    import uuid
+    from sqlalchemy import select
+    from platformio_tinyml.service.db import Build, Compilation, Project, open_database
+    token = server.token("erin")
+    engine, session = open_database(f"sqlite:///{server.data / 'service.db'}")
+    comp_id = uuid.uuid4().hex
+    try:    # a build that failed as a crashing compiler's does (what a job writes)
+        with session() as db:
+            pid = db.scalar(select(Project.id).where(Project.name == "erin"))
+            build = Build(id=uuid.uuid4().hex, key=uuid.uuid4().hex, state="failed", model_sha256="0" * 64,
+                          model_file="<b>m</b>.tflite", device={"board": "nucleo_f446re"}, name="m",
+                          backend_requested="auto", options={}, progress=1.0,
+                          log=["queued", "failed: the compiler process died (killed by SIGSEGV)"],
+                          error_message="the compiler process died (killed by SIGSEGV)",
+                          error_where="<i>op 3</i>", error_hint="Report it")
+            db.add(build)
+            db.add(Compilation(id=comp_id, project_id=pid, build_id=build.id, cached=False, target="nucleo_f446re"))
+            db.commit()
+    finally:
+        engine.dispose()
+    c = _signed_in(server, token)
+    page = c.get(f"/compilations/{comp_id}")
+    assert page.status_code == 200
+    assert _alert(page) == ["the compiler process died (killed by SIGSEGV) (&lt;i&gt;op 3&lt;/i&gt;). Report it"]
+    assert 'data-state="failed"' in page.text and 'data-poll=""' in page.text     # finished: not polled
+    assert "data-bar" not in page.text and "/artifact" not in page.text
+    listed = c.get("/compilations").text
+    assert "&lt;b&gt;m&lt;/b&gt;.tflite" in listed and "auto (asked)" in listed and "failed" in listed
+    r = c.get(f"/compilations/{comp_id}/report.html")
+    assert r.status_code == 409 and _alert(r) == [f"compilation &#x27;{comp_id}&#x27; is failed; there is no report yet"]
