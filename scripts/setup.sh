@@ -9,7 +9,7 @@ APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-avr avr-libc simavr gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
   qemu-system-misc clang libclang-rt-14-dev
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-  redis-server postgresql libcoap3-bin nodejs)
+  redis-server postgresql libcoap3-bin nodejs chromium chromium-driver)
 # --no-install-recommends below: every package a test needs is named here, recommended
 # ones included (the cross C libraries are only 'Recommends' of the cross compilers).
 

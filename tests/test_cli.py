@@ -201,7 +201,9 @@ def test_compile_replaces_the_output_of_another_model(tmp_path):
     assert rc == 0, err
     report = json.loads((out / "report.json").read_text())
     assert report["name"] == "ad"
-    assert sorted(p.name for p in out.iterdir()) == sorted([f["path"] for f in report["files"]] + ["report.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([f["path"] for f in report["files"]]
+                                                           + ["report.json", "tinyml-report.html"])
+    assert "TinyML report: ad on nucleo_f446re" in (out / "tinyml-report.html").read_text()
     assert not (out / "kws.c").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]   # no temporary folder left
 

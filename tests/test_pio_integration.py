@@ -132,6 +132,9 @@ def test_report_and_verify_targets(offline, kws_built):
     fw = data["firmware"]
     assert fw["ok"] is True and 0 < fw["model_flash_bytes"] < fw["flash_bytes"] <= fw["flash_max_bytes"]
     assert f"firmware flash {fw['flash_bytes']:,} B" in fw["summary"][0]     # the numbers the log shows
+    page = (project / ".pio" / "build" / KWS_ENV / "tinyml-report.html").read_text()   # the same, drawn
+    assert (f'data-bar="flash" data-limit="{fw["flash_max_bytes"]}" data-used="{fw["flash_bytes"]}"' in page
+            and f'data-kind="firmware" data-bytes="{fw["flash_bytes"] - fw["model_flash_bytes"]}"' in page), page
     assert [(v["name"], v["backend"], v["ok"]) for v in data["verify"]] == [("kws", "cgen", True)]
     assert verify.returncode == 0, verify.log
     assert re.search(r"Identity\s+int8\s+20/20 .*PASS", verify.log), verify.log

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import TinyMLError
+from ..report_html import HTML_REPORT_FILE
 from . import boards
 
 
@@ -185,7 +186,7 @@ def _foreign_files(folder: Path) -> list[str]:
     entries = {p.name for p in folder.iterdir()}
     try:
         report = json.loads((folder / "report.json").read_text())
-        ours = {f["path"] for f in report["files"]} | {"report.json"}
+        ours = {f["path"] for f in report["files"]} | {"report.json", HTML_REPORT_FILE}
         if not str(report.get("tool", "")).startswith("platformio-tinyml"):
             ours = set()
     except (OSError, ValueError, KeyError, TypeError):
@@ -193,11 +194,22 @@ def _foreign_files(folder: Path) -> list[str]:
     return sorted(entries - ours)
 
 
+def _write_html_report(folder: Path) -> None:
+    """tinyml-report.html (the memory picture and key facts) from ``folder``'s report.json."""
+    import json
+    from ..report_html import render_compile_report
+    report = folder / "report.json"
+    if report.is_file():
+        (folder / HTML_REPORT_FILE).write_text(render_compile_report(json.loads(report.read_text())),
+                                               encoding="utf-8")
+
+
 def fill_output_folder(output: Path, fill):
     """Run ``fill(folder)`` on a fresh folder beside ``output``, then rename it into place:
     ``output`` then holds exactly what ``fill`` wrote (or, on error, what it held before).
     Refuses an ``output`` holding files no earlier ``tinyml compile`` wrote. Returns
-    ``fill``'s result (``tinyml compile -o`` and ``tinyml remote compile -o``)."""
+    ``fill``'s result (``tinyml compile -o`` and ``tinyml remote compile -o``). Beside the
+    report.json ``fill`` wrote goes tinyml-report.html, the same page from both commands."""
     import shutil
     from ..integrations.core import STORAGE_ERRNOS, fresh_dir_beside, replace_dir, storage_error
     dest = output.resolve()
@@ -211,6 +223,7 @@ def fill_output_folder(output: Path, fill):
     try:
         fresh = fresh_dir_beside(dest)
         result = fill(fresh)
+        _write_html_report(fresh)
         replace_dir(fresh, dest)
         return result
     except OSError as exc:
@@ -234,7 +247,7 @@ def cmd_compile(args) -> int:
     print(f"  backend {r.backend} {r.backend_version} ({out.chosen_because})")
     print(f"  arena {r.arena_bytes:,} B, weights {r.weight_bytes:,} B, "
           f"estimated flash {r.estimate.flash_bytes:,} B, RAM {r.estimate.ram_bytes:,} B")
-    print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json")
+    print(f"  files: {', '.join(f.path.name for f in r.files)}, report.json, {HTML_REPORT_FILE}")
     for line in r.diagnostics:
         print(f"  {line}")
     return 0

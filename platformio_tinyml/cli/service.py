@@ -238,7 +238,7 @@ def print_compiled(model: Path, output: Path, r: dict) -> None:
     print(f"  backend {r['backend']} {r['backend_version']} ({r['chosen_because']})")
     print(f"  arena {r['arena_bytes']:,} B, weights {r['weight_bytes']:,} B, "
           f"estimated flash {r['estimated_flash_bytes']:,} B, RAM {r['estimated_ram_bytes']:,} B")
-    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json")
+    print(f"  files: {', '.join(f['path'] for f in r['files'])}, report.json, tinyml-report.html")
 
 
 def _remote_compile(args, options) -> int:

@@ -170,8 +170,10 @@ class DeviceStore:
             reg = db.scalar(select(Registration).where(Registration.device_id == dev.id)
                             .order_by(Registration.registered_at.desc()).limit(1))
         caps = dev.capabilities or {}
+        profile = caps.get("profile") or {}
         view = {"endpoint": dev.endpoint, "online": dev.online, "last_seen": _iso(dev.last_seen),
-                "tags": list(dev.tags or []), "board": (caps.get("profile") or {}).get("board"),
+                "tags": list(dev.tags or []), "board": profile.get("board"), "core": profile.get("core"),
+                "ram_bytes": profile.get("ram_bytes"),
                 "installed": [s for s in caps.get("slots", ()) if s.get("module")]}
         if detail:
             project = db.get(Project, dev.project_id)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .. import __version__
 from ..errors import TinyMLError
-from . import catalog, compilations, devices, packages
+from . import catalog, compilations, console, devices, packages
 from .core import Service
 from .schemas import HealthOut
 
@@ -156,6 +156,7 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(devices.router)
     app.include_router(packages.router)
+    app.include_router(console.router)     # the web console at /: pages, not in the OpenAPI document
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ...device import DeviceProfile, profile_from_manifest
 from ...errors import TinyMLError
+from ...report_html import HTML_REPORT_FILE, render_pio_report
 from .. import core
 
 OPTION_PREFIX = "custom_tinyml_"
@@ -434,9 +435,11 @@ class _Front:
         data = report_data(self.name, self.device, self.models, elf)
         out = Path(env.subst("$BUILD_DIR")) / REPORT_FILE
         out.write_text(json.dumps(data, indent=2) + "\n")
+        page = out.with_name(HTML_REPORT_FILE)
+        page.write_text(render_pio_report(data), encoding="utf-8")
         for line in report_table(data):
             print(line)
-        print(f"TinyML: wrote {out}")
+        print(f"TinyML: wrote {out} and {page.name}")
         return 0
 
     def _pack(self, model: core.CompiledModel) -> tuple[bytes, str]:
