@@ -114,6 +114,8 @@ class VirtualDevice:
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
         self._poke = asyncio.Event()
+        self.in_coverage = asyncio.Event()
+        self.in_coverage.set()
         self._task: asyncio.Task | None = None
         self._slots = self._read_slots()
 
@@ -251,6 +253,15 @@ class VirtualDevice:
                 out[p(TinyML.SLOT_STATE, k)] = int(state)
             return out
         return {}
+
+    async def lose_coverage(self, seconds: float) -> None:
+        """Out of radio coverage for ``seconds``: requests that arrive meanwhile are answered only
+        when it is back (the server's own requests time out; its transfers must resume)."""
+        self.in_coverage.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.in_coverage.set()
 
     def _changed(self) -> None:
         self._slots = self._read_slots()
@@ -435,6 +446,7 @@ class _Site(coap_resource.Resource):
         return False         # object 9 takes its Block1 blocks one by one, into the slot
 
     async def render(self, request):
+        await self.device.in_coverage.wait()
         try:
             return self.device.handle(request)
         except Exception:    # our bug: answer 5.00, keep serving
