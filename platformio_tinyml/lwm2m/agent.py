@@ -120,11 +120,16 @@ class VirtualDevice:
         self._slots = self._read_slots()
 
     # -- the client side: Register, Update, De-register ------------------------------------
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """The device's own UDP socket."""
         host = urlsplit(self.cfg.server).hostname
         bind = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "::"
         self.ctx = await aiocoap.Context.create_server_context(_Site(self), bind=(bind, 0), transports=["udp6"],
                                                                loggername="tinyml.agent.coap")
+
+    async def start(self) -> None:
+        if self.ctx is None:
+            await self.open()
         self._task = asyncio.get_running_loop().create_task(self._keep_registered())
 
     async def stop(self, deregister: bool = True) -> None:
@@ -463,6 +468,8 @@ class Agent:
         self.devices = [VirtualDevice(cfg, ep, self.defs) for ep in cfg.endpoints()]
 
     async def start(self) -> None:
+        for dev in self.devices:          # every socket first: registering devices get answers at once
+            await dev.open()
         for dev in self.devices:
             await dev.start()
 

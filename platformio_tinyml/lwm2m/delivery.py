@@ -22,7 +22,8 @@ Update Results 53 (integrity: signature, CRC, structure), 54 (unsupported:
 kernel set, kernel ABI, format) and 58 (install failed: older version,
 arena) end a delivery as ``failed`` with a sentence saying what to do.
 A delivery's progress is :class:`DeliveryState` (kept in memory per
-endpoint by :class:`Deliveries`; a restarted server forgets it).
+endpoint by :class:`Deliveries`, which runs at most 32 at a time; a restarted
+server forgets them).
 """
 
 from __future__ import annotations
@@ -95,8 +96,20 @@ class Delivery:
     def _path(self, rid: int) -> ResourcePath:
         return ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance, rid)
 
-    async def run(self) -> DeliveryState:
+    async def run(self, slots: asyncio.Semaphore | None = None) -> DeliveryState:
         st = self.st
+        try:
+            if slots is not None:
+                async with slots:
+                    return await self._run()
+            return await self._run()
+        except asyncio.CancelledError:
+            st.state, st.message, st.finished = "failed", "delivery cancelled", time.time()
+            raise
+
+    async def _run(self) -> DeliveryState:
+        st = self.st
+        st.started = time.time()
         try:
             await self._prepare()
             st.state = "transferring"
@@ -119,15 +132,24 @@ class Delivery:
         except LwM2MError as e:
             st.state, st.message = "failed", st.message or str(e)
             log.info("lwm2m: delivery to '%s' failed: %s", st.endpoint, st.message)
-        except asyncio.CancelledError:
-            st.state, st.message = "failed", "delivery cancelled"
-            raise
         finally:
             st.finished = time.time()
         return st
 
+    async def _read(self, path: ResourcePath) -> dict:
+        """Read, asked again while the device does not answer (reads change nothing on the device)."""
+        deadline = time.monotonic() + self.resume_wait_s
+        while True:
+            try:
+                return await self.server.read(self.st.endpoint, path)
+            except LwM2MError as e:
+                if getattr(e, "status", None) not in (409, 424) or time.monotonic() > deadline:
+                    raise
+                self.st.resumed += 1
+                await asyncio.sleep(0.5)
+
     async def _read9(self) -> dict:
-        values = await self.server.read(self.st.endpoint, ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance))
+        values = await self._read(ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance))
         return {p.resource: v for p, v in values.items()}
 
     async def _prepare(self) -> None:
@@ -227,7 +249,7 @@ class Delivery:
         srv, st = self.server, self.st
         tml = srv.defs.tinyml_object_id
         try:
-            values = await srv.read(st.endpoint, ResourcePath(tml, 0))
+            values = await self._read(ResourcePath(tml, 0))
         except LwM2MError:
             return                       # a device without the TinyML object
         st.inference_count = values.get(ResourcePath(tml, 0, TinyML.INFERENCE_COUNT))
@@ -236,10 +258,13 @@ class Delivery:
 
 
 class Deliveries:
-    """The deliveries a server runs, by endpoint (the latest one each)."""
+    """The deliveries a server runs, by endpoint (the latest one each); at most ``concurrent``
+    transfer at a time, the others wait ``pending`` (hundreds at once would make each device's
+    requests wait longer than their timeout on the server's one event loop)."""
 
-    def __init__(self, server):
+    def __init__(self, server, concurrent: int = 32):
         self.server = server
+        self.slots = asyncio.Semaphore(concurrent)
         self.latest: dict[str, Delivery] = {}
         self.tasks: dict[str, asyncio.Task] = {}
 
@@ -253,7 +278,7 @@ class Deliveries:
                                 f"/v1/devices/{endpoint}/modules")
         d = Delivery(self.server, endpoint, module, **kw)
         self.latest[endpoint] = d
-        self.tasks[endpoint] = asyncio.get_running_loop().create_task(d.run())
+        self.tasks[endpoint] = asyncio.get_running_loop().create_task(d.run(self.slots))
         return d.st
 
     def state(self, endpoint: str) -> DeliveryState | None:
