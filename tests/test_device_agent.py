@@ -127,6 +127,8 @@ def test_pushed_module_is_installed_and_runs_like_tflm(svc, agents, kws):
     assert _last_output(svc, "agent-0") == golden           # the host C executor = TFLite Micro, bit for bit
     dev = agents["big"].device("agent-0")
     assert (dev.mcu.active, dev.mcu.installed_version, dev.inference_count) == (0, 1, 1)
+    assert svc.deployer.post("/v1/devices/agent-0/execute/9/0/10").status_code == 200   # again: a no-op
+    assert dev.inference_count == 1
     installed = svc.reader.get("/v1/devices/agent-0/modules").json()["installed"]
     assert installed == [{"index": 0, "module": mod.header.model_name, "version": "1", "state": "active"}]
 

@@ -402,9 +402,11 @@ class VirtualDevice:
                 elif path.resource == Sw.UNINSTALL:
                     sw.uninstall(for_update=args.strip().strip("0=").strip("'\"") == "1")
                 elif path.resource == Sw.ACTIVATE:
+                    was_active = sw.activated
                     sw.activate()
-                    self._changed()
-                    self.infer()
+                    if not was_active:        # a repeated Activate (a retransmission) switches nothing, runs nothing
+                        self._changed()
+                        self.infer()
                 elif path.resource == Sw.DEACTIVATE:
                     sw.deactivate()
             elif path == ResourcePath(ObjectId.FIRMWARE_UPDATE, 0, 2):
