@@ -59,11 +59,11 @@ class _Loop:
 
 @pytest.fixture(scope="module")
 def agents(svc):
-    """Two agents in one loop: 'agent' (4 devices, blocks up to 1024 B) and 'agent-small' (256 B)."""
+    """Two agents in one loop: 'agent' (5 devices, blocks up to 1024 B) and 'agent-small' (256 B)."""
     loop = _Loop()
     common = dict(server=f"coap://127.0.0.1:{svc.coap_port}", kernels=KernelSet.of(KWS_KERNELS),
                   public_key=public_key_bytes(fixed_key().public_key()))
-    out = {"big": Agent(AgentConfig(endpoint="agent", count=4, **common)),
+    out = {"big": Agent(AgentConfig(endpoint="agent", count=5, **common)),
            "small": Agent(AgentConfig(endpoint="agent-small", max_block=256, **common))}
     for a in out.values():
         loop.run(a.start())
@@ -173,25 +173,59 @@ def test_device_answering_413_gets_smaller_blocks(svc, agents, kws):
     assert _last_output(svc, "agent-small") == golden
 
 
-def test_transfer_cut_midway_resumes_from_the_last_acknowledged_block(svc, agents, kws):
-    """agent-2 loses coverage for 6 s after 8 KB (the server's block requests time out after 5 s);
-    the delivery goes on where it stopped: every block is acknowledged exactly once."""
+async def _moved(dev) -> None:
+    """The device's socket closes; a second later it is back on a new port (and sends an Update)."""
+    await dev.stop(deregister=False)
+    await asyncio.sleep(1.0)
+    await dev.start()
+
+
+@pytest.mark.parametrize("endpoint, fault", [
+    ("agent-2", lambda dev: dev.lose_coverage(6.0)),    # requests wait unanswered; the server's time out (5 s)
+    ("agent-4", _moved),                                 # ICMP "port unreachable", then a new address
+], ids=["out-of-coverage", "new-port"])
+def test_transfer_cut_midway_resumes_from_the_last_acknowledged_block(svc, agents, kws, endpoint, fault):
+    """The fault strikes after 8 KB; the delivery goes on where it stopped, to wherever the
+    device is now: every block is acknowledged exactly once."""
     mod, golden = kws
-    dev, loop = agents["big"].device("agent-2"), agents["loop"]
-    _wait_capabilities(svc, "agent-2")
+    dev, loop = agents["big"].device(endpoint), agents["loop"]
+    before = _wait_capabilities(svc, endpoint)["registration"]["address"]
 
     async def cut():
         while dev.sw.received < 8192:
             await asyncio.sleep(0.0005)
         cut_at = dev.sw.received
-        await dev.lose_coverage(6.0)
+        await fault(dev)
         return cut_at
     cut_at = asyncio.run_coroutine_threadsafe(cut(), loop.loop)
-    st = _deliver(svc, "agent-2", mod.data)
+    st = _deliver(svc, endpoint, mod.data)
     assert 8192 <= cut_at.result(5) < len(mod.data)
     assert st["state"] == "active", st["message"]
     assert st["resumed"] >= 1 and st["blocks_done"] == -(-len(mod.data) // 1024), st
-    assert _last_output(svc, "agent-2") == golden
+    assert _last_output(svc, endpoint) == golden
+    moved = svc.reader.get(f"/v1/devices/{endpoint}").json()["registration"]["address"] != before
+    assert moved == (fault is _moved)
+
+
+def test_a_device_gone_without_deregistering_leaves_the_others_reachable(svc):
+    """A device's socket closes: the server's next request to it gets ICMP "port unreachable".
+    Under uvloop aiocoap's socket then stopped receiving, and no device was heard again."""
+    loop = _Loop()
+    agent = Agent(AgentConfig(server=f"coap://127.0.0.1:{svc.coap_port}", endpoint="agent-gone", count=2,
+                              kernels=KernelSet.of(KWS_KERNELS), public_key=public_key_bytes(fixed_key().public_key())))
+    loop.run(agent.start())
+    try:
+        assert loop.run(agent.wait_registered(10))
+        _wait_capabilities(svc, "agent-gone-1")
+        loop.run(agent.devices[0].stop(deregister=False))
+        for _ in range(2):
+            r = svc.reader.get("/v1/devices/agent-gone-0/resources/9/0/7")
+            assert r.status_code == 424, r.text
+            r = svc.reader.get("/v1/devices/agent-gone-1/resources/9/0/7")
+            assert r.status_code == 200 and r.json()["values"] == {"/9/0/7": 0}, r.text
+    finally:
+        loop.run(agent.stop())
+        loop.loop.call_soon_threadsafe(loop.loop.stop)
 
 
 def test_delivery_needs_deploy_scope_and_a_module(svc, agents, kws):
