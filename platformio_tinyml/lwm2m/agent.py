@@ -179,12 +179,12 @@ class VirtualDevice:
         backoff = 1.0
         while True:
             try:
-                ok = await (self.update() if self.location else self.register())
+                ok = await asyncio.wait_for(self.update() if self.location else self.register(), 60)
                 if not ok and self.location:
                     self.location = ()
                     self.registered.clear()
-                    ok = await self.register()
-            except (aiocoap.error.Error, OSError) as e:
+                    ok = await asyncio.wait_for(self.register(), 60)
+            except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
                 log.info("agent: '%s': %s (%s), retrying", self.endpoint, "update" if self.location else
                          "register", type(e).__name__)
                 ok = False
