@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import socket
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -61,6 +62,19 @@ def probe_input(nbytes: int) -> bytes:
     bytes (a test feeds the same bytes to the reference interpreter)."""
     import numpy as np
     return np.random.default_rng(PROBE_SEED).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+
+
+def reserve_port(server: str) -> socket.socket:
+    """A UDP socket without SO_REUSEPORT bound to a free port, on loopback when ``server`` is."""
+    host = urlsplit(server).hostname
+    if host in ("127.0.0.1", "localhost"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+    else:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0))
+    return sock
 
 
 def _szx(size: int) -> int:
@@ -120,11 +134,17 @@ class VirtualDevice:
         self._slots = self._read_slots()
 
     # -- the client side: Register, Update, De-register ------------------------------------
-    async def open(self) -> None:
-        """The device's own UDP socket."""
-        host = urlsplit(self.cfg.server).hostname
-        bind = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "::"
-        self.ctx = await aiocoap.Context.create_server_context(_Site(self), bind=(bind, 0), transports=["udp6"],
+    async def open(self, reserved: socket.socket | None = None) -> None:
+        """The device's own UDP socket, on the port ``reserved`` holds (default: a new one).
+
+        aiocoap binds with SO_REUSEPORT, and Linux may then hand port 0 a port another such
+        socket already has: two devices would share one port, and each would get some of the
+        other's requests (seen: 10 of 1,000 devices). So the port is chosen by a plain socket
+        first, which no other socket can share, and released just before aiocoap binds it."""
+        reserved = reserved or reserve_port(self.cfg.server)
+        host, port = reserved.getsockname()[:2]
+        reserved.close()
+        self.ctx = await aiocoap.Context.create_server_context(_Site(self), bind=(host, port), transports=["udp6"],
                                                                loggername="tinyml.agent.coap")
 
     async def start(self) -> None:
@@ -470,8 +490,9 @@ class Agent:
         self.devices = [VirtualDevice(cfg, ep, self.defs) for ep in cfg.endpoints()]
 
     async def start(self) -> None:
-        for dev in self.devices:          # every socket first: registering devices get answers at once
-            await dev.open()
+        ports = [reserve_port(self.cfg.server) for _ in self.devices]      # all distinct: held together
+        for dev, reserved in zip(self.devices, ports):   # every socket first: registering devices get answers
+            await dev.open(reserved)
         for dev in self.devices:
             await dev.start()
 
