@@ -186,8 +186,9 @@ def _deliveries(request: Request, server):
 async def deliver_module(endpoint: str, request: Request, block_size: int = Query(1024, description="largest "
                          "Block1 size (16, 32, ..., 1024); a device answering 4.13 gets smaller blocks"),
                          who: Caller = Depends(caller("deploy"))) -> dict:
-    """Push a signed inference module (.tmm, the request body as application/octet-stream) to the device:
-    block-wise Write to /9/0/2, Install, Activate. Answers at once with the delivery state;
+    """Push a signed inference module (.tmm, sent as application/octet-stream) to the device over object 9.
+
+    Block-wise Write to /9/0/2, Install, Activate; answers at once with the delivery state,
     GET .../modules follows it."""
     server, _ = _target(request, who, endpoint, "/9/0")
     data = await request.body()
