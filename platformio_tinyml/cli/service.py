@@ -124,7 +124,10 @@ def cmd_serve(args) -> int:
     jobs = f"jobs to workers via {_redact(cfg.broker)}" if cfg.broker else f"{cfg.workers} workers"
     print(f"tinyml: serving on http://{cfg.host}:{cfg.port}{lwm2m} (data {cfg.data}, {jobs}); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    # With the LwM2M server, asyncio's own loop: under uvloop, aiocoap's UDP socket stops receiving after
+    # one ICMP "port unreachable" (a device gone without De-register), and the server hears no device again.
+    uvicorn.run(create_app(svc), host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                loop="asyncio" if cfg.lwm2m_port else "auto")
     print("tinyml: service stopped", file=sys.stderr)
     return 0
 

@@ -231,6 +231,7 @@ class TinyML(enum.IntEnum):
     LAST_INFERENCE_LATENCY = 20
     LAST_ERROR = 21
     MVE = 22
+    LAST_OUTPUT = 23
 
 
 class SlotState(enum.IntEnum):

@@ -171,3 +171,47 @@ async def cancel_observe(endpoint: str, path: str, request: Request,
     """Cancel an observation: no more notifications are stored."""
     server, where = _target(request, who, endpoint, path)
     return {"path": str(where), "cancelled": await _device_call(server.cancel_observe(endpoint, where))}
+
+
+MAX_MODULE = 4 * 1024 * 1024
+
+
+def _deliveries(request: Request, server):
+    from ..lwm2m.delivery import Deliveries
+    if getattr(request.app.state, "deliveries", None) is None:
+        request.app.state.deliveries = Deliveries(server)
+    return request.app.state.deliveries
+
+
+@router.post("/{endpoint}/modules", status_code=202, responses=errors(400, 401, 403, 404, 409, 413, 422))
+async def deliver_module(endpoint: str, request: Request, block_size: int = Query(1024, description="largest "
+                         "Block1 size (16, 32, ..., 1024); a device answering 4.13 gets smaller blocks"),
+                         who: Caller = Depends(caller("deploy"))) -> dict:
+    """Push a signed inference module (.tmm, sent as application/octet-stream) to the device over object 9.
+
+    Block-wise Write to /9/0/2, Install, Activate; answers at once with the delivery state,
+    GET .../modules follows it."""
+    server, _ = _target(request, who, endpoint, "/9/0")
+    data = await request.body()
+    if not data[:4] == b"TMOD":
+        raise fail(400, "the body is not an inference module (no TMOD magic). Send a .tmm from tinyml module pack "
+                        "or POST /v1/compilations/{id}/module, as application/octet-stream")
+    if len(data) > MAX_MODULE:
+        raise fail(413, f"module of {len(data):,} bytes (at most {MAX_MODULE:,})")
+    if endpoint not in server.regs:
+        raise fail(409, f"device '{endpoint}' is offline (not registered). Deliver once it registers")
+    from ..lwm2m.delivery import DeliveryError
+    try:
+        return _deliveries(request, server).start(endpoint, data, max_block=block_size).to_dict()
+    except DeliveryError as e:
+        raise fail(409 if "running" in str(e) else 400, str(e)) from None
+
+
+@router.get("/{endpoint}/modules", responses=errors(401, 403, 404, 409, 422))
+def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
+    """The modules in the device's slots (as last read) and the state of the latest delivery to it."""
+    server, _ = _target(request, who, endpoint, "/9/0")
+    deliveries = getattr(request.app.state, "deliveries", None)     # made by the first POST, on the event loop
+    state = deliveries.state(endpoint) if deliveries is not None else None
+    return {"installed": server.store.device(who.project_id, endpoint).get("installed", []),
+            "delivery": state.to_dict() if state else None}

@@ -1,0 +1,184 @@
+"""A fleet of simulated devices: registration, then the KWS module pushed to every one of them.
+
+    .venv/bin/python benchmarks/device_fleet_bench.py [--devices 100] [--block 1024]
+
+Starts a real ``tinyml serve`` (SQLite, LwM2M on a free loopback UDP port) and
+one ``tinyml device-agent --count N`` process (N devices, each its own UDP
+socket and its own two slots behind the host-built C loader). Measures:
+
+* registration: from the agent's start until the service lists all N devices
+  online, and how many of them had their capabilities read by then;
+* delivery: the KWS module (MLPerf Tiny, packed for the host ABI and signed)
+  pushed to all N at once through ``POST /v1/devices/{ep}/modules``, until every
+  delivery is ``active`` (block-wise transfer, the loader's checks, Install,
+  Activate, one inference on every device): wall time, devices/s, failures;
+* CPU: the server's and the agent's CPU seconds during the delivery, per device
+  (on a loaded machine the wall time says little; these do not depend on the load);
+* memory: resident set of the server and of the agent process at the end.
+
+Prints one table and writes ``bench-out/device_fleet_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+KWS = SHARED / "models" / "mlperf_tiny" / "kws_ref_model.tflite"
+KERNELS = "tml_conv_s8,tml_dwconv_s8,tml_fc_s8,tml_avgpool_s8,tml_softmax_s8"
+sys.path.insert(0, str(REPO))
+
+
+def _free(kind) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (the figure that does not depend on the load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _module_and_key(tmp: Path) -> tuple[bytes, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from platformio_tinyml.module.kernels import Abi
+    from platformio_tinyml.module.pack import pack_graph
+    from platformio_tinyml.pipeline import load_any
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32)
+    pub = tmp / "key.pub"
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    g, _ = load_any(KWS)
+    return pack_graph(g, KWS.read_bytes(), Abi.LP64_LE, 1, key.sign).data, pub
+
+
+def start_server(data: Path, coap: int, n: int) -> tuple[subprocess.Popen, str, str]:
+    from platformio_tinyml.service.auth import create_token
+    from platformio_tinyml.service.db import open_database
+    data.mkdir(parents=True)
+    http = _free(socket.SOCK_STREAM)
+    engine, session = open_database(f"sqlite:///{data / 'service.db'}")
+    with session() as db:
+        token = create_token(db, "bench", ("read", "deploy"))
+    engine.dispose()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TINYML_SERVICE_LOG_REQUESTS": "no",
+           "TINYML_SERVICE_LWM2M_FLOOD_COUNT": str(n + 100), "TINYML_SERVICE_LWM2M_TIMEOUT_S": "10"}
+    subprocess.run([sys.executable, "-m", "platformio_tinyml.cli.main", "service", "devices", "allow",
+                    "--project", "bench", "--pattern", "bench-*", "--data", str(data)], check=True, env=env,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "serve", "--data", str(data),
+                             "--port", str(http), "--lwm2m-port", str(coap)],
+                            stderr=open(data / "serve.log", "w"), env=env)
+    url = f"http://127.0.0.1:{http}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                return proc, url, token
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("tinyml serve did not start: " + (data / "serve.log").read_text()[-2000:])
+
+
+async def deliver_all(url: str, token: str, endpoints: list[str], module: bytes, block: int) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        t0 = time.perf_counter()
+        for ep in endpoints:
+            r = await client.post(f"/v1/devices/{ep}/modules", content=module, params={"block_size": block},
+                                  headers={"content-type": "application/octet-stream"})
+            r.raise_for_status()
+        states: dict[str, dict] = {}
+        pending = list(endpoints)
+        while pending:          # one GET per 0.2 s while the oldest delivery runs: polling costs the server little
+            st = (await client.get(f"/v1/devices/{pending[0]}/modules")).json()["delivery"]
+            if st["state"] in ("active", "failed"):
+                states[pending.pop(0)] = st
+            else:
+                await asyncio.sleep(0.2)
+        wall = time.perf_counter() - t0
+    failed = [s for s in states.values() if s["state"] != "active"]
+    return {"wall_s": wall, "failed": len(failed), "first_failure": failed[0]["message"] if failed else None,
+            "resumed": sum(s["resumed"] for s in states.values()),
+            "blocks": sum(s["blocks_done"] for s in states.values()),
+            "inferences": sum(s["inference_count"] or 0 for s in states.values()),
+            "not_one_inference": sorted(ep for ep, s in states.items() if s["inference_count"] != 1)[:10]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--block", type=int, default=1024)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    module, pub = _module_and_key(tmp)
+    coap = _free(socket.SOCK_DGRAM)
+    server, url, token = start_server(tmp / "data", coap, args.devices)
+    agent = None
+    try:
+        endpoints = [f"bench-{i}" for i in range(args.devices)]
+        t0 = time.perf_counter()
+        agent = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent",
+                                  "--server", f"coap://127.0.0.1:{coap}", "--endpoint", "bench",
+                                  "--public-key", str(pub), "--count", str(args.devices), "--kernels", KERNELS],
+                                 stdout=subprocess.DEVNULL, stderr=open(tmp / "agent.log", "w"),
+                                 env={**os.environ, "PYTHONPATH": str(REPO)})
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        while True:               # registered; delivery needs no capabilities (their reads may time out)
+            devs = client.get("/v1/devices").json()
+            if sum(d["online"] for d in devs) >= args.devices:
+                break
+            if agent.poll() is not None:
+                raise SystemExit("the agent stopped: " + (tmp / "agent.log").read_text()[-2000:])
+            time.sleep(0.2)
+        reg_s = time.perf_counter() - t0
+        caps = sum(d.get("board") == "host-loader" for d in client.get("/v1/devices").json())
+        cpu0 = _cpu_s(server.pid), _cpu_s(agent.pid)
+        res = asyncio.run(deliver_all(url, token, endpoints, module, args.block))
+        cpu = _cpu_s(server.pid) - cpu0[0], _cpu_s(agent.pid) - cpu0[1]
+        out = {"devices": args.devices, "module_bytes": len(module), "block": args.block,
+               "registration_s": round(reg_s, 2), "capabilities_read": caps, "delivery_wall_s": round(res["wall_s"], 2),
+               "devices_per_s": round(args.devices / res["wall_s"], 1), "failed": res["failed"],
+               "first_failure": res["first_failure"], "resumed_blocks": res["resumed"],
+               "blocks_acknowledged": res["blocks"], "inferences": res["inferences"],
+               "not_one_inference": res["not_one_inference"],
+               "server_cpu_ms_per_device": round(1000 * cpu[0] / args.devices, 1),
+               "agent_cpu_ms_per_device": round(1000 * cpu[1] / args.devices, 1),
+               "server_rss_mib": round(_rss_mib(server.pid), 1), "agent_rss_mib": round(_rss_mib(agent.pid), 1),
+               "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    finally:
+        for p in (agent, server):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(30)
+    for k, v in out.items():
+        print(f"{k:26} {v}")
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    (REPO / "bench-out" / "device_fleet_bench.json").write_text(json.dumps(out, indent=2) + "\n")
+    return 0 if out["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

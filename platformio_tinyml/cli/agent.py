@@ -1,0 +1,48 @@
+"""``tinyml device-agent``: LwM2M client(s) standing for devices, the C module loader built for the host."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from ..errors import TinyMLError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("device-agent", help="run LwM2M device(s) that install and run inference modules "
+                                            "with the host-built C loader (see docs/device-agent.md)")
+    p.add_argument("--server", required=True, metavar="coap://HOST:PORT", help="the LwM2M server of tinyml serve")
+    p.add_argument("--endpoint", required=True, metavar="NAME",
+                   help="endpoint name (with --count N: NAME-0 .. NAME-N-1); the project must allow it")
+    p.add_argument("--public-key", required=True, metavar="KEY",
+                   help="Ed25519 key the loader checks module signatures with (.pub PEM or 32 raw bytes)")
+    p.add_argument("--count", type=int, default=1, metavar="N", help="devices in this process (default 1)")
+    p.add_argument("--lifetime", type=int, default=300, metavar="S", help="registration lifetime (default 300)")
+    p.add_argument("--kernels", default="all", metavar="K1,K2",
+                   help="kernels the simulated firmware has (default: all)")
+    p.add_argument("--slot-size", type=int, default=128 * 1024, metavar="BYTES", help="bytes per module slot")
+    p.add_argument("--arena", type=int, default=32 * 1024, metavar="BYTES", help="tensor arena bytes")
+    p.add_argument("--max-block", type=int, default=1024, metavar="BYTES",
+                   help="largest Block1 a device takes; larger blocks are answered 4.13 (default 1024)")
+    p.add_argument("--object-id", type=int, default=None, metavar="ID", help="TinyML object id (default 32100)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log registrations and deliveries")
+
+
+def cmd_device_agent(args: argparse.Namespace) -> int:
+    from ..lwm2m.agent import AgentConfig, load_key, run
+    from ..module.firmware import KernelSet
+    cfg = AgentConfig(server=args.server, endpoint=args.endpoint, public_key=load_key(args.public_key),
+                      kernels=KernelSet.parse([k for k in args.kernels.split(",") if k]), count=args.count,
+                      lifetime_s=args.lifetime, slot_size=args.slot_size, arena_bytes=args.arena,
+                      max_block=args.max_block, tinyml_object_id=args.object_id)
+    if args.slot_size < 1024 or args.arena < 1024:
+        raise TinyMLError("--slot-size and --arena must be 1024 bytes or more")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(message)s")
+    try:
+        asyncio.run(run(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,538 @@
+"""``tinyml device-agent``: an LwM2M 1.1 client standing for a device, on aiocoap.
+
+Think of it as the modem side of a cellular IoT device: it runs the LwM2M
+client (objects 0, 1, 3, 5, 9 and the TinyML object), receives packages and
+hands them to the microcontroller. Here the microcontroller is
+:class:`~platformio_tinyml.module.host.HostDevice`: the firmware's C module
+loader and executor built for the host, so every module a device accepts
+passed the checks a real firmware makes (CRC, Ed25519 signature, kernel ABI
+and set, version, arena) and runs on the same executor.
+
+Object 9 (:mod:`.sw_update`) receives a module block-wise (Block1) into the
+inactive slot; a block larger than ``max_block`` is answered 4.13 with a
+Block1 option carrying the size the device takes. A block at the wrong offset
+is answered 4.08 with a Block1 option naming the block the device expects
+next (how a cut transfer resumes). Install (``/9/0/4``) asks the loader,
+Activate (``/9/0/10``) switches slots and runs one inference on
+:func:`probe_input`; the TinyML object then reports the inference counter,
+the last latency, the last output and the last error.
+
+:class:`Agent` runs ``count`` devices in one event loop, each with its own
+UDP socket (a server answers a device at the address it registered from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiocoap
+from aiocoap import Message
+from aiocoap import resource as coap_resource
+from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
+
+from ..errors import TinyMLError
+from ..module.firmware import KernelSet
+from ..module.format import FIXED_HEADER, TRAILER, _FIXED, decode_module
+from ..module.host import ABI, DEFAULT_ARENA, DEFAULT_SLOT_SIZE, HostDevice
+from .codec import CodecError, ContentFormat, Link, decode, encode, format_links
+from .fw_update import FirmwareUpdate, FwUpdateError, verify_arm_elf
+from .ids import Definitions, Device, FirmwareResult, ObjectId, ResourcePath, ResourceType, Server, SlotState, TinyML
+from .ids import FirmwareUpdate as Fw
+from .ids import SoftwareManagement as Sw
+from .ids import load_definitions
+from .sw_update import SoftwareUpdate, SwUpdateError, UpdateState
+
+log = logging.getLogger("tinyml.agent")
+
+MANUFACTURER = "platformio-tinyml"
+MODEL = "device-agent (host-built module loader)"
+REGISTERED_OBJECTS = (ObjectId.SERVER, ObjectId.DEVICE, ObjectId.FIRMWARE_UPDATE, ObjectId.SOFTWARE_MANAGEMENT)
+PROBE_SEED = 0x7D1
+
+
+def probe_input(nbytes: int) -> bytes:
+    """The input of the inference a device runs after Activate: ``nbytes`` fixed pseudo-random
+    bytes (a test feeds the same bytes to the reference interpreter)."""
+    import numpy as np
+    return np.random.default_rng(PROBE_SEED).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+
+
+def reserve_port(server: str) -> socket.socket:
+    """A UDP socket without SO_REUSEPORT bound to a free port, on loopback when ``server`` is."""
+    host = urlsplit(server).hostname
+    if host in ("127.0.0.1", "localhost"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+    else:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0))
+    return sock
+
+
+def _szx(size: int) -> int:
+    return max(0, min(6, size.bit_length() - 5))     # 16 -> 0 ... 1024 -> 6
+
+
+@dataclass
+class AgentConfig:
+    server: str                        # coap://HOST:PORT
+    endpoint: str                      # the name; with count > 1, NAME-0 .. NAME-(count-1)
+    public_key: bytes                  # 32 raw Ed25519 bytes the loader checks signatures with
+    kernels: KernelSet = field(default_factory=KernelSet.all)
+    count: int = 1
+    lifetime_s: int = 300
+    slot_size: int = DEFAULT_SLOT_SIZE
+    arena_bytes: int = DEFAULT_ARENA
+    max_block: int = 1024              # the largest Block1 a device takes; larger blocks get 4.13
+    tinyml_object_id: int | None = None
+
+    def __post_init__(self):
+        u = urlsplit(self.server)
+        if u.scheme != "coap" or not u.hostname:
+            raise TinyMLError(f"--server {self.server!r} is not a coap://HOST:PORT URI",
+                              hint="Give the LwM2M server of tinyml serve, e.g. coap://127.0.0.1:5683")
+        if not 1 <= self.count <= 100000:
+            raise TinyMLError(f"--count {self.count}: give 1 to 100000 devices")
+        if not 30 <= self.lifetime_s <= 10 ** 8:
+            raise TinyMLError(f"--lifetime {self.lifetime_s}: give 30 seconds or more")
+        if self.max_block not in (16, 32, 64, 128, 256, 512, 1024):
+            raise TinyMLError(f"--max-block {self.max_block}: a CoAP block size (16, 32, ..., 1024)")
+        if len(self.public_key) != 32:
+            raise TinyMLError("the public key must be 32 raw Ed25519 bytes")
+
+    def endpoints(self) -> list[str]:
+        return [self.endpoint] if self.count == 1 else [f"{self.endpoint}-{i}" for i in range(self.count)]
+
+
+class VirtualDevice:
+    """One device: an LwM2M client on its own socket, two module slots behind it."""
+
+    def __init__(self, cfg: AgentConfig, endpoint: str, defs: Definitions):
+        self.cfg, self.endpoint, self.defs = cfg, endpoint, defs
+        self.tml = defs.tinyml_object_id
+        self.mcu = HostDevice(cfg.kernels, cfg.public_key, slot_size=cfg.slot_size, arena_bytes=cfg.arena_bytes)
+        self.sw = SoftwareUpdate(self.mcu)
+        self.fw = FirmwareUpdate(cfg.slot_size, verify=verify_arm_elf,
+                                 apply=lambda image: FirmwareResult.UPDATE_FAILED)   # nothing to reflash on a host
+        self.lifetime_s, self.binding = cfg.lifetime_s, "U"
+        self.inference_count, self.last_latency_us, self.last_error, self.last_output = 0, 0, "", b""
+        self.location: tuple[str, ...] = ()
+        self.ctx: aiocoap.Context | None = None
+        self.registered = asyncio.Event()
+        self._poke = asyncio.Event()
+        self.in_coverage = asyncio.Event()
+        self.in_coverage.set()
+        self._task: asyncio.Task | None = None
+        self._slots = self._read_slots()
+
+    # -- the client side: Register, Update, De-register ------------------------------------
+    async def open(self, reserved: socket.socket | None = None) -> None:
+        """The device's own UDP socket, on the port ``reserved`` holds (default: a new one).
+
+        aiocoap binds with SO_REUSEPORT, and Linux may then hand port 0 a port another such
+        socket already has: two devices would share one port, and each would get some of the
+        other's requests (seen: 10 of 1,000 devices). So the port is chosen by a plain socket
+        first, which no other socket can share, and released just before aiocoap binds it."""
+        reserved = reserved or reserve_port(self.cfg.server)
+        host, port = reserved.getsockname()[:2]
+        reserved.close()
+        self.ctx = await aiocoap.Context.create_server_context(_Site(self), bind=(host, port), transports=["udp6"],
+                                                               loggername="tinyml.agent.coap")
+
+    async def start(self) -> None:
+        if self.ctx is None:
+            await self.open()
+        self._task = asyncio.get_running_loop().create_task(self._keep_registered())
+
+    async def stop(self, deregister: bool = True) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if deregister and self.location and self.ctx is not None:
+            try:
+                await asyncio.wait_for(self._request(Code.DELETE, "/" + "/".join(self.location)), 2)
+            except (asyncio.TimeoutError, aiocoap.error.Error):
+                pass
+        if self.ctx is not None:
+            await self.ctx.shutdown()
+            self.ctx = None
+
+    async def _request(self, code: Code, path: str, query: str = "", payload: bytes = b"",
+                       fmt: int | None = None) -> Message:
+        msg = Message(code=code, uri=self.cfg.server.rstrip("/") + path + (f"?{query}" if query else ""),
+                      payload=payload)
+        if fmt is not None:
+            msg.opt.content_format = fmt
+        return await self.ctx.request(msg).response
+
+    def links(self) -> str:
+        objs = [*REGISTERED_OBJECTS, self.tml]
+        return format_links([Link("/", {"rt": "oma.lwm2m", "ct": "11542"})] +
+                            [Link(f"/{o}/0", {}) for o in objs])
+
+    async def register(self) -> bool:
+        query = f"ep={self.endpoint}&lt={self.lifetime_s}&lwm2m=1.1&b={self.binding}"
+        resp = await self._request(Code.POST, "/rd", query, self.links().encode(), ContentFormat.LINK_FORMAT)
+        if resp.code != Code.CREATED:
+            log.warning("agent: '%s' not registered: %s %s", self.endpoint, resp.code.dotted,
+                        resp.payload[:200].decode("utf-8", "replace"))
+            return False
+        self.location = tuple(resp.opt.location_path)
+        self.registered.set()
+        log.info("agent: '%s' registered at %s as /%s", self.endpoint, self.cfg.server, "/".join(self.location))
+        return True
+
+    async def update(self) -> bool:
+        resp = await self._request(Code.POST, "/" + "/".join(self.location), f"lt={self.lifetime_s}")
+        return resp.code == Code.CHANGED
+
+    async def _keep_registered(self) -> None:
+        """Register, then Update at half the lifetime (or when the server triggers it); register
+        again when the server forgot us; back off while it refuses or does not answer."""
+        backoff = 1.0
+        while True:
+            try:
+                ok = await asyncio.wait_for(self.update() if self.location else self.register(), 60)
+                if not ok and self.location:
+                    self.location = ()
+                    self.registered.clear()
+                    ok = await asyncio.wait_for(self.register(), 60)
+            except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
+                log.info("agent: '%s': %s (%s), retrying", self.endpoint, "update" if self.location else
+                         "register", type(e).__name__)
+                ok = False
+            if ok:
+                backoff, wait = 1.0, max(1.0, self.lifetime_s / 2)
+            else:
+                wait, backoff = backoff, min(backoff * 2, 30.0)
+            self._poke.clear()
+            try:
+                await asyncio.wait_for(self._poke.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- object values ------------------------------------------------------------------
+    def _read_slots(self) -> list[tuple[str, str, SlotState]]:
+        """(module name, version, state) per slot, from what the slots hold and the loader says."""
+        out = []
+        for k in (0, 1):
+            head = self.mcu.read(k, FIXED_HEADER)
+            if head == b"\xff" * FIXED_HEADER:
+                out.append(("", "", SlotState.EMPTY))
+                continue
+            name = version = ""
+            total = _FIXED.unpack_from(head)[9]
+            if FIXED_HEADER + TRAILER <= total <= self.mcu.slot_size:
+                try:
+                    h = decode_module(self.mcu.read(k, total)).header
+                    name, version = h.model_name, str(h.module_version)
+                except TinyMLError:
+                    pass
+            state = (SlotState.ACTIVE if self.mcu.active == k else
+                     SlotState.INSTALLED if self.mcu.check(k) == 0 else SlotState.INVALID)
+            out.append((name, version, state))
+        return out
+
+    def values(self, oid: int) -> dict[ResourcePath, object]:
+        """Every readable value of instance 0 of object ``oid`` (empty when there is no such object)."""
+        def p(rid, inst=None):
+            return ResourcePath(oid, 0, rid, inst)
+        if oid == ObjectId.SERVER:
+            return {p(Server.SHORT_SERVER_ID): 1, p(Server.LIFETIME): self.lifetime_s,
+                    p(Server.DEFAULT_MIN_PERIOD): 0, p(Server.DEFAULT_MAX_PERIOD): 0,
+                    p(Server.NOTIFICATION_STORING): False, p(Server.BINDING): self.binding}
+        if oid == ObjectId.DEVICE:
+            return {p(Device.MANUFACTURER): MANUFACTURER, p(Device.MODEL_NUMBER): MODEL,
+                    p(Device.SERIAL_NUMBER): self.endpoint, p(Device.FIRMWARE_VERSION): "host",
+                    p(Device.ERROR_CODE, 0): 0, p(Device.SUPPORTED_BINDING_AND_MODES): "U",
+                    p(Device.MEMORY_TOTAL): (2 * self.cfg.slot_size + self.cfg.arena_bytes) // 1024}
+        if oid == ObjectId.FIRMWARE_UPDATE:
+            return {p(Fw.STATE): int(self.fw.state), p(Fw.UPDATE_RESULT): int(self.fw.result),
+                    p(Fw.PKG_NAME): "", p(Fw.PKG_VERSION): "", p(Fw.PROTOCOL_SUPPORT, 0): 0,   # CoAP
+                    p(Fw.DELIVERY_METHOD): 1}                                                  # push only
+        if oid == ObjectId.SOFTWARE_MANAGEMENT:
+            return {p(Sw.PKG_NAME): self.sw.package.name, p(Sw.PKG_VERSION): self.sw.package.version,
+                    p(Sw.UPDATE_STATE): int(self.sw.state), p(Sw.UPDATE_SUPPORTED_OBJECTS): False,
+                    p(Sw.UPDATE_RESULT): int(self.sw.result), p(Sw.ACTIVATION_STATE): self.sw.activated,
+                    p(Sw.STATUS_REASON): self.sw.reason}
+        if oid == self.tml:
+            machine = platform.machine() or "host"
+            out = {p(TinyML.CORE): machine, p(TinyML.ARCHITECTURE): machine, p(TinyML.CLOCK): 0,
+                   p(TinyML.ARENA_RAM): self.cfg.arena_bytes, p(TinyML.FLASH): 2 * self.cfg.slot_size,
+                   p(TinyML.SLOT_SIZE): self.cfg.slot_size, p(TinyML.SLOT_COUNT): 2, p(TinyML.ACCELERATOR): "",
+                   p(TinyML.KERNEL_SET): f"0x{self.cfg.kernels.mask:x}", p(TinyML.EXECUTOR_ABI_VERSION): int(ABI),
+                   p(TinyML.WORD_BITS): 64, p(TinyML.BOARD): "host-loader", p(TinyML.MCU): "",
+                   p(TinyML.ACTIVE_SLOT): self.mcu.active, p(TinyML.INFERENCE_COUNT): self.inference_count,
+                   p(TinyML.LAST_INFERENCE_LATENCY): self.last_latency_us, p(TinyML.LAST_ERROR): self.last_error,
+                   p(TinyML.LAST_OUTPUT): self.last_output}
+            for k, (name, version, state) in enumerate(self._slots):
+                out[p(TinyML.MODULE_NAME, k)] = name
+                out[p(TinyML.MODULE_VERSION, k)] = version
+                out[p(TinyML.SLOT_STATE, k)] = int(state)
+            return out
+        return {}
+
+    async def lose_coverage(self, seconds: float) -> None:
+        """Out of radio coverage for ``seconds``: requests that arrive meanwhile are answered only
+        when it is back (the server's own requests time out; its transfers must resume)."""
+        self.in_coverage.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.in_coverage.set()
+
+    def _changed(self) -> None:
+        self._slots = self._read_slots()
+
+    # -- answering the server --------------------------------------------------------------
+    def _resource(self, path: ResourcePath):
+        return self.defs.resource(path.object, path.resource) if path.resource is not None else None
+
+    def handle(self, request: Message) -> Message:
+        try:
+            path = ResourcePath.parse("/".join(request.opt.uri_path))
+        except Exception:
+            return _answer(Code.NOT_FOUND, "not an LwM2M path")
+        if path.object == ObjectId.SECURITY:
+            return _answer(Code.UNAUTHORIZED, "the Security object is for the bootstrap server only")
+        if path.instance not in (None, 0) or not self.values(path.object):
+            return _answer(Code.NOT_FOUND, f"no {path} here")
+        code = request.code
+        if code == Code.GET:
+            if request.opt.accept == ContentFormat.LINK_FORMAT:
+                return self._discover(path)
+            return self._read(path, request.opt.accept)
+        if code in (Code.PUT, Code.POST) and path == ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0, Sw.PACKAGE):
+            return self._package(request)
+        if code == Code.PUT and not request.payload and request.opt.uri_query:
+            return Message(code=Code.CHANGED)                 # Write-Attributes: accepted, nothing to notify
+        if code == Code.POST and path.depth == 3:
+            return self._execute(path, request.payload.decode("utf-8", "replace"))
+        if code in (Code.PUT, Code.POST) and path.depth >= 2:
+            return self._write(path, request)
+        return _answer(Code.METHOD_NOT_ALLOWED, f"{code.name} {path}")
+
+    def _read(self, path: ResourcePath, accept) -> Message:
+        res = self._resource(path)
+        if res is not None and "R" not in res.operations:
+            return _answer(Code.METHOD_NOT_ALLOWED, f"{path} ({res.name}) is not readable")
+        values = {q: v for q, v in self.values(path.object).items() if path.contains(q)}
+        if not values:
+            return _answer(Code.NOT_FOUND, f"no {path} here")
+        if accept is None:
+            single = path.depth == 4 or (path.depth == 3 and res is not None and not res.multiple)
+            accept = (ContentFormat.OPAQUE if single and res.type == ResourceType.OPAQUE else
+                      ContentFormat.TEXT if single else ContentFormat.TLV)
+        try:
+            payload = encode(int(accept), values, path, self.defs)
+        except CodecError as e:
+            return _answer(Code.NOT_ACCEPTABLE, str(e))
+        msg = Message(code=Code.CONTENT, payload=payload)
+        msg.opt.content_format = int(accept)
+        return msg
+
+    def _discover(self, path: ResourcePath) -> Message:
+        base = ResourcePath(path.object, 0)
+        rids = sorted({q.resource for q in self.values(path.object)} |
+                      {r.id for r in self.defs.object(path.object).resources.values() if r.executable})
+        links = [Link(str(base), {})] + [Link(str(base.child(r)), {}) for r in rids
+                                          if path.depth < 3 or r == path.resource]
+        msg = Message(code=Code.CONTENT, payload=format_links(links).encode())
+        msg.opt.content_format = ContentFormat.LINK_FORMAT
+        return msg
+
+    def _write(self, path: ResourcePath, request: Message) -> Message:
+        fmt = request.opt.content_format
+        try:
+            values = decode(int(fmt) if fmt is not None else ContentFormat.TEXT, request.payload, path, self.defs)
+        except CodecError as e:
+            return _answer(Code.BAD_REQUEST, str(e))
+        for q, v in values.items():
+            if q == ResourcePath(ObjectId.SERVER, 0, Server.LIFETIME) and isinstance(v, int) and v >= 30:
+                self.lifetime_s = v
+            elif q == ResourcePath(ObjectId.SERVER, 0, Server.BINDING) and isinstance(v, str) and v:
+                self.binding = v
+            elif q.object == ObjectId.FIRMWARE_UPDATE and q.resource == 0 and isinstance(v, (bytes, bytearray)):
+                try:
+                    self.fw.write_block(0, bytes(v), last=True)
+                except FwUpdateError as e:
+                    return _answer(Code.METHOD_NOT_ALLOWED, str(e))
+            else:
+                res = self._resource(q)
+                return _answer(Code.METHOD_NOT_ALLOWED, f"{q} ({res.name if res else 'unknown'}) cannot be "
+                                                        "written on this device")
+        return Message(code=Code.CHANGED)
+
+    def _package(self, request: Message) -> Message:
+        """A block of a module for object 9: into the inactive slot, verified by the loader at the end."""
+        b1 = request.opt.block1
+        if b1 is None:
+            offset, size, last = 0, len(request.payload), True
+        else:
+            offset, size, last = b1.block_number * b1.size, b1.size, not b1.more
+            if size > self.cfg.max_block:
+                msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, f"blocks of at most {self.cfg.max_block} bytes")
+                msg.opt.block1 = BlockOption.BlockwiseTuple(0, False, _szx(self.cfg.max_block))
+                return msg
+        if len(request.payload) > self.cfg.slot_size:
+            msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, f"the slot holds {self.cfg.slot_size} bytes")
+            msg.opt.size1 = self.cfg.slot_size
+            return msg
+        sw, data = self.sw, bytes(request.payload)
+        try:
+            if (sw.state is UpdateState.DOWNLOAD_STARTED and offset != sw.received
+                    and offset + len(data) == sw.received and not last):
+                pass                                   # the same block again (its answer was lost)
+            else:
+                sw.write_block(offset, data, last)
+        except SwUpdateError as e:
+            msg = _answer(Code.REQUEST_ENTITY_INCOMPLETE, str(e))
+            if b1 is not None:                         # the block to send next
+                msg.opt.block1 = BlockOption.BlockwiseTuple(sw.resume_offset // size, True, b1.size_exponent)
+            return msg
+        if sw.state is UpdateState.INITIAL and sw.result >= 50:          # refused (storage, integrity, type)
+            log.info("agent: '%s' refused the package: result %d (%s)", self.endpoint, sw.result, sw.reason)
+            if not last:
+                msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, sw.reason)
+                msg.opt.size1 = self.cfg.slot_size
+                return msg
+        if last:
+            self._changed()
+        msg = Message(code=Code.CHANGED if last else Code.CONTINUE)
+        if b1 is not None:
+            msg.opt.block1 = BlockOption.BlockwiseTuple(b1.block_number, not last, b1.size_exponent)
+        return msg
+
+    def _execute(self, path: ResourcePath, args: str) -> Message:
+        res = self._resource(path)
+        if res is None or not res.executable:
+            return _answer(Code.METHOD_NOT_ALLOWED, f"{path} is not executable")
+        sw = self.sw
+        try:
+            if path.object == ObjectId.SOFTWARE_MANAGEMENT:
+                if path.resource == Sw.INSTALL:
+                    sw.install()
+                elif path.resource == Sw.UNINSTALL:
+                    sw.uninstall(for_update=args.strip().strip("0=").strip("'\"") == "1")
+                elif path.resource == Sw.ACTIVATE:
+                    was_active = sw.activated
+                    sw.activate()
+                    if not was_active:        # a repeated Activate (a retransmission) switches nothing, runs nothing
+                        self._changed()
+                        self.infer()
+                elif path.resource == Sw.DEACTIVATE:
+                    sw.deactivate()
+            elif path == ResourcePath(ObjectId.FIRMWARE_UPDATE, 0, 2):
+                self.fw.update()
+            elif path == ResourcePath(ObjectId.SERVER, 0, Server.REGISTRATION_UPDATE_TRIGGER):
+                self._poke.set()
+            elif path == ResourcePath(ObjectId.DEVICE, 0, Device.REBOOT):
+                self.mcu.boot(max(self.mcu.active, 0), self.mcu.installed_version)
+            else:
+                return _answer(Code.METHOD_NOT_ALLOWED, f"{path} ({res.name}) does nothing on this device")
+        except (SwUpdateError, FwUpdateError) as e:
+            self._changed()
+            return _answer(Code.METHOD_NOT_ALLOWED, str(e))
+        self._changed()
+        return Message(code=Code.CHANGED)
+
+    def infer(self) -> bytes | None:
+        """One inference of the running module on :func:`probe_input`; counted and timed."""
+        try:
+            total = _FIXED.unpack_from(self.mcu.read(self.mcu.active, FIXED_HEADER))[9]
+            header = decode_module(self.mcu.read(self.mcu.active, total)).header
+            inputs = probe_input(sum(d.nbytes for d in header.inputs))
+            t0 = time.perf_counter_ns()
+            out = self.mcu.infer(inputs)
+            self.last_latency_us = (time.perf_counter_ns() - t0) // 1000
+        except TinyMLError as e:
+            self.last_error = str(e)
+            return None
+        self.inference_count += 1
+        self.last_output, self.last_error = out, ""
+        return out
+
+
+def _answer(code: Code, text: str) -> Message:
+    return Message(code=code, payload=text.encode("utf-8")[:200])
+
+
+class _Site(coap_resource.Resource):
+    def __init__(self, device: VirtualDevice):
+        super().__init__()
+        self.device = device
+
+    async def needs_blockwise_assembly(self, request):
+        return False         # object 9 takes its Block1 blocks one by one, into the slot
+
+    async def render(self, request):
+        await self.device.in_coverage.wait()
+        try:
+            return self.device.handle(request)
+        except Exception:    # our bug: answer 5.00, keep serving
+            log.exception("agent: '%s': internal error on %s", self.device.endpoint, request.code)
+            return Message(code=Code.INTERNAL_SERVER_ERROR)
+
+
+class Agent:
+    """``count`` devices in one event loop."""
+
+    def __init__(self, cfg: AgentConfig):
+        self.cfg = cfg
+        self.defs = load_definitions(*(() if cfg.tinyml_object_id is None else (cfg.tinyml_object_id,)))
+        self.devices = [VirtualDevice(cfg, ep, self.defs) for ep in cfg.endpoints()]
+
+    async def start(self) -> None:
+        ports = [reserve_port(self.cfg.server) for _ in self.devices]      # all distinct: held together
+        for dev, reserved in zip(self.devices, ports):   # every socket first: registering devices get answers
+            await dev.open(reserved)
+        for dev in self.devices:
+            await dev.start()
+
+    async def wait_registered(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(d.registered.wait() for d in self.devices)), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(d.stop() for d in self.devices), return_exceptions=True)
+
+    def device(self, endpoint: str) -> VirtualDevice:
+        return next(d for d in self.devices if d.endpoint == endpoint)
+
+
+def load_key(path) -> bytes:
+    """32 raw Ed25519 bytes from a PEM public key, a 32-byte file, or the private key's file."""
+    from pathlib import Path
+    from ..module.keys import load_private_key, load_public_key, public_key_bytes
+    p = Path(path)
+    if not p.is_file():
+        raise TinyMLError(f"no public key file '{path}'", where="--public-key",
+                          hint="Give the .pub written by `tinyml module keygen` or the project's key")
+    try:
+        return public_key_bytes(load_public_key(p))
+    except TinyMLError:
+        return public_key_bytes(load_private_key(p).public_key())
+
+
+async def run(cfg: AgentConfig, say=print) -> None:
+    """Run until cancelled (Ctrl-C): register every device, keep them registered, answer the server."""
+    agent = Agent(cfg)
+    await agent.start()
+    try:
+        ok = await agent.wait_registered(30)
+        n = sum(d.registered.is_set() for d in agent.devices)
+        say(f"device-agent: {n} of {len(agent.devices)} device(s) registered at {cfg.server}"
+            + ("" if ok else " (the others keep trying)"), flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await agent.stop()

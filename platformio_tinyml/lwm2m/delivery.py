@@ -1,0 +1,286 @@
+"""Push delivery of an inference module to one device over object 9 (SOTA).
+
+:class:`Delivery` writes the module to ``/9/i/2`` block-wise (CoAP Block1,
+blocks of at most 1024 bytes), from the socket the device registered to,
+then follows the object 9 state machine: Update State (7) DELIVERED and
+Update Result (9) 3 after the last block, Execute Install (``/9/i/4``),
+result 2, Execute Activate (``/9/i/10``), Activation State (12) true; then
+it reads the TinyML object (inference counter, latency, last error) and
+refreshes the device's capabilities, so ``GET /v1/devices/{endpoint}`` lists
+the new module.
+
+Block size: a device that answers a block with 4.13 and a Block1 option
+names the size it takes; the transfer goes on from the same byte offset at
+that size (halved when the option is missing). A 4.08 answer with a Block1
+option names the block the device expects next (it resumes there). A block
+that gets no answer, or a device gone offline, is retried from the last
+acknowledged block once the device answers (or has registered again, from
+any address) within ``resume_wait_s``: a cut transfer resumes, it does not
+start over.
+
+Update Results 53 (integrity: signature, CRC, structure), 54 (unsupported:
+kernel set, kernel ABI, format) and 58 (install failed: older version,
+arena) end a delivery as ``failed`` with a sentence saying what to do.
+A delivery's progress is :class:`DeliveryState` (kept in memory per
+endpoint by :class:`Deliveries`, which runs at most 32 at a time; a restarted
+server forgets them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from aiocoap import Message
+from aiocoap import error as coap_error
+from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
+
+from .codec import ContentFormat
+from .ids import LwM2MError, ObjectId, ResourcePath, SoftwareManagement as Sw
+from .ids import SoftwareResult, SoftwareState, TinyML, result_meaning
+
+log = logging.getLogger("tinyml.service.lwm2m")
+
+MAX_BLOCK = 1024
+_ADVICE = {
+    SoftwareResult.INTEGRITY_CHECK_FAILURE: "the module is not what was signed, or not signed with the key the "
+                                            "device trusts: sign it with the project's key and deliver it again",
+    SoftwareResult.UNSUPPORTED_PACKAGE_TYPE: "the device's firmware cannot run this module (kernel set, kernel "
+                                             "ABI or format): compile it for the device's profile",
+    SoftwareResult.INSTALLATION_FAILURE: "the loader refused to install it (a version not newer than the "
+                                         "running module, or an arena larger than the device has): raise the "
+                                         "module version or compile for the device's arena",
+    SoftwareResult.NOT_ENOUGH_STORAGE: "the module is larger than the device's slot: compile a smaller model",
+}
+
+
+class DeliveryError(LwM2MError):
+    """A delivery that cannot go on; the message is the one line its state reports."""
+
+
+@dataclass
+class DeliveryState:
+    endpoint: str
+    size: int
+    instance: int = 0
+    state: str = "pending"          # pending, transferring, delivered, installed, active, failed
+    bytes_done: int = 0
+    blocks_done: int = 0
+    block_size: int = MAX_BLOCK
+    resumed: int = 0                # times the transfer went on after a lost answer or an offline device
+    update_result: int | None = None
+    result_meaning: str = ""
+    reason: str = ""                # the device's Status Reason (the loader's word)
+    message: str = ""
+    inference_count: int | None = None
+    last_latency_us: int | None = None
+    started: float = 0.0
+    finished: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Delivery:
+    def __init__(self, server, endpoint: str, module: bytes, instance: int = 0, max_block: int = MAX_BLOCK,
+                 block_timeout_s: float = 5.0, resume_wait_s: float = 60.0):
+        if max_block not in (16, 32, 64, 128, 256, 512, 1024):
+            raise DeliveryError(f"block size {max_block}: a CoAP block size (16, 32, ..., 1024)")
+        self.server, self.module = server, module
+        self.block_timeout_s, self.resume_wait_s = block_timeout_s, resume_wait_s
+        self.st = DeliveryState(endpoint, len(module), instance, block_size=max_block, started=time.time())
+
+    def _path(self, rid: int) -> ResourcePath:
+        return ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance, rid)
+
+    async def run(self, slots: asyncio.Semaphore | None = None) -> DeliveryState:
+        st = self.st
+        try:
+            if slots is not None:
+                async with slots:
+                    return await self._run()
+            return await self._run()
+        except asyncio.CancelledError:
+            st.state, st.message, st.finished = "failed", "delivery cancelled", time.time()
+            raise
+
+    async def _run(self) -> DeliveryState:
+        st = self.st
+        st.started = time.time()
+        try:
+            await self._prepare()
+            st.state = "transferring"
+            await self._transfer()
+            await self._expect(SoftwareState.DELIVERED, "after the last block")
+            st.state = "delivered"
+            await self.server.execute(st.endpoint, self._path(Sw.INSTALL))
+            await self._expect(SoftwareState.INSTALLED, "after Install")
+            st.state = "installed"
+            try:
+                await self.server.execute(st.endpoint, self._path(Sw.ACTIVATE))
+            except LwM2MError:
+                await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
+                raise
+            await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
+            await self._report()
+            st.state = "active"           # last: whoever sees it also sees the counters and capabilities
+            st.message = f"module active on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of " \
+                         f"{st.block_size} B)"
+        except LwM2MError as e:
+            st.state, st.message = "failed", st.message or str(e)
+            log.info("lwm2m: delivery to '%s' failed: %s", st.endpoint, st.message)
+        finally:
+            st.finished = time.time()
+        return st
+
+    async def _read(self, path: ResourcePath) -> dict:
+        """Read, asked again while the device does not answer (reads change nothing on the device)."""
+        deadline = time.monotonic() + self.resume_wait_s
+        while True:
+            try:
+                return await self.server.read(self.st.endpoint, path)
+            except LwM2MError as e:
+                if getattr(e, "status", None) not in (409, 424) or time.monotonic() > deadline:
+                    raise
+                self.st.resumed += 1
+                await asyncio.sleep(0.5)
+
+    async def _read9(self) -> dict:
+        values = await self._read(ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance))
+        return {p.resource: v for p, v in values.items()}
+
+    async def _prepare(self) -> None:
+        """A package delivered or installed before: Uninstall ForUpdate (the running module keeps running)."""
+        v = await self._read9()
+        if v.get(Sw.UPDATE_STATE) in (SoftwareState.DELIVERED, SoftwareState.INSTALLED):
+            await self.server.execute(self.st.endpoint, self._path(Sw.UNINSTALL), "1")
+
+    async def _expect(self, state: SoftwareState, when: str, activated: bool = False) -> None:
+        v = await self._read9()
+        st = self.st
+        st.update_result, st.reason = v.get(Sw.UPDATE_RESULT), str(v.get(Sw.STATUS_REASON) or "")
+        st.result_meaning = result_meaning(st.update_result) if st.update_result is not None else ""
+        ok = v.get(Sw.UPDATE_STATE) == state and (not activated or v.get(Sw.ACTIVATION_STATE) is True)
+        if ok and (st.update_result or 0) < 50:
+            return
+        code = st.update_result
+        advice = _ADVICE.get(code, "see the device's Status Reason")
+        st.message = (f"device '{st.endpoint}' {when}: Update Result {code} ({st.result_meaning})"
+                      + (f", the loader says '{st.reason}'" if st.reason else "") + f"; {advice}")
+        raise DeliveryError(st.message)
+
+    # -- the block-wise transfer ------------------------------------------------------------
+    async def _transfer(self) -> None:
+        st, data = self.st, self.module
+        offset, deadline = 0, None
+        while offset < len(data):
+            size = st.block_size
+            try:
+                resp = await self._block(offset, size)
+            except (asyncio.TimeoutError, coap_error.Error, LwM2MError) as e:
+                if isinstance(e, LwM2MError) and getattr(e, "status", 409) not in (409, 424):
+                    raise
+                deadline = deadline or time.monotonic() + self.resume_wait_s
+                if time.monotonic() > deadline:
+                    raise DeliveryError(f"device '{st.endpoint}' stopped answering at byte {offset:,} of "
+                                        f"{st.size:,} and did not come back within {self.resume_wait_s:g} s; "
+                                        "deliver again once it is online (it resumes there)") from None
+                st.resumed += 1
+                log.info("lwm2m: delivery to '%s': no answer for the block at byte %d (%s), retrying", st.endpoint,
+                         offset, str(e) or type(e).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            deadline = None
+            b1 = resp.opt.block1
+            if resp.code == Code.CONTINUE or (resp.code.is_successful() and offset + size >= len(data)):
+                offset = min(offset + size, len(data))
+                st.bytes_done, st.blocks_done = offset, st.blocks_done + 1
+                if resp.code != Code.CONTINUE:
+                    return
+                if b1 is not None and b1.size < size:       # RFC 7959: the device may ask for smaller blocks
+                    st.block_size = b1.size
+                continue
+            smaller = (b1.size if b1 is not None else size // 2 if resp.opt.size1 is None else size)
+            if resp.code == Code.REQUEST_ENTITY_TOO_LARGE and 16 <= smaller < size:
+                st.block_size = smaller
+                log.info("lwm2m: '%s' takes blocks of %d B: transfer goes on at byte %d", st.endpoint,
+                         st.block_size, offset)
+                continue
+            if resp.code == Code.REQUEST_ENTITY_INCOMPLETE and b1 is not None and b1.start <= len(data) \
+                    and b1.start != offset:
+                st.resumed += 1
+                offset = st.bytes_done = b1.start
+                continue
+            await self._refused(resp, offset)
+
+    async def _refused(self, resp: Message, offset: int) -> None:
+        st = self.st
+        detail = resp.payload[:100].decode("utf-8", "replace")
+        try:
+            await self._expect(SoftwareState.DOWNLOAD_STARTED, f"refused the block at byte {offset:,}")
+        except DeliveryError:
+            raise
+        except LwM2MError:
+            pass          # Update State unreadable: the CoAP answer says it all
+        raise DeliveryError(f"device '{st.endpoint}' answered the block at byte {offset:,} with "
+                            f"{resp.code.dotted} {resp.code.name_printable}" + (f" ({detail})" if detail else ""))
+
+    async def _block(self, offset: int, size: int) -> Message:
+        """One Block1 request from the registration socket; the device's answer, whatever its code."""
+        srv, st = self.server, self.st
+        reg = srv._reg(st.endpoint)
+        await srv._awake(reg)
+        chunk = self.module[offset:offset + size]
+        msg = Message(code=Code.PUT, payload=chunk, uri_path=[str(i) for i in self._path(Sw.PACKAGE).ids])
+        msg.remote = reg.remote
+        msg.opt.content_format = ContentFormat.OPAQUE
+        msg.opt.block1 = BlockOption.BlockwiseTuple(offset // size, offset + size < len(self.module),
+                                                    size.bit_length() - 5)
+        if offset == 0:
+            msg.opt.size1 = len(self.module)
+        request = srv.ctx.request(msg, handle_blockwise=False)
+        return await asyncio.wait_for(request.response, self.block_timeout_s)
+
+    async def _report(self) -> None:
+        """After Activate: the TinyML object's counters, and the capabilities kept for the device."""
+        srv, st = self.server, self.st
+        tml = srv.defs.tinyml_object_id
+        try:
+            values = await self._read(ResourcePath(tml, 0))
+        except LwM2MError:
+            return                       # a device without the TinyML object
+        st.inference_count = values.get(ResourcePath(tml, 0, TinyML.INFERENCE_COUNT))
+        st.last_latency_us = values.get(ResourcePath(tml, 0, TinyML.LAST_INFERENCE_LATENCY))
+        await srv._read_capabilities(srv._reg(st.endpoint))
+
+
+class Deliveries:
+    """The deliveries a server runs, by endpoint (the latest one each); at most ``concurrent``
+    transfer at a time, the others wait ``pending`` (hundreds at once would make each device's
+    requests wait longer than their timeout on the server's one event loop)."""
+
+    def __init__(self, server, concurrent: int = 32):
+        self.server = server
+        self.slots = asyncio.Semaphore(concurrent)
+        self.latest: dict[str, Delivery] = {}
+        self.tasks: dict[str, asyncio.Task] = {}
+
+    def running(self, endpoint: str) -> bool:
+        task = self.tasks.get(endpoint)
+        return task is not None and not task.done()
+
+    def start(self, endpoint: str, module: bytes, **kw) -> DeliveryState:
+        if self.running(endpoint):
+            raise DeliveryError(f"a delivery to '{endpoint}' is running", hint="Wait for it: GET "
+                                f"/v1/devices/{endpoint}/modules")
+        d = Delivery(self.server, endpoint, module, **kw)
+        self.latest[endpoint] = d
+        self.tasks[endpoint] = asyncio.get_running_loop().create_task(d.run(self.slots))
+        return d.st
+
+    def state(self, endpoint: str) -> DeliveryState | None:
+        d = self.latest.get(endpoint)
+        return d.st if d else None
