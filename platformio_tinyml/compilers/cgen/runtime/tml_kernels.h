@@ -36,6 +36,9 @@ typedef struct {
 
 void tml_conv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
 void tml_dwconv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
+/* TRANSPOSE_CONV (tml_tconv.c): in_* the input, out_* the output, pad_t/pad_l TFLite's padding of
+ * the output; bias_fold is the plain int32 bias, filter OHWI; dil, depth_mult, filter16, scratch unused. */
+void tml_tconv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
 
 typedef struct {
     uint16_t batches, in_features, out_features;
@@ -172,6 +175,7 @@ typedef struct {
 
 void tml_conv_f32(const tml_conv_f32_t *p, const float *in, float *out);
 void tml_dwconv_f32(const tml_conv_f32_t *p, const float *in, float *out);
+void tml_tconv_f32(const tml_conv_f32_t *p, const float *in, float *out);   /* TRANSPOSE_CONV, OHWI */
 
 typedef struct {
     uint32_t batches;
