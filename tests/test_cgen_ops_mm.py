@@ -1,4 +1,4 @@
-"""TRANSPOSE_CONV (and the other matrix ops of cgen/lower_mm.py) against TensorFlow Lite Micro.
+"""TRANSPOSE_CONV and BATCH_MATMUL (cgen/lower_mm.py) against TensorFlow Lite Micro.
 
 Keras models (Conv2DTranspose with and without bias, SAME/VALID, stride 2, odd
 filters, output_padding, an open batch dimension whose output shape the converter
@@ -6,8 +6,10 @@ computes with SHAPE/STRIDED_SLICE/PACK) converted as users convert them
 (tests/modelgen.convert: float32, and full-integer int8 with per-channel filters),
 compiled to C, built for the host and run next to the TFLite Micro interpreter:
 int8 bit-exact, float32 within 1e-5 relative (test_cgen_ops.check_parity).
-Hand-built models (benchmarks/difftest.py's builder) cover per-tensor filters and
-what is refused in one line.
+BATCH_MATMUL: Keras matmuls (attention-style q @ k^T becomes adj_y) and hand-built
+models for adj_x/adj_y, broadcast batch dimensions up to rank 5, non-zero zero
+points and a constant operand. Hand-built models (benchmarks/difftest.py's builder)
+also cover per-tensor filters and what is refused in one line.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ TCONV = {
 }
 
 
-def _convert(tmp_path_factory, name: str, dtype: str):
+def _convert(tmp_path_factory, name: str, dtype: str, specs=TCONV):
     root = tmp_path_factory.getbasetemp() / "mm_models"
     root.mkdir(exist_ok=True)
     path = root / f"{name}_{dtype}.tflite"
     if not path.exists():
         modelgen._seed(0)
-        path.write_bytes(modelgen.convert(TCONV[name](), int8=dtype == "int8"))
+        path.write_bytes(modelgen.convert(specs[name](), int8=dtype == "int8"))
     return path
 
 
@@ -120,7 +122,7 @@ def test_transpose_conv_output_shape_mismatch_is_refused(tmp_path):
 
 
 CROSS = [("cortex-m0plus", None), ("cortex-m4", "fpv4-sp-d16"), ("rv32imac", None), ("atmega2560", None)]
-CROSS_MODELS = [("tconv", "same_s2_bias")]
+CROSS_MODELS = [("tconv", "same_s2_bias"), ("bmm", "attention_qk")]
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
@@ -133,8 +135,7 @@ def test_cross_compile_warning_free(kind, name, dtype, tmp_path_factory, tmp_pat
     from platformio_tinyml.emu import compile_only
     if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc", "avr-gcc")):
         pytest.skip("cross toolchains not installed")
-    path = _convert(tmp_path_factory, name, dtype) if kind == "tconv" else _MODELS[kind](tmp_path_factory, name,
-                                                                                         dtype)
+    path = _convert(tmp_path_factory, name, dtype, BMM if kind == "bmm" else TCONV)
     src = tmp_path / "src"
     files = write_output(generate(load_tflite(path), "m"), src)
     for core, fpu in CROSS:
@@ -142,4 +143,86 @@ def test_cross_compile_warning_free(kind, name, dtype, tmp_path_factory, tmp_pat
         assert objs and all(o.is_file() for o in objs)
 
 
-_MODELS = {}   # kind -> (tmp_path_factory, name, dtype) -> model path, for the other ops of lower_mm
+
+
+# ---- BATCH_MATMUL ------------------------------------------------------------------------------
+
+def _matmul(shape_a, shape_b, transpose_b=False, batch=1):
+    def build():
+        tf = modelgen._tf()
+        import keras
+        a = tf.keras.Input(shape=shape_a, batch_size=batch, name="in0")
+        b = tf.keras.Input(shape=shape_b, batch_size=batch, name="in1")
+        rhs = keras.ops.swapaxes(b, -1, -2) if transpose_b else b
+        return tf.keras.Model([a, b], keras.ops.matmul(a, rhs))
+    return build
+
+
+def _attention_qk():
+    """Scaled dot-product scores of a tiny self-attention: Dense q, k; q @ k^T; softmax."""
+    tf = modelgen._tf()
+    import keras
+    L = tf.keras.layers
+    x = tf.keras.Input(shape=(6, 8), batch_size=1)
+    q, k = L.Dense(4)(x), L.Dense(4)(x)
+    return tf.keras.Model(x, L.Softmax()(keras.ops.matmul(q, keras.ops.swapaxes(k, -1, -2)) * 0.5))
+
+
+BMM = {
+    "rank4": _matmul((3, 4, 5), (3, 5, 6)),
+    "rank3_transpose_b": _matmul((4, 5), (6, 5), transpose_b=True),
+    "open_batch": _matmul((4, 5), (5, 6), batch=None),
+    "attention_qk": _attention_qk,
+}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("name", sorted(BMM))
+def test_batch_matmul_keras(name, dtype, tmp_path_factory, tmp_path):
+    path = _convert(tmp_path_factory, name, dtype, BMM)
+    assert OpKind.BATCH_MATMUL in {op.kind for op in load_tflite(path).ops}
+    check_parity(path, tmp_path, n=10)
+
+
+def _bmm_model(shape_a, shape_b, shape_y, adj_x, adj_y, int8: bool, const_b: bool = False) -> bytes:
+    B = _builder()()
+    dt = "int8" if int8 else "float32"
+    q = (lambda s, z: ([s], [z], 0)) if int8 else (lambda s, z: None)
+    a = B.tensor(shape_a, dt, q(0.04, -11), name="in0")
+    if const_b:
+        rng = np.random.default_rng(3)
+        data = rng.integers(-128, 128, shape_b).astype(np.int8) if int8 \
+            else rng.standard_normal(shape_b).astype(np.float32)
+        b = B.tensor(shape_b, dt, q(0.03, 5), data=data)
+    else:
+        b = B.tensor(shape_b, dt, q(0.03, 5), name="in1")
+    y = B.tensor(shape_y, dt, q(0.5, -3), name="y")
+    B.op("BATCH_MATMUL", [a, b], [y], B.options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y))
+    return B.finish([a] if const_b else [a, b], [y])
+
+
+BMM_BUILT = [   # lhs, rhs, output, adj_x, adj_y, constant rhs
+    ((2, 4, 3), (2, 4, 5), (2, 3, 5), True, False, False),
+    ((2, 3, 4), (2, 5, 4), (2, 3, 5), False, True, False),
+    ((2, 4, 3), (2, 5, 4), (2, 3, 5), True, True, False),
+    ((2, 1, 3, 4), (3, 4, 5), (2, 3, 3, 5), False, False, False),
+    ((3, 4), (2, 2, 1, 4, 5), (2, 2, 1, 3, 5), False, False, False),
+    ((1, 3, 3, 4), (3, 1, 4, 2), (3, 3, 3, 2), False, False, False),
+    ((2, 3, 4), (4, 5), (2, 3, 5), False, False, True),
+]
+
+
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float32"])
+@pytest.mark.parametrize("case", BMM_BUILT, ids=[f"{c[0]}x{c[1]}-adj{int(c[3])}{int(c[4])}{'-const' * c[5]}"
+                                                 for c in BMM_BUILT])
+def test_batch_matmul_builder(case, int8, tmp_path):
+    a, b, y, adj_x, adj_y, const_b = case
+    _run(_bmm_model(a, b, y, adj_x, adj_y, int8, const_b), tmp_path, n=4)
+
+
+def test_batch_matmul_depth_mismatch_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_bmm_model((2, 3, 4), (2, 5, 4), (2, 3, 5), False, False, True))
+    with pytest.raises(ModelError, match="shape-mismatch.*BATCH_MATMUL.*depths 4 and 5") as e:
+        load_tflite(path)
+    assert "\n" not in str(e.value)

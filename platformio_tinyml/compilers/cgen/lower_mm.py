@@ -1,4 +1,4 @@
-"""Lowerings of TRANSPOSE_CONV (int8 per-channel and float32).
+"""Lowerings of TRANSPOSE_CONV (int8 per-channel and float32) and BATCH_MATMUL (int8, float32).
 
 TRANSPOSE_CONV: TFLite Micro scatters every input pixel ``(iy, ix)`` times the
 filter into the output at ``(iy * stride - pad + ky, ix * stride - pad + kx)``
@@ -9,6 +9,10 @@ multiple of the stride below ``in_h * stride``. The int8 sums are exact, so the
 order does not matter; the float32 kernel visits the taps in the reference's
 order (input pixel ascending, i.e. filter tap descending; input channel
 ascending), then adds the bias.
+
+BATCH_MATMUL: TFLite Micro's integer arithmetic (per-tensor scales: one
+multiplier ``lhs_scale * rhs_scale / out_scale``, zero points as offsets, no
+activation), batch dimensions broadcast numpy-style up to rank 5.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import numpy as np
 from ...ir import Activation, DType, Graph, Op, OpKind
 from .lower_common import per_batch
 from .lower_f32 import _float_io
-from .lower_s8 import _per_channel_requant
+from .lower_s8 import _per_channel_requant, operand_ptr
 from .lowering import Lowering
+from .quant import f32, quantize_multiplier
 
 S8, F32 = DType.INT8, DType.FLOAT32
 
@@ -84,3 +89,52 @@ LOWERINGS = {
     (OpKind.TRANSPOSE_CONV, S8): Lowering(_tconv_s8, _check_tconv),
     (OpKind.TRANSPOSE_CONV, F32): Lowering(_tconv_f32, _check_tconv),
 }
+
+
+# ---- BATCH_MATMUL ------------------------------------------------------------------------------
+
+def _batch_strides(shape, out_batch) -> list[int]:
+    """Element strides of an operand's batch dims (its last two are the matrix), broadcast to
+    ``out_batch`` left-padded to 3 dims (0 where the operand's dimension is broadcast)."""
+    mat = int(shape[-1]) * int(shape[-2])
+    dims = [1] * (3 - len(shape[:-2])) + [int(d) for d in shape[:-2]]
+    strides, acc = [0, 0, 0], mat
+    for d in range(2, -1, -1):
+        strides[d] = 0 if dims[d] == 1 and out_batch[d] != 1 else acc
+        acc *= dims[d]
+    return strides
+
+
+def _check_bmm(g: Graph, op: Op):
+    a, b, y = (g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+    if len(y.shape) > 5:
+        return f"rank {len(y.shape)} > 5"
+    if y.dtype is F32:
+        return _float_io(g, op)
+    if a.dtype is not S8 or b.dtype is not S8 or y.dtype is not S8:
+        return "int8 BATCH_MATMUL needs int8 operands and output (int16 and hybrid are not supported)"
+    return None
+
+
+def _bmm(em, op):
+    g = em.graph
+    a, b, y = (g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+    at = op.attrs
+    m, k = (a.shape[-1], a.shape[-2]) if at.adj_x else (a.shape[-2], a.shape[-1])
+    n = b.shape[-2] if at.adj_y else b.shape[-1]
+    batch = [1] * (5 - len(y.shape)) + [int(d) for d in y.shape[:-2]]
+    f = dict(batch=batch, lhs_stride=_batch_strides(a.shape, batch), rhs_stride=_batch_strides(b.shape, batch),
+             m=m, n=n, k=k, adj_x=int(at.adj_x), adj_y=int(at.adj_y),
+             lhs_offset=0, rhs_offset=0, out_offset=0, mult=0, shift=0)
+    if y.dtype is S8:
+        f.update(lhs_offset=-a.quant.zp, rhs_offset=-b.quant.zp, out_offset=y.quant.zp)
+        f["mult"], f["shift"] = quantize_multiplier(f32(a.quant.s) * f32(b.quant.s) / f32(y.quant.s))
+    fn = "tml_bmm_s8" if y.dtype is S8 else "tml_bmm_f32"
+    em.call(op, f"{fn}({em.params('tml_bmm_t', f)}, {operand_ptr(em, op.inputs[0])}, "
+                f"{operand_ptr(em, op.inputs[1])}, {em.ptr(op.outputs[0])})", "tml_bmm.c", "tml_fixedpoint.h")
+
+
+LOWERINGS.update({
+    (OpKind.BATCH_MATMUL, S8): Lowering(_bmm, _check_bmm),
+    (OpKind.BATCH_MATMUL, F32): Lowering(_bmm, _check_bmm),
+})

@@ -278,6 +278,9 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         dm = o.DepthMultiplier() if is_dw else 1
         attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
+    elif kind is OpKind.BATCH_MATMUL:
+        o = _options(op, T.BatchMatMulOptions)   # none: TFLite Micro's defaults (no adjoints)
+        attrs = A.BatchMatMul(bool(o.AdjX()), bool(o.AdjY())) if o else A.BatchMatMul()
     elif kind is OpKind.TRANSPOSE_CONV:
         attrs, ins = _transpose_conv(ctx, op, i, name, ins, outs, tensors)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
