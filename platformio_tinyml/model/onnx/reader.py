@@ -643,6 +643,9 @@ class _Converter:
         kind = OpKind.ADD if op in ("Add", "Sub") else OpKind.MUL
         names = list(node.input[:2])
         acts = [n for n in names if n not in self.consts]
+        if op in ("Sub", "Div") and (names[0] in self.consts or len(acts) == 2):
+            # no ADD/MUL with a negated / inverted constant: the float SUB/DIV kernels
+            return self._float_binary(node, OpKind.SUB if op == "Sub" else OpKind.DIV, A.Elementwise())
         vals = [self._get(n) for n in acts]
         bases = [v.src if isinstance(v, DQ) else v for v in vals]
         lays = {b.layout for b in bases}
@@ -681,10 +684,63 @@ class _Converter:
                 ins.append(self._const(self._bcast(c, lay), DType.FLOAT32, hint="k"))
             else:
                 ins.append(self._float(n).idx)
-        if op in ("Sub", "Div") and len(acts) == 2:
-            raise _Fail(f"{op} of two activations")
         out = self._out(node, lay, None, chw=bases[0].chw)
         self._emit(kind, ins, [out.idx], A.Elementwise())
+
+    def _float_binary(self, node, kind: OpKind, attrs=None) -> None:
+        """A two-operand op computed in float32 (QDQ operands dequantized): constants broadcast
+        into the activations' layout. ONNX Min/Max are variadic: two operands only."""
+        names = list(node.input)
+        if len(names) != 2 or not all(names):
+            raise _Fail(f"{len(names)} operands (only two are supported)")
+        acts = [n for n in names if n not in self.consts]
+        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
+        lays = {b.layout for b in bases}
+        if len(lays) > 1:
+            raise _Fail("operands in different layouts (an NCHW activation with a lower-rank activation)")
+        lay = lays.pop()
+        ins = [self._const(self._bcast(self._const_f(n).astype(np.float32), lay), DType.FLOAT32, hint="k")
+               if n in self.consts else self._float(n).idx for n in names]
+        shape = self._shape(node.output[0])
+        chw = next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
+        out = self._out(node, lay, None, chw=chw)
+        self._emit(kind, ins, [out.idx], attrs)
+
+    def _float_unary(self, node, kind: OpKind, attrs=None) -> None:
+        """A one-operand op computed in float32 (a QDQ operand is dequantized, its QuantizeLinear
+        stays a QUANTIZE): the ONNX functions cgen has float kernels for."""
+        xf = self._float(node.input[0])
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(kind, [xf.idx], [out.idx], attrs)
+
+    def _pow(self, node) -> None:
+        e = node.input[1]
+        if e not in self.consts or np.asarray(self._const_f(e)).size != 1:
+            raise _Fail("Pow with an exponent that is not one constant")
+        v = float(np.asarray(self._const_f(e)).reshape(-1)[0])
+        kinds = {2.0: OpKind.SQUARE, 0.5: OpKind.SQRT, -0.5: OpKind.RSQRT}
+        if v not in kinds:
+            raise _Fail(f"Pow with exponent {v:g} (only 2, 0.5 and -0.5 have kernels)")
+        self._float_unary(node, kinds[v])
+
+    def _elu(self, node) -> None:
+        alpha = float(_attrs(node).get("alpha", 1.0))
+        if alpha != 1.0:
+            raise _Fail(f"Elu with alpha {alpha:g} (the ELU kernel has alpha 1)")
+        self._float_unary(node, OpKind.ELU)
+
+    def _gelu(self, node) -> None:
+        approx = _attrs(node).get("approximate", "none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        if approx not in ("none", "tanh"):
+            raise _Fail(f"Gelu with approximate '{_clean(str(approx))}'")
+        self._float_unary(node, OpKind.GELU, A.Gelu(approx == "tanh"))
+
+    def _reciprocal(self, node) -> None:
+        xf = self._float(node.input[0])
+        one = self._const(np.ones((1,), np.float32), DType.FLOAT32, hint="one")
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.DIV, [one, xf.idx], [out.idx], A.Elementwise())
 
     def _bcast(self, c: np.ndarray, lay: Layout) -> np.ndarray:
         try:
@@ -1214,6 +1270,13 @@ _HANDLERS = {
     "Relu": _Converter._relu,
     "Clip": _Converter._clip,
     "Sigmoid": lambda self, n: self._unary(n, OpKind.LOGISTIC),
+    # element-wise functions and binary ops with float32 kernels (cgen/lower_ew.py); more below
+    "LeakyRelu": lambda self, n: self._float_unary(n, OpKind.LEAKY_RELU,
+                                                   A.LeakyRelu(float(_attrs(n).get("alpha", 0.01)))),
+    "Elu": _Converter._elu,
+    "Gelu": _Converter._gelu,
+    "Pow": _Converter._pow,
+    "Reciprocal": _Converter._reciprocal,
     "Tanh": lambda self, n: self._unary(n, OpKind.TANH),
     "MaxPool": _Converter._pool,
     "AveragePool": _Converter._pool,
@@ -1242,3 +1305,8 @@ _HANDLERS = {
     "QLinearSigmoid": _Converter._qlinear_unary,
 }
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})
+_HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
+    ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
+    ("HardSwish", OpKind.HARD_SWISH))})
+_HANDLERS.update({op: (lambda self, n, k=kind: self._float_binary(n, k)) for op, kind in (
+    ("Min", OpKind.MINIMUM), ("Max", OpKind.MAXIMUM), ("PRelu", OpKind.PRELU))})
