@@ -591,6 +591,9 @@ class _Converter:
             trans_b, alpha, beta = False, 1.0, 1.0
         x, w = node.input[0], node.input[1]
         c = self._opt(node, 2) if node.op_type == "Gemm" else None
+        if node.op_type == "MatMul" and (w not in self.consts or x in self.consts
+                                         or np.ndim(self._const_f(w)) != 2):
+            return self._batch_matmul(node)
         if w not in self.consts:
             raise _Fail("the second operand must be constant weights (activation x activation is not supported)")
         if c and c not in self.consts:
@@ -635,6 +638,29 @@ class _Converter:
             ins.append(self._const(bias, DType.FLOAT32, hint="b"))
         out = self._out(node, Layout.SAME, None)
         self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx], A.FullyConnected(keep_num_dims=keep))
+
+    def _batch_matmul(self, node) -> None:
+        """MatMul other than activations times 2-D constant weights (attention's q @ k^T, a
+        constant left operand, stacked weights): BATCH_MATMUL in float32, numpy's broadcasting of
+        the batch dimensions (ranks 2 to 5). Operands must keep ONNX's layout (not rank-4 NCHW
+        activations, which the IR stores as NHWC)."""
+        ins = []
+        for n in node.input[:2]:
+            if n in self.consts:
+                c = self._const_f(n).astype(np.float32)
+                if c.ndim < 2:
+                    raise _Fail(f"MatMul with a rank-{c.ndim} operand")
+                ins.append(self._const(c, DType.FLOAT32, hint="k"))
+                continue
+            v = self._get(n)
+            base = v.src if isinstance(v, DQ) else v
+            if len(self._shape(n)) < 2:
+                raise _Fail("MatMul with a rank-1 operand")
+            if base.layout is not Layout.SAME:
+                raise _Fail(f"MatMul on '{_clean(n)}', an NCHW activation the IR keeps as NHWC")
+            ins.append(self._float(n).idx)
+        out = self._out(node, Layout.SAME, None)
+        self._emit(OpKind.BATCH_MATMUL, ins, [out.idx], A.BatchMatMul())
 
     # ---- ops: elementwise ----------------------------------------------------------------------
 

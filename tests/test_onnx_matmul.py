@@ -1,0 +1,68 @@
+"""ONNX MatMul beyond activation x 2-D weights (cgen BATCH_MATMUL, float32) against onnxruntime.
+
+Two activations (batched, broadcast, rank 2), a constant left operand, stacked rank-3
+constant weights, and a self-attention score block (x @ Wq, x @ Wk, q @ k^T, Softmax):
+within 1e-5 relative of onnxruntime (test_onnx_elementwise._check). A MatMul on a rank-4
+NCHW activation (stored NHWC in the IR) is refused in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto as TP, helper as h, numpy_helper as nh  # noqa: E402
+
+from platformio_tinyml.errors import UnsupportedOpError  # noqa: E402
+from platformio_tinyml.ir import OpKind  # noqa: E402
+from platformio_tinyml.model.onnx import load_onnx  # noqa: E402
+from test_onnx_elementwise import _check  # noqa: E402
+
+
+def _save(path, nodes, inputs, inits=()):
+    ins = [h.make_tensor_value_info(n, TP.FLOAT, list(s)) for n, s in inputs]
+    out = h.make_tensor_value_info("y", TP.FLOAT, None)
+    inits = [nh.from_array(np.asarray(v, np.float32), n) for n, v in inits]
+    m = h.make_model(h.make_graph(nodes, "mm", ins, [out], inits), opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+RNG = np.random.default_rng(5)
+CASES = {
+    "batched": ([("a", (2, 3, 4)), ("b", (2, 4, 5))], (), ["a", "b"]),
+    "broadcast": ([("a", (1, 3, 4)), ("b", (2, 4, 5))], (), ["a", "b"]),
+    "broadcast_rank2": ([("a", (3, 4)), ("b", (2, 4, 5))], (), ["a", "b"]),
+    "rank2": ([("a", (3, 4)), ("b", (4, 6))], (), ["a", "b"]),
+    "const_left": ([("b", (2, 4, 5))], [("k", RNG.standard_normal((3, 4)))], ["k", "b"]),
+    "stacked_weights": ([("a", (2, 3, 4))], [("k", RNG.standard_normal((2, 4, 5)))], ["a", "k"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matmul(name, tmp_path):
+    inputs, inits, operands = CASES[name]
+    path = _save(tmp_path / "m.onnx", [h.make_node("MatMul", operands, ["y"], name="mm")], inputs, inits)
+    g = _check(path, tmp_path)
+    assert [op.kind for op in g.ops] == [OpKind.BATCH_MATMUL]
+
+
+def test_attention_scores(tmp_path):
+    nodes = [h.make_node("MatMul", ["x", "wq"], ["q"]), h.make_node("MatMul", ["x", "wk"], ["k"]),
+             h.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), h.make_node("MatMul", ["q", "kt"], ["s"]),
+             h.make_node("Softmax", ["s"], ["y"], axis=-1)]
+    inits = [("wq", 0.3 * RNG.standard_normal((8, 4))), ("wk", 0.3 * RNG.standard_normal((8, 4)))]
+    g = _check(_save(tmp_path / "m.onnx", nodes, [("x", (1, 6, 8))], inits), tmp_path)
+    assert OpKind.BATCH_MATMUL in {op.kind for op in g.ops}
+
+
+def test_matmul_on_nchw_activation_is_refused_in_one_line(tmp_path):
+    path = _save(tmp_path / "m.onnx", [h.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
+                 [("a", (1, 2, 3, 4)), ("b", (1, 2, 4, 5))])
+    with pytest.raises(UnsupportedOpError, match="MatMul.*NCHW") as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)
