@@ -501,17 +501,23 @@ class _Converter:
 
     # ---- ops: convolution and fully connected ------------------------------------------------
 
-    def _conv(self, node) -> None:
+    def _conv_operands(self, node, what: str = "convolution"):
+        """(attributes, x, w, b, x's shape) of a Conv / ConvTranspose: constant weights and bias,
+        a 2-D (rank-4 NCHW) input."""
         a = _attrs(node)
         x, w, b = node.input[0], node.input[1], self._opt(node, 2)
         if w not in self.consts or (b and b not in self.consts):
             raise _Fail("weights and bias must be constant")
         xs = self._shape(x)
         if len(xs) != 4:
-            raise _Fail(f"{len(xs) - 2}-D convolution (only 2-D is supported)")
+            raise _Fail(f"{len(xs) - 2}-D {what} (only 2-D is supported)")
         xv = self._get(x)
         if (xv.src if isinstance(xv, DQ) else xv).layout is not Layout.NHWC:
             raise _Fail("input is not in NCHW layout")
+        return a, x, w, b, xs
+
+    def _conv(self, node) -> None:
+        a, x, w, b, xs = self._conv_operands(node)
         wc = self.consts[w]
         wshape = wc.q.shape if isinstance(wc, QConst) else np.asarray(wc).shape
         group = int(a.get("group", 1))
@@ -534,6 +540,32 @@ class _Converter:
             ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
         out = self._out(node, Layout.NHWC, None)
         self._emit(kind, ins, [out.idx], attrs)
+
+    def _conv_transpose(self, node) -> None:
+        """ConvTranspose (2-D, group 1, no dilation, explicit pads or VALID) as TRANSPOSE_CONV in
+        float32: output row ``iy * stride + ky - pad_begin`` takes input row ``iy`` times filter row
+        ``ky``, as cgen's kernel; the output size (output_padding included) is the inferred shape."""
+        a, x, w, b, xs = self._conv_operands(node, "transposed convolution")
+        if int(a.get("group", 1)) != 1 or list(a.get("dilations", [1, 1])) != [1, 1]:
+            raise _Fail(f"group {a.get('group', 1)}, dilations {list(a.get('dilations', [1, 1]))} (only 1 and [1, 1])")
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID") or "output_shape" in a:
+            raise _Fail(f"auto_pad {_clean(str(auto))}{' with output_shape' if 'output_shape' in a else ''} "
+                        "(only explicit pads or VALID)")
+        p = [0, 0, 0, 0] if auto == "VALID" else list(a.get("pads", [0, 0, 0, 0]))
+        if any(v < 0 for v in p):
+            raise _Fail(f"negative pads {p}")
+        strides = list(a.get("strides", [1, 1]))
+        wf = self._const_f(w).astype(np.float32)          # [C_in, C_out, kH, kW]
+        if wf.ndim != 4 or wf.shape[0] != xs[1]:
+            raise _Fail(f"weights of shape {list(wf.shape)} for input {list(xs)}")
+        ins = [self._float(x).idx, self._const(np.transpose(wf, (1, 2, 3, 0)), DType.FLOAT32, hint="w")]
+        if b:
+            ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
+        out = self._out(node, Layout.NHWC, None)
+        self._emit(OpKind.TRANSPOSE_CONV, ins, [out.idx],
+                   A.Conv2D(strides[0], strides[1], 1, 1, p[0], p[1], p[2], p[3], Activation.NONE))
 
     def _conv_attrs(self, a: dict, in_hw, k_hw, kind: OpKind, mult: int) -> A.Conv2D:
         strides = list(a.get("strides", [1, 1]))
@@ -1287,6 +1319,7 @@ _FOLDABLE = {
 
 _HANDLERS = {
     "Conv": _Converter._conv,
+    "ConvTranspose": _Converter._conv_transpose,
     "Gemm": _Converter._gemm,
     "MatMul": _Converter._gemm,
     "Add": _Converter._binary,

@@ -1,9 +1,13 @@
-"""ONNX MatMul beyond activation x 2-D weights (cgen BATCH_MATMUL, float32) against onnxruntime.
+"""ONNX MatMul beyond activation x 2-D weights (cgen BATCH_MATMUL) and ConvTranspose (cgen
+TRANSPOSE_CONV), float32, against onnxruntime.
 
-Two activations (batched, broadcast, rank 2), a constant left operand, stacked rank-3
-constant weights, and a self-attention score block (x @ Wq, x @ Wk, q @ k^T, Softmax):
-within 1e-5 relative of onnxruntime (test_onnx_elementwise._check). A MatMul on a rank-4
-NCHW activation (stored NHWC in the IR) is refused in one line.
+MatMul: two activations (batched, broadcast, rank 2), a constant left operand, stacked
+rank-3 constant weights, and a self-attention score block (x @ Wq, x @ Wk, q @ k^T,
+Softmax). ConvTranspose: PyTorch's usual upsamplers (k3 s2 p1 output_padding 1, k4 s2
+p1), stride 1 without bias, asymmetric pads with batch 2, VALID. All within 1e-5
+relative of onnxruntime (test_onnx_elementwise._check). A MatMul on a rank-4 NCHW
+activation (stored NHWC in the IR), a grouped or dilated ConvTranspose and SAME
+auto-padding are refused in one line.
 """
 
 from __future__ import annotations
@@ -64,5 +68,38 @@ def test_matmul_on_nchw_activation_is_refused_in_one_line(tmp_path):
     path = _save(tmp_path / "m.onnx", [h.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
                  [("a", (1, 2, 3, 4)), ("b", (1, 2, 4, 5))])
     with pytest.raises(UnsupportedOpError, match="MatMul.*NCHW") as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)
+
+
+# ---- ConvTranspose -> TRANSPOSE_CONV ------------------------------------------------------------
+
+CONV_T = {   # name: (input NCHW, weights [C_in, C_out, kH, kW], attributes, bias)
+    "s2_k3_p1_outpad1": ((1, 3, 4, 5), (3, 4, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
+                         True),
+    "s2_k4_p1": ((1, 2, 3, 3), (2, 3, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1]), True),
+    "s1_k3_nobias": ((1, 4, 5, 5), (4, 2, 3, 3), {}, False),
+    "s21_k2x3_asym_pads": ((2, 3, 3, 4), (3, 2, 2, 3), dict(strides=[2, 1], pads=[0, 1, 1, 0]), True),
+    "valid_s2": ((1, 2, 3, 4), (2, 3, 3, 3), dict(strides=[2, 2], auto_pad="VALID"), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV_T))
+def test_conv_transpose(name, tmp_path):
+    xs, ws, attrs, bias = CONV_T[name]
+    inits = [("w", 0.3 * RNG.standard_normal(ws))] + ([("b", RNG.standard_normal(ws[1]))] if bias else [])
+    node = h.make_node("ConvTranspose", ["x", "w"] + (["b"] if bias else []), ["y"], name="ct", **attrs)
+    g = _check(_save(tmp_path / "m.onnx", [node], [("x", xs)], inits), tmp_path)
+    assert [op.kind for op in g.ops] == [OpKind.TRANSPOSE_CONV]
+
+
+@pytest.mark.parametrize("attrs, match", [
+    (dict(group=3), "group 3"), (dict(dilations=[2, 2]), "dilations"), (dict(auto_pad="SAME_UPPER"), "SAME_UPPER"),
+])
+def test_conv_transpose_refused_in_one_line(attrs, match, tmp_path):
+    ws = (3, 1, 3, 3) if "group" in attrs else (3, 2, 3, 3)
+    node = h.make_node("ConvTranspose", ["x", "w"], ["y"], name="ct", strides=[2, 2], **attrs)
+    path = _save(tmp_path / "m.onnx", [node], [("x", (1, 3, 4, 4))], [("w", RNG.standard_normal(ws))])
+    with pytest.raises(UnsupportedOpError, match=f"ConvTranspose.*{match}") as e:
         load_onnx(path)
     assert "\n" not in str(e.value)
