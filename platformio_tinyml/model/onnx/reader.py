@@ -908,10 +908,11 @@ class _Converter:
             axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
         xs = self._shape(node.input[0])
         axes = sorted(int(d) % len(xs) for d in (axes or range(len(xs))))
-        if len(xs) != 4 or axes != [2, 3]:
-            raise _Fail(f"ReduceMean over axes {axes} of a rank-{len(xs)} tensor (only over H, W of NCHW)")
-        if not a.get("keepdims", 1):
-            raise _Fail("keepdims=0 (only keepdims=1; add a Flatten after it)")
+        if len(xs) != 4 or axes != [2, 3] or not a.get("keepdims", 1):
+            # any other axes (e.g. the last one of a layer norm): MEAN, in float32 (shape_ops.reduce
+            # maps the axes to the IR's layout; cgen's MEAN takes contiguous ones)
+            shape_ops.adapt(shape_ops.reduce, _Fail)(self, node)
+            return
         self._pool_like(node, OpKind.AVERAGE_POOL_2D, A.Pool2D(xs[2], xs[3]), global_=True)
 
     # ---- ops: data movement --------------------------------------------------------------------
