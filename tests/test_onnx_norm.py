@@ -1,6 +1,6 @@
-"""ONNX ReduceMean over any axes and layer normalization (the ReduceMean/Sub/Pow/Sqrt/Div
-form PyTorch exports write below opset 17) against onnxruntime, float32 within 1e-5
-relative (test_onnx_elementwise._check).
+"""ONNX ReduceMean over any axes and layer normalization (the LayerNormalization op of
+opset 17, and the ReduceMean/Sub/Pow/Sqrt/Div form older PyTorch exports write) against
+onnxruntime, float32 within 1e-5 relative (test_onnx_elementwise._check).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto as TP, helper as h, numpy_helper as nh  # noqa: E402
 
+from platformio_tinyml.errors import UnsupportedOpError  # noqa: E402
 from platformio_tinyml.ir import OpKind  # noqa: E402
+from platformio_tinyml.model.onnx import load_onnx  # noqa: E402
 from test_onnx_elementwise import _check  # noqa: E402
 
 RNG = np.random.default_rng(11)
@@ -59,3 +61,24 @@ def test_pytorch_decomposed_layer_norm(opset, tmp_path):
     nodes, inits = _pytorch_layer_norm(8, opset)
     g = _check(_save(tmp_path / "m.onnx", nodes, (1, 6, 8), inits, opset), tmp_path)
     assert {OpKind.MEAN, OpKind.SQUARE, OpKind.SQRT, OpKind.DIV} <= {op.kind for op in g.ops}
+
+
+@pytest.mark.parametrize("shape, axis, bias", [((1, 6, 8), -1, True), ((2, 6, 8), 1, True), ((1, 6, 8), -1, False),
+                                               ((1, 3, 4, 5), 1, True), ((1, 3, 4, 5), -1, True)])
+def test_layer_normalization_op(shape, axis, bias, tmp_path):
+    norm = shape[axis % len(shape):]
+    inits = [("g", RNG.standard_normal(norm).astype(np.float32))]
+    if bias:
+        inits.append(("b", RNG.standard_normal(norm).astype(np.float32)))
+    node = h.make_node("LayerNormalization", ["x", "g"] + (["b"] if bias else []), ["y"], axis=axis,
+                       epsilon=1e-3)
+    g = _check(_save(tmp_path / "m.onnx", [node], shape, inits, opset=17), tmp_path)
+    assert {OpKind.MEAN, OpKind.SQUARED_DIFFERENCE, OpKind.RSQRT} <= {op.kind for op in g.ops}
+
+
+def test_layer_normalization_with_used_statistics_is_refused_in_one_line(tmp_path):
+    node = h.make_node("LayerNormalization", ["x", "g"], ["y", "mean"], axis=-1)
+    path = _save(tmp_path / "m.onnx", [node], (1, 4, 8), [("g", np.ones(8, np.float32))], opset=17)
+    with pytest.raises(UnsupportedOpError, match="LayerNormalization.*Mean / InvStdDev") as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)

@@ -915,6 +915,44 @@ class _Converter:
             return
         self._pool_like(node, OpKind.AVERAGE_POOL_2D, A.Pool2D(xs[2], xs[3]), global_=True)
 
+    def _layer_norm(self, node) -> None:
+        """LayerNormalization (opset 17) as the ops TFLite exports use for it, in float32:
+        MEAN, SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale (, ADD bias)
+        over ONNX axes ``axis`` .. rank - 1 (mapped to the IR's layout)."""
+        a = _attrs(node)
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise _Fail("the Mean / InvStdDev outputs are used")
+        x, scale, bias = node.input[0], node.input[1], self._opt(node, 2)
+        if scale not in self.consts or (bias and bias not in self.consts):
+            raise _Fail("scale and bias must be constant")
+        xf = self._float(x)
+        if xf.layout is Layout.FLAT_NHWC:
+            raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
+        rank = len(xf.shape)
+        first = int(a.get("axis", -1)) % rank
+        axes = tuple(sorted(L.ir_axis(k, rank, xf.layout) for k in range(first, rank)))
+        ir = self.tensors[xf.idx].shape
+        stat = tuple(1 if k in axes else d for k, d in enumerate(ir))
+        name = node.output[0]
+
+        def step(kind, ins, shape, attrs=None, hint=""):
+            t = self._tensor(f"{name}/{hint or kind.value.lower()}", shape, DType.FLOAT32)
+            self._emit(kind, ins, [t], attrs)
+            return t
+
+        mean = step(OpKind.MEAN, [xf.idx], stat, A.Mean(axes, True))
+        var = step(OpKind.MEAN, [step(OpKind.SQUARED_DIFFERENCE, [xf.idx, mean], ir)], stat, A.Mean(axes, True),
+                   "variance")
+        eps = self._const(np.array([a.get("epsilon", 1e-5)], np.float32), DType.FLOAT32, hint="epsilon")
+        inv = step(OpKind.RSQRT, [step(OpKind.ADD, [var, eps], stat, A.Elementwise())], stat)
+        y = step(OpKind.MUL, [step(OpKind.SUB, [xf.idx, mean], ir, A.Elementwise()), inv], ir, A.Elementwise())
+        consts = [self._const(self._bcast(self._const_f(c).astype(np.float32), xf.layout), DType.FLOAT32, hint=h)
+                  for c, h in ((scale, "scale"), (bias, "bias")) if c]
+        if bias:
+            y = step(OpKind.MUL, [y, consts[0]], ir, A.Elementwise(), "scaled")
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.ADD if bias else OpKind.MUL, [y, consts[-1]], [out.idx], A.Elementwise())
+
     # ---- ops: data movement --------------------------------------------------------------------
 
     def _reshape(self, node) -> None:
@@ -1321,6 +1359,7 @@ _FOLDABLE = {
 _HANDLERS = {
     "Conv": _Converter._conv,
     "ConvTranspose": _Converter._conv_transpose,
+    "LayerNormalization": _Converter._layer_norm,
     "Gemm": _Converter._gemm,
     "MatMul": _Converter._gemm,
     "Add": _Converter._binary,
