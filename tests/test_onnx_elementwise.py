@@ -3,8 +3,9 @@
 Single-node models (rank-4 NCHW activations, which the importer turns to NHWC with
 their constants, and rank-2 ones) for Sqrt, Exp, Log, Neg, Abs, HardSwish, LeakyRelu,
 Elu, Gelu (exact and tanh), Pow with exponent 2 / 0.5 / -0.5, Reciprocal, Sub and Div
-of two activations or with a constant first operand, Min, Max and PRelu: compiled by
-cgen, built for the host, outputs within 1e-5 relative of onnxruntime's
+of two activations or with a constant first operand, Min, Max and PRelu, and the
+Div/Erf/Add/Mul/Mul chain torch.onnx writes for nn.GELU below opset 20 (one GELU):
+compiled by cgen, built for the host, outputs within 1e-5 relative of onnxruntime's
 (test_cgen_ops.rel_err). What has no kernel is refused at import in one line.
 """
 
@@ -127,5 +128,38 @@ def test_refused_in_one_line(op, consts, attrs, n_inputs, opset, match, tmp_path
             "t", TP.FLOAT, [1, 3, 4, 5]).type.tensor_type.shape.dim[k] for k in range(4)])
         onnx.save(m, str(path))
     with pytest.raises(UnsupportedOpError, match=match) as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)
+
+
+def _torch_gelu(path, first="Div", shape=(1, 3, 4, 5), half=0.5, reuse=False):
+    """nn.GELU() as torch.onnx exports it below opset 20 (Div or Mul by 1/sqrt 2 first)."""
+    k = np.float32(np.sqrt(2.0) if first == "Div" else np.sqrt(0.5))
+    nodes = [h.make_node(first, ["x", "k"], ["d"]), h.make_node("Erf", ["d"], ["e"]),
+             h.make_node("Add", ["e", "one"], ["a"]), h.make_node("Mul", ["x", "a"], ["m"]),
+             h.make_node("Mul", ["m", "half"], ["y"])]
+    outs = [h.make_tensor_value_info("y", TP.FLOAT, None)]
+    if reuse:   # the Erf's result is also a graph output: not a GELU
+        outs.append(h.make_tensor_value_info("e", TP.FLOAT, None))
+    inits = [nh.from_array(np.float32(v), n) for n, v in (("k", k), ("one", 1.0), ("half", half))]
+    m = h.make_model(h.make_graph(nodes, "gelu", [h.make_tensor_value_info("x", TP.FLOAT, list(shape))], outs,
+                                  inits), opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+@pytest.mark.parametrize("first, shape", [("Div", (1, 3, 4, 5)), ("Mul", (2, 7)), ("Div", (1, 6, 8))])
+def test_erf_gelu_pattern_is_one_gelu(first, shape, tmp_path):
+    from platformio_tinyml.ir import OpKind
+    g = _check(_torch_gelu(tmp_path / "m.onnx", first, shape), tmp_path)
+    assert [op.kind for op in g.ops] == [OpKind.GELU]
+
+
+@pytest.mark.parametrize("variant", ["other_half", "erf_is_an_output"])
+def test_erf_pattern_that_is_not_gelu_is_refused_at_erf(variant, tmp_path):
+    path = _torch_gelu(tmp_path / "m.onnx", half=0.25 if variant == "other_half" else 0.5,
+                       reuse=variant == "erf_is_an_output")
+    with pytest.raises(UnsupportedOpError, match="Erf.*no kernel") as e:
         load_onnx(path)
     assert "\n" not in str(e.value)

@@ -15,6 +15,7 @@ name, and listing the supported ONNX operators.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -467,6 +468,8 @@ class _Converter:
             return self._fold(node)
         if op == "Shape":
             return self._shape_of(node)
+        if op in ("Div", "Mul") and self._gelu_erf(node):
+            return
         handler = _HANDLERS.get(op)
         if handler is None:
             raise _Fail("no kernel for this operator")
@@ -763,6 +766,50 @@ class _Converter:
         chw = next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
         out = self._out(node, lay, None, chw=chw)
         self._emit(kind, ins, [out.idx], attrs)
+
+    def _gelu_erf(self, node) -> bool:
+        """GELU as torch.onnx writes nn.GELU() below opset 20: Div(x, sqrt 2) (or Mul by 1/sqrt 2)
+        -> Erf -> Add 1 -> Mul x -> Mul 0.5, each the only reader of the one before. Found from its
+        first node, emitted as one GELU (float32); the other four nodes are skipped. False when
+        ``node`` does not start that pattern (then it converts as itself)."""
+        def const_is(name, value) -> bool:
+            c = self.consts.get(name)
+            return c is not None and np.asarray(self._const_f(name)).size == 1 and \
+                abs(float(np.asarray(self._const_f(name)).reshape(-1)[0]) - value) < 1e-4
+
+        def only_user(n, op_type):
+            users = self.consumers.get(n.output[0], [])
+            if len(users) != 1 or n.output[0] in self.graph_outputs or self.g.node[users[0]].op_type != op_type:
+                return None
+            return users[0]
+
+        def other(n, name):
+            ins = list(n.input)
+            return ins[1] if len(ins) == 2 and ins[0] == name else ins[0] if len(ins) == 2 and ins[1] == name else None
+
+        x = node.input[0]
+        if x in self.consts or len(node.input) != 2 or not const_is(
+                node.input[1], math.sqrt(2.0) if node.op_type == "Div" else math.sqrt(0.5)):
+            return False
+        chain, cur = [], node
+        for op_type in ("Erf", "Add", "Mul", "Mul"):
+            k = only_user(cur, op_type)
+            if k is None:
+                return False
+            prev, cur = cur, self.g.node[k]
+            chain.append(k)
+            second = other(cur, prev.output[0]) if op_type != "Erf" else None
+            if op_type == "Add" and not (second and const_is(second, 1.0)):
+                return False
+            if op_type == "Mul" and len(chain) == 3 and second != x:
+                return False
+            if op_type == "Mul" and len(chain) == 4 and not (second and const_is(second, 0.5)):
+                return False
+        xf = self._float(x)
+        out = self._out(cur, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.GELU, [xf.idx], [out.idx], A.Gelu(False))
+        self.skip.update(chain)
+        return True
 
     def _float_unary(self, node, kind: OpKind, attrs=None) -> None:
         """A one-operand op computed in float32 (a QDQ operand is dequantized, its QuantizeLinear
