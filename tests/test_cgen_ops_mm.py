@@ -9,7 +9,9 @@ int8 bit-exact, float32 within 1e-5 relative (test_cgen_ops.check_parity).
 BATCH_MATMUL: Keras matmuls (attention-style q @ k^T becomes adj_y) and hand-built
 models for adj_x/adj_y, broadcast batch dimensions up to rank 5, non-zero zero
 points and a constant operand. Hand-built models (benchmarks/difftest.py's builder)
-also cover per-tensor filters and what is refused in one line.
+also cover per-tensor filters and what is refused in one line. Both kernels also
+cross-compile warning-free (Cortex-M0+, M4F, RV32, AVR) and run bit-exact on emulated
+AVR (simavr), RV32 and Cortex-M4 (QEMU).
 """
 
 from __future__ import annotations
@@ -226,3 +228,25 @@ def test_batch_matmul_depth_mismatch_is_refused_in_one_line(tmp_path):
     with pytest.raises(ModelError, match="shape-mismatch.*BATCH_MATMUL.*depths 4 and 5") as e:
         load_tflite(path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("machine", ["atmega2560", "riscv32-virt", "mps2-an386"])
+@pytest.mark.parametrize("kind, name", CROSS_MODELS)
+def test_int8_bit_exact_on_emulated_targets(kind, name, machine, tmp_path_factory, tmp_path):
+    """The int8 kernels on real targets: AVR in simavr (constants in PROGMEM, 16-bit int),
+    RV32 and Cortex-M4 in QEMU, outputs equal to TFLite Micro's on the host."""
+    import shutil
+    from platformio_tinyml.verify.firmware import run_model
+    from platformio_tinyml.verify.reference import TFLMReference
+    tools = {"atmega2560": ("avr-gcc", "simavr"), "riscv32-virt": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
+             "mps2-an386": ("arm-none-eabi-gcc", "qemu-system-arm")}[machine]
+    if not all(shutil.which(t) for t in tools):
+        pytest.skip(f"not installed: {tools}")
+    path = _convert(tmp_path_factory, name, "int8", BMM if kind == "bmm" else TCONV)
+    g = load_tflite(path)
+    rng = np.random.default_rng(4)
+    samples = [[rng.integers(-128, 128, g.tensors[i].shape).astype(np.int8) for i in g.inputs] for _ in range(2)]
+    r = run_model(generate(g, "m"), g, samples, tmp_path, machine, opt="-Os", timeout=120)
+    ref = TFLMReference(path)
+    for k, (s, ours) in enumerate(zip(samples, r.outputs)):
+        assert np.array_equal(ours[0].reshape(-1), ref.run(s)[0].reshape(-1)), f"sample {k} differs on {machine}"
