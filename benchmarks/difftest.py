@@ -266,7 +266,7 @@ class TfliteGen:
         return y
 
     def transpose_conv(self, x: Act) -> Act:
-        """TRANSPOSE_CONV (no fused activation): any output size the stride maps back onto the
+        """TRANSPOSE_CONV with a fused activation: any output size the stride maps back onto the
         input (SAME: ceil(out / stride) = in; VALID: up to stride - 1 rows of output padding)."""
         r = self.rng
         n, h, w, c = x.shape
@@ -290,11 +290,13 @@ class TfliteGen:
             q = None
         y = self.act_tensor((n, oh, ow, oc), q)
         B = self.b
+        act = self.pick(ACTS)
         o = B.options("TransposeConvOptions", padding=B.S.Padding.SAME if same else B.S.Padding.VALID,
-                      strideH=sh, strideW=sw)
+                      strideH=sh, strideW=sw, fusedActivationFunction=getattr(B.S.ActivationFunctionType, act))
         shape = self.const(np.array([n, oh, ow, oc], np.int32))
         B.op("TRANSPOSE_CONV", [shape, wt, x.idx] + ([bt] if bt is not None else []), [y.idx], o)
-        self.desc.append(f"tconv{kh}x{kw}/s{sh}{sw}/{'same' if same else 'valid'}/{oh}x{ow}{'' if bias else '/nob'}")
+        self.desc.append(f"tconv{kh}x{kw}/s{sh}{sw}/{'same' if same else 'valid'}/{oh}x{ow}{'' if bias else '/nob'}/"
+                         f"{act.lower()}")
         return y
 
     def batch_matmul(self, x: Act) -> Act:

@@ -3,7 +3,8 @@
 TRANSPOSE_CONV: TFLite Micro scatters every input pixel ``(iy, ix)`` times the
 filter into the output at ``(iy * stride - pad + ky, ix * stride - pad + kx)``
 (int32 accumulators for int8, then bias, the per-channel requantization of
-CONV_2D and the output zero point). The kernels here gather instead: output
+CONV_2D, the output zero point and the fused activation's clamp, which TFLite
+Micro applies although converters write a separate activation op). The kernels here gather instead: output
 ``oy`` takes filter row ``ky`` where ``oy + pad - ky`` is a non-negative
 multiple of the stride below ``in_h * stride``. The int8 sums are exact, so the
 order does not matter; the float32 kernel visits the taps in the reference's
@@ -19,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import Activation, DType, Graph, Op, OpKind
+from ...ir import DType, Graph, Op, OpKind
 from .lower_common import per_batch
-from .lower_f32 import _float_io
+from .lower_f32 import _float_io, act_range_f32
 from .lower_s8 import _per_channel_requant, operand_ptr
 from .lowering import Lowering
-from .quant import f32, quantize_multiplier
+from .quant import activation_range_s8, f32, quantize_multiplier
 
 S8, F32 = DType.INT8, DType.FLOAT32
 
@@ -34,9 +35,6 @@ def _check_tconv(g: Graph, op: Op):
     b = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     if not w.is_const or (b is not None and not b.is_const):
         return "filter and bias must be constants"
-    if op.attrs.activation is not Activation.NONE:
-        return (f"fused activation {op.attrs.activation.value} (converters emit a separate activation "
-                "op; TFLite Micro versions differ on this one)")
     if x.dtype is F32:
         return _float_io(g, op)
     if w.dtype is not S8 or y.dtype is not S8:
@@ -68,7 +66,8 @@ def _tconv_s8(em, op):
     n_out = y.shape[3]
     mults, shifts = _per_channel_requant(x, w, y, n_out)
     f = _tconv_fields(g, op)
-    f.update(in_offset=-x.quant.zp, out_offset=y.quant.zp, act_min=-128, act_max=127, depth_mult=1,
+    lo, hi = activation_range_s8(op.attrs.activation, y)
+    f.update(in_offset=-x.quant.zp, out_offset=y.quant.zp, act_min=lo, act_max=hi, depth_mult=1,
              filter=em.array("int8_t", w.data, "w"), filter16="0",
              bias_fold=em.array("int32_t", _bias(g, op, n_out, np.int32), "b"),
              mult=em.array("int32_t", mults, "m"), shift=em.array("int8_t", shifts, "s"), scratch="0")
@@ -79,8 +78,8 @@ def _tconv_f32(em, op):
     g = em.graph
     w, y = g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     f = _tconv_fields(g, op)
-    flt = float(np.finfo(np.float32).max)
-    f.update(depth_mult=1, act_min=-flt, act_max=flt, filter=em.array("float", w.data.astype(np.float32), "w"),
+    lo, hi = act_range_f32(op.attrs.activation)
+    f.update(depth_mult=1, act_min=lo, act_max=hi, filter=em.array("float", w.data.astype(np.float32), "w"),
              bias=em.array("float", _bias(g, op, y.shape[3], np.float32), "b"))
     per_batch(em, op, "tml_tconv_f32", em.params("tml_conv_f32_t", f), "tml_tconv.c", "tml_fixedpoint.h")
 
