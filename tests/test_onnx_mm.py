@@ -7,7 +7,8 @@ Softmax). ConvTranspose: PyTorch's usual upsamplers (k3 s2 p1 output_padding 1, 
 p1), stride 1 without bias, asymmetric pads with batch 2, VALID. All within 1e-5
 relative of onnxruntime (test_onnx_elementwise._check). A MatMul on a rank-4 NCHW
 activation (stored NHWC in the IR), a grouped or dilated ConvTranspose and SAME
-auto-padding are refused in one line.
+auto-padding are refused in one line. A static QDQ model mixing them with an int8 Conv
+runs them as float islands, within one LSB of onnxruntime.
 """
 
 from __future__ import annotations
@@ -103,3 +104,36 @@ def test_conv_transpose_refused_in_one_line(attrs, match, tmp_path):
     with pytest.raises(UnsupportedOpError, match=f"ConvTranspose.*{match}") as e:
         load_onnx(path)
     assert "\n" not in str(e.value)
+
+
+def test_qdq_model_runs_new_ops_as_float_islands(tmp_path):
+    """A static QDQ model (onnxruntime.quantization) with Conv -> Sub(conv, x) -> Abs -> Max(., x)
+    -> ConvTranspose -> Elu: the int8 Conv stays int8, the others run in float32 between
+    DEQUANTIZE and QUANTIZE as onnxruntime computes them; outputs within one LSB of the last
+    quantized tensor (rounding ties may differ)."""
+    from platformio_tinyml.compilers.cgen import generate
+    from platformio_tinyml.ir import DType
+    from platformio_tinyml.verify.host import build_host
+    from platformio_tinyml.verify.reference import OnnxReference
+    from test_onnx_import import _quantize
+    nodes = [h.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), h.make_node("Sub", ["c", "x"], ["s"]),
+             h.make_node("Abs", ["s"], ["a"]), h.make_node("Max", ["a", "x"], ["m"]),
+             h.make_node("ConvTranspose", ["m", "wt", "bt"], ["t"], strides=[2, 2], pads=[1, 1, 1, 1],
+                         output_padding=[1, 1]),
+             h.make_node("Elu", ["t"], ["y"])]
+    inits = [("w", 0.3 * RNG.standard_normal((3, 3, 3, 3))), ("b", RNG.standard_normal(3)),
+             ("wt", 0.3 * RNG.standard_normal((3, 2, 3, 3))), ("bt", RNG.standard_normal(2))]
+    path = _quantize(_save(tmp_path / "f.onnx", nodes, [("x", (1, 3, 5, 5))], inits), tmp_path / "q.onnx", "qdq",
+                     True)
+    g = load_onnx(path)
+    kinds = [op.kind for op in g.ops]
+    assert OpKind.TRANSPOSE_CONV in kinds and OpKind.SUB in kinds
+    assert any(op.kind is OpKind.CONV_2D and g.tensors[op.outputs[0]].dtype is DType.INT8 for op in g.ops)
+    lsb = g.tensors[[op for op in g.ops if op.kind is OpKind.QUANTIZE][-1].outputs[0]].quant.s
+    host = build_host(generate(g, "m"), g, tmp_path / "b")
+    ref = OnnxReference(path, g)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        x = rng.standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float32)
+        ours = host.run([x])[0]
+        assert np.abs(ours - ref.run([x])[0].reshape(ours.shape)).max() <= lsb * 1.0001
