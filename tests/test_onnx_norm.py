@@ -1,6 +1,7 @@
-"""ONNX ReduceMean over any axes and layer normalization (the LayerNormalization op of
-opset 17, and the ReduceMean/Sub/Pow/Sqrt/Div form older PyTorch exports write) against
-onnxruntime, float32 within 1e-5 relative (test_onnx_elementwise._check).
+"""ONNX ReduceMean over any axes, layer normalization (the LayerNormalization op of
+opset 17, and the ReduceMean/Sub/Pow/Sqrt/Div form older PyTorch exports write) and
+InstanceNormalization against onnxruntime, float32 within 1e-5 relative
+(test_onnx_elementwise._check).
 """
 
 from __future__ import annotations
@@ -82,3 +83,12 @@ def test_layer_normalization_with_used_statistics_is_refused_in_one_line(tmp_pat
     with pytest.raises(UnsupportedOpError, match="LayerNormalization.*Mean / InvStdDev") as e:
         load_onnx(path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 4, 3, 3), (1, 4, 10)])
+def test_instance_normalization(shape, tmp_path):
+    c = shape[1]
+    inits = [("g", RNG.standard_normal(c).astype(np.float32)), ("b", RNG.standard_normal(c).astype(np.float32))]
+    node = h.make_node("InstanceNormalization", ["x", "g", "b"], ["y"], epsilon=1e-4)
+    g = _check(_save(tmp_path / "m.onnx", [node], shape, inits), tmp_path)
+    assert {OpKind.MEAN, OpKind.SQUARED_DIFFERENCE, OpKind.RSQRT} <= {op.kind for op in g.ops}

@@ -963,21 +963,42 @@ class _Converter:
         self._pool_like(node, OpKind.AVERAGE_POOL_2D, A.Pool2D(xs[2], xs[3]), global_=True)
 
     def _layer_norm(self, node) -> None:
-        """LayerNormalization (opset 17) as the ops TFLite exports use for it, in float32:
-        MEAN, SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale (, ADD bias)
-        over ONNX axes ``axis`` .. rank - 1 (mapped to the IR's layout)."""
+        """LayerNormalization (opset 17): normalized over ONNX axes ``axis`` .. rank - 1, scale and
+        bias of those axes' shape (see :meth:`_normalize`)."""
         a = _attrs(node)
         if len(node.output) > 1 and any(node.output[1:]):
             raise _Fail("the Mean / InvStdDev outputs are used")
         x, scale, bias = node.input[0], node.input[1], self._opt(node, 2)
         if scale not in self.consts or (bias and bias not in self.consts):
             raise _Fail("scale and bias must be constant")
-        xf = self._float(x)
+        rank = len(self._shape(x))
+        first = int(a.get("axis", -1)) % rank
+        self._normalize(node, range(first, rank), self._const_f(scale), self._const_f(bias) if bias else None,
+                        a.get("epsilon", 1e-5))
+
+    def _instance_norm(self, node) -> None:
+        """InstanceNormalization: normalized over the spatial axes (2 ..) of each image and channel,
+        scale and bias per channel (see :meth:`_normalize`)."""
+        x, scale, bias = node.input[0], node.input[1], node.input[2]
+        if scale not in self.consts or bias not in self.consts:
+            raise _Fail("scale and bias must be constant")
+        rank = len(self._shape(x))
+        if rank < 3:
+            raise _Fail(f"a rank-{rank} input (needs N, C and at least one spatial axis)")
+        per_channel = (-1,) + (1,) * (rank - 2)
+        self._normalize(node, range(2, rank), self._const_f(scale).reshape(per_channel),
+                        self._const_f(bias).reshape(per_channel), _attrs(node).get("epsilon", 1e-5))
+
+    def _normalize(self, node, onnx_axes, scale, bias, eps) -> None:
+        """(x - mean) * rsqrt(var + eps) * scale (+ bias) over ``onnx_axes`` (mapped to the IR's
+        layout) in float32, as the ops TFLite's converter writes for a layer norm: MEAN,
+        SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale, ADD bias; ``scale`` and
+        ``bias`` (None: none) broadcast against x in ONNX order."""
+        xf = self._float(node.input[0])
         if xf.layout is Layout.FLAT_NHWC:
             raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
         rank = len(xf.shape)
-        first = int(a.get("axis", -1)) % rank
-        axes = tuple(sorted(L.ir_axis(k, rank, xf.layout) for k in range(first, rank)))
+        axes = tuple(sorted(L.ir_axis(k, rank, xf.layout) for k in onnx_axes))
         ir = self.tensors[xf.idx].shape
         stat = tuple(1 if k in axes else d for k, d in enumerate(ir))
         name = node.output[0]
@@ -990,15 +1011,15 @@ class _Converter:
         mean = step(OpKind.MEAN, [xf.idx], stat, A.Mean(axes, True))
         var = step(OpKind.MEAN, [step(OpKind.SQUARED_DIFFERENCE, [xf.idx, mean], ir)], stat, A.Mean(axes, True),
                    "variance")
-        eps = self._const(np.array([a.get("epsilon", 1e-5)], np.float32), DType.FLOAT32, hint="epsilon")
+        eps = self._const(np.array([eps], np.float32), DType.FLOAT32, hint="epsilon")
         inv = step(OpKind.RSQRT, [step(OpKind.ADD, [var, eps], stat, A.Elementwise())], stat)
         y = step(OpKind.MUL, [step(OpKind.SUB, [xf.idx, mean], ir, A.Elementwise()), inv], ir, A.Elementwise())
-        consts = [self._const(self._bcast(self._const_f(c).astype(np.float32), xf.layout), DType.FLOAT32, hint=h)
-                  for c, h in ((scale, "scale"), (bias, "bias")) if c]
-        if bias:
+        consts = [self._const(self._bcast(np.asarray(c, np.float32), xf.layout), DType.FLOAT32, hint=h)
+                  for c, h in ((scale, "scale"), (bias, "bias")) if c is not None]
+        if bias is not None:
             y = step(OpKind.MUL, [y, consts[0]], ir, A.Elementwise(), "scaled")
         out = self._out(node, xf.layout, None, chw=xf.chw)
-        self._emit(OpKind.ADD if bias else OpKind.MUL, [y, consts[-1]], [out.idx], A.Elementwise())
+        self._emit(OpKind.ADD if bias is not None else OpKind.MUL, [y, consts[-1]], [out.idx], A.Elementwise())
 
     # ---- ops: data movement --------------------------------------------------------------------
 
@@ -1407,6 +1428,7 @@ _HANDLERS = {
     "Conv": _Converter._conv,
     "ConvTranspose": _Converter._conv_transpose,
     "LayerNormalization": _Converter._layer_norm,
+    "InstanceNormalization": _Converter._instance_norm,
     "Gemm": _Converter._gemm,
     "MatMul": _Converter._gemm,
     "Add": _Converter._binary,
