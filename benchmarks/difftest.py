@@ -19,7 +19,9 @@ Model ``seed`` (one integer: every choice below is drawn from it) is one of
 
 a chain of 1 to 3 ops drawn from op x shape x batch x stride/padding/dilation
 x activation x quantization, plus now and then an element-wise op
-(SUB, LEAKY_RELU, HARD_SWISH, ABS). Each model is loaded with
+(SUB, LEAKY_RELU, HARD_SWISH, ABS) or a matrix op (TRANSPOSE_CONV with any
+output size its stride maps back, BATCH_MATMUL with broadcast batch dims;
+ONNX also draws Min, Max, Neg, Abs, Elu). Each model is loaded with
 :func:`platformio_tinyml.model.loader.load_model`, compiled with cgen, built
 for the host (odd seeds with the kernels' microcontroller code paths:
 ``PORTABLE_CFLAGS``) and run on seeded random inputs next to the reference
@@ -55,8 +57,9 @@ FORMATS = ("tflite-int8", "tflite-f32", "onnx-f32")
 # sum whose terms nearly cancel (a mean close to 0: onnxruntime adds in another order)
 # from counting as a mismatch, while a wrong kernel is off by far more.
 FLOAT_ABS = 1e-5
-# Element-wise ops the generator adds now and then (cgen/lower_ew.py).
-TFLITE_EXTRA_OPS = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS")
+# Element-wise ops the generator adds now and then (cgen/lower_ew.py), and the matrix ops
+# of cgen/lower_mm.py.
+TFLITE_EXTRA_OPS = ("SUB", "LEAKY_RELU", "HARD_SWISH", "ABS", "TRANSPOSE_CONV", "BATCH_MATMUL")
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -260,6 +263,57 @@ class TfliteGen:
         B.op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [x.idx, wt, bt], [y.idx], o)
         self.desc.append(f"{'dw' if depthwise else 'conv'}{kh}x{kw}/s{sh}{sw}/d{dh}{dw}/"
                          f"{'same' if same else 'valid'}/{act.lower()}")
+        return y
+
+    def transpose_conv(self, x: Act) -> Act:
+        """TRANSPOSE_CONV with a fused activation: any output size the stride maps back onto the
+        input (SAME: ceil(out / stride) = in; VALID: up to stride - 1 rows of output padding)."""
+        r = self.rng
+        n, h, w, c = x.shape
+        kh, kw = int(r.integers(1, 5)), int(r.integers(1, 5))
+        sh, sw = self.pick((1, 2, 2)), self.pick((1, 2, 2))
+        same = bool(r.random() < 0.5)
+        if same:
+            oh, ow = h * sh - int(r.integers(sh)), w * sw - int(r.integers(sw))
+        else:
+            oh, ow = (h - 1) * sh + kh + int(r.integers(sh)), (w - 1) * sw + kw + int(r.integers(sw))
+        oc = int(r.integers(1, 9))
+        wshape, fan_in = (oc, kh, kw, c), kh * kw * c
+        bias = r.random() < 0.7
+        if self.int8:
+            wt, ws = self.int8_weights(wshape, oc, 0, r.random() < 0.8)
+            bt = self.int8_bias(x.q[0], ws) if bias else None
+            q = (self.out_scale(x.q[0], ws.mean(), fan_in), int(r.integers(-100, 101)))
+        else:
+            wt = self.const((r.standard_normal(wshape) / np.sqrt(fan_in)).astype(np.float32), "float32")
+            bt = self.const((0.1 * r.standard_normal(oc)).astype(np.float32), "float32") if bias else None
+            q = None
+        y = self.act_tensor((n, oh, ow, oc), q)
+        B = self.b
+        act = self.pick(ACTS)
+        o = B.options("TransposeConvOptions", padding=B.S.Padding.SAME if same else B.S.Padding.VALID,
+                      strideH=sh, strideW=sw, fusedActivationFunction=getattr(B.S.ActivationFunctionType, act))
+        shape = self.const(np.array([n, oh, ow, oc], np.int32))
+        B.op("TRANSPOSE_CONV", [shape, wt, x.idx] + ([bt] if bt is not None else []), [y.idx], o)
+        self.desc.append(f"tconv{kh}x{kw}/s{sh}{sw}/{'same' if same else 'valid'}/{oh}x{ow}{'' if bias else '/nob'}/"
+                         f"{act.lower()}")
+        return y
+
+    def batch_matmul(self, x: Act) -> Act:
+        """BATCH_MATMUL with ``x`` as lhs (its last two dims the matrix; rank 2: one row per
+        batch) times another operand [.., K, N] (adj_y: [.., N, K]) with broadcast batch dims."""
+        r = self.rng
+        k, nn = x.shape[-1], int(r.integers(1, 9))
+        adj_y = bool(r.random() < 0.5)
+        mat = (nn, k) if adj_y else (k, nn)
+        lead = x.shape[:-2]
+        batch = self.pick([(), lead, tuple(1 for _ in lead), lead[-1:]]) if lead else ()
+        other = self.other_operand(tuple(batch) + mat, None if x.q is None else x.q, False)
+        q = None if x.q is None else (self.out_scale(x.q[0], other.q[0] * 40, k), int(r.integers(-100, 101)))
+        out_batch = tuple(np.broadcast_shapes(tuple(lead), tuple(batch)))
+        y = self.act_tensor(out_batch + (x.shape[-2], nn), q)
+        self.b.op("BATCH_MATMUL", [x.idx, other.idx], [y.idx], self.b.options("BatchMatMulOptions", adjY=adj_y))
+        self.desc.append(f"bmm{list(other.shape)}/adj_y{int(adj_y)}")
         return y
 
     def pool(self, x: Act, kind: str) -> Act:
@@ -483,6 +537,10 @@ class TfliteGen:
         r = self.rng
         if r.random() < 0.05:
             kind = self.pick(TFLITE_EXTRA_OPS)
+            if kind == "TRANSPOSE_CONV":
+                return self.transpose_conv(x) if len(x.shape) == 4 else x
+            if kind == "BATCH_MATMUL":
+                return self.batch_matmul(x)
             return self.binary(x, kind) if kind == "SUB" else self.unary(x, kind)
         rank4 = len(x.shape) == 4
         choices = ["fc", "add", "mul", "softmax", "logistic", "tanh", "relu", "relu6", "concat", "mean",
@@ -643,7 +701,7 @@ class OnnxGen:
             (shape[0], oc)
 
     def binary(self, x, shape):
-        op = self.pick(("Add", "Mul", "Sub", "Div"))
+        op = self.pick(("Add", "Mul", "Sub", "Div", "Min", "Max"))
         shapes = [shape, (shape[-1],)]
         if len(shape) == 4:
             shapes += [(1, shape[1], 1, 1), (shape[1], 1, 1)]
@@ -657,7 +715,7 @@ class OnnxGen:
         return self.node(op, ins), shape
 
     def unary(self, x, shape):
-        op = self.pick(("Relu", "Sigmoid", "Tanh", "Clip", "Softmax", "LeakyRelu", "HardSwish"))
+        op = self.pick(("Relu", "Sigmoid", "Tanh", "Clip", "Softmax", "LeakyRelu", "HardSwish", "Neg", "Abs", "Elu"))
         self.desc.append(op)
         if op == "Clip":
             lo, hi = self.pick(((0.0, 6.0), (-1.0, 1.0), (0.0, 1.0)))

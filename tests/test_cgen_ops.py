@@ -23,6 +23,7 @@ from conftest import MLPERF
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.compilers.cgen.emit import _lowerings
 from platformio_tinyml.compilers.cgen.lower_ew import LOWERINGS as EW_LOWERINGS
+from platformio_tinyml.compilers.cgen.lower_mm import LOWERINGS as MM_LOWERINGS
 from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.ir import DType, OpKind
 from platformio_tinyml.ir.graph import GRAPH_PASS_OPS
@@ -34,6 +35,7 @@ from platformio_tinyml.verify.reference import TFLMReference
 FLOAT_TOL = 1e-5
 EW_KINDS = {k for k, _ in EW_LOWERINGS}     # element-wise ops: tests/test_cgen_ops_ew.py
 VARIABLE_KINDS = {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}   # tests/test_cgen_stateful.py
+MM_KINDS = {k for k, _ in MM_LOWERINGS}      # TRANSPOSE_CONV, ...: tests/test_cgen_ops_mm.py
 N_SAMPLES = 20
 
 
@@ -121,8 +123,8 @@ def test_specs_cover_every_op_kind(models):
             seen[dt] |= {op.kind for op in load_tflite(models.path(spec, dt)).ops}
     for name in modelgen.EDITED:
         seen["int8"] |= {op.kind for op in load_tflite(modelgen.edited_path(models, name)).ops}
-    # the passes remove some; test_cgen_ops_shape.py / test_cgen_ops_ew.py cover the shape and element-wise ops
-    kernel_kinds = set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS - EW_KINDS - VARIABLE_KINDS
+    # the passes remove some; test_cgen_ops_shape.py / _ew.py / _mm.py cover the shape, element-wise and matrix ops
+    kernel_kinds = set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS - EW_KINDS - VARIABLE_KINDS - MM_KINDS
     assert seen["int8"] == kernel_kinds
     assert seen["float32"] >= kernel_kinds - {OpKind.QUANTIZE, OpKind.DEQUANTIZE}
 

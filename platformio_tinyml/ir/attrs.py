@@ -26,6 +26,14 @@ class Conv2D:
 
 
 @dataclass(frozen=True)
+class BatchMatMul:
+    """BATCH_MATMUL: ``out[..., m, n] = sum_k lhs[..., m, k] * rhs[..., k, n]``, lhs read
+    transposed (``[..., K, M]``) when ``adj_x``, rhs (``[..., N, K]``) when ``adj_y``."""
+    adj_x: bool = False
+    adj_y: bool = False
+
+
+@dataclass(frozen=True)
 class Pool2D:
     filter_h: int
     filter_w: int

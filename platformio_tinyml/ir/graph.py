@@ -68,6 +68,11 @@ class Activation(enum.Enum):
 
 class OpKind(enum.Enum):
     CONV_2D = "CONV_2D"
+    # inputs [x, filter OHWI, bias?] (TFLite's output_shape operand dropped: the output tensor's
+    # static shape is the one TFLite Micro runs); attrs.Conv2D with TFLite's padding of the output
+    TRANSPOSE_CONV = "TRANSPOSE_CONV"
+    # [lhs, rhs] (activations or constants, ranks 2..5, batch dims broadcast); attrs.BatchMatMul
+    BATCH_MATMUL = "BATCH_MATMUL"
     DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
     FULLY_CONNECTED = "FULLY_CONNECTED"
     AVERAGE_POOL_2D = "AVERAGE_POOL_2D"

@@ -149,6 +149,7 @@ def count(shape) -> int:
 # kind -> (min inputs, max inputs, attrs class or None); inputs past the first two are optional (-1).
 _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.CONV_2D: (2, 3, A.Conv2D), OpKind.DEPTHWISE_CONV_2D: (2, 3, A.Conv2D),
+    OpKind.TRANSPOSE_CONV: (2, 3, A.Conv2D), OpKind.BATCH_MATMUL: (2, 2, A.BatchMatMul),
     OpKind.FULLY_CONNECTED: (2, 3, A.FullyConnected),
     OpKind.AVERAGE_POOL_2D: (1, 1, A.Pool2D), OpKind.MAX_POOL_2D: (1, 1, A.Pool2D),
     OpKind.ADD: (2, 2, A.Elementwise), OpKind.MUL: (2, 2, A.Elementwise),
@@ -177,7 +178,7 @@ _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-3276
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN)
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
-_WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+_WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
 
 
 def validate_graph(g: Graph) -> None:
@@ -383,6 +384,33 @@ def _conv_shape(p: _Pass, op: Op):
     return _expect(out, want)
 
 
+def _transpose_conv_shape(p: _Pass, op: Op):
+    (x, w, *rest), out = _shapes(p, op)
+    if len(x) != 4 or len(w) != 4 or len(out) != 4:
+        return f"has input {list(x)}, filter {list(w)} and output {list(out)} (all must be rank 4)"
+    if w[3] != x[3] or out[0] != x[0] or out[3] != w[0]:
+        return f"has filter {list(w)} that does not fit input {list(x)} and output {list(out)}"
+    if rest and rest[0] is not None and count(rest[0]) != w[0]:
+        return f"has bias {list(rest[0])} for {w[0]} output channels"
+    return None
+
+
+def _batch_matmul_shape(p: _Pass, op: Op):
+    (a, b), out = _shapes(p, op)
+    if not (2 <= len(a) <= 5 and 2 <= len(b) <= 5):
+        return f"has operands {list(a)} and {list(b)} (ranks 2 to 5, as TFLite Micro)"
+    m, ka = (a[-1], a[-2]) if op.attrs.adj_x else (a[-2], a[-1])
+    kb, n = (b[-1], b[-2]) if op.attrs.adj_y else (b[-2], b[-1])
+    try:
+        batch = tuple(np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])))
+    except ValueError:
+        return f"has operands {list(a)} and {list(b)} whose batch dimensions do not broadcast"
+    if ka != kb:
+        return f"multiplies {list(a)} by {list(b)} (adj_x {op.attrs.adj_x}, adj_y {op.attrs.adj_y}): depths " \
+               f"{ka} and {kb} differ"
+    return _expect(out, batch + (m, n))
+
+
 def _pool_shape(p: _Pass, op: Op):
     (x,), out = _shapes(p, op)
     a = op.attrs
@@ -495,7 +523,8 @@ def _moved_shape(p: _Pass, op: Op):
 _SHAPES = {
     OpKind.SHAPE: _shape_of_shape, OpKind.EXPAND_DIMS: _count_kept, OpKind.SQUEEZE: _count_kept,
     **{k: _moved_shape for k in SHAPE_OP_KINDS},
-    OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape,
+    OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape, OpKind.TRANSPOSE_CONV: _transpose_conv_shape,
+    OpKind.BATCH_MATMUL: _batch_matmul_shape,
     OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,

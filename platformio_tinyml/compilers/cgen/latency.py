@@ -70,7 +70,7 @@ def kernel_of(g: Graph, op: Op) -> str:
         return "quant_f32"
     suffix = "f32" if t.dtype in _FLOATS else "s8"
     family = {
-        OpKind.CONV_2D: "conv", OpKind.DEPTHWISE_CONV_2D: "dwconv", OpKind.FULLY_CONNECTED: "fc",
+        OpKind.CONV_2D: "conv", OpKind.TRANSPOSE_CONV: "conv", OpKind.DEPTHWISE_CONV_2D: "dwconv", OpKind.FULLY_CONNECTED: "fc",
         OpKind.AVERAGE_POOL_2D: "pool", OpKind.MAX_POOL_2D: "pool", OpKind.MEAN: "pool",
         OpKind.SOFTMAX: "softmax", OpKind.LOGISTIC: "softmax", OpKind.TANH: "softmax",
         OpKind.RESHAPE: "reshape",
@@ -82,6 +82,9 @@ def op_work(g: Graph, op: Op) -> int:
     """Inner-loop steps of ``op`` (see the module docstring)."""
     out = g.tensors[op.outputs[0]]
     n_out = out.size
+    if op.kind is OpKind.TRANSPOSE_CONV:     # OHWI; the gather visits every tap, 1/stride^2 of them hit
+        w = g.tensors[op.inputs[1]]
+        return n_out * w.shape[1] * w.shape[2] * w.shape[3] // max(1, op.attrs.stride_h * op.attrs.stride_w)
     if op.kind is OpKind.CONV_2D:
         w = g.tensors[op.inputs[1]]          # OHWI
         return n_out * w.shape[1] * w.shape[2] * w.shape[3]

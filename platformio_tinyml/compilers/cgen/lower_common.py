@@ -80,7 +80,7 @@ def check_quant(g: Graph, op: Op) -> str | None:
     """A reason when a tensor's quantization is per channel where the kernels
     read one scale: anywhere but a conv/fully-connected op's weights (along
     their output channels: axis 0, depthwise 3) and bias."""
-    weighted = op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+    weighted = op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
     for k, i in enumerate(list(op.inputs) + list(op.outputs)):
         q = g.tensors[i].quant if i >= 0 else None
         if q is None or not q.per_channel:

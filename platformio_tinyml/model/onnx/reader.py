@@ -15,6 +15,7 @@ name, and listing the supported ONNX operators.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -467,6 +468,8 @@ class _Converter:
             return self._fold(node)
         if op == "Shape":
             return self._shape_of(node)
+        if op in ("Div", "Mul") and self._gelu_erf(node):
+            return
         handler = _HANDLERS.get(op)
         if handler is None:
             raise _Fail("no kernel for this operator")
@@ -501,17 +504,23 @@ class _Converter:
 
     # ---- ops: convolution and fully connected ------------------------------------------------
 
-    def _conv(self, node) -> None:
+    def _conv_operands(self, node, what: str = "convolution"):
+        """(attributes, x, w, b, x's shape) of a Conv / ConvTranspose: constant weights and bias,
+        a 2-D (rank-4 NCHW) input."""
         a = _attrs(node)
         x, w, b = node.input[0], node.input[1], self._opt(node, 2)
         if w not in self.consts or (b and b not in self.consts):
             raise _Fail("weights and bias must be constant")
         xs = self._shape(x)
         if len(xs) != 4:
-            raise _Fail(f"{len(xs) - 2}-D convolution (only 2-D is supported)")
+            raise _Fail(f"{len(xs) - 2}-D {what} (only 2-D is supported)")
         xv = self._get(x)
         if (xv.src if isinstance(xv, DQ) else xv).layout is not Layout.NHWC:
             raise _Fail("input is not in NCHW layout")
+        return a, x, w, b, xs
+
+    def _conv(self, node) -> None:
+        a, x, w, b, xs = self._conv_operands(node)
         wc = self.consts[w]
         wshape = wc.q.shape if isinstance(wc, QConst) else np.asarray(wc).shape
         group = int(a.get("group", 1))
@@ -534,6 +543,32 @@ class _Converter:
             ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
         out = self._out(node, Layout.NHWC, None)
         self._emit(kind, ins, [out.idx], attrs)
+
+    def _conv_transpose(self, node) -> None:
+        """ConvTranspose (2-D, group 1, no dilation, explicit pads or VALID) as TRANSPOSE_CONV in
+        float32: output row ``iy * stride + ky - pad_begin`` takes input row ``iy`` times filter row
+        ``ky``, as cgen's kernel; the output size (output_padding included) is the inferred shape."""
+        a, x, w, b, xs = self._conv_operands(node, "transposed convolution")
+        if int(a.get("group", 1)) != 1 or list(a.get("dilations", [1, 1])) != [1, 1]:
+            raise _Fail(f"group {a.get('group', 1)}, dilations {list(a.get('dilations', [1, 1]))} (only 1 and [1, 1])")
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID") or "output_shape" in a:
+            raise _Fail(f"auto_pad {_clean(str(auto))}{' with output_shape' if 'output_shape' in a else ''} "
+                        "(only explicit pads or VALID)")
+        p = [0, 0, 0, 0] if auto == "VALID" else list(a.get("pads", [0, 0, 0, 0]))
+        if any(v < 0 for v in p):
+            raise _Fail(f"negative pads {p}")
+        strides = list(a.get("strides", [1, 1]))
+        wf = self._const_f(w).astype(np.float32)          # [C_in, C_out, kH, kW]
+        if wf.ndim != 4 or wf.shape[0] != xs[1]:
+            raise _Fail(f"weights of shape {list(wf.shape)} for input {list(xs)}")
+        ins = [self._float(x).idx, self._const(np.transpose(wf, (1, 2, 3, 0)), DType.FLOAT32, hint="w")]
+        if b:
+            ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
+        out = self._out(node, Layout.NHWC, None)
+        self._emit(OpKind.TRANSPOSE_CONV, ins, [out.idx],
+                   A.Conv2D(strides[0], strides[1], 1, 1, p[0], p[1], p[2], p[3], Activation.NONE))
 
     def _conv_attrs(self, a: dict, in_hw, k_hw, kind: OpKind, mult: int) -> A.Conv2D:
         strides = list(a.get("strides", [1, 1]))
@@ -591,6 +626,9 @@ class _Converter:
             trans_b, alpha, beta = False, 1.0, 1.0
         x, w = node.input[0], node.input[1]
         c = self._opt(node, 2) if node.op_type == "Gemm" else None
+        if node.op_type == "MatMul" and (w not in self.consts or x in self.consts
+                                         or np.ndim(self._const_f(w)) != 2):
+            return self._batch_matmul(node)
         if w not in self.consts:
             raise _Fail("the second operand must be constant weights (activation x activation is not supported)")
         if c and c not in self.consts:
@@ -636,6 +674,29 @@ class _Converter:
         out = self._out(node, Layout.SAME, None)
         self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx], A.FullyConnected(keep_num_dims=keep))
 
+    def _batch_matmul(self, node) -> None:
+        """MatMul other than activations times 2-D constant weights (attention's q @ k^T, a
+        constant left operand, stacked weights): BATCH_MATMUL in float32, numpy's broadcasting of
+        the batch dimensions (ranks 2 to 5). Operands must keep ONNX's layout (not rank-4 NCHW
+        activations, which the IR stores as NHWC)."""
+        ins = []
+        for n in node.input[:2]:
+            if n in self.consts:
+                c = self._const_f(n).astype(np.float32)
+                if c.ndim < 2:
+                    raise _Fail(f"MatMul with a rank-{c.ndim} operand")
+                ins.append(self._const(c, DType.FLOAT32, hint="k"))
+                continue
+            v = self._get(n)
+            base = v.src if isinstance(v, DQ) else v
+            if len(self._shape(n)) < 2:
+                raise _Fail("MatMul with a rank-1 operand")
+            if base.layout is not Layout.SAME:
+                raise _Fail(f"MatMul on '{_clean(n)}', an NCHW activation the IR keeps as NHWC")
+            ins.append(self._float(n).idx)
+        out = self._out(node, Layout.SAME, None)
+        self._emit(OpKind.BATCH_MATMUL, ins, [out.idx], A.BatchMatMul())
+
     # ---- ops: elementwise ----------------------------------------------------------------------
 
     def _binary(self, node) -> None:
@@ -643,6 +704,9 @@ class _Converter:
         kind = OpKind.ADD if op in ("Add", "Sub") else OpKind.MUL
         names = list(node.input[:2])
         acts = [n for n in names if n not in self.consts]
+        if op in ("Sub", "Div") and (names[0] in self.consts or len(acts) == 2):
+            # no ADD/MUL with a negated / inverted constant: the float SUB/DIV kernels
+            return self._float_binary(node, OpKind.SUB if op == "Sub" else OpKind.DIV, A.Elementwise())
         vals = [self._get(n) for n in acts]
         bases = [v.src if isinstance(v, DQ) else v for v in vals]
         lays = {b.layout for b in bases}
@@ -681,10 +745,107 @@ class _Converter:
                 ins.append(self._const(self._bcast(c, lay), DType.FLOAT32, hint="k"))
             else:
                 ins.append(self._float(n).idx)
-        if op in ("Sub", "Div") and len(acts) == 2:
-            raise _Fail(f"{op} of two activations")
         out = self._out(node, lay, None, chw=bases[0].chw)
         self._emit(kind, ins, [out.idx], A.Elementwise())
+
+    def _float_binary(self, node, kind: OpKind, attrs=None) -> None:
+        """A two-operand op computed in float32 (QDQ operands dequantized): constants broadcast
+        into the activations' layout. ONNX Min/Max are variadic: two operands only."""
+        names = list(node.input)
+        if len(names) != 2 or not all(names):
+            raise _Fail(f"{len(names)} operands (only two are supported)")
+        acts = [n for n in names if n not in self.consts]
+        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
+        lays = {b.layout for b in bases}
+        if len(lays) > 1:
+            raise _Fail("operands in different layouts (an NCHW activation with a lower-rank activation)")
+        lay = lays.pop()
+        ins = [self._const(self._bcast(self._const_f(n).astype(np.float32), lay), DType.FLOAT32, hint="k")
+               if n in self.consts else self._float(n).idx for n in names]
+        shape = self._shape(node.output[0])
+        chw = next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
+        out = self._out(node, lay, None, chw=chw)
+        self._emit(kind, ins, [out.idx], attrs)
+
+    def _gelu_erf(self, node) -> bool:
+        """GELU as torch.onnx writes nn.GELU() below opset 20: Div(x, sqrt 2) (or Mul by 1/sqrt 2)
+        -> Erf -> Add 1 -> Mul x -> Mul 0.5, each the only reader of the one before. Found from its
+        first node, emitted as one GELU (float32); the other four nodes are skipped. False when
+        ``node`` does not start that pattern (then it converts as itself)."""
+        def const_is(name, value) -> bool:
+            c = self.consts.get(name)
+            return c is not None and np.asarray(self._const_f(name)).size == 1 and \
+                abs(float(np.asarray(self._const_f(name)).reshape(-1)[0]) - value) < 1e-4
+
+        def only_user(n, op_type):
+            users = self.consumers.get(n.output[0], [])
+            if len(users) != 1 or n.output[0] in self.graph_outputs or self.g.node[users[0]].op_type != op_type:
+                return None
+            return users[0]
+
+        def other(n, name):
+            ins = list(n.input)
+            return ins[1] if len(ins) == 2 and ins[0] == name else ins[0] if len(ins) == 2 and ins[1] == name else None
+
+        x = node.input[0]
+        if x in self.consts or len(node.input) != 2 or not const_is(
+                node.input[1], math.sqrt(2.0) if node.op_type == "Div" else math.sqrt(0.5)):
+            return False
+        chain, cur = [], node
+        for op_type in ("Erf", "Add", "Mul", "Mul"):
+            k = only_user(cur, op_type)
+            if k is None:
+                return False
+            prev, cur = cur, self.g.node[k]
+            chain.append(k)
+            second = other(cur, prev.output[0]) if op_type != "Erf" else None
+            if op_type == "Add" and not (second and const_is(second, 1.0)):
+                return False
+            if op_type == "Mul" and len(chain) == 3 and second != x:
+                return False
+            if op_type == "Mul" and len(chain) == 4 and not (second and const_is(second, 0.5)):
+                return False
+        xf = self._float(x)
+        out = self._out(cur, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.GELU, [xf.idx], [out.idx], A.Gelu(False))
+        self.skip.update(chain)
+        return True
+
+    def _float_unary(self, node, kind: OpKind, attrs=None) -> None:
+        """A one-operand op computed in float32 (a QDQ operand is dequantized, its QuantizeLinear
+        stays a QUANTIZE): the ONNX functions cgen has float kernels for."""
+        xf = self._float(node.input[0])
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(kind, [xf.idx], [out.idx], attrs)
+
+    def _pow(self, node) -> None:
+        e = node.input[1]
+        if e not in self.consts or np.asarray(self._const_f(e)).size != 1:
+            raise _Fail("Pow with an exponent that is not one constant")
+        v = float(np.asarray(self._const_f(e)).reshape(-1)[0])
+        kinds = {2.0: OpKind.SQUARE, 0.5: OpKind.SQRT, -0.5: OpKind.RSQRT}
+        if v not in kinds:
+            raise _Fail(f"Pow with exponent {v:g} (only 2, 0.5 and -0.5 have kernels)")
+        self._float_unary(node, kinds[v])
+
+    def _elu(self, node) -> None:
+        alpha = float(_attrs(node).get("alpha", 1.0))
+        if alpha != 1.0:
+            raise _Fail(f"Elu with alpha {alpha:g} (the ELU kernel has alpha 1)")
+        self._float_unary(node, OpKind.ELU)
+
+    def _gelu(self, node) -> None:
+        approx = _attrs(node).get("approximate", "none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        if approx not in ("none", "tanh"):
+            raise _Fail(f"Gelu with approximate '{_clean(str(approx))}'")
+        self._float_unary(node, OpKind.GELU, A.Gelu(approx == "tanh"))
+
+    def _reciprocal(self, node) -> None:
+        xf = self._float(node.input[0])
+        one = self._const(np.ones((1,), np.float32), DType.FLOAT32, hint="one")
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.DIV, [one, xf.idx], [out.idx], A.Elementwise())
 
     def _bcast(self, c: np.ndarray, lay: Layout) -> np.ndarray:
         try:
@@ -794,11 +955,71 @@ class _Converter:
             axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
         xs = self._shape(node.input[0])
         axes = sorted(int(d) % len(xs) for d in (axes or range(len(xs))))
-        if len(xs) != 4 or axes != [2, 3]:
-            raise _Fail(f"ReduceMean over axes {axes} of a rank-{len(xs)} tensor (only over H, W of NCHW)")
-        if not a.get("keepdims", 1):
-            raise _Fail("keepdims=0 (only keepdims=1; add a Flatten after it)")
+        if len(xs) != 4 or axes != [2, 3] or not a.get("keepdims", 1):
+            # any other axes (e.g. the last one of a layer norm): MEAN, in float32 (shape_ops.reduce
+            # maps the axes to the IR's layout; cgen's MEAN takes contiguous ones)
+            shape_ops.adapt(shape_ops.reduce, _Fail)(self, node)
+            return
         self._pool_like(node, OpKind.AVERAGE_POOL_2D, A.Pool2D(xs[2], xs[3]), global_=True)
+
+    def _layer_norm(self, node) -> None:
+        """LayerNormalization (opset 17): normalized over ONNX axes ``axis`` .. rank - 1, scale and
+        bias of those axes' shape (see :meth:`_normalize`)."""
+        a = _attrs(node)
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise _Fail("the Mean / InvStdDev outputs are used")
+        x, scale, bias = node.input[0], node.input[1], self._opt(node, 2)
+        if scale not in self.consts or (bias and bias not in self.consts):
+            raise _Fail("scale and bias must be constant")
+        rank = len(self._shape(x))
+        first = int(a.get("axis", -1)) % rank
+        self._normalize(node, range(first, rank), self._const_f(scale), self._const_f(bias) if bias else None,
+                        a.get("epsilon", 1e-5))
+
+    def _instance_norm(self, node) -> None:
+        """InstanceNormalization: normalized over the spatial axes (2 ..) of each image and channel,
+        scale and bias per channel (see :meth:`_normalize`)."""
+        x, scale, bias = node.input[0], node.input[1], node.input[2]
+        if scale not in self.consts or bias not in self.consts:
+            raise _Fail("scale and bias must be constant")
+        rank = len(self._shape(x))
+        if rank < 3:
+            raise _Fail(f"a rank-{rank} input (needs N, C and at least one spatial axis)")
+        per_channel = (-1,) + (1,) * (rank - 2)
+        self._normalize(node, range(2, rank), self._const_f(scale).reshape(per_channel),
+                        self._const_f(bias).reshape(per_channel), _attrs(node).get("epsilon", 1e-5))
+
+    def _normalize(self, node, onnx_axes, scale, bias, eps) -> None:
+        """(x - mean) * rsqrt(var + eps) * scale (+ bias) over ``onnx_axes`` (mapped to the IR's
+        layout) in float32, as the ops TFLite's converter writes for a layer norm: MEAN,
+        SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale, ADD bias; ``scale`` and
+        ``bias`` (None: none) broadcast against x in ONNX order."""
+        xf = self._float(node.input[0])
+        if xf.layout is Layout.FLAT_NHWC:
+            raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
+        rank = len(xf.shape)
+        axes = tuple(sorted(L.ir_axis(k, rank, xf.layout) for k in onnx_axes))
+        ir = self.tensors[xf.idx].shape
+        stat = tuple(1 if k in axes else d for k, d in enumerate(ir))
+        name = node.output[0]
+
+        def step(kind, ins, shape, attrs=None, hint=""):
+            t = self._tensor(f"{name}/{hint or kind.value.lower()}", shape, DType.FLOAT32)
+            self._emit(kind, ins, [t], attrs)
+            return t
+
+        mean = step(OpKind.MEAN, [xf.idx], stat, A.Mean(axes, True))
+        var = step(OpKind.MEAN, [step(OpKind.SQUARED_DIFFERENCE, [xf.idx, mean], ir)], stat, A.Mean(axes, True),
+                   "variance")
+        eps = self._const(np.array([eps], np.float32), DType.FLOAT32, hint="epsilon")
+        inv = step(OpKind.RSQRT, [step(OpKind.ADD, [var, eps], stat, A.Elementwise())], stat)
+        y = step(OpKind.MUL, [step(OpKind.SUB, [xf.idx, mean], ir, A.Elementwise()), inv], ir, A.Elementwise())
+        consts = [self._const(self._bcast(np.asarray(c, np.float32), xf.layout), DType.FLOAT32, hint=h)
+                  for c, h in ((scale, "scale"), (bias, "bias")) if c is not None]
+        if bias is not None:
+            y = step(OpKind.MUL, [y, consts[0]], ir, A.Elementwise(), "scaled")
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.ADD if bias is not None else OpKind.MUL, [y, consts[-1]], [out.idx], A.Elementwise())
 
     # ---- ops: data movement --------------------------------------------------------------------
 
@@ -1205,6 +1426,9 @@ _FOLDABLE = {
 
 _HANDLERS = {
     "Conv": _Converter._conv,
+    "ConvTranspose": _Converter._conv_transpose,
+    "LayerNormalization": _Converter._layer_norm,
+    "InstanceNormalization": _Converter._instance_norm,
     "Gemm": _Converter._gemm,
     "MatMul": _Converter._gemm,
     "Add": _Converter._binary,
@@ -1214,6 +1438,13 @@ _HANDLERS = {
     "Relu": _Converter._relu,
     "Clip": _Converter._clip,
     "Sigmoid": lambda self, n: self._unary(n, OpKind.LOGISTIC),
+    # element-wise functions and binary ops with float32 kernels (cgen/lower_ew.py); more below
+    "LeakyRelu": lambda self, n: self._float_unary(n, OpKind.LEAKY_RELU,
+                                                   A.LeakyRelu(float(_attrs(n).get("alpha", 0.01)))),
+    "Elu": _Converter._elu,
+    "Gelu": _Converter._gelu,
+    "Pow": _Converter._pow,
+    "Reciprocal": _Converter._reciprocal,
     "Tanh": lambda self, n: self._unary(n, OpKind.TANH),
     "MaxPool": _Converter._pool,
     "AveragePool": _Converter._pool,
@@ -1242,3 +1473,8 @@ _HANDLERS = {
     "QLinearSigmoid": _Converter._qlinear_unary,
 }
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})
+_HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
+    ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
+    ("HardSwish", OpKind.HARD_SWISH))})
+_HANDLERS.update({op: (lambda self, n, k=kind: self._float_binary(n, k)) for op, kind in (
+    ("Min", OpKind.MINIMUM), ("Max", OpKind.MAXIMUM), ("PRelu", OpKind.PRELU))})

@@ -1,5 +1,6 @@
 """ONNX data movement, reductions and resizing: Transpose, Split, Slice, Tile,
-Expand, Gather, ReduceMax/Min/Sum, ArgMax/ArgMin, DepthToSpace (DCR),
+Expand, Gather, ReduceMax/Min/Sum (and ReduceMean other than over H, W of NCHW with
+keepdims, which the reader makes a global average pool), ArgMax/ArgMin, DepthToSpace (DCR),
 SpaceToDepth and Resize, as the IR ops of :mod:`platformio_tinyml.ir.shape_ops`.
 
 Layout (see :mod:`.layout`): a rank-4 activation is stored NHWC, so every
@@ -229,7 +230,8 @@ def _axes(cv, node, rank: int) -> list[int]:
 
 
 def reduce(cv, node) -> bool:
-    kind = {"ReduceMax": K.REDUCE_MAX, "ReduceMin": K.REDUCE_MIN, "ReduceSum": K.SUM}[node.op_type]
+    kind = {"ReduceMax": K.REDUCE_MAX, "ReduceMin": K.REDUCE_MIN, "ReduceSum": K.SUM,
+            "ReduceMean": K.MEAN}[node.op_type]
     base = _base(cv, node.input[0])
     _check_flat(base)
     rank = len(base.shape)

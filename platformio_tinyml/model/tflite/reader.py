@@ -17,7 +17,7 @@ from ...ir import Activation, DType, Graph, Op, OpKind, Quant, Tensor, SUPPORTED
 from ...ir import attrs as A
 from ...ir.passes import run_passes
 from ..common import read_model_bytes
-from ..validate import CORRUPT, PADDING_KIND, InvalidModelError, decode_name, validate_graph
+from ..validate import CORRUPT, PADDING_KIND, SHAPE as SHAPE_RULE, InvalidModelError, decode_name, validate_graph
 from .checks import builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 from .variables import VAR_OPS, Variables
@@ -278,6 +278,11 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         dm = o.DepthMultiplier() if is_dw else 1
         attrs = A.Conv2D(stride[0], stride[1], dil[0], dil[1], pt, pl, pb, pr,
                          _act(ctx, i, name, o.FusedActivationFunction()), dm)
+    elif kind is OpKind.BATCH_MATMUL:
+        o = _options(op, T.BatchMatMulOptions)   # none: TFLite Micro's defaults (no adjoints)
+        attrs = A.BatchMatMul(bool(o.AdjX()), bool(o.AdjY())) if o else A.BatchMatMul()
+    elif kind is OpKind.TRANSPOSE_CONV:
+        attrs, ins = _transpose_conv(ctx, op, i, name, ins, outs, tensors)
     elif kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
         o = _options(op, T.Pool2DOptions)
         if o is None:
@@ -346,9 +351,39 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     return Op(index=i, kind=kind, inputs=ins, outputs=outs, attrs=attrs, name=name)
 
 
+def _transpose_conv(ctx: _Ctx, op, i: int, name: str, ins: list[int], outs: list[int], tensors: list[Tensor]):
+    """TRANSPOSE_CONV (inputs output_shape, filter, x, bias?) as attrs.Conv2D and [x, filter, bias?].
+
+    TFLite Micro computes the padding from the *output's* height and width (ComputePaddingHeightWidth
+    with the output as its input size) and scatters each input pixel to ``in * stride - pad + k``;
+    the output_shape operand is dropped (a constant one must equal the output's shape; a computed one,
+    e.g. from SHAPE with an open batch, is dead code once the batch is 1)."""
+    o = _options(op, tflite.TransposeConvOptions)
+    if o is None or len(ins) not in (3, 4) or len(outs) != 1 or min(ins[:3]) < 0:
+        return None, ins
+    shape_t, w, y = tensors[ins[0]], tensors[ins[1]], tensors[outs[0]]
+    if shape_t.is_const and [int(v) for v in shape_t.data.reshape(-1)] != list(y.shape):
+        raise InvalidModelError(SHAPE_RULE, f"operator #{i} {name}", f"has output_shape "
+                                f"{[int(v) for v in shape_t.data.reshape(-1)]} but output {list(y.shape)}",
+                                str(ctx.path))
+    stride = (o.StrideH(), o.StrideW())
+    padding = _padding(ctx, i, name, o.Padding())
+    pads = [(0, 0), (0, 0)]
+    if len(y.shape) == 4 and len(w.shape) == 4 and min(stride) >= 1:
+        for d in range(2):
+            size, k, s = y.shape[1 + d], w.shape[1 + d], stride[d]
+            n = (size + s - 1) // s if padding == tflite.Padding.SAME else int((size + s - k) / s)
+            total = max(0, (n - 1) * s + k - size)
+            pads[d] = (total // 2, total - total // 2)
+    attrs = A.Conv2D(stride[0], stride[1], 1, 1, pads[0][0], pads[1][0], pads[0][1], pads[1][1],
+                     _act(ctx, i, name, o.FusedActivationFunction()))
+    bias = ins[3:4] if len(ins) == 4 and ins[3] >= 0 else []
+    return attrs, [ins[2], ins[1]] + bias
+
+
 def _check_hybrid(ctx: _Ctx, g: Graph) -> None:
     for op in g.ops:
-        if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
+        if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV):
             x, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
             if x.dtype is DType.FLOAT32 and w.dtype is not DType.FLOAT32:
                 raise ModelError(

@@ -36,6 +36,9 @@ typedef struct {
 
 void tml_conv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
 void tml_dwconv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
+/* TRANSPOSE_CONV (tml_tconv.c): in_* the input, out_* the output, pad_t/pad_l TFLite's padding of
+ * the output; bias_fold is the plain int32 bias, filter OHWI; dil, depth_mult, filter16, scratch unused. */
+void tml_tconv_s8(const tml_conv_s8_t *p, const int8_t *in, int8_t *out);
 
 typedef struct {
     uint16_t batches, in_features, out_features;
@@ -155,6 +158,23 @@ typedef struct {
 void tml_quantize_f32_s8(const tml_quant_t *p, const float *in, int8_t *out);
 void tml_dequantize_s8_f32(const tml_quant_t *p, const int8_t *in, float *out);
 
+/* BATCH_MATMUL (tml_bmm.c): for each output batch (b0, b1, b2), out[b][m][n] = requant(sum_k
+ * (lhs[m][k] + lhs_offset) * (rhs[k][n] + rhs_offset)) + out_offset, clamped to int8 (TFLite Micro
+ * applies no activation); lhs is [K][M] when adj_x, rhs [N][K] when adj_y. The operands of batch
+ * (b0, b1, b2) start at b0*lhs_stride[0] + b1*lhs_stride[1] + b2*lhs_stride[2] (0: broadcast);
+ * outputs are contiguous. The float32 kernel takes the same block (offsets, mult, shift unused). */
+typedef struct {
+    uint16_t batch[3];
+    uint32_t lhs_stride[3], rhs_stride[3];
+    uint16_t m, n, k;
+    uint8_t adj_x, adj_y;
+    int16_t lhs_offset, rhs_offset, out_offset;
+    int32_t mult;
+    int8_t shift;
+} tml_bmm_t;
+
+void tml_bmm_s8(const tml_bmm_t *p, const int8_t *lhs, const int8_t *rhs, int8_t *out);
+
 /* ---- float32 --------------------------------------------------------------- */
 /* Same loop orders as TFLite's reference kernels; constants read with
  * TML_RDF. act_min/act_max are the fused activation's clamp bounds
@@ -172,6 +192,8 @@ typedef struct {
 
 void tml_conv_f32(const tml_conv_f32_t *p, const float *in, float *out);
 void tml_dwconv_f32(const tml_conv_f32_t *p, const float *in, float *out);
+void tml_tconv_f32(const tml_conv_f32_t *p, const float *in, float *out);   /* TRANSPOSE_CONV, OHWI */
+void tml_bmm_f32(const tml_bmm_t *p, const float *lhs, const float *rhs, float *out);   /* BATCH_MATMUL */
 
 typedef struct {
     uint32_t batches;
