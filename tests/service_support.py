@@ -1,13 +1,19 @@
-"""A real ``tinyml serve`` in a subprocess on a free loopback port, for the service tests."""
+"""A real ``tinyml serve`` in a subprocess on a free loopback port, and the real Redis and
+PostgreSQL its scale-out runs on, for the service tests and benchmarks."""
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -84,6 +90,30 @@ class Server:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
+class Worker:
+    """``tinyml worker`` (Celery) on ``database`` and ``broker``, in its own process group."""
+
+    def __init__(self, data: Path, database: str, broker: str, *extra: str, env: dict | None = None):
+        self.log = data.parent / f"worker-{free_port()}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "platformio_tinyml.cli.main", "worker", "--data", str(data), "--database",
+             database, "--broker", broker, *extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+            start_new_session=True, env={**os.environ, **(env or {})})
+
+    def kill(self) -> None:
+        """SIGKILL to the worker's whole process group: the worker and its compile child die at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
 
 def wait_done(client: httpx.Client, comp_id: str, timeout_s: float = 120) -> dict:
     deadline = time.monotonic() + timeout_s
@@ -104,3 +134,104 @@ def one_line(r: httpx.Response, status: int, *needles: str) -> str:
     for n in needles:
         assert n in detail, (n, detail)
     return detail
+
+
+def wait_for(check, what: str, timeout: float = 60.0, log: Path | None = None):
+    """``check()``'s first true value, polled every 0.2 s; after ``timeout`` an AssertionError naming
+    ``what`` (and the tail of ``log``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen in {timeout:g} s" + (f": {log.read_text()[-3000:]}" if log else ""))
+
+
+@contextmanager
+def redis_server(folder: Path):
+    """A real ``redis-server`` on a free loopback port, no persistence; yields its URL, stops it after."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise AssertionError("redis-server is missing: scripts/setup.sh installs it (Debian package redis-server)")
+    import redis
+    port = free_port()
+    log = Path(folder) / "redis.log"
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _pings(redis.Redis(port=port)), "redis-server start", log=log)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pings(r) -> bool:
+    try:
+        return bool(r.ping())
+    except Exception:
+        return False
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    which = shutil.which("initdb")
+    return Path(which).parent if which else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the 'postgres' user."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+@contextmanager
+def postgres_cluster(root: Path):
+    """A throw-away PostgreSQL cluster (``initdb`` + ``postgres``, fsync off) in ``root`` on a free
+    loopback port; yields its URL (user ``tinyml``, database ``postgres``), stops it after."""
+    bindir = _pg_bin()
+    if bindir is None:
+        raise AssertionError("PostgreSQL is missing: scripts/setup.sh installs it (Debian package postgresql)")
+    root = Path(root)
+    data = root / "cluster"
+    data.mkdir()
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+        os.chmod(root, 0o755)
+        for parent in root.parents:   # pytest's and mkdtemp's folders are 0700
+            if str(parent).startswith(tempfile.gettempdir()):
+                os.chmod(parent, os.stat(parent).st_mode | 0o711)
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tinyml",
+                                 "--no-sync"]), check=True, capture_output=True)
+    port = free_port()
+    log = root / "postgres.log"
+    proc = subprocess.Popen(_as_postgres([str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
+                                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    url = f"postgresql://tinyml@127.0.0.1:{port}/postgres"
+
+    def ready():
+        import psycopg
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+    try:
+        wait_for(ready, "PostgreSQL start", log=log)
+        yield url
+    finally:
+        # fast shutdown, sent to the postmaster itself (runuser does not forward signals)
+        pid_file = data / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -9,20 +9,14 @@ a stale heartbeat, the reaper queues the build again, and another worker finishe
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service_support import Server, free_port
+from service_support import Server, Worker, postgres_cluster, redis_server
+from service_support import wait_for as _wait
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KWS = SHARED / "models" / "mlperf_tiny" / "kws_ref_model.tflite"
@@ -32,120 +26,16 @@ pytest.importorskip("celery")
 pytest.importorskip("psycopg")
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    which = shutil.which("initdb")
-    return Path(which).parent if which else None
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as the 'postgres' user."""
-    if os.geteuid() != 0:
-        return cmd
-    return ["runuser", "-u", "postgres", "--", *cmd]
-
-
-def _wait(check, what: str, timeout: float = 60.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen in {timeout:g} s" + (f": {log.read_text()[-3000:]}" if log else ""))
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is missing: scripts/setup.sh installs it (Debian package redis-server)")
-    port = free_port()
-    log = tmp_path_factory.mktemp("redis") / "redis.log"
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    import redis
-    _wait(lambda: _pings(redis.Redis(port=port)), "redis-server start", log=log)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
-
-
-def _pings(r) -> bool:
-    try:
-        return bool(r.ping())
-    except Exception:
-        return False
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def database_url(tmp_path_factory):
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.fail("PostgreSQL is missing: scripts/setup.sh installs it (Debian package postgresql)")
-    root = tmp_path_factory.mktemp("pg")
-    data = root / "cluster"
-    data.mkdir()
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        os.chown(data, pw.pw_uid, pw.pw_gid)
-        os.chmod(root, 0o755)
-        for parent in root.parents:   # pytest's temporary folders are 0700
-            if str(parent).startswith(tempfile_root()):
-                os.chmod(parent, os.stat(parent).st_mode | 0o711)
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "tinyml",
-                                 "--no-sync"]), check=True, capture_output=True)
-    port = free_port()
-    log = root / "postgres.log"
-    proc = subprocess.Popen(_as_postgres([str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
-                                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    url = f"postgresql://tinyml@127.0.0.1:{port}/postgres"
-
-    def ready():
-        import psycopg
-        try:
-            with psycopg.connect(url, connect_timeout=2):
-                return True
-        except psycopg.OperationalError:
-            return False
-    _wait(ready, "PostgreSQL start", log=log)
-    yield url
-    # fast shutdown, sent to the postmaster itself (runuser does not forward signals)
-    pid = int((data / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGINT)
-    proc.wait(30)
-
-
-def tempfile_root() -> str:
-    import tempfile
-    return tempfile.gettempdir()
-
-
-class Worker:
-    def __init__(self, data: Path, database: str, broker: str, *extra: str, env: dict | None = None):
-        self.log = data.parent / f"worker-{free_port()}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "platformio_tinyml.cli.main", "worker", "--data", str(data), "--database",
-             database, "--broker", broker, *extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
-            start_new_session=True, env={**os.environ, **(env or {})})
-
-    def kill(self) -> None:
-        """SIGKILL to the worker's whole process group: the worker and its compile child die at once."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
+    with postgres_cluster(tmp_path_factory.mktemp("pg")) as url:
+        yield url
 
 
 ENV = {"TINYML_SERVICE_HEARTBEAT_S": "0.5", "TINYML_SERVICE_STALE_AFTER_S": "4"}

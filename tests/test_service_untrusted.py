@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MLPERF, MLPERF_INT8
-from service_support import Server, one_line
+from service_support import Server, one_line, wait_done
 
 KWS, VWW = MLPERF / MLPERF_INT8["kws"], MLPERF / MLPERF_INT8["vww"]
 MIB = 1 << 20
@@ -204,3 +204,33 @@ def test_pickles_only_for_a_project_that_opted_in(server, client, tmp_path):
     trusted = server.client(server.token("pickles-ok"))
     r = trusted.post("/v1/compilations", files=upload, data={"target": "nucleo_f446re"})
     assert r.status_code == 202, r.text   # the check child unpickled it and found a backend (emlearn)
+
+
+class _Sneaky:
+    """A class of the test's own: skops does not trust it by default."""
+
+
+def test_skops_models_need_no_opt_in_and_untrusted_types_are_refused(tmp_path):
+    """scikit-learn through the service without pickles: a .skops tree compiles (emlearn) for any
+    project; a .skops file holding a type skops does not trust by default is refused in one line.
+    (A server of its own: the module's server has a 2 s job limit.)"""
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+    rng = random.Random(1)
+    X = [[rng.random() for _ in range(4)] for _ in range(60)]
+    sio.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, [int(x[1] > 0.5) for x in X]),
+             tmp_path / "tree.skops")
+    sio.dump({"model": _Sneaky()}, tmp_path / "sneaky.skops")
+    srv = Server(tmp_path / "data").start()
+    try:
+        client = srv.client(srv.token("skops"))
+        r = client.post("/v1/compilations", files={"model": ("tree.skops", (tmp_path / "tree.skops").read_bytes())},
+                        data={"target": "nucleo_f446re"})
+        assert r.status_code == 202, r.text
+        done = wait_done(client, r.json()["id"])
+        assert done["state"] == "succeeded" and done["backend"] == "emlearn", (done.get("error"), done.get("log"))
+        sneaky = {"model": ("sneaky.skops", (tmp_path / "sneaky.skops").read_bytes())}
+        one_line(client.post("/v1/compilations", files=sneaky, data={"target": "nucleo_f446re"}), 422,
+                 "not trusted", "_Sneaky")
+    finally:
+        srv.stop()

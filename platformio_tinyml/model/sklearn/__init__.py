@@ -6,7 +6,12 @@ estimators (``emlearn``) call :func:`load_estimator` themselves.
 
 Unpickling runs code from the file: only load models you trust. ``.skops``
 files are read with skops' safe loader and only the types it trusts by
-default.
+default, plus :data:`SKOPS_TRUSTED`: scikit-learn's own fitted-state
+containers (tree arrays, histogram-boosting predictors, neighbour trees and
+distance metrics, MLP optimizers) that skops 0.16 leaves to the caller to
+trust. Without them no tree, forest, boosting, k-NN or MLP model saved with
+skops would load. They are data classes of scikit-learn restored from
+arrays, not functions or arbitrary classes; anything else is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from typing import Any
 from ...errors import ModelError
 
 SUFFIXES = (".pkl", ".pickle", ".joblib", ".skops")
+SKOPS_TRUSTED = frozenset({
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.metrics._dist_metrics.EuclideanDistance32",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64", "sklearn.metrics._dist_metrics.ManhattanDistance32",
+    "sklearn.metrics._dist_metrics.ChebyshevDistance64", "sklearn.metrics._dist_metrics.ChebyshevDistance32",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64", "sklearn.metrics._dist_metrics.MinkowskiDistance32",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+})
 FORMAT = "sklearn"
 
 
@@ -68,13 +84,14 @@ def _load_skops(path: Path) -> Any:
         from skops import io as sio
     except ImportError:
         raise ModelError("skops is not installed", where=str(path),
-                         hint="pip install skops") from None
-    untrusted = sio.get_untrusted_types(file=path)
+                         hint="pip install 'platformio-tinyml[sklearn]'") from None
+    unknown = set(sio.get_untrusted_types(file=path))
+    untrusted = sorted(unknown - SKOPS_TRUSTED)
     if untrusted:
         raise ModelError("the .skops file contains types that are not trusted by default: "
                          + ", ".join(untrusted), where=str(path),
                          hint="Re-save the model without custom classes, or use joblib")
-    return sio.load(path)
+    return sio.load(path, trusted=sorted(unknown & SKOPS_TRUSTED))
 
 
-__all__ = ["FORMAT", "SUFFIXES", "is_sklearn_file", "load_estimator"]
+__all__ = ["FORMAT", "SKOPS_TRUSTED", "SUFFIXES", "is_sklearn_file", "load_estimator"]
