@@ -101,6 +101,15 @@ def cv_attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def keepdims(a: dict) -> bool:
+    """A reduction's ``keepdims``: 0 or 1. ONNX (and onnxruntime) keep the dimensions only for 1,
+    so any other value is refused rather than read as true."""
+    v = a.get("keepdims", 1)
+    if v not in (0, 1):
+        raise Fail(f"keepdims {v} is not 0 or 1")
+    return bool(v)
+
+
 def _int_array(cv, name, what: str) -> np.ndarray:
     """The constant ``name`` as int64; ONNX gives indices, shapes and axes as integers, so a
     float or complex one is refused (not truncated)."""
@@ -243,7 +252,7 @@ def reduce(cv, node) -> bool:
     _check_flat(base)
     rank = len(base.shape)
     axes = _axes(cv, node, rank)
-    keep = bool(cv_attrs(node).get("keepdims", 1))
+    keep = keepdims(cv_attrs(node))
     out_shape = tuple(1 if a in axes else d for a, d in enumerate(base.shape)) if keep else \
         tuple(d for a, d in enumerate(base.shape) if a not in axes)
     if not keep:
@@ -262,7 +271,7 @@ def argminmax(cv, node) -> bool:
         raise Fail("select_last_index=1")
     rank = len(base.shape)
     axis = int(a.get("axis", 0)) % rank
-    keep = bool(a.get("keepdims", 1))
+    keep = keepdims(a)
     out_shape = tuple(1 if k == axis else d for k, d in enumerate(base.shape)) if keep else \
         tuple(d for k, d in enumerate(base.shape) if k != axis)
     if not keep:
