@@ -257,3 +257,15 @@ def test_tflite_refusals_are_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         generate(load_model(path), "m")
     assert "\n" not in str(e.value) and "output_type=tf.int32" in str(e.value) and "ARG_MAX" in str(e.value)
+
+
+def test_onnx_float_gather_indices_are_refused_not_truncated(tmp_path):
+    """ONNX gives indices, shapes and axes as integers; a float constant there is refused in one
+    line instead of being cast (1.9 read as 1). A complex one is refused at import (rule
+    element-type: tests/fuzz_corpus/models/element-type__onnx_complex_gather_indices.onnx)."""
+    from onnx import helper as h
+    path = _onnx_model(tmp_path / "bad.onnx", [h.make_node("Gather", ["x", "gi"], ["y"], axis=3)], (1, 8, 4, 6),
+                       ["y"], [("gi", np.array([1.9, 0.0], np.float32))])
+    with pytest.raises(UnsupportedOpError) as e:
+        load_model(path)
+    assert "\n" not in str(e.value) and "indices must be integers, not float32" in str(e.value), str(e.value)

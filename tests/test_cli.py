@@ -227,6 +227,46 @@ def test_compile_into_a_read_only_folder_is_one_line(tmp_path):
                           "give -o a folder elsewhere")
 
 
+def test_compile_onto_a_full_disk_is_one_line(tmp_path):
+    """KWS's sources do not fit a 64 KiB file system: one line, and no half-written folder left."""
+    with mounted(tmp_path / "full", "full") as full:
+        rc, o, err = tinyml("compile", KWS, "-t", "nucleo_f446re", "-o", full / "gen")
+        left = sorted(p.name for p in full.iterdir())
+
+    assert_one_line_error(rc, o, err, f"{tmp_path / 'full'}: no space left on the device",
+                          "Free disk space there, or give -o a folder elsewhere")
+    assert left == [], left
+
+
+def test_failed_compile_leaves_the_previous_output_untouched(tmp_path):
+    """-o is replaced only by a complete compile: a refused model changes nothing there."""
+    out = tmp_path / "gen"
+    assert tinyml("compile", MLPERF / MLPERF_INT8["ad"], "-t", "nucleo_f446re", "-o", out, "--name", "ad")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"TFL3" + bytes(60))
+
+    rc, o, err = tinyml("compile", bad, "-t", "nucleo_f446re", "-o", out, "--name", "bad")
+
+    assert_one_line_error(rc, o, err)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tflite", "gen"]   # no temporary folder left
+
+
+def test_paths_with_spaces_and_non_ascii(tmp_path):
+    """verify's host build and compile -o take a model and folders named with spaces and non-ASCII."""
+    folder = tmp_path / "my prøject ü"
+    folder.mkdir()
+    model = folder / "ad model é.tflite"
+    model.write_bytes((MLPERF / MLPERF_INT8["ad"]).read_bytes())
+
+    rc, out, err = tinyml("verify", model, "-t", "nucleo_f446re", "-n", "2")
+    assert rc == 0 and "PASS" in out, out + err
+    rc, out, err = tinyml("compile", model, "-t", "nucleo_f446re", "-o", folder / "gen ü", "--name", "ad")
+    assert rc == 0, err
+    assert (folder / "gen ü" / "ad.c").is_file() and (folder / "gen ü" / "report.json").is_file()
+
+
 def test_output_into_a_closed_pipe_is_not_an_internal_error():
     """`tinyml inspect m | head -1`: the reader leaves early; no 'internal error', no traceback
     (found while triaging fuzzer findings)."""

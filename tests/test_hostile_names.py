@@ -285,6 +285,32 @@ def test_module_name_is_printable(tmp_path, models, case):
     assert 0 < len(name) <= 16 and all(" " <= c <= "~" for c in name)
 
 
+# ---- the service: its check and compile jobs run this same pipeline in a limited child -----
+
+@pytest.mark.parametrize("case", ["comment_close", "string_close", "newline_define"])
+def test_service_compile_job(tmp_path, models, case):
+    """The service's own job functions (``service.tasks``), each in a ``run_limited`` child as the
+    service runs them: the hostile model is checked and compiled, its sources compile with no
+    injected symbol, and nothing the model carried ran (the service builds no C of its own)."""
+    from platformio_tinyml.service import tasks
+    from platformio_tinyml.service.jobs import run_limited
+    marker = tmp_path / "PWNED"
+    work = tmp_path / "job"
+    work.mkdir()
+    hostile_tflite(models.path("fc", "int8"), HOSTILE[case](marker), work / "model.tflite")
+    device, limits = load_profile(BOARD).to_dict(), {"timeout_s": 300, "memory_bytes": 8 << 30}
+
+    checked = run_limited(tasks.check, str(work), "model.tflite", device, "hm", "auto", {}, None, **limits)
+    report = run_limited(tasks.compile_to, str(work), "model.tflite", device, "hm", "auto", {}, None, **limits)
+
+    assert report["backend"] == checked["backend"] == "cgen", (checked, report["backend"])
+    sources = [work / "out" / f["path"] for f in report["files"]
+               if f["path"].endswith(".c") and f["path"].startswith("hm")]
+    assert sources, report["files"]
+    assert SYMBOL not in compile_and_nm(sources, tmp_path)
+    assert not marker.exists()
+
+
 # ---- the user's name option: checked before anything is written -------------------------
 
 def test_name_option_is_checked(tmp_path, models):

@@ -295,3 +295,33 @@ def test_unsupported_clip_range_names_the_node(tmp_path):
     path = n.save(tmp_path / "clip.onnx", [1, 4], [1, 4])
     with pytest.raises(UnsupportedOpError, match=r"operator #0 Clip 'clip_0' is not supported \(Clip\(-2, 2\)"):
         load_onnx(path)
+
+
+@pytest.mark.parametrize("op, attrs", [("ReduceMax", dict(axes=[2, 3])), ("ReduceMean", dict(axes=[2, 3])),
+                                       ("ArgMax", dict(axis=1))])
+def test_keepdims_other_than_0_or_1_is_refused(tmp_path, op, attrs):
+    """ONNX and onnxruntime keep the reduced dimensions only for keepdims=1. The reader took any
+    non-zero value as 1, and verify then died with an internal error transposing onnxruntime's
+    rank-2 output (found by fuzzing operators the fuzz seeds lack)."""
+    n = _Net(7)
+    n.node(op, ["x"], ["y"], keepdims=256, **attrs)
+    path = n.save(tmp_path / "keep.onnx", [1, 3, 4, 5], [1, 3, 1, 1])
+    with pytest.raises(UnsupportedOpError, match=rf"operator #0 {op} '{op.lower()}_0' is not supported "
+                                                 r"\(keepdims 256 is not 0 or 1\)") as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)
+
+
+def test_reference_output_of_another_rank_is_one_line(tmp_path):
+    """Should the importer and onnxruntime ever read a model differently, verify reports it in one
+    line instead of failing to transpose onnxruntime's output."""
+    from platformio_tinyml.model.onnx.layout import CONVERTED
+    from platformio_tinyml.verify.reference import ReferenceFailed
+    n = _Net(8)
+    n.node("ReduceMax", ["x"], ["y"], axes=[2, 3], keepdims=0)
+    path = n.save(tmp_path / "r.onnx", [1, 3, 4, 5], [1, 3])
+    g = load_onnx(path)
+    g.meta["output_layouts"] = [CONVERTED]   # as if the importer had kept the dimensions
+    ref = OnnxReference(path, g)
+    with pytest.raises(ReferenceFailed, match=r"onnxruntime's output #0 has shape \[1, 3\], not the rank-4 output"):
+        ref.run([np.zeros((1, 4, 5, 3), np.float32)])

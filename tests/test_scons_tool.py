@@ -229,15 +229,20 @@ def test_project_path_with_spaces_and_non_ascii(tmp_path):
     assert _run_output(project) == _reference(project)
 
 
-def test_read_only_cache_is_one_scons_error(project):
-    with mounted(project / ".tinyml-cache", "ro"):
+@pytest.mark.parametrize("kind, expected", [
+    pytest.param("ro", "cannot write here (Read-only file system). Make the folder writable, or set "
+                 "TINYML_CACHE_DIR to another folder", id="read-only"),
+    pytest.param("full", "no space left on the device. Free disk space there, or set TINYML_CACHE_DIR to "
+                 "another folder", id="disk-full"),
+])
+def test_read_only_or_full_cache_is_one_scons_error(project, kind, expected):
+    with mounted(project / ".tinyml-cache", kind):
         result = _scons(project, "build/kws")
 
     errors = _scons_errors(result.log)
     assert result.returncode != 0 and "Traceback" not in result.log, result.log
     assert len(errors) == 1, result.log
-    assert f"{project / '.tinyml-cache'}: cannot write here (Read-only file system). Make the folder " \
-           "writable, or set TINYML_CACHE_DIR to another folder" in errors[0], errors
+    assert f"{project / '.tinyml-cache'}: {expected}" in errors[0], errors
 
 
 

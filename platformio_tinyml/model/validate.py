@@ -73,7 +73,8 @@ ZERO_SIZE = rule("zero-size-tensor", "no tensor dimension is zero")
 TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTES:,} (32-bit address space)")
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
-                             "relu alpha) are finite (an ONNX Clip bound may be +-inf)")
+                             "relu alpha, and a quantized leaky relu's multipliers) are finite (an ONNX Clip "
+                             "bound may be +-inf)")
 SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
@@ -82,7 +83,8 @@ MISSING_QUANT = rule("missing-quantization", "int8, uint8 and int16 tensors that
                                              "quantization parameters")
 ELEMENT_TYPE = rule("element-type", "an operator's activation inputs and its output share one element type "
                                     "(QUANTIZE, DEQUANTIZE and SOFTMAX excepted; the weights and bias of "
-                                    "convolutions and FULLY_CONNECTED are the backends' to check)")
+                                    "convolutions and FULLY_CONNECTED are the backends' to check); no ONNX "
+                                    "constant is complex")
 STRIDE = rule("stride-range", f"strides, dilations and filter sizes are between 1 and {MAX_PARAM}")
 PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pooling pad is smaller than "
                                 "its filter")
@@ -312,6 +314,21 @@ class _Pass:
 
     # -- operators
 
+    def _leaky_relu_multipliers(self, subject: str, op: Op, alpha: float) -> None:
+        """A quantized LEAKY_RELU rescales by input scale / output scale and by alpha times
+        that, both computed in float32 (as TFLite Micro does): each must be finite."""
+        if not op.inputs or op.inputs[0] < 0 or not op.outputs:
+            return   # arity is checked with the operator's kind
+        qi, qo = self.g.tensors[op.inputs[0]].quant, self.g.tensors[op.outputs[0]].quant
+        if qi is None or qo is None or not qi.scale or not qo.scale:
+            return
+        si, so = np.float32(qi.scale[0]), np.float32(qo.scale[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratios = (si / so, si * np.float32(alpha) / so)
+        if not all(np.isfinite(r) for r in ratios):
+            raise self.fail(FINITE, subject, f"has alpha {alpha} and scales {float(si)!r} -> {float(so)!r}: "
+                            "its multiplier (alpha x input scale / output scale, in float32) is not finite")
+
     def _op(self, k: int, op: Op) -> None:
         subject = op_subject(op, k)
         a = op.attrs
@@ -319,6 +336,8 @@ class _Pass:
             raise self.fail(FINITE, subject, f"has beta {a.beta}")
         if isinstance(a, A.LeakyRelu) and not math.isfinite(a.alpha):
             raise self.fail(FINITE, subject, f"has alpha {a.alpha}")
+        if isinstance(a, A.LeakyRelu):
+            self._leaky_relu_multipliers(subject, op, a.alpha)
         if isinstance(a, A.Pad) and not math.isfinite(a.value):
             raise self.fail(FINITE, subject, f"pads with {a.value}")
         if op.kind not in _TYPE_CHANGING:

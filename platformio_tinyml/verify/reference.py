@@ -128,6 +128,11 @@ class OnnxReference:
         from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
         feed = [nhwc_to_nchw(x) if _converted(self.in_layouts, k) else np.asarray(x) for k, x in enumerate(inputs)]
         outs = _call(_onnx_run, self._key, feed, where=self.path)
+        for k, o in enumerate(outs):
+            if _converted(self.out_layouts, k) and np.ndim(o) != 4:
+                raise ReferenceFailed(f"onnxruntime's output #{k} has shape {list(np.shape(o))}, not the rank-4 "
+                                      "output the importer read: the two read this model differently",
+                                      where=self.path)
         return [nchw_to_nhwc(o) if _converted(self.out_layouts, k) else o for k, o in enumerate(outs)]
 
 

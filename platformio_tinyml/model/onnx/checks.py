@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import (BUFFER_BOUNDS, CONSTANT_SIZE, FINITE, GRAPH_OUTPUTS, MAX_BYTES, NEGATIVE, TOO_LARGE,
-                        InvalidModelError, count, decode_name, printable)
+from ..validate import (BUFFER_BOUNDS, CONSTANT_SIZE, ELEMENT_TYPE, FINITE, GRAPH_OUTPUTS, MAX_BYTES, NEGATIVE,
+                        TOO_LARGE, InvalidModelError, count, decode_name, printable)
 
 
 def check_onnx(model, path: str) -> None:
@@ -38,9 +38,13 @@ def check_onnx(model, path: str) -> None:
         if any(d < 0 for d in t.dims):
             raise InvalidModelError(NEGATIVE, subject, f"has shape {list(t.dims)}", path)
         try:
-            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+            np_type = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
         except Exception:   # an unknown data type: onnx.checker names it
             continue
+        if np_type.kind == "c":
+            raise InvalidModelError(ELEMENT_TYPE, subject, f"is {np_type.name}: no operator here takes complex "
+                                    "numbers", path)
+        itemsize = np_type.itemsize
         want = count(t.dims) * itemsize
         if want > MAX_BYTES:
             raise InvalidModelError(TOO_LARGE, subject, f"of shape {list(t.dims)} needs {want:,} bytes", path)

@@ -955,7 +955,7 @@ class _Converter:
             axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
         xs = self._shape(node.input[0])
         axes = sorted(int(d) % len(xs) for d in (axes or range(len(xs))))
-        if len(xs) != 4 or axes != [2, 3] or not a.get("keepdims", 1):
+        if len(xs) != 4 or axes != [2, 3] or a.get("keepdims", 1) != 1:   # (refused there unless 0 or 1)
             # any other axes (e.g. the last one of a layer norm): MEAN, in float32 (shape_ops.reduce
             # maps the axes to the IR's layout; cgen's MEAN takes contiguous ones)
             shape_ops.adapt(shape_ops.reduce, _Fail)(self, node)

@@ -101,10 +101,28 @@ def cv_attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _const_ints(cv, name, what: str) -> list[int]:
+def keepdims(a: dict) -> bool:
+    """A reduction's ``keepdims``: 0 or 1. ONNX (and onnxruntime) keep the dimensions only for 1,
+    so any other value is refused rather than read as true."""
+    v = a.get("keepdims", 1)
+    if v not in (0, 1):
+        raise Fail(f"keepdims {v} is not 0 or 1")
+    return bool(v)
+
+
+def _int_array(cv, name, what: str) -> np.ndarray:
+    """The constant ``name`` as int64; ONNX gives indices, shapes and axes as integers, so a
+    float or complex one is refused (not truncated)."""
     if name not in cv.consts:
         raise Fail(f"{what} must be constant")
-    return [int(v) for v in np.asarray(cv.consts[name]).reshape(-1)]
+    arr = np.asarray(cv.consts[name])
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise Fail(f"{what} must be integers, not {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _const_ints(cv, name, what: str) -> list[int]:
+    return [int(v) for v in _int_array(cv, name, what).reshape(-1)]
 
 
 def split(cv, node) -> bool:
@@ -199,9 +217,7 @@ def gather(cv, node) -> bool:
     _check_flat(base)
     rank = len(base.shape)
     axis = int(cv_attrs(node).get("axis", 0)) % rank
-    if node.input[1] not in cv.consts:
-        raise Fail("indices must be constant")
-    idx = np.asarray(cv.consts[node.input[1]]).astype(np.int64)
+    idx = _int_array(cv, node.input[1], "indices")
     n = base.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise Fail(f"indices outside an axis of size {n}")
@@ -236,7 +252,7 @@ def reduce(cv, node) -> bool:
     _check_flat(base)
     rank = len(base.shape)
     axes = _axes(cv, node, rank)
-    keep = bool(cv_attrs(node).get("keepdims", 1))
+    keep = keepdims(cv_attrs(node))
     out_shape = tuple(1 if a in axes else d for a, d in enumerate(base.shape)) if keep else \
         tuple(d for a, d in enumerate(base.shape) if a not in axes)
     if not keep:
@@ -255,7 +271,7 @@ def argminmax(cv, node) -> bool:
         raise Fail("select_last_index=1")
     rank = len(base.shape)
     axis = int(a.get("axis", 0)) % rank
-    keep = bool(a.get("keepdims", 1))
+    keep = keepdims(a)
     out_shape = tuple(1 if k == axis else d for k, d in enumerate(base.shape)) if keep else \
         tuple(d for k, d in enumerate(base.shape) if k != axis)
     if not keep:
