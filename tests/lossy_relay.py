@@ -55,15 +55,16 @@ class _Upstream(asyncio.DatagramProtocol):
 class LossyRelay:
     def __init__(self, server: tuple[str, int], loss: float = 0.0, reorder: float = 0.0,
                  delay_s: tuple[float, float] = (0.005, 0.03), seed: int = 0):
-        self.server, self.loss, self.reorder, self.delay_s = server, loss, reorder, delay_s
-        self.rng = {"up": random.Random(f"{seed}-up"), "down": random.Random(f"{seed}-down")}
+        self.server, self.delay_s = server, delay_s
+        self.set_loss(loss, reorder, seed)
         self.counts: Counter = Counter()          # forwarded_up, dropped_down, delayed_up, cut_down, ...
         self.blocks: list[int] = []               # Block1 numbers forwarded to devices, in order
         self.port = 0
         self._listen: asyncio.DatagramTransport | None = None
         self._up: dict[tuple, asyncio.DatagramTransport | list] = {}     # device -> transport (or datagrams waiting)
         self._cut_until = 0.0
-        self._cut_after: tuple[int, float] | None = None
+        self._cut_after: tuple | None = None       # (match, n, seconds)
+        self._matched = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> int:
@@ -81,13 +82,23 @@ class LossyRelay:
         if self._listen is not None:
             self._listen.close()
 
+    def set_loss(self, loss: float, reorder: float = 0.0, seed: int = 0) -> None:
+        """From now on drop ``loss`` and delay ``reorder`` of the datagrams, decided by RNGs seeded with ``seed``."""
+        self.loss, self.reorder = loss, reorder
+        self.rng = {"up": random.Random(f"{seed}-up"), "down": random.Random(f"{seed}-down")}
+
     def cut(self, seconds: float) -> None:
         """Drop every datagram, both ways, for ``seconds`` from now."""
         self._cut_until = self._loop.time() + seconds
 
     def cut_after_blocks(self, n: int, seconds: float) -> None:
         """Once the ``n``-th Block1 request has gone to a device: :meth:`cut` for ``seconds``."""
-        self._cut_after = (n, seconds)
+        self.cut_after(lambda msg: msg.opt.block1 is not None, n, seconds)
+
+    def cut_after(self, match, n: int, seconds: float) -> None:
+        """Once the ``n``-th request to a device for which ``match(message)`` holds has gone through:
+        :meth:`cut` for ``seconds`` (that request arrives, its answer is lost)."""
+        self._cut_after, self._matched = (match, n, seconds), 0
 
     def address_of(self, device: tuple) -> str | None:
         """The address the server sees for ``device`` (its upstream socket), once it sent something."""
@@ -117,14 +128,16 @@ class LossyRelay:
             self._pass("up", data, transport.sendto)
 
     def _from_server(self, data: bytes, device: tuple) -> None:
-        block = _block1_request(data)
-        if block is not None and self._loop.time() >= self._cut_until:
-            if self._cut_after is not None and len(self.blocks) + 1 >= self._cut_after[0]:
-                n, seconds = self._cut_after
-                self._cut_after = None
-                self.blocks.append(block)
+        msg = _request(data)
+        block = msg.opt.block1.block_number if msg is not None and msg.opt.block1 is not None else None
+        if msg is not None and self._cut_after is not None and self._loop.time() >= self._cut_until \
+                and self._cut_after[0](msg):
+            self._matched += 1
+            if self._matched >= self._cut_after[1]:
+                seconds, self._cut_after = self._cut_after[2], None
                 self.counts["forwarded_down"] += 1
-                self._listen.sendto(data, device)       # the n-th block arrives; its answer and the rest do not
+                self.blocks += [] if block is None else [block]
+                self._listen.sendto(data, device)       # this request arrives; its answer and the rest do not
                 self.cut(seconds)
                 return
         if self._pass("down", data, lambda d: self._listen.sendto(d, device)) and block is not None:
@@ -148,12 +161,10 @@ class LossyRelay:
         return True
 
 
-def _block1_request(data: bytes) -> int | None:
-    """The block number of a Block1 request (a block of a package), else None."""
+def _request(data: bytes) -> Message | None:
+    """The CoAP request in ``data`` (None for a response, an ACK or bytes that are not CoAP)."""
     try:
         msg = Message.decode(data)
     except Exception:
         return None
-    if not msg.code.is_request() or msg.opt.block1 is None:
-        return None
-    return msg.opt.block1.block_number
+    return msg if msg.code.is_request() else None

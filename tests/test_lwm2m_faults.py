@@ -159,3 +159,25 @@ def test_device_cut_off_mid_transfer_resumes_from_the_last_acknowledged_block(sv
         assert last_output(svc, "fault-cut") == golden
         print(f"\ncut after 8 blocks for 4 s: {len(relay.blocks)} block requests reached the device for {n} "
               f"blocks ({st['resumed']} resumes); dropped while cut: {dict(relay.counts)}")
+
+
+def test_an_install_whose_answer_is_lost_is_not_sent_again(svc, loop):
+    """The Install arrives and the device installs, but its answer is lost (everything dropped
+    for 2 s). The delivery reads object 9, finds INSTALLED and goes on: a second Install
+    would be refused (4.05, Install needs state DELIVERED) and the delivery would fail."""
+    mod, golden = kws_module()
+    relay = _relay(svc)
+    with running(svc, loop, "fault-install", relay) as dev:
+        wait_capabilities(svc, "fault-install")
+        handled, handle = [], dev.handle
+
+        def counting(request):
+            handled.append((request.code.name, "/".join(request.opt.uri_path)))
+            return handle(request)
+        dev.handle = counting
+        relay.cut_after(lambda m: m.code.name == "POST" and tuple(m.opt.uri_path) == ("9", "0", "4"), 1, 2.0)
+        st = push(svc, "fault-install", mod.data, timeout=60)
+        assert st["state"] == "active" and st["resumed"] >= 1, st
+        assert handled.count(("POST", "9/0/4")) == 1 and handled.count(("POST", "9/0/10")) == 1, handled
+        assert relay.counts["cut_up"] >= 1, relay.counts
+        assert dev.last_output == golden

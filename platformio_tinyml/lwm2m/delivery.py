@@ -72,6 +72,7 @@ class DeliveryState:
     blocks_done: int = 0
     block_size: int = MAX_BLOCK
     resumed: int = 0                # times the transfer went on after a lost answer or an offline device
+    transfer_s: float | None = None  # the block-wise transfer's wall time (first block sent to last acknowledged)
     update_result: int | None = None
     result_meaning: str = ""
     reason: str = ""                # the device's Status Reason (the loader's word)
@@ -114,7 +115,9 @@ class Delivery:
         try:
             await self._prepare()
             st.state = "transferring"
+            t0 = time.monotonic()
             await self._transfer()
+            st.transfer_s = round(time.monotonic() - t0, 4)
             await self._expect(SoftwareState.DELIVERED, "after the last block")
             st.state = "delivered"
             await self._execute(Sw.INSTALL, lambda v: v.get(Sw.UPDATE_STATE) == SoftwareState.INSTALLED)
