@@ -181,3 +181,20 @@ def test_an_install_whose_answer_is_lost_is_not_sent_again(svc, loop):
         assert handled.count(("POST", "9/0/4")) == 1 and handled.count(("POST", "9/0/10")) == 1, handled
         assert relay.counts["cut_up"] >= 1, relay.counts
         assert dev.last_output == golden
+
+
+def test_the_last_block_sent_again_after_its_answer_was_lost_is_acknowledged(svc, loop):
+    """The last block arrives (the device checks the module: DELIVERED) but its answer is
+    lost for 3 s, past the block's CoAP exchange: the delivery sends it again as a new
+    request. The device recognises the same bytes and acknowledges them again; before, it
+    answered 4.08 (no package can be written in DELIVERED) and the delivery failed."""
+    mod, golden = kws_module()
+    relay = _relay(svc)
+    with running(svc, loop, "fault-last", relay) as dev:
+        wait_capabilities(svc, "fault-last")
+        relay.cut_after(lambda m: m.opt.block1 is not None and not m.opt.block1.more, 1, 3.0)
+        st = push(svc, "fault-last", mod.data, timeout=60)
+        assert st["state"] == "active" and st["resumed"] >= 1, st
+        n = _blocks(mod)
+        assert relay.blocks == list(range(n)) + [n - 1], relay.blocks
+        assert dev.last_output == golden
