@@ -104,7 +104,7 @@ def test_a_silent_device_fails_within_the_timeout_and_answers_at_once_when_back(
             r = quiet.result()
         failed_after = time.monotonic() - t0
         one_line(r, 424, "GET /9/0/7 on 'fault-quiet': no answer within 5 s (2 transmissions)")
-        assert failed_after < TIMEOUT_S + 1, failed_after
+        assert failed_after < TIMEOUT_S + 1.5, failed_after        # the exchange gives up after 3.3 to 5 s
         assert len(others) >= 10 and max(others) < 1.0, others
 
         time.sleep(max(0.0, t0 + 2 * TIMEOUT_S + 0.3 - time.monotonic()))     # the device is back
