@@ -177,7 +177,7 @@ class Delivery:
         v = await self._read9()
         kept = (SoftwareState.DELIVERED, SoftwareState.INSTALLED)
         if v.get(Sw.UPDATE_STATE) in kept:
-            await self._execute(Sw.UNINSTALL, lambda v: v.get(Sw.UPDATE_STATE) not in kept, "1")
+            await self._execute(Sw.UNINSTALL, lambda now: now.get(Sw.UPDATE_STATE) not in kept, "1")
 
     async def _expect(self, state: SoftwareState, when: str, activated: bool = False) -> None:
         v = await self._read9()
