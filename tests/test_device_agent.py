@@ -11,26 +11,19 @@ must equal TensorFlow Lite Micro's on the same input, bit for bit.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import subprocess
 import sys
-import threading
-import time
 
-import numpy as np
 import pytest
+from agent_support import KWS_KERNELS, OCTETS, Loop, agent_config, kws_module, last_output, push, wait_capabilities
 from lwm2m_support import free_udp_port
 from module_support import MODEL_A, fixed_key, pack
 from service_support import Server, tinyml
 
-from platformio_tinyml.lwm2m.agent import Agent, AgentConfig, probe_input
+from platformio_tinyml.lwm2m.agent import Agent, probe_input
 from platformio_tinyml.module.firmware import KernelSet
 from platformio_tinyml.module.kernels import Abi
-from platformio_tinyml.module.keys import public_key_bytes
-
-KWS_KERNELS = ("tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8", "tml_avgpool_s8", "tml_softmax_s8")
-OCTETS = {"content-type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -47,76 +40,34 @@ def svc(tmp_path_factory):
     srv.stop()
 
 
-class _Loop:
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-
 @pytest.fixture(scope="module")
 def agents(svc):
     """Two agents in one loop: 'agent' (5 devices, blocks up to 1024 B) and 'agent-small' (256 B)."""
-    loop = _Loop()
-    common = dict(server=f"coap://127.0.0.1:{svc.coap_port}", kernels=KernelSet.of(KWS_KERNELS),
-                  public_key=public_key_bytes(fixed_key().public_key()))
-    out = {"big": Agent(AgentConfig(endpoint="agent", count=5, **common)),
-           "small": Agent(AgentConfig(endpoint="agent-small", max_block=256, **common))}
+    loop = Loop()
+    out = {"big": Agent(agent_config(svc.coap_port, "agent", count=5)),
+           "small": Agent(agent_config(svc.coap_port, "agent-small", max_block=256))}
     for a in out.values():
         loop.run(a.start())
         assert loop.run(a.wait_registered(10))
     yield {**out, "loop": loop}
     for a in out.values():
         loop.run(a.stop())
-    loop.loop.call_soon_threadsafe(loop.loop.stop)
+    loop.close()
 
 
 @pytest.fixture(scope="module")
 def kws():
-    """(signed LP64 module v1, TFLM's output on the agent's probe input)."""
-    from platformio_tinyml.verify.reference import TFLMReference
-    g, mod = pack(MODEL_A, Abi.LP64_LE, 1, fixed_key())
-    shape = g.tensors[g.inputs[0]].shape
-    x = np.frombuffer(probe_input(int(np.prod(shape))), np.int8).reshape(shape)
-    golden = np.asarray(TFLMReference(MODEL_A).run([x])[0], np.int8).tobytes()
-    return mod, golden
-
-
-def _wait_capabilities(svc, endpoint):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        dev = svc.reader.get(f"/v1/devices/{endpoint}").json()
-        if dev.get("capabilities"):
-            return dev
-        time.sleep(0.1)
-    raise AssertionError(f"no capabilities for {endpoint}")
+    return kws_module()
 
 
 def _deliver(svc, endpoint, data, **params) -> dict:
-    _wait_capabilities(svc, endpoint)
-    r = svc.deployer.post(f"/v1/devices/{endpoint}/modules", content=data, headers=OCTETS, params=params)
-    assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = svc.reader.get(f"/v1/devices/{endpoint}/modules").json()["delivery"]
-        if state["state"] in ("active", "failed"):
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"delivery to {endpoint} did not end: {state}")
-
-
-def _last_output(svc, endpoint) -> bytes:
-    r = svc.reader.get(f"/v1/devices/{endpoint}/resources/32100/0/23")
-    assert r.status_code == 200, r.text
-    return base64.b64decode(r.json()["values"]["/32100/0/23"]["base64"])
+    wait_capabilities(svc, endpoint)
+    return push(svc, endpoint, data, **params)
 
 
 def test_pushed_module_is_installed_and_runs_like_tflm(svc, agents, kws):
     mod, golden = kws
-    caps = _wait_capabilities(svc, "agent-0")["capabilities"]
+    caps = wait_capabilities(svc, "agent-0")["capabilities"]
     assert (caps["slot_count"], caps["active_slot"], caps["executor_abi"]) == (2, -1, int(Abi.LP64_LE))
     assert caps["kernel_set"] == f"0x{KernelSet.of(KWS_KERNELS).mask:x}"
 
@@ -124,7 +75,7 @@ def test_pushed_module_is_installed_and_runs_like_tflm(svc, agents, kws):
     assert st["state"] == "active", st["message"]
     assert (st["block_size"], st["bytes_done"], st["blocks_done"]) == (1024, len(mod.data), -(-len(mod.data) // 1024))
     assert (st["update_result"], st["inference_count"]) == (2, 1)
-    assert _last_output(svc, "agent-0") == golden           # the host C executor = TFLite Micro, bit for bit
+    assert last_output(svc, "agent-0") == golden           # the host C executor = TFLite Micro, bit for bit
     dev = agents["big"].device("agent-0")
     assert (dev.mcu.active, dev.mcu.installed_version, dev.inference_count) == (0, 1, 1)
     assert svc.deployer.post("/v1/devices/agent-0/execute/9/0/10").status_code == 200   # again: a no-op
@@ -137,7 +88,7 @@ def test_pushed_module_is_installed_and_runs_like_tflm(svc, agents, kws):
     st = _deliver(svc, "agent-0", v2.data)
     assert st["state"] == "active", st["message"]
     assert (dev.mcu.active, dev.mcu.installed_version, dev.inference_count) == (1, 2, 2)
-    assert _last_output(svc, "agent-0") == golden
+    assert last_output(svc, "agent-0") == golden
 
 
 def test_tampered_module_is_refused_with_result_53_and_the_running_one_stays(svc, agents, kws):
@@ -170,7 +121,7 @@ def test_device_answering_413_gets_smaller_blocks(svc, agents, kws):
     assert st["state"] == "active", st["message"]
     assert (st["block_size"], st["bytes_done"]) == (256, len(mod.data))
     assert st["blocks_done"] == 1 + -(-(len(mod.data) - 256) // 256)   # block 0 refused at 1024, resent at 256
-    assert _last_output(svc, "agent-small") == golden
+    assert last_output(svc, "agent-small") == golden
 
 
 async def _moved(dev) -> None:
@@ -189,7 +140,7 @@ def test_transfer_cut_midway_resumes_from_the_last_acknowledged_block(svc, agent
     device is now: every block is acknowledged exactly once."""
     mod, golden = kws
     dev, loop = agents["big"].device(endpoint), agents["loop"]
-    before = _wait_capabilities(svc, endpoint)["registration"]["address"]
+    before = wait_capabilities(svc, endpoint)["registration"]["address"]
 
     async def cut():
         while dev.sw.received < 8192:
@@ -202,7 +153,7 @@ def test_transfer_cut_midway_resumes_from_the_last_acknowledged_block(svc, agent
     assert 8192 <= cut_at.result(5) < len(mod.data)
     assert st["state"] == "active", st["message"]
     assert st["resumed"] >= 1 and st["blocks_done"] == -(-len(mod.data) // 1024), st
-    assert _last_output(svc, endpoint) == golden
+    assert last_output(svc, endpoint) == golden
     moved = svc.reader.get(f"/v1/devices/{endpoint}").json()["registration"]["address"] != before
     assert moved == (fault is _moved)
 
@@ -210,13 +161,12 @@ def test_transfer_cut_midway_resumes_from_the_last_acknowledged_block(svc, agent
 def test_a_device_gone_without_deregistering_leaves_the_others_reachable(svc):
     """A device's socket closes: the server's next request to it gets ICMP "port unreachable".
     Under uvloop aiocoap's socket then stopped receiving, and no device was heard again."""
-    loop = _Loop()
-    agent = Agent(AgentConfig(server=f"coap://127.0.0.1:{svc.coap_port}", endpoint="agent-gone", count=2,
-                              kernels=KernelSet.of(KWS_KERNELS), public_key=public_key_bytes(fixed_key().public_key())))
+    loop = Loop()
+    agent = Agent(agent_config(svc.coap_port, "agent-gone", count=2))
     loop.run(agent.start())
     try:
         assert loop.run(agent.wait_registered(10))
-        _wait_capabilities(svc, "agent-gone-1")
+        wait_capabilities(svc, "agent-gone-1")
         loop.run(agent.devices[0].stop(deregister=False))
         for _ in range(2):
             r = svc.reader.get("/v1/devices/agent-gone-0/resources/9/0/7")
@@ -225,16 +175,15 @@ def test_a_device_gone_without_deregistering_leaves_the_others_reachable(svc):
             assert r.status_code == 200 and r.json()["values"] == {"/9/0/7": 0}, r.text
     finally:
         loop.run(agent.stop())
-        loop.loop.call_soon_threadsafe(loop.loop.stop)
+        loop.close()
 
 
 def test_every_device_has_a_port_of_its_own(svc):
     """aiocoap binds with SO_REUSEPORT, so port 0 could give two devices one port (seen: 10 of
     1,000), and each then got some of the other's requests. 200 devices: 200 addresses (without the
     fix about one run in three shares a port: 2e-5 per pair of sockets)."""
-    loop = _Loop()
-    agent = Agent(AgentConfig(server=f"coap://127.0.0.1:{svc.coap_port}", endpoint="agent-many", count=200,
-                              kernels=KernelSet.of(KWS_KERNELS), public_key=public_key_bytes(fixed_key().public_key())))
+    loop = Loop()
+    agent = Agent(agent_config(svc.coap_port, "agent-many", count=200))
     loop.run(agent.start())
     try:
         assert loop.run(agent.wait_registered(40), timeout=60)
@@ -243,7 +192,7 @@ def test_every_device_has_a_port_of_its_own(svc):
         assert len(addresses) == 200
     finally:
         loop.run(agent.stop(), timeout=60)
-        loop.loop.call_soon_threadsafe(loop.loop.stop)
+        loop.close()
 
 
 def test_delivery_needs_deploy_scope_and_a_module(svc, agents, kws):
@@ -276,7 +225,7 @@ def test_cli_runs_devices_and_refuses_bad_input_in_one_line(svc, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         for ep in ("agent-cli-0", "agent-cli-1"):
-            caps = _wait_capabilities(svc, ep)["capabilities"]
+            caps = wait_capabilities(svc, ep)["capabilities"]
             assert caps["kernel_set"] == f"0x{KernelSet.all().mask:x}"
     finally:
         proc.terminate()

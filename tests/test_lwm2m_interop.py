@@ -161,8 +161,11 @@ def test_lwm2m_node_lib_client_registers_is_read_written_executed_and_deregister
 
         # a Read of an instance asks for TLV (11542), a format its CoAP library does not know: it does not answer
         # at all (with Accept 0 it would say 4.04: it serves single resources only). One line, and we go on.
-        # Last: aiocoap retransmits the unanswered request and (NSTART 1) holds later requests to it meanwhile.
+        # Its CoAP exchange ends with the request's timeout (3 s: one transmission), so the next request goes out at
+        # once; with aiocoap's defaults it waited (NSTART 1) behind retransmissions of the unanswered one for 93 s.
         one_line(svc.reader.get("/v1/devices/node-1/resources/3/0"), 424, "GET /3/0 on 'node-1': no answer within")
+        t = time.monotonic()
+        assert read("/3/0/0") == "Telefonica I+D" and time.monotonic() - t < 1.5
 
         node.say("bye")
         assert node.next() == {"event": "deregistered", "error": None}

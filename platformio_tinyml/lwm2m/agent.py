@@ -12,8 +12,10 @@ Object 9 (:mod:`.sw_update`) receives a module block-wise (Block1) into the
 inactive slot; a block larger than ``max_block`` is answered 4.13 with a
 Block1 option carrying the size the device takes. A block at the wrong offset
 is answered 4.08 with a Block1 option naming the block the device expects
-next (how a cut transfer resumes). Install (``/9/0/4``) asks the loader,
-Activate (``/9/0/10``) switches slots and runs one inference on
+next (how a cut transfer resumes); a block sent again because its answer
+was lost is acknowledged again without being written, the last one too.
+Install (``/9/0/4``) asks the loader, Activate (``/9/0/10``) switches slots
+and runs one inference on
 :func:`probe_input`; the TinyML object then reports the inference counter,
 the last latency, the last output and the last error.
 
@@ -390,6 +392,8 @@ class VirtualDevice:
             if (sw.state is UpdateState.DOWNLOAD_STARTED and offset != sw.received
                     and offset + len(data) == sw.received and not last):
                 pass                                   # the same block again (its answer was lost)
+            elif last and self._delivered_again(offset, data):
+                pass                                   # the last block again: already checked, DELIVERED
             else:
                 sw.write_block(offset, data, last)
         except SwUpdateError as e:
@@ -409,6 +413,14 @@ class VirtualDevice:
         if b1 is not None:
             msg.opt.block1 = BlockOption.BlockwiseTuple(b1.block_number, not last, b1.size_exponent)
         return msg
+
+    def _delivered_again(self, offset: int, data: bytes) -> bool:
+        """The last block of the package just delivered, sent again because its answer was lost
+        (the same bytes at the same place): acknowledged again rather than refused, or the server,
+        which cannot tell, would take the refusal for a failed transfer."""
+        sw = self.sw
+        return (sw.state is UpdateState.DELIVERED and 0 < offset + len(data) == sw.received
+                and self.mcu.read(sw.slot, sw.received)[offset:] == data)
 
     def _execute(self, path: ResourcePath, args: str) -> Message:
         res = self._resource(path)

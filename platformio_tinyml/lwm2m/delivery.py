@@ -41,6 +41,7 @@ from aiocoap.optiontypes import BlockOption
 from .codec import ContentFormat
 from .ids import LwM2MError, ObjectId, ResourcePath, SoftwareManagement as Sw
 from .ids import SoftwareResult, SoftwareState, TinyML, result_meaning
+from .server import transmission
 
 log = logging.getLogger("tinyml.service.lwm2m")
 
@@ -71,6 +72,7 @@ class DeliveryState:
     blocks_done: int = 0
     block_size: int = MAX_BLOCK
     resumed: int = 0                # times the transfer went on after a lost answer or an offline device
+    transfer_s: float | None = None  # the block-wise transfer's wall time (first block sent to last acknowledged)
     update_result: int | None = None
     result_meaning: str = ""
     reason: str = ""                # the device's Status Reason (the loader's word)
@@ -113,14 +115,16 @@ class Delivery:
         try:
             await self._prepare()
             st.state = "transferring"
+            t0 = time.monotonic()
             await self._transfer()
+            st.transfer_s = round(time.monotonic() - t0, 4)
             await self._expect(SoftwareState.DELIVERED, "after the last block")
             st.state = "delivered"
-            await self.server.execute(st.endpoint, self._path(Sw.INSTALL))
+            await self._execute(Sw.INSTALL, lambda v: v.get(Sw.UPDATE_STATE) == SoftwareState.INSTALLED)
             await self._expect(SoftwareState.INSTALLED, "after Install")
             st.state = "installed"
             try:
-                await self.server.execute(st.endpoint, self._path(Sw.ACTIVATE))
+                await self._execute(Sw.ACTIVATE, lambda v: v.get(Sw.ACTIVATION_STATE) is True)
             except LwM2MError:
                 await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
                 raise
@@ -148,6 +152,22 @@ class Delivery:
                 self.st.resumed += 1
                 await asyncio.sleep(0.5)
 
+    async def _execute(self, rid: int, done, args: str | None = None) -> None:
+        """Execute ``/9/i/rid``; when no answer comes, read object 9 and execute again only if ``done(values)``
+        says it did not happen (a lost answer is not a lost Execute, and a second Install would be refused)."""
+        deadline = time.monotonic() + self.resume_wait_s
+        while True:
+            try:
+                return await self.server.execute(self.st.endpoint, self._path(rid), args)
+            except LwM2MError as e:
+                unanswered = getattr(e, "status", None) in (409, 424) and getattr(e, "coap", 0) is None
+                if not unanswered or time.monotonic() > deadline:
+                    raise
+            self.st.resumed += 1
+            if done(await self._read9()):
+                return
+            await asyncio.sleep(0.5)
+
     async def _read9(self) -> dict:
         values = await self._read(ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance))
         return {p.resource: v for p, v in values.items()}
@@ -155,8 +175,9 @@ class Delivery:
     async def _prepare(self) -> None:
         """A package delivered or installed before: Uninstall ForUpdate (the running module keeps running)."""
         v = await self._read9()
-        if v.get(Sw.UPDATE_STATE) in (SoftwareState.DELIVERED, SoftwareState.INSTALLED):
-            await self.server.execute(self.st.endpoint, self._path(Sw.UNINSTALL), "1")
+        kept = (SoftwareState.DELIVERED, SoftwareState.INSTALLED)
+        if v.get(Sw.UPDATE_STATE) in kept:
+            await self._execute(Sw.UNINSTALL, lambda now: now.get(Sw.UPDATE_STATE) not in kept, "1")
 
     async def _expect(self, state: SoftwareState, when: str, activated: bool = False) -> None:
         v = await self._read9()
@@ -234,7 +255,8 @@ class Delivery:
         reg = srv._reg(st.endpoint)
         await srv._awake(reg)
         chunk = self.module[offset:offset + size]
-        msg = Message(code=Code.PUT, payload=chunk, uri_path=[str(i) for i in self._path(Sw.PACKAGE).ids])
+        msg = Message(code=Code.PUT, payload=chunk, uri_path=[str(i) for i in self._path(Sw.PACKAGE).ids],
+                      transport_tuning=transmission(self.block_timeout_s))
         msg.remote = reg.remote
         msg.opt.content_format = ContentFormat.OPAQUE
         msg.opt.block1 = BlockOption.BlockwiseTuple(offset // size, offset + size < len(self.module),

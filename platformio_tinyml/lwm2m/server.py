@@ -40,6 +40,7 @@ answer; the server keeps serving.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -51,6 +52,7 @@ from aiocoap import Message
 from aiocoap import error as coap_error
 from aiocoap import resource as coap_resource
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 
 from .capabilities import capabilities_from_values
 from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
@@ -73,6 +75,30 @@ _HTTP_OF_COAP = {Code.BAD_REQUEST: 400, Code.UNAUTHORIZED: 403, Code.FORBIDDEN: 
 _CRITICAL_OPTIONS = frozenset((3, 7, 11, 15, 17, 23, 27, 292))
 _PROXY_OPTIONS = frozenset((35, 39))             # Proxy-Uri, Proxy-Scheme: 5.05, we are no proxy
 _FORMAT_REFUSALS = (Code.NOT_ACCEPTABLE, Code.UNSUPPORTED_CONTENT_FORMAT, Code.INTERNAL_SERVER_ERROR)
+ACK_TIMEOUT_S = 2.0            # RFC 7252's ACK_TIMEOUT, kept when the request timeout leaves room for it
+MIN_ACK_TIMEOUT_S = 1.0        # RFC 7252 4.8.1: ACK_TIMEOUT is not to go below 1 s
+MAX_RETRANSMIT = 4             # RFC 7252's MAX_RETRANSMIT
+
+
+@functools.lru_cache(maxsize=64)
+def transmission(timeout_s: float) -> TransportTuning:
+    """CoAP transmission parameters for a confirmable request given up after ``timeout_s``.
+
+    aiocoap retransmits a confirmable request for MAX_TRANSMIT_WAIT (93 s with RFC 7252's defaults)
+    whatever its caller waits, and with NSTART = 1 every later request to that device waits in a
+    backlog behind it: a device silent for a few seconds kept the next requests waiting for up to a
+    minute and a half, even once it answered again. Cancelling the request does not end the exchange
+    (aiocoap 0.4's message layer has no canceller). So the whole schedule, the wait after the last
+    retransmission included, ends within ``timeout_s``: as many retransmissions (at most 4) as fit
+    with an ACK_TIMEOUT of at least 1 s, and then ACK_TIMEOUT as long as fits, at most 2 s. With the
+    default 10 s: 2 s and 1 retransmission (gives up after 6 to 9 s); 5 s: 1.11 s and 1; 3 s: 2 s, none.
+    """
+    factor = TransportTuning.ACK_RANDOM_FACTOR
+    fits = [n for n in range(MAX_RETRANSMIT + 1) if MIN_ACK_TIMEOUT_S * (2 ** (n + 1) - 1) * factor <= timeout_s]
+    tuning = TransportTuning()
+    tuning.MAX_RETRANSMIT = max(fits, default=0)
+    tuning.ACK_TIMEOUT = min(ACK_TIMEOUT_S, timeout_s / ((2 ** (tuning.MAX_RETRANSMIT + 1) - 1) * factor))
+    return tuning
 
 
 class DeviceCallError(LwM2MError):
@@ -414,7 +440,9 @@ class LwM2MServer:
                     observe: int | None = None):
         """One request to the device from our socket; the aiocoap request once it answered with success."""
         await self._awake(reg)
-        msg = Message(code=code, payload=payload, uri_path=[str(i) for i in path.ids] if path else [])
+        timeout = self.cfg.request_timeout_s
+        msg = Message(code=code, payload=payload, uri_path=[str(i) for i in path.ids] if path else [],
+                      transport_tuning=transmission(timeout))
         msg.remote = reg.remote
         msg.opt.accept = accept if accept is not None else self._accept(reg, path or ResourcePath(0))
         if content_format is not None:
@@ -426,9 +454,10 @@ class LwM2MServer:
         request = self.ctx.request(msg)
         where = f"{code.name} {path or '/'} on '{reg.endpoint}'"
         try:
-            response = await asyncio.wait_for(request.response, self.cfg.request_timeout_s)
-        except asyncio.TimeoutError:
-            raise DeviceCallError(424, f"{where}: no answer within {self.cfg.request_timeout_s:g} s",
+            response = await asyncio.wait_for(request.response, timeout)
+        except (asyncio.TimeoutError, coap_error.TimeoutError):
+            raise DeviceCallError(424, f"{where}: no answer within {timeout:g} s "
+                                       f"({transmission(timeout).MAX_RETRANSMIT + 1} transmissions)",
                                   hint="The device may be unreachable; it is offline once its lifetime ends") \
                 from None
         except coap_error.Error as e:

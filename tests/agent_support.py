@@ -1,0 +1,86 @@
+"""Shared by the device-agent tests: an event loop in a thread for in-process agents, the KWS module
+and its reference output, and the REST calls that push a module and read what the device computed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import threading
+import time
+
+import numpy as np
+from module_support import MODEL_A, fixed_key, pack
+
+from platformio_tinyml.lwm2m.agent import AgentConfig, probe_input
+from platformio_tinyml.module.firmware import KernelSet
+from platformio_tinyml.module.kernels import Abi
+from platformio_tinyml.module.keys import public_key_bytes
+
+KWS_KERNELS = ("tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8", "tml_avgpool_s8", "tml_softmax_s8")
+OCTETS = {"content-type": "application/octet-stream"}
+
+
+class Loop:
+    """An asyncio loop in a daemon thread: the agents run there, the tests stay synchronous."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def agent_config(coap_port: int, endpoint: str, **kw) -> AgentConfig:
+    """Devices with the KWS kernels that trust :func:`fixed_key`, for the server at ``coap_port``."""
+    return AgentConfig(server=f"coap://127.0.0.1:{coap_port}", endpoint=endpoint, kernels=KernelSet.of(KWS_KERNELS),
+                       public_key=public_key_bytes(fixed_key().public_key()), **kw)
+
+
+@functools.lru_cache(maxsize=1)
+def kws_module():
+    """(signed LP64 module v1, TFLM's output on the agent's probe input)."""
+    from platformio_tinyml.verify.reference import TFLMReference
+    g, mod = pack(MODEL_A, Abi.LP64_LE, 1, fixed_key())
+    shape = g.tensors[g.inputs[0]].shape
+    x = np.frombuffer(probe_input(int(np.prod(shape))), np.int8).reshape(shape)
+    golden = np.asarray(TFLMReference(MODEL_A).run([x])[0], np.int8).tobytes()
+    return mod, golden
+
+
+def wait_capabilities(svc, endpoint, timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dev = svc.reader.get(f"/v1/devices/{endpoint}").json()
+        if dev.get("capabilities"):
+            return dev
+        time.sleep(0.1)
+    raise AssertionError(f"no capabilities for {endpoint}")
+
+
+def push(svc, endpoint, data, timeout: float = 30, **params) -> dict:
+    """POST the module to ``endpoint`` and follow the delivery until it is active or failed."""
+    r = svc.deployer.post(f"/v1/devices/{endpoint}/modules", content=data, headers=OCTETS, params=params)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = svc.reader.get(f"/v1/devices/{endpoint}/modules").json()["delivery"]
+        if state["state"] in ("active", "failed"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"delivery to {endpoint} did not end: {state}")
+
+
+def last_output(svc, endpoint, tries: int = 1) -> bytes:
+    """The output the device reports in /32100/0/23, read over LwM2M (asked again on 424, up to ``tries``)."""
+    for _ in range(tries):
+        r = svc.reader.get(f"/v1/devices/{endpoint}/resources/32100/0/23")
+        if r.status_code != 424:
+            break
+    assert r.status_code == 200, r.text
+    return base64.b64decode(r.json()["values"]["/32100/0/23"]["base64"])
