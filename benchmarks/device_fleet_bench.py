@@ -17,7 +17,15 @@ socket and its own two slots behind the host-built C loader). Measures:
 * memory: resident set of the server and of the agent process at the end.
 
 Prints one table and writes ``bench-out/device_fleet_bench.json``.
+
+``--hold-s S`` measures registrations held instead of a delivery (the issue's 10,000
+registrations): the devices come from ``--agents K`` agent processes (N/K each,
+registration lifetime ``--lifetime``, so each device sends an Update every
+lifetime/2 s), all registered, then held S seconds; prints the server's CPU during
+the hold (per second and per Update), its resident memory, and how many devices are
+still online at the end (none may have expired).
 """
+
 
 from __future__ import annotations
 
@@ -131,7 +139,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--block", type=int, default=1024)
+    ap.add_argument("--hold-s", type=float, default=0, help="hold the registrations this long, no delivery")
+    ap.add_argument("--agents", type=int, default=1, help="agent processes (with --hold-s)")
+    ap.add_argument("--lifetime", type=int, default=300, help="registration lifetime (with --hold-s)")
     args = ap.parse_args()
+    if args.hold_s:
+        return hold(args)
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     module, pub = _module_and_key(tmp)
     coap = _free(socket.SOCK_DGRAM)
@@ -178,6 +191,61 @@ def main() -> int:
     (REPO / "bench-out").mkdir(exist_ok=True)
     (REPO / "bench-out" / "device_fleet_bench.json").write_text(json.dumps(out, indent=2) + "\n")
     return 0 if out["failed"] == 0 else 1
+
+
+def hold(args) -> int:
+    """Registrations held: K agents, N devices, S seconds of Updates; server CPU and memory."""
+    tmp = Path(tempfile.mkdtemp(prefix="fleet-hold-"))
+    _, pub = _module_and_key(tmp)
+    coap = _free(socket.SOCK_DGRAM)
+    server, url, token = start_server(tmp / "data", coap, args.devices)
+    agents = []
+    try:
+        per = args.devices // args.agents
+        t0 = time.perf_counter()
+        for k in range(args.agents):
+            agents.append(subprocess.Popen(
+                [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
+                 f"coap://127.0.0.1:{coap}", "--endpoint", f"bench-{k}", "--public-key", str(pub), "--count",
+                 str(per), "--kernels", KERNELS, "--lifetime", str(args.lifetime)],
+                stdout=subprocess.DEVNULL, stderr=open(tmp / f"agent-{k}.log", "w"),
+                env={**os.environ, "PYTHONPATH": str(REPO)}))
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        total = per * args.agents
+
+        def online() -> int:
+            return sum(d["online"] for d in client.get("/v1/devices").json())
+        while online() < total:
+            for k, a in enumerate(agents):
+                if a.poll() is not None:
+                    raise SystemExit("an agent stopped: " + (tmp / f"agent-{k}.log").read_text()[-2000:])
+            time.sleep(1.0)
+        reg_s = time.perf_counter() - t0
+        rss_registered = _rss_mib(server.pid)
+        cpu0, h0 = _cpu_s(server.pid), time.perf_counter()
+        time.sleep(args.hold_s)
+        held_s = time.perf_counter() - h0
+        cpu = _cpu_s(server.pid) - cpu0
+        updates = total * held_s / (args.lifetime / 2)
+        out = {"devices": total, "agents": args.agents, "lifetime_s": args.lifetime,
+               "registration_s": round(reg_s, 1), "registrations_per_s": round(total / reg_s, 1),
+               "held_s": round(held_s, 1), "online_at_end": online(),
+               "server_cpu_s_per_s": round(cpu / held_s, 3),
+               "server_cpu_ms_per_update": round(1000 * cpu / updates, 2) if updates else None,
+               "server_rss_mib_registered": round(rss_registered, 1),
+               "server_rss_mib_end": round(_rss_mib(server.pid), 1),
+               "agents_rss_mib": round(sum(_rss_mib(a.pid) for a in agents), 1),
+               "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    finally:
+        for p in (*agents, server):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(60)
+    for k, v in out.items():
+        print(f"{k:28} {v}")
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    (REPO / "bench-out" / "device_fleet_hold.json").write_text(json.dumps(out, indent=2) + "\n")
+    return 0 if out["online_at_end"] == total else 1
 
 
 if __name__ == "__main__":
