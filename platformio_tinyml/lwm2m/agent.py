@@ -26,6 +26,7 @@ UDP socket (a server answers a device at the address it registered from).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import platform
 import socket
@@ -142,12 +143,22 @@ class VirtualDevice:
         aiocoap binds with SO_REUSEPORT, and Linux may then hand port 0 a port another such
         socket already has: two devices would share one port, and each would get some of the
         other's requests (seen: 10 of 1,000 devices). So the port is chosen by a plain socket
-        first, which no other socket can share, and released just before aiocoap binds it."""
-        reserved = reserved or reserve_port(self.cfg.server)
-        host, port = reserved.getsockname()[:2]
-        reserved.close()
-        self.ctx = await aiocoap.Context.create_server_context(_Site(self), bind=(host, port), transports=["udp6"],
-                                                               loggername="tinyml.agent.coap")
+        first, which no other socket can share, and released just before aiocoap binds it.
+        Another process may take the port in that moment (seen with four agents starting
+        together): then a new port is reserved, a few times."""
+        for attempt in range(8):
+            reserved = reserved or reserve_port(self.cfg.server)
+            host, port = reserved.getsockname()[:2]
+            reserved.close()
+            reserved = None
+            try:
+                self.ctx = await aiocoap.Context.create_server_context(
+                    _Site(self), bind=(host, port), transports=["udp6"], loggername="tinyml.agent.coap")
+                return
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or attempt == 7:
+                    raise TinyMLError(f"device '{self.endpoint}': cannot open a UDP socket on {host}:{port} "
+                                      f"({e.strerror})", hint="Free some ports or run fewer devices") from None
 
     async def start(self) -> None:
         if self.ctx is None:
