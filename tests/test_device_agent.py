@@ -18,10 +18,9 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 from lwm2m_support import free_udp_port
-from module_support import MODEL_A, fixed_key, pack
+from module_support import MODEL_A, fixed_key, kws_probe_modules, pack
 from service_support import Server, tinyml
 
 from platformio_tinyml.lwm2m.agent import Agent, AgentConfig, probe_input
@@ -77,12 +76,8 @@ def agents(svc):
 @pytest.fixture(scope="module")
 def kws():
     """(signed LP64 module v1, TFLM's output on the agent's probe input)."""
-    from platformio_tinyml.verify.reference import TFLMReference
-    g, mod = pack(MODEL_A, Abi.LP64_LE, 1, fixed_key())
-    shape = g.tensors[g.inputs[0]].shape
-    x = np.frombuffer(probe_input(int(np.prod(shape))), np.int8).reshape(shape)
-    golden = np.asarray(TFLMReference(MODEL_A).run([x])[0], np.int8).tobytes()
-    return mod, golden
+    mods, golden = kws_probe_modules(1)
+    return mods[1], golden
 
 
 def _wait_capabilities(svc, endpoint):

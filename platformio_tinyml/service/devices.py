@@ -211,7 +211,7 @@ async def deliver_module(endpoint: str, request: Request, block_size: int = Quer
 def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """The modules in the device's slots (as last read) and the state of the latest delivery to it."""
     server, _ = _target(request, who, endpoint, "/9/0")
-    deliveries = getattr(request.app.state, "deliveries", None)     # made by the first POST, on the event loop
+    deliveries = getattr(request.app.state, "deliveries", None)     # made at start, beside the LwM2M server
     state = deliveries.state(endpoint) if deliveries is not None else None
     return {"installed": server.store.device(who.project_id, endpoint).get("installed", []),
             "delivery": state.to_dict() if state else None}

@@ -1,0 +1,253 @@
+"""Deployments (staged rollouts with automatic rollback), end to end over real UDP on 127.0.0.1.
+
+A real ``tinyml serve`` and real ``tinyml device-agent`` processes (the C module
+loader built for the host checks and runs every module): the KWS module is
+deployed stage by stage through ``POST /v1/deployments``; every device ends up
+running it with TensorFlow Lite Micro's outputs, bit for bit. A device that
+refuses the module (it already runs a newer version: Update Result 58) fails
+the first stage, and the device that stage activated is rolled back: the
+device itself reports its previous module active again, and the later stage
+was never delivered. What a device runs is read from the device (its TinyML
+object), not from the service's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from lwm2m_support import free_udp_port
+from module_support import fixed_key, kws_probe_modules
+from service_support import Server, one_line, tinyml
+
+from platformio_tinyml.lwm2m.selector import SelectorError, matches, parse_query, select
+
+TML = 32100
+FLEET = [f"dep-{i}" for i in range(4)]
+OCTETS = {"content-type": "application/octet-stream"}
+
+
+def _agent(svc, *args) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
+           f"coap://127.0.0.1:{svc.coap_port}", "--public-key", str(svc.pub), *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _wait_capabilities(svc, endpoints, timeout=40):
+    deadline = time.monotonic() + timeout
+    for ep in endpoints:
+        while not (svc.reader.get(f"/v1/devices/{ep}").json().get("capabilities") or {}):
+            assert time.monotonic() < deadline, f"no capabilities for {ep}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    """The service, 4 fitting devices (one process), one with too small a slot, one lacking kernels."""
+    from cryptography.hazmat.primitives import serialization
+    tmp = tmp_path_factory.mktemp("deploy")
+    port = free_udp_port()
+    srv = Server(tmp / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
+    srv.coap_port = port
+    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy")}
+    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "dep-*", "--data", srv.data)
+    srv.start()
+    srv.reader, srv.deployer, srv.anonymous = (srv.client(tokens["read"]), srv.client(tokens["read,deploy"]),
+                                               srv.client(None))
+    srv.deploy_token = tokens["read,deploy"]
+    srv.pub = tmp / "key.pub"
+    srv.pub.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
+                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    agents = [_agent(srv, "--endpoint", "dep", "--count", 4),
+              _agent(srv, "--endpoint", "dep-small", "--slot-size", 16384),
+              _agent(srv, "--endpoint", "dep-fc", "--kernels", "tml_fc_s8")]
+    try:
+        _wait_capabilities(srv, FLEET + ["dep-small", "dep-fc"])
+        yield srv
+    finally:
+        for a in agents:
+            a.send_signal(signal.SIGINT)
+        for a in agents:
+            try:
+                a.wait(10)
+            except subprocess.TimeoutExpired:
+                a.kill()
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def kws():
+    """({version: signed LP64 module}, TFLM's output on the agent's probe input)."""
+    mods, golden = kws_probe_modules(1, 2, 3)
+    return {v: m.data for v, m in mods.items()}, golden
+
+
+def _create(svc, module: bytes, selector: dict, client=None, **fields):
+    form = {"selector": json.dumps(selector), **{k: v if isinstance(v, str) else json.dumps(v)
+                                                 for k, v in fields.items()}}
+    return (client or svc.deployer).post("/v1/deployments", files={"module": ("kws.tmm", module)}, data=form)
+
+
+def _finished(svc, dep_id, timeout=40) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
+        if dep["state"] not in ("running", "paused"):
+            return dep
+        time.sleep(0.1)
+    raise AssertionError(f"deployment {dep_id} did not finish: {dep}")
+
+
+def _on_device(svc, ep) -> tuple[str, bytes]:
+    """(version of the module the device runs, its last output), as the device's TinyML object says."""
+    r = svc.reader.get(f"/v1/devices/{ep}/resources/{TML}/0")
+    assert r.status_code == 200, r.text
+    v = r.json()["values"]
+    active = v[f"/{TML}/0/18"]
+    version = v.get(f"/{TML}/0/16/{active}", "") if active >= 0 else ""
+    return version, base64.b64decode(v[f"/{TML}/0/23"]["base64"])
+
+
+def test_staged_deployment_reaches_every_fitting_device_and_runs_like_tflm(svc, kws):
+    modules, golden = kws
+    r = _create(svc, modules[1], {"query": "ram >= 20000 and slot_count == 2"}, stages=[25, 100],
+                criteria={"activated": True, "inferences": 1, "within_s": 10})
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["module"]["version"] == 1 and dep["total"] == 6 and dep["counts"]["skipped"] == 2
+    skipped = {d["endpoint"]: d["reason"] for d in dep["devices"] if d["state"] == "skipped"}
+    assert "does not fit the device's 16,384-byte slot" in skipped["dep-small"]
+    assert "lacks kernel(s)" in skipped["dep-fc"] and "tml_conv_s8" in skipped["dep-fc"]
+    assert {d["endpoint"]: d["stage"] for d in dep["devices"] if d["stage"] is not None} == \
+        {"dep-0": 0, "dep-1": 1, "dep-2": 1, "dep-3": 1}
+
+    dep = _finished(svc, dep["id"])
+    assert dep["state"] == "succeeded", dep["message"]
+    assert dep["counts"]["succeeded"] == 4 and dep["stage"] == 1
+    blocks = -(-len(modules[1]) // 1024)
+    for row in dep["devices"]:
+        if row["stage"] is not None:
+            assert (row["state"], row["activated"], row["update_result"], row["blocks_done"]) == \
+                ("succeeded", True, 2, blocks), row
+    for ep in FLEET:
+        assert _on_device(svc, ep) == ("1", golden)       # the host C executor = TFLite Micro, bit for bit
+    listed = svc.reader.get("/v1/deployments").json()
+    assert listed[0]["id"] == dep["id"] and "devices" not in listed[0]
+
+
+def test_refusing_device_fails_the_stage_and_the_activated_device_is_rolled_back(svc, kws):
+    modules, golden = kws
+    # dep-1 already runs v3: the loader refuses v2 at Install (Update Result 58)
+    r = svc.deployer.post("/v1/devices/dep-1/modules", content=modules[3], headers=OCTETS)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 30
+    while svc.reader.get("/v1/devices/dep-1/modules").json()["delivery"]["state"] not in ("active", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert _on_device(svc, "dep-1")[0] == "3"
+
+    r = _create(svc, modules[2], {"endpoints": FLEET}, stages=[50, 100], max_failure_ratio="0")
+    assert r.status_code == 201, r.text
+    dep = _finished(svc, r.json()["id"])
+    assert dep["state"] == "failed"
+    assert "stage 1: 1 of 2 device(s) failed" in dep["message"] and "1 activated device(s) rolled back" in \
+        dep["message"], dep["message"]
+    rows = {d["endpoint"]: d for d in dep["devices"]}
+    assert (rows["dep-1"]["state"], rows["dep-1"]["update_result"], rows["dep-1"]["activated"]) == ("failed", 58, False)
+    assert rows["dep-1"]["result_meaning"] and "raise the module version" in rows["dep-1"]["reason"]
+    assert (rows["dep-0"]["state"], rows["dep-0"]["activated"]) == ("rolled_back", True)
+    for ep in ("dep-2", "dep-3"):             # the later stage: never started
+        assert (rows[ep]["state"], rows[ep]["blocks_done"], rows[ep]["started_at"]) == ("pending", 0, None)
+    assert dep["counts"] == {**dep["counts"], "rolled_back": 1, "failed": 1, "pending": 2}
+    # on the devices: dep-0 runs v1 again, dep-1 still v3, the later stage still v1
+    assert [_on_device(svc, ep)[0] for ep in FLEET] == ["1", "3", "1", "1"]
+    installed = svc.reader.get("/v1/devices/dep-0").json()["installed"]
+    assert {s["version"]: s["state"] for s in installed}["1"] == "active"
+
+    r = svc.deployer.post(f"/v1/deployments/{dep['id']}/cancel")
+    one_line(r, 409, "is failed", "cannot cancel")
+
+
+def test_rollback_and_cancel_through_the_api(svc, kws):
+    modules, golden = kws
+    r = _create(svc, modules[2], {"endpoints": ["dep-2"]})
+    dep = _finished(svc, r.json()["id"])
+    assert dep["state"] == "succeeded" and _on_device(svc, "dep-2")[0] == "2", dep
+    r = svc.deployer.post(f"/v1/deployments/{dep['id']}/rollback")
+    assert r.status_code == 200, r.text
+    dep = r.json()
+    assert dep["state"] == "rolled_back" and dep["counts"]["rolled_back"] == 1, dep
+    assert _on_device(svc, "dep-2")[0] == "1"
+    one_line(svc.deployer.post(f"/v1/deployments/{dep['id']}/rollback"), 409, "rolled_back")
+
+    r = _create(svc, modules[2], {"endpoints": ["dep-3"]}, criteria={"inferences": 5, "within_s": 30})
+    dep_id = r.json()["id"]
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/cancel")
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    time.sleep(0.5)
+    assert svc.reader.get(f"/v1/deployments/{dep_id}").json()["state"] == "cancelled"
+    one_line(svc.reader.post(f"/v1/deployments/{dep_id}/rollback"), 403, "deploy")
+    one_line(svc.deployer.get("/v1/deployments/nope"), 404, "no deployment 'nope'")
+
+
+@pytest.mark.parametrize("fields, needles", [
+    ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
+    ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),
+    ({"selector": '{"query": "ram >= "}'}, ["ends too early"]),
+    ({"selector": '{"query": "ram >= 1 ; drop table"}'}, ["unexpected ';"]),
+    ({"selector": '{"query": "ram == \\"big\\""}'}, ["'ram' is a number"]),
+    ({"selector": '{"query": "(ram > 1"}'}, ["ends too early"]),
+    ({"selector": "{not json"}, ["selector: not JSON"]),
+    ({"selector": '{"hosts": ["x"]}'}, ["unknown key(s) hosts"]),
+    ({"selector": '{"endpoints": ["dep-9"]}'}, ["no device 'dep-9'"]),
+    ({"selector": '{"query": "ram > 100000000"}'}, ["picks none"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[50, 20, 100]"}, ["cumulative"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[50]"}, ["the last is 100"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"inferences": -1}'}, ["inferences"]),
+    ({"selector": '{"tags": ["x"]}', "max_failure_ratio": "2"}, ["max_failure_ratio"]),
+    ({"selector": '{"tags": ["x"]}', "block_size": "1000"}, ["block_size 1000"]),
+], ids=["injection", "unknown-field", "truncated", "garbage", "type", "paren", "json", "key", "endpoint", "none",
+        "stages-order", "stages-end", "criteria", "ratio", "block"])
+def test_bad_requests_are_one_line_422(svc, kws, fields, needles):
+    modules, _ = kws
+    r = svc.deployer.post("/v1/deployments", files={"module": ("kws.tmm", modules[1])}, data=fields)
+    one_line(r, 422, *needles)
+
+
+def test_module_and_auth_are_checked(svc, kws):
+    modules, _ = kws
+    sel = {"selector": '{"endpoints": ["dep-0"]}'}
+    one_line(svc.deployer.post("/v1/deployments", files={"module": ("x.tmm", b"\x7fELF" + bytes(200))}, data=sel),
+             422, "module")
+    one_line(svc.deployer.post("/v1/deployments", data=sel), 422, "exactly one of module")
+    one_line(svc.deployer.post("/v1/deployments", data={**sel, "compilation": "c1"}), 422, "give version")
+    one_line(svc.deployer.post("/v1/deployments", data={**sel, "compilation": "nope", "version": "2"}), 404)
+    one_line(svc.anonymous.post("/v1/deployments", files={"module": ("k.tmm", modules[1])}, data=sel), 401, "token")
+    one_line(svc.reader.post("/v1/deployments", files={"module": ("k.tmm", modules[1])}, data=sel), 403, "deploy")
+    one_line(svc.anonymous.get("/v1/deployments"), 401)
+
+
+def test_selector_query_language():
+    dev = {"endpoint": "a", "online": True, "tags": ["kws", "eu"],
+           "capabilities": {"profile": {"ram_bytes": 32768, "core": "cortex-m4"}, "kernel_set": "0x1f",
+                            "slot_size": 131072, "executor_abi": 2}}
+    bare = {"endpoint": "b", "online": False, "tags": [], "capabilities": None}
+    for q, want in (('ram >= 20000 and kernel_set == "0x1f"', True), ("ram < 20000 or slot_size > 1e6", False),
+                    ("(ram > 1 or core == 'x') and online == true", True), ('core != "cortex-m4"', False),
+                    ("((executor_abi == 2))", True), ("online == false", False)):
+        assert matches(parse_query(q), dev) is want, q
+        assert matches(parse_query(q), bare) is (q == "online == false"), q
+    assert [d["endpoint"] for d in select({"tags": ["kws"], "query": "ram > 1"}, [dev, bare])] == ["a"]
+    assert [d["endpoint"] for d in select({"endpoints": ["b"]}, [dev, bare])] == ["b"]
+    for bad in ("eval('1')", "ram >= 1 and", "ram = 1", "ram >= 1 or or ram < 2", "online > true", ")",
+                "ram >= 1 " + "and ram >= 1 " * 2 + "extra", "(" * 30 + "ram > 1" + ")" * 30, "", "x" * 1001):
+        with pytest.raises(SelectorError) as e:
+            parse_query(bad)
+        assert "\n" not in str(e.value) and str(e.value).startswith("query:"), bad
