@@ -33,6 +33,14 @@ FLEET = [f"dep-{i}" for i in range(4)]
 OCTETS = {"content-type": "application/octet-stream"}
 
 
+def _public_key(path):
+    """The fixed key's public half as PEM at ``path`` (what ``--public-key`` takes)."""
+    from cryptography.hazmat.primitives import serialization
+    path.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
 def _agent(svc, *args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
            f"coap://127.0.0.1:{svc.coap_port}", "--public-key", str(svc.pub), *map(str, args)]
@@ -51,7 +59,6 @@ def _wait_capabilities(svc, endpoints, timeout=40):
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
     """The service, 4 fitting devices (one process), one with too small a slot, one lacking kernels."""
-    from cryptography.hazmat.primitives import serialization
     tmp = tmp_path_factory.mktemp("deploy")
     port = free_udp_port()
     srv = Server(tmp / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
@@ -62,9 +69,7 @@ def svc(tmp_path_factory):
     srv.reader, srv.deployer, srv.anonymous = (srv.client(tokens["read"]), srv.client(tokens["read,deploy"]),
                                                srv.client(None))
     srv.deploy_token = tokens["read,deploy"]
-    srv.pub = tmp / "key.pub"
-    srv.pub.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
-                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    srv.pub = _public_key(tmp / "key.pub")
     agents = [_agent(srv, "--endpoint", "dep", "--count", 4),
               _agent(srv, "--endpoint", "dep-small", "--slot-size", 16384),
               _agent(srv, "--endpoint", "dep-fc", "--kernels", "tml_fc_s8")]
@@ -197,6 +202,30 @@ def test_rollback_and_cancel_through_the_api(svc, kws):
     one_line(svc.deployer.get("/v1/deployments/nope"), 404, "no deployment 'nope'")
 
 
+def test_fleet_cli_deploys_follows_and_rolls_back(svc, kws, tmp_path):
+    modules, golden = kws
+    tmm = tmp_path / "kws-v3.tmm"
+    tmm.write_bytes(modules[3])
+    env = {"TINYML_SERVICE_URL": svc.url, "TINYML_SERVICE_TOKEN": svc.deploy_token}
+    out = tinyml("fleet", "deploy", tmm, "--endpoints", "dep-3", "--stages", "100", "--inferences", "1",
+                 "--within", "10", "--wait", env=env).stdout
+    dep_id = out.split(":")[0]
+    assert ": succeeded, stage 1 of 1, module" in out and "v3, 1 device(s) (1 succeeded)" in out, out
+    assert _on_device(svc, "dep-3") == ("3", golden)
+    rows = tinyml("fleet", "devices", dep_id, env=env).stdout.splitlines()
+    assert rows[0].split()[:3] == ["endpoint", "stage", "state"] and rows[1].split()[:4] == \
+        ["dep-3", "1", "succeeded", str(-(-len(modules[3]) // 1024))], rows
+    out = tinyml("fleet", "rollback", dep_id, env=env).stdout
+    assert ": rolled_back," in out and "1 rolled_back" in out, out
+    assert _on_device(svc, "dep-3")[0] != "3"
+    assert dep_id in tinyml("fleet", "status", env=env).stdout
+    assert json.loads(tinyml("fleet", "status", dep_id, "--json", env=env).stdout)["state"] == "rolled_back"
+    r = tinyml("fleet", "deploy", tmm, "--query", "nope > 1", env=env, check=False)
+    assert r.returncode == 2 and "unknown field 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = tinyml("fleet", "cancel", dep_id, env={**env, "TINYML_SERVICE_TOKEN": "bad"}, check=False)
+    assert r.returncode == 2 and "401" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 @pytest.mark.parametrize("fields, needles", [
     ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
     ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),
@@ -251,3 +280,45 @@ def test_selector_query_language():
         with pytest.raises(SelectorError) as e:
             parse_query(bad)
         assert "\n" not in str(e.value) and str(e.value).startswith("query:"), bad
+
+
+def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kws):
+    """SIGKILL while the first device's transfer runs; the service started again on the same data
+    folder continues the deployment once the devices register again (lifetime 30 s: they notice the
+    restart at their next Update, within 15 s), restarting the cut transfer, and finishes it."""
+    modules, golden = kws
+    port = free_udp_port()
+    srv = Server(tmp_path / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
+    srv.coap_port, srv.pub = port, _public_key(tmp_path / "key.pub")
+    token = srv.token("fleet", "read,deploy")
+    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "rs-*", "--data", srv.data)
+    srv.start()
+    agent = _agent(srv, "--endpoint", "rs", "--count", 2, "--lifetime", 30, "--max-block", 64)
+    try:
+        srv.reader = srv.deployer = srv.client(token)
+        _wait_capabilities(srv, ["rs-0", "rs-1"])
+        r = _create(srv, modules[1], {"endpoints": ["rs-0", "rs-1"]}, stages=[50, 100],
+                    criteria={"inferences": 1, "within_s": 20})
+        assert r.status_code == 201, r.text
+        dep_id = r.json()["id"]
+        deadline = time.monotonic() + 20
+        while (row := srv.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["state"] != "transferring":
+            assert time.monotonic() < deadline and row["state"] == "pending", row
+            time.sleep(0.02)
+        srv.proc.kill()                                   # no shutdown: the database says "running"
+        srv.proc.wait(10)
+        srv.start()
+        srv.reader = srv.deployer = srv.client(token)
+        dep = _finished(srv, dep_id, timeout=60)
+        assert dep["state"] == "succeeded", dep
+        assert [(d["state"], d["bytes_done"]) for d in dep["devices"]] == [("succeeded", len(modules[1]))] * 2
+        assert [_on_device(srv, ep) for ep in ("rs-0", "rs-1")] == [("1", golden)] * 2
+        assert "resumed after a restart" in srv.log.read_text()
+    finally:
+        agent.send_signal(signal.SIGINT)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        if srv.proc.poll() is None:
+            srv.stop()
