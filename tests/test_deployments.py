@@ -63,12 +63,12 @@ def svc(tmp_path_factory):
     port = free_udp_port()
     srv = Server(tmp / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
     srv.coap_port = port
-    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy")}
+    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy", "compile,read,deploy")}
     tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "dep-*", "--data", srv.data)
     srv.start()
     srv.reader, srv.deployer, srv.anonymous = (srv.client(tokens["read"]), srv.client(tokens["read,deploy"]),
                                                srv.client(None))
-    srv.deploy_token = tokens["read,deploy"]
+    srv.deploy_token, srv.compiler = tokens["read,deploy"], srv.client(tokens["compile,read,deploy"])
     srv.pub = _public_key(tmp / "key.pub")
     agents = [_agent(srv, "--endpoint", "dep", "--count", 4),
               _agent(srv, "--endpoint", "dep-small", "--slot-size", 16384),
@@ -182,7 +182,12 @@ def test_refusing_device_fails_the_stage_and_the_activated_device_is_rolled_back
 
 def test_rollback_and_cancel_through_the_api(svc, kws):
     modules, golden = kws
-    r = _create(svc, modules[2], {"endpoints": ["dep-2"]})
+    r = svc.deployer.put("/v1/devices/dep-2/tags", json={"tags": ["canary", "eu"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["canary", "eu"], r.text
+    one_line(svc.reader.put("/v1/devices/dep-2/tags", json={"tags": ["x"]}), 403, "deploy")
+    one_line(svc.deployer.put("/v1/devices/dep-2/tags", json={"tags": "canary"}), 400, "tags")
+    r = _create(svc, modules[2], {"tags": ["canary"]})
+    assert [d["endpoint"] for d in r.json()["devices"]] == ["dep-2"], r.text
     dep = _finished(svc, r.json()["id"])
     assert dep["state"] == "succeeded" and _on_device(svc, "dep-2")[0] == "2", dep
     r = svc.deployer.post(f"/v1/deployments/{dep['id']}/rollback")
@@ -224,6 +229,26 @@ def test_fleet_cli_deploys_follows_and_rolls_back(svc, kws, tmp_path):
     assert r.returncode == 2 and "unknown field 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = tinyml("fleet", "cancel", dep_id, env={**env, "TINYML_SERVICE_TOKEN": "bad"}, check=False)
     assert r.returncode == 2 and "401" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_compilation_is_packed_signed_and_its_abi_checked(svc):
+    """A compilation id instead of a file: the service packs and signs it for the compiled board (a
+    32-bit core), so the host agents (LP64 executor) skip it, each with the reason."""
+    from module_support import MODEL_B
+    from service_support import wait_done
+    r = svc.compiler.post("/v1/compilations", files={"model": (MODEL_B.name, MODEL_B.read_bytes())},
+                          data={"target": "nucleo_f446re", "backend": "cgen"})
+    assert r.status_code in (200, 202), r.text
+    comp = wait_done(svc.compiler, r.json()["id"])
+    assert comp["state"] == "succeeded", comp
+    r = svc.deployer.post("/v1/deployments", data={"compilation": comp["id"], "version": "7",
+                                                   "selector": json.dumps({"endpoints": FLEET})})
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["module"]["version"] == 7 and dep["counts"]["skipped"] == 4, dep
+    assert all("module built for executor ABI 1, the device's firmware runs ABI 2" in d["reason"]
+               for d in dep["devices"]), dep["devices"]
+    assert _finished(svc, dep["id"])["state"] == "succeeded"
 
 
 @pytest.mark.parametrize("fields, needles", [

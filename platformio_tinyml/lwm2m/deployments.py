@@ -3,8 +3,8 @@
 A deployment is planned once, when it is created (:func:`plan`): the devices
 the selector picks are sorted by endpoint name; those that cannot take the
 module are ``skipped`` with the reason (offline, no object 9, no
-capabilities, module larger than the slot, executor ABI or kernels the
-firmware lacks, arena larger than the RAM it leaves), the others get the
+capabilities, another executor ABI, kernels the firmware lacks, module
+larger than the slot, arena larger than the RAM it leaves), the others get the
 stage whose cumulative percentage first covers them. :class:`Deployments`
 then runs each deployment as an asyncio task in the service process:
 
@@ -95,12 +95,11 @@ def check_criteria(criteria) -> dict:
 
 
 def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str | None) -> str:
-    """Why a device with capabilities ``caps`` cannot take the module (``""``: it can)."""
+    """Why a device with capabilities ``caps`` cannot take the module (``""``: it can): what it cannot
+    run (executor ABI, kernels) before what does not fit (slot, arena)."""
     if not caps:
         return ("no capabilities (" + (capabilities_error or "the TinyML object was not read yet") + "): cannot "
                 "check that the module fits")
-    if size > caps.get("slot_size", 0):
-        return f"module of {size:,} bytes does not fit the device's {caps.get('slot_size', 0):,}-byte slot"
     if header.abi and header.abi != caps.get("executor_abi"):
         return (f"module built for executor ABI {header.abi}, the device's firmware runs ABI "
                 f"{caps.get('executor_abi')}")
@@ -111,6 +110,8 @@ def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str |
     lacking = header.kernel_mask & ~have
     if lacking:
         return "the device's firmware lacks kernel(s) " + ", ".join(KernelSet(lacking).names() or [hex(lacking)])
+    if size > caps.get("slot_size", 0):
+        return f"module of {size:,} bytes does not fit the device's {caps.get('slot_size', 0):,}-byte slot"
     ram = (caps.get("profile") or {}).get("ram_bytes") or 0
     if header.arena_bytes > ram:
         return f"module needs a {header.arena_bytes:,}-byte arena, the device leaves {ram:,} bytes"

@@ -129,8 +129,9 @@ def list_deployments(request: Request, limit: int = Query(100, ge=1, le=1000),
 
 @router.get("/{dep_id}", responses=errors(401, 403, 404, 409, 422))
 def show_deployment(dep_id: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
-    """One deployment: state, stage, message, counts per device state and a row per device (stage,
-    state, blocks done, Update Result and its meaning, reason)."""
+    """One deployment: state, stage, message, counts per device state and a row per device.
+
+    A row: stage, state, whether it was activated, blocks done, Update Result and its meaning, reason."""
     runner, dep = _own(request, who, dep_id)
     return runner.store.view(dep)
 
