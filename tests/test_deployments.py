@@ -251,6 +251,28 @@ def test_a_compilation_is_packed_signed_and_its_abi_checked(svc):
     assert _finished(svc, dep["id"])["state"] == "succeeded"
 
 
+def test_pause_and_resume(svc, kws):
+    """Paused in the middle of a transfer (16-byte blocks: about 1,800 of them), resumed: the transfer
+    starts again and the deployment succeeds; pausing twice or resuming a running one is 409."""
+    modules, golden = kws
+    r = _create(svc, modules[3], {"endpoints": ["dep-0"]}, block_size="16")
+    dep_id = r.json()["id"]
+    deadline = time.monotonic() + 20
+    while (row := svc.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["state"] != "transferring":
+        assert time.monotonic() < deadline and row["state"] == "pending", row
+        time.sleep(0.02)
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/pause")
+    assert r.status_code == 200 and r.json()["state"] == "paused", r.text
+    assert r.json()["devices"][0]["state"] == "transferring"
+    one_line(svc.deployer.post(f"/v1/deployments/{dep_id}/pause"), 409, "is paused")
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/resume")
+    assert r.status_code == 200 and r.json()["state"] == "running", r.text
+    one_line(svc.deployer.post(f"/v1/deployments/{dep_id}/resume"), 409, "is running")
+    dep = _finished(svc, dep_id, timeout=60)
+    assert dep["state"] == "succeeded" and dep["devices"][0]["blocks_done"] == -(-len(modules[3]) // 16), dep
+    assert _on_device(svc, "dep-0") == ("3", golden)
+
+
 @pytest.mark.parametrize("fields, needles", [
     ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
     ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),
@@ -267,8 +289,17 @@ def test_a_compilation_is_packed_signed_and_its_abi_checked(svc):
     ({"selector": '{"tags": ["x"]}', "criteria": '{"inferences": -1}'}, ["inferences"]),
     ({"selector": '{"tags": ["x"]}', "max_failure_ratio": "2"}, ["max_failure_ratio"]),
     ({"selector": '{"tags": ["x"]}', "block_size": "1000"}, ["block_size 1000"]),
+    ({"selector": "[]"}, ["selector: give a JSON object"]),
+    ({"selector": '{"endpoints": "dep-0"}'}, ['"endpoints" must be a non-empty list']),
+    ({"selector": '{"query": 5}'}, ["query: must be a string"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[NaN]"}, ["stages"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[true]"}, ["stages"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"within_s": 0}'}, ["within_s"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"activated": false}'}, ["activated must be true"]),
+    ({"selector": '{"tags": ["x"]}', "max_failure_ratio": "nan"}, ["max_failure_ratio"]),
 ], ids=["injection", "unknown-field", "truncated", "garbage", "type", "paren", "json", "key", "endpoint", "none",
-        "stages-order", "stages-end", "criteria", "ratio", "block"])
+        "stages-order", "stages-end", "criteria", "ratio", "block", "selector-list", "endpoints-str", "query-int",
+        "stages-nan", "stages-bool", "within-0", "not-activated", "ratio-nan"])
 def test_bad_requests_are_one_line_422(svc, kws, fields, needles):
     modules, _ = kws
     r = svc.deployer.post("/v1/deployments", files={"module": ("kws.tmm", modules[1])}, data=fields)
