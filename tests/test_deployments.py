@@ -273,6 +273,19 @@ def test_pause_and_resume(svc, kws):
     assert _on_device(svc, "dep-0") == ("3", golden)
 
 
+def test_a_device_that_does_not_meet_the_criteria_is_rolled_back(svc, kws):
+    """The agent runs one inference after Activate; two are asked within 2 s: the device fails after
+    activation, and is rolled back like one that refused."""
+    modules, golden = kws
+    assert _on_device(svc, "dep-2")[0] == "1"
+    r = _create(svc, modules[2], {"endpoints": ["dep-2"]}, criteria={"inferences": 2, "within_s": 2})
+    dep = _finished(svc, r.json()["id"])
+    row = dep["devices"][0]
+    assert dep["state"] == "failed" and (row["state"], row["activated"]) == ("rolled_back", True), dep
+    assert "criteria not met: 1 inference(s) of the 2 required within 2 s" in dep["message"], dep["message"]
+    assert _on_device(svc, "dep-2")[0] == "1"
+
+
 @pytest.mark.parametrize("fields, needles", [
     ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
     ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),

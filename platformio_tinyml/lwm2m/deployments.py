@@ -250,6 +250,7 @@ class Deployments:
         self.store = DeploymentStore(session_factory)
         self.poll_s, self.online_wait_s, self.rollback_wait_s = poll_s, online_wait_s, rollback_wait_s
         self.tasks: dict[str, asyncio.Task] = {}
+        self._stopping: set[asyncio.Task] = set()       # deliveries cancelled with their deployment's runner
 
     async def _db(self, fn, *args, **kw):
         return await asyncio.to_thread(fn, *args, **kw)
@@ -273,10 +274,13 @@ class Deployments:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     async def _halt(self, dep_id: str) -> None:
+        """Stop the runner and wait until its deliveries have stopped too (a resume may start them again)."""
         task = self.tasks.pop(dep_id, None)
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        stopping, self._stopping = self._stopping, set()
+        await asyncio.gather(*stopping, return_exceptions=True)
 
     # -- the operations of the REST API ------------------------------------------------
     async def cancel(self, dep: Deployment) -> None:
@@ -399,6 +403,7 @@ class Deployments:
         task = self.deliveries.tasks.get(endpoint)
         if task is not None and not task.done():
             task.cancel()
+            self._stopping.add(task)
 
     async def _deliver(self, dep: Deployment, endpoint: str, module: bytes):
         """The delivery's final state; its progress is persisted while it runs."""
