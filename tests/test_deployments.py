@@ -391,3 +391,27 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
             agent.kill()
         if srv.proc.poll() is None:
             srv.stop()
+
+
+def test_plan_puts_fitting_devices_into_cumulative_stages_and_skips_the_others():
+    from types import SimpleNamespace
+
+    from platformio_tinyml.lwm2m.deployments import plan
+    header = SimpleNamespace(abi=2, kernel_mask=0b11, arena_bytes=1000)
+    caps = {"slot_size": 4096, "executor_abi": 2, "kernel_set": "0x7", "profile": {"ram_bytes": 2000}}
+    devices = [{"endpoint": f"d{i}", "capabilities": caps} for i in range(7)]
+    devices += [{"endpoint": "e-abi", "capabilities": {**caps, "executor_abi": 1}},
+                {"endpoint": "e-ram", "capabilities": {**caps, "profile": {"ram_bytes": 999}}},
+                {"endpoint": "e-none", "capabilities": None, "capabilities_error": "no TinyML object /32100"},
+                {"endpoint": "e-off", "capabilities": caps}, {"endpoint": "e-no9", "capabilities": caps}]
+    online = {d["endpoint"]: {3, 9, 32100} for d in devices if d["endpoint"] != "e-off"}
+    online["e-no9"] = {3, 32100}
+    rows = {ep: (stage, why) for ep, stage, why in plan(header, 3000, devices, online, [1, 50, 100])}
+    assert [rows[f"d{i}"][0] for i in range(7)] == [0, 1, 1, 1, 2, 2, 2]     # ceil(7 %) = 1, ceil(3.5) = 4
+    assert rows["e-abi"] == (None, "module built for executor ABI 2, the device's firmware runs ABI 1")
+    assert rows["e-ram"] == (None, "module needs a 1,000-byte arena, the device leaves 999 bytes")
+    assert rows["e-none"][1].startswith("no capabilities (no TinyML object /32100)")
+    assert rows["e-off"] == (None, "offline (not registered)")
+    assert rows["e-no9"] == (None, "no Software Management object (9) registered")
+    assert plan(header, 5000, devices[:1], online, [100]) == \
+        [("d0", None, "module of 5,000 bytes does not fit the device's 4,096-byte slot")]
