@@ -352,9 +352,10 @@ def test_selector_query_language():
 
 
 def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kws):
-    """SIGKILL while the first device's transfer runs; the service started again on the same data
-    folder continues the deployment once the devices register again (lifetime 30 s: they notice the
-    restart at their next Update, within 15 s), restarting the cut transfer, and finishes it."""
+    """SIGKILL while the first device's transfer runs (16-byte blocks: about 1,800); the service
+    started again on the same data folder continues the deployment once the devices register again
+    (lifetime 30 s: they notice the restart at their next Update, within 15 s): the cut transfer goes
+    on from the last block the database recorded, and the deployment finishes."""
     modules, golden = kws
     port = free_udp_port()
     srv = Server(tmp_path / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
@@ -362,7 +363,7 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
     token = srv.token("fleet", "read,deploy")
     tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "rs-*", "--data", srv.data)
     srv.start()
-    agent = _agent(srv, "--endpoint", "rs", "--count", 2, "--lifetime", 30, "--max-block", 64)
+    agent = _agent(srv, "--endpoint", "rs", "--count", 2, "--lifetime", 30, "--max-block", 16)
     try:
         srv.reader = srv.deployer = srv.client(token)
         _wait_capabilities(srv, ["rs-0", "rs-1"])
@@ -371,10 +372,12 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
         assert r.status_code == 201, r.text
         dep_id = r.json()["id"]
         deadline = time.monotonic() + 20
-        while (row := srv.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["state"] != "transferring":
-            assert time.monotonic() < deadline and row["state"] == "pending", row
+        while not (row := srv.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["bytes_done"]:
+            assert time.monotonic() < deadline and row["state"] in ("pending", "transferring"), row
             time.sleep(0.02)
         srv.proc.kill()                                   # no shutdown: the database says "running"
+        cut_at = row["bytes_done"]
+        assert row["state"] == "transferring" and 0 < cut_at < len(modules[1]), row
         srv.proc.wait(10)
         srv.start()
         srv.reader = srv.deployer = srv.client(token)
@@ -382,7 +385,11 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
         assert dep["state"] == "succeeded", dep
         assert [(d["state"], d["bytes_done"]) for d in dep["devices"]] == [("succeeded", len(modules[1]))] * 2
         assert [_on_device(srv, ep) for ep in ("rs-0", "rs-1")] == [("1", golden)] * 2
-        assert "resumed after a restart" in srv.log.read_text()
+        log = srv.log.read_text()
+        assert "resumed after a restart" in log
+        resumed_at = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines()
+                      if "the transfer to 'rs-0' goes on at byte" in line]
+        assert resumed_at == [cut_at], (resumed_at, cut_at)     # not from byte 0
     finally:
         agent.send_signal(signal.SIGINT)
         try:

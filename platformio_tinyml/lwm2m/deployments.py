@@ -24,8 +24,10 @@ then runs each deployment as an asyncio task in the service process:
 Everything lives in the ``deployments`` and ``deployment_devices`` tables
 (migration 0004), so a restarted service resumes its ``running`` deployments
 (:meth:`Deployments.resume`): a device that was mid-transfer gets its
-delivery again from the start (the device restarts a package written at
-offset 0), one that was ``active`` is checked against the criteria again.
+delivery again, from the last block the database has acknowledged (the
+device answers 4.08 with the block it expects when it holds less or more,
+and the transfer goes on there), one that was ``active`` is checked against
+the criteria again.
 """
 
 from __future__ import annotations
@@ -297,7 +299,7 @@ class Deployments:
         self._must_be(dep, ("running",), "pause")
         await self._halt(dep.id)
         await self._db(self.store.set, dep.id, state="paused", message="paused: POST .../resume continues it "
-                                                                      "(interrupted transfers start again)")
+                                                                      "(a cut transfer at its last recorded block)")
 
     async def resume_one(self, dep: Deployment) -> None:
         self._must_be(dep, ("paused",), "resume")
@@ -365,9 +367,11 @@ class Deployments:
                                    f"{self.online_wait_s:g} s")
                     return
                 base = await self._counter(ep)
-                await self._db(set_row, dep.id, ep, state="transferring", inference_base=base, blocks_done=0,
-                               bytes_done=0)
-                st = await self._deliver(dep, ep, module)
+                resume_at = row.bytes_done if row.state == "transferring" else 0
+                if resume_at:
+                    log.info("deployment %s: the transfer to '%s' goes on at byte %d", dep.id, ep, resume_at)
+                await self._db(set_row, dep.id, ep, state="transferring", inference_base=base)
+                st = await self._deliver(dep, ep, module, resume_at)
                 fields = dict(update_result=st.update_result, result_meaning=st.result_meaning,
                               blocks_done=st.blocks_done, bytes_done=st.bytes_done)
                 if st.state != "active":
@@ -405,9 +409,10 @@ class Deployments:
             task.cancel()
             self._stopping.add(task)
 
-    async def _deliver(self, dep: Deployment, endpoint: str, module: bytes):
+    async def _deliver(self, dep: Deployment, endpoint: str, module: bytes, resume_at: int = 0):
         """The delivery's final state; its progress is persisted while it runs."""
-        st = self.deliveries.start(endpoint, module, max_block=dep.block_size)     # DeliveryError: one runs
+        st = self.deliveries.start(endpoint, module, max_block=dep.block_size,     # DeliveryError: one runs
+                                   start_offset=resume_at)
         task = self.deliveries.tasks[endpoint]
         shown, written = (st.state, st.blocks_done), time.monotonic()
         while not task.done():

@@ -154,5 +154,6 @@ _operation_route("cancel", "cancel", "Stop it: pending devices stay pending, fin
                                      "under way stops.")
 _operation_route("rollback", "rollback", "Stop it if it runs and roll back every device it activated (Deactivate: "
                                          "the previous module runs).")
-_operation_route("pause", "pause", "Pause it: transfers under way stop and start again on resume.")
+_operation_route("pause", "pause", "Pause it: transfers under way stop; resume goes on from their last "
+                                   "recorded block.")
 _operation_route("resume", "resume_one", "Resume a paused deployment where it stopped.")
