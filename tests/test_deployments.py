@@ -286,6 +286,22 @@ def test_a_device_that_does_not_meet_the_criteria_is_rolled_back(svc, kws):
     assert _on_device(svc, "dep-2")[0] == "1"
 
 
+def test_rolling_back_an_old_deployment_leaves_newer_modules_alone(svc):
+    """The first deployment (v1 everywhere) rolled back after later ones: every device's object 9
+    holds a later package now, so nothing is deactivated and each row says why."""
+    first = svc.reader.get("/v1/deployments", params={"limit": 1000}).json()[-1]
+    assert first["module"]["version"] == 1 and first["state"] == "succeeded"
+    before = [_on_device(svc, ep)[0] for ep in FLEET]
+    dep = svc.deployer.post(f"/v1/deployments/{first['id']}/rollback").json()
+    assert dep["state"] == "rolled_back" and dep["counts"]["rolled_back"] == 0, dep
+    assert dep["message"] == "rolled back by the API: 0 device(s) run their previous module again"
+    for row in dep["devices"]:
+        if row["endpoint"] in FLEET:
+            assert row["state"] == "succeeded" and "not rolled back: the device's object 9 now holds" in \
+                row["reason"], row
+    assert [_on_device(svc, ep)[0] for ep in FLEET] == before
+
+
 @pytest.mark.parametrize("fields, needles", [
     ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
     ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),

@@ -310,7 +310,7 @@ class Deployments:
         """Stop it if it runs, and roll back every device it activated; the number rolled back."""
         self._must_be(dep, ("running", "paused", "succeeded", "failed", "cancelled"), "roll back")
         await self._halt(dep.id)
-        n = await self._roll_back_all(dep.id)
+        n = await self._roll_back_all(dep)
         await self._db(self.store.set, dep.id, state="rolled_back",
                        message=f"rolled back by the API: {n} device(s) run their previous module again")
         return n
@@ -342,7 +342,7 @@ class Deployments:
             rows = [r for r in await self._db(self.store.devices, dep_id) if r.stage == k]
             failed = sum(r.state == "failed" for r in rows)
             if rows and failed / len(rows) > dep.max_failure_ratio:
-                n = await self._roll_back_all(dep_id)
+                n = await self._roll_back_all(dep)
                 first = next(r for r in rows if r.state == "failed")
                 msg = (f"stage {k + 1}: {failed} of {len(rows)} device(s) failed, more than max_failure_ratio "
                        f"{dep.max_failure_ratio:g} (first: '{first.endpoint}': {first.reason}); {n} activated "
@@ -386,9 +386,6 @@ class Deployments:
             why, count = await self._criteria(dep.criteria, ep, base)
             await self._db(set_row, dep.id, ep, state="failed" if why else "succeeded", reason=why,
                            inference_count=count)
-        except asyncio.CancelledError:
-            self._cancel_delivery(ep)
-            raise
         except DeliveryError as e:
             await self._db(set_row, dep.id, ep, state="failed", reason=str(e))
         except Exception as e:        # our bug: this device fails with the line, the others go on
@@ -403,12 +400,6 @@ class Deployments:
             await asyncio.sleep(0.5)
         return True
 
-    def _cancel_delivery(self, endpoint: str) -> None:
-        task = self.deliveries.tasks.get(endpoint)
-        if task is not None and not task.done():
-            task.cancel()
-            self._stopping.add(task)
-
     async def _deliver(self, dep: Deployment, endpoint: str, module: bytes, resume_at: int = 0):
         """The delivery's final state; its progress is persisted while it runs."""
         st = self.deliveries.start(endpoint, module, max_block=dep.block_size,     # DeliveryError: one runs
@@ -416,7 +407,12 @@ class Deployments:
         task = self.deliveries.tasks[endpoint]
         shown, written = (st.state, st.blocks_done), time.monotonic()
         while not task.done():
-            await asyncio.wait({task}, timeout=self.poll_s)
+            try:
+                await asyncio.wait({task}, timeout=self.poll_s)
+            except asyncio.CancelledError:        # the runner stops (pause, cancel, shutdown): so does the transfer
+                task.cancel()
+                self._stopping.add(task)
+                raise
             now = (st.state, st.blocks_done)
             if now != shown and st.state not in ("failed", "active") and \
                     (now[0] != shown[0] or time.monotonic() - written >= 1.0):
@@ -458,33 +454,46 @@ class Deployments:
             await asyncio.sleep(min(1.0, within / 10))
 
     # -- rollback -------------------------------------------------------------------------
-    async def _roll_back_all(self, dep_id: str) -> int:
-        rows = [r for r in await self._db(self.store.devices, dep_id) if r.activated and r.state != "rolled_back"]
-        done = await asyncio.gather(*(self._roll_back(dep_id, r.endpoint) for r in rows))
+    async def _roll_back_all(self, dep: Deployment) -> int:
+        rows = [r for r in await self._db(self.store.devices, dep.id) if r.activated and r.state != "rolled_back"]
+        done = await asyncio.gather(*(self._roll_back(dep, r.endpoint) for r in rows))
         return sum(done)
 
-    async def _roll_back(self, dep_id: str, endpoint: str) -> bool:
-        """Execute Deactivate (/9/0/11): the device boots the module that ran before this one."""
-        path = ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0, Sw.DEACTIVATE)
-        deadline = time.monotonic() + self.rollback_wait_s
+    async def _sw(self, endpoint: str) -> dict:
+        values = await self.server.read(endpoint, ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0))
+        return {p.resource: v for p, v in values.items()}
+
+    async def _roll_back(self, dep: Deployment, endpoint: str) -> bool:
+        """Execute Deactivate (/9/0/11): the device boots the module that ran before this one. Only
+        while object 9 still holds this deployment's package: a module delivered later is not ours to
+        roll back (the row says so instead)."""
+        deactivate = ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0, Sw.DEACTIVATE)
+        ours = (dep.module_name, str(dep.module_version))
+        deadline, set_row = time.monotonic() + self.rollback_wait_s, self.store.set_device
         while True:
             try:
-                await self.server.execute(endpoint, path)
-                values = await self.server.read(endpoint, ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0))
-                if values.get(ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0, Sw.ACTIVATION_STATE)) is True:
-                    raise LwM2MError(f"device '{endpoint}' still reports the module active after Deactivate")
+                v = await self._sw(endpoint)
+                held = (str(v.get(Sw.PKG_NAME) or ""), str(v.get(Sw.PKG_VERSION) or ""))
+                if held != ours:
+                    await self._db(set_row, dep.id, endpoint, reason=f"not rolled back: the device's object 9 now "
+                                   f"holds {held[0] or '?'} v{held[1] or '?'}, delivered after this deployment")
+                    return False
+                if v.get(Sw.ACTIVATION_STATE) is True:
+                    await self.server.execute(endpoint, deactivate)
+                    if (await self._sw(endpoint)).get(Sw.ACTIVATION_STATE) is True:
+                        raise LwM2MError(f"device '{endpoint}' still reports the module active after Deactivate")
                 break
             except LwM2MError as e:
                 if getattr(e, "status", None) not in (409, 424) or time.monotonic() > deadline:
-                    log.info("deployment %s: rollback of '%s' failed: %s", dep_id, endpoint, e)
-                    await self._db(self.store.set_device, dep_id, endpoint,
-                                   reason=f"rollback failed: {e}; Execute /9/0/11 on the device once it answers"[:2000])
+                    log.info("deployment %s: rollback of '%s' failed: %s", dep.id, endpoint, e)
+                    await self._db(set_row, dep.id, endpoint, reason=f"rollback failed: {e}; Execute /9/0/11 on "
+                                                                     "the device once it answers"[:2000])
                     return False
                 await asyncio.sleep(1.0)
         try:
             await self.server._read_capabilities(self.server._reg(endpoint))   # its slots as they are now
         except LwM2MError:
             pass
-        await self._db(self.store.set_device, dep_id, endpoint, state="rolled_back",
+        await self._db(set_row, dep.id, endpoint, state="rolled_back",
                        reason="rolled back: Deactivate made the device run its previous module")
         return True
