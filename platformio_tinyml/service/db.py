@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
-                        create_engine, event, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        String, create_engine, event, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -202,7 +202,7 @@ class Deployment(Base):
     module_sha256: Mapped[str] = mapped_column(String(64))
     module_size: Mapped[int] = mapped_column(Integer)
     module_name: Mapped[str] = mapped_column(String(100))
-    module_version: Mapped[int] = mapped_column(Integer)
+    module_version: Mapped[int] = mapped_column(BigInteger)           # uint32 in the header
     selector: Mapped[dict] = mapped_column(JSON)
     stages: Mapped[list] = mapped_column(JSON)                  # cumulative percentages, e.g. [10, 50, 100]
     criteria: Mapped[dict] = mapped_column(JSON)                # {"activated", "inferences", "within_s"}

@@ -21,7 +21,7 @@ def upgrade() -> None:
         sa.Column("module_sha256", sa.String(64), nullable=False),
         sa.Column("module_size", sa.Integer, nullable=False),
         sa.Column("module_name", sa.String(100), nullable=False),
-        sa.Column("module_version", sa.Integer, nullable=False),
+        sa.Column("module_version", sa.BigInteger, nullable=False),
         sa.Column("selector", sa.JSON, nullable=False),
         sa.Column("stages", sa.JSON, nullable=False),
         sa.Column("criteria", sa.JSON, nullable=False),
