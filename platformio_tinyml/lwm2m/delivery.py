@@ -210,7 +210,7 @@ class Delivery:
                 continue
             smaller = (b1.size if b1 is not None else size // 2 if resp.opt.size1 is None else size)
             if resp.code == Code.REQUEST_ENTITY_TOO_LARGE and 16 <= smaller < size:
-                st.block_size = smaller
+                st.block_size, st.blocks_done = smaller, offset // smaller     # counted in the new size
                 log.info("lwm2m: '%s' takes blocks of %d B: transfer goes on at byte %d", st.endpoint,
                          st.block_size, offset)
                 continue
@@ -218,6 +218,7 @@ class Delivery:
                     and (b1.start != offset or offset != 0):
                 st.resumed += 1                  # where it expects us; a resumed transfer it cannot go on: from 0
                 offset = st.bytes_done = b1.start if b1.start != offset else 0
+                st.blocks_done = offset // size          # the blocks before the one it expects are done
                 continue
             await self._refused(resp, offset)
 
