@@ -1,6 +1,7 @@
 """A fleet of simulated devices: registration, then the KWS module pushed to every one of them.
 
     .venv/bin/python benchmarks/device_fleet_bench.py [--devices 100] [--block 1024]
+                                                     [--deployment [--stages 10,50,100]]
 
 Starts a real ``tinyml serve`` (SQLite, LwM2M on a free loopback UDP port) and
 one ``tinyml device-agent --count N`` process (N devices, each its own UDP
@@ -12,6 +13,9 @@ socket and its own two slots behind the host-built C loader). Measures:
   pushed to all N at once through ``POST /v1/devices/{ep}/modules``, until every
   delivery is ``active`` (block-wise transfer, the loader's checks, Install,
   Activate, one inference on every device): wall time, devices/s, failures;
+* with ``--deployment``: the same module to all N through one ``POST /v1/deployments``
+  (selected by a capability query, staged, each device checked for one inference after
+  activation, every transition written to the database), until the deployment ends;
 * CPU: the server's and the agent's CPU seconds during the delivery, per device
   (on a loaded machine the wall time says little; these do not depend on the load);
 * memory: resident set of the server and of the agent process at the end.
@@ -135,6 +139,30 @@ async def deliver_all(url: str, token: str, endpoints: list[str], module: bytes,
             "not_one_inference": sorted(ep for ep, s in states.items() if s["inference_count"] != 1)[:10]}
 
 
+async def deploy_all(url: str, token: str, n: int, module: bytes, block: int, stages: str) -> dict:
+    """One deployment to every device (a query picks them all); the same figures as :func:`deliver_all`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        t0 = time.perf_counter()
+        r = await client.post("/v1/deployments", files={"module": ("kws.tmm", module)}, data={
+            "selector": json.dumps({"query": "slot_count == 2 and online == true"}),
+            "stages": json.dumps([float(x) for x in stages.split(",")]), "block_size": str(block),
+            "criteria": json.dumps({"inferences": 1, "within_s": 60}), "max_failure_ratio": "0.05"})
+        r.raise_for_status()
+        dep = r.json()
+        while dep["state"] == "running":
+            await asyncio.sleep(0.5)
+            dep = (await client.get(f"/v1/deployments/{dep['id']}")).json()
+        wall = time.perf_counter() - t0
+    rows = dep["devices"]
+    failed = [d for d in rows if d["state"] != "succeeded"]
+    return {"wall_s": wall, "failed": len(failed) + n - len(rows),
+            "first_failure": (failed[0]["reason"] if failed else None), "state": dep["state"],
+            "resumed": 0, "blocks": sum(d["blocks_done"] for d in rows),
+            "inferences": sum(1 for d in rows if d["state"] == "succeeded"),
+            "not_one_inference": [], "message": dep["message"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", type=int, default=100)
@@ -142,6 +170,8 @@ def main() -> int:
     ap.add_argument("--hold-s", type=float, default=0, help="hold the registrations this long, no delivery")
     ap.add_argument("--agents", type=int, default=1, help="agent processes (with --hold-s)")
     ap.add_argument("--lifetime", type=int, default=300, help="registration lifetime (with --hold-s)")
+    ap.add_argument("--deployment", action="store_true", help="one POST /v1/deployments instead of N pushes")
+    ap.add_argument("--stages", default="100", help="with --deployment: cumulative percentages (default 100)")
     args = ap.parse_args()
     if args.hold_s:
         return hold(args)
@@ -160,8 +190,9 @@ def main() -> int:
                                  env={**os.environ, "PYTHONPATH": str(REPO)})
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         while True:               # registered; delivery needs no capabilities (their reads may time out)
-            devs = client.get("/v1/devices").json()
-            if sum(d["online"] for d in devs) >= args.devices:
+            devs = client.get("/v1/devices").json()       # a deployment's selector does: it waits for them
+            if sum(d["online"] and (not args.deployment or d.get("board") == "host-loader")
+                   for d in devs) >= args.devices:
                 break
             if agent.poll() is not None:
                 raise SystemExit("the agent stopped: " + (tmp / "agent.log").read_text()[-2000:])
@@ -169,9 +200,11 @@ def main() -> int:
         reg_s = time.perf_counter() - t0
         caps = sum(d.get("board") == "host-loader" for d in client.get("/v1/devices").json())
         cpu0 = _cpu_s(server.pid), _cpu_s(agent.pid)
-        res = asyncio.run(deliver_all(url, token, endpoints, module, args.block))
+        res = asyncio.run(deploy_all(url, token, args.devices, module, args.block, args.stages) if args.deployment
+                          else deliver_all(url, token, endpoints, module, args.block))
         cpu = _cpu_s(server.pid) - cpu0[0], _cpu_s(agent.pid) - cpu0[1]
-        out = {"devices": args.devices, "module_bytes": len(module), "block": args.block,
+        out = {"devices": args.devices, "mode": f"deployment, stages {args.stages}" if args.deployment else "pushes",
+               "module_bytes": len(module), "block": args.block,
                "registration_s": round(reg_s, 2), "capabilities_read": caps, "delivery_wall_s": round(res["wall_s"], 2),
                "devices_per_s": round(args.devices / res["wall_s"], 1), "failed": res["failed"],
                "first_failure": res["first_failure"], "resumed_blocks": res["resumed"],
@@ -180,7 +213,8 @@ def main() -> int:
                "server_cpu_ms_per_device": round(1000 * cpu[0] / args.devices, 1),
                "agent_cpu_ms_per_device": round(1000 * cpu[1] / args.devices, 1),
                "server_rss_mib": round(_rss_mib(server.pid), 1), "agent_rss_mib": round(_rss_mib(agent.pid), 1),
-               "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+               "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+               **({"deployment": res["state"], "message": res["message"]} if args.deployment else {})}
     finally:
         for p in (agent, server):
             if p is not None and p.poll() is None:

@@ -9,12 +9,10 @@ import functools
 import threading
 import time
 
-import numpy as np
-from module_support import MODEL_A, fixed_key, pack
+from module_support import fixed_key, kws_probe_modules
 
-from platformio_tinyml.lwm2m.agent import AgentConfig, probe_input
+from platformio_tinyml.lwm2m.agent import AgentConfig
 from platformio_tinyml.module.firmware import KernelSet
-from platformio_tinyml.module.kernels import Abi
 from platformio_tinyml.module.keys import public_key_bytes
 
 KWS_KERNELS = ("tml_conv_s8", "tml_dwconv_s8", "tml_fc_s8", "tml_avgpool_s8", "tml_softmax_s8")
@@ -45,12 +43,8 @@ def agent_config(coap_port: int, endpoint: str, **kw) -> AgentConfig:
 @functools.lru_cache(maxsize=1)
 def kws_module():
     """(signed LP64 module v1, TFLM's output on the agent's probe input)."""
-    from platformio_tinyml.verify.reference import TFLMReference
-    g, mod = pack(MODEL_A, Abi.LP64_LE, 1, fixed_key())
-    shape = g.tensors[g.inputs[0]].shape
-    x = np.frombuffer(probe_input(int(np.prod(shape))), np.int8).reshape(shape)
-    golden = np.asarray(TFLMReference(MODEL_A).run([x])[0], np.int8).tobytes()
-    return mod, golden
+    mods, golden = kws_probe_modules(1)
+    return mods[1], golden
 
 
 def wait_capabilities(svc, endpoint, timeout: float = 10):

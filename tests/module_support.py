@@ -27,6 +27,21 @@ def pack(model: Path, abi: Abi, version: int, key):
     return g, pack_graph(g, model.read_bytes(), abi, version, key.sign)
 
 
+def kws_probe_modules(*versions: int) -> tuple[dict, bytes]:
+    """({version: signed LP64 KWS module}, TFLM's output on the device agent's probe input): what a
+    device agent that installed the module must report, bit for bit."""
+    import numpy as np
+
+    from platformio_tinyml.lwm2m.agent import probe_input
+    from platformio_tinyml.verify.reference import TFLMReference
+    mods = {v: pack(MODEL_A, Abi.LP64_LE, v, fixed_key()) for v in versions}
+    g = next(iter(mods.values()))[0]
+    shape = g.tensors[g.inputs[0]].shape
+    x = np.frombuffer(probe_input(int(np.prod(shape))), np.int8).reshape(shape)
+    golden = np.asarray(TFLMReference(MODEL_A).run([x])[0], np.int8).tobytes()
+    return {v: m for v, (_, m) in mods.items()}, golden
+
+
 def resign(data: bytes, key, **patch) -> bytes:
     """Rewrite header fields (``kernel_mask``, ``kernel_abi_hash``) and sign again."""
     b = bytearray(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import TinyMLError
 from ..report_html import HTML_REPORT_FILE
-from . import agent, boards
+from . import agent, boards, fleet
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _module_parsers(sub)
     boards.add_parser(sub)
     agent.add_parser(sub)
+    fleet.add_parser(sub)
     p = sub.add_parser("setup-offline", help="prepare a PlatformIO core dir for offline builds on emulated boards")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -311,7 +312,7 @@ def cmd_setup_offline(args) -> int:
 COMMANDS = {"inspect": cmd_inspect, "compile": cmd_compile, "verify": cmd_verify, "compare": cmd_compare,
             "setup-offline": cmd_setup_offline, "module": cmd_module, "boards": boards.cmd_boards,
             "serve": cmd_serve, "service": cmd_service, "worker": cmd_worker, "remote": cmd_remote,
-            "device-agent": agent.cmd_device_agent}
+            "device-agent": agent.cmd_device_agent, "fleet": fleet.cmd_fleet}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,11 +88,15 @@ class DeliveryState:
 
 class Delivery:
     def __init__(self, server, endpoint: str, module: bytes, instance: int = 0, max_block: int = MAX_BLOCK,
-                 block_timeout_s: float = 5.0, resume_wait_s: float = 60.0):
+                 block_timeout_s: float = 5.0, resume_wait_s: float = 60.0, start_offset: int = 0):
+        """``start_offset``: the bytes an earlier delivery of the same module got acknowledged (a
+        deployment resumed after a restart or a pause); the transfer starts at that block, and a
+        device that holds less (or something else) answers 4.08 naming where to go on."""
         if max_block not in (16, 32, 64, 128, 256, 512, 1024):
             raise DeliveryError(f"block size {max_block}: a CoAP block size (16, 32, ..., 1024)")
         self.server, self.module = server, module
         self.block_timeout_s, self.resume_wait_s = block_timeout_s, resume_wait_s
+        self.start_offset = max(0, min(start_offset, len(module) - 1)) // max_block * max_block
         self.st = DeliveryState(endpoint, len(module), instance, block_size=max_block, started=time.time())
 
     def _path(self, rid: int) -> ResourcePath:
@@ -196,7 +200,8 @@ class Delivery:
     # -- the block-wise transfer ------------------------------------------------------------
     async def _transfer(self) -> None:
         st, data = self.st, self.module
-        offset, deadline = 0, None
+        offset, deadline = self.start_offset, None
+        st.bytes_done, st.blocks_done = offset, offset // st.block_size
         while offset < len(data):
             size = st.block_size
             try:
@@ -226,14 +231,15 @@ class Delivery:
                 continue
             smaller = (b1.size if b1 is not None else size // 2 if resp.opt.size1 is None else size)
             if resp.code == Code.REQUEST_ENTITY_TOO_LARGE and 16 <= smaller < size:
-                st.block_size = smaller
+                st.block_size, st.blocks_done = smaller, offset // smaller     # counted in the new size
                 log.info("lwm2m: '%s' takes blocks of %d B: transfer goes on at byte %d", st.endpoint,
                          st.block_size, offset)
                 continue
             if resp.code == Code.REQUEST_ENTITY_INCOMPLETE and b1 is not None and b1.start <= len(data) \
-                    and b1.start != offset:
-                st.resumed += 1
-                offset = st.bytes_done = b1.start
+                    and (b1.start != offset or offset != 0):
+                st.resumed += 1                  # where it expects us; a resumed transfer it cannot go on: from 0
+                offset = st.bytes_done = b1.start if b1.start != offset else 0
+                st.blocks_done = offset // size          # the blocks before the one it expects are done
                 continue
             await self._refused(resp, offset)
 

@@ -148,6 +148,14 @@ class DeviceStore:
             rows = db.scalars(select(Device).where(Device.project_id == project_id).order_by(Device.endpoint))
             return [self._view(db, d, detail=False) for d in rows]
 
+    def fleet(self, project_id: int) -> list[dict]:
+        """Every device of the project with its tags and capabilities: what a deployment's selector reads."""
+        with self.Session() as db:
+            return [{"endpoint": d.endpoint, "online": d.online, "tags": list(d.tags or []),
+                     "capabilities": d.capabilities, "capabilities_error": d.capabilities_error}
+                    for d in db.scalars(select(Device).where(Device.project_id == project_id)
+                                        .order_by(Device.endpoint))]
+
     def device(self, project_id: int, endpoint: str) -> dict | None:
         with self.Session() as db:
             dev = db.scalar(select(Device).where(Device.endpoint == endpoint, Device.project_id == project_id))

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .. import __version__
 from ..errors import TinyMLError
-from . import catalog, compilations, console, devices, packages
+from . import catalog, compilations, console, deployments, devices, packages
 from .core import Service
 from .schemas import HealthOut
 
@@ -141,9 +141,18 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
         if start_runner:
             svc.start()
         app.state.lwm2m = _lwm2m_server(svc)
+        app.state.deliveries = app.state.deployments = None
         if app.state.lwm2m is not None:
             await app.state.lwm2m.start()
+            from ..lwm2m.delivery import Deliveries
+            from ..lwm2m.deployments import Deployments
+            # one registry for single deliveries and deployments: never two transfers to one device
+            app.state.deliveries = Deliveries(app.state.lwm2m)
+            app.state.deployments = Deployments(app.state.lwm2m, app.state.deliveries, svc.Session, svc.store)
+            await app.state.deployments.resume()
         yield
+        if app.state.deployments is not None:
+            await app.state.deployments.stop()
         if app.state.lwm2m is not None:
             await app.state.lwm2m.stop()
         svc.stop()
@@ -155,6 +164,7 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
     app.include_router(compilations.router)
     app.include_router(catalog.router)
     app.include_router(devices.router)
+    app.include_router(deployments.router)
     app.include_router(packages.router)
     app.include_router(console.router)     # the web console at /: pages, not in the OpenAPI document
 

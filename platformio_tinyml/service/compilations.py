@@ -174,6 +174,14 @@ def create_module(comp_id: str, version: int = Form(..., ge=0, le=2**32 - 1),
                   kind: str = Form("graph", pattern="^(graph|tflite)$"),
                   who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)):
     """The compiled model as a signed inference module (.tmm), signed with the project's key."""
+    build, data = signed_module(svc, who, comp_id, version, kind)
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{build.name}-v{version}.tmm"'})
+
+
+def signed_module(svc: Service, who: Caller, comp_id: str, version: int, kind: str = "graph") -> tuple[Build, bytes]:
+    """(the build, its model packed as a module signed with the project's key); also what
+    ``POST /v1/deployments`` deploys when given a compilation id. Blocking (a child process packs it)."""
     build = _finished(svc, who, comp_id)
     with svc.Session() as db:
         key_pem = db.get(Project, who.project_id).signing_key_pem
@@ -186,5 +194,4 @@ def create_module(comp_id: str, version: int = Form(..., ge=0, le=2**32 - 1),
             raise fail(422, str(e)) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{build.name}-v{version}.tmm"'})
+    return build, data

@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
-                        create_engine, event, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        String, create_engine, event, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -190,3 +190,50 @@ class DeviceValue(Base):
     source: Mapped[str] = mapped_column(String(10))    # observe, send
     time: Mapped[float | None] = mapped_column(Float, nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# -- deployments: one module to a selection of devices, stage by stage (platformio_tinyml.lwm2m.deployments) --
+
+class Deployment(Base):
+    """A staged rollout of one signed module; its bytes are in the blob store under ``module_sha256``."""
+    __tablename__ = "deployments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    module_sha256: Mapped[str] = mapped_column(String(64))
+    module_size: Mapped[int] = mapped_column(Integer)
+    module_name: Mapped[str] = mapped_column(String(100))
+    module_version: Mapped[int] = mapped_column(BigInteger)           # uint32 in the header
+    selector: Mapped[dict] = mapped_column(JSON)
+    stages: Mapped[list] = mapped_column(JSON)                  # cumulative percentages, e.g. [10, 50, 100]
+    criteria: Mapped[dict] = mapped_column(JSON)                # {"activated", "inferences", "within_s"}
+    max_failure_ratio: Mapped[float] = mapped_column(Float, default=0.0)
+    block_size: Mapped[int] = mapped_column(Integer, default=1024)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    stage: Mapped[int] = mapped_column(Integer, default=0)      # the stage running (or where it stopped)
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DeploymentDevice(Base):
+    """One device of a deployment: its stage and where its delivery stands."""
+    __tablename__ = "deployment_devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[int | None] = mapped_column(Integer, nullable=True)     # None: skipped
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    activated: Mapped[bool] = mapped_column(Boolean, default=False)        # the new module ran: roll it back
+    reason: Mapped[str] = mapped_column(String(2000), default="")
+    update_result: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    result_meaning: Mapped[str] = mapped_column(String(200), default="")
+    blocks_done: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_done: Mapped[int] = mapped_column(Integer, default=0)
+    inference_base: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the counter before Activate
+    inference_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (Index("ux_deployment_devices", "deployment_id", "endpoint", unique=True),)

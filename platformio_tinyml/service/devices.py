@@ -83,6 +83,19 @@ def show_device(endpoint: str, request: Request, who: Caller = Depends(caller("r
     return {**dev, "content_formats": server.content_formats(endpoint)}
 
 
+@router.put("/{endpoint}/tags", responses=errors(400, 401, 403, 404, 409, 422))
+def set_tags(endpoint: str, request: Request, body: dict[str, Any] = Body(..., examples=[{"tags": ["canary"]}]),
+             who: Caller = Depends(caller("deploy"))) -> dict:
+    """Replace the device's tags (what a deployment's ``{"tags": [...]}`` selector matches)."""
+    tags = body.get("tags")
+    if set(body) != {"tags"} or not isinstance(tags, list) or len(tags) > 50 or \
+            not all(isinstance(t, str) and 0 < len(t) <= 100 and t.isprintable() for t in tags):
+        raise fail(400, 'send {"tags": [...]}: at most 50 printable names of 1 to 100 characters')
+    if not _lwm2m(request).store.set_tags(who.project_id, endpoint, tags):
+        raise fail(404, f"no device '{endpoint}' in project '{who.project}'. GET /v1/devices lists them")
+    return {"endpoint": endpoint, "tags": sorted(set(tags))}
+
+
 @router.get("/{endpoint}/values", responses=errors(401, 403, 404, 409, 422))
 def reported_values(endpoint: str, request: Request, limit: int = Query(100, ge=1, le=10000),
                     who: Caller = Depends(caller("read"))) -> list[dict]:
@@ -211,7 +224,7 @@ async def deliver_module(endpoint: str, request: Request, block_size: int = Quer
 def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
     """The modules in the device's slots (as last read) and the state of the latest delivery to it."""
     server, _ = _target(request, who, endpoint, "/9/0")
-    deliveries = getattr(request.app.state, "deliveries", None)     # made by the first POST, on the event loop
+    deliveries = getattr(request.app.state, "deliveries", None)     # made at start, beside the LwM2M server
     state = deliveries.state(endpoint) if deliveries is not None else None
     return {"installed": server.store.device(who.project_id, endpoint).get("installed", []),
             "delivery": state.to_dict() if state else None}

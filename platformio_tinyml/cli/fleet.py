@@ -1,0 +1,123 @@
+"""``tinyml fleet ...``: deployments on a tinyml service, a thin client of ``/v1/deployments``.
+
+The service URL and token come as for ``tinyml remote``: ``--service`` or
+``$TINYML_SERVICE_URL``, ``$TINYML_SERVICE_TOKEN`` (a token with the
+``deploy`` scope for anything that changes a deployment). Every check is the
+service's: this only builds the form and prints the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import TinyMLError
+
+ENDED = ("succeeded", "failed", "cancelled", "rolled_back")
+
+
+def add_parser(sub) -> None:
+    f = sub.add_parser("fleet", help="staged deployments of a signed module to LwM2M devices, on a tinyml service")
+    fsub = f.add_subparsers(dest="fleet_cmd", required=True)
+    p = fsub.add_parser("deploy", help="start a deployment (prints its id; --wait follows it to the end)")
+    p.add_argument("module", nargs="?", type=Path, help="a signed module (.tmm); or --compilation ID --version N")
+    p.add_argument("--compilation", metavar="ID", help="deploy a succeeded compilation, packed and signed by the "
+                   "service with the project's key")
+    p.add_argument("--version", type=int, help="module version with --compilation")
+    p.add_argument("--endpoints", metavar="A,B", help="the devices by endpoint name")
+    p.add_argument("--tags", metavar="T1,T2", help="devices carrying every one of these tags")
+    p.add_argument("--query", metavar="EXPR", help='capability query, e.g. \'ram >= 20000 and kernel_set == "0x1f"\'')
+    p.add_argument("--stages", default="100", metavar="P1,P2", help="cumulative percentages (default 100)")
+    p.add_argument("--inferences", type=int, default=0, metavar="N",
+                   help="inferences each device must report after activation, without error (default 0)")
+    p.add_argument("--within", type=float, default=60, metavar="S", help="... within S seconds (default 60)")
+    p.add_argument("--max-failure-ratio", type=float, default=0.0, metavar="R",
+                   help="failed / devices of a stage above R stops it and rolls back (default 0)")
+    p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
+    p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
+    p = fsub.add_parser("status", help="one deployment (state, counts) or, without an id, the latest ones")
+    p.add_argument("id", nargs="?")
+    p = fsub.add_parser("devices", help="a deployment's devices: stage, state, blocks, result, reason")
+    p.add_argument("id")
+    for name, text in (("cancel", "stop it; devices done stay as they are"),
+                       ("rollback", "stop it and make every device it activated run its previous module"),
+                       ("pause", "pause it"), ("resume", "resume a paused deployment")):
+        p = fsub.add_parser(name, help=text)
+        p.add_argument("id")
+    for p in fsub.choices.values():
+        p.add_argument("--json", action="store_true", help="print the service's JSON answer")
+        p.add_argument("--service", metavar="URL", help="service URL (or $TINYML_SERVICE_URL); the token "
+                       "comes from $TINYML_SERVICE_TOKEN")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _deploy(client, args) -> dict:
+    selector = {k: v for k, v in (("endpoints", _names(args.endpoints)), ("tags", _names(args.tags)),
+                                  ("query", args.query)) if v}
+    if not selector:
+        raise TinyMLError("say which devices: --endpoints, --tags and/or --query")
+    try:
+        stages = [float(s) if "." in s else int(s) for s in args.stages.split(",")]
+    except ValueError:
+        raise TinyMLError(f"--stages {args.stages!r}: comma-separated percentages, e.g. 10,50,100") from None
+    fields = {"selector": json.dumps(selector), "stages": json.dumps(stages),
+              "criteria": json.dumps({"inferences": args.inferences, "within_s": args.within}),
+              "max_failure_ratio": args.max_failure_ratio, "block_size": args.block_size,
+              "compilation": args.compilation, "version": args.version}
+    files = {}
+    if args.module is not None:
+        try:
+            files["module"] = (args.module.name, args.module.read_bytes())
+        except OSError as e:
+            raise TinyMLError(f"cannot read the module ({e.strerror})", where=str(args.module)) from None
+    return client.json("POST", "/v1/deployments", fields=fields, files=files)
+
+
+def _summary(dep: dict) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in dep["counts"].items() if n)
+    return (f"{dep['id']}: {dep['state']}, stage {dep['stage'] + 1} of {len(dep['stages'])}, module "
+            f"{dep['module']['name']} v{dep['module']['version']}, {dep['total']} device(s) ({counts or 'none'})"
+            + (f"\n  {dep['message']}" if dep.get("message") else ""))
+
+
+def _devices(dep: dict) -> None:
+    print(f"{'endpoint':<24} {'stage':>5} {'state':<12} {'blocks':>6} {'result':>6}  reason")
+    for d in dep["devices"]:
+        stage = "-" if d["stage"] is None else str(d["stage"] + 1)
+        result = "" if d["update_result"] is None else str(d["update_result"])
+        print(f"{d['endpoint']:<24} {stage:>5} {d['state']:<12} {d['blocks_done']:>6} {result:>6}  {d['reason']}")
+
+
+def cmd_fleet(args) -> int:
+    from .service import _client
+    client = _client(args)
+    cmd = args.fleet_cmd
+    if cmd == "deploy":
+        dep = _deploy(client, args)
+        while args.wait and dep["state"] not in ENDED:
+            time.sleep(0.5)
+            dep = client.json("GET", f"/v1/deployments/{dep['id']}")
+    elif cmd == "status" and args.id is None:
+        deps = client.json("GET", "/v1/deployments")
+        if args.json:
+            print(json.dumps(deps, indent=2))
+        for dep in deps if not args.json else ():
+            print(_summary(dep))
+        return 0
+    elif cmd in ("status", "devices"):
+        dep = client.json("GET", f"/v1/deployments/{args.id}")
+    else:
+        dep = client.json("POST", f"/v1/deployments/{args.id}/{cmd}")
+    if args.json:
+        print(json.dumps(dep, indent=2))
+    elif cmd == "devices":
+        _devices(dep)
+    else:
+        print(_summary(dep))
+    sys.stdout.flush()
+    return 1 if cmd == "deploy" and args.wait and dep["state"] != "succeeded" else 0

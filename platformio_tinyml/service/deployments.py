@@ -1,0 +1,159 @@
+"""``/v1/deployments``: staged rollouts of a signed module over LwM2M, with automatic rollback.
+
+Creating, cancelling, pausing, resuming and rolling back need the ``deploy``
+scope, reading the ``read`` scope; a project sees only its own deployments.
+The runner is :mod:`platformio_tinyml.lwm2m.deployments` (on the service's
+event loop, beside the LwM2M server); this module checks the request and
+answers with the deployment's view: counts per device state and a row per
+device. Every error is one line; bad input is a 4xx, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+
+from ..errors import TinyMLError
+from ..lwm2m.deployments import DeploymentError, check_criteria, check_stages, plan
+from ..lwm2m.selector import check_selector, select
+from ..module.format import decode_module
+from .auth import Caller
+from .compilations import signed_module
+from .core import Service
+from .deps import caller, service
+from .inputs import fail, read_upload
+from .schemas import errors
+
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
+
+MAX_MODULE = 4 * 1024 * 1024
+BLOCK_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+
+
+def _runner(request: Request):
+    runner = getattr(request.app.state, "deployments", None)
+    if runner is None:
+        raise fail(409, "the LwM2M server is disabled (--lwm2m-port 0): no deployments. Start tinyml serve with "
+                        "--lwm2m-port")
+    return runner
+
+
+def _json(name: str, text: str | None, default):
+    if text is None or not text.strip():
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise fail(422, f"{name}: not JSON ({e})") from None
+
+
+async def _module(svc: Service, who: Caller, module: UploadFile | None, compilation: str | None,
+                  version: int | None) -> bytes:
+    if (module is None) == (compilation is None):
+        raise fail(422, "give exactly one of module (a signed .tmm file) or compilation (the id of a succeeded "
+                        "compilation, with version)")
+    if module is not None:
+        return read_upload(module, MAX_MODULE)
+    if version is None:
+        raise fail(422, "compilation: give version too (the module version to sign, newer than the devices' "
+                        "running module)")
+    _, data = await asyncio.to_thread(signed_module, svc, who, compilation, version)
+    return data
+
+
+def _own(request: Request, who: Caller, dep_id: str):
+    runner = _runner(request)
+    dep = runner.store.get(dep_id, who.project_id)
+    if dep is None:
+        raise fail(404, f"no deployment '{dep_id[:40]}' in project '{who.project}'. GET /v1/deployments lists them")
+    return runner, dep
+
+
+@router.post("", status_code=201, responses=errors(401, 403, 404, 409, 413, 422))
+async def create_deployment(
+        request: Request,
+        module: UploadFile | None = File(None, description="a signed inference module (.tmm)"),
+        compilation: str | None = Form(None, description="instead of module: a succeeded compilation's id, "
+                                       "packed and signed with the project's key"),
+        version: int | None = Form(None, ge=0, le=2**32 - 1, description="the module version (with compilation)"),
+        selector: str = Form(..., description='JSON: {"endpoints": [...]}, {"tags": [...]} and/or {"query": '
+                             '"ram >= 20000 and kernel_set == \\"0x1f\\""}; every part must hold'),
+        stages: str | None = Form(None, description="JSON list of cumulative percentages (default [100])"),
+        criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
+        max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
+                                        "stops the deployment and rolls back what it activated"),
+        block_size: int = Form(1024, description="largest Block1 size (16, 32, ..., 1024)"),
+        who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
+    """Start a deployment: deliver the module to the devices the selector picks, stage by stage.
+
+    Devices that cannot take it are ``skipped`` with the reason; GET /v1/deployments/{id} follows it."""
+    runner = _runner(request)
+    if block_size not in BLOCK_SIZES:
+        raise fail(422, f"block_size {block_size}: a CoAP block size (16, 32, ..., 1024)")
+    sel = check_selector(_json("selector", selector, None))
+    stage_list = check_stages(_json("stages", stages, [100]))
+    crit = check_criteria(_json("criteria", criteria, None))
+    data = await _module(svc, who, module, compilation, version)
+    try:
+        header = decode_module(data, where="module").header
+    except TinyMLError as e:
+        raise fail(422, f"{e}. Send a .tmm from tinyml module pack or POST /v1/compilations/{{id}}/module") from None
+    server = runner.server
+    fleet = await asyncio.to_thread(server.store.fleet, who.project_id)
+    unknown = sorted(set(sel.get("endpoints") or ()) - {d["endpoint"] for d in fleet})
+    if unknown:
+        raise fail(422, f"selector: no device {', '.join(repr(u) for u in unknown[:5])} in project "
+                        f"'{who.project}'. GET /v1/devices lists them")
+    picked = select(sel, fleet)
+    if not picked:
+        raise fail(422, f"selector: picks none of the project's {len(fleet)} device(s). GET /v1/devices shows "
+                        "their tags and capabilities")
+    rows = plan(header, len(data), picked, {ep: reg.objects for ep, reg in server.regs.items()}, stage_list)
+    digest = await asyncio.to_thread(svc.store.put, data)
+    dep_id = await asyncio.to_thread(
+        runner.store.create, who.project_id,
+        {"module_sha256": digest, "module_size": len(data), "module_name": header.model_name[:100],
+         "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows)
+    runner.start(dep_id)
+    return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
+
+
+@router.get("", responses=errors(401, 403, 409, 422))
+def list_deployments(request: Request, limit: int = Query(100, ge=1, le=1000),
+                     who: Caller = Depends(caller("read"))) -> list[dict]:
+    """The project's deployments, newest first: state, stage, counts per device state (no device rows)."""
+    return _runner(request).store.list(who.project_id, limit)
+
+
+@router.get("/{dep_id}", responses=errors(401, 403, 404, 409, 422))
+def show_deployment(dep_id: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
+    """One deployment: state, stage, message, counts per device state and a row per device.
+
+    A row: stage, state, whether it was activated, blocks done, Update Result and its meaning, reason."""
+    runner, dep = _own(request, who, dep_id)
+    return runner.store.view(dep)
+
+
+def _operation_route(name: str, op: str, doc: str) -> None:
+    """``POST /v1/deployments/{id}/<name>``: the runner's ``op`` on the caller's deployment, then its view."""
+    async def route(dep_id: str, request: Request, who: Caller = Depends(caller("deploy"))) -> dict:
+        runner, dep = await asyncio.to_thread(_own, request, who, dep_id)
+        try:
+            await getattr(runner, op)(dep)
+        except DeploymentError as e:
+            raise fail(e.status, str(e)) from None
+        return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
+
+    route.__name__, route.__doc__ = f"{name}_deployment", doc
+    router.post(f"/{{dep_id}}/{name}", responses=errors(401, 403, 404, 409, 422))(route)
+
+
+_operation_route("cancel", "cancel", "Stop it: pending devices stay pending, finished ones as they are, a transfer "
+                                     "under way stops.")
+_operation_route("rollback", "rollback", "Stop it if it runs and roll back every device it activated (Deactivate: "
+                                         "the previous module runs).")
+_operation_route("pause", "pause", "Pause it: transfers under way stop; resume goes on from their last "
+                                   "recorded block.")
+_operation_route("resume", "resume_one", "Resume a paused deployment where it stopped.")

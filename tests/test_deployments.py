@@ -1,0 +1,441 @@
+"""Deployments (staged rollouts with automatic rollback), end to end over real UDP on 127.0.0.1.
+
+A real ``tinyml serve`` and real ``tinyml device-agent`` processes (the C module
+loader built for the host checks and runs every module): the KWS module is
+deployed stage by stage through ``POST /v1/deployments``; every device ends up
+running it with TensorFlow Lite Micro's outputs, bit for bit. A device that
+refuses the module (it already runs a newer version: Update Result 58) fails
+the first stage, and the device that stage activated is rolled back: the
+device itself reports its previous module active again, and the later stage
+was never delivered. What a device runs is read from the device (its TinyML
+object), not from the service's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from lwm2m_support import free_udp_port
+from module_support import fixed_key, kws_probe_modules
+from service_support import Server, one_line, tinyml
+
+from platformio_tinyml.lwm2m.selector import SelectorError, matches, parse_query, select
+
+TML = 32100
+FLEET = [f"dep-{i}" for i in range(4)]
+OCTETS = {"content-type": "application/octet-stream"}
+
+
+def _public_key(path):
+    """The fixed key's public half as PEM at ``path`` (what ``--public-key`` takes)."""
+    from cryptography.hazmat.primitives import serialization
+    path.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+def _agent(svc, *args) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
+           f"coap://127.0.0.1:{svc.coap_port}", "--public-key", str(svc.pub), *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _wait_capabilities(svc, endpoints, timeout=40):
+    deadline = time.monotonic() + timeout
+    for ep in endpoints:
+        while not (svc.reader.get(f"/v1/devices/{ep}").json().get("capabilities") or {}):
+            assert time.monotonic() < deadline, f"no capabilities for {ep}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    """The service, 4 fitting devices (one process), one with too small a slot, one lacking kernels."""
+    tmp = tmp_path_factory.mktemp("deploy")
+    port = free_udp_port()
+    srv = Server(tmp / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
+    srv.coap_port = port
+    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy", "compile,read,deploy")}
+    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "dep-*", "--data", srv.data)
+    srv.start()
+    srv.reader, srv.deployer, srv.anonymous = (srv.client(tokens["read"]), srv.client(tokens["read,deploy"]),
+                                               srv.client(None))
+    srv.deploy_token, srv.compiler = tokens["read,deploy"], srv.client(tokens["compile,read,deploy"])
+    srv.pub = _public_key(tmp / "key.pub")
+    agents = [_agent(srv, "--endpoint", "dep", "--count", 4),
+              _agent(srv, "--endpoint", "dep-small", "--slot-size", 16384),
+              _agent(srv, "--endpoint", "dep-fc", "--kernels", "tml_fc_s8")]
+    try:
+        _wait_capabilities(srv, FLEET + ["dep-small", "dep-fc"])
+        yield srv
+    finally:
+        for a in agents:
+            a.send_signal(signal.SIGINT)
+        for a in agents:
+            try:
+                a.wait(10)
+            except subprocess.TimeoutExpired:
+                a.kill()
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def kws():
+    """({version: signed LP64 module}, TFLM's output on the agent's probe input)."""
+    mods, golden = kws_probe_modules(1, 2, 3)
+    return {v: m.data for v, m in mods.items()}, golden
+
+
+def _create(svc, module: bytes, selector: dict, client=None, **fields):
+    form = {"selector": json.dumps(selector), **{k: v if isinstance(v, str) else json.dumps(v)
+                                                 for k, v in fields.items()}}
+    return (client or svc.deployer).post("/v1/deployments", files={"module": ("kws.tmm", module)}, data=form)
+
+
+def _finished(svc, dep_id, timeout=40) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
+        if dep["state"] not in ("running", "paused"):
+            return dep
+        time.sleep(0.1)
+    raise AssertionError(f"deployment {dep_id} did not finish: {dep}")
+
+
+def _on_device(svc, ep) -> tuple[str, bytes]:
+    """(version of the module the device runs, its last output), as the device's TinyML object says."""
+    r = svc.reader.get(f"/v1/devices/{ep}/resources/{TML}/0")
+    assert r.status_code == 200, r.text
+    v = r.json()["values"]
+    active = v[f"/{TML}/0/18"]
+    version = v.get(f"/{TML}/0/16/{active}", "") if active >= 0 else ""
+    return version, base64.b64decode(v[f"/{TML}/0/23"]["base64"])
+
+
+def test_staged_deployment_reaches_every_fitting_device_and_runs_like_tflm(svc, kws):
+    modules, golden = kws
+    r = _create(svc, modules[1], {"query": "ram >= 20000 and slot_count == 2"}, stages=[25, 100],
+                criteria={"activated": True, "inferences": 1, "within_s": 10})
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["module"]["version"] == 1 and dep["total"] == 6 and dep["counts"]["skipped"] == 2
+    skipped = {d["endpoint"]: d["reason"] for d in dep["devices"] if d["state"] == "skipped"}
+    assert "does not fit the device's 16,384-byte slot" in skipped["dep-small"]
+    assert "lacks kernel(s)" in skipped["dep-fc"] and "tml_conv_s8" in skipped["dep-fc"]
+    assert {d["endpoint"]: d["stage"] for d in dep["devices"] if d["stage"] is not None} == \
+        {"dep-0": 0, "dep-1": 1, "dep-2": 1, "dep-3": 1}
+
+    dep = _finished(svc, dep["id"])
+    assert dep["state"] == "succeeded", dep["message"]
+    assert dep["counts"]["succeeded"] == 4 and dep["stage"] == 1
+    blocks = -(-len(modules[1]) // 1024)
+    for row in dep["devices"]:
+        if row["stage"] is not None:
+            assert (row["state"], row["activated"], row["update_result"], row["blocks_done"]) == \
+                ("succeeded", True, 2, blocks), row
+    for ep in FLEET:
+        assert _on_device(svc, ep) == ("1", golden)       # the host C executor = TFLite Micro, bit for bit
+    listed = svc.reader.get("/v1/deployments").json()
+    assert listed[0]["id"] == dep["id"] and "devices" not in listed[0]
+
+
+def test_refusing_device_fails_the_stage_and_the_activated_device_is_rolled_back(svc, kws):
+    modules, golden = kws
+    # dep-1 already runs v3: the loader refuses v2 at Install (Update Result 58)
+    r = svc.deployer.post("/v1/devices/dep-1/modules", content=modules[3], headers=OCTETS)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 30
+    while svc.reader.get("/v1/devices/dep-1/modules").json()["delivery"]["state"] not in ("active", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert _on_device(svc, "dep-1")[0] == "3"
+
+    r = _create(svc, modules[2], {"endpoints": FLEET}, stages=[50, 100], max_failure_ratio="0")
+    assert r.status_code == 201, r.text
+    dep = _finished(svc, r.json()["id"])
+    assert dep["state"] == "failed"
+    assert "stage 1: 1 of 2 device(s) failed" in dep["message"] and "1 activated device(s) rolled back" in \
+        dep["message"], dep["message"]
+    rows = {d["endpoint"]: d for d in dep["devices"]}
+    assert (rows["dep-1"]["state"], rows["dep-1"]["update_result"], rows["dep-1"]["activated"]) == ("failed", 58, False)
+    assert rows["dep-1"]["result_meaning"] and "raise the module version" in rows["dep-1"]["reason"]
+    assert (rows["dep-0"]["state"], rows["dep-0"]["activated"]) == ("rolled_back", True)
+    for ep in ("dep-2", "dep-3"):             # the later stage: never started
+        assert (rows[ep]["state"], rows[ep]["blocks_done"], rows[ep]["started_at"]) == ("pending", 0, None)
+    assert dep["counts"] == {**dep["counts"], "rolled_back": 1, "failed": 1, "pending": 2}
+    # on the devices: dep-0 runs v1 again, dep-1 still v3, the later stage still v1
+    assert [_on_device(svc, ep)[0] for ep in FLEET] == ["1", "3", "1", "1"]
+    installed = svc.reader.get("/v1/devices/dep-0").json()["installed"]
+    assert {s["version"]: s["state"] for s in installed}["1"] == "active"
+
+    r = svc.deployer.post(f"/v1/deployments/{dep['id']}/cancel")
+    one_line(r, 409, "is failed", "cannot cancel")
+
+
+def test_rollback_and_cancel_through_the_api(svc, kws):
+    modules, golden = kws
+    r = svc.deployer.put("/v1/devices/dep-2/tags", json={"tags": ["canary", "eu"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["canary", "eu"], r.text
+    one_line(svc.reader.put("/v1/devices/dep-2/tags", json={"tags": ["x"]}), 403, "deploy")
+    one_line(svc.deployer.put("/v1/devices/dep-2/tags", json={"tags": "canary"}), 400, "tags")
+    r = _create(svc, modules[2], {"tags": ["canary"]})
+    assert [d["endpoint"] for d in r.json()["devices"]] == ["dep-2"], r.text
+    dep = _finished(svc, r.json()["id"])
+    assert dep["state"] == "succeeded" and _on_device(svc, "dep-2")[0] == "2", dep
+    r = svc.deployer.post(f"/v1/deployments/{dep['id']}/rollback")
+    assert r.status_code == 200, r.text
+    dep = r.json()
+    assert dep["state"] == "rolled_back" and dep["counts"]["rolled_back"] == 1, dep
+    assert _on_device(svc, "dep-2")[0] == "1"
+    one_line(svc.deployer.post(f"/v1/deployments/{dep['id']}/rollback"), 409, "rolled_back")
+
+    r = _create(svc, modules[2], {"endpoints": ["dep-3"]}, criteria={"inferences": 5, "within_s": 30})
+    dep_id = r.json()["id"]
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/cancel")
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    time.sleep(0.5)
+    assert svc.reader.get(f"/v1/deployments/{dep_id}").json()["state"] == "cancelled"
+    one_line(svc.reader.post(f"/v1/deployments/{dep_id}/rollback"), 403, "deploy")
+    one_line(svc.deployer.get("/v1/deployments/nope"), 404, "no deployment 'nope'")
+
+
+def test_fleet_cli_deploys_follows_and_rolls_back(svc, kws, tmp_path):
+    modules, golden = kws
+    tmm = tmp_path / "kws-v3.tmm"
+    tmm.write_bytes(modules[3])
+    env = {"TINYML_SERVICE_URL": svc.url, "TINYML_SERVICE_TOKEN": svc.deploy_token}
+    out = tinyml("fleet", "deploy", tmm, "--endpoints", "dep-3", "--stages", "100", "--inferences", "1",
+                 "--within", "10", "--wait", env=env).stdout
+    dep_id = out.split(":")[0]
+    assert ": succeeded, stage 1 of 1, module" in out and "v3, 1 device(s) (1 succeeded)" in out, out
+    assert _on_device(svc, "dep-3") == ("3", golden)
+    rows = tinyml("fleet", "devices", dep_id, env=env).stdout.splitlines()
+    assert rows[0].split()[:3] == ["endpoint", "stage", "state"] and rows[1].split()[:4] == \
+        ["dep-3", "1", "succeeded", str(-(-len(modules[3]) // 1024))], rows
+    out = tinyml("fleet", "rollback", dep_id, env=env).stdout
+    assert ": rolled_back," in out and "1 rolled_back" in out, out
+    assert _on_device(svc, "dep-3")[0] != "3"
+    assert dep_id in tinyml("fleet", "status", env=env).stdout
+    assert json.loads(tinyml("fleet", "status", dep_id, "--json", env=env).stdout)["state"] == "rolled_back"
+    r = tinyml("fleet", "deploy", tmm, "--query", "nope > 1", env=env, check=False)
+    assert r.returncode == 2 and "unknown field 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = tinyml("fleet", "cancel", dep_id, env={**env, "TINYML_SERVICE_TOKEN": "bad"}, check=False)
+    assert r.returncode == 2 and "401" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_compilation_is_packed_signed_and_its_abi_checked(svc):
+    """A compilation id instead of a file: the service packs and signs it for the compiled board (a
+    32-bit core), so the host agents (LP64 executor) skip it, each with the reason."""
+    from module_support import MODEL_B
+    from service_support import wait_done
+    r = svc.compiler.post("/v1/compilations", files={"model": (MODEL_B.name, MODEL_B.read_bytes())},
+                          data={"target": "nucleo_f446re", "backend": "cgen"})
+    assert r.status_code in (200, 202), r.text
+    comp = wait_done(svc.compiler, r.json()["id"])
+    assert comp["state"] == "succeeded", comp
+    r = svc.deployer.post("/v1/deployments", data={"compilation": comp["id"], "version": "7",
+                                                   "selector": json.dumps({"endpoints": FLEET})})
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["module"]["version"] == 7 and dep["counts"]["skipped"] == 4, dep
+    assert all("module built for executor ABI 1, the device's firmware runs ABI 2" in d["reason"]
+               for d in dep["devices"]), dep["devices"]
+    assert _finished(svc, dep["id"])["state"] == "succeeded"
+
+
+def test_pause_and_resume(svc, kws):
+    """Paused in the middle of a transfer (16-byte blocks: about 1,800 of them), resumed: the transfer
+    starts again and the deployment succeeds; pausing twice or resuming a running one is 409."""
+    modules, golden = kws
+    r = _create(svc, modules[3], {"endpoints": ["dep-0"]}, block_size="16")
+    dep_id = r.json()["id"]
+    deadline = time.monotonic() + 20
+    while (row := svc.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["state"] != "transferring":
+        assert time.monotonic() < deadline and row["state"] == "pending", row
+        time.sleep(0.02)
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/pause")
+    assert r.status_code == 200 and r.json()["state"] == "paused", r.text
+    assert r.json()["devices"][0]["state"] == "transferring"
+    one_line(svc.deployer.post(f"/v1/deployments/{dep_id}/pause"), 409, "is paused")
+    r = svc.deployer.post(f"/v1/deployments/{dep_id}/resume")
+    assert r.status_code == 200 and r.json()["state"] == "running", r.text
+    one_line(svc.deployer.post(f"/v1/deployments/{dep_id}/resume"), 409, "is running")
+    dep = _finished(svc, dep_id, timeout=60)
+    assert dep["state"] == "succeeded" and dep["devices"][0]["blocks_done"] == -(-len(modules[3]) // 16), dep
+    assert _on_device(svc, "dep-0") == ("3", golden)
+
+
+def test_a_device_that_does_not_meet_the_criteria_is_rolled_back(svc, kws):
+    """The agent runs one inference after Activate; two are asked within 2 s: the device fails after
+    activation, and is rolled back like one that refused."""
+    modules, golden = kws
+    assert _on_device(svc, "dep-2")[0] == "1"
+    r = _create(svc, modules[2], {"endpoints": ["dep-2"]}, criteria={"inferences": 2, "within_s": 2})
+    dep = _finished(svc, r.json()["id"])
+    row = dep["devices"][0]
+    assert dep["state"] == "failed" and (row["state"], row["activated"]) == ("rolled_back", True), dep
+    assert "criteria not met: 1 inference(s) of the 2 required within 2 s" in dep["message"], dep["message"]
+    assert _on_device(svc, "dep-2")[0] == "1"
+
+
+def test_rolling_back_an_old_deployment_leaves_newer_modules_alone(svc):
+    """The first deployment (v1 everywhere) rolled back after later ones: every device's object 9
+    holds a later package now, so nothing is deactivated and each row says why."""
+    first = svc.reader.get("/v1/deployments", params={"limit": 1000}).json()[-1]
+    assert first["module"]["version"] == 1 and first["state"] == "succeeded"
+    before = [_on_device(svc, ep)[0] for ep in FLEET]
+    dep = svc.deployer.post(f"/v1/deployments/{first['id']}/rollback").json()
+    assert dep["state"] == "rolled_back" and dep["counts"]["rolled_back"] == 0, dep
+    assert dep["message"] == "rolled back by the API: 0 device(s) run their previous module again"
+    for row in dep["devices"]:
+        if row["endpoint"] in FLEET:
+            assert row["state"] == "succeeded" and "not rolled back: the device's object 9 now holds" in \
+                row["reason"], row
+    assert [_on_device(svc, ep)[0] for ep in FLEET] == before
+
+
+@pytest.mark.parametrize("fields, needles", [
+    ({"selector": '{"query": "__import__(\'os\').system(\'id\')"}'}, ["unknown field '__import__'"]),
+    ({"selector": '{"query": "flash_size > 3"}'}, ["unknown field 'flash_size'", "fields: endpoint"]),
+    ({"selector": '{"query": "ram >= "}'}, ["ends too early"]),
+    ({"selector": '{"query": "ram >= 1 ; drop table"}'}, ["unexpected ';"]),
+    ({"selector": '{"query": "ram == \\"big\\""}'}, ["'ram' is a number"]),
+    ({"selector": '{"query": "(ram > 1"}'}, ["ends too early"]),
+    ({"selector": "{not json"}, ["selector: not JSON"]),
+    ({"selector": '{"hosts": ["x"]}'}, ["unknown key(s) hosts"]),
+    ({"selector": '{"endpoints": ["dep-9"]}'}, ["no device 'dep-9'"]),
+    ({"selector": '{"query": "ram > 100000000"}'}, ["picks none"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[50, 20, 100]"}, ["cumulative"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[50]"}, ["the last is 100"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"inferences": -1}'}, ["inferences"]),
+    ({"selector": '{"tags": ["x"]}', "max_failure_ratio": "2"}, ["max_failure_ratio"]),
+    ({"selector": '{"tags": ["x"]}', "block_size": "1000"}, ["block_size 1000"]),
+    ({"selector": "[]"}, ["selector: give a JSON object"]),
+    ({"selector": '{"endpoints": "dep-0"}'}, ['"endpoints" must be a non-empty list']),
+    ({"selector": '{"query": 5}'}, ["query: must be a string"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[NaN]"}, ["stages"]),
+    ({"selector": '{"tags": ["x"]}', "stages": "[true]"}, ["stages"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"within_s": 0}'}, ["within_s"]),
+    ({"selector": '{"tags": ["x"]}', "criteria": '{"activated": false}'}, ["activated must be true"]),
+    ({"selector": '{"tags": ["x"]}', "max_failure_ratio": "nan"}, ["max_failure_ratio"]),
+], ids=["injection", "unknown-field", "truncated", "garbage", "type", "paren", "json", "key", "endpoint", "none",
+        "stages-order", "stages-end", "criteria", "ratio", "block", "selector-list", "endpoints-str", "query-int",
+        "stages-nan", "stages-bool", "within-0", "not-activated", "ratio-nan"])
+def test_bad_requests_are_one_line_422(svc, kws, fields, needles):
+    modules, _ = kws
+    r = svc.deployer.post("/v1/deployments", files={"module": ("kws.tmm", modules[1])}, data=fields)
+    one_line(r, 422, *needles)
+
+
+def test_module_and_auth_are_checked(svc, kws):
+    modules, _ = kws
+    sel = {"selector": '{"endpoints": ["dep-0"]}'}
+    one_line(svc.deployer.post("/v1/deployments", files={"module": ("x.tmm", b"\x7fELF" + bytes(200))}, data=sel),
+             422, "module")
+    one_line(svc.deployer.post("/v1/deployments", data=sel), 422, "exactly one of module")
+    one_line(svc.deployer.post("/v1/deployments", data={**sel, "compilation": "c1"}), 422, "give version")
+    one_line(svc.deployer.post("/v1/deployments", data={**sel, "compilation": "nope", "version": "2"}), 404)
+    one_line(svc.anonymous.post("/v1/deployments", files={"module": ("k.tmm", modules[1])}, data=sel), 401, "token")
+    one_line(svc.reader.post("/v1/deployments", files={"module": ("k.tmm", modules[1])}, data=sel), 403, "deploy")
+    one_line(svc.anonymous.get("/v1/deployments"), 401)
+
+
+def test_selector_query_language():
+    dev = {"endpoint": "a", "online": True, "tags": ["kws", "eu"],
+           "capabilities": {"profile": {"ram_bytes": 32768, "core": "cortex-m4"}, "kernel_set": "0x1f",
+                            "slot_size": 131072, "executor_abi": 2}}
+    bare = {"endpoint": "b", "online": False, "tags": [], "capabilities": None}
+    for q, want in (('ram >= 20000 and kernel_set == "0x1f"', True), ("ram < 20000 or slot_size > 1e6", False),
+                    ("(ram > 1 or core == 'x') and online == true", True), ('core != "cortex-m4"', False),
+                    ("((executor_abi == 2))", True), ("online == false", False)):
+        assert matches(parse_query(q), dev) is want, q
+        assert matches(parse_query(q), bare) is (q == "online == false"), q
+    assert [d["endpoint"] for d in select({"tags": ["kws"], "query": "ram > 1"}, [dev, bare])] == ["a"]
+    assert [d["endpoint"] for d in select({"endpoints": ["b"]}, [dev, bare])] == ["b"]
+    for bad in ("eval('1')", "ram >= 1 and", "ram = 1", "ram >= 1 or or ram < 2", "online > true", ")",
+                "ram >= 1 " + "and ram >= 1 " * 2 + "extra", "(" * 30 + "ram > 1" + ")" * 30, "", "x" * 1001):
+        with pytest.raises(SelectorError) as e:
+            parse_query(bad)
+        assert "\n" not in str(e.value) and str(e.value).startswith("query:"), bad
+
+
+def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kws):
+    """SIGKILL while the first device's transfer runs (16-byte blocks: about 1,800); the service
+    started again on the same data folder continues the deployment once the devices register again
+    (lifetime 30 s: they notice the restart at their next Update, within 15 s): the cut transfer goes
+    on from the last block the database recorded, and the deployment finishes."""
+    modules, golden = kws
+    port = free_udp_port()
+    srv = Server(tmp_path / "data", "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
+    srv.coap_port, srv.pub = port, _public_key(tmp_path / "key.pub")
+    token = srv.token("fleet", "read,deploy")
+    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "rs-*", "--data", srv.data)
+    srv.start()
+    agent = _agent(srv, "--endpoint", "rs", "--count", 2, "--lifetime", 30, "--max-block", 16)
+    try:
+        srv.reader = srv.deployer = srv.client(token)
+        _wait_capabilities(srv, ["rs-0", "rs-1"])
+        r = _create(srv, modules[1], {"endpoints": ["rs-0", "rs-1"]}, stages=[50, 100],
+                    criteria={"inferences": 1, "within_s": 20})
+        assert r.status_code == 201, r.text
+        dep_id = r.json()["id"]
+        deadline = time.monotonic() + 20
+        while not (row := srv.reader.get(f"/v1/deployments/{dep_id}").json()["devices"][0])["bytes_done"]:
+            assert time.monotonic() < deadline and row["state"] in ("pending", "transferring"), row
+            time.sleep(0.02)
+        srv.proc.kill()                                   # no shutdown: the database says "running"
+        cut_at = row["bytes_done"]
+        assert row["state"] == "transferring" and 0 < cut_at < len(modules[1]), row
+        srv.proc.wait(10)
+        srv.start()
+        srv.reader = srv.deployer = srv.client(token)
+        dep = _finished(srv, dep_id, timeout=60)
+        assert dep["state"] == "succeeded", dep
+        assert [(d["state"], d["bytes_done"], d["blocks_done"]) for d in dep["devices"]] == \
+            [("succeeded", len(modules[1]), -(-len(modules[1]) // 16))] * 2
+        assert [_on_device(srv, ep) for ep in ("rs-0", "rs-1")] == [("1", golden)] * 2
+        log = srv.log.read_text()
+        assert "resumed after a restart" in log
+        resumed_at = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines()
+                      if "the transfer to 'rs-0' goes on at byte" in line]
+        assert resumed_at == [cut_at], (resumed_at, cut_at)     # not from byte 0
+    finally:
+        agent.send_signal(signal.SIGINT)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        if srv.proc.poll() is None:
+            srv.stop()
+
+
+def test_plan_puts_fitting_devices_into_cumulative_stages_and_skips_the_others():
+    from types import SimpleNamespace
+
+    from platformio_tinyml.lwm2m.deployments import plan
+    header = SimpleNamespace(abi=2, kernel_mask=0b11, arena_bytes=1000)
+    caps = {"slot_size": 4096, "executor_abi": 2, "kernel_set": "0x7", "profile": {"ram_bytes": 2000}}
+    devices = [{"endpoint": f"d{i}", "capabilities": caps} for i in range(7)]
+    devices += [{"endpoint": "e-abi", "capabilities": {**caps, "executor_abi": 1}},
+                {"endpoint": "e-ram", "capabilities": {**caps, "profile": {"ram_bytes": 999}}},
+                {"endpoint": "e-none", "capabilities": None, "capabilities_error": "no TinyML object /32100"},
+                {"endpoint": "e-off", "capabilities": caps}, {"endpoint": "e-no9", "capabilities": caps}]
+    online = {d["endpoint"]: {3, 9, 32100} for d in devices if d["endpoint"] != "e-off"}
+    online["e-no9"] = {3, 32100}
+    rows = {ep: (stage, why) for ep, stage, why in plan(header, 3000, devices, online, [1, 50, 100])}
+    assert [rows[f"d{i}"][0] for i in range(7)] == [0, 1, 1, 1, 2, 2, 2]     # ceil(7 %) = 1, ceil(3.5) = 4
+    assert rows["e-abi"] == (None, "module built for executor ABI 2, the device's firmware runs ABI 1")
+    assert rows["e-ram"] == (None, "module needs a 1,000-byte arena, the device leaves 999 bytes")
+    assert rows["e-none"][1].startswith("no capabilities (no TinyML object /32100)")
+    assert rows["e-off"] == (None, "offline (not registered)")
+    assert rows["e-no9"] == (None, "no Software Management object (9) registered")
+    assert plan(header, 5000, devices[:1], online, [100]) == \
+        [("d0", None, "module of 5,000 bytes does not fit the device's 4,096-byte slot")]
