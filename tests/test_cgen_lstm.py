@@ -1,0 +1,237 @@
+"""UNIDIRECTIONAL_SEQUENCE_LSTM (cgen/lower_rnn.py, runtime/tml_lstm.c) against TensorFlow Lite Micro.
+
+Keras 3 (the Keras TensorFlow 2.16+ installs) converts an ``LSTM`` layer with
+``TFLiteConverter.from_keras_model`` to a ``WHILE`` loop, not to the fused op
+(only tf_keras' LSTM carries the annotation the converter fuses). So the models
+here are Keras LSTM layers (units 4..32, sequences 1..20, features 1..10,
+return_sequences both, stacked, with a Dense head) written as the fused op the
+converter emits for them: the layer's kernel, recurrent kernel and bias split
+by gate (input, forget, cell, output), the state as two is_variable tensors, a
+STRIDED_SLICE of the last step when return_sequences is false. Each model is
+checked three ways: TFLite Micro on a fresh interpreter equals the Keras layer
+(so the written model is the layer), and the generated C runs a stream of
+samples next to TFLite Micro (verify.parity: the state is kept between calls
+on both sides, as TFLite Micro keeps its variable tensors) within 1e-5 relative.
+Quantized LSTMs and the variants Keras does not produce are refused in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelgen
+from platformio_tinyml.compilers.cgen import generate
+from platformio_tinyml.errors import UnsupportedOpError
+from platformio_tinyml.ir import OpKind
+from platformio_tinyml.model.tflite import load_tflite
+from platformio_tinyml.verify.parity import check_parity
+from platformio_tinyml.verify.reference import TFLMReference
+from test_cgen_ops_ew import _builder
+
+pytest.importorskip("tflite_micro")
+
+TOL = 1e-5
+
+
+def keras_model(seq: int, feat: int, layers, dense: int = 0, seed: int = 0):
+    """A Keras model: LSTM layers ``[(units, return_sequences), ...]`` then an optional Dense head."""
+    tf = modelgen._tf()
+    modelgen._seed(seed)
+    x = tf.keras.Input(shape=(seq, feat), batch_size=1)
+    y = x
+    for units, rs in layers:
+        y = tf.keras.layers.LSTM(units, return_sequences=rs)(y)
+    if dense:
+        y = tf.keras.layers.Dense(dense)(y)
+    return tf.keras.Model(x, y)
+
+
+class _Writer:
+    """Writes a Keras model's layers as the TFLite ops the converter gives them."""
+
+    def __init__(self):
+        self.B = _builder()()
+        self.S = self.B.S
+
+    def const(self, data, dtype="float32"):
+        data = np.asarray(data, dtype)
+        return self.B.tensor(data.shape, dtype, data=data)
+
+    def lstm(self, x: int, shape, kernel, recurrent, bias, return_sequences: bool, cell_clip: float = 0.0,
+             extra: dict | None = None):
+        B, (batch, seq, _) = self.B, shape
+        units = recurrent.shape[0]
+        gates = lambda m: [np.ascontiguousarray(m[:, q * units:(q + 1) * units].T) for q in range(4)]
+        ins = [x, *map(self.const, gates(kernel)), *map(self.const, gates(recurrent)), -1, -1, -1,
+               *(self.const(bias[q * units:(q + 1) * units]) for q in range(4)), -1, -1]
+        for what in ("h", "c"):
+            ins.append(B.tensor((batch, units), "float32", name=f"state_{what}{len(B.tensors)}"))
+            B.tensors[ins[-1]].isVariable = True
+        ins += [-1] * 4
+        for k, t in (extra or {}).items():
+            ins[k] = t
+        y = B.tensor((batch, seq, units), "float32")
+        B.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], B.options(
+            "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=self.S.ActivationFunctionType.TANH,
+            cellClip=cell_clip, timeMajor=False))
+        if return_sequences:
+            return y, (batch, seq, units)
+        last = B.tensor((batch, units), "float32")
+        B.op("STRIDED_SLICE", [y, self.const([0, -1, 0], "int32"), self.const([0, 0, 0], "int32"),
+                               self.const([1, 1, 1], "int32")], [last],
+             B.options("StridedSliceOptions", beginMask=5, endMask=5, shrinkAxisMask=2))
+        return last, (batch, units)
+
+    def dense(self, x: int, shape, kernel, bias):
+        y = self.B.tensor((shape[0], kernel.shape[1]), "float32")
+        self.B.op("FULLY_CONNECTED", [x, self.const(kernel.T), self.const(bias)], [y],
+                  self.B.options("FullyConnectedOptions"))
+        return y, (shape[0], kernel.shape[1])
+
+
+def fused_tflite(model, cell_clip: float = 0.0) -> bytes:
+    """``model`` (keras_model's) as a .tflite with UNIDIRECTIONAL_SEQUENCE_LSTM ops."""
+    w = _Writer()
+    shape = tuple(int(d) for d in model.inputs[0].shape)
+    x = first = w.B.tensor(shape, "float32", name="x")
+    for layer in model.layers[1:]:
+        if layer.__class__.__name__ == "LSTM":
+            k, r, b = (np.asarray(v, np.float32) for v in layer.get_weights())
+            x, shape = w.lstm(x, shape, k, r, b, layer.return_sequences, cell_clip)
+        else:
+            k, b = (np.asarray(v, np.float32) for v in layer.get_weights())
+            x, shape = w.dense(x, shape, k, b)
+    return w.B.finish([first], [x])
+
+
+# name -> (seq, features, [(units, return_sequences)], dense units)
+MODELS = {
+    "u4_s1_f1_last": (1, 1, [(4, False)], 0),
+    "u8_s5_f3_seq": (5, 3, [(8, True)], 0),
+    "u8_s5_f3_last": (5, 3, [(8, False)], 0),
+    "u16_s20_f10_last": (20, 10, [(16, False)], 0),
+    "u32_s12_f6_seq": (12, 6, [(32, True)], 0),
+    "stacked_u12_u6": (10, 4, [(12, True), (6, False)], 0),
+    "u16_dense_head": (8, 5, [(16, False)], 3),
+}
+
+
+def _path(tmp_path_factory, name: str, **kw):
+    root = tmp_path_factory.getbasetemp() / "lstm_models"
+    root.mkdir(exist_ok=True)
+    path = root / f"{name}{''.join(f'_{k}{v}' for k, v in kw.items())}.tflite"
+    if not path.exists():
+        seq, feat, layers, dense = MODELS[name]
+        model = keras_model(seq, feat, layers, dense)
+        path.write_bytes(fused_tflite(model, **kw))
+        x = np.random.default_rng(1).standard_normal((1, seq, feat)).astype(np.float32)
+        (path.with_suffix(".npz")).write_bytes(b"")
+        np.savez(path.with_suffix(".npz"), x=x, y=np.asarray(model(x)))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_keras_lstm_matches_tflm(name, tmp_path_factory, tmp_path):
+    path = _path(tmp_path_factory, name)
+    keras = np.load(path.with_suffix(".npz"))
+    ref = TFLMReference(path)
+    fresh = ref.run([keras["x"]])[0]   # the written model is the Keras layer (a fresh state)
+    assert np.abs(fresh - keras["y"]).max() <= 1e-5 * max(1.0, np.abs(keras["y"]).max())
+    g = load_tflite(path)
+    assert OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM in {op.kind for op in g.ops}
+    report = check_parity(g, path, samples=6, workdir=tmp_path)
+    for o in report.outputs:
+        assert o.max_rel <= TOL, report.table()
+    print(f"{name}: {report.table()}")
+
+
+def test_state_is_kept_between_invokes_as_tflm(tmp_path_factory, tmp_path):
+    """TFLite Micro keeps the LSTM's variable state from one invoke to the next (a stateless
+    Keras layer included); the generated code does the same, and NAME_reset starts over."""
+    from platformio_tinyml.verify.host import build_host
+    path = _path(tmp_path_factory, "u8_s5_f3_last")
+    g = load_tflite(path)
+    gen = generate(g, "m")
+    assert gen.state_bytes == 2 * 8 * 4
+    host = build_host(gen, g, tmp_path)
+    ref = TFLMReference(path)
+    x = np.load(path.with_suffix(".npz"))["x"]
+    ours = [host.run([x])[0] for _ in range(3)]
+    theirs = [ref.run([x], reset=k == 0)[0] for k in range(3)]
+    assert not np.allclose(theirs[0], theirs[1])   # the state carried over
+    for a, b in zip(ours, theirs):
+        assert np.abs(a - b).max() <= TOL * np.abs(b).max()
+    host.reset()
+    assert np.abs(host.run([x])[0] - theirs[0]).max() <= TOL * np.abs(theirs[0]).max()
+
+
+def test_cell_clip(tmp_path_factory, tmp_path):
+    path = _path(tmp_path_factory, "u16_s20_f10_last", cell_clip=0.25)
+    g = load_tflite(path)
+    report = check_parity(g, path, samples=4, workdir=tmp_path)
+    assert report.ok, report.table()
+
+
+def _variant(tmp_path, extra_of) -> UnsupportedOpError:
+    model = keras_model(3, 2, [(4, True)])
+    w = _Writer()
+    x = w.B.tensor((1, 3, 2), "float32", name="x")
+    k, r, b = (np.asarray(v, np.float32) for v in model.layers[1].get_weights())
+    y, _ = w.lstm(x, (1, 3, 2), k, r, b, True, extra=extra_of(w))
+    path = tmp_path / "variant.tflite"
+    path.write_bytes(w.B.finish([x], [y]))
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_tflite(path), "m")
+    return e.value
+
+
+@pytest.mark.parametrize("what,extra", [
+    ("peephole connections are not supported", lambda w: {9: w.const(np.ones(4))}),
+    ("a projection layer is not supported", lambda w: {16: w.const(np.ones((4, 4)))}),
+    ("layer normalization is not supported", lambda w: {20: w.const(np.ones(4))}),
+    ("coupled input and forget gates (CIFG) are not supported", lambda w: {1: -1}),
+])
+def test_variants_are_refused_in_one_line(what, extra, tmp_path):
+    e = _variant(tmp_path, extra)
+    msg = str(e)
+    assert e.op_name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and f"({what};" in msg and "\n" not in msg, msg
+
+
+def _int8_lstm(tmp_path, hybrid: bool):
+    """A quantized LSTM as TFLite writes one: int8 weights; full-integer also int8 input and
+    output, int8 hidden and int16 cell state, int32 biases."""
+    w = _Writer()
+    B = w.B
+    q = lambda s: ([s], [0], 0)
+    act = "float32" if hybrid else "int8"
+    x = B.tensor((1, 3, 2), act, None if hybrid else q(0.05), name="x")
+    rng = np.random.default_rng(0)
+    wt = lambda shape: B.tensor(shape, "int8", q(0.01), data=rng.integers(-127, 128, shape).astype(np.int8))
+    bias = lambda: (B.tensor((4,), "float32", data=np.zeros(4, np.float32)) if hybrid
+                    else B.tensor((4,), "int32", q(0.0005), data=np.zeros(4, np.int32)))
+    ins = [x, *(wt((4, 2)) for _ in range(4)), *(wt((4, 4)) for _ in range(4)), -1, -1, -1,
+           *(bias() for _ in range(4)), -1, -1]
+    for dt in (act, "float32" if hybrid else "int8"):
+        ins.append(B.tensor((1, 4), dt, None if hybrid else q(0.01)))
+        B.tensors[ins[-1]].isVariable = True
+    if not hybrid:   # the cell state is int16
+        S = B.S
+        B.tensors[ins[-1]].type = S.TensorType.INT16
+    ins += [-1] * 4
+    y = B.tensor((1, 3, 4), act, None if hybrid else q(0.01))
+    B.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], B.options(
+        "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=B.S.ActivationFunctionType.TANH))
+    path = tmp_path / f"lstm_{'hybrid' if hybrid else 'int8'}.tflite"
+    path.write_bytes(B.finish([x], [y]))
+    return path
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_int8_lstm_is_refused_in_one_line(hybrid, tmp_path):
+    g = load_tflite(_int8_lstm(tmp_path, hybrid))
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(g, "m")
+    msg = str(e.value)
+    assert "\n" not in msg and ": operator #2 UNIDIRECTIONAL_SEQUENCE_LSTM is not supported (int8 LSTM is not " \
+                                "supported by cgen; use float or --backend tflm)" in msg, msg
