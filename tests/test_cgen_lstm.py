@@ -235,3 +235,103 @@ def test_int8_lstm_is_refused_in_one_line(hybrid, tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and ": operator #2 UNIDIRECTIONAL_SEQUENCE_LSTM is not supported (int8 LSTM is not " \
                                 "supported by cgen; use float or --backend tflm)" in msg, msg
+
+
+# ---- ONNX LSTM ---------------------------------------------------------------------------------
+
+def _onnx_lstm(path, seq=6, batch=1, feat=3, hidden=5, layout=0, bias=True, init_state=None, outputs=("y",),
+               head=False, opset=14, **attrs):
+    """An ONNX LSTM node (onnx.helper) with seeded weights; ``init_state``: None, "const" or "input"."""
+    import onnx
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    rng = np.random.default_rng(seq * 31 + hidden)
+    w = lambda *s: nh.from_array((0.5 * rng.standard_normal(s)).astype(np.float32), f"i{rng.integers(1 << 30)}")
+    inits = [w(1, 4 * hidden, feat), w(1, 4 * hidden, hidden)] + ([w(1, 8 * hidden)] if bias else [])
+    names = ["x", inits[0].name, inits[1].name, inits[2].name if bias else "", ""]
+    x_shape = [seq, batch, feat] if layout == 0 else [batch, seq, feat]
+    ins = [h.make_tensor_value_info("x", TP.FLOAT, x_shape)]
+    if init_state == "const":
+        inits += [w(1, batch, hidden), w(1, batch, hidden)]
+        names += [inits[-2].name, inits[-1].name]
+    elif init_state == "input":
+        names += ["h0", "c0"]
+        ins += [h.make_tensor_value_info(n, TP.FLOAT, [1, batch, hidden]) for n in ("h0", "c0")]
+    outs = {"y": "Y", "h": "Y_h", "c": "Y_c"}
+    node_outs = [outs[k] if k in outputs else "" for k in ("y", "h", "c")]
+    while node_outs and not node_outs[-1]:
+        node_outs.pop()
+    nodes = [h.make_node("LSTM", names, node_outs, name="lstm", hidden_size=hidden, layout=layout, **attrs)]
+    graph_outs = [outs[k] for k in outputs]
+    if head:   # Y_h [1, B, H] -> Gemm head on [B, H]
+        inits += [nh.from_array(np.array([batch, hidden], np.int64), "shape"), w(hidden, 2)]
+        nodes += [h.make_node("Reshape", ["Y_h", "shape"], ["hb"]), h.make_node("MatMul", ["hb", inits[-1].name],
+                                                                                   ["logits"])]
+        graph_outs = ["logits"]
+    m = h.make_model(h.make_graph(nodes, "lstm", ins, [h.make_tensor_value_info(o, TP.FLOAT, None)
+                                                         for o in graph_outs], inits),
+                     opset_imports=[h.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+ONNX_CASES = {
+    "seq_major_all_outputs": dict(outputs=("y", "h", "c")),
+    "no_bias_const_state": dict(bias=False, init_state="const", seq=1, hidden=4),
+    "state_inputs_batch3": dict(init_state="input", batch=3, seq=12, feat=10, hidden=16, outputs=("y", "c")),
+    "y_h_dense_head": dict(head=True, seq=20, feat=2, hidden=32, outputs=("h",)),
+    "explicit_default_activations": dict(activations=["Sigmoid", "Tanh", "Tanh"], direction="forward"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONNX_CASES))
+def test_onnx_lstm_matches_onnxruntime(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from platformio_tinyml.model.onnx import load_onnx
+    path = _onnx_lstm(tmp_path / "lstm.onnx", **ONNX_CASES[name])
+    g = load_onnx(path)
+    assert OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM in {op.kind for op in g.ops} and not g.variables
+    report = check_parity(g, path, samples=5, workdir=tmp_path / "b")
+    for o in report.outputs:
+        assert o.max_rel <= TOL, report.table()
+    print(f"{name}: {report.table()}")
+
+
+def test_onnx_lstm_layout1_matches_onnxruntime_layout0(tmp_path):
+    """layout 1 (batch first): onnxruntime refuses it, so the reference is the same LSTM with
+    layout 0 on the transposed sequence."""
+    from platformio_tinyml.model.onnx import load_onnx
+    from platformio_tinyml.verify.host import build_host
+    from platformio_tinyml.verify.reference import OnnxReference
+    kw = dict(batch=2, seq=9, feat=4, hidden=8, outputs=("y", "h", "c"))
+    ours_path = _onnx_lstm(tmp_path / "l1.onnx", layout=1, **kw)
+    ref_path = _onnx_lstm(tmp_path / "l0.onnx", layout=0, **kw)   # the same seeded weights
+    g = load_onnx(ours_path)
+    host = build_host(generate(g, "m"), g, tmp_path / "b")
+    ref = OnnxReference(ref_path, load_onnx(ref_path))
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        x = rng.standard_normal((2, 9, 4)).astype(np.float32)
+        y, hs, cs = host.run([x])
+        ry, rh, rc = ref.run([x.transpose(1, 0, 2)])
+        ry = np.asarray(ry).transpose(2, 0, 1, 3)   # [T, 1, B, H] -> [B, T, 1, H]
+        for a, b in ((y, ry), (hs, rh), (cs, rc)):
+            b = np.asarray(b).reshape(a.shape)
+            assert np.abs(a - b).max() <= TOL * np.abs(b).max()
+
+
+@pytest.mark.parametrize("attrs,what", [
+    (dict(direction="bidirectional"), "direction 'bidirectional' (only forward is supported)"),
+    (dict(direction="reverse"), "direction 'reverse' (only forward is supported)"),
+    (dict(activations=["Sigmoid", "Relu", "Tanh"]), "activations ['Sigmoid', 'Relu', 'Tanh'] (only Sigmoid, Tanh, "
+                                                    "Tanh are supported)"),
+    (dict(clip=3.0), "clip is not supported"),
+    (dict(input_forget=1), "input_forget is not supported"),
+])
+def test_onnx_lstm_variants_are_refused_in_one_line(attrs, what, tmp_path):
+    from platformio_tinyml.model.onnx import load_onnx
+    path = _onnx_lstm(tmp_path / "lstm.onnx", **attrs)
+    with pytest.raises(UnsupportedOpError) as e:
+        load_onnx(path)
+    msg = str(e.value)
+    assert "\n" not in msg and f"operator #0 LSTM 'lstm' is not supported ({what})" in msg, msg
