@@ -335,3 +335,62 @@ def test_onnx_lstm_variants_are_refused_in_one_line(attrs, what, tmp_path):
         load_onnx(path)
     msg = str(e.value)
     assert "\n" not in msg and f"operator #0 LSTM 'lstm' is not supported ({what})" in msg, msg
+
+
+# ---- other cores -------------------------------------------------------------------------------
+
+CROSS = [("cortex-m0plus", None), ("cortex-m4", "fpv4-sp-d16"), ("rv32imac", None), ("atmega2560", None)]
+
+
+def test_cross_compile_warning_free(tmp_path_factory, tmp_path):
+    """tml_lstm.c builds with -Wall -Wextra -Werror for Cortex-M0+ (soft float), Cortex-M4F, RV32
+    and AVR (16-bit int, constants in PROGMEM)."""
+    import shutil
+    from platformio_tinyml.compilers.cgen import write_output
+    from platformio_tinyml.emu import compile_only
+    if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc", "avr-gcc")):
+        pytest.skip("cross toolchains not installed")
+    src = tmp_path / "src"
+    files = write_output(generate(load_tflite(_path(tmp_path_factory, "stacked_u12_u6")), "m"), src)
+    for core, fpu in CROSS:
+        objs = compile_only([p for p in files if p.suffix == ".c"], [src], core, fpu, out_dir=tmp_path / core)
+        assert objs and all(o.is_file() for o in objs)
+
+
+@pytest.mark.parametrize("machine", ["atmega2560", "riscv32-virt", "mps2-an386"])
+def test_stream_on_emulated_targets(machine, tmp_path_factory, tmp_path):
+    """A stream of three samples (the state carried between them) on AVR in simavr (PROGMEM
+    weights, avr-libc's float math), RV32 and Cortex-M4F in QEMU, against TFLite Micro on the host."""
+    import shutil
+    from platformio_tinyml.verify.firmware import run_model
+    tools = {"atmega2560": ("avr-gcc", "simavr"), "riscv32-virt": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
+             "mps2-an386": ("arm-none-eabi-gcc", "qemu-system-arm")}[machine]
+    if not all(shutil.which(t) for t in tools):
+        pytest.skip(f"not installed: {tools}")
+    path = _path(tmp_path_factory, "u8_s5_f3_last")
+    g = load_tflite(path)
+    rng = np.random.default_rng(4)
+    samples = [[rng.standard_normal(g.tensors[i].shape).astype(np.float32) for i in g.inputs] for _ in range(3)]
+    r = run_model(generate(g, "m"), g, samples, tmp_path, machine, opt="-Os", timeout=120)
+    ref = TFLMReference(path)
+    worst = 0.0
+    for k, (s, ours) in enumerate(zip(samples, r.outputs)):
+        want = ref.run(s, reset=k == 0)[0].reshape(-1)
+        worst = max(worst, float(np.abs(ours[0].reshape(-1) - want).max() / np.abs(want).max()))
+    print(f"{machine}: max rel err {worst:.3g}, instructions per invoke {r.instructions}")
+    assert worst <= TOL
+
+
+def test_estimates(tmp_path_factory):
+    """The latency estimate counts the gates' MACs (and the activations), not the output size;
+    the flash estimate knows the kernel; a model with state gets a latency figure."""
+    from platformio_tinyml.compilers.cgen.latency import op_work
+    from platformio_tinyml.compilers.cgen.sizes import KERNEL_TEXT
+    g = load_tflite(_path(tmp_path_factory, "u16_s20_f10_last"))
+    lstm = next(op for op in g.ops if op.kind is OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM)
+    assert op_work(g, lstm) == 20 * 16 * (4 * (10 + 16) + 64)
+    assert "tml_lstm.c" in KERNEL_TEXT and "tml_lstm.c" in generate(g, "m").runtime_files
+    from platformio_tinyml.compilers.cgen.latency import estimate_cycles
+    from platformio_tinyml.device import load_profile
+    est = estimate_cycles(g, load_profile("nucleo_f446re"))   # READ/ASSIGN_VARIABLE included
+    assert est is not None and est.by_kernel["fc_f32"] > 7 * op_work(g, lstm)
