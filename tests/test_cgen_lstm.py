@@ -394,3 +394,37 @@ def test_estimates(tmp_path_factory):
     from platformio_tinyml.device import load_profile
     est = estimate_cycles(g, load_profile("nucleo_f446re"))   # READ/ASSIGN_VARIABLE included
     assert est is not None and est.by_kernel["fc_f32"] > 7 * op_work(g, lstm)
+
+
+# ---- Keras 3 through from_keras_model ------------------------------------------------------------
+
+def _keras3(tmp_path_factory, name: str, **kw):
+    root = tmp_path_factory.getbasetemp() / "lstm_keras3"
+    root.mkdir(exist_ok=True)
+    path = root / f"{name}.tflite"
+    if not path.exists():
+        tf = modelgen._tf()
+        modelgen._seed(0)
+        x = tf.keras.Input(shape=(6, 3), batch_size=1)
+        path.write_bytes(modelgen.convert(tf.keras.Model(x, tf.keras.layers.LSTM(8, **kw)(x)), int8=False))
+    return path
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_keras3_unrolled_lstm(return_sequences, tmp_path_factory, tmp_path):
+    """The recipe for Keras 3: LSTM(unroll=True) converts to plain ops (UNPACK, FULLY_CONNECTED,
+    SPLIT, LOGISTIC, TANH, MUL, ADD) that cgen compiles."""
+    path = _keras3(tmp_path_factory, f"unrolled_{return_sequences}", unroll=True,
+                   return_sequences=return_sequences)
+    g = load_tflite(path)
+    assert OpKind.UNPACK in {op.kind for op in g.ops}
+    report = check_parity(g, path, samples=5, workdir=tmp_path)
+    assert report.ok and all(o.max_rel <= TOL for o in report.outputs), report.table()
+
+
+def test_keras3_while_lstm_is_refused_with_the_recipe(tmp_path_factory):
+    with pytest.raises(UnsupportedOpError) as e:
+        load_tflite(_keras3(tmp_path_factory, "while"))
+    msg = str(e.value)
+    assert "\n" not in msg and "WHILE is not supported (control flow; Keras 3 converts an LSTM" in msg
+    assert "unroll=True" in msg
