@@ -59,8 +59,9 @@ class _Writer:
         return self.B.tensor(data.shape, dtype, data=data)
 
     def lstm(self, x: int, shape, kernel, recurrent, bias, return_sequences: bool, cell_clip: float = 0.0,
-             extra: dict | None = None):
-        B, (batch, seq, _) = self.B, shape
+             extra: dict | None = None, time_major: bool = False):
+        B = self.B
+        seq, batch = (shape[0], shape[1]) if time_major else (shape[1], shape[0])
         units = recurrent.shape[0]
         gates = lambda m: [np.ascontiguousarray(m[:, q * units:(q + 1) * units].T) for q in range(4)]
         ins = [x, *map(self.const, gates(kernel)), *map(self.const, gates(recurrent)), -1, -1, -1,
@@ -71,12 +72,13 @@ class _Writer:
         ins += [-1] * 4
         for k, t in (extra or {}).items():
             ins[k] = t
-        y = B.tensor((batch, seq, units), "float32")
+        y_shape = (seq, batch, units) if time_major else (batch, seq, units)
+        y = B.tensor(y_shape, "float32")
         B.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], B.options(
             "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=self.S.ActivationFunctionType.TANH,
-            cellClip=cell_clip, timeMajor=False))
+            cellClip=cell_clip, timeMajor=time_major))
         if return_sequences:
-            return y, (batch, seq, units)
+            return y, y_shape
         last = B.tensor((batch, units), "float32")
         B.op("STRIDED_SLICE", [y, self.const([0, -1, 0], "int32"), self.const([0, 0, 0], "int32"),
                                self.const([1, 1, 1], "int32")], [last],
@@ -164,6 +166,23 @@ def test_state_is_kept_between_invokes_as_tflm(tmp_path_factory, tmp_path):
         assert np.abs(a - b).max() <= TOL * np.abs(b).max()
     host.reset()
     assert np.abs(host.run([x])[0] - theirs[0]).max() <= TOL * np.abs(theirs[0]).max()
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_batch_and_time_major(time_major, tmp_path):
+    """Batch 3, batch-major and time-major ([T, B, F]), against TFLite Micro as a stream."""
+    model = keras_model(7, 4, [(6, True)], seed=2)
+    w = _Writer()
+    shape = (7, 3, 4) if time_major else (3, 7, 4)
+    x = w.B.tensor(shape, "float32", name="x")
+    k, r, b = (np.asarray(v, np.float32) for v in model.layers[1].get_weights())
+    y, _ = w.lstm(x, shape, k, r, b, True, time_major=time_major)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(w.B.finish([x], [y]))
+    g = load_tflite(path)
+    assert next(op for op in g.ops if op.kind is OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM).attrs.time_major is time_major
+    report = check_parity(g, path, samples=4, workdir=tmp_path / "b")
+    assert all(o.max_rel <= TOL for o in report.outputs), report.table()
 
 
 def test_cell_clip(tmp_path_factory, tmp_path):

@@ -722,7 +722,10 @@ class _Converter:
         for k in (1, 2) + ((3,) if self._opt(node, 3) else ()):
             if node.input[k] not in self.consts:
                 raise _Fail(f"input '{_clean(node.input[k])}' must be a constant")
-        w, r = (self._const_f(node.input[k]).astype(np.float32)[0] for k in (1, 2))
+        w, r = (self._const_f(node.input[k]).astype(np.float32) for k in (1, 2))
+        if w.ndim != 3 or r.ndim != 3 or w.shape[0] != 1 or r.shape[0] != 1:
+            raise _Fail(f"W {list(w.shape)} and R {list(r.shape)} (one direction: [1, 4*hidden, ...])")
+        w, r = w[0], r[0]
         hs = r.shape[-1]
         bias = (self._const_f(node.input[3]).astype(np.float32).reshape(8 * hs) if self._opt(node, 3)
                 else np.zeros(8 * hs, np.float32))
