@@ -185,6 +185,28 @@ def test_batch_and_time_major(time_major, tmp_path):
     assert all(o.max_rel <= TOL for o in report.outputs), report.table()
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_random_lstms(seed, tmp_path):
+    """Seeded random LSTMs: batch 1-3, either major, 1-12 steps, 1-8 features, 1-12 units, weight
+    scales from 0.05 to 5 (saturated gates, cells past the clip), cell clip off or on."""
+    rng = np.random.default_rng(100 + seed)
+    batch, seq, feat, units = (int(rng.integers(lo, hi)) for lo, hi in ((1, 4), (1, 13), (1, 9), (1, 13)))
+    time_major, clip = bool(rng.random() < 0.5), float(rng.choice([0.0, 0.0, rng.uniform(0.1, 3)]))
+    scale = float(10 ** rng.uniform(-1.3, 0.7))
+    k, r = (scale * rng.standard_normal(s).astype(np.float32) for s in ((feat, 4 * units), (units, 4 * units)))
+    b = rng.standard_normal(4 * units).astype(np.float32)
+    w = _Writer()
+    shape = (seq, batch, feat) if time_major else (batch, seq, feat)
+    x = w.B.tensor(shape, "float32", name="x")
+    y, _ = w.lstm(x, shape, k, r, b, bool(rng.random() < 0.5) or time_major, cell_clip=clip, time_major=time_major)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(w.B.finish([x], [y]))
+    g = load_tflite(path)
+    report = check_parity(g, path, samples=4, seed=seed, workdir=tmp_path / "b")
+    assert all(o.max_rel <= TOL for o in report.outputs), f"{batch, seq, feat, units, time_major, clip, scale}\n" \
+                                                          + report.table()
+
+
 def test_cell_clip(tmp_path_factory, tmp_path):
     path = _path(tmp_path_factory, "u16_s20_f10_last", cell_clip=0.25)
     g = load_tflite(path)
