@@ -281,7 +281,7 @@ def test_int8_lstm_is_refused_in_one_line(hybrid, tmp_path):
 # ---- ONNX LSTM ---------------------------------------------------------------------------------
 
 def _onnx_lstm(path, seq=6, batch=1, feat=3, hidden=5, layout=0, bias=True, init_state=None, outputs=("y",),
-               head=False, opset=14, **attrs):
+               head=False, squeeze=False, opset=14, **attrs):
     """An ONNX LSTM node (onnx.helper) with seeded weights; ``init_state``: None, "const" or "input"."""
     import onnx
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
@@ -308,6 +308,10 @@ def _onnx_lstm(path, seq=6, batch=1, feat=3, hidden=5, layout=0, bias=True, init
         nodes += [h.make_node("Reshape", ["Y_h", "shape"], ["hb"]), h.make_node("MatMul", ["hb", inits[-1].name],
                                                                                    ["logits"])]
         graph_outs = ["logits"]
+    if squeeze:   # PyTorch's nn.LSTM export: Y [T, 1, B, H] squeezed to [T, B, H]
+        inits.append(nh.from_array(np.array([1], np.int64), "axes"))
+        nodes.append(h.make_node("Squeeze", ["Y", "axes"], ["seq"]))
+        graph_outs = ["seq"]
     m = h.make_model(h.make_graph(nodes, "lstm", ins, [h.make_tensor_value_info(o, TP.FLOAT, None)
                                                          for o in graph_outs], inits),
                      opset_imports=[h.make_opsetid("", opset)])
@@ -321,6 +325,7 @@ ONNX_CASES = {
     "no_bias_const_state": dict(bias=False, init_state="const", seq=1, hidden=4),
     "state_inputs_batch3": dict(init_state="input", batch=3, seq=12, feat=10, hidden=16, outputs=("y", "c")),
     "y_h_dense_head": dict(head=True, seq=20, feat=2, hidden=32, outputs=("h",)),
+    "torch_style_squeeze_batch2": dict(squeeze=True, bias=True, init_state="const", batch=2, seq=7, hidden=6),
     "explicit_default_activations": dict(activations=["Sigmoid", "Tanh", "Tanh"], direction="forward"),
 }
 
