@@ -473,4 +473,4 @@ def test_keras3_while_lstm_is_refused_with_the_recipe(tmp_path_factory):
         load_tflite(_keras3(tmp_path_factory, "while"))
     msg = str(e.value)
     assert "\n" not in msg and "WHILE is not supported (control flow; Keras 3 converts an LSTM" in msg
-    assert "unroll=True" in msg
+    assert "give the .keras file itself" in msg and "unroll=True" in msg

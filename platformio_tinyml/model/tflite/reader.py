@@ -254,8 +254,9 @@ def _subgraph_tensor(ctx: _Ctx, k: int, i: int) -> Tensor:
 def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _code_name(ctx, op)
     if name == "WHILE":
-        raise ctx.fail(i, name, "control flow; Keras 3 converts an LSTM or GRU layer to it: build the layer "
-                                "with unroll=True, or convert with tf_keras, whose LSTM becomes "
+        raise ctx.fail(i, name, "control flow; Keras 3 converts an LSTM or GRU layer to it: give the .keras "
+                                "file itself (its recurrent layers are unrolled), build the layer with "
+                                "unroll=True, or convert with tf_keras, whose LSTM becomes "
                                 "UNIDIRECTIONAL_SEQUENCE_LSTM")
     if name not in OpKind.__members__:
         raise ctx.fail(i, name, "no kernel for this operator")
