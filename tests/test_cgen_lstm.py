@@ -227,6 +227,14 @@ def _variant(tmp_path, extra_of) -> UnsupportedOpError:
     return e.value
 
 
+def test_state_that_is_not_a_variable_is_refused(tmp_path):
+    def plain_state(w):
+        t = w.B.tensor((1, 4), "float32", name="h_in")
+        return {18: t}
+    e = _variant(tmp_path, plain_state)
+    assert "its output state (tensor #" in str(e) and "is not a variable tensor" in str(e)
+
+
 @pytest.mark.parametrize("what,extra", [
     ("peephole connections are not supported", lambda w: {9: w.const(np.ones(4))}),
     ("a projection layer is not supported", lambda w: {16: w.const(np.ones((4, 4)))}),

@@ -48,6 +48,11 @@ def lstm_ops(ctx, op, i: int, name: str, tensors: list[Tensor], variables) -> li
         raise ctx.fail(i, name, f"fused activation {o.FusedActivationFunction()} (only TANH is supported)")
     if any(t < 0 for t in ins[12:16]) or ins[18] < 0 or ins[19] < 0:
         raise ctx.fail(i, name, "a gate bias or a state tensor is absent")
+    sg = ctx.model.Subgraphs(0)
+    for k, what in ((18, "output"), (19, "cell")):
+        if not sg.Tensors(ins[k]).IsVariable():
+            raise ctx.fail(i, name, f"its {what} state (tensor #{ins[k]}) is not a variable tensor; TFLite Micro "
+                                    "keeps the state in variable tensors")
     attrs = A.Lstm(time_major=bool(o.TimeMajor()), cell_clip=float(o.CellClip()))
     where = f"operator #{i} {name}"
     states = []
