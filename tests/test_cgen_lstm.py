@@ -295,16 +295,17 @@ def _onnx_lstm(path, seq=6, batch=1, feat=3, hidden=5, layout=0, bias=True, init
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
     rng = np.random.default_rng(seq * 31 + hidden)
     w = lambda *s: nh.from_array((0.5 * rng.standard_normal(s)).astype(np.float32), f"i{rng.integers(1 << 30)}")
-    inits = [w(1, 4 * hidden, feat), w(1, 4 * hidden, hidden)] + ([w(1, 8 * hidden)] if bias else [])
+    nd = 2 if attrs.get("direction") == "bidirectional" else 1
+    inits = [w(nd, 4 * hidden, feat), w(nd, 4 * hidden, hidden)] + ([w(nd, 8 * hidden)] if bias else [])
     names = ["x", inits[0].name, inits[1].name, inits[2].name if bias else "", ""]
     x_shape = [seq, batch, feat] if layout == 0 else [batch, seq, feat]
     ins = [h.make_tensor_value_info("x", TP.FLOAT, x_shape)]
     if init_state == "const":
-        inits += [w(1, batch, hidden), w(1, batch, hidden)]
+        inits += [w(nd, batch, hidden), w(nd, batch, hidden)]
         names += [inits[-2].name, inits[-1].name]
     elif init_state == "input":
         names += ["h0", "c0"]
-        ins += [h.make_tensor_value_info(n, TP.FLOAT, [1, batch, hidden]) for n in ("h0", "c0")]
+        ins += [h.make_tensor_value_info(n, TP.FLOAT, [nd, batch, hidden]) for n in ("h0", "c0")]
     outs = {"y": "Y", "h": "Y_h", "c": "Y_c"}
     node_outs = [outs[k] if k in outputs else "" for k in ("y", "h", "c")]
     while node_outs and not node_outs[-1]:
@@ -334,6 +335,11 @@ ONNX_CASES = {
     "state_inputs_batch3": dict(init_state="input", batch=3, seq=12, feat=10, hidden=16, outputs=("y", "c")),
     "y_h_dense_head": dict(head=True, seq=20, feat=2, hidden=32, outputs=("h",)),
     "torch_style_squeeze_batch2": dict(squeeze=True, bias=True, init_state="const", batch=2, seq=7, hidden=6),
+    "reverse_state_inputs": dict(direction="reverse", init_state="input", seq=8, batch=2, outputs=("y", "h", "c")),
+    "bidirectional_all_outputs": dict(direction="bidirectional", seq=9, batch=2, feat=4, hidden=7,
+                                      outputs=("y", "h", "c")),
+    "bidirectional_const_state_y_h": dict(direction="bidirectional", init_state="const", seq=5, hidden=16,
+                                          outputs=("h",), activations=["Sigmoid", "Tanh", "Tanh"] * 2),
     "explicit_default_activations": dict(activations=["Sigmoid", "Tanh", "Tanh"], direction="forward"),
 }
 
@@ -352,12 +358,12 @@ def test_onnx_lstm_matches_onnxruntime(name, tmp_path):
 
 
 def test_onnx_lstm_layout1_matches_onnxruntime_layout0(tmp_path):
-    """layout 1 (batch first): onnxruntime refuses it, so the reference is the same LSTM with
-    layout 0 on the transposed sequence."""
+    """layout 1 (batch first), bidirectional: onnxruntime refuses layout 1, so the reference is
+    the same LSTM with layout 0 on the transposed sequence."""
     from platformio_tinyml.model.onnx import load_onnx
     from platformio_tinyml.verify.host import build_host
     from platformio_tinyml.verify.reference import OnnxReference
-    kw = dict(batch=2, seq=9, feat=4, hidden=8, outputs=("y", "h", "c"))
+    kw = dict(batch=2, seq=9, feat=4, hidden=8, outputs=("y", "h", "c"), direction="bidirectional")
     ours_path = _onnx_lstm(tmp_path / "l1.onnx", layout=1, **kw)
     ref_path = _onnx_lstm(tmp_path / "l0.onnx", layout=0, **kw)   # the same seeded weights
     g = load_onnx(ours_path)
@@ -367,16 +373,17 @@ def test_onnx_lstm_layout1_matches_onnxruntime_layout0(tmp_path):
     for _ in range(4):
         x = rng.standard_normal((2, 9, 4)).astype(np.float32)
         y, hs, cs = host.run([x])
+        assert y.shape == (2, 9, 2, 8) and hs.shape == cs.shape == (2, 2, 8)
         ry, rh, rc = ref.run([x.transpose(1, 0, 2)])
-        ry = np.asarray(ry).transpose(2, 0, 1, 3)   # [T, 1, B, H] -> [B, T, 1, H]
+        ry = np.asarray(ry).transpose(2, 0, 1, 3)   # [T, 2, B, H] -> [B, T, 2, H]
         for a, b in ((y, ry), (hs, rh), (cs, rc)):
             b = np.asarray(b).reshape(a.shape)
             assert np.abs(a - b).max() <= TOL * np.abs(b).max()
 
 
 @pytest.mark.parametrize("attrs,what", [
-    (dict(direction="bidirectional"), "direction 'bidirectional' (only forward is supported)"),
-    (dict(direction="reverse"), "direction 'reverse' (only forward is supported)"),
+    (dict(direction="bidirectional", init_state="input"), "initial state 'h0' of a bidirectional LSTM is not a "
+                                                          "constant"),
     (dict(activations=["Sigmoid", "Relu", "Tanh"]), "activations ['Sigmoid', 'Relu', 'Tanh'] (only Sigmoid, Tanh, "
                                                     "Tanh are supported)"),
     (dict(clip=3.0), "clip is not supported"),

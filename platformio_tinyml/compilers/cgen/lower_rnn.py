@@ -39,7 +39,7 @@ def _lstm(em, op):
     steps, batches = (x.shape[0], x.shape[1]) if tm else (x.shape[1], x.shape[0])
     p = em.params("tml_lstm_f32_t", dict(
         batches=batches, steps=steps, features=x.shape[2], units=g.tensors[op.inputs[5]].shape[0],
-        time_major=int(tm), cell_clip=float(op.attrs.cell_clip),
+        time_major=int(tm), reverse=int(op.attrs.reverse), cell_clip=float(op.attrs.cell_clip),
         w=em.array("float", _stacked(g, op, 1), "w"), r=em.array("float", _stacked(g, op, 5), "r"),
         bias=em.array("float", _stacked(g, op, 9), "b")))
     y, h, c = (em.ptr(t) for t in op.outputs)

@@ -247,10 +247,10 @@ float tml_logisticf(float v);   /* TFLite's float LOGISTIC of one value (cutoffs
  * step t, gate[q] = (W[q] x_t + bias[q]) + R[q] h for q = input, forget, cell, output (W [U][F],
  * R [U][U] stacked by gate); i, f, o = logistic, g = tanh; c = f*c + i*g, clipped to +-cell_clip
  * when it is > 0; h = tanh(c) * o, written to y at (b, t) ((t, b) when time_major). The state
- * starts from h0, c0 ([B][U]) and ends in h, c. */
+ * starts from h0, c0 ([B][U]) and ends in h, c; reverse walks t from the last step to the first. */
 typedef struct {
     uint16_t batches, steps, features, units;
-    uint8_t time_major;
+    uint8_t time_major, reverse;
     float cell_clip;
     const float *w, *r, *bias;
 } tml_lstm_f32_t;

@@ -31,7 +31,8 @@ void tml_lstm_f32(const tml_lstm_f32_t *src, const float *x, const float *h0, co
             hb[u] = h0[b * nu + u];
             cb[u] = c0[b * nu + u];
         }
-        for (int32_t t = 0; t < nt; ++t) {
+        for (int32_t s = 0; s < nt; ++s) {
+            const int32_t t = P->reverse ? nt - 1 - s : s;
             const int32_t row = P->time_major ? t * nb + b : b * nt + t;
             const float *xt = x + row * (int32_t)P->features;
             float *yt = y + row * nu;
