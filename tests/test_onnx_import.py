@@ -245,13 +245,13 @@ def test_unsupported_op_names_file_index_and_node(tmp_path):
     n = _Net(3)
     hidden = 4
     x = n.node("Reshape", ["x", n.c("s", np.array([5, 1, 3], np.int64))], ["seq"])
-    n.node("LSTM", [x, n.w("W", 1, 4 * hidden, 3), n.w("R", 1, 4 * hidden, hidden)], ["y"],
+    n.node("GRU", [x, n.w("W", 1, 3 * hidden, 3), n.w("R", 1, 3 * hidden, hidden)], ["y"],
            hidden_size=hidden)
-    path = n.save(tmp_path / "lstm.onnx", [5, 3], [5, 1, 1, hidden], "lstm")
+    path = n.save(tmp_path / "gru.onnx", [5, 3], [5, 1, 1, hidden], "gru")
     with pytest.raises(UnsupportedOpError) as e:
         load_onnx(path)
     msg = str(e.value)
-    assert e.value.op_index == 1 and "LSTM 'lstm_1'" in msg and "lstm.onnx" in msg
+    assert e.value.op_index == 1 and "GRU 'gru_1'" in msg and "gru.onnx" in msg
     assert "Supported operators:" in msg and "Conv" in msg
 
 

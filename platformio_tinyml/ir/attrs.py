@@ -34,6 +34,17 @@ class BatchMatMul:
 
 
 @dataclass(frozen=True)
+class Lstm:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM (gate order input, forget, cell, output): per step
+    ``c = f*c + i*g`` (clipped to +-cell_clip when > 0), ``h = o * tanh(c)``; the cell gate
+    ``g`` uses tanh (the only activation cgen takes: TFLite Micro's Keras default). ``reverse``
+    (ONNX's reverse direction) walks the steps last to first; y keeps the time order."""
+    time_major: bool = False
+    cell_clip: float = 0.0
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
 class Pool2D:
     filter_h: int
     filter_w: int

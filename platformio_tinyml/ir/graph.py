@@ -73,6 +73,11 @@ class OpKind(enum.Enum):
     TRANSPOSE_CONV = "TRANSPOSE_CONV"
     # [lhs, rhs] (activations or constants, ranks 2..5, batch dims broadcast); attrs.BatchMatMul
     BATCH_MATMUL = "BATCH_MATMUL"
+    # float32 LSTM over a sequence: inputs [x, W_i, W_f, W_c, W_o, R_i, R_f, R_c, R_o, b_i, b_f, b_c,
+    # b_o, h, c] (x [B, T, F] or [T, B, F] when time_major; W [U, F], R [U, U], b [U] constants; h, c
+    # [B, U] the state at the start), outputs [y ([B, T, U] or [T, B, U]), h, c at the end];
+    # attrs.Lstm. TFLite's state variables become READ_VARIABLE/ASSIGN_VARIABLE around it.
+    UNIDIRECTIONAL_SEQUENCE_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
     DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
     FULLY_CONNECTED = "FULLY_CONNECTED"
     AVERAGE_POOL_2D = "AVERAGE_POOL_2D"

@@ -174,11 +174,13 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.MAXIMUM: (2, 2, None), OpKind.MINIMUM: (2, 2, None), OpKind.SQUARED_DIFFERENCE: (2, 2, None),
     OpKind.PRELU: (2, 2, None), OpKind.LEAKY_RELU: (1, 1, A.LeakyRelu), OpKind.GELU: (1, 1, A.Gelu),
 }
-_OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0}   # outputs of kinds that do not have one
-_ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef)})
+_OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: 3}   # kinds without one output
+_ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef),
+               OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: (15, 15, A.Lstm)})
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
-_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN)
+_TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN,
+                  OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM)   # quantized LSTMs: int8, int16 and int32 tensors
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
 
@@ -430,6 +432,24 @@ def _batch_matmul_shape(p: _Pass, op: Op):
     return _expect(out, batch + (m, n))
 
 
+def _lstm_shape(p: _Pass, op: Op):
+    ins, _ = _shapes(p, op)
+    x = ins[0]
+    if len(x) != 3:
+        return f"has input {list(x)} (rank 3: batch, time, features; time first when time_major)"
+    (t, b, f) = x if op.attrs.time_major else (x[1], x[0], x[2])
+    u = ins[5][0] if len(ins[5]) == 2 else -1
+    want = [(f"input weight {k}", (u, f)) for k in range(1, 5)] + [(f"recurrent weight {k}", (u, u))
+                                                                   for k in range(5, 9)]
+    want += [(f"bias {k}", (u,)) for k in range(9, 13)] + [("hidden state", (b, u)), ("cell state", (b, u))]
+    for k, (what, shape) in enumerate(want, start=1):
+        if tuple(ins[k]) != shape:
+            return f"has {what} {list(ins[k])}; the input {list(x)} and {u} units need {list(shape)}"
+    outs = [p.g.tensors[i].shape for i in op.outputs]
+    seq = (t, b, u) if op.attrs.time_major else (b, t, u)
+    return _expect(outs[0], seq) or _expect(outs[1], (b, u)) or _expect(outs[2], (b, u))
+
+
 def _pool_shape(p: _Pass, op: Op):
     (x,), out = _shapes(p, op)
     a = op.attrs
@@ -543,7 +563,7 @@ _SHAPES = {
     OpKind.SHAPE: _shape_of_shape, OpKind.EXPAND_DIMS: _count_kept, OpKind.SQUEEZE: _count_kept,
     **{k: _moved_shape for k in SHAPE_OP_KINDS},
     OpKind.CONV_2D: _conv_shape, OpKind.DEPTHWISE_CONV_2D: _conv_shape, OpKind.TRANSPOSE_CONV: _transpose_conv_shape,
-    OpKind.BATCH_MATMUL: _batch_matmul_shape,
+    OpKind.BATCH_MATMUL: _batch_matmul_shape, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: _lstm_shape,
     OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,

@@ -153,7 +153,9 @@ def build_model_firmware(gen: Generated, graph: Graph, samples, workdir: Path, m
     from ..emu import build_firmware
     cfiles, src = write_firmware_sources(gen, graph, samples, workdir, repeat)
     elf = Path(workdir) / f"{gen.name}-{machine}.elf"
-    return build_firmware(cfiles, [src], elf, machine, extra_cflags=list(extra_cflags), opt=opt)
+    # float kernels call expf/tanhf: newlib-nano keeps them in libm (picolibc and avr-libc link them)
+    return build_firmware(cfiles, [src], elf, machine, extra_cflags=list(extra_cflags), opt=opt,
+                          ldflags=["-lm"] if gen.uses_math else [])
 
 
 def parse_output(text: str, graph: Graph, n_samples: int) -> tuple[list[list[np.ndarray]], list[int]]:

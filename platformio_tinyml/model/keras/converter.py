@@ -35,9 +35,36 @@ def _tf():
     return tf
 
 
+_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
+
+
+def _unrolled(tf, model):
+    """``model`` with its recurrent layers (LSTM, GRU, SimpleRNN) unrolled over their fixed
+    number of steps, the weights copied: Keras 3 converts a rolled one to a WHILE loop with body
+    subgraphs, which no backend here runs; unrolled, it becomes plain UNPACK/FULLY_CONNECTED/
+    SPLIT/LOGISTIC/TANH/MUL/ADD ops. ``model`` itself where it has none, or where it cannot be
+    cloned (a subclassed model, an open number of steps): its WHILE is then refused in one line."""
+    if not any(type(layer).__name__ in _RECURRENT and not layer.unroll for layer in model.layers):
+        return model
+
+    def clone(layer):
+        cfg = layer.get_config()
+        if type(layer).__name__ in _RECURRENT:
+            cfg["unroll"] = True
+        return layer.__class__.from_config(cfg)
+    try:
+        copy = tf.keras.models.clone_model(model, clone_function=clone)
+        copy.set_weights(model.get_weights())
+        return copy
+    except Exception:   # noqa: BLE001 - any Keras failure: convert the model as it is
+        return model
+
+
 def _fixed_batch_converter(tf, model):
     """A converter for ``model`` with batch size 1: MCU code has static shapes,
-    and a free batch dimension makes the converter emit SHAPE/dynamic RESHAPE ops."""
+    and a free batch dimension makes the converter emit SHAPE/dynamic RESHAPE ops.
+    Recurrent layers are unrolled (:func:`_unrolled`)."""
+    model = _unrolled(tf, model)
     inputs = [tf.keras.Input(tuple(i.shape[1:]), batch_size=1, dtype=i.dtype) for i in model.inputs]
     outputs = model(inputs if len(inputs) > 1 else inputs[0])
     return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs))
@@ -95,7 +122,7 @@ def _quiet_stderr():
 
 
 def _digest(path: Path, calibration: Path | None) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"rnn-unrolled")   # the conversion recipe: earlier conversions kept WHILE
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files + ([calibration] if calibration else []):
         h.update(str(f.relative_to(path) if path.is_dir() and f != calibration else f.name).encode())

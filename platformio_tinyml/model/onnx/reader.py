@@ -37,7 +37,7 @@ from .qdq import QConst
 
 SUPPORTED_ONNX_OPS: tuple[str, ...] = (
     "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "DequantizeLinear", "Div", "Dropout",
-    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
+    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LSTM", "MatMul", "MaxPool", "Mul",
     "Pad", "QGemm", "QLinearAdd", "QLinearConv", "QLinearGlobalAveragePool", "QLinearMatMul",
     "QLinearMul", "QLinearSigmoid", "QLinearSoftmax", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax",
     "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
@@ -696,6 +696,93 @@ class _Converter:
             ins.append(self._float(n).idx)
         out = self._out(node, Layout.SAME, None)
         self._emit(OpKind.BATCH_MATMUL, ins, [out.idx], A.BatchMatMul())
+
+    # ---- ops: recurrent -----------------------------------------------------------------------
+
+    _LSTM_GATES = (0, 2, 3, 1)   # ONNX's gate blocks are i, o, f, c; the IR's i, f, c, o
+    _LSTM_DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
+
+    def _lstm(self, node) -> None:
+        """LSTM with the default activations (sigmoid, tanh, tanh), no peepholes or clip: one
+        UNIDIRECTIONAL_SEQUENCE_LSTM per direction in float32 (time-major for layout 0; reverse
+        walks the steps last to first) with W and R split by gate, the two biases summed, the
+        initial state (zeros when absent) as operands; their outputs reshaped (and concatenated
+        along num_directions when bidirectional) to ONNX's Y, Y_h and Y_c."""
+        a = _attrs(node)
+        direction = a.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+        acts = [x.decode() if isinstance(x, bytes) else str(x) for x in a.get("activations", [])]
+        if direction not in self._LSTM_DIRECTIONS:
+            raise _Fail(f"direction '{direction}'")
+        dirs = self._LSTM_DIRECTIONS[direction]
+        if acts and [x.lower() for x in acts] != ["sigmoid", "tanh", "tanh"] * len(dirs):
+            raise _Fail(f"activations {acts} (only Sigmoid, Tanh, Tanh are supported)")
+        for what, bad in (("clip", "clip" in a), ("input_forget", a.get("input_forget", 0)),
+                          ("peepholes (input P)", self._opt(node, 7)),
+                          ("activation_alpha/beta", "activation_alpha" in a or "activation_beta" in a)):
+            if bad:
+                raise _Fail(f"{what} is not supported")
+        for k in (1, 2) + ((3,) if self._opt(node, 3) else ()):
+            if node.input[k] not in self.consts:
+                raise _Fail(f"input '{_clean(node.input[k])}' must be a constant")
+        w, r = (self._const_f(node.input[k]).astype(np.float32) for k in (1, 2))
+        nd = len(dirs)
+        if w.ndim != 3 or r.ndim != 3 or w.shape[0] != nd or r.shape[0] != nd:
+            raise _Fail(f"W {list(w.shape)} and R {list(r.shape)} ({nd} direction(s): [{nd}, 4*hidden, ...])")
+        hs = r.shape[-1]
+        bias = (self._const_f(node.input[3]).astype(np.float32).reshape(nd, 8 * hs) if self._opt(node, 3)
+                else np.zeros((nd, 8 * hs), np.float32))
+        bias = bias[:, :4 * hs] + bias[:, 4 * hs:]
+        layout = int(a.get("layout", 0))
+        xv = self._float(node.input[0])
+        xs = self._shape(node.input[0])
+        if xv.layout is not Layout.SAME or len(xs) != 3:
+            raise _Fail(f"input {list(xs)} (a rank-3 sequence is needed)")
+        seq, batch = (xs[0], xs[1]) if layout == 0 else (xs[1], xs[0])
+        lens = self._opt(node, 4)
+        if lens and not (lens in self.consts and np.all(np.asarray(self.consts[lens]) == seq)):
+            raise _Fail("sequence_lens other than the full sequence is not supported")
+        gate = lambda m, q: m[q * hs:(q + 1) * hs]
+        parts = []   # per direction: its y, h and c tensors
+        for d, reverse in enumerate(dirs):
+            ins = [xv.idx]
+            for m in (w[d], r[d], bias[d]):
+                ins += [self._const(gate(m, q), DType.FLOAT32, hint="w") for q in self._LSTM_GATES]
+            for k in (5, 6):   # initial_h, initial_c: [num_directions, B, H] -> [B, H]
+                ins.append(self._lstm_state(node, k, d, nd, batch, hs))
+            outs = [self._tensor(f"{node.name or 'lstm'}/{what}{d}", shape, DType.FLOAT32) for what, shape in
+                    (("y", (seq, batch, hs) if layout == 0 else (batch, seq, hs)), ("h", (batch, hs)),
+                     ("c", (batch, hs)))]
+            self._emit(OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM, ins, outs, A.Lstm(time_major=layout == 0, reverse=reverse))
+            parts.append(outs)
+        y_shape, y_axis = ((seq, 1, batch, hs), 1) if layout == 0 else ((batch, seq, 1, hs), 2)
+        for k, (shape, axis) in enumerate(((y_shape, y_axis), ((1, batch, hs), 0), ((1, batch, hs), 0))):
+            if len(node.output) <= k or not node.output[k]:
+                continue
+            if nd == 1:
+                self._emit(OpKind.RESHAPE, [parts[0][k]], [self._out(node, Layout.SAME, None, shape=shape, k=k).idx])
+                continue
+            pieces = []
+            for d in range(nd):
+                pieces.append(self._tensor(f"{node.output[k]}/{d}", shape, DType.FLOAT32))
+                self._emit(OpKind.RESHAPE, [parts[d][k]], [pieces[-1]])
+            whole = tuple(n * nd if j == axis else n for j, n in enumerate(shape))
+            out = self._out(node, Layout.SAME, None, shape=whole, k=k)
+            self._emit(OpKind.CONCATENATION, pieces, [out.idx], A.Concatenation(axis))
+
+    def _lstm_state(self, node, k: int, d: int, nd: int, batch: int, hs: int) -> int:
+        """Direction ``d``'s initial state from ONNX input ``k`` ([num_directions, B, H])."""
+        name = self._opt(node, k)
+        if name is None:
+            return self._const(np.zeros((batch, hs), np.float32), DType.FLOAT32, hint="state")
+        if name in self.consts:
+            return self._const(self._const_f(name).reshape(nd, batch, hs)[d], DType.FLOAT32, hint="state")
+        if nd > 1:
+            raise _Fail(f"initial state '{_clean(name)}' of a bidirectional LSTM is not a constant")
+        v = self._float(name)
+        t = self._tensor(f"{_clean(name)}/state", (batch, hs), DType.FLOAT32)
+        self._emit(OpKind.RESHAPE, [v.idx], [t])
+        return t
 
     # ---- ops: elementwise ----------------------------------------------------------------------
 
@@ -1430,6 +1517,7 @@ _HANDLERS = {
     "LayerNormalization": _Converter._layer_norm,
     "InstanceNormalization": _Converter._instance_norm,
     "Gemm": _Converter._gemm,
+    "LSTM": _Converter._lstm,
     "MatMul": _Converter._gemm,
     "Add": _Converter._binary,
     "Sub": _Converter._binary,

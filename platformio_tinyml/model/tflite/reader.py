@@ -20,6 +20,7 @@ from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, SHAPE as SHAPE_RULE, InvalidModelError, decode_name, validate_graph
 from .checks import builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
+from .lstm import lstm_ops
 from .variables import VAR_OPS, Variables
 
 _DTYPES = {
@@ -88,6 +89,8 @@ def _read(ctx: _Ctx) -> Graph:
         name = _code_name(ctx, op)
         if name in VAR_OPS:
             ops += [o for o in (variables.op(i, op, name, tensors),) if o is not None]
+        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            ops += lstm_ops(ctx, op, i, name, tensors, variables)
         else:
             ops.append(_op(ctx, op, i, tensors))
     other = sorted(set(range(1, m.SubgraphsLength())) - variables.init_subgraphs)
@@ -250,6 +253,11 @@ def _subgraph_tensor(ctx: _Ctx, k: int, i: int) -> Tensor:
 
 def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _code_name(ctx, op)
+    if name == "WHILE":
+        raise ctx.fail(i, name, "control flow; Keras 3 converts an LSTM or GRU layer to it: give the .keras "
+                                "file itself (its recurrent layers are unrolled), build the layer with "
+                                "unroll=True, or convert with tf_keras, whose LSTM becomes "
+                                "UNIDIRECTIONAL_SEQUENCE_LSTM")
     if name not in OpKind.__members__:
         raise ctx.fail(i, name, "no kernel for this operator")
     kind = OpKind(name)

@@ -73,6 +73,14 @@ class Variables:
             raise self.fail(where, f"variable '{var.name}' is used as {list(t.shape)} {t.dtype.np_name} "
                                    f"and as {list(var.shape)} {var.dtype.np_name} (or with another quantization)")
 
+    def state(self, t: Tensor, where: str) -> int:
+        """A new variable holding tensor ``t`` (an operator's state, as TFLite's is_variable
+        tensors of UNIDIRECTIONAL_SEQUENCE_LSTM): zeros at the start, kept between calls."""
+        v = len(self.vars)   # no VAR_HANDLE names it: not in self.keys
+        self.vars.append(Variable(name=t.name, shape=(), dtype=None))
+        self._bind(v, t, where)
+        return v
+
     def op(self, i: int, op, name: str, tensors: list[Tensor]) -> Op | None:
         """The IR op for subgraph 0's operator ``i`` (None: it leaves the graph)."""
         ins = _ints(op.InputsLength(), op.InputsAsNumpy)

@@ -43,15 +43,17 @@ void tml_clamp_f32(const tml_unary_f32_t *src, const float *in, float *out)
     }
 }
 
+float tml_logisticf(float v)
+{
+    if (v > 16.619047164916992188f) return 1.0f;
+    if (v < -9.0f) return expf(v);
+    return 1.0f / (1.0f + expf(-v));
+}
+
 void tml_logistic_f32(const tml_unary_f32_t *src, const float *in, float *out)
 {
     TML_LOAD_PARAMS(tml_unary_f32_t, src);
-    for (uint32_t i = 0; i < P->size; ++i) {
-        const float v = in[i];
-        if (v > 16.619047164916992188f) out[i] = 1.0f;
-        else if (v < -9.0f) out[i] = expf(v);
-        else out[i] = 1.0f / (1.0f + expf(-v));
-    }
+    for (uint32_t i = 0; i < P->size; ++i) out[i] = tml_logisticf(in[i]);
 }
 
 void tml_tanh_f32(const tml_unary_f32_t *src, const float *in, float *out)

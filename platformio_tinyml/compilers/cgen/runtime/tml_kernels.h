@@ -241,6 +241,22 @@ typedef struct {
 void tml_clamp_f32(const tml_unary_f32_t *p, const float *in, float *out);
 void tml_logistic_f32(const tml_unary_f32_t *p, const float *in, float *out);
 void tml_tanh_f32(const tml_unary_f32_t *p, const float *in, float *out);
+float tml_logisticf(float v);   /* TFLite's float LOGISTIC of one value (cutoffs at -9 and 16.62) */
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM (tml_lstm.c), TFLite Micro's float kernel: for each batch b and
+ * step t, gate[q] = (W[q] x_t + bias[q]) + R[q] h for q = input, forget, cell, output (W [U][F],
+ * R [U][U] stacked by gate); i, f, o = logistic, g = tanh; c = f*c + i*g, clipped to +-cell_clip
+ * when it is > 0; h = tanh(c) * o, written to y at (b, t) ((t, b) when time_major). The state
+ * starts from h0, c0 ([B][U]) and ends in h, c; reverse walks t from the last step to the first. */
+typedef struct {
+    uint16_t batches, steps, features, units;
+    uint8_t time_major, reverse;
+    float cell_clip;
+    const float *w, *r, *bias;
+} tml_lstm_f32_t;
+
+void tml_lstm_f32(const tml_lstm_f32_t *p, const float *x, const float *h0, const float *c0, float *y,
+                  float *h, float *c);
 
 typedef struct {
     uint32_t outer;
