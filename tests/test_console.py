@@ -387,3 +387,16 @@ def test_a_failed_compilation_shows_its_one_line_error_escaped_and_no_memory_pic
     assert "&lt;b&gt;m&lt;/b&gt;.tflite" in listed and "auto (asked)" in listed and "failed" in listed
     r = c.get(f"/compilations/{comp_id}/report.html")
     assert r.status_code == 409 and _alert(r) == [f"compilation &#x27;{comp_id}&#x27; is failed; there is no report yet"]
+
+
+def test_deployment_pages_list_and_unknown_ids(server):
+    c = _signed_in(server, server.alice)
+    page = c.get("/deployments")
+    assert page.status_code == 200 and "No deployments yet." in page.text, page.text
+    assert '<a href="/deployments">Deployments</a>' in page.text                  # in the navigation
+    assert server.client(server.alice).get("/v1/deployments").json() == []      # the same store as the API
+    r = c.get("/deployments/<img src=x onerror=alert(1)>")
+    assert r.status_code == 404 and _alert(r) == [
+        "no deployment &#x27;&lt;img src=x onerror=alert(1)&gt;&#x27; in project &#x27;alice&#x27;. GET "
+        "/v1/deployments lists them"]
+    assert httpx.get(server.url + "/deployments").headers["location"] == "/signin"

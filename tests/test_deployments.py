@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -439,3 +440,22 @@ def test_plan_puts_fitting_devices_into_cumulative_stages_and_skips_the_others()
     assert rows["e-no9"] == (None, "no Software Management object (9) registered")
     assert plan(header, 5000, devices[:1], online, [100]) == \
         [("d0", None, "module of 5,000 bytes does not fit the device's 4,096-byte slot")]
+
+
+def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
+    """The console's pages (server-rendered, escaped) read the same deployment the API answers."""
+    modules, _ = kws
+    r = _create(svc, modules[1], {"endpoints": ["dep-small"]})
+    assert r.status_code == 201, r.text
+    dep = _finished(svc, r.json()["id"])
+    assert dep["counts"]["skipped"] == 1, dep
+    c = svc.client(None)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
+    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    listing = c.get("/deployments")
+    assert listing.status_code == 200 and f'href="/deployments/{dep["id"]}"' in listing.text, listing.text
+    page = c.get(f"/deployments/{dep['id']}")
+    assert page.status_code == 200, page.text
+    row = re.search(r'<a href="/devices/dep-small">dep-small</a></td><td>[^<]*</td><td><span class="state skipped">'
+                    r'skipped</span></td><td>([^<]*)</td>', page.text)
+    assert row and row.group(1), page.text

@@ -11,18 +11,18 @@ server-side state and works across API processes. Every string that came from a 
 Policy allows only the console's own script, so injected markup could not run anyway.
 The routes are left out of the OpenAPI document: they are pages, not API.
 
-:mod:`.base` holds what every page shares; :mod:`.session_pages`, :mod:`.compilation_pages`
-and :mod:`.device_pages` the pages; ``static/`` the stylesheet and the script.
+:mod:`.base` holds what every page shares; :mod:`.session_pages`, :mod:`.compilation_pages`,
+:mod:`.device_pages` and :mod:`.deployment_pages` the pages; ``static/`` the stylesheet and the script.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import compilation_pages, device_pages, session_pages
+from . import compilation_pages, deployment_pages, device_pages, session_pages
 
 router = APIRouter(include_in_schema=False)
-for _pages in (session_pages, compilation_pages, device_pages):
+for _pages in (session_pages, compilation_pages, device_pages, deployment_pages):
     router.include_router(_pages.router)
 
 __all__ = ["router"]

@@ -65,6 +65,7 @@ def render_page(title: str, body: str, who: Caller | None = None, csrf: str = ""
     if who is not None:
         nav = ('<nav aria-label="main"><a href="/compilations">Compilations</a>'
                '<a href="/compilations/new">New compilation</a><a href="/devices">Devices</a>'
+               '<a href="/deployments">Deployments</a>'
                f'<span class="who">project {escape(who.project)}</span>'
                f'<form method="post" action="/signout"><input type="hidden" name="csrf" value="{csrf}">'
                '<button type="submit">Sign out</button></form></nav>')
