@@ -459,3 +459,52 @@ def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     row = re.search(r'<a href="/devices/dep-small">dep-small</a></td><td>[^<]*</td><td><span class="state skipped">'
                     r'skipped</span></td><td>([^<]*)</td>', page.text)
     assert row and row.group(1), page.text
+
+
+def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
+    """In headless Chromium: a deployment's page follows it while it runs without reloading (its
+    device becomes active, then the criteria time out and the runner rolls it back), and the
+    Roll back button of a finished deployment rolls its device back; a form without the CSRF
+    token is refused."""
+    from console_support import chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    modules, _ = kws
+    # never two inferences on our agent: active for ~8 s, then failed and rolled back by the runner
+    r = _create(svc, modules[3], {"endpoints": ["dep-3"]}, criteria={"inferences": 2, "within_s": 8})
+    assert r.status_code == 201, r.text
+    dep_id = r.json()["id"]
+    browser = chromium()
+    try:
+        browser.get(svc.url + "/signin")
+        browser.find_element(By.ID, "token").send_keys(svc.deploy_token)
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda b: "/signin" not in b.current_url)
+        browser.get(f"{svc.url}/deployments/{dep_id}")
+        assert browser.find_element(By.ID, "dep-state").text == "running"
+        browser.execute_script("window.tinymlMarker = 42;")        # gone if the page reloads
+        state = lambda b: [e.text for e in b.find_elements(By.CSS_SELECTOR, "#dep-devices .state")]  # noqa: E731
+        WebDriverWait(browser, 30).until(lambda b: state(b) == ["active"])
+        WebDriverWait(browser, 40).until(lambda b: b.find_element(By.ID, "dep-state").text == "failed")
+        WebDriverWait(browser, 10).until(lambda b: state(b) == ["rolled_back"])
+        assert browser.execute_script("return window.tinymlMarker;") == 42
+        assert int(browser.find_element(By.ID, "dep-live").get_attribute("data-updates")) >= 3
+        assert _on_device(svc, "dep-3")[0] != "3"
+
+        r = _create(svc, modules[3], {"endpoints": ["dep-3"]})
+        done = _finished(svc, r.json()["id"])
+        assert done["state"] == "succeeded" and _on_device(svc, "dep-3")[0] == "3", done
+        browser.get(f"{svc.url}/deployments/{done['id']}")
+        labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "div.actions button")]
+        assert labels == ["Roll back"], labels
+        browser.find_element(By.CSS_SELECTOR, "div.actions button").click()
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "dep-state").text == "rolled_back")
+        assert state(browser) == ["rolled_back"] and _on_device(svc, "dep-3")[0] != "3"
+        assert browser.find_elements(By.CSS_SELECTOR, "div.actions button") == []
+    finally:
+        browser.quit()
+    c = svc.client(None)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
+    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    refused = c.post(f"/deployments/{done['id']}/rollback", data={})
+    assert refused.status_code == 403 and "CSRF" in refused.text

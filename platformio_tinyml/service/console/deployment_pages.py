@@ -1,20 +1,25 @@
 """Deployments: the project's staged rollouts (newest first) and one deployment's page
 (state, stages, criteria, message, a row per device), read with the same store the
-``/v1/deployments`` routes use. Read-only for now: pause, resume, cancel and roll back
-are the API's (``tinyml fleet`` or ``POST /v1/deployments/{id}/...``)."""
+``/v1/deployments`` routes use. While a deployment runs its page follows it without
+reloading (console.js polls ``/deployments/{id}/state``, JSON with the session cookie);
+Pause, Resume, Cancel and Roll back are forms (CSRF, the ``deploy`` scope) that call the
+same runner operations as ``POST /v1/deployments/{id}/...``."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from html import escape
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from ...report_html import definition_list
+from ...lwm2m.deployments import DeploymentError
 from ..deployments import _own, _runner
-from .base import age, guarded, render_page, session
+from .base import Redirect, age, check_csrf, error_page, guarded, render_page, session
 
 router = APIRouter()
 
@@ -30,8 +35,12 @@ def _state(s: str) -> str:
     return f'<span class="state {escape(s)}">{escape(s)}</span>'
 
 
+def _counts_text(counts: dict) -> str:
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "-"
+
+
 def _counts(counts: dict) -> str:
-    return escape(", ".join(f"{n} {s}" for s, n in counts.items() if n)) or "-"
+    return escape(_counts_text(counts))
 
 
 def _table(headings: tuple[str, ...], rows: list[str]) -> str:
@@ -66,10 +75,62 @@ def deployment_detail(dep_id: str, request: Request):
         ("criteria", json.dumps(d["criteria"])), ("max failure ratio", d["max_failure_ratio"]),
         ("devices", f'{d["total"]}: {", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)}'),
         ("message", d["message"])])]
+    quoted = quote(d["id"], safe="")
+    live = d["state"] in LIVE
+    body.append(f'<p id="dep-live" data-poll="{f"/deployments/{quoted}/state" if live else ""}">state '
+                f'<strong id="dep-state">{escape(d["state"])}</strong>; devices <span id="dep-counts">'
+                f'{_counts(d["counts"])}</span></p>')
+    body.append('<div class="actions">' + "".join(
+        f'<form method="post" action="/deployments/{quoted}/{op}" class="inline">'
+        f'<input type="hidden" name="csrf" value="{csrf}"><button type="submit">{label}</button></form>'
+        for op, label, states in ACTIONS if d["state"] in states) + "</div>")
     rows = [f'<tr><td><a href="/devices/{quote(r["endpoint"], safe="")}">{escape(r["endpoint"])}</a></td>'
             f'<td>{escape(str(r["stage"]))}</td><td>{_state(r["state"])}</td>'
             f'<td>{escape(r["reason"] or r["result_meaning"] or "-")}</td><td>{escape(str(r["blocks_done"]))}</td></tr>'
             for r in d["devices"]]
     body.append("<h2>Devices</h2>" + _table(("endpoint", "stage", "state", "reason / update result", "blocks"),
-                                            rows))
+                                            rows).replace("<tbody>", '<tbody id="dep-devices">', 1))
     return render_page(f'Deployment {d["id"]}', "".join(body), who, csrf)
+
+
+LIVE = ("running", "paused")
+ACTIONS = (("pause", "Pause", ("running",)), ("resume", "Resume", ("paused",)),
+           ("cancel", "Cancel", LIVE), ("rollback", "Roll back", LIVE + ("succeeded", "failed", "cancelled")))
+_OPS = {"pause": "pause", "resume": "resume_one", "cancel": "cancel", "rollback": "rollback"}
+
+
+@router.get("/deployments/{dep_id}/state")
+def deployment_state(dep_id: str, request: Request):
+    """What the deployment page polls while it runs (JSON, with the session cookie)."""
+    try:
+        who, _ = session(request)
+        runner, dep = _own(request, who, dep_id)
+    except Redirect:
+        return JSONResponse({"detail": "not signed in"}, status_code=401)
+    except HTTPException as e:
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    d = runner.store.view(dep)
+    return {"state": d["state"], "counts": _counts_text(d["counts"]), "live": d["state"] in LIVE,
+            "devices": [{"endpoint": r["endpoint"], "stage": r["stage"], "state": r["state"],
+                         "reason": r["reason"] or r["result_meaning"] or "-", "blocks": r["blocks_done"]}
+                        for r in d["devices"]]}
+
+
+@router.post("/deployments/{dep_id}/{op}")
+async def deployment_operation(dep_id: str, op: str, request: Request, csrf: str = Form("")):
+    """Pause, resume, cancel or roll back from the page: the runner's operation, then the page again;
+    a refusal (a state that does not allow it) is its one line."""
+    try:
+        if op not in _OPS:
+            raise HTTPException(404, f"no operation '{op}': pause, resume, cancel or rollback")
+        who, expected = session(request, "deploy")
+        check_csrf(csrf, expected)
+        runner, dep = await asyncio.to_thread(_own, request, who, dep_id)
+        await getattr(runner, _OPS[op])(dep)
+    except Redirect as r:
+        return RedirectResponse(r.url, status_code=303)
+    except HTTPException as e:
+        return error_page(e.status_code, str(e.detail))
+    except DeploymentError as e:
+        return error_page(e.status, " ".join(str(e).split()))
+    return RedirectResponse(f"/deployments/{quote(dep_id, safe='')}", status_code=303)

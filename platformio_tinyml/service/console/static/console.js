@@ -1,4 +1,4 @@
-// The console's only script: poll a running compilation, show a board's profile.
+// The console's only script: poll a running compilation or deployment, show a board's profile.
 "use strict";
 
 function pollCompilation(status) {
@@ -16,6 +16,55 @@ function pollCompilation(status) {
       }
     } catch (e) { /* the service is restarting: try again */ }
     window.setTimeout(tick, 700);
+  };
+  window.setTimeout(tick, 500);
+}
+
+function pollDeployment(live) {
+  // Follow a running deployment in place (no reload): its state, counts and device rows.
+  const url = live.dataset.poll;
+  const cell = (row, text, href) => {
+    const td = document.createElement("td");
+    if (href) {
+      const a = document.createElement("a");
+      a.href = href;
+      a.textContent = text;
+      td.appendChild(a);
+    } else {
+      td.textContent = text;
+    }
+    row.appendChild(td);
+    return td;
+  };
+  const tick = async () => {
+    let again = true;
+    try {
+      const r = await fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (r.status === 401) { window.location.assign("/signin?ended=1"); return; }
+      if (r.ok) {
+        const d = await r.json();
+        document.getElementById("dep-state").textContent = d.state;
+        document.getElementById("dep-counts").textContent = d.counts;
+        const body = document.getElementById("dep-devices");
+        const rows = d.devices.map((dev) => {
+          const tr = document.createElement("tr");
+          cell(tr, dev.endpoint, "/devices/" + encodeURIComponent(dev.endpoint));
+          cell(tr, String(dev.stage));
+          const st = cell(tr, "");
+          const span = document.createElement("span");
+          span.className = "state " + dev.state;
+          span.textContent = dev.state;
+          st.appendChild(span);
+          cell(tr, dev.reason);
+          cell(tr, String(dev.blocks));
+          return tr;
+        });
+        body.replaceChildren(...rows);
+        live.dataset.updates = String(Number(live.dataset.updates || 0) + 1);
+        again = d.live;
+      }
+    } catch (e) { /* the service is restarting: try again */ }
+    if (again) window.setTimeout(tick, 1000);
   };
   window.setTimeout(tick, 500);
 }
@@ -41,6 +90,8 @@ function showProfile(input) {
 document.addEventListener("DOMContentLoaded", () => {
   const status = document.getElementById("status");
   if (status && status.dataset.poll) pollCompilation(status);
+  const live = document.getElementById("dep-live");
+  if (live && live.dataset.poll) pollDeployment(live);
   const target = document.getElementById("target");
   if (target) showProfile(target);
 });
