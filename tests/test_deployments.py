@@ -461,12 +461,28 @@ def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     assert row and row.group(1), page.text
 
 
+def _signed_in_browser(svc):
+    """Headless Chromium signed in to the console with the deploy token."""
+    from console_support import chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser = chromium()
+    try:
+        browser.get(svc.url + "/signin")
+        browser.find_element(By.ID, "token").send_keys(svc.deploy_token)
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda b: "/signin" not in b.current_url)
+    except Exception:
+        browser.quit()
+        raise
+    return browser
+
+
 def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
     """In headless Chromium: a deployment's page follows it while it runs without reloading (its
     device becomes active, then the criteria time out and the runner rolls it back), and the
     Roll back button of a finished deployment rolls its device back; a form without the CSRF
     token is refused."""
-    from console_support import chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     modules, _ = kws
@@ -474,12 +490,8 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
     r = _create(svc, modules[3], {"endpoints": ["dep-3"]}, criteria={"inferences": 2, "within_s": 8})
     assert r.status_code == 201, r.text
     dep_id = r.json()["id"]
-    browser = chromium()
+    browser = _signed_in_browser(svc)
     try:
-        browser.get(svc.url + "/signin")
-        browser.find_element(By.ID, "token").send_keys(svc.deploy_token)
-        browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
-        WebDriverWait(browser, 20).until(lambda b: "/signin" not in b.current_url)
         browser.get(f"{svc.url}/deployments/{dep_id}")
         assert browser.find_element(By.ID, "dep-state").text == "running"
         browser.execute_script("window.tinymlMarker = 42;")        # gone if the page reloads
@@ -508,3 +520,41 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
     assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
     refused = c.post(f"/deployments/{done['id']}/rollback", data={})
     assert refused.status_code == 403 and "CSRF" in refused.text
+
+
+def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
+    """The New deployment form in Chromium: the selector's match count as you type, a bad field
+    as one line on the form, then a deployment that runs to the end on its page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    modules, _ = kws
+    (tmp_path / "kws-v3.tmm").write_bytes(modules[3])
+    browser = _signed_in_browser(svc)
+    try:
+        browser.get(svc.url + "/deployments")
+        browser.find_element(By.LINK_TEXT, "New deployment").click()
+        WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith("/deployments/new"))
+        match = lambda b: b.find_element(By.ID, "match").text  # noqa: E731
+        browser.find_element(By.ID, "query").send_keys("ram >")
+        WebDriverWait(browser, 10).until(lambda b: "ends too early" in match(b))
+        browser.find_element(By.ID, "query").clear()
+        browser.find_element(By.ID, "query").send_keys('endpoint == "dep-3"')
+        WebDriverWait(browser, 10).until(lambda b: match(b).startswith("picks 1 of 6 device(s), 1 online"))
+        browser.find_element(By.ID, "module").send_keys(str(tmp_path / "kws-v3.tmm"))
+        browser.find_element(By.ID, "stages").send_keys("ten")
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "p.error"))
+        assert "are numbers" in browser.find_element(By.CSS_SELECTOR, "p.error").text
+        assert browser.find_element(By.ID, "query").get_attribute("value") == 'endpoint == "dep-3"'
+        browser.find_element(By.ID, "module").send_keys(str(tmp_path / "kws-v3.tmm"))
+        browser.find_element(By.ID, "stages").clear()
+        browser.find_element(By.ID, "stages").send_keys("100")
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda b: not b.current_url.endswith("/deployments/new"))
+        WebDriverWait(browser, 40).until(lambda b: b.find_element(By.ID, "dep-state").text == "succeeded")
+        dep_id = browser.current_url.rsplit("/", 1)[1]
+    finally:
+        browser.quit()
+    dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
+    assert dep["state"] == "succeeded" and [d["endpoint"] for d in dep["devices"]] == ["dep-3"], dep
+    assert _on_device(svc, "dep-3")[0] == "3"

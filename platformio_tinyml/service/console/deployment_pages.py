@@ -13,12 +13,14 @@ import json
 from html import escape
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from ...report_html import definition_list
+from ...errors import TinyMLError
 from ...lwm2m.deployments import DeploymentError
-from ..deployments import _own, _runner
+from ...lwm2m.selector import check_selector, select
+from ..deployments import _own, _runner, create_deployment
 from .base import Redirect, age, check_csrf, error_page, guarded, render_page, session
 
 router = APIRouter()
@@ -54,13 +56,121 @@ def deployment_list(request: Request):
     who, csrf = session(request)
     deps = _runner(request).store.list(who.project_id, 100)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    new = '<p><a class="button" href="/deployments/new">New deployment</a></p>' if "deploy" in who.scopes else ""
     if not deps:
-        return render_page("Deployments", "<p>No deployments yet.</p>", who, csrf)
+        return render_page("Deployments", new + "<p>No deployments yet.</p>", who, csrf)
     rows = [f'<tr><td><a href="/deployments/{quote(d["id"], safe="")}">{escape(d["id"])}</a></td>'
             f'<td>{escape(str(d["module"]["name"]))} {escape(str(d["module"]["version"]))}</td>'
             f'<td>{_state(d["state"])}</td><td>{escape(str(d["stage"]))}</td><td>{_counts(d["counts"])}</td>'
             f'<td>{_age(d["created_at"], now)}</td></tr>' for d in deps]
-    return render_page("Deployments", _table(("id", "module", "state", "stage", "devices", "age"), rows), who, csrf)
+    return render_page("Deployments", new + _table(("id", "module", "state", "stage", "devices", "age"), rows),
+                       who, csrf)
+
+
+def _selector(query: str, endpoints: str, tags: str) -> dict:
+    """The API's selector from the form's three fields (empty ones left out)."""
+    sel: dict = {}
+    for key, text in (("endpoints", endpoints), ("tags", tags)):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if names:
+            sel[key] = names
+    if query.strip():
+        sel["query"] = query.strip()
+    return sel
+
+
+def _new_form(who, csrf: str, message: str = "", status: int = 200, f: dict | None = None):
+    f = f or {}
+    alert = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+
+    def field(name: str, label: str, placeholder: str, kind: str = "text", extra: str = "") -> str:
+        return (f'<label for="{name}">{label}</label><input id="{name}" name="{name}" type="{kind}" '
+                f'value="{escape(str(f.get(name, "")))}" placeholder="{escape(placeholder)}" {extra}>')
+    form = ('<form method="post" action="/deployments/new" enctype="multipart/form-data" class="card">'
+            f'<input type="hidden" name="csrf" value="{csrf}">'
+            '<label for="module">Signed module (.tmm)</label>'
+            '<input id="module" name="module" type="file" required accept=".tmm">'
+            + field("query", "Capability query", 'e.g. ram >= 20000 and kernel_set == "0x1f"',
+                    extra='aria-describedby="match" autocomplete="off"')
+            + field("endpoints", "Endpoints (comma-separated)", "e.g. kws-1, kws-2", extra='aria-describedby="match"')
+            + field("tags", "Tags, all of them (comma-separated)", "e.g. canary", extra='aria-describedby="match"')
+            + '<p id="match" class="note" aria-live="polite"></p>'
+            + field("stages", "Stages (cumulative %)", "e.g. 10, 50, 100")
+            + field("inferences", "Inferences without error after activation", "0: activation is enough",
+                    "number", 'min="0"')
+            + field("within_s", "within (s)", "e.g. 60", "number", 'min="1"')
+            + field("max_failure_ratio", "Max failure ratio per stage", "0 to 1", "number",
+                    'min="0" max="1" step="any"')
+            + '<button type="submit">Deploy</button></form>')
+    return render_page("New deployment", alert + form, who, csrf, status)
+
+
+@router.get("/deployments/new")
+@guarded
+def new_deployment_form(request: Request):
+    who, csrf = session(request, "deploy")
+    return _new_form(who, csrf)
+
+
+@router.get("/deployments/match")
+def deployment_match(request: Request, query: str = "", endpoints: str = "", tags: str = ""):
+    """What the form shows as you type: how many of the project's devices the selector picks
+    (skipped devices and their reasons depend on the module: the deployment's page lists them)."""
+    try:
+        who, _ = session(request)
+    except Redirect:
+        return JSONResponse({"detail": "not signed in"}, status_code=401)
+    except HTTPException as e:
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    runner = _runner(request)
+    fleet = runner.server.store.fleet(who.project_id)
+    sel = _selector(query, endpoints, tags)
+    if not sel:
+        return {"text": f"{len(fleet)} device(s) in the project; give a query, endpoints or tags"}
+    try:
+        picked = select(check_selector(sel), fleet)
+    except TinyMLError as e:
+        return {"text": " ".join(str(e).split())}
+    online = sum(1 for d in picked if d.get("online"))
+    return {"text": f"picks {len(picked)} of {len(fleet)} device(s), {online} online (offline ones are skipped)"}
+
+
+@router.post("/deployments/new")
+async def new_deployment(request: Request, module: UploadFile = File(...), csrf: str = Form(""),
+                         query: str = Form(""), endpoints: str = Form(""), tags: str = Form(""),
+                         stages: str = Form(""), inferences: str = Form(""), within_s: str = Form(""),
+                         max_failure_ratio: str = Form("")):
+    """Start a deployment from the form: the same checks and runner as POST /v1/deployments."""
+    fields = {"query": query, "endpoints": endpoints, "tags": tags, "stages": stages, "inferences": inferences,
+              "within_s": within_s, "max_failure_ratio": max_failure_ratio}
+    try:
+        who, expected = session(request, "deploy")
+        check_csrf(csrf, expected)
+    except Redirect as r:
+        return RedirectResponse(r.url, status_code=303)
+    except HTTPException as e:
+        return error_page(e.status_code, str(e.detail))
+    try:
+        stage_list = [float(x) for x in stages.replace(",", " ").split()] or [100]
+        criteria = {k: float(v) if k == "within_s" else int(v)
+                    for k, v in (("inferences", inferences), ("within_s", within_s)) if v.strip()}
+        ratio = float(max_failure_ratio) if max_failure_ratio.strip() else 0.0
+    except ValueError:
+        return _new_form(who, expected, "stages, inferences, within and the failure ratio are numbers "
+                                         "(stages: e.g. 10, 50, 100)", 422, fields)
+    if not 0.0 <= ratio <= 1.0:
+        return _new_form(who, expected, f"max failure ratio {ratio:g}: give 0 to 1", 422, fields)
+    try:
+        dep = await create_deployment(
+            request, module=module, compilation=None, version=None,
+            selector=json.dumps(_selector(query, endpoints, tags)), stages=json.dumps(stage_list),
+            criteria=json.dumps(criteria) if criteria else None, max_failure_ratio=ratio, block_size=1024,
+            who=who, svc=request.app.state.service)
+    except HTTPException as e:
+        return _new_form(who, expected, str(e.detail), e.status_code, fields)
+    except TinyMLError as e:
+        return _new_form(who, expected, " ".join(str(e).split()), getattr(e, "status", 422), fields)
+    return RedirectResponse(f"/deployments/{quote(dep['id'], safe='')}", status_code=303)
 
 
 @router.get("/deployments/{dep_id}")

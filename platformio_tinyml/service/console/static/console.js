@@ -69,6 +69,25 @@ function pollDeployment(live) {
   window.setTimeout(tick, 500);
 }
 
+function showMatch(out) {
+  // The new-deployment form: how many devices the selector picks, as you type.
+  const ids = ["query", "endpoints", "tags"];
+  let timer = null;
+  const update = async () => {
+    const q = new URLSearchParams();
+    ids.forEach((id) => q.set(id, document.getElementById(id).value));
+    try {
+      const r = await fetch("/deployments/match?" + q.toString(), {credentials: "same-origin"});
+      if (r.ok) out.textContent = (await r.json()).text;
+    } catch (e) { /* try again on the next keystroke */ }
+  };
+  ids.forEach((id) => document.getElementById(id).addEventListener("input", () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(update, 300);
+  }));
+  update();
+}
+
 function showProfile(input) {
   const out = document.getElementById("profile");
   const update = async () => {
@@ -92,6 +111,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (status && status.dataset.poll) pollCompilation(status);
   const live = document.getElementById("dep-live");
   if (live && live.dataset.poll) pollDeployment(live);
+  const match = document.getElementById("match");
+  if (match) showMatch(match);
   const target = document.getElementById("target");
   if (target) showProfile(target);
 });
