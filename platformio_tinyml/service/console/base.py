@@ -6,10 +6,11 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import inspect
 from html import escape
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ...errors import TinyMLError
 from ..auth import Caller
@@ -86,18 +87,47 @@ def error_page(status: int, message: str, who: Caller | None = None, csrf: str =
                        '<p><a href="/compilations">Compilations</a></p>', who, csrf, status)
 
 
+def _error_answer(e: Exception):
+    """What a page handler's exception shows: the sign-in page, or the error's one line on a page."""
+    if isinstance(e, Redirect):
+        return RedirectResponse(e.url, status_code=303)
+    if isinstance(e, HTTPException):
+        return error_page(e.status_code, str(e.detail))
+    return error_page(getattr(e, "status", 422), " ".join(str(e).split()))
+
+
 def guarded(handler):
-    """Run a page handler: no session -> sign-in; an API error -> its one line on a page."""
+    """Run a page handler (plain or async): no session -> sign-in; an API error -> its one line on a page."""
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def run_async(*args, **kwargs):
+            try:
+                return await handler(*args, **kwargs)
+            except (Redirect, HTTPException, TinyMLError) as e:
+                return _error_answer(e)
+
+        return run_async
+
     @functools.wraps(handler)
     def run(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except Redirect as r:
-            return RedirectResponse(r.url, status_code=303)
+        except (Redirect, HTTPException, TinyMLError) as e:
+            return _error_answer(e)
+
+    return run
+
+
+def json_guarded(handler):
+    """Run a JSON handler the pages' script fetches: no session -> 401, an API error -> its status, as JSON."""
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except Redirect:
+            return JSONResponse({"detail": "not signed in"}, status_code=401)
         except HTTPException as e:
-            return error_page(e.status_code, str(e.detail))
-        except TinyMLError as e:
-            return error_page(getattr(e, "status", 422), " ".join(str(e).split()))
+            return JSONResponse({"detail": e.detail}, status_code=e.status_code)
 
     return run
 

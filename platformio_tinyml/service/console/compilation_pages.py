@@ -9,7 +9,7 @@ from html import escape
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from ...errors import TinyMLError
@@ -20,7 +20,7 @@ from ..auth import Caller
 from ..core import Service
 from ..db import Build, Compilation
 from ..jobs import JobFailed
-from .base import PAGE_SIZE, Redirect, age, check_csrf, guarded, render_page, session
+from .base import PAGE_SIZE, age, check_csrf, guarded, json_guarded, render_page, session
 
 router = APIRouter()
 
@@ -178,15 +178,11 @@ def compilation_compare(request: Request, comp_id: str, csrf: str = Form("")):
 
 
 @router.get("/compilations/{comp_id}/state")
+@json_guarded
 def compilation_state(request: Request, comp_id: str):
     """What the detail page polls (JSON, with the session cookie)."""
-    try:
-        who, _ = session(request)
-        c = _own_view(request, comp_id, who)
-    except Redirect:
-        return JSONResponse({"detail": "not signed in"}, status_code=401)
-    except HTTPException as e:
-        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    who, _ = session(request)
+    c = _own_view(request, comp_id, who)
     return {"state": c["state"], "progress": c["progress"], "log": c["log"]}
 
 
@@ -219,12 +215,8 @@ def compilation_module(request: Request, comp_id: str, version: int = Form(..., 
 
 
 @router.get("/boards/{board_id}/profile")
+@json_guarded
 def board_profile(request: Request, board_id: str):
     """The board's profile for the new-compilation form (JSON, with the session cookie)."""
-    try:
-        who, _ = session(request)
-        return catalog.board(board_id, who=who, svc=request.app.state.service)
-    except Redirect:
-        return JSONResponse({"detail": "not signed in"}, status_code=401)
-    except HTTPException as e:
-        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    who, _ = session(request)
+    return catalog.board(board_id, who=who, svc=request.app.state.service)

@@ -14,14 +14,13 @@ from html import escape
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from ...report_html import definition_list
 from ...errors import TinyMLError
-from ...lwm2m.deployments import DeploymentError
 from ...lwm2m.selector import check_selector, select
 from ..deployments import _own, _runner, create_deployment
-from .base import Redirect, age, check_csrf, error_page, guarded, render_page, session
+from .base import age, check_csrf, guarded, json_guarded, render_page, session
 
 router = APIRouter()
 
@@ -39,6 +38,10 @@ def _state(s: str) -> str:
 
 def _counts_text(counts: dict) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "-"
+
+
+def _reason(row: dict) -> str:
+    return row["reason"] or row["result_meaning"] or "-"
 
 
 def _counts(counts: dict) -> str:
@@ -113,15 +116,11 @@ def new_deployment_form(request: Request):
 
 
 @router.get("/deployments/match")
+@json_guarded
 def deployment_match(request: Request, query: str = "", endpoints: str = "", tags: str = ""):
     """What the form shows as you type: how many of the project's devices the selector picks
     (skipped devices and their reasons depend on the module: the deployment's page lists them)."""
-    try:
-        who, _ = session(request)
-    except Redirect:
-        return JSONResponse({"detail": "not signed in"}, status_code=401)
-    except HTTPException as e:
-        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    who, _ = session(request)
     runner = _runner(request)
     fleet = runner.server.store.fleet(who.project_id)
     sel = _selector(query, endpoints, tags)
@@ -136,6 +135,7 @@ def deployment_match(request: Request, query: str = "", endpoints: str = "", tag
 
 
 @router.post("/deployments/new")
+@guarded
 async def new_deployment(request: Request, module: UploadFile = File(...), csrf: str = Form(""),
                          query: str = Form(""), endpoints: str = Form(""), tags: str = Form(""),
                          stages: str = Form(""), inferences: str = Form(""), within_s: str = Form(""),
@@ -143,13 +143,8 @@ async def new_deployment(request: Request, module: UploadFile = File(...), csrf:
     """Start a deployment from the form: the same checks and runner as POST /v1/deployments."""
     fields = {"query": query, "endpoints": endpoints, "tags": tags, "stages": stages, "inferences": inferences,
               "within_s": within_s, "max_failure_ratio": max_failure_ratio}
-    try:
-        who, expected = session(request, "deploy")
-        check_csrf(csrf, expected)
-    except Redirect as r:
-        return RedirectResponse(r.url, status_code=303)
-    except HTTPException as e:
-        return error_page(e.status_code, str(e.detail))
+    who, expected = session(request, "deploy")
+    check_csrf(csrf, expected)
     try:
         stage_list = [float(x) for x in stages.replace(",", " ").split()] or [100]
         criteria = {k: float(v) if k == "within_s" else int(v)
@@ -183,7 +178,7 @@ def deployment_detail(dep_id: str, request: Request):
         ("id", d["id"]), ("module", f'{d["module"]["name"]} {d["module"]["version"]}'), ("state", d["state"]),
         ("stage", d["stage"]), ("stages", ", ".join(f"{s:g} %" for s in d["stages"] or ())),
         ("criteria", json.dumps(d["criteria"])), ("max failure ratio", d["max_failure_ratio"]),
-        ("devices", f'{d["total"]}: {", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)}'),
+        ("devices", f'{d["total"]}: {_counts_text(d["counts"])}'),
         ("message", d["message"])])]
     quoted = quote(d["id"], safe="")
     live = d["state"] in LIVE
@@ -196,7 +191,7 @@ def deployment_detail(dep_id: str, request: Request):
         for op, label, states in ACTIONS if d["state"] in states) + "</div>")
     rows = [f'<tr><td><a href="/devices/{quote(r["endpoint"], safe="")}">{escape(r["endpoint"])}</a></td>'
             f'<td>{escape(str(r["stage"]))}</td><td>{_state(r["state"])}</td>'
-            f'<td>{escape(r["reason"] or r["result_meaning"] or "-")}</td><td>{escape(str(r["blocks_done"]))}</td></tr>'
+            f'<td>{escape(_reason(r))}</td><td>{escape(str(r["blocks_done"]))}</td></tr>'
             for r in d["devices"]]
     body.append("<h2>Devices</h2>" + _table(("endpoint", "stage", "state", "reason / update result", "blocks"),
                                             rows).replace("<tbody>", '<tbody id="dep-devices">', 1))
@@ -210,37 +205,27 @@ _OPS = {"pause": "pause", "resume": "resume_one", "cancel": "cancel", "rollback"
 
 
 @router.get("/deployments/{dep_id}/state")
+@json_guarded
 def deployment_state(dep_id: str, request: Request):
     """What the deployment page polls while it runs (JSON, with the session cookie)."""
-    try:
-        who, _ = session(request)
-        runner, dep = _own(request, who, dep_id)
-    except Redirect:
-        return JSONResponse({"detail": "not signed in"}, status_code=401)
-    except HTTPException as e:
-        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    who, _ = session(request)
+    runner, dep = _own(request, who, dep_id)
     d = runner.store.view(dep)
     return {"state": d["state"], "counts": _counts_text(d["counts"]), "live": d["state"] in LIVE,
             "devices": [{"endpoint": r["endpoint"], "stage": r["stage"], "state": r["state"],
-                         "reason": r["reason"] or r["result_meaning"] or "-", "blocks": r["blocks_done"]}
+                         "reason": _reason(r), "blocks": r["blocks_done"]}
                         for r in d["devices"]]}
 
 
 @router.post("/deployments/{dep_id}/{op}")
+@guarded
 async def deployment_operation(dep_id: str, op: str, request: Request, csrf: str = Form("")):
     """Pause, resume, cancel or roll back from the page: the runner's operation, then the page again;
     a refusal (a state that does not allow it) is its one line."""
-    try:
-        if op not in _OPS:
-            raise HTTPException(404, f"no operation '{op}': pause, resume, cancel or rollback")
-        who, expected = session(request, "deploy")
-        check_csrf(csrf, expected)
-        runner, dep = await asyncio.to_thread(_own, request, who, dep_id)
-        await getattr(runner, _OPS[op])(dep)
-    except Redirect as r:
-        return RedirectResponse(r.url, status_code=303)
-    except HTTPException as e:
-        return error_page(e.status_code, str(e.detail))
-    except DeploymentError as e:
-        return error_page(e.status, " ".join(str(e).split()))
+    if op not in _OPS:
+        raise HTTPException(404, f"no operation '{op}': pause, resume, cancel or rollback")
+    who, expected = session(request, "deploy")
+    check_csrf(csrf, expected)
+    runner, dep = await asyncio.to_thread(_own, request, who, dep_id)
+    await getattr(runner, _OPS[op])(dep)   # a DeploymentError (409: not in this state) is its one line
     return RedirectResponse(f"/deployments/{quote(dep_id, safe='')}", status_code=303)
