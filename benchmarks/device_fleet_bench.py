@@ -87,6 +87,30 @@ def _module_and_key(tmp: Path) -> tuple[bytes, Path]:
     return pack_graph(g, KWS.read_bytes(), Abi.LP64_LE, 1, key.sign).data, pub
 
 
+def _agent(coap: int, pub: Path, endpoint: str, count: int, log: Path, *extra: str) -> subprocess.Popen:
+    """``tinyml device-agent --count N`` for the server on ``coap``, with the KWS kernels."""
+    return subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent",
+                             "--server", f"coap://127.0.0.1:{coap}", "--endpoint", endpoint,
+                             "--public-key", str(pub), "--count", str(count), "--kernels", KERNELS, *extra],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _stop(*procs) -> None:
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.terminate()
+            p.wait(60)
+
+
+def _report(out: dict, name: str) -> None:
+    """Print ``out`` one figure a line and write it to bench-out/``name``."""
+    width = max(map(len, out)) + 2
+    for k, v in out.items():
+        print(f"{k:{width}} {v}")
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    (REPO / "bench-out" / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
 def start_server(data: Path, coap: int, n: int) -> tuple[subprocess.Popen, str, str]:
     from platformio_tinyml.service.auth import create_token
     from platformio_tinyml.service.db import open_database
@@ -183,11 +207,7 @@ def main() -> int:
     try:
         endpoints = [f"bench-{i}" for i in range(args.devices)]
         t0 = time.perf_counter()
-        agent = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent",
-                                  "--server", f"coap://127.0.0.1:{coap}", "--endpoint", "bench",
-                                  "--public-key", str(pub), "--count", str(args.devices), "--kernels", KERNELS],
-                                 stdout=subprocess.DEVNULL, stderr=open(tmp / "agent.log", "w"),
-                                 env={**os.environ, "PYTHONPATH": str(REPO)})
+        agent = _agent(coap, pub, "bench", args.devices, tmp / "agent.log")
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         while True:               # registered; delivery needs no capabilities (their reads may time out)
             devs = client.get("/v1/devices").json()       # a deployment's selector does: it waits for them
@@ -216,14 +236,8 @@ def main() -> int:
                "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                **({"deployment": res["state"], "message": res["message"]} if args.deployment else {})}
     finally:
-        for p in (agent, server):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(30)
-    for k, v in out.items():
-        print(f"{k:26} {v}")
-    (REPO / "bench-out").mkdir(exist_ok=True)
-    (REPO / "bench-out" / "device_fleet_bench.json").write_text(json.dumps(out, indent=2) + "\n")
+        _stop(agent, server)
+    _report(out, "device_fleet_bench.json")
     return 0 if out["failed"] == 0 else 1
 
 
@@ -238,12 +252,8 @@ def hold(args) -> int:
         per = args.devices // args.agents
         t0 = time.perf_counter()
         for k in range(args.agents):
-            agents.append(subprocess.Popen(
-                [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
-                 f"coap://127.0.0.1:{coap}", "--endpoint", f"bench-{k}", "--public-key", str(pub), "--count",
-                 str(per), "--kernels", KERNELS, "--lifetime", str(args.lifetime)],
-                stdout=subprocess.DEVNULL, stderr=open(tmp / f"agent-{k}.log", "w"),
-                env={**os.environ, "PYTHONPATH": str(REPO)}))
+            agents.append(_agent(coap, pub, f"bench-{k}", per, tmp / f"agent-{k}.log",
+                                 "--lifetime", str(args.lifetime)))
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
         total = per * args.agents
 
@@ -271,14 +281,8 @@ def hold(args) -> int:
                "agents_rss_mib": round(sum(_rss_mib(a.pid) for a in agents), 1),
                "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     finally:
-        for p in (*agents, server):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(60)
-    for k, v in out.items():
-        print(f"{k:28} {v}")
-    (REPO / "bench-out").mkdir(exist_ok=True)
-    (REPO / "bench-out" / "device_fleet_hold.json").write_text(json.dumps(out, indent=2) + "\n")
+        _stop(*agents, server)
+    _report(out, "device_fleet_hold.json")
     return 0 if out["online_at_end"] == total else 1
 
 
