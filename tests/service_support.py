@@ -136,15 +136,16 @@ def one_line(r: httpx.Response, status: int, *needles: str) -> str:
     return detail
 
 
-def wait_for(check, what: str, timeout: float = 60.0, log: Path | None = None):
-    """``check()``'s first true value, polled every 0.2 s; after ``timeout`` an AssertionError naming
-    ``what`` (and the tail of ``log``)."""
+def wait_for(check, what: str = "the condition", timeout: float = 60.0, log: Path | None = None,
+             interval: float = 0.2):
+    """``check()``'s first true value, polled every ``interval`` s; after ``timeout`` an AssertionError
+    naming ``what`` (and the tail of ``log``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(interval)
     raise AssertionError(f"{what} did not happen in {timeout:g} s" + (f": {log.read_text()[-3000:]}" if log else ""))
 
 

@@ -17,6 +17,7 @@ import pytest
 from aiocoap.numbers.codes import Code
 from lwm2m_support import RawDevice, free_udp_port
 from service_support import Server, one_line
+from service_support import wait_for as service_wait_for
 
 from platformio_tinyml.device import DeviceProfile
 
@@ -63,13 +64,7 @@ def device():
 
 
 def wait_for(fn, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    return service_wait_for(fn, timeout=timeout, interval=0.05)
 
 
 def test_registration_reads_capabilities_into_a_device_profile(svc, device):
