@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/fuzz.py --count 100000 [--seed 0] [--jobs 2] [--out bench-out/fuzz]
         [--board nucleo_f446re] [--kinds tflite,onnx] [--full-every 1] [--mlperf] [--target models|modules|all]
+        [--seed-set base|ops]
 
 Each mutant (``benchmarks/fuzz_mutate.py``: flatbuffer object API, ONNX
 protobuf, byte-level) runs in a pool of worker processes that call the real
@@ -52,6 +53,9 @@ RECYCLE_AFTER = 100
 # Seed models, committed so a seeded run mutates the same bytes whatever TensorFlow converts today
 # (fuzz_mutate.build_seeds rebuilds a missing one from tests/modelgen.py).
 SEEDS = REPO / "tests" / "fuzz_corpus" / "seeds"
+# The second set (``--seed-set ops``): models of the operators the first lacks (TRANSPOSE_CONV,
+# BATCH_MATMUL, slicing, resizing, reductions, LayerNorm, LSTM, ...), from benchmarks/fuzz_seeds_ops.py.
+SEEDS_OPS = REPO / "tests" / "fuzz_corpus" / "seeds_ops"
 
 
 # ---- worker side -----------------------------------------------------------------------------------
@@ -366,11 +370,12 @@ def run_pool(jobs_iter, n_jobs: int, out: Path, timeout: float, mem_mb: int, on_
 
 def fuzz_models(count: int, seed: int, out: Path, *, jobs: int = 2, board: str = DEFAULT_BOARD,
                 kinds=("tflite", "onnx"), full_every: int = 1, mlperf: bool = False,
-                timeout: float = 120.0, mem_mb: int = 4096, progress: bool = False) -> dict:
+                timeout: float = 120.0, mem_mb: int = 4096, progress: bool = False, seed_set: str = "base") -> dict:
     """Run ``count`` seeded mutants; returns the summary (also written to OUT/summary.json)."""
-    from fuzz_mutate import build_seeds, make_mutant
+    from fuzz_mutate import build_seeds, committed_seeds, make_mutant
     out = Path(out)
-    seeds = build_seeds(SEEDS, mlperf=mlperf, kinds=kinds)
+    seeds = (build_seeds(SEEDS, mlperf=mlperf, kinds=kinds) if seed_set == "base"
+             else committed_seeds(SEEDS_OPS, kinds=kinds))
     data = {s.name: s.path.read_bytes() for s in seeds}
     findings = Findings(out)
     t0 = time.monotonic()
@@ -393,7 +398,8 @@ def fuzz_models(count: int, seed: int, out: Path, *, jobs: int = 2, board: str =
             print(f"  {done[0]}/{count} {dict(findings.counts)} {time.monotonic() - t0:.0f} s", flush=True)
 
     times = run_pool(jobs_iter(), jobs, out, timeout, mem_mb, on_result)
-    summary = {"count": count, "seed": seed, "board": board, "kinds": list(kinds), "full_every": full_every,
+    summary = {"count": count, "seed": seed, "seed_set": seed_set, "board": board, "kinds": list(kinds),
+               "full_every": full_every,
                "seconds": round(time.monotonic() - t0, 1), "stage_seconds": {k: round(v, 1) for k, v in times.items()},
                "seeds": [s.name for s in seeds], **findings.summary(),
                "bad": sorted(bad, key=lambda b: b["index"])}
@@ -441,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-every", type=int, default=1,
                     help="compile auto + verify every K-th mutant (the others: inspect, compile cgen, syntax check)")
     ap.add_argument("--mlperf", action="store_true", help="also mutate the MLPerf Tiny int8 models")
+    ap.add_argument("--seed-set", choices=("base", "ops"), default="base",
+                    help="base: the CNN seeds (tests/fuzz_corpus/seeds); ops: the newer operators (seeds_ops)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant before it counts as a hang")
     ap.add_argument("--mem-mb", type=int, default=4096, help="address-space limit of a worker")
     ap.add_argument("--no-signature", action="store_true", help="modules: fuzz with signature checks off")
@@ -454,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         s = fuzz_models(args.count, args.seed, args.out / "models" if args.target == "all" else args.out,
                         jobs=args.jobs, board=args.board, kinds=tuple(args.kinds.split(",")),
                         full_every=args.full_every, mlperf=args.mlperf, timeout=args.timeout,
-                        mem_mb=args.mem_mb, progress=True)
+                        mem_mb=args.mem_mb, progress=True, seed_set=args.seed_set)
         print(table(s))
         rc |= any(s["counts"].get(c) for c in BAD)
     if args.target in ("modules", "all"):

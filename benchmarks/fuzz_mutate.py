@@ -97,6 +97,11 @@ def build_seeds(root: Path, *, mlperf: bool = False, kinds=("tflite", "onnx")) -
     return seeds
 
 
+def committed_seeds(root: Path, kinds=("tflite", "onnx")) -> list[Seed]:
+    """Every model file under ``root`` (a committed seed set, e.g. ``seeds_ops``), in name order."""
+    return [Seed(p.stem, p, p.suffix[1:]) for p in sorted(Path(root).iterdir()) if p.suffix[1:] in kinds]
+
+
 def _onnx_model(nodes, inits, in_shape, out_shape, name):
     import onnx
     from onnx import TensorProto as TP, helper as h
