@@ -54,3 +54,15 @@ def test_float16_model_verifies_against_tflite(f16_model):
     v = verify_model(path, load_profile("nucleo_f446re"), samples=10)
     assert v.backend == "cgen" and v.ok, v.report.table()
     assert all(o.max_rel <= 1e-5 for o in v.report.outputs)
+
+
+def test_tflm_refuses_float16_dequantize_in_one_line(f16_model):
+    """TFLite Micro cannot prepare DEQUANTIZE of FLOAT16: the tflm backend says so (its refusal
+    comes without a hint; supports() used to raise TypeError on that)."""
+    from platformio_tinyml.pipeline import compare_backends
+    path, _ = f16_model
+    table = compare_backends(path, load_profile("nucleo_f446re"))
+    tflm = next(r for r in table["backends"] if r["backend"] == "tflm")
+    assert not tflm["supported"]
+    why = " ".join(tflm["reasons"])
+    assert "DEQUANTIZE" in why and "TypeError" not in why and "\n" not in why, why

@@ -115,7 +115,8 @@ class TflmCompiler:
         try:
             arena = arena_with_margin(measured_arena(request.model_path))
         except TinyMLError as e:   # interpreter missing, model refused, or TFLM crashed on it
-            return Support(False, ("; ".join([e.what] + [e.hint[:1].lower() + e.hint[1:]] * bool(e.hint)),))
+            hint = [e.hint[:1].lower() + e.hint[1:]] if e.hint else []    # a refusal may come without one
+            return Support(False, ("; ".join([e.what, *hint]),))
         except Exception as e:
             return Support(False, (f"TFLM host interpreter could not allocate the model "
                                    f"({type(e).__name__}: {str(e)[:160]})",))
