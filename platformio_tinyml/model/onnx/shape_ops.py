@@ -301,6 +301,8 @@ def depth_space(cv, node) -> bool:
             raise Fail(f"blocksize {b} for {c} channels")
         kind, out_shape = K.DEPTH_TO_SPACE, (n, c // (b * b), h * b, w * b)
     else:
+        if mode != "DCR":        # opset 28 added CRD to SpaceToDepth; the kernel has TensorFlow's order
+            raise Fail(f"mode '{mode}' (only DCR, TensorFlow's order)")
         if b < 1 or h % b or w % b:
             raise Fail(f"blocksize {b} for a {h}x{w} input")
         kind, out_shape = K.SPACE_TO_DEPTH, (n, c * b * b, h // b, w // b)
@@ -320,6 +322,10 @@ def resize(cv, node) -> bool:
     if tuple(out_shape[:2]) != (n, c):
         raise Fail("resizing other axes than H and W")
     oh, ow = out_shape[2], out_shape[3]
+    for k, what in ((2, "scales"), (3, "sizes")):     # a run-time roi only matters to tf_crop_and_resize
+        if cv.opset >= 11 and cv._opt(node, k) and node.input[k] not in cv.consts:
+            raise Fail(f"{what} given at run time (input '{node.input[k]}'); only constant {what} "
+                       "compile (export with a fixed scale factor or output size)")
     scales = None
     if cv.opset >= 11 and cv._opt(node, 2) and node.input[2] in cv.consts and np.asarray(cv.consts[node.input[2]]).size:
         scales = [float(s) for s in np.asarray(cv.consts[node.input[2]]).reshape(-1)]

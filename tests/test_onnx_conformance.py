@@ -1,0 +1,56 @@
+"""The onnx package's own conformance tests (benchmarks/onnx_conformance.py), against the
+outputs the onnx authors recorded: the PyTorch-exported modules and operators and the small
+graphs the onnx wheel ships, and the single-operator tests of the operators where our reader
+once compiled wrong code. Every counted test must pass or be refused in one line: never a
+mismatch (wrong code), never an error. The whole node suite (1,884 tests, about 6 min) is the
+benchmark's; docs/benchmarks.md has its figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import onnx_conformance as oc  # noqa: E402
+
+pytest.importorskip("onnxruntime")
+
+# Node tests of the operators that compiled to wrong code before (run-time Resize scales,
+# SpaceToDepth's CRD mode of opset 28) and their neighbours.
+NODE_PREFIXES = ("test_resize_", "test_spacetodepth", "test_depthtospace")
+
+
+@pytest.fixture(scope="module")
+def summary():
+    tests = oc.collect(("pytorch-converted", "pytorch-operator", "simple"))
+    tests += [t for t in oc.collect(("node",)) if t["name"].startswith(NODE_PREFIXES)]
+    return oc.run(tests, jobs=2)
+
+
+def test_no_wrong_code_and_no_errors(summary):
+    bad = {k: r for k, r in summary["results"].items() if r["cls"] in ("mismatch", "error")}
+    assert not bad, oc.table(summary)
+
+
+def test_pytorch_exports_compile(summary):
+    """PyTorch modules exported by torch.onnx: Conv2d (strided, padded, dilated, depthwise, no
+    bias), ConvTranspose2d, pooling, padding, Linear, activations, with batch 2 among them."""
+    results = summary["results"]
+    for name in ("test_Conv2d", "test_Conv2d_depthwise_padded", "test_Conv2d_dilated", "test_Conv2d_strided",
+                 "test_ConvTranspose2d", "test_MaxPool2d", "test_AvgPool2d", "test_ZeroPad2d", "test_Linear",
+                 "test_LeakyReLU", "test_PReLU_2d", "test_GLU"):
+        assert results[f"pytorch-converted/{name}"]["cls"] == "pass", (name, results[f"pytorch-converted/{name}"])
+    passed = sum(r["cls"] == "pass" for k, r in results.items() if not k.startswith("node/"))
+    assert passed >= 51, oc.table(summary)        # 32 + 18 + 1 when this test was written
+
+
+def test_run_time_resize_scales_and_crd_space_to_depth_are_refused(summary):
+    r = summary["results"]
+    scales = r["node/test_resize_downsample_scales_linear"]
+    assert scales["cls"] == "refused" and "scales given at run time" in scales["detail"], scales
+    crd = r["node/test_spacetodepth_crd_mode_example"]
+    assert crd["cls"] == "refused" and "SpaceToDepth: mode" in crd["detail"], crd
+    assert r["node/test_spacetodepth_example"]["cls"] == "pass"
