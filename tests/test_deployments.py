@@ -349,6 +349,32 @@ def test_module_and_auth_are_checked(svc, kws):
     one_line(svc.anonymous.get("/v1/deployments"), 401)
 
 
+def test_the_match_preview_names_the_skipped_devices_without_deploying(svc, kws):
+    """POST /v1/deployments/match: the plan a deployment would make (the same function), grouped by
+    skip reason, and no deployment started; its bad input is the create route's one-line 422."""
+    modules, _ = kws
+    before = len(svc.reader.get("/v1/deployments").json())
+    form = {"selector": json.dumps({"query": "ram >= 20000"}), "stages": "[50, 100]"}
+    r = svc.deployer.post("/v1/deployments/match", files={"module": ("kws.tmm", modules[2])}, data=form)
+    assert r.status_code == 200, r.text
+    m = r.json()
+    assert (m["picked"], m["deliver"], m["per_stage"], m["skipped"]) == (6, 4, [2, 2], 2), m
+    reasons = {g["endpoints"][0]: (g["count"], g["reason"]) for g in m["reasons"]}
+    assert reasons["dep-small"][0] == 1 and "16,384-byte slot" in reasons["dep-small"][1], reasons
+    assert reasons["dep-fc"][0] == 1 and "tml_conv_s8" in reasons["dep-fc"][1], reasons
+    assert len(svc.reader.get("/v1/deployments").json()) == before
+    created = _create(svc, modules[2], {"endpoints": ["dep-small", "dep-fc"]}).json()      # the same reasons
+    assert {d["endpoint"]: d["reason"] for d in created["devices"]} == \
+        {ep: reason for ep, (_, reason) in reasons.items()}
+    one_line(svc.deployer.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])},
+                               data={"selector": '{"query": "ram >"}'}), 422, "query")
+    one_line(svc.deployer.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])},
+                               data={"selector": '{"tags": ["nobody"]}'}), 422, "picks none")
+    one_line(svc.deployer.post("/v1/deployments/match", data=form), 422, "exactly one of module")
+    one_line(svc.reader.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])}, data=form),
+             403, "deploy")
+
+
 def test_selector_query_language():
     dev = {"endpoint": "a", "online": True, "tags": ["kws", "eu"],
            "capabilities": {"profile": {"ram_bytes": 32768, "core": "cortex-m4"}, "kernel_set": "0x1f",
@@ -540,7 +566,22 @@ def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
         browser.find_element(By.ID, "query").clear()
         browser.find_element(By.ID, "query").send_keys('endpoint == "dep-3"')
         WebDriverWait(browser, 10).until(lambda b: match(b).startswith("picks 1 of 6 device(s), 1 online"))
+        # with the module chosen, the devices it would skip, and why, before anything is created
+        before = len(svc.reader.get("/v1/deployments").json())
+        browser.find_element(By.ID, "query").clear()
+        browser.find_element(By.ID, "endpoints").send_keys("dep-3, dep-small, dep-fc")
         browser.find_element(By.ID, "module").send_keys(str(tmp_path / "kws-v3.tmm"))
+        WebDriverWait(browser, 10).until(lambda b: "would go to 1, 2 skipped" in match(b))
+        assert match(browser).startswith("picks 3 of 6 device(s): "), match(browser)
+        skipped = sorted(li.text for li in browser.find_elements(By.CSS_SELECTOR, "#skipped li"))
+        assert len(skipped) == 2 and skipped[0].startswith("1 skipped: module of ") and \
+            skipped[0].endswith("does not fit the device's 16,384-byte slot (dep-small)"), skipped
+        assert "lacks kernel(s)" in skipped[1] and skipped[1].endswith("(dep-fc)"), skipped
+        assert len(svc.reader.get("/v1/deployments").json()) == before
+        browser.find_element(By.ID, "endpoints").clear()
+        browser.find_element(By.ID, "query").send_keys('endpoint == "dep-3"')
+        WebDriverWait(browser, 10).until(lambda b: match(b).startswith("picks 1 of 6 device(s): ") and
+                                         not b.find_elements(By.CSS_SELECTOR, "#skipped li"))
         browser.find_element(By.ID, "stages").send_keys("ten")
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
         WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "p.error"))

@@ -70,21 +70,45 @@ function pollDeployment(live) {
 }
 
 function showMatch(out) {
-  // The new-deployment form: how many devices the selector picks, as you type.
+  // The new-deployment form, as you type: how many devices the selector picks and, once the
+  // module is chosen, which of them the deployment would skip and why.
   const ids = ["query", "endpoints", "tags"];
+  const list = document.getElementById("skipped");
+  const form = out.closest("form");
+  const file = document.getElementById("module");
   let timer = null;
-  const update = async () => {
-    const q = new URLSearchParams();
-    ids.forEach((id) => q.set(id, document.getElementById(id).value));
-    try {
-      const r = await fetch("/deployments/match?" + q.toString(), {credentials: "same-origin"});
-      if (r.ok) out.textContent = (await r.json()).text;
-    } catch (e) { /* try again on the next keystroke */ }
+  let asked = 0;
+  const show = (text, reasons) => {
+    out.textContent = text;
+    list.replaceChildren(...reasons.map((g) => {
+      const li = document.createElement("li");
+      const more = g.count > g.endpoints.length ? ", ..." : "";
+      li.textContent = g.count + " skipped: " + g.reason + " (" + g.endpoints.join(", ") + more + ")";
+      return li;
+    }));
   };
-  ids.forEach((id) => document.getElementById(id).addEventListener("input", () => {
+  const update = async () => {
+    const q = new FormData();
+    q.set("csrf", form.querySelector("input[name=csrf]").value);
+    ids.forEach((id) => q.set(id, document.getElementById(id).value));
+    if (file.files.length) q.set("module", file.files[0]);
+    const mine = ++asked;
+    try {
+      const r = await fetch("/deployments/match", {method: "POST", body: q, credentials: "same-origin"});
+      if (r.status === 401) { window.location.assign("/signin?ended=1"); return; }
+      const a = await r.json();
+      if (mine !== asked) return;             // a later answer is on its way
+      if (r.ok) show(a.text, a.reasons);
+      else show(a.detail, []);
+      out.dataset.answers = String(Number(out.dataset.answers || 0) + 1);
+    } catch (e) { /* try again on the next change */ }
+  };
+  const soon = () => {
     window.clearTimeout(timer);
     timer = window.setTimeout(update, 300);
-  }));
+  };
+  ids.forEach((id) => document.getElementById(id).addEventListener("input", soon));
+  file.addEventListener("change", soon);
   update();
 }
 
