@@ -539,6 +539,21 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "dep-state").text == "rolled_back")
         assert state(browser) == ["rolled_back"] and _on_device(svc, "dep-3")[0] != "3"
         assert browser.find_elements(By.CSS_SELECTOR, "div.actions button") == []
+
+        # the device's page: its module history, newest first, as the API's GET .../modules has it
+        history = svc.reader.get("/v1/devices/dep-3/modules").json()["history"]
+        assert [(h["deployment"], h["state"], h["activated"]) for h in history[:2]] == \
+            [(done["id"], "rolled_back", True), (dep_id, "rolled_back", True)], history
+        assert history[0]["module"]["version"] == 3 and history[0]["finished_at"], history
+        browser.find_element(By.LINK_TEXT, "dep-3").click()
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#history tbody tr"))
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")]
+        assert len(rows) == len(history) >= 2, rows
+        assert rows[0][2:6] == ["3", done["id"], "rolled_back", "yes"] and rows[0][0] == history[0]["finished_at"]
+        assert rows[1][3:5] == [dep_id, "rolled_back"] and "rolled back" in rows[1][6], rows
+        browser.find_element(By.LINK_TEXT, dep_id).click()           # back to that deployment
+        WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith(f"/deployments/{dep_id}"))
     finally:
         browser.quit()
     c = svc.client(None)

@@ -168,6 +168,21 @@ def _charts(values: list[dict]) -> str:
     return "".join(_chart(path, pts) for path, pts in sorted(series.items()) if len(pts) >= 2)
 
 
+def _history(rows: list[dict]) -> str:
+    """The device's module history: a row per deployment that included it, newest first."""
+    if not rows:
+        return "<h2>Module history</h2><p>No deployment has included this device yet.</p>"
+    heads = ("time", "module", "version", "deployment", "result", "activated", "reason / update result")
+    return ('<h2>Module history</h2><table class="list" id="history"><thead><tr>'
+            + "".join(f'<th scope="col">{h}</th>' for h in heads) + "</tr></thead><tbody>" + "".join(
+                f"<tr><td>{escape(_text(h['finished_at'] or h['started_at'] or h['created_at']))}</td>"
+                f"<td>{escape(_text(h['module']['name']))}</td><td>{escape(_text(h['module']['version']))}</td>"
+                f'<td><a href="/deployments/{quote(h["deployment"], safe="")}">{escape(h["deployment"])}</a></td>'
+                f'<td><span class="state {escape(h["state"])}">{escape(h["state"])}</span></td>'
+                f"<td>{'yes' if h['activated'] else 'no'}</td><td>{escape(_text(h['reason']))}</td></tr>"
+                for h in rows) + "</tbody></table>")
+
+
 @router.get("/devices/{endpoint:path}")
 @guarded
 def device_detail(request: Request, endpoint: str):
@@ -199,6 +214,7 @@ def device_detail(request: Request, endpoint: str):
                     "<tbody>" + "".join("<tr>" + "".join(f"<td>{escape(_text(s.get(k)))}</td>"
                                                          for k in ("index", "module", "version", "state")) + "</tr>"
                                         for s in slots) + "</tbody></table>")
+    body.append(_history(devices.module_history(request, who, dev["endpoint"])))
     objects = reg.get("objects") or []
     if objects:
         body.append('<h2>Objects</h2><ul id="objects">' + "".join(
