@@ -1,5 +1,21 @@
-// The console's only script: poll a running compilation or deployment, show a board's profile.
+// The console's only script: poll a running compilation or deployment and the device table, show a
+// deployment's match and a board's profile.
 "use strict";
+
+function cell(row, text, href) {
+  // A table cell with ``text`` (a link to ``href`` when given), appended to ``row``.
+  const td = document.createElement("td");
+  if (href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    td.appendChild(a);
+  } else {
+    td.textContent = text;
+  }
+  row.appendChild(td);
+  return td;
+}
 
 function pollCompilation(status) {
   const url = status.dataset.poll;
@@ -23,19 +39,6 @@ function pollCompilation(status) {
 function pollDeployment(live) {
   // Follow a running deployment in place (no reload): its state, counts and device rows.
   const url = live.dataset.poll;
-  const cell = (row, text, href) => {
-    const td = document.createElement("td");
-    if (href) {
-      const a = document.createElement("a");
-      a.href = href;
-      a.textContent = text;
-      td.appendChild(a);
-    } else {
-      td.textContent = text;
-    }
-    row.appendChild(td);
-    return td;
-  };
   const tick = async () => {
     let again = true;
     try {
@@ -67,6 +70,35 @@ function pollDeployment(live) {
     if (again) window.setTimeout(tick, 1000);
   };
   window.setTimeout(tick, 500);
+}
+
+function pollDevices(table) {
+  // Refresh the device table's rows, count and pager in place (same filter, sort and page).
+  const columns = ["online", "last_seen", "board", "core", "ram_bytes", "installed", "tags"];
+  const body = table.querySelector("tbody");
+  const tick = async () => {
+    try {
+      if (document.hidden) throw new Error("not shown: ask later");
+      const r = await fetch(table.dataset.poll, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (r.status === 401) { window.location.assign("/signin?ended=1"); return; }
+      if (r.ok) {
+        const d = await r.json();
+        body.replaceChildren(...d.rows.map((dev) => {
+          const tr = document.createElement("tr");
+          cell(tr, dev.endpoint, "/devices/" + encodeURIComponent(dev.endpoint));
+          columns.forEach((k) => { const td = cell(tr, dev[k]); if (k === "ram_bytes") td.className = "num"; });
+          return tr;
+        }));
+        document.getElementById("count").textContent = d.count;
+        document.getElementById("empty").hidden = d.total > 0;
+        table.hidden = d.total === 0;
+        document.getElementById("next").hidden = !d.next;
+        table.dataset.updates = String(Number(table.dataset.updates || 0) + 1);
+      }
+    } catch (e) { /* the service is restarting: try again */ }
+    window.setTimeout(tick, 1000 * Number(table.dataset.every || 2));
+  };
+  window.setTimeout(tick, 1000 * Number(table.dataset.every || 2));
 }
 
 function showMatch(out) {
@@ -135,6 +167,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (status && status.dataset.poll) pollCompilation(status);
   const live = document.getElementById("dep-live");
   if (live && live.dataset.poll) pollDeployment(live);
+  const devices = document.getElementById("devices");
+  if (devices && devices.dataset.poll) pollDevices(devices);
   const match = document.getElementById("match");
   if (match) showMatch(match);
   const target = document.getElementById("target");
