@@ -78,14 +78,19 @@ def svc(tmp_path_factory):
         _wait_capabilities(srv, FLEET + ["dep-small", "dep-fc"])
         yield srv
     finally:
-        for a in agents:
-            a.send_signal(signal.SIGINT)
-        for a in agents:
-            try:
-                a.wait(10)
-            except subprocess.TimeoutExpired:
-                a.kill()
+        _stop_agents(agents)
         srv.stop()
+
+
+def _stop_agents(agents) -> None:
+    """SIGINT (they de-register), then a kill for any still running after 10 s."""
+    for a in agents:
+        a.send_signal(signal.SIGINT)
+    for a in agents:
+        try:
+            a.wait(10)
+        except subprocess.TimeoutExpired:
+            a.kill()
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,11 @@ def _reason(row: dict) -> str:
     return row["reason"] or row["result_meaning"] or "-"
 
 
+def _stage(row: dict) -> str:
+    """A device row's stage as shown: its number, or "-" when it is in none (skipped)."""
+    return "-" if row["stage"] is None else str(row["stage"])
+
+
 def _counts(counts: dict) -> str:
     return escape(_counts_text(counts))
 
@@ -200,7 +205,7 @@ def deployment_detail(dep_id: str, request: Request):
         f'<input type="hidden" name="csrf" value="{csrf}"><button type="submit">{label}</button></form>'
         for op, label, states in ACTIONS if d["state"] in states) + "</div>")
     rows = [f'<tr><td><a href="/devices/{quote(r["endpoint"], safe="")}">{escape(r["endpoint"])}</a></td>'
-            f'<td>{escape(str(r["stage"]))}</td><td>{_state(r["state"])}</td>'
+            f'<td>{_stage(r)}</td><td>{_state(r["state"])}</td>'
             f'<td>{escape(_reason(r))}</td><td>{escape(str(r["blocks_done"]))}</td></tr>'
             for r in d["devices"]]
     body.append("<h2>Devices</h2>" + _table(("endpoint", "stage", "state", "reason / update result", "blocks"),
@@ -222,7 +227,7 @@ def deployment_state(dep_id: str, request: Request):
     runner, dep = _own(request, who, dep_id)
     d = runner.store.view(dep)
     return {"state": d["state"], "counts": _counts_text(d["counts"]), "live": d["state"] in LIVE,
-            "devices": [{"endpoint": r["endpoint"], "stage": r["stage"], "state": r["state"],
+            "devices": [{"endpoint": r["endpoint"], "stage": _stage(r), "state": r["state"],
                          "reason": _reason(r), "blocks": r["blocks_done"]}
                         for r in d["devices"]]}
 

@@ -52,7 +52,7 @@ function pollDeployment(live) {
         const rows = d.devices.map((dev) => {
           const tr = document.createElement("tr");
           cell(tr, dev.endpoint, "/devices/" + encodeURIComponent(dev.endpoint));
-          cell(tr, String(dev.stage));
+          cell(tr, dev.stage);
           const st = cell(tr, "");
           const span = document.createElement("span");
           span.className = "state " + dev.state;
