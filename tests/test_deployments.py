@@ -473,6 +473,33 @@ def test_plan_puts_fitting_devices_into_cumulative_stages_and_skips_the_others()
         [("d0", None, "module of 5,000 bytes does not fit the device's 4,096-byte slot")]
 
 
+def _console(svc):
+    """An HTTP client signed in to the console with the deploy token (its cookie kept)."""
+    c = svc.client(None)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
+    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    return c
+
+
+def test_the_console_match_preview_refuses_bad_input_with_one_line(svc, kws):
+    """The form's preview route: CSRF, a session, a module that is not one, a selector's error."""
+    from platformio_tinyml.service.console.base import csrf_of
+    modules, _ = kws
+    c = _console(svc)
+    csrf = csrf_of(svc.deploy_token)
+    ok = c.post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0, dep-small"},
+                files={"module": ("kws.tmm", modules[1])})
+    assert ok.status_code == 200 and ok.json()["text"].startswith("picks 2 of "), ok.text
+    assert [g["endpoints"] for g in ok.json()["reasons"]] == [["dep-small"]]
+    one_line(c.post("/deployments/match", data={"endpoints": "dep-0"}), 403, "CSRF")
+    one_line(svc.client(None).post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0"}), 401)
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0"},
+                    files={"module": ("x.tmm", b"TMOD" + bytes(100))}), 422, "module")
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "query": "ram >"}), 422, "query")
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "tags": "nobody"},
+                    files={"module": ("kws.tmm", modules[1])}), 422, "picks none")
+
+
 def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     """The console's pages (server-rendered, escaped) read the same deployment the API answers."""
     modules, _ = kws
@@ -480,9 +507,7 @@ def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     assert r.status_code == 201, r.text
     dep = _finished(svc, r.json()["id"])
     assert dep["counts"]["skipped"] == 1, dep
-    c = svc.client(None)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
-    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    c = _console(svc)
     listing = c.get("/deployments")
     assert listing.status_code == 200 and f'href="/deployments/{dep["id"]}"' in listing.text, listing.text
     page = c.get(f"/deployments/{dep['id']}")
@@ -561,9 +586,7 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
         WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith(f"/deployments/{dep_id}"))
     finally:
         browser.quit()
-    c = svc.client(None)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
-    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    c = _console(svc)
     refused = c.post(f"/deployments/{done['id']}/rollback", data={})
     assert refused.status_code == 403 and "CSRF" in refused.text
 

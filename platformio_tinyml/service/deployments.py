@@ -126,7 +126,7 @@ _SELECTOR = Form(..., description='JSON: {"endpoints": [...]}, {"tags": [...]} a
 _STAGES = Form(None, description="JSON list of cumulative percentages (default [100])")
 
 
-@router.post("", status_code=201, responses=errors(401, 403, 404, 409, 413, 422))
+@router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def create_deployment(
         request: Request,
         module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION, version: int | None = _VERSION,
@@ -155,7 +155,7 @@ async def create_deployment(
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
 
-@router.post("/match", responses=errors(401, 403, 404, 409, 413, 422))
+@router.post("/match", responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def match_deployment(
         request: Request, module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION,
         version: int | None = _VERSION, selector: str = _SELECTOR, stages: str | None = _STAGES,
