@@ -6,7 +6,8 @@ Writes ``--devices`` devices of one project straight into a fresh service databa
 (online or not, a device profile, an installed module, a tag), starts a real ``tinyml
 serve`` with its LwM2M server, signs in to the console and times ``GET /devices``
 (all devices sorted by last seen and by RAM, a JSON field; an endpoint filter; a tag
-filter; the 50th page) and, to compare,
+filter; the 50th page), the JSON its script polls every 2 s for the same view
+(``GET /device-rows``) and, to compare,
 ``GET /v1/devices``: the median of ``--repeats`` requests each, in ms; then the page in
 headless Chromium (load, and filter with the form, to the next page's load event).
 """
@@ -108,7 +109,9 @@ def main() -> int:
                 params = {"q": q, "sort": sort, "desc": 1, "page": 50 if what == "page 50" else 1}
                 ms, text = _median_ms(lambda: console.get("/devices", params=params), args.repeats)
                 shown = re.search(r'id="count">([^<]*)<', text).group(1)
-                print(f"  GET /devices, {what:<22} {ms:8.0f} ms  ({shown})")
+                live, _ = _median_ms(lambda: console.get("/device-rows", params=params), args.repeats)
+                print(f"  GET /devices, {what:<22} {ms:8.0f} ms; its live refresh /device-rows {live:6.0f} ms"
+                      f"  ({shown})")
             _browser(server, token, args.repeats)
             api = server.client(token)
             ms, _ = _median_ms(lambda: api.get("/v1/devices"), args.repeats)

@@ -356,6 +356,44 @@ def test_device_table_filters_sorts_and_pages_in_the_database(server):
     assert table(sort="no-such-column")[1][0][0] == "dave-000"
 
 
+def test_the_device_table_follows_registrations_without_reloading(server, browser):
+    """In Chromium: a filtered, sorted device table gets the devices that register after it was
+    loaded, and their going offline, in place (no reload), and keeps its filter and sort."""
+    from selenium.webdriver.common.by import By
+    _sign_in(browser, server, server.alice)
+    total = len(server.client(server.alice).get("/v1/devices").json())
+    browser.get(server.url + "/devices?q=LIVE&sort=endpoint&desc=1")
+    assert browser.find_element(By.ID, "count").text == f"0 of {total} devices"
+    browser.execute_script("window.tinymlMarker = 7;")        # gone if the page reloads
+    rows = lambda: [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]  # noqa: E731
+                    for tr in browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr")]
+    fleet = [RawDevice() for _ in range(3)]
+    try:
+        for device, ep in zip(fleet, ("dev-live-1", "dev-quiet-9", "dev-live-2")):
+            assert device.register(server.coap_port, ep, "</1/0>,</3/0>", lt=120).code.is_successful()
+        _wait(lambda: [r[:2] for r in rows()] == [["dev-live-2", "yes"], ["dev-live-1", "yes"]], 15,
+              "the two matching devices, newest name first")
+        assert browser.find_element(By.ID, "count").text == f"2 of {total + 3} devices"
+        assert fleet[0].deregister(server.coap_port).code == Code.DELETED
+        _wait(lambda: [r[:2] for r in rows()] == [["dev-live-2", "yes"], ["dev-live-1", "no"]], 15,
+              "dev-live-1 offline")
+        assert browser.execute_script("return window.tinymlMarker;") == 7
+        assert int(browser.find_element(By.ID, "devices").get_attribute("data-updates")) >= 2
+        assert browser.find_element(By.ID, "q").get_attribute("value") == "LIVE"
+        assert browser.find_element(By.CSS_SELECTOR, "th[aria-sort]").text == "endpoint"
+        assert browser.find_element(By.CSS_SELECTOR, "th[aria-sort]").get_attribute("aria-sort") == "descending"
+        browser.find_element(By.LINK_TEXT, "dev-live-2").click()      # a row the script made links to its page
+        _wait(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Device dev-live-2", 15, "the device page")
+    finally:
+        for device in fleet:
+            device.close()
+    c = _signed_in(server, server.alice)
+    rows_json = c.get("/device-rows", params={"q": "live", "sort": "no-such", "page": 1}).json()
+    assert [r["endpoint"] for r in rows_json["rows"]] == ["dev-live-1", "dev-live-2"] and not rows_json["next"]
+    assert server.client(None).get("/device-rows").status_code == 401
+    assert c.get("/device-rows", params={"page": 0}).status_code == 422
+
+
 def test_a_failed_compilation_shows_its_one_line_error_escaped_and_no_memory_picture(server):
     import uuid
     from sqlalchemy import select

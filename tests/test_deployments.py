@@ -78,14 +78,19 @@ def svc(tmp_path_factory):
         _wait_capabilities(srv, FLEET + ["dep-small", "dep-fc"])
         yield srv
     finally:
-        for a in agents:
-            a.send_signal(signal.SIGINT)
-        for a in agents:
-            try:
-                a.wait(10)
-            except subprocess.TimeoutExpired:
-                a.kill()
+        _stop_agents(agents)
         srv.stop()
+
+
+def _stop_agents(agents) -> None:
+    """SIGINT (they de-register), then a kill for any still running after 10 s."""
+    for a in agents:
+        a.send_signal(signal.SIGINT)
+    for a in agents:
+        try:
+            a.wait(10)
+        except subprocess.TimeoutExpired:
+            a.kill()
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +354,32 @@ def test_module_and_auth_are_checked(svc, kws):
     one_line(svc.anonymous.get("/v1/deployments"), 401)
 
 
+def test_the_match_preview_names_the_skipped_devices_without_deploying(svc, kws):
+    """POST /v1/deployments/match: the plan a deployment would make (the same function), grouped by
+    skip reason, and no deployment started; its bad input is the create route's one-line 422."""
+    modules, _ = kws
+    before = len(svc.reader.get("/v1/deployments").json())
+    form = {"selector": json.dumps({"query": "ram >= 20000"}), "stages": "[50, 100]"}
+    r = svc.deployer.post("/v1/deployments/match", files={"module": ("kws.tmm", modules[2])}, data=form)
+    assert r.status_code == 200, r.text
+    m = r.json()
+    assert (m["picked"], m["deliver"], m["per_stage"], m["skipped"]) == (6, 4, [2, 2], 2), m
+    reasons = {g["endpoints"][0]: (g["count"], g["reason"]) for g in m["reasons"]}
+    assert reasons["dep-small"][0] == 1 and "16,384-byte slot" in reasons["dep-small"][1], reasons
+    assert reasons["dep-fc"][0] == 1 and "tml_conv_s8" in reasons["dep-fc"][1], reasons
+    assert len(svc.reader.get("/v1/deployments").json()) == before
+    created = _create(svc, modules[2], {"endpoints": ["dep-small", "dep-fc"]}).json()      # the same reasons
+    assert {d["endpoint"]: d["reason"] for d in created["devices"]} == \
+        {ep: reason for ep, (_, reason) in reasons.items()}
+    one_line(svc.deployer.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])},
+                               data={"selector": '{"query": "ram >"}'}), 422, "query")
+    one_line(svc.deployer.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])},
+                               data={"selector": '{"tags": ["nobody"]}'}), 422, "picks none")
+    one_line(svc.deployer.post("/v1/deployments/match", data=form), 422, "exactly one of module")
+    one_line(svc.reader.post("/v1/deployments/match", files={"module": ("k.tmm", modules[2])}, data=form),
+             403, "deploy")
+
+
 def test_selector_query_language():
     dev = {"endpoint": "a", "online": True, "tags": ["kws", "eu"],
            "capabilities": {"profile": {"ram_bytes": 32768, "core": "cortex-m4"}, "kernel_set": "0x1f",
@@ -442,6 +473,33 @@ def test_plan_puts_fitting_devices_into_cumulative_stages_and_skips_the_others()
         [("d0", None, "module of 5,000 bytes does not fit the device's 4,096-byte slot")]
 
 
+def _console(svc):
+    """An HTTP client signed in to the console with the deploy token (its cookie kept)."""
+    c = svc.client(None)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
+    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    return c
+
+
+def test_the_console_match_preview_refuses_bad_input_with_one_line(svc, kws):
+    """The form's preview route: CSRF, a session, a module that is not one, a selector's error."""
+    from platformio_tinyml.service.console.base import csrf_of
+    modules, _ = kws
+    c = _console(svc)
+    csrf = csrf_of(svc.deploy_token)
+    ok = c.post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0, dep-small"},
+                files={"module": ("kws.tmm", modules[1])})
+    assert ok.status_code == 200 and ok.json()["text"].startswith("picks 2 of "), ok.text
+    assert [g["endpoints"] for g in ok.json()["reasons"]] == [["dep-small"]]
+    one_line(c.post("/deployments/match", data={"endpoints": "dep-0"}), 403, "CSRF")
+    one_line(svc.client(None).post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0"}), 401)
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "endpoints": "dep-0"},
+                    files={"module": ("x.tmm", b"TMOD" + bytes(100))}), 422, "module")
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "query": "ram >"}), 422, "query")
+    one_line(c.post("/deployments/match", data={"csrf": csrf, "tags": "nobody"},
+                    files={"module": ("kws.tmm", modules[1])}), 422, "picks none")
+
+
 def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     """The console's pages (server-rendered, escaped) read the same deployment the API answers."""
     modules, _ = kws
@@ -449,9 +507,7 @@ def test_the_console_shows_a_deployment_and_its_devices(svc, kws):
     assert r.status_code == 201, r.text
     dep = _finished(svc, r.json()["id"])
     assert dep["counts"]["skipped"] == 1, dep
-    c = svc.client(None)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
-    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    c = _console(svc)
     listing = c.get("/deployments")
     assert listing.status_code == 200 and f'href="/deployments/{dep["id"]}"' in listing.text, listing.text
     page = c.get(f"/deployments/{dep['id']}")
@@ -513,11 +569,24 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "dep-state").text == "rolled_back")
         assert state(browser) == ["rolled_back"] and _on_device(svc, "dep-3")[0] != "3"
         assert browser.find_elements(By.CSS_SELECTOR, "div.actions button") == []
+
+        # the device's page: its module history, newest first, as the API's GET .../modules has it
+        history = svc.reader.get("/v1/devices/dep-3/modules").json()["history"]
+        assert [(h["deployment"], h["state"], h["activated"]) for h in history[:2]] == \
+            [(done["id"], "rolled_back", True), (dep_id, "rolled_back", True)], history
+        assert history[0]["module"]["version"] == 3 and history[0]["finished_at"], history
+        browser.find_element(By.LINK_TEXT, "dep-3").click()
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#history tbody tr"))
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")]
+        assert len(rows) == len(history) >= 2, rows
+        assert rows[0][2:6] == ["3", done["id"], "rolled_back", "yes"] and rows[0][0] == history[0]["finished_at"]
+        assert rows[1][3:5] == [dep_id, "rolled_back"] and "rolled back" in rows[1][6], rows
+        browser.find_element(By.LINK_TEXT, dep_id).click()           # back to that deployment
+        WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith(f"/deployments/{dep_id}"))
     finally:
         browser.quit()
-    c = svc.client(None)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/signin").text).group(1)
-    assert c.post("/signin", data={"token": svc.deploy_token, "csrf": csrf}).status_code == 303
+    c = _console(svc)
     refused = c.post(f"/deployments/{done['id']}/rollback", data={})
     assert refused.status_code == 403 and "CSRF" in refused.text
 
@@ -540,7 +609,22 @@ def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
         browser.find_element(By.ID, "query").clear()
         browser.find_element(By.ID, "query").send_keys('endpoint == "dep-3"')
         WebDriverWait(browser, 10).until(lambda b: match(b).startswith("picks 1 of 6 device(s), 1 online"))
+        # with the module chosen, the devices it would skip, and why, before anything is created
+        before = len(svc.reader.get("/v1/deployments").json())
+        browser.find_element(By.ID, "query").clear()
+        browser.find_element(By.ID, "endpoints").send_keys("dep-3, dep-small, dep-fc")
         browser.find_element(By.ID, "module").send_keys(str(tmp_path / "kws-v3.tmm"))
+        WebDriverWait(browser, 10).until(lambda b: "would go to 1, 2 skipped" in match(b))
+        assert match(browser).startswith("picks 3 of 6 device(s): "), match(browser)
+        skipped = sorted(li.text for li in browser.find_elements(By.CSS_SELECTOR, "#skipped li"))
+        assert len(skipped) == 2 and skipped[0].startswith("1 skipped: module of ") and \
+            skipped[0].endswith("does not fit the device's 16,384-byte slot (dep-small)"), skipped
+        assert "lacks kernel(s)" in skipped[1] and skipped[1].endswith("(dep-fc)"), skipped
+        assert len(svc.reader.get("/v1/deployments").json()) == before
+        browser.find_element(By.ID, "endpoints").clear()
+        browser.find_element(By.ID, "query").send_keys('endpoint == "dep-3"')
+        WebDriverWait(browser, 10).until(lambda b: match(b).startswith("picks 1 of 6 device(s): ") and
+                                         not b.find_elements(By.CSS_SELECTOR, "#skipped li"))
         browser.find_element(By.ID, "stages").send_keys("ten")
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
         WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "p.error"))

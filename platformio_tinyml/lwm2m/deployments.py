@@ -234,6 +234,23 @@ class DeploymentStore:
                               for r in self.devices(dep.id)]
         return out
 
+    def history(self, project_id: int, endpoint: str, limit: int = 100) -> list[dict]:
+        """The device's part in the project's deployments, newest first: the module (name,
+        version), the deployment, when its delivery started and ended, the row's state (``succeeded``,
+        ``failed``, ``rolled_back``, ``skipped``, ...), whether the module was activated, and the
+        reason or Update Result meaning. (Reads ``deployment_devices`` by endpoint without an index:
+        a scan of the project's rows, fine for a page, not for a fleet-wide report.)"""
+        with self.Session() as db:
+            rows = db.execute(select(DeploymentDevice, Deployment).join(
+                Deployment, Deployment.id == DeploymentDevice.deployment_id).where(
+                Deployment.project_id == project_id, DeploymentDevice.endpoint == endpoint).order_by(
+                Deployment.created_at.desc(), Deployment.id).limit(limit)).all()
+        return [{"deployment": dep.id, "module": {"name": dep.module_name, "version": dep.module_version},
+                 "created_at": _iso(dep.created_at), "started_at": _iso(r.started_at),
+                 "finished_at": _iso(r.finished_at), "state": r.state, "activated": r.activated,
+                 "update_result": r.update_result, "reason": r.reason or r.result_meaning}
+                for r, dep in rows]
+
     def list(self, project_id: int, limit: int = 100) -> list[dict]:
         with self.Session() as db:
             deps = list(db.scalars(select(Deployment).where(Deployment.project_id == project_id)

@@ -71,31 +71,11 @@ def _own(request: Request, who: Caller, dep_id: str):
     return runner, dep
 
 
-@router.post("", status_code=201, responses=errors(401, 403, 404, 409, 413, 422))
-async def create_deployment(
-        request: Request,
-        module: UploadFile | None = File(None, description="a signed inference module (.tmm)"),
-        compilation: str | None = Form(None, description="instead of module: a succeeded compilation's id, "
-                                       "packed and signed with the project's key"),
-        version: int | None = Form(None, ge=0, le=2**32 - 1, description="the module version (with compilation)"),
-        selector: str = Form(..., description='JSON: {"endpoints": [...]}, {"tags": [...]} and/or {"query": '
-                             '"ram >= 20000 and kernel_set == \\"0x1f\\""}; every part must hold'),
-        stages: str | None = Form(None, description="JSON list of cumulative percentages (default [100])"),
-        criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
-        max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
-                                        "stops the deployment and rolls back what it activated"),
-        block_size: int = Form(1024, description="largest Block1 size (16, 32, ..., 1024)"),
-        who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
-    """Start a deployment: deliver the module to the devices the selector picks, stage by stage.
-
-    Devices that cannot take it are ``skipped`` with the reason; GET /v1/deployments/{id} follows it."""
-    runner = _runner(request)
-    if block_size not in BLOCK_SIZES:
-        raise fail(422, f"block_size {block_size}: a CoAP block size (16, 32, ..., 1024)")
-    sel = check_selector(_json("selector", selector, None))
-    stage_list = check_stages(_json("stages", stages, [100]))
-    crit = check_criteria(_json("criteria", criteria, None))
-    data = await _module(svc, who, module, compilation, version)
+async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], data: bytes):
+    """``(module header, plan rows, project's device count)``: what a deployment of the signed module
+    ``data`` to the checked selector ``sel`` would do, device by device (:func:`plan`: the stage, or the
+    reason it is skipped). Creating a deployment and its preview (``/match``, API and console) both
+    call this; a module that does not decode, an unknown endpoint or an empty pick is a one-line 422."""
     try:
         header = decode_module(data, where="module").header
     except TinyMLError as e:
@@ -111,6 +91,62 @@ async def create_deployment(
         raise fail(422, f"selector: picks none of the project's {len(fleet)} device(s). GET /v1/devices shows "
                         "their tags and capabilities")
     rows = plan(header, len(data), picked, {ep: reg.objects for ep, reg in server.regs.items()}, stage_list)
+    return header, rows, len(fleet)
+
+
+MATCH_ENDPOINTS = 20     # endpoints named per skip reason in a preview
+
+
+def match_view(header, rows: list[tuple[str, int | None, str]], fleet_size: int) -> dict:
+    """A preview of a plan: how many devices it picks and delivers to (per stage), and the skipped
+    ones grouped by reason (most common first, at most ``MATCH_ENDPOINTS`` endpoints named each)."""
+    groups: dict[str, list[str]] = {}
+    for ep, stage, reason in rows:
+        if stage is None:
+            groups.setdefault(reason, []).append(ep)
+    stages: dict[int, int] = {}
+    for _, stage, _ in rows:
+        if stage is not None:
+            stages[stage] = stages.get(stage, 0) + 1
+    return {"module": {"name": header.model_name, "version": header.module_version},
+            "devices": fleet_size, "picked": len(rows), "deliver": sum(stages.values()),
+            "per_stage": [stages.get(k, 0) for k in range(max(stages, default=-1) + 1)],
+            "skipped": sum(len(eps) for eps in groups.values()),
+            "reasons": [{"reason": r, "count": len(eps), "endpoints": eps[:MATCH_ENDPOINTS]}
+                        for r, eps in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0]))]}
+
+
+# the fields a deployment and its preview (/match) share
+_MODULE = File(None, description="a signed inference module (.tmm)")
+_COMPILATION = Form(None, description="instead of module: a succeeded compilation's id, packed and signed with the "
+                                      "project's key")
+_VERSION = Form(None, ge=0, le=2**32 - 1, description="the module version (with compilation)")
+_SELECTOR = Form(..., description='JSON: {"endpoints": [...]}, {"tags": [...]} and/or {"query": '
+                                  '"ram >= 20000 and kernel_set == \\"0x1f\\""}; every part must hold')
+_STAGES = Form(None, description="JSON list of cumulative percentages (default [100])")
+
+
+@router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
+async def create_deployment(
+        request: Request,
+        module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION, version: int | None = _VERSION,
+        selector: str = _SELECTOR, stages: str | None = _STAGES,
+        criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
+        max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
+                                        "stops the deployment and rolls back what it activated"),
+        block_size: int = Form(1024, description="largest Block1 size (16, 32, ..., 1024)"),
+        who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
+    """Start a deployment: deliver the module to the devices the selector picks, stage by stage.
+
+    Devices that cannot take it are ``skipped`` with the reason; GET /v1/deployments/{id} follows it."""
+    runner = _runner(request)
+    if block_size not in BLOCK_SIZES:
+        raise fail(422, f"block_size {block_size}: a CoAP block size (16, 32, ..., 1024)")
+    sel = check_selector(_json("selector", selector, None))
+    stage_list = check_stages(_json("stages", stages, [100]))
+    crit = check_criteria(_json("criteria", criteria, None))
+    data = await _module(svc, who, module, compilation, version)
+    header, rows, _ = await plan_request(runner, who, sel, stage_list, data)
     digest = await asyncio.to_thread(svc.store.put, data)
     dep_id = await asyncio.to_thread(
         runner.store.create, who.project_id,
@@ -118,6 +154,22 @@ async def create_deployment(
          "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows)
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
+
+@router.post("/match", responses=errors(400, 401, 403, 404, 409, 413, 422))
+async def match_deployment(
+        request: Request, module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION,
+        version: int | None = _VERSION, selector: str = _SELECTOR, stages: str | None = _STAGES,
+        who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
+    """What POST /v1/deployments would do with this module and selector, without starting it.
+
+    How many devices it picks, how many it delivers to in each stage, and the skipped devices
+    grouped by the reason (offline, no object 9, no capabilities, executor ABI, missing kernels,
+    slot, arena): the plan a deployment makes, from the same function."""
+    runner = _runner(request)
+    sel = check_selector(_json("selector", selector, None))
+    stage_list = check_stages(_json("stages", stages, [100]))
+    data = await _module(svc, who, module, compilation, version)
+    return match_view(*await plan_request(runner, who, sel, stage_list, data))
 
 
 @router.get("", responses=errors(401, 403, 409, 422))

@@ -222,9 +222,19 @@ async def deliver_module(endpoint: str, request: Request, block_size: int = Quer
 
 @router.get("/{endpoint}/modules", responses=errors(401, 403, 404, 409, 422))
 def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
-    """The modules in the device's slots (as last read) and the state of the latest delivery to it."""
+    """The modules in the device's slots, the latest delivery to it, and its module history.
+
+    ``installed`` as last read; ``delivery``: the latest single push's state (kept in memory);
+    ``history``: every deployment that included the device, newest first (module, version,
+    times, result)."""
     server, _ = _target(request, who, endpoint, "/9/0")
     deliveries = getattr(request.app.state, "deliveries", None)     # made at start, beside the LwM2M server
     state = deliveries.state(endpoint) if deliveries is not None else None
     return {"installed": server.store.device(who.project_id, endpoint).get("installed", []),
-            "delivery": state.to_dict() if state else None}
+            "delivery": state.to_dict() if state else None, "history": module_history(request, who, endpoint)}
+
+
+def module_history(request: Request, who: Caller, endpoint: str, limit: int = 100) -> list[dict]:
+    """The device's rows in the project's deployments, newest first (none when deployments are off)."""
+    runner = getattr(request.app.state, "deployments", None)
+    return runner.store.history(who.project_id, endpoint, limit) if runner is not None else []

@@ -96,15 +96,15 @@ def _error_answer(e: Exception):
     return error_page(getattr(e, "status", 422), " ".join(str(e).split()))
 
 
-def guarded(handler):
-    """Run a page handler (plain or async): no session -> sign-in; an API error -> its one line on a page."""
+def _guard(handler, answer):
+    """``handler`` (plain or async) with its Redirect, HTTPException and TinyMLError turned into ``answer(e)``."""
     if inspect.iscoroutinefunction(handler):
         @functools.wraps(handler)
         async def run_async(*args, **kwargs):
             try:
                 return await handler(*args, **kwargs)
             except (Redirect, HTTPException, TinyMLError) as e:
-                return _error_answer(e)
+                return answer(e)
 
         return run_async
 
@@ -113,23 +113,28 @@ def guarded(handler):
         try:
             return handler(*args, **kwargs)
         except (Redirect, HTTPException, TinyMLError) as e:
-            return _error_answer(e)
+            return answer(e)
 
     return run
+
+
+def guarded(handler):
+    """Run a page handler (plain or async): no session -> sign-in; an API error -> its one line on a page."""
+    return _guard(handler, _error_answer)
+
+
+def _json_answer(e: Exception) -> JSONResponse:
+    if isinstance(e, Redirect):
+        return JSONResponse({"detail": "not signed in"}, status_code=401)
+    if isinstance(e, HTTPException):
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code)
+    return JSONResponse({"detail": " ".join(str(e).split())}, status_code=getattr(e, "status", 422))
 
 
 def json_guarded(handler):
-    """Run a JSON handler the pages' script fetches: no session -> 401, an API error -> its status, as JSON."""
-    @functools.wraps(handler)
-    def run(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except Redirect:
-            return JSONResponse({"detail": "not signed in"}, status_code=401)
-        except HTTPException as e:
-            return JSONResponse({"detail": e.detail}, status_code=e.status_code)
-
-    return run
+    """Run a JSON handler (plain or async) the pages' script fetches: no session -> 401, an API error
+    (HTTPException or TinyMLError) -> its status and one line as JSON ``{"detail": ...}``."""
+    return _guard(handler, _json_answer)
 
 
 def age(t: dt.datetime | None, now: dt.datetime) -> str:

@@ -19,7 +19,8 @@ from fastapi.responses import RedirectResponse
 from ...report_html import definition_list
 from ...errors import TinyMLError
 from ...lwm2m.selector import check_selector, select
-from ..deployments import _own, _runner, create_deployment
+from ..deployments import MAX_MODULE, _own, _runner, create_deployment, match_view, plan_request
+from ..inputs import read_upload
 from .base import age, check_csrf, guarded, json_guarded, render_page, session
 
 router = APIRouter()
@@ -42,6 +43,11 @@ def _counts_text(counts: dict) -> str:
 
 def _reason(row: dict) -> str:
     return row["reason"] or row["result_meaning"] or "-"
+
+
+def _stage(row: dict) -> str:
+    """A device row's stage as shown: its number, or "-" when it is in none (skipped)."""
+    return "-" if row["stage"] is None else str(row["stage"])
 
 
 def _counts(counts: dict) -> str:
@@ -97,7 +103,8 @@ def _new_form(who, csrf: str, message: str = "", status: int = 200, f: dict | No
                     extra='aria-describedby="match" autocomplete="off"')
             + field("endpoints", "Endpoints (comma-separated)", "e.g. kws-1, kws-2", extra='aria-describedby="match"')
             + field("tags", "Tags, all of them (comma-separated)", "e.g. canary", extra='aria-describedby="match"')
-            + '<p id="match" class="note" aria-live="polite"></p>'
+            + '<div id="match-box" aria-live="polite"><p id="match" class="note"></p>'
+            '<ul id="skipped" class="note" aria-label="devices the deployment would skip"></ul></div>'
             + field("stages", "Stages (cumulative %)", "e.g. 10, 50, 100")
             + field("inferences", "Inferences without error after activation", "0: activation is enough",
                     "number", 'min="0"')
@@ -115,23 +122,31 @@ def new_deployment_form(request: Request):
     return _new_form(who, csrf)
 
 
-@router.get("/deployments/match")
+@router.post("/deployments/match")
 @json_guarded
-def deployment_match(request: Request, query: str = "", endpoints: str = "", tags: str = ""):
-    """What the form shows as you type: how many of the project's devices the selector picks
-    (skipped devices and their reasons depend on the module: the deployment's page lists them)."""
-    who, _ = session(request)
+async def deployment_match(request: Request, module: UploadFile | None = File(None), csrf: str = Form(""),
+                           query: str = Form(""), endpoints: str = Form(""), tags: str = Form("")):
+    """What the form shows as you type: how many of the project's devices the selector picks and,
+    once a module is chosen, which of them the deployment would skip and why (the plan
+    ``POST /v1/deployments`` makes, from the same function)."""
+    who, expected = session(request, "deploy")
+    check_csrf(csrf, expected)
     runner = _runner(request)
-    fleet = runner.server.store.fleet(who.project_id)
     sel = _selector(query, endpoints, tags)
     if not sel:
-        return {"text": f"{len(fleet)} device(s) in the project; give a query, endpoints or tags"}
-    try:
-        picked = select(check_selector(sel), fleet)
-    except TinyMLError as e:
-        return {"text": " ".join(str(e).split())}
-    online = sum(1 for d in picked if d.get("online"))
-    return {"text": f"picks {len(picked)} of {len(fleet)} device(s), {online} online (offline ones are skipped)"}
+        fleet = await asyncio.to_thread(runner.server.store.fleet, who.project_id)
+        return {"text": f"{len(fleet)} device(s) in the project; give a query, endpoints or tags", "reasons": []}
+    check_selector(sel)
+    if module is None or not module.filename:
+        fleet = await asyncio.to_thread(runner.server.store.fleet, who.project_id)
+        picked = select(sel, fleet)
+        online = sum(1 for d in picked if d.get("online"))
+        return {"text": f"picks {len(picked)} of {len(fleet)} device(s), {online} online (offline ones are "
+                        "skipped); choose the module to see which others would be skipped and why", "reasons": []}
+    m = match_view(*await plan_request(runner, who, sel, [100], read_upload(module, MAX_MODULE)))
+    return {"text": f"picks {m['picked']} of {m['devices']} device(s): {m['module']['name']} "
+                    f"{m['module']['version']} would go to {m['deliver']}, {m['skipped']} skipped"
+                    + (" (why below)" if m["skipped"] else ""), "reasons": m["reasons"]}
 
 
 @router.post("/deployments/new")
@@ -190,7 +205,7 @@ def deployment_detail(dep_id: str, request: Request):
         f'<input type="hidden" name="csrf" value="{csrf}"><button type="submit">{label}</button></form>'
         for op, label, states in ACTIONS if d["state"] in states) + "</div>")
     rows = [f'<tr><td><a href="/devices/{quote(r["endpoint"], safe="")}">{escape(r["endpoint"])}</a></td>'
-            f'<td>{escape(str(r["stage"]))}</td><td>{_state(r["state"])}</td>'
+            f'<td>{_stage(r)}</td><td>{_state(r["state"])}</td>'
             f'<td>{escape(_reason(r))}</td><td>{escape(str(r["blocks_done"]))}</td></tr>'
             for r in d["devices"]]
     body.append("<h2>Devices</h2>" + _table(("endpoint", "stage", "state", "reason / update result", "blocks"),
@@ -212,7 +227,7 @@ def deployment_state(dep_id: str, request: Request):
     runner, dep = _own(request, who, dep_id)
     d = runner.store.view(dep)
     return {"state": d["state"], "counts": _counts_text(d["counts"]), "live": d["state"] in LIVE,
-            "devices": [{"endpoint": r["endpoint"], "stage": r["stage"], "state": r["state"],
+            "devices": [{"endpoint": r["endpoint"], "stage": _stage(r), "state": r["state"],
                          "reason": _reason(r), "blocks": r["blocks_done"]}
                         for r in d["devices"]]}
 

@@ -15,7 +15,7 @@ from ...report_html import definition_list
 from .. import devices
 from ..core import Service
 from ..db import Device
-from .base import PAGE_SIZE, guarded, render_page, session
+from .base import PAGE_SIZE, guarded, json_guarded, render_page, session
 
 router = APIRouter()
 
@@ -101,44 +101,73 @@ def _sortable_th(key: str, title: str, sort: str, desc: bool, href: str) -> str:
     return f'<th scope="col"{order}><a href="{escape(href)}">{title}</a></th>'
 
 
-@router.get("/devices")
-@guarded
-def device_list(request: Request, q: str = Query("", max_length=200), sort: str = Query("endpoint", max_length=20),
-                desc: bool = False, page: int = Query(1, ge=1, le=1_000_000)):
-    """The project's devices: filtered (endpoint, board, core, installed modules or tags contain
-    ``q``), sorted by a column, 100 a page."""
-    who, csrf = session(request)
+_Q = Query("", max_length=200)
+_SORT = Query("endpoint", max_length=20)
+_PAGE = Query(1, ge=1, le=1_000_000)
+POLL_S = 2    # how often the table asks /device-rows again
+
+
+def _listing(request: Request, who, q: str, sort: str, desc: bool, page: int):
+    """(the LwM2M server's one line when it is off, else None; the sort column; one page of rows; how
+    many match; how many there are): what the table page and its JSON rows share."""
     try:
         devices._lwm2m(request)      # the API's answer when the LwM2M server is off
-    except HTTPException as e:   # say so on the page
-        return render_page("Devices", f'<p class="note" role="status">{escape(str(e.detail))}</p>', who, csrf)
+    except HTTPException as e:
+        return str(e.detail), sort, [], 0, 0
     sort = sort if sort in dict(DEVICE_COLUMNS) else "endpoint"
-    rows, shown, total = _device_page(request.app.state.service, who.project_id, q.strip().lower(), sort, desc, page)
-    link = lambda **kw: "/devices?" + urlencode({"q": q, "sort": sort, "desc": int(desc), "page": page, **kw})  # noqa: E731
+    return (None, sort, *_device_page(request.app.state.service, who.project_id, q.strip().lower(), sort, desc,
+                                      page))
+
+
+def _count_text(shown: int, total: int) -> str:
+    return f"{shown:,} of {total:,} devices"
+
+
+@router.get("/devices")
+@guarded
+def device_list(request: Request, q: str = _Q, sort: str = _SORT, desc: bool = False, page: int = _PAGE):
+    """The project's devices: filtered (endpoint, board, core, installed modules or tags contain
+    ``q``), sorted by a column, 100 a page; console.js refreshes the rows, the count and the
+    pager from ``/device-rows`` with the same parameters every few seconds (no reload)."""
+    who, csrf = session(request)
+    off, sort, rows, shown, total = _listing(request, who, q, sort, desc, page)
+    if off:   # say so on the page
+        return render_page("Devices", f'<p class="note" role="status">{escape(off)}</p>', who, csrf)
+    state = {"q": q, "sort": sort, "desc": int(desc), "page": page}
+    link = lambda **kw: "/devices?" + urlencode({**state, **kw})  # noqa: E731
+    head = "".join(_sortable_th(key, title, sort, desc, link(sort=key, desc=int(key == sort and not desc), page=1))
+                   for key, title in DEVICE_COLUMNS)
     body = ['<form method="get" action="/devices" class="inline" role="search">'
             '<label for="q">Filter</label>'
             f'<input id="q" name="q" type="search" value="{escape(q)}" placeholder="endpoint, board, core, module, tag">'
             f'<input type="hidden" name="sort" value="{escape(sort)}"><input type="hidden" name="desc" value="{int(desc)}">'
             '<button type="submit">Filter</button></form>',
-            f'<p class="note" role="status" id="count">{shown:,} of {total:,} devices</p>']
-    if rows:
-        head = "".join(_sortable_th(key, title, sort, desc, link(sort=key, desc=int(key == sort and not desc), page=1))
-                       for key, title in DEVICE_COLUMNS)
-        body.append(f'<table class="list" id="devices"><thead><tr>{head}</tr></thead><tbody>')
-        for cells in map(_device_cells, rows):
-            body.append(f'<tr><td><a href="{_device_href(cells["endpoint"])}">{escape(cells["endpoint"])}</a></td>'
-                        + "".join(f'<td{" class=num" if k == "ram_bytes" else ""}>{escape(cells[k])}</td>'
-                                  for k, _ in DEVICE_COLUMNS[1:]) + "</tr>")
-        body.append("</tbody></table>")
-        links = ([f'<a href="{escape(link(page=page - 1))}">previous</a>'] if page > 1 else []) + \
-                ([f'<a href="{escape(link(page=page + 1))}">next</a>'] if shown > page * PAGE_SIZE else [])
-        if links:
-            body.append('<p class="pager">' + " ".join(links) + "</p>")
-    elif not total:
-        body = ["<p>No devices have registered yet.</p>"]
+            f'<p class="note" role="status" id="count">{_count_text(shown, total)}</p>',
+            f'<p id="empty"{"" if not total else " hidden"}>No devices have registered yet.</p>',
+            f'<table class="list" id="devices" data-poll="{escape("/device-rows?" + urlencode(state))}" '
+            f'data-every="{POLL_S}"{"" if total else " hidden"}><thead><tr>{head}</tr></thead><tbody>']
+    for cells in map(_device_cells, rows):
+        body.append(f'<tr><td><a href="{_device_href(cells["endpoint"])}">{escape(cells["endpoint"])}</a></td>'
+                    + "".join(f'<td{" class=num" if k == "ram_bytes" else ""}>{escape(cells[k])}</td>'
+                              for k, _ in DEVICE_COLUMNS[1:]) + "</tr>")
+    body.append('</tbody></table><p class="pager">'
+                f'<a id="previous" href="{escape(link(page=page - 1))}"{"" if page > 1 else " hidden"}>previous</a> '
+                f'<a id="next" href="{escape(link(page=page + 1))}"{"" if shown > page * PAGE_SIZE else " hidden"}>'
+                'next</a></p>')
     return render_page("Devices", "".join(body), who, csrf)
 
 
+@router.get("/device-rows")
+@json_guarded
+def device_rows(request: Request, q: str = _Q, sort: str = _SORT, desc: bool = False, page: int = _PAGE):
+    """The table's page of rows as JSON (the cells' text), its count line and whether there is a next page.
+    (Not under /devices/: every path there is a device's page, whatever its endpoint is called.)"""
+    who, _ = session(request)
+    off, sort, rows, shown, total = _listing(request, who, q, sort, desc, page)
+    if off:
+        raise HTTPException(409, off)
+    return {"count": _count_text(shown, total), "total": total, "next": shown > page * PAGE_SIZE,
+            "rows": [_device_cells(d) for d in rows]}
 
 
 CHART_W, CHART_H = 320, 64
@@ -166,6 +195,21 @@ def _charts(values: list[dict]) -> str:
             t = v.get("time")
             series.setdefault(v["path"], []).append((t if isinstance(t, (int, float)) else i, value))
     return "".join(_chart(path, pts) for path, pts in sorted(series.items()) if len(pts) >= 2)
+
+
+def _history(rows: list[dict]) -> str:
+    """The device's module history: a row per deployment that included it, newest first."""
+    if not rows:
+        return "<h2>Module history</h2><p>No deployment has included this device yet.</p>"
+    heads = ("time", "module", "version", "deployment", "result", "activated", "reason / update result")
+    return ('<h2>Module history</h2><table class="list" id="history"><thead><tr>'
+            + "".join(f'<th scope="col">{h}</th>' for h in heads) + "</tr></thead><tbody>" + "".join(
+                f"<tr><td>{escape(_text(h['finished_at'] or h['started_at'] or h['created_at']))}</td>"
+                f"<td>{escape(_text(h['module']['name']))}</td><td>{escape(_text(h['module']['version']))}</td>"
+                f'<td><a href="/deployments/{quote(h["deployment"], safe="")}">{escape(h["deployment"])}</a></td>'
+                f'<td><span class="state {escape(h["state"])}">{escape(h["state"])}</span></td>'
+                f"<td>{'yes' if h['activated'] else 'no'}</td><td>{escape(_text(h['reason']))}</td></tr>"
+                for h in rows) + "</tbody></table>")
 
 
 @router.get("/devices/{endpoint:path}")
@@ -199,6 +243,7 @@ def device_detail(request: Request, endpoint: str):
                     "<tbody>" + "".join("<tr>" + "".join(f"<td>{escape(_text(s.get(k)))}</td>"
                                                          for k in ("index", "module", "version", "state")) + "</tr>"
                                         for s in slots) + "</tbody></table>")
+    body.append(_history(devices.module_history(request, who, dev["endpoint"])))
     objects = reg.get("objects") or []
     if objects:
         body.append('<h2>Objects</h2><ul id="objects">' + "".join(

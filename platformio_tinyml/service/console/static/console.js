@@ -1,5 +1,21 @@
-// The console's only script: poll a running compilation or deployment, show a board's profile.
+// The console's only script: poll a running compilation or deployment and the device table, show a
+// deployment's match and a board's profile.
 "use strict";
+
+function cell(row, text, href) {
+  // A table cell with ``text`` (a link to ``href`` when given), appended to ``row``.
+  const td = document.createElement("td");
+  if (href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    td.appendChild(a);
+  } else {
+    td.textContent = text;
+  }
+  row.appendChild(td);
+  return td;
+}
 
 function pollCompilation(status) {
   const url = status.dataset.poll;
@@ -23,19 +39,6 @@ function pollCompilation(status) {
 function pollDeployment(live) {
   // Follow a running deployment in place (no reload): its state, counts and device rows.
   const url = live.dataset.poll;
-  const cell = (row, text, href) => {
-    const td = document.createElement("td");
-    if (href) {
-      const a = document.createElement("a");
-      a.href = href;
-      a.textContent = text;
-      td.appendChild(a);
-    } else {
-      td.textContent = text;
-    }
-    row.appendChild(td);
-    return td;
-  };
   const tick = async () => {
     let again = true;
     try {
@@ -49,7 +52,7 @@ function pollDeployment(live) {
         const rows = d.devices.map((dev) => {
           const tr = document.createElement("tr");
           cell(tr, dev.endpoint, "/devices/" + encodeURIComponent(dev.endpoint));
-          cell(tr, String(dev.stage));
+          cell(tr, dev.stage);
           const st = cell(tr, "");
           const span = document.createElement("span");
           span.className = "state " + dev.state;
@@ -69,22 +72,75 @@ function pollDeployment(live) {
   window.setTimeout(tick, 500);
 }
 
-function showMatch(out) {
-  // The new-deployment form: how many devices the selector picks, as you type.
-  const ids = ["query", "endpoints", "tags"];
-  let timer = null;
-  const update = async () => {
-    const q = new URLSearchParams();
-    ids.forEach((id) => q.set(id, document.getElementById(id).value));
+function pollDevices(table) {
+  // Refresh the device table's rows, count and pager in place (same filter, sort and page).
+  const columns = ["online", "last_seen", "board", "core", "ram_bytes", "installed", "tags"];
+  const body = table.querySelector("tbody");
+  const tick = async () => {
     try {
-      const r = await fetch("/deployments/match?" + q.toString(), {credentials: "same-origin"});
-      if (r.ok) out.textContent = (await r.json()).text;
-    } catch (e) { /* try again on the next keystroke */ }
+      if (document.hidden) throw new Error("not shown: ask later");
+      const r = await fetch(table.dataset.poll, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (r.status === 401) { window.location.assign("/signin?ended=1"); return; }
+      if (r.ok) {
+        const d = await r.json();
+        body.replaceChildren(...d.rows.map((dev) => {
+          const tr = document.createElement("tr");
+          cell(tr, dev.endpoint, "/devices/" + encodeURIComponent(dev.endpoint));
+          columns.forEach((k) => { const td = cell(tr, dev[k]); if (k === "ram_bytes") td.className = "num"; });
+          return tr;
+        }));
+        document.getElementById("count").textContent = d.count;
+        document.getElementById("empty").hidden = d.total > 0;
+        table.hidden = d.total === 0;
+        document.getElementById("next").hidden = !d.next;
+        table.dataset.updates = String(Number(table.dataset.updates || 0) + 1);
+      }
+    } catch (e) { /* the service is restarting: try again */ }
+    window.setTimeout(tick, 1000 * Number(table.dataset.every || 2));
   };
-  ids.forEach((id) => document.getElementById(id).addEventListener("input", () => {
+  window.setTimeout(tick, 1000 * Number(table.dataset.every || 2));
+}
+
+function showMatch(out) {
+  // The new-deployment form, as you type: how many devices the selector picks and, once the
+  // module is chosen, which of them the deployment would skip and why.
+  const ids = ["query", "endpoints", "tags"];
+  const list = document.getElementById("skipped");
+  const form = out.closest("form");
+  const file = document.getElementById("module");
+  let timer = null;
+  let asked = 0;
+  const show = (text, reasons) => {
+    out.textContent = text;
+    list.replaceChildren(...reasons.map((g) => {
+      const li = document.createElement("li");
+      const more = g.count > g.endpoints.length ? ", ..." : "";
+      li.textContent = g.count + " skipped: " + g.reason + " (" + g.endpoints.join(", ") + more + ")";
+      return li;
+    }));
+  };
+  const update = async () => {
+    const q = new FormData();
+    q.set("csrf", form.querySelector("input[name=csrf]").value);
+    ids.forEach((id) => q.set(id, document.getElementById(id).value));
+    if (file.files.length) q.set("module", file.files[0]);
+    const mine = ++asked;
+    try {
+      const r = await fetch("/deployments/match", {method: "POST", body: q, credentials: "same-origin"});
+      if (r.status === 401) { window.location.assign("/signin?ended=1"); return; }
+      const a = await r.json();
+      if (mine !== asked) return;             // a later answer is on its way
+      if (r.ok) show(a.text, a.reasons);
+      else show(a.detail, []);
+      out.dataset.answers = String(Number(out.dataset.answers || 0) + 1);
+    } catch (e) { /* try again on the next change */ }
+  };
+  const soon = () => {
     window.clearTimeout(timer);
     timer = window.setTimeout(update, 300);
-  }));
+  };
+  ids.forEach((id) => document.getElementById(id).addEventListener("input", soon));
+  file.addEventListener("change", soon);
   update();
 }
 
@@ -111,6 +167,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (status && status.dataset.poll) pollCompilation(status);
   const live = document.getElementById("dep-live");
   if (live && live.dataset.poll) pollDeployment(live);
+  const devices = document.getElementById("devices");
+  if (devices && devices.dataset.poll) pollDevices(devices);
   const match = document.getElementById("match");
   if (match) showMatch(match);
   const target = document.getElementById("target");
