@@ -47,11 +47,25 @@ class UnsupportedOpError(ModelError):
                  supported: list[str] | tuple[str, ...]):
         self.op_index = op_index
         self.op_name = op_name
+        self.supported = tuple(sorted(supported))
         super().__init__(
             f"operator #{op_index} {op_name} is not supported ({detail})",
             where=model,
-            hint="Supported operators: " + ", ".join(sorted(supported)),
+            hint="Supported operators: " + ", ".join(self.supported),
         )
+
+    def brief(self) -> str:
+        """The message with the supported operators shortened to the first few (the CLI's
+        ``--explain`` prints them all)."""
+        if len(self.supported) <= BRIEF_OPS:
+            return str(self)
+        head = f"{self.where}: {self.what}" if self.where else self.what
+        return one_line(f"{head}. Supported operators: {', '.join(self.supported[:BRIEF_OPS])}, ... "
+                        f"({len(self.supported)} in all; --explain lists them)")
+
+
+BRIEF_OPS = 10          # supported operators named in a brief refusal
+BRIEF_REASON = 170      # characters of one backend's reasons in a brief "no backend" line
 
 
 class DeviceError(TinyMLError):
@@ -60,6 +74,34 @@ class DeviceError(TinyMLError):
 
 class CompileError(TinyMLError):
     """A backend failed on a model it said it supports."""
+
+
+class NoBackendError(CompileError):
+    """No backend can take the model; ``reasons`` holds every backend's reasons in full."""
+
+    def __init__(self, board: str, reasons: dict[str, tuple[str, ...]], where: str | None = None):
+        self.reasons = {name: tuple(why) for name, why in reasons.items()}
+        parts = "; ".join(f"{name}: {_brief_reason(why, where)}" for name, why in self.reasons.items())
+        super().__init__(f"no backend can compile this model for board '{board}' ({parts})", where=where,
+                         hint="`tinyml compare` (or --explain) shows every backend's reasons in full")
+
+    def explain(self) -> str:
+        """Every backend's reasons, one line each, after the message."""
+        rows = [str(self)]
+        for name, why in self.reasons.items():
+            rows += [f"  {name}: {one_line(r)}" for r in why or ("not supported",)]
+        return "\n".join(rows)
+
+
+def _brief_reason(reasons: tuple[str, ...], where: str | None) -> str:
+    """A backend's reasons, without the model path and the list of supported operators, cut short."""
+    parts = []
+    for text in reasons or ("not supported",):
+        if where and text.startswith(f"{where}: "):
+            text = text[len(where) + 2:]
+        parts.append(text.split(". Supported operators:")[0])
+    text = " / ".join(parts)
+    return text if len(text) <= BRIEF_REASON else text[:BRIEF_REASON - 3].rstrip() + "..."
 
 
 class VerificationError(TinyMLError):

@@ -19,7 +19,7 @@ from .compilers.registry import Registry, discover
 from .compilers.selection import Selection, select_backend   # re-exported for front ends
 from .device import DeviceProfile
 from .digest import sha256_file
-from .errors import CompileError, ModelError, TinyMLError
+from .errors import ModelError, NoBackendError, TinyMLError
 from .ir import Graph
 
 
@@ -93,7 +93,8 @@ def choose_backend(request: CompileRequest, backend: str = "auto", *, registry: 
     """:func:`select_backend`, raising the one-line error when no backend can take the model."""
     sel = select_backend(request, backend, registry=registry, exhaustive=exhaustive)
     if sel.chosen is None and not exhaustive:
-        raise CompileError(sel.because, where=user_path(request))
+        raise NoBackendError(request.device.board, {n: s.reasons for n, s in sel.support.items()},
+                             where=user_path(request))
     return sel
 
 

@@ -129,8 +129,24 @@ def test_unsupported_operator_names_op_index_and_supported_list(tmp_path):
     path = tmp_path / "sin.tflite"
     path.write_bytes(conv.convert())
     rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")
+    assert_one_line_error(rc, o, err, "sin.tflite", "operator #", "not supported", "Supported operators: ABS,",
+                          "in all; --explain lists them")
+    assert "CONV_2D" not in err                 # the first few operators only
+    rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out", "--explain")
     assert_one_line_error(rc, o, err, "sin.tflite", "operator #", "not supported", "Supported operators:",
-                          "CONV_2D")
+                          "CONV_2D", "UNPACK")
+
+
+def test_unsupported_operator_refusal_is_brief_unless_explained():
+    """An importer's refusal names the first supported operators and how to see them all."""
+    from platformio_tinyml.cli.main import _error_text
+    from platformio_tinyml.errors import UnsupportedOpError
+    ops = [f"OP{k:02d}" for k in range(40)]
+    e = UnsupportedOpError("m.tflite", 3, "SIN", "no kernel for this operator", ops)
+    brief = _error_text(e, explain=False)
+    assert brief.startswith("m.tflite: operator #3 SIN is not supported (no kernel for this operator)")
+    assert "OP09, ..." in brief and "OP10" not in brief and "40 in all; --explain lists them" in brief
+    assert _error_text(e, explain=True) == str(e) and "OP39" in str(e)
 
 
 def _small_onnx(path: Path) -> Path:
@@ -276,3 +292,19 @@ def test_output_into_a_closed_pipe_is_not_an_internal_error():
     err = p.stderr.read()
     assert p.wait() == 141, err
     assert err == "", err
+
+
+def test_no_backend_error_is_one_brief_line_and_explain_lists_every_reason(tmp_path, mlperf_dir):
+    """The KWS model on an Arduino Uno (2 KiB RAM, 8-bit): no backend takes it. The error names
+    each backend with its first reason, briefly; --explain adds every reason in full."""
+    model = mlperf_dir / "kws_ref_model.tflite"
+    rc, o, err = tinyml("compile", model, "-t", "uno", "-o", tmp_path / "out")
+    assert_one_line_error(rc, o, err, "no backend can compile this model for board 'uno'", "cgen: needs",
+                          "tflm: TensorFlow Lite Micro needs a 32-bit core", "--explain")
+    assert len(err) < 1000 and "Supported operators" not in err
+    rc, o, err = tinyml("compile", model, "-t", "uno", "-o", tmp_path / "out", "--explain")
+    assert rc == 2 and "Traceback" not in o + err
+    lines = err.splitlines()
+    assert "no backend can compile" in lines[0]
+    named = {ln.split(":")[0].strip() for ln in lines[1:]}
+    assert {"cgen", "tflm", "tvm", "emlearn", "vela"} <= named, lines

@@ -14,7 +14,7 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from ..errors import TinyMLError
+from ..errors import NoBackendError, TinyMLError, UnsupportedOpError
 from ..report_html import HTML_REPORT_FILE
 from . import agent, boards, fleet
 
@@ -29,6 +29,17 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 def _add_input_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="shape of a graph input with open dimensions (repeatable; an open batch is 1)")
+    p.add_argument("--explain", action="store_true",
+                   help="on an error, print every detail (each backend's reasons, every supported operator)")
+
+
+def _error_text(e: TinyMLError, explain: bool) -> str:
+    """One short line; with ``--explain`` the whole of it."""
+    if isinstance(e, NoBackendError):
+        return e.explain() if explain else str(e)
+    if isinstance(e, UnsupportedOpError) and not explain:
+        return e.brief()
+    return str(e)
 
 
 def _input_shapes(args) -> dict:
@@ -328,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141              # as if killed by SIGPIPE, like other tools in a pipeline
     except TinyMLError as e:
-        print(f"tinyml: error: {e}", file=sys.stderr)
+        print(f"tinyml: error: {_error_text(e, getattr(args, 'explain', False))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
