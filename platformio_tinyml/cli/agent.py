@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-block", type=int, default=1024, metavar="BYTES",
                    help="largest Block1 a device takes; larger blocks are answered 4.13 (default 1024)")
     p.add_argument("--object-id", type=int, default=None, metavar="ID", help="TinyML object id (default 32100)")
+    p.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
+                   help="Register/Update give up after S seconds, retransmissions included, and are sent "
+                        "again after a backoff (default 10)")
     p.add_argument("-v", "--verbose", action="store_true", help="log registrations and deliveries")
 
 
@@ -52,7 +55,8 @@ def cmd_device_agent(args: argparse.Namespace) -> int:
     cfg = AgentConfig(server=args.server, endpoint=args.endpoint, public_key=load_key(args.public_key),
                       kernels=KernelSet.parse([k for k in args.kernels.split(",") if k]), count=args.count,
                       lifetime_s=args.lifetime, slot_size=slot_size, arena_bytes=arena,
-                      max_block=args.max_block, tinyml_object_id=args.object_id, firmware=args.firmware)
+                      max_block=args.max_block, tinyml_object_id=args.object_id, firmware=args.firmware,
+                      request_timeout_s=args.request_timeout)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(message)s")
     try:

@@ -59,6 +59,7 @@ from .ids import FirmwareUpdate as Fw
 from .ids import SoftwareManagement as Sw
 from .ids import load_definitions
 from .sw_update import SoftwareUpdate, SwUpdateError, UpdateState
+from .tuning import transmission
 
 log = logging.getLogger("tinyml.agent")
 
@@ -106,6 +107,7 @@ class AgentConfig:
     max_block: int = 1024              # the largest Block1 a device takes; larger blocks get 4.13
     tinyml_object_id: int | None = None
     firmware: Path | None = None       # the QEMU firmware (ELF or example project folder); None: host loader
+    request_timeout_s: float = 10.0    # Register / Update / De-register: the CoAP exchange ends within it
 
     def __post_init__(self):
         u = urlsplit(self.server)
@@ -116,6 +118,8 @@ class AgentConfig:
             raise TinyMLError(f"--count {self.count}: give 1 to 100000 devices")
         if not 30 <= self.lifetime_s <= 10 ** 8:
             raise TinyMLError(f"--lifetime {self.lifetime_s}: give 30 seconds or more")
+        if not 2 <= self.request_timeout_s <= 300:
+            raise TinyMLError(f"--request-timeout {self.request_timeout_s:g}: give 2 to 300 seconds")
         if self.max_block not in (16, 32, 64, 128, 256, 512, 1024):
             raise TinyMLError(f"--max-block {self.max_block}: a CoAP block size (16, 32, ..., 1024)")
         if len(self.public_key) != 32:
@@ -226,7 +230,7 @@ class VirtualDevice:
     async def _request(self, code: Code, path: str, query: str = "", payload: bytes = b"",
                        fmt: int | None = None) -> Message:
         msg = Message(code=code, uri=self.cfg.server.rstrip("/") + path + (f"?{query}" if query else ""),
-                      payload=payload)
+                      payload=payload, transport_tuning=transmission(self.cfg.request_timeout_s))
         if fmt is not None:
             msg.opt.content_format = fmt
         return await self.ctx.request(msg).response
@@ -254,15 +258,20 @@ class VirtualDevice:
 
     async def _keep_registered(self) -> None:
         """Register, then Update at half the lifetime (or when the server triggers it); register
-        again when the server forgot us; back off while it refuses or does not answer."""
-        backoff = 1.0
+        again when the server forgot us; back off while it refuses or does not answer.
+
+        Each request is one CoAP exchange whose retransmissions end within the request timeout
+        (:func:`.tuning.transmission`): with aiocoap's defaults an unanswered Register went on
+        being retransmitted for up to 93 s, and the next one waited behind it (NSTART = 1).
+        A request given up is sent again as a new one after the backoff (1 s, doubling to 30 s)."""
+        backoff, guard = 1.0, self.cfg.request_timeout_s + 5
         while True:
             try:
-                ok = await asyncio.wait_for(self.update() if self.location else self.register(), 60)
+                ok = await asyncio.wait_for(self.update() if self.location else self.register(), guard)
                 if not ok and self.location:
                     self.location = ()
                     self.registered.clear()
-                    ok = await asyncio.wait_for(self.register(), 60)
+                    ok = await asyncio.wait_for(self.register(), guard)
             except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
                 log.info("agent: '%s': %s (%s), retrying", self.endpoint, "update" if self.location else
                          "register", type(e).__name__)
