@@ -24,7 +24,7 @@ from lwm2m_support import free_udp_port
 from service_support import Server, one_line, tinyml
 
 from platformio_tinyml.lwm2m.agent import Agent
-from platformio_tinyml.lwm2m.server import transmission
+from platformio_tinyml.lwm2m.tuning import transmission
 
 TIMEOUT_S = 5
 
