@@ -112,6 +112,8 @@ def test_firmware_loader_refuses_bad_modules_with_the_update_result(svc, case, r
 @pytest.mark.parametrize("args, needle", [
     (["--firmware", "/nope"], "/nope"),
     (["--firmware", "README.md"], "not an ELF firmware"),
+    (["--firmware", "/nope.json"], "cannot read the factory image"),
+    (["--firmware", "docs/report.schema.json"], "not a factory image layout"),
     (["--firmware", str(EXAMPLE), "--slot-size", "4096"], "--slot-size and --arena"),
 ])
 def test_bad_firmware_options_are_one_line(svc, args, needle):
@@ -119,3 +121,42 @@ def test_bad_firmware_options_are_one_line(svc, args, needle):
                               *args], capture_output=True, text=True, cwd=REPO, timeout=60,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_factory_image_device_starts_with_its_slot_a_module_and_takes_an_update(svc, tmp_path):
+    """``--firmware tinyml-image.json``: the factory image (firmware + KWS v1 in slot A, as
+    ``pio run -t tinyml-image`` writes it) is what boots; the device registers already running
+    v1, takes v2 over the air into slot B, and computes TFLM's output."""
+    from agent_support import Loop, agent_config
+
+    from platformio_tinyml.lwm2m.agent import Agent
+    from platformio_tinyml.module.emu import SLOT_ADDR, SLOT_SIZE
+    from platformio_tinyml.module.firmware import KernelSet
+    from platformio_tinyml.module.image import write_factory_image
+    from platformio_tinyml.module.keys import public_key_bytes
+    from platformio_tinyml.module.qemu import build_example_firmware
+    _, golden = kws_module()
+    kset = KernelSet.of(KWS_KERNELS)
+    elf = build_example_firmware(kset, public_key_bytes(fixed_key().public_key()))
+    write_factory_image(elf, kws_firmware_module(1).data, [(a, SLOT_SIZE) for a in SLOT_ADDR],
+                        tmp_path / "tinyml-image.bin")
+    loop = Loop()
+    agent = Agent(agent_config(svc.coap_port, "fw-factory", firmware=tmp_path / "tinyml-image.json"))
+    dev = agent.devices[0]
+    try:
+        assert "slot A: ok" in dev.mcu.printed[-1] and "running module version 1" in dev.mcu.printed[-1]
+        loop.run(agent.start())
+        assert loop.run(agent.wait_registered(10))
+        caps = wait_for(lambda: svc.reader.get("/v1/devices/fw-factory").json().get("capabilities"),
+                        "capabilities of fw-factory", 20)
+        assert caps["active_slot"] == 0 and caps["device"]["firmware"] == "tinyml-image.json"
+        assert [(s["module"], s["version"], s["state"]) for s in caps["slots"]] == \
+            [("main", "1", "active"), ("", "", "empty")]
+        st = push(svc, "fw-factory", kws_firmware_module(2).data)
+        assert st["state"] == "active", st["message"]
+        assert (dev.mcu.active, dev.mcu.installed_version) == (1, 2)
+        assert any("update from slot B: ok" in out and "running module version 2" in out for out in dev.mcu.printed)
+        assert last_output(svc, "fw-factory") == golden
+    finally:
+        loop.run(agent.stop())
+        loop.close()

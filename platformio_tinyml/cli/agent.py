@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
                    help="kernels the simulated firmware has (default: all)")
     p.add_argument("--firmware", type=Path, metavar="PATH",
                    help="run the real firmware in QEMU instead of the host-built loader: the example project "
-                        "folder (example_projects/module-cortex-m4, built for --kernels and --public-key) or "
-                        "a firmware ELF built from it")
+                        "folder (example_projects/module-cortex-m4, built for --kernels and --public-key), "
+                        "a firmware ELF built from it, or its factory image's tinyml-image.json (the device "
+                        "starts with the image's slot A module running)")
     p.add_argument("--slot-size", type=int, metavar="BYTES",
                    help="bytes per module slot (default 131072; the firmware's 1 MiB with --firmware)")
     p.add_argument("--arena", type=int, metavar="BYTES",

@@ -149,16 +149,16 @@ def host_mcu() -> Mcu:
     return Mcu(machine, machine, 0, 64, int(ABI), "host-loader", "host")
 
 
-def firmware_mcu(elf: Path) -> Mcu:
+def firmware_mcu(name: str) -> Mcu:
     from ..module.qemu import EXAMPLE_ARCH, EXAMPLE_CORE, MACHINE
-    return Mcu(EXAMPLE_CORE, EXAMPLE_ARCH, 25_000_000, 32, int(Abi.ILP32_LE), MACHINE, elf.name)
+    return Mcu(EXAMPLE_CORE, EXAMPLE_ARCH, 25_000_000, 32, int(Abi.ILP32_LE), MACHINE, name)
 
 
 class VirtualDevice:
     """One device: an LwM2M client on its own socket, two module slots behind it (the host
-    loader, or the QEMU firmware ``elf``)."""
+    loader, or the QEMU firmware ``elf``: an ELF path or a :class:`~..module.qemu.FactoryImage`)."""
 
-    def __init__(self, cfg: AgentConfig, endpoint: str, defs: Definitions, elf: Path | None = None):
+    def __init__(self, cfg: AgentConfig, endpoint: str, defs: Definitions, elf=None):
         self.cfg, self.endpoint, self.defs = cfg, endpoint, defs
         self.tml = defs.tinyml_object_id
         self._workdir: str | None = None
@@ -169,7 +169,10 @@ class VirtualDevice:
             from ..module.qemu import QemuDevice
             self._workdir = tempfile.mkdtemp(prefix=f"tinyml-agent-{endpoint}-")
             self.mcu = QemuDevice(elf, Path(self._workdir), timeout=FIRMWARE_TIMEOUT_S)
-            self.facts = firmware_mcu(elf)
+            self.facts = firmware_mcu(self.mcu.elf.name)
+            if self.mcu.image is not None and self.mcu.image.module:   # flashed at the factory: slot A runs
+                self.mcu.write(0, 0, self.mcu.image.module)
+                self.mcu.boot(0)
         self.sw = SoftwareUpdate(self.mcu)
         self.fw = FirmwareUpdate(cfg.slot_size, verify=verify_arm_elf,
                                  apply=lambda image: FirmwareResult.UPDATE_FAILED)   # nothing to reflash on a host
@@ -604,8 +607,9 @@ class Agent:
         return next(d for d in self.devices if d.endpoint == endpoint)
 
 
-def firmware_elf(cfg: AgentConfig) -> Path:
-    """The QEMU firmware ``cfg.firmware`` names, built when it is the example project (cached)."""
+def firmware_elf(cfg: AgentConfig):
+    """The QEMU firmware ``cfg.firmware`` names: an ELF (built when it is the example project,
+    cached) or a factory image (:class:`~..module.qemu.FactoryImage`)."""
     from ..emu.toolchain import get_machine
     from ..module.qemu import MACHINE, example_firmware
     emulator = get_machine(MACHINE).emulator
