@@ -106,7 +106,7 @@ class AgentConfig:
     arena_bytes: int = DEFAULT_ARENA
     max_block: int = 1024              # the largest Block1 a device takes; larger blocks get 4.13
     tinyml_object_id: int | None = None
-    firmware: Path | None = None       # the QEMU firmware (ELF or example project folder); None: host loader
+    firmware: Path | None = None       # QEMU firmware: ELF, example project folder or factory image layout
     request_timeout_s: float = 10.0    # Register / Update / De-register: the CoAP exchange ends within it
 
     def __post_init__(self):
