@@ -1,7 +1,7 @@
 """A fleet of simulated devices: registration, then the KWS module pushed to every one of them.
 
     .venv/bin/python benchmarks/device_fleet_bench.py [--devices 100] [--block 1024]
-                                                     [--deployment [--stages 10,50,100]]
+                                                     [--deployment [--stages 10,50,100]] [--firmware]
 
 Starts a real ``tinyml serve`` (SQLite, LwM2M on a free loopback UDP port) and
 one ``tinyml device-agent --count N`` process (N devices, each its own UDP
@@ -19,6 +19,10 @@ socket and its own two slots behind the host-built C loader). Measures:
 * CPU: the server's and the agent's CPU seconds during the delivery, per device
   (on a loaded machine the wall time says little; these do not depend on the load);
 * memory: resident set of the server and of the agent process at the end.
+
+With ``--firmware`` the agent runs ``--firmware example_projects/module-cortex-m4``: each
+device's MCU is the example firmware booted in QEMU (the module packed for 32-bit Cortex-M);
+the figures add the QEMU boots (counted from the agent's ``-v`` log) and their host time.
 
 Prints one table and writes ``bench-out/device_fleet_bench.json``.
 
@@ -66,13 +70,15 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (the figure that does not depend on the load)."""
+def _cpu_s(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of a process so far (the figure that does not depend on the load);
+    ``children``: of its ended child processes instead (the agent's QEMU runs)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    k = 13 if children else 11
+    return (int(fields[k]) + int(fields[k + 1])) / os.sysconf("SC_CLK_TCK")
 
 
-def _module_and_key(tmp: Path) -> tuple[bytes, Path]:
+def _module_and_key(tmp: Path, firmware: bool = False) -> tuple[bytes, Path]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -84,7 +90,7 @@ def _module_and_key(tmp: Path) -> tuple[bytes, Path]:
     pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     g, _ = load_any(KWS)
-    return pack_graph(g, KWS.read_bytes(), Abi.LP64_LE, 1, key.sign).data, pub
+    return pack_graph(g, KWS.read_bytes(), Abi.ILP32_LE if firmware else Abi.LP64_LE, 1, key.sign).data, pub
 
 
 def _agent(coap: int, pub: Path, endpoint: str, count: int, log: Path, *extra: str) -> subprocess.Popen:
@@ -196,33 +202,37 @@ def main() -> int:
     ap.add_argument("--lifetime", type=int, default=300, help="registration lifetime (with --hold-s)")
     ap.add_argument("--deployment", action="store_true", help="one POST /v1/deployments instead of N pushes")
     ap.add_argument("--stages", default="100", help="with --deployment: cumulative percentages (default 100)")
+    ap.add_argument("--firmware", action="store_true", help="devices run the example firmware in QEMU")
     args = ap.parse_args()
     if args.hold_s:
         return hold(args)
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    module, pub = _module_and_key(tmp)
+    module, pub = _module_and_key(tmp, args.firmware)
+    board = "mps2-an386" if args.firmware else "host-loader"
     coap = _free(socket.SOCK_DGRAM)
     server, url, token = start_server(tmp / "data", coap, args.devices)
     agent = None
     try:
         endpoints = [f"bench-{i}" for i in range(args.devices)]
         t0 = time.perf_counter()
-        agent = _agent(coap, pub, "bench", args.devices, tmp / "agent.log")
+        agent = _agent(coap, pub, "bench", args.devices, tmp / "agent.log",
+                       *(["--firmware", str(REPO / "example_projects" / "module-cortex-m4"), "-v"]
+                         if args.firmware else []))
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         while True:               # registered; delivery needs no capabilities (their reads may time out)
             devs = client.get("/v1/devices").json()       # a deployment's selector does: it waits for them
-            if sum(d["online"] and (not args.deployment or d.get("board") == "host-loader")
+            if sum(d["online"] and (not args.deployment or d.get("board") == board)
                    for d in devs) >= args.devices:
                 break
             if agent.poll() is not None:
                 raise SystemExit("the agent stopped: " + (tmp / "agent.log").read_text()[-2000:])
             time.sleep(0.2)
         reg_s = time.perf_counter() - t0
-        caps = sum(d.get("board") == "host-loader" for d in client.get("/v1/devices").json())
-        cpu0 = _cpu_s(server.pid), _cpu_s(agent.pid)
+        caps = sum(d.get("board") == board for d in client.get("/v1/devices").json())
+        cpu0 = _cpu_s(server.pid), _cpu_s(agent.pid), _cpu_s(agent.pid, children=True)
         res = asyncio.run(deploy_all(url, token, args.devices, module, args.block, args.stages) if args.deployment
                           else deliver_all(url, token, endpoints, module, args.block))
-        cpu = _cpu_s(server.pid) - cpu0[0], _cpu_s(agent.pid) - cpu0[1]
+        cpu = _cpu_s(server.pid) - cpu0[0], _cpu_s(agent.pid) - cpu0[1], _cpu_s(agent.pid, children=True) - cpu0[2]
         out = {"devices": args.devices, "mode": f"deployment, stages {args.stages}" if args.deployment else "pushes",
                "module_bytes": len(module), "block": args.block,
                "registration_s": round(reg_s, 2), "capabilities_read": caps, "delivery_wall_s": round(res["wall_s"], 2),
@@ -234,7 +244,9 @@ def main() -> int:
                "agent_cpu_ms_per_device": round(1000 * cpu[1] / args.devices, 1),
                "server_rss_mib": round(_rss_mib(server.pid), 1), "agent_rss_mib": round(_rss_mib(agent.pid), 1),
                "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-               **({"deployment": res["state"], "message": res["message"]} if args.deployment else {})}
+               **({"deployment": res["state"], "message": res["message"]} if args.deployment else {}),
+               **({"qemu_boots": (tmp / "agent.log").read_text().count(": firmware: "),
+                   "qemu_cpu_ms_per_device": round(1000 * cpu[2] / args.devices, 1)} if args.firmware else {})}
     finally:
         _stop(agent, server)
     _report(out, "device_fleet_bench.json")

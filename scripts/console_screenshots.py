@@ -30,9 +30,9 @@ from aiocoap.numbers.codes import Code  # noqa: E402
 from conftest import MLPERF, MLPERF_INT8  # noqa: E402  (sets TINYML_BOARDS_DIRS as the tests do)
 from console_support import chromium  # noqa: E402
 from lwm2m_support import RawDevice, free_udp_port  # noqa: E402
-from service_support import Server, tinyml  # noqa: E402
+from service_support import Server, interrupt, tinyml  # noqa: E402
 from module_support import kws_probe_modules  # noqa: E402
-from test_deployments import _agent, _public_key, _stop_agents, _wait_capabilities  # noqa: E402
+from test_deployments import _agent, _public_key, _wait_capabilities  # noqa: E402
 from test_lwm2m_server import DEVICE_TLV, LINKS, TINYML_TLV  # noqa: E402
 
 TLV, SENML_JSON = 11542, 110
@@ -165,7 +165,7 @@ def main(out: Path) -> int:
                 driver.quit()
             if sensor is not None:
                 sensor.close()
-            _stop_agents(agents)
+            interrupt(*agents)
             server.stop()
     print(f"console_screenshots: wrote {', '.join(sorted(p.name for p in out.glob('console-*.png')))}")
     return 0

@@ -78,3 +78,19 @@ def last_output(svc, endpoint, tries: int = 1) -> bytes:
             break
     assert r.status_code == 200, r.text
     return base64.b64decode(r.json()["values"]["/32100/0/23"]["base64"])
+
+
+def public_key_pem(path):
+    """The fixed key's public half as PEM at ``path`` (what ``--public-key`` takes)."""
+    from cryptography.hazmat.primitives import serialization
+    path.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+def kws_firmware_module(version: int, key=None):
+    """The KWS module signed for 32-bit Cortex-M (what the QEMU firmware of ``--firmware`` runs)."""
+    from module_support import MODEL_A, pack
+
+    from platformio_tinyml.module.kernels import Abi
+    return pack(MODEL_A, Abi.ILP32_LE, version, key or fixed_key())[1]

@@ -29,6 +29,17 @@ def tinyml(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess
     return proc
 
 
+def interrupt(*procs: subprocess.Popen, timeout: float = 10) -> None:
+    """Ctrl-C each process, as a user stops it; kill what has not ended after ``timeout`` s."""
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import time
 import pytest
 from lwm2m_support import free_udp_port
 from module_support import fixed_key, kws_probe_modules
-from service_support import Server, one_line, tinyml
+from service_support import Server, interrupt, one_line, tinyml
 
 from platformio_tinyml.lwm2m.selector import SelectorError, matches, parse_query, select
 
@@ -78,19 +77,8 @@ def svc(tmp_path_factory):
         _wait_capabilities(srv, FLEET + ["dep-small", "dep-fc"])
         yield srv
     finally:
-        _stop_agents(agents)
+        interrupt(*agents)
         srv.stop()
-
-
-def _stop_agents(agents) -> None:
-    """SIGINT (they de-register), then a kill for any still running after 10 s."""
-    for a in agents:
-        a.send_signal(signal.SIGINT)
-    for a in agents:
-        try:
-            a.wait(10)
-        except subprocess.TimeoutExpired:
-            a.kill()
 
 
 @pytest.fixture(scope="module")
@@ -440,11 +428,7 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
                       if "the transfer to 'rs-0' goes on at byte" in line]
         assert resumed_at == [cut_at], (resumed_at, cut_at)     # not from byte 0
     finally:
-        agent.send_signal(signal.SIGINT)
-        try:
-            agent.wait(10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        interrupt(agent)
         if srv.proc.poll() is None:
             srv.stop()
 

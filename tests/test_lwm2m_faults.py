@@ -16,13 +16,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
 from agent_support import Loop, agent_config, kws_module, last_output, push, wait_capabilities
 from lossy_relay import LossyRelay
 from lwm2m_support import free_udp_port
 from service_support import Server, one_line, tinyml
 
 from platformio_tinyml.lwm2m.agent import Agent
-from platformio_tinyml.lwm2m.server import transmission
+from platformio_tinyml.lwm2m.tuning import transmission
 
 TIMEOUT_S = 5
 
@@ -198,3 +200,52 @@ def test_the_last_block_sent_again_after_its_answer_was_lost_is_acknowledged(svc
         n = _blocks(mod)
         assert relay.blocks == list(range(n)) + [n - 1], relay.blocks
         assert dev.last_output == golden
+
+
+class _Recording(LossyRelay):
+    """The relay, noting (time, token, message id) of every Register a device sends."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.registers: list[tuple[float, bytes, int]] = []
+
+    def _from_device(self, data, device):
+        msg = _decode(data)
+        if msg is not None and msg.code == Code.POST and list(msg.opt.uri_path) == ["rd"]:
+            self.registers.append((time.monotonic(), msg.token, msg.mid))
+        super()._from_device(data, device)
+
+
+def _decode(data: bytes):
+    try:
+        return Message.decode(data)
+    except Exception:     # not CoAP: the relay forwards it as it is
+        return None
+
+
+def test_an_unanswered_register_is_given_up_within_its_timeout_and_sent_again(svc, loop):
+    """The server is unreachable for 7 s when the device starts (request timeout 3 s: one
+    transmission, given up after 2 to 3 s). Each Register is one exchange, transmitted once and
+    given up within 3 s; a new Register goes out after the backoff, and the device registers
+    within a few seconds of the server coming back. With aiocoap's defaults the first Register
+    was retransmitted (2-3 s, 6-9 s, 14-21 s, ... for up to 93 s), one token the whole time, and
+    the agent gave it up only after 60 s."""
+    relay = _Recording(("127.0.0.1", svc.coap_port))
+    port = loop.run(relay.start())
+    loop.loop.call_soon_threadsafe(relay.cut, 7)
+    t0 = time.monotonic()
+    agent = Agent(agent_config(port, "fault-register", request_timeout_s=3))
+    loop.run(agent.start())
+    try:
+        assert loop.run(agent.wait_registered(20), timeout=30), relay.registers
+        registered_after = time.monotonic() - t0
+        tokens = [token for _, token, _ in relay.registers]
+        assert len(set(tokens)) >= 3, relay.registers                     # given up and sent again, twice or more
+        assert len(tokens) == len(set(tokens)), relay.registers           # each one transmitted once
+        gaps = [b - a for (a, _, _), (b, _, _) in zip(relay.registers, relay.registers[1:])]
+        assert all(2 <= g <= 3 + 4 + 1 for g in gaps), gaps                # timeout, then 1 s, 2 s, 4 s backoff
+        assert 7 <= registered_after <= 7 + 3 + 4 + 1, registered_after
+        assert relay.counts["cut_up"] == len(tokens) - 1                  # the last one got through
+    finally:
+        loop.run(agent.stop())
+        loop.loop.call_soon_threadsafe(relay.stop)

@@ -2,11 +2,15 @@
 
 Think of it as the modem side of a cellular IoT device: it runs the LwM2M
 client (objects 0, 1, 3, 5, 9 and the TinyML object), receives packages and
-hands them to the microcontroller. Here the microcontroller is
+hands them to the microcontroller. By default the microcontroller is
 :class:`~platformio_tinyml.module.host.HostDevice`: the firmware's C module
 loader and executor built for the host, so every module a device accepts
 passed the checks a real firmware makes (CRC, Ed25519 signature, kernel ABI
-and set, version, arena) and runs on the same executor.
+and set, version, arena) and runs on the same executor. With ``firmware``
+(``--firmware``) it is :class:`~platformio_tinyml.module.qemu.QemuDevice`:
+the example firmware (``example_projects/module-cortex-m4``) booted in QEMU
+with both slots in its memory, whose own loader decides and whose printed
+outputs the device reports.
 
 Object 9 (:mod:`.sw_update`) receives a module block-wise (Block1) into the
 inactive slot; a block larger than ``max_block`` is answered 4.13 with a
@@ -29,9 +33,12 @@ import asyncio
 import errno
 import logging
 import platform
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -44,6 +51,7 @@ from ..errors import TinyMLError
 from ..module.firmware import KernelSet
 from ..module.format import FIXED_HEADER, TRAILER, _FIXED, decode_module
 from ..module.host import ABI, DEFAULT_ARENA, DEFAULT_SLOT_SIZE, HostDevice
+from ..module.kernels import Abi
 from .codec import CodecError, ContentFormat, Link, decode, encode, format_links
 from .fw_update import FirmwareUpdate, FwUpdateError, verify_arm_elf
 from .ids import Definitions, Device, FirmwareResult, ObjectId, ResourcePath, ResourceType, Server, SlotState, TinyML
@@ -51,11 +59,13 @@ from .ids import FirmwareUpdate as Fw
 from .ids import SoftwareManagement as Sw
 from .ids import load_definitions
 from .sw_update import SoftwareUpdate, SwUpdateError, UpdateState
+from .tuning import transmission
 
 log = logging.getLogger("tinyml.agent")
 
 MANUFACTURER = "platformio-tinyml"
 MODEL = "device-agent (host-built module loader)"
+FIRMWARE_TIMEOUT_S = 20          # one QEMU boot of the example firmware (about 0.1 s for KWS)
 REGISTERED_OBJECTS = (ObjectId.SERVER, ObjectId.DEVICE, ObjectId.FIRMWARE_UPDATE, ObjectId.SOFTWARE_MANAGEMENT)
 PROBE_SEED = 0x7D1
 
@@ -96,6 +106,8 @@ class AgentConfig:
     arena_bytes: int = DEFAULT_ARENA
     max_block: int = 1024              # the largest Block1 a device takes; larger blocks get 4.13
     tinyml_object_id: int | None = None
+    firmware: Path | None = None       # QEMU firmware: ELF, example project folder or factory image layout
+    request_timeout_s: float = 10.0    # Register / Update / De-register: the CoAP exchange ends within it
 
     def __post_init__(self):
         u = urlsplit(self.server)
@@ -106,22 +118,61 @@ class AgentConfig:
             raise TinyMLError(f"--count {self.count}: give 1 to 100000 devices")
         if not 30 <= self.lifetime_s <= 10 ** 8:
             raise TinyMLError(f"--lifetime {self.lifetime_s}: give 30 seconds or more")
+        if not 2 <= self.request_timeout_s <= 300:
+            raise TinyMLError(f"--request-timeout {self.request_timeout_s:g}: give 2 to 300 seconds")
         if self.max_block not in (16, 32, 64, 128, 256, 512, 1024):
             raise TinyMLError(f"--max-block {self.max_block}: a CoAP block size (16, 32, ..., 1024)")
         if len(self.public_key) != 32:
             raise TinyMLError("the public key must be 32 raw Ed25519 bytes")
+        if self.firmware is not None:      # the example firmware's main.c fixes both
+            from ..module.qemu import EXAMPLE_ARENA, SLOT_SIZE
+            self.slot_size, self.arena_bytes = SLOT_SIZE, EXAMPLE_ARENA
 
     def endpoints(self) -> list[str]:
         return [self.endpoint] if self.count == 1 else [f"{self.endpoint}-{i}" for i in range(self.count)]
 
 
-class VirtualDevice:
-    """One device: an LwM2M client on its own socket, two module slots behind it."""
+@dataclass(frozen=True)
+class Mcu:
+    """What the TinyML object says about the microcontroller behind the agent."""
+    core: str
+    arch: str
+    clock_hz: int
+    word_bits: int
+    abi: int
+    board: str
+    firmware: str
 
-    def __init__(self, cfg: AgentConfig, endpoint: str, defs: Definitions):
+
+def host_mcu() -> Mcu:
+    machine = platform.machine() or "host"
+    return Mcu(machine, machine, 0, 64, int(ABI), "host-loader", "host")
+
+
+def firmware_mcu(name: str) -> Mcu:
+    from ..module.qemu import EXAMPLE_ARCH, EXAMPLE_CORE, MACHINE
+    return Mcu(EXAMPLE_CORE, EXAMPLE_ARCH, 25_000_000, 32, int(Abi.ILP32_LE), MACHINE, name)
+
+
+class VirtualDevice:
+    """One device: an LwM2M client on its own socket, two module slots behind it (the host
+    loader, or the QEMU firmware ``elf``: an ELF path or a :class:`~..module.qemu.FactoryImage`)."""
+
+    def __init__(self, cfg: AgentConfig, endpoint: str, defs: Definitions, elf=None):
         self.cfg, self.endpoint, self.defs = cfg, endpoint, defs
         self.tml = defs.tinyml_object_id
-        self.mcu = HostDevice(cfg.kernels, cfg.public_key, slot_size=cfg.slot_size, arena_bytes=cfg.arena_bytes)
+        self._workdir: str | None = None
+        if elf is None:
+            self.mcu = HostDevice(cfg.kernels, cfg.public_key, slot_size=cfg.slot_size, arena_bytes=cfg.arena_bytes)
+            self.facts = host_mcu()
+        else:
+            from ..module.qemu import QemuDevice
+            self._workdir = tempfile.mkdtemp(prefix=f"tinyml-agent-{endpoint}-")
+            self.mcu = QemuDevice(elf, Path(self._workdir), timeout=FIRMWARE_TIMEOUT_S)
+            self.facts = firmware_mcu(self.mcu.elf.name)
+            if self.mcu.image is not None and self.mcu.image.module:   # flashed at the factory: slot A runs
+                self.mcu.write(0, 0, self.mcu.image.module)
+                self.mcu.boot(0)
         self.sw = SoftwareUpdate(self.mcu)
         self.fw = FirmwareUpdate(cfg.slot_size, verify=verify_arm_elf,
                                  apply=lambda image: FirmwareResult.UPDATE_FAILED)   # nothing to reflash on a host
@@ -176,11 +227,13 @@ class VirtualDevice:
         if self.ctx is not None:
             await self.ctx.shutdown()
             self.ctx = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     async def _request(self, code: Code, path: str, query: str = "", payload: bytes = b"",
                        fmt: int | None = None) -> Message:
         msg = Message(code=code, uri=self.cfg.server.rstrip("/") + path + (f"?{query}" if query else ""),
-                      payload=payload)
+                      payload=payload, transport_tuning=transmission(self.cfg.request_timeout_s))
         if fmt is not None:
             msg.opt.content_format = fmt
         return await self.ctx.request(msg).response
@@ -208,15 +261,20 @@ class VirtualDevice:
 
     async def _keep_registered(self) -> None:
         """Register, then Update at half the lifetime (or when the server triggers it); register
-        again when the server forgot us; back off while it refuses or does not answer."""
-        backoff = 1.0
+        again when the server forgot us; back off while it refuses or does not answer.
+
+        Each request is one CoAP exchange whose retransmissions end within the request timeout
+        (:func:`.tuning.transmission`): with aiocoap's defaults an unanswered Register went on
+        being retransmitted for up to 93 s, and the next one waited behind it (NSTART = 1).
+        A request given up is sent again as a new one after the backoff (1 s, doubling to 30 s)."""
+        backoff, guard = 1.0, self.cfg.request_timeout_s + 5
         while True:
             try:
-                ok = await asyncio.wait_for(self.update() if self.location else self.register(), 60)
+                ok = await asyncio.wait_for(self.update() if self.location else self.register(), guard)
                 if not ok and self.location:
                     self.location = ()
                     self.registered.clear()
-                    ok = await asyncio.wait_for(self.register(), 60)
+                    ok = await asyncio.wait_for(self.register(), guard)
             except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
                 log.info("agent: '%s': %s (%s), retrying", self.endpoint, "update" if self.location else
                          "register", type(e).__name__)
@@ -262,8 +320,9 @@ class VirtualDevice:
                     p(Server.DEFAULT_MIN_PERIOD): 0, p(Server.DEFAULT_MAX_PERIOD): 0,
                     p(Server.NOTIFICATION_STORING): False, p(Server.BINDING): self.binding}
         if oid == ObjectId.DEVICE:
-            return {p(Device.MANUFACTURER): MANUFACTURER, p(Device.MODEL_NUMBER): MODEL,
-                    p(Device.SERIAL_NUMBER): self.endpoint, p(Device.FIRMWARE_VERSION): "host",
+            model = MODEL if self.facts.board == "host-loader" else f"device-agent (QEMU {self.facts.board} firmware)"
+            return {p(Device.MANUFACTURER): MANUFACTURER, p(Device.MODEL_NUMBER): model,
+                    p(Device.SERIAL_NUMBER): self.endpoint, p(Device.FIRMWARE_VERSION): self.facts.firmware,
                     p(Device.ERROR_CODE, 0): 0, p(Device.SUPPORTED_BINDING_AND_MODES): "U",
                     p(Device.MEMORY_TOTAL): (2 * self.cfg.slot_size + self.cfg.arena_bytes) // 1024}
         if oid == ObjectId.FIRMWARE_UPDATE:
@@ -276,12 +335,12 @@ class VirtualDevice:
                     p(Sw.UPDATE_RESULT): int(self.sw.result), p(Sw.ACTIVATION_STATE): self.sw.activated,
                     p(Sw.STATUS_REASON): self.sw.reason}
         if oid == self.tml:
-            machine = platform.machine() or "host"
-            out = {p(TinyML.CORE): machine, p(TinyML.ARCHITECTURE): machine, p(TinyML.CLOCK): 0,
+            f = self.facts
+            out = {p(TinyML.CORE): f.core, p(TinyML.ARCHITECTURE): f.arch, p(TinyML.CLOCK): f.clock_hz,
                    p(TinyML.ARENA_RAM): self.cfg.arena_bytes, p(TinyML.FLASH): 2 * self.cfg.slot_size,
                    p(TinyML.SLOT_SIZE): self.cfg.slot_size, p(TinyML.SLOT_COUNT): 2, p(TinyML.ACCELERATOR): "",
-                   p(TinyML.KERNEL_SET): f"0x{self.cfg.kernels.mask:x}", p(TinyML.EXECUTOR_ABI_VERSION): int(ABI),
-                   p(TinyML.WORD_BITS): 64, p(TinyML.BOARD): "host-loader", p(TinyML.MCU): "",
+                   p(TinyML.KERNEL_SET): f"0x{self.cfg.kernels.mask:x}", p(TinyML.EXECUTOR_ABI_VERSION): f.abi,
+                   p(TinyML.WORD_BITS): f.word_bits, p(TinyML.BOARD): f.board, p(TinyML.MCU): "",
                    p(TinyML.ACTIVE_SLOT): self.mcu.active, p(TinyML.INFERENCE_COUNT): self.inference_count,
                    p(TinyML.LAST_INFERENCE_LATENCY): self.last_latency_us, p(TinyML.LAST_ERROR): self.last_error,
                    p(TinyML.LAST_OUTPUT): self.last_output}
@@ -466,8 +525,16 @@ class VirtualDevice:
         self._changed()
         return Message(code=Code.CHANGED)
 
+    def firmware_said(self, boots_before: int) -> None:
+        """Log what the QEMU firmware printed in each boot a request caused (one line per boot)."""
+        new = getattr(self.mcu, "boots", 0) - boots_before
+        for text in list(getattr(self.mcu, "printed", ()))[-new:] if new > 0 else ():
+            lines = [ln.strip() for ln in text.replace("\r", "").splitlines() if ln.strip()]
+            log.info("agent: '%s': firmware: %s", self.endpoint, " | ".join(lines)[:400])
+
     def infer(self) -> bytes | None:
-        """One inference of the running module on :func:`probe_input`; counted and timed."""
+        """One inference of the running module on :func:`probe_input`; counted and timed (with the
+        QEMU firmware: the wall time of the boot that ran it)."""
         try:
             total = _FIXED.unpack_from(self.mcu.read(self.mcu.active, FIXED_HEADER))[9]
             header = decode_module(self.mcu.read(self.mcu.active, total)).header
@@ -497,11 +564,17 @@ class _Site(coap_resource.Resource):
 
     async def render(self, request):
         await self.device.in_coverage.wait()
+        boots = getattr(self.device.mcu, "boots", 0)
         try:
             return self.device.handle(request)
+        except TinyMLError as e:    # the firmware could not be booted (QEMU missing, a hang): one line
+            log.warning("agent: '%s': %s", self.device.endpoint, e)
+            return _answer(Code.SERVICE_UNAVAILABLE, str(e))
         except Exception:    # our bug: answer 5.00, keep serving
             log.exception("agent: '%s': internal error on %s", self.device.endpoint, request.code)
             return Message(code=Code.INTERNAL_SERVER_ERROR)
+        finally:
+            self.device.firmware_said(boots)
 
 
 class Agent:
@@ -510,7 +583,8 @@ class Agent:
     def __init__(self, cfg: AgentConfig):
         self.cfg = cfg
         self.defs = load_definitions(*(() if cfg.tinyml_object_id is None else (cfg.tinyml_object_id,)))
-        self.devices = [VirtualDevice(cfg, ep, self.defs) for ep in cfg.endpoints()]
+        self.elf = firmware_elf(cfg) if cfg.firmware is not None else None
+        self.devices = [VirtualDevice(cfg, ep, self.defs, self.elf) for ep in cfg.endpoints()]
 
     async def start(self) -> None:
         ports = [reserve_port(self.cfg.server) for _ in self.devices]      # all distinct: held together
@@ -531,6 +605,19 @@ class Agent:
 
     def device(self, endpoint: str) -> VirtualDevice:
         return next(d for d in self.devices if d.endpoint == endpoint)
+
+
+def firmware_elf(cfg: AgentConfig):
+    """The QEMU firmware ``cfg.firmware`` names: an ELF (built when it is the example project,
+    cached) or a factory image (:class:`~..module.qemu.FactoryImage`)."""
+    from ..emu.toolchain import get_machine
+    from ..module.qemu import MACHINE, example_firmware
+    emulator = get_machine(MACHINE).emulator
+    if shutil.which(emulator) is None:
+        raise TinyMLError(f"--firmware needs {emulator}, which is not on PATH",
+                          hint="Install qemu-system-arm (scripts/setup.sh does), or drop --firmware for the "
+                               "host-built loader")
+    return example_firmware(Path(cfg.firmware), cfg.kernels, cfg.public_key)
 
 
 def load_key(path) -> bytes:

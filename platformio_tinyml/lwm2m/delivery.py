@@ -41,7 +41,7 @@ from aiocoap.optiontypes import BlockOption
 from .codec import ContentFormat
 from .ids import LwM2MError, ObjectId, ResourcePath, SoftwareManagement as Sw
 from .ids import SoftwareResult, SoftwareState, TinyML, result_meaning
-from .server import transmission
+from .tuning import transmission
 
 log = logging.getLogger("tinyml.service.lwm2m")
 

@@ -40,7 +40,6 @@ answer; the server keeps serving.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import time
@@ -52,7 +51,6 @@ from aiocoap import Message
 from aiocoap import error as coap_error
 from aiocoap import resource as coap_resource
 from aiocoap.numbers.codes import Code
-from aiocoap.numbers.constants import TransportTuning
 
 from .capabilities import capabilities_from_values
 from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
@@ -60,6 +58,7 @@ from .ids import Definitions, LwM2MError, ObjectId, ResourcePath, ResourceType
 from .packages import PATH as PKG
 from .packages import PackageError, Packages, coap_response
 from .store import DeviceStore, NewRegistration
+from .tuning import transmission
 
 log = logging.getLogger("tinyml.service.lwm2m")
 
@@ -75,32 +74,6 @@ _HTTP_OF_COAP = {Code.BAD_REQUEST: 400, Code.UNAUTHORIZED: 403, Code.FORBIDDEN: 
 _CRITICAL_OPTIONS = frozenset((3, 7, 11, 15, 17, 23, 27, 292))
 _PROXY_OPTIONS = frozenset((35, 39))             # Proxy-Uri, Proxy-Scheme: 5.05, we are no proxy
 _FORMAT_REFUSALS = (Code.NOT_ACCEPTABLE, Code.UNSUPPORTED_CONTENT_FORMAT, Code.INTERNAL_SERVER_ERROR)
-ACK_TIMEOUT_S = 2.0            # RFC 7252's ACK_TIMEOUT, kept when the request timeout leaves room for it
-MIN_ACK_TIMEOUT_S = 1.0        # RFC 7252 4.8.1: ACK_TIMEOUT is not to go below 1 s
-MAX_RETRANSMIT = 4             # RFC 7252's MAX_RETRANSMIT
-
-
-@functools.lru_cache(maxsize=64)
-def transmission(timeout_s: float) -> TransportTuning:
-    """CoAP transmission parameters for a confirmable request given up after ``timeout_s``.
-
-    aiocoap retransmits a confirmable request for MAX_TRANSMIT_WAIT (93 s with RFC 7252's defaults)
-    whatever its caller waits, and with NSTART = 1 every later request to that device waits in a
-    backlog behind it: a device silent for a few seconds kept the next requests waiting for up to a
-    minute and a half, even once it answered again. Cancelling the request does not end the exchange
-    (aiocoap 0.4's message layer has no canceller). So the whole schedule, the wait after the last
-    retransmission included, ends within ``timeout_s``: as many retransmissions (at most 4) as fit
-    with an ACK_TIMEOUT of at least 1 s, and then ACK_TIMEOUT as long as fits, at most 2 s. With the
-    default 10 s: 2 s and 1 retransmission (gives up after 6 to 9 s); 5 s: 1.11 s and 1; 3 s: 2 s, none.
-    """
-    factor = TransportTuning.ACK_RANDOM_FACTOR
-    fits = [n for n in range(MAX_RETRANSMIT + 1) if MIN_ACK_TIMEOUT_S * (2 ** (n + 1) - 1) * factor <= timeout_s]
-    tuning = TransportTuning()
-    tuning.MAX_RETRANSMIT = max(fits, default=0)
-    tuning.ACK_TIMEOUT = min(ACK_TIMEOUT_S, timeout_s / ((2 ** (tuning.MAX_RETRANSMIT + 1) - 1) * factor))
-    return tuning
-
-
 class DeviceCallError(LwM2MError):
     """A device management call that failed; ``status`` is the HTTP status to answer."""
 
