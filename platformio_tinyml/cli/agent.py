@@ -13,7 +13,12 @@ from ..errors import TinyMLError
 def add_parser(sub) -> None:
     p = sub.add_parser("device-agent", help="run LwM2M device(s) that install and run inference modules "
                                             "with the host-built C loader (see docs/device-agent.md)")
-    p.add_argument("--server", required=True, metavar="coap://HOST:PORT", help="the LwM2M server of tinyml serve")
+    p.add_argument("--server", required=True, action="append", metavar="coap://HOST:PORT",
+                   help="the LwM2M server of tinyml serve; give it again for servers to fail over to (tried in "
+                        "turn when the one in use does not answer a Register or Update)")
+    p.add_argument("--failover-s", type=float, default=10.0, metavar="S",
+                   help="with several --server: a Register or Update unanswered this long moves to the next "
+                        "(default 10)")
     p.add_argument("--endpoint", required=True, metavar="NAME",
                    help="endpoint name (with --count N: NAME-0 .. NAME-N-1); the project must allow it")
     p.add_argument("--public-key", required=True, metavar="KEY",
@@ -33,7 +38,8 @@ def add_parser(sub) -> None:
 def cmd_device_agent(args: argparse.Namespace) -> int:
     from ..lwm2m.agent import AgentConfig, load_key, run
     from ..module.firmware import KernelSet
-    cfg = AgentConfig(server=args.server, endpoint=args.endpoint, public_key=load_key(args.public_key),
+    cfg = AgentConfig(server=args.server[0], fallback_servers=tuple(args.server[1:]),
+                      failover_s=args.failover_s, endpoint=args.endpoint, public_key=load_key(args.public_key),
                       kernels=KernelSet.parse([k for k in args.kernels.split(",") if k]), count=args.count,
                       lifetime_s=args.lifetime, slot_size=args.slot_size, arena_bytes=args.arena,
                       max_block=args.max_block, tinyml_object_id=args.object_id)
