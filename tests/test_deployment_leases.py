@@ -77,6 +77,8 @@ def test_a_device_row_is_driven_by_one_server_of_the_running_stage(db):
     assert store.set_device(dep, "d0", as_driver="a", state="transferring") is False
     assert store.set_device(dep, "d0", as_driver="b", state="transferring", bytes_done=512) is True
     assert store.fail_unclaimed(dep, "d0", "offline") is False          # b drives it
+    assert [(ep, driver) for ep, driver, _ in store.waiting(dep, 0)] == [("d0", "b")]
+    assert [ep for ep, _, _ in store.waiting(dep, 1)] == ["d1"]
     assert store.renew_rows("b", [(dep, "d0")], 5) == {(dep, "d0")}
 
     store.release(dep, "d0", "b")                           # b let go (the device left it)
@@ -91,6 +93,7 @@ def test_a_device_row_is_driven_by_one_server_of_the_running_stage(db):
     store.release(dep)
     assert store.fail_unclaimed(dep, "d0", "offline: not registered with any server") is True
     assert store.device(dep, "d0").state == "failed" and store.drivable("a") == []
+    assert store.waiting(dep, 0) == []                      # the stage is done
 
 
 def _register(devices, endpoint, server, project):

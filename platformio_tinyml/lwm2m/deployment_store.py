@@ -154,6 +154,14 @@ class DeploymentStore:
                        DeploymentDevice.state.not_in(DONE),
                        _free(DeploymentDevice.driver, DeploymentDevice.driver_until, me, utcnow())))]
 
+    def waiting(self, dep_id: str, stage: int) -> list[tuple[str, str | None, dt.datetime | None]]:
+        """(endpoint, driver, driver_until) of the devices of ``stage`` not done yet (the owner polls this)."""
+        with self.Session() as db:
+            return [tuple(r) for r in db.execute(
+                select(DeploymentDevice.endpoint, DeploymentDevice.driver, DeploymentDevice.driver_until).where(
+                    DeploymentDevice.deployment_id == dep_id, DeploymentDevice.stage == stage,
+                    DeploymentDevice.state.not_in(DONE)))]
+
     def claim(self, dep_id: str, endpoint: str, me: str, lease_s: float) -> bool:
         """Drive a device's row if it is free for ``me`` and not done."""
         now = utcnow()

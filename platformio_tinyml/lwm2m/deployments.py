@@ -378,19 +378,16 @@ class Deployments:
         server claimed for ``online_wait_s`` (registered nowhere). The stage's rows."""
         self._kick.set()                 # claim this server's devices now
         unclaimed: dict[str, float] = {}
-        while True:
-            rows = [r for r in await self._db(self.store.devices, dep.id) if r.stage == k]
+        while waiting := await self._db(self.store.waiting, dep.id, k):
             now, t = utcnow(), time.monotonic()
-            waiting = [r for r in rows if r.state not in DONE]
-            if not waiting:
-                return rows
-            for r in waiting:
-                if r.driver is not None and r.driver_until is not None and r.driver_until >= now:
-                    unclaimed.pop(r.endpoint, None)
-                elif t - unclaimed.setdefault(r.endpoint, t) > self.online_wait_s:
-                    await self._db(self.store.fail_unclaimed, dep.id, r.endpoint, f"offline: not registered "
+            for endpoint, driver, until in waiting:
+                if driver is not None and until is not None and until >= now:
+                    unclaimed.pop(endpoint, None)
+                elif t - unclaimed.setdefault(endpoint, t) > self.online_wait_s:
+                    await self._db(self.store.fail_unclaimed, dep.id, endpoint, f"offline: not registered "
                                    f"with any server within {self.online_wait_s:g} s")
             await asyncio.sleep(max(self.poll_s, 0.5))
+        return [r for r in await self._db(self.store.devices, dep.id) if r.stage == k]
 
     # -- a device's delivery (the server it is registered to) ------------------------------
     async def _drive(self, dep_id: str, endpoint: str) -> None:
