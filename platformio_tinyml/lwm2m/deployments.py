@@ -31,7 +31,7 @@ the criteria again.
 
 Several servers may share the database (PostgreSQL), each with its own LwM2M
 port. Two kinds of lease, each a row's holder and an expiry that its holder
-renews every ``lease_s / 3`` (at most every second), taken with one
+renews every second (every ``lease_s / 3`` when that is shorter), taken with one
 conditional UPDATE (``... WHERE holder IS NULL OR holder = me OR expiry <
 now``: on PostgreSQL the second of two racing servers re-reads the row and
 takes nothing; SQLite has one writer), decide who does what:
