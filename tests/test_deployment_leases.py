@@ -96,6 +96,20 @@ def test_a_device_row_is_driven_by_one_server_of_the_running_stage(db):
     assert store.waiting(dep, 0) == []                      # the stage is done
 
 
+def test_a_rollback_is_asked_of_the_server_the_device_is_registered_with(db):
+    _, session, project = db
+    store = DeploymentStore(session)
+    dep = _deployment(store, project)
+    assert store.claim(dep, "d1", "a", 5) is True
+    store.want_rollback(dep, ["d1"])                        # the owner cannot reach d1: its claim is cleared
+    assert store.device(dep, "d1").driver is None and store.rollbacks_left(dep) == ["d1"]
+    assert store.rollbacks("b") == [(dep, "d1")]
+    assert store.claim_rollback(dep, "d1", "b", 30) is True
+    assert store.claim_rollback(dep, "d1", "c", 30) is False and store.rollbacks("c") == []
+    store.set_device(dep, "d1", state="rolled_back", rollback_wanted=False)
+    assert store.rollbacks_left(dep) == [] and store.rollbacks("b") == []
+
+
 def _register(devices, endpoint, server, project):
     return devices.registered(NewRegistration(endpoint, project, "127.0.0.1:1", "1.1", "U", 60, [["/9/0", {}]],
                                               server))

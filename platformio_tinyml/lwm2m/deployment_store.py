@@ -200,6 +200,40 @@ class DeploymentStore:
             db.execute(update(DeploymentDevice).where(*cond).values(driver=None, driver_until=None))
             db.commit()
 
+    # -- rollbacks of devices registered with another server ---------------------------------
+    def want_rollback(self, dep_id: str, endpoints: list[str]) -> None:
+        """Ask the servers the ``endpoints`` are registered with to roll them back."""
+        with self.Session() as db:
+            db.execute(update(DeploymentDevice).where(DeploymentDevice.deployment_id == dep_id,
+                                                      DeploymentDevice.endpoint.in_(endpoints))
+                       .values(rollback_wanted=True, driver=None, driver_until=None))
+            db.commit()
+
+    def rollbacks(self, me: str) -> list[tuple[str, str]]:
+        """(deployment, endpoint) of the rollbacks asked for that ``me`` may take."""
+        with self.Session() as db:
+            return [tuple(r) for r in db.execute(
+                select(DeploymentDevice.deployment_id, DeploymentDevice.endpoint).where(
+                    DeploymentDevice.rollback_wanted.is_(True),
+                    _free(DeploymentDevice.driver, DeploymentDevice.driver_until, me, utcnow())))]
+
+    def rollbacks_left(self, dep_id: str) -> list[str]:
+        """The endpoints of ``dep_id`` whose rollback no server has done yet."""
+        with self.Session() as db:
+            return list(db.scalars(select(DeploymentDevice.endpoint).where(
+                DeploymentDevice.deployment_id == dep_id, DeploymentDevice.rollback_wanted.is_(True))))
+
+    def claim_rollback(self, dep_id: str, endpoint: str, me: str, lease_s: float) -> bool:
+        now = utcnow()
+        with self.Session() as db:
+            n = db.execute(update(DeploymentDevice).where(
+                DeploymentDevice.deployment_id == dep_id, DeploymentDevice.endpoint == endpoint,
+                DeploymentDevice.rollback_wanted.is_(True),
+                _free(DeploymentDevice.driver, DeploymentDevice.driver_until, me, now)).values(
+                driver=me, driver_until=now + dt.timedelta(seconds=lease_s))).rowcount
+            db.commit()
+        return bool(n)
+
     def release_all(self, me: str) -> None:
         """Shutdown: ``me``'s leases and claims are free at once for the other servers."""
         with self.Session() as db:

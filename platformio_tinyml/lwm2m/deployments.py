@@ -39,7 +39,9 @@ takes nothing; SQLite has one writer), decide who does what:
 - the **owner** of a deployment runs its stages: it opens a stage, waits
   until every device of the stage is done (whoever delivered to it), fails a
   device no server has claimed for ``online_wait_s`` (offline everywhere),
-  judges the failure ratio and rolls back;
+  judges the failure ratio and rolls back (a device registered with another
+  server through that server: the row's ``rollback_wanted`` flag, which its
+  watcher takes);
 - the **driver** of a device row is the server the device is registered to
   (requests must leave from the socket it registered to): each server's
   watcher claims the undone rows of the running stages whose devices are
@@ -183,6 +185,7 @@ class Deployments:
         self.tick_s = min(1.0, lease_s / 3)
         self.tasks: dict[str, asyncio.Task] = {}                    # stage runners (we own the deployment)
         self.drives: dict[tuple[str, str], asyncio.Task] = {}       # (deployment, endpoint) we deliver to
+        self.undoing: dict[tuple[str, str], asyncio.Task] = {}      # rollbacks another server's owner asked for
         self._stopping: set[asyncio.Task] = set()       # deliveries cancelled with their deployment's runner
         self._watcher: asyncio.Task | None = None
         self._kick = asyncio.Event()
@@ -203,15 +206,14 @@ class Deployments:
         """Run the stages of ``dep_id``, whose lease this server holds."""
         if dep_id in self.tasks and not self.tasks[dep_id].done():
             return
-        task = asyncio.get_running_loop().create_task(self._run(dep_id))
-        self.tasks[dep_id] = task
-        task.add_done_callback(lambda t: self.tasks.pop(dep_id, None) if self.tasks.get(dep_id) is t else None)
+        self._spawn(self.tasks, dep_id, self._run(dep_id))
         self._kick.set()
 
     async def stop(self) -> None:
         """Service shutdown: stop the tasks, leave the states, free the leases (``running`` deployments
         go on with another server, or here at the next start)."""
-        tasks = [t for t in (self._watcher, *self.tasks.values(), *self.drives.values()) if t is not None]
+        tasks = [t for t in (self._watcher, *self.tasks.values(), *self.drives.values(), *self.undoing.values())
+                 if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._stopping, return_exceptions=True)
@@ -268,13 +270,21 @@ class Deployments:
             kept = await self._db(self.store.renew_rows, self.me, list(self.drives), self.lease_s)
             for key in [k for k in self.drives if k not in kept]:
                 self.drives.pop(key).cancel()
+        for key in await self._db(self.store.rollbacks, self.me):
+            if key not in self.undoing and key[1] in self.server.regs and \
+                    await self._db(self.store.claim_rollback, *key, self.me, self.rollback_wait_s + self.lease_s):
+                self._spawn(self.undoing, key, self._undo(*key))
         for key in await self._db(self.store.drivable, self.me):
             if key not in self.drives and key[1] in self.server.regs and key[0] not in self._halting and \
                     await self._db(self.store.claim, *key, self.me, self.lease_s):
-                task = asyncio.get_running_loop().create_task(self._drive(*key))
-                self.drives[key] = task
-                task.add_done_callback(lambda t, k=key: self.drives.pop(k, None) if self.drives.get(k) is t
-                                       else None)
+                self._spawn(self.drives, key, self._drive(*key))
+
+    @staticmethod
+    def _spawn(tasks: dict, key, coro) -> None:
+        """Run ``coro`` as ``tasks[key]``, which it leaves when it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks[key] = task
+        task.add_done_callback(lambda t: tasks.pop(key, None) if tasks.get(key) is t else None)
 
     async def _set(self, dep_id: str, **changes) -> None:
         """A write of the stage runner: only while this server owns the deployment."""
@@ -501,9 +511,40 @@ class Deployments:
 
     # -- rollback -------------------------------------------------------------------------
     async def _roll_back_all(self, dep: Deployment) -> int:
+        """Roll back every device ``dep`` activated: those registered here at once, the others through
+        the server they are registered with (flag ``rollback_wanted``, taken by that server's watcher),
+        waited for up to ``rollback_wait_s`` + ``lease_s``. The number rolled back."""
         rows = [r for r in await self._db(self.store.devices, dep.id) if r.activated and r.state != "rolled_back"]
-        done = await asyncio.gather(*(self._roll_back(dep, r.endpoint) for r in rows))
-        return sum(done)
+        elsewhere = [r.endpoint for r in rows if r.endpoint not in self.server.regs]
+        if elsewhere:
+            await self._db(self.store.want_rollback, dep.id, elsewhere)
+            self._kick.set()
+        done = sum(await asyncio.gather(*(self._roll_back(dep, r.endpoint) for r in rows
+                                          if r.endpoint in self.server.regs)))
+        return done + (await self._rolled_back_elsewhere(dep, elsewhere) if elsewhere else 0)
+
+    async def _rolled_back_elsewhere(self, dep: Deployment, endpoints: list[str]) -> int:
+        wait = self.rollback_wait_s + self.lease_s
+        deadline = time.monotonic() + wait
+        while (left := await self._db(self.store.rollbacks_left, dep.id)) and time.monotonic() < deadline:
+            await asyncio.sleep(max(self.poll_s, 0.5))
+        for ep in left:
+            await self._db(self.store.set_device, dep.id, ep, rollback_wanted=False, driver=None, driver_until=None,
+                           reason=f"rollback failed: registered with no server that rolled it back within {wait:g} s; "
+                                  "Execute /9/0/11 on the device once it answers")
+        rows = {r.endpoint: r for r in await self._db(self.store.devices, dep.id)}
+        return sum(rows[ep].state == "rolled_back" for ep in endpoints)
+
+    async def _undo(self, dep_id: str, endpoint: str) -> None:
+        """Roll back a device registered here, as the deployment's owner (another server) asked."""
+        dep = await self._db(self.store.get, dep_id)
+        log.info("deployment %s: rolling back '%s' for the deployment's owner", dep_id, endpoint)
+        try:
+            await self._roll_back(dep, endpoint)
+        except Exception as e:        # our bug: the row says so, the owner goes on
+            log.exception("deployment %s: internal error rolling back '%s'", dep_id, endpoint)
+            await self._db(self.store.set_device, dep_id, endpoint, reason=f"rollback failed: internal error: {e}")
+        await self._db(self.store.set_device, dep_id, endpoint, rollback_wanted=False)
 
     async def _sw(self, endpoint: str) -> dict:
         values = await self.server.read(endpoint, ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0))

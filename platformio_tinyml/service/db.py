@@ -252,5 +252,7 @@ class DeploymentDevice(Base):
     # the server the device is registered to, which delivers to it, while ``driver_until`` is in the future
     driver: Mapped[str | None] = mapped_column(String(200), nullable=True)
     driver_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the deployment's owner asks the server the device is registered with to roll it back
+    rollback_wanted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ux_deployment_devices", "deployment_id", "endpoint", unique=True),)

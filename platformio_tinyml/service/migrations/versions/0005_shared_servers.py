@@ -1,5 +1,6 @@
 """Several LwM2M servers on one database: who holds each registration, each server's heartbeat, and
-the leases that let exactly one server drive a deployment and each of its devices.
+the leases that let exactly one server drive a deployment and each of its devices, and a flag asking
+the server a device is registered with to roll it back.
 
 Revision ID: 0005
 Revises: 0004
@@ -27,10 +28,13 @@ def upgrade() -> None:
     op.add_column("deployments", sa.Column("lease_until", sa.DateTime))
     op.add_column("deployment_devices", sa.Column("driver", sa.String(200)))
     op.add_column("deployment_devices", sa.Column("driver_until", sa.DateTime))
+    op.add_column("deployment_devices", sa.Column("rollback_wanted", sa.Boolean, nullable=False,
+                                                  server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("deployment_devices") as b:
+        b.drop_column("rollback_wanted")
         b.drop_column("driver_until")
         b.drop_column("driver")
     with op.batch_alter_table("deployments") as b:
