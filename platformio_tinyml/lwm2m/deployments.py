@@ -440,8 +440,8 @@ class Deployments:
             await set_row(ep, state="failed" if why else "succeeded", reason=why, inference_count=count)
         except _Lost:
             log.info("deployment %s: '%s' is no longer ours to deliver to", dep.id, ep)
-        except DeliveryError as e:
-            await set_row(ep, state="failed", reason=str(e))
+        except DeliveryError as e:      # a fenced write: nothing when the row is no longer ours
+            await self._db(self.store.set_device, dep.id, ep, as_driver=self.me, state="failed", reason=str(e))
         except Exception as e:        # our bug: this device fails with the line, the others go on
             log.exception("deployment %s: internal error on '%s'", dep.id, ep)
             await self._db(self.store.set_device, dep.id, ep, as_driver=self.me, state="failed",
