@@ -40,6 +40,23 @@ def interrupt(*procs: subprocess.Popen, timeout: float = 10) -> None:
             proc.kill()
 
 
+def fleet_project(database: str, data: Path, project: str, pattern: str,
+                  scopes: tuple[str, ...] = ("read", "deploy")) -> str:
+    """On the service database at URL ``database``: a token for ``project`` (created if missing) and
+    the endpoint pattern its devices register under (through the CLI, as a user does); the token."""
+    from platformio_tinyml.service.auth import create_token
+    from platformio_tinyml.service.db import open_database
+    engine, session = open_database(database)
+    try:
+        with session() as db:
+            token = create_token(db, project, scopes)
+    finally:
+        engine.dispose()
+    tinyml("service", "devices", "allow", "--project", project, "--pattern", pattern, "--database", database,
+           "--data", data)
+    return token
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

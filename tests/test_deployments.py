@@ -13,12 +13,9 @@ object), not from the service's bookkeeping.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -26,34 +23,22 @@ from lwm2m_support import free_udp_port
 from module_support import fixed_key, kws_probe_modules
 from service_support import Server, interrupt, one_line, tinyml
 
+from deploy_support import create, finished, on_device, wait_capabilities
+from deploy_support import agent as start_agent
+from deploy_support import public_key as _public_key
+
 from platformio_tinyml.lwm2m.selector import SelectorError, matches, parse_query, select
 
-TML = 32100
 FLEET = [f"dep-{i}" for i in range(4)]
 OCTETS = {"content-type": "application/octet-stream"}
 
 
-def _public_key(path):
-    """The fixed key's public half as PEM at ``path`` (what ``--public-key`` takes)."""
-    from cryptography.hazmat.primitives import serialization
-    path.write_bytes(fixed_key().public_key().public_bytes(serialization.Encoding.PEM,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
-    return path
-
-
 def _agent(svc, *args) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent", "--server",
-           f"coap://127.0.0.1:{svc.coap_port}", "--public-key", str(svc.pub), *map(str, args)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return start_agent(svc.pub, [svc.coap_port], *args)
 
 
 def _wait_capabilities(svc, endpoints, timeout=40):
-    deadline = time.monotonic() + timeout
-    for ep in endpoints:
-        while not (svc.reader.get(f"/v1/devices/{ep}").json().get("capabilities") or {}):
-            assert time.monotonic() < deadline, f"no capabilities for {ep}"
-            time.sleep(0.1)
+    wait_capabilities(svc.reader, endpoints, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -89,29 +74,15 @@ def kws():
 
 
 def _create(svc, module: bytes, selector: dict, client=None, **fields):
-    form = {"selector": json.dumps(selector), **{k: v if isinstance(v, str) else json.dumps(v)
-                                                 for k, v in fields.items()}}
-    return (client or svc.deployer).post("/v1/deployments", files={"module": ("kws.tmm", module)}, data=form)
+    return create(client or svc.deployer, module, selector, **fields)
 
 
 def _finished(svc, dep_id, timeout=40) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
-        if dep["state"] not in ("running", "paused"):
-            return dep
-        time.sleep(0.1)
-    raise AssertionError(f"deployment {dep_id} did not finish: {dep}")
+    return finished(svc.reader, dep_id, timeout)
 
 
 def _on_device(svc, ep) -> tuple[str, bytes]:
-    """(version of the module the device runs, its last output), as the device's TinyML object says."""
-    r = svc.reader.get(f"/v1/devices/{ep}/resources/{TML}/0")
-    assert r.status_code == 200, r.text
-    v = r.json()["values"]
-    active = v[f"/{TML}/0/18"]
-    version = v.get(f"/{TML}/0/16/{active}", "") if active >= 0 else ""
-    return version, base64.b64decode(v[f"/{TML}/0/23"]["base64"])
+    return on_device(svc.reader, ep)
 
 
 def test_staged_deployment_reaches_every_fitting_device_and_runs_like_tflm(svc, kws):
@@ -523,6 +494,7 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
     device becomes active, then the criteria time out and the runner rolls it back), and the
     Roll back button of a finished deployment rolls its device back; a form without the CSRF
     token is refused."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     modules, _ = kws
@@ -550,7 +522,9 @@ def test_the_console_follows_a_deployment_live_and_rolls_it_back(svc, kws):
         labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "div.actions button")]
         assert labels == ["Roll back"], labels
         browser.find_element(By.CSS_SELECTOR, "div.actions button").click()
-        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "dep-state").text == "rolled_back")
+        # the page is replaced when the POST answers: an element found just before is stale, look again
+        WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda b: b.find_element(By.ID, "dep-state").text == "rolled_back")
         assert state(browser) == ["rolled_back"] and _on_device(svc, "dep-3")[0] != "3"
         assert browser.find_elements(By.CSS_SELECTOR, "div.actions button") == []
 

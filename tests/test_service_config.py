@@ -45,3 +45,13 @@ def test_serve_on_a_taken_port_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr == (
         f"tinyml: error: --host/--port: cannot listen on 127.0.0.1:{port} (Address already in use). "
         "Stop the program using it, or give another --port\n")
+
+
+def test_serve_with_a_lease_out_of_range_is_one_line(tmp_path):
+    from lwm2m_support import free_udp_port
+    from service_support import free_port, tinyml
+    proc = tinyml("serve", "--data", tmp_path, "--port", free_port(), "--lwm2m-port", free_udp_port(), check=False,
+                  env={"TINYML_SERVICE_LWM2M_LEASE_S": "0.5"})
+    assert proc.returncode == 2 and proc.stderr == (
+        "tinyml: error: settings (--config file or $TINYML_SERVICE_LWM2M_LEASE_S): lwm2m_lease_s = 0.5 is out of "
+        "range. Give 1 to 3600 seconds (default 15): how long a silent server keeps its deployments and devices\n")

@@ -16,7 +16,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("device-agent", help="run LwM2M device(s) that install and run inference modules "
                                             "with the host-built C loader, or the QEMU firmware with --firmware "
                                             "(see docs/device-agent.md)")
-    p.add_argument("--server", required=True, metavar="coap://HOST:PORT", help="the LwM2M server of tinyml serve")
+    p.add_argument("--server", required=True, action="append", metavar="coap://HOST:PORT",
+                   help="the LwM2M server of tinyml serve; give it again for servers to fail over to (tried in "
+                        "turn when the one in use does not answer a Register or Update)")
+    p.add_argument("--failover-s", type=float, default=10.0, metavar="S",
+                   help="with several --server: a Register or Update unanswered this long moves to the next "
+                        "(default 10)")
     p.add_argument("--endpoint", required=True, metavar="NAME",
                    help="endpoint name (with --count N: NAME-0 .. NAME-N-1); the project must allow it")
     p.add_argument("--public-key", required=True, metavar="KEY",
@@ -53,7 +58,8 @@ def cmd_device_agent(args: argparse.Namespace) -> int:
     arena = 32 * 1024 if args.arena is None else args.arena
     if slot_size < 1024 or arena < 1024:
         raise TinyMLError("--slot-size and --arena must be 1024 bytes or more")
-    cfg = AgentConfig(server=args.server, endpoint=args.endpoint, public_key=load_key(args.public_key),
+    cfg = AgentConfig(server=args.server[0], fallback_servers=tuple(args.server[1:]),
+                      failover_s=args.failover_s, endpoint=args.endpoint, public_key=load_key(args.public_key),
                       kernels=KernelSet.parse([k for k in args.kernels.split(",") if k]), count=args.count,
                       lifetime_s=args.lifetime, slot_size=slot_size, arena_bytes=arena,
                       max_block=args.max_block, tinyml_object_id=args.object_id, firmware=args.firmware,

@@ -34,6 +34,8 @@ def add_parsers(sub, add_target) -> None:
                    help="extra folder of board manifests (repeatable)")
     p.add_argument("--lwm2m-port", type=int, help="UDP port of the LwM2M server, on --host (default 5683; 0 "
                    "disables it)")
+    p.add_argument("--lwm2m-server-id", metavar="NAME", help="this server among several on one database "
+                   "(default HOSTNAME:LWM2M-PORT; a restarted server with the same id takes its leases back at once)")
     p.add_argument("--broker", help="Celery broker URL (redis://HOST:PORT/0): jobs run in `tinyml worker` "
                    "processes instead of this one (use with --database postgresql://...)")
 
@@ -110,7 +112,7 @@ def cmd_serve(args) -> int:
     cfg = _config(args, host=args.host, port=args.port, workers=args.workers, max_upload_mb=args.max_upload_mb,
                   max_jobs_in_flight=args.max_jobs_in_flight, job_timeout_s=args.job_timeout_s,
                   job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs, lwm2m_port=args.lwm2m_port,
-                  broker=args.broker)
+                  lwm2m_server_id=args.lwm2m_server_id, broker=args.broker)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     svc_log = logging.getLogger("tinyml.service")
@@ -119,6 +121,12 @@ def cmd_serve(args) -> int:
     _check_port(cfg.host, cfg.port)
     if cfg.lwm2m_port:
         _check_port(cfg.host, cfg.lwm2m_port, udp=True)
+    if not 1 <= cfg.lwm2m_lease_s <= 3600:
+        from ..errors import TinyMLError
+        raise TinyMLError(f"lwm2m_lease_s = {cfg.lwm2m_lease_s:g} is out of range",
+                          where="settings (--config file or $TINYML_SERVICE_LWM2M_LEASE_S)",
+                          hint="Give 1 to 3600 seconds (default 15): how long a silent server keeps its deployments "
+                               "and devices")
     svc = Service(cfg)
     lwm2m = f", LwM2M on coap://{cfg.host}:{cfg.lwm2m_port}" if cfg.lwm2m_port else ""
     jobs = f"jobs to workers via {_redact(cfg.broker)}" if cfg.broker else f"{cfg.workers} workers"

@@ -25,6 +25,13 @@ the last latency, the last output and the last error.
 
 :class:`Agent` runs ``count`` devices in one event loop, each with its own
 UDP socket (a server answers a device at the address it registered from).
+
+Fail-over: with more than one server (``--server`` given again), a device
+whose server does not answer a Register or Update within ``failover_s`` (or
+answers with an ICMP error: the port is closed) registers with the next
+one, in turn; it stays there until that one stops answering. Several
+``tinyml serve`` on one database share devices and deployments, so the new
+server continues what the old one was delivering.
 """
 
 from __future__ import annotations
@@ -108,12 +115,17 @@ class AgentConfig:
     tinyml_object_id: int | None = None
     firmware: Path | None = None       # QEMU firmware: ELF, example project folder or factory image layout
     request_timeout_s: float = 10.0    # Register / Update / De-register: the CoAP exchange ends within it
+    fallback_servers: tuple[str, ...] = ()     # tried in turn when the server stops answering
+    failover_s: float = 10.0           # with fallbacks: a Register or Update unanswered this long moves on
 
     def __post_init__(self):
-        u = urlsplit(self.server)
-        if u.scheme != "coap" or not u.hostname:
-            raise TinyMLError(f"--server {self.server!r} is not a coap://HOST:PORT URI",
-                              hint="Give the LwM2M server of tinyml serve, e.g. coap://127.0.0.1:5683")
+        for server in self.servers:
+            u = urlsplit(server)
+            if u.scheme != "coap" or not u.hostname:
+                raise TinyMLError(f"--server {server!r} is not a coap://HOST:PORT URI",
+                                  hint="Give the LwM2M server of tinyml serve, e.g. coap://127.0.0.1:5683")
+        if not 3 <= self.failover_s <= 3600:
+            raise TinyMLError(f"--failover-s {self.failover_s:g}: give 3 to 3600 seconds")
         if not 1 <= self.count <= 100000:
             raise TinyMLError(f"--count {self.count}: give 1 to 100000 devices")
         if not 30 <= self.lifetime_s <= 10 ** 8:
@@ -127,6 +139,10 @@ class AgentConfig:
         if self.firmware is not None:      # the example firmware's main.c fixes both
             from ..module.qemu import EXAMPLE_ARENA, SLOT_SIZE
             self.slot_size, self.arena_bytes = SLOT_SIZE, EXAMPLE_ARENA
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        return (self.server, *self.fallback_servers)
 
     def endpoints(self) -> list[str]:
         return [self.endpoint] if self.count == 1 else [f"{self.endpoint}-{i}" for i in range(self.count)]
@@ -179,6 +195,7 @@ class VirtualDevice:
         self.lifetime_s, self.binding = cfg.lifetime_s, "U"
         self.inference_count, self.last_latency_us, self.last_error, self.last_output = 0, 0, "", b""
         self.location: tuple[str, ...] = ()
+        self.server = cfg.server           # the one it registers with now (see fail-over in the docstring)
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
         self._poke = asyncio.Event()
@@ -232,11 +249,14 @@ class VirtualDevice:
 
     async def _request(self, code: Code, path: str, query: str = "", payload: bytes = b"",
                        fmt: int | None = None) -> Message:
-        msg = Message(code=code, uri=self.cfg.server.rstrip("/") + path + (f"?{query}" if query else ""),
+        msg = Message(code=code, uri=self.server.rstrip("/") + path + (f"?{query}" if query else ""),
                       payload=payload, transport_tuning=transmission(self.cfg.request_timeout_s))
         if fmt is not None:
             msg.opt.content_format = fmt
-        return await self.ctx.request(msg).response
+        if not self.cfg.fallback_servers:
+            return await self.ctx.request(msg).response
+        msg.transport_tuning = transmission(self.cfg.failover_s)    # retransmissions end within failover_s
+        return await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.failover_s)
 
     def links(self) -> str:
         objs = [*REGISTERED_OBJECTS, self.tml]
@@ -252,7 +272,7 @@ class VirtualDevice:
             return False
         self.location = tuple(resp.opt.location_path)
         self.registered.set()
-        log.info("agent: '%s' registered at %s as /%s", self.endpoint, self.cfg.server, "/".join(self.location))
+        log.info("agent: '%s' registered at %s as /%s", self.endpoint, self.server, "/".join(self.location))
         return True
 
     async def update(self) -> bool:
@@ -276,9 +296,12 @@ class VirtualDevice:
                     self.registered.clear()
                     ok = await asyncio.wait_for(self.register(), guard)
             except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
-                log.info("agent: '%s': %s (%s), retrying", self.endpoint, "update" if self.location else
-                         "register", type(e).__name__)
+                log.info("agent: '%s': %s at %s (%s), retrying", self.endpoint, "update" if self.location else
+                         "register", self.server, type(e).__name__)
                 ok = False
+                if self.cfg.fallback_servers:
+                    self._fail_over()
+                    backoff = 1.0
             if ok:
                 backoff, wait = 1.0, max(1.0, self.lifetime_s / 2)
             else:
@@ -288,6 +311,14 @@ class VirtualDevice:
                 await asyncio.wait_for(self._poke.wait(), wait)
             except asyncio.TimeoutError:
                 pass
+
+    def _fail_over(self) -> None:
+        """The server stopped answering: register with the next one."""
+        servers = self.cfg.servers
+        was, self.server = self.server, servers[(servers.index(self.server) + 1) % len(servers)]
+        self.location = ()
+        self.registered.clear()
+        log.warning("agent: '%s': %s does not answer, registering with %s", self.endpoint, was, self.server)
 
     # -- object values ------------------------------------------------------------------
     def _read_slots(self) -> list[tuple[str, str, SlotState]]:

@@ -22,39 +22,64 @@ then runs each deployment as an asyncio task in the service process:
   none); later stages stay ``pending``, never delivered.
 
 Everything lives in the ``deployments`` and ``deployment_devices`` tables
-(migration 0004), so a restarted service resumes its ``running`` deployments
-(:meth:`Deployments.resume`): a device that was mid-transfer gets its
-delivery again, from the last block the database has acknowledged (the
+(migrations 0004 and 0005, :mod:`.deployment_store`), so a restarted service resumes its ``running``
+deployments (:meth:`Deployments.resume`): a device that was mid-transfer gets
+its delivery again, from the last block the database has acknowledged (the
 device answers 4.08 with the block it expects when it holds less or more,
 and the transfer goes on there), one that was ``active`` is checked against
 the criteria again.
+
+Several servers may share the database (PostgreSQL), each with its own LwM2M
+port. Two kinds of lease, each a row's holder and an expiry that its holder
+renews every second (every ``lease_s / 3`` when that is shorter), taken with one
+conditional UPDATE (``... WHERE holder IS NULL OR holder = me OR expiry <
+now``: on PostgreSQL the second of two racing servers re-reads the row and
+takes nothing; SQLite has one writer), decide who does what:
+
+- the **owner** of a deployment runs its stages: it opens a stage, waits
+  until every device of the stage is done (whoever delivered to it), fails a
+  device no server has claimed for ``online_wait_s`` (offline everywhere),
+  judges the failure ratio and rolls back (a device registered with another
+  server through that server: the row's ``rollback_wanted`` flag, which its
+  watcher takes);
+- the **driver** of a device row is the server the device is registered to
+  (requests must leave from the socket it registered to): each server's
+  watcher claims the undone rows of the running stages whose devices are
+  registered with it, and delivers and checks the criteria as above.
+
+Every write of a holder is fenced (it applies only while the row still names
+that holder), so a server that lost its lease (it stalled, or the deployment
+was paused or cancelled through another server) changes nothing. When a
+server dies, its leases run out after ``lease_s``; its devices register with
+another server, whose watcher claims their rows and resumes each transfer at
+its recorded block, and which takes the deployment's lease and finishes it.
+A server restarted under the same id takes its own leases back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
 import math
 import time
-import uuid
-
-from sqlalchemy import func, select
 
 from ..errors import TinyMLError
 from ..module.firmware import KernelSet
 from ..service.db import Deployment, DeploymentDevice, utcnow
 from .delivery import DeliveryError
+from .deployment_store import DONE, IN_FLIGHT, DeploymentStore
 from .ids import LwM2MError, ObjectId, ResourcePath, SoftwareManagement as Sw, TinyML
 from .selector import SelectorError
 
+MAX_STAGES = 20
+
 log = logging.getLogger("tinyml.service.lwm2m")
 
-DEPLOYMENT_STATES = ("running", "paused", "succeeded", "failed", "cancelled", "rolled_back")
-DEVICE_STATES = ("pending", "skipped", "transferring", "delivered", "installed", "active", "succeeded", "failed",
-                 "rolled_back")
-DONE = frozenset(("skipped", "succeeded", "failed", "rolled_back"))
-IN_FLIGHT = frozenset(("transferring", "delivered", "installed"))
-MAX_STAGES = 20
+
+class _Lost(Exception):
+    """This server no longer holds the lease it wrote under: it stops, leaving the row to the holder."""
 
 
 class DeploymentError(TinyMLError):
@@ -145,192 +170,175 @@ def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], st
     return sorted(out)
 
 
-# -- the database ----------------------------------------------------------------------
-
-def _iso(value) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds") + "Z"
-
-
-class DeploymentStore:
-    """Blocking reads and writes of the two tables (the runner calls them in worker threads)."""
-
-    def __init__(self, session_factory):
-        self.Session = session_factory
-
-    def create(self, project_id: int, module: dict, selector: dict, stages: list, criteria: dict,
-               max_failure_ratio: float, block_size: int, rows: list[tuple[str, int | None, str]]) -> str:
-        dep_id = uuid.uuid4().hex[:16]
-        now = utcnow()
-        with self.Session() as db:
-            db.add(Deployment(id=dep_id, project_id=project_id, selector=selector, stages=stages, criteria=criteria,
-                              max_failure_ratio=max_failure_ratio, block_size=block_size, state="running", stage=0,
-                              message="", created_at=now, updated_at=now, **module))
-            db.flush()
-            db.add_all(DeploymentDevice(deployment_id=dep_id, endpoint=ep, stage=stage,
-                                        state="pending" if stage is not None else "skipped", reason=reason,
-                                        activated=False, result_meaning="", blocks_done=0, bytes_done=0,
-                                        updated_at=now, finished_at=None if stage is not None else now)
-                       for ep, stage, reason in rows)
-            db.commit()
-        return dep_id
-
-    def get(self, dep_id: str, project_id: int | None = None) -> Deployment | None:
-        with self.Session() as db:
-            dep = db.get(Deployment, dep_id)
-            return dep if dep is not None and project_id in (None, dep.project_id) else None
-
-    def devices(self, dep_id: str) -> list[DeploymentDevice]:
-        with self.Session() as db:
-            return list(db.scalars(select(DeploymentDevice).where(DeploymentDevice.deployment_id == dep_id)
-                                   .order_by(DeploymentDevice.endpoint)))
-
-    def set(self, dep_id: str, **changes) -> None:
-        with self.Session() as db:
-            dep = db.get(Deployment, dep_id)
-            for k, v in changes.items():
-                setattr(dep, k, v)
-            dep.updated_at = utcnow()
-            if changes.get("state") in ("succeeded", "failed", "cancelled", "rolled_back"):
-                dep.finished_at = dep.updated_at
-            db.commit()
-
-    def set_device(self, dep_id: str, endpoint: str, **changes) -> None:
-        with self.Session() as db:
-            row = db.scalar(select(DeploymentDevice).where(DeploymentDevice.deployment_id == dep_id,
-                                                           DeploymentDevice.endpoint == endpoint))
-            now = utcnow()
-            for k, v in changes.items():
-                setattr(row, k, v)
-            if changes.get("state") == "transferring" and row.started_at is None:
-                row.started_at = now
-            row.updated_at = now
-            if row.state in DONE:
-                row.finished_at = now
-            db.commit()
-
-    def running(self) -> list[str]:
-        with self.Session() as db:
-            return list(db.scalars(select(Deployment.id).where(Deployment.state == "running")
-                                   .order_by(Deployment.created_at)))
-
-    def view(self, dep: Deployment, devices: bool = True) -> dict:
-        with self.Session() as db:
-            counts = dict(db.execute(select(DeploymentDevice.state, func.count()).where(
-                DeploymentDevice.deployment_id == dep.id).group_by(DeploymentDevice.state)).all())
-        out = {"id": dep.id, "state": dep.state, "stage": dep.stage, "stages": dep.stages,
-               "module": {"sha256": dep.module_sha256, "size": dep.module_size, "name": dep.module_name,
-                          "version": dep.module_version},
-               "selector": dep.selector, "criteria": dep.criteria, "max_failure_ratio": dep.max_failure_ratio,
-               "block_size": dep.block_size, "message": dep.message,
-               "counts": {s: counts.get(s, 0) for s in DEVICE_STATES}, "total": sum(counts.values()),
-               "created_at": _iso(dep.created_at), "updated_at": _iso(dep.updated_at),
-               "finished_at": _iso(dep.finished_at)}
-        if devices:
-            out["devices"] = [{"endpoint": r.endpoint, "stage": r.stage, "state": r.state, "activated": r.activated,
-                               "reason": r.reason, "update_result": r.update_result,
-                               "result_meaning": r.result_meaning, "blocks_done": r.blocks_done,
-                               "bytes_done": r.bytes_done, "inference_count": r.inference_count,
-                               "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at)}
-                              for r in self.devices(dep.id)]
-        return out
-
-    def history(self, project_id: int, endpoint: str, limit: int = 100) -> list[dict]:
-        """The device's part in the project's deployments, newest first: the module (name,
-        version), the deployment, when its delivery started and ended, the row's state (``succeeded``,
-        ``failed``, ``rolled_back``, ``skipped``, ...), whether the module was activated, and the
-        reason or Update Result meaning. (Reads ``deployment_devices`` by endpoint without an index:
-        a scan of the project's rows, fine for a page, not for a fleet-wide report.)"""
-        with self.Session() as db:
-            rows = db.execute(select(DeploymentDevice, Deployment).join(
-                Deployment, Deployment.id == DeploymentDevice.deployment_id).where(
-                Deployment.project_id == project_id, DeploymentDevice.endpoint == endpoint).order_by(
-                Deployment.created_at.desc(), Deployment.id).limit(limit)).all()
-        return [{"deployment": dep.id, "module": {"name": dep.module_name, "version": dep.module_version},
-                 "created_at": _iso(dep.created_at), "started_at": _iso(r.started_at),
-                 "finished_at": _iso(r.finished_at), "state": r.state, "activated": r.activated,
-                 "update_result": r.update_result, "reason": r.reason or r.result_meaning}
-                for r, dep in rows]
-
-    def list(self, project_id: int, limit: int = 100) -> list[dict]:
-        with self.Session() as db:
-            deps = list(db.scalars(select(Deployment).where(Deployment.project_id == project_id)
-                                   .order_by(Deployment.created_at.desc()).limit(limit)))
-        return [self.view(d, devices=False) for d in deps]
-
-
 # -- running them -------------------------------------------------------------------------
 
 class Deployments:
-    """The deployments this service process runs (one task each), on the LwM2M server's loop."""
+    """The deployments this service process runs, on the LwM2M server's loop: the stage runners of
+    those whose lease it holds, and the deliveries to the devices registered with it."""
 
-    def __init__(self, server, deliveries, session_factory, blobs, poll_s: float = 0.2,
+    def __init__(self, server, deliveries, session_factory, blobs, lease_s: float = 15.0, poll_s: float = 0.2,
                  online_wait_s: float = 60.0, rollback_wait_s: float = 30.0):
         self.server, self.deliveries, self.blobs = server, deliveries, blobs
         self.store = DeploymentStore(session_factory)
+        self.me, self.lease_s = server.id, lease_s
         self.poll_s, self.online_wait_s, self.rollback_wait_s = poll_s, online_wait_s, rollback_wait_s
-        self.tasks: dict[str, asyncio.Task] = {}
+        self.tick_s = min(1.0, lease_s / 3)
+        self.tasks: dict[str, asyncio.Task] = {}                    # stage runners (we own the deployment)
+        self.drives: dict[tuple[str, str], asyncio.Task] = {}       # (deployment, endpoint) we deliver to
+        self.undoing: dict[tuple[str, str], asyncio.Task] = {}      # rollbacks another server's owner asked for
         self._stopping: set[asyncio.Task] = set()       # deliveries cancelled with their deployment's runner
+        self._watcher: asyncio.Task | None = None
+        self._kick = asyncio.Event()
+        self._modules: dict[str, bytes] = {}
+        self._halting: set[str] = set()                 # deployments the REST API is stopping here
 
     async def _db(self, fn, *args, **kw):
         return await asyncio.to_thread(fn, *args, **kw)
 
     # -- lifecycle ------------------------------------------------------------------
     async def resume(self) -> None:
-        """At service start: continue every deployment left ``running``."""
-        for dep_id in await self._db(self.store.running):
-            log.info("deployment %s: resumed after a restart", dep_id)
-            self.start(dep_id)
+        """At service start: take back this server's own leases (it was restarted), then keep watching
+        the database for leases to take and devices of this server to deliver to."""
+        await self._tick()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def start(self, dep_id: str) -> None:
+        """Run the stages of ``dep_id``, whose lease this server holds."""
         if dep_id in self.tasks and not self.tasks[dep_id].done():
             return
-        self.tasks[dep_id] = asyncio.get_running_loop().create_task(self._run(dep_id))
+        self._spawn(self.tasks, dep_id, self._run(dep_id))
+        self._kick.set()
 
     async def stop(self) -> None:
-        """Service shutdown: stop the tasks, leave the states (``running`` ones resume at the next start)."""
-        for task in self.tasks.values():
+        """Service shutdown: stop the tasks, leave the states, free the leases (``running`` deployments
+        go on with another server, or here at the next start)."""
+        tasks = [t for t in (self._watcher, *self.tasks.values(), *self.drives.values(), *self.undoing.values())
+                 if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, *self._stopping, return_exceptions=True)
+        try:
+            await self._db(self.store.release_all, self.me)
+        except Exception as e:        # the database is gone too: the leases run out by themselves
+            log.warning("deployments: leases of '%s' not released (%s); they expire in %g s", self.me,
+                        " ".join(str(e).split())[:200], self.lease_s)
 
     async def _halt(self, dep_id: str) -> None:
-        """Stop the runner and wait until its deliveries have stopped too (a resume may start them again)."""
-        task = self.tasks.pop(dep_id, None)
-        if task is not None and not task.done():
+        """Stop the runner and this server's deliveries of ``dep_id``, and wait until they stopped (a
+        resume may start them again)."""
+        tasks = [t for t in (self.tasks.pop(dep_id, None), *(self.drives.pop(k) for k in list(self.drives)
+                                                              if k[0] == dep_id)) if t is not None]
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         stopping, self._stopping = self._stopping, set()
         await asyncio.gather(*stopping, return_exceptions=True)
+
+    # -- the leases -------------------------------------------------------------------
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), self.tick_s)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                await self._tick()
+            except Exception as e:        # the database is away for a moment: the leases last lease_s
+                log.warning("deployments: lease renewal of '%s' failed: %s", self.me, " ".join(str(e).split())[:300])
+
+    async def _tick(self) -> None:
+        """Renew what this server holds (and stop what it lost), take the free deployments' leases, and
+        claim the undone devices registered here."""
+        if self.tasks:
+            kept = await self._db(self.store.renew, self.me, list(self.tasks), self.lease_s)
+            for dep_id in [d for d in self.tasks if d not in kept]:
+                log.info("deployment %s: no longer ours (another server took the lease, or it stopped running)",
+                         dep_id)
+                self.tasks.pop(dep_id).cancel()
+        for dep_id in await self._db(self.store.orphans, self.me):
+            if dep_id in self.tasks or dep_id in self._halting:
+                continue
+            before = await self._db(self.store.take, dep_id, self.me, self.lease_s)
+            if before is None:
+                continue
+            log.info("deployment %s: %s", dep_id, "resumed after a restart" if before == self.me else
+                     "resumed (no server held it)" if not before else
+                     f"taken over from server '{before}' (its lease ran out)")
+            self.start(dep_id)
+        if self.drives:
+            kept = await self._db(self.store.renew_rows, self.me, list(self.drives), self.lease_s)
+            for key in [k for k in self.drives if k not in kept]:
+                self.drives.pop(key).cancel()
+        for key in await self._db(self.store.rollbacks, self.me):
+            if key not in self.undoing and key[1] in self.server.regs and \
+                    await self._db(self.store.claim_rollback, *key, self.me, self.rollback_wait_s + self.lease_s):
+                self._spawn(self.undoing, key, self._undo(*key))
+        for key in await self._db(self.store.drivable, self.me):
+            if key not in self.drives and key[1] in self.server.regs and key[0] not in self._halting and \
+                    await self._db(self.store.claim, *key, self.me, self.lease_s):
+                self._spawn(self.drives, key, self._drive(*key))
+
+    @staticmethod
+    def _spawn(tasks: dict, key, coro) -> None:
+        """Run ``coro`` as ``tasks[key]``, which it leaves when it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks[key] = task
+        task.add_done_callback(lambda t: tasks.pop(key, None) if tasks.get(key) is t else None)
+
+    async def _set(self, dep_id: str, **changes) -> None:
+        """A write of the stage runner: only while this server owns the deployment."""
+        if not await self._db(self.store.set, dep_id, as_owner=self.me, **changes):
+            raise _Lost(dep_id)
+
+    async def _set_row(self, dep_id: str, endpoint: str, **changes) -> None:
+        """A write of a delivery: only while this server drives the device's row."""
+        if not await self._db(self.store.set_device, dep_id, endpoint, as_driver=self.me, **changes):
+            raise _Lost(dep_id, endpoint)
 
     # -- the operations of the REST API ------------------------------------------------
     async def cancel(self, dep: Deployment) -> None:
         """Stop: pending devices stay pending, done ones as they are, transfers stop (``failed``)."""
         self._must_be(dep, ("running", "paused"), "cancel")
-        await self._halt(dep.id)
+        await self._stop(dep.id, state="cancelled", message="cancelled by the API")
         for row in await self._db(self.store.devices, dep.id):
             if row.state in IN_FLIGHT:
                 await self._db(self.store.set_device, dep.id, row.endpoint, state="failed",
                                reason="deployment cancelled during the delivery")
-        await self._db(self.store.set, dep.id, state="cancelled", message="cancelled by the API")
 
     async def pause(self, dep: Deployment) -> None:
         self._must_be(dep, ("running",), "pause")
-        await self._halt(dep.id)
-        await self._db(self.store.set, dep.id, state="paused", message="paused: POST .../resume continues it "
-                                                                      "(a cut transfer at its last recorded block)")
+        await self._stop(dep.id, state="paused", owner=None, lease_until=None,
+                         message="paused: POST .../resume continues it (a cut transfer at its last recorded block)")
 
     async def resume_one(self, dep: Deployment) -> None:
         self._must_be(dep, ("paused",), "resume")
-        await self._db(self.store.set, dep.id, state="running", message="resumed")
+        await self._db(self.store.set, dep.id, state="running", message="resumed", owner=self.me,
+                       lease_until=utcnow() + dt.timedelta(seconds=self.lease_s))
         self.start(dep.id)
 
     async def rollback(self, dep: Deployment) -> int:
         """Stop it if it runs, and roll back every device it activated; the number rolled back."""
         self._must_be(dep, ("running", "paused", "succeeded", "failed", "cancelled"), "roll back")
-        await self._halt(dep.id)
+        # paused while the devices are rolled back: no server takes it up meanwhile
+        await self._stop(dep.id, message="rolling back (API)",
+                         **({"state": "paused", "owner": None, "lease_until": None} if dep.state == "running" else {}))
         n = await self._roll_back_all(dep)
         await self._db(self.store.set, dep.id, state="rolled_back",
                        message=f"rolled back by the API: {n} device(s) run their previous module again")
         return n
+
+    async def _stop(self, dep_id: str, **changes) -> None:
+        """The REST API stops a deployment: its new state first (no server claims its devices again,
+        and every holder's writes are fenced off), then this server's runner and deliveries stop;
+        another server's stop at its next renewal."""
+        self._halting.add(dep_id)
+        try:
+            await self._db(self.store.set, dep_id, **changes)
+            await self._db(self.store.release, dep_id)
+            await self._halt(dep_id)
+        finally:
+            self._halting.discard(dep_id)
 
     @staticmethod
     def _must_be(dep: Deployment, states: tuple, what: str) -> None:
@@ -338,25 +346,26 @@ class Deployments:
             raise DeploymentError(f"deployment {dep.id} is {dep.state}: it cannot {what} (only when "
                                   f"{' or '.join(states)})", status=409)
 
-    # -- the runner ---------------------------------------------------------------------
+    # -- the stage runner (the owner) ---------------------------------------------------
     async def _run(self, dep_id: str) -> None:
         try:
             await self._stages(dep_id)
         except asyncio.CancelledError:
             raise
+        except _Lost:
+            log.info("deployment %s: lease lost, the stages go on with its new owner", dep_id)
         except Exception as e:          # our bug: the deployment stops with a line saying so, the service goes on
             log.exception("deployment %s: internal error", dep_id)
-            await self._db(self.store.set, dep_id, state="failed", message=f"internal error: {e}"[:2000])
+            await self._db(self.store.set, dep_id, as_owner=self.me, state="failed",
+                           message=f"internal error: {e}"[:2000])
 
     async def _stages(self, dep_id: str) -> None:
         dep = await self._db(self.store.get, dep_id)
-        module = await self._db(self.blobs.get, dep.module_sha256)
         for k in range(dep.stage, len(dep.stages)):
             rows = [r for r in await self._db(self.store.devices, dep_id) if r.stage == k]
-            await self._db(self.store.set, dep_id, stage=k, message=f"stage {k + 1} of {len(dep.stages)} "
-                           f"({dep.stages[k]:g} %): {len(rows)} device(s)")
-            await asyncio.gather(*(self._device(dep, r, module) for r in rows if r.state not in DONE))
-            rows = [r for r in await self._db(self.store.devices, dep_id) if r.stage == k]
+            await self._set(dep_id, stage=k, message=f"stage {k + 1} of {len(dep.stages)} "
+                            f"({dep.stages[k]:g} %): {len(rows)} device(s)")
+            rows = await self._stage_done(dep, k)
             failed = sum(r.state == "failed" for r in rows)
             if rows and failed / len(rows) > dep.max_failure_ratio:
                 n = await self._roll_back_all(dep)
@@ -365,57 +374,87 @@ class Deployments:
                        f"{dep.max_failure_ratio:g} (first: '{first.endpoint}': {first.reason}); {n} activated "
                        "device(s) rolled back, later stages not started")
                 log.info("deployment %s: %s", dep_id, msg)
-                await self._db(self.store.set, dep_id, state="failed", message=msg[:2000])
+                await self._set(dep_id, state="failed", message=msg[:2000])
                 return
         done = await self._db(self.store.devices, dep_id)
         ok = sum(r.state == "succeeded" for r in done)
-        await self._db(self.store.set, dep_id, state="succeeded",
-                       message=f"{ok} device(s) run module {dep.module_name} v{dep.module_version}, "
-                               f"{sum(r.state == 'skipped' for r in done)} skipped, "
-                               f"{sum(r.state == 'failed' for r in done)} failed")
+        await self._set(dep_id, state="succeeded",
+                        message=f"{ok} device(s) run module {dep.module_name} v{dep.module_version}, "
+                                f"{sum(r.state == 'skipped' for r in done)} skipped, "
+                                f"{sum(r.state == 'failed' for r in done)} failed")
+
+    async def _stage_done(self, dep: Deployment, k: int) -> list[DeploymentDevice]:
+        """Wait until every device of stage ``k`` is done, wherever it is registered; fail those no
+        server claimed for ``online_wait_s`` (registered nowhere). The stage's rows."""
+        self._kick.set()                 # claim this server's devices now
+        unclaimed: dict[str, float] = {}
+        while waiting := await self._db(self.store.waiting, dep.id, k):
+            now, t = utcnow(), time.monotonic()
+            for endpoint, driver, until in waiting:
+                if driver is not None and until is not None and until >= now:
+                    unclaimed.pop(endpoint, None)
+                elif t - unclaimed.setdefault(endpoint, t) > self.online_wait_s:
+                    await self._db(self.store.fail_unclaimed, dep.id, endpoint, f"offline: not registered "
+                                   f"with any server within {self.online_wait_s:g} s")
+            await asyncio.sleep(max(self.poll_s, 0.5))
+        return [r for r in await self._db(self.store.devices, dep.id) if r.stage == k]
+
+    # -- a device's delivery (the server it is registered to) ------------------------------
+    async def _drive(self, dep_id: str, endpoint: str) -> None:
+        dep, row = await self._db(self.store.get, dep_id), await self._db(self.store.device, dep_id, endpoint)
+        if dep is None or dep.state != "running" or row is None or row.state in DONE:
+            await self._db(self.store.release, dep_id, endpoint, self.me)
+            return
+        if dep.module_sha256 not in self._modules:
+            self._modules = {dep.module_sha256: await self._db(self.blobs.get, dep.module_sha256)}
+        await self._device(dep, row, self._modules[dep.module_sha256])
 
     async def _device(self, dep: Deployment, row: DeploymentDevice, module: bytes) -> None:
         """Deliver to one device and check the criteria; never raises but CancelledError."""
-        ep, set_row = row.endpoint, self.store.set_device
+        ep, set_row = row.endpoint, functools.partial(self._set_row, dep.id)
         try:
             if row.state != "active":
-                if not await self._online(ep):
-                    await self._db(set_row, dep.id, ep, state="failed", reason=f"offline: not registered within "
-                                   f"{self.online_wait_s:g} s")
-                    return
                 base = await self._counter(ep)
                 resume_at = row.bytes_done if row.state == "transferring" else 0
                 if resume_at:
                     log.info("deployment %s: the transfer to '%s' goes on at byte %d", dep.id, ep, resume_at)
-                await self._db(set_row, dep.id, ep, state="transferring", inference_base=base)
+                await set_row(ep, state="transferring", inference_base=base)
                 st = await self._deliver(dep, ep, module, resume_at)
                 fields = dict(update_result=st.update_result, result_meaning=st.result_meaning,
                               blocks_done=st.blocks_done, bytes_done=st.bytes_done)
+                if st.state != "active" and ep not in self.server.regs:
+                    await self._left(dep, ep, st.bytes_done, fields)
+                    return
                 if st.state != "active":
                     activated = st.update_result is not None and "after Activate" in st.message
-                    await self._db(set_row, dep.id, ep, state="failed", reason=st.message, activated=activated,
-                                   **fields)
+                    await set_row(ep, state="failed", reason=st.message, activated=activated, **fields)
                     return
-                await self._db(set_row, dep.id, ep, state="active", activated=True, reason="",
-                               inference_count=st.inference_count, **fields)
+                await set_row(ep, state="active", activated=True, reason="", inference_count=st.inference_count,
+                              **fields)
             else:
                 base = row.inference_base
             why, count = await self._criteria(dep.criteria, ep, base)
-            await self._db(set_row, dep.id, ep, state="failed" if why else "succeeded", reason=why,
-                           inference_count=count)
-        except DeliveryError as e:
-            await self._db(set_row, dep.id, ep, state="failed", reason=str(e))
+            if why and ep not in self.server.regs:
+                await self._left(dep, ep, None, {})
+                return
+            await set_row(ep, state="failed" if why else "succeeded", reason=why, inference_count=count)
+        except _Lost:
+            log.info("deployment %s: '%s' is no longer ours to deliver to", dep.id, ep)
+        except DeliveryError as e:      # a fenced write: nothing when the row is no longer ours
+            await self._db(self.store.set_device, dep.id, ep, as_driver=self.me, state="failed", reason=str(e))
         except Exception as e:        # our bug: this device fails with the line, the others go on
             log.exception("deployment %s: internal error on '%s'", dep.id, ep)
-            await self._db(set_row, dep.id, ep, state="failed", reason=f"internal error: {e}"[:2000])
+            await self._db(self.store.set_device, dep.id, ep, as_driver=self.me, state="failed",
+                           reason=f"internal error: {e}"[:2000])
 
-    async def _online(self, endpoint: str) -> bool:
-        deadline = time.monotonic() + self.online_wait_s
-        while endpoint not in self.server.regs:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.5)
-        return True
+    async def _left(self, dep: Deployment, endpoint: str, at: int | None, fields: dict) -> None:
+        """The device left this server during its delivery (it registered elsewhere, or its lifetime
+        ran out): its row stays where it was, free for the server it registers with next."""
+        log.info("deployment %s: '%s' left this server%s: its row is free for the server it registers with",
+                 dep.id, endpoint, "" if at is None else f" at byte {at}")
+        if fields:
+            await self._set_row(dep.id, endpoint, **fields)
+        await self._db(self.store.release, dep.id, endpoint, self.me)
 
     async def _deliver(self, dep: Deployment, endpoint: str, module: bytes, resume_at: int = 0):
         """The delivery's final state; its progress is persisted while it runs."""
@@ -423,19 +462,19 @@ class Deployments:
                                    start_offset=resume_at)
         task = self.deliveries.tasks[endpoint]
         shown, written = (st.state, st.blocks_done), time.monotonic()
-        while not task.done():
-            try:
+        try:
+            while not task.done():
                 await asyncio.wait({task}, timeout=self.poll_s)
-            except asyncio.CancelledError:        # the runner stops (pause, cancel, shutdown): so does the transfer
-                task.cancel()
-                self._stopping.add(task)
-                raise
-            now = (st.state, st.blocks_done)
-            if now != shown and st.state not in ("failed", "active") and \
-                    (now[0] != shown[0] or time.monotonic() - written >= 1.0):
-                await self._db(self.store.set_device, dep.id, endpoint, state=st.state, blocks_done=st.blocks_done,
-                               bytes_done=st.bytes_done)
-                shown, written = now, time.monotonic()
+                now = (st.state, st.blocks_done)
+                if now != shown and st.state not in ("failed", "active") and \
+                        (now[0] != shown[0] or time.monotonic() - written >= 1.0):
+                    await self._set_row(dep.id, endpoint, state=st.state, blocks_done=st.blocks_done,
+                                        bytes_done=st.bytes_done)
+                    shown, written = now, time.monotonic()
+        except BaseException:      # the runner stops (pause, cancel, shutdown, lease lost): so does the transfer
+            task.cancel()
+            self._stopping.add(task)
+            raise
         return task.result()
 
     async def _counter(self, endpoint: str) -> int | None:
@@ -472,9 +511,40 @@ class Deployments:
 
     # -- rollback -------------------------------------------------------------------------
     async def _roll_back_all(self, dep: Deployment) -> int:
+        """Roll back every device ``dep`` activated: those registered here at once, the others through
+        the server they are registered with (flag ``rollback_wanted``, taken by that server's watcher),
+        waited for up to ``rollback_wait_s`` + ``lease_s``. The number rolled back."""
         rows = [r for r in await self._db(self.store.devices, dep.id) if r.activated and r.state != "rolled_back"]
-        done = await asyncio.gather(*(self._roll_back(dep, r.endpoint) for r in rows))
-        return sum(done)
+        elsewhere = [r.endpoint for r in rows if r.endpoint not in self.server.regs]
+        if elsewhere:
+            await self._db(self.store.want_rollback, dep.id, elsewhere)
+            self._kick.set()
+        done = sum(await asyncio.gather(*(self._roll_back(dep, r.endpoint) for r in rows
+                                          if r.endpoint in self.server.regs)))
+        return done + (await self._rolled_back_elsewhere(dep, elsewhere) if elsewhere else 0)
+
+    async def _rolled_back_elsewhere(self, dep: Deployment, endpoints: list[str]) -> int:
+        wait = self.rollback_wait_s + self.lease_s
+        deadline = time.monotonic() + wait
+        while (left := await self._db(self.store.rollbacks_left, dep.id)) and time.monotonic() < deadline:
+            await asyncio.sleep(max(self.poll_s, 0.5))
+        for ep in left:
+            await self._db(self.store.set_device, dep.id, ep, rollback_wanted=False, driver=None, driver_until=None,
+                           reason=f"rollback failed: registered with no server that rolled it back within {wait:g} s; "
+                                  "Execute /9/0/11 on the device once it answers")
+        rows = {r.endpoint: r for r in await self._db(self.store.devices, dep.id)}
+        return sum(rows[ep].state == "rolled_back" for ep in endpoints)
+
+    async def _undo(self, dep_id: str, endpoint: str) -> None:
+        """Roll back a device registered here, as the deployment's owner (another server) asked."""
+        dep = await self._db(self.store.get, dep_id)
+        log.info("deployment %s: rolling back '%s' for the deployment's owner", dep_id, endpoint)
+        try:
+            await self._roll_back(dep, endpoint)
+        except Exception as e:        # our bug: the row says so, the owner goes on
+            log.exception("deployment %s: internal error rolling back '%s'", dep_id, endpoint)
+            await self._db(self.store.set_device, dep_id, endpoint, reason=f"rollback failed: internal error: {e}")
+        await self._db(self.store.set_device, dep_id, endpoint, rollback_wanted=False)
 
     async def _sw(self, endpoint: str) -> dict:
         values = await self.server.read(endpoint, ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0))

@@ -29,6 +29,14 @@ read if we can (one log line); one we cannot read is one log line and a 424.
 A request to the server with a critical option it does not process is
 answered 4.02 Bad Option (Proxy-Uri and Proxy-Scheme: 5.05), never half-served.
 
+Several servers on one database (PostgreSQL): each has an id (``server_id``,
+default ``HOST:PORT``), records it in the registrations it takes, and writes
+a heartbeat every ``liveness_s / 3``; the registrations of a server silent
+for ``liveness_s`` end, and a registration here that another server replaced
+(the device registered there) is forgotten here at the next heartbeat, so no
+two servers talk to one device for long. A restarted server with the same id
+ends its own earlier registrations at once.
+
 Pull delivery: ``GET /pkg/<sha256>`` serves what :meth:`LwM2MServer.publish`
 published, block-wise (:mod:`.packages`).
 
@@ -41,7 +49,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import datetime as dt
 import re
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -93,6 +103,8 @@ class Settings:
     flood_count: int = 20               # registrations per address ...
     flood_window_s: float = 10.0        # ... within this window
     public_host: str | None = None      # the host in package URIs (default: ``host``, unless that is a wildcard)
+    server_id: str = ""                 # this server among those sharing the database (default HOST:PORT)
+    liveness_s: float = 15.0            # a server without a heartbeat for this long is gone (its devices too)
 
 
 @dataclass
@@ -131,14 +143,38 @@ class LwM2MServer:
         self._recent: dict[str, deque] = {}       # address -> times of recent Registers
         self._flood_logged: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.id = self.cfg.server_id or f"{socket.gethostname()}:{self.cfg.port}"
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.to_thread(self.store.all_offline)
+        await asyncio.to_thread(self.store.server_started, self.id, f"{self.cfg.host}:{self.cfg.port}")
         host = "::" if self.cfg.host in ("0.0.0.0", "::", "") else self.cfg.host
         self.ctx = await aiocoap.Context.create_server_context(_Root(self), bind=(host, self.cfg.port),
                                                                transports=["udp6"], loggername="tinyml.service.coap")
-        log.info("LwM2M server on coap://%s:%d (UDP)", self.cfg.host, self.cfg.port)
+        self._spawn(self._heartbeat())
+        log.info("LwM2M server '%s' on coap://%s:%d (UDP)", self.id, self.cfg.host, self.cfg.port)
+
+    async def _heartbeat(self) -> None:
+        """Say this server is alive; end the registrations of servers that stopped saying so, and
+        forget the devices that registered with another server since the last beat."""
+        since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        while True:
+            await asyncio.sleep(self.cfg.liveness_s / 3)
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            try:
+                ended = await asyncio.to_thread(self.store.heartbeat, self.id, self.cfg.liveness_s)
+                moved = await asyncio.to_thread(self.store.replaced_since, self.id, since)
+            except Exception as e:      # the database is away for a moment: beat again later
+                log.warning("lwm2m: heartbeat of '%s' failed: %s", self.id, " ".join(str(e).split())[:300])
+                continue
+            since = now
+            if ended:
+                log.info("lwm2m: %d registration(s) of stopped server(s) ended", ended)
+            for reg_id in moved:
+                reg = self.by_id.get(reg_id)
+                if reg is not None and self.regs.get(reg.endpoint) is reg:
+                    self._forget(reg)
+                    log.info("lwm2m: '%s' registered with another server: forgotten here", reg.endpoint)
 
     async def stop(self) -> None:
         for reg in list(self.regs.values()):
@@ -192,7 +228,7 @@ class LwM2MServer:
             log.info("lwm2m: '%s' registers again from %s (was %s): old registration replaced", ep, address,
                      _address(old.remote))
         reg_id = await asyncio.to_thread(self.store.registered, NewRegistration(
-            ep, project, address, version, binding, lifetime, [[lk.target, lk.attrs] for lk in links]))
+            ep, project, address, version, binding, lifetime, [[lk.target, lk.attrs] for lk in links], self.id))
         reg = Reg(reg_id, ep, project, request.remote, version, binding, lifetime, links,
                   queue="Q" in binding or "Q" in query)
         self.regs[ep], self.by_id[reg_id] = reg, reg
@@ -348,7 +384,7 @@ class LwM2MServer:
         if reg is None:
             raise DeviceCallError(409, f"device '{endpoint}' is offline (not registered)",
                                   hint="Wait for it to register; GET /v1/devices/{endpoint} shows when it was "
-                                       "last seen")
+                                       "last seen, and which server holds it when several share the database")
         return reg
 
     def _kind(self, path: ResourcePath) -> str:

@@ -5,17 +5,25 @@ The tables are the service's (:mod:`platformio_tinyml.service.db`, migration
 server runs in a worker thread. A device belongs to the project whose
 endpoint rule (a shell glob over the endpoint name) matched when it first
 registered; the REST API shows a project only its own devices.
+
+Several servers may share one database (PostgreSQL; migration 0005): each
+registration records the server it was made with (``server_id``), each server
+writes a heartbeat (:meth:`DeviceStore.heartbeat`), and the registrations of a
+server whose heartbeat is older than its liveness window end (``server
+gone``): its devices are offline until they register with another server.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from ..service.db import Device, DeviceValue, EndpointRule, Project, Registration, utcnow
+from ..service.db import Device, DeviceValue, EndpointRule, LwM2MServerRow, Project, Registration, utcnow
+from .codec import Link
 
 MAX_PATTERN = 200
 
@@ -29,6 +37,7 @@ class NewRegistration:
     binding: str
     lifetime_s: int
     objects: list             # [[target, {attrs}], ...]
+    server_id: str | None = None     # the server that took the Register
 
 
 class DeviceStore:
@@ -70,7 +79,7 @@ class DeviceStore:
             reg_id = uuid.uuid4().hex[:12]
             db.add(Registration(id=reg_id, device_id=dev.id, address=reg.address, lwm2m_version=reg.lwm2m_version,
                                 binding=reg.binding, lifetime_s=reg.lifetime_s, objects=reg.objects,
-                                registered_at=now, updated_at=now))
+                                registered_at=now, updated_at=now, server_id=reg.server_id))
             dev.online, dev.registration_id, dev.last_seen = True, reg_id, now
             db.commit()
             return reg_id
@@ -105,13 +114,57 @@ class DeviceStore:
         if dev.registration_id == reg_id:
             dev.online, dev.registration_id = False, None
 
-    def all_offline(self) -> None:
-        """At start: registrations held by a stopped server are gone (devices register again)."""
+    # -- the servers sharing the database ----------------------------------------------
+    def server_started(self, server_id: str, address: str) -> None:
+        """At start: this server's earlier registrations (and those of no server, from before 0005)
+        are gone with the process that held them; the devices register again."""
+        now = utcnow()
         with self.Session() as db:
-            for dev in db.scalars(select(Device).where(Device.online.is_(True))):
-                if dev.registration_id:
-                    self._end(db, dev.registration_id, "server restarted")
+            row = db.get(LwM2MServerRow, server_id)
+            if row is None:
+                db.add(LwM2MServerRow(id=server_id, address=address, started_at=now, heartbeat_at=now))
+            else:
+                row.address, row.started_at, row.heartbeat_at = address, now, now
+            self._end_where(db, (Registration.server_id == server_id) | Registration.server_id.is_(None),
+                            "server restarted")
             db.commit()
+
+    def heartbeat(self, server_id: str, stale_after_s: float) -> int:
+        """This server is alive; the registrations of servers silent for ``stale_after_s`` end
+        (``server gone``). Returns how many ended."""
+        now = utcnow()
+        with self.Session() as db:
+            db.execute(update(LwM2MServerRow).where(LwM2MServerRow.id == server_id).values(heartbeat_at=now))
+            gone = select(LwM2MServerRow.id).where(LwM2MServerRow.heartbeat_at < now - dt.timedelta(
+                seconds=stale_after_s))
+            n = self._end_where(db, Registration.server_id.in_(gone), "server gone")
+            db.commit()
+            return n
+
+    def replaced_since(self, server_id: str, since: dt.datetime) -> list[str]:
+        """This server's registrations that another server ended since ``since`` (the device
+        registered there): the ids, to forget here."""
+        with self.Session() as db:
+            return list(db.scalars(select(Registration.id).where(
+                Registration.server_id == server_id, Registration.ended_at >= since,
+                Registration.end_reason == "replaced")))
+
+    def _end_where(self, db, condition, reason: str) -> int:
+        ids = list(db.scalars(select(Registration.id).where(condition, Registration.ended_at.is_(None))))
+        for reg_id in ids:
+            self._end(db, reg_id, reason)
+        return len(ids)
+
+    def online_objects(self, endpoints) -> dict[str, set[int]]:
+        """The objects each online device of ``endpoints`` registered, whichever server holds it."""
+        wanted, out = set(endpoints), {}
+        with self.Session() as db:
+            for ep, objects in db.execute(select(Device.endpoint, Registration.objects).join(
+                    Registration, Registration.id == Device.registration_id).where(Device.online.is_(True))):
+                if ep in wanted:
+                    paths = (Link(t, a).path for t, a in objects or ())
+                    out[ep] = {p.object for p in paths if p is not None}
+        return out
 
     # -- what the devices told us ---------------------------------------------------
     def set_capabilities(self, endpoint: str, caps: dict | None, error: str | None) -> None:
@@ -189,7 +242,7 @@ class DeviceStore:
                 "project": project.name if project else None,
                 "registration": None if reg is None else {
                     "id": reg.id, "lwm2m_version": reg.lwm2m_version, "binding": reg.binding,
-                    "lifetime_s": reg.lifetime_s, "address": reg.address,
+                    "lifetime_s": reg.lifetime_s, "address": reg.address, "server": reg.server_id,
                     "objects": [{"path": t, **a} for t, a in reg.objects],
                     "registered_at": _iso(reg.registered_at), "updated_at": _iso(reg.updated_at),
                     "ended_at": _iso(reg.ended_at), "end_reason": reg.end_reason},

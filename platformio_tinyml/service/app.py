@@ -107,7 +107,8 @@ def _lwm2m_server(svc: Service):
     from ..lwm2m.store import DeviceStore
     return LwM2MServer(DeviceStore(svc.Session), load_definitions(cfg.lwm2m_object_id), Settings(
         host=cfg.host, port=cfg.lwm2m_port, request_timeout_s=cfg.lwm2m_timeout_s,
-        queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count),
+        queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count,
+        server_id=cfg.lwm2m_server_id, liveness_s=cfg.lwm2m_lease_s),
         packages=Packages(svc.store))
 
 
@@ -148,7 +149,8 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
             from ..lwm2m.deployments import Deployments
             # one registry for single deliveries and deployments: never two transfers to one device
             app.state.deliveries = Deliveries(app.state.lwm2m)
-            app.state.deployments = Deployments(app.state.lwm2m, app.state.deliveries, svc.Session, svc.store)
+            app.state.deployments = Deployments(app.state.lwm2m, app.state.deliveries, svc.Session, svc.store,
+                                                lease_s=svc.cfg.lwm2m_lease_s)
             await app.state.deployments.resume()
         yield
         if app.state.deployments is not None:

@@ -178,6 +178,17 @@ class Registration(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)   # deregistered, expired, replaced
+    server_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)   # the server it is with
+
+
+class LwM2MServerRow(Base):
+    """A ``tinyml serve`` process's LwM2M server: it writes ``heartbeat_at`` every few seconds; one whose
+    heartbeat is stale is gone, and its registrations end (migration 0005)."""
+    __tablename__ = "lwm2m_servers"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    address: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DeviceValue(Base):
@@ -214,6 +225,9 @@ class Deployment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the server that runs its stages, while ``lease_until`` is in the future (it renews it)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class DeploymentDevice(Base):
@@ -235,5 +249,10 @@ class DeploymentDevice(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the server the device is registered to, which delivers to it, while ``driver_until`` is in the future
+    driver: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    driver_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the deployment's owner asks the server the device is registered with to roll it back
+    rollback_wanted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ux_deployment_devices", "deployment_id", "endpoint", unique=True),)

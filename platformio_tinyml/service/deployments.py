@@ -90,7 +90,9 @@ async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], 
     if not picked:
         raise fail(422, f"selector: picks none of the project's {len(fleet)} device(s). GET /v1/devices shows "
                         "their tags and capabilities")
-    rows = plan(header, len(data), picked, {ep: reg.objects for ep, reg in server.regs.items()}, stage_list)
+    # online with any of the servers sharing the database, with the objects it registered there
+    online = await asyncio.to_thread(server.store.online_objects, [d["endpoint"] for d in picked])
+    rows = plan(header, len(data), picked, online, stage_list)
     return header, rows, len(fleet)
 
 
@@ -151,7 +153,8 @@ async def create_deployment(
     dep_id = await asyncio.to_thread(
         runner.store.create, who.project_id,
         {"module_sha256": digest, "module_size": len(data), "module_name": header.model_name[:100],
-         "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows)
+         "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows,
+        runner.me, runner.lease_s)
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
 
