@@ -520,6 +520,8 @@ class _Converter:
         return a, x, w, b, xs
 
     def _conv(self, node) -> None:
+        if node.input[0] in self.shapes and len(self._shape(node.input[0])) == 3:
+            return self._conv1d(node)
         a, x, w, b, xs = self._conv_operands(node)
         wc = self.consts[w]
         wshape = wc.q.shape if isinstance(wc, QConst) else np.asarray(wc).shape
@@ -543,6 +545,56 @@ class _Converter:
             ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
         out = self._out(node, Layout.NHWC, None)
         self._emit(kind, ins, [out.idx], attrs)
+
+    def _conv1d(self, node) -> None:
+        """Conv over ``[N, C, L]`` (PyTorch's Conv1d), float32, as a CONV_2D or DEPTHWISE_CONV_2D of
+        height 1: the input transposed to ``[N, L, C]`` and viewed as NHWC ``[N, 1, L, C]``, the
+        output ``[N, 1, L', C']`` viewed as ``[N, L', C']`` and transposed back to ``[N, C', L']``."""
+        a = _attrs(node)
+        x, w, b = node.input[0], node.input[1], self._opt(node, 2)
+        if w not in self.consts or (b and b not in self.consts):
+            raise _Fail("weights and bias must be constant")
+        v = self._get(x)
+        if isinstance(v, DQ) or isinstance(self.consts[w], QConst) or self._mode(node, [x]) is not None:
+            raise _Fail("int8 1-D convolution (float32 only)")
+        if v.layout is not Layout.SAME:
+            raise _Fail("input is not an [N, C, L] tensor")
+        n, c, length = self._shape(x)
+        wf = np.asarray(self._const_f(w), np.float32)
+        group = int(a.get("group", 1))
+        if wf.ndim != 3 or wf.shape[1] * group != c:
+            raise _Fail(f"weights of shape {list(wf.shape)} for input {[n, c, length]} and group {group}")
+        if group == 1:
+            kind = OpKind.CONV_2D
+        elif group == c and wf.shape[0] % group == 0:
+            kind = OpKind.DEPTHWISE_CONV_2D
+        else:
+            raise _Fail(f"grouped convolution with group={group} (only 1 or the channel count)")
+        pads = list(a.get("pads", [0, 0]))
+        if len(pads) != 2 or len(list(a.get("strides", [1]))) != 1 or len(list(a.get("dilations", [1]))) != 1:
+            raise _Fail(f"pads {pads}, strides or dilations that are not those of a 1-D convolution")
+        a2 = {"strides": [1, *a.get("strides", [1])], "dilations": [1, *a.get("dilations", [1])],
+              "pads": [0, pads[0], 0, pads[1]]}
+        if "auto_pad" in a:
+            a2["auto_pad"] = a["auto_pad"]
+        attrs = self._conv_attrs(a2, (1, length), (1, wf.shape[2]), kind, wf.shape[0] // c)
+        yn, yc, yl = self._shape(node.output[0])
+        f32 = DType.FLOAT32
+        nlc = self._tensor(f"{x}/nlc", (n, length, c), f32)
+        self._emit(OpKind.TRANSPOSE, [self._float(x).idx], [nlc], A.Transpose((0, 2, 1)))
+        x4 = self._tensor(f"{x}/n1lc", (n, 1, length, c), f32)
+        self._emit(OpKind.RESHAPE, [nlc], [x4])
+        w4 = wf[:, :, None, :]
+        wt = L.conv_filter(w4) if kind is OpKind.CONV_2D else L.depthwise_filter(w4)
+        ins = [x4, self._const(wt, f32, hint="w")]
+        if b:
+            ins.append(self._const(self._const_f(b).astype(np.float32).reshape(-1), f32, hint="b"))
+        y4 = self._tensor(f"{node.output[0]}/n1lc", (yn, 1, yl, yc), f32)
+        self._emit(kind, ins, [y4], attrs)
+        ylc = self._tensor(f"{node.output[0]}/nlc", (yn, yl, yc), f32)
+        self._emit(OpKind.RESHAPE, [y4], [ylc])
+        out = self._out(node, Layout.SAME, None)
+        self._emit(OpKind.TRANSPOSE, [ylc], [out.idx], A.Transpose((0, 2, 1)))
 
     def _conv_transpose(self, node) -> None:
         """ConvTranspose (2-D, group 1, no dilation, explicit pads or VALID) as TRANSPOSE_CONV in
