@@ -52,17 +52,8 @@ def measured_cgen(out: Path, name: str) -> tuple[int, int]:
                     "-Os", "-ffunction-sections", "-fdata-sections", "-std=c99", "-I", str(out),
                     *map(str, sorted(out.glob("*.c"))), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
                     "-Wl,--gc-sections", f"-Wl,-e,{name}_invoke_multi", "-lm", "-o", str(elf)], check=True)
-    text = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
-    flash = ram = 0
-    for line in text.splitlines()[2:]:
-        parts = line.split()
-        if len(parts) >= 2 and parts[1].isdigit():
-            sec, n = parts[0], int(parts[1])
-            if sec.startswith((".text", ".rodata", ".data")):
-                flash += n
-            if sec.startswith((".data", ".bss")):
-                ram += n
-    return flash, ram
+    from classic_ml_bench import sections      # flash = .text + .rodata + .data, RAM = .data + .bss
+    return sections("arm-none-eabi-size", elf, avr=False)
 
 
 def main() -> int:
