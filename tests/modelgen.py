@@ -255,7 +255,8 @@ def representative(model, seed: int = 0, n: int = 16, scale: float = 2.0):
     return gen
 
 
-def convert(model, int8: bool, float_io: bool = False, seed: int = 0) -> bytes:
+def convert(model, int8: bool, float_io: bool = False, seed: int = 0, uint8_io: bool = False) -> bytes:
+    """uint8_io: int8 model with uint8 input and output (QUANTIZE uint8 <-> int8 at the edges)."""
     tf = _tf()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
@@ -263,8 +264,7 @@ def convert(model, int8: bool, float_io: bool = False, seed: int = 0) -> bytes:
         conv.representative_dataset = representative(model, seed)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if not float_io:
-            conv.inference_input_type = tf.int8
-            conv.inference_output_type = tf.int8
+            conv.inference_input_type = conv.inference_output_type = tf.uint8 if uint8_io else tf.int8
     return conv.convert()
 
 
@@ -280,7 +280,8 @@ class ModelCache:
         if not p.exists():
             _seed(0)
             model = SPECS[spec]()
-            p.write_bytes(convert(model, int8=(dtype == "int8"), float_io=spec in FLOAT_IO))
+            p.write_bytes(convert(model, int8=dtype in ("int8", "uint8io"), float_io=spec in FLOAT_IO,
+                                  uint8_io=dtype == "uint8io"))
         return p
 
 

@@ -57,6 +57,8 @@ def _inputs(g, rng, sample: int) -> list[np.ndarray]:
                 x = ((np.arange(n) + sample * n) % 256 - 128).astype(np.int8).reshape(t.shape)
             else:
                 x = rng.integers(-128, 128, t.shape, dtype=np.int64).astype(np.int8)
+        elif t.dtype is DType.UINT8:
+            x = rng.integers(0, 256, t.shape, dtype=np.int64).astype(np.uint8)
         else:
             x = (3.0 * rng.standard_normal(t.shape)).astype(np.float32)
         xs.append(x)
@@ -78,7 +80,7 @@ def check_parity(path, tmp_path, n: int = N_SAMPLES, seed: int = 0) -> float:
         for k, (a, b) in enumerate(zip(ours, golden)):
             assert a.dtype == b.dtype, f"output {k}: dtype {a.dtype} vs {b.dtype}"
             assert a.size == b.size
-            if a.dtype == np.int8:
+            if a.dtype.kind in "iu":     # int8, uint8: bit-exact
                 d = np.abs(a.astype(np.int32).reshape(-1) - b.astype(np.int32).reshape(-1))
                 assert np.array_equal(a.reshape(-1), b.reshape(-1)), \
                     f"sample {i} output {k}: {int((d > 0).sum())} of {d.size} values differ (max {int(d.max())})"
@@ -97,6 +99,16 @@ def models(tmp_path_factory) -> modelgen.ModelCache:
 @pytest.mark.parametrize("spec", sorted(modelgen.SPECS))
 def test_int8_bit_exact(spec, models, tmp_path):
     check_parity(models.path(spec, "int8"), tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["fc", "conv_pool_fc_softmax"])
+def test_uint8_io_bit_exact(spec, models, tmp_path):
+    """uint8 input and output: QUANTIZE uint8 -> int8 first, int8 -> uint8 last (TFLM Requantize)."""
+    path = models.path(spec, "uint8io")
+    g = load_tflite(path)
+    assert [g.tensors[t].dtype for t in (*g.inputs, *g.outputs)] == [DType.UINT8, DType.UINT8]
+    assert g.ops[0].kind is OpKind.QUANTIZE and g.ops[-1].kind is OpKind.QUANTIZE
+    check_parity(path, tmp_path)
 
 
 @pytest.mark.parametrize("spec", sorted(modelgen.SPECS))

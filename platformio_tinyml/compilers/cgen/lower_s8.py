@@ -12,6 +12,7 @@ from .lowering import Lowering
 from .quant import activation_range_s8, f32, input_radius, quantize_f32, quantize_multiplier, tfl_round
 
 S8 = DType.INT8
+U8 = DType.UINT8
 
 
 def _per_channel_requant(x, w, y, n_out: int):
@@ -405,7 +406,9 @@ def _mean(em, op):
 
 def _check_unary(g: Graph, op: Op):
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-    if x.dtype is not S8 or y.dtype is not S8:
+    if op.kind is OpKind.QUANTIZE and (x.dtype, y.dtype) in ((S8, U8), (U8, S8)):
+        pass    # TFLM requantizes between int8 and uint8 too
+    elif x.dtype is not S8 or y.dtype is not S8:
         return "int8 input needs an int8 output"
     if x.quant is None or y.quant is None or x.quant.per_channel or y.quant.per_channel:
         return "needs per-tensor quantization on input and output"
@@ -437,9 +440,13 @@ def _relu(em, op):
         f["act_min"] = x.quant.zp
         f["act_max"] = quantize_f32(6.0, x.quant.s, x.quant.zp)
         fn = "tml_relu6_s8"
-    else:   # QUANTIZE int8 -> int8
+    else:   # QUANTIZE int8 -> int8 / uint8, uint8 -> int8 (TFLM Requantize)
         f["mult"], f["shift"] = quantize_multiplier(f32(x.quant.s) / f32(y.quant.s))
         fn = "tml_requantize_s8"
+        if y.dtype is U8:
+            fn = "tml_requantize_s8_u8"     # clamps to 0..255 itself
+        elif x.dtype is U8:
+            fn = "tml_requantize_u8_s8"
     p = em.params("tml_unary_s8_t", f)
     em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})",
             "tml_act_s8.c", "tml_fixedpoint.h", "tml_fixedpoint.c")
@@ -494,6 +501,7 @@ LOWERINGS.update({
     (OpKind.RELU, S8): Lowering(_relu, _check_unary),
     (OpKind.RELU6, S8): Lowering(_relu, _check_unary),
     (OpKind.QUANTIZE, S8): Lowering(_relu, _check_unary),
+    (OpKind.QUANTIZE, U8): Lowering(_relu, _check_unary),
     (OpKind.LOGISTIC, S8): Lowering(_sigmoid_like, _check_unary),
     (OpKind.TANH, S8): Lowering(_sigmoid_like, _check_unary),
     (OpKind.DEQUANTIZE, S8): Lowering(_dequantize, _check_dequantize),

@@ -128,7 +128,8 @@ typedef struct {
 void tml_mean_s8(const tml_mean_s8_t *p, const int8_t *in, int8_t *out);
 
 /* Element-wise int8 activations over 'size' elements (in place is fine).
- * RELU / QUANTIZE(int8->int8): clamp(requant(x - in_zp, mult, shift) + out_zp).
+ * RELU / QUANTIZE(int8->int8): clamp(requant(x - in_zp, mult, shift) + out_zp);
+ * QUANTIZE int8->uint8 clamps to 0..255, uint8->int8 reads uint8 input.
  * RELU6: clamp(x, act_min, act_max) in the input's quantization (as TFLM).
  * LOGISTIC / TANH: TFLite's Q4 fixed-point; |x - in_zp| >= radius saturates. */
 typedef struct {
@@ -143,6 +144,8 @@ typedef struct {
 void tml_relu_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
 void tml_relu6_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
 void tml_requantize_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
+void tml_requantize_s8_u8(const tml_unary_s8_t *p, const int8_t *in, uint8_t *out);
+void tml_requantize_u8_s8(const tml_unary_s8_t *p, const uint8_t *in, int8_t *out);
 void tml_logistic_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
 void tml_tanh_s8(const tml_unary_s8_t *p, const int8_t *in, int8_t *out);
 
