@@ -55,3 +55,46 @@ def test_grouped_conv1d_is_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         load_onnx(path)
     assert "group=2" in str(e.value) and "\n" not in str(e.value)
+
+
+def _pool_model(path, x_shape, nodes, inits=()):
+    g = h.make_graph(nodes, "pool1d", [h.make_tensor_value_info("x", TP.FLOAT, list(x_shape))],
+                     [h.make_tensor_value_info("y", TP.FLOAT, None)],
+                     [nh.from_array(np.asarray(v, np.float32), n) for n, v in inits])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+POOLS = {
+    "max_k3_s2_pads": h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1]),
+    "max_ceil": h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2], ceil_mode=1),
+    "avg_k4_s1": h.make_node("AveragePool", ["x"], ["y"], kernel_shape=[4]),
+    "avg_pads_excluded": h.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1]),
+    "global_avg": h.make_node("GlobalAveragePool", ["x"], ["y"]),
+    "global_max": h.make_node("GlobalMaxPool", ["x"], ["y"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_pool1d_matches_onnxruntime(name, tmp_path):
+    _check(_pool_model(tmp_path / "m.onnx", (2, 5, 17), [POOLS[name]]), tmp_path)
+
+
+def test_audio_style_conv1d_network(tmp_path):
+    """Conv1d -> Relu -> MaxPool1d -> depthwise Conv1d -> Relu -> GlobalAveragePool -> Flatten -> Gemm:
+    the shape of small audio and vibration classifiers exported from PyTorch."""
+    w = lambda *s: (0.3 * RNG.standard_normal(s)).astype(np.float32)
+    nodes = [h.make_node("Conv", ["x", "w1", "b1"], ["c1"], strides=[2], pads=[2, 2]),
+             h.make_node("Relu", ["c1"], ["r1"]),
+             h.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2], strides=[2]),
+             h.make_node("Conv", ["p1", "w2"], ["c2"], group=8, pads=[1, 1]),
+             h.make_node("Relu", ["c2"], ["r2"]),
+             h.make_node("GlobalAveragePool", ["r2"], ["g"]),
+             h.make_node("Flatten", ["g"], ["f"]),
+             h.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+    path = _pool_model(tmp_path / "m.onnx", (1, 1, 64), nodes,
+                       [("w1", w(8, 1, 5)), ("b1", w(8)), ("w2", w(8, 1, 3)), ("w3", w(4, 8)), ("b3", w(4))])
+    g = _check(path, tmp_path)
+    assert [op.kind.value for op in g.ops].count("TRANSPOSE") >= 2

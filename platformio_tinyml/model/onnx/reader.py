@@ -578,19 +578,27 @@ class _Converter:
         if "auto_pad" in a:
             a2["auto_pad"] = a["auto_pad"]
         attrs = self._conv_attrs(a2, (1, length), (1, wf.shape[2]), kind, wf.shape[0] // c)
+        w4 = wf[:, :, None, :]
+        wt = L.conv_filter(w4) if kind is OpKind.CONV_2D else L.depthwise_filter(w4)
+        ins = [self._const(wt, DType.FLOAT32, hint="w")]
+        if b:
+            ins.append(self._const(self._const_f(b).astype(np.float32).reshape(-1), DType.FLOAT32, hint="b"))
+        self._height_one(node, kind, ins, attrs)
+
+    def _height_one(self, node, kind: OpKind, consts: list[int], attrs) -> None:
+        """``kind`` (an NHWC op) over the float32 ``[N, C, L]`` input of ``node`` as an op of height 1:
+        the input transposed to ``[N, L, C]`` and viewed as ``[N, 1, L, C]``, the output
+        ``[N, 1, L', C']`` viewed as ``[N, L', C']`` and transposed back to ``[N, C', L']``."""
+        x = node.input[0]
+        n, c, length = self._shape(x)
         yn, yc, yl = self._shape(node.output[0])
         f32 = DType.FLOAT32
         nlc = self._tensor(f"{x}/nlc", (n, length, c), f32)
         self._emit(OpKind.TRANSPOSE, [self._float(x).idx], [nlc], A.Transpose((0, 2, 1)))
         x4 = self._tensor(f"{x}/n1lc", (n, 1, length, c), f32)
         self._emit(OpKind.RESHAPE, [nlc], [x4])
-        w4 = wf[:, :, None, :]
-        wt = L.conv_filter(w4) if kind is OpKind.CONV_2D else L.depthwise_filter(w4)
-        ins = [x4, self._const(wt, f32, hint="w")]
-        if b:
-            ins.append(self._const(self._const_f(b).astype(np.float32).reshape(-1), f32, hint="b"))
         y4 = self._tensor(f"{node.output[0]}/n1lc", (yn, 1, yl, yc), f32)
-        self._emit(kind, ins, [y4], attrs)
+        self._emit(kind, [x4, *consts], [y4], attrs)
         ylc = self._tensor(f"{node.output[0]}/nlc", (yn, yl, yc), f32)
         self._emit(OpKind.RESHAPE, [y4], [ylc])
         out = self._out(node, Layout.SAME, None)
@@ -1036,8 +1044,10 @@ class _Converter:
             raise _Fail("the Indices output of MaxPool")
         x = node.input[0]
         xs = self._shape(x)
+        if len(xs) == 3:
+            return self._pool1d(node)
         if len(xs) != 4:
-            raise _Fail(f"{len(xs) - 2}-D pooling (only 2-D is supported)")
+            raise _Fail(f"{len(xs) - 2}-D pooling (only 1-D and 2-D are supported)")
         kind = OpKind.MAX_POOL_2D if "Max" in op else OpKind.AVERAGE_POOL_2D
         if op.startswith("Global"):
             k, strides, pads = list(xs[2:]), [1, 1], (0, 0, 0, 0)
@@ -1053,6 +1063,33 @@ class _Converter:
                 pads = self._ceil_pads(xs[2:], k, strides, pads)
         attrs = A.Pool2D(k[0], k[1], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3])
         self._pool_like(node, kind, attrs, global_=op.startswith("Global"))
+
+    def _pool1d(self, node) -> None:
+        """MaxPool / AveragePool (and their Global forms) over ``[N, C, L]``, float32, as pooling of height 1."""
+        a, op, x = _attrs(node), node.op_type, node.input[0]
+        v = self._get(x)
+        if isinstance(v, DQ) or self._mode(node, [x]) is not None:
+            raise _Fail("int8 1-D pooling (float32 only)")
+        if v.layout is not Layout.SAME:
+            raise _Fail("input is not an [N, C, L] tensor")
+        length = self._shape(x)[2]
+        kind = OpKind.MAX_POOL_2D if "Max" in op else OpKind.AVERAGE_POOL_2D
+        if op.startswith("Global"):
+            k, strides, pads = [1, length], [1, 1], (0, 0, 0, 0)
+        else:
+            p = list(a.get("pads", [0, 0]))
+            if len(list(a["kernel_shape"])) != 1 or len(p) != 2 or len(list(a.get("strides", [1]))) != 1:
+                raise _Fail(f"kernel_shape, pads {p} or strides that are not those of 1-D pooling")
+            if any(d != 1 for d in a.get("dilations", [1])):
+                raise _Fail("dilated pooling")
+            k, strides = [1, *a["kernel_shape"]], [1, *a.get("strides", [1])]
+            a2 = {"pads": [0, p[0], 0, p[1]], **({"auto_pad": a["auto_pad"]} if "auto_pad" in a else {})}
+            pads = self._pads(a2, (1, length), k, strides, [1, 1])
+            if kind is OpKind.AVERAGE_POOL_2D and a.get("count_include_pad", 0) and any(pads):
+                raise _Fail("count_include_pad=1 with padding (padding is excluded from averages)")
+            if a.get("ceil_mode", 0):
+                pads = self._ceil_pads((1, length), k, strides, pads)
+        self._height_one(node, kind, [], A.Pool2D(k[0], k[1], strides[0], strides[1], *pads))
 
     @staticmethod
     def _ceil_pads(hw, k, strides, pads):
