@@ -8,6 +8,10 @@ when loaded and are refused unless the project opted in. A SavedModel
 comes as a ``.zip``, checked for absolute or ``..`` paths, links, member
 count and unpacked size before a byte is extracted, and extracted with the
 sizes enforced while reading (a header can lie).
+
+These checks read bytes, never parse a model: they run in the API process as
+part of answering the upload. Loading the model (and refusing a corrupt one)
+is the compile job's first step, in its limited child process.
 """
 
 from __future__ import annotations
@@ -66,7 +70,27 @@ def check_model(data: bytes, filename: str | None, allow_pickle: bool, max_unpac
         raise UploadError("the model file is empty", where=name, hint="Send the model file itself")
     if suffix == ".zip":
         _check_zip(data, name, max_unpacked)
+    _check_magic(data, name, suffix)
     return Upload(data, name, suffix)
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a Keras v3 file and a .skops file are zip archives
+
+
+def _check_magic(data: bytes, name: str, suffix: str) -> None:
+    """The file's first bytes agree with its suffix: cheap, no parsing. A TFLite flatbuffer
+    carries ``TFL3`` at offset 4; ``.keras`` and ``.skops`` files are zip archives."""
+    tflite = data[4:8] == b"TFL3"
+    if suffix == ".tflite" and not tflite:
+        # the same line the TFLite reader gives (model/tflite/reader.py)
+        raise UploadError("not a TFLite flatbuffer (missing 'TFL3' identifier)", where=name,
+                          hint="Export the model with tf.lite.TFLiteConverter")
+    if suffix != ".tflite" and tflite:
+        raise UploadError(f"the file is a TFLite flatbuffer, not a {suffix} model", where=name,
+                          hint="Send it with the .tflite extension")
+    if suffix in (".keras", ".skops") and not data.startswith(ZIP_MAGIC):
+        raise UploadError(f"not a {suffix} file (a {suffix} file is a zip archive; this one does not start "
+                          "like one)", where=name, hint=f"Save the model again as {suffix}")
 
 
 def _zip(data: bytes, where: str) -> zipfile.ZipFile:
