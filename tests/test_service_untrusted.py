@@ -184,6 +184,22 @@ def test_child_limits_time_memory_and_crash():
     assert run_limited(os.getpid, timeout_s=60, memory_bytes=0) != os.getpid()
 
 
+def _not_imported(names: list[str]) -> tuple[list[str], int]:
+    import gc
+    return [n for n in names if n not in sys.modules], gc.get_freeze_count()
+
+
+def test_a_job_child_starts_with_the_compilers_imported():
+    """A job's child is forked from a forkserver that imported what a compile needs (cgen's
+    lowering, skops, scikit-learn's estimators, emlearn: seconds of imports otherwise) and froze
+    it out of the garbage collector's reach."""
+    from platformio_tinyml.service.jobs import run_limited
+    wanted = ["platformio_tinyml.compilers.cgen.lower_mm", "platformio_tinyml.compilers.cgen.runtime",
+              "platformio_tinyml.model.tflite.reader", "skops.io", "sklearn.ensemble", "emlearn"]
+    missing, frozen = run_limited(_not_imported, wanted, timeout_s=120, memory_bytes=0)
+    assert missing == [] and frozen > 10000, (missing, frozen)
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, client):
     """Property-based requests from the OpenAPI document (bounded, fixed seed), with a valid token."""
     token = client.headers["Authorization"]
