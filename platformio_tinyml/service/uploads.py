@@ -71,7 +71,33 @@ def check_model(data: bytes, filename: str | None, allow_pickle: bool, max_unpac
     if suffix == ".zip":
         _check_zip(data, name, max_unpacked)
     _check_magic(data, name, suffix)
+    _check_structure(data, name, suffix)
     return Upload(data, name, suffix)
+
+
+def _check_structure(data: bytes, name: str, suffix: str) -> None:
+    """A truncated or corrupted .tflite or .onnx is a 422 at once, with the line the model's reader
+    gives: the file's structure only, parsed in this process (pure Python flatbuffer walks for
+    TFLite, protobuf's parser for ONNX: no interpreter, no model code). Everything that needs the
+    model loaded (shapes, operators, the backends) is the compile job's, in its child."""
+    try:
+        if suffix == ".tflite":
+            from ..model.tflite.reader import check_structure
+            check_structure(data, name)
+        elif suffix == ".onnx":
+            import onnx
+            try:
+                model = onnx.load_from_string(data)
+            except Exception as e:   # protobuf's decode errors, of several types
+                raise UploadError(f"the file is a corrupt or truncated ONNX file ({type(e).__name__})",
+                                  where=name, hint="Re-export the model") from None
+            if not model.graph.node:
+                raise UploadError("not an ONNX model (no graph nodes; corrupt or truncated file?)", where=name,
+                                  hint="Re-export the model")
+    except UploadError:
+        raise
+    except ModelError as e:
+        raise UploadError(e.what, where=name, hint=e.hint) from None
 
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a Keras v3 file and a .skops file are zip archives
