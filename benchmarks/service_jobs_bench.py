@@ -10,9 +10,10 @@ Each setup starts from an empty ``--data``:
   scale-out tests start them), one ``tinyml serve --database postgresql://... --broker
   redis://...`` and N ``tinyml worker --concurrency 1`` processes taking both queues.
 
-``--jobs`` uploads are sent as fast as one client can (each POST runs the service's
-check child, so submitting is part of the figure), every one distinct: the same model
-under a new C name is a new content key, so nothing is a cache hit. The mix:
+``--jobs`` uploads are sent as fast as one client can (each POST checks the upload's
+bytes, stores it and queues the job; the job's child loads the model), every one
+distinct: the same model under a new C name is a new content key, so nothing is a
+cache hit. The mix:
 ``cgen`` compiles the MLPerf KWS int8 model for nucleo_f446re, ``emlearn`` a 10-tree
 random forest saved with skops for the same board, ``tvm`` the MLPerf AD int8 model for
 nucleo_h743zi. The clock runs from the first POST to the last job finished; a job that

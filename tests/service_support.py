@@ -164,6 +164,22 @@ def one_line(r: httpx.Response, status: int, *needles: str) -> str:
     return detail
 
 
+def failed_job(client: httpx.Client, r: httpx.Response, *needles: str) -> dict:
+    """The upload was accepted (202) and its job failed with a one-line error: message, place
+    and hint each one line, the needles in ``where: message. hint`` (what ``tinyml remote`` prints)."""
+    assert r.status_code == 202, (r.status_code, r.text)
+    done = wait_done(client, r.json()["id"])
+    assert done["state"] == "failed" and done["artifact_url"] is None, done
+    error = done["error"]
+    for part in error.values():
+        assert part is None or ("\n" not in part and "Traceback" not in part), error
+    line = f"{error['where']}: {error['message']}. {error['hint']}"
+    for n in needles:
+        assert n in line, (n, line)
+    assert done["log"][-1].startswith("failed: "), done["log"]
+    return error
+
+
 def wait_for(check, what: str = "the condition", timeout: float = 60.0, log: Path | None = None,
              interval: float = 0.2):
     """``check()``'s first true value, polled every ``interval`` s; after ``timeout`` an AssertionError

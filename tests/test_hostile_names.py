@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import io
 import subprocess
+import tarfile
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -285,13 +286,14 @@ def test_module_name_is_printable(tmp_path, models, case):
     assert 0 < len(name) <= 16 and all(" " <= c <= "~" for c in name)
 
 
-# ---- the service: its check and compile jobs run this same pipeline in a limited child -----
+# ---- the service: its compile job runs this same pipeline in a limited child -----
 
 @pytest.mark.parametrize("case", ["comment_close", "string_close", "newline_define"])
 def test_service_compile_job(tmp_path, models, case):
-    """The service's own job functions (``service.tasks``), each in a ``run_limited`` child as the
-    service runs them: the hostile model is checked and compiled, its sources compile with no
-    injected symbol, and nothing the model carried ran (the service builds no C of its own)."""
+    """The service's own job function (``service.tasks.compile_to``), in a ``run_limited`` child as
+    the service runs it: the hostile model is loaded, checked and compiled in that one child, its
+    sources compile with no injected symbol, and nothing the model carried ran (the service builds
+    no C of its own)."""
     from platformio_tinyml.service import tasks
     from platformio_tinyml.service.jobs import run_limited
     marker = tmp_path / "PWNED"
@@ -300,10 +302,12 @@ def test_service_compile_job(tmp_path, models, case):
     hostile_tflite(models.path("fc", "int8"), HOSTILE[case](marker), work / "model.tflite")
     device, limits = load_profile(BOARD).to_dict(), {"timeout_s": 300, "memory_bytes": 8 << 30}
 
-    checked = run_limited(tasks.check, str(work), "model.tflite", device, "hm", "auto", {}, None, **limits)
-    report = run_limited(tasks.compile_to, str(work), "model.tflite", device, "hm", "auto", {}, None, **limits)
+    report, artifact = run_limited(tasks.compile_to, str(work), "model.tflite", device, "hm", "auto", {}, None,
+                                   **limits)
 
-    assert report["backend"] == checked["backend"] == "cgen", (checked, report["backend"])
+    assert report["backend"] == "cgen", report["backend"]
+    with tarfile.open(fileobj=io.BytesIO(artifact)) as tar:   # the artifact holds exactly what was written
+        assert sorted(tar.getnames()) == sorted(p.name for p in (work / "out").iterdir())
     sources = [work / "out" / f["path"] for f in report["files"]
                if f["path"].endswith(".c") and f["path"].startswith("hm")]
     assert sources, report["files"]

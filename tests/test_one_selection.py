@@ -78,8 +78,8 @@ def test_every_front_end_chooses_alike(tmp_path, capsys, monkeypatch, model, boa
     answers["pio run / SCons"] = (built.report["backend"], built.report["chosen_because"])
 
     monkeypatch.chdir(tmp_path)     # the service's child changes into its job folder
-    got = tasks.check(str(tmp_path), str(path), dev.to_dict(), "m", "auto", {}, None)
-    answers["service"] = (got["backend"], got["because"])
+    got, _artifact = tasks.compile_to(str(tmp_path), str(path), dev.to_dict(), "m", "auto", {}, None, "svc")
+    answers["service"] = (got["backend"], got["chosen_because"])
 
     assert set(answers.values()) == {answers["compile"]}, answers
     assert answers["compile"][0] == expected

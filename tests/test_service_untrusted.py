@@ -1,6 +1,8 @@
 """Untrusted input and limits: a folder of bad uploads, per-compile time/memory limits, jobs in flight.
 
-Every bad upload gets a 4xx whose body is one line; the service keeps serving.
+Every bad upload gets a 4xx whose body is one line, or (a model that only loading it
+shows to be bad: truncated, mutated, an untrusted skops type) a 202 whose job fails with
+the one-line error; the service keeps serving.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 import pytest
 
 from conftest import MLPERF, MLPERF_INT8
-from service_support import Server, one_line, wait_done
+from service_support import Server, failed_job, one_line, wait_done
 
 KWS, VWW = MLPERF / MLPERF_INT8["kws"], MLPERF / MLPERF_INT8["vww"]
 MIB = 1 << 20
+ONNX = Path(__file__).resolve().parent / "fuzz_corpus" / "seeds" / "onnx_convnet.onnx"
 
 
 def _zip(entries) -> bytes:
@@ -49,13 +52,18 @@ def _mutated(data: bytes, seed: int = 0) -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def bad_uploads() -> dict[str, tuple[str, bytes, int, str]]:
-    """case -> (file name, bytes, HTTP status, words the one-line answer holds)."""
+    """case -> (file name, bytes, HTTP status, words the one-line answer holds). A corrupt or
+    truncated model is refused at once (its structure is checked before a job is queued); what
+    needs the model loaded to be seen makes the job fail with that line (test below)."""
     kws = KWS.read_bytes()
     return {
         "truncated": ("kws.tflite", kws[:len(kws) * 2 // 5], 422, "corrupt or truncated TFLite"),
         "mutated": ("kws.tflite", _mutated(kws), 422, "corrupt or truncated TFLite"),
+        "onnx_truncated": ("convnet.onnx", ONNX.read_bytes()[:300], 422, "corrupt or truncated ONNX"),
         "not_tflite": ("kws.tflite", kws[:4] + b"XXXX" + kws[8:], 422, "TFL3"),
         "tflite_named_onnx": ("kws.onnx", kws, 422, "kws.onnx"),
+        "onnx_named_tflite": ("ad.tflite", b"\x08\x07\x12\x07pytorch" + bytes(64), 422, "TFL3"),
+        "not_skops": ("forest.skops", b"\x80\x04K\x01.", 422, "zip archive"),
         "wrong_extension": ("kws.txt", kws, 415, "unsupported model file type"),
         "no_extension": ("kws", kws, 415, "unsupported model file type"),
         "empty": ("empty.tflite", b"", 422, "empty"),
@@ -176,6 +184,22 @@ def test_child_limits_time_memory_and_crash():
     assert run_limited(os.getpid, timeout_s=60, memory_bytes=0) != os.getpid()
 
 
+def _not_imported(names: list[str]) -> tuple[list[str], int]:
+    import gc
+    return [n for n in names if n not in sys.modules], gc.get_freeze_count()
+
+
+def test_a_job_child_starts_with_the_compilers_imported():
+    """A job's child is forked from a forkserver that imported what a compile needs (cgen's
+    lowering, skops, scikit-learn's estimators, emlearn: seconds of imports otherwise) and froze
+    it out of the garbage collector's reach."""
+    from platformio_tinyml.service.jobs import run_limited
+    wanted = ["platformio_tinyml.compilers.cgen.lower_mm", "platformio_tinyml.compilers.cgen.runtime",
+              "platformio_tinyml.model.tflite.reader", "skops.io", "sklearn.ensemble", "emlearn"]
+    missing, frozen = run_limited(_not_imported, wanted, timeout_s=120, memory_bytes=0)
+    assert missing == [] and frozen > 10000, (missing, frozen)
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, client):
     """Property-based requests from the OpenAPI document (bounded, fixed seed), with a valid token."""
     token = client.headers["Authorization"]
@@ -203,7 +227,7 @@ def test_pickles_only_for_a_project_that_opted_in(server, client, tmp_path):
     tinyml("service", "project", "pickles-ok", "--allow-pickle", "yes", "--data", server.data)
     trusted = server.client(server.token("pickles-ok"))
     r = trusted.post("/v1/compilations", files=upload, data={"target": "nucleo_f446re"})
-    assert r.status_code == 202, r.text   # the check child unpickled it and found a backend (emlearn)
+    assert r.status_code == 202, r.text   # queued: its job's child unpickles it
 
 
 class _Sneaky:
@@ -212,7 +236,7 @@ class _Sneaky:
 
 def test_skops_models_need_no_opt_in_and_untrusted_types_are_refused(tmp_path):
     """scikit-learn through the service without pickles: a .skops tree compiles (emlearn) for any
-    project; a .skops file holding a type skops does not trust by default is refused in one line.
+    project; a .skops file holding a type skops does not trust by default fails its job in one line.
     (A server of its own: the module's server has a 2 s job limit.)"""
     import skops.io as sio
     from sklearn.tree import DecisionTreeClassifier
@@ -230,7 +254,7 @@ def test_skops_models_need_no_opt_in_and_untrusted_types_are_refused(tmp_path):
         done = wait_done(client, r.json()["id"])
         assert done["state"] == "succeeded" and done["backend"] == "emlearn", (done.get("error"), done.get("log"))
         sneaky = {"model": ("sneaky.skops", (tmp_path / "sneaky.skops").read_bytes())}
-        one_line(client.post("/v1/compilations", files=sneaky, data={"target": "nucleo_f446re"}), 422,
-                 "not trusted", "_Sneaky")
+        failed_job(client, client.post("/v1/compilations", files=sneaky, data={"target": "nucleo_f446re"}),
+                   "not trusted", "_Sneaky")
     finally:
         srv.stop()

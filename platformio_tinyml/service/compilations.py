@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import shutil
 import uuid
 
@@ -22,7 +21,6 @@ from .schemas import CompilationOut, LookupIn, errors
 from .uploads import UNPACKED_PER_UPLOAD, check_model, check_name, model_file_name
 
 router = APIRouter(prefix="/v1", tags=["compilations"])
-CHECK_TIMEOUT_S = 120   # loading a model and asking the backends; the compile has its own limit
 
 
 def _iso(t) -> str | None:
@@ -72,7 +70,12 @@ def create_compilation(model: UploadFile = File(..., description="the model file
                        options: str | None = Form(None, description="backend options as a JSON object"),
                        calibration: UploadFile | None = File(None, description="representative data .npy"),
                        who: Caller = Depends(caller("compile")), svc: Service = Depends(service)):
-    """Compile ``model`` for a board: 202 with the new job, or 200 with ``cached: true``."""
+    """Compile ``model`` for a board: 202 with the new job, or 200 with ``cached: true``.
+
+    What needs no model load is checked before answering (file name and type, size, the
+    file's first bytes, archive paths, board, options, name, backend); the job's child
+    process loads the model first, and a model it cannot take fails the job with the
+    one-line error ``tinyml compile`` prints (``GET /v1/compilations/{id}``: ``error``)."""
     limit = svc.cfg.max_upload_bytes
     upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
@@ -85,16 +88,6 @@ def create_compilation(model: UploadFile = File(..., description="the model file
         if build is not None and build.state == "succeeded":   # a cache hit: no job, one session
             return _answer(svc, db, who, build, device.board)
     _check_in_flight(svc, who)
-    if build is None:   # new to the service: check it now, so bad input is a 4xx, not a failed job
-        workdir = svc.scratch()
-        try:
-            model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, upload.filename, cal)
-            svc.isolated(tasks.check, str(workdir), model_rel, device.to_dict(), cname, backend, opts, cal_rel,
-                         timeout_s=CHECK_TIMEOUT_S)
-        except JobFailed as e:
-            raise fail(422, str(e)) from None
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
     with svc.Session() as db:
         if build is None:
             build, _ = svc.find_or_create_build(

@@ -13,15 +13,12 @@ again those whose worker died.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
-import io
 import logging
 import datetime as dt
 import os
 import shutil
 import socket
-import tarfile
 import threading
 import time
 import uuid
@@ -44,19 +41,6 @@ from .uploads import materialize
 log = logging.getLogger("tinyml.service")
 TOKEN_CACHE_S = 5.0
 WORKER_NAME = f"{socket.gethostname()}-{os.getpid()}"   # who runs a build (Build.worker)
-
-
-def pack_dir(folder: Path) -> bytes:
-    """A reproducible .tar.gz of the files in ``folder`` (sorted, zero times and owners)."""
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w",
-                                                                            format=tarfile.GNU_FORMAT) as tar:
-        for f in sorted(p for p in folder.iterdir() if p.is_file()):
-            data = f.read_bytes()
-            info = tarfile.TarInfo(f.name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class HitCache:
@@ -281,8 +265,8 @@ class Service:
         workdir = self.scratch()
         started = time.monotonic()
         try:
-            report = self._compile(build, workdir, cancel)
-            blob = self.store.put(pack_dir(workdir / "out"))
+            report, artifact = self._compile(build, workdir, cancel)
+            blob = self.store.put(artifact)
         except JobCancelled:
             return   # stays 'running': queued again at the next start
         except JobFailed as e:
@@ -328,7 +312,8 @@ class Service:
         return self.stage(workdir, self.store.get(build.model_sha256), Path(build.model_file).suffix.lower(),
                           build.model_file, cal)
 
-    def _compile(self, build: Build, workdir: Path, cancel) -> dict:
+    def _compile(self, build: Build, workdir: Path, cancel) -> tuple[dict, bytes]:
+        """One child: load and check the model, compile, pack; (report, artifact .tar.gz)."""
         model, calibration = self.inputs_into(build, workdir)
         return self.isolated(tasks.compile_to, str(workdir), model, build.device, build.name,
                              build.backend_requested, build.options, calibration, cancel=cancel)

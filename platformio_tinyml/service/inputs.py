@@ -128,10 +128,22 @@ def name_of(name: str | None, filename: str) -> str:
 
 
 def backend_of(backend: str | None) -> str:
+    """``auto`` or the name of an installed backend (an entry point; nothing is imported). A
+    backend that is installed but cannot be used fails its job with the reason."""
     backend = backend or "auto"
     if not BACKEND.match(backend):
         raise fail(422, f"backend: '{backend[:60]}' is not a backend name. See GET /v1/backends")
+    if backend != "auto" and backend not in _installed_backends():
+        raise fail(422, f"backend: '{backend}' is not installed here; available: "
+                        f"{', '.join(sorted(_installed_backends()))} or auto. See GET /v1/backends")
     return backend
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_backends() -> frozenset[str]:
+    from importlib import metadata
+    from ..compilers.registry import GROUP
+    return frozenset({ep.name for ep in metadata.entry_points(group=GROUP)} | {"cgen"})   # cgen: as discover()
 
 
 def calibration_of(f: UploadFile | None, limit: int) -> bytes | None:

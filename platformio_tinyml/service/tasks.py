@@ -1,6 +1,8 @@
 """What a compile child process runs (see :func:`.jobs.run_limited`).
 
-Each function takes plain data (paths, dicts, strings), returns plain data
+A job is one child: :func:`compile_to` loads and checks the model (a bad
+model fails the job with the line ``tinyml compile`` prints), compiles it
+and packs the artifact, so the API process never loads a model. Each function takes plain data (paths, dicts, strings), returns plain data
 and raises :class:`~platformio_tinyml.errors.TinyMLError` for the user's
 mistakes, exactly as ``tinyml compile`` would. They run in a fresh child
 whose working directory is the job's folder, so the model path the report
@@ -10,7 +12,10 @@ run beside the model.
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
+import tarfile
 from pathlib import Path
 
 from ..device import DeviceProfile
@@ -21,25 +26,30 @@ def _enter(workdir: str) -> None:
     os.chdir(workdir)
 
 
-def check(workdir: str, model: str, device: dict, name: str, backend: str, options: dict,
-          calibration: str | None) -> dict:
-    """Load and validate the model and choose a backend: the quick answer the API gives at once."""
-    _enter(workdir)
-    req = prepare_request(Path(model), DeviceProfile.from_dict(device), name=name, backend=backend,
-                          calibration=Path(calibration) if calibration else None, backend_options=dict(options))
-    chosen, _support, because = choose_backend(req, backend)
-    return {"format": req.model_format, "backend": chosen, "because": because}
+def pack_dir(folder: Path) -> bytes:
+    """A reproducible .tar.gz of the files in ``folder`` (sorted, zero times and owners). Level 6:
+    level 9 took about 75 ms more on the KWS sources for 0.5 % fewer bytes."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for f in sorted(p for p in folder.iterdir() if p.is_file()):
+            data = f.read_bytes()
+            info = tarfile.TarInfo(f.name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def compile_to(workdir: str, model: str, device: dict, name: str, backend: str, options: dict,
-               calibration: str | None, outdir: str = "out") -> dict:
-    """``tinyml compile`` into ``workdir/outdir``; returns the report."""
+               calibration: str | None, outdir: str = "out") -> tuple[dict, bytes]:
+    """``tinyml compile`` into ``workdir/outdir``: load and check the model, choose the backend,
+    compile. Returns (the report, the artifact: :func:`pack_dir` of ``outdir``)."""
     import json
     _enter(workdir)
     outcome = compile_model(Path(model), DeviceProfile.from_dict(device), Path(outdir), name=name,
                             backend=backend, calibration=Path(calibration) if calibration else None,
                             backend_options=dict(options))
-    return json.loads(outcome.report_path.read_text())
+    return json.loads(outcome.report_path.read_text()), pack_dir(Path(outdir))
 
 
 def compare(workdir: str, model: str, device: dict, options: dict, calibration: str | None) -> dict:

@@ -8,6 +8,10 @@ when loaded and are refused unless the project opted in. A SavedModel
 comes as a ``.zip``, checked for absolute or ``..`` paths, links, member
 count and unpacked size before a byte is extracted, and extracted with the
 sizes enforced while reading (a header can lie).
+
+These checks read bytes, never parse a model: they run in the API process as
+part of answering the upload. Loading the model (and refusing a corrupt one)
+is the compile job's first step, in its limited child process.
 """
 
 from __future__ import annotations
@@ -66,7 +70,53 @@ def check_model(data: bytes, filename: str | None, allow_pickle: bool, max_unpac
         raise UploadError("the model file is empty", where=name, hint="Send the model file itself")
     if suffix == ".zip":
         _check_zip(data, name, max_unpacked)
+    _check_magic(data, name, suffix)
+    _check_structure(data, name, suffix)
     return Upload(data, name, suffix)
+
+
+def _check_structure(data: bytes, name: str, suffix: str) -> None:
+    """A truncated or corrupted .tflite or .onnx is a 422 at once, with the line the model's reader
+    gives: the file's structure only, parsed in this process (pure Python flatbuffer walks for
+    TFLite, protobuf's parser for ONNX: no interpreter, no model code). Everything that needs the
+    model loaded (shapes, operators, the backends) is the compile job's, in its child."""
+    try:
+        if suffix == ".tflite":
+            from ..model.tflite.reader import check_structure
+            check_structure(data, name)
+        elif suffix == ".onnx":
+            import onnx
+            try:
+                model = onnx.load_from_string(data)
+            except Exception as e:   # protobuf's decode errors, of several types
+                raise UploadError(f"the file is a corrupt or truncated ONNX file ({type(e).__name__})",
+                                  where=name, hint="Re-export the model") from None
+            if not model.graph.node:
+                raise UploadError("not an ONNX model (no graph nodes; corrupt or truncated file?)", where=name,
+                                  hint="Re-export the model")
+    except UploadError:
+        raise
+    except ModelError as e:
+        raise UploadError(e.what, where=name, hint=e.hint) from None
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a Keras v3 file and a .skops file are zip archives
+
+
+def _check_magic(data: bytes, name: str, suffix: str) -> None:
+    """The file's first bytes agree with its suffix: cheap, no parsing. A TFLite flatbuffer
+    carries ``TFL3`` at offset 4; ``.keras`` and ``.skops`` files are zip archives."""
+    tflite = data[4:8] == b"TFL3"
+    if suffix == ".tflite" and not tflite:
+        # the same line the TFLite reader gives (model/tflite/reader.py)
+        raise UploadError("not a TFLite flatbuffer (missing 'TFL3' identifier)", where=name,
+                          hint="Export the model with tf.lite.TFLiteConverter")
+    if suffix != ".tflite" and tflite:
+        raise UploadError(f"the file is a TFLite flatbuffer, not a {suffix} model", where=name,
+                          hint="Send it with the .tflite extension")
+    if suffix in (".keras", ".skops") and not data.startswith(ZIP_MAGIC):
+        raise UploadError(f"not a {suffix} file (a {suffix} file is a zip archive; this one does not start "
+                          "like one)", where=name, hint=f"Save the model again as {suffix}")
 
 
 def _zip(data: bytes, where: str) -> zipfile.ZipFile:

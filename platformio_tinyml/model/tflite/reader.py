@@ -76,6 +76,26 @@ def load_tflite(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
                                 f"({type(e).__name__}: {str(e)[:200]})", str(path)) from None
 
 
+def check_structure(buf: bytes, where: str) -> None:
+    """The reader's structural rules alone, without building the IR: the identifier, then every
+    table, index and buffer the reader follows is in the file (:func:`.checks.check_tflite`).
+    Pure Python and linear in the file's size: the service refuses a corrupt upload with it
+    before queueing a job; :func:`load_tflite` gives the same lines for the same files."""
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError("not a TFLite flatbuffer (missing 'TFL3' identifier)", where=where,
+                         hint="Export the model with tf.lite.TFLiteConverter")
+    try:
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        if model.SubgraphsLength() < 1:
+            raise InvalidModelError(CORRUPT, "the file", "has no subgraph", where)
+        check_tflite(model, buf, where)
+    except (ModelError, UnsupportedOpError):
+        raise
+    except Exception as e:  # a corrupt flatbuffer makes the generated readers fail anywhere
+        raise InvalidModelError(CORRUPT, "the file", f"is a corrupt or truncated TFLite flatbuffer "
+                                f"({type(e).__name__}: {str(e)[:200]})", where) from None
+
+
 def _read(ctx: _Ctx) -> Graph:
     m = ctx.model
     check_tflite(m, ctx.buf, str(ctx.path))
