@@ -39,8 +39,10 @@ def load_any(model_path: Path, calibration: Path | None = None,
     scikit-learn files (.pkl, .joblib, .skops) have no IR: (None, "sklearn");
     the backends that take them load the estimator themselves.
     """
-    from .model.sklearn import FORMAT as SKLEARN, is_sklearn_file
+    from .model.sklearn import FORMAT as SKLEARN, check_skops, is_sklearn_file
     if is_sklearn_file(model_path):
+        if Path(model_path).suffix.lower() == ".skops":
+            check_skops(model_path)       # an untrusted type is one line here, not every backend's reason
         return None, SKLEARN
     from .model.loader import load_model, model_format
     fmt = model_format(model_path)

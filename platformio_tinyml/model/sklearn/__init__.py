@@ -79,19 +79,36 @@ def _load_joblib(path: Path) -> Any:
     return joblib.load(path)
 
 
-def _load_skops(path: Path) -> Any:
+def _skops():
     try:
         from skops import io as sio
     except ImportError:
-        raise ModelError("skops is not installed", where=str(path),
-                         hint="pip install 'platformio-tinyml[sklearn]'") from None
-    unknown = set(sio.get_untrusted_types(file=path))
+        raise ModelError("skops is not installed", hint="pip install 'platformio-tinyml[sklearn]'") from None
+    return sio
+
+
+def check_skops(path: Path) -> list[str]:
+    """The types a ``.skops`` file needs trusted, all in :data:`SKOPS_TRUSTED`, or one line naming
+    the others. Reads the file's schema only: no object is built. Called before any backend is
+    asked, so an untrusted file is refused with this line, not as every backend's reason."""
+    path = Path(path)
+    try:
+        unknown = set(_skops().get_untrusted_types(file=path))
+    except ModelError as e:
+        raise ModelError(e.what, where=str(path), hint=e.hint) from None
+    except Exception as e:  # a damaged archive: zipfile's and json's errors
+        raise ModelError(f"cannot read the .skops file ({type(e).__name__}: {str(e)[:160]})", where=str(path),
+                         hint="Save the estimator again with skops.io.dump") from None
     untrusted = sorted(unknown - SKOPS_TRUSTED)
     if untrusted:
         raise ModelError("the .skops file contains types that are not trusted by default: "
                          + ", ".join(untrusted), where=str(path),
                          hint="Re-save the model without custom classes, or use joblib")
-    return sio.load(path, trusted=sorted(unknown & SKOPS_TRUSTED))
+    return sorted(unknown)
 
 
-__all__ = ["FORMAT", "SKOPS_TRUSTED", "SUFFIXES", "is_sklearn_file", "load_estimator"]
+def _load_skops(path: Path) -> Any:
+    return _skops().load(path, trusted=check_skops(path))
+
+
+__all__ = ["FORMAT", "SKOPS_TRUSTED", "SUFFIXES", "check_skops", "is_sklearn_file", "load_estimator"]
