@@ -252,11 +252,31 @@ def test_fota_cli_pushes_a_stripped_image_and_waits(svc, images, tmp_path):
     out = tinyml("fleet", "firmware", "fw-2", stripped, "--wait", env=env).stdout
     assert out.startswith(f"fw-2: firmware updated, {size:,} of {size:,} bytes, Update Result 1 (firmware updated "
                           "successfully)\n  firmware updated on 'fw-2'") and "now '2.0.0 (firmware-" in out, out
+    out = tinyml("fleet", "firmware", "fw-2", stripped, "--pull", "--wait", env=env).stdout
+    assert out.startswith(f"fw-2: firmware updated, {size:,} of {size:,} bytes, Update Result 1"), out
     r = tinyml("fleet", "firmware", "fw-2", tmp_path / "nope.elf", env=env, check=False)
     assert r.returncode == 2 and "cannot read the firmware image" in r.stderr and \
         len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = tinyml("fleet", "firmware", "fw-9", stripped, env=env, check=False)
     assert r.returncode == 2 and "404" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_fota_pull_fetches_the_published_image(svc, images, tmp_path):
+    """?pull=true: the service publishes the image and writes coap://.../pkg/<sha256> to /5/0/1;
+    the device fetches it block-wise (Block2) from the LwM2M server's socket and updates."""
+    stripped = _stripped(images["v1"], tmp_path).read_bytes()
+    st = push(svc, "fw-2", stripped, what="firmware", pull="true")
+    assert (st["state"], st["update_result"], st["bytes_done"]) == ("updated", 1, len(stripped)), st
+    assert st["firmware_after"].startswith("1.0.0 (firmware-") and _version(svc, "fw-2") == st["firmware_after"]
+    assert f"'fw-2': pulled {len(stripped)} bytes of firmware: result 0" in _firmware_said(svc)
+    ep = "/v1/devices/fw-3/resources/5/0/1"
+    for uri, result in (("http://127.0.0.1/x.elf", 9), ("coap://127.0.0.1", 7),
+                        (f"coap://127.0.0.1:{svc.coap_port}/pkg/{'0' * 64}", 7)):
+        r = svc.deployer.put(ep, json={"value": uri})
+        assert r.status_code == 200, r.text
+        values = wait_for(lambda: (v := svc.reader.get("/v1/devices/fw-3/resources/5/0").json()["values"])
+                          ["/5/0/3"] != 1 and v, f"fw-3 done with {uri}", 10)
+        assert (values["/5/0/3"], values["/5/0/5"]) == (0, result), (uri, values)
 
 
 @pytest.mark.parametrize("case, result, meaning", [

@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument("endpoint", help="the device")
     p.add_argument("image", type=Path, help="the firmware image (the firmware.elf its build wrote)")
     p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
+    p.add_argument("--pull", action="store_true", help="publish the image and let the device fetch it "
+                   "(Package URI /5/0/1) instead of pushing it")
     p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless the firmware "
                    "was updated")
     for p in fsub.choices.values():
@@ -109,7 +111,7 @@ def _firmware(client, args) -> int:
         raise TinyMLError(f"cannot read the firmware image ({e.strerror})", where=str(args.image),
                           hint="Give the firmware.elf its build wrote") from None
     path = f"/v1/devices/{quote(args.endpoint, safe='')}/firmware"
-    st = client.json("POST", f"{path}?block_size={args.block_size}", raw=data)
+    st = client.json("POST", f"{path}?block_size={args.block_size}&pull={str(args.pull).lower()}", raw=data)
     while args.wait and st["state"] not in ("updated", "failed"):
         time.sleep(0.5)
         st = client.json("GET", path)["delivery"]

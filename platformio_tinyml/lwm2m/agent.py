@@ -337,7 +337,7 @@ class VirtualDevice:
         if oid == ObjectId.FIRMWARE_UPDATE:
             return {p(Fw.STATE): int(self.fw.state), p(Fw.UPDATE_RESULT): int(self.fw.result),
                     p(Fw.PKG_NAME): "", p(Fw.PKG_VERSION): "", p(Fw.PROTOCOL_SUPPORT, 0): 0,   # CoAP
-                    p(Fw.DELIVERY_METHOD): 1}                                                  # push only
+                    p(Fw.DELIVERY_METHOD): 2}                                           # pull and push
         if oid == ObjectId.SOFTWARE_MANAGEMENT:
             return {p(Sw.PKG_NAME): self.sw.package.name, p(Sw.PKG_VERSION): self.sw.package.version,
                     p(Sw.UPDATE_STATE): int(self.sw.state), p(Sw.UPDATE_SUPPORTED_OBJECTS): False,
@@ -447,6 +447,11 @@ class VirtualDevice:
                     self.fw.write_block(0, bytes(v), last=True)
                 except FwUpdateError as e:
                     return _answer(Code.METHOD_NOT_ALLOWED, str(e))
+            elif q.object == ObjectId.FIRMWARE_UPDATE and q.resource == Fw.PACKAGE_URI and isinstance(v, str):
+                try:
+                    self._pull_firmware(v.strip())
+                except FwUpdateError as e:
+                    return _answer(Code.METHOD_NOT_ALLOWED, str(e))
             else:
                 res = self._resource(q)
                 return _answer(Code.METHOD_NOT_ALLOWED, f"{q} ({res.name if res else 'unknown'}) cannot be "
@@ -533,6 +538,47 @@ class VirtualDevice:
             log.info("agent: '%s' refused the firmware image: result %d (%s)", self.endpoint, fw.result,
                      fw.result.name.lower())
         return _block_done(request, last)
+
+    def _pull_firmware(self, uri: str) -> None:
+        """Package URI (/5/0/1) written: an empty one cancels; a ``coap://`` URI is fetched
+        (Block2, aiocoap assembles it) in the background while State is DOWNLOADING, then
+        checked as a pushed image. Another scheme is Update Result 9, a URI without host or
+        path 7, an error answer 7, no answer within the request timeout 4."""
+        fw = self.fw
+        if not uri:
+            fw.cancel()
+            return
+        u = urlsplit(uri)
+        if u.scheme != "coap":
+            fw.download_failed(FirmwareResult.UNSUPPORTED_PROTOCOL)
+            return
+        if not u.hostname or not u.path.strip("/"):
+            fw.download_failed(FirmwareResult.INVALID_URI)
+            return
+        fw.begin_pull()
+        task = asyncio.get_running_loop().create_task(self._fetch_firmware(uri))
+        self._pulls = getattr(self, "_pulls", set())
+        self._pulls.add(task)                    # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(self._pulls.discard)
+
+    async def _fetch_firmware(self, uri: str) -> None:
+        fw = self.fw
+        try:
+            msg = Message(code=Code.GET, uri=uri, transport_tuning=transmission(self.cfg.request_timeout_s))
+            resp = await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.request_timeout_s * 3)
+        except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
+            log.info("agent: '%s': firmware pull from %s failed (%s)", self.endpoint, uri, type(e).__name__)
+            fw.download_failed(FirmwareResult.CONNECTION_LOST)
+            return
+        if fw.state is not FirmwareState.DOWNLOADING:
+            return                               # cancelled meanwhile
+        if resp.code != Code.CONTENT:
+            log.info("agent: '%s': firmware pull from %s: %s", self.endpoint, uri, resp.code.dotted)
+            fw.download_failed(FirmwareResult.INVALID_URI)
+            return
+        fw.write_block(0, bytes(resp.payload), last=True)   # too large: 2; not an Arm ELF: 6; cut: 5
+        log.info("agent: '%s': pulled %d bytes of firmware: result %d", self.endpoint, len(resp.payload),
+                 fw.result)
 
     def _reflash(self, image: bytes) -> FirmwareResult:
         """Update (/5/0/2) with the QEMU firmware: the image becomes the firmware the device boots

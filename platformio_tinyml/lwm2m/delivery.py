@@ -332,6 +332,25 @@ class FirmwareDelivery(Delivery):
     KIND, STATE = "firmware", FirmwareDeliveryState
     OBJECT, PACKAGE = ObjectId.FIRMWARE_UPDATE, Fw.PACKAGE
 
+    def __init__(self, server, endpoint: str, image: bytes, pull: bool = False, **kw):
+        """``pull``: publish the image (:meth:`.server.LwM2MServer.publish`) and write its
+        ``coap://.../pkg/<sha256>`` URI to Package URI ``/5/0/1``; the device fetches it (Block2)."""
+        super().__init__(server, endpoint, image, **kw)
+        self.pull = pull
+
+    async def _transfer(self) -> None:
+        if not self.pull:
+            return await super()._transfer()
+        st, uri_path = self.st, self._path(Fw.PACKAGE_URI)
+        await self.server.write(st.endpoint, uri_path, {uri_path: self.server.publish(self.module)})
+        deadline = time.monotonic() + self.resume_wait_s
+        while (v := await self._read_object()).get(Fw.STATE) == FirmwareState.DOWNLOADING:
+            if time.monotonic() > deadline:
+                raise DeliveryError(f"device '{st.endpoint}' was still downloading after {self.resume_wait_s:g} s")
+            await asyncio.sleep(0.2)
+        if v.get(Fw.STATE) == FirmwareState.DOWNLOADED:
+            st.bytes_done = st.size          # fetched by the device, in the blocks it asked for
+
     async def _firmware_version(self) -> str | None:
         path = ResourcePath(ObjectId.DEVICE, 0, Device.FIRMWARE_VERSION)
         try:

@@ -247,18 +247,22 @@ MAX_FIRMWARE = 8 * 1024 * 1024
 @router.post("/{endpoint}/firmware", status_code=202, responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def deliver_firmware(endpoint: str, request: Request, block_size: int = Query(1024, description="largest "
                            "Block1 size (16, 32, ..., 1024); a device answering 4.13 gets smaller blocks"),
+                           pull: bool = Query(False, description="publish the image and write its coap:// "
+                                              "URI to /5/0/1: the device fetches it (Block2)"),
                            who: Caller = Depends(caller("deploy"))) -> dict:
     """Push a whole firmware image (sent as application/octet-stream) to the device over object 5 (FOTA).
 
     Block-wise Write to /5/0/0, State DOWNLOADED, Execute Update /5/0/2, State and Update Result
     followed until IDLE, then Firmware Version /3/0/3 read; answers at once with the delivery
-    state, GET .../firmware follows it. The device checks the image (Update Results 2, 5, 6, 8)."""
+    state, GET .../firmware follows it. The device checks the image (Update Results 2, 5, 6, 8).
+    With ``pull=true`` the image is published and its URI written to /5/0/1 instead."""
     server, _ = _target(request, who, endpoint, "/5/0")
     data = await request.body()
     if not data:
         raise fail(400, "the body is empty: send the firmware image (the firmware.elf the build wrote) as "
                         "application/octet-stream")
-    return _start_delivery(request, server, endpoint, data, "firmware image", MAX_FIRMWARE, max_block=block_size)
+    return _start_delivery(request, server, endpoint, data, "firmware image", MAX_FIRMWARE, max_block=block_size,
+                           pull=pull)
 
 
 @router.get("/{endpoint}/firmware", responses=errors(401, 403, 404, 409, 422))
