@@ -190,6 +190,7 @@ class VirtualDevice:
         self.location: tuple[str, ...] = ()
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
+        self._pulls: set[asyncio.Task] = set()          # firmware fetches from a Package URI, while they run
         self._poke = asyncio.Event()
         self.in_coverage = asyncio.Event()
         self.in_coverage.set()
@@ -228,6 +229,8 @@ class VirtualDevice:
     async def stop(self, deregister: bool = True) -> None:
         if self._task is not None:
             self._task.cancel()
+        for pull in list(self._pulls):
+            pull.cancel()
         if deregister and self.location and self.ctx is not None:
             try:
                 await asyncio.wait_for(self._request(Code.DELETE, "/" + "/".join(self.location)), 2)
@@ -557,7 +560,6 @@ class VirtualDevice:
             return
         fw.begin_pull()
         task = asyncio.get_running_loop().create_task(self._fetch_firmware(uri))
-        self._pulls = getattr(self, "_pulls", set())
         self._pulls.add(task)                    # kept until done (the loop holds tasks weakly)
         task.add_done_callback(self._pulls.discard)
 
