@@ -175,11 +175,15 @@ def images(tmp_path_factory):
     example built with FIRMWARE_VERSION "2.0.0", and one built for another signing key."""
     from platformio_tinyml.module.firmware import KernelSet
     from platformio_tinyml.module.keys import public_key_bytes
+    from platformio_tinyml.emu import build_firmware
     from platformio_tinyml.module.qemu import build_example_firmware
     kset, key = KernelSet.of(KWS_KERNELS), public_key_bytes(fixed_key().public_key())
     v2 = tmp_path_factory.mktemp("fw-v2") / "main.c"
     v2.write_text('#define FIRMWARE_VERSION "2.0.0"\n' + (EXAMPLE / "src" / "main.c").read_text())
-    return {"v1": build_example_firmware(kset, key).read_bytes(),
+    blank = v2.parent / "blank.c"            # boots and ends without a loader: not this device's firmware
+    blank.write_text("int main(void) { return 0; }\n")
+    return {"blank": build_firmware([blank], [], v2.parent / "blank.elf", "mps2-an386").read_bytes(),
+            "v1": build_example_firmware(kset, key).read_bytes(),
             "v2": build_example_firmware(kset, key, v2).read_bytes(),
             "other key": build_example_firmware(kset, public_key_bytes(fixed_key(99).public_key())).read_bytes()}
 
@@ -284,15 +288,17 @@ def test_fota_pull_fetches_the_published_image(svc, images, tmp_path):
     ("cut ELF", 5, "integrity check failure"),
     ("too large", 2, "not enough flash memory"),
     ("other key", 8, "firmware update failed"),
+    ("no loader", 8, "firmware update failed"),
 ])
 def test_fota_refusals_keep_the_old_firmware(svc, images, case, result, meaning):
     if svc.reader.get("/v1/devices/fw-3").json()["capabilities"]["active_slot"] < 0:
         assert push(svc, "fw-3", kws_firmware_module(1).data)["state"] == "active"
     before = _version(svc, "fw-3")
+    active = svc.reader.get("/v1/devices/fw-3").json()["capabilities"]["active_slot"]
     image = {"not an ELF": lambda: kws_firmware_module(1).data,
              "cut ELF": lambda: images["v2"][:len(images["v2"]) * 2 // 3],
              "too large": lambda: images["v2"] + bytes(2 * 1024 * 1024 - len(images["v2"])),
-             "other key": lambda: images["other key"]}[case]()
+             "other key": lambda: images["other key"], "no loader": lambda: images["blank"]}[case]()
     log_at = len(_firmware_said(svc))
     st = push(svc, "fw-3", image, what="firmware", timeout=60)
     assert (st["state"], st["update_result"]) == ("failed", result), st
@@ -300,9 +306,15 @@ def test_fota_refusals_keep_the_old_firmware(svc, images, case, result, meaning)
     assert _version(svc, "fw-3") == before                   # the old firmware runs
     if case == "too large":          # refused at the first block from its Size1, nothing more sent
         assert st["bytes_done"] == 0, st
-    if case == "other key":          # the new firmware booted, its loader refused the running module
-        assert "update failed (its loader refused the running module: bad signature)" in _firmware_said(svc)[log_at:]
-        assert svc.reader.get("/v1/devices/fw-3").json()["capabilities"]["active_slot"] == 0
+    if case in ("other key", "no loader"):  # booted; its loader refused the running module, or there is none
+        why = {"other key": "its loader refused the running module: bad signature",
+               "no loader": "it printed no loader line"}[case]
+        assert f"update failed ({why})" in _firmware_said(svc)[log_at:]
+        assert svc.reader.get("/v1/devices/fw-3").json()["capabilities"]["active_slot"] == active >= 0
+        version = {"other key": 2, "no loader": 3}[case]                             # the old firmware's loader
+        assert push(svc, "fw-3", kws_firmware_module(version).data)["state"] == "active"
+        assert "'fw-3': firmware: firmware version 1.0.0 | slot A: ok | update from slot B: ok" in \
+            _firmware_said(svc)[log_at:]
 
 
 def test_fota_without_firmware_is_refused_with_result_8(svc, images, tmp_path):
