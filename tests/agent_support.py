@@ -57,14 +57,15 @@ def wait_capabilities(svc, endpoint, timeout: float = 10):
     raise AssertionError(f"no capabilities for {endpoint}")
 
 
-def push(svc, endpoint, data, timeout: float = 30, **params) -> dict:
-    """POST the module to ``endpoint`` and follow the delivery until it is active or failed."""
-    r = svc.deployer.post(f"/v1/devices/{endpoint}/modules", content=data, headers=OCTETS, params=params)
+def push(svc, endpoint, data, timeout: float = 30, what: str = "modules", **params) -> dict:
+    """POST the module (``what="firmware"``: a firmware image) to ``endpoint`` and follow the
+    delivery until it ends (module active or firmware updated, or failed)."""
+    r = svc.deployer.post(f"/v1/devices/{endpoint}/{what}", content=data, headers=OCTETS, params=params)
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = svc.reader.get(f"/v1/devices/{endpoint}/modules").json()["delivery"]
-        if state["state"] in ("active", "failed"):
+        state = svc.reader.get(f"/v1/devices/{endpoint}/{what}").json()["delivery"]
+        if state["state"] in ("active", "updated", "failed"):
             return state
         time.sleep(0.05)
     raise AssertionError(f"delivery to {endpoint} did not end: {state}")

@@ -32,7 +32,7 @@ def test_fleet_demo_deploys_to_three_firmware_devices_that_compute_like_tflm(tmp
         assert re.search(rf"^   {ep}: online, mps2-an386 cortex-m4, active slot 0 \(slot 0 main v1 active, "
                          r"slot 1 empty\), 1 inference\(s\), last error none$", out, re.M), out
         assert f"   {ep} outputs: {golden}  = TFLM\n" in out
-        assert f"   {ep} firmware printed: slot A: ok | update from slot B: bad magic | running module version 1 " \
+        assert f"   {ep} firmware printed: firmware version 1.0.0 | slot A: ok | update from slot B: bad magic | running module version 1 " \
                f"| output: {golden}\n" in out
     assert re.search(r": succeeded, stage 1 of 1, module main v1, 3 device\(s\) \(3 succeeded\)", out), out
     assert out.rstrip().endswith("stopped 4 process(es)")

@@ -46,6 +46,15 @@ def add_parser(sub) -> None:
                        ("pause", "pause it"), ("resume", "resume a paused deployment")):
         p = fsub.add_parser(name, help=text)
         p.add_argument("id")
+    p = fsub.add_parser("firmware", help="push a whole firmware image (ELF) to one device over LwM2M object 5 "
+                        "(FOTA); --wait follows it to the end")
+    p.add_argument("endpoint", help="the device")
+    p.add_argument("image", type=Path, help="the firmware image (the firmware.elf its build wrote)")
+    p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
+    p.add_argument("--pull", action="store_true", help="publish the image and let the device fetch it "
+                   "(Package URI /5/0/1) instead of pushing it")
+    p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless the firmware "
+                   "was updated")
     for p in fsub.choices.values():
         p.add_argument("--json", action="store_true", help="print the service's JSON answer")
         p.add_argument("--service", metavar="URL", help="service URL (or $TINYML_SERVICE_URL); the token "
@@ -93,10 +102,35 @@ def _devices(dep: dict) -> None:
         print(f"{d['endpoint']:<24} {stage:>5} {d['state']:<12} {d['blocks_done']:>6} {result:>6}  {d['reason']}")
 
 
+def _firmware(client, args) -> int:
+    """``tinyml fleet firmware``: POST the image, follow the delivery with --wait, one line at the end."""
+    from urllib.parse import quote
+    try:
+        data = args.image.read_bytes()
+    except OSError as e:
+        raise TinyMLError(f"cannot read the firmware image ({e.strerror})", where=str(args.image),
+                          hint="Give the firmware.elf its build wrote") from None
+    path = f"/v1/devices/{quote(args.endpoint, safe='')}/firmware"
+    st = client.json("POST", f"{path}?block_size={args.block_size}&pull={str(args.pull).lower()}", raw=data)
+    while args.wait and st["state"] not in ("updated", "failed"):
+        time.sleep(0.5)
+        st = client.json("GET", path)["delivery"]
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        print(f"{st['endpoint']}: firmware {st['state']}, {st['bytes_done']:,} of {st['size']:,} bytes"
+              + (f", Update Result {st['update_result']} ({st['result_meaning']})" if st["update_result"] else "")
+              + (f"\n  {st['message']}" if st.get("message") else ""))
+    sys.stdout.flush()
+    return 1 if args.wait and st["state"] != "updated" else 0
+
+
 def cmd_fleet(args) -> int:
     from .service import _client
     client = _client(args)
     cmd = args.fleet_cmd
+    if cmd == "firmware":
+        return _firmware(client, args)
     if cmd == "deploy":
         dep = _deploy(client, args)
         while args.wait and dep["state"] not in ENDED:

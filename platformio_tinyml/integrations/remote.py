@@ -96,9 +96,12 @@ class ServiceClient:
         self.url, self.token, self.timeout_s = url.rstrip("/"), token, timeout_s
 
     def request(self, method: str, path: str, fields: dict | None = None, files: dict | None = None,
-                body: dict | None = None) -> bytes:
-        """The answer's bytes; ``fields``/``files`` go as a multipart form, ``body`` as JSON."""
-        if body is not None:
+                body: dict | None = None, raw: bytes | None = None) -> bytes:
+        """The answer's bytes; ``fields``/``files`` go as a multipart form, ``body`` as JSON,
+        ``raw`` as application/octet-stream."""
+        if raw is not None:
+            body, ctype = raw, "application/octet-stream"
+        elif body is not None:
             body, ctype = json.dumps(body).encode(), "application/json"
         else:
             body, ctype = (_multipart({k: str(v) for k, v in (fields or {}).items() if v is not None}, files or {})

@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
 import platform
 import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,9 +60,11 @@ from ..module.firmware import KernelSet
 from ..module.format import FIXED_HEADER, TRAILER, _FIXED, decode_module
 from ..module.host import ABI, DEFAULT_ARENA, DEFAULT_SLOT_SIZE, HostDevice
 from ..module.kernels import Abi
+from ..module.qemu import LOADER_WORDS
 from .codec import CodecError, ContentFormat, Link, decode, encode, format_links
 from .fw_update import FirmwareUpdate, FwUpdateError, verify_arm_elf
-from .ids import Definitions, Device, FirmwareResult, ObjectId, ResourcePath, ResourceType, Server, SlotState, TinyML
+from .ids import Definitions, Device, FirmwareResult, FirmwareState, ObjectId, ResourcePath, ResourceType, Server
+from .ids import SlotState, TinyML
 from .ids import FirmwareUpdate as Fw
 from .ids import SoftwareManagement as Sw
 from .ids import load_definitions
@@ -73,6 +76,7 @@ log = logging.getLogger("tinyml.agent")
 MANUFACTURER = "platformio-tinyml"
 MODEL = "device-agent (host-built module loader)"
 FIRMWARE_TIMEOUT_S = 20          # one QEMU boot of the example firmware (about 0.1 s for KWS)
+FIRMWARE_MAX = 0x18_0000         # object 5 images: the mps2 code memory below the example's input vector
 REGISTERED_OBJECTS = (ObjectId.SERVER, ObjectId.DEVICE, ObjectId.FIRMWARE_UPDATE, ObjectId.SOFTWARE_MANAGEMENT)
 PROBE_SEED = 0x7D1
 
@@ -189,15 +193,21 @@ class VirtualDevice:
             if self.mcu.image is not None and self.mcu.image.module:   # flashed at the factory: slot A runs
                 self.mcu.write(0, 0, self.mcu.image.module)
                 self.mcu.boot(0)
+            booted = self.mcu.last if self.mcu.last is not None else self.mcu.run(None, None)
+            self.facts = replace(self.facts, firmware=firmware_version(booted.firmware, self.mcu.elf))
         self.sw = SoftwareUpdate(self.mcu)
-        self.fw = FirmwareUpdate(cfg.slot_size, verify=verify_arm_elf,
-                                 apply=lambda image: FirmwareResult.UPDATE_FAILED)   # nothing to reflash on a host
+        if elf is None:                # nothing to reflash on a host: Update ends with result 8
+            self.fw = FirmwareUpdate(cfg.slot_size, verify=verify_arm_elf,
+                                     apply=lambda image: FirmwareResult.UPDATE_FAILED)
+        else:
+            self.fw = FirmwareUpdate(FIRMWARE_MAX, verify=verify_arm_elf, apply=self._reflash)
         self.lifetime_s, self.binding = cfg.lifetime_s, "U"
         self.inference_count, self.last_latency_us, self.last_error, self.last_output = 0, 0, "", b""
         self.location: tuple[str, ...] = ()
         self.server = cfg.server           # the one it registers with now (see fail-over in the docstring)
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
+        self._pulls: set[asyncio.Task] = set()          # firmware fetches from a Package URI, while they run
         self._poke = asyncio.Event()
         self.in_coverage = asyncio.Event()
         self.in_coverage.set()
@@ -236,6 +246,8 @@ class VirtualDevice:
     async def stop(self, deregister: bool = True) -> None:
         if self._task is not None:
             self._task.cancel()
+        for pull in list(self._pulls):
+            pull.cancel()
         if deregister and self.location and self.ctx is not None:
             try:
                 await asyncio.wait_for(self._request(Code.DELETE, "/" + "/".join(self.location)), 2)
@@ -359,7 +371,7 @@ class VirtualDevice:
         if oid == ObjectId.FIRMWARE_UPDATE:
             return {p(Fw.STATE): int(self.fw.state), p(Fw.UPDATE_RESULT): int(self.fw.result),
                     p(Fw.PKG_NAME): "", p(Fw.PKG_VERSION): "", p(Fw.PROTOCOL_SUPPORT, 0): 0,   # CoAP
-                    p(Fw.DELIVERY_METHOD): 1}                                                  # push only
+                    p(Fw.DELIVERY_METHOD): 2}                                           # pull and push
         if oid == ObjectId.SOFTWARE_MANAGEMENT:
             return {p(Sw.PKG_NAME): self.sw.package.name, p(Sw.PKG_VERSION): self.sw.package.version,
                     p(Sw.UPDATE_STATE): int(self.sw.state), p(Sw.UPDATE_SUPPORTED_OBJECTS): False,
@@ -414,6 +426,8 @@ class VirtualDevice:
             return self._read(path, request.opt.accept)
         if code in (Code.PUT, Code.POST) and path == ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, 0, Sw.PACKAGE):
             return self._package(request)
+        if code in (Code.PUT, Code.POST) and path == ResourcePath(ObjectId.FIRMWARE_UPDATE, 0, Fw.PACKAGE):
+            return self._firmware_package(request)
         if code == Code.PUT and not request.payload and request.opt.uri_query:
             return Message(code=Code.CHANGED)                 # Write-Attributes: accepted, nothing to notify
         if code == Code.POST and path.depth == 3:
@@ -467,14 +481,21 @@ class VirtualDevice:
                     self.fw.write_block(0, bytes(v), last=True)
                 except FwUpdateError as e:
                     return _answer(Code.METHOD_NOT_ALLOWED, str(e))
+            elif q.object == ObjectId.FIRMWARE_UPDATE and q.resource == Fw.PACKAGE_URI and isinstance(v, str):
+                try:
+                    self._pull_firmware(v.strip())
+                except FwUpdateError as e:
+                    return _answer(Code.METHOD_NOT_ALLOWED, str(e))
             else:
                 res = self._resource(q)
                 return _answer(Code.METHOD_NOT_ALLOWED, f"{q} ({res.name if res else 'unknown'}) cannot be "
                                                         "written on this device")
         return Message(code=Code.CHANGED)
 
-    def _package(self, request: Message) -> Message:
-        """A block of a module for object 9: into the inactive slot, verified by the loader at the end."""
+    def _block1(self, request: Message, limit: int, what: str) -> tuple[int, int, bool] | Message:
+        """(offset, block size, last) of a Package write, or the 4.13 answer for a block larger
+        than the device takes (its Block1 option names the size it does) or more bytes than
+        ``limit`` in one block (its Size1 option names the limit)."""
         b1 = request.opt.block1
         if b1 is None:
             offset, size, last = 0, len(request.payload), True
@@ -484,10 +505,17 @@ class VirtualDevice:
                 msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, f"blocks of at most {self.cfg.max_block} bytes")
                 msg.opt.block1 = BlockOption.BlockwiseTuple(0, False, _szx(self.cfg.max_block))
                 return msg
-        if len(request.payload) > self.cfg.slot_size:
-            msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, f"the slot holds {self.cfg.slot_size} bytes")
-            msg.opt.size1 = self.cfg.slot_size
-            return msg
+        if len(request.payload) > limit:
+            return _too_large(f"{what} holds {limit} bytes", limit)
+        return offset, size, last
+
+    def _package(self, request: Message) -> Message:
+        """A block of a module for object 9: into the inactive slot, verified by the loader at the end."""
+        b1 = request.opt.block1
+        parsed = self._block1(request, self.cfg.slot_size, "the slot")
+        if isinstance(parsed, Message):
+            return parsed
+        offset, size, last = parsed
         sw, data = self.sw, bytes(request.payload)
         try:
             if (sw.state is UpdateState.DOWNLOAD_STARTED and offset != sw.received
@@ -505,15 +533,103 @@ class VirtualDevice:
         if sw.state is UpdateState.INITIAL and sw.result >= 50:          # refused (storage, integrity, type)
             log.info("agent: '%s' refused the package: result %d (%s)", self.endpoint, sw.result, sw.reason)
             if not last:
-                msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, sw.reason)
-                msg.opt.size1 = self.cfg.slot_size
-                return msg
+                return _too_large(sw.reason, self.cfg.slot_size)
         if last:
             self._changed()
-        msg = Message(code=Code.CHANGED if last else Code.CONTINUE)
-        if b1 is not None:
-            msg.opt.block1 = BlockOption.BlockwiseTuple(b1.block_number, not last, b1.size_exponent)
-        return msg
+        return _block_done(request, last)
+
+    def _firmware_package(self, request: Message) -> Message:
+        """A block of a firmware image for object 5 (Package, /5/0/0), as object 9's: resumable
+        at the offset the device holds, the same block again acknowledged without being written,
+        a too large image refused with 4.13 (Update Result 2), the image checked at the last block
+        (:func:`.fw_update.verify_arm_elf`: result 6 for not an Arm ELF, 5 for a cut one)."""
+        fw = self.fw
+        parsed = self._block1(request, fw.max_size, "the firmware flash")
+        if isinstance(parsed, Message):
+            return parsed
+        offset, size, last = parsed
+        if offset == 0 and (request.opt.size1 or len(request.payload)) > fw.max_size \
+                and fw.state is not FirmwareState.UPDATING:        # the whole image, announced in Size1
+            fw.download_failed(FirmwareResult.NOT_ENOUGH_FLASH)
+            return _too_large(f"the firmware flash holds {fw.max_size} bytes", fw.max_size)
+        data, held = bytes(request.payload), len(fw.image)
+        try:
+            if offset + len(data) == held and offset < held and (
+                    fw.state is FirmwareState.DOWNLOADING and not last or
+                    fw.state is FirmwareState.DOWNLOADED and last and fw.image[offset:] == data):
+                pass                        # the same block again (its answer was lost): already written
+            else:
+                fw.write_block(offset, data, last)
+        except FwUpdateError as e:
+            msg = _answer(Code.REQUEST_ENTITY_INCOMPLETE, str(e))
+            if request.opt.block1 is not None:                 # the block to send next
+                msg.opt.block1 = BlockOption.BlockwiseTuple(fw.resume_offset // size, True,
+                                                            request.opt.block1.size_exponent)
+            return msg
+        if fw.state is FirmwareState.IDLE and fw.result is FirmwareResult.NOT_ENOUGH_FLASH:
+            return _too_large(f"the firmware flash holds {fw.max_size} bytes", fw.max_size)
+        if last and fw.state is FirmwareState.IDLE and fw.result is not FirmwareResult.INITIAL:
+            log.info("agent: '%s' refused the firmware image: result %d (%s)", self.endpoint, fw.result,
+                     fw.result.name.lower())
+        return _block_done(request, last)
+
+    def _pull_firmware(self, uri: str) -> None:
+        """Package URI (/5/0/1) written: an empty one cancels; a ``coap://`` URI is fetched
+        (Block2, aiocoap assembles it) in the background while State is DOWNLOADING, then
+        checked as a pushed image. Another scheme is Update Result 9, a URI without host or
+        path 7, an error answer 7, no answer within the request timeout 4."""
+        fw = self.fw
+        if not uri:
+            fw.cancel()
+            return
+        u = urlsplit(uri)
+        if u.scheme != "coap":
+            fw.download_failed(FirmwareResult.UNSUPPORTED_PROTOCOL)
+            return
+        if not u.hostname or not u.path.strip("/"):
+            fw.download_failed(FirmwareResult.INVALID_URI)
+            return
+        fw.begin_pull()
+        task = asyncio.get_running_loop().create_task(self._fetch_firmware(uri))
+        self._pulls.add(task)                    # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(self._pulls.discard)
+
+    async def _fetch_firmware(self, uri: str) -> None:
+        fw = self.fw
+        try:
+            msg = Message(code=Code.GET, uri=uri, transport_tuning=transmission(self.cfg.request_timeout_s))
+            resp = await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.request_timeout_s * 3)
+        except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
+            log.info("agent: '%s': firmware pull from %s failed (%s)", self.endpoint, uri, type(e).__name__)
+            fw.download_failed(FirmwareResult.CONNECTION_LOST)
+            return
+        if fw.state is not FirmwareState.DOWNLOADING:
+            return                               # cancelled meanwhile
+        if resp.code != Code.CONTENT:
+            log.info("agent: '%s': firmware pull from %s: %s", self.endpoint, uri, resp.code.dotted)
+            fw.download_failed(FirmwareResult.INVALID_URI)
+            return
+        fw.write_block(0, bytes(resp.payload), last=True)   # too large: 2; not an Arm ELF: 6; cut: 5
+        log.info("agent: '%s': pulled %d bytes of firmware: result %d", self.endpoint, len(resp.payload),
+                 fw.result)
+
+    def _reflash(self, image: bytes) -> FirmwareResult:
+        """Update (/5/0/2) with the QEMU firmware: the image becomes the firmware the device boots
+        (kept in its work folder) when it boots and its loader takes the running module; else
+        the old firmware stays and the result is 8."""
+        digest = hashlib.sha256(image).hexdigest()
+        path = Path(self._workdir) / f"firmware-{digest[:16]}.elf"
+        path.write_bytes(image)
+        kept, run = self.mcu.reflash(path)
+        if not kept:
+            why = ("it did not finish booting" if run is None else "it printed no loader line" if run.boot == 1
+                   else f"its loader refused the running module: {LOADER_WORDS[-run.boot]}")
+            log.info("agent: '%s': firmware update failed (%s); the old firmware stays", self.endpoint, why)
+            path.unlink()
+            return FirmwareResult.UPDATE_FAILED
+        self.facts = replace(self.facts, firmware=firmware_version(run.firmware, path))
+        log.info("agent: '%s': firmware updated to %s", self.endpoint, self.facts.firmware)
+        return FirmwareResult.SUCCESS
 
     def _delivered_again(self, offset: int, data: bytes) -> bool:
         """The last block of the package just delivered, sent again because its answer was lost
@@ -583,6 +699,28 @@ class VirtualDevice:
 
 def _answer(code: Code, text: str) -> Message:
     return Message(code=code, payload=text.encode("utf-8")[:200])
+
+
+def _too_large(text: str, limit: int) -> Message:
+    msg = _answer(Code.REQUEST_ENTITY_TOO_LARGE, text)
+    msg.opt.size1 = limit
+    return msg
+
+
+def _block_done(request: Message, last: bool) -> Message:
+    """2.04 for the last block of a Package (2.31 Continue before it), with its Block1 option."""
+    msg = Message(code=Code.CHANGED if last else Code.CONTINUE)
+    b1 = request.opt.block1
+    if b1 is not None:
+        msg.opt.block1 = BlockOption.BlockwiseTuple(b1.block_number, not last, b1.size_exponent)
+    return msg
+
+
+def firmware_version(printed: str, path: Path) -> str:
+    """Device /3/0/3 for the QEMU firmware: the version it printed, the file it was booted
+    from and the first 12 hex digits of that file's SHA-256."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return f"{printed or 'unknown'} ({Path(path).name}, sha256 {digest})"
 
 
 class _Site(coap_resource.Resource):

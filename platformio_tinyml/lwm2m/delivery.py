@@ -1,4 +1,7 @@
-"""Push delivery of an inference module to one device over object 9 (SOTA).
+"""Push delivery of an inference module to one device over object 9 (SOTA), and of a whole
+firmware image over object 5 (FOTA, :class:`FirmwareDelivery`: the same block-wise transfer
+to ``/5/0/0``, then State DOWNLOADED, Execute Update ``/5/0/2``, State and Update Result
+followed until IDLE, and Firmware Version ``/3/0/3`` read).
 
 :class:`Delivery` writes the module to ``/9/i/2`` block-wise (CoAP Block1,
 blocks of at most 1024 bytes), from the socket the device registered to,
@@ -39,7 +42,9 @@ from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
 from .codec import ContentFormat
-from .ids import LwM2MError, ObjectId, ResourcePath, SoftwareManagement as Sw
+from .ids import Device, FirmwareResult, FirmwareState, LwM2MError, ObjectId, ResourcePath
+from .ids import FirmwareUpdate as Fw
+from .ids import SoftwareManagement as Sw
 from .ids import SoftwareResult, SoftwareState, TinyML, result_meaning
 from .tuning import transmission
 
@@ -87,6 +92,10 @@ class DeliveryState:
 
 
 class Delivery:
+    """Push of a module over object 9; the block-wise transfer is shared with :class:`FirmwareDelivery`."""
+    KIND, STATE = "module", DeliveryState
+    OBJECT, PACKAGE = ObjectId.SOFTWARE_MANAGEMENT, Sw.PACKAGE
+
     def __init__(self, server, endpoint: str, module: bytes, instance: int = 0, max_block: int = MAX_BLOCK,
                  block_timeout_s: float = 5.0, resume_wait_s: float = 60.0, start_offset: int = 0):
         """``start_offset``: the bytes an earlier delivery of the same module got acknowledged (a
@@ -97,10 +106,10 @@ class Delivery:
         self.server, self.module = server, module
         self.block_timeout_s, self.resume_wait_s = block_timeout_s, resume_wait_s
         self.start_offset = max(0, min(start_offset, len(module) - 1)) // max_block * max_block
-        self.st = DeliveryState(endpoint, len(module), instance, block_size=max_block, started=time.time())
+        self.st = self.STATE(endpoint, len(module), instance, block_size=max_block, started=time.time())
 
     def _path(self, rid: int) -> ResourcePath:
-        return ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance, rid)
+        return ResourcePath(self.OBJECT, self.st.instance, rid)
 
     async def run(self, slots: asyncio.Semaphore | None = None) -> DeliveryState:
         st = self.st
@@ -122,27 +131,32 @@ class Delivery:
             t0 = time.monotonic()
             await self._transfer()
             st.transfer_s = round(time.monotonic() - t0, 4)
-            await self._expect(SoftwareState.DELIVERED, "after the last block")
-            st.state = "delivered"
-            await self._execute(Sw.INSTALL, lambda v: v.get(Sw.UPDATE_STATE) == SoftwareState.INSTALLED)
-            await self._expect(SoftwareState.INSTALLED, "after Install")
-            st.state = "installed"
-            try:
-                await self._execute(Sw.ACTIVATE, lambda v: v.get(Sw.ACTIVATION_STATE) is True)
-            except LwM2MError:
-                await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
-                raise
-            await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
-            await self._report()
-            st.state = "active"           # last: whoever sees it also sees the counters and capabilities
-            st.message = f"module active on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of " \
-                         f"{st.block_size} B)"
+            await self._after_transfer()
         except LwM2MError as e:
             st.state, st.message = "failed", st.message or str(e)
-            log.info("lwm2m: delivery to '%s' failed: %s", st.endpoint, st.message)
+            log.info("lwm2m: %s delivery to '%s' failed: %s", self.KIND, st.endpoint, st.message)
         finally:
             st.finished = time.time()
         return st
+
+    async def _after_transfer(self) -> None:
+        """Object 9: DELIVERED, Install, Activate, then the TinyML object's counters."""
+        st = self.st
+        await self._expect(SoftwareState.DELIVERED, "after the last block")
+        st.state = "delivered"
+        await self._execute(Sw.INSTALL, lambda v: v.get(Sw.UPDATE_STATE) == SoftwareState.INSTALLED)
+        await self._expect(SoftwareState.INSTALLED, "after Install")
+        st.state = "installed"
+        try:
+            await self._execute(Sw.ACTIVATE, lambda v: v.get(Sw.ACTIVATION_STATE) is True)
+        except LwM2MError:
+            await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
+            raise
+        await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
+        await self._report()
+        st.state = "active"           # last: whoever sees it also sees the counters and capabilities
+        st.message = f"module active on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of " \
+                     f"{st.block_size} B)"
 
     async def _read(self, path: ResourcePath) -> dict:
         """Read, asked again while the device does not answer (reads change nothing on the device)."""
@@ -168,23 +182,24 @@ class Delivery:
                 if not unanswered or time.monotonic() > deadline:
                     raise
             self.st.resumed += 1
-            if done(await self._read9()):
+            if done(await self._read_object()):
                 return
             await asyncio.sleep(0.5)
 
-    async def _read9(self) -> dict:
-        values = await self._read(ResourcePath(ObjectId.SOFTWARE_MANAGEMENT, self.st.instance))
+    async def _read_object(self) -> dict:
+        """The delivery object's instance, by resource id."""
+        values = await self._read(ResourcePath(self.OBJECT, self.st.instance))
         return {p.resource: v for p, v in values.items()}
 
     async def _prepare(self) -> None:
         """A package delivered or installed before: Uninstall ForUpdate (the running module keeps running)."""
-        v = await self._read9()
+        v = await self._read_object()
         kept = (SoftwareState.DELIVERED, SoftwareState.INSTALLED)
         if v.get(Sw.UPDATE_STATE) in kept:
             await self._execute(Sw.UNINSTALL, lambda now: now.get(Sw.UPDATE_STATE) not in kept, "1")
 
     async def _expect(self, state: SoftwareState, when: str, activated: bool = False) -> None:
-        v = await self._read9()
+        v = await self._read_object()
         st = self.st
         st.update_result, st.reason = v.get(Sw.UPDATE_RESULT), str(v.get(Sw.STATUS_REASON) or "")
         st.result_meaning = result_meaning(st.update_result) if st.update_result is not None else ""
@@ -247,7 +262,7 @@ class Delivery:
         st = self.st
         detail = resp.payload[:100].decode("utf-8", "replace")
         try:
-            await self._expect(SoftwareState.DOWNLOAD_STARTED, f"refused the block at byte {offset:,}")
+            await self._check_refusal(f"refused the block at byte {offset:,}")
         except DeliveryError:
             raise
         except LwM2MError:
@@ -255,13 +270,17 @@ class Delivery:
         raise DeliveryError(f"device '{st.endpoint}' answered the block at byte {offset:,} with "
                             f"{resp.code.dotted} {resp.code.name_printable}" + (f" ({detail})" if detail else ""))
 
+    async def _check_refusal(self, when: str) -> None:
+        """A refused block: DeliveryError with the Update Result the device set, if it set one."""
+        await self._expect(SoftwareState.DOWNLOAD_STARTED, when)
+
     async def _block(self, offset: int, size: int) -> Message:
         """One Block1 request from the registration socket; the device's answer, whatever its code."""
         srv, st = self.server, self.st
         reg = srv._reg(st.endpoint)
         await srv._awake(reg)
         chunk = self.module[offset:offset + size]
-        msg = Message(code=Code.PUT, payload=chunk, uri_path=[str(i) for i in self._path(Sw.PACKAGE).ids],
+        msg = Message(code=Code.PUT, payload=chunk, uri_path=[str(i) for i in self._path(self.PACKAGE).ids],
                       transport_tuning=transmission(self.block_timeout_s))
         msg.remote = reg.remote
         msg.opt.content_format = ContentFormat.OPAQUE
@@ -285,6 +304,112 @@ class Delivery:
         await srv._read_capabilities(srv._reg(st.endpoint))
 
 
+_FW_ADVICE = {
+    FirmwareResult.NOT_ENOUGH_FLASH: "the image is larger than the device's firmware flash: build a smaller "
+                                     "firmware (without debug sections: arm-none-eabi-strip)",
+    FirmwareResult.INTEGRITY_CHECK_FAILURE: "the image is cut short or corrupt (its ELF tables point past its "
+                                            "end): send the whole firmware ELF again",
+    FirmwareResult.UNSUPPORTED_PACKAGE_TYPE: "the device takes 32-bit little-endian Arm ELF images: send the "
+                                             "firmware.elf the build wrote",
+    FirmwareResult.UPDATE_FAILED: "the old firmware still runs: the new one did not boot, or its loader refused the "
+                                  "running module (build it for the device's signing key and kernels), or the "
+                                  "device cannot reflash (a device agent without --firmware)",
+}
+
+
+@dataclass
+class FirmwareDeliveryState(DeliveryState):
+    firmware_before: str | None = None    # Device /3/0/3 before and after the update
+    firmware_after: str | None = None
+
+
+class FirmwareDelivery(Delivery):
+    """Push of a whole firmware image over object 5 (FOTA): the same block-wise transfer to
+    Package (``/5/0/0``), State DOWNLOADED (2), Execute Update (``/5/0/2``), State followed
+    until IDLE with Update Result 1 (or a failure code with its meaning), then Device
+    Firmware Version (``/3/0/3``) read. States: pending, transferring, downloaded,
+    updating, updated, failed."""
+    KIND, STATE = "firmware", FirmwareDeliveryState
+    OBJECT, PACKAGE = ObjectId.FIRMWARE_UPDATE, Fw.PACKAGE
+
+    def __init__(self, server, endpoint: str, image: bytes, pull: bool = False, **kw):
+        """``pull``: publish the image (:meth:`.server.LwM2MServer.publish`) and write its
+        ``coap://.../pkg/<sha256>`` URI to Package URI ``/5/0/1``; the device fetches it (Block2)."""
+        super().__init__(server, endpoint, image, **kw)
+        self.pull = pull
+
+    async def _transfer(self) -> None:
+        if not self.pull:
+            return await super()._transfer()
+        st, uri_path = self.st, self._path(Fw.PACKAGE_URI)
+        await self.server.write(st.endpoint, uri_path, {uri_path: self.server.publish(self.module)})
+        deadline = time.monotonic() + self.resume_wait_s
+        while (v := await self._read_object()).get(Fw.STATE) == FirmwareState.DOWNLOADING:
+            if time.monotonic() > deadline:
+                raise DeliveryError(f"device '{st.endpoint}' was still downloading after {self.resume_wait_s:g} s")
+            await asyncio.sleep(0.2)
+        if v.get(Fw.STATE) == FirmwareState.DOWNLOADED:
+            st.bytes_done = st.size          # fetched by the device, in the blocks it asked for
+
+    async def _firmware_version(self) -> str | None:
+        path = ResourcePath(ObjectId.DEVICE, 0, Device.FIRMWARE_VERSION)
+        try:
+            return (await self._read(path)).get(path)
+        except LwM2MError:
+            return None
+
+    async def _prepare(self) -> None:
+        """An image downloaded before and not applied: cancelled (an empty Package); one being
+        applied: the delivery waits for nothing and fails."""
+        self.st.firmware_before = await self._firmware_version()
+        v = await self._read_object()
+        if v.get(Fw.STATE) == FirmwareState.UPDATING:
+            raise DeliveryError(f"device '{self.st.endpoint}' is applying a firmware update; deliver again "
+                                "once its State is IDLE")
+        if v.get(Fw.STATE) == FirmwareState.DOWNLOADED:
+            await self.server.write(self.st.endpoint, self._path(Fw.PACKAGE), {self._path(Fw.PACKAGE): b""},
+                                    fmt=ContentFormat.OPAQUE)
+
+    async def _expect(self, state: FirmwareState, when: str, v: dict | None = None) -> None:
+        v = v if v is not None else await self._read_object()
+        st = self.st
+        st.update_result = v.get(Fw.UPDATE_RESULT)
+        st.result_meaning = result_meaning(st.update_result, 5) if st.update_result is not None else ""
+        if v.get(Fw.STATE) == state and st.update_result in (FirmwareResult.INITIAL, FirmwareResult.SUCCESS):
+            return
+        code = st.update_result
+        advice = _FW_ADVICE.get(code, f"the device is in State {v.get(Fw.STATE)}, not {state.name}")
+        st.message = f"device '{st.endpoint}' {when}: Update Result {code} ({st.result_meaning}); {advice}"
+        raise DeliveryError(st.message)
+
+    async def _check_refusal(self, when: str) -> None:
+        await self._expect(FirmwareState.DOWNLOADING, when)
+
+    async def _after_transfer(self) -> None:
+        st = self.st
+        await self._expect(FirmwareState.DOWNLOADED, "after the last block")
+        st.state = "downloaded"
+        await self._execute(Fw.UPDATE, lambda v: v.get(Fw.STATE) != FirmwareState.DOWNLOADED)
+        st.state = "updating"
+        deadline = time.monotonic() + self.resume_wait_s      # a device may reboot for a while
+        while (v := await self._read_object()).get(Fw.STATE) == FirmwareState.UPDATING:
+            if time.monotonic() > deadline:
+                raise DeliveryError(f"device '{st.endpoint}' was still updating after {self.resume_wait_s:g} s")
+            await asyncio.sleep(0.2)
+        await self._expect(FirmwareState.IDLE, "after Update", v)
+        if st.update_result != FirmwareResult.SUCCESS:
+            st.message = f"device '{st.endpoint}' after Update: State IDLE but Update Result {st.update_result}"
+            raise DeliveryError(st.message)
+        st.firmware_after = await self._firmware_version()
+        try:
+            await self.server._read_capabilities(self.server._reg(st.endpoint))
+        except LwM2MError:
+            pass                       # the update is done; the capabilities are read again at its next Update
+        st.state = "updated"
+        st.message = (f"firmware updated on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of "
+                      f"{st.block_size} B): now {st.firmware_after!r}")
+
+
 class Deliveries:
     """The deliveries a server runs, by endpoint (the latest one each); at most ``concurrent``
     transfer at a time, the others wait ``pending`` (hundreds at once would make each device's
@@ -294,21 +419,27 @@ class Deliveries:
         self.server = server
         self.slots = asyncio.Semaphore(concurrent)
         self.latest: dict[str, Delivery] = {}
+        self.firmware: dict[str, FirmwareDelivery] = {}    # the latest firmware delivery per endpoint
+        self.kinds: dict[str, str] = {}                     # the kind of the latest delivery of either
         self.tasks: dict[str, asyncio.Task] = {}
 
     def running(self, endpoint: str) -> bool:
         task = self.tasks.get(endpoint)
         return task is not None and not task.done()
 
-    def start(self, endpoint: str, module: bytes, **kw) -> DeliveryState:
+    def start(self, endpoint: str, module: bytes, kind: type[Delivery] = Delivery, **kw) -> DeliveryState:
+        """Start ``kind`` (a module over object 9, or :class:`FirmwareDelivery`); one transfer per
+        device at a time, whichever its kind."""
         if self.running(endpoint):
+            what = "firmware" if self.kinds.get(endpoint) == "firmware" else "modules"
             raise DeliveryError(f"a delivery to '{endpoint}' is running", hint="Wait for it: GET "
-                                f"/v1/devices/{endpoint}/modules")
-        d = Delivery(self.server, endpoint, module, **kw)
-        self.latest[endpoint] = d
+                                f"/v1/devices/{endpoint}/{what}")
+        d = kind(self.server, endpoint, module, **kw)
+        (self.firmware if kind.KIND == "firmware" else self.latest)[endpoint] = d
+        self.kinds[endpoint] = kind.KIND
         self.tasks[endpoint] = asyncio.get_running_loop().create_task(d.run(self.slots))
         return d.st
 
-    def state(self, endpoint: str) -> DeliveryState | None:
-        d = self.latest.get(endpoint)
+    def state(self, endpoint: str, kind: str = "module") -> DeliveryState | None:
+        d = (self.firmware if kind == "firmware" else self.latest).get(endpoint)
         return d.st if d else None

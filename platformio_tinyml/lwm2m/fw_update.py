@@ -76,6 +76,14 @@ class FirmwareUpdate:
         self.state = State.DOWNLOADED
         return self.result
 
+    def begin_pull(self) -> None:
+        """A Package URI was written: DOWNLOADING, nothing held yet (the device fetches it and
+        hands the bytes to :meth:`write_block` as one last block, or calls :meth:`download_failed`)."""
+        if self.state in (State.DOWNLOADED, State.UPDATING):
+            raise FwUpdateError(f"a Package URI cannot be written in state {self.state.name}",
+                                hint="Write an empty Package URI to cancel first")
+        self.state, self.result, self.image = State.DOWNLOADING, UpdateResult.INITIAL, bytearray()
+
     def download_failed(self, result: UpdateResult) -> UpdateResult:
         return self._fail(result)
 

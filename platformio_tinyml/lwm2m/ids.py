@@ -259,10 +259,24 @@ _RESULT_MEANINGS = {
 }
 
 
-def result_meaning(code: int) -> str:
-    """The meaning of an object 9 Update Result code, for deployment reports."""
+_FIRMWARE_MEANINGS = {
+    FirmwareResult.INITIAL: "initial value",
+    FirmwareResult.SUCCESS: "firmware updated successfully",
+    FirmwareResult.NOT_ENOUGH_FLASH: "not enough flash memory for the new firmware package",
+    FirmwareResult.OUT_OF_RAM: "out of RAM during downloading",
+    FirmwareResult.CONNECTION_LOST: "connection lost during downloading",
+    FirmwareResult.INTEGRITY_CHECK_FAILURE: "integrity check failure for the new firmware package",
+    FirmwareResult.UNSUPPORTED_PACKAGE_TYPE: "unsupported package type",
+    FirmwareResult.INVALID_URI: "invalid URI",
+    FirmwareResult.UPDATE_FAILED: "firmware update failed",
+    FirmwareResult.UNSUPPORTED_PROTOCOL: "unsupported protocol",
+}
+
+
+def result_meaning(code: int, obj: int = 9) -> str:
+    """The meaning of an Update Result code of object 9 (default) or object 5, for reports."""
     try:
-        return _RESULT_MEANINGS[SoftwareResult(code)]
+        return _FIRMWARE_MEANINGS[FirmwareResult(code)] if obj == 5 else _RESULT_MEANINGS[SoftwareResult(code)]
     except ValueError:
         return f"unknown result code {code}"
 

@@ -11,6 +11,7 @@ firmware boots A, then installs B as an update; with nothing running the
 candidate boots at A), and the agent reads what the
 firmware printed::
 
+    firmware version <text>
     slot A: <loader word>
     update from slot B: <loader word>
     running module version <n>
@@ -60,12 +61,15 @@ class FirmwareRun:
     version: int | None = None
     outputs: list[int] = field(default_factory=list)
     stdout: str = ""
+    firmware: str = ""              # the version the firmware says it is ("" when it does not say)
 
 
 def parse_example_output(text: str) -> FirmwareRun:
     run = FirmwareRun(stdout=text)
     for line in text.replace("\r", "").splitlines():
-        if line.startswith("slot A: "):
+        if line.startswith("firmware version "):
+            run.firmware = line[17:].strip()[:64]
+        elif line.startswith("slot A: "):
             run.boot = _CODE.get(line[8:].strip(), 1)
         elif line.startswith("update from slot B: "):
             run.install = _CODE.get(line[20:].strip(), 1)
@@ -251,6 +255,24 @@ class QemuDevice:
         path = self.workdir / "flash.bin"
         path.write_bytes(flash)
         return path
+
+    def reflash(self, elf: Path) -> tuple[bool, FirmwareRun | None]:
+        """Replace the firmware by the ELF ``elf`` and reboot it with the running module (if
+        any) at slot A. Kept when it booted (printed its loader's word on slot A) and, with a
+        module running, its loader accepted that module; else the old firmware is back.
+        Returns (kept, what the new firmware's boot printed; None when it did not finish)."""
+        old = self.image, self.elf, self._memo, self.active, self.installed_version
+        self.image, self.elf, self._memo = None, Path(elf), OrderedDict()
+        try:
+            run = self.run(self.active if self.active >= 0 else None, None)
+        except TinyMLError:
+            run = None
+        kept = run is not None and (run.boot == 0 if self.active >= 0 else run.boot != 1)
+        if kept and self.active >= 0:
+            self.installed_version = run.version or 0
+        if not kept:
+            self.image, self.elf, self._memo, self.active, self.installed_version = old
+        return kept, run
 
     def _verdict(self, slot: int) -> int:
         """``slot``'s loader code as the successor of the running module (at A, ``slot`` at B);

@@ -209,13 +209,20 @@ async def deliver_module(endpoint: str, request: Request, block_size: int = Quer
     if not data[:4] == b"TMOD":
         raise fail(400, "the body is not an inference module (no TMOD magic). Send a .tmm from tinyml module pack "
                         "or POST /v1/compilations/{id}/module, as application/octet-stream")
-    if len(data) > MAX_MODULE:
-        raise fail(413, f"module of {len(data):,} bytes (at most {MAX_MODULE:,})")
+    return _start_delivery(request, server, endpoint, data, "module", MAX_MODULE, max_block=block_size)
+
+
+def _start_delivery(request: Request, server, endpoint: str, data: bytes, what: str, limit: int, **kw) -> dict:
+    """Start a delivery of ``data`` (``what``: module or firmware) to ``endpoint``: 413 over
+    ``limit``, 409 while it is offline or another delivery to it runs, 400 for a bad block size."""
+    from ..lwm2m.delivery import Delivery, DeliveryError, FirmwareDelivery
+    if len(data) > limit:
+        raise fail(413, f"{what} of {len(data):,} bytes (at most {limit:,})")
     if endpoint not in server.regs:
         raise fail(409, f"device '{endpoint}' is offline (not registered). Deliver once it registers")
-    from ..lwm2m.delivery import DeliveryError
+    kind = FirmwareDelivery if what == "firmware image" else Delivery
     try:
-        return _deliveries(request, server).start(endpoint, data, max_block=block_size).to_dict()
+        return _deliveries(request, server).start(endpoint, data, kind=kind, **kw).to_dict()
     except DeliveryError as e:
         raise fail(409 if "running" in str(e) else 400, str(e)) from None
 
@@ -232,6 +239,41 @@ def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("
     state = deliveries.state(endpoint) if deliveries is not None else None
     return {"installed": server.store.device(who.project_id, endpoint).get("installed", []),
             "delivery": state.to_dict() if state else None, "history": module_history(request, who, endpoint)}
+
+
+MAX_FIRMWARE = 8 * 1024 * 1024
+
+
+@router.post("/{endpoint}/firmware", status_code=202, responses=errors(400, 401, 403, 404, 409, 413, 422))
+async def deliver_firmware(endpoint: str, request: Request, block_size: int = Query(1024, description="largest "
+                           "Block1 size (16, 32, ..., 1024); a device answering 4.13 gets smaller blocks"),
+                           pull: bool = Query(False, description="publish the image and write its coap:// "
+                                              "URI to /5/0/1: the device fetches it (Block2)"),
+                           who: Caller = Depends(caller("deploy"))) -> dict:
+    """Push a whole firmware image (sent as application/octet-stream) to the device over object 5 (FOTA).
+
+    Block-wise Write to /5/0/0, State DOWNLOADED, Execute Update /5/0/2, State and Update Result
+    followed until IDLE, then Firmware Version /3/0/3 read; answers at once with the delivery
+    state, GET .../firmware follows it. The device checks the image (Update Results 2, 5, 6, 8).
+    With ``pull=true`` the image is published and its URI written to /5/0/1 instead."""
+    server, _ = _target(request, who, endpoint, "/5/0")
+    data = await request.body()
+    if not data:
+        raise fail(400, "the body is empty: send the firmware image (the firmware.elf the build wrote) as "
+                        "application/octet-stream")
+    return _start_delivery(request, server, endpoint, data, "firmware image", MAX_FIRMWARE, max_block=block_size,
+                           pull=pull)
+
+
+@router.get("/{endpoint}/firmware", responses=errors(401, 403, 404, 409, 422))
+def firmware_state(endpoint: str, request: Request, who: Caller = Depends(caller("read"))) -> dict:
+    """The device's Firmware Version as last read, and the latest firmware delivery to it (kept in memory)."""
+    server, _ = _target(request, who, endpoint, "/5/0")
+    deliveries = getattr(request.app.state, "deliveries", None)
+    state = deliveries.state(endpoint, "firmware") if deliveries is not None else None
+    device = server.store.device(who.project_id, endpoint)
+    return {"version": ((device.get("capabilities") or {}).get("device") or {}).get("firmware"),
+            "delivery": state.to_dict() if state else None}
 
 
 def module_history(request: Request, who: Caller, endpoint: str, limit: int = 100) -> list[dict]:

@@ -1,7 +1,9 @@
 /* Module-updatable firmware: the model comes from flash slot A or B, not from
  * the build. Boots slot A, tries slot B as an update (switched to only once it
  * is fully verified), runs one inference on the input vector at INPUT_ADDR and
- * prints "output: v0 v1 ..." (int8, decimal). */
+ * prints "output: v0 v1 ..." (int8, decimal). It first prints its own version
+ * ("firmware version 1.0.0"; build with -DFIRMWARE_VERSION='"x"' for another),
+ * which the device agent reports as LwM2M Firmware Version (/3/0/3). */
 #include <stdint.h>
 #include <string.h>
 
@@ -13,6 +15,9 @@
 #define SLOT_B_ADDR 0x00300000u
 #define SLOT_SIZE 0x00100000u
 #define INPUT_ADDR 0x00180000u
+#ifndef FIRMWARE_VERSION
+#define FIRMWARE_VERSION "1.0.0"
+#endif
 
 static uint8_t arena[32 * 1024] __attribute__((aligned(16)));
 
@@ -35,6 +40,8 @@ int main(void)
     slots.arena = arena;
     slots.arena_bytes = sizeof arena;
 
+    board_puts("firmware version " FIRMWARE_VERSION);
+    board_putc('\n');
     /* A real device passes the slot and version it persisted at the last install. */
     say("slot A: ", tml_slots_boot(&slots, 0, 0));
     say("update from slot B: ", tml_slots_install(&slots, 1));
