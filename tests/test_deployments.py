@@ -388,7 +388,7 @@ def test_a_service_killed_mid_deployment_resumes_it_after_a_restart(tmp_path, kw
         srv.proc.wait(10)
         srv.start()
         srv.reader = srv.deployer = srv.client(token)
-        dep = _finished(srv, dep_id, timeout=60)
+        dep = _finished(srv, dep_id, timeout=120)      # re-registration, 1,800 blocks each, criteria: slow at load 10
         assert dep["state"] == "succeeded", dep
         assert [(d["state"], d["bytes_done"], d["blocks_done"]) for d in dep["devices"]] == \
             [("succeeded", len(modules[1]), -(-len(modules[1]) // 16))] * 2
