@@ -141,17 +141,25 @@ def test_a_silent_server_loses_its_registrations_and_a_restarted_one_ends_its_ow
         assert s.get(Registration, r2).end_reason == "server restarted"
 
 
-def test_migration_0005_goes_down_and_up_again(db):
+@pytest.mark.parametrize("below, table, columns", [
+    ("0004", "deployment_devices", {"driver", "driver_until"}),             # 0005: shared servers
+    ("0005", "device_pushes", {"endpoint", "kind", "sha256", "state", "message", "finished_at"}),
+])
+def test_migrations_go_down_and_up_again(db, below, table, columns):
     engine, _, _ = db
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(service_db.__file__).with_name("migrations")))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, below)
+    with engine.connect() as conn:
+        gone = table not in inspect(conn).get_table_names() or \
+            not columns <= {c["name"] for c in inspect(conn).get_columns(table)}
+    assert gone, f"downgrading to {below} left {table}'s {sorted(columns)}"
     migrate(engine)
     with engine.connect() as conn:
-        cols = {c["name"] for c in inspect(conn).get_columns("deployment_devices")}
-    assert {"driver", "driver_until"} <= cols
+        cols = {c["name"] for c in inspect(conn).get_columns(table)}
+    assert columns <= cols
 
 
 @pytest.mark.parametrize("servers, failover, needle", [

@@ -20,8 +20,8 @@ import time
 
 import pytest
 from lwm2m_support import free_udp_port
-from module_support import fixed_key, kws_probe_modules
-from service_support import Server, interrupt, one_line, tinyml
+from module_support import fixed_key, kws_probe_modules, resign
+from service_support import Server, interrupt, one_line, tinyml, wait_for
 
 from deploy_support import create, finished, on_device, wait_capabilities
 from deploy_support import agent as start_agent
@@ -600,3 +600,41 @@ def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
     dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
     assert dep["state"] == "succeeded" and [d["endpoint"] for d in dep["devices"]] == ["dep-3"], dep
     assert _on_device(svc, "dep-3")[0] == "3"
+
+
+def test_single_pushes_are_kept_in_the_module_history(svc, kws):
+    """A module pushed with ``POST /v1/devices/{ep}/modules`` and a firmware image pushed with
+    ``.../firmware`` (one the device refuses: not an Arm ELF) each become a row of the device's
+    module history in the database once they end: in ``GET .../modules`` and on its console page."""
+    import hashlib
+    module = resign(kws[0][3], fixed_key(), module_version=50)      # newer than any deployment's module
+    octets = {"content-type": "application/octet-stream"}
+
+    def pushes():
+        return [h for h in svc.reader.get("/v1/devices/dep-0/modules").json()["history"] if h["push"]]
+    before = len(pushes())
+    r = svc.deployer.post("/v1/devices/dep-0/modules", content=module, headers=octets)
+    assert r.status_code == 202, r.text
+    st = wait_for(lambda: (s := svc.reader.get("/v1/devices/dep-0/modules").json()["delivery"])["state"]
+                  in ("active", "failed") and s, "the module push's end", 40)
+    assert st["state"] == "active", st["message"]
+    firmware = b"not an Arm ELF image " * 50
+    r = svc.deployer.post("/v1/devices/dep-0/firmware", content=firmware, headers=octets)
+    assert r.status_code == 202, r.text
+    fw = wait_for(lambda: (s := svc.reader.get("/v1/devices/dep-0/firmware").json()["delivery"])["state"]
+                  in ("updated", "failed") and s, "the firmware push's end", 40)
+    assert fw["state"] == "failed", fw
+    new = wait_for(lambda: len(pushes()) == before + 2 and pushes(), "both pushes in the history", 10)
+    f, m = new[0], new[1]                                  # newest first
+    assert (f["push"], f["deployment"], f["sha256"], f["size"], f["state"], f["update_result"]) == \
+        ("firmware", None, hashlib.sha256(firmware).hexdigest(), len(firmware), "failed", fw["update_result"]), f
+    assert f["reason"] == fw["message"] and f["finished_at"] >= m["finished_at"], f
+    assert (m["push"], m["module"]["version"], m["sha256"], m["state"], m["activated"]) == \
+        ("module", 50, hashlib.sha256(module).hexdigest(), "active", True), m
+    assert m["reason"] == st["message"] and m["module"]["name"], m
+
+    page = _console(svc).get("/devices/dep-0").text
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split('id="history"', 1)[1].split("</table>", 1)[0])[1:]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
+    assert cells[0][1:4] == ["firmware", f"sha256 {f['sha256'][:12]}", "firmware push"], cells[0]
+    assert cells[1][1:4] == [m["module"]["name"], "50", "single push"] and cells[1][5] == "yes", cells[1]

@@ -256,3 +256,24 @@ class DeploymentDevice(Base):
     rollback_wanted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ux_deployment_devices", "deployment_id", "endpoint", unique=True),)
+
+
+class DevicePush(Base):
+    """One single push to a device (``POST /v1/devices/{ep}/modules`` or ``.../firmware``), outside any
+    deployment, written when it ends: what was sent and how it ended."""
+    __tablename__ = "device_pushes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    endpoint: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))                     # module, firmware
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    module_name: Mapped[str | None] = mapped_column(String(100), nullable=True)    # a module whose header decodes
+    module_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))                    # the delivery's last state (active, failed, ...)
+    update_result: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_device_pushes_device", "project_id", "endpoint", "finished_at"),)

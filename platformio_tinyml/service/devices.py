@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from ..lwm2m.codec import CodecError, ContentFormat, from_json, to_json
 from ..lwm2m.ids import LwM2MError, ResourcePath
+from . import pushes
 from .auth import Caller
 from .deps import caller
 from .inputs import fail
@@ -209,22 +210,28 @@ async def deliver_module(endpoint: str, request: Request, block_size: int = Quer
     if not data[:4] == b"TMOD":
         raise fail(400, "the body is not an inference module (no TMOD magic). Send a .tmm from tinyml module pack "
                         "or POST /v1/compilations/{id}/module, as application/octet-stream")
-    return _start_delivery(request, server, endpoint, data, "module", MAX_MODULE, max_block=block_size)
+    return _start_delivery(request, who, server, endpoint, data, "module", MAX_MODULE, max_block=block_size)
 
 
-def _start_delivery(request: Request, server, endpoint: str, data: bytes, what: str, limit: int, **kw) -> dict:
+def _start_delivery(request: Request, who: Caller, server, endpoint: str, data: bytes, what: str, limit: int,
+                    **kw) -> dict:
     """Start a delivery of ``data`` (``what``: module or firmware) to ``endpoint``: 413 over
-    ``limit``, 409 while it is offline or another delivery to it runs, 400 for a bad block size."""
+    ``limit``, 409 while it is offline or another delivery to it runs, 400 for a bad block size.
+    The push is written to the device's history when it ends."""
     from ..lwm2m.delivery import Delivery, DeliveryError, FirmwareDelivery
     if len(data) > limit:
         raise fail(413, f"{what} of {len(data):,} bytes (at most {limit:,})")
     if endpoint not in server.regs:
         raise fail(409, f"device '{endpoint}' is offline (not registered). Deliver once it registers")
     kind = FirmwareDelivery if what == "firmware image" else Delivery
+    deliveries = _deliveries(request, server)
     try:
-        return _deliveries(request, server).start(endpoint, data, kind=kind, **kw).to_dict()
+        st = deliveries.start(endpoint, data, kind=kind, **kw)
     except DeliveryError as e:
         raise fail(409 if "running" in str(e) else 400, str(e)) from None
+    pushes.record_when_done(request.app.state.service.Session, who.project_id, deliveries.tasks[endpoint], st,
+                            kind.KIND, data)
+    return st.to_dict()
 
 
 @router.get("/{endpoint}/modules", responses=errors(401, 403, 404, 409, 422))
@@ -232,8 +239,9 @@ def module_state(endpoint: str, request: Request, who: Caller = Depends(caller("
     """The modules in the device's slots, the latest delivery to it, and its module history.
 
     ``installed`` as last read; ``delivery``: the latest single push's state (kept in memory);
-    ``history``: every deployment that included the device, newest first (module, version,
-    times, result)."""
+    ``history``: every deployment that included the device and every single push to it (module
+    or firmware, ``push`` naming which; ``deployment`` null), newest first (module, version or
+    the image's sha256, times, result, message)."""
     server, _ = _target(request, who, endpoint, "/9/0")
     deliveries = getattr(request.app.state, "deliveries", None)     # made at start, beside the LwM2M server
     state = deliveries.state(endpoint) if deliveries is not None else None
@@ -261,7 +269,7 @@ async def deliver_firmware(endpoint: str, request: Request, block_size: int = Qu
     if not data:
         raise fail(400, "the body is empty: send the firmware image (the firmware.elf the build wrote) as "
                         "application/octet-stream")
-    return _start_delivery(request, server, endpoint, data, "firmware image", MAX_FIRMWARE, max_block=block_size,
+    return _start_delivery(request, who, server, endpoint, data, "firmware image", MAX_FIRMWARE, max_block=block_size,
                            pull=pull)
 
 
@@ -277,6 +285,11 @@ def firmware_state(endpoint: str, request: Request, who: Caller = Depends(caller
 
 
 def module_history(request: Request, who: Caller, endpoint: str, limit: int = 100) -> list[dict]:
-    """The device's rows in the project's deployments, newest first (none when deployments are off)."""
+    """The device's rows in the project's deployments (none when deployments are off) and its single
+    pushes, newest first by when each began."""
     runner = getattr(request.app.state, "deployments", None)
-    return runner.store.history(who.project_id, endpoint, limit) if runner is not None else []
+    rows = [{**r, "push": None} for r in runner.store.history(who.project_id, endpoint, limit)] \
+        if runner is not None else []
+    rows += pushes.history(request.app.state.service.Session, who.project_id, endpoint, limit)
+    rows.sort(key=lambda h: h["created_at"] or "", reverse=True)      # stable: deployments keep their order
+    return rows[:limit]

@@ -197,18 +197,32 @@ def _charts(values: list[dict]) -> str:
     return "".join(_chart(path, pts) for path, pts in sorted(series.items()) if len(pts) >= 2)
 
 
+def _source(h: dict) -> str:
+    """Where a history row came from: its deployment (a link), or the single push that made it."""
+    if h["deployment"] is None:
+        return "firmware push" if h["push"] == "firmware" else "single push"
+    return f'<a href="/deployments/{quote(h["deployment"], safe="")}">{escape(h["deployment"])}</a>'
+
+
+def _what(h: dict) -> tuple[str, str, str]:
+    """A history row's module, version and activated as shown; a firmware image by its sha256."""
+    if h["push"] == "firmware":
+        return "firmware", "sha256 " + h["sha256"][:12], "-"
+    return _text(h["module"]["name"]), _text(h["module"]["version"]), "yes" if h["activated"] else "no"
+
+
 def _history(rows: list[dict]) -> str:
-    """The device's module history: a row per deployment that included it, newest first."""
+    """The device's module history: a row per deployment that included it and per single push to
+    it (module or firmware), newest first."""
     if not rows:
-        return "<h2>Module history</h2><p>No deployment has included this device yet.</p>"
+        return "<h2>Module history</h2><p>No deployment or push has included this device yet.</p>"
     heads = ("time", "module", "version", "deployment", "result", "activated", "reason / update result")
     return ('<h2>Module history</h2><table class="list" id="history"><thead><tr>'
             + "".join(f'<th scope="col">{h}</th>' for h in heads) + "</tr></thead><tbody>" + "".join(
                 f"<tr><td>{escape(_text(h['finished_at'] or h['started_at'] or h['created_at']))}</td>"
-                f"<td>{escape(_text(h['module']['name']))}</td><td>{escape(_text(h['module']['version']))}</td>"
-                f'<td><a href="/deployments/{quote(h["deployment"], safe="")}">{escape(h["deployment"])}</a></td>'
+                + "".join(f"<td>{escape(v)}</td>" for v in _what(h)[:2]) + f"<td>{_source(h)}</td>"
                 f'<td><span class="state {escape(h["state"])}">{escape(h["state"])}</span></td>'
-                f"<td>{'yes' if h['activated'] else 'no'}</td><td>{escape(_text(h['reason']))}</td></tr>"
+                f"<td>{_what(h)[2]}</td><td>{escape(_text(h['reason']))}</td></tr>"
                 for h in rows) + "</tbody></table>")
 
 
