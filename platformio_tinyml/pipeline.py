@@ -19,7 +19,7 @@ from .compilers.registry import Registry, discover
 from .compilers.selection import Selection, select_backend   # re-exported for front ends
 from .device import DeviceProfile
 from .digest import sha256_file
-from .errors import ModelError, NoBackendError, TinyMLError
+from .errors import CompileError, ModelError, NoBackendError, TinyMLError
 from .ir import Graph
 
 
@@ -93,8 +93,11 @@ def prepare_request(model_path: Path, device: DeviceProfile, *, name: str | None
 def choose_backend(request: CompileRequest, backend: str = "auto", *, registry: Registry | None = None,
                    exhaustive: bool = False) -> Selection:
     """:func:`select_backend`, raising the one-line error when no backend can take the model."""
-    sel = select_backend(request, backend, registry=registry, exhaustive=exhaustive)
+    reg = registry if registry is not None else discover()
+    sel = select_backend(request, backend, registry=reg, exhaustive=exhaustive)
     if sel.chosen is None and not exhaustive:
+        if backend != "auto" and backend not in reg.compilers:     # a name that is not installed
+            raise CompileError(sel.because, where=user_path(request))
         raise NoBackendError(request.device.board, {n: s.reasons for n, s in sel.support.items()},
                              where=user_path(request))
     return sel
