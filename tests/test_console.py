@@ -181,7 +181,8 @@ def test_sign_in_compile_watch_memory_picture_devices_and_sign_out(server, brows
         _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[role=search] button"))
         assert browser.find_element(By.ID, "count").text == "1 of 2 devices"
         cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr td")]
-        assert cells[:2] == [HOSTILE_DEVICE, "yes"] and cells[4:7] == ["cortex-m4", "60,000 B", "kws"], cells
+        assert cells[:2] == [HOSTILE_DEVICE, "yes"] and cells[4:6] == ["cortex-m4", "60,000 B"], cells
+        assert cells[6].startswith("cmsis-nn") and cells[7] == "kws", cells     # kernel set, installed module
         assert not browser.find_elements(By.CSS_SELECTOR, "main script")
         _no_alert(browser)
 
@@ -329,7 +330,8 @@ def test_device_table_filters_sorts_and_pages_in_the_database(server):
         with session() as db:
             pid = db.scalar(select(Project.id).where(Project.name == "dave"))
             db.add_all(Device(endpoint=f"dave-{i:03d}", project_id=pid, online=i % 2 == 0, tags=[f"site-{i % 3}"],
-                              capabilities=None if i == 7 else {"profile": {"core": "cortex-m4", "ram_bytes": 1000 + i}})
+                              capabilities=None if i == 7 else {"profile": {"core": "cortex-m4", "ram_bytes": 1000 + i},
+                                                                "kernel_set": f"0x{i % 4 + 1:x}f"})
                        for i in range(150))
             db.commit()
     finally:
@@ -351,7 +353,10 @@ def test_device_table_filters_sorts_and_pages_in_the_database(server):
     assert table(sort="ram_bytes")[1][-1][0] != "dave-007"   # no capabilities: last either way
     assert [r[0] for r in table(sort="ram_bytes", page=2)[1]][-1] == "dave-007"
     count, rows = table(q="SITE-1", sort="endpoint", desc=1)
-    assert count == "50 of 150 devices" and rows[0][0] == "dave-148" and all(r[7] == "site-1" for r in rows)
+    assert count == "50 of 150 devices" and rows[0][0] == "dave-148" and all(r[8] == "site-1" for r in rows)
+    count, rows = table(q="0x4f", sort="kernel_set")          # the firmware's kernel set: filter and sort
+    assert count == "36 of 150 devices" and {r[6] for r in rows} == {"0x4f"}     # i % 4 == 3, but 7 has none
+    assert table(sort="kernel_set", desc=1)[1][0][6] == "0x4f" and table(sort="kernel_set")[1][0][6] == "0x1f"
     assert table(q="100%")[0] == "0 of 150 devices"      # LIKE's wildcards are text here
     assert table(sort="no-such-column")[1][0][0] == "dave-000"
 

@@ -44,7 +44,8 @@ def _installed(slots) -> str:
 
 # (column key, heading): the device table's columns, each sortable
 DEVICE_COLUMNS = (("endpoint", "endpoint"), ("online", "online"), ("last_seen", "last seen"), ("board", "board"),
-                  ("core", "core"), ("ram_bytes", "RAM"), ("installed", "installed module"), ("tags", "tags"))
+                  ("core", "core"), ("ram_bytes", "RAM"), ("kernel_set", "kernel set"),
+                  ("installed", "installed module"), ("tags", "tags"))
 
 
 def _device_cells(d: dict) -> dict[str, str]:
@@ -52,8 +53,8 @@ def _device_cells(d: dict) -> dict[str, str]:
     ram = d.get("ram_bytes")
     return {"endpoint": d["endpoint"], "online": "yes" if d["online"] else "no", "last_seen": d["last_seen"] or "-",
             "board": d.get("board") or "-", "core": d.get("core") or "-",
-            "ram_bytes": f"{ram:,} B" if isinstance(ram, int) else "-", "installed": _installed(d.get("installed")),
-            "tags": ", ".join(map(str, d.get("tags") or []))}
+            "ram_bytes": f"{ram:,} B" if isinstance(ram, int) else "-", "kernel_set": _text(d.get("kernel_set")),
+            "installed": _installed(d.get("installed")), "tags": ", ".join(map(str, d.get("tags") or []))}
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -65,7 +66,7 @@ def _columns():
     caps = Device.capabilities
     return {"endpoint": Device.endpoint, "online": Device.online, "last_seen": Device.last_seen,
             "board": caps["profile"]["board"].as_string(), "core": caps["profile"]["core"].as_string(),
-            "ram_bytes": caps["profile"]["ram_bytes"].as_integer(),
+            "ram_bytes": caps["profile"]["ram_bytes"].as_integer(), "kernel_set": caps["kernel_set"].as_string(),
             "installed": cast(caps["slots"], String), "tags": cast(Device.tags, String)}
 
 
@@ -78,7 +79,7 @@ def _device_page(svc: Service, project_id: int, needle: str, sort: str, desc: bo
     match = mine
     if needle:
         match = and_(mine, or_(*(func.lower(columns[k]).contains(needle, autoescape=True)
-                                 for k in ("endpoint", "board", "core", "installed", "tags"))))
+                                 for k in ("endpoint", "board", "core", "kernel_set", "installed", "tags"))))
     order = columns[sort].desc() if desc else columns[sort].asc()
     with svc.Session() as db:
         total = db.scalar(select(func.count()).select_from(Device).where(mine))
@@ -91,7 +92,8 @@ def _device_page(svc: Service, project_id: int, needle: str, sort: str, desc: bo
             profile = caps.get("profile") or {}
             out.append({"endpoint": d.endpoint, "online": d.online, "last_seen": _iso(d.last_seen),
                         "board": profile.get("board"), "core": profile.get("core"),
-                        "ram_bytes": profile.get("ram_bytes"), "tags": list(d.tags or []),
+                        "ram_bytes": profile.get("ram_bytes"), "kernel_set": caps.get("kernel_set"),
+                        "tags": list(d.tags or []),
                         "installed": [s for s in caps.get("slots", ()) if s.get("module")]})
     return out, shown, total
 
@@ -126,7 +128,7 @@ def _count_text(shown: int, total: int) -> str:
 @router.get("/devices")
 @guarded
 def device_list(request: Request, q: str = _Q, sort: str = _SORT, desc: bool = False, page: int = _PAGE):
-    """The project's devices: filtered (endpoint, board, core, installed modules or tags contain
+    """The project's devices: filtered (endpoint, board, core, kernel set, installed modules or tags contain
     ``q``), sorted by a column, 100 a page; console.js refreshes the rows, the count and the
     pager from ``/device-rows`` with the same parameters every few seconds (no reload)."""
     who, csrf = session(request)
