@@ -30,6 +30,13 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
+    if shift > 30:
+        # TFLite Micro saturates such a multiplier (shift 30, Q31 maximum) and the kernels'
+        # arithmetic is not meant for it: no real model scales by 2^30 or more; refuse it
+        from .emit import ParamRangeError
+        raise ParamRangeError(f"a requantization multiplier of {m:.3g} (2^{shift - 1} or more; the kernels "
+                              "take less than 2^30): the quantization scales or the operator's options are "
+                              "out of range")
     return q_fixed, shift
 
 

@@ -623,6 +623,13 @@ class _Converter:
         wf = self._const_f(w).astype(np.float32)          # [C_in, C_out, kH, kW]
         if wf.ndim != 4 or wf.shape[0] != xs[1]:
             raise _Fail(f"weights of shape {list(wf.shape)} for input {list(xs)}")
+        opad = list(a.get("output_padding", [0, 0]))
+        want = [strides[d] * (xs[2 + d] - 1) + opad[d] + wf.shape[2 + d] - p[d] - p[d + 2] for d in (0, 1)] \
+            if len(strides) == 2 and len(opad) == 2 and len(p) == 4 else None
+        declared = list(self._shape(node.output[0])[2:])
+        if want != declared:     # onnxruntime computes the size from the attributes, not from the declared shape
+            raise _Fail(f"declared output size {declared} does not follow from the input, kernel, strides, pads "
+                        f"and output_padding ({want})")
         ins = [self._float(x).idx, self._const(np.transpose(wf, (1, 2, 3, 0)), DType.FLOAT32, hint="w")]
         if b:
             ins.append(self._const(self._const_f(b).reshape(-1), DType.FLOAT32, hint="b"))
