@@ -43,12 +43,14 @@ class DeploymentStore:
 
     def create(self, project_id: int, module: dict, selector: dict, stages: list, criteria: dict,
                max_failure_ratio: float, block_size: int, rows: list[tuple[str, int | None, str]],
-               owner: str | None = None, lease_s: float = 0.0) -> str:
+               owner: str | None = None, lease_s: float = 0.0, mode: str = "push",
+               profile: dict | None = None) -> str:
         dep_id = uuid.uuid4().hex[:16]
         now = utcnow()
         with self.Session() as db:
             db.add(Deployment(id=dep_id, project_id=project_id, selector=selector, stages=stages, criteria=criteria,
-                              max_failure_ratio=max_failure_ratio, block_size=block_size, state="running", stage=0,
+                              max_failure_ratio=max_failure_ratio, block_size=block_size, mode=mode, profile=profile,
+                              state="running", stage=0,
                               message="", created_at=now, updated_at=now, owner=owner,
                               lease_until=now + dt.timedelta(seconds=lease_s) if owner else None, **module))
             db.flush()
@@ -267,7 +269,8 @@ class DeploymentStore:
                "module": {"sha256": dep.module_sha256, "size": dep.module_size, "name": dep.module_name,
                           "version": dep.module_version},
                "selector": dep.selector, "criteria": dep.criteria, "max_failure_ratio": dep.max_failure_ratio,
-               "block_size": dep.block_size, "message": dep.message, "owner": dep.owner,
+               "block_size": dep.block_size, "mode": dep.mode, "profile": dep.profile,
+               "message": dep.message, "owner": dep.owner,
                "counts": {s: counts.get(s, 0) for s in DEVICE_STATES}, "total": sum(counts.values()),
                "created_at": _iso(dep.created_at), "updated_at": _iso(dep.updated_at),
                "finished_at": _iso(dep.finished_at)}

@@ -219,6 +219,10 @@ class Deployment(Base):
     criteria: Mapped[dict] = mapped_column(JSON)                # {"activated", "inferences", "within_s"}
     max_failure_ratio: Mapped[float] = mapped_column(Float, default=0.0)
     block_size: Mapped[int] = mapped_column(Integer, default=1024)
+    # push (Block1 writes to /9/i/2) or pull (its coap:// URI written to /9/i/3, fetched with Block2)
+    mode: Mapped[str] = mapped_column(String(8), default="push")
+    # the board id or profile that plans the devices without the TinyML object (None: they are skipped)
+    profile: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="running")
     stage: Mapped[int] = mapped_column(Integer, default=0)      # the stage running (or where it stopped)
     message: Mapped[str] = mapped_column(String(2000), default="")
