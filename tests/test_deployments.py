@@ -638,3 +638,76 @@ def test_single_pushes_are_kept_in_the_module_history(svc, kws):
     cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
     assert cells[0][1:4] == ["firmware", f"sha256 {f['sha256'][:12]}", "firmware push"], cells[0]
     assert cells[1][1:4] == [m["module"]["name"], "50", "single push"] and cells[1][5] == "yes", cells[1]
+
+
+HOST_PROFILE = {"board": "gateway-host", "name": "modem-side host loader", "platform": "native", "arch": "x86_64",
+                "core": "x86-64", "word_bits": 64, "clock_hz": 1_000_000_000, "flash_bytes": 1 << 20,
+                "ram_bytes": 65536}
+
+
+def test_devices_without_the_tinyml_object_are_planned_by_an_explicit_profile(svc, kws, tmp_path):
+    """An LwM2M client without our TinyML object (objects 0-9 only) is skipped unless the deployment
+    gives a target or profile; a board id whose core is 32-bit skips the host-built module for its
+    ABI; a matching profile plans it, and the device's own loader installs and activates it."""
+    modules, _ = kws
+    agent = _agent(svc, "--endpoint", "dep-plain", "--without-tinyml-object")
+    try:
+        deadline = time.monotonic() + 30
+        while not (dev := svc.reader.get("/v1/devices/dep-plain").json()).get("capabilities_error"):
+            assert time.monotonic() < deadline, dev
+            time.sleep(0.1)
+        assert not dev.get("capabilities"), dev
+
+        def match(**fields):
+            r = svc.deployer.post("/v1/deployments/match", files={"module": ("kws.tmm", modules[1])},
+                                  data={"selector": '{"endpoints": ["dep-plain"]}', **fields})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        m = match()
+        assert m["skipped"] == 1 and "give the deployment a target or profile" in m["reasons"][0]["reason"], m
+        m = match(target="nucleo_l476rg")
+        assert m["skipped"] == 1, m
+        assert "executor ABI 2, the explicit profile 'nucleo_l476rg' is a 32-bit core (ABI 1)" in \
+            m["reasons"][0]["reason"], m
+        small = {**HOST_PROFILE, "ram_bytes": 1024}
+        assert "the explicit profile 'gateway-host' has 1,024 bytes of RAM" in \
+            match(profile=json.dumps(small))["reasons"][0]["reason"]
+        one_line(svc.deployer.post("/v1/deployments/match", files={"module": ("kws.tmm", modules[1])},
+                                   data={"selector": '{"endpoints": ["dep-plain"]}', "target": "no_such_board"}),
+                 422, "no_such_board")
+
+        (tmp_path / "kws.tmm").write_bytes(modules[1])
+        (tmp_path / "host.json").write_text(json.dumps(HOST_PROFILE))
+        env = {"TINYML_SERVICE_URL": svc.url, "TINYML_SERVICE_TOKEN": svc.deploy_token}
+        out = tinyml("fleet", "deploy", tmp_path / "kws.tmm", "--endpoints", "dep-plain", "--target",
+                     "nucleo_l476rg", env=env).stdout
+        assert "1 device(s) (1 skipped)" in out, out
+        skipped = svc.reader.get(f"/v1/deployments/{out.split(':')[0]}").json()
+        assert skipped["profile"]["board"] == "nucleo_l476rg" and "32-bit core" in skipped["devices"][0]["reason"]
+        out = tinyml("fleet", "deploy", tmp_path / "kws.tmm", "--endpoints", "dep-plain", "--profile",
+                     tmp_path / "host.json", "--wait", env=env).stdout
+        dep = svc.reader.get(f"/v1/deployments/{out.split(':')[0]}").json()
+        assert dep["profile"]["board"] == "gateway-host" and dep["devices"][0]["stage"] == 0, dep
+        assert dep["state"] == "succeeded" and dep["devices"][0]["update_result"] == 2, dep
+        v = svc.reader.get("/v1/devices/dep-plain/resources/9/0").json()["values"]
+        assert (v["/9/0/7"], v["/9/0/12"], v["/9/0/1"]) == (4, True, "1"), v     # INSTALLED, active, version 1
+    finally:
+        interrupt(agent)
+
+
+def test_a_device_that_infers_periodically_meets_an_inferences_criterion(svc, kws):
+    """``--infer-every``: the device's application runs the active module periodically, so a criterion
+    of 5 inferences within 20 s is met (the agent without it runs one, see the rollback test above)."""
+    modules, golden = kws
+    agent = _agent(svc, "--endpoint", "dep-often", "--infer-every", "0.3")
+    try:
+        _wait_capabilities(svc, ["dep-often"])
+        r = _create(svc, modules[1], {"endpoints": ["dep-often"]}, criteria={"inferences": 5, "within_s": 20})
+        dep = _finished(svc, r.json()["id"], timeout=60)
+        row = dep["devices"][0]
+        assert dep["state"] == "succeeded" and row["state"] == "succeeded", dep
+        assert row["inference_count"] >= 5, row
+        assert _on_device(svc, "dep-often") == ("1", golden)
+    finally:
+        interrupt(agent)

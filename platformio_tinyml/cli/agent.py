@@ -45,6 +45,12 @@ def add_parser(sub) -> None:
     p.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
                    help="Register/Update give up after S seconds, retransmissions included, and are sent "
                         "again after a backoff (default 10)")
+    p.add_argument("--infer-every", type=float, default=0.0, metavar="S",
+                   help="run the active module every S seconds, as a device's application would (default 0: "
+                        "one inference after each Activate); deployments with criteria inferences > 1 need it")
+    p.add_argument("--without-tinyml-object", action="store_true",
+                   help="leave out the TinyML object, like an LwM2M client that has only objects 0-9: "
+                        "deployments reach it only with an explicit target or profile")
     p.add_argument("-v", "--verbose", action="store_true", help="log registrations and deliveries")
 
 
@@ -63,7 +69,8 @@ def cmd_device_agent(args: argparse.Namespace) -> int:
                       kernels=KernelSet.parse([k for k in args.kernels.split(",") if k]), count=args.count,
                       lifetime_s=args.lifetime, slot_size=slot_size, arena_bytes=arena,
                       max_block=args.max_block, tinyml_object_id=args.object_id, firmware=args.firmware,
-                      request_timeout_s=args.request_timeout)
+                      request_timeout_s=args.request_timeout, infer_every_s=args.infer_every,
+                      tinyml_object=not args.without_tinyml_object)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(message)s")
     try:

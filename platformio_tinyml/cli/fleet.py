@@ -36,6 +36,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-failure-ratio", type=float, default=0.0, metavar="R",
                    help="failed / devices of a stage above R stops it and rolls back (default 0)")
     p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
+    p.add_argument("--target", metavar="BOARD", help="plan the devices without the TinyML object with this "
+                   "board's profile (otherwise they are skipped)")
+    p.add_argument("--profile", type=Path, metavar="FILE", help="instead of --target: a device profile JSON "
+                   "file (as GET /v1/boards/{id} answers)")
     p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
     p = fsub.add_parser("status", help="one deployment (state, counts) or, without an id, the latest ones")
     p.add_argument("id", nargs="?")
@@ -77,7 +81,13 @@ def _deploy(client, args) -> dict:
     fields = {"selector": json.dumps(selector), "stages": json.dumps(stages),
               "criteria": json.dumps({"inferences": args.inferences, "within_s": args.within}),
               "max_failure_ratio": args.max_failure_ratio, "block_size": args.block_size,
-              "compilation": args.compilation, "version": args.version}
+              "compilation": args.compilation, "version": args.version, "target": args.target}
+    if args.profile is not None:
+        try:
+            fields["profile"] = args.profile.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise TinyMLError(f"cannot read the profile ({getattr(e, 'strerror', None) or e})",
+                              where=str(args.profile)) from None
     files = {}
     if args.module is not None:
         try:

@@ -121,6 +121,8 @@ class AgentConfig:
     request_timeout_s: float = 10.0    # Register / Update / De-register: the CoAP exchange ends within it
     fallback_servers: tuple[str, ...] = ()     # tried in turn when the server stops answering
     failover_s: float = 10.0           # with fallbacks: a Register or Update unanswered this long moves on
+    infer_every_s: float = 0.0         # > 0: the running module infers this often (0: once after each Activate)
+    tinyml_object: bool = True         # False: a client without the TinyML object (targeted by an explicit profile)
 
     def __post_init__(self):
         for server in self.servers:
@@ -134,6 +136,9 @@ class AgentConfig:
             raise TinyMLError(f"--count {self.count}: give 1 to 100000 devices")
         if not 30 <= self.lifetime_s <= 10 ** 8:
             raise TinyMLError(f"--lifetime {self.lifetime_s}: give 30 seconds or more")
+        if self.infer_every_s and not 0.1 <= self.infer_every_s <= 86400:
+            raise TinyMLError(f"--infer-every {self.infer_every_s:g}: give 0.1 to 86400 seconds (0: once after "
+                              "each Activate)")
         if not 2 <= self.request_timeout_s <= 300:
             raise TinyMLError(f"--request-timeout {self.request_timeout_s:g}: give 2 to 300 seconds")
         if self.max_block not in (16, 32, 64, 128, 256, 512, 1024):
@@ -212,6 +217,7 @@ class VirtualDevice:
         self.in_coverage = asyncio.Event()
         self.in_coverage.set()
         self._task: asyncio.Task | None = None
+        self._inferring: asyncio.Task | None = None
         self._slots = self._read_slots()
 
     # -- the client side: Register, Update, De-register ------------------------------------
@@ -242,10 +248,13 @@ class VirtualDevice:
         if self.ctx is None:
             await self.open()
         self._task = asyncio.get_running_loop().create_task(self._keep_registered())
+        if self.cfg.infer_every_s:
+            self._inferring = asyncio.get_running_loop().create_task(self._infer_periodically())
 
     async def stop(self, deregister: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._inferring):
+            if task is not None:
+                task.cancel()
         for pull in list(self._pulls):
             pull.cancel()
         if deregister and self.location and self.ctx is not None:
@@ -271,7 +280,7 @@ class VirtualDevice:
         return await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.failover_s)
 
     def links(self) -> str:
-        objs = [*REGISTERED_OBJECTS, self.tml]
+        objs = [*REGISTERED_OBJECTS, *([self.tml] if self.cfg.tinyml_object else [])]
         return format_links([Link("/", {"rt": "oma.lwm2m", "ct": "11542"})] +
                             [Link(f"/{o}/0", {}) for o in objs])
 
@@ -377,7 +386,7 @@ class VirtualDevice:
                     p(Sw.UPDATE_STATE): int(self.sw.state), p(Sw.UPDATE_SUPPORTED_OBJECTS): False,
                     p(Sw.UPDATE_RESULT): int(self.sw.result), p(Sw.ACTIVATION_STATE): self.sw.activated,
                     p(Sw.STATUS_REASON): self.sw.reason}
-        if oid == self.tml:
+        if oid == self.tml and self.cfg.tinyml_object:
             f = self.facts
             out = {p(TinyML.CORE): f.core, p(TinyML.ARCHITECTURE): f.arch, p(TinyML.CLOCK): f.clock_hz,
                    p(TinyML.ARENA_RAM): self.cfg.arena_bytes, p(TinyML.FLASH): 2 * self.cfg.slot_size,
@@ -678,6 +687,14 @@ class VirtualDevice:
         for text in list(getattr(self.mcu, "printed", ()))[-new:] if new > 0 else ():
             lines = [ln.strip() for ln in text.replace("\r", "").splitlines() if ln.strip()]
             log.info("agent: '%s': firmware: %s", self.endpoint, " | ".join(lines)[:400])
+
+    async def _infer_periodically(self) -> None:
+        """The application's loop (``--infer-every``): while a module is active and the device is in
+        coverage, one inference every ``infer_every_s`` seconds (with ``--firmware``, each is a boot)."""
+        while True:
+            await asyncio.sleep(self.cfg.infer_every_s)
+            if self.mcu.active >= 0 and self.in_coverage.is_set():
+                self.infer()
 
     def infer(self) -> bytes | None:
         """One inference of the running module on :func:`probe_input`; counted and timed (with the

@@ -121,12 +121,37 @@ def check_criteria(criteria) -> dict:
     return {"activated": True, "inferences": n, "within_s": t}
 
 
-def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str | None) -> str:
+# the executor ABI of a core of this many bits (module/kernels.py Abi: ILP32_LE 1, LP64_LE 2)
+_ABI_OF_WORD_BITS = {32: 1, 64: 2}
+
+
+def explicit_unfit_reason(header, size: int, profile: dict) -> str:
+    """Why a device planned by an explicit profile (it has no TinyML object) cannot take the module:
+    only what the profile tells (executor ABI from the word size, module in flash, arena in RAM);
+    the kernels and the slot are checked by the device's loader (Update Result 54, 57)."""
+    board = profile.get("board", "?")
+    abi = _ABI_OF_WORD_BITS.get(profile.get("word_bits"))
+    if header.abi and header.abi != abi:
+        return (f"module built for executor ABI {header.abi}, the explicit profile '{board}' is a "
+                f"{profile.get('word_bits')}-bit core" + (f" (ABI {abi})" if abi else " (no module executor)"))
+    if size > profile.get("flash_bytes", 0):
+        return f"module of {size:,} bytes is larger than the explicit profile '{board}''s flash"
+    if header.arena_bytes > profile.get("ram_bytes", 0):
+        return (f"module needs a {header.arena_bytes:,}-byte arena, the explicit profile '{board}' has "
+                f"{profile.get('ram_bytes', 0):,} bytes of RAM")
+    return ""
+
+
+def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str | None,
+                 explicit: dict | None = None) -> str:
     """Why a device with capabilities ``caps`` cannot take the module (``""``: it can): what it cannot
-    run (executor ABI, kernels) before what does not fit (slot, arena)."""
+    run (executor ABI, kernels) before what does not fit (slot, arena). A device without
+    capabilities is planned by ``explicit`` (a profile's dict) when the deployment gives one."""
+    if not caps and explicit:
+        return explicit_unfit_reason(header, size, explicit)
     if not caps:
         return ("no capabilities (" + (capabilities_error or "the TinyML object was not read yet") + "): cannot "
-                "check that the module fits")
+                "check that the module fits; give the deployment a target or profile for such devices")
     if header.abi and header.abi != caps.get("executor_abi"):
         return (f"module built for executor ABI {header.abi}, the device's firmware runs ABI "
                 f"{caps.get('executor_abi')}")
@@ -145,10 +170,11 @@ def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str |
     return ""
 
 
-def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], stages: list[float]) \
-        -> list[tuple[str, int | None, str]]:
+def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], stages: list[float],
+         explicit: dict | None = None) -> list[tuple[str, int | None, str]]:
     """``(endpoint, stage or None, skip reason)`` per selected device (views with capabilities);
-    ``online`` maps the registered endpoints to the objects they registered."""
+    ``online`` maps the registered endpoints to the objects they registered; ``explicit`` (a
+    profile's dict) plans the devices without capabilities (no TinyML object)."""
     out, fit = [], []
     for dev in sorted(devices, key=lambda d: d["endpoint"]):
         ep = dev["endpoint"]
@@ -157,7 +183,7 @@ def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], st
         elif ObjectId.SOFTWARE_MANAGEMENT not in online[ep]:
             reason = "no Software Management object (9) registered"
         else:
-            reason = unfit_reason(header, size, dev.get("capabilities"), dev.get("capabilities_error"))
+            reason = unfit_reason(header, size, dev.get("capabilities"), dev.get("capabilities_error"), explicit)
         if reason:
             out.append((ep, None, reason))
         else:

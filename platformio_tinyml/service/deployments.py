@@ -23,7 +23,7 @@ from .auth import Caller
 from .compilations import signed_module
 from .core import Service
 from .deps import caller, service
-from .inputs import fail, read_upload
+from .inputs import device_of, fail, read_upload
 from .schemas import errors
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
@@ -71,11 +71,21 @@ def _own(request: Request, who: Caller, dep_id: str):
     return runner, dep
 
 
-async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], data: bytes):
+def explicit_profile(svc: Service, target: str | None, profile: str | None) -> dict | None:
+    """The profile (as a dict) a deployment's ``target`` (board id) or ``profile`` (JSON) gives for the
+    devices without the TinyML object; None when neither is given."""
+    if not target and not profile:
+        return None
+    return device_of(target, profile, None, svc.cfg.boards_dirs).to_dict()
+
+
+async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], data: bytes,
+                       explicit: dict | None = None):
     """``(module header, plan rows, project's device count)``: what a deployment of the signed module
     ``data`` to the checked selector ``sel`` would do, device by device (:func:`plan`: the stage, or the
     reason it is skipped). Creating a deployment and its preview (``/match``, API and console) both
-    call this; a module that does not decode, an unknown endpoint or an empty pick is a one-line 422."""
+    call this; a module that does not decode, an unknown endpoint or an empty pick is a one-line 422.
+    ``explicit``: the profile that plans devices without capabilities (:func:`explicit_profile`)."""
     try:
         header = decode_module(data, where="module").header
     except TinyMLError as e:
@@ -92,7 +102,7 @@ async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], 
                         "their tags and capabilities")
     # online with any of the servers sharing the database, with the objects it registered there
     online = await asyncio.to_thread(server.store.online_objects, [d["endpoint"] for d in picked])
-    rows = plan(header, len(data), picked, online, stage_list)
+    rows = plan(header, len(data), picked, online, stage_list, explicit)
     return header, rows, len(fleet)
 
 
@@ -126,14 +136,18 @@ _VERSION = Form(None, ge=0, le=2**32 - 1, description="the module version (with 
 _SELECTOR = Form(..., description='JSON: {"endpoints": [...]}, {"tags": [...]} and/or {"query": '
                                   '"ram >= 20000 and kernel_set == \\"0x1f\\""}; every part must hold')
 _STAGES = Form(None, description="JSON list of cumulative percentages (default [100])")
+_TARGET = Form(None, description="a board id whose profile plans the devices without the TinyML object (they are "
+                                 "skipped otherwise): executor ABI from its word size, module in its flash, arena "
+                                 "in its RAM; the device's loader checks kernels and slot")
+_PROFILE = Form(None, description="instead of target: a device profile as JSON (as GET /v1/boards/{id} returns it)")
 
 
 @router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def create_deployment(
         request: Request,
         module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION, version: int | None = _VERSION,
-        selector: str = _SELECTOR, stages: str | None = _STAGES,
-        criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
+        selector: str = _SELECTOR, stages: str | None = _STAGES, target: str | None = _TARGET,
+        profile: str | None = _PROFILE, criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
         max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
                                         "stops the deployment and rolls back what it activated"),
         block_size: int = Form(1024, description="largest Block1 size (16, 32, ..., 1024)"),
@@ -147,14 +161,15 @@ async def create_deployment(
     sel = check_selector(_json("selector", selector, None))
     stage_list = check_stages(_json("stages", stages, [100]))
     crit = check_criteria(_json("criteria", criteria, None))
+    explicit = explicit_profile(svc, target, profile)
     data = await _module(svc, who, module, compilation, version)
-    header, rows, _ = await plan_request(runner, who, sel, stage_list, data)
+    header, rows, _ = await plan_request(runner, who, sel, stage_list, data, explicit)
     digest = await asyncio.to_thread(svc.store.put, data)
     dep_id = await asyncio.to_thread(
         runner.store.create, who.project_id,
         {"module_sha256": digest, "module_size": len(data), "module_name": header.model_name[:100],
          "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows,
-        runner.me, runner.lease_s)
+        runner.me, runner.lease_s, profile=explicit)
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
 
@@ -162,6 +177,7 @@ async def create_deployment(
 async def match_deployment(
         request: Request, module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION,
         version: int | None = _VERSION, selector: str = _SELECTOR, stages: str | None = _STAGES,
+        target: str | None = _TARGET, profile: str | None = _PROFILE,
         who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
     """What POST /v1/deployments would do with this module and selector, without starting it.
 
@@ -171,8 +187,9 @@ async def match_deployment(
     runner = _runner(request)
     sel = check_selector(_json("selector", selector, None))
     stage_list = check_stages(_json("stages", stages, [100]))
+    explicit = explicit_profile(svc, target, profile)
     data = await _module(svc, who, module, compilation, version)
-    return match_view(*await plan_request(runner, who, sel, stage_list, data))
+    return match_view(*await plan_request(runner, who, sel, stage_list, data, explicit))
 
 
 @router.get("", responses=errors(401, 403, 409, 422))
