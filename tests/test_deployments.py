@@ -711,3 +711,41 @@ def test_a_device_that_infers_periodically_meets_an_inferences_criterion(svc, kw
         assert _on_device(svc, "dep-often") == ("1", golden)
     finally:
         interrupt(agent)
+
+
+def test_a_model_is_packed_once_per_device_class_and_each_device_gets_its_own(svc, kws, tmp_path):
+    """``model`` instead of a module: the service groups the selected devices by the profile and
+    executor ABI they report, packs and signs the model once per class with the project's key, and
+    delivers each device its class's module; the devices run it with TFLite Micro's output."""
+    from module_support import MODEL_A
+    _, golden = kws
+    pem = svc.reader.get("/v1/projects/current/public-key").json()["public_key_pem"]
+    (tmp_path / "project.pub").write_text(pem)
+    agents = [start_agent(tmp_path / "project.pub", [svc.coap_port], "--endpoint", "cls-a"),
+              start_agent(tmp_path / "project.pub", [svc.coap_port], "--endpoint", "cls-b", "--arena", 65536),
+              start_agent(tmp_path / "project.pub", [svc.coap_port], "--endpoint", "cls-c", "--kernels",
+                          "tml_fc_s8")]
+    try:
+        tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "cls-*", "--data", svc.data)
+        eps = ["cls-a", "cls-b", "cls-c"]
+        _wait_capabilities(svc, eps)
+        model = {"model": (MODEL_A.name, MODEL_A.read_bytes())}
+        sel = {"selector": json.dumps({"endpoints": eps}), "criteria": '{"inferences": 1, "within_s": 20}'}
+        one_line(svc.deployer.post("/v1/deployments", files=model, data=sel), 422, "give version too")
+        one_line(svc.deployer.post("/v1/deployments", files={**model, "module": ("m.tmm", b"x")},
+                                   data={**sel, "version": "5"}), 422, "exactly one of module")
+        env = {"TINYML_SERVICE_URL": svc.url, "TINYML_SERVICE_TOKEN": svc.deploy_token}
+        out = tinyml("fleet", "deploy", MODEL_A, "--version", "5", "--endpoints", ",".join(eps), "--inferences", "1",
+                     "--within", "20", env=env).stdout
+        dep = svc.reader.get(f"/v1/deployments/{out.split(':')[0]}").json()
+        classes = sorted((c["devices"], c["board"], c["executor_abi"], c["error"]) for c in dep["classes"])
+        assert classes == [(1, "host-loader", 2, ""), (2, "host-loader", 2, "")], dep["classes"]
+        rows = {d["endpoint"]: d for d in dep["devices"]}
+        assert rows["cls-c"]["stage"] is None and "lacks kernel(s)" in rows["cls-c"]["reason"], rows
+        assert rows["cls-a"]["module_sha256"] == rows["cls-c"]["module_sha256"]     # one class, one module
+        assert {rows[e]["module_sha256"] for e in eps} == {c["module_sha256"] for c in dep["classes"]}
+        dep = _finished(svc, dep["id"], timeout=60)
+        assert dep["state"] == "succeeded" and dep["counts"]["succeeded"] == 2, dep
+        assert _on_device(svc, "cls-a") == ("5", golden) and _on_device(svc, "cls-b") == ("5", golden)
+    finally:
+        interrupt(*agents)

@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     f = sub.add_parser("fleet", help="staged deployments of a signed module to LwM2M devices, on a tinyml service")
     fsub = f.add_subparsers(dest="fleet_cmd", required=True)
     p = fsub.add_parser("deploy", help="start a deployment (prints its id; --wait follows it to the end)")
-    p.add_argument("module", nargs="?", type=Path, help="a signed module (.tmm); or --compilation ID --version N")
+    p.add_argument("module", nargs="?", type=Path, help="a signed module (.tmm); or a model file (.tflite, .onnx, "
+                   "...) with --version N, packed and signed by the service once per device class; or "
+                   "--compilation ID --version N")
     p.add_argument("--compilation", metavar="ID", help="deploy a succeeded compilation, packed and signed by the "
                    "service with the project's key")
     p.add_argument("--version", type=int, help="module version with --compilation")
@@ -91,7 +93,8 @@ def _deploy(client, args) -> dict:
     files = {}
     if args.module is not None:
         try:
-            files["module"] = (args.module.name, args.module.read_bytes())
+            field = "module" if args.module.suffix.lower() == ".tmm" else "model"
+            files[field] = (args.module.name, args.module.read_bytes())
         except OSError as e:
             raise TinyMLError(f"cannot read the module ({e.strerror})", where=str(args.module)) from None
     return client.json("POST", "/v1/deployments", fields=fields, files=files)

@@ -44,12 +44,17 @@ class DeploymentStore:
     def create(self, project_id: int, module: dict, selector: dict, stages: list, criteria: dict,
                max_failure_ratio: float, block_size: int, rows: list[tuple[str, int | None, str]],
                owner: str | None = None, lease_s: float = 0.0, mode: str = "push",
-               profile: dict | None = None) -> str:
+               profile: dict | None = None, classes: list | None = None,
+               modules: dict[str, str] | None = None) -> str:
+        """A new running deployment and its device rows; ``classes`` and ``modules`` (endpoint ->
+        module sha256) when a model is deployed per device class."""
+        modules = modules or {}
         dep_id = uuid.uuid4().hex[:16]
         now = utcnow()
         with self.Session() as db:
             db.add(Deployment(id=dep_id, project_id=project_id, selector=selector, stages=stages, criteria=criteria,
                               max_failure_ratio=max_failure_ratio, block_size=block_size, mode=mode, profile=profile,
+                              classes=classes,
                               state="running", stage=0,
                               message="", created_at=now, updated_at=now, owner=owner,
                               lease_until=now + dt.timedelta(seconds=lease_s) if owner else None, **module))
@@ -57,6 +62,7 @@ class DeploymentStore:
             db.add_all(DeploymentDevice(deployment_id=dep_id, endpoint=ep, stage=stage,
                                         state="pending" if stage is not None else "skipped", reason=reason,
                                         activated=False, result_meaning="", blocks_done=0, bytes_done=0,
+                                        module_sha256=modules.get(ep),
                                         updated_at=now, finished_at=None if stage is not None else now)
                        for ep, stage, reason in rows)
             db.commit()
@@ -269,7 +275,7 @@ class DeploymentStore:
                "module": {"sha256": dep.module_sha256, "size": dep.module_size, "name": dep.module_name,
                           "version": dep.module_version},
                "selector": dep.selector, "criteria": dep.criteria, "max_failure_ratio": dep.max_failure_ratio,
-               "block_size": dep.block_size, "mode": dep.mode, "profile": dep.profile,
+               "block_size": dep.block_size, "mode": dep.mode, "profile": dep.profile, "classes": dep.classes,
                "message": dep.message, "owner": dep.owner,
                "counts": {s: counts.get(s, 0) for s in DEVICE_STATES}, "total": sum(counts.values()),
                "created_at": _iso(dep.created_at), "updated_at": _iso(dep.updated_at),
@@ -279,7 +285,7 @@ class DeploymentStore:
                                "reason": r.reason, "update_result": r.update_result,
                                "result_meaning": r.result_meaning, "blocks_done": r.blocks_done,
                                "bytes_done": r.bytes_done, "inference_count": r.inference_count,
-                               "driver": r.driver,
+                               "driver": r.driver, "module_sha256": r.module_sha256 or dep.module_sha256,
                                "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at)}
                               for r in self.devices(dep.id)]
         return out

@@ -171,10 +171,12 @@ def unfit_reason(header, size: int, caps: dict | None, capabilities_error: str |
 
 
 def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], stages: list[float],
-         explicit: dict | None = None) -> list[tuple[str, int | None, str]]:
+         explicit: dict | None = None, per_device: dict | None = None) -> list[tuple[str, int | None, str]]:
     """``(endpoint, stage or None, skip reason)`` per selected device (views with capabilities);
     ``online`` maps the registered endpoints to the objects they registered; ``explicit`` (a
-    profile's dict) plans the devices without capabilities (no TinyML object)."""
+    profile's dict) plans the devices without capabilities (no TinyML object). ``per_device``
+    (a model deployed per device class): endpoint -> its class's ``(header, size)``, or the
+    reason its class has no module; it replaces ``header`` and ``size`` for those devices."""
     out, fit = [], []
     for dev in sorted(devices, key=lambda d: d["endpoint"]):
         ep = dev["endpoint"]
@@ -183,7 +185,9 @@ def plan(header, size: int, devices: list[dict], online: dict[str, set[int]], st
         elif ObjectId.SOFTWARE_MANAGEMENT not in online[ep]:
             reason = "no Software Management object (9) registered"
         else:
-            reason = unfit_reason(header, size, dev.get("capabilities"), dev.get("capabilities_error"), explicit)
+            mod = (per_device or {}).get(ep, (header, size))
+            reason = mod if isinstance(mod, str) else \
+                unfit_reason(*mod, dev.get("capabilities"), dev.get("capabilities_error"), explicit)
         if reason:
             out.append((ep, None, reason))
         else:
@@ -431,9 +435,12 @@ class Deployments:
         if dep is None or dep.state != "running" or row is None or row.state in DONE:
             await self._db(self.store.release, dep_id, endpoint, self.me)
             return
-        if dep.module_sha256 not in self._modules:
-            self._modules = {dep.module_sha256: await self._db(self.blobs.get, dep.module_sha256)}
-        await self._device(dep, row, self._modules[dep.module_sha256])
+        sha = row.module_sha256 or dep.module_sha256          # its device class's module, or the one module
+        if sha not in self._modules:
+            if len(self._modules) >= 16:
+                self._modules.clear()
+            self._modules[sha] = await self._db(self.blobs.get, sha)
+        await self._device(dep, row, self._modules[sha])
 
     async def _device(self, dep: Deployment, row: DeploymentDevice, module: bytes) -> None:
         """Deliver to one device and check the criteria; never raises but CancelledError."""

@@ -99,10 +99,11 @@ def pack_tflite(g: Graph, model_bytes: bytes, module_version: int, sign, arena_b
 
 
 def pack_module(model: Path, target: str | None, key: Path, module_version: int, kind: str = "graph",
-                boards_dir=(), device=None, calibration: Path | None = None) -> PackResult:
+                boards_dir=(), device=None, calibration: Path | None = None, abi: Abi | None = None) -> PackResult:
     """Load ``model``, lower it for ``target`` (a board id or manifest; or the
     :class:`~platformio_tinyml.device.DeviceProfile` ``device``) and sign it
-    with the private ``key``."""
+    with the private ``key``. ``abi``: the executor ABI a device reported (LwM2M capabilities),
+    instead of the one its profile implies."""
     from ..pipeline import load_any
     if not 0 <= module_version < 1 << 32:
         raise TinyMLError(f"module version {module_version} is not a 32-bit unsigned number")
@@ -123,5 +124,6 @@ def pack_module(model: Path, target: str | None, key: Path, module_version: int,
         except ReferenceUnavailable:
             pass   # reference interpreter not installed: the firmware's arena decides
         return pack_tflite(g, model_bytes, module_version, private.sign, arena)
-    abi = abi_for_device(device) if device is not None else abi_for_target(target, boards_dir)
+    if abi is None:
+        abi = abi_for_device(device) if device is not None else abi_for_target(target, boards_dir)
     return pack_graph(g, model_bytes, abi, module_version, private.sign)

@@ -223,6 +223,9 @@ class Deployment(Base):
     mode: Mapped[str] = mapped_column(String(8), default="push")
     # the board id or profile that plans the devices without the TinyML object (None: they are skipped)
     profile: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # a model deployed per device class: [{"board", "profile_sha256", "module_sha256", "module_size", "devices",
+    # "error"}], one module packed per distinct device profile (None: one module for every device)
+    classes: Mapped[list | None] = mapped_column(JSON, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="running")
     stage: Mapped[int] = mapped_column(Integer, default=0)      # the stage running (or where it stopped)
     message: Mapped[str] = mapped_column(String(2000), default="")
@@ -258,6 +261,8 @@ class DeploymentDevice(Base):
     driver_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # the deployment's owner asks the server the device is registered with to roll it back
     rollback_wanted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # its device class's module (a model deployed per class); None: the deployment's module
+    module_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ux_deployment_devices", "deployment_id", "endpoint", unique=True),)
 

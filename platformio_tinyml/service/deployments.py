@@ -11,20 +11,28 @@ device. Every error is one line; bad input is a 4xx, never a 5xx.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import shutil
+from collections import OrderedDict
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from ..errors import TinyMLError
-from ..lwm2m.deployments import DeploymentError, check_criteria, check_stages, plan
+from ..lwm2m.deployments import _ABI_OF_WORD_BITS, DeploymentError, check_criteria, check_stages, plan
+from ..lwm2m.ids import ObjectId
 from ..lwm2m.selector import check_selector, select
 from ..module.format import decode_module
 from .auth import Caller
 from .compilations import signed_module
+from . import tasks
 from .core import Service
+from .db import Project
 from .deps import caller, service
 from .inputs import device_of, fail, read_upload
+from .jobs import JobFailed
 from .schemas import errors
+from .uploads import UNPACKED_PER_UPLOAD, check_model
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
@@ -53,7 +61,8 @@ async def _module(svc: Service, who: Caller, module: UploadFile | None, compilat
                   version: int | None) -> bytes:
     if (module is None) == (compilation is None):
         raise fail(422, "give exactly one of module (a signed .tmm file) or compilation (the id of a succeeded "
-                        "compilation, with version)")
+                        "compilation, with version); POST /v1/deployments also takes model (a model file, with "
+                        "version)")
     if module is not None:
         return read_upload(module, MAX_MODULE)
     if version is None:
@@ -90,6 +99,13 @@ async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], 
         header = decode_module(data, where="module").header
     except TinyMLError as e:
         raise fail(422, f"{e}. Send a .tmm from tinyml module pack or POST /v1/compilations/{{id}}/module") from None
+    picked, online, fleet_size = await _pick(runner, who, sel)
+    rows = plan(header, len(data), picked, online, stage_list, explicit)
+    return header, rows, fleet_size
+
+
+async def _pick(runner, who: Caller, sel: dict) -> tuple[list[dict], dict[str, set[int]], int]:
+    """(the devices ``sel`` picks, the registered ones' objects, the project's device count)."""
     server = runner.server
     fleet = await asyncio.to_thread(server.store.fleet, who.project_id)
     unknown = sorted(set(sel.get("endpoints") or ()) - {d["endpoint"] for d in fleet})
@@ -102,8 +118,91 @@ async def plan_request(runner, who: Caller, sel: dict, stage_list: list[float], 
                         "their tags and capabilities")
     # online with any of the servers sharing the database, with the objects it registered there
     online = await asyncio.to_thread(server.store.online_objects, [d["endpoint"] for d in picked])
-    rows = plan(header, len(data), picked, online, stage_list, explicit)
-    return header, rows, len(fleet)
+    return picked, online, len(fleet)
+
+
+# modules packed for a device class: (project, model, profile, abi, version) -> module sha256 in the store
+_PACKED: OrderedDict[tuple, str] = OrderedDict()
+
+
+def _pack_for_class(svc: Service, who: Caller, upload, profile: dict, abi: int | None, version: int) -> str:
+    """The model packed as a module for one device class and signed with the project's key (in a
+    child process, as every compile); its sha256 in the artifact store. Packed once per class."""
+    memo = (who.project_id, hashlib.sha256(upload.data).hexdigest(), upload.filename,
+            json.dumps(profile, sort_keys=True), abi, version)
+    sha = _PACKED.get(memo)
+    if sha is not None and svc.store.get(sha) is not None:
+        _PACKED.move_to_end(memo)
+        return sha
+    with svc.Session() as db:
+        key_pem = db.get(Project, who.project_id).signing_key_pem
+    workdir = svc.scratch()
+    try:
+        model_rel, _ = svc.stage(workdir, upload.data, upload.suffix, upload.filename, None)
+        data = svc.isolated(tasks.pack, str(workdir), model_rel, profile, key_pem, version, "graph", None, abi)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    sha = svc.store.put(data)
+    _PACKED[memo] = sha
+    while len(_PACKED) > 256:
+        _PACKED.popitem(last=False)
+    return sha
+
+
+async def plan_model(svc: Service, runner, who: Caller, sel: dict, stage_list: list[float], upload, version: int,
+                     explicit: dict | None = None):
+    """A model deployed per device class: the picked devices that are online with object 9 are
+    grouped by the profile and executor ABI they report (or ``explicit`` for those without the
+    TinyML object); the model is packed once per class; each device is planned with its class's
+    module. ``(header of the first class's module, rows, fleet size, classes, endpoint -> module
+    sha256)``; a class whose pack fails skips its devices with the one-line reason."""
+    picked, online, fleet_size = await _pick(runner, who, sel)
+    groups: dict[str, dict] = {}
+    for dev in picked:
+        ep, caps = dev["endpoint"], dev.get("capabilities")
+        if ObjectId.SOFTWARE_MANAGEMENT not in online.get(ep, ()):
+            continue
+        if caps:
+            profile, abi = caps.get("profile") or {}, caps.get("executor_abi")
+        elif explicit:
+            profile, abi = explicit, _ABI_OF_WORD_BITS.get(explicit.get("word_bits"))
+        else:
+            continue
+        group = groups.setdefault(json.dumps([profile, abi], sort_keys=True),
+                                  {"profile": profile, "abi": abi, "endpoints": []})
+        group["endpoints"].append(ep)
+    if not groups:
+        raise fail(422, f"model: none of the {len(picked)} selected device(s) is online with object 9 and "
+                        "capabilities, so there is no device class to compile for. Give target or profile for "
+                        "devices without the TinyML object, or wait for them to register")
+    per_device: dict[str, object] = {}
+    classes, modules, first = [], {}, None
+    for group in sorted(groups.values(), key=lambda g: min(g["endpoints"])):
+        board = str(group["profile"].get("board", "?"))[:100]
+        entry = {"board": board, "executor_abi": group["abi"], "devices": len(group["endpoints"]),
+                 "module_sha256": None, "module_size": None, "error": ""}
+        try:
+            if group["abi"] not in _ABI_OF_WORD_BITS.values():
+                raise DeploymentError(f"the devices report executor ABI {group['abi']!r}, which no module "
+                                      "executor has")
+            sha = await asyncio.to_thread(_pack_for_class, svc, who, upload, group["profile"], group["abi"], version)
+            data = await asyncio.to_thread(svc.store.get, sha)
+            header = decode_module(data).header
+        except (JobFailed, TinyMLError) as e:
+            entry["error"] = " ".join(str(e).split())[:500]
+            for ep in group["endpoints"]:
+                per_device[ep] = f"the model does not pack for this device class ('{board}'): {entry['error']}"
+            classes.append(entry)
+            continue
+        entry.update(module_sha256=sha, module_size=len(data))
+        first = first or (header, len(data), sha)
+        for ep in group["endpoints"]:
+            per_device[ep], modules[ep] = (header, len(data)), sha
+        classes.append(entry)
+    if first is None:
+        raise fail(422, f"model: it packs for none of the {len(classes)} device class(es): {classes[0]['error']}")
+    rows = plan(first[0], first[1], picked, online, stage_list, explicit, per_device)
+    return first, rows, fleet_size, classes, modules
 
 
 MATCH_ENDPOINTS = 20     # endpoints named per skip reason in a preview
@@ -130,6 +229,9 @@ def match_view(header, rows: list[tuple[str, int | None, str]], fleet_size: int)
 
 # the fields a deployment and its preview (/match) share
 _MODULE = File(None, description="a signed inference module (.tmm)")
+_MODEL = File(None, description="instead of module: a model file (.tflite, .onnx, ...) with version; packed and "
+                                "signed with the project's key once per device class (the profile and executor "
+                                "ABI each selected device reports)")
 _COMPILATION = Form(None, description="instead of module: a succeeded compilation's id, packed and signed with the "
                                       "project's key")
 _VERSION = Form(None, ge=0, le=2**32 - 1, description="the module version (with compilation)")
@@ -142,10 +244,35 @@ _TARGET = Form(None, description="a board id whose profile plans the devices wit
 _PROFILE = Form(None, description="instead of target: a device profile as JSON (as GET /v1/boards/{id} returns it)")
 
 
+async def _planned(svc: Service, runner, who: Caller, sel: dict, stage_list: list[float], explicit: dict | None,
+                   module: UploadFile | None, compilation: str | None, version: int | None,
+                   model: UploadFile | None, store: bool = True):
+    """``(header, module size, module sha256, rows, fleet size, classes, endpoint -> module sha256)``
+    of a deployment of a module, a compilation or (per device class) a model; ``store``: keep the
+    module in the artifact store (a preview does not; a model's class modules are kept)."""
+    if model is None:
+        data = await _module(svc, who, module, compilation, version)
+        header, rows, fleet_size = await plan_request(runner, who, sel, stage_list, data, explicit)
+        digest = await asyncio.to_thread(svc.store.put, data) if store else None
+        return header, len(data), digest, rows, fleet_size, None, None
+    if module is not None or compilation is not None:
+        raise fail(422, "give exactly one of module (a signed .tmm file), compilation (an id, with version) or "
+                        "model (a model file, with version)")
+    if version is None:
+        raise fail(422, "model: give version too (the module version to sign, newer than the devices' running "
+                        "module)")
+    limit = svc.cfg.max_upload_bytes
+    upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
+    (header, size, digest), rows, fleet_size, classes, modules = await plan_model(
+        svc, runner, who, sel, stage_list, upload, version, explicit)
+    return header, size, digest, rows, fleet_size, classes, modules
+
+
 @router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def create_deployment(
         request: Request,
         module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION, version: int | None = _VERSION,
+        model: UploadFile | None = _MODEL,
         selector: str = _SELECTOR, stages: str | None = _STAGES, target: str | None = _TARGET,
         profile: str | None = _PROFILE, criteria: str | None = Form(None, description='JSON: {"activated": true, "inferences": N, "within_s": T}'),
         max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
@@ -154,7 +281,10 @@ async def create_deployment(
         who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
     """Start a deployment: deliver the module to the devices the selector picks, stage by stage.
 
-    Devices that cannot take it are ``skipped`` with the reason; GET /v1/deployments/{id} follows it."""
+    With ``model`` (and ``version``) instead of a module, the service packs the model once per
+    device class among the selected devices and delivers each device its class's module
+    (``classes`` in the answer). Devices that cannot take it are ``skipped`` with the reason;
+    GET /v1/deployments/{id} follows it."""
     runner = _runner(request)
     if block_size not in BLOCK_SIZES:
         raise fail(422, f"block_size {block_size}: a CoAP block size (16, 32, ..., 1024)")
@@ -162,22 +292,21 @@ async def create_deployment(
     stage_list = check_stages(_json("stages", stages, [100]))
     crit = check_criteria(_json("criteria", criteria, None))
     explicit = explicit_profile(svc, target, profile)
-    data = await _module(svc, who, module, compilation, version)
-    header, rows, _ = await plan_request(runner, who, sel, stage_list, data, explicit)
-    digest = await asyncio.to_thread(svc.store.put, data)
+    header, size, digest, rows, _, classes, modules = await _planned(
+        svc, runner, who, sel, stage_list, explicit, module, compilation, version, model)
     dep_id = await asyncio.to_thread(
         runner.store.create, who.project_id,
-        {"module_sha256": digest, "module_size": len(data), "module_name": header.model_name[:100],
+        {"module_sha256": digest, "module_size": size, "module_name": header.model_name[:100],
          "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows,
-        runner.me, runner.lease_s, profile=explicit)
+        runner.me, runner.lease_s, profile=explicit, classes=classes, modules=modules)
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
 
 @router.post("/match", responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def match_deployment(
         request: Request, module: UploadFile | None = _MODULE, compilation: str | None = _COMPILATION,
-        version: int | None = _VERSION, selector: str = _SELECTOR, stages: str | None = _STAGES,
-        target: str | None = _TARGET, profile: str | None = _PROFILE,
+        version: int | None = _VERSION, model: UploadFile | None = _MODEL, selector: str = _SELECTOR,
+        stages: str | None = _STAGES, target: str | None = _TARGET, profile: str | None = _PROFILE,
         who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
     """What POST /v1/deployments would do with this module and selector, without starting it.
 
@@ -188,8 +317,9 @@ async def match_deployment(
     sel = check_selector(_json("selector", selector, None))
     stage_list = check_stages(_json("stages", stages, [100]))
     explicit = explicit_profile(svc, target, profile)
-    data = await _module(svc, who, module, compilation, version)
-    return match_view(*await plan_request(runner, who, sel, stage_list, data, explicit))
+    header, _, _, rows, fleet_size, classes, _ = await _planned(
+        svc, runner, who, sel, stage_list, explicit, module, compilation, version, model, store=False)
+    return {**match_view(header, rows, fleet_size), **({"classes": classes} if classes is not None else {})}
 
 
 @router.get("", responses=errors(401, 403, 409, 422))

@@ -59,8 +59,10 @@ def compare(workdir: str, model: str, device: dict, options: dict, calibration: 
 
 
 def pack(workdir: str, model: str, device: dict, key_pem: bytes, version: int, kind: str,
-         calibration: str | None) -> bytes:
-    """A signed inference module; the key is written 0600 in the job folder and removed."""
+         calibration: str | None, abi: int | None = None) -> bytes:
+    """A signed inference module; the key is written 0600 in the job folder and removed. ``abi``:
+    the executor ABI the device reported (else the profile's)."""
+    from ..module.kernels import Abi
     from ..module.pack import pack_module
     _enter(workdir)
     key = Path("signing.key")
@@ -69,6 +71,7 @@ def pack(workdir: str, model: str, device: dict, key_pem: bytes, version: int, k
         f.write(key_pem)
     try:
         return pack_module(Path(model), None, key, version, kind, device=DeviceProfile.from_dict(device),
-                           calibration=Path(calibration) if calibration else None).data
+                           calibration=Path(calibration) if calibration else None,
+                           abi=Abi(abi) if abi is not None else None).data
     finally:
         key.unlink()

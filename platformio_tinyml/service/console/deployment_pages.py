@@ -175,7 +175,7 @@ async def new_deployment(request: Request, module: UploadFile = File(...), csrf:
             request, module=module, compilation=None, version=None,
             selector=json.dumps(_selector(query, endpoints, tags)), stages=json.dumps(stage_list),
             criteria=json.dumps(criteria) if criteria else None, max_failure_ratio=ratio, block_size=1024,
-            target=None, profile=None, who=who, svc=request.app.state.service)
+            model=None, target=None, profile=None, who=who, svc=request.app.state.service)
     except HTTPException as e:
         return _new_form(who, expected, str(e.detail), e.status_code, fields)
     except TinyMLError as e:
