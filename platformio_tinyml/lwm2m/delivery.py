@@ -260,12 +260,13 @@ class Delivery:
                 raise
             raise DeliveryError(f"device '{st.endpoint}' refused the Package URI {uri_path} ({e}); deliver it by "
                                 "push instead") from None
-        deadline = time.monotonic() + self.resume_wait_s
+        deadline, wait = time.monotonic() + self.resume_wait_s, 0.05     # read every 50 ms, doubling to 0.4 s
         while (v := await self._read_object()).get(self.STATE_RES) == self.FETCHING:
             if time.monotonic() > deadline:
                 raise DeliveryError(f"device '{st.endpoint}' was still fetching {uri} after {self.resume_wait_s:g} "
                                     "s; check that it reaches the LwM2M server's public host, then deliver again")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.4)
         if v.get(self.STATE_RES) == self.FETCHED:
             st.bytes_done = st.size          # fetched by the device, in the blocks it asked for
 
