@@ -34,6 +34,37 @@ class Loop:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+def lwm2m_service(data, project: str, pattern: str, timeout_s: str = "3", **env):
+    """A started ``tinyml serve --data DATA`` whose LwM2M server is on a free UDP port (``coap_port``),
+    letting endpoints matching ``pattern`` into ``project``; ``reader`` and ``deployer`` are its clients
+    with the ``read`` and ``read,deploy`` scopes (``deploy_token`` the latter's token)."""
+    from lwm2m_support import free_udp_port
+    from service_support import Server, tinyml
+    port = free_udp_port()
+    srv = Server(data, "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": timeout_s, **env})
+    srv.coap_port = port
+    tokens = {s: srv.token(project, s) for s in ("read", "read,deploy")}
+    tinyml("service", "devices", "allow", "--project", project, "--pattern", pattern, "--data", srv.data)
+    srv.start()
+    srv.reader, srv.deployer = srv.client(tokens["read"]), srv.client(tokens["read,deploy"])
+    srv.deploy_token = tokens["read,deploy"]
+    return srv
+
+
+def start_agents(loop: Loop, *agents, timeout: float = 10) -> None:
+    """Start each agent in ``loop`` and wait until all its devices registered."""
+    for a in agents:
+        loop.run(a.start())
+        assert loop.run(a.wait_registered(timeout), timeout=timeout + 20)
+
+
+def stop_agents(loop: Loop, *agents, close: bool = True) -> None:
+    for a in agents:
+        loop.run(a.stop(), timeout=60)
+    if close:
+        loop.close()
+
+
 def agent_config(coap_port: int, endpoint: str, **kw) -> AgentConfig:
     """Devices with the KWS kernels that trust :func:`fixed_key`, for the server at ``coap_port``."""
     return AgentConfig(server=f"coap://127.0.0.1:{coap_port}", endpoint=endpoint, kernels=KernelSet.of(KWS_KERNELS),

@@ -114,6 +114,26 @@ def test_firmware_loader_refuses_bad_modules_with_the_update_result(svc, case, r
     assert caps["active_slot"] == 0 and last_output(svc, "fw-1") == golden   # the running module stays
 
 
+def test_firmware_device_pulls_a_module_and_its_own_loader_checks_it(svc):
+    """?pull=true: the device fetches the published module (Block2) and hands it to the firmware's
+    loader as a pushed module's last block: it runs like TFLM, and a tampered one is refused (53)."""
+    _, golden = kws_module()
+    good = kws_firmware_module(3)
+    st = push(svc, "fw-0", good.data, pull="true")
+    assert (st["state"], st["mode"], st["bytes_done"], st["update_result"]) == ("active", "pull", len(good.data), 2), st
+    said = _firmware_said(svc)
+    assert f"'fw-0': pulled {len(good.data)} bytes of module: result 3" in said and "running module version 3" in said
+    assert last_output(svc, "fw-0") == golden
+    active = svc.reader.get("/v1/devices/fw-0").json()["capabilities"]["active_slot"]
+    before = len(_firmware_said(svc))
+    bad = bytes(b ^ (0x10 if i == len(good.data) // 2 else 0) for i, b in enumerate(kws_firmware_module(4).data))
+    st = push(svc, "fw-0", bad, pull="true")
+    assert (st["state"], st["update_result"], st["reason"]) == ("failed", 53, "crc"), st
+    assert "crc mismatch" in _firmware_said(svc)[before:]                 # the firmware's loader said it
+    assert svc.reader.get("/v1/devices/fw-0").json()["capabilities"]["active_slot"] == active
+    assert last_output(svc, "fw-0") == golden
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--firmware", "/nope"], "/nope"),
     (["--firmware", "README.md"], "not an ELF firmware"),

@@ -553,7 +553,7 @@ def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
     """The New deployment form in Chromium: the selector's match count as you type, a bad field
     as one line on the form, then a deployment that runs to the end on its page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
     modules, _ = kws
     (tmp_path / "kws-v3.tmm").write_bytes(modules[3])
     browser = _signed_in_browser(svc)
@@ -591,14 +591,17 @@ def test_a_deployment_started_from_the_console_form(svc, kws, tmp_path):
         browser.find_element(By.ID, "module").send_keys(str(tmp_path / "kws-v3.tmm"))
         browser.find_element(By.ID, "stages").clear()
         browser.find_element(By.ID, "stages").send_keys("100")
+        Select(browser.find_element(By.ID, "mode")).select_by_value("pull")     # the device fetches it
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
         WebDriverWait(browser, 20).until(lambda b: not b.current_url.endswith("/deployments/new"))
         WebDriverWait(browser, 40).until(lambda b: b.find_element(By.ID, "dep-state").text == "succeeded")
+        assert browser.find_element(By.XPATH, "//dt[text()='delivery']/following-sibling::dd[1]").text == "pull"
         dep_id = browser.current_url.rsplit("/", 1)[1]
     finally:
         browser.quit()
     dep = svc.reader.get(f"/v1/deployments/{dep_id}").json()
     assert dep["state"] == "succeeded" and [d["endpoint"] for d in dep["devices"]] == ["dep-3"], dep
+    assert dep["mode"] == "pull" and dep["devices"][0]["bytes_done"] == len(modules[3]), dep
     assert _on_device(svc, "dep-3")[0] == "3"
 
 

@@ -16,10 +16,9 @@ import subprocess
 import sys
 
 import pytest
-from agent_support import KWS_KERNELS, OCTETS, Loop, agent_config, kws_module, last_output, push, wait_capabilities
-from lwm2m_support import free_udp_port
+from agent_support import KWS_KERNELS, OCTETS, Loop, agent_config, kws_module, last_output, lwm2m_service, push
+from agent_support import start_agents, stop_agents, wait_capabilities
 from module_support import MODEL_A, fixed_key, pack
-from service_support import Server, tinyml
 
 from platformio_tinyml.lwm2m.agent import Agent, probe_input
 from platformio_tinyml.module.firmware import KernelSet
@@ -28,31 +27,21 @@ from platformio_tinyml.module.kernels import Abi
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
-    port = free_udp_port()
-    srv = Server(tmp_path_factory.mktemp("agent") / "data", "--lwm2m-port", port,
-                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3", "TINYML_SERVICE_LWM2M_FLOOD_COUNT": "1000"})
-    srv.coap_port = port
-    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy")}
-    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "agent-*", "--data", srv.data)
-    srv.start()
-    srv.reader, srv.deployer = srv.client(tokens["read"]), srv.client(tokens["read,deploy"])
+    srv = lwm2m_service(tmp_path_factory.mktemp("agent") / "data", "fleet", "agent-*",
+                        TINYML_SERVICE_LWM2M_FLOOD_COUNT="1000")
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
 def agents(svc):
-    """Two agents in one loop: 'agent' (5 devices, blocks up to 1024 B) and 'agent-small' (256 B)."""
+    """Two agents in one loop: 'agent' (6 devices, blocks up to 1024 B) and 'agent-small' (256 B)."""
     loop = Loop()
-    out = {"big": Agent(agent_config(svc.coap_port, "agent", count=5)),
+    out = {"big": Agent(agent_config(svc.coap_port, "agent", count=6)),
            "small": Agent(agent_config(svc.coap_port, "agent-small", max_block=256))}
-    for a in out.values():
-        loop.run(a.start())
-        assert loop.run(a.wait_registered(10))
+    start_agents(loop, *out.values())
     yield {**out, "loop": loop}
-    for a in out.values():
-        loop.run(a.stop())
-    loop.close()
+    stop_agents(loop, *out.values())
 
 
 @pytest.fixture(scope="module")
@@ -91,25 +80,30 @@ def test_pushed_module_is_installed_and_runs_like_tflm(svc, agents, kws):
     assert last_output(svc, "agent-0") == golden
 
 
-def test_tampered_module_is_refused_with_result_53_and_the_running_one_stays(svc, agents, kws):
+@pytest.mark.parametrize("endpoint, mode", [("agent-1", "push"), ("agent-5", "pull")])
+def test_tampered_module_is_refused_with_result_53_and_the_running_one_stays(svc, agents, kws, endpoint, mode):
+    """Pushed, or pulled (?pull=true: the device fetches the published module and hands it to the
+    same checks as a pushed module's last block): the same Update Results, the running module stays."""
     mod, golden = kws
-    assert _deliver(svc, "agent-1", mod.data)["state"] == "active"
+    pull = {"pull": "true"} if mode == "pull" else {}
+    assert _deliver(svc, endpoint, mod.data, **pull)["state"] == "active"
     bad = bytearray(mod.data)
     bad[len(bad) // 2] ^= 0x10
-    st = _deliver(svc, "agent-1", bytes(bad))
-    assert (st["state"], st["update_result"], st["reason"]) == ("failed", 53, "crc"), st
-    assert "Update Result 53 (package integrity check failure" in st["message"] and "sign it" in st["message"]
+    st = _deliver(svc, endpoint, bytes(bad), **pull)
+    assert (st["state"], st["mode"], st["update_result"], st["reason"]) == ("failed", mode, 53, "crc"), st
+    when = "after fetching the package" if pull else "after the last block"
+    assert f"{when}: Update Result 53 (package integrity check failure" in st["message"] and "sign it" in st["message"]
     assert "\n" not in st["message"]
-    dev = agents["big"].device("agent-1")
+    dev = agents["big"].device(endpoint)
     assert (dev.mcu.active, dev.inference_count) == (0, 1)
     assert dev.mcu.infer(probe_input(sum(d.nbytes for d in mod.header.inputs))) == golden
 
     # a module signed with another key: 53 as well; an older version: install fails, 58
     other = pack(MODEL_A, Abi.LP64_LE, 5, fixed_key(99))[1]
-    st = _deliver(svc, "agent-1", other.data)
+    st = _deliver(svc, endpoint, other.data, **pull)
     assert (st["state"], st["update_result"], st["reason"]) == ("failed", 53, "signature")
     older = pack(MODEL_A, Abi.LP64_LE, 0, fixed_key())[1]
-    st = _deliver(svc, "agent-1", older.data)
+    st = _deliver(svc, endpoint, older.data, **pull)
     assert (st["state"], st["update_result"], st["reason"]) == ("failed", 58, "version"), st
     assert "raise the module version" in st["message"]
     assert dev.mcu.active == 0 and dev.mcu.installed_version == 1

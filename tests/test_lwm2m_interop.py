@@ -26,8 +26,8 @@ import threading
 import time
 
 import pytest
-from lwm2m_support import free_udp_port
-from service_support import REPO, Server, one_line, tinyml
+from agent_support import lwm2m_service
+from service_support import REPO, one_line
 
 NODE_MODULES = REPO / "third_party" / "node" / "node_modules"
 NODE_CLIENT = REPO / "tests" / "interop" / "node_client.js"
@@ -45,14 +45,7 @@ def wait_for(fn, timeout=10.0):
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
-    port = free_udp_port()
-    srv = Server(tmp_path_factory.mktemp("interop") / "data", "--lwm2m-port", port,
-                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "3"})
-    srv.coap_port = port
-    tinyml("service", "devices", "allow", "--project", "interop", "--pattern", "node-*", "--data", srv.data)
-    reader, deployer = srv.token("interop", "read"), srv.token("interop", "read,deploy")
-    srv.start()
-    srv.reader, srv.deployer = srv.client(reader), srv.client(deployer)
+    srv = lwm2m_service(tmp_path_factory.mktemp("interop") / "data", "interop", "node-*")
     yield srv
     srv.stop()
 

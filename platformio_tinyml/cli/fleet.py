@@ -1,4 +1,7 @@
-"""``tinyml fleet ...``: deployments on a tinyml service, a thin client of ``/v1/deployments``.
+"""``tinyml fleet ...``: deployments on a tinyml service, a thin client of ``/v1/deployments``, and
+single deliveries to one device (``push``: a module, ``POST /v1/devices/{ep}/modules``;
+``firmware``: an image, ``.../firmware``), pushed block-wise or, with ``--pull``, fetched by the
+device from the URI the service publishes.
 
 The service URL and token come as for ``tinyml remote``: ``--service`` or
 ``$TINYML_SERVICE_URL``, ``$TINYML_SERVICE_TOKEN`` (a token with the
@@ -42,6 +45,8 @@ def add_parser(sub) -> None:
                    "board's profile (otherwise they are skipped)")
     p.add_argument("--profile", type=Path, metavar="FILE", help="instead of --target: a device profile JSON "
                    "file (as GET /v1/boards/{id} answers)")
+    p.add_argument("--pull", action="store_true", help="publish the module and let each device fetch it "
+                   "(Package URI /9/0/3) instead of pushing it")
     p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
     p = fsub.add_parser("status", help="one deployment (state, counts) or, without an id, the latest ones")
     p.add_argument("id", nargs="?")
@@ -52,15 +57,19 @@ def add_parser(sub) -> None:
                        ("pause", "pause it"), ("resume", "resume a paused deployment")):
         p = fsub.add_parser(name, help=text)
         p.add_argument("id")
-    p = fsub.add_parser("firmware", help="push a whole firmware image (ELF) to one device over LwM2M object 5 "
-                        "(FOTA); --wait follows it to the end")
-    p.add_argument("endpoint", help="the device")
-    p.add_argument("image", type=Path, help="the firmware image (the firmware.elf its build wrote)")
-    p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
-    p.add_argument("--pull", action="store_true", help="publish the image and let the device fetch it "
-                   "(Package URI /5/0/1) instead of pushing it")
-    p.add_argument("--wait", action="store_true", help="follow it until it ends; exit 1 unless the firmware "
-                   "was updated")
+    for name, what, text, uri, done in (
+            ("push", "module", "push a signed module (.tmm) to one device over LwM2M object 9", "/9/0/3",
+             "the module is active"),
+            ("firmware", "image", "push a whole firmware image (ELF) to one device over LwM2M object 5 (FOTA)",
+             "/5/0/1", "the firmware was updated")):
+        p = fsub.add_parser(name, help=f"{text}; --wait follows it to the end")
+        p.add_argument("endpoint", help="the device")
+        p.add_argument(what, type=Path, help="the signed module (.tmm)" if what == "module" else
+                       "the firmware image (the firmware.elf its build wrote)")
+        p.add_argument("--block-size", type=int, default=1024, help="largest CoAP block (default 1024)")
+        p.add_argument("--pull", action="store_true", help=f"publish it and let the device fetch it (Package URI "
+                       f"{uri}) instead of pushing it")
+        p.add_argument("--wait", action="store_true", help=f"follow it until it ends; exit 1 unless {done}")
     for p in fsub.choices.values():
         p.add_argument("--json", action="store_true", help="print the service's JSON answer")
         p.add_argument("--service", metavar="URL", help="service URL (or $TINYML_SERVICE_URL); the token "
@@ -83,6 +92,7 @@ def _deploy(client, args) -> dict:
     fields = {"selector": json.dumps(selector), "stages": json.dumps(stages),
               "criteria": json.dumps({"inferences": args.inferences, "within_s": args.within}),
               "max_failure_ratio": args.max_failure_ratio, "block_size": args.block_size,
+              "mode": "pull" if args.pull else "push",
               "compilation": args.compilation, "version": args.version, "target": args.target}
     if args.profile is not None:
         try:
@@ -115,35 +125,45 @@ def _devices(dep: dict) -> None:
         print(f"{d['endpoint']:<24} {stage:>5} {d['state']:<12} {d['blocks_done']:>6} {result:>6}  {d['reason']}")
 
 
-def _firmware(client, args) -> int:
-    """``tinyml fleet firmware``: POST the image, follow the delivery with --wait, one line at the end."""
+_SINGLE = {  # fleet push / firmware: (route, the file's argument, what it is, ended states, success, hint)
+    "push": ("modules", "module", "module", ("active", "failed"), "active",
+             "Give a signed .tmm from tinyml module pack"),
+    "firmware": ("firmware", "image", "firmware image", ("updated", "failed"), "updated",
+                 "Give the firmware.elf its build wrote"),
+}
+
+
+def _single(client, args) -> int:
+    """``tinyml fleet push`` / ``firmware``: POST the file, follow the delivery with --wait, one line at the end."""
     from urllib.parse import quote
+    route, arg, what, ended, success, hint = _SINGLE[args.fleet_cmd]
+    path_arg = getattr(args, arg)
     try:
-        data = args.image.read_bytes()
+        data = path_arg.read_bytes()
     except OSError as e:
-        raise TinyMLError(f"cannot read the firmware image ({e.strerror})", where=str(args.image),
-                          hint="Give the firmware.elf its build wrote") from None
-    path = f"/v1/devices/{quote(args.endpoint, safe='')}/firmware"
+        raise TinyMLError(f"cannot read the {what} ({e.strerror})", where=str(path_arg), hint=hint) from None
+    path = f"/v1/devices/{quote(args.endpoint, safe='')}/{route}"
     st = client.json("POST", f"{path}?block_size={args.block_size}&pull={str(args.pull).lower()}", raw=data)
-    while args.wait and st["state"] not in ("updated", "failed"):
+    while args.wait and st["state"] not in ended:
         time.sleep(0.5)
         st = client.json("GET", path)["delivery"]
     if args.json:
         print(json.dumps(st, indent=2))
     else:
-        print(f"{st['endpoint']}: firmware {st['state']}, {st['bytes_done']:,} of {st['size']:,} bytes"
+        print(f"{st['endpoint']}: {'firmware' if route == 'firmware' else 'module'} {st['state']}, "
+              f"{st['bytes_done']:,} of {st['size']:,} bytes"
               + (f", Update Result {st['update_result']} ({st['result_meaning']})" if st["update_result"] else "")
               + (f"\n  {st['message']}" if st.get("message") else ""))
     sys.stdout.flush()
-    return 1 if args.wait and st["state"] != "updated" else 0
+    return 1 if args.wait and st["state"] != success else 0
 
 
 def cmd_fleet(args) -> int:
     from .service import _client
     client = _client(args)
     cmd = args.fleet_cmd
-    if cmd == "firmware":
-        return _firmware(client, args)
+    if cmd in _SINGLE:
+        return _single(client, args)
     if cmd == "deploy":
         dep = _deploy(client, args)
         while args.wait and dep["state"] not in ENDED:

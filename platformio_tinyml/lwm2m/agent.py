@@ -18,6 +18,9 @@ Block1 option carrying the size the device takes. A block at the wrong offset
 is answered 4.08 with a Block1 option naming the block the device expects
 next (how a cut transfer resumes); a block sent again because its answer
 was lost is acknowledged again without being written, the last one too.
+A ``coap://`` URI written to Package URI (``/9/0/3``; ``/5/0/1`` for firmware) is fetched
+with Block2 in the background and handed to the same checks as a pushed package's last
+block (:meth:`VirtualDevice._pull`).
 Install (``/9/0/4``) asks the loader, Activate (``/9/0/10``) switches slots
 and runs one inference on
 :func:`probe_input`; the TinyML object then reports the inference counter,
@@ -47,6 +50,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -65,6 +69,7 @@ from .codec import CodecError, ContentFormat, Link, decode, encode, format_links
 from .fw_update import FirmwareUpdate, FwUpdateError, verify_arm_elf
 from .ids import Definitions, Device, FirmwareResult, FirmwareState, ObjectId, ResourcePath, ResourceType, Server
 from .ids import SlotState, TinyML
+from .ids import SoftwareResult as SwResult
 from .ids import FirmwareUpdate as Fw
 from .ids import SoftwareManagement as Sw
 from .ids import load_definitions
@@ -212,7 +217,9 @@ class VirtualDevice:
         self.server = cfg.server           # the one it registers with now (see fail-over in the docstring)
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
-        self._pulls: set[asyncio.Task] = set()          # firmware fetches from a Package URI, while they run
+        self._pulls: dict[int, asyncio.Task] = {}       # fetches from a Package URI by object, while they run
+        self._targets = {ObjectId.FIRMWARE_UPDATE: _PullTarget.firmware(self.fw),
+                         ObjectId.SOFTWARE_MANAGEMENT: _PullTarget.module(self.sw)}
         self._poke = asyncio.Event()
         self.in_coverage = asyncio.Event()
         self.in_coverage.set()
@@ -255,7 +262,7 @@ class VirtualDevice:
         for task in (self._task, self._inferring):
             if task is not None:
                 task.cancel()
-        for pull in list(self._pulls):
+        for pull in list(self._pulls.values()):
             pull.cancel()
         if deregister and self.location and self.ctx is not None:
             try:
@@ -490,10 +497,10 @@ class VirtualDevice:
                     self.fw.write_block(0, bytes(v), last=True)
                 except FwUpdateError as e:
                     return _answer(Code.METHOD_NOT_ALLOWED, str(e))
-            elif q.object == ObjectId.FIRMWARE_UPDATE and q.resource == Fw.PACKAGE_URI and isinstance(v, str):
+            elif q.object in self._targets and q.resource == self._targets[q.object].uri and isinstance(v, str):
                 try:
-                    self._pull_firmware(v.strip())
-                except FwUpdateError as e:
+                    self._pull(q.object, v.strip())
+                except (FwUpdateError, SwUpdateError) as e:
                     return _answer(Code.METHOD_NOT_ALLOWED, str(e))
             else:
                 res = self._resource(q)
@@ -582,45 +589,55 @@ class VirtualDevice:
                      fw.result.name.lower())
         return _block_done(request, last)
 
-    def _pull_firmware(self, uri: str) -> None:
-        """Package URI (/5/0/1) written: an empty one cancels; a ``coap://`` URI is fetched
-        (Block2, aiocoap assembles it) in the background while State is DOWNLOADING, then
-        checked as a pushed image. Another scheme is Update Result 9, a URI without host or
-        path 7, an error answer 7, no answer within the request timeout 4."""
-        fw = self.fw
+    def _pull(self, obj: int, uri: str) -> None:
+        """Package URI written (``/5/0/1``, ``/9/0/3``): an empty one cancels; a ``coap://`` URI is
+        fetched (Block2, aiocoap assembles it) in the background while the object says it downloads,
+        then checked exactly as a pushed package (its last block). Failures set the object's Update
+        Result (:class:`_PullTarget`): another scheme, a URI without host or path, an error answer,
+        no answer within the request timeout. A new URI replaces a fetch still running."""
+        t = self._targets[obj]
+        running = self._pulls.pop(obj, None)
+        if running is not None:
+            running.cancel()
         if not uri:
-            fw.cancel()
+            t.cancel()
             return
         u = urlsplit(uri)
-        if u.scheme != "coap":
-            fw.download_failed(FirmwareResult.UNSUPPORTED_PROTOCOL)
+        if u.scheme != "coap" or not u.hostname or not u.path.strip("/"):
+            t.begin()                                # a write of the URI starts the download, which fails
+            t.failed(t.unsupported if u.scheme != "coap" else t.invalid)
             return
-        if not u.hostname or not u.path.strip("/"):
-            fw.download_failed(FirmwareResult.INVALID_URI)
-            return
-        fw.begin_pull()
-        task = asyncio.get_running_loop().create_task(self._fetch_firmware(uri))
-        self._pulls.add(task)                    # kept until done (the loop holds tasks weakly)
-        task.add_done_callback(self._pulls.discard)
+        t.begin()
+        task = asyncio.get_running_loop().create_task(self._fetch(t, uri))
+        self._pulls[obj] = task                  # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(lambda done: self._pulls.pop(obj, None) if self._pulls.get(obj) is done else None)
 
-    async def _fetch_firmware(self, uri: str) -> None:
-        fw = self.fw
+    async def _fetch(self, t: "_PullTarget", uri: str) -> None:
         try:
             msg = Message(code=Code.GET, uri=uri, transport_tuning=transmission(self.cfg.request_timeout_s))
             resp = await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.request_timeout_s * 3)
         except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
-            log.info("agent: '%s': firmware pull from %s failed (%s)", self.endpoint, uri, type(e).__name__)
-            fw.download_failed(FirmwareResult.CONNECTION_LOST)
+            log.info("agent: '%s': %s pull from %s failed (%s)", self.endpoint, t.what, uri, type(e).__name__)
+            if t.fetching():
+                t.failed(t.lost)
             return
-        if fw.state is not FirmwareState.DOWNLOADING:
+        if not t.fetching():
             return                               # cancelled meanwhile
         if resp.code != Code.CONTENT:
-            log.info("agent: '%s': firmware pull from %s: %s", self.endpoint, uri, resp.code.dotted)
-            fw.download_failed(FirmwareResult.INVALID_URI)
+            log.info("agent: '%s': %s pull from %s: %s", self.endpoint, t.what, uri, resp.code.dotted)
+            t.failed(t.invalid)
             return
-        fw.write_block(0, bytes(resp.payload), last=True)   # too large: 2; not an Arm ELF: 6; cut: 5
-        log.info("agent: '%s': pulled %d bytes of firmware: result %d", self.endpoint, len(resp.payload),
-                 fw.result)
+        boots = getattr(self.mcu, "boots", 0)
+        try:
+            result = t.deliver(bytes(resp.payload))     # the checks of a pushed package's last block
+        except TinyMLError as e:                         # the QEMU firmware could not be booted: one line
+            log.warning("agent: '%s': %s", self.endpoint, e)
+            result = t.failed(t.broken)
+        finally:
+            self._changed()
+            self.firmware_said(boots)
+        log.info("agent: '%s': pulled %d bytes of %s: result %d", self.endpoint, len(resp.payload), t.what,
+                 result)
 
     def _reflash(self, image: bytes) -> FirmwareResult:
         """Update (/5/0/2) with the QEMU firmware: the image becomes the firmware the device boots
@@ -712,6 +729,38 @@ class VirtualDevice:
         self.inference_count += 1
         self.last_output, self.last_error = out, ""
         return out
+
+
+@dataclass(frozen=True)
+class _PullTarget:
+    """What a Package URI write does to one object's state machine: the resource, the calls, and
+    the Update Results for another scheme, a bad URI or error answer, no answer, a device fault."""
+    what: str
+    uri: int
+    begin: Callable[[], object]
+    cancel: Callable[[], object]
+    failed: Callable[[int], int]
+    fetching: Callable[[], bool]
+    deliver: Callable[[bytes], int]
+    unsupported: int
+    invalid: int
+    lost: int
+    broken: int
+
+    @classmethod
+    def firmware(cls, fw: FirmwareUpdate) -> "_PullTarget":
+        return cls("firmware", Fw.PACKAGE_URI, fw.begin_pull, fw.cancel, fw.download_failed,
+                   lambda: fw.state is FirmwareState.DOWNLOADING, lambda data: fw.write_block(0, data, last=True),
+                   FirmwareResult.UNSUPPORTED_PROTOCOL, FirmwareResult.INVALID_URI, FirmwareResult.CONNECTION_LOST,
+                   FirmwareResult.CONNECTION_LOST)
+
+    @classmethod
+    def module(cls, sw: SoftwareUpdate) -> "_PullTarget":
+        """Object 9 has no "unsupported protocol": another scheme is 56 (invalid URI) too."""
+        return cls("module", Sw.PACKAGE_URI, sw.begin, sw.cancel, sw.download_failed,
+                   lambda: sw.state is UpdateState.DOWNLOAD_STARTED and sw.received == 0,
+                   lambda data: sw.write_block(0, data, last=True), SwResult.INVALID_URI, SwResult.INVALID_URI,
+                   SwResult.CONNECTION_LOST, SwResult.DEVICE_DEFINED_ERROR)
 
 
 def _answer(code: Code, text: str) -> Message:

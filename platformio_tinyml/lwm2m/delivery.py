@@ -1,7 +1,13 @@
-"""Push delivery of an inference module to one device over object 9 (SOTA), and of a whole
+"""Delivery of an inference module to one device over object 9 (SOTA), and of a whole
 firmware image over object 5 (FOTA, :class:`FirmwareDelivery`: the same block-wise transfer
 to ``/5/0/0``, then State DOWNLOADED, Execute Update ``/5/0/2``, State and Update Result
-followed until IDLE, and Firmware Version ``/3/0/3`` read).
+followed until IDLE, and Firmware Version ``/3/0/3`` read). Either is pushed (Block1 writes
+to the Package resource) or, with ``pull=True``, pulled: the package is published
+(:meth:`.server.LwM2MServer.publish`), its ``coap://.../pkg/<sha256>`` URI written to Package
+URI (``/9/i/3``, ``/5/0/1``) and the device fetches it with Block2 while the delivery reads
+its state (object 9: Update State DOWNLOAD STARTED, then DELIVERED or INITIAL with the Update
+Result: 56 for a URI it cannot fetch, 52 for a server that did not answer, 53 and 54 as for a
+pushed module); from there on a pull goes on exactly as a push.
 
 :class:`Delivery` writes the module to ``/9/i/2`` block-wise (CoAP Block1,
 blocks of at most 1024 bytes), from the socket the device registered to,
@@ -51,7 +57,13 @@ from .tuning import transmission
 log = logging.getLogger("tinyml.service.lwm2m")
 
 MAX_BLOCK = 1024
+_URI_ADVICE = ("the device could not fetch the package URI (another scheme than coap://, or an error answer): "
+               "set the LwM2M server's public_host to the address devices reach it at, or deliver by push")
+_LOST_ADVICE = ("the device got no answer fetching the package URI: check that it reaches the LwM2M server's "
+                "public host and port, then deliver again (or by push)")
 _ADVICE = {
+    SoftwareResult.INVALID_URI: _URI_ADVICE,
+    SoftwareResult.CONNECTION_LOST: _LOST_ADVICE,
     SoftwareResult.INTEGRITY_CHECK_FAILURE: "the module is not what was signed, or not signed with the key the "
                                             "device trusts: sign it with the project's key and deliver it again",
     SoftwareResult.UNSUPPORTED_PACKAGE_TYPE: "the device's firmware cannot run this module (kernel set, kernel "
@@ -72,6 +84,7 @@ class DeliveryState:
     endpoint: str
     size: int
     instance: int = 0
+    mode: str = "push"              # push (Block1 writes to Package) or pull (the device fetches Package URI)
     state: str = "pending"          # pending, transferring, delivered, installed, active, failed
     bytes_done: int = 0
     blocks_done: int = 0
@@ -92,21 +105,29 @@ class DeliveryState:
 
 
 class Delivery:
-    """Push of a module over object 9; the block-wise transfer is shared with :class:`FirmwareDelivery`."""
+    """Push or pull of a module over object 9; the transfer (block-wise, or the device's fetch
+    of the published package) is shared with :class:`FirmwareDelivery`."""
     KIND, STATE = "module", DeliveryState
     OBJECT, PACKAGE = ObjectId.SOFTWARE_MANAGEMENT, Sw.PACKAGE
+    # pull: the Package URI resource, the state resource, its value while fetching and once fetched
+    PACKAGE_URI, STATE_RES = Sw.PACKAGE_URI, Sw.UPDATE_STATE
+    FETCHING, FETCHED = SoftwareState.DOWNLOAD_STARTED, SoftwareState.DELIVERED
 
     def __init__(self, server, endpoint: str, module: bytes, instance: int = 0, max_block: int = MAX_BLOCK,
-                 block_timeout_s: float = 5.0, resume_wait_s: float = 60.0, start_offset: int = 0):
+                 block_timeout_s: float = 5.0, resume_wait_s: float = 60.0, start_offset: int = 0,
+                 pull: bool = False):
         """``start_offset``: the bytes an earlier delivery of the same module got acknowledged (a
         deployment resumed after a restart or a pause); the transfer starts at that block, and a
-        device that holds less (or something else) answers 4.08 naming where to go on."""
+        device that holds less (or something else) answers 4.08 naming where to go on.
+        ``pull``: publish the package and write its URI to Package URI instead of pushing it; the
+        device fetches it (Block2) within ``resume_wait_s`` (``start_offset`` does not apply)."""
         if max_block not in (16, 32, 64, 128, 256, 512, 1024):
             raise DeliveryError(f"block size {max_block}: a CoAP block size (16, 32, ..., 1024)")
-        self.server, self.module = server, module
+        self.server, self.module, self.pull = server, module, pull
         self.block_timeout_s, self.resume_wait_s = block_timeout_s, resume_wait_s
         self.start_offset = max(0, min(start_offset, len(module) - 1)) // max_block * max_block
-        self.st = self.STATE(endpoint, len(module), instance, block_size=max_block, started=time.time())
+        self.st = self.STATE(endpoint, len(module), instance, mode="pull" if pull else "push", block_size=max_block,
+                             started=time.time())
 
     def _path(self, rid: int) -> ResourcePath:
         return ResourcePath(self.OBJECT, self.st.instance, rid)
@@ -142,7 +163,7 @@ class Delivery:
     async def _after_transfer(self) -> None:
         """Object 9: DELIVERED, Install, Activate, then the TinyML object's counters."""
         st = self.st
-        await self._expect(SoftwareState.DELIVERED, "after the last block")
+        await self._expect(SoftwareState.DELIVERED, self._transferred)
         st.state = "delivered"
         await self._execute(Sw.INSTALL, lambda v: v.get(Sw.UPDATE_STATE) == SoftwareState.INSTALLED)
         await self._expect(SoftwareState.INSTALLED, "after Install")
@@ -155,8 +176,17 @@ class Delivery:
         await self._expect(SoftwareState.INSTALLED, "after Activate", activated=True)
         await self._report()
         st.state = "active"           # last: whoever sees it also sees the counters and capabilities
-        st.message = f"module active on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of " \
-                     f"{st.block_size} B)"
+        st.message = f"module active on '{st.endpoint}' ({self._how()})"
+
+    @property
+    def _transferred(self) -> str:
+        return "after fetching the package" if self.pull else "after the last block"
+
+    def _how(self) -> str:
+        st = self.st
+        if self.pull:
+            return f"{st.size:,} bytes fetched by the device from the published package"
+        return f"{st.size:,} bytes in {st.blocks_done} blocks of {st.block_size} B"
 
     async def _read(self, path: ResourcePath) -> dict:
         """Read, asked again while the device does not answer (reads change nothing on the device)."""
@@ -212,8 +242,35 @@ class Delivery:
                       + (f", the loader says '{st.reason}'" if st.reason else "") + f"; {advice}")
         raise DeliveryError(st.message)
 
-    # -- the block-wise transfer ------------------------------------------------------------
+    # -- the transfer: the device's fetch of the published package, or block-wise writes ------
     async def _transfer(self) -> None:
+        if self.pull:
+            return await self._pulled()
+        await self._pushed()
+
+    async def _pulled(self) -> None:
+        """Publish, write the URI to Package URI, wait while the device fetches it: bytes_done is the
+        size once it has (any other state is judged by :meth:`_after_transfer`, with its Update Result)."""
+        st, uri_path = self.st, self._path(self.PACKAGE_URI)
+        uri = self.server.publish(self.module)
+        try:
+            await self.server.write(st.endpoint, uri_path, {uri_path: uri})
+        except LwM2MError as e:
+            if getattr(e, "status", None) in (409, 424):
+                raise
+            raise DeliveryError(f"device '{st.endpoint}' refused the Package URI {uri_path} ({e}); deliver it by "
+                                "push instead") from None
+        deadline, wait = time.monotonic() + self.resume_wait_s, 0.05     # read every 50 ms, doubling to 0.4 s
+        while (v := await self._read_object()).get(self.STATE_RES) == self.FETCHING:
+            if time.monotonic() > deadline:
+                raise DeliveryError(f"device '{st.endpoint}' was still fetching {uri} after {self.resume_wait_s:g} "
+                                    "s; check that it reaches the LwM2M server's public host, then deliver again")
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.4)
+        if v.get(self.STATE_RES) == self.FETCHED:
+            st.bytes_done = st.size          # fetched by the device, in the blocks it asked for
+
+    async def _pushed(self) -> None:
         st, data = self.st, self.module
         offset, deadline = self.start_offset, None
         st.bytes_done, st.blocks_done = offset, offset // st.block_size
@@ -305,6 +362,9 @@ class Delivery:
 
 
 _FW_ADVICE = {
+    FirmwareResult.INVALID_URI: _URI_ADVICE,
+    FirmwareResult.UNSUPPORTED_PROTOCOL: _URI_ADVICE,
+    FirmwareResult.CONNECTION_LOST: _LOST_ADVICE,
     FirmwareResult.NOT_ENOUGH_FLASH: "the image is larger than the device's firmware flash: build a smaller "
                                      "firmware (without debug sections: arm-none-eabi-strip)",
     FirmwareResult.INTEGRITY_CHECK_FAILURE: "the image is cut short or corrupt (its ELF tables point past its "
@@ -331,25 +391,8 @@ class FirmwareDelivery(Delivery):
     updating, updated, failed."""
     KIND, STATE = "firmware", FirmwareDeliveryState
     OBJECT, PACKAGE = ObjectId.FIRMWARE_UPDATE, Fw.PACKAGE
-
-    def __init__(self, server, endpoint: str, image: bytes, pull: bool = False, **kw):
-        """``pull``: publish the image (:meth:`.server.LwM2MServer.publish`) and write its
-        ``coap://.../pkg/<sha256>`` URI to Package URI ``/5/0/1``; the device fetches it (Block2)."""
-        super().__init__(server, endpoint, image, **kw)
-        self.pull = pull
-
-    async def _transfer(self) -> None:
-        if not self.pull:
-            return await super()._transfer()
-        st, uri_path = self.st, self._path(Fw.PACKAGE_URI)
-        await self.server.write(st.endpoint, uri_path, {uri_path: self.server.publish(self.module)})
-        deadline = time.monotonic() + self.resume_wait_s
-        while (v := await self._read_object()).get(Fw.STATE) == FirmwareState.DOWNLOADING:
-            if time.monotonic() > deadline:
-                raise DeliveryError(f"device '{st.endpoint}' was still downloading after {self.resume_wait_s:g} s")
-            await asyncio.sleep(0.2)
-        if v.get(Fw.STATE) == FirmwareState.DOWNLOADED:
-            st.bytes_done = st.size          # fetched by the device, in the blocks it asked for
+    PACKAGE_URI, STATE_RES = Fw.PACKAGE_URI, Fw.STATE            # pull: the URI goes to /5/0/1
+    FETCHING, FETCHED = FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED
 
     async def _firmware_version(self) -> str | None:
         path = ResourcePath(ObjectId.DEVICE, 0, Device.FIRMWARE_VERSION)
@@ -387,7 +430,7 @@ class FirmwareDelivery(Delivery):
 
     async def _after_transfer(self) -> None:
         st = self.st
-        await self._expect(FirmwareState.DOWNLOADED, "after the last block")
+        await self._expect(FirmwareState.DOWNLOADED, self._transferred)
         st.state = "downloaded"
         await self._execute(Fw.UPDATE, lambda v: v.get(Fw.STATE) != FirmwareState.DOWNLOADED)
         st.state = "updating"
@@ -406,8 +449,7 @@ class FirmwareDelivery(Delivery):
         except LwM2MError:
             pass                       # the update is done; the capabilities are read again at its next Update
         st.state = "updated"
-        st.message = (f"firmware updated on '{st.endpoint}' ({st.size:,} bytes in {st.blocks_done} blocks of "
-                      f"{st.block_size} B): now {st.firmware_after!r}")
+        st.message = f"firmware updated on '{st.endpoint}' ({self._how()}): now {st.firmware_after!r}"
 
 
 class Deliveries:

@@ -492,7 +492,7 @@ class Deployments:
     async def _deliver(self, dep: Deployment, endpoint: str, module: bytes, resume_at: int = 0):
         """The delivery's final state; its progress is persisted while it runs."""
         st = self.deliveries.start(endpoint, module, max_block=dep.block_size,     # DeliveryError: one runs
-                                   start_offset=resume_at)
+                                   start_offset=resume_at, pull=dep.mode == "pull")
         task = self.deliveries.tasks[endpoint]
         shown, written = (st.state, st.blocks_done), time.monotonic()
         try:

@@ -197,7 +197,8 @@ class LwM2MServer:
         host = self.cfg.public_host or self.cfg.host
         if host in ("0.0.0.0", "::", ""):
             raise LwM2MError(f"no host for package URIs: the LwM2M server listens on '{host}' (all addresses)",
-                             hint="Set the LwM2M server's public_host to the address devices reach it at")
+                             hint="Set lwm2m_public_host (TINYML_SERVICE_LWM2M_PUBLIC_HOST) to the address devices "
+                                  "reach the LwM2M server at")
         host = f"[{host}]" if ":" in host else host
         return f"coap://{host}:{self.cfg.port}/{PKG}/"
 

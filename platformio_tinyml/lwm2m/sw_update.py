@@ -12,6 +12,13 @@ Package installation state machine (Update State, resource 7)::
     DOWNLOAD STARTED --storage / transfer fails--> INITIAL (result 50 / 52 / 56)
     DELIVERED --Install ok--> INSTALLED (result 2);  Install fails: stays DELIVERED (result 58)
     INSTALLED / DELIVERED --Uninstall--> INITIAL (result 0)
+    DOWNLOAD STARTED --empty Package URI--> INITIAL (result 0)
+
+A Package URI (resource 3) starts the download as a first block does: the
+device fetches the package (the agent: CoAP Block2) and hands it to
+:meth:`SoftwareUpdate.write_block` as one last block, so a pulled package
+gets exactly the checks of a pushed one; a URI it cannot fetch is result 56,
+a server that does not answer 52.
 
 Activation (resource 12) applies in INSTALLED: Activate switches the running
 slot to the new module, Deactivate rolls back to the module that ran before.
@@ -146,6 +153,11 @@ class SoftwareUpdate:
         self.target.write(self.slot, offset, data)
         self.received = offset + len(data)
         return self.finish() if last else self.result
+
+    def cancel(self) -> None:
+        """An empty Package URI: a download under way stops (INITIAL, result 0); otherwise nothing."""
+        if self.state is UpdateState.DOWNLOAD_STARTED:
+            self._fail(UpdateResult.INITIAL, "")
 
     def download_failed(self, result: UpdateResult, reason: str = "") -> UpdateResult:
         """The transfer ended badly (connection lost, invalid URI, ...): back to INITIAL."""

@@ -108,7 +108,7 @@ def _lwm2m_server(svc: Service):
     return LwM2MServer(DeviceStore(svc.Session), load_definitions(cfg.lwm2m_object_id), Settings(
         host=cfg.host, port=cfg.lwm2m_port, request_timeout_s=cfg.lwm2m_timeout_s,
         queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count,
-        server_id=cfg.lwm2m_server_id, liveness_s=cfg.lwm2m_lease_s),
+        server_id=cfg.lwm2m_server_id, liveness_s=cfg.lwm2m_lease_s, public_host=cfg.lwm2m_public_host or None),
         packages=Packages(svc.store))
 
 

@@ -35,6 +35,7 @@ class ServiceConfig:
     lwm2m_port: int = 5683              # UDP port of the LwM2M server (bound to ``host``); 0: no LwM2M server
     lwm2m_object_id: int = 32100        # object id of the TinyML object (docs/lwm2m/tinyml-object.xml)
     lwm2m_timeout_s: float = 10         # one request to a device, retransmissions included
+    lwm2m_public_host: str = ""         # the host in pull URIs (coap://HOST:PORT/pkg/...; default: host)
     lwm2m_queue_wait_s: float = 30      # a request to a sleeping (queue mode) device waits this long
     lwm2m_awake_s: float = 20           # a queue-mode device is reachable this long after Register/Update
     lwm2m_flood_count: int = 20         # Registers per address per 10 s before 4.29 Too Many Requests

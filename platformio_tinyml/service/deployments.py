@@ -38,6 +38,7 @@ router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
 MAX_MODULE = 4 * 1024 * 1024
 BLOCK_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+MODES = ("push", "pull")
 
 
 def _runner(request: Request):
@@ -278,9 +279,13 @@ async def create_deployment(
         max_failure_ratio: float = Form(0.0, ge=0.0, le=1.0, description="failed / devices in a stage above this "
                                         "stops the deployment and rolls back what it activated"),
         block_size: int = Form(1024, description="largest Block1 size (16, 32, ..., 1024)"),
+        mode: str = Form("push", description="push: Block1 writes to /9/0/2; pull: the module is published and "
+                                             "its coap:// URI written to /9/0/3, each device fetches it (Block2)"),
         who: Caller = Depends(caller("deploy")), svc: Service = Depends(service)) -> dict:
     """Start a deployment: deliver the module to the devices the selector picks, stage by stage.
 
+    ``mode`` ``push`` (default) writes the module block-wise to each device; ``pull`` writes the
+    URI of the published module and each device fetches it; either way Install and Activate follow.
     With ``model`` (and ``version``) instead of a module, the service packs the model once per
     device class among the selected devices and delivers each device its class's module
     (``classes`` in the answer). Devices that cannot take it are ``skipped`` with the reason;
@@ -288,6 +293,9 @@ async def create_deployment(
     runner = _runner(request)
     if block_size not in BLOCK_SIZES:
         raise fail(422, f"block_size {block_size}: a CoAP block size (16, 32, ..., 1024)")
+    if mode not in MODES:
+        raise fail(422, f"mode {mode[:20]!r}: give push (Block1 writes to /9/0/2) or pull (the device fetches the "
+                        "module's URI from /9/0/3)")
     sel = check_selector(_json("selector", selector, None))
     stage_list = check_stages(_json("stages", stages, [100]))
     crit = check_criteria(_json("criteria", criteria, None))
@@ -298,7 +306,7 @@ async def create_deployment(
         runner.store.create, who.project_id,
         {"module_sha256": digest, "module_size": size, "module_name": header.model_name[:100],
          "module_version": header.module_version}, sel, stage_list, crit, max_failure_ratio, block_size, rows,
-        runner.me, runner.lease_s, profile=explicit, classes=classes, modules=modules)
+        runner.me, runner.lease_s, mode, profile=explicit, classes=classes, modules=modules)
     runner.start(dep_id)
     return await asyncio.to_thread(lambda: runner.store.view(runner.store.get(dep_id)))
 

@@ -200,17 +200,22 @@ def _deliveries(request: Request, server):
 @router.post("/{endpoint}/modules", status_code=202, responses=errors(400, 401, 403, 404, 409, 413, 422))
 async def deliver_module(endpoint: str, request: Request, block_size: int = Query(1024, description="largest "
                          "Block1 size (16, 32, ..., 1024); a device answering 4.13 gets smaller blocks"),
+                         pull: bool = Query(False, description="publish the module and write its coap:// "
+                                            "URI to /9/0/3: the device fetches it (Block2)"),
                          who: Caller = Depends(caller("deploy"))) -> dict:
     """Push a signed inference module (.tmm, sent as application/octet-stream) to the device over object 9.
 
     Block-wise Write to /9/0/2, Install, Activate; answers at once with the delivery state,
-    GET .../modules follows it."""
+    GET .../modules follows it. With ``pull=true`` the module is published and its URI written
+    to Package URI /9/0/3 instead: the device fetches it and checks it as a pushed one (Update
+    Result 56: it could not fetch the URI, 52: no answer)."""
     server, _ = _target(request, who, endpoint, "/9/0")
     data = await request.body()
     if not data[:4] == b"TMOD":
         raise fail(400, "the body is not an inference module (no TMOD magic). Send a .tmm from tinyml module pack "
                         "or POST /v1/compilations/{id}/module, as application/octet-stream")
-    return _start_delivery(request, who, server, endpoint, data, "module", MAX_MODULE, max_block=block_size)
+    return _start_delivery(request, who, server, endpoint, data, "module", MAX_MODULE, max_block=block_size,
+                           pull=pull)
 
 
 def _start_delivery(request: Request, who: Caller, server, endpoint: str, data: bytes, what: str, limit: int,

@@ -111,7 +111,11 @@ def _new_form(who, csrf: str, message: str = "", status: int = 200, f: dict | No
             + field("within_s", "within (s)", "e.g. 60", "number", 'min="1"')
             + field("max_failure_ratio", "Max failure ratio per stage", "0 to 1", "number",
                     'min="0" max="1" step="any"')
-            + '<button type="submit">Deploy</button></form>')
+            + '<label for="mode">Delivery</label><select id="mode" name="mode">'
+            + "".join(f'<option value="{m}"{" selected" if f.get("mode") == m else ""}>{text}</option>'
+                      for m, text in (("push", "push (the server writes the module block-wise)"),
+                                      ("pull", "pull (each device fetches the published module)")))
+            + '</select><button type="submit">Deploy</button></form>')
     return render_page("New deployment", alert + form, who, csrf, status)
 
 
@@ -154,10 +158,10 @@ async def deployment_match(request: Request, module: UploadFile | None = File(No
 async def new_deployment(request: Request, module: UploadFile = File(...), csrf: str = Form(""),
                          query: str = Form(""), endpoints: str = Form(""), tags: str = Form(""),
                          stages: str = Form(""), inferences: str = Form(""), within_s: str = Form(""),
-                         max_failure_ratio: str = Form("")):
+                         max_failure_ratio: str = Form(""), mode: str = Form("push")):
     """Start a deployment from the form: the same checks and runner as POST /v1/deployments."""
     fields = {"query": query, "endpoints": endpoints, "tags": tags, "stages": stages, "inferences": inferences,
-              "within_s": within_s, "max_failure_ratio": max_failure_ratio}
+              "within_s": within_s, "max_failure_ratio": max_failure_ratio, "mode": mode}
     who, expected = session(request, "deploy")
     check_csrf(csrf, expected)
     try:
@@ -175,7 +179,7 @@ async def new_deployment(request: Request, module: UploadFile = File(...), csrf:
             request, module=module, compilation=None, version=None,
             selector=json.dumps(_selector(query, endpoints, tags)), stages=json.dumps(stage_list),
             criteria=json.dumps(criteria) if criteria else None, max_failure_ratio=ratio, block_size=1024,
-            model=None, target=None, profile=None, who=who, svc=request.app.state.service)
+            mode=mode, model=None, target=None, profile=None, who=who, svc=request.app.state.service)
     except HTTPException as e:
         return _new_form(who, expected, str(e.detail), e.status_code, fields)
     except TinyMLError as e:
@@ -193,6 +197,7 @@ def deployment_detail(dep_id: str, request: Request):
         ("id", d["id"]), ("module", f'{d["module"]["name"]} {d["module"]["version"]}'), ("state", d["state"]),
         ("stage", d["stage"]), ("stages", ", ".join(f"{s:g} %" for s in d["stages"] or ())),
         ("criteria", json.dumps(d["criteria"])), ("max failure ratio", d["max_failure_ratio"]),
+        ("delivery", d.get("mode") or "push"),
         ("devices", f'{d["total"]}: {_counts_text(d["counts"])}'),
         ("message", d["message"])])]
     quoted = quote(d["id"], safe="")
