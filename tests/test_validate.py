@@ -78,6 +78,13 @@ def _nan_weight(m, sg):
     m.buffers[t.buffer].data = data.view(np.uint8)
 
 
+def _huge_weight(m, sg):
+    t = sg.tensors[8 + 1]
+    data = np.array(m.buffers[t.buffer].data, np.uint8).view(np.float32).copy()
+    data[5] = -3.4e38
+    m.buffers[t.buffer].data = data.view(np.uint8)
+
+
 def _ad(edit):
     def build():
         m = mutants.unpack(AD_F32.read_bytes())
@@ -173,6 +180,7 @@ CASES = {
     "onnx-nan-weight": ("finite-weights", "initializer #0 'w'", ".onnx",
                         _onnx_net(lambda m: m.graph.initializer[0].CopyFrom(nh.from_array(
                             np.full((4, 3, 3, 3), NAN, np.float32), "w")))),
+    "huge-weight": ("weight-magnitude", "tensor #9", ".tflite", _ad(_huge_weight)),
     "nan-beta": ("finite-weights", "operator #12 SOFTMAX", ".tflite", _options(12, beta=NAN)),
     "nan-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[NAN])),
     "zero-scale": ("quant-scale", "tensor #33", ".tflite", _quant(33, scale=[0.0])),

@@ -75,6 +75,11 @@ MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {M
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
                              "relu alpha, and a quantized leaky relu's multipliers) are finite (an ONNX Clip "
                              "bound may be +-inf)")
+MAX_WEIGHT = 1e30
+MAGNITUDE = rule("weight-magnitude", f"float constants are at most {MAX_WEIGHT:g} in magnitude: a product or sum "
+                                     "with a larger one overflows float32, and then the result depends on the order "
+                                     "of evaluation (two correct interpreters give inf and a finite number); "
+                                     "trained weights are many orders smaller")
 SCALE = rule("quant-scale", "quantization scales are finite and between 2^-126 (float32's smallest normal) and 2^60")
 ZERO_POINT = rule("zero-point-range", "zero points fit the tensor's integer type")
 CHANNELS = rule("quant-channels", "a quantization has as many zero points as scales; per-channel "
@@ -291,6 +296,9 @@ class _Pass:
             if t.dtype is DType.FLOAT32 and not np.isfinite(t.data).all():
                 bad = int(np.flatnonzero(~np.isfinite(t.data.reshape(-1)))[0])
                 raise self.fail(FINITE, s, f"has {t.data.reshape(-1)[bad]} at element {bad}")
+            if t.dtype is DType.FLOAT32 and t.data.size and float(np.abs(t.data).max()) > MAX_WEIGHT:
+                bad = int(np.argmax(np.abs(t.data.reshape(-1))))
+                raise self.fail(MAGNITUDE, s, f"has {float(t.data.reshape(-1)[bad]):g} at element {bad}")
         self._quant(t, s)
         return nbytes
 
