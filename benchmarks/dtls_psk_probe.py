@@ -62,7 +62,8 @@ async def main() -> None:
     except ImportError as e:
         report("FAIL", "import aiocoap", repr(e))
         return
-    report("PASS", "import aiocoap", f"aiocoap {aiocoap.meta.version}, Python {platform.python_version()}")
+    from aiocoap import meta
+    report("PASS", "import aiocoap", f"aiocoap {meta.version}, Python {platform.python_version()}")
     try:
         import DTLSSocket  # noqa: F401
         from DTLSSocket import dtls  # noqa: F401
