@@ -215,6 +215,27 @@ async def main() -> None:
         except Exception:
             pass
 
+    # a 20-byte key, the same on both sides. tinydtls asks for the key into a buffer of
+    # DTLS_PSK_MAX_KEY_LEN = 16 bytes, and DTLSSocket 0.2.3's _get_psk_info memcpy()s the whole key into
+    # it without checking result_length: a key over 16 bytes overruns that stack buffer (undefined
+    # behaviour; 17 bytes happened to work once, 20 bytes gave the server "Incoming error 80", alert
+    # internal_error, and the client learned nothing and timed out). The project refuses keys over 16 bytes.
+    server.server_credentials.load_from_dict(
+        {":long-key": {"dtls": {"psk": b"x" * 20, "client-identity": b"long-key"}}})
+    long = await aiocoap.Context.create_client_context(transports=["tinydtls"], loggername="probe.long")
+    long.client_credentials.load_from_dict({"coaps://*": {"dtls": {"psk": b"x" * 20, "client-identity": b"long-key"}}})
+    t0 = time.monotonic()
+    try:
+        r = await req(long, Code.GET, timeout=15)
+        report("FAIL", "20-byte PSK (above tinydtls' 16) fails", f"it worked: {r.code}")
+    except Exception as e:
+        report("PASS", "20-byte PSK (above tinydtls' 16) fails",
+               f"{type(e).__name__}: {e or ''} after {time.monotonic() - t0:.1f} s (server log: 'Incoming error 80')")
+    try:
+        await asyncio.wait_for(long.shutdown(), 5)
+    except Exception:
+        pass
+
     # the right client still works after the failed handshakes
     try:
         r = await req(client, Code.GET)

@@ -13,10 +13,11 @@ Both sides run on aiocoap's tinydtls transports, which need the optional
 * A simplesocketserver transport adds 1 (COAPS_PORT - COAP_PORT) to an
   explicit bind port, so :func:`server_context` binds ``port - 1``; and it
   refuses any-address binds (0.0.0.0, ::).
-* tinydtls takes keys of at most 16 bytes and identities of at most 32
-  bytes; a longer key makes the handshake end with alert 80 (internal
-  error) and the client wait for its timeout, so :func:`load_psk_file` refuses
-  them.
+* tinydtls takes keys of at most 16 bytes (DTLS_PSK_MAX_KEY_LEN) and
+  identities of at most 32. DTLSSocket 0.2.3 copies the key into tinydtls'
+  16-byte buffer without checking its length: a longer key overruns it
+  (seen: a 20-byte key ends the handshake with alert 80, internal error, and
+  the client waits for its timeout), so :func:`check_psk` refuses them.
 * A DTLS server cannot open a session itself: a device is reachable over DTLS
   only while the session it opened lives (the agent keeps it referenced).
 
