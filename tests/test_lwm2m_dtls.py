@@ -137,3 +137,22 @@ def test_cli_refuses_bad_dtls_settings_in_one_line(svc, tmp_path):
                         (agent + ["--psk-key", "00" * 17], "tinydtls takes 1 to 16")):
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, (cmd, r.stderr)
+
+
+def test_cli_device_agent_registers_over_dtls(svc, tmp_path):
+    """``tinyml device-agent --server coaps://... --psk-identity ID --psk-key HEX`` as a process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    pub = public_key_pem(tmp_path / "key.pub")
+    proc = subprocess.Popen([sys.executable, "-m", "platformio_tinyml.cli.main", "device-agent",
+                             "--server", f"coaps://127.0.0.1:{svc.dtls_port}", "--endpoint", "agent-keyed",
+                             "--psk-identity", "agent-keyed", "--psk-key", OTHER_KEY.hex(), "--public-key", str(pub)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        caps = wait_capabilities(svc, "agent-keyed", timeout=20)["capabilities"]
+        assert caps["slot_count"] == 2
+        r = svc.reader.get("/v1/devices/agent-keyed/resources/3/0/0")
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert "1 of 1 device(s) registered" in out, (out, err)
