@@ -137,7 +137,7 @@ class AgentConfig:
         for server in self.servers:
             u = urlsplit(server)
             if u.scheme not in ("coap", "coaps") or not u.hostname:
-                raise TinyMLError(f"--server {server!r} is not a coap://HOST:PORT or coaps://HOST:PORT URI",
+                raise TinyMLError(f"--server {server!r} is not a coap://HOST:PORT URI (or coaps://HOST:PORT with --psk-key)",
                                   hint="Give the LwM2M server of tinyml serve, e.g. coap://127.0.0.1:5683")
         if self.dtls:
             from . import dtls
