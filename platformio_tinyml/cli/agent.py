@@ -17,8 +17,13 @@ def add_parser(sub) -> None:
                                             "with the host-built C loader, or the QEMU firmware with --firmware "
                                             "(see docs/device-agent.md)")
     p.add_argument("--server", required=True, action="append", metavar="coap://HOST:PORT",
-                   help="the LwM2M server of tinyml serve; give it again for servers to fail over to (tried in "
-                        "turn when the one in use does not answer a Register or Update)")
+                   help="the LwM2M server of tinyml serve (coaps://HOST:PORT: over DTLS with --psk-key); give it "
+                        "again for servers to fail over to (tried in turn when the one in use does not answer a "
+                        "Register or Update)")
+    p.add_argument("--psk-identity", metavar="ID",
+                   help="coaps:// servers: the PSK identity (default: the endpoint name, which the server requires "
+                        "it to be)")
+    p.add_argument("--psk-key", metavar="HEX", help="coaps:// servers: the pre-shared key, hex (at most 16 bytes)")
     p.add_argument("--failover-s", type=float, default=10.0, metavar="S",
                    help="with several --server: a Register or Update unanswered this long moves to the next "
                         "(default 10)")
@@ -54,6 +59,13 @@ def add_parser(sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log registrations and deliveries")
 
 
+def _psk_key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    from ..lwm2m.dtls import parse_key
+    return parse_key(text, "--psk-key")
+
+
 def cmd_device_agent(args: argparse.Namespace) -> int:
     from ..lwm2m.agent import AgentConfig, load_key, run
     from ..module.firmware import KernelSet
@@ -70,7 +82,8 @@ def cmd_device_agent(args: argparse.Namespace) -> int:
                       lifetime_s=args.lifetime, slot_size=slot_size, arena_bytes=arena,
                       max_block=args.max_block, tinyml_object_id=args.object_id, firmware=args.firmware,
                       request_timeout_s=args.request_timeout, infer_every_s=args.infer_every,
-                      tinyml_object=not args.without_tinyml_object)
+                      tinyml_object=not args.without_tinyml_object, psk_identity=args.psk_identity,
+                      psk_key=_psk_key(args.psk_key))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(message)s")
     try:

@@ -34,6 +34,12 @@ def add_parsers(sub, add_target) -> None:
                    help="extra folder of board manifests (repeatable)")
     p.add_argument("--lwm2m-port", type=int, help="UDP port of the LwM2M server, on --host (default 5683; 0 "
                    "disables it)")
+    p.add_argument("--lwm2m-dtls-port", type=int, metavar="PORT",
+                   help="also serve LwM2M over DTLS with pre-shared keys (coaps://) on this UDP port of --host, "
+                        "which must be one address (default 0: off; needs DTLSSocket and --lwm2m-psk-file)")
+    p.add_argument("--lwm2m-psk-file", metavar="FILE",
+                   help="JSON {\"IDENTITY\": \"HEXKEY\"}: the devices' pre-shared keys; over DTLS the endpoint "
+                        "name is the identity, and a name with a key registers over DTLS only (docs/lwm2m.md)")
     p.add_argument("--lwm2m-server-id", metavar="NAME", help="this server among several on one database "
                    "(default HOSTNAME:LWM2M-PORT; a restarted server with the same id takes its leases back at once)")
     p.add_argument("--broker", help="Celery broker URL (redis://HOST:PORT/0): jobs run in `tinyml worker` "
@@ -112,7 +118,8 @@ def cmd_serve(args) -> int:
     cfg = _config(args, host=args.host, port=args.port, workers=args.workers, max_upload_mb=args.max_upload_mb,
                   max_jobs_in_flight=args.max_jobs_in_flight, job_timeout_s=args.job_timeout_s,
                   job_memory_mb=args.job_memory_mb, boards_dirs=args.boards_dirs, lwm2m_port=args.lwm2m_port,
-                  lwm2m_server_id=args.lwm2m_server_id, broker=args.broker)
+                  lwm2m_server_id=args.lwm2m_server_id, broker=args.broker,
+                  lwm2m_dtls_port=args.lwm2m_dtls_port, lwm2m_psk_file=args.lwm2m_psk_file)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     svc_log = logging.getLogger("tinyml.service")
@@ -121,6 +128,8 @@ def cmd_serve(args) -> int:
     _check_port(cfg.host, cfg.port)
     if cfg.lwm2m_port:
         _check_port(cfg.host, cfg.lwm2m_port, udp=True)
+    if cfg.lwm2m_dtls_port:
+        _check_dtls(cfg)
     if not 1 <= cfg.lwm2m_lease_s <= 3600:
         from ..errors import TinyMLError
         raise TinyMLError(f"lwm2m_lease_s = {cfg.lwm2m_lease_s:g} is out of range",
@@ -129,6 +138,8 @@ def cmd_serve(args) -> int:
                                "and devices")
     svc = Service(cfg)
     lwm2m = f", LwM2M on coap://{cfg.host}:{cfg.lwm2m_port}" if cfg.lwm2m_port else ""
+    if cfg.lwm2m_port and cfg.lwm2m_dtls_port:
+        lwm2m += f" and coaps://{cfg.host}:{cfg.lwm2m_dtls_port} (DTLS-PSK)"
     jobs = f"jobs to workers via {_redact(cfg.broker)}" if cfg.broker else f"{cfg.workers} workers"
     print(f"tinyml: serving on http://{cfg.host}:{cfg.port}{lwm2m} (data {cfg.data}, {jobs}); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
@@ -189,6 +200,25 @@ def _check_port(host: str, port: int, udp: bool = False) -> None:
         flag = "--lwm2m-port" if udp else "--port"
         raise TinyMLError(f"cannot listen on {host}:{port}{'/udp' if udp else ''} ({why})", where=f"--host/{flag}",
                           hint=f"Stop the program using it, or give another {flag}") from None
+
+
+def _check_dtls(cfg) -> None:
+    """The DTLS settings make sense before the server starts: a one-line error otherwise."""
+    from ..errors import TinyMLError
+    from ..lwm2m import dtls
+    where = "--lwm2m-dtls-port/--lwm2m-psk-file"
+    if not cfg.lwm2m_port:
+        raise TinyMLError("DTLS needs the LwM2M server (--lwm2m-port is 0)", where=where)
+    if cfg.lwm2m_dtls_port == cfg.lwm2m_port:
+        raise TinyMLError("--lwm2m-dtls-port must differ from --lwm2m-port", where=where)
+    if cfg.host in ("0.0.0.0", "::", ""):
+        raise TinyMLError(f"the DTLS LwM2M server cannot listen on '{cfg.host}' (all addresses): aiocoap's DTLS "
+                          "server binds one address", where="--host", hint="Give --host a single address")
+    if not cfg.lwm2m_psk_file:
+        raise TinyMLError("DTLS needs the devices' keys", where=where, hint="Give --lwm2m-psk-file FILE")
+    dtls.require()                          # LwM2MError is a TinyMLError: one line, with its hint
+    dtls.load_psk_file(cfg.lwm2m_psk_file)
+    _check_port(cfg.host, cfg.lwm2m_dtls_port, udp=True)
 
 
 def cmd_service(args) -> int:

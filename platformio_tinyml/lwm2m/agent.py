@@ -35,6 +35,13 @@ answers with an ICMP error: the port is closed) registers with the next
 one, in turn; it stays there until that one stops answering. Several
 ``tinyml serve`` on one database share devices and deployments, so the new
 server continues what the old one was delivering.
+
+DTLS-PSK: with a ``coaps://`` server (``psk_key``, ``--psk-key HEX``) a device
+registers over DTLS on aiocoap's tinydtls transport (optional package
+DTLSSocket), under its PSK identity (``psk_identity``, default: its endpoint
+name, which the server requires to be the same). The server reaches the device
+only over the DTLS session the device opened, so the device keeps that session
+referenced (aiocoap drops unreferenced ones).
 """
 
 from __future__ import annotations
@@ -128,13 +135,26 @@ class AgentConfig:
     failover_s: float = 10.0           # with fallbacks: a Register or Update unanswered this long moves on
     infer_every_s: float = 0.0         # > 0: the running module infers this often (0: once after each Activate)
     tinyml_object: bool = True         # False: a client without the TinyML object (targeted by an explicit profile)
+    psk_identity: str | None = None    # coaps:// servers: the PSK identity (default: the endpoint name)
+    psk_key: bytes | None = None       # coaps:// servers: the pre-shared key (at most 16 bytes)
 
     def __post_init__(self):
         for server in self.servers:
             u = urlsplit(server)
-            if u.scheme != "coap" or not u.hostname:
-                raise TinyMLError(f"--server {server!r} is not a coap://HOST:PORT URI",
+            if u.scheme not in ("coap", "coaps") or not u.hostname:
+                raise TinyMLError(f"--server {server!r} is not a coap://HOST:PORT URI (or coaps://HOST:PORT with --psk-key)",
                                   hint="Give the LwM2M server of tinyml serve, e.g. coap://127.0.0.1:5683")
+        if self.dtls:
+            from . import dtls
+            if self.psk_key is None:
+                raise TinyMLError("a coaps:// server needs a pre-shared key", where="--server",
+                                  hint="Give --psk-key HEX (and --psk-identity, default the endpoint name)")
+            if self.psk_identity is not None and self.count > 1:
+                raise TinyMLError("--psk-identity with --count 1 only (with --count N each device's identity is "
+                                  "its endpoint name NAME-i)")
+            dtls.require()
+            for ep in self.endpoints():
+                dtls.check_psk(self.psk_identity or ep, self.psk_key, "--psk-identity/--psk-key")
         if not 3 <= self.failover_s <= 3600:
             raise TinyMLError(f"--failover-s {self.failover_s:g}: give 3 to 3600 seconds")
         if not 1 <= self.count <= 100000:
@@ -157,6 +177,10 @@ class AgentConfig:
     @property
     def servers(self) -> tuple[str, ...]:
         return (self.server, *self.fallback_servers)
+
+    @property
+    def dtls(self) -> bool:
+        return any(urlsplit(s).scheme == "coaps" for s in self.servers)
 
     def endpoints(self) -> list[str]:
         return [self.endpoint] if self.count == 1 else [f"{self.endpoint}-{i}" for i in range(self.count)]
@@ -215,6 +239,7 @@ class VirtualDevice:
         self.inference_count, self.last_latency_us, self.last_error, self.last_output = 0, 0, "", b""
         self.location: tuple[str, ...] = ()
         self.server = cfg.server           # the one it registers with now (see fail-over in the docstring)
+        self._session = None               # the DTLS session to a coaps:// server (see _keep_session)
         self.ctx: aiocoap.Context | None = None
         self.registered = asyncio.Event()
         self._pulls: dict[int, asyncio.Task] = {}       # fetches from a Package URI by object, while they run
@@ -244,7 +269,12 @@ class VirtualDevice:
             reserved = None
             try:
                 self.ctx = await aiocoap.Context.create_server_context(
-                    _Site(self), bind=(host, port), transports=["udp6"], loggername="tinyml.agent.coap")
+                    _Site(self), bind=(host, port), transports=["udp6", *(["tinydtls"] if self.cfg.dtls else [])],
+                    loggername="tinyml.agent.coap")
+                if self.cfg.dtls:
+                    from .dtls import client_credentials
+                    self.ctx.client_credentials.load_from_dict(
+                        client_credentials(self.cfg.psk_identity or self.endpoint, self.cfg.psk_key))
                 return
             except OSError as e:
                 if e.errno != errno.EADDRINUSE or attempt == 7:
@@ -282,9 +312,16 @@ class VirtualDevice:
         if fmt is not None:
             msg.opt.content_format = fmt
         if not self.cfg.fallback_servers:
-            return await self.ctx.request(msg).response
+            return self._keep_session(await self.ctx.request(msg).response)
         msg.transport_tuning = transmission(self.cfg.failover_s)    # retransmissions end within failover_s
-        return await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.failover_s)
+        return self._keep_session(await asyncio.wait_for(self.ctx.request(msg).response, self.cfg.failover_s))
+
+    def _keep_session(self, resp: Message) -> Message:
+        """Hold the DTLS session the server answered on: aiocoap keeps sessions only while referenced,
+        and the server can reach the device over no other."""
+        if getattr(resp.remote, "scheme", None) == "coaps":
+            self._session = resp.remote
+        return resp
 
     def links(self) -> str:
         objs = [*REGISTERED_OBJECTS, *([self.tml] if self.cfg.tinyml_object else [])]

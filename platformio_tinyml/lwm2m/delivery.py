@@ -345,7 +345,7 @@ class Delivery:
                                                     size.bit_length() - 5)
         if offset == 0:
             msg.opt.size1 = len(self.module)
-        request = srv.ctx.request(msg, handle_blockwise=False)
+        request = srv.ctx_for(reg).request(msg, handle_blockwise=False)
         return await asyncio.wait_for(request.response, self.block_timeout_s)
 
     async def _report(self) -> None:

@@ -37,6 +37,12 @@ for ``liveness_s`` end, and a registration here that another server replaced
 two servers talk to one device for long. A restarted server with the same id
 ends its own earlier registrations at once.
 
+DTLS-PSK (``dtls_port``, :mod:`.dtls`): a second aiocoap context serves the
+same interfaces on coaps://HOST:DTLS_PORT with the keys in ``psk``; requests
+to a device go out on the context (and the DTLS session) it registered on. A
+device registering over DTLS must use its PSK identity as its endpoint name;
+an endpoint name that has a key is refused over plain UDP.
+
 Pull delivery: ``GET /pkg/<sha256>`` serves what :meth:`LwM2MServer.publish`
 published, block-wise (:mod:`.packages`).
 
@@ -105,6 +111,8 @@ class Settings:
     public_host: str | None = None      # the host in package URIs (default: ``host``, unless that is a wildcard)
     server_id: str = ""                 # this server among those sharing the database (default HOST:PORT)
     liveness_s: float = 15.0            # a server without a heartbeat for this long is gone (its devices too)
+    dtls_port: int = 0                  # coaps:// (DTLS-PSK) port on ``host``; 0: no DTLS
+    psk: dict = field(default_factory=dict)     # PSK identity (= endpoint name) -> key (at most 16 bytes)
 
 
 @dataclass
@@ -138,6 +146,7 @@ class LwM2MServer:
         self.store, self.defs, self.cfg = store, defs, settings or Settings()
         self.packages = packages if packages is not None else Packages()
         self.ctx: aiocoap.Context | None = None
+        self.dtls_ctx: aiocoap.Context | None = None
         self.regs: dict[str, Reg] = {}            # endpoint -> registration
         self.by_id: dict[str, Reg] = {}
         self._recent: dict[str, deque] = {}       # address -> times of recent Registers
@@ -151,8 +160,22 @@ class LwM2MServer:
         host = "::" if self.cfg.host in ("0.0.0.0", "::", "") else self.cfg.host
         self.ctx = await aiocoap.Context.create_server_context(_Root(self), bind=(host, self.cfg.port),
                                                                transports=["udp6"], loggername="tinyml.service.coap")
+        if self.cfg.dtls_port:
+            from . import dtls
+            try:
+                self.dtls_ctx = await dtls.server_context(_Root(self), self.cfg.host, self.cfg.dtls_port, self.cfg.psk)
+            except BaseException:
+                await self.ctx.shutdown()
+                self.ctx = None
+                raise
+            log.info("LwM2M server '%s' on coaps://%s:%d (DTLS-PSK, %d identities)", self.id, self.cfg.host,
+                     self.cfg.dtls_port, len(self.cfg.psk))
         self._spawn(self._heartbeat())
         log.info("LwM2M server '%s' on coap://%s:%d (UDP)", self.id, self.cfg.host, self.cfg.port)
+
+    def ctx_for(self, reg: Reg) -> aiocoap.Context:
+        """The context a request to the device leaves from: the one (plain or DTLS) it registered on."""
+        return self.dtls_ctx if getattr(reg.remote, "scheme", None) == "coaps" else self.ctx
 
     async def _heartbeat(self) -> None:
         """Say this server is alive; end the registrations of servers that stopped saying so, and
@@ -184,6 +207,9 @@ class LwM2MServer:
         if self.ctx is not None:
             await self.ctx.shutdown()
             self.ctx = None
+        if self.dtls_ctx is not None:
+            await self.dtls_ctx.shutdown()
+            self.dtls_ctx = None
 
     def publish(self, data: bytes) -> str:
         """Serve ``data`` for pull delivery; returns its URI, ``coap://HOST:PORT/pkg/<sha256>`` (Block2)."""
@@ -219,6 +245,7 @@ class LwM2MServer:
                                              f"{(ep or '')[:60]!r}")
         version, binding, lifetime = self._params(query, "1.0", "U", DEFAULT_LIFETIME_S, f"Register '{ep}'")
         links = self._links(request, f"Register '{ep}'")
+        self._check_identity(request, ep, f"Register '{ep}' from {address}")
         project = await asyncio.to_thread(self.store.project_for, ep)
         if project is None:
             raise _Refusal(Code.FORBIDDEN, f"Register '{ep}' from {address}: no project allows this endpoint "
@@ -244,6 +271,7 @@ class LwM2MServer:
         if reg is None:
             raise _Refusal(Code.NOT_FOUND, f"Update of unknown registration '{reg_id[:40]}' from "
                                            f"{_address(request.remote)} (the device must register again)")
+        self._check_identity(request, reg.endpoint, f"Update of '{reg.endpoint}' from {_address(request.remote)}")
         query = _query(request)
         reg.version, reg.binding, reg.lifetime_s = self._params(query, reg.version, reg.binding, reg.lifetime_s,
                                                                 f"Update '{reg.endpoint}'")
@@ -253,6 +281,8 @@ class LwM2MServer:
             changes["objects"] = [[lk.target, lk.attrs] for lk in reg.links]
         if _address(request.remote) != _address(reg.remote):
             reg.remote, changes["address"] = request.remote, _address(request.remote)
+        elif getattr(request.remote, "scheme", None) == "coaps":
+            reg.remote = request.remote          # the DTLS session now in use (a new handshake makes a new one)
         await asyncio.to_thread(self.store.updated, reg.id, **changes)
         self._seen(reg)
         return Message(code=Code.CHANGED)
@@ -261,6 +291,7 @@ class LwM2MServer:
         reg = self.by_id.get(reg_id)
         if reg is None:
             raise _Refusal(Code.NOT_FOUND, f"De-register of unknown registration '{reg_id[:40]}'")
+        self._check_identity(request, reg.endpoint, f"De-register of '{reg.endpoint}' from {_address(request.remote)}")
         self._forget(reg)
         await asyncio.to_thread(self.store.ended, reg.id, "deregistered")
         log.info("lwm2m: '%s' deregistered", reg.endpoint)
@@ -268,7 +299,9 @@ class LwM2MServer:
 
     async def send(self, request: Message) -> Message:
         """LwM2M Send (``POST /dp``): SenML values of any objects, stored with their times."""
-        reg = next((r for r in self.regs.values() if _address(r.remote) == _address(request.remote)), None)
+        scheme = getattr(request.remote, "scheme", None)
+        reg = next((r for r in self.regs.values() if _address(r.remote) == _address(request.remote)
+                    and getattr(r.remote, "scheme", None) == scheme), None)
         if reg is None:
             raise _Refusal(Code.FORBIDDEN, f"Send from {_address(request.remote)}, which is not registered")
         fmt = request.opt.content_format
@@ -285,6 +318,17 @@ class LwM2MServer:
                                 [(str(r.path), to_json(r.value), r.time) for r in records], "send")
         self._seen(reg)
         return Message(code=Code.CHANGED)
+
+    def _check_identity(self, request: Message, ep: str, where: str) -> None:
+        """Over DTLS the endpoint name is the PSK identity; a name that has a key comes over DTLS only."""
+        from .dtls import identity_of
+        if getattr(request.remote, "scheme", None) == "coaps":
+            identity = identity_of(request.remote)
+            if identity != ep:
+                raise _Refusal(Code.FORBIDDEN, f"{where}: over DTLS the endpoint name must be the PSK identity "
+                                               f"(authenticated as {identity!r})")
+        elif ep in self.cfg.psk:
+            raise _Refusal(Code.FORBIDDEN, f"{where}: '{ep}' has a pre-shared key: it registers over coaps:// only")
 
     def _params(self, query: dict, version: str, binding: str, lifetime: int, where: str) -> tuple[str, str, int]:
         version = query.get("lwm2m", version)
@@ -461,7 +505,7 @@ class LwM2MServer:
             msg.opt.uri_query = list(query)
         if observe is not None:
             msg.opt.observe = observe
-        request = self.ctx.request(msg)
+        request = self.ctx_for(reg).request(msg)
         where = f"{code.name} {path or '/'} on '{reg.endpoint}'"
         try:
             response = await asyncio.wait_for(request.response, timeout)

@@ -105,10 +105,15 @@ def _lwm2m_server(svc: Service):
     from ..lwm2m.packages import Packages
     from ..lwm2m.server import LwM2MServer, Settings
     from ..lwm2m.store import DeviceStore
+    psk = {}
+    if cfg.lwm2m_psk_file:
+        from ..lwm2m.dtls import load_psk_file
+        psk = load_psk_file(cfg.lwm2m_psk_file)
     return LwM2MServer(DeviceStore(svc.Session), load_definitions(cfg.lwm2m_object_id), Settings(
         host=cfg.host, port=cfg.lwm2m_port, request_timeout_s=cfg.lwm2m_timeout_s,
         queue_wait_s=cfg.lwm2m_queue_wait_s, awake_s=cfg.lwm2m_awake_s, flood_count=cfg.lwm2m_flood_count,
-        server_id=cfg.lwm2m_server_id, liveness_s=cfg.lwm2m_lease_s, public_host=cfg.lwm2m_public_host or None),
+        server_id=cfg.lwm2m_server_id, liveness_s=cfg.lwm2m_lease_s, public_host=cfg.lwm2m_public_host or None,
+        dtls_port=cfg.lwm2m_dtls_port, psk=psk),
         packages=Packages(svc.store))
 
 

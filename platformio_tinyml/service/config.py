@@ -40,6 +40,8 @@ class ServiceConfig:
     lwm2m_awake_s: float = 20           # a queue-mode device is reachable this long after Register/Update
     lwm2m_flood_count: int = 20         # Registers per address per 10 s before 4.29 Too Many Requests
     lwm2m_server_id: str = ""           # this server among several on one database (default HOSTNAME:LWM2M_PORT)
+    lwm2m_dtls_port: int = 0            # coaps:// (DTLS-PSK) port of the LwM2M server on ``host``; 0: no DTLS
+    lwm2m_psk_file: str = ""            # JSON {"IDENTITY": "HEXKEY"}: the devices' pre-shared keys (docs/lwm2m.md)
     lwm2m_lease_s: float = 15           # a server silent this long is gone: its deployments and devices move on
     broker: str = ""                    # Celery broker URL (redis://...): jobs go to `tinyml worker` processes
     queues: str = "fast,slow"           # `tinyml worker`: the queues it takes (fast: cgen/emlearn/tflm/auto; slow: tvm/vela)
