@@ -21,7 +21,12 @@ def check_onnx(model, path: str) -> None:
         for s in (n.name, n.op_type, n.domain, *n.input, *n.output):
             decode_name(s, subject, path)
     for vi in list(g.input) + list(g.output) + list(g.value_info):
-        decode_name(vi.name, "a graph value", path)
+        name = decode_name(vi.name, "a graph value", path)
+        tt = vi.type.tensor_type
+        dims = [d.dim_value for d in tt.shape.dim if d.HasField("dim_value")] if tt.HasField("shape") else []
+        if any(d < 0 for d in dims):      # onnx's C++ shape inference aborts (SIGABRT) on some of these
+            raise InvalidModelError(NEGATIVE, f"graph value '{printable(name)}'", f"has shape {dims}", path,
+                                    hint="Export the model with fixed, non-negative shapes")
     if not g.output:
         raise InvalidModelError(GRAPH_OUTPUTS, "graph", "has no outputs", path)
     clip_bounds = {i for n in g.node if n.op_type == "Clip" for i in n.input[1:3] if i}

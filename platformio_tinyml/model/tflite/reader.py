@@ -145,9 +145,11 @@ def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
         ctx.dynamic[index] = [int(x) for x in t.ShapeSignatureAsNumpy()]
     quant = None
     q = t.Quantization()
-    if q is not None and q.ScaleLength() > 0:
+    # TFLite Micro quantizes a tensor only when it has both scales and zero points (a scale without a
+    # zero point is no quantization there: an int8 MUL then outputs zeros), so neither is it here
+    if q is not None and q.ScaleLength() > 0 and q.ZeroPointLength() > 0:
         scale = tuple(float(s) for s in q.ScaleAsNumpy())
-        zps = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
+        zps = tuple(int(z) for z in q.ZeroPointAsNumpy())
         quant = Quant(scale, zps, int(q.QuantizedDimension()))
     data = None
     buf = ctx.model.Buffers(t.Buffer())
