@@ -34,20 +34,20 @@ class Loop:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def lwm2m_service(data, project: str, pattern: str, timeout_s: str = "3", **env):
-    """A started ``tinyml serve --data DATA`` whose LwM2M server is on a free UDP port (``coap_port``),
+def lwm2m_service(data, project: str, pattern: str, *args, timeout_s: str = "3", **env):
+    """A started ``tinyml serve --data DATA [ARGS]`` whose LwM2M server is on a free UDP port (``coap_port``),
     letting endpoints matching ``pattern`` into ``project``; ``reader`` and ``deployer`` are its clients
     with the ``read`` and ``read,deploy`` scopes (``deploy_token`` the latter's token)."""
     from lwm2m_support import free_udp_port
     from service_support import Server, tinyml
     port = free_udp_port()
-    srv = Server(data, "--lwm2m-port", port, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": timeout_s, **env})
+    srv = Server(data, "--lwm2m-port", port, *args, env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": timeout_s, **env})
     srv.coap_port = port
     tokens = {s: srv.token(project, s) for s in ("read", "read,deploy")}
     tinyml("service", "devices", "allow", "--project", project, "--pattern", pattern, "--data", srv.data)
     srv.start()
     srv.reader, srv.deployer = srv.client(tokens["read"]), srv.client(tokens["read,deploy"])
-    srv.deploy_token = tokens["read,deploy"]
+    srv.read_token, srv.deploy_token = tokens["read"], tokens["read,deploy"]
     return srv
 
 

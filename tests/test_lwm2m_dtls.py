@@ -25,9 +25,10 @@ import pytest
 pytest.importorskip("DTLSSocket", reason="DTLSSocket (the optional 'dtls' extra, which builds tinydtls) is not "
                                          "installed: the DTLS-PSK transport cannot run")
 
-from agent_support import Loop, agent_config, kws_module, last_output, push, public_key_pem, wait_capabilities  # noqa: E402
+from agent_support import (Loop, agent_config, kws_module, last_output, lwm2m_service, public_key_pem,  # noqa: E402
+                           push, wait_capabilities)
 from lwm2m_support import free_udp_port  # noqa: E402
-from service_support import Server, free_port, tinyml  # noqa: E402
+from service_support import free_port  # noqa: E402
 
 from platformio_tinyml.lwm2m.agent import Agent  # noqa: E402
 
@@ -40,14 +41,10 @@ def svc(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dtls")
     psk = tmp / "psk.json"
     psk.write_text(json.dumps({"agent-dtls": KEY.hex(), "agent-keyed": OTHER_KEY.hex(), "agent-lost": KEY.hex()}))
-    port, dtls_port = free_udp_port(), free_udp_port()
-    srv = Server(tmp / "data", "--lwm2m-port", port, "--lwm2m-dtls-port", dtls_port, "--lwm2m-psk-file", psk,
-                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": "5"})
-    srv.coap_port, srv.dtls_port, srv.psk = port, dtls_port, psk
-    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy")}
-    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "agent-*", "--data", srv.data)
-    srv.start()
-    srv.reader, srv.deployer = srv.client(tokens["read"]), srv.client(tokens["read,deploy"])
+    dtls_port = free_udp_port()
+    srv = lwm2m_service(tmp / "data", "fleet", "agent-*", "--lwm2m-dtls-port", dtls_port, "--lwm2m-psk-file", psk,
+                        timeout_s="5")
+    srv.dtls_port, srv.psk = dtls_port, psk
     yield srv
     srv.stop()
 

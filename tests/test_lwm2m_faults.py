@@ -18,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
-from agent_support import Loop, agent_config, kws_module, last_output, push, wait_capabilities
+from agent_support import Loop, agent_config, kws_module, last_output, lwm2m_service, push, wait_capabilities
 from lossy_relay import LossyRelay
-from lwm2m_support import free_udp_port
-from service_support import Server, one_line, tinyml
+from service_support import one_line
 
 from platformio_tinyml.lwm2m.agent import Agent
 from platformio_tinyml.lwm2m.tuning import transmission
@@ -31,15 +30,8 @@ TIMEOUT_S = 5
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
-    port = free_udp_port()
-    srv = Server(tmp_path_factory.mktemp("faults") / "data", "--lwm2m-port", port,
-                 env={"TINYML_SERVICE_LWM2M_TIMEOUT_S": str(TIMEOUT_S)})
-    srv.coap_port = port
-    tokens = {s: srv.token("fleet", s) for s in ("read", "read,deploy")}
-    tinyml("service", "devices", "allow", "--project", "fleet", "--pattern", "fault-*", "--data", srv.data)
-    srv.start()
-    srv.reader, srv.deployer = srv.client(tokens["read"]), srv.client(tokens["read,deploy"])
-    srv.reader2 = srv.client(tokens["read"])          # a second client, for requests made while one waits
+    srv = lwm2m_service(tmp_path_factory.mktemp("faults") / "data", "fleet", "fault-*", timeout_s=str(TIMEOUT_S))
+    srv.reader2 = srv.client(srv.read_token)          # a second client, for requests made while one waits
     yield srv
     srv.stop()
 
