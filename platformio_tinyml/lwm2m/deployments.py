@@ -67,6 +67,7 @@ import time
 
 from ..errors import TinyMLError
 from ..module.firmware import KernelSet
+from ..module.kernels import Abi
 from ..service.db import Deployment, DeploymentDevice, utcnow
 from .delivery import DeliveryError
 from .deployment_store import DONE, IN_FLIGHT, DeploymentStore
@@ -121,8 +122,8 @@ def check_criteria(criteria) -> dict:
     return {"activated": True, "inferences": n, "within_s": t}
 
 
-# the executor ABI of a core of this many bits (module/kernels.py Abi: ILP32_LE 1, LP64_LE 2)
-_ABI_OF_WORD_BITS = {32: 1, 64: 2}
+# the executor ABI of a core of this many bits
+ABI_OF_WORD_BITS = {32: int(Abi.ILP32_LE), 64: int(Abi.LP64_LE)}
 
 
 def explicit_unfit_reason(header, size: int, profile: dict) -> str:
@@ -130,7 +131,7 @@ def explicit_unfit_reason(header, size: int, profile: dict) -> str:
     only what the profile tells (executor ABI from the word size, module in flash, arena in RAM);
     the kernels and the slot are checked by the device's loader (Update Result 54, 57)."""
     board = profile.get("board", "?")
-    abi = _ABI_OF_WORD_BITS.get(profile.get("word_bits"))
+    abi = ABI_OF_WORD_BITS.get(profile.get("word_bits"))
     if header.abi and header.abi != abi:
         return (f"module built for executor ABI {header.abi}, the explicit profile '{board}' is a "
                 f"{profile.get('word_bits')}-bit core" + (f" (ABI {abi})" if abi else " (no module executor)"))

@@ -176,15 +176,24 @@ def signed_module(svc: Service, who: Caller, comp_id: str, version: int, kind: s
     """(the build, its model packed as a module signed with the project's key); also what
     ``POST /v1/deployments`` deploys when given a compilation id. Blocking (a child process packs it)."""
     build = _finished(svc, who, comp_id)
+    try:
+        data = pack_signed(svc, who.project_id, lambda workdir: svc.inputs_into(build, workdir), build.device,
+                           version, kind)
+    except JobFailed as e:
+        raise fail(422, str(e)) from None
+    return build, data
+
+
+def pack_signed(svc: Service, project_id: int, stage, device: dict, version: int, kind: str = "graph",
+                abi: int | None = None) -> bytes:
+    """A model packed as a module for ``device`` and signed with the project's key, in a child process
+    (:func:`.tasks.pack`); ``stage(workdir)`` writes the model (and calibration) into the job folder and
+    returns their relative paths. Raises :class:`.jobs.JobFailed` with the child's one line."""
     with svc.Session() as db:
-        key_pem = db.get(Project, who.project_id).signing_key_pem
+        key_pem = db.get(Project, project_id).signing_key_pem
     workdir = svc.scratch()
     try:
-        model_rel, cal_rel = svc.inputs_into(build, workdir)
-        try:
-            data = svc.isolated(tasks.pack, str(workdir), model_rel, build.device, key_pem, version, kind, cal_rel)
-        except JobFailed as e:
-            raise fail(422, str(e)) from None
+        model_rel, cal_rel = stage(workdir)
+        return svc.isolated(tasks.pack, str(workdir), model_rel, device, key_pem, version, kind, cal_rel, abi)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return build, data

@@ -13,21 +13,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 from collections import OrderedDict
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from ..errors import TinyMLError
-from ..lwm2m.deployments import _ABI_OF_WORD_BITS, DeploymentError, check_criteria, check_stages, plan
+from ..lwm2m.deployments import ABI_OF_WORD_BITS, DeploymentError, check_criteria, check_stages, plan
 from ..lwm2m.ids import ObjectId
 from ..lwm2m.selector import check_selector, select
 from ..module.format import decode_module
 from .auth import Caller
-from .compilations import signed_module
-from . import tasks
+from .compilations import pack_signed, signed_module
 from .core import Service
-from .db import Project
 from .deps import caller, service
 from .inputs import device_of, fail, read_upload
 from .jobs import JobFailed
@@ -126,28 +123,24 @@ async def _pick(runner, who: Caller, sel: dict) -> tuple[list[dict], dict[str, s
 _PACKED: OrderedDict[tuple, str] = OrderedDict()
 
 
-def _pack_for_class(svc: Service, who: Caller, upload, profile: dict, abi: int | None, version: int) -> str:
-    """The model packed as a module for one device class and signed with the project's key (in a
-    child process, as every compile); its sha256 in the artifact store. Packed once per class."""
+def _pack_for_class(svc: Service, who: Caller, upload, profile: dict, abi: int | None,
+                    version: int) -> tuple[str, bytes]:
+    """(sha256 in the artifact store, bytes) of the model packed as a module for one device class and
+    signed with the project's key (:func:`.compilations.pack_signed`). Packed once per class."""
     memo = (who.project_id, hashlib.sha256(upload.data).hexdigest(), upload.filename,
             json.dumps(profile, sort_keys=True), abi, version)
     sha = _PACKED.get(memo)
-    if sha is not None and svc.store.get(sha) is not None:
+    if sha is not None and svc.store.has(sha):
         _PACKED.move_to_end(memo)
-        return sha
-    with svc.Session() as db:
-        key_pem = db.get(Project, who.project_id).signing_key_pem
-    workdir = svc.scratch()
-    try:
-        model_rel, _ = svc.stage(workdir, upload.data, upload.suffix, upload.filename, None)
-        data = svc.isolated(tasks.pack, str(workdir), model_rel, profile, key_pem, version, "graph", None, abi)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        return sha, svc.store.get(sha)
+    data = pack_signed(svc, who.project_id,
+                       lambda workdir: svc.stage(workdir, upload.data, upload.suffix, upload.filename, None),
+                       profile, version, abi=abi)
     sha = svc.store.put(data)
     _PACKED[memo] = sha
     while len(_PACKED) > 256:
         _PACKED.popitem(last=False)
-    return sha
+    return sha, data
 
 
 async def plan_model(svc: Service, runner, who: Caller, sel: dict, stage_list: list[float], upload, version: int,
@@ -166,7 +159,7 @@ async def plan_model(svc: Service, runner, who: Caller, sel: dict, stage_list: l
         if caps:
             profile, abi = caps.get("profile") or {}, caps.get("executor_abi")
         elif explicit:
-            profile, abi = explicit, _ABI_OF_WORD_BITS.get(explicit.get("word_bits"))
+            profile, abi = explicit, ABI_OF_WORD_BITS.get(explicit.get("word_bits"))
         else:
             continue
         group = groups.setdefault(json.dumps([profile, abi], sort_keys=True),
@@ -183,11 +176,11 @@ async def plan_model(svc: Service, runner, who: Caller, sel: dict, stage_list: l
         entry = {"board": board, "executor_abi": group["abi"], "devices": len(group["endpoints"]),
                  "module_sha256": None, "module_size": None, "error": ""}
         try:
-            if group["abi"] not in _ABI_OF_WORD_BITS.values():
+            if group["abi"] not in ABI_OF_WORD_BITS.values():
                 raise DeploymentError(f"the devices report executor ABI {group['abi']!r}, which no module "
                                       "executor has")
-            sha = await asyncio.to_thread(_pack_for_class, svc, who, upload, group["profile"], group["abi"], version)
-            data = await asyncio.to_thread(svc.store.get, sha)
+            sha, data = await asyncio.to_thread(_pack_for_class, svc, who, upload, group["profile"], group["abi"],
+                                                version)
             header = decode_module(data).header
         except (JobFailed, TinyMLError) as e:
             entry["error"] = " ".join(str(e).split())[:500]
