@@ -73,6 +73,7 @@ from ..module.host import ABI, DEFAULT_ARENA, DEFAULT_SLOT_SIZE, HostDevice
 from ..module.kernels import Abi
 from ..module.qemu import LOADER_WORDS
 from .codec import CodecError, ContentFormat, Link, decode, encode, format_links
+from .dtls import is_dtls
 from .fw_update import FirmwareUpdate, FwUpdateError, verify_arm_elf
 from .ids import Definitions, Device, FirmwareResult, FirmwareState, ObjectId, ResourcePath, ResourceType, Server
 from .ids import SlotState, TinyML
@@ -319,7 +320,7 @@ class VirtualDevice:
     def _keep_session(self, resp: Message) -> Message:
         """Hold the DTLS session the server answered on: aiocoap keeps sessions only while referenced,
         and the server can reach the device over no other."""
-        if getattr(resp.remote, "scheme", None) == "coaps":
+        if is_dtls(resp.remote):
             self._session = resp.remote
         return resp
 

@@ -124,9 +124,14 @@ async def server_context(site, host: str, port: int, psk: dict[str, bytes]):
     return ctx
 
 
+def is_dtls(remote) -> bool:
+    """Whether an aiocoap remote is a DTLS (coaps://) peer."""
+    return getattr(remote, "scheme", None) == "coaps"
+
+
 def identity_of(remote) -> str | None:
     """The PSK identity a DTLS remote authenticated with (None: not DTLS, or none)."""
-    if getattr(remote, "scheme", None) != "coaps":
+    if not is_dtls(remote):
         return None
     for claim in getattr(remote, "authenticated_claims", ()) or ():
         if isinstance(claim, str) and claim.startswith(_CLAIM):

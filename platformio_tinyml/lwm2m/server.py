@@ -70,6 +70,7 @@ from aiocoap.numbers.codes import Code
 
 from .capabilities import capabilities_from_values
 from .codec import CodecError, ContentFormat, Link, decode, decode_records, encode, parse_links, to_json
+from .dtls import identity_of, is_dtls
 from .ids import Definitions, LwM2MError, ObjectId, ResourcePath, ResourceType
 from .packages import PATH as PKG
 from .packages import PackageError, Packages, coap_response
@@ -175,7 +176,7 @@ class LwM2MServer:
 
     def ctx_for(self, reg: Reg) -> aiocoap.Context:
         """The context a request to the device leaves from: the one (plain or DTLS) it registered on."""
-        return self.dtls_ctx if getattr(reg.remote, "scheme", None) == "coaps" else self.ctx
+        return self.dtls_ctx if is_dtls(reg.remote) else self.ctx
 
     async def _heartbeat(self) -> None:
         """Say this server is alive; end the registrations of servers that stopped saying so, and
@@ -281,7 +282,7 @@ class LwM2MServer:
             changes["objects"] = [[lk.target, lk.attrs] for lk in reg.links]
         if _address(request.remote) != _address(reg.remote):
             reg.remote, changes["address"] = request.remote, _address(request.remote)
-        elif getattr(request.remote, "scheme", None) == "coaps":
+        elif is_dtls(request.remote):
             reg.remote = request.remote          # the DTLS session now in use (a new handshake makes a new one)
         await asyncio.to_thread(self.store.updated, reg.id, **changes)
         self._seen(reg)
@@ -299,9 +300,8 @@ class LwM2MServer:
 
     async def send(self, request: Message) -> Message:
         """LwM2M Send (``POST /dp``): SenML values of any objects, stored with their times."""
-        scheme = getattr(request.remote, "scheme", None)
         reg = next((r for r in self.regs.values() if _address(r.remote) == _address(request.remote)
-                    and getattr(r.remote, "scheme", None) == scheme), None)
+                    and is_dtls(r.remote) == is_dtls(request.remote)), None)
         if reg is None:
             raise _Refusal(Code.FORBIDDEN, f"Send from {_address(request.remote)}, which is not registered")
         fmt = request.opt.content_format
@@ -321,8 +321,7 @@ class LwM2MServer:
 
     def _check_identity(self, request: Message, ep: str, where: str) -> None:
         """Over DTLS the endpoint name is the PSK identity; a name that has a key comes over DTLS only."""
-        from .dtls import identity_of
-        if getattr(request.remote, "scheme", None) == "coaps":
+        if is_dtls(request.remote):
             identity = identity_of(request.remote)
             if identity != ep:
                 raise _Refusal(Code.FORBIDDEN, f"{where}: over DTLS the endpoint name must be the PSK identity "
