@@ -166,6 +166,38 @@ def test_tflite_ops_match_tflm(spec, dtype, converted, tmp_path):
         assert plan.arena_bytes <= 1.1 * plan.lower_bound, (plan.arena_bytes, plan.lower_bound)
 
 
+def test_float_space_to_batch_padding_has_a_reference_that_pads_with_zero(tmp_path):
+    """TFLite Micro pads float32 SPACE_TO_BATCH_ND with a value it never sets (what its
+    arena held before), so verify's reference for it is TensorFlow Lite, and the tflm
+    backend, whose firmware would pad the same way, refuses the model. Checked against
+    TensorFlow's own op run eagerly (zeros in the padding)."""
+    from platformio_tinyml.compilers.interface import CompileOptions, CompileRequest
+    from platformio_tinyml.compilers.tflm import TflmCompiler
+    from platformio_tinyml.device import load_profile
+    from platformio_tinyml.verify import reference as reference_mod
+    tf = _tf()
+    block, pads = [2, 2], [[1, 1], [0, 2]]
+    fn = tf.function(lambda x: tf.space_to_batch_nd(x, block, pads) * 1.5)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function(tf.TensorSpec((1, 4, 6, 3), tf.float32))])
+    path = tmp_path / "s2b_pad.tflite"
+    path.write_bytes(conv.convert())
+    g = load_model(path)
+    assert K.SPACE_TO_BATCH_ND in {op.kind for op in g.ops}
+    ref = reference_for(path, g)
+    assert isinstance(ref, reference_mod.TFLiteReference)
+    x = np.random.default_rng(1).standard_normal((1, 4, 6, 3)).astype(np.float32) + 5.0
+    want = tf.space_to_batch_nd(x, block, pads).numpy() * 1.5
+    assert np.count_nonzero(want == 0) == (6 * 8 - 4 * 6) * 3   # the padded positions, the rest is >0
+    got = np.asarray(ref.run([x])[0]).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert_parity(g, ref, tmp_path)
+
+    req = CompileRequest(path, "tflite", None, load_profile("nucleo_f446re"), CompileOptions("s2b"))
+    support = TflmCompiler().supports(req)
+    assert not support.ok and "SPACE_TO_BATCH_ND" in support.reasons[0], support.reasons
+
+
 def test_specs_cover_every_shape_op():
     assert set().union(*KINDS.values()) == SHAPE_OP_KINDS
 

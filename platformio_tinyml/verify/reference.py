@@ -80,9 +80,10 @@ class TFLMReference:
 
 class TFLiteReference:
     """Runs a .tflite model on TensorFlow Lite's interpreter (in the reference child), for
-    models TFLite Micro cannot prepare although they are plain float models: float16
-    weights (DEQUANTIZE of FLOAT16 has no TFLite Micro kernel). Float outputs only, so
-    the 1-LSB int8 differences between the two interpreters do not arise."""
+    float models TFLite Micro cannot run right: float16 weights (DEQUANTIZE of FLOAT16
+    has no TFLite Micro kernel) and float32 SPACE_TO_BATCH_ND with padding (TFLite Micro
+    pads with a value it never sets). Float outputs, so the 1-LSB int8 differences
+    between the two interpreters do not arise."""
 
     def __init__(self, model_path: str | Path):
         self.path = str(model_path)
@@ -152,13 +153,26 @@ def warm_up(model_path: str | Path) -> None:
 
 def reference_for(model_path: str | Path, graph=None):
     suffix = Path(model_path).suffix.lower()
-    if suffix == ".tflite" and graph is not None and graph.meta.get("float16_weights"):
+    if suffix == ".tflite" and ((graph is not None and graph.meta.get("float16_weights"))
+                                or _tflm_pads_unset(model_path)):
         return TFLiteReference(model_path)
     if suffix == ".tflite":
         return TFLMReference(model_path)
     if suffix == ".onnx":
         return OnnxReference(model_path, graph)
     raise ReferenceUnavailable(f"no reference interpreter for '{suffix}' models", where=str(model_path))
+
+
+def _tflm_pads_unset(model_path: str | Path) -> bool:
+    """Whether TFLite Micro's output for the model depends on memory it never wrote (a
+    float32 SPACE_TO_BATCH_ND with padding): then TensorFlow Lite's interpreter, which
+    pads with 0, is the reference. A file the flatbuffer reader cannot read stays with
+    TFLite Micro, which refuses it in one line from its child."""
+    from ..compilers.tflm.flatbuffer import read_facts
+    try:
+        return bool(read_facts(model_path).unset_padding)
+    except Exception:   # any malformed flatbuffer: struct, index and type errors
+        return False
 
 
 # -- run in the reference child -------------------------------------------------------

@@ -101,6 +101,10 @@ class TflmCompiler:
             return (f"TensorFlow Lite Micro needs a 32-bit core; {request.device.board} is "
                     f"{request.device.core} ({request.device.word_bits}-bit)")
         facts = read_facts(request.model_path)
+        if facts.unset_padding:
+            return (f"TensorFlow Lite Micro pads float32 SPACE_TO_BATCH_ND with a value it never sets "
+                    f"({facts.unset_padding[0]} has padding), so its output would be wrong; "
+                    "use --backend cgen, or quantize the model to int8")
         for op in facts.ops:
             try:
                 resolver_method(op)

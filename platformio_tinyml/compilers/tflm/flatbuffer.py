@@ -21,6 +21,7 @@ class TfliteFacts:
     io_types: frozenset[str]          # types of the graph inputs and outputs
     macs: int                         # multiply-accumulates of CONV/DWCONV/FC ops
     subgraphs: int
+    unset_padding: tuple[str, ...] = ()   # ops TFLite Micro pads with a value it never sets
 
 
 def _names(enum_cls) -> dict[int, str]:
@@ -44,7 +45,7 @@ def read_facts(path: str | Path) -> TfliteFacts:
             name = "CUSTOM:" + (oc.CustomCode() or b"").decode(errors="replace")
         codes.append(name)
     counts: Counter[str] = Counter()
-    types, io_types, macs = set(), set(), 0
+    types, io_types, macs, unset_padding = set(), set(), 0, []
     for s in range(model.SubgraphsLength()):
         sg = model.Subgraphs(s)
         const = {i for i in range(sg.TensorsLength())
@@ -59,8 +60,33 @@ def read_facts(path: str | Path) -> TfliteFacts:
             name = codes[op.OpcodeIndex()]
             counts[name] += 1
             macs += _macs(sg, op, name)
+            if name == "SPACE_TO_BATCH_ND" and _float_padded(model, sg, op, type_names):
+                unset_padding.append(f"op {k} (SPACE_TO_BATCH_ND) of subgraph {s}")
     return TfliteFacts(ops=tuple(counts), op_counts=dict(counts), tensor_types=frozenset(types),
-                       io_types=frozenset(io_types), macs=macs, subgraphs=model.SubgraphsLength())
+                       io_types=frozenset(io_types), macs=macs, subgraphs=model.SubgraphsLength(),
+                       unset_padding=tuple(unset_padding))
+
+
+def _float_padded(model, sg, op, type_names: dict[int, str]) -> bool:
+    """A float32 SPACE_TO_BATCH_ND whose paddings are not all zero (or not constant).
+
+    TFLite Micro sets the pad value of SPACE_TO_BATCH_ND only for int8 (to the zero
+    point); for float32 it reads a field of the op's persistent buffer that nothing
+    wrote, so the padded elements are whatever the arena held before: on the host
+    interpreter they change with what ran earlier in the process, on a device with
+    what the application did. TensorFlow Lite pads float32 with 0, as the op is defined.
+    """
+    if op.InputsLength() < 3:
+        return False
+    x = sg.Tensors(int(op.Inputs(0)))
+    if type_names.get(x.Type()) != "FLOAT32":
+        return False
+    pads = sg.Tensors(int(op.Inputs(2)))
+    buf = model.Buffers(pads.Buffer())
+    if buf.DataLength() == 0:
+        return True
+    import numpy as np
+    return bool(np.frombuffer(buf.DataAsNumpy().tobytes(), dtype="<i4").any())
 
 
 def _macs(sg, op, name: str) -> int:
