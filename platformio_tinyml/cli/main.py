@@ -157,7 +157,7 @@ def cmd_inspect(args) -> int:
             q = f" scale {t.quant.s:.6g} zp {t.quant.zp}" if t.quant and not t.quant.per_channel else ""
             print(f"  {label}: {t.name} {list(t.shape)} {t.dtype.np_name}{q}")
     print("ops:")
-    for kind, n in Counter(op.kind.value for op in g.ops).most_common():
+    for kind, n in Counter(op.type_name for op in g.ops).most_common():
         print(f"  {kind:<20} {n}")
     plan = plan_memory(g)
     print(f"weight bytes: {g.weight_bytes:,}")

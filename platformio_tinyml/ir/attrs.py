@@ -104,6 +104,21 @@ class Gelu:
 
 
 @dataclass(frozen=True)
+class Opaque:
+    """An operator the IR has no kind for, carried as the model file has it: ``op`` is its
+    type in the source format (a TFLite builtin such as ``SIN``, ``CUSTOM:name``, or an
+    ONNX op type such as ``Erf``), ``options`` its attributes as plain Python values
+    (TFLite builtin options by field name, ONNX attributes by name; a custom op's option
+    bytes under ``custom_options``), ``domain`` the ONNX domain. Its inputs and outputs are
+    in the source format's layout (an ONNX op's are NCHW: the reader transposes back) and
+    its output shapes are the file's. No pass looks inside it; a backend that compiles the
+    graph refuses it with the op and its index, one that compiles the file may take it."""
+    op: str
+    options: tuple[tuple[str, object], ...] = ()
+    domain: str = ""
+
+
+@dataclass(frozen=True)
 class VariableRef:
     """READ_VARIABLE / ASSIGN_VARIABLE: the variable, an index into ``Graph.variables``."""
     var: int

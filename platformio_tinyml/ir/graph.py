@@ -150,13 +150,16 @@ class OpKind(enum.Enum):
     # importer into Graph.variables; these two read and write one (attrs.VariableRef).
     READ_VARIABLE = "READ_VARIABLE"
     ASSIGN_VARIABLE = "ASSIGN_VARIABLE"
+    # Any other operator of the source model, kept with its attributes (attrs.Opaque): the
+    # IR carries every op; whether a backend takes it is that backend's supports() answer.
+    OPAQUE = "OPAQUE"
 
 
 GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.EXPAND_DIMS, OpKind.SQUEEZE})
 MULTI_OUTPUT_OPS = frozenset({OpKind.SPLIT, OpKind.SPLIT_V, OpKind.UNPACK})
 # Ops kept although no other op reads their outputs (they change the model's state).
 SIDE_EFFECT_OPS = frozenset({OpKind.ASSIGN_VARIABLE})
-SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind if k not in GRAPH_PASS_OPS)
+SUPPORTED_OPS: tuple[str, ...] = tuple(k.value for k in OpKind if k not in GRAPH_PASS_OPS | {OpKind.OPAQUE})
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,13 @@ class Op:
     name: str = ""             # for messages: source op name or type
 
     @property
+    def type_name(self) -> str:
+        """The operator's type as messages name it: its kind, or an opaque op's source type."""
+        return self.attrs.op if self.kind is OpKind.OPAQUE and self.attrs is not None else self.kind.value
+
+    @property
     def label(self) -> str:
-        return f"#{self.index} {self.kind.value}"
+        return f"#{self.index} {self.type_name}"
 
 
 @dataclass
@@ -243,6 +251,14 @@ class Graph:
     source_format: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     variables: list[Variable] = field(default_factory=list)   # READ/ASSIGN_VARIABLE's attrs.var indexes it
+
+    @property
+    def where(self) -> str:
+        """The model file messages about this graph name: the one the user gave (a Keras
+        model, not the .tflite it was converted to)."""
+        if self.meta.get("converted_from"):
+            return f"{self.meta['converted_from']} (converted to TFLite)"
+        return str(self.source or self.name)
 
     def tensor(self, idx: int) -> Tensor:
         return self.tensors[idx]

@@ -68,7 +68,8 @@ def fold_constants(g: Graph) -> bool:
         outs = [g.tensors[i] for i in op.outputs]
         ins = [g.tensors[i] for i in op.inputs if i >= 0]
         vals = None
-        if not any(i in g.outputs for i in op.outputs) and _foldable(op, ins, outs):
+        if op.kind is not OpKind.OPAQUE and not any(i in g.outputs for i in op.outputs) \
+                and _foldable(op, ins, outs):
             if op.kind is OpKind.SHAPE:
                 vals = [np.array(ins[0].shape, np.int64)]
             elif ins and all(t.is_const for t in ins):

@@ -127,8 +127,8 @@ def tensor_subject(t: Tensor) -> str:
 
 def op_subject(op: Op, position: int | None = None) -> str:
     k = op.index if position is None else position
-    named = f" '{printable(op.name)}'" if op.name and op.name != op.kind.value else ""
-    return f"operator #{k} {op.kind.value}{named}"
+    named = f" '{printable(op.name)}'" if op.name and op.name not in (op.kind.value, op.type_name) else ""
+    return f"operator #{k} {printable(op.type_name)}{named}"
 
 
 # ---- reader-level checks ------------------------------------------------------------------------
@@ -181,11 +181,12 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
 }
 _OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: 3}   # kinds without one output
 _ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef),
-               OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: (15, 15, A.Lstm)})
+               OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: (15, 15, A.Lstm), OpKind.OPAQUE: (0, 1 << 16, A.Opaque)})
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN,
-                  OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM)   # quantized LSTMs: int8, int16 and int32 tensors
+                  OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM,   # quantized LSTMs: int8, int16 and int32 tensors
+                  OpKind.OPAQUE)                         # its types are its own
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
 
@@ -242,7 +243,7 @@ class _Pass:
         lo, hi, cls = _ARITY.get(op.kind, (1, 1, None))
         ins, subject = op.inputs, op_subject(op, k)
         n_out = _OUTPUTS.get(op.kind, 1)
-        n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS else len(op.outputs) == n_out
+        n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS | {OpKind.OPAQUE} else len(op.outputs) == n_out
         if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or not n_out_ok:
             raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
                             f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and "
@@ -593,6 +594,12 @@ def _variable(p: _Pass, op: Op):
     return None
 
 
-_SHAPES.update({OpKind.READ_VARIABLE: _variable, OpKind.ASSIGN_VARIABLE: _variable})
+def _declared(p: _Pass, op: Op):
+    """OPAQUE: its output shapes are the file's (the tensor rules still hold for them); a
+    backend that compiles it checks them against its own semantics of the op."""
+    return None
+
+
+_SHAPES.update({OpKind.READ_VARIABLE: _variable, OpKind.ASSIGN_VARIABLE: _variable, OpKind.OPAQUE: _declared})
 
 __all__ = ["InvalidModelError", "RULES", "count", "decode_name", "printable", "rule", "validate_graph"]

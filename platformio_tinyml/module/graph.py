@@ -121,7 +121,7 @@ def _pack_params(ctype: str, fields: dict, abi: Abi, where: str) -> tuple[bytes,
 
 def lower_graph(g: Graph, abi: Abi, name: str = "m", device=None):
     """(GraphPayload, MemoryPlan, kernel mask) for ``g`` on a firmware of ``abi``."""
-    where = str(g.source or g.name)
+    where = g.where
     if g.variables:
         raise ModuleError("state", "the model keeps state between invocations (resource variables); an "
                                    "inference module carries none", where=where,
@@ -131,7 +131,7 @@ def lower_graph(g: Graph, abi: Abi, name: str = "m", device=None):
     for p in em.pending:
         k = kernel_by_name(p.kernel)
         if k is None:
-            raise ModuleError("kernel", f"op #{p.op.index} {p.op.kind.value} calls {p.kernel}, which the module "
+            raise ModuleError("kernel", f"op #{p.op.index} {p.op.type_name} calls {p.kernel}, which the module "
                                         "executor has no id for", where=where,
                               hint="Add it to platformio_tinyml/module/kernels.py and runtime/tml_exec.c")
         ctype, fields = em.param_blocks[p.param] if p.param is not None else ("", {})

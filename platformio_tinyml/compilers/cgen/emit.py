@@ -11,7 +11,7 @@ from importlib import resources
 import numpy as np
 
 from ...errors import CompileError, UnsupportedOpError
-from ...ir import DType, Graph, Op, SUPPORTED_OPS
+from ...ir import DType, Graph, Op, OpKind, SUPPORTED_OPS
 from ..capi import IoSpec, api_header
 from ..ctext import c_comment_text, c_float, c_prefix
 from .lower_common import check_quant, check_shapes
@@ -135,6 +135,12 @@ def _lowerings():
     return table
 
 
+def _named(op: Op) -> str:
+    """The op's type and, when the model names it, its name (ONNX labels are "type name")."""
+    name = op.name[len(op.type_name) + 1:] if op.name.startswith(op.type_name + " ") else op.name
+    return f"{op.type_name} '{name}'" if name and name not in (op.type_name, op.kind.value) else op.type_name
+
+
 def _dtype_of(g: Graph, op: Op) -> DType:
     """The element type that picks an op's lowering: its first input's."""
     t = g.tensors[op.inputs[0]] if op.inputs else g.tensors[op.outputs[0]]
@@ -172,22 +178,23 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
     lower each op into ``make_emitter(plan)``: the one driver behind the
     generated C (:func:`generate`) and the inference-module recorder."""
     table = _lowerings()
-    where = str(g.source or g.name)
+    where = g.where
     for op in g.ops:
         key = (op.kind, _dtype_of(g, op))
         if key not in table:
-            raise UnsupportedOpError(where, op.index, op.kind.value,
-                                     f"no {key[1].np_name} kernel", SUPPORTED_OPS)
+            raise UnsupportedOpError(where, op.index, _named(op),
+                                     "cgen has no kernel for this operator" if op.kind is OpKind.OPAQUE
+                                     else f"no {key[1].np_name} kernel", SUPPORTED_OPS)
         err = check_shapes(g, op) or check_quant(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:
-            raise UnsupportedOpError(where, op.index, op.kind.value, err, SUPPORTED_OPS)
+            raise UnsupportedOpError(where, op.index, _named(op), err, SUPPORTED_OPS)
     plan = plan_memory(g, scratch_needs(g, table))
     em = make_emitter(plan)
     for op in g.ops:
         try:
             table[(op.kind, _dtype_of(g, op))].lower(em, op)
         except ParamRangeError as e:
-            raise UnsupportedOpError(where, op.index, op.kind.value, str(e), SUPPORTED_OPS) from None
+            raise UnsupportedOpError(where, op.index, _named(op), str(e), SUPPORTED_OPS) from None
     return plan, em
 
 

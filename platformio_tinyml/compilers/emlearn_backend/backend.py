@@ -110,7 +110,7 @@ def _keras_source(request: CompileRequest) -> Path | None:
     if g.meta.get("quantized", "float32") != "float32":
         raise Unsupported("emlearn runs float32 Keras models; this one was quantized to int8 "
                           "(drop the calibration data to use emlearn)")
-    ops = sorted({op.kind.value for op in g.ops} - _DENSE_OPS)
+    ops = sorted({op.type_name for op in g.ops} - _DENSE_OPS)
     if ops:
         raise Unsupported("emlearn takes Keras models made of Dense layers (+ activations) only; "
                           f"this one has {', '.join(ops)}")

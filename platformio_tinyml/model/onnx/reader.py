@@ -187,6 +187,22 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _carried_dtype(elem_type: int) -> DType | None:
+    from onnx import TensorProto as TP
+    return {TP.FLOAT: DType.FLOAT32, TP.INT8: DType.INT8, TP.UINT8: DType.UINT8, TP.INT16: DType.INT16,
+            TP.INT32: DType.INT32, TP.INT64: DType.INT64}.get(elem_type)
+
+
+def _plain(value):
+    """An ONNX attribute value as plain Python (lists as tuples, tensors as arrays)."""
+    if isinstance(value, list):
+        return tuple(_plain(v) for v in value)
+    if hasattr(value, "dims") and hasattr(value, "data_type"):   # a TensorProto
+        from onnx import numpy_helper
+        return numpy_helper.to_array(value)
+    return value
+
+
 def _clean(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.:/\-]", "_", text)[:60]
 
@@ -206,8 +222,10 @@ class _Converter:
             t.name: numpy_helper.to_array(t) for t in self.g.initializer}
         self.vals: dict[str, Val | DQ] = {}
         self.shapes: dict[str, tuple] = {}
+        self.elem_types: dict[str, int] = {}
         for vi in list(self.g.input) + list(self.g.value_info) + list(self.g.output):
             tt = vi.type.tensor_type
+            self.elem_types[vi.name] = tt.elem_type
             if tt.HasField("shape"):
                 self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else -1
                                              for d in tt.shape.dim)
@@ -472,8 +490,65 @@ class _Converter:
             return
         handler = _HANDLERS.get(op)
         if handler is None:
-            raise _Fail("no kernel for this operator")
+            return self._opaque(node)
         handler(self, node)
+
+    def _opaque(self, node) -> None:
+        """An op the IR has no kind for: carried as attrs.Opaque in ONNX's own layout (inputs
+        the reader holds as NHWC are transposed back to NCHW) with the inferred output shapes
+        and types, for a backend that compiles the file to take; cgen refuses it."""
+        from onnx import AttributeProto
+        if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
+            raise _Fail("control flow (its subgraphs are not carried in the IR)")
+        ins = []
+        for k, name in enumerate(node.input):
+            if not name:
+                ins.append(-1)
+            elif name in self.consts:
+                data = np.asarray(self._const_f(name))
+                try:
+                    dtype = DType.from_numpy(data.dtype)
+                except KeyError:
+                    raise _Fail(f"input {k} '{name}' is a {data.dtype} constant") from None
+                ins.append(self._const(data, dtype, hint=f"in{k}"))
+            else:
+                ins.append(self._source_layout(name).idx)
+        outs, back = [], []
+        for name in (n for n in node.output if n):
+            shape = self._shape(name)
+            dtype = _carried_dtype(self.elem_types.get(name, 0))
+            if dtype is None:
+                from onnx import helper
+                elem = self.elem_types.get(name, 0)
+                raise _Fail(f"output '{name}' is {helper.tensor_dtype_to_np_dtype(elem) if elem else 'untyped'}"
+                            " (the IR carries float32 and integer tensors)")
+            if len(shape) == 4:   # rank-4 activations are NHWC in the IR: transposed after the op
+                idx = self._tensor(f"{name}/nchw", shape, dtype)
+                back.append((idx, name, shape, dtype))
+            else:
+                idx = self._tensor(name, shape, dtype)
+                self.vals[name] = Val(idx, Layout.SAME, shape)
+            outs.append(idx)
+        options = tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items()))
+        self._emit(OpKind.OPAQUE, ins, outs, A.Opaque(node.op_type, options, node.domain))
+        for idx, name, shape, dtype in back:
+            nhwc = self._tensor(name, L.ir_shape(shape, Layout.NHWC), dtype)
+            self._emit(OpKind.TRANSPOSE, [idx], [nhwc], A.Transpose(L.NCHW_TO_NHWC))
+            self.vals[name] = Val(nhwc, Layout.NHWC, shape)
+
+    def _source_layout(self, name: str) -> Val:
+        """Activation ``name`` in ONNX's own element order (a TRANSPOSE back from NHWC)."""
+        v = self._get(name)
+        if isinstance(v, DQ):
+            v = self._materialize(v)
+        if v.layout is Layout.FLAT_NHWC:
+            raise _Fail(f"input '{name}' is a flattened NCHW tensor the reader keeps in NHWC order")
+        if v.layout is Layout.SAME:
+            return v
+        t = self.tensors[v.idx]
+        idx = self._tensor(f"{name}/nchw", v.shape, t.dtype, t.quant)
+        self._emit(OpKind.TRANSPOSE, [v.idx], [idx], A.Transpose(L.NHWC_TO_NCHW))
+        return Val(idx, Layout.SAME, v.shape)
 
     def _fold(self, node) -> None:
         a = _attrs(node)
@@ -1570,6 +1645,19 @@ def _np_squeeze(f, a, opset):
     return np.squeeze(x, axis=tuple(axes) if axes is not None else None)
 
 
+def _np_constant_of_shape(f, a, _):
+    """ConstantOfShape of a constant shape: the tensor it fills (float32 0 unless ``value``)."""
+    from onnx import numpy_helper
+    shape = tuple(int(d) for d in np.asarray(f[0]).reshape(-1))
+    if any(d < 0 for d in shape) or math.prod(shape) > _FOLD_LIMIT:
+        raise _Fail(f"ConstantOfShape of shape {list(shape)}")
+    value = numpy_helper.to_array(a["value"]).reshape(-1) if "value" in a else np.zeros(1, np.float32)
+    return np.full(shape, value[0] if value.size else 0, dtype=value.dtype)
+
+
+_FOLD_LIMIT = 1 << 24     # elements a folded constant may have (the validator refuses far less)
+
+
 def _np_slice(f, a, opset):
     x = np.asarray(f[0])
     if opset < 10:
@@ -1587,6 +1675,7 @@ def _np_slice(f, a, opset):
 
 _FOLDABLE = {
     "Identity": lambda f, a, _: np.asarray(f[0]),
+    "ConstantOfShape": _np_constant_of_shape,
     "Cast": _np_cast,
     "Reshape": _np_reshape,
     "Flatten": lambda f, a, _: np.asarray(f[0]).reshape(

@@ -273,6 +273,35 @@ def _subgraph_tensor(ctx: _Ctx, k: int, i: int) -> Tensor:
     return _tensor(ctx, ctx.model.Subgraphs(k).Tensors(i), i)
 
 
+_OPTIONS_CLASSES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
+_NOT_FIELDS = ("Init", "GetRootAs", "BufferHasIdentifier")
+
+
+def _opaque_options(op) -> tuple[tuple[str, object], ...]:
+    """An operator's builtin options as (field, value) pairs, read through the schema's
+    generated class (scalars, and vectors as tuples), and a custom op's option bytes."""
+    out: list[tuple[str, object]] = []
+    cls = getattr(tflite, _OPTIONS_CLASSES.get(op.BuiltinOptionsType(), ""), None)
+    table = op.BuiltinOptions()
+    if isinstance(cls, type) and table is not None:
+        o = cls()
+        o.Init(table.Bytes, table.Pos)
+        for field in sorted(vars(cls)):
+            if field.startswith(("_",) + _NOT_FIELDS) or field.endswith(("Length", "IsNone", "AsNumpy")):
+                continue
+            try:
+                value = getattr(o, field)()
+            except TypeError:        # a vector field: read whole
+                as_numpy, absent = getattr(o, field + "AsNumpy", None), getattr(o, field + "IsNone", None)
+                value = (() if absent is not None and absent() else
+                         tuple(np.asarray(as_numpy()).reshape(-1).tolist()) if as_numpy else None)
+            if isinstance(value, (bool, int, float, bytes, tuple)):
+                out.append((field, value))
+    if op.CustomOptionsLength():
+        out.append(("custom_options", bytes(op.CustomOptionsAsNumpy())))
+    return tuple(out)
+
+
 def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _code_name(ctx, op)
     if name == "WHILE":
@@ -280,14 +309,17 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
                                 "file itself (its recurrent layers are unrolled), build the layer with "
                                 "unroll=True, or convert with tf_keras, whose LSTM becomes "
                                 "UNIDIRECTIONAL_SEQUENCE_LSTM")
-    if name not in OpKind.__members__:
-        raise ctx.fail(i, name, "no kernel for this operator")
-    kind = OpKind(name)
     ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
     outs = [int(x) for x in op.OutputsAsNumpy()]
     for t in ins + outs:
         if t >= 0 and "unsupported type" in tensors[t].name:
             raise ctx.fail(i, name, f"tensor {tensors[t].name}")
+    if name not in OpKind.__members__ or name == OpKind.OPAQUE.value:
+        # carried as the file has it: a backend that compiles the file (tflm) may take it
+        op_type = name.replace("CUSTOM '", "CUSTOM:").rstrip("'") if name.startswith("CUSTOM '") else name
+        return Op(index=i, kind=OpKind.OPAQUE, inputs=ins, outputs=outs,
+                  attrs=A.Opaque(op_type, _opaque_options(op)), name=name)
+    kind = OpKind(name)
     attrs = None
     T = tflite
     # Options missing (or of another type) leave attrs None where TFLite Micro's zero defaults mean

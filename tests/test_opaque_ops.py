@@ -1,0 +1,97 @@
+"""The IR carries any op (issue 12 item 1): an operator the IR has no kind for is imported as
+an OPAQUE op with its source type, options and the file's output shapes; cgen refuses it with
+the op and its index; a backend that compiles the file takes the model, and the result is
+checked against the reference interpreter, not against anything computed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+onnx = pytest.importorskip("onnx")
+
+from onnx import TensorProto as TP, helper as h, numpy_helper as nh  # noqa: E402
+
+from platformio_tinyml.compilers.cgen import generate  # noqa: E402
+from platformio_tinyml.device import load_profile  # noqa: E402
+from platformio_tinyml.errors import UnsupportedOpError  # noqa: E402
+from platformio_tinyml.ir import OpKind  # noqa: E402
+from platformio_tinyml.model.loader import load_model  # noqa: E402
+from platformio_tinyml.pipeline import compare_backends  # noqa: E402
+from platformio_tinyml.verify.chosen import verify_model  # noqa: E402
+
+
+def _cumsum(path):
+    import tensorflow as tf
+    fn = tf.function(lambda x: tf.nn.relu(tf.math.cumsum(x, axis=1, exclusive=True, reverse=True)))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function(tf.TensorSpec((1, 8, 4), tf.float32))])
+    path.write_bytes(conv.convert())
+    return path
+
+
+def test_tflite_op_without_a_kind_is_carried_with_its_options(tmp_path):
+    g = load_model(_cumsum(tmp_path / "cumsum.tflite"))
+    op = next(op for op in g.ops if op.kind is OpKind.OPAQUE)
+    assert op.type_name == "CUMSUM" and op.label == f"#{op.index} CUMSUM"
+    options = dict(op.attrs.options)
+    assert options["Exclusive"] is True and options["Reverse"] is True
+    assert g.tensors[op.outputs[0]].shape == (1, 8, 4)
+    assert np.asarray(g.op_inputs(op)[1].data).reshape(-1).tolist() == [1]   # the axis operand, as in the file
+    with pytest.raises(UnsupportedOpError, match=rf"operator #{op.index} CUMSUM is not supported "
+                                                 r"\(cgen has no kernel for this operator\)"):
+        generate(g, "cumsum")
+    table = compare_backends(tmp_path / "cumsum.tflite", load_profile("nucleo_f446re"))
+    rows = {r["backend"]: r for r in table["backends"]}
+    assert not rows["cgen"]["supported"] and rows["tflm"]["supported"] and table["chosen"] in ("tflm", "tvm")
+
+
+def _conv_erf(path):
+    rng = np.random.default_rng(0)
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             h.make_node("Erf", ["c"], ["e"], name="erf"),
+             h.make_node("Relu", ["e"], ["y"], name="relu")]
+    w = nh.from_array((0.3 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32), "w")
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
+                     [h.make_tensor_value_info("y", TP.FLOAT, None)], initializer=[w])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+def test_onnx_op_without_a_kind_runs_in_onnx_layout_and_tvm_compiles_it(tmp_path):
+    """Erf between two ops the reader converts to NHWC: it is carried in ONNX's NCHW order
+    (transposes around it), cgen refuses it, and TVM, which compiles the file, is chosen
+    and matches onnxruntime."""
+    path = _conv_erf(tmp_path / "erf.onnx")
+    g = load_model(path)
+    kinds = [op.type_name for op in g.ops]
+    assert kinds == ["CONV_2D", "TRANSPOSE", "Erf", "TRANSPOSE", "RELU"], kinds
+    erf = g.ops[2]
+    assert g.tensors[erf.inputs[0]].shape == (1, 4, 8, 8) == g.tensors[erf.outputs[0]].shape
+    assert erf.attrs.domain == "" and erf.name == "Erf erf"
+    with pytest.raises(UnsupportedOpError, match=r"operator #2 Erf 'erf' is not supported"):
+        generate(g, "erf")
+    pytest.importorskip("tvm")
+    v = verify_model(path, load_profile("nucleo_f446re"), samples=5)
+    assert v.backend == "tvm" and v.ok, v.report.table()
+    assert all(o.max_rel <= 1e-5 for o in v.report.outputs), v.report.table()
+
+
+def test_onnx_control_flow_and_bool_constants_are_refused_in_one_line(tmp_path):
+    """What the IR cannot carry is still one line at import: an op with subgraphs, a bool input."""
+    then = h.make_graph([h.make_node("Identity", ["x"], ["t"])], "then", [],
+                        [h.make_tensor_value_info("t", TP.FLOAT, [1, 4])])
+    nodes = [h.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=then, name="branch")]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [1, 4])],
+                     [h.make_tensor_value_info("y", TP.FLOAT, [1, 4])],
+                     initializer=[nh.from_array(np.array(True), "cond")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "if.onnx"))
+    with pytest.raises(UnsupportedOpError, match=r"If 'branch' is not supported \(control flow") as e:
+        load_model(tmp_path / "if.onnx")
+    assert "\n" not in str(e.value)
