@@ -286,6 +286,49 @@ def test_module_name_is_printable(tmp_path, models, case):
     assert 0 < len(name) <= 16 and all(" " <= c <= "~" for c in name)
 
 
+# ---- tinyml inspect: names and op types printed as one escaped line each ---------
+
+def _inspect_lines(model: Path) -> list[str]:
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        rc = tinyml(["inspect", str(model)])
+    return rc, out.getvalue().splitlines()
+
+
+def _opaque_onnx(op_type: bytes, dst: Path) -> Path:
+    """One node of domain com.microsoft (the checker takes any type there) typed ``op_type``:
+    the reader carries it as an opaque op, whose type inspect prints."""
+    import onnx
+    from onnx import TensorProto, helper as h
+    text = op_type.decode("utf-8", "replace") or "T"
+    g = h.make_graph([h.make_node(text, ["x"], ["y"], domain="com.microsoft", name=text)], "g",
+                     [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                     [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_inspect_prints_model_text_escaped(tmp_path, models, case):
+    """Graph, tensor and (opaque) op type names reach the terminal escaped: no forged lines,
+    no control characters, as many lines as for a model with plain names."""
+    name = HOSTILE[case](tmp_path / "PWNED")
+    for make in (lambda n, d: hostile_tflite(models.path("fc", "int8"), n, d / "m.tflite"),
+                 lambda n, d: hostile_onnx(n, d / "m.onnx"), lambda n, d: _opaque_onnx(n, d / "o.onnx")):
+        (tmp_path / "plain").mkdir(exist_ok=True)
+        (tmp_path / "hostile").mkdir(exist_ok=True)
+        rc_plain, plain = _inspect_lines(make(b"plain", tmp_path / "plain"))
+        rc, lines = _inspect_lines(make(name, tmp_path / "hostile"))
+        assert rc_plain == 0
+        if rc != 0:
+            assert case in REFUSABLE, lines
+            continue
+        assert len(lines) == len(plain), lines
+        assert all(c.isprintable() for line in lines for c in line), lines
+
+
 # ---- the service: its compile job runs this same pipeline in a limited child -----
 
 @pytest.mark.parametrize("case", ["comment_close", "string_close", "newline_define"])

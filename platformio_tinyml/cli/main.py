@@ -147,17 +147,18 @@ def _profile(args):
 def cmd_inspect(args) -> int:
     from ..compilers.cgen.planner import plan_memory
     from ..pipeline import load_any
+    from ..model.validate import printable   # names are the model's text: one line each, escaped
     g, fmt = load_any(args.model, args.calibration, _input_shapes(args))
     if g is None:
         return _inspect_estimator(args.model, fmt)
-    print(f"model: {args.model} ({fmt}), graph '{g.name}': {len(g.ops)} ops, {len(g.tensors)} tensors")
+    print(f"model: {args.model} ({fmt}), graph '{printable(g.name)}': {len(g.ops)} ops, {len(g.tensors)} tensors")
     for label, idxs in (("input", g.inputs), ("output", g.outputs)):
         for i in idxs:
             t = g.tensors[i]
             q = f" scale {t.quant.s:.6g} zp {t.quant.zp}" if t.quant and not t.quant.per_channel else ""
-            print(f"  {label}: {t.name} {list(t.shape)} {t.dtype.np_name}{q}")
+            print(f"  {label}: {printable(t.name)} {list(t.shape)} {t.dtype.np_name}{q}")
     print("ops:")
-    for kind, n in Counter(op.type_name for op in g.ops).most_common():
+    for kind, n in Counter(printable(op.type_name) for op in g.ops).most_common():
         print(f"  {kind:<20} {n}")
     plan = plan_memory(g)
     print(f"weight bytes: {g.weight_bytes:,}")
@@ -172,7 +173,8 @@ def _inspect_estimator(path: Path, fmt: str) -> int:
     print(f"  features: {getattr(est, 'n_features_in_', '?')}")
     classes = getattr(est, "classes_", None)
     if classes is not None:
-        print(f"  classes: {len(classes)} ({', '.join(map(str, list(classes)[:12]))})")
+        from ..model.validate import printable   # class labels are the model's text
+        print(f"  classes: {len(classes)} ({', '.join(printable(str(c)) for c in list(classes)[:12])})")
     trees = getattr(est, "estimators_", None)
     nodes = [t.tree_.node_count for t in (trees if trees is not None else [est]) if hasattr(t, "tree_")]
     if nodes:
