@@ -48,9 +48,10 @@ def model_ops(path: Path) -> set[str]:
         import onnx
         return {n.op_type for n in onnx.load(str(path)).graph.node}
     import tflite
+    from platformio_tinyml.model.tflite.checks import builtin_code
     names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
     m = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
-    codes = [max(m.OperatorCodes(i).BuiltinCode(), m.OperatorCodes(i).DeprecatedBuiltinCode())
+    codes = [builtin_code(m.OperatorCodes(i))
              for i in range(m.OperatorCodesLength())]
     sg = m.Subgraphs(0)
     return {names.get(codes[sg.Operators(i).OpcodeIndex()], "?") for i in range(sg.OperatorsLength())}

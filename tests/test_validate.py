@@ -439,3 +439,16 @@ def test_pack_counts_must_match_the_tensors(tmp_path, capsys, case):
     rc, out, err = _run_cli(capsys, "inspect", path)
     _assert_rule_line(rc, out, err, "shape-mismatch", f"operator #0 {case.upper()}", path)
     assert f"has option {'values_count' if case == 'pack' else 'num'} = {bad} for 2 " in err, err
+
+
+def test_operator_code_is_read_as_tflite_micro_reads_it():
+    """A fuzz finding (10^5 run on b3a9b7e): an OperatorCode with builtin_code 18 (MUL) and
+    deprecated_builtin_code 0 (ADD). TensorFlow Lite Micro runs the larger, MUL; the PyPI
+    tflite package's BuiltinCode() answered ADD, so cgen compiled an ADD: wrong code, caught by
+    verify. The corpus replay (test_fuzz_models.py) verifies the file against TFLite Micro."""
+    from platformio_tinyml.compilers.tflm.flatbuffer import read_facts
+    from platformio_tinyml.ir import OpKind
+    from platformio_tinyml.model.loader import load_model
+    path = Path(__file__).parent / "fuzz_corpus" / "models" / "opcode-fields__builtin_mul_deprecated_add.tflite"
+    assert [op.kind for op in load_model(path).ops] == [OpKind.MUL]
+    assert read_facts(path).ops == ("MUL",)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ModelError
+from ...model.tflite.checks import builtin_code
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def read_facts(path: str | Path) -> TfliteFacts:
     codes = []
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        code = builtin_code(oc)
         name = op_names.get(code, f"BUILTIN_{code}")
         if name == "CUSTOM":
             name = "CUSTOM:" + (oc.CustomCode() or b"").decode(errors="replace")

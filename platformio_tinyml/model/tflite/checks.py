@@ -15,6 +15,19 @@ _ITEMSIZE = {tflite.TensorType.FLOAT32: 4, tflite.TensorType.INT32: 4, tflite.Te
              tflite.TensorType.INT64: 8, tflite.TensorType.INT16: 2, tflite.TensorType.INT8: 1}
 
 
+def builtin_code(oc) -> int:
+    """The operator an ``OperatorCode`` names, as TensorFlow Lite (Micro) reads it: the larger of
+    ``builtin_code`` and ``deprecated_builtin_code``. ``builtin_code`` is read raw: the PyPI
+    ``tflite`` package's ``BuiltinCode()`` returns ``deprecated_builtin_code`` whenever
+    ``builtin_code`` is below 127, so a file whose two fields disagree (builtin_code 18, MUL;
+    deprecated 0, ADD) read as ADD where TensorFlow Lite Micro runs MUL (a fuzz finding)."""
+    import flatbuffers
+    tab = oc._tab
+    o = tab.Offset(10)
+    raw = tab.Get(flatbuffers.number_types.Int32Flags, o + tab.Pos) if o else 0
+    return max(int(raw), int(oc.DeprecatedBuiltinCode()))
+
+
 def check_tflite(model, buf: bytes, path: str, subgraph: int = 0) -> None:
     """Reader-level rules on a parsed ``tflite.Model`` (``subgraph``, 0: the main one) read from ``buf``.
 

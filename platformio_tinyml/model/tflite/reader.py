@@ -18,7 +18,7 @@ from ...ir import attrs as A
 from ...ir.passes import run_passes
 from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, SHAPE as SHAPE_RULE, InvalidModelError, decode_name, validate_graph
-from .checks import builtin_options as _options, check_tflite, tflite_buffer_bytes
+from .checks import builtin_code, builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
 from .lstm import lstm_ops
 from .variables import VAR_OPS, Variables
@@ -261,7 +261,7 @@ def _axis(a: int, rank: int) -> int:
 
 def _code_name(ctx: _Ctx, op) -> str:
     oc = ctx.model.OperatorCodes(op.OpcodeIndex())
-    code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+    code = builtin_code(oc)
     if code == tflite.BuiltinOperator.CUSTOM:
         return f"CUSTOM '{decode_name(oc.CustomCode(), 'operator code', str(ctx.path))}'"
     return _CODE_NAMES.get(code, f"builtin {code}")
