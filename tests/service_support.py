@@ -25,7 +25,7 @@ def tinyml(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess
     proc = subprocess.run([sys.executable, "-m", "platformio_tinyml.cli.main", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
     if check:
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
 
 

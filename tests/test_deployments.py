@@ -178,7 +178,7 @@ def test_fleet_cli_deploys_follows_and_rolls_back(svc, kws, tmp_path):
     tmm.write_bytes(modules[3])
     env = {"TINYML_SERVICE_URL": svc.url, "TINYML_SERVICE_TOKEN": svc.deploy_token}
     out = tinyml("fleet", "deploy", tmm, "--endpoints", "dep-3", "--stages", "100", "--inferences", "1",
-                 "--within", "10", "--wait", env=env).stdout
+                 "--within", "30", "--wait", env=env).stdout
     dep_id = out.split(":")[0]
     assert ": succeeded, stage 1 of 1, module" in out and "v3, 1 device(s) (1 succeeded)" in out, out
     assert _on_device(svc, "dep-3") == ("3", golden)
@@ -190,6 +190,12 @@ def test_fleet_cli_deploys_follows_and_rolls_back(svc, kws, tmp_path):
     assert _on_device(svc, "dep-3")[0] != "3"
     assert dep_id in tinyml("fleet", "status", env=env).stdout
     assert json.loads(tinyml("fleet", "status", dep_id, "--json", env=env).stdout)["state"] == "rolled_back"
+    # --wait on a deployment that does not succeed: exit 1, the summary on stdout, why on one stderr line
+    r = tinyml("fleet", "deploy", tmm, "--endpoints", "dep-3", "--inferences", "1000000", "--within", "1",
+               "--wait", env=env, check=False)
+    assert r.returncode == 1 and "1 rolled_back" in r.stdout, (r.stdout, r.stderr)
+    assert r.stderr.startswith("tinyml: error: deployment ") and "ended failed: stage 1: 1 of 1 device(s) failed" in r.stderr and \
+        "criteria not met" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = tinyml("fleet", "deploy", tmm, "--query", "nope > 1", env=env, check=False)
     assert r.returncode == 2 and "unknown field 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = tinyml("fleet", "cancel", dep_id, env={**env, "TINYML_SERVICE_TOKEN": "bad"}, check=False)

@@ -117,6 +117,12 @@ def test_cli_pushes_and_pulls_a_module_and_waits(svc, kws, tmp_path):
     assert out.startswith(f"pull-4: module active, {size:,} of {size:,} bytes, Update Result 2") and \
         "fetched by the device" in out, out
     assert last_output(svc, "pull-4") == golden and svc.agent.device("pull-4").mcu.installed_version == 2
+    path.write_bytes(pack(MODEL_A, Abi.LP64_LE, 3, fixed_key(8))[1].data)     # a key the device does not trust
+    r = tinyml("fleet", "push", "pull-4", path, "--wait", env=env, check=False)
+    assert r.returncode == 1 and "pull-4: module failed" in r.stdout, (r.stdout, r.stderr)
+    assert r.stderr.startswith("tinyml: error: pull-4: the module ended failed: ") and \
+        len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert svc.agent.device("pull-4").mcu.installed_version == 2
     r = tinyml("fleet", "push", "pull-4", tmp_path / "nope.tmm", "--pull", env=env, check=False)
     assert r.returncode == 2 and "cannot read the module" in r.stderr and \
         len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -155,7 +155,11 @@ def _single(client, args) -> int:
               + (f", Update Result {st['update_result']} ({st['result_meaning']})" if st["update_result"] else "")
               + (f"\n  {st['message']}" if st.get("message") else ""))
     sys.stdout.flush()
-    return 1 if args.wait and st["state"] != success else 0
+    if args.wait and st["state"] != success:
+        print(f"tinyml: error: {st['endpoint']}: the {what} ended {st['state']}"
+              + (f": {_one_line(st['message'])}" if st.get("message") else ""), file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_fleet(args) -> int:
@@ -187,4 +191,22 @@ def cmd_fleet(args) -> int:
     else:
         print(_summary(dep))
     sys.stdout.flush()
-    return 1 if cmd == "deploy" and args.wait and dep["state"] != "succeeded" else 0
+    if cmd == "deploy" and args.wait and dep["state"] != "succeeded":
+        print(f"tinyml: error: deployment {dep['id']} ended {dep['state']}: {_why(dep)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _why(dep: dict) -> str:
+    """The deployment's own message, else the first device's reason that is not a skip; one line."""
+    if dep.get("message"):
+        return _one_line(dep["message"])
+    for state in ("failed", "rolled_back", "skipped"):
+        for d in dep.get("devices", ()):
+            if d["state"] == state and d.get("reason"):
+                return _one_line(f"'{d['endpoint']}' {state}: {d['reason']}")
+    return "no device reported a reason; see tinyml fleet devices " + dep["id"]
