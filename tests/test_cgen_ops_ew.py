@@ -46,7 +46,8 @@ UNARY = [
     ("ABS", None, {}, (0.05, 7), (0.03, -100)),
     ("RSQRT", None, {}, (0.02, -128), (0.05, -120)),
 ]
-FLOAT_ONLY = ["EXP", "LOG", "SQRT", "NEG", "SQUARE"]   # TFLite Micro has no RELU_N1_TO_1, GELU
+FLOAT_ONLY = ["EXP", "LOG", "SQRT", "NEG", "SQUARE",   # TFLite Micro has no RELU_N1_TO_1, GELU
+              "FLOOR", "CEIL", "ROUND", "SIN", "COS"]    # ops without an IR kind: opaque, tml_map_f32
 BINARY = ["SUB", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "PRELU"]
 _OPTS = {"SUB": "SubOptions", "DIV": "DivOptions"}
 

@@ -178,3 +178,45 @@ def test_kws_on_m55_and_riscv(tmp_path, machine):
     samples = _samples(g, 2, seed=3)
     r = run_model(generate(g, "kws"), g, samples, tmp_path, machine, opt="-O2", timeout=120)
     _check_against_reference(path, g, samples, r.outputs)
+
+
+def _math_model(path: Path) -> Path:
+    """One float32 input, one output per function avr-libc lacks (erf, erfc in GELU, expm1 in
+    ELU and Selu, asinh, acosh, atanh, rint in Round): tml_ew_f32.c's portable forms on AVR."""
+    import onnx
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    nodes = [h.make_node("Erf", ["x"], ["erf"]), h.make_node("Gelu", ["x"], ["gelu"]),
+             h.make_node("Elu", ["x"], ["elu"], alpha=0.7), h.make_node("Selu", ["x"], ["selu"]),
+             h.make_node("Asinh", ["x"], ["asinh"]), h.make_node("Abs", ["x"], ["ax"]),
+             h.make_node("Add", ["ax", "one"], ["x1"]), h.make_node("Acosh", ["x1"], ["acosh"]),
+             h.make_node("Tanh", ["x"], ["tx"]), h.make_node("Mul", ["tx", "k"], ["tx9"]),
+             h.make_node("Atanh", ["tx9"], ["atanh"]), h.make_node("Mul", ["x", "four"], ["x4"]),
+             h.make_node("Round", ["x4"], ["round"])]
+    outs = ["erf", "gelu", "elu", "selu", "asinh", "acosh", "atanh", "round"]
+    inits = [nh.from_array(np.float32(v), n) for n, v in (("one", 1.0), ("k", 0.95), ("four", 4.0))]
+    g = h.make_graph(nodes, "math", [h.make_tensor_value_info("x", TP.FLOAT, [1, 24])],
+                     [h.make_tensor_value_info(o, TP.FLOAT, [1, 24]) for o in outs], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 20)])
+    m.ir_version = 9
+    onnx.save(m, str(path))
+    return path
+
+
+def test_float_functions_avr_libc_lacks_on_atmega2560(tmp_path):
+    _need("avr-gcc", "simavr")
+    pytest.importorskip("onnxruntime")
+    from platformio_tinyml.model.onnx import load_onnx
+    from platformio_tinyml.verify.reference import OnnxReference
+    from test_cgen_ops import FLOAT_TOL, rel_err
+    path = _math_model(tmp_path / "math.onnx")
+    g = load_onnx(path)
+    rng = np.random.default_rng(11)
+    samples = [[(2.5 * rng.standard_normal((1, 24))).astype(np.float32)] for _ in range(2)]
+    samples[0][0][0, :8] = [0.125, -0.375, 0.5, 1.5, 2.5, -0.5, 1e-3, -2e-4]   # halves; tiny values
+    r = run_model(generate(g, "fns"), g, samples, tmp_path, "atmega2560", opt="-Os", timeout=120)
+    assert len(r.outputs) == len(samples)
+    ref = OnnxReference(path, g)
+    for s, ours in zip(samples, r.outputs):
+        assert len(ours) == len(g.outputs) == 8
+        for name, a, b in zip(range(8), ours, ref.run(s)):
+            assert rel_err(a, np.asarray(b).reshape(a.shape)) <= FLOAT_TOL, (name, a, b)

@@ -400,10 +400,15 @@ def test_c_string_literal_round_trips(tmp_path):
 
 
 def test_identifiers_and_prefixes():
-    for text in ["int", "main", "new", "__x", "_Bool", "tml_kws", "1st", "", "*/", "a" * 100, "\xff", "a__b"]:
+    for text in ["int", "main", "new", "__x", "_Bool", "tml_kws", "1st", "", "*/", "a" * 100, "\xff", "a__b",
+                 "math", "String", "stdint"]:
         ident = c_identifier(text)
         assert c_prefix(ident) == ident
-    for bad in ["int", "class", "_x", "a__b", "tml_x", "a-b", "x" * 41, "", "a\n"]:
+    # NAME.h beside the runtime: "math" would hide <math.h> from every kernel (the build fails)
+    assert (c_identifier("math"), c_identifier("stdint")) == ("math_m", "stdint_m")
+    with pytest.raises(CompileError, match=r"math.h would hide <math.h>"):
+        c_prefix("math")
+    for bad in ["int", "class", "_x", "a__b", "tml_x", "a-b", "x" * 41, "", "a\n", "string", "Math", "arm_acle"]:
         with pytest.raises(CompileError):
             c_prefix(bad)
 

@@ -45,6 +45,13 @@ namespace new noexcept not not_eq operator or or_eq private protected public rei
 requires static_cast template this throw try typeid typename using virtual wchar_t xor xor_eq
 main
 """.split())
+# The generated header is NAME.h beside the runtime: a name that is a C library header's (or
+# the Arm intrinsics') would shadow it for every `#include <...>` in that folder.
+C_HEADERS = frozenset("""
+assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal stdalign stdarg
+stdatomic stdbit stdbool stdckdint stddef stdint stdio stdlib stdnoreturn string tgmath threads time uchar
+wchar wctype arm_acle arm_math arm_neon arm_mve
+""".split())
 _RESERVED_PREFIXES = ("tml_", "eml_")   # our runtime's and emlearn's symbols
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -58,6 +65,8 @@ def _prefix_problem(name: str) -> str | None:
         return "no '__' (reserved in C++)"
     if name in C_RESERVED:
         return "not a C/C++ keyword"
+    if name.lower() in C_HEADERS:
+        return f"not the name of a C library header ({name}.h would hide <{name.lower()}.h>)"
     if name.lower().startswith(_RESERVED_PREFIXES):
         return f"not starting with {', '.join(repr(p) for p in _RESERVED_PREFIXES)} (runtime names)"
     return None
@@ -82,12 +91,14 @@ def c_identifier(text: str, *, fallback: str = "model", max_len: int = MAX_PREFI
 
     >>> c_identifier("kws ref-model"), c_identifier("1x"), c_identifier("int"), c_identifier("*/")
     ('kws_ref_model', 'm_1x', 'int_m', 'model')
+    >>> c_identifier("math")       # math.h would hide <math.h>
+    'math_m'
     """
     s = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", str(text))).strip("_") or fallback
     if not s[0].isalpha() or s.lower().startswith(_RESERVED_PREFIXES):
         s = "m_" + s
     s = s[:max_len - 2].rstrip("_")
-    return s + "_m" if s in C_RESERVED else s
+    return s + "_m" if s in C_RESERVED or s.lower() in C_HEADERS else s
 
 
 def _as_bytes(text: str | bytes) -> bytes:

@@ -110,7 +110,9 @@ class Opaque:
     ONNX op type such as ``Erf``), ``options`` its attributes as plain Python values
     (TFLite builtin options by field name, ONNX attributes by name; a custom op's option
     bytes under ``custom_options``), ``domain`` the ONNX domain. Its inputs and outputs are
-    in the source format's layout (an ONNX op's are NCHW: the reader transposes back) and
+    in the source format's layout (an ONNX op's are NCHW: the reader transposes back; a
+    one-input element-wise function, to which element order does not matter, stays on its
+    input as the reader holds it) and
     its output shapes are the file's. No pass looks inside it; a backend that compiles the
     graph refuses it with the op and its index, one that compiles the file may take it."""
     op: str

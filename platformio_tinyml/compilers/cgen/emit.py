@@ -135,6 +135,13 @@ def _lowerings():
     return table
 
 
+def _supported() -> tuple[str, ...]:
+    """What cgen compiles, for a refusal's list: the IR's op kinds, then the source-format ops
+    without a kind that it computes (float32 functions of opaque ops)."""
+    from .lower_ew import OPAQUE_F32
+    return SUPPORTED_OPS + tuple(sorted(OPAQUE_F32, key=lambda n: (not n.isupper(), n)))
+
+
 def _named(op: Op) -> str:
     """The op's type and, when the model names it, its name (ONNX labels are "type name")."""
     name = op.name[len(op.type_name) + 1:] if op.name.startswith(op.type_name + " ") else op.name
@@ -184,17 +191,17 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
         if key not in table:
             raise UnsupportedOpError(where, op.index, _named(op),
                                      "cgen has no kernel for this operator" if op.kind is OpKind.OPAQUE
-                                     else f"no {key[1].np_name} kernel", SUPPORTED_OPS)
+                                     else f"no {key[1].np_name} kernel", _supported())
         err = check_shapes(g, op) or check_quant(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:
-            raise UnsupportedOpError(where, op.index, _named(op), err, SUPPORTED_OPS)
+            raise UnsupportedOpError(where, op.index, _named(op), err, _supported())
     plan = plan_memory(g, scratch_needs(g, table))
     em = make_emitter(plan)
     for op in g.ops:
         try:
             table[(op.kind, _dtype_of(g, op))].lower(em, op)
         except ParamRangeError as e:
-            raise UnsupportedOpError(where, op.index, _named(op), str(e), SUPPORTED_OPS) from None
+            raise UnsupportedOpError(where, op.index, _named(op), str(e), _supported()) from None
     return plan, em
 
 

@@ -1,7 +1,9 @@
 """Lowerings of the element-wise ops: SUB, DIV, MAXIMUM, MINIMUM,
 SQUARED_DIFFERENCE, PRELU, the activations LEAKY_RELU, ELU, HARD_SWISH,
 RELU_N1_TO_1, GELU, the functions EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE,
-and LOG_SOFTMAX / L2_NORMALIZATION (float32).
+and LOG_SOFTMAX / L2_NORMALIZATION (float32); and the float32 functions of
+opaque ops (ONNX Floor, Sin, Erf, Softplus, HardSigmoid, ..., TFLite FLOOR, SIN,
+...: ``OPAQUE_F32``).
 
 int8 unary ops become a 256-entry table (``tml_lut_s8``): each entry is what
 TFLite Micro's kernel computes for that input code, reproduced here in
@@ -309,7 +311,71 @@ def _map_f32(em, op):
     if op.kind is OpKind.GELU and op.attrs is not None and op.attrs.approximate:
         code = GELU_TANH
     alpha = float(op.attrs.alpha) if op.kind is OpKind.LEAKY_RELU else 0.0
-    p = em.params("tml_map_f32_t", dict(size=x.size, op=code, alpha=alpha))
+    p = em.params("tml_map_f32_t", dict(size=x.size, op=code, alpha=alpha, beta=0.0))
+    em.call(op, f"tml_map_f32({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_ew_f32.c")
+
+
+# ---- float32 functions of opaque ops ------------------------------------------------------
+# An op the IR has no kind for (attrs.Opaque) that is one float32 function of each element:
+# its type (ONNX, or a TFLite builtin) -> (TML_MAP_* code, {option: default}); alpha and beta
+# are the options in that order. An option not listed, or one that is not a finite number,
+# is refused.
+_SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
+OPAQUE_F32 = {
+    "Floor": (13, {}), "Ceil": (14, {}), "Round": (15, {}), "Sign": (16, {}), "Sin": (17, {}),
+    "Cos": (18, {}), "Tan": (19, {}), "Asin": (20, {}), "Acos": (21, {}), "Atan": (22, {}),
+    "Sinh": (23, {}), "Cosh": (24, {}), "Asinh": (25, {}), "Acosh": (26, {}), "Atanh": (27, {}),
+    "Erf": (28, {}), "Softplus": (29, {}), "Softsign": (30, {}),
+    "Selu": (31, {"alpha": _SELU_ALPHA, "gamma": _SELU_GAMMA}), "ThresholdedRelu": (32, {"alpha": 1.0}),
+    "HardSigmoid": (33, {"alpha": 0.2, "beta": 0.5}), "Celu": (34, {"alpha": 1.0}), "Mish": (35, {}),
+    "Swish": (36, {"alpha": 1.0}), "Elu": (37, {"alpha": 1.0}),
+    # TFLite builtins with float32 kernels in TFLite Micro's op resolver (the verify reference)
+    "FLOOR": (13, {}), "CEIL": (14, {}), "ROUND": (15, {}), "SIN": (17, {}), "COS": (18, {}),
+}
+_ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def _opaque_map(op: Op) -> tuple[int, float, float] | str:
+    """(code, alpha, beta) of an opaque float32 function, or why cgen does not take it."""
+    a = op.attrs
+    entry = OPAQUE_F32.get(a.op) if a.domain in _ONNX_DOMAINS else None
+    if entry is None:
+        return "cgen has no kernel for this operator"
+    code, defaults = entry
+    options = dict(a.options)
+    if a.op.isupper():            # a TFLite builtin: its options table carries nothing these use
+        options = {}
+    extra = sorted(set(options) - set(defaults))
+    if extra:
+        return f"{a.op} with attribute {extra[0]!r} (cgen's kernel takes {sorted(defaults) or 'none'})"
+    values = []
+    for name, default in defaults.items():
+        v = options.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"{a.op} attribute {name!r} must be a finite number"
+        values.append(float(v))
+    if code == 34 and values[0] == 0.0:
+        return "Celu with alpha 0 (it divides by alpha)"
+    values += [0.0] * (2 - len(values))
+    return code, values[0], values[1]
+
+
+def _check_opaque_f32(g: Graph, op: Op) -> str | None:
+    found = _opaque_map(op)
+    if isinstance(found, str):
+        return found
+    if len(op.inputs) != 1 or len(op.outputs) != 1:
+        return f"{op.attrs.op} with {len(op.inputs)} input(s) and {len(op.outputs)} output(s) (one of each expected)"
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if tuple(x.shape) != tuple(y.shape):
+        return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
+    return _check_f32(g, op)
+
+
+def _opaque_f32(em, op):
+    code, alpha, beta = _opaque_map(op)
+    x = em.graph.tensors[op.inputs[0]]
+    p = em.params("tml_map_f32_t", dict(size=x.size, op=code, alpha=alpha, beta=beta))
     em.call(op, f"tml_map_f32({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_ew_f32.c")
 
 
@@ -337,5 +403,6 @@ for _k in LUT_S8 + NO_TFLM_S8 + (OpKind.LOG_SOFTMAX, OpKind.L2_NORMALIZATION):
 for _k in MAP_F32:
     LOWERINGS[(_k, F32)] = Lowering(_map_f32, _check_f32)
 LOWERINGS[(OpKind.RELU_N1_TO_1, F32)] = Lowering(_relu_n1_f32, _check_f32)
+LOWERINGS[(OpKind.OPAQUE, F32)] = Lowering(_opaque_f32, _check_opaque_f32)
 LOWERINGS[(OpKind.LOG_SOFTMAX, F32)] = Lowering(_last_axis_f32, _check_last_axis_f32)
 LOWERINGS[(OpKind.L2_NORMALIZATION, F32)] = Lowering(_last_axis_f32, _check_last_axis_f32)

@@ -28,20 +28,13 @@ from ...ir import attrs as A
 from ..common import read_model_bytes
 from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
 from .checks import check_onnx
-from .fold import fold_shape_chains
+from .fold import constant_value, fold_shape_chains, reference_fold
 from . import layout as L
 from . import qdq
 from . import shape_ops
 from .layout import Layout
 from .qdq import QConst
 
-SUPPORTED_ONNX_OPS: tuple[str, ...] = (
-    "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "DequantizeLinear", "Div", "Dropout",
-    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LSTM", "MatMul", "MaxPool", "Mul",
-    "Pad", "QGemm", "QLinearAdd", "QLinearConv", "QLinearGlobalAveragePool", "QLinearMatMul",
-    "QLinearMul", "QLinearSigmoid", "QLinearSoftmax", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Softmax",
-    "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-) + tuple(sorted(shape_ops.HANDLERS))
 
 _FUSABLE = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL)
 
@@ -151,7 +144,7 @@ def _infer_shapes(model):
     import onnx
     from onnx import helper
     for _ in range(len(model.graph.node) + 1):
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        model = onnx.shape_inference.infer_shapes(model, data_prop=_ranges_are_small(model))
         known = {}
         for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
             tt = vi.type.tensor_type
@@ -180,6 +173,30 @@ def _infer_shapes(model):
         if not added:
             return model
     return model
+
+
+def _ranges_are_small(model) -> bool:
+    """Whether onnx's data propagation may run: it computes a Range's values, so one of 10^9
+    elements (from constants, or from a declared dimension through Shape) would take all memory.
+    True when every Range's start, limit and delta are constants and it has at most
+    ``_FOLD_LIMIT`` elements (without propagation, a Range's length is still inferred)."""
+    from onnx import numpy_helper
+    ranges = [n for n in model.graph.node if n.op_type == "Range"]
+    if not ranges:
+        return True
+    consts = {t.name: t for t in model.graph.initializer}
+    consts.update({n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant" and n.output
+                   for a in n.attribute if a.name == "value"})
+    for n in ranges:
+        if len(n.input) != 3 or any(i not in consts for i in n.input):
+            return False
+        try:
+            start, limit, delta = (float(numpy_helper.to_array(consts[i]).reshape(-1)[0]) for i in n.input)
+            if not delta or not math.ceil((limit - start) / delta) <= _FOLD_LIMIT:
+                return False
+        except (ValueError, OverflowError, IndexError, TypeError):
+            return False
+    return True
 
 
 def _attrs(node) -> dict:
@@ -482,10 +499,13 @@ class _Converter:
         inputs = [n for n in node.input if n]
         if op in _FOLDABLE and inputs and all(n in self.consts for n in inputs):
             return self._fold(node)
-        if op == "Constant":
-            return self._fold(node)
+        if op == "Constant" or op == "CastLike" and len(inputs) == 2 and inputs[0] in self.consts and \
+                self.elem_types.get(inputs[1], 0) in _CAST_TARGETS:
+            return self._fold(node)    # CastLike of a constant: the dtype of the other input
         if op == "Shape":
             return self._shape_of(node)
+        if inputs and all(n in self.consts for n in inputs) and self._fold_by_reference(node):
+            return
         if op in ("Div", "Mul") and self._gelu_erf(node):
             return
         handler = _HANDLERS.get(op)
@@ -553,12 +573,15 @@ class _Converter:
     def _fold(self, node) -> None:
         a = _attrs(node)
         op = node.op_type
-        x = [self.consts[n] if n else None for n in node.input]
+        x = [self.consts[n] if n else None for n in (node.input[:1] if op == "CastLike" else node.input)]
         f = [c.real() if isinstance(c, QConst) else c for c in x]
         if op == "Constant":
-            if "value" not in a:
-                raise _Fail(f"Constant attribute {sorted(a)} (only 'value' is supported)")
-            out = self.nh.to_array(a["value"])
+            out = constant_value(a, self.nh.to_array)
+            if out is None:
+                raise _Fail(f"Constant attribute {sorted(a)} (a tensor, float(s) or int(s) compile)")
+        elif op == "CastLike":
+            from onnx import helper
+            out = np.asarray(f[0]).astype(helper.tensor_dtype_to_np_dtype(self.elem_types[node.input[1]]))
         elif op == "DequantizeLinear":
             zp = x[2] if len(x) > 2 else None
             out = qdq.make_qconst(np.asarray(x[0]), np.asarray(x[1]), None if zp is None else np.asarray(zp),
@@ -570,6 +593,18 @@ class _Converter:
         else:
             out = _FOLDABLE[op](f, a, self.opset)
         self.consts[node.output[0]] = out
+
+    def _fold_by_reference(self, node) -> bool:
+        """An op whose inputs are all constants, evaluated by the onnx reference implementation
+        when its result is known to stay small (fold.reference_fold); False: converted as usual."""
+        vals = {n: np.asarray(c.real() if isinstance(c, QConst) else c) for n, c in self.consts.items()
+                if n in node.input}
+        outs = reference_fold(node, vals, self.opset, [self.shapes.get(n) for n in node.output if n])
+        if outs is None:
+            return False
+        for name, value in zip((n for n in node.output if n), outs):
+            self.consts[name] = value
+        return True
 
     def _shape_of(self, node) -> None:
         shape = self._shape(node.input[0])
@@ -1047,6 +1082,19 @@ class _Converter:
         out = self._out(node, xf.layout, None, chw=xf.chw)
         self._emit(kind, [xf.idx], [out.idx], attrs)
 
+    def _elementwise_opaque(self, node) -> None:
+        """A one-input element-wise ONNX function the IR has no kind for (Sin, Floor, Erf,
+        Softplus, ...): carried as an opaque op on its float32 input in whatever layout the
+        reader holds it (element order does not matter to it), for a backend to take or refuse."""
+        from onnx import AttributeProto
+        if len([n for n in node.input if n]) != 1 or len([n for n in node.output if n]) != 1 or \
+                any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
+            return self._opaque(node)
+        xf = self._float(node.input[0])
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        options = tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items()))
+        self._emit(OpKind.OPAQUE, [xf.idx], [out.idx], A.Opaque(node.op_type, options, node.domain))
+
     def _pow(self, node) -> None:
         e = node.input[1]
         if e not in self.consts or np.asarray(self._const_f(e)).size != 1:
@@ -1060,7 +1108,7 @@ class _Converter:
     def _elu(self, node) -> None:
         alpha = float(_attrs(node).get("alpha", 1.0))
         if alpha != 1.0:
-            raise _Fail(f"Elu with alpha {alpha:g} (the ELU kernel has alpha 1)")
+            return self._elementwise_opaque(node)
         self._float_unary(node, OpKind.ELU)
 
     def _gelu(self, node) -> None:
@@ -1289,12 +1337,11 @@ class _Converter:
         xs = base.shape
         lay, chw = Layout.SAME, None
         if base.layout is Layout.NHWC:
-            if len(out_shape) == 2 and out_shape[0] == xs[0]:
+            if len(out_shape) == 2 and out_shape[0] == xs[0] and node.output[0] not in self.graph_outputs:
                 if not L.spatial_is_trivial(xs):
                     lay, chw = Layout.FLAT_NHWC, (xs[1], xs[2], xs[3])
             elif not L.spatial_is_trivial(xs):
-                raise _Fail(f"reshape of an NCHW tensor {list(xs)} to {list(out_shape)} (only flattening "
-                            "to [N, C*H*W] is supported)")
+                return self._reshape_in_onnx_order(node, out_shape)
         elif base.layout is Layout.FLAT_NHWC:
             if len(out_shape) == 4 and tuple(out_shape[1:]) == base.chw:
                 lay = Layout.NHWC
@@ -1307,6 +1354,24 @@ class _Converter:
             outq, base = None, self._float(x)
         out = self._out(node, lay, outq, shape=out_shape, chw=chw)
         self._emit(OpKind.RESHAPE, [base.idx], [out.idx])
+
+    def _reshape_in_onnx_order(self, node, out_shape: tuple[int, ...]) -> None:
+        """A reshape of an activation the IR holds as NHWC to anything but [N, C*H*W] (a 5-D
+        channel shuffle, Flatten at another axis, a view as [N, C, H*W]): transposed back to
+        ONNX's element order, reshaped there, and a rank-4 result transposed to NHWC again."""
+        src = self._source_layout(node.input[0])
+        dtype = self.tensors[src.idx].dtype
+        name = node.output[0]
+        if len(out_shape) == 4:
+            flat = self._tensor(f"{name}/nchw", out_shape, dtype, self.tensors[src.idx].quant)
+            self._emit(OpKind.RESHAPE, [src.idx], [flat])
+            nhwc = self._tensor(name, L.ir_shape(out_shape, Layout.NHWC), dtype, self.tensors[src.idx].quant)
+            self._emit(OpKind.TRANSPOSE, [flat], [nhwc], A.Transpose(L.NCHW_TO_NHWC))
+            self.vals[name] = Val(nhwc, Layout.NHWC, out_shape)
+            return
+        idx = self._tensor(name, out_shape, dtype, self.tensors[src.idx].quant)
+        self._emit(OpKind.RESHAPE, [src.idx], [idx])
+        self.vals[name] = Val(idx, Layout.SAME, out_shape)
 
     def _reshape_target(self, node) -> tuple[int, ...]:
         s = self.shapes.get(node.output[0])
@@ -1331,6 +1396,16 @@ class _Converter:
 
     def _identity(self, node) -> None:
         self.vals[node.output[0]] = self._get(node.input[0])
+
+    def _cast(self, node) -> None:
+        """Cast / CastLike of an activation to the type it already has (LayerNormalization's
+        function body casts to its stash type, float32): an identity; any other is carried."""
+        src = self.elem_types.get(node.input[0], 0)
+        to = (_attrs(node).get("to") if node.op_type == "Cast" else
+              self.elem_types.get(node.input[1], 0) if len(node.input) > 1 else None)
+        if src and src == to:
+            return self._identity(node)
+        self._opaque(node)
 
     def _transpose(self, node) -> None:
         perm = tuple(_attrs(node).get("perm", ()))
@@ -1403,7 +1478,8 @@ class _Converter:
         out = self._out(node, base.layout, None)
         self._emit(OpKind.PAD, [self._float(x).idx], [out.idx], attrs)
 
-    def _softmax(self, node) -> None:
+    def _softmax(self, node, kind: OpKind = OpKind.SOFTMAX) -> None:
+        """Softmax, or LogSoftmax (float32: cgen's LOG_SOFTMAX), over the last axis in the IR's layout."""
         xs = self._shape(node.input[0])
         v = self._get(node.input[0])
         base = v.src if isinstance(v, DQ) else v
@@ -1416,8 +1492,43 @@ class _Converter:
             ok = all(d == 1 for d in xs[axis:-1]) and (base.layout is Layout.SAME or axis == 1 and
                                                         L.spatial_is_trivial(xs))
         if not ok:
-            raise _Fail(f"softmax over axis {axis} of {list(xs)} (only the channel/last axis)")
+            raise _Fail(f"{node.op_type} over axis {axis} of {list(xs)} (only the channel/last axis)")
+        if kind is OpKind.LOG_SOFTMAX:
+            return self._float_unary(node, kind)
         self._unary(node, OpKind.SOFTMAX, A.Softmax(1.0))
+
+    def _batch_norm(self, node) -> None:
+        """BatchNormalization in inference form (one output, constant statistics): y = x k + c per
+        channel (axis 1) with k = scale / sqrt(var + eps) and c = bias - mean k, a float32 MUL and
+        ADD. (Exporters fold it into a preceding Conv; it stays after Linear, or on inputs.)"""
+        a = _attrs(node)
+        if len([o for o in node.output if o]) != 1 or int(a.get("training_mode", 0)):
+            raise _Fail("training mode (running statistics as outputs)")
+        names = list(node.input[1:5])
+        if len(names) != 4 or not all(n and n in self.consts for n in names):
+            raise _Fail("scale, bias, mean and variance must be constant")
+        xs = self._shape(node.input[0])
+        if len(xs) < 2:
+            raise _Fail(f"a rank-{len(xs)} input (needs N and C)")
+        scale, bias, mean, var = (np.asarray(self._const_f(n), np.float64) for n in names)
+        for n, v in zip(("scale", "bias", "mean", "var"), (scale, bias, mean, var)):
+            if v.shape != (xs[1],):
+                raise _Fail(f"{n} has shape {list(v.shape)}, not [C] = [{xs[1]}]")
+        eps = float(a.get("epsilon", 1e-5))
+        if not np.all(var + eps > 0):
+            raise _Fail("a variance + epsilon that is not positive")
+        k = scale / np.sqrt(var + eps)
+        c = bias - mean * k
+        xf = self._float(node.input[0])
+        if xf.layout is Layout.FLAT_NHWC:
+            raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
+        per_channel = (-1,) + (1,) * (len(xs) - 2)
+        kc, cc = (self._const(self._bcast(v.reshape(per_channel).astype(np.float32), xf.layout), DType.FLOAT32,
+                              hint=h) for v, h in ((k, "bn_scale"), (c, "bn_shift")))
+        t = self._tensor(f"{node.output[0]}/scaled", self.tensors[xf.idx].shape, DType.FLOAT32)
+        self._emit(OpKind.MUL, [xf.idx, kc], [t], A.Elementwise())
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.ADD, [t, cc], [out.idx], A.Elementwise())
 
     # ---- ops: QLinear form ---------------------------------------------------------------------
 
@@ -1655,6 +1766,7 @@ def _np_constant_of_shape(f, a, _):
     return np.full(shape, value[0] if value.size else 0, dtype=value.dtype)
 
 
+_CAST_TARGETS = (1, 2, 3, 5, 6, 7, 10, 11)   # TensorProto FLOAT, UINT8, INT8, INT16, INT32, INT64, FLOAT16, DOUBLE
 _FOLD_LIMIT = 1 << 24     # elements a folded constant may have (the validator refuses far less)
 
 
@@ -1729,11 +1841,15 @@ _HANDLERS = {
     "Squeeze": _Converter._reshape,
     "Unsqueeze": _Converter._reshape,
     "Identity": _Converter._identity,
+    "Cast": _Converter._cast,
+    "CastLike": _Converter._cast,
     "Dropout": _Converter._identity,
     "Transpose": _Converter._transpose,
     "Concat": _Converter._concat,
     "Pad": _Converter._pad,
     "Softmax": _Converter._softmax,
+    "LogSoftmax": lambda self, n: self._softmax(n, OpKind.LOG_SOFTMAX),
+    "BatchNormalization": _Converter._batch_norm,
     "QuantizeLinear": _Converter._quantize,
     "DequantizeLinear": _Converter._dequantize,
     "QLinearConv": _Converter._qlinear_conv,
@@ -1749,5 +1865,12 @@ _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLER
 _HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
     ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
     ("HardSwish", OpKind.HARD_SWISH))})
+_HANDLERS.update({op: _Converter._elementwise_opaque for op in (   # one float function of each element
+    "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
+    "Acosh", "Atanh", "Erf", "Softplus", "Softsign", "Selu", "ThresholdedRelu", "HardSigmoid", "Celu", "Mish",
+    "Swish")})
 _HANDLERS.update({op: (lambda self, n, k=kind: self._float_binary(n, k)) for op, kind in (
     ("Min", OpKind.MINIMUM), ("Max", OpKind.MAXIMUM), ("PRelu", OpKind.PRELU))})
+
+# what the reader converts (the rest is carried as opaque ops, or folded when constant)
+SUPPORTED_ONNX_OPS: tuple[str, ...] = tuple(sorted({*_HANDLERS, "Constant", "Shape"}))

@@ -392,10 +392,36 @@ void tml_prelu_f32(const tml_binary_f32_t *p, const float *in1, const float *in2
 #define TML_MAP_ABS 10
 #define TML_MAP_NEG 11
 #define TML_MAP_SQUARE 12
+#define TML_MAP_FLOOR 13
+#define TML_MAP_CEIL 14
+#define TML_MAP_ROUND 15           /* to nearest, halves to even */
+#define TML_MAP_SIGN 16
+#define TML_MAP_SIN 17
+#define TML_MAP_COS 18
+#define TML_MAP_TAN 19
+#define TML_MAP_ASIN 20
+#define TML_MAP_ACOS 21
+#define TML_MAP_ATAN 22
+#define TML_MAP_SINH 23
+#define TML_MAP_COSH 24
+#define TML_MAP_ASINH 25
+#define TML_MAP_ACOSH 26
+#define TML_MAP_ATANH 27
+#define TML_MAP_ERF 28
+#define TML_MAP_SOFTPLUS 29
+#define TML_MAP_SOFTSIGN 30
+#define TML_MAP_SELU 31            /* alpha, beta = gamma */
+#define TML_MAP_THRESHOLDED_RELU 32 /* alpha */
+#define TML_MAP_HARD_SIGMOID 33    /* max(0, min(1, alpha x + beta)) */
+#define TML_MAP_CELU 34            /* alpha */
+#define TML_MAP_MISH 35
+#define TML_MAP_SWISH 36           /* x sigmoid(alpha x) */
+#define TML_MAP_ELU_ALPHA 37       /* alpha */
 typedef struct {
     uint32_t size;
     uint8_t op;
     float alpha;
+    float beta;
 } tml_map_f32_t;
 
 void tml_map_f32(const tml_map_f32_t *p, const float *in, float *out);
