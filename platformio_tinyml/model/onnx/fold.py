@@ -57,6 +57,14 @@ _BROADCASTING = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "Les
                  "GreaterOrEqual", "And", "Or", "Xor", "Where", "Max", "Min", "Sum", "Mean", "BitShift"}
 
 
+def range_length(start, limit, delta) -> float:
+    """How many elements ``Range(start, limit, delta)`` has (from its three scalar operands);
+    infinite for a zero delta."""
+    import math
+    start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in (start, limit, delta))
+    return max(math.ceil((limit - start) / delta), 0) if delta else math.inf
+
+
 def reference_fold(node, values: dict, opset: int, out_shapes: list) -> list[np.ndarray] | None:
     """``node``'s outputs computed by ``onnx.reference`` from ``values`` (every input's array),
     or None when the op is not one to fold or its result would not stay small (``out_shapes``:
@@ -78,8 +86,7 @@ def reference_fold(node, values: dict, opset: int, out_shapes: list) -> list[np.
         elif op in _BROADCASTING:
             size = math.prod(np.broadcast_shapes(*shapes))
         elif op == "Range":
-            start, limit, delta = (float(np.asarray(values[n]).reshape(-1)[0]) for n in node.input[:3])
-            size = max(math.ceil((limit - start) / delta), 0) if delta else REFERENCE_FOLD_LIMIT + 1
+            size = range_length(*(values[n] for n in node.input[:3]))
         elif op in _SHAPED:
             if not out_shapes or any(s is None or any(d < 0 for d in s) for s in out_shapes):
                 return None

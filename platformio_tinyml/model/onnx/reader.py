@@ -28,7 +28,7 @@ from ...ir import attrs as A
 from ..common import read_model_bytes
 from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
 from .checks import check_onnx
-from .fold import constant_value, fold_shape_chains, reference_fold
+from .fold import constant_value, fold_shape_chains, range_length, reference_fold
 from . import layout as L
 from . import qdq
 from . import shape_ops
@@ -191,8 +191,7 @@ def _ranges_are_small(model) -> bool:
         if len(n.input) != 3 or any(i not in consts for i in n.input):
             return False
         try:
-            start, limit, delta = (float(numpy_helper.to_array(consts[i]).reshape(-1)[0]) for i in n.input)
-            if not delta or not math.ceil((limit - start) / delta) <= _FOLD_LIMIT:
+            if not range_length(*(numpy_helper.to_array(consts[i]) for i in n.input)) <= _FOLD_LIMIT:
                 return False
         except (ValueError, OverflowError, IndexError, TypeError):
             return False
@@ -202,6 +201,11 @@ def _ranges_are_small(model) -> bool:
 def _attrs(node) -> dict:
     from onnx import helper
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _opaque_attrs(node) -> A.Opaque:
+    """An ONNX node as an opaque op's attributes: its type, its attributes as plain values, its domain."""
+    return A.Opaque(node.op_type, tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items())), node.domain)
 
 
 def _carried_dtype(elem_type: int) -> DType | None:
@@ -549,8 +553,7 @@ class _Converter:
                 idx = self._tensor(name, shape, dtype)
                 self.vals[name] = Val(idx, Layout.SAME, shape)
             outs.append(idx)
-        options = tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items()))
-        self._emit(OpKind.OPAQUE, ins, outs, A.Opaque(node.op_type, options, node.domain))
+        self._emit(OpKind.OPAQUE, ins, outs, _opaque_attrs(node))
         for idx, name, shape, dtype in back:
             nhwc = self._tensor(name, L.ir_shape(shape, Layout.NHWC), dtype)
             self._emit(OpKind.TRANSPOSE, [idx], [nhwc], A.Transpose(L.NCHW_TO_NHWC))
@@ -597,8 +600,8 @@ class _Converter:
     def _fold_by_reference(self, node) -> bool:
         """An op whose inputs are all constants, evaluated by the onnx reference implementation
         when its result is known to stay small (fold.reference_fold); False: converted as usual."""
-        vals = {n: np.asarray(c.real() if isinstance(c, QConst) else c) for n, c in self.consts.items()
-                if n in node.input}
+        vals = {n: np.asarray(c.real() if isinstance(c, QConst) else c)
+                for n, c in ((n, self.consts[n]) for n in node.input if n)}
         outs = reference_fold(node, vals, self.opset, [self.shapes.get(n) for n in node.output if n])
         if outs is None:
             return False
@@ -1092,8 +1095,7 @@ class _Converter:
             return self._opaque(node)
         xf = self._float(node.input[0])
         out = self._out(node, xf.layout, None, chw=xf.chw)
-        options = tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items()))
-        self._emit(OpKind.OPAQUE, [xf.idx], [out.idx], A.Opaque(node.op_type, options, node.domain))
+        self._emit(OpKind.OPAQUE, [xf.idx], [out.idx], _opaque_attrs(node))
 
     def _pow(self, node) -> None:
         e = node.input[1]
