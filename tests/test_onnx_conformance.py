@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 
 # Node tests of the operators that compiled to wrong code before (run-time Resize scales,
 # SpaceToDepth's CRD mode of opset 28) and their neighbours.
-NODE_PREFIXES = ("test_resize_", "test_spacetodepth", "test_depthtospace")
+NODE_PREFIXES = ("test_resize_", "test_spacetodepth", "test_depthtospace", "test_attention")
 # and those of the one-input functions carried as opaque ops that cgen computes, LogSoftmax and
 # BatchNormalization (their "_expanded" forms too: the function body as ONNX defines it)
 FUNCTION_PREFIXES = tuple(f"test_{n}" for n in (
@@ -74,3 +74,15 @@ def test_element_wise_functions_match_the_recorded_outputs(summary):
         assert r[f"node/test_{name}"]["cls"] == "pass", (name, r[f"node/test_{name}"])
     functions = [v for k, v in r.items() if k[len("node/"):].startswith(FUNCTION_PREFIXES)]
     assert sum(v["cls"] == "pass" for v in functions) >= 79, oc.table(summary)   # 79 when this was written
+
+
+def test_attention_matches_the_recorded_outputs(summary):
+    """Attention (opsets 23-25) as the onnx authors test it: grouped heads, caches, causal and
+    window masks, run-time masks with -inf (fully masked rows included), soft cap."""
+    r = summary["results"]
+    for name in ("4d_gqa_causal", "3d_gqa_with_past_and_present", "4d_softcap_neginf_mask",
+                 "4d_softcap_neginf_mask_poison", "4d_with_past_and_present_qk_matmul_bias_4d_mask",
+                 "3d_with_past_and_present_qk_matmul_softmax", "local_window_with_past", "bidirectional_window"):
+        assert r[f"node/test_attention_{name}"]["cls"] == "pass", (name, r[f"node/test_attention_{name}"])
+    attention = [v for k, v in r.items() if k.startswith("node/test_attention")]
+    assert sum(v["cls"] == "pass" for v in attention) >= 63, oc.table(summary)   # 63 when this was written

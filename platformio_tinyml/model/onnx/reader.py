@@ -29,6 +29,7 @@ from ..common import read_model_bytes
 from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, validate_graph
 from .checks import check_onnx
 from .fold import constant_value, fold_shape_chains, range_length, reference_fold
+from . import attention
 from . import layout as L
 from . import qdq
 from . import shape_ops
@@ -1864,6 +1865,7 @@ _HANDLERS = {
     "QLinearSigmoid": _Converter._qlinear_unary,
 }
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})
+_HANDLERS["Attention"] = shape_ops.adapt(attention.attention, _Fail)
 _HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
     ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
     ("HardSwish", OpKind.HARD_SWISH))})
