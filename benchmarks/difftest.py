@@ -83,7 +83,7 @@ class TfliteBuilder:
         t = S.TensorT()
         t.shape = [int(d) for d in shape]
         t.type = {"int8": S.TensorType.INT8, "float32": S.TensorType.FLOAT32,
-                  "int32": S.TensorType.INT32}[dtype]
+                  "int32": S.TensorType.INT32, "bool": S.TensorType.BOOL}[dtype]
         t.name = (name or f"t{len(self.tensors)}").encode()
         t.buffer = 0
         if data is not None:

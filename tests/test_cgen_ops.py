@@ -23,6 +23,7 @@ from conftest import MLPERF
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.compilers.cgen.emit import _lowerings
 from platformio_tinyml.compilers.cgen.lower_ew import LOWERINGS as EW_LOWERINGS
+from platformio_tinyml.compilers.cgen.lower_logic import LOWERINGS as LOGIC_LOWERINGS
 from platformio_tinyml.compilers.cgen.lower_mm import LOWERINGS as MM_LOWERINGS
 from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.ir import DType, OpKind
@@ -37,6 +38,8 @@ EW_KINDS = {k for k, _ in EW_LOWERINGS}     # element-wise ops: tests/test_cgen_
 VARIABLE_KINDS = {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}   # tests/test_cgen_stateful.py
 MM_KINDS = {k for k, _ in MM_LOWERINGS}      # TRANSPOSE_CONV, ...: tests/test_cgen_ops_mm.py
 RNN_KINDS = {OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM}   # float32 (int8 refused): tests/test_cgen_lstm.py
+LOGIC_KINDS = {k for k, _ in LOGIC_LOWERINGS}     # comparisons, logic, SELECT_V2: tests/test_logic_ops.py
+BOOL_FIRST = {k for k, dt in LOGIC_LOWERINGS if dt is DType.BOOL}   # their first input is a bool tensor
 N_SAMPLES = 20
 
 
@@ -139,7 +142,7 @@ def test_specs_cover_every_op_kind(models):
     # the passes remove some; test_cgen_ops_shape.py / _ew.py / _mm.py cover the shape, element-wise and matrix ops
     # (OPAQUE: an op without a kind, which no cgen kernel takes: tests/test_opaque_ops.py)
     kernel_kinds = (set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS - EW_KINDS - VARIABLE_KINDS - MM_KINDS - RNN_KINDS
-                    - {OpKind.OPAQUE})
+                    - LOGIC_KINDS - {OpKind.OPAQUE})
     assert seen["int8"] == kernel_kinds
     assert seen["float32"] >= kernel_kinds - {OpKind.QUANTIZE, OpKind.DEQUANTIZE}
 
@@ -147,6 +150,9 @@ def test_specs_cover_every_op_kind(models):
 def test_every_op_kind_has_float_and_int8_lowerings():
     table = _lowerings()
     for kind in set(OpKind) - GRAPH_PASS_OPS - {OpKind.OPAQUE}:    # OPAQUE: no kernel, by definition
+        if kind in BOOL_FIRST:
+            assert (kind, DType.BOOL) in table, kind
+            continue
         if kind is not OpKind.DEQUANTIZE:     # DEQUANTIZE takes int8 input only (int8 EXP etc.: a refusal)
             assert (kind, DType.FLOAT32) in table, kind
         assert (kind, DType.INT8) in table, kind

@@ -31,6 +31,7 @@ class DType(enum.Enum):
     INT32 = ("int32", "int32_t", 4)
     INT64 = ("int64", "int64_t", 8)
     FLOAT32 = ("float32", "float", 4)
+    BOOL = ("bool", "uint8_t", 1)      # 0 or 1 in one byte: comparisons' results, SELECT_V2's condition
 
     def __init__(self, np_name: str, c_type: str, itemsize: int):
         self.np_name = np_name
@@ -148,6 +149,18 @@ class OpKind(enum.Enum):
     L2_NORMALIZATION = "L2_NORMALIZATION"
     # Resource variables (streaming models): VAR_HANDLE and CALL_ONCE are resolved by the
     # importer into Graph.variables; these two read and write one (attrs.VariableRef).
+    # comparisons [a, b] (float32, broadcast) -> BOOL; logical ops on BOOL; SELECT_V2 [condition
+    # (BOOL), x, y] -> x where the condition holds, else y (all three broadcast)
+    LESS = "LESS"
+    LESS_EQUAL = "LESS_EQUAL"
+    GREATER = "GREATER"
+    GREATER_EQUAL = "GREATER_EQUAL"
+    EQUAL = "EQUAL"
+    NOT_EQUAL = "NOT_EQUAL"
+    LOGICAL_AND = "LOGICAL_AND"
+    LOGICAL_OR = "LOGICAL_OR"
+    LOGICAL_NOT = "LOGICAL_NOT"
+    SELECT_V2 = "SELECT_V2"
     READ_VARIABLE = "READ_VARIABLE"
     ASSIGN_VARIABLE = "ASSIGN_VARIABLE"
     # Any other operator of the source model, kept with its attributes (attrs.Opaque): the
@@ -156,6 +169,8 @@ class OpKind(enum.Enum):
 
 
 GRAPH_PASS_OPS = frozenset({OpKind.SHAPE, OpKind.EXPAND_DIMS, OpKind.SQUEEZE})
+COMPARISON_OPS = frozenset({OpKind.LESS, OpKind.LESS_EQUAL, OpKind.GREATER, OpKind.GREATER_EQUAL, OpKind.EQUAL,
+                            OpKind.NOT_EQUAL})
 MULTI_OUTPUT_OPS = frozenset({OpKind.SPLIT, OpKind.SPLIT_V, OpKind.UNPACK})
 # Ops kept although no other op reads their outputs (they change the model's state).
 SIDE_EFFECT_OPS = frozenset({OpKind.ASSIGN_VARIABLE})

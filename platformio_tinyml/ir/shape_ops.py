@@ -142,7 +142,9 @@ MOVES = frozenset({K.TRANSPOSE, K.SLICE, K.STRIDED_SLICE, K.SPLIT, K.SPLIT_V, K.
 # Arithmetic folded on (integer or float) constants, by op name: ops other
 # importers or kernels add to OpKind are picked up when they exist.
 _ARITH = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply, "MAXIMUM": np.maximum,
-          "MINIMUM": np.minimum, "FLOOR_DIV": np.floor_divide}
+          "MINIMUM": np.minimum, "FLOOR_DIV": np.floor_divide, "LESS": np.less, "LESS_EQUAL": np.less_equal,
+          "GREATER": np.greater, "GREATER_EQUAL": np.greater_equal, "EQUAL": np.equal, "NOT_EQUAL": np.not_equal,
+          "LOGICAL_AND": np.logical_and, "LOGICAL_OR": np.logical_or}
 
 
 def evaluate(kind: OpKind, a, xs: list[np.ndarray]) -> list[np.ndarray] | None:
@@ -153,6 +155,10 @@ def evaluate(kind: OpKind, a, xs: list[np.ndarray]) -> list[np.ndarray] | None:
         return [np.asarray(y) for y in _MOVE[kind](xs, a)]
     if kind.value in _ARITH and len(xs) == 2 and getattr(getattr(a, "activation", None), "value", "none") == "none":
         return [_ARITH[kind.value](xs[0], xs[1])]
+    if kind.value == "LOGICAL_NOT" and len(xs) == 1:
+        return [np.logical_not(xs[0])]
+    if kind.value == "SELECT_V2" and len(xs) == 3:
+        return [np.where(xs[0].astype(bool), xs[1], xs[2])]
     if kind.value == "DIV" and len(xs) == 2:
         if xs[0].dtype.kind == "f":
             return [xs[0] / xs[1]]

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ModelError, one_line
 from ..ir import DType, Graph, Op, OpKind, Tensor
 from ..ir import attrs as A
-from ..ir.graph import MULTI_OUTPUT_OPS
+from ..ir.graph import COMPARISON_OPS, MULTI_OUTPUT_OPS
 from ..ir.shape_ops import SHAPE_OP_KINDS, output_shapes
 
 MAX_BYTES = (1 << 31) - 1   # a tensor, and all tensors together: a 32-bit address space
@@ -178,6 +178,9 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.SUB: (2, 2, A.Elementwise), OpKind.DIV: (2, 2, A.Elementwise),
     OpKind.MAXIMUM: (2, 2, None), OpKind.MINIMUM: (2, 2, None), OpKind.SQUARED_DIFFERENCE: (2, 2, None),
     OpKind.PRELU: (2, 2, None), OpKind.LEAKY_RELU: (1, 1, A.LeakyRelu), OpKind.GELU: (1, 1, A.Gelu),
+    # comparisons and logic (cgen/lower_logic.py)
+    **{k: (2, 2, None) for k in (*COMPARISON_OPS, OpKind.LOGICAL_AND, OpKind.LOGICAL_OR)},
+    OpKind.SELECT_V2: (3, 3, None),
 }
 _OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: 3}   # kinds without one output
 _ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef),
@@ -186,7 +189,8 @@ _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-3276
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN,
                   OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM,   # quantized LSTMs: int8, int16 and int32 tensors
-                  OpKind.OPAQUE)                         # its types are its own
+                  OpKind.OPAQUE,                         # its types are its own
+                  *COMPARISON_OPS, OpKind.SELECT_V2)     # BOOL results / condition: _logic_types
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
 
@@ -351,7 +355,9 @@ class _Pass:
             self._leaky_relu_multipliers(subject, op, a.alpha)
         if isinstance(a, A.Pad) and not math.isfinite(a.value):
             raise self.fail(FINITE, subject, f"pads with {a.value}")
-        if op.kind not in _TYPE_CHANGING:
+        if op.kind in COMPARISON_OPS or op.kind is OpKind.SELECT_V2:
+            self._logic_types(subject, op)
+        elif op.kind not in _TYPE_CHANGING:
             data = op.inputs[:1] if op.kind in _WEIGHTED + _DATA_FIRST else [i for i in op.inputs if i >= 0]
             types = [self.g.tensors[i].dtype.np_name for i in data + op.outputs]
             if len(set(types)) > 1:
@@ -363,6 +369,18 @@ class _Pass:
         if detail:
             rule_name, text = detail if isinstance(detail, tuple) else (SHAPE, detail)
             raise self.fail(rule_name, subject, text)
+
+    def _logic_types(self, subject: str, op: Op) -> None:
+        """A comparison reads two tensors of one type and writes BOOL; SELECT_V2 reads a BOOL
+        condition and two tensors of its output's type."""
+        t = [self.g.tensors[i].dtype for i in op.inputs if i >= 0] + [self.g.tensors[i].dtype for i in op.outputs]
+        if op.kind is OpKind.SELECT_V2:
+            ok = len(t) == 4 and t[0] is DType.BOOL and t[1] is t[2] is t[3]
+        else:
+            ok = len(t) == 3 and t[0] is t[1] and t[2] is DType.BOOL
+        if not ok:
+            names = [d.np_name for d in t]
+            raise self.fail(ELEMENT_TYPE, subject, f"reads {', '.join(names[:-1])} and writes {names[-1]}")
 
     def _window(self, subject: str, a) -> None:
         params = {"stride": (a.stride_h, a.stride_w)}
@@ -481,11 +499,12 @@ def _fc_shape(p: _Pass, op: Op):
 
 
 def _binary_shape(p: _Pass, op: Op):
-    (a, b), out = _shapes(p, op)
+    """Two (SELECT_V2: three) inputs broadcast to the output, numpy's way."""
+    ins, out = _shapes(p, op)
     try:
-        want = tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+        want = tuple(np.broadcast_shapes(*(tuple(x) for x in ins)))
     except ValueError:
-        return f"has inputs {list(a)} and {list(b)} that do not broadcast"
+        return f"has inputs {' and '.join(str(list(x)) for x in ins)} that do not broadcast"
     return _expect(out, want)
 
 
@@ -586,7 +605,9 @@ _SHAPES = {
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,
     OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
     **{k: _binary_shape for k in (OpKind.SUB, OpKind.DIV, OpKind.MAXIMUM, OpKind.MINIMUM,
-                                  OpKind.SQUARED_DIFFERENCE, OpKind.PRELU)},
+                                  OpKind.SQUARED_DIFFERENCE, OpKind.PRELU, OpKind.LOGICAL_AND, OpKind.LOGICAL_OR,
+                                  *COMPARISON_OPS)},
+    OpKind.SELECT_V2: _binary_shape,
 }
 def _variable(p: _Pass, op: Op):
     """READ_VARIABLE / ASSIGN_VARIABLE: the importer (tflite/variables.py) binds the tensor

@@ -10,7 +10,7 @@ import importlib.resources.readers  # noqa: F401
 from ..compilers.cgen import backend as _cgen, lower_f32, lower_s8, lowering, quant  # noqa: F401
 # imported by the first compile (lowering by op kind, the runtime's package): here, so that
 # every job's child does not import them again
-from ..compilers.cgen import lower_ew, lower_mm, lower_rnn, lower_shape, lower_var, runtime  # noqa: F401
+from ..compilers.cgen import lower_ew, lower_logic, lower_mm, lower_rnn, lower_shape, lower_var, runtime  # noqa: F401
 from ..compilers.registry import discover
 from ..model import loader, sklearn  # noqa: F401
 from ..model.tflite import reader as _tflite  # noqa: F401

@@ -67,6 +67,8 @@ def random_input(t, rng: np.random.Generator) -> np.ndarray:
     if t.dtype in (DType.INT8, DType.UINT8, DType.INT16):
         info = np.iinfo(t.dtype.numpy)
         return rng.integers(info.min, info.max + 1, t.shape).astype(t.dtype.numpy)
+    if t.dtype is DType.BOOL:
+        return rng.integers(0, 2, t.shape).astype(np.bool_)
     return rng.standard_normal(t.shape).astype(np.float32)
 
 

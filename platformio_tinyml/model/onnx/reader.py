@@ -31,6 +31,7 @@ from .checks import check_onnx
 from .fold import constant_value, fold_shape_chains, range_length, reference_fold
 from . import attention
 from . import layout as L
+from . import logic
 from . import qdq
 from . import shape_ops
 from .layout import Layout
@@ -1408,7 +1409,8 @@ class _Converter:
               self.elem_types.get(node.input[1], 0) if len(node.input) > 1 else None)
         if src and src == to:
             return self._identity(node)
-        self._opaque(node)
+        if not shape_ops.adapt(logic.cast, _Fail)(self, node):
+            self._opaque(node)
 
     def _transpose(self, node) -> None:
         perm = tuple(_attrs(node).get("perm", ()))
@@ -1866,6 +1868,7 @@ _HANDLERS = {
 }
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})
 _HANDLERS["Attention"] = shape_ops.adapt(attention.attention, _Fail)
+_HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in logic.HANDLERS.items()})
 _HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
     ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
     ("HardSwish", OpKind.HARD_SWISH))})

@@ -360,7 +360,7 @@ def adapt(fn, fail_cls):
     """``fn`` as a reader handler: its :class:`Fail` becomes the reader's one-line failure."""
     def handler(cv, node):
         try:
-            fn(cv, node)
+            return fn(cv, node)
         except Fail as e:
             raise fail_cls(str(e)) from None
     return handler

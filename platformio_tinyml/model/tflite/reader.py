@@ -30,6 +30,7 @@ _DTYPES = {
     tflite.TensorType.INT32: DType.INT32,
     tflite.TensorType.INT64: DType.INT64,
     tflite.TensorType.FLOAT32: DType.FLOAT32,
+    tflite.TensorType.BOOL: DType.BOOL,
 }
 
 _ACT = {

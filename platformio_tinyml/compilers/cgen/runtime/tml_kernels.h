@@ -379,6 +379,23 @@ void tml_min_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, 
 void tml_sqdiff_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 void tml_prelu_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 
+/* Comparisons -> 0/1 bytes (TML_CMP_*), LOGICAL_AND / LOGICAL_OR (is_or) on 0/1 bytes, with
+ * tml_binary_f32_t's dims and strides (act_min / act_max unused); tml_logic.c. */
+enum { TML_CMP_LESS, TML_CMP_LESS_EQUAL, TML_CMP_GREATER, TML_CMP_GREATER_EQUAL, TML_CMP_EQUAL, TML_CMP_NOT_EQUAL };
+void tml_compare_f32(const tml_binary_f32_t *p, const float *a, const float *b, uint8_t *out, int op);
+void tml_compare_s8(const tml_binary_f32_t *p, const int8_t *a, const int8_t *b, uint8_t *out, int op);
+void tml_logical(const tml_binary_f32_t *p, const uint8_t *a, const uint8_t *b, uint8_t *out, int is_or);
+void tml_logical_not(uint32_t n, const uint8_t *a, uint8_t *out);
+
+/* SELECT_V2: out = cond ? x : y, elements of elem_size bytes; s1 strides x, s2 y, sc cond. */
+typedef struct {
+    uint32_t dims[4];
+    uint32_t s1[4], s2[4], sc[4];
+    uint32_t elem_size;
+} tml_select_t;
+
+void tml_select(const tml_select_t *p, const uint8_t *cond, const void *x, const void *y, void *out);
+
 /* float32 element-wise function 'op' (TML_MAP_*) over 'size' elements, in place is fine. */
 #define TML_MAP_ELU 1
 #define TML_MAP_HARD_SWISH 2
