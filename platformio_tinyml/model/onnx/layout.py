@@ -22,6 +22,10 @@ inserting transposes:
   ``'output_layouts'`` holding ``'NCHW->NHWC'`` or ``'same'``), so
   verification transposes the onnxruntime inputs with
   :func:`nhwc_to_nchw` and its outputs with :func:`nchw_to_nhwc`;
+* ops that compute in ONNX's order (MatMul/Gemm as BATCH_MATMUL, binary ops
+  and Concat mixing an NHWC activation with one in ONNX's order) read NHWC
+  operands through a TRANSPOSE back and give :attr:`Layout.SAME` results, at
+  rank 4 too; such a graph output keeps ONNX's order (``'same'``);
 * a model whose rank-4 input is only read by ``Transpose(perm=[0,3,1,2])``
   (an NHWC model exported from TensorFlow) keeps its NHWC input unchanged and
   the transpose disappears; ``Transpose`` is otherwise supported only where it

@@ -351,6 +351,7 @@ class _Converter:
 
     def _outputs(self) -> tuple[list[int], list[str]]:
         idxs, lays = [], []
+        inputs = {self.vals[i.name].idx for i in self.g.input if i.name not in self.consts}
         for o in self.g.output:
             v = self.vals.get(o.name)
             producer = self._producer_index(o.name)
@@ -366,7 +367,7 @@ class _Converter:
                                 "would need a transpose")
             except _Fail as f:
                 raise self._error(f.detail) from None
-            if v.idx in idxs:   # the same tensor twice: give it its own copy
+            if v.idx in idxs or v.idx in inputs:   # the same tensor twice, or an input: its own copy
                 t = self.tensors[v.idx]
                 n = self._tensor(o.name, t.shape, t.dtype, t.quant)
                 self._emit(OpKind.RESHAPE, [v.idx], [n])
@@ -574,6 +575,11 @@ class _Converter:
         idx = self._tensor(f"{name}/nchw", v.shape, t.dtype, t.quant)
         self._emit(OpKind.TRANSPOSE, [v.idx], [idx], A.Transpose(L.NHWC_TO_NCHW))
         return Val(idx, Layout.SAME, v.shape)
+
+    def _float_source(self, name: str) -> Val:
+        """Activation ``name`` as float32 in ONNX's own element order."""
+        self._float(name)   # refuses other types; dequantizes a QDQ input
+        return self._source_layout(name)
 
     def _fold(self, node) -> None:
         a = _attrs(node)
@@ -800,21 +806,17 @@ class _Converter:
 
     def _gemm(self, node) -> None:
         a = _attrs(node)
+        x, w = node.input[0], node.input[1]
+        c = self._opt(node, 2) if node.op_type == "Gemm" else None
         if node.op_type == "Gemm":
-            if a.get("transA", 0):
-                raise _Fail("transA=1")
+            if a.get("transA", 0) or x in self.consts or w not in self.consts or (c and c not in self.consts):
+                return self._gemm_general(node, a)
             trans_b, alpha, beta = bool(a.get("transB", 0)), float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
         else:
             trans_b, alpha, beta = False, 1.0, 1.0
-        x, w = node.input[0], node.input[1]
-        c = self._opt(node, 2) if node.op_type == "Gemm" else None
-        if node.op_type == "MatMul" and (w not in self.consts or x in self.consts
-                                         or np.ndim(self._const_f(w)) != 2):
+        if node.op_type == "MatMul" and (w not in self.consts or x in self.consts or np.ndim(self._const_f(w)) != 2
+                                         or len(self._shape(x)) < 2 or self._layout_of(x) is Layout.NHWC):
             return self._batch_matmul(node)
-        if w not in self.consts:
-            raise _Fail("the second operand must be constant weights (activation x activation is not supported)")
-        if c and c not in self.consts:
-            raise _Fail("bias C must be constant")
         wc = self.consts[w]
         if (wc.q if isinstance(wc, QConst) else np.asarray(wc)).ndim != 2:
             raise _Fail("weights must be 2-D")
@@ -856,28 +858,70 @@ class _Converter:
         out = self._out(node, Layout.SAME, None)
         self._emit(OpKind.FULLY_CONNECTED, ins, [out.idx], A.FullyConnected(keep_num_dims=keep))
 
+    def _layout_of(self, name: str) -> Layout:
+        """The layout the reader holds activation ``name`` in (a QDQ one: its int8 source's)."""
+        v = self._get(name)
+        return (v.src if isinstance(v, DQ) else v).layout
+
     def _batch_matmul(self, node) -> None:
         """MatMul other than activations times 2-D constant weights (attention's q @ k^T, a
-        constant left operand, stacked weights): BATCH_MATMUL in float32, numpy's broadcasting of
-        the batch dimensions (ranks 2 to 5). Operands must keep ONNX's layout (not rank-4 NCHW
-        activations, which the IR stores as NHWC)."""
-        ins = []
-        for n in node.input[:2]:
-            if n in self.consts:
-                c = self._const_f(n).astype(np.float32)
-                if c.ndim < 2:
-                    raise _Fail(f"MatMul with a rank-{c.ndim} operand")
-                ins.append(self._const(c, DType.FLOAT32, hint="k"))
-                continue
-            v = self._get(n)
-            base = v.src if isinstance(v, DQ) else v
-            if len(self._shape(n)) < 2:
-                raise _Fail("MatMul with a rank-1 operand")
-            if base.layout is not Layout.SAME:
-                raise _Fail(f"MatMul on '{_clean(n)}', an NCHW activation the IR keeps as NHWC")
-            ins.append(self._float(n).idx)
+        constant left operand, stacked weights, rank-4 activations): BATCH_MATMUL in float32 on
+        the operands in ONNX's order (an NHWC activation is transposed back), numpy's
+        broadcasting of the batch dimensions (ranks 2 to 5) and of rank-1 operands (a left one
+        is [1, K], a right one [K, 1], the added dimension dropped from the result by a
+        RESHAPE). The result is in ONNX's order (Layout.SAME) at every rank."""
+        lhs, rhs = self._mm_operand(node.input[0], (1, -1)), self._mm_operand(node.input[1], (-1, 1))
+        ls, rs = self.tensors[lhs].shape, self.tensors[rhs].shape
+        shape = tuple(np.broadcast_shapes(ls[:-2], rs[:-2])) + (ls[-2], rs[-1])
         out = self._out(node, Layout.SAME, None)
-        self._emit(OpKind.BATCH_MATMUL, ins, [out.idx], A.BatchMatMul())
+        if shape == self.tensors[out.idx].shape:
+            self._emit(OpKind.BATCH_MATMUL, [lhs, rhs], [out.idx], A.BatchMatMul())
+            return
+        y = self._tensor(f"{node.output[0]}/matrix", shape, DType.FLOAT32)
+        self._emit(OpKind.BATCH_MATMUL, [lhs, rhs], [y], A.BatchMatMul())
+        self._emit(OpKind.RESHAPE, [y], [out.idx])
+
+    def _mm_operand(self, name: str, vector: tuple[int, int]) -> int:
+        """A MatMul / Gemm operand as a float32 IR tensor in ONNX's order; a rank-1 one viewed as
+        the matrix ``vector`` ((1, -1): a row, (-1, 1): a column)."""
+        if name in self.consts:
+            c = self._const_f(name).astype(np.float32)
+            return self._const(c.reshape(vector) if c.ndim == 1 else c, DType.FLOAT32, hint="k")
+        v = self._float_source(name)
+        if len(v.shape) != 1:
+            return v.idx
+        t = self._tensor(f"{name}/matrix", np.empty(v.shape).reshape(vector).shape, DType.FLOAT32)
+        self._emit(OpKind.RESHAPE, [v.idx], [t])
+        return t
+
+    def _gemm_general(self, node, a: dict) -> None:
+        """Gemm other than an activation times constant weights (B an activation, transA=1, a
+        constant A, a run-time C): BATCH_MATMUL of the 2-D operands in ONNX's order (adj_x =
+        transA, adj_y = transB), then MUL by alpha and ADD beta * C (broadcast as ONNX's
+        unidirectional broadcasting to [M, N]), in float32."""
+        shapes = [np.shape(self._const_f(n)) if n in self.consts else self._shape(n) for n in node.input[:2]]
+        if any(len(s) != 2 for s in shapes):
+            raise _Fail(f"operands of shapes {[list(s) for s in shapes]} (Gemm takes 2-D)")
+        ins = [self._mm_operand(n, (1, -1)) for n in node.input[:2]]
+        alpha, beta, c = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)), self._opt(node, 2)
+        steps = [(OpKind.MUL, self._const(np.array([alpha], np.float32), DType.FLOAT32, hint="alpha"))] \
+            if alpha != 1.0 else []
+        if c in self.consts:
+            steps.append((OpKind.ADD, self._const(self._const_f(c).astype(np.float32) * np.float32(beta),
+                                                  DType.FLOAT32, hint="c")))
+        elif c:
+            bias = self._float_source(c).idx
+            if beta != 1.0:
+                scaled = self._tensor(f"{c}/beta", self.tensors[bias].shape, DType.FLOAT32)
+                self._emit(OpKind.MUL, [bias, self._const(np.array([beta], np.float32), DType.FLOAT32,
+                                                          hint="beta")], [scaled], A.Elementwise())
+                bias = scaled
+            steps.append((OpKind.ADD, bias))
+        out = self._out(node, Layout.SAME, None)
+        y = self._tensor(f"{node.output[0]}/matmul", out.shape, DType.FLOAT32) if steps else out.idx
+        self._emit(OpKind.BATCH_MATMUL, ins, [y],
+                   A.BatchMatMul(bool(a.get("transA", 0)), bool(a.get("transB", 0))))
+        self._chain(y, steps, out.idx)
 
     # ---- ops: recurrent -----------------------------------------------------------------------
 
@@ -980,7 +1024,7 @@ class _Converter:
         bases = [v.src if isinstance(v, DQ) else v for v in vals]
         lays = {b.layout for b in bases}
         if len(lays) > 1:
-            raise _Fail("operands in different layouts (an NCHW activation with a lower-rank activation)")
+            return self._float_binary(node, kind, A.Elementwise())
         lay = lays.pop()
         outq = self._mode(node, acts)
         if op in ("Sub", "Div") and (names[0] in self.consts or outq is not None):
@@ -1019,20 +1063,24 @@ class _Converter:
 
     def _float_binary(self, node, kind: OpKind, attrs=None) -> None:
         """A two-operand op computed in float32 (QDQ operands dequantized): constants broadcast
-        into the activations' layout. ONNX Min/Max are variadic: two operands only."""
+        into the activations' layout. Activations in different layouts (an NCHW one held as NHWC
+        with a lower-rank one) are computed in ONNX's order (Layout.SAME), the NHWC one
+        transposed back. ONNX Min/Max are variadic: two operands only."""
         names = list(node.input)
         if len(names) != 2 or not all(names):
             raise _Fail(f"{len(names)} operands (only two are supported)")
         acts = [n for n in names if n not in self.consts]
         bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
         lays = {b.layout for b in bases}
-        if len(lays) > 1:
-            raise _Fail("operands in different layouts (an NCHW activation with a lower-rank activation)")
-        lay = lays.pop()
+        if Layout.FLAT_NHWC in lays and len(lays) > 1:
+            raise _Fail("operands in different layouts (a flattened NCHW activation with another activation)")
+        mixed = len(lays) > 1
+        lay = Layout.SAME if mixed else lays.pop()
+        act = self._float_source if mixed else self._float
         ins = [self._const(self._bcast(self._const_f(n).astype(np.float32), lay), DType.FLOAT32, hint="k")
-               if n in self.consts else self._float(n).idx for n in names]
+               if n in self.consts else act(n).idx for n in names]
         shape = self._shape(node.output[0])
-        chw = next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
+        chw = None if mixed else next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
         out = self._out(node, lay, None, chw=chw)
         self._emit(kind, ins, [out.idx], attrs)
 
@@ -1156,11 +1204,12 @@ class _Converter:
             lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
         else:
             lo_n, hi_n = self._opt(node, 1), self._opt(node, 2)
-            for n in (lo_n, hi_n):
-                if n and n not in self.consts:
-                    raise _Fail("min/max must be constant")
+            if any(n and n not in self.consts for n in (lo_n, hi_n)):
+                return self._clip_bounds(node, lo_n, hi_n)
             lo = float(self._const_f(lo_n)) if lo_n else -np.inf
             hi = float(self._const_f(hi_n)) if hi_n else np.inf
+            if (lo, hi) == (-np.inf, np.inf):   # no bound (Clip-6's defaults are +-FLT_MAX instead)
+                return self._identity(node)
         table = {(0.0, np.inf): (OpKind.RELU, Activation.RELU), (0.0, 6.0): (OpKind.RELU6, Activation.RELU6),
                  (-1.0, 1.0): (OpKind.RELU, Activation.RELU_N1_TO_1)}
         if (lo, hi) not in table:
@@ -1168,6 +1217,34 @@ class _Converter:
                         "Clip(-1, 1))")
         kind, act = table[(lo, hi)]
         self._unary(node, kind, act)
+
+    def _clip_bounds(self, node, lo: str | None, hi: str | None) -> None:
+        """Clip with a run-time bound: MAXIMUM with min, then MINIMUM with max, in float32 (as
+        numpy.clip, ONNX's reference: when min > max every element is max). A bound is one
+        element (ONNX: a scalar); an infinite constant one is no bound."""
+        bounds = []
+        for kind, n, inf in ((OpKind.MAXIMUM, lo, -np.inf), (OpKind.MINIMUM, hi, np.inf)):
+            if n in self.consts:
+                c = np.asarray(self._const_f(n), np.float32)
+                if c.size == 1 and c.reshape(-1)[0] != inf:
+                    bounds.append((kind, self._const(c.reshape(1), DType.FLOAT32, hint="bound")))
+                elif c.size != 1:
+                    raise _Fail(f"a bound of shape {list(c.shape)} (min and max are scalars)")
+            elif n:
+                if math.prod(self._shape(n)) != 1:
+                    raise _Fail(f"a bound of shape {list(self._shape(n))} (min and max are scalars)")
+                bounds.append((kind, self._float(n).idx))
+        xf = self._float(node.input[0])
+        self._chain(xf.idx, bounds, self._out(node, xf.layout, None, chw=xf.chw).idx)
+
+    def _chain(self, y: int, steps: list[tuple[OpKind, int]], out: int) -> None:
+        """Float32 element-wise ``steps`` ((kind, second operand)) applied in turn to tensor ``y``,
+        the last one writing ``out``."""
+        for k, (kind, operand) in enumerate(steps):
+            nxt = out if k == len(steps) - 1 else self._tensor(f"{self.tensors[out].name}/{k}",
+                                                               self.tensors[out].shape, DType.FLOAT32)
+            self._emit(kind, [y, operand], [nxt], A.Elementwise())
+            y = nxt
 
     # ---- ops: pooling, reductions --------------------------------------------------------------
 
@@ -1265,7 +1342,8 @@ class _Converter:
             axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
         xs = self._shape(node.input[0])
         axes = sorted(int(d) % len(xs) for d in (axes or range(len(xs))))
-        if len(xs) != 4 or axes != [2, 3] or a.get("keepdims", 1) != 1:   # (refused there unless 0 or 1)
+        if len(xs) != 4 or axes != [2, 3] or a.get("keepdims", 1) != 1 or \
+                self._layout_of(node.input[0]) is not Layout.NHWC:   # (keepdims: refused there unless 0 or 1)
             # any other axes (e.g. the last one of a layer norm): MEAN, in float32 (shape_ops.reduce
             # maps the axes to the IR's layout; cgen's MEAN takes contiguous ones)
             shape_ops.adapt(shape_ops.reduce, _Fail)(self, node)
@@ -1426,25 +1504,37 @@ class _Converter:
         self.vals[node.output[0]] = DQ(new) if isinstance(v, DQ) else new
 
     def _concat(self, node) -> None:
+        """Concatenation along the ONNX axis mapped to the IR's layout. Constant inputs become
+        float32 constant tensors in the activations' layout; activations in different layouts
+        (NHWC with a rank-4 one in ONNX's order) are concatenated in ONNX's order, in float32."""
         names = [n for n in node.input if n]
-        if any(n in self.consts for n in names):
-            raise _Fail("constant inputs")
-        vals = [self._get(n) for n in names]
-        bases = [v.src if isinstance(v, DQ) else v for v in vals]
+        acts = [n for n in names if n not in self.consts]
+        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
         lays = {b.layout for b in bases}
-        if len(lays) != 1 or Layout.FLAT_NHWC in lays:
-            raise _Fail("inputs in different layouts")
-        lay = lays.pop()
+        if Layout.FLAT_NHWC in lays:
+            raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
+        mixed = len(lays) > 1
+        lay = Layout.SAME if mixed else lays.pop()
         rank = len(bases[0].shape)
         attrs = A.Concatenation(L.ir_axis(int(_attrs(node)["axis"]), rank, lay))
-        outq = self._mode(node, names)
+        outq = self._mode(node, names) if len(acts) == len(names) and not mixed else None
         if outq is not None and qdq.int8_ok(OpKind.CONCATENATION, [self.tensors[b.idx].quant for b in bases],
                                             outq.quant):
             ins = [b.idx for b in bases]
         else:
-            outq, ins = None, [self._float(n).idx for n in names]
+            act = self._float_source if mixed else self._float
+            outq, ins = None, [self._concat_const(n, lay) if n in self.consts else act(n).idx for n in names]
         out = self._out(node, lay, outq)
         self._emit(OpKind.CONCATENATION, ins, [out.idx], attrs)
+
+    def _concat_const(self, name: str, lay: Layout) -> int:
+        """A constant Concat input as a float32 IR tensor in layout ``lay`` (the activations are float32,
+        so ONNX's one input type makes it a float)."""
+        c = np.asarray(self._const_f(name))
+        if c.dtype.kind != "f":
+            raise _Fail(f"constant input '{_clean(name)}' of type {c.dtype}")
+        c = c.astype(np.float32)
+        return self._const(L.nchw_to_nhwc(c) if lay is Layout.NHWC else c, DType.FLOAT32, hint="k")
 
     def _pad(self, node) -> None:
         a = _attrs(node)
