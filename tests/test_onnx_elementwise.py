@@ -147,7 +147,6 @@ def test_binary_2d_two_activations(tmp_path):
     ("Pow", [np.float32(3.0)], {}, 1, 13, "exponent 3"),
     ("Celu", [], {"alpha": 0.0}, 1, 13, "Celu 'celu_0' is not supported .Celu with alpha 0"),
     ("Selu", [], {"alpha": float("inf")}, 1, 13, "'alpha' must be a finite number"),
-    ("Min", [], {}, 3, 13, "3 operands"),
     ("Hardmax", [], {}, 1, 13, "Hardmax 'hardmax_0' is not supported .cgen has no kernel"),
     ("Where", [], {}, 2, 13, "'cond' is a bool constant"),
 ])
