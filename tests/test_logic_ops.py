@@ -152,3 +152,10 @@ def test_onnx_where_on_an_integer_input_is_refused(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         load_onnx(path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("shape, axis", [((1, 3, 4, 5), 1), ((1, 3, 4, 5), -1), ((2, 6), 0)])
+def test_onnx_hardmax_first_of_ties(shape, axis, tmp_path):
+    """1 at the first maximum only: inputs in quarters tie often (onnxruntime's one-hot)."""
+    path = _onnx(tmp_path / "m.onnx", [h.make_node("Hardmax", ["x"], ["y"], axis=axis)], [("x", shape)])
+    _check(path, tmp_path, domain="halves")

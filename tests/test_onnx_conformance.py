@@ -21,6 +21,10 @@ pytest.importorskip("onnxruntime")
 # Node tests of the operators that compiled to wrong code before (run-time Resize scales,
 # SpaceToDepth's CRD mode of opset 28) and their neighbours.
 NODE_PREFIXES = ("test_resize_", "test_spacetodepth", "test_depthtospace", "test_attention")
+# and the operators each compiled since through a composition of IR ops: counted passes when written
+COMPOSED = {"matmul": 7, "gemm": 11, "clip": 18, "rms_normalization": 38, "layer_normalization": 53,
+            "l1normalization": 3, "l2normalization": 2, "lpnormalization": 1, "sum_": 3, "mean_": 3, "max_": 4,
+            "min_": 4, "concat": 12, "hardmax": 7, "leakyrelu": 6, "prelu": 4, "shrink": 2}
 # and those of the one-input functions carried as opaque ops that cgen computes, LogSoftmax and
 # BatchNormalization (their "_expanded" forms too: the function body as ONNX defines it)
 FUNCTION_PREFIXES = tuple(f"test_{n}" for n in (
@@ -32,7 +36,8 @@ FUNCTION_PREFIXES = tuple(f"test_{n}" for n in (
 @pytest.fixture(scope="module")
 def summary():
     tests = oc.collect(("pytorch-converted", "pytorch-operator", "simple"))
-    tests += [t for t in oc.collect(("node",)) if t["name"].startswith(NODE_PREFIXES + FUNCTION_PREFIXES)]
+    prefixes = NODE_PREFIXES + FUNCTION_PREFIXES + tuple(f"test_{n}" for n in COMPOSED)
+    tests += [t for t in oc.collect(("node",)) if t["name"].startswith(prefixes)]
     return oc.run(tests, jobs=2)
 
 
@@ -86,3 +91,12 @@ def test_attention_matches_the_recorded_outputs(summary):
         assert r[f"node/test_attention_{name}"]["cls"] == "pass", (name, r[f"node/test_attention_{name}"])
     attention = [v for k, v in r.items() if k.startswith("node/test_attention")]
     assert sum(v["cls"] == "pass" for v in attention) >= 63, oc.table(summary)   # 63 when this was written
+
+
+@pytest.mark.parametrize("family", sorted(COMPOSED))
+def test_composed_operators_match_the_recorded_outputs(family, summary):
+    """MatMul/Gemm with activation operands and NCHW layouts, Clip with run-time bounds, the
+    normalizations (RMS, layer with its statistics, Lp), variadic Sum/Mean/Max/Min, Hardmax, and
+    the _expanded function bodies of LeakyRelu, PRelu, Shrink (Less and Where on bool tensors)."""
+    r = {k: v for k, v in summary["results"].items() if k.startswith(f"node/test_{family}")}
+    assert sum(v["cls"] == "pass" for v in r.values()) >= COMPOSED[family], oc.table(summary)

@@ -48,10 +48,10 @@ def test_tflite_op_without_a_kind_is_carried_with_its_options(tmp_path):
     assert not rows["cgen"]["supported"] and rows["tflm"]["supported"] and table["chosen"] in ("tflm", "tvm")
 
 
-def _conv_hardmax(path):
+def _conv_lrn(path):
     rng = np.random.default_rng(0)
     nodes = [h.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             h.make_node("Hardmax", ["c"], ["e"], axis=1, name="hardmax"),
+             h.make_node("LRN", ["c"], ["e"], size=3, name="lrn"),
              h.make_node("Relu", ["e"], ["y"], name="relu")]
     w = nh.from_array((0.3 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32), "w")
     g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
@@ -63,19 +63,18 @@ def _conv_hardmax(path):
 
 
 def test_onnx_op_without_a_kind_runs_in_onnx_layout_and_tvm_compiles_it(tmp_path):
-    """Hardmax over the channel axis between two ops the reader converts to NHWC: it is carried
+    """LRN over the channel axis between two ops the reader converts to NHWC: it is carried
     in ONNX's NCHW order (transposes around it), cgen refuses it, and TVM, which compiles the
     file, is chosen and matches onnxruntime."""
-    path = _conv_hardmax(tmp_path / "hardmax.onnx")
+    path = _conv_lrn(tmp_path / "lrn.onnx")
     g = load_model(path)
     kinds = [op.type_name for op in g.ops]
-    assert kinds == ["CONV_2D", "TRANSPOSE", "Hardmax", "TRANSPOSE", "RELU"], kinds
-    hardmax = g.ops[2]
-    assert g.tensors[hardmax.inputs[0]].shape == (1, 4, 8, 8) == g.tensors[hardmax.outputs[0]].shape
-    assert hardmax.attrs.domain == "" and hardmax.name == "Hardmax hardmax" and \
-        dict(hardmax.attrs.options) == {"axis": 1}
-    with pytest.raises(UnsupportedOpError, match=r"operator #2 Hardmax 'hardmax' is not supported"):
-        generate(g, "hardmax")
+    assert kinds == ["CONV_2D", "TRANSPOSE", "LRN", "TRANSPOSE", "RELU"], kinds
+    lrn = g.ops[2]
+    assert g.tensors[lrn.inputs[0]].shape == (1, 4, 8, 8) == g.tensors[lrn.outputs[0]].shape
+    assert lrn.attrs.domain == "" and lrn.name == "LRN lrn" and dict(lrn.attrs.options) == {"size": 3}
+    with pytest.raises(UnsupportedOpError, match=r"operator #2 LRN 'lrn' is not supported"):
+        generate(g, "lrn")
     pytest.importorskip("tvm")
     v = verify_model(path, load_profile("nucleo_f446re"), samples=5)
     assert v.backend == "tvm" and v.ok, v.report.table()

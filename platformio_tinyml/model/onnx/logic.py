@@ -1,7 +1,8 @@
 """ONNX comparisons, boolean logic and Where as the IR's comparison ops, LOGICAL_* and
 SELECT_V2 (bool tensors are DType.BOOL: one byte, 0 or 1): Less, LessOrEqual, Greater,
 GreaterOrEqual, Equal (float32 operands; QDQ operands are dequantized), Not, And, Or, Where
-(float32 choices), and Cast between bool and float32 (SELECT_V2 of 1 and 0; NOT_EQUAL to 0).
+(float32 choices), Cast between bool and float32 (SELECT_V2 of 1 and 0; NOT_EQUAL to 0), and
+Hardmax (comparisons, reductions and selects).
 
 Operands keep the reader's layout: activations must share one (rank-4 ones are NHWC) and
 constants are broadcast into it, as for the arithmetic ops. Constant-only nodes are folded
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, OpKind
+from ...ir import attrs as A
 from . import layout as L
 from .shape_ops import Fail, cv_attrs
 
@@ -95,4 +97,39 @@ def cast(cv, node) -> bool:
     return True
 
 
-HANDLERS = {**{op: compare for op in _COMPARE}, "Not": logical, "And": logical, "Or": logical, "Where": where}
+def hardmax(cv, node) -> None:
+    """Hardmax: 1 at the first maximum along ``axis``, else 0, from the float kernels exactly:
+    ``eq = x == max(x)``; the first of the tied places is the largest of ``eq ? (n - j) : 0``."""
+    from .reader import Val
+    a = cv_attrs(node)
+    xf = cv._float(node.input[0])
+    if xf.layout is L.Layout.FLAT_NHWC:
+        raise Fail("a flattened NCHW input (its element order differs from ONNX's)")
+    rank = len(xf.shape)
+    axis = int(a.get("axis", -1 if cv.opset >= 13 else 1)) % rank
+    if cv.opset < 13 and axis != rank - 1:
+        raise Fail(f"axis {axis} before opset 13 (over the flattened axes {axis}..{rank - 1})")
+    ir = tuple(cv.tensors[xf.idx].shape)
+    k = L.ir_axis(axis, rank, xf.layout)
+    stat = tuple(1 if j == k else d for j, d in enumerate(ir))
+    name = node.output[0]
+
+    def op(kind, ins, shape, attrs=None, dtype=DType.FLOAT32, out=None):
+        t = cv._tensor(f"{name}/{kind.value.lower()}{len(cv.ops)}", shape, dtype) if out is None else out
+        cv._emit(kind, ins, [t], attrs)
+        return t
+
+    def const(v):
+        return cv._const(np.asarray(v, np.float32), DType.FLOAT32, hint="k")
+
+    rank_weights = (ir[k] - np.arange(ir[k], dtype=np.float32)).reshape([-1 if j == k else 1 for j in range(rank)])
+    first = op(K.SELECT_V2, [op(K.EQUAL, [xf.idx, op(K.REDUCE_MAX, [xf.idx], stat, A.Mean((k,), True))], ir,
+                                dtype=DType.BOOL), const(rank_weights), const([0.0])], ir)
+    top = op(K.EQUAL, [first, op(K.REDUCE_MAX, [first], stat, A.Mean((k,), True))], ir, dtype=DType.BOOL)
+    out = cv._tensor(name, ir, DType.FLOAT32)
+    op(K.SELECT_V2, [top, const([1.0]), const([0.0])], ir, out=out)
+    cv.vals[name] = Val(out, xf.layout, xf.shape, xf.chw)
+
+
+HANDLERS = {**{op: compare for op in _COMPARE}, "Not": logical, "And": logical, "Or": logical, "Where": where,
+            "Hardmax": hardmax}

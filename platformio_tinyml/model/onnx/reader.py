@@ -1061,14 +1061,15 @@ class _Converter:
         out = self._out(node, lay, None, chw=bases[0].chw)
         self._emit(kind, ins, [out.idx], A.Elementwise())
 
-    def _float_binary(self, node, kind: OpKind, attrs=None) -> None:
-        """A two-operand op computed in float32 (QDQ operands dequantized): constants broadcast
-        into the activations' layout. Activations in different layouts (an NCHW one held as NHWC
-        with a lower-rank one) are computed in ONNX's order (Layout.SAME), the NHWC one
-        transposed back. ONNX Min/Max are variadic: two operands only."""
+    def _float_binary(self, node, kind: OpKind, attrs=None, count: int = 1) -> None:
+        """An op of two or more operands computed in float32 (QDQ operands dequantized), numpy-broadcast:
+        constants broadcast into the activations' layout; activations in different layouts (an NCHW one
+        held as NHWC with a lower-rank one) computed in ONNX's order (Layout.SAME), the NHWC ones
+        transposed back; more than two operands chained left to right (ONNX Sum, Max and Min are
+        variadic); ``count`` > 1 divides the result by it (Mean)."""
         names = list(node.input)
-        if len(names) != 2 or not all(names):
-            raise _Fail(f"{len(names)} operands (only two are supported)")
+        if len(names) < 2 or not all(names):
+            raise _Fail(f"{len(names)} operands (two or more are supported)")
         acts = [n for n in names if n not in self.consts]
         bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
         lays = {b.layout for b in bases}
@@ -1082,7 +1083,29 @@ class _Converter:
         shape = self._shape(node.output[0])
         chw = None if mixed else next((b.chw for b in bases if tuple(b.shape) == tuple(shape)), bases[0].chw)
         out = self._out(node, lay, None, chw=chw)
-        self._emit(kind, ins, [out.idx], attrs)
+        acc, part = ins[0], ()
+        for k, n in enumerate(names):   # each partial result numpy-broadcast in ONNX order, held in ``lay``
+            part = np.broadcast_shapes(part, np.shape(self._const_f(n)) if n in self.consts else self._shape(n))
+            if k == 0:
+                continue
+            if k == len(names) - 1 and count == 1:
+                self._emit(kind, [acc, ins[k]], [out.idx], attrs)
+                return
+            ir = L.ir_shape((1,) * (4 - len(part)) + part, lay) if lay is Layout.NHWC else part
+            acc = self._step(node.output[0], kind, [acc, ins[k]], ir, attrs, f"part{k}")
+        n = self._const(np.array([count], np.float32), DType.FLOAT32, hint="count")
+        self._emit(OpKind.DIV, [acc, n], [out.idx], A.Elementwise())
+
+    def _variadic(self, node) -> None:
+        """Sum, Mean, Max or Min: of one operand, a copy of it (it may be a graph input, and the
+        result a graph output); of more, :meth:`_float_binary`."""
+        if len(node.input) == 1:
+            xf = self._float(node.input[0])
+            self._emit(OpKind.RESHAPE, [xf.idx], [self._out(node, xf.layout, None, chw=xf.chw).idx])
+            return
+        kind = {"Sum": OpKind.ADD, "Mean": OpKind.ADD, "Max": OpKind.MAXIMUM, "Min": OpKind.MINIMUM}[node.op_type]
+        self._float_binary(node, kind, A.Elementwise() if kind is OpKind.ADD else None,
+                           len(node.input) if node.op_type == "Mean" else 1)
 
     def _gelu_erf(self, node) -> bool:
         """GELU as torch.onnx writes nn.GELU() below opset 20: Div(x, sqrt 2) (or Mul by 1/sqrt 2)
@@ -1352,17 +1375,27 @@ class _Converter:
 
     def _layer_norm(self, node) -> None:
         """LayerNormalization (opset 17): normalized over ONNX axes ``axis`` .. rank - 1, scale and
-        bias of those axes' shape (see :meth:`_normalize`)."""
+        bias of those axes' shape; its Mean and InvStdDev outputs when used (see :meth:`_normalize`)."""
         a = _attrs(node)
-        if len(node.output) > 1 and any(node.output[1:]):
-            raise _Fail("the Mean / InvStdDev outputs are used")
-        x, scale, bias = node.input[0], node.input[1], self._opt(node, 2)
-        if scale not in self.consts or (bias and bias not in self.consts):
-            raise _Fail("scale and bias must be constant")
-        rank = len(self._shape(x))
+        if any(node.output[1:]) and int(a.get("stash_type", 1)) != 1:
+            raise _Fail(f"the Mean / InvStdDev outputs with stash_type {a['stash_type']} (only 1, float32)")
+        rank = len(self._shape(node.input[0]))
         first = int(a.get("axis", -1)) % rank
-        self._normalize(node, range(first, rank), self._const_f(scale), self._const_f(bias) if bias else None,
-                        a.get("epsilon", 1e-5))
+        self._normalize(node, range(first, rank), self._operand(node.input[1]),
+                        self._operand(self._opt(node, 2)), a.get("epsilon", 1e-5))
+
+    def _rms_norm(self, node) -> None:
+        """RMSNormalization (opset 23): x / sqrt(mean(x^2) + epsilon) * scale over ONNX axes
+        ``axis`` .. rank - 1 (see :meth:`_normalize`)."""
+        a = _attrs(node)
+        rank = len(self._shape(node.input[0]))
+        first = int(a.get("axis", -1)) % rank
+        self._normalize(node, range(first, rank), self._operand(node.input[1]), None, a.get("epsilon", 1e-5),
+                        centered=False)
+
+    def _operand(self, name: str | None):
+        """A scale or bias input: its value if constant, else its name (an activation); None: absent."""
+        return None if name is None else self._const_f(name) if name in self.consts else name
 
     def _instance_norm(self, node) -> None:
         """InstanceNormalization: normalized over the spatial axes (2 ..) of each image and channel,
@@ -1377,12 +1410,21 @@ class _Converter:
         self._normalize(node, range(2, rank), self._const_f(scale).reshape(per_channel),
                         self._const_f(bias).reshape(per_channel), _attrs(node).get("epsilon", 1e-5))
 
-    def _normalize(self, node, onnx_axes, scale, bias, eps) -> None:
+    def _normalize(self, node, onnx_axes, scale, bias, eps, centered: bool = True) -> None:
         """(x - mean) * rsqrt(var + eps) * scale (+ bias) over ``onnx_axes`` (mapped to the IR's
         layout) in float32, as the ops TFLite's converter writes for a layer norm: MEAN,
-        SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale, ADD bias; ``scale`` and
-        ``bias`` (None: none) broadcast against x in ONNX order."""
-        xf = self._float(node.input[0])
+        SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT, SUB, MUL, MUL scale, ADD bias; not ``centered``
+        (RMS normalization), x * rsqrt(mean(x^2) + eps) * scale. ``scale`` and ``bias`` (None: none)
+        are constants or names of activations (then the whole computation runs in ONNX order, x
+        transposed back from NHWC), broadcast against x in ONNX order. Outputs 1 and 2 of the node,
+        when used, are the mean and the rsqrt (LayerNormalization's Mean and InvStdDev)."""
+        x = node.input[0]
+        acts = [c for c in (scale, bias) if isinstance(c, str)]
+        xf = self._float(x)
+        if acts:
+            for n in acts:
+                self._float(n)   # float32 (or QDQ) only
+            xf = self._source_layout(x)
         if xf.layout is Layout.FLAT_NHWC:
             raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
         rank = len(xf.shape)
@@ -1391,23 +1433,80 @@ class _Converter:
         stat = tuple(1 if k in axes else d for k, d in enumerate(ir))
         name = node.output[0]
 
-        def step(kind, ins, shape, attrs=None, hint=""):
-            t = self._tensor(f"{name}/{hint or kind.value.lower()}", shape, DType.FLOAT32)
-            self._emit(kind, ins, [t], attrs)
-            return t
+        def statistic(k, kind, ins, attrs=None, hint=""):
+            """Output ``k`` of the node when used, else a tensor of the node's own."""
+            if len(node.output) <= k or not node.output[k]:
+                return self._step(name, kind, ins, stat, attrs, hint)
+            out = self._out(node, xf.layout, None, k=k, shape=tuple(
+                1 if j in onnx_axes else d for j, d in enumerate(xf.shape)))
+            self._emit(kind, ins, [out.idx], attrs)
+            return out.idx
 
-        mean = step(OpKind.MEAN, [xf.idx], stat, A.Mean(axes, True))
-        var = step(OpKind.MEAN, [step(OpKind.SQUARED_DIFFERENCE, [xf.idx, mean], ir)], stat, A.Mean(axes, True),
-                   "variance")
+        if centered:
+            mean = statistic(1, OpKind.MEAN, [xf.idx], A.Mean(axes, True))
+            dev = self._step(name, OpKind.SQUARED_DIFFERENCE, [xf.idx, mean], ir)
+            diff = self._step(name, OpKind.SUB, [xf.idx, mean], ir, A.Elementwise())
+        else:
+            dev, diff = self._step(name, OpKind.SQUARE, [xf.idx], ir), xf.idx
+        var = self._step(name, OpKind.MEAN, [dev], stat, A.Mean(axes, True), "variance")
         eps = self._const(np.array([eps], np.float32), DType.FLOAT32, hint="epsilon")
-        inv = step(OpKind.RSQRT, [step(OpKind.ADD, [var, eps], stat, A.Elementwise())], stat)
-        y = step(OpKind.MUL, [step(OpKind.SUB, [xf.idx, mean], ir, A.Elementwise()), inv], ir, A.Elementwise())
-        consts = [self._const(self._bcast(np.asarray(c, np.float32), xf.layout), DType.FLOAT32, hint=h)
-                  for c, h in ((scale, "scale"), (bias, "bias")) if c is not None]
+        inv = statistic(2, OpKind.RSQRT, [self._step(name, OpKind.ADD, [var, eps], stat, A.Elementwise())])
+        y = self._step(name, OpKind.MUL, [diff, inv], ir, A.Elementwise())
+        ins = [self._norm_operand(c, xf, h) for c, h in ((scale, "scale"), (bias, "bias")) if c is not None]
         if bias is not None:
-            y = step(OpKind.MUL, [y, consts[0]], ir, A.Elementwise(), "scaled")
+            y = self._step(name, OpKind.MUL, [y, ins[0]], ir, A.Elementwise(), "scaled")
         out = self._out(node, xf.layout, None, chw=xf.chw)
-        self._emit(OpKind.ADD if bias is not None else OpKind.MUL, [y, consts[-1]], [out.idx], A.Elementwise())
+        self._emit(OpKind.ADD if bias is not None else OpKind.MUL, [y, ins[-1]], [out.idx], A.Elementwise())
+
+    def _norm_operand(self, c, xf: Val, what: str) -> int:
+        """Scale or bias ``c`` (a constant, or an activation's name) as an IR operand against ``xf``."""
+        if isinstance(c, str):
+            v = self._source_layout(c)
+            idx, shape = v.idx, tuple(v.shape)
+        else:
+            c = np.asarray(c, np.float32)
+            idx, shape = self._const(self._bcast(c, xf.layout), DType.FLOAT32, hint=what), c.shape
+        if len(shape) > len(xf.shape) or any(d not in (1, e) for d, e in zip(shape[::-1], xf.shape[::-1])):
+            raise _Fail(f"{what} of shape {list(shape)} does not broadcast to the input's {list(xf.shape)}")
+        return idx
+
+    def _lp_norm(self, node) -> None:
+        """LpNormalization: x / ||x||_p along ``axis`` in float32, the norm SUM(ABS x) (p=1) or
+        SQRT(SUM(SQUARE x)) (p=2). ONNX adds no epsilon; a norm of 0 (an all-zero slice, or squares
+        that underflow) divides by 1 instead, so y is 0 there as in the onnx reference and
+        onnxruntime, not NaN: the divisor is MAXIMUM(norm, 1 - norm * 2^150), which is the norm
+        itself for any norm above 0 (the smallest, 2^-149, times 2^150 is 2)."""
+        a = _attrs(node)
+        p = int(a.get("p", 2))
+        if p not in (1, 2):
+            raise _Fail(f"p={p} (only 1 and 2)")
+        xf = self._float(node.input[0])
+        if xf.layout is Layout.FLAT_NHWC:
+            raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
+        axis = L.ir_axis(int(a.get("axis", -1)), len(xf.shape), xf.layout)
+        ir = self.tensors[xf.idx].shape
+        stat = tuple(1 if k == axis else d for k, d in enumerate(ir))
+        name, ew = node.output[0], A.Elementwise()
+        mag = self._step(name, OpKind.ABS if p == 1 else OpKind.SQUARE, [xf.idx], ir)
+        norm = self._step(name, OpKind.SUM, [mag], stat, A.Mean((axis,), True))
+        if p == 2:
+            norm = self._step(name, OpKind.SQRT, [norm], stat)
+
+        def scalar(v):
+            return self._const(np.array([v], np.float32), DType.FLOAT32, hint="k")
+
+        big = self._step(name, OpKind.MUL, [norm, scalar(2.0 ** 75)], stat, ew)
+        big = self._step(name, OpKind.MUL, [big, scalar(2.0 ** 75)], stat, ew, "mul2")
+        zero = self._step(name, OpKind.SUB, [scalar(1.0), big], stat, ew, "if_zero")
+        div = self._step(name, OpKind.MAXIMUM, [norm, zero], stat, None, "divisor")
+        out = self._out(node, xf.layout, None, chw=xf.chw)
+        self._emit(OpKind.DIV, [xf.idx, div], [out.idx], ew)
+
+    def _step(self, name: str, kind: OpKind, ins: list[int], shape, attrs=None, hint: str = "") -> int:
+        """One op of a decomposition into a float32 tensor of its own (named after ``name``)."""
+        t = self._tensor(f"{name}/{hint or kind.value.lower()}", shape, DType.FLOAT32)
+        self._emit(kind, ins, [t], attrs)
+        return t
 
     # ---- ops: data movement --------------------------------------------------------------------
 
@@ -1907,6 +2006,8 @@ _HANDLERS = {
     "Conv": _Converter._conv,
     "ConvTranspose": _Converter._conv_transpose,
     "LayerNormalization": _Converter._layer_norm,
+    "RMSNormalization": _Converter._rms_norm,
+    "LpNormalization": _Converter._lp_norm,
     "InstanceNormalization": _Converter._instance_norm,
     "Gemm": _Converter._gemm,
     "LSTM": _Converter._lstm,
@@ -1966,8 +2067,8 @@ _HANDLERS.update({op: _Converter._elementwise_opaque for op in (   # one float f
     "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
     "Acosh", "Atanh", "Erf", "Softplus", "Softsign", "Selu", "ThresholdedRelu", "HardSigmoid", "Celu", "Mish",
     "Swish")})
-_HANDLERS.update({op: (lambda self, n, k=kind: self._float_binary(n, k)) for op, kind in (
-    ("Min", OpKind.MINIMUM), ("Max", OpKind.MAXIMUM), ("PRelu", OpKind.PRELU))})
+_HANDLERS.update({op: _Converter._variadic for op in ("Sum", "Mean", "Max", "Min")})
+_HANDLERS["PRelu"] = lambda self, n: self._float_binary(n, OpKind.PRELU)
 
 # what the reader converts (the rest is carried as opaque ops, or folded when constant)
 SUPPORTED_ONNX_OPS: tuple[str, ...] = tuple(sorted({*_HANDLERS, "Constant", "Shape"}))
