@@ -68,6 +68,8 @@ def rows() -> list[dict]:
         elif kind is not None and kind is not OpKind.OPAQUE:
             if kind in GRAPH_PASS_OPS:
                 carried, s8, f32 = "IR kind", "pass", "pass"
+            elif (kind, DType.BOOL) in table:   # on bool tensors (logic; SELECT_V2's condition): either model
+                carried, s8, f32 = "IR kind", "yes", "yes"
             else:
                 carried = "IR kind"
                 s8 = "yes" if (kind, DType.INT8) in table and kind not in refused_s8 else "no"

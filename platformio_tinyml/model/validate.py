@@ -87,9 +87,10 @@ CHANNELS = rule("quant-channels", "a quantization has as many zero points as sca
 MISSING_QUANT = rule("missing-quantization", "int8, uint8 and int16 tensors that operators use carry "
                                              "quantization parameters")
 ELEMENT_TYPE = rule("element-type", "an operator's activation inputs and its output share one element type "
-                                    "(QUANTIZE, DEQUANTIZE and SOFTMAX excepted; the weights and bias of "
-                                    "convolutions and FULLY_CONNECTED are the backends' to check); no ONNX "
-                                    "constant is complex")
+                                    "(QUANTIZE, DEQUANTIZE and SOFTMAX excepted; a comparison reads two of one "
+                                    "type and writes bool, SELECT_V2 reads a bool condition and two of its "
+                                    "output's type; the weights and bias of convolutions and FULLY_CONNECTED "
+                                    "are the backends' to check); no ONNX constant is complex")
 STRIDE = rule("stride-range", f"strides, dilations and filter sizes are between 1 and {MAX_PARAM}")
 PADDING = rule("padding-range", f"paddings are between 0 and {MAX_PARAM}; a pooling pad is smaller than "
                                 "its filter")
