@@ -150,7 +150,7 @@ def test_onnx_where_on_an_integer_input_is_refused(tmp_path):
              h.make_node("Where", ["c", "x", "x"], ["y"])]
     path = _onnx(tmp_path / "m.onnx", nodes, [("x", (4,))], inits=[onnx.numpy_helper.from_array(np.int32(2), "k")])
     with pytest.raises(UnsupportedOpError) as e:
-        load_onnx(path)
+        generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
 
 

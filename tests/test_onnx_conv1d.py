@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto as TP, helper as h, numpy_helper as nh
 
+from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.model.onnx import load_onnx
 from test_onnx_elementwise import _check
@@ -53,7 +54,7 @@ def test_conv1d_matches_onnxruntime(name, tmp_path):
 def test_grouped_conv1d_is_refused_in_one_line(tmp_path):
     path = _model(tmp_path / "m.onnx", (1, 4, 10), (4, 2, 3), group=2)
     with pytest.raises(UnsupportedOpError) as e:
-        load_onnx(path)
+        generate(load_onnx(path), "m")
     assert "group=2" in str(e.value) and "\n" not in str(e.value)
 
 

@@ -22,6 +22,7 @@ from platformio_tinyml.errors import ModelError, UnsupportedOpError  # noqa: E40
 from platformio_tinyml.ir import Activation, DType, OpKind  # noqa: E402
 from platformio_tinyml.model.loader import load_model  # noqa: E402
 from platformio_tinyml.model.onnx import load_onnx, nchw_to_nhwc, nhwc_to_nchw  # noqa: E402
+from test_onnx_elementwise import _check  # noqa: E402
 from platformio_tinyml.verify.host import build_host  # noqa: E402
 from platformio_tinyml.verify.reference import OnnxReference  # noqa: E402
 
@@ -291,12 +292,14 @@ def test_clip_to_inf_stays_a_relu_nonfinite_weights_are_refused(tmp_path, const_
             load_onnx(net(np.inf, w_value=snan))
 
 
-def test_unsupported_clip_range_names_the_node(tmp_path):
+@pytest.mark.parametrize("lo, hi", [(-2.0, 2.0), (0.5, np.inf), (1.0, -1.0)])
+def test_clip_with_other_constant_bounds(lo, hi, tmp_path):
+    """Bounds that are no fused activation: MAXIMUM then MINIMUM (min > max gives max, as numpy)."""
     n = _Net(5)
-    n.node("Clip", ["x", n.c("lo", np.float32(-2)), n.c("hi", np.float32(2))], ["y"])
-    path = n.save(tmp_path / "clip.onnx", [1, 4], [1, 4])
-    with pytest.raises(UnsupportedOpError, match=r"operator #0 Clip 'clip_0' is not supported \(Clip\(-2, 2\)"):
-        load_onnx(path)
+    n.node("Clip", ["x", n.c("lo", np.float32(lo)), n.c("hi", np.float32(hi))], ["y"])
+    path = n.save(tmp_path / "clip.onnx", [1, 3, 4, 5], [1, 3, 4, 5])
+    g = _check(path, tmp_path)
+    assert [op.kind for op in g.ops] == [OpKind.MAXIMUM, OpKind.MINIMUM][:2 if np.isfinite(hi) else 1]
 
 
 @pytest.mark.parametrize("op, attrs", [("ReduceMax", dict(axes=[2, 3])), ("ReduceMean", dict(axes=[2, 3])),

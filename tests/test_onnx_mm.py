@@ -21,6 +21,7 @@ pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto as TP, helper as h, numpy_helper as nh  # noqa: E402
 
+from platformio_tinyml.compilers.cgen import generate  # noqa: E402
 from platformio_tinyml.errors import UnsupportedOpError  # noqa: E402
 from platformio_tinyml.ir import OpKind  # noqa: E402
 from platformio_tinyml.model.onnx import load_onnx  # noqa: E402
@@ -94,7 +95,7 @@ def test_conv_transpose_refused_in_one_line(attrs, match, tmp_path):
     node = h.make_node("ConvTranspose", ["x", "w"], ["y"], name="ct", strides=[2, 2], **attrs)
     path = _save(tmp_path / "m.onnx", [node], [("x", (1, 3, 4, 4))], [("w", RNG.standard_normal(ws))])
     with pytest.raises(UnsupportedOpError, match=f"ConvTranspose.*{match}") as e:
-        load_onnx(path)
+        generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
 
 
@@ -103,7 +104,6 @@ def test_qdq_model_runs_new_ops_as_float_islands(tmp_path):
     -> ConvTranspose -> Elu: the int8 Conv stays int8, the others run in float32 between
     DEQUANTIZE and QUANTIZE as onnxruntime computes them; outputs within one LSB of the last
     quantized tensor (rounding ties may differ)."""
-    from platformio_tinyml.compilers.cgen import generate
     from platformio_tinyml.ir import DType
     from platformio_tinyml.verify.host import build_host
     from platformio_tinyml.verify.reference import OnnxReference

@@ -128,5 +128,5 @@ def test_sum_of_activations_in_different_layouts(tmp_path):
 ])
 def test_refused_in_one_line(node, inputs, match, tmp_path):
     with pytest.raises(UnsupportedOpError, match=match) as e:
-        load_onnx(_save(tmp_path / "m.onnx", node, inputs, opset=22))
+        generate(load_onnx(_save(tmp_path / "m.onnx", node, inputs, opset=22)), "m")
     assert "\n" not in str(e.value)

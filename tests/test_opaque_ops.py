@@ -81,6 +81,32 @@ def test_onnx_op_without_a_kind_runs_in_onnx_layout_and_tvm_compiles_it(tmp_path
     assert all(o.max_rel <= 1e-5 for o in v.report.outputs), v.report.table()
 
 
+def test_onnx_op_whose_converter_refuses_is_carried_for_tvm(tmp_path):
+    """A Pad in 'edge' mode, which the reader's Pad converter refuses: carried as an opaque op
+    with that reason, so cgen refuses it with the reason and TVM compiles the file."""
+    rng = np.random.default_rng(1)
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             h.make_node("Pad", ["c", "pads"], ["p"], mode="edge", name="pad"),
+             h.make_node("Relu", ["p"], ["y"], name="relu")]
+    inits = [nh.from_array((0.3 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32), "w"),
+             nh.from_array(np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64), "pads")]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
+                     [h.make_tensor_value_info("y", TP.FLOAT, None)], initializer=inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = tmp_path / "edge.onnx"
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    graph = load_model(path)
+    pad = next(op for op in graph.ops if op.kind is OpKind.OPAQUE)
+    assert pad.type_name == "Pad" and "edge" in pad.attrs.reason
+    with pytest.raises(UnsupportedOpError, match=r"Pad 'pad' is not supported \(mode 'edge'") as e:
+        generate(graph, "edge")
+    assert "\n" not in str(e.value)
+    pytest.importorskip("tvm")
+    v = verify_model(path, load_profile("nucleo_f446re"), samples=3)
+    assert v.backend == "tvm" and v.ok, v.report.table()
+
+
 def test_onnx_control_flow_and_bool_constants_are_refused_in_one_line(tmp_path):
     """What the IR cannot carry is still one line at import: an op with subgraphs, a bool input."""
     then = h.make_graph([h.make_node("Identity", ["x"], ["t"])], "then", [],

@@ -155,7 +155,7 @@ SILERO = [   # (file, shapes set, the refusal)
     ("silero_vad.onnx", STATE, "graph input 'sr' has unsupported type int64"),
     ("silero_vad_16k_op15.onnx", STATE, "graph input 'sr' has unsupported type int64"),
     ("silero_vad_op18_ifless.onnx", STATE, "graph input 'sr' has unsupported type int64"),
-    ("silero_vad_half.onnx", STATE, REFLECT_PAD),
+    ("silero_vad_half.onnx", STATE, "operator #22 If '/decoder/If' is not supported (control flow"),
     ("silero_vad_16k_sequence.onnx", SEQ, REFLECT_PAD),
     ("silero_vad_openvino_16k.onnx", [], "operator #0 Pad 'F0::If_0_then_branch__Inline_0__/stft/padding/Pad' "
                                          "is not supported (mode 'reflect'"),

@@ -114,10 +114,12 @@ class Opaque:
     one-input element-wise function, to which element order does not matter, stays on its
     input as the reader holds it) and
     its output shapes are the file's. No pass looks inside it; a backend that compiles the
-    graph refuses it with the op and its index, one that compiles the file may take it."""
+    graph refuses it with the op and its index (and ``reason``, when the reader has a converter
+    for the op that refused these parameters), one that compiles the file may take it."""
     op: str
     options: tuple[tuple[str, object], ...] = ()
     domain: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,8 @@ def lower_into(g: Graph, make_emitter) -> tuple[MemoryPlan, Emitter]:
         key = (op.kind, _dtype_of(g, op))
         if key not in table:
             raise UnsupportedOpError(where, op.index, _named(op),
-                                     "cgen has no kernel for this operator" if op.kind is OpKind.OPAQUE
+                                     (op.attrs.reason or "cgen has no kernel for this operator")
+                                     if op.kind is OpKind.OPAQUE
                                      else f"no {key[1].np_name} kernel", _supported())
         err = check_shapes(g, op) or check_quant(g, op) or (table[key].check(g, op) if table[key].check else None)
         if err:

@@ -338,6 +338,8 @@ _ONNX_DOMAINS = ("", "ai.onnx")
 def _opaque_map(op: Op) -> tuple[int, float, float] | str:
     """(code, alpha, beta) of an opaque float32 function, or why cgen does not take it."""
     a = op.attrs
+    if a.reason:        # the reader has a converter for the op, which refused these parameters
+        return a.reason
     entry = OPAQUE_F32.get(a.op) if a.domain in _ONNX_DOMAINS else None
     if entry is None:
         return "cgen has no kernel for this operator"

@@ -65,8 +65,19 @@ class OutQ:
 
 
 class _Fail(Exception):
-    def __init__(self, detail: str):
+    def __init__(self, detail: str, final: bool = False):
         self.detail = detail
+        self.final = final   # not even as an opaque op (the IR cannot hold it)
+
+
+class _Carry(Exception):
+    """Node ``index``'s converter refused it (``error``): convert the graph again carrying that
+    node as an opaque op, for a backend that compiles the file to take."""
+    def __init__(self, index: int, error: UnsupportedOpError, detail: str):
+        self.index, self.error, self.detail = index, error, detail
+
+
+_MAX_CARRIED = 32   # nodes carried this way before the first refusal is final (each costs a conversion)
 
 
 def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
@@ -100,13 +111,25 @@ def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None 
     except Exception as e:
         raise ModelError(f"ONNX shape inference failed ({_first_line(e)})",
                          where=str(path), hint="Export the model with fixed input shapes") from None
-    try:
-        return _Converter(path, model).run()
-    except ModelError:
-        raise
-    except Exception as e:   # a malformed graph outside any one node: still one line
-        raise InvalidModelError(CORRUPT, "the graph", f"cannot be converted ({type(e).__name__}: "
-                                f"{str(e)[:200]})", str(path)) from None
+    carried: dict[int, str] = {}
+    first: UnsupportedOpError | None = None     # the first converter's refusal
+    while True:
+        try:
+            return _Converter(path, model, carried).run()
+        except _Carry as c:
+            if len(carried) >= _MAX_CARRIED:
+                raise c.error from None
+            carried[c.index] = c.detail
+            first = first or c.error
+        except InvalidModelError:   # the graph with opaque ops does not hold: the converter's reason
+            if first is not None:
+                raise first from None
+            raise
+        except ModelError:
+            raise
+        except Exception as e:   # a malformed graph outside any one node: still one line
+            raise InvalidModelError(CORRUPT, "the graph", f"cannot be converted ({type(e).__name__}: "
+                                    f"{str(e)[:200]})", str(path)) from None
 
 
 def _set_input_shapes(model, input_shapes: dict[str, tuple[int, ...]], path: str) -> None:
@@ -205,15 +228,17 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _opaque_attrs(node) -> A.Opaque:
-    """An ONNX node as an opaque op's attributes: its type, its attributes as plain values, its domain."""
-    return A.Opaque(node.op_type, tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items())), node.domain)
+def _opaque_attrs(node, reason: str = "") -> A.Opaque:
+    """An ONNX node as an opaque op's attributes: its type, its attributes as plain values, its
+    domain, and why its converter refused it (if it has one)."""
+    return A.Opaque(node.op_type, tuple((k, _plain(v)) for k, v in sorted(_attrs(node).items())), node.domain,
+                    reason)
 
 
 def _carried_dtype(elem_type: int) -> DType | None:
     from onnx import TensorProto as TP
     return {TP.FLOAT: DType.FLOAT32, TP.INT8: DType.INT8, TP.UINT8: DType.UINT8, TP.INT16: DType.INT16,
-            TP.INT32: DType.INT32, TP.INT64: DType.INT64}.get(elem_type)
+            TP.INT32: DType.INT32, TP.INT64: DType.INT64, TP.BOOL: DType.BOOL}.get(elem_type)
 
 
 def _plain(value):
@@ -231,7 +256,7 @@ def _clean(text: str) -> str:
 
 
 class _Converter:
-    def __init__(self, path: Path, model):
+    def __init__(self, path: Path, model, carried: dict[int, str] | None = None):
         from onnx import numpy_helper
         self.nh = numpy_helper
         self.path = path
@@ -262,6 +287,7 @@ class _Converter:
         self.i = -1
         self.node = None
         self.meta: dict = {}
+        self.carried = carried or {}   # node index -> why its converter refused it: an opaque op
 
     # ---- errors ------------------------------------------------------------------------------
 
@@ -280,9 +306,16 @@ class _Converter:
                 continue
             self.i, self.node = i, node
             try:
-                self._convert(node)
+                if i in self.carried:
+                    self._opaque(node, self.carried[i])
+                else:
+                    self._convert(node)
             except _Fail as f:
-                raise self._error(f.detail) from None
+                if i in self.carried:   # it cannot be carried either: the converter's reason
+                    raise self._error(self.carried[i]) from None
+                if f.final:
+                    raise self._error(f.detail) from None
+                raise _Carry(i, self._error(f.detail), f.detail) from None
             except (ModelError, UnsupportedOpError):
                 raise
             except Exception as e:   # a malformed node: still one line naming it
@@ -520,13 +553,14 @@ class _Converter:
             return self._opaque(node)
         handler(self, node)
 
-    def _opaque(self, node) -> None:
-        """An op the IR has no kind for: carried as attrs.Opaque in ONNX's own layout (inputs
-        the reader holds as NHWC are transposed back to NCHW) with the inferred output shapes
-        and types, for a backend that compiles the file to take; cgen refuses it."""
+    def _opaque(self, node, reason: str = "") -> None:
+        """An op the IR has no kind for, or whose converter refused it (``reason``): carried as
+        attrs.Opaque in ONNX's own layout (inputs the reader holds as NHWC are transposed back
+        to NCHW) with the inferred output shapes and types, for a backend that compiles the file
+        to take; cgen refuses it."""
         from onnx import AttributeProto
         if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
-            raise _Fail("control flow (its subgraphs are not carried in the IR)")
+            raise _Fail("control flow (its subgraphs are not carried in the IR)", final=True)
         ins = []
         for k, name in enumerate(node.input):
             if not name:
@@ -536,7 +570,7 @@ class _Converter:
                 try:
                     dtype = DType.from_numpy(data.dtype)
                 except KeyError:
-                    raise _Fail(f"input {k} '{name}' is a {data.dtype} constant") from None
+                    raise _Fail(f"input {k} '{name}' is a {data.dtype} constant", final=True) from None
                 ins.append(self._const(data, dtype, hint=f"in{k}"))
             else:
                 ins.append(self._source_layout(name).idx)
@@ -548,7 +582,7 @@ class _Converter:
                 from onnx import helper
                 elem = self.elem_types.get(name, 0)
                 raise _Fail(f"output '{name}' is {helper.tensor_dtype_to_np_dtype(elem) if elem else 'untyped'}"
-                            " (the IR carries float32 and integer tensors)")
+                            " (the IR carries float32, integer and bool tensors)", final=True)
             if len(shape) == 4:   # rank-4 activations are NHWC in the IR: transposed after the op
                 idx = self._tensor(f"{name}/nchw", shape, dtype)
                 back.append((idx, name, shape, dtype))
@@ -556,7 +590,7 @@ class _Converter:
                 idx = self._tensor(name, shape, dtype)
                 self.vals[name] = Val(idx, Layout.SAME, shape)
             outs.append(idx)
-        self._emit(OpKind.OPAQUE, ins, outs, _opaque_attrs(node))
+        self._emit(OpKind.OPAQUE, ins, outs, _opaque_attrs(node, reason))
         for idx, name, shape, dtype in back:
             nhwc = self._tensor(name, L.ir_shape(shape, Layout.NHWC), dtype)
             self._emit(OpKind.TRANSPOSE, [idx], [nhwc], A.Transpose(L.NCHW_TO_NHWC))
@@ -1235,9 +1269,11 @@ class _Converter:
                 return self._identity(node)
         table = {(0.0, np.inf): (OpKind.RELU, Activation.RELU), (0.0, 6.0): (OpKind.RELU6, Activation.RELU6),
                  (-1.0, 1.0): (OpKind.RELU, Activation.RELU_N1_TO_1)}
-        if (lo, hi) not in table:
-            raise _Fail(f"Clip({lo:g}, {hi:g}) (only Clip(0, 6), Clip(0, inf) and, after Conv/Gemm/Add, "
-                        "Clip(-1, 1))")
+        if (lo, hi) not in table:   # other bounds: MAXIMUM and MINIMUM in float32 (min > max gives max)
+            xf = self._float(node.input[0])
+            steps = [(kind, self._const(np.array([v], np.float32), DType.FLOAT32, hint="bound"))
+                     for kind, v, none in ((OpKind.MAXIMUM, lo, -np.inf), (OpKind.MINIMUM, hi, np.inf)) if v != none]
+            return self._chain(xf.idx, steps, self._out(node, xf.layout, None, chw=xf.chw).idx)
         kind, act = table[(lo, hi)]
         self._unary(node, kind, act)
 

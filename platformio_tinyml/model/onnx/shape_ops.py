@@ -29,7 +29,12 @@ _INT8_SAME = {K.TRANSPOSE, K.SLICE, K.TILE, K.BROADCAST_TO, K.GATHER, K.DEPTH_TO
 
 
 class Fail(Exception):
-    """Raised as the reader's _Fail (one line naming the node)."""
+    """Raised as the reader's _Fail (one line naming the node); ``final``: the node is invalid,
+    not to be carried as an opaque op either."""
+
+    def __init__(self, detail: str, final: bool = False):
+        super().__init__(detail)
+        self.final = final
 
 
 def _base(cv, name):
@@ -106,7 +111,7 @@ def keepdims(a: dict) -> bool:
     so any other value is refused rather than read as true."""
     v = a.get("keepdims", 1)
     if v not in (0, 1):
-        raise Fail(f"keepdims {v} is not 0 or 1")
+        raise Fail(f"keepdims {v} is not 0 or 1", final=True)
     return bool(v)
 
 
@@ -362,5 +367,5 @@ def adapt(fn, fail_cls):
         try:
             return fn(cv, node)
         except Fail as e:
-            raise fail_cls(str(e)) from None
+            raise fail_cls(str(e), e.final) from None
     return handler
