@@ -91,6 +91,7 @@ class Mean:
 class Pad:
     paddings: tuple[tuple[int, int], ...]   # (before, after) per dimension
     value: float = 0.0                      # real value; int8 pads with zero_point
+    mode: str = "constant"                  # MIRROR_PAD: "reflect" (edge not repeated) or "symmetric"
 
 
 @dataclass(frozen=True)

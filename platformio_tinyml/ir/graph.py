@@ -161,6 +161,7 @@ class OpKind(enum.Enum):
     LOGICAL_OR = "LOGICAL_OR"
     LOGICAL_NOT = "LOGICAL_NOT"
     SELECT_V2 = "SELECT_V2"
+    MIRROR_PAD = "MIRROR_PAD"    # attrs.Pad with mode "reflect" or "symmetric" (the pads mirror the input)
     READ_VARIABLE = "READ_VARIABLE"
     ASSIGN_VARIABLE = "ASSIGN_VARIABLE"
     # Any other operator of the source model, kept with its attributes (attrs.Opaque): the

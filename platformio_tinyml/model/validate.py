@@ -161,7 +161,7 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
     OpKind.FULLY_CONNECTED: (2, 3, A.FullyConnected),
     OpKind.AVERAGE_POOL_2D: (1, 1, A.Pool2D), OpKind.MAX_POOL_2D: (1, 1, A.Pool2D),
     OpKind.ADD: (2, 2, A.Elementwise), OpKind.MUL: (2, 2, A.Elementwise),
-    OpKind.SOFTMAX: (1, 1, A.Softmax), OpKind.PAD: (1, 1, A.Pad),
+    OpKind.SOFTMAX: (1, 1, A.Softmax), OpKind.PAD: (1, 1, A.Pad), OpKind.MIRROR_PAD: (1, 1, A.Pad),
     OpKind.CONCATENATION: (1, 1 << 16, A.Concatenation), OpKind.MEAN: (1, 1, A.Mean),
     # ops the graph passes (ir/passes.py) rewrite or remove; their extra inputs are shape constants
     OpKind.SHAPE: (1, 1, None), OpKind.EXPAND_DIMS: (2, 2, None), OpKind.SQUEEZE: (1, 1, None),
@@ -604,6 +604,7 @@ _SHAPES = {
     OpKind.AVERAGE_POOL_2D: _pool_shape, OpKind.MAX_POOL_2D: _pool_shape,
     OpKind.FULLY_CONNECTED: _fc_shape, OpKind.ADD: _binary_shape, OpKind.MUL: _binary_shape,
     OpKind.RESHAPE: _reshape_shape, OpKind.SOFTMAX: _softmax_shape, OpKind.PAD: _pad_shape,
+    OpKind.MIRROR_PAD: _pad_shape,
     OpKind.CONCATENATION: _concat_shape, OpKind.MEAN: _mean_shape,
     **{k: _binary_shape for k in (OpKind.SUB, OpKind.DIV, OpKind.MAXIMUM, OpKind.MINIMUM,
                                   OpKind.SQUARED_DIFFERENCE, OpKind.PRELU, OpKind.LOGICAL_AND, OpKind.LOGICAL_OR,

@@ -320,18 +320,47 @@ def check_pad(g: Graph, op: Op):
     return None
 
 
-def lower_pad(em, op):
+def _pad_call(em, op, fn: str, value: list[int]) -> None:
+    """``fn`` (tml_pad / tml_mirror_pad) on tml_pad_t with the 4-byte ``value`` field."""
     g = em.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     pads = [(0, 0)] * (4 - len(x.shape)) + [tuple(p) for p in op.attrs.paddings]
+    p = em.params("tml_pad_t", dict(in_dims=_dims4(x.shape), out_dims=_dims4(y.shape),
+                                    before=[int(a) for a, _ in pads], elem_size=y.dtype.itemsize,
+                                    value=[int(v) for v in value] + [0] * (4 - len(value))))
+    em.call(op, f"{fn}({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_pad_s8.c")
+
+
+def lower_pad(em, op):
+    y = em.graph.tensors[op.outputs[0]]
     if y.dtype is S8:
         value = [int(np.int8(y.quant.zp).view(np.uint8))]   # TFLM: the output zero point
     else:
         value = list(np.array([op.attrs.value], np.float32).view(np.uint8))
-    p = em.params("tml_pad_t", dict(in_dims=_dims4(x.shape), out_dims=_dims4(y.shape),
-                                    before=[int(a) for a, _ in pads], elem_size=y.dtype.itemsize,
-                                    value=[int(v) for v in value] + [0] * (4 - len(value))))
-    em.call(op, f"tml_pad({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_pad_s8.c")
+    _pad_call(em, op, "tml_pad", value)
+
+
+def check_mirror_pad(g: Graph, op: Op):
+    """MIRROR_PAD: pads of at most the dimension (symmetric) or one less (reflect: the edge is
+    not repeated), an input quantized as the output (the bytes are copied), rank <= 4."""
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    err = check_pad(g, op)
+    if err:
+        return err
+    a = op.attrs
+    if a.mode not in ("reflect", "symmetric"):
+        return f"mode '{a.mode}'"
+    limit = 0 if a.mode == "symmetric" else 1
+    if any(max(lo, hi) > d - limit for d, (lo, hi) in zip(x.shape, a.paddings)):
+        return f"paddings {[list(pr) for pr in a.paddings]} larger than the input {list(x.shape)} mirrors"
+    if y.dtype is S8 and (x.quant is None or y.quant is None or (x.quant.scale, x.quant.zero_point) !=
+                          (y.quant.scale, y.quant.zero_point)):
+        return "input and output quantized differently"
+    return None
+
+
+def lower_mirror_pad(em, op):
+    _pad_call(em, op, "tml_mirror_pad", [int(op.attrs.mode == "symmetric")])
 
 
 def check_concat(g: Graph, op: Op):
@@ -496,6 +525,8 @@ def _dequantize(em, op):
 
 LOWERINGS.update({
     (OpKind.PAD, S8): Lowering(lower_pad, check_pad),
+    (OpKind.MIRROR_PAD, S8): Lowering(lower_mirror_pad, check_mirror_pad),
+    (OpKind.MIRROR_PAD, DType.FLOAT32): Lowering(lower_mirror_pad, check_mirror_pad),
     (OpKind.CONCATENATION, S8): Lowering(lower_concat, check_concat),
     (OpKind.MEAN, S8): Lowering(_mean, check_mean),
     (OpKind.RELU, S8): Lowering(_relu, _check_unary),

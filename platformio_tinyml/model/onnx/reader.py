@@ -1675,8 +1675,8 @@ class _Converter:
         a = _attrs(node)
         mode = a.get("mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else mode
-        if mode != "constant":
-            raise _Fail(f"mode '{mode}' (only 'constant')")
+        if mode not in ("constant", "reflect"):
+            raise _Fail(f"mode '{mode}' (only 'constant' and 'reflect')")
         if self.opset < 11:
             pads, value = list(a["pads"]), float(a.get("value", 0.0))
         else:
@@ -1698,6 +1698,16 @@ class _Converter:
         pairs = [(pads[d], pads[d + rank]) for d in range(rank)]
         if base.layout is Layout.NHWC:
             pairs = [pairs[d] for d in L.NCHW_TO_NHWC]
+        if mode == "reflect":    # MIRROR_PAD: each side at most the dimension less one, as numpy's reflect once
+            dims = self.tensors[base.idx].shape
+            if any(max(lo, hi) >= d for d, (lo, hi) in zip(dims, pairs)):
+                raise _Fail(f"reflect pads {pads} of a {list(base.shape)} input (at most each dimension less one)")
+            outq = self._mode(node, [x])
+            same = outq is not None and qdq.same_quant(self.tensors[base.idx].quant, outq.quant)
+            out = self._out(node, base.layout, outq if same else None)
+            self._emit(OpKind.MIRROR_PAD, [base.idx if same else self._float(x).idx], [out.idx],
+                       A.Pad(tuple(pairs), mode="reflect"))
+            return
         attrs = A.Pad(tuple(pairs), value)
         outq = self._mode(node, [x])
         if (outq is not None and value == 0.0

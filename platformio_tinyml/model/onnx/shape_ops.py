@@ -122,7 +122,7 @@ def _int_array(cv, name, what: str) -> np.ndarray:
         raise Fail(f"{what} must be constant")
     arr = np.asarray(cv.consts[name])
     if not np.issubdtype(arr.dtype, np.integer):
-        raise Fail(f"{what} must be integers, not {arr.dtype}")
+        raise Fail(f"{what} must be integers, not {arr.dtype}", final=True)   # an invalid model
     return arr.astype(np.int64)
 
 

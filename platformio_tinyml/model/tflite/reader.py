@@ -395,12 +395,16 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
         axes = tuple(sorted(_axis(int(a), rank) for a in axes_t.data.reshape(-1)))
         attrs = A.Mean(axes, bool(o.KeepDims()) if o else False)
         ins = ins[:1]
-    elif kind is OpKind.PAD:
+    elif kind in (OpKind.PAD, OpKind.MIRROR_PAD):
         p = tensors[ins[1]]
         if not p.is_const:
             raise ctx.fail(i, name, "paddings must be a constant tensor")
         pads = tuple((int(a), int(b)) for a, b in p.data.reshape(-1, 2))
-        attrs = A.Pad(pads)
+        if kind is OpKind.MIRROR_PAD:
+            o = _options(op, T.MirrorPadOptions)
+            attrs = A.Pad(pads, mode="symmetric" if o is not None and o.Mode() == 1 else "reflect")
+        else:
+            attrs = A.Pad(pads)
         ins = ins[:1]
     elif kind is OpKind.RESHAPE:
         ins = ins[:1]

@@ -101,6 +101,9 @@ typedef struct {
 } tml_pad_t;
 
 void tml_pad(const tml_pad_t *p, const void *in, void *out);
+/* MIRROR_PAD on tml_pad_t: value[0] is 1 for symmetric, 0 for reflect; pads at most the
+ * dimension (symmetric) or one less (reflect). */
+void tml_mirror_pad(const tml_pad_t *p, const void *in, void *out);
 
 /* CONCATENATION: each of 'outer' output rows is the inputs' rows back to back;
  * input k contributes chunk[k] bytes per row. No requantization. */
