@@ -244,17 +244,15 @@ def test_truncated_file(models, tmp_path):
 
 def test_unsupported_op_names_file_index_and_node(tmp_path):
     n = _Net(3)
-    hidden = 4
-    x = n.node("Reshape", ["x", n.c("s", np.array([5, 1, 3], np.int64))], ["seq"])
-    n.node("GRU", [x, n.w("W", 1, 3 * hidden, 3), n.w("R", 1, 3 * hidden, hidden)], ["y"],
-           hidden_size=hidden)
-    path = n.save(tmp_path / "gru.onnx", [5, 3], [5, 1, 1, hidden], "gru")
+    x = n.node("Reshape", ["x", n.c("s", np.array([1, 3, 5], np.int64))], ["seq"])
+    n.node("LRN", [x], ["y"], size=3)
+    path = n.save(tmp_path / "lrn.onnx", [5, 3], [1, 3, 5], "lrn")
     g = load_onnx(path)                  # carried as an opaque op; cgen refuses it
-    assert [op.type_name for op in g.ops] == ["RESHAPE", "GRU", "TRANSPOSE"]   # y is rank 4: to NHWC
+    assert [op.type_name for op in g.ops] == ["RESHAPE", "LRN"]
     with pytest.raises(UnsupportedOpError) as e:
-        generate(g, "gru")
+        generate(g, "lrn")
     msg = str(e.value)
-    assert e.value.op_index == 1 and "GRU 'gru_1'" in msg and "gru.onnx" in msg
+    assert e.value.op_index == 1 and "LRN 'lrn_1'" in msg and "lrn.onnx" in msg
     assert "Supported operators:" in msg and "CONV_2D" in msg
 
 

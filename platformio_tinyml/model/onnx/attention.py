@@ -43,14 +43,15 @@ F32 = DType.FLOAT32
 
 
 class _Builder:
-    """Emits float32 ops of one Attention node into the reader ``cv``."""
+    """Emits float32 ops of one node into the reader ``cv`` (tensors named after its first
+    output and ``tag``; also used by gru.py)."""
 
-    def __init__(self, cv, node):
-        self.cv, self.node, self.n = cv, node, 0
+    def __init__(self, cv, node, tag: str = "attn"):
+        self.cv, self.node, self.tag, self.n = cv, node, tag, 0
 
     def op(self, kind, ins, shape, attrs=None) -> int:
         self.n += 1
-        t = self.cv._tensor(f"{self.node.output[0]}/attn{self.n}", shape, F32)
+        t = self.cv._tensor(f"{next(o for o in self.node.output if o)}/{self.tag}{self.n}", shape, F32)
         self.cv._emit(kind, list(ins), [t], attrs)
         return t
 

@@ -30,6 +30,7 @@ from ..validate import CORRUPT, GRAPH_OUTPUTS, InvalidModelError, printable, val
 from .checks import check_onnx
 from .fold import constant_value, fold_shape_chains, range_length, reference_fold
 from . import attention
+from . import gru
 from . import layout as L
 from . import logic
 from . import qdq
@@ -2105,6 +2106,7 @@ _HANDLERS = {
 }
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in shape_ops.HANDLERS.items()})
 _HANDLERS["Attention"] = shape_ops.adapt(attention.attention, _Fail)
+_HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in gru.HANDLERS.items()})
 _HANDLERS.update({op: shape_ops.adapt(fn, _Fail) for op, fn in logic.HANDLERS.items()})
 _HANDLERS.update({op: (lambda self, n, k=kind: self._float_unary(n, k)) for op, kind in (
     ("Sqrt", OpKind.SQRT), ("Exp", OpKind.EXP), ("Log", OpKind.LOG), ("Neg", OpKind.NEG), ("Abs", OpKind.ABS),
