@@ -301,3 +301,39 @@ def test_onnx_float_gather_indices_are_refused_not_truncated(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         load_model(path)
     assert "\n" not in str(e.value) and "indices must be integers, not float32" in str(e.value), str(e.value)
+
+
+def _strided_model(shape, begin, end, strides, begin_mask, end_mask, shrink_mask, out_shape) -> bytes:
+    from test_cgen_ops_ew import _builder
+    B = _builder()()
+    x = B.tensor(shape, "float32", name="x")
+    y = B.tensor(out_shape, "float32", name="y")
+    consts = [B.tensor((len(v),), "int32", data=np.array(v, np.int32)) for v in (begin, end, strides)]
+    B.op("STRIDED_SLICE", [x, *consts], [y], B.options("StridedSliceOptions", beginMask=begin_mask,
+                                                         endMask=end_mask, shrinkAxisMask=shrink_mask))
+    return B.finish([x], [y])
+
+
+# (begin, end, strides, begin_mask, end_mask, shrink_mask, output shape) on a (3, 5, 4) input.
+# A shrunk axis takes begin, or 0 when its begin-mask bit is set (TFLite Micro's StartForAxis
+# applies the mask before the shrink): the fuzz finding strided-slice-shrink__*.
+SHRINKS = [([0, -1, 0], [0, 0, 0], [1, 1, 1], 5, 5, 2, (3, 4)),
+           ([0, -1, 0], [0, 0, 0], [1, 1, 1], 7, 5, 2, (3, 4)),
+           ([0, 3, 0], [0, 0, 0], [1, 2, 1], 6, 5, 2, (3, 4)),
+           ([2, 1, 0], [0, 0, 0], [1, 1, 1], 1, 4, 3, (4,)),
+           ([1, -2, 3], [3, 0, 0], [1, -1, -1], 0, 4, 1, (3, 4))]
+
+
+@pytest.mark.parametrize("case", SHRINKS, ids=[f"bm{c[3]}-sm{c[5]}-s{c[2][1]}" for c in SHRINKS])
+def test_tflite_strided_slice_shrink_matches_tflm(case, tmp_path):
+    from test_cgen_ops_ew import _run
+    _run(_strided_model((3, 5, 4), *case), tmp_path)
+
+
+def test_tflite_strided_slice_shrink_with_negative_stride_is_refused(tmp_path):
+    """TFLite Micro copies nothing for a shrunk axis walked backwards (stop = start + 1)."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_strided_model((3, 5, 4), [0, 2, 0], [0, 0, 0], [1, -1, 1], 5, 5, 2, (3, 4)))
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_model(path), "m")
+    assert "\n" not in str(e.value) and "negative stride on a shrunk axis" in str(e.value), str(e.value)

@@ -30,7 +30,13 @@ def strided_slice(shape, begin, end, strides, begin_mask: int, end_mask: int,
         if d >= len(begin):
             b, e = (0, n) if s > 0 else (n - 1, -1)
         elif shrink_mask >> d & 1:
-            b = int(begin[d]) + (n if int(begin[d]) < 0 else 0)
+            # TFLite Micro's StopForAxis gives start + 1 whatever the stride, so a negative
+            # stride copies nothing (the output keeps what the arena held): refused. The begin
+            # mask still applies (start 0), as StartForAxis applies it before the shrink.
+            if s < 0:
+                raise ValueError(f"shrink_axis with stride {s} on axis {d} (TFLite Micro copies "
+                                 f"nothing for a negative stride on a shrunk axis)")
+            b = 0 if begin_mask >> d & 1 else int(begin[d]) + (n if int(begin[d]) < 0 else 0)
             if not 0 <= b < n:
                 raise ValueError(f"index {int(begin[d])} out of range on axis {d} of size {n}")
             e, s = b + 1, 1
