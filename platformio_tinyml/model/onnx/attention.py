@@ -49,9 +49,9 @@ class _Builder:
     def __init__(self, cv, node, tag: str = "attn"):
         self.cv, self.node, self.tag, self.n = cv, node, tag, 0
 
-    def op(self, kind, ins, shape, attrs=None) -> int:
+    def op(self, kind, ins, shape, attrs=None, dtype=F32) -> int:
         self.n += 1
-        t = self.cv._tensor(f"{next(o for o in self.node.output if o)}/{self.tag}{self.n}", shape, F32)
+        t = self.cv._tensor(f"{next(o for o in self.node.output if o)}/{self.tag}{self.n}", shape, dtype)
         self.cv._emit(kind, list(ins), [t], attrs)
         return t
 

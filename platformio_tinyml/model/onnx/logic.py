@@ -16,6 +16,7 @@ import numpy as np
 from ...ir import DType, OpKind
 from ...ir import attrs as A
 from . import layout as L
+from .attention import _Builder
 from .shape_ops import Fail, cv_attrs
 
 K = OpKind
@@ -113,21 +114,15 @@ def hardmax(cv, node) -> None:
     k = L.ir_axis(axis, rank, xf.layout)
     stat = tuple(1 if j == k else d for j, d in enumerate(ir))
     name = node.output[0]
+    b = _Builder(cv, node, "hardmax")
 
-    def op(kind, ins, shape, attrs=None, dtype=DType.FLOAT32, out=None):
-        t = cv._tensor(f"{name}/{kind.value.lower()}{len(cv.ops)}", shape, dtype) if out is None else out
-        cv._emit(kind, ins, [t], attrs)
-        return t
-
-    def const(v):
-        return cv._const(np.asarray(v, np.float32), DType.FLOAT32, hint="k")
+    def is_max(t):
+        return b.op(K.EQUAL, [t, b.op(K.REDUCE_MAX, [t], stat, A.Mean((k,), True))], ir, dtype=DType.BOOL)
 
     rank_weights = (ir[k] - np.arange(ir[k], dtype=np.float32)).reshape([-1 if j == k else 1 for j in range(rank)])
-    first = op(K.SELECT_V2, [op(K.EQUAL, [xf.idx, op(K.REDUCE_MAX, [xf.idx], stat, A.Mean((k,), True))], ir,
-                                dtype=DType.BOOL), const(rank_weights), const([0.0])], ir)
-    top = op(K.EQUAL, [first, op(K.REDUCE_MAX, [first], stat, A.Mean((k,), True))], ir, dtype=DType.BOOL)
+    first = b.op(K.SELECT_V2, [is_max(xf.idx), b.const(rank_weights), b.const([0.0])], ir)
     out = cv._tensor(name, ir, DType.FLOAT32)
-    op(K.SELECT_V2, [top, const([1.0]), const([0.0])], ir, out=out)
+    cv._emit(K.SELECT_V2, [is_max(first), b.const([1.0]), b.const([0.0])], [out])
     cv.vals[name] = Val(out, xf.layout, xf.shape, xf.chw)
 
 

@@ -1047,6 +1047,14 @@ class _Converter:
 
     # ---- ops: elementwise ----------------------------------------------------------------------
 
+    def _act_layout(self, acts: list[str]) -> tuple[list[Val], Layout, bool]:
+        """The activations ``acts`` (their DQ sources), the layout they are held in, and whether
+        they differ (``mixed``: then the op computes in ONNX's order, Layout.SAME)."""
+        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
+        lays = {b.layout for b in bases}
+        mixed = len(lays) > 1
+        return bases, Layout.SAME if mixed else lays.pop(), mixed
+
     def _binary(self, node) -> None:
         op = node.op_type
         kind = OpKind.ADD if op in ("Add", "Sub") else OpKind.MUL
@@ -1055,12 +1063,9 @@ class _Converter:
         if op in ("Sub", "Div") and (names[0] in self.consts or len(acts) == 2):
             # no ADD/MUL with a negated / inverted constant: the float SUB/DIV kernels
             return self._float_binary(node, OpKind.SUB if op == "Sub" else OpKind.DIV, A.Elementwise())
-        vals = [self._get(n) for n in acts]
-        bases = [v.src if isinstance(v, DQ) else v for v in vals]
-        lays = {b.layout for b in bases}
-        if len(lays) > 1:
+        bases, lay, mixed = self._act_layout(acts)
+        if mixed:
             return self._float_binary(node, kind, A.Elementwise())
-        lay = lays.pop()
         outq = self._mode(node, acts)
         if op in ("Sub", "Div") and (names[0] in self.consts or outq is not None):
             outq = None
@@ -1105,13 +1110,9 @@ class _Converter:
         names = list(node.input)
         if len(names) < 2 or not all(names):
             raise _Fail(f"{len(names)} operands (two or more are supported)")
-        acts = [n for n in names if n not in self.consts]
-        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
-        lays = {b.layout for b in bases}
-        if Layout.FLAT_NHWC in lays and len(lays) > 1:
+        bases, lay, mixed = self._act_layout([n for n in names if n not in self.consts])
+        if mixed and any(b.layout is Layout.FLAT_NHWC for b in bases):
             raise _Fail("operands in different layouts (a flattened NCHW activation with another activation)")
-        mixed = len(lays) > 1
-        lay = Layout.SAME if mixed else lays.pop()
         act = self._float_source if mixed else self._float
         ins = [self._const(self._bcast(self._const_f(n).astype(np.float32), lay), DType.FLOAT32, hint="k")
                if n in self.consts else act(n).idx for n in names]
@@ -1645,12 +1646,9 @@ class _Converter:
         (NHWC with a rank-4 one in ONNX's order) are concatenated in ONNX's order, in float32."""
         names = [n for n in node.input if n]
         acts = [n for n in names if n not in self.consts]
-        bases = [v.src if isinstance(v, DQ) else v for v in (self._get(n) for n in acts)]
-        lays = {b.layout for b in bases}
-        if Layout.FLAT_NHWC in lays:
+        bases, lay, mixed = self._act_layout(acts)
+        if any(b.layout is Layout.FLAT_NHWC for b in bases):
             raise _Fail("a flattened NCHW input (its element order differs from ONNX's)")
-        mixed = len(lays) > 1
-        lay = Layout.SAME if mixed else lays.pop()
         rank = len(bases[0].shape)
         attrs = A.Concatenation(L.ir_axis(int(_attrs(node)["axis"]), rank, lay))
         outq = self._mode(node, names) if len(acts) == len(names) and not mixed else None
