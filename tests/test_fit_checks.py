@@ -7,7 +7,10 @@
 * from 90 % estimated use, one warning line in the compile result, in
   ``tinyml compile``'s output and in the ``pio run`` summary;
 * AVR: constants past the first 64 KiB of flash (16-bit ``pgm_read_byte``)
-  or one array over avr-gcc's 32,767 B are refused with one line.
+  or one array over avr-gcc's 32,767 B are refused with one line;
+* cgen's flash estimate is within 15 % of the model's bytes in the linked
+  firmware (KWS and a streaming wake-word model on Cortex-M4, M0+, RV32 and
+  AVR; benchmarks/estimate_accuracy.py measures all MLPerf Tiny models).
 """
 
 from __future__ import annotations
@@ -189,3 +192,25 @@ def test_avr_constants_just_below_the_limit_run_exact_on_simavr(tmp_path):
     x = np.random.default_rng(1).integers(-128, 128, (1, 160)).astype(np.int8)
     run = run_model(gen, req.graph, [[x]], tmp_path / "fw", "atmega2560", timeout=60)
     np.testing.assert_array_equal(run.outputs[0][0].reshape(-1), TFLMReference(model).run([x])[0].reshape(-1))
+
+
+ALEXA = Path(__file__).resolve().parents[1] / "third_party" / "models" / "pymicro_wakeword" / "alexa.tflite"
+
+
+@pytest.mark.parametrize("model, board, machine, flags", [
+    (KWS, "nucleo_f446re", "mps2-an386", []), (KWS, "pico", "mps2-an385", ["-mcpu=cortex-m0plus"]),
+    (KWS, "hifive1-revb", "riscv32-virt", []), (ALEXA, "megaatmega2560", "atmega2560", []),
+    (ALEXA, "nucleo_f446re", "mps2-an386", [])], ids=["kws-m4", "kws-m0plus", "kws-rv32", "alexa-avr", "alexa-m4"])
+def test_flash_estimate_is_within_15_percent_of_the_linked_model(model, board, machine, flags, tmp_path):
+    """The estimate selection ranks with (kernel objects measured per ISA, code per op, constants)
+    against the model's symbols (its code, constants and runtime kernels) in the linked ELF."""
+    from platformio_tinyml.memory import analyze_elf
+    from platformio_tinyml.verify.firmware import build_model_firmware
+    dev = _profile(board)
+    req = _request(model, dev, "m")
+    est = CgenCompiler().supports(req).estimate.flash_bytes
+    gen = generate(req.graph, "m", dev)
+    x = np.zeros(req.graph.tensors[req.graph.inputs[0]].shape, req.graph.tensors[req.graph.inputs[0]].dtype.numpy)
+    elf = build_model_firmware(gen, req.graph, [[x]], tmp_path, machine, "-Os", flags)
+    measured = analyze_elf(elf, ["m_", "tml_"], ["m.c", *gen.runtime_files]).model_flash_bytes
+    assert 0.85 <= est / measured <= 1.15, f"estimate {est:,} B, linked {measured:,} B"

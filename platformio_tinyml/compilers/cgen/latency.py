@@ -59,10 +59,14 @@ from dataclasses import dataclass
 
 from ...device import DeviceProfile
 from ...ir import DType, Graph, Op, OpKind
+from ...ir.shape_ops import MOVES
 
 # ---- work per op --------------------------------------------------------------
 
 _FLOATS = (DType.FLOAT32,)
+# Ops that only copy elements (concatenation, slices, a streaming model's variable reads and
+# writes): a copy per output element, not the requantizing element-wise kernels' cost.
+_MOVES = (MOVES | {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}) - {OpKind.RESHAPE}
 LSTM_ACT_WORK = 64   # 3 logistic + 2 tanh per unit and step, in MACs of the fc_f32 kernel (see above)
 
 
@@ -79,7 +83,7 @@ def kernel_of(g: Graph, op: Op) -> str:
         OpKind.AVERAGE_POOL_2D: "pool", OpKind.MAX_POOL_2D: "pool", OpKind.MEAN: "pool",
         OpKind.SOFTMAX: "softmax", OpKind.LOGISTIC: "softmax", OpKind.TANH: "softmax",
         OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc",
-    }.get(op.kind, "eltwise")
+    }.get(op.kind, "move" if op.kind in _MOVES else "eltwise")
     return f"{family}_{suffix}"
 
 
@@ -216,6 +220,7 @@ FALLBACK = {
     "softmax_f32": "eltwise_f32", "eltwise_f32": "quant_f32", "quant_f32": "eltwise_s8",
     "dwconv_s8": "conv_s8", "conv_s8": "fc_s8", "pool_s8": "eltwise_s8",
     "softmax_s8": "eltwise_s8", "eltwise_s8": "pool_s8", "fc_f32": "fc_s8",
+    "move_f32": "move_s8", "move_s8": "eltwise_s8",
 }
 # ISAs whose measurements had hardware float / soft float: float kernels on a core
 # with the other kind borrow the f32 rows of SOFT_FLOAT_ISA / HARD_FLOAT_ISA.

@@ -1,27 +1,64 @@
-"""Flash estimates of the runtime kernels, used before anything is compiled.
+"""Flash estimates of cgen's code, used before anything is compiled.
 
-Figures are .text bytes of each runtime file measured with arm-none-eabi-gcc
--Os -mcpu=cortex-m4 (Thumb-2); other cores are scaled by a rough code-density
-factor. The memory gate measures the real ELF after linking; these numbers
-only rank backends and warn early.
+``KERNEL_BYTES`` is each runtime kernel file's object (code, rodata, data) built at -Os
+for the core that stands for each ISA of :mod:`.latency` (the hot kernel files switch
+themselves to -O2: runtime/tml_speed.h), and ``MODEL_CODE`` the generated model file's
+code beyond its constant data, per op, fitted over the MLPerf Tiny models and a
+streaming wake-word model. Both are measured by ``benchmarks/measure_kernels.py``
+(rerun it when a kernel changes); ``benchmarks/estimate_accuracy.py`` compares the
+whole estimate with linked firmware. The memory gate measures the real ELF after
+linking; these figures rank backends and warn early. With ``custom_tinyml_optimize =
+size`` the DSP kernels are smaller than the table says (the estimate stays high).
 """
 
 from __future__ import annotations
 
 from ...device import DeviceProfile
+from .latency import isa_of
 
-# bytes of .text at -Os on Cortex-M4 (refresh with benchmarks/measure_kernels.py)
-KERNEL_TEXT = {
-    "tml_conv_s8.c": 520, "tml_dwconv_s8.c": 480, "tml_fc_s8.c": 220, "tml_pool_s8.c": 260,
-    "tml_binary_s8.c": 420, "tml_softmax_s8.c": 300, "tml_fixedpoint.c": 560,
-    "tml_lstm.c": 512,   # -mfloat-abi=hard -mfpu=fpv4-sp-d16
+# Measured by benchmarks/measure_kernels.py (arm-none-eabi-gcc, riscv64-unknown-elf-gcc and
+# avr-gcc as scripts/setup.sh installs them); keys are runtime file names without "tml_" and ".c".
+KERNEL_BYTES: dict[str, dict[str, int]] = {
+    'armv7em': {'act_s8': 678, 'binary_s8': 1448, 'bmm': 644, 'concat_s8': 68, 'conv_f32': 672,
+        'conv_s8': 11468, 'dwconv_s8': 11436, 'elementwise_f32': 422, 'ew_f32': 1686, 'ew_s8': 1264,
+        'fc_f32': 164, 'fc_s8': 696, 'fixedpoint': 876, 'logic': 854, 'lstm': 532, 'mean_s8': 238,
+        'move': 340, 'pad_s8': 504, 'pool_f32': 484, 'pool_s8': 372, 'quant_f32': 180, 'reduce': 650,
+        'resize': 678, 'softmax_f32': 188, 'softmax_s8': 418, 'tconv': 816},
+    'armv7m': {'act_s8': 678, 'binary_s8': 1464, 'bmm': 686, 'concat_s8': 68, 'conv_f32': 706,
+        'conv_s8': 4248, 'dwconv_s8': 2344, 'elementwise_f32': 446, 'ew_f32': 1754, 'ew_s8': 1264,
+        'fc_f32': 194, 'fc_s8': 460, 'fixedpoint': 876, 'logic': 810, 'lstm': 568, 'mean_s8': 238,
+        'move': 340, 'pad_s8': 500, 'pool_f32': 540, 'pool_s8': 372, 'quant_f32': 174, 'reduce': 688,
+        'resize': 786, 'softmax_f32': 188, 'softmax_s8': 416, 'tconv': 850},
+    'armv6m': {'act_s8': 736, 'binary_s8': 1700, 'bmm': 786, 'concat_s8': 64, 'conv_f32': 732,
+        'conv_s8': 5016, 'dwconv_s8': 3120, 'elementwise_f32': 476, 'ew_f32': 1784, 'ew_s8': 1466,
+        'fc_f32': 216, 'fc_s8': 520, 'fixedpoint': 1004, 'logic': 888, 'lstm': 552, 'mean_s8': 284,
+        'move': 342, 'pad_s8': 510, 'pool_f32': 604, 'pool_s8': 416, 'quant_f32': 174, 'reduce': 766,
+        'resize': 760, 'softmax_f32': 194, 'softmax_s8': 476, 'tconv': 950},
+    'armv81m': {'act_s8': 692, 'binary_s8': 1472, 'bmm': 630, 'concat_s8': 68, 'conv_f32': 668,
+        'conv_s8': 11856, 'dwconv_s8': 11524, 'elementwise_f32': 430, 'ew_f32': 1732, 'ew_s8': 1350,
+        'fc_f32': 160, 'fc_s8': 812, 'fixedpoint': 896, 'logic': 894, 'lstm': 534, 'mean_s8': 240,
+        'move': 328, 'pad_s8': 508, 'pool_f32': 504, 'pool_s8': 376, 'quant_f32': 158, 'reduce': 690,
+        'resize': 680, 'softmax_f32': 188, 'softmax_s8': 416, 'tconv': 806},
+    'rv32': {'act_s8': 1062, 'binary_s8': 1702, 'bmm': 870, 'concat_s8': 104, 'conv_f32': 894,
+        'conv_s8': 4966, 'dwconv_s8': 3504, 'elementwise_f32': 728, 'ew_f32': 2634, 'ew_s8': 1706,
+        'fc_f32': 270, 'fc_s8': 544, 'fixedpoint': 1220, 'logic': 1182, 'lstm': 768, 'mean_s8': 348,
+        'move': 444, 'pad_s8': 644, 'pool_f32': 682, 'pool_s8': 388, 'quant_f32': 312, 'reduce': 794,
+        'resize': 942, 'softmax_f32': 262, 'softmax_s8': 584, 'tconv': 1040},
+    'avr': {'act_s8': 2806, 'binary_s8': 5550, 'bmm': 3758, 'concat_s8': 248, 'conv_f32': 4044,
+        'conv_s8': 10962, 'dwconv_s8': 13288, 'elementwise_f32': 1810, 'ew_f32': 5162, 'ew_s8': 5106,
+        'fc_f32': 544, 'fc_s8': 2026, 'fixedpoint': 2958, 'logic': 5154, 'lstm': 1646, 'mean_s8': 974,
+        'move': 1546, 'pad_s8': 2096, 'pool_f32': 1930, 'pool_s8': 1656, 'quant_f32': 532, 'reduce': 2210,
+        'resize': 3462, 'softmax_f32': 520, 'softmax_s8': 1484, 'tconv': 4554},
 }
-DEFAULT_TEXT = 400
-PER_OP_CALL = 12
-DENSITY = {8: 2.5, 16: 1.6, 32: 1.0, 64: 1.3}
+# isa: (bytes per op, base bytes) of the generated model file beyond its constant data
+MODEL_CODE: dict[str, tuple[float, int]] = {'armv7em': (140.0, 0), 'armv7m': (140.0, 0), 'armv6m': (139.4, 0), 'armv81m': (140.0, 0), 'rv32': (147.3, 0), 'avr': (175.6, 0)}
+DEFAULT_BYTES = 1024      # a kernel file the table does not know yet
 
 
 def estimate_code_bytes(runtime_files: list[str], device: DeviceProfile, n_ops: int) -> int:
-    text = sum(KERNEL_TEXT.get(f, DEFAULT_TEXT) for f in runtime_files if f.endswith(".c"))
-    text += PER_OP_CALL * n_ops + 64
-    return int(text * DENSITY.get(device.word_bits, 1.0))
+    """Flash of the kernels in ``runtime_files`` and of the generated model code (not its constants)."""
+    isa, _ = isa_of(device)
+    sizes = KERNEL_BYTES.get(isa, KERNEL_BYTES["armv7m"])
+    per_op, base = MODEL_CODE.get(isa, MODEL_CODE["armv7m"])
+    text = sum(sizes.get(f[4:-2], DEFAULT_BYTES) for f in runtime_files if f.endswith(".c"))
+    return int(text + per_op * n_ops + base)
