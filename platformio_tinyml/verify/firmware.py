@@ -79,13 +79,14 @@ def harness_source(gen: Generated, graph: Graph, samples: Sequence[Sequence[np.n
     lines.append("")
     rows = ", ".join("{" + ", ".join(f"h_in_{k}_{j}" for j in range(n_in)) + "}" for k in range(len(samples)))
     lines += [f"static const uint8_t *const h_inputs[{max(len(samples), 1)}][{n_in}] = {{{rows or '{0}'}}};",
-              f"static const uint16_t h_in_sizes[{n_in}] = {{{', '.join(map(str, in_sizes))}}};",
-              f"static const uint16_t h_out_sizes[{n_out}] = {{{', '.join(map(str, out_sizes))}}};",
+              # uint32_t: a float image input passes 64 KB (96x96x3 floats: 110,592 B)
+              f"static const uint32_t h_in_sizes[{n_in}] = {{{', '.join(map(str, in_sizes))}}};",
+              f"static const uint32_t h_out_sizes[{n_out}] = {{{', '.join(map(str, out_sizes))}}};",
               "",
-              "static void h_hex(const uint8_t *p, uint16_t n, int j)",
+              "static void h_hex(const uint8_t *p, uint32_t n, int j)",
               "{",
               "    static const char digits[] = \"0123456789abcdef\";",
-              "    uint16_t i;",
+              "    uint32_t i;",
               "    for (i = 0; i < n; ++i) {",
               f"        if (i % {BYTES_PER_LINE} == 0) {{",
               "            if (i) board_putc('\\n');",
