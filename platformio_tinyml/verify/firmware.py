@@ -172,7 +172,7 @@ def parse_output(text: str, graph: Graph, n_samples: int) -> tuple[list[list[np.
         if tag == "S":
             outs.append([bytearray() for _ in graph.outputs])
         elif tag == "I" and outs:
-            counts.append(int(rest))
+            counts.append(int(rest) & 0xFFFFFFFF)   # printed as int32: a count past 2^31 wraps
         elif tag == "O" and outs:
             j, _, hexs = rest.partition(" ")
             outs[-1][int(j)] += bytes.fromhex(hexs)

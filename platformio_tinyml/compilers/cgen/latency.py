@@ -17,13 +17,14 @@ both give 64, AVR 51), output elements for every element-wise op (ADD, MUL, PAD,
 concatenation). RESHAPE costs nothing (cgen aliases the buffer).
 
 ``IPW`` (instructions per unit of work, per output element, per op) is **measured**:
-``benchmarks/cgen_latency_calibrate.py`` cuts each MLPerf Tiny model into
-single-op graphs, builds each with cgen at ``-Os`` (PlatformIO's default)
-and reads the exact instruction count of one inference from QEMU
-(``-icount shift=0``) or, on AVR, the exact cycle count from simavr; a
-non-negative least-squares fit per kernel gives the numbers below (on the
-single-op graphs it was fitted to: within 2-36 %; the sum over ops of one
-model matches the whole-model count to a few %). Measured ISAs:
+``benchmarks/cgen_latency_calibrate.py`` builds each MLPerf Tiny model (int8 and float)
+and a streaming wake-word model with cgen at ``-Os`` (PlatformIO's default; the hot
+kernel files switch themselves to -O2), runs it on an emulated machine and reads the
+exact instruction count between its kernel calls (QEMU ``-icount shift=0``; on AVR the
+exact cycle count from simavr), so each op is measured as the model runs it, with the
+arena scratch the planner grants it there (which picks the conv kernels' fast paths);
+a model too big for the ATmega2560 is cut into single-op graphs. A non-negative
+least-squares fit per kernel gives the numbers below. Measured ISAs:
 
 * ``armv7em`` Cortex-M4F (QEMU mps2-an386): DSP SIMD (SMLAD) int8 paths;
 * ``armv7m`` Cortex-M3 (mps2-an385): no DSP, soft float;
@@ -31,13 +32,17 @@ model matches the whole-model count to a few %). Measured ISAs:
   run on mps2-an385, an Armv6-M subset of Armv7-M): Thumb-1, soft float;
 * ``armv81m`` Cortex-M55 (mps3-an547);
 * ``rv32`` rv32imac (QEMU riscv32-virt): no SIMD, soft float;
-* ``avr`` ATmega2560 (simavr): **cycles**, the only exact cycle counts here.
+* ``avr`` ATmega2560 (simavr): **cycles**.
 
-``CPI`` turns instructions into cycles and is **not measured** (QEMU counts
-instructions, not cycles). The figures are rough, from the cores' documented
-pipelines: Cortex-M3/M4 1.3 (2-cycle loads, 1-3 cycle branch refill, zero
-wait-state memory assumed), M0+ 1.4 and M0 1.5 (2-cycle loads and taken
-branches, the single-cycle multiplier option), M7 0.8 (dual issue; Arm's
+Cycles per instruction are **measured** for the two cores benchmarks/cycle_model.py
+prices from an instruction trace (Cortex-M4 and M0+, zero wait states): ``CPI_KERNEL``,
+per int8 kernel family and one figure for the float kernels
+(``cgen_latency_calibrate.py --cpi``). ``benchmarks/estimate_accuracy.py`` checks the
+whole estimate against those runs: within 15 % on every MLPerf Tiny model on
+Cortex-M4, M0+ and RV32 (instructions) and on the wake-word model on AVR. For the other
+cores ``CPI`` is **not measured**: rough figures from the cores' documented
+pipelines: Cortex-M3 1.3 (2-cycle loads, 1-3 cycle branch refill, zero
+wait-state memory assumed), M0 1.5, M7 0.8 (dual issue; Arm's
 CoreMark/MHz 5.01 vs 3.42 for the M4), M33 1.25, M55 1.0, rv32imac 1.3 (a
 simple in-order pipeline such as the E31/ESP32-C3), Xtensa LX6/LX7 1.1,
 AVR 1.0 (the table is already in cycles). Cores that were not measured take
@@ -133,86 +138,97 @@ def work_by_kernel(g: Graph) -> dict[str, tuple[int, int, int]]:
 # ---- per-ISA tables --------------------------------------------------------------
 # IPW[isa][kernel] = (a, c, b): instructions = a * work + c * output elements + b per op
 # (AVR: cycles). Fitted by benchmarks/cgen_latency_calibrate.py (non-negative least
-# squares over single-op graphs of the MLPerf Tiny models, -Os, the compilers that
-# scripts/setup.sh installs). Kernels a model never exercised borrow a neighbour
+# squares over the ops of the MLPerf Tiny models and a wake-word model measured in the
+# running model, -Os, the compilers that scripts/setup.sh installs). Kernels a model never exercised borrow a neighbour
 # (FALLBACK) so that every graph cgen accepts gets a number.
 
 IPW: dict[str, dict[str, tuple[float, float, float]]] = {
     # kernel: (a, c, b),  # ops measured, largest relative error of the fit on them
     'armv6m': {
-        'conv_f32': (89.483, 527.23, 0),  # n=14, max err 10%
-        'conv_s8': (9.802, 67.21, 0),  # n=28, max err 24%
-        'dwconv_f32': (114.237, 0.0, 0),  # n=9, max err 21%
-        'dwconv_s8': (25.616, 0.0, 0),  # n=17, max err 2%
-        'eltwise_f32': (181.501, 0.0, 0),  # n=2, max err 0%
-        'eltwise_s8': (277.666, 0.0, 263),  # n=3, max err 0%
-        'fc_f32': (96.03, 144.69, 0),  # n=12, max err 1%
-        'fc_s8': (8.29, 87.38, 0),  # n=13, max err 32%
-        'pool_f32': (74.134, 366.7, 0),  # n=2, max err 0%
-        'pool_s8': (16.599, 69.96, 0),  # n=3, max err 3%
-        'softmax_s8': (267.508, 0.0, 1859),  # n=3, max err 17%
+        'conv_f32': (63.29, 505.22, 0),  # n=23, max err 30%
+        'conv_s8': (7.513, 67.97, 24907),  # n=33, max err 24%
+        'dwconv_f32': (97.86, 0.0, 0),  # n=13, max err 29%
+        'dwconv_s8': (38.926, 0.0, 3678),  # n=21, max err 15%
+        'eltwise_f32': (178.673, 0.0, 12132),  # n=3, max err 1%
+        'eltwise_s8': (110.606, 0.0, 9),  # n=4, max err 0%
+        'fc_f32': (68.946, 323.23, 0),  # n=12, max err 28%
+        'fc_s8': (6.456, 86.38, 848),  # n=14, max err 13%
+        'move_s8': (0.616, 0.0, 48),  # n=24, max err 51%
+        'pool_f32': (51.486, 241.16, 0),  # n=2, max err 0%
+        'pool_s8': (11.714, 84.55, 0),  # n=3, max err 6%
+        'softmax_f32': (1996.554, 0.0, 0),  # n=2, max err 25%
+        'softmax_s8': (478.297, 0.0, 471),  # n=4, max err 40%
     },
     'armv7em': {
-        'conv_f32': (6.877, 83.54, 0),  # n=14, max err 10%
-        'conv_s8': (2.989, 51.2, 0),  # n=28, max err 36%
-        'dwconv_f32': (33.502, 0.0, 0),  # n=9, max err 15%
-        'dwconv_s8': (14.004, 0.0, 0),  # n=17, max err 15%
-        'eltwise_f32': (37.27, 0.0, 0),  # n=2, max err 0%
-        'eltwise_s8': (133.663, 0.0, 7007),  # n=3, max err 0%
-        'fc_f32': (7.028, 27.58, 0),  # n=12, max err 2%
-        'fc_s8': (2.42, 67.23, 0),  # n=13, max err 35%
-        'pool_f32': (10.847, 73.94, 0),  # n=2, max err 0%
-        'pool_s8': (12.17, 51.57, 0),  # n=3, max err 3%
-        'softmax_s8': (150.412, 0.0, 1079),  # n=3, max err 16%
+        'conv_f32': (7.14, 86.13, 0),  # n=23, max err 43%
+        'conv_s8': (0.984, 11.16, 9814),  # n=33, max err 49%
+        'dwconv_f32': (34.589, 0.0, 0),  # n=13, max err 18%
+        'dwconv_s8': (3.511, 0.0, 3781),  # n=21, max err 55%
+        'eltwise_f32': (37.389, 0.0, 0),  # n=3, max err 1%
+        'eltwise_s8': (60.017, 0.0, 20),  # n=4, max err 0%
+        'fc_f32': (7.001, 27.09, 46),  # n=12, max err 0%
+        'fc_s8': (2.125, 53.06, 302),  # n=14, max err 9%
+        'move_s8': (0.537, 0.0, 59),  # n=24, max err 59%
+        'pool_f32': (10.838, 73.86, 0),  # n=2, max err 0%
+        'pool_s8': (9.581, 54.4, 0),  # n=3, max err 5%
+        'softmax_f32': (181.956, 0.0, 0),  # n=2, max err 1%
+        'softmax_s8': (266.998, 0.0, 276),  # n=4, max err 40%
     },
     'armv7m': {
-        'conv_f32': (90.324, 515.4, 0),  # n=14, max err 10%
-        'conv_s8': (8.475, 46.48, 0),  # n=28, max err 18%
-        'dwconv_f32': (107.916, 0.0, 0),  # n=9, max err 21%
-        'dwconv_s8': (13.784, 0.0, 0),  # n=17, max err 14%
-        'eltwise_f32': (162.758, 0.0, 0),  # n=2, max err 0%
-        'eltwise_s8': (133.663, 0.0, 7007),  # n=3, max err 0%
-        'fc_f32': (97.019, 132.72, 0),  # n=12, max err 1%
-        'fc_s8': (3.908, 66.57, 0),  # n=13, max err 37%
-        'pool_f32': (69.119, 331.99, 0),  # n=2, max err 0%
-        'pool_s8': (12.172, 51.39, 0),  # n=3, max err 3%
-        'softmax_s8': (150.412, 0.0, 1079),  # n=3, max err 16%
+        'conv_f32': (64.138, 476.42, 105492),  # n=23, max err 28%
+        'conv_s8': (2.581, 42.66, 9560),  # n=33, max err 24%
+        'dwconv_f32': (91.274, 0.0, 0),  # n=13, max err 30%
+        'dwconv_s8': (9.394, 0.0, 2428),  # n=21, max err 21%
+        'eltwise_f32': (160.044, 0.0, 10642),  # n=3, max err 1%
+        'eltwise_s8': (60.014, 0.0, 20),  # n=4, max err 0%
+        'fc_f32': (69.983, 310.29, 0),  # n=12, max err 27%
+        'fc_s8': (2.956, 38.11, 825),  # n=14, max err 26%
+        'move_s8': (0.6, 0.0, 49),  # n=24, max err 51%
+        'pool_f32': (46.489, 205.98, 0),  # n=2, max err 0%
+        'pool_s8': (9.581, 54.4, 0),  # n=3, max err 5%
+        'softmax_f32': (1996.554, 0.0, 0),  # n=2, max err 25%
+        'softmax_s8': (268.76, 0.0, 274),  # n=4, max err 40%
     },
     'armv81m': {
-        'conv_f32': (5.933, 80.64, 0),  # n=14, max err 10%
-        'conv_s8': (2.99, 55.12, 0),  # n=28, max err 36%
-        'dwconv_f32': (36.222, 0.0, 0),  # n=9, max err 15%
-        'dwconv_s8': (14.331, 0.0, 0),  # n=17, max err 17%
-        'eltwise_f32': (36.319, 0.0, 0),  # n=2, max err 0%
-        'eltwise_s8': (130.665, 0.0, 7001),  # n=3, max err 0%
-        'fc_f32': (6.031, 26.45, 0),  # n=12, max err 2%
-        'fc_s8': (2.358, 79.36, 0),  # n=13, max err 33%
-        'pool_f32': (16.571, 91.35, 0),  # n=2, max err 0%
-        'pool_s8': (19.016, 61.65, 0),  # n=3, max err 3%
-        'softmax_s8': (155.488, 0.0, 1116),  # n=3, max err 16%
+        'conv_f32': (6.161, 85.03, 0),  # n=23, max err 46%
+        'conv_s8': (0.976, 11.32, 9888),  # n=33, max err 50%
+        'dwconv_f32': (37.388, 0.0, 0),  # n=13, max err 18%
+        'dwconv_s8': (3.53, 0.0, 3374),  # n=21, max err 50%
+        'eltwise_f32': (36.465, 0.0, 0),  # n=3, max err 1%
+        'eltwise_s8': (69.014, 0.0, 56),  # n=4, max err 0%
+        'fc_f32': (6.0, 25.96, 70),  # n=12, max err 0%
+        'fc_s8': (2.189, 56.66, 128),  # n=14, max err 3%
+        'move_s8': (0.597, 0.0, 55),  # n=24, max err 45%
+        'pool_f32': (16.573, 91.2, 0),  # n=2, max err 0%
+        'pool_s8': (8.581, 54.38, 0),  # n=3, max err 5%
+        'softmax_f32': (101.5, 0.0, 79),  # n=2, max err 0%
+        'softmax_s8': (273.498, 0.0, 292),  # n=4, max err 40%
     },
     'avr': {
-        'conv_s8': (104.391, 0.0, 0),  # n=1, max err 0%
-        'dwconv_s8': (208.129, 0.0, 0),  # n=2, max err 3%
-        'fc_f32': (311.832, 277.52, 0),  # n=4, max err 1%
-        'fc_s8': (85.914, 824.71, 0),  # n=11, max err 7%
-        'pool_s8': (166.879, 995.82, 0),  # n=2, max err 0%
+        'conv_s8': (95.816, 0.0, 236393),  # n=6, max err 17%
+        'dwconv_s8': (177.539, 433.26, 12917),  # n=6, max err 4%
+        'eltwise_s8': (1207.0, 0.0, 0),  # n=1, max err 0%
+        'fc_f32': (309.533, 284.37, 1491),  # n=4, max err 1%
+        'fc_s8': (76.172, 908.04, 0),  # n=12, max err 5%
+        'move_s8': (8.619, 0.0, 4),  # n=24, max err 70%
+        'pool_s8': (38.769, 1250.66, 0),  # n=2, max err 0%
         'softmax_f32': (5861.709, 0.0, 0),  # n=2, max err 4%
-        'softmax_s8': (3957.839, 0.0, 29148),  # n=3, max err 19%
+        'softmax_s8': (6166.315, 0.0, 7812),  # n=4, max err 45%
     },
     'rv32': {
-        'conv_f32': (195.052, 809.67, 0),  # n=14, max err 13%
-        'conv_s8': (6.153, 40.4, 0),  # n=28, max err 23%
-        'dwconv_f32': (190.938, 0.0, 0),  # n=9, max err 25%
-        'dwconv_s8': (24.716, 0.0, 0),  # n=17, max err 11%
-        'eltwise_f32': (163.222, 0.0, 0),  # n=2, max err 0%
-        'eltwise_s8': (187.216, 0.0, 6232),  # n=3, max err 0%
-        'fc_f32': (193.466, 151.92, 0),  # n=12, max err 1%
-        'fc_s8': (5.476, 71.3, 0),  # n=13, max err 40%
-        'pool_f32': (92.889, 233.32, 0),  # n=2, max err 0%
-        'pool_s8': (10.737, 35.46, 0),  # n=3, max err 2%
-        'softmax_f32': (3014.474, 0.0, 0),  # n=2, max err 35%
-        'softmax_s8': (168.222, 0.0, 1292),  # n=3, max err 16%
+        'conv_f32': (162.724, 510.87, 1148800),  # n=23, max err 18%
+        'conv_s8': (4.409, 35.46, 14449),  # n=33, max err 25%
+        'dwconv_f32': (171.46, 0.0, 0),  # n=13, max err 34%
+        'dwconv_s8': (15.186, 39.27, 214),  # n=21, max err 20%
+        'eltwise_f32': (161.084, 0.0, 0),  # n=3, max err 1%
+        'eltwise_s8': (55.59, 0.0, 57),  # n=4, max err 0%
+        'fc_f32': (160.048, 365.61, 0),  # n=12, max err 17%
+        'fc_s8': (4.71, 55.98, 710),  # n=14, max err 14%
+        'move_s8': (6.045, 0.0, 59),  # n=24, max err 21%
+        'pool_f32': (72.803, 197.81, 0),  # n=2, max err 0%
+        'pool_s8': (7.576, 41.44, 0),  # n=3, max err 6%
+        'softmax_f32': (3437.379, 0.0, 0),  # n=2, max err 26%
+        'softmax_s8': (299.052, 0.0, 404),  # n=4, max err 38%
     },
 }
 FALLBACK = {
@@ -236,6 +252,17 @@ CPI = {
     "arm1176jzf-s": 1.2, "cortex-a7": 1.0, "cortex-a53": 0.9, "cortex-a72": 0.6,
     "avr": 1.0, "msp430": 1.0, "esp8266": 1.2, "xtensa-lx6": 1.1, "xtensa-lx7": 1.1,
     "rv32imc": 1.3, "rv32imac": 1.3, "rv32imafc": 1.2, "rv64gc": 1.0,
+}
+
+# Cycles per instruction of each kernel family on the cores the cycle model prices (Cortex-M4
+# and M0+, zero wait states), measured on the MLPerf Tiny models and a wake-word model:
+# benchmarks/cgen_latency_calibrate.py --cpi. "f32": every float kernel (with its libgcc/libm
+# calls). Other families and cores take CPI[core].
+CPI_KERNEL: dict[str, dict[str, float]] = {
+    'cortex-m4': {'conv_s8': 1.455, 'dwconv_s8': 1.302, 'fc_s8': 1.178, 'pool_s8': 1.49, 'eltwise_s8': 1.25,
+                  'move_s8': 1.332, 'f32': 1.928},
+    'cortex-m0plus': {'conv_s8': 1.46, 'dwconv_s8': 1.476, 'fc_s8': 1.575, 'pool_s8': 1.334, 'eltwise_s8': 1.549,
+                      'move_s8': 1.336, 'f32': 1.246},
 }
 
 # (measured ISA, extra factor) per core; Armv7E-M/v8-M cores without DSP use armv7m (isa_of).
@@ -289,6 +316,7 @@ def estimate_cycles(g: Graph, device: DeviceProfile) -> LatencyEstimate | None:
     if isa not in IPW:
         return None
     cpi = CPI.get(device.core, 1.3) * factor
+    measured_cpi = CPI_KERNEL.get(device.core, {})
     by_kernel: dict[str, int] = {}
     total = 0.0
     for kernel, (work, outs, n_ops) in work_by_kernel(g).items():
@@ -298,7 +326,8 @@ def estimate_cycles(g: Graph, device: DeviceProfile) -> LatencyEstimate | None:
         if row is None:
             return None
         a, c, b = row
-        cyc = (a * work + c * outs + b * n_ops) * cpi
+        k_cpi = measured_cpi.get("f32" if kernel.endswith("_f32") else kernel, cpi / factor) * factor
+        cyc = (a * work + c * outs + b * n_ops) * k_cpi
         by_kernel[kernel] = round(cyc)
         total += cyc
     return LatencyEstimate(cycles=round(total), isa=isa, by_kernel=by_kernel)
