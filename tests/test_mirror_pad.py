@@ -1,6 +1,8 @@
 """MIRROR_PAD (cgen's tml_mirror_pad): TFLite's REFLECT and SYMMETRIC modes against TensorFlow
 Lite Micro (int8 and float32, bit-exact: the bytes are copied), and ONNX Pad in 'reflect' mode
 (what Silero VAD's STFT front end starts with) against onnxruntime on NCHW and rank-3 inputs.
+Also the pools whose padding counts as zeros (AveragePool count_include_pad=1, LpPool), made
+an explicit PAD before a VALID average, against onnxruntime.
 """
 
 from __future__ import annotations
@@ -63,3 +65,43 @@ def test_onnx_reflect_pad_wider_than_the_input_is_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError, match=r"Pad is not supported \(reflect pads") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
+
+
+# ---- explicit zero padding: AveragePool with count_include_pad=1, LpPool ----------------------------
+
+def _onnx_pool(path, op, attrs, shape=(1, 3, 7, 6)):
+    node = h.make_node(op, ["x"], ["y"], **attrs)
+    g = h.make_graph([node], "pool", [h.make_tensor_value_info("x", TP.FLOAT, list(shape))],
+                     [h.make_tensor_value_info("y", TP.FLOAT, None)])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    m.ir_version = 8
+    onnx.save(onnx.shape_inference.infer_shapes(m), str(path))
+    return path
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 2, 1, 0], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 3], strides=[2, 1], auto_pad="SAME_UPPER", count_include_pad=1)),
+    ("LpPool", dict(kernel_shape=[3, 2], p=1, pads=[1, 1, 0, 1])),
+    ("LpPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+    ("LpPool", dict(kernel_shape=[3, 3], p=3, auto_pad="SAME_LOWER")),
+    ("LpPool", dict(kernel_shape=[2, 2], p=4, pads=[1, 1, 1, 1]))], ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_zero_padded_pools_match_onnxruntime(op, attrs, tmp_path):
+    """The padding becomes zeros that count (a PAD before a VALID average); LpPool's power and root
+    as products, SQRT or exp(log / p), within float32 rounding of onnxruntime's pow."""
+    _check(_onnx_pool(tmp_path / "p.onnx", op, attrs), tmp_path)
+
+
+@pytest.mark.parametrize("attrs, detail", [(dict(kernel_shape=[2, 2], p=9), "p=9"),
+                                           (dict(kernel_shape=[2, 2], dilations=[2, 2]), "dilated")])
+def test_lppool_refusals_are_one_line(attrs, detail, tmp_path):
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_onnx(_onnx_pool(tmp_path / "p.onnx", "LpPool", attrs)), "m")
+    assert "\n" not in str(e.value) and detail in str(e.value) and "LpPool" in str(e.value), str(e.value)
+
+
+def test_lppool_1d_is_refused_not_averaged(tmp_path):
+    """A 1-D LpPool must not take the 1-D average path (it would compile to wrong code)."""
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_onnx(_onnx_pool(tmp_path / "p.onnx", "LpPool", dict(kernel_shape=[2]), shape=(1, 3, 8))), "m")
+    assert "1-D LpPool" in str(e.value)

@@ -1329,16 +1329,61 @@ class _Converter:
             if any(d != 1 for d in a.get("dilations", [1, 1])):
                 raise _Fail("dilated pooling")
             pads = self._pads(a, xs[2:], k, strides, [1, 1])
-            if kind is OpKind.AVERAGE_POOL_2D and a.get("count_include_pad", 0) and any(pads):
-                raise _Fail("count_include_pad=1 with padding (padding is excluded from averages)")
+            if op == "LpPool" or kind is OpKind.AVERAGE_POOL_2D and a.get("count_include_pad", 0) and any(pads):
+                return self._padded_average(node, k, strides, pads)
             if a.get("ceil_mode", 0):
                 pads = self._ceil_pads(xs[2:], k, strides, pads)
         attrs = A.Pool2D(k[0], k[1], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3])
         self._pool_like(node, kind, attrs, global_=op.startswith("Global"))
 
+    def _padded_average(self, node, k, strides, pads) -> None:
+        """AveragePool with count_include_pad=1 and LpPool (p 1 to 8), float32: the padding made
+        explicit zeros (a PAD), then a VALID average over the whole window; LpPool's
+        ``(sum |x|^p) ^ (1/p)`` is that average of ``|x|`` multiplied p - 1 times by itself, times
+        the window size, then SQRT (p = 2) or exp(log(.) / p)."""
+        a, x, name = _attrs(node), node.input[0], node.output[0]
+        if a.get("ceil_mode", 0):
+            raise _Fail("ceil_mode=1 with count_include_pad=1 or LpPool")
+        xf = self._float(x)
+        if xf.layout is not Layout.NHWC:
+            raise _Fail("input is not in NCHW layout")
+        y, shape = xf.idx, tuple(self.tensors[xf.idx].shape)
+        p = int(a.get("p", 2)) if node.op_type == "LpPool" else 0
+        if node.op_type == "LpPool":
+            if not 1 <= p <= 8:
+                raise _Fail(f"p={p} (1 to 8 are supported)")
+            mag = y = self._step(name, OpKind.ABS, [y], shape)
+            for q in range(p - 1):      # |x| ** p as p - 1 products
+                y = self._step(name, OpKind.MUL, [y, mag], shape, A.Elementwise(), f"pow{q + 2}")
+        if any(pads):
+            shape = (shape[0], shape[1] + pads[0] + pads[2], shape[2] + pads[1] + pads[3], shape[3])
+            y = self._step(name, OpKind.PAD, [y], shape, A.Pad(((0, 0), (pads[0], pads[2]), (pads[1], pads[3]), (0, 0))))
+        out = self._out(node, Layout.NHWC, None)
+        pool = A.Pool2D(k[0], k[1], strides[0], strides[1], 0, 0, 0, 0)
+        if not p:
+            self._emit(OpKind.AVERAGE_POOL_2D, [y], [out.idx], pool)
+            return
+        avg = self._step(name, OpKind.AVERAGE_POOL_2D, [y], tuple(self.tensors[out.idx].shape), pool)
+        window = self._const(np.array([k[0] * k[1]], np.float32), DType.FLOAT32, hint="k")
+        if p == 1:
+            self._emit(OpKind.MUL, [avg, window], [out.idx], A.Elementwise())
+            return
+        oshape = tuple(self.tensors[out.idx].shape)
+        total = self._step(name, OpKind.MUL, [avg, window], oshape, A.Elementwise(), "sum")
+        if p == 2:
+            self._emit(OpKind.SQRT, [total], [out.idx])
+            return
+        # the p-th root as exp(log(sum) / p): a zero sum gives log -inf, clamped, and exp 0
+        inv = self._const(np.array([1.0 / p], np.float32), DType.FLOAT32, hint="k")
+        scaled = self._step(name, OpKind.MUL, [self._step(name, OpKind.LOG, [total], oshape), inv], oshape,
+                            A.Elementwise(), "logroot")
+        self._emit(OpKind.EXP, [scaled], [out.idx])
+
     def _pool1d(self, node) -> None:
         """MaxPool / AveragePool (and their Global forms) over ``[N, C, L]``, float32, as pooling of height 1."""
         a, op, x = _attrs(node), node.op_type, node.input[0]
+        if op == "LpPool":
+            raise _Fail("1-D LpPool (2-D is supported)")
         v = self._get(x)
         if isinstance(v, DQ) or self._mode(node, [x]) is not None:
             raise _Fail("int8 1-D pooling (float32 only)")
@@ -2074,6 +2119,7 @@ _HANDLERS = {
     "Tanh": lambda self, n: self._unary(n, OpKind.TANH),
     "MaxPool": _Converter._pool,
     "AveragePool": _Converter._pool,
+    "LpPool": _Converter._pool,
     "GlobalAveragePool": _Converter._pool,
     "GlobalMaxPool": _Converter._pool,
     "ReduceMean": _Converter._reduce_mean,
