@@ -25,7 +25,8 @@ NODE_PREFIXES = ("test_resize_", "test_spacetodepth", "test_depthtospace", "test
 COMPOSED = {"matmul": 7, "gemm": 11, "clip": 18, "rms_normalization": 38, "layer_normalization": 53,
             "l1normalization": 3, "l2normalization": 2, "lpnormalization": 1, "sum_": 3, "mean_": 3, "max_": 4,
             "min_": 4, "concat": 12, "hardmax": 7, "leakyrelu": 6, "prelu": 4, "shrink": 2, "gru_": 6,
-            "simple_rnn": 5, "rnn_seq_length": 1}
+            "simple_rnn": 5, "rnn_seq_length": 1, "lppool_2d": 5, "averagepool_2d_pads_count_include_pad": 1,
+            "averagepool_2d_precomputed_pads_count_include_pad": 1}
 # and those of the one-input functions carried as opaque ops that cgen computes, LogSoftmax and
 # BatchNormalization (their "_expanded" forms too: the function body as ONNX defines it)
 FUNCTION_PREFIXES = tuple(f"test_{n}" for n in (
@@ -98,6 +99,6 @@ def test_attention_matches_the_recorded_outputs(summary):
 def test_composed_operators_match_the_recorded_outputs(family, summary):
     """MatMul/Gemm with activation operands and NCHW layouts, Clip with run-time bounds, the
     normalizations (RMS, layer with its statistics, Lp), variadic Sum/Mean/Max/Min, Hardmax, GRU
-    and RNN unrolled over their steps, and the _expanded function bodies of LeakyRelu, PRelu, Shrink (Less and Where on bool tensors)."""
+    and RNN unrolled over their steps, LpPool and counted padding (an explicit PAD), and the _expanded function bodies of LeakyRelu, PRelu, Shrink (Less and Where on bool tensors)."""
     r = {k: v for k, v in summary["results"].items() if k.startswith(f"node/test_{family}")}
     assert sum(v["cls"] == "pass" for v in r.values()) >= COMPOSED[family], oc.table(summary)
