@@ -33,6 +33,7 @@ from . import attention
 from . import gru
 from . import layout as L
 from . import logic
+from . import ml
 from . import qdq
 from . import shape_ops
 from .layout import Layout
@@ -535,6 +536,10 @@ class _Converter:
 
     def _convert(self, node) -> None:
         op = node.op_type
+        if node.domain == "ai.onnx.ml":
+            if op not in ml.HANDLERS:
+                raise _Fail(f"ONNX-ML operator {op} (taken: {', '.join(sorted(ml.HANDLERS))})")
+            return shape_ops.adapt(ml.HANDLERS[op], _Fail)(self, node)
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
             raise _Fail(f"operator domain '{node.domain}'")
         inputs = [n for n in node.input if n]

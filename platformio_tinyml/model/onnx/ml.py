@@ -1,0 +1,304 @@
+"""The ONNX-ML (``ai.onnx.ml``) operators that skl2onnx writes for scikit-learn models, in float32,
+with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
+
+* Scaler: ``(x - offset) * scale`` (SUB, MUL).
+* Normalizer over the rows of [N, C]: MAX, L1 or L2 norm (REDUCE_MAX / ABS+SUM / SQUARE+SUM+SQRT);
+  a row whose norm is 0 is copied, as onnxruntime does (the divisor becomes 1).
+* LinearRegressor, LinearClassifier: FULLY_CONNECTED with the intercepts; the classifier's label
+  is the ARG_MAX of the raw scores (int64, the first maximum, as onnxruntime's ``>`` scan), its
+  scores get the post transform (NONE, LOGISTIC, SOFTMAX). One coefficient row with two labels
+  is onnxruntime's binary case: label ``s > 0``, scores ``[1 - v, v]`` with ``v`` the (LOGISTIC'd)
+  score.
+* TreeEnsembleRegressor / TreeEnsembleClassifier: one TREE_ENSEMBLE op (attrs.TreeEnsemble).
+* ArrayFeatureExtractor with constant indices: GATHER on the last axis.
+
+Refused in one line (the node is carried as an opaque op, which cgen refuses with the reason):
+string class labels, integer labels other than 0..n-1 for LinearClassifier, PROBIT and
+SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value tracking,
+the ``*_as_tensor`` (double) attributes, and ZipMap (a sequence of maps: export with
+``options={id(model): {'zipmap': False}}``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import DType, OpKind
+from ...ir import attrs as A
+from .attention import _Builder
+from .layout import Layout
+from .shape_ops import Fail, cv_attrs
+
+K = OpKind
+F32 = DType.FLOAT32
+ZIPMAP_HINT = ("ZipMap (probabilities as a sequence of maps; the IR holds tensors): convert with skl2onnx "
+               "options={id(model): {'zipmap': False}}")
+
+
+def _text(x) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _rows(cv, name) -> tuple[int, tuple[int, int]]:
+    """Activation ``name`` as float32 [N, C] (a rank-1 [C] input is one row)."""
+    v = cv._float_source(name)
+    shape = tuple(v.shape)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if len(shape) != 2:
+        raise Fail(f"input '{name}' has rank {len(v.shape)} (an [N, features] matrix is supported)")
+    return v.idx, shape
+
+
+def _bind(cv, name: str, idx: int, dtype: DType = F32) -> None:
+    """ONNX tensor ``name`` is IR tensor ``idx`` (a RESHAPE to its own tensor)."""
+    from .reader import Val
+    shape = tuple(cv.tensors[idx].shape)
+    out = cv._tensor(name, shape, dtype)
+    cv._emit(K.RESHAPE, [idx], [out])
+    cv.vals[name] = Val(out, Layout.SAME, shape)
+
+
+def scaler(cv, node) -> None:
+    a = cv_attrs(node)
+    x, (n, c) = _rows(cv, node.input[0])
+    b = _Builder(cv, node, "scaler")
+    off = np.asarray(a.get("offset", [0.0]), np.float32)
+    scale = np.asarray(a.get("scale", [1.0]), np.float32)
+    for what, v in (("offset", off), ("scale", scale)):
+        if v.size not in (1, c):
+            raise Fail(f"{what} has {v.size} values for {c} features")
+    y = b.ew(K.MUL, b.ew(K.SUB, x, b.const(off.reshape(1, -1))), b.const(scale.reshape(1, -1)))
+    _bind(cv, node.output[0], b.reshape(y, (n, c)))
+
+
+def normalizer(cv, node) -> None:
+    norm = _text(cv_attrs(node).get("norm", "MAX"))
+    x, (n, c) = _rows(cv, node.input[0])
+    b = _Builder(cv, node, "norm")
+    row = (n, 1)
+    keep = A.Mean((1,), True)
+    if norm == "MAX":
+        d = b.op(K.REDUCE_MAX, [x], row, keep)
+    elif norm == "L1":
+        d = b.op(K.SUM, [b.op(K.ABS, [x], (n, c))], row, keep)
+    elif norm == "L2":
+        d = b.op(K.SQRT, [b.op(K.SUM, [b.op(K.SQUARE, [x], (n, c))], row, keep)], row)
+    else:
+        raise Fail(f"norm '{norm}' (MAX, L1 and L2 are supported)", final=True)
+    zero = cv._tensor(f"{node.output[0]}/norm_zero", row, DType.BOOL)
+    cv._emit(K.EQUAL, [d, b.const([[0.0]])], [zero])
+    d = b.op(K.SELECT_V2, [zero, b.const([[1.0]]), d], row)
+    _bind(cv, node.output[0], b.ew(K.DIV, x, d))
+
+
+def _linear(cv, node, b: _Builder, x: int, n: int, f: int, a: dict) -> tuple[int, int]:
+    """(raw scores [N, T], T) of a LinearRegressor / LinearClassifier."""
+    coef = np.asarray(a.get("coefficients", []), np.float32)
+    if coef.size == 0 or coef.size % f:
+        raise Fail(f"{coef.size} coefficients for {f} features", final=True)
+    t = coef.size // f
+    inter = np.asarray(a.get("intercepts", [0.0] * t), np.float32)
+    if inter.size != t:
+        raise Fail(f"{inter.size} intercepts for {t} coefficient rows", final=True)
+    post = _text(a.get("post_transform", "NONE"))
+    if post not in ("NONE", "LOGISTIC", "SOFTMAX"):
+        raise Fail(f"post_transform {post} (NONE, LOGISTIC and SOFTMAX are supported)")
+    w = b.const(coef.reshape(t, f), "w")
+    return b.op(K.FULLY_CONNECTED, [x, w, b.const(inter, "b")], (n, t), A.FullyConnected()), t
+
+
+def _transform(b: _Builder, post: str, s: int) -> int:
+    if post == "LOGISTIC":
+        return b.op(K.LOGISTIC, [s], b.shape(s))
+    if post == "SOFTMAX":
+        return b.op(K.SOFTMAX, [s], b.shape(s), A.Softmax(1.0, -1))
+    return s
+
+
+def linear_regressor(cv, node) -> None:
+    a = cv_attrs(node)
+    x, (n, f) = _rows(cv, node.input[0])
+    b = _Builder(cv, node, "linreg")
+    post = _text(a.get("post_transform", "NONE"))
+    if post != "NONE":
+        raise Fail(f"post_transform {post} (NONE is supported)")
+    s, t = _linear(cv, node, b, x, n, f, a)
+    if int(a.get("targets", t)) != t:
+        raise Fail(f"targets {a.get('targets')} with {t} coefficient rows", final=True)
+    _bind(cv, node.output[0], s)
+
+
+def _int_labels(a: dict, key: str) -> tuple[int, ...]:
+    if a.get("classlabels_strings"):
+        raise Fail("string class labels (classlabels_strings; the IR holds numeric tensors): train with "
+                   "integer labels 0..n-1")
+    return tuple(int(v) for v in a.get(key, ()))
+
+
+def _label(cv, name: str, scores: int, n: int) -> None:
+    """ONNX output ``name`` (int64 [N]): the index of the first maximum of ``scores``."""
+    from .reader import Val
+    out = cv._tensor(name, (n,), DType.INT64)
+    cv._emit(K.ARG_MAX, [scores], [out], A.ArgMinMax(1))
+    cv.vals[name] = Val(out, Layout.SAME, (n,))
+
+
+def linear_classifier(cv, node) -> None:
+    a = cv_attrs(node)
+    labels = _int_labels(a, "classlabels_ints")
+    x, (n, f) = _rows(cv, node.input[0])
+    b = _Builder(cv, node, "linclf")
+    s, t = _linear(cv, node, b, x, n, f, a)
+    post = _text(a.get("post_transform", "NONE"))
+    binary = t == 1 and len(labels) == 2
+    want = tuple(range(2 if binary else t))
+    if labels and labels != want:
+        raise Fail(f"class labels {list(labels)[:8]} for {t} score(s) (labels 0..n-1 are supported: "
+                   "train with y encoded as 0..n-1)")
+    if binary:   # onnxruntime: label s > 0, scores [1 - v, v]
+        if post == "SOFTMAX":
+            raise Fail("post_transform SOFTMAX with one coefficient row (NONE and LOGISTIC are supported)")
+        label_in = b.op(K.CONCATENATION, [b.op(K.NEG, [s], (n, 1)), s], (n, 2), A.Concatenation(1))
+        v = _transform(b, post, s)
+        scores = b.op(K.CONCATENATION, [b.ew(K.SUB, b.const([[1.0]]), v), v], (n, 2), A.Concatenation(1))
+    else:
+        label_in, scores = s, _transform(b, post, s)
+    _label(cv, node.output[0], label_in, n)
+    if len(node.output) > 1 and node.output[1]:
+        _bind(cv, node.output[1], scores)
+
+
+def array_feature_extractor(cv, node) -> None:
+    """Y = X[..., indices] with constant indices (LinearSVC's positive-class column)."""
+    if node.input[1] not in cv.consts:
+        raise Fail("indices given at run time (constant indices are supported)")
+    idx = np.asarray(cv._const_f(node.input[1])).astype(np.int64).reshape(-1)
+    x, (n, c) = _rows(cv, node.input[0])
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= c:
+        raise Fail(f"indices {idx.tolist()[:8]} out of range for {c} columns", final=True)
+    b = _Builder(cv, node, "afe")
+    y = b.op(K.GATHER, [x], (n, idx.size), A.Gather(1, tuple(int(i) for i in idx), (idx.size,)))
+    _bind(cv, node.output[0], y)
+
+
+def _tree_nodes(a: dict, targets_key: str):
+    """The nodes of every tree in preorder (children after their parent), as attrs.TreeEnsemble's
+    arrays, with the leaf weights grouped per leaf."""
+    for k in ("nodes_values_as_tensor", "base_values_as_tensor", f"{targets_key}_weights_as_tensor"):
+        if k in a:
+            raise Fail(f"{k} (double thresholds or weights; the float attributes are supported)")
+    if any(int(v) for v in a.get("nodes_missing_value_tracks_true", ())):
+        raise Fail("nodes_missing_value_tracks_true (missing-value tracking is not supported)")
+    tree, nid = list(a["nodes_treeids"]), list(a["nodes_nodeids"])
+    modes = [_text(m) for m in a["nodes_modes"]]
+    bad = sorted({m for m in modes if m not in A.TREE_MODES})
+    if bad:
+        raise Fail(f"node mode {bad[0]} (BRANCH_LEQ/LT/GTE/GT/EQ/NEQ and LEAF are supported)")
+    n = len(tree)
+    cols = [a["nodes_featureids"], a["nodes_values"], a["nodes_truenodeids"], a["nodes_falsenodeids"], nid]
+    if any(len(c) != n for c in cols) or len(modes) != n:
+        raise Fail("node attributes of different lengths", final=True)
+    at = {(int(t), int(i)): k for k, (t, i) in enumerate(zip(tree, nid))}
+    if len(at) != n:
+        raise Fail("a node id appears twice in one tree", final=True)
+    w_tree, w_node = a.get(f"{targets_key}_treeids", []), a.get(f"{targets_key}_nodeids", [])
+    w_id, w_val = a.get(f"{targets_key}_ids", []), a.get(f"{targets_key}_weights", [])
+    if not len(w_tree) == len(w_node) == len(w_id) == len(w_val):
+        raise Fail("leaf weight attributes of different lengths", final=True)
+    weights: dict[int, list[tuple[int, float]]] = {}
+    for t, i, c, v in zip(w_tree, w_node, w_id, w_val):
+        k = at.get((int(t), int(i)))
+        if k is None:
+            raise Fail(f"a weight for node {i} of tree {t}, which does not exist", final=True)
+        weights.setdefault(k, []).append((int(c), float(v)))
+    trees = list(dict.fromkeys(int(t) for t in tree))   # in the order they appear
+    order: list[int] = []
+    roots = []
+    pos: dict[int, int] = {}
+    for t in trees:
+        children = {int(cols[2][k]) for k in range(n) if int(tree[k]) == t and modes[k] != "LEAF"} | \
+                   {int(cols[3][k]) for k in range(n) if int(tree[k]) == t and modes[k] != "LEAF"}
+        tops = [int(nid[k]) for k in range(n) if int(tree[k]) == t and int(nid[k]) not in children]
+        if len(tops) != 1:
+            raise Fail(f"tree {t} has {len(tops)} roots", final=True)
+        roots.append(len(order))
+        stack = [at[(t, tops[0])]]
+        while stack:
+            k = stack.pop()
+            if k in pos:
+                raise Fail(f"tree {t} is not a tree (node {nid[k]} is reached twice)", final=True)
+            pos[k] = len(order)
+            order.append(k)
+            if modes[k] != "LEAF":
+                for child in (cols[3][k], cols[2][k]):   # true child first in preorder
+                    c = at.get((t, int(child)))
+                    if c is None:
+                        raise Fail(f"node {nid[k]} of tree {t} has a missing child {child}", final=True)
+                    stack.append(c)
+    leaf = A.TREE_MODES.index("LEAF")
+    arr = dict(feature=[], threshold=[], mode=[], true_child=[], false_child=[], leaf_first=[], leaf_count=[],
+               weight_target=[], weight_value=[])
+    for k in order:
+        m = A.TREE_MODES.index(modes[k])
+        is_leaf = m == leaf
+        arr["mode"].append(m)
+        arr["feature"].append(0 if is_leaf else int(cols[0][k]))
+        arr["threshold"].append(0.0 if is_leaf else float(np.float32(cols[1][k])))
+        arr["true_child"].append(0 if is_leaf else pos[at[(int(tree[k]), int(cols[2][k]))]])
+        arr["false_child"].append(0 if is_leaf else pos[at[(int(tree[k]), int(cols[3][k]))]])
+        ws = weights.get(k, []) if is_leaf else []
+        arr["leaf_first"].append(len(arr["weight_value"]))
+        arr["leaf_count"].append(len(ws))
+        for c, v in ws:
+            arr["weight_target"].append(c)
+            arr["weight_value"].append(float(np.float32(v)))
+    return tuple(roots), {key: tuple(v) for key, v in arr.items()}
+
+
+def tree_ensemble(cv, node) -> None:
+    from .reader import Val
+    a = cv_attrs(node)
+    classifier = node.op_type == "TreeEnsembleClassifier"
+    x, (n, f) = _rows(cv, node.input[0])
+    post = _text(a.get("post_transform", "NONE"))
+    if post not in A.TREE_TRANSFORMS:
+        raise Fail(f"post_transform {post} (NONE, LOGISTIC, SOFTMAX and SOFTMAX_ZERO are supported)")
+    if classifier:
+        labels = _int_labels(a, "classlabels_int64s")
+        n_targets = len(labels)
+        key, agg = "class", "SUM"
+    else:
+        labels = ()
+        n_targets = int(a.get("n_targets", 1))
+        key, agg = "target", _text(a.get("aggregate_function", "SUM"))
+        if agg not in A.TREE_AGGREGATES:
+            raise Fail(f"aggregate_function {agg}", final=True)
+    roots, arr = _tree_nodes(a, key)
+    if n_targets < 1 or any(not 0 <= t < n_targets for t in arr["weight_target"]):
+        raise Fail(f"a leaf weight for a target outside 0..{n_targets - 1}", final=True)
+    if any(m != A.TREE_MODES.index("LEAF") and not 0 <= fi < f for m, fi in zip(arr["mode"], arr["feature"])):
+        raise Fail(f"a node reads a feature outside 0..{f - 1}", final=True)
+    base = tuple(float(np.float32(v)) for v in a.get("base_values", ()))
+    binary = classifier and n_targets == 2 and len(set(arr["weight_target"])) == 1
+    attrs = A.TreeEnsemble(n_targets, roots, aggregate=agg, base_values=base, post_transform=post, labels=labels,
+                           binary=binary, all_positive=all(v >= 0 for v in a.get(f"{key}_weights", ())), **arr)
+    scores = cv._tensor(node.output[-1] if not classifier else node.output[1] or f"{node.output[0]}/scores",
+                        (n, n_targets), F32)
+    outs = [scores]
+    if classifier:
+        outs.append(cv._tensor(node.output[0], (n,), DType.INT64))
+        cv.vals[node.output[0]] = Val(outs[1], Layout.SAME, (n,))
+    cv._emit(K.TREE_ENSEMBLE, [x], outs, attrs)
+    name = node.output[1] if classifier else node.output[0]
+    if name:
+        cv.vals[name] = Val(scores, Layout.SAME, (n, n_targets))
+
+
+def zipmap(cv, node) -> None:
+    raise Fail(ZIPMAP_HINT, final=True)
+
+
+HANDLERS = {"Scaler": scaler, "Normalizer": normalizer, "LinearRegressor": linear_regressor,
+            "LinearClassifier": linear_classifier, "ArrayFeatureExtractor": array_feature_extractor,
+            "TreeEnsembleRegressor": tree_ensemble, "TreeEnsembleClassifier": tree_ensemble, "ZipMap": zipmap}

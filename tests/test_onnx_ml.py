@@ -1,0 +1,267 @@
+"""ONNX-ML (ai.onnx.ml) models, as skl2onnx exports scikit-learn estimators, through cgen.
+
+scikit-learn pipelines and estimators (StandardScaler / MinMaxScaler / Normalizer with
+LogisticRegression, LinearSVC, LinearRegression, Ridge, decision trees, random forests and
+gradient boosting, classifiers and regressors) are trained on seeded synthetic data, converted
+with ``skl2onnx.to_onnx`` as users do (``zipmap: False``), compiled by cgen, built for the host
+and run on the data rows and random rows (one batch of BATCH rows) next to onnxruntime: labels
+(int64) equal, scores within 1e-5 relative (the largest difference over the largest magnitude
+of that output over all rows). onnxruntime's labels are also compared with scikit-learn's
+``predict``. Hand-built nodes cover what skl2onnx does not write: every tree branch mode on
+inputs that hit the thresholds exactly, MIN / MAX / AVERAGE aggregates, SOFTMAX_ZERO, and
+LinearClassifier's binary case with one coefficient row. Refusals are one line naming the op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import skl2onnx
+from onnx import TensorProto as TP, helper as h
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
+                              RandomForestRegressor)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from platformio_tinyml.compilers.cgen import generate
+from platformio_tinyml.errors import UnsupportedOpError
+from platformio_tinyml.model.onnx import load_onnx
+from platformio_tinyml.verify.host import build_host
+from platformio_tinyml.verify.reference import OnnxReference
+from test_cgen_ops import FLOAT_TOL, rel_err
+from test_cli import tinyml
+
+BATCH = 64
+F = 8
+ML_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+def _data(kind: str, classes: int = 3):
+    if kind == "reg":
+        X, y = make_regression(160, F, n_informative=5, noise=0.5, random_state=0)
+    else:
+        X, y = make_classification(160, F, n_informative=5, n_classes=classes, random_state=0)
+    return X.astype(np.float32), y
+
+
+MODELS = {   # name: (estimator factory, data kind, classes)
+    "standard_logreg3": (lambda: make_pipeline(StandardScaler(), LogisticRegression()), "clf", 3),
+    "minmax_logreg2": (lambda: make_pipeline(MinMaxScaler(), LogisticRegression()), "clf", 2),
+    "normalizer_logreg3": (lambda: make_pipeline(Normalizer("l2"), LogisticRegression()), "clf", 3),
+    "linearsvc2": (lambda: LinearSVC(), "clf", 2),
+    "linearsvc3": (lambda: LinearSVC(), "clf", 3),   # skl2onnx 1.20 fails on a pipeline ending in LinearSVC
+    "linreg": (lambda: make_pipeline(StandardScaler(), LinearRegression()), "reg", 0),
+    "ridge": (lambda: Ridge(), "reg", 0),
+    "tree3": (lambda: DecisionTreeClassifier(max_depth=5, random_state=0), "clf", 3),
+    "tree2": (lambda: DecisionTreeClassifier(max_depth=5, random_state=0), "clf", 2),
+    "forest3": (lambda: RandomForestClassifier(6, max_depth=4, random_state=0), "clf", 3),
+    "forest2": (lambda: RandomForestClassifier(6, max_depth=4, random_state=0), "clf", 2),
+    "boost3": (lambda: GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0), "clf", 3),
+    "boost2": (lambda: GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0), "clf", 2),
+    "tree_reg": (lambda: DecisionTreeRegressor(max_depth=5, random_state=0), "reg", 0),
+    "forest_reg": (lambda: RandomForestRegressor(6, max_depth=4, random_state=0), "reg", 0),
+    "boost_reg": (lambda: GradientBoostingRegressor(n_estimators=6, max_depth=3, random_state=0), "reg", 0),
+}
+
+
+def _export(name: str, path):
+    """(path of the skl2onnx export, fitted model, X) for MODELS[name]."""
+    make, kind, classes = MODELS[name]
+    X, y = _data(kind, classes)
+    model = make().fit(X, y)
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    options = {id(model): {"zipmap": False}} if hasattr(last, "predict_proba") else None
+    onx = skl2onnx.to_onnx(model, X[:1], options=options, target_opset=ML_OPSET)
+    onnx.save(onx, str(path))
+    return path, model, X
+
+
+def _rows(X: np.ndarray) -> np.ndarray:
+    """BATCH rows: half the data, half random draws at the data's scale."""
+    rng = np.random.default_rng(3)
+    rand = (rng.standard_normal((BATCH - BATCH // 2, X.shape[1])) * X.std(0) + X.mean(0)).astype(np.float32)
+    return np.concatenate([X[:BATCH // 2], rand]).astype(np.float32)
+
+
+def _parity(path, tmp_path, x: np.ndarray):
+    """Our outputs and onnxruntime's on the rows ``x`` (one batch): labels equal, scores within
+    FLOAT_TOL relative; returns onnxruntime's outputs."""
+    name = onnx.load(str(path)).graph.input[0].name
+    g = load_onnx(path, {name: x.shape})
+    host = build_host(generate(g, "m"), g, tmp_path / "b")
+    ours, theirs = host.run([x]), OnnxReference(path, g).run([x])
+    assert len(ours) == len(theirs) >= 1
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        b = np.asarray(b)
+        assert a.dtype == b.dtype, (k, a.dtype, b.dtype)
+        b = b.reshape(a.shape)
+        if a.dtype.kind == "i":
+            assert np.array_equal(a, b), f"output {k}: labels differ at rows {np.flatnonzero(a != b)[:8]}"
+        else:
+            e = rel_err(a, b)
+            assert e <= FLOAT_TOL, f"output {k}: relative error {e:.3g}"
+    return theirs
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sklearn_export_matches_onnxruntime_and_sklearn(name, tmp_path):
+    path, model, X = _export(name, tmp_path / f"{name}.onnx")
+    x = _rows(X)
+    ref = _parity(path, tmp_path, x)
+    if MODELS[name][1] == "clf":   # onnxruntime (float32) against scikit-learn (float64) on the data rows
+        agree = np.mean(np.asarray(ref[0]).reshape(-1)[:BATCH // 2] == model.predict(x[:BATCH // 2]))
+        assert agree >= 0.95, agree
+    else:
+        want = model.predict(x[:BATCH // 2])
+        got = np.asarray(ref[0]).reshape(-1)[:BATCH // 2]
+        assert np.max(np.abs(got - want)) <= 1e-4 * np.max(np.abs(want)) + 1e-4
+
+
+def test_skl2onnx_ops_are_the_onnx_ml_ones(tmp_path):
+    """The exports above use the ai.onnx.ml operators this reader converts (not an opaque op)."""
+    seen = set()
+    for name in ("standard_logreg3", "normalizer_logreg3", "linearsvc2", "ridge", "forest3", "boost_reg"):
+        path, _, _ = _export(name, tmp_path / f"{name}.onnx")
+        seen |= {(n.domain, n.op_type) for n in onnx.load(str(path)).graph.node}
+        assert all(op.kind.value != "OPAQUE" for op in load_onnx(path).ops), name
+    assert {("ai.onnx.ml", op) for op in ("Scaler", "Normalizer", "LinearClassifier", "LinearRegressor",
+                                           "TreeEnsembleClassifier", "TreeEnsembleRegressor",
+                                           "ArrayFeatureExtractor")} <= seen
+
+
+# ---- hand-built nodes -----------------------------------------------------------------------------
+
+def _save(path, node, outputs, f=3):
+    """One ai.onnx.ml node on X [None, f]; outputs: (name, elem type, shape)."""
+    g = h.make_graph([node], "ml", [h.make_tensor_value_info("X", TP.FLOAT, [None, f])],
+                     [h.make_tensor_value_info(n, t, s) for n, t, s in outputs])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("ai.onnx.ml", 3)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def _linear_classifier(path, rows: int, post: str, labels=None, **kw):
+    rng = np.random.default_rng(5)
+    labels = list(range(max(rows, 2))) if labels is None else labels
+    node = h.make_node("LinearClassifier", ["X"], ["Y", "Z"], domain="ai.onnx.ml",
+                       coefficients=rng.standard_normal(rows * 3).tolist(),
+                       intercepts=rng.standard_normal(rows).tolist(), post_transform=post, **kw,
+                       **({"classlabels_ints": labels} if labels else {}))
+    return _save(path, node, [("Y", TP.INT64, [None]), ("Z", TP.FLOAT, [None, None])])
+
+
+@pytest.mark.parametrize("rows,post", [(1, "NONE"), (1, "LOGISTIC"), (3, "NONE"), (3, "LOGISTIC"),
+                                       (3, "SOFTMAX"), (2, "SOFTMAX")])
+def test_linear_classifier(rows, post, tmp_path):
+    """One coefficient row with two labels: onnxruntime's label s > 0 and scores [1 - v, v]."""
+    x = np.random.default_rng(2).standard_normal((BATCH, 3)).astype(np.float32)
+    x[0] = 0.0
+    ref = _parity(_linear_classifier(tmp_path / "m.onnx", rows, post), tmp_path, x)
+    assert np.asarray(ref[1]).shape == (BATCH, max(rows, 2))
+
+
+THRESH = [0.0, -0.5, 0.5, 1.0, -1.0, 0.25, 0.75]
+
+
+def _tree(path, op: str, mode: str, n_targets: int = 3, **kw):
+    """Two trees of depth 2 on features 0..2, every branch in ``mode``; inputs hit the thresholds."""
+    modes, feats, vals, trues, falses = [], [], [], [], []
+    for _ in range(2):
+        modes += [mode, mode, mode, "LEAF", "LEAF", "LEAF", "LEAF"]
+        feats += [0, 1, 2, 0, 0, 0, 0]
+        vals += THRESH
+        trues += [1, 3, 5, 0, 0, 0, 0]
+        falses += [2, 4, 6, 0, 0, 0, 0]
+    rng = np.random.default_rng(7)
+    t_ids, n_ids, w_ids, w = [], [], [], []
+    for t in range(2):
+        for leaf in (3, 4, 5, 6):
+            for c in range(n_targets):
+                t_ids.append(t), n_ids.append(leaf), w_ids.append(c), w.append(float(rng.uniform(-1, 2)))
+    key = "class" if op == "TreeEnsembleClassifier" else "target"
+    attrs = dict(nodes_treeids=[0] * 7 + [1] * 7, nodes_nodeids=list(range(7)) * 2, nodes_modes=modes,
+                 nodes_featureids=feats, nodes_values=vals, nodes_truenodeids=trues, nodes_falsenodeids=falses,
+                 **{f"{key}_treeids": t_ids, f"{key}_nodeids": n_ids, f"{key}_ids": w_ids, f"{key}_weights": w})
+    attrs.update(kw)
+    if op == "TreeEnsembleClassifier":
+        attrs.setdefault("classlabels_int64s", list(range(n_targets)))
+        outs = [("Y", TP.INT64, [None]), ("Z", TP.FLOAT, [None, n_targets])]
+    else:
+        attrs["n_targets"] = n_targets
+        outs = [("Z", TP.FLOAT, [None, n_targets])]
+    node = h.make_node(op, ["X"], [o[0] for o in outs], domain="ai.onnx.ml", **attrs)
+    return _save(path, node, outs)
+
+
+def _tree_inputs() -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return rng.choice(np.array(THRESH + [0.1, -0.3, 2.0], np.float32), size=(BATCH, 3))
+
+
+@pytest.mark.parametrize("mode", ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"])
+def test_tree_branch_modes(mode, tmp_path):
+    _parity(_tree(tmp_path / "m.onnx", "TreeEnsembleRegressor", mode), tmp_path, _tree_inputs())
+
+
+def test_a_flipped_branch_mode_is_caught(tmp_path):
+    """The parity check above sees a wrong comparison: LEQ's export against LT's outputs differs."""
+    x = _tree_inputs()
+    leq = OnnxReference(_tree(tmp_path / "a.onnx", "TreeEnsembleRegressor", "BRANCH_LEQ"),
+                        load_onnx(tmp_path / "a.onnx", {"X": x.shape})).run([x])[0]
+    lt = OnnxReference(_tree(tmp_path / "b.onnx", "TreeEnsembleRegressor", "BRANCH_LT"),
+                       load_onnx(tmp_path / "b.onnx", {"X": x.shape})).run([x])[0]
+    assert rel_err(np.asarray(lt), np.asarray(leq)) > FLOAT_TOL
+
+
+@pytest.mark.parametrize("op,kw", [
+    ("TreeEnsembleRegressor", {"aggregate_function": "AVERAGE", "base_values": [0.5, -1.0, 2.0]}),
+    ("TreeEnsembleRegressor", {"aggregate_function": "MIN"}),
+    ("TreeEnsembleRegressor", {"aggregate_function": "MAX", "base_values": [0.5, -1.0, 2.0]}),
+    ("TreeEnsembleRegressor", {"post_transform": "SOFTMAX"}),
+    ("TreeEnsembleClassifier", {"post_transform": "SOFTMAX_ZERO"}),
+    ("TreeEnsembleClassifier", {"post_transform": "LOGISTIC", "base_values": [0.1, 0.2, 0.3]}),
+    ("TreeEnsembleClassifier", {"classlabels_int64s": [4, 9, 17]}),
+], ids=["average", "min", "max", "softmax", "softmax_zero", "logistic_base", "labels"])
+def test_tree_aggregates_and_transforms(op, kw, tmp_path):
+    _parity(_tree(tmp_path / "m.onnx", op, "BRANCH_LEQ", **kw), tmp_path, _tree_inputs())
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: _linear_classifier(p, 3, "PROBIT"), "LinearClassifier.*PROBIT"),
+    (lambda p: _linear_classifier(p, 3, "NONE", labels=[], classlabels_strings=["a", "b", "c"]),
+     "LinearClassifier.*string class labels"),
+    (lambda p: _linear_classifier(p, 3, "NONE", labels=[1, 2, 5]), "LinearClassifier.*labels 0..n-1"),
+    (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_MEMBER"), "TreeEnsembleRegressor.*BRANCH_MEMBER"),
+    (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_LEQ", nodes_missing_value_tracks_true=[1] * 14),
+     "TreeEnsembleRegressor.*missing-value"),
+])
+def test_refused_in_one_line(make, match, tmp_path):
+    """Carried as an opaque op; cgen refuses it with the converter's reason."""
+    with pytest.raises(UnsupportedOpError, match=match) as e:
+        generate(load_onnx(make(tmp_path / "m.onnx")), "m")
+    assert "\n" not in str(e.value)
+
+
+def test_zipmap_is_refused_with_the_skl2onnx_option(tmp_path):
+    X, y = _data("clf")
+    model = LogisticRegression().fit(X, y)
+    path = tmp_path / "zip.onnx"
+    onnx.save(skl2onnx.to_onnx(model, X[:1], target_opset=ML_OPSET), str(path))
+    with pytest.raises(UnsupportedOpError, match="ZipMap.*'zipmap': False") as e:
+        load_onnx(path)
+    assert "\n" not in str(e.value)
+
+
+def test_verify_cli_on_a_pipeline(tmp_path):
+    path, _, _ = _export("standard_logreg3", tmp_path / "pipe.onnx")
+    rc, out, err = tinyml("verify", path, "-t", "nucleo_f446re", "-n", "10")
+    assert rc == 0, out + err
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert "int64" in lines["label"] and "10/10" in lines["label"] and "PASS" in lines["label"]
+    assert "float32" in lines["probabilities"] and "PASS" in lines["probabilities"]
