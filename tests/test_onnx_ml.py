@@ -25,7 +25,7 @@ from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegres
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from platformio_tinyml.compilers.cgen import generate
@@ -76,7 +76,7 @@ def _export(name: str, path):
     model = make().fit(X, y)
     last = model.steps[-1][1] if hasattr(model, "steps") else model
     options = {id(model): {"zipmap": False}} if hasattr(last, "predict_proba") else None
-    onx = skl2onnx.to_onnx(model, X[:1], options=options, target_opset=ML_OPSET)
+    onx = skl2onnx.to_onnx(model, X[:1], options=options)   # skl2onnx's default opsets (onnx 22, ml 1)
     onnx.save(onx, str(path))
     return path, model, X
 
@@ -255,6 +255,17 @@ def test_zipmap_is_refused_with_the_skl2onnx_option(tmp_path):
     onnx.save(skl2onnx.to_onnx(model, X[:1], target_opset=ML_OPSET), str(path))
     with pytest.raises(UnsupportedOpError, match="ZipMap.*'zipmap': False") as e:
         load_onnx(path)
+    assert "\n" not in str(e.value)
+
+
+def test_svm_kernels_are_refused_in_one_line(tmp_path):
+    """SVMClassifier (SVC with an RBF kernel) has no converter: cgen names it and what is taken."""
+    X, y = _data("clf")
+    model = SVC().fit(X, y)
+    path = tmp_path / "svc.onnx"
+    onnx.save(skl2onnx.to_onnx(model, X[:1], options={id(model): {"zipmap": False}}), str(path))
+    with pytest.raises(UnsupportedOpError, match="SVMClassifier.*TreeEnsembleClassifier") as e:
+        generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
 
 
