@@ -34,7 +34,7 @@ from platformio_tinyml.model.onnx import load_onnx
 from platformio_tinyml.verify.host import build_host
 from platformio_tinyml.verify.reference import OnnxReference
 from test_cgen_ops import FLOAT_TOL, rel_err
-from test_cli import tinyml
+from test_cli import assert_one_line_error, tinyml
 
 BATCH = 64
 F = 8
@@ -227,8 +227,13 @@ def test_a_flipped_branch_mode_is_caught(tmp_path):
     ("TreeEnsembleClassifier", {"post_transform": "SOFTMAX_ZERO"}),
     ("TreeEnsembleClassifier", {"post_transform": "LOGISTIC", "base_values": [0.1, 0.2, 0.3]}),
     ("TreeEnsembleClassifier", {"classlabels_int64s": [4, 9, 17]}),
-], ids=["average", "min", "max", "softmax", "softmax_zero", "logistic_base", "labels"])
+    ("TreeEnsembleRegressor", {"n_targets": 1, "post_transform": "LOGISTIC", "base_values": [0.3]}),
+    ("TreeEnsembleRegressor", {"n_targets": 1, "aggregate_function": "AVERAGE"}),
+    ("TreeEnsembleClassifier", {"n_targets": 2, "post_transform": "LOGISTIC", "base_values": [0.2, -0.1]}),
+], ids=["average", "min", "max", "softmax", "softmax_zero", "logistic_base", "labels", "one_target",
+        "one_target_average", "two_classes_base"])
 def test_tree_aggregates_and_transforms(op, kw, tmp_path):
+    """One target: onnxruntime applies no post transform (only PROBIT, which is refused)."""
     _parity(_tree(tmp_path / "m.onnx", op, "BRANCH_LEQ", **kw), tmp_path, _tree_inputs())
 
 
@@ -237,6 +242,7 @@ def test_tree_aggregates_and_transforms(op, kw, tmp_path):
     (lambda p: _linear_classifier(p, 3, "NONE", labels=[], classlabels_strings=["a", "b", "c"]),
      "LinearClassifier.*string class labels"),
     (lambda p: _linear_classifier(p, 3, "NONE", labels=[1, 2, 5]), "LinearClassifier.*labels 0..n-1"),
+    (lambda p: _linear_classifier(p, 1, "NONE", labels=[0, 1, 2]), "LinearClassifier.*3 class labels for 1"),
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_MEMBER"), "TreeEnsembleRegressor.*BRANCH_MEMBER"),
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_LEQ", nodes_missing_value_tracks_true=[1] * 14),
      "TreeEnsembleRegressor.*missing-value"),
@@ -267,6 +273,14 @@ def test_svm_kernels_are_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError, match="SVMClassifier.*TreeEnsembleClassifier") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
+
+
+def test_a_float64_export_names_the_float32_sample(tmp_path):
+    X, y = _data("clf")
+    model = DecisionTreeClassifier(max_depth=3).fit(X, y)
+    path = tmp_path / "double.onnx"
+    onnx.save(skl2onnx.to_onnx(model, X[:1].astype(np.float64), options={id(model): {"zipmap": False}}), str(path))
+    assert_one_line_error(*tinyml("verify", path, "-t", "nucleo_f446re"), "float64", "X[:1].astype(numpy.float32)")
 
 
 def test_verify_cli_on_a_pipeline(tmp_path):

@@ -40,14 +40,11 @@ def _text(x) -> str:
 
 
 def _rows(cv, name) -> tuple[int, tuple[int, int]]:
-    """Activation ``name`` as float32 [N, C] (a rank-1 [C] input is one row)."""
+    """Activation ``name`` as float32 [N, C]."""
     v = cv._float_source(name)
-    shape = tuple(v.shape)
-    if len(shape) == 1:
-        shape = (1, shape[0])
-    if len(shape) != 2:
+    if len(v.shape) != 2:
         raise Fail(f"input '{name}' has rank {len(v.shape)} (an [N, features] matrix is supported)")
-    return v.idx, shape
+    return v.idx, tuple(v.shape)
 
 
 def _bind(cv, name: str, idx: int, dtype: DType = F32) -> None:
@@ -153,7 +150,9 @@ def linear_classifier(cv, node) -> None:
     post = _text(a.get("post_transform", "NONE"))
     binary = t == 1 and len(labels) == 2
     want = tuple(range(2 if binary else t))
-    if labels and labels != want:
+    if t == 1 and len(labels) != 2 or not labels:   # onnxruntime refuses these at load
+        raise Fail(f"{len(labels)} class labels for {t} coefficient row(s)", final=True)
+    if labels != want:
         raise Fail(f"class labels {list(labels)[:8]} for {t} score(s) (labels 0..n-1 are supported: "
                    "train with y encoded as 0..n-1)")
     if binary:   # onnxruntime: label s > 0, scores [1 - v, v]

@@ -380,8 +380,11 @@ class _Converter:
             raise ModelError(f"{what} is uint8", where=str(self.path), hint=qdq.UINT8_HINT)
         if elem_type not in table:
             from onnx import helper
+            hint = "Supported model I/O types: float32, int8"
+            if elem_type == TP.DOUBLE:
+                hint += " (skl2onnx: convert with a float32 sample, to_onnx(model, X[:1].astype(numpy.float32)))"
             raise ModelError(f"{what} has unsupported type {helper.tensor_dtype_to_np_dtype(elem_type)}",
-                             where=str(self.path), hint="Supported model I/O types: float32, int8")
+                             where=str(self.path), hint=hint)
         return table[elem_type]
 
     def _outputs(self) -> tuple[list[int], list[str]]:
