@@ -1,8 +1,8 @@
 """ONNX-ML (ai.onnx.ml) models, as skl2onnx exports scikit-learn estimators, through cgen.
 
 scikit-learn pipelines and estimators (StandardScaler / MinMaxScaler / Normalizer with
-LogisticRegression, LinearSVC, LinearRegression, Ridge, decision trees, random forests and
-gradient boosting, classifiers and regressors) are trained on seeded synthetic data, converted
+LogisticRegression, LinearSVC, LinearRegression, Ridge, SVR with four kernels, decision trees,
+random forests and gradient boosting, classifiers and regressors) are trained on seeded synthetic data, converted
 with ``skl2onnx.to_onnx`` as users do (``zipmap: False``), compiled by cgen, built for the host
 and run on the data rows and random rows (one batch of BATCH rows) next to onnxruntime: labels
 (int64) equal, scores within 1e-5 relative (the largest difference over the largest magnitude
@@ -25,7 +25,7 @@ from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegres
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from platformio_tinyml.compilers.cgen import generate
@@ -66,6 +66,10 @@ MODELS = {   # name: (estimator factory, data kind, classes)
     "tree_reg": (lambda: DecisionTreeRegressor(max_depth=5, random_state=0), "reg", 0),
     "forest_reg": (lambda: RandomForestRegressor(6, max_depth=4, random_state=0), "reg", 0),
     "boost_reg": (lambda: GradientBoostingRegressor(n_estimators=6, max_depth=3, random_state=0), "reg", 0),
+    "svr_rbf": (lambda: make_pipeline(StandardScaler(), SVR(C=50.0)), "reg", 0),
+    "svr_poly": (lambda: make_pipeline(StandardScaler(), SVR(kernel="poly", C=50.0)), "reg", 0),
+    "svr_sigmoid": (lambda: make_pipeline(StandardScaler(), SVR(kernel="sigmoid", C=50.0)), "reg", 0),
+    "svr_linear": (lambda: SVR(kernel="linear"), "reg", 0),
 }
 
 
@@ -125,13 +129,13 @@ def test_sklearn_export_matches_onnxruntime_and_sklearn(name, tmp_path):
 def test_skl2onnx_ops_are_the_onnx_ml_ones(tmp_path):
     """The exports above use the ai.onnx.ml operators this reader converts (not an opaque op)."""
     seen = set()
-    for name in ("standard_logreg3", "normalizer_logreg3", "linearsvc2", "ridge", "forest3", "boost_reg"):
+    for name in ("standard_logreg3", "normalizer_logreg3", "linearsvc2", "ridge", "forest3", "boost_reg", "svr_rbf"):
         path, _, _ = _export(name, tmp_path / f"{name}.onnx")
         seen |= {(n.domain, n.op_type) for n in onnx.load(str(path)).graph.node}
         assert all(op.kind.value != "OPAQUE" for op in load_onnx(path).ops), name
     assert {("ai.onnx.ml", op) for op in ("Scaler", "Normalizer", "LinearClassifier", "LinearRegressor",
                                            "TreeEnsembleClassifier", "TreeEnsembleRegressor",
-                                           "ArrayFeatureExtractor")} <= seen
+                                           "ArrayFeatureExtractor", "SVMRegressor")} <= seen
 
 
 # ---- hand-built nodes -----------------------------------------------------------------------------
@@ -237,6 +241,12 @@ def test_tree_aggregates_and_transforms(op, kw, tmp_path):
     _parity(_tree(tmp_path / "m.onnx", op, "BRANCH_LEQ", **kw), tmp_path, _tree_inputs())
 
 
+def _svr_degree4(path):
+    X, y = _data("reg")
+    onnx.save(skl2onnx.to_onnx(SVR(kernel="poly", degree=4).fit(X, y), X[:1]), str(path))
+    return path
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p: _linear_classifier(p, 3, "PROBIT"), "LinearClassifier.*PROBIT"),
     (lambda p: _linear_classifier(p, 3, "NONE", labels=[], classlabels_strings=["a", "b", "c"]),
@@ -246,6 +256,7 @@ def test_tree_aggregates_and_transforms(op, kw, tmp_path):
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_MEMBER"), "TreeEnsembleRegressor.*BRANCH_MEMBER"),
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_LEQ", nodes_missing_value_tracks_true=[1] * 14),
      "TreeEnsembleRegressor.*missing-value"),
+    (_svr_degree4, "SVMRegressor.*POLY kernel of degree 4"),
 ])
 def test_refused_in_one_line(make, match, tmp_path):
     """Carried as an opaque op; cgen refuses it with the converter's reason."""

@@ -11,11 +11,18 @@ with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
   score.
 * TreeEnsembleRegressor / TreeEnsembleClassifier: one TREE_ENSEMBLE op (attrs.TreeEnsemble).
 * ArrayFeatureExtractor with constant indices: GATHER on the last axis.
+* SVMRegressor: the kernel (LINEAR, POLY of degree 2 or 3, RBF, SIGMOID) against the support
+  vectors as FULLY_CONNECTED or SQUARED_DIFFERENCE + SUM + EXP, then FULLY_CONNECTED with the
+  coefficients and rho; one_class as SELECT_V2 of 1 / -1.
+
+onnx's shape inference does not know these ops' outputs: :func:`output_types` gives them to
+the reader's inference loop, so the nodes after them (Cast, Identity, ...) have shapes.
 
 Refused in one line (the node is carried as an opaque op, which cgen refuses with the reason):
 string class labels, integer labels other than 0..n-1 for LinearClassifier, PROBIT and
 SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value tracking,
-the ``*_as_tensor`` (double) attributes, and ZipMap (a sequence of maps: export with
+the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier and the
+other ONNX-ML operators, and ZipMap (a sequence of maps: export with
 ``options={id(model): {'zipmap': False}}``).
 """
 
@@ -31,6 +38,7 @@ from .shape_ops import Fail, cv_attrs
 
 K = OpKind
 F32 = DType.FLOAT32
+_FLOAT, _INT64 = 1, 7          # onnx TensorProto FLOAT, INT64
 ZIPMAP_HINT = ("ZipMap (probabilities as a sequence of maps; the IR holds tensors): convert with skl2onnx "
                "options={id(model): {'zipmap': False}}")
 
@@ -47,13 +55,21 @@ def _rows(cv, name) -> tuple[int, tuple[int, int]]:
     return v.idx, tuple(v.shape)
 
 
+def _set(cv, name: str, idx: int) -> None:
+    """ONNX tensor ``name`` is IR tensor ``idx``, with its shape and type (onnx's shape inference
+    does not know the ONNX-ML ops' outputs, which the next node may need)."""
+    from .reader import Val
+    t = cv.tensors[idx]
+    cv.vals[name] = Val(idx, Layout.SAME, tuple(t.shape))
+    cv.shapes[name] = tuple(t.shape)
+    cv.elem_types[name] = _INT64 if t.dtype is DType.INT64 else _FLOAT
+
+
 def _bind(cv, name: str, idx: int, dtype: DType = F32) -> None:
     """ONNX tensor ``name`` is IR tensor ``idx`` (a RESHAPE to its own tensor)."""
-    from .reader import Val
-    shape = tuple(cv.tensors[idx].shape)
-    out = cv._tensor(name, shape, dtype)
+    out = cv._tensor(name, tuple(cv.tensors[idx].shape), dtype)
     cv._emit(K.RESHAPE, [idx], [out])
-    cv.vals[name] = Val(out, Layout.SAME, shape)
+    _set(cv, name, out)
 
 
 def scaler(cv, node) -> None:
@@ -135,10 +151,9 @@ def _int_labels(a: dict, key: str) -> tuple[int, ...]:
 
 def _label(cv, name: str, scores: int, n: int) -> None:
     """ONNX output ``name`` (int64 [N]): the index of the first maximum of ``scores``."""
-    from .reader import Val
     out = cv._tensor(name, (n,), DType.INT64)
     cv._emit(K.ARG_MAX, [scores], [out], A.ArgMinMax(1))
-    cv.vals[name] = Val(out, Layout.SAME, (n,))
+    _set(cv, name, out)
 
 
 def linear_classifier(cv, node) -> None:
@@ -256,7 +271,6 @@ def _tree_nodes(a: dict, targets_key: str):
 
 
 def tree_ensemble(cv, node) -> None:
-    from .reader import Val
     a = cv_attrs(node)
     classifier = node.op_type == "TreeEnsembleClassifier"
     x, (n, f) = _rows(cv, node.input[0])
@@ -282,16 +296,90 @@ def tree_ensemble(cv, node) -> None:
     binary = classifier and n_targets == 2 and len(set(arr["weight_target"])) == 1
     attrs = A.TreeEnsemble(n_targets, roots, aggregate=agg, base_values=base, post_transform=post, labels=labels,
                            binary=binary, all_positive=all(v >= 0 for v in a.get(f"{key}_weights", ())), **arr)
-    scores = cv._tensor(node.output[-1] if not classifier else node.output[1] or f"{node.output[0]}/scores",
-                        (n, n_targets), F32)
-    outs = [scores]
+    names = [node.output[1] if len(node.output) > 1 else "", node.output[0]] if classifier else [node.output[0]]
+    outs = [cv._tensor(names[0] or f"{node.output[0]}/scores", (n, n_targets), F32)]
     if classifier:
         outs.append(cv._tensor(node.output[0], (n,), DType.INT64))
-        cv.vals[node.output[0]] = Val(outs[1], Layout.SAME, (n,))
     cv._emit(K.TREE_ENSEMBLE, [x], outs, attrs)
-    name = node.output[1] if classifier else node.output[0]
-    if name:
-        cv.vals[name] = Val(scores, Layout.SAME, (n, n_targets))
+    for name, idx in zip(names, outs):
+        if name:
+            _set(cv, name, idx)
+
+
+def svm_regressor(cv, node) -> None:
+    """onnxruntime's SVMRegressor: with support vectors, ``K(x, sv) . coefficients + rho`` where K is
+    LINEAR ``x.sv``, POLY ``(gamma x.sv + coef0)^degree`` (degree 2 or 3), RBF
+    ``exp(-gamma |x - sv|^2)`` or SIGMOID ``tanh(gamma x.sv + coef0)``; without, ``x.coefficients + rho``;
+    one_class: 1 where that is > 0, else -1 (post_transform is not applied, as in onnxruntime)."""
+    a = cv_attrs(node)
+    x, (n, f) = _rows(cv, node.input[0])
+    b = _Builder(cv, node, "svr")
+    coef = np.asarray(a.get("coefficients", []), np.float32)
+    rho = np.asarray(a.get("rho", []), np.float32)
+    s = int(a.get("n_supports", 0))
+    if coef.size == 0 or rho.size < 1:
+        raise Fail("no coefficients or rho", final=True)
+    kernel = _text(a.get("kernel_type", "LINEAR")) if s > 0 else "LINEAR"
+    gamma, coef0, degree = (list(a.get("kernel_params", [])) + [0.0, 0.0, 0.0])[:3]
+    if s > 0:
+        sv = np.asarray(a.get("support_vectors", []), np.float32)
+        if sv.size != s * f or coef.size != s:
+            raise Fail(f"{sv.size} support vector values and {coef.size} coefficients for {s} vectors of {f} "
+                       "features", final=True)
+        sv = sv.reshape(s, f)
+        if kernel == "RBF":
+            d = b.op(K.SQUARED_DIFFERENCE, [b.reshape(x, (n, 1, f)), b.const(sv.reshape(1, s, f), "sv")], (n, s, f))
+            k = b.op(K.EXP, [b.ew(K.MUL, b.op(K.SUM, [d], (n, s), A.Mean((2,), False)),
+                                  b.const([[-np.float32(gamma)]]))], (n, s))
+        elif kernel in ("LINEAR", "POLY", "SIGMOID"):
+            k = b.op(K.FULLY_CONNECTED, [x, b.const(sv, "sv")], (n, s), A.FullyConnected())
+            if kernel != "LINEAR":
+                k = b.ew(K.MUL, k, b.const([[gamma]]))
+                if coef0 != 0:
+                    k = b.ew(K.ADD, k, b.const([[coef0]]))
+            if kernel == "SIGMOID":
+                k = b.op(K.TANH, [k], (n, s))
+            elif kernel == "POLY" and degree in (2, 3):
+                sq = b.op(K.SQUARE, [k], (n, s))
+                k = sq if degree == 2 else b.ew(K.MUL, sq, k)
+            elif kernel == "POLY":
+                raise Fail(f"POLY kernel of degree {degree:g} (2 and 3 are supported)")
+        else:
+            raise Fail(f"kernel_type {kernel}", final=True)
+        y = b.op(K.FULLY_CONNECTED, [k, b.const(coef.reshape(1, s), "w"), b.const(rho[:1], "b")], (n, 1),
+                 A.FullyConnected())
+    else:
+        if coef.size != f:
+            raise Fail(f"{coef.size} coefficients for {f} features", final=True)
+        y = b.op(K.FULLY_CONNECTED, [x, b.const(coef.reshape(1, f), "w"), b.const(rho[:1], "b")], (n, 1),
+                 A.FullyConnected())
+    if int(a.get("one_class", 0)):
+        pos = cv._tensor(f"{node.output[0]}/svr_pos", (n, 1), DType.BOOL)
+        cv._emit(K.GREATER, [y, b.const([[0.0]])], [pos])
+        y = b.op(K.SELECT_V2, [pos, b.const([[1.0]]), b.const([[-1.0]])], (n, 1))
+    _bind(cv, node.output[0], y)
+
+
+def output_types(node, shape: list[int], a: dict) -> list[tuple[str, list[int], int]]:
+    """(name, shape, onnx element type) of the outputs of ONNX-ML ``node`` on an input of ``shape``
+    that this reader converts (onnx's shape inference leaves them unknown)."""
+    if len(shape) != 2:
+        return []
+    n, op, out = shape[0], node.op_type, list(node.output) + ["", ""]
+    if op in ("Scaler", "Normalizer"):
+        return [(out[0], list(shape), _FLOAT)]
+    if op == "LinearRegressor":
+        return [(out[0], [n, int(a.get("targets", 1))], _FLOAT)]
+    if op == "SVMRegressor":
+        return [(out[0], [n, 1], _FLOAT)]
+    if op == "TreeEnsembleRegressor":
+        return [(out[0], [n, int(a.get("n_targets", 1))], _FLOAT)]
+    if op == "LinearClassifier" and a.get("classlabels_ints"):
+        rows, labels = len(a.get("intercepts", ())), len(a["classlabels_ints"])
+        return [(out[0], [n], _INT64), (out[1], [n, 2 if rows == 1 and labels == 2 else rows], _FLOAT)]
+    if op == "TreeEnsembleClassifier" and a.get("classlabels_int64s"):
+        return [(out[0], [n], _INT64), (out[1], [n, len(a["classlabels_int64s"])], _FLOAT)]
+    return []
 
 
 def zipmap(cv, node) -> None:
@@ -300,4 +388,5 @@ def zipmap(cv, node) -> None:
 
 HANDLERS = {"Scaler": scaler, "Normalizer": normalizer, "LinearRegressor": linear_regressor,
             "LinearClassifier": linear_classifier, "ArrayFeatureExtractor": array_feature_extractor,
-            "TreeEnsembleRegressor": tree_ensemble, "TreeEnsembleClassifier": tree_ensemble, "ZipMap": zipmap}
+            "TreeEnsembleRegressor": tree_ensemble, "TreeEnsembleClassifier": tree_ensemble,
+            "SVMRegressor": svm_regressor, "ZipMap": zipmap}

@@ -166,8 +166,9 @@ def _first_line(e: Exception) -> str:
 
 
 def _infer_shapes(model):
-    """onnx shape inference, plus the output shapes of the com.microsoft QLinear ops it skips
-    (added as value_info, then inference runs again until nothing new is learnt)."""
+    """onnx shape inference, plus the output shapes of the com.microsoft QLinear ops and the
+    ai.onnx.ml ops it skips (added as value_info, then inference runs again until nothing new
+    is learnt)."""
     import onnx
     from onnx import helper
     for _ in range(len(model.graph.node) + 1):
@@ -181,6 +182,12 @@ def _infer_shapes(model):
             known[t.name] = (list(t.dims), t.data_type)
         added = False
         for n in model.graph.node:
+            if n.domain == "ai.onnx.ml" and n.input and n.input[0] in known:   # inference skips them too
+                for name, shape, et in ml.output_types(n, known[n.input[0]][0], _attrs(n)):
+                    if name and name not in known:
+                        model.graph.value_info.append(helper.make_tensor_value_info(name, et, shape))
+                        added = True
+                continue
             if n.domain != "com.microsoft" or not n.output or n.output[0] in known or n.input[0] not in known:
                 continue
             shape, et = known[n.input[0]]
@@ -1622,6 +1629,9 @@ class _Converter:
 
     def _identity(self, node) -> None:
         self.vals[node.output[0]] = self._get(node.input[0])
+        for known in (self.shapes, self.elem_types):   # when inference did not reach it (ONNX-ML outputs)
+            if node.input[0] in known:
+                known.setdefault(node.output[0], known[node.input[0]])
 
     def _cast(self, node) -> None:
         """Cast / CastLike of an activation to the type it already has (LayerNormalization's
