@@ -9,7 +9,8 @@ and run on the data rows and random rows (one batch of BATCH rows) next to onnxr
 of that output over all rows). onnxruntime's labels are also compared with scikit-learn's
 ``predict``. Hand-built nodes cover what skl2onnx does not write: every tree branch mode on
 inputs that hit the thresholds exactly, MIN / MAX / AVERAGE aggregates, SOFTMAX_ZERO, and
-LinearClassifier's binary case with one coefficient row. Refusals are one line naming the op.
+LinearClassifier's binary case with one coefficient row. Three models also run as firmware on
+emulated boards (atmega2560 in simavr, Cortex-M4F in QEMU). Refusals are one line naming the op.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.model.onnx import load_onnx
+from platformio_tinyml.verify.firmware import run_model
 from platformio_tinyml.verify.host import build_host
 from platformio_tinyml.verify.reference import OnnxReference
+from conftest import need_programs
 from test_cgen_ops import FLOAT_TOL, rel_err
 from test_cli import assert_one_line_error, tinyml
 
@@ -292,6 +295,24 @@ def test_a_float64_export_names_the_float32_sample(tmp_path):
     path = tmp_path / "double.onnx"
     onnx.save(skl2onnx.to_onnx(model, X[:1].astype(np.float64), options={id(model): {"zipmap": False}}), str(path))
     assert_one_line_error(*tinyml("verify", path, "-t", "nucleo_f446re"), "float64", "X[:1].astype(numpy.float32)")
+
+
+@pytest.mark.parametrize("name,machine", [("boost2", "atmega2560"), ("forest3", "atmega2560"),
+                                          ("standard_logreg3", "mps2-an386")])
+def test_on_emulated_boards(name, machine, tmp_path):
+    """The firmware (AVR: the node tables read from PROGMEM; Cortex-M4F) gives onnxruntime's outputs."""
+    need_programs(*{"atmega2560": ("avr-gcc", "simavr"),
+                    "mps2-an386": ("arm-none-eabi-gcc", "qemu-system-arm")}[machine])
+    path, _, X = _export(name, tmp_path / f"{name}.onnx")
+    g = load_onnx(path)
+    samples = [[x[None]] for x in _rows(X)[::16]]
+    run = run_model(generate(g, "m"), g, samples, tmp_path / "fw", machine, timeout=120)
+    ref = OnnxReference(path, g)
+    for s, ours in zip(samples, run.outputs):
+        labels, scores = ours
+        want_labels, want_scores = ref.run(s)
+        assert labels.dtype == np.int64 and np.array_equal(labels, np.asarray(want_labels).reshape(labels.shape))
+        assert rel_err(scores, np.asarray(want_scores).reshape(scores.shape)) <= FLOAT_TOL
 
 
 def test_verify_cli_on_a_pipeline(tmp_path):
