@@ -1,7 +1,7 @@
 """ONNX-ML (ai.onnx.ml) models, as skl2onnx exports scikit-learn estimators, through cgen.
 
 scikit-learn pipelines and estimators (StandardScaler / MinMaxScaler / Normalizer with
-LogisticRegression, LinearSVC, LinearRegression, Ridge, SVR with four kernels, decision trees,
+LogisticRegression, LinearSVC, LinearRegression, Ridge, SVR with four kernels, SVC, decision trees,
 random forests and gradient boosting, classifiers and regressors) are trained on seeded synthetic data, converted
 with ``skl2onnx.to_onnx`` as users do (``zipmap: False``), compiled by cgen, built for the host
 and run on the data rows and random rows (one batch of BATCH rows) next to onnxruntime: labels
@@ -20,6 +20,7 @@ import onnx
 import pytest
 import skl2onnx
 from onnx import TensorProto as TP, helper as h
+from sklearn.base import is_classifier
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
                               RandomForestRegressor)
@@ -73,6 +74,9 @@ MODELS = {   # name: (estimator factory, data kind, classes)
     "svr_poly": (lambda: make_pipeline(StandardScaler(), SVR(kernel="poly", C=50.0)), "reg", 0),
     "svr_sigmoid": (lambda: make_pipeline(StandardScaler(), SVR(kernel="sigmoid", C=50.0)), "reg", 0),
     "svr_linear": (lambda: SVR(kernel="linear"), "reg", 0),
+    "svc_rbf3": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 3),
+    "svc_rbf2": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 2),
+    "svc_poly3": (lambda: make_pipeline(StandardScaler(), SVC(kernel="poly", degree=2)), "clf", 3),
 }
 
 
@@ -82,7 +86,8 @@ def _export(name: str, path):
     X, y = _data(kind, classes)
     model = make().fit(X, y)
     last = model.steps[-1][1] if hasattr(model, "steps") else model
-    options = {id(model): {"zipmap": False}} if hasattr(last, "predict_proba") else None
+    zipmap = is_classifier(last) and not isinstance(last, LinearSVC)   # skl2onnx has no such option for LinearSVC
+    options = {id(model): {"zipmap": False}} if zipmap else None
     onx = skl2onnx.to_onnx(model, X[:1], options=options)   # skl2onnx's default opsets (onnx 22, ml 1)
     onnx.save(onx, str(path))
     return path, model, X
@@ -132,13 +137,14 @@ def test_sklearn_export_matches_onnxruntime_and_sklearn(name, tmp_path):
 def test_skl2onnx_ops_are_the_onnx_ml_ones(tmp_path):
     """The exports above use the ai.onnx.ml operators this reader converts (not an opaque op)."""
     seen = set()
-    for name in ("standard_logreg3", "normalizer_logreg3", "linearsvc2", "ridge", "forest3", "boost_reg", "svr_rbf"):
+    for name in ("standard_logreg3", "normalizer_logreg3", "linearsvc2", "ridge", "forest3", "boost_reg", "svr_rbf",
+                 "svc_rbf3"):
         path, _, _ = _export(name, tmp_path / f"{name}.onnx")
         seen |= {(n.domain, n.op_type) for n in onnx.load(str(path)).graph.node}
         assert all(op.kind.value != "OPAQUE" for op in load_onnx(path).ops), name
     assert {("ai.onnx.ml", op) for op in ("Scaler", "Normalizer", "LinearClassifier", "LinearRegressor",
                                            "TreeEnsembleClassifier", "TreeEnsembleRegressor",
-                                           "ArrayFeatureExtractor", "SVMRegressor")} <= seen
+                                           "ArrayFeatureExtractor", "SVMRegressor", "SVMClassifier")} <= seen
 
 
 # ---- hand-built nodes -----------------------------------------------------------------------------
@@ -278,13 +284,19 @@ def test_zipmap_is_refused_with_the_skl2onnx_option(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_svm_kernels_are_refused_in_one_line(tmp_path):
-    """SVMClassifier (SVC with an RBF kernel) has no converter: cgen names it and what is taken."""
+def test_svm_probabilities_and_other_ml_ops_are_refused_in_one_line(tmp_path):
+    """SVC(probability=True)'s Platt scaling is refused; an ONNX-ML op without a converter
+    (Binarizer) is named with the ones taken."""
     X, y = _data("clf")
-    model = SVC().fit(X, y)
+    model = SVC(probability=True, random_state=0).fit(X, y)
     path = tmp_path / "svc.onnx"
     onnx.save(skl2onnx.to_onnx(model, X[:1], options={id(model): {"zipmap": False}}), str(path))
-    with pytest.raises(UnsupportedOpError, match="SVMClassifier.*TreeEnsembleClassifier") as e:
+    with pytest.raises(UnsupportedOpError, match="SVMClassifier.*prob_a") as e:
+        generate(load_onnx(path), "m")
+    assert "\n" not in str(e.value)
+    node = h.make_node("Binarizer", ["X"], ["Y"], domain="ai.onnx.ml", threshold=0.5)
+    path = _save(tmp_path / "bin.onnx", node, [("Y", TP.FLOAT, [None, 3])])
+    with pytest.raises(UnsupportedOpError, match="Binarizer.*taken: .*TreeEnsembleClassifier") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
 

@@ -14,6 +14,10 @@ with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
 * SVMRegressor: the kernel (LINEAR, POLY of degree 2 or 3, RBF, SIGMOID) against the support
   vectors as FULLY_CONNECTED or SQUARED_DIFFERENCE + SUM + EXP, then FULLY_CONNECTED with the
   coefficients and rho; one_class as SELECT_V2 of 1 / -1.
+* SVMClassifier (one-against-one, without probabilities): the pairs' decision values as one
+  FULLY_CONNECTED over the kernel values, their votes (GREATER, SELECT_V2, FULLY_CONNECTED of
+  exact small integers) and the ARG_MAX of the votes. onnxruntime sums a decision value in
+  double, cgen in float: values near 0 differ by about 1e-6 absolute.
 
 onnx's shape inference does not know these ops' outputs: :func:`output_types` gives them to
 the reader's inference loop, so the nodes after them (Cast, Identity, ...) have shapes.
@@ -21,8 +25,8 @@ the reader's inference loop, so the nodes after them (Cast, Identity, ...) have 
 Refused in one line (the node is carried as an opaque op, which cgen refuses with the reason):
 string class labels, integer labels other than 0..n-1 for LinearClassifier, PROBIT and
 SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value tracking,
-the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier and the
-other ONNX-ML operators, and ZipMap (a sequence of maps: export with
+the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier's
+probabilities (prob_a / prob_b) and its linear form, the other ONNX-ML operators, and ZipMap (a sequence of maps: export with
 ``options={id(model): {'zipmap': False}}``).
 """
 
@@ -306,53 +310,56 @@ def tree_ensemble(cv, node) -> None:
             _set(cv, name, idx)
 
 
-def svm_regressor(cv, node) -> None:
-    """onnxruntime's SVMRegressor: with support vectors, ``K(x, sv) . coefficients + rho`` where K is
+def _svm_kernel(b: _Builder, x: int, n: int, f: int, a: dict, s: int) -> int:
+    """onnxruntime's kernel values [N, S] of the rows of ``x`` against the ``s`` support vectors:
     LINEAR ``x.sv``, POLY ``(gamma x.sv + coef0)^degree`` (degree 2 or 3), RBF
-    ``exp(-gamma |x - sv|^2)`` or SIGMOID ``tanh(gamma x.sv + coef0)``; without, ``x.coefficients + rho``;
-    one_class: 1 where that is > 0, else -1 (post_transform is not applied, as in onnxruntime)."""
+    ``exp(-gamma |x - sv|^2)`` or SIGMOID ``tanh(gamma x.sv + coef0)``."""
+    kernel = _text(a.get("kernel_type", "LINEAR"))
+    gamma, coef0, degree = (list(a.get("kernel_params", [])) + [0.0, 0.0, 0.0])[:3]
+    sv = np.asarray(a.get("support_vectors", []), np.float32)
+    if sv.size != s * f:
+        raise Fail(f"{sv.size} support vector values for {s} vectors of {f} features", final=True)
+    sv = sv.reshape(s, f)
+    if kernel == "RBF":
+        d = b.op(K.SQUARED_DIFFERENCE, [b.reshape(x, (n, 1, f)), b.const(sv.reshape(1, s, f), "sv")], (n, s, f))
+        return b.op(K.EXP, [b.ew(K.MUL, b.op(K.SUM, [d], (n, s), A.Mean((2,), False)),
+                                 b.const([[-np.float32(gamma)]]))], (n, s))
+    if kernel not in ("LINEAR", "POLY", "SIGMOID"):
+        raise Fail(f"kernel_type {kernel}", final=True)
+    if kernel == "POLY" and degree not in (2, 3):
+        raise Fail(f"POLY kernel of degree {degree:g} (2 and 3 are supported)")
+    k = b.op(K.FULLY_CONNECTED, [x, b.const(sv, "sv")], (n, s), A.FullyConnected())
+    if kernel != "LINEAR":
+        k = b.ew(K.MUL, k, b.const([[gamma]]))
+        if coef0 != 0:
+            k = b.ew(K.ADD, k, b.const([[coef0]]))
+    if kernel == "SIGMOID":
+        return b.op(K.TANH, [k], (n, s))
+    if kernel == "POLY":
+        sq = b.op(K.SQUARE, [k], (n, s))
+        return sq if degree == 2 else b.ew(K.MUL, sq, k)
+    return k
+
+
+def _fc(b: _Builder, x: int, w: np.ndarray, bias: np.ndarray) -> int:
+    n = b.shape(x)[0]
+    return b.op(K.FULLY_CONNECTED, [x, b.const(w, "w"), b.const(bias, "b")], (n, w.shape[0]), A.FullyConnected())
+
+
+def svm_regressor(cv, node) -> None:
+    """onnxruntime's SVMRegressor: with support vectors, ``K(x, sv) . coefficients + rho`` (see
+    _svm_kernel); without, ``x.coefficients + rho``; one_class: 1 where that is > 0, else -1
+    (post_transform is not applied, as in onnxruntime)."""
     a = cv_attrs(node)
     x, (n, f) = _rows(cv, node.input[0])
     b = _Builder(cv, node, "svr")
     coef = np.asarray(a.get("coefficients", []), np.float32)
     rho = np.asarray(a.get("rho", []), np.float32)
     s = int(a.get("n_supports", 0))
-    if coef.size == 0 or rho.size < 1:
-        raise Fail("no coefficients or rho", final=True)
-    kernel = _text(a.get("kernel_type", "LINEAR")) if s > 0 else "LINEAR"
-    gamma, coef0, degree = (list(a.get("kernel_params", [])) + [0.0, 0.0, 0.0])[:3]
-    if s > 0:
-        sv = np.asarray(a.get("support_vectors", []), np.float32)
-        if sv.size != s * f or coef.size != s:
-            raise Fail(f"{sv.size} support vector values and {coef.size} coefficients for {s} vectors of {f} "
-                       "features", final=True)
-        sv = sv.reshape(s, f)
-        if kernel == "RBF":
-            d = b.op(K.SQUARED_DIFFERENCE, [b.reshape(x, (n, 1, f)), b.const(sv.reshape(1, s, f), "sv")], (n, s, f))
-            k = b.op(K.EXP, [b.ew(K.MUL, b.op(K.SUM, [d], (n, s), A.Mean((2,), False)),
-                                  b.const([[-np.float32(gamma)]]))], (n, s))
-        elif kernel in ("LINEAR", "POLY", "SIGMOID"):
-            k = b.op(K.FULLY_CONNECTED, [x, b.const(sv, "sv")], (n, s), A.FullyConnected())
-            if kernel != "LINEAR":
-                k = b.ew(K.MUL, k, b.const([[gamma]]))
-                if coef0 != 0:
-                    k = b.ew(K.ADD, k, b.const([[coef0]]))
-            if kernel == "SIGMOID":
-                k = b.op(K.TANH, [k], (n, s))
-            elif kernel == "POLY" and degree in (2, 3):
-                sq = b.op(K.SQUARE, [k], (n, s))
-                k = sq if degree == 2 else b.ew(K.MUL, sq, k)
-            elif kernel == "POLY":
-                raise Fail(f"POLY kernel of degree {degree:g} (2 and 3 are supported)")
-        else:
-            raise Fail(f"kernel_type {kernel}", final=True)
-        y = b.op(K.FULLY_CONNECTED, [k, b.const(coef.reshape(1, s), "w"), b.const(rho[:1], "b")], (n, 1),
-                 A.FullyConnected())
-    else:
-        if coef.size != f:
-            raise Fail(f"{coef.size} coefficients for {f} features", final=True)
-        y = b.op(K.FULLY_CONNECTED, [x, b.const(coef.reshape(1, f), "w"), b.const(rho[:1], "b")], (n, 1),
-                 A.FullyConnected())
+    if coef.size != (s if s > 0 else f) or rho.size < 1:
+        raise Fail(f"{coef.size} coefficients and {rho.size} rho for {s} support vectors of {f} features",
+                   final=True)
+    y = _fc(b, _svm_kernel(b, x, n, f, a, s) if s > 0 else x, coef.reshape(1, -1), rho[:1])
     if int(a.get("one_class", 0)):
         pos = cv._tensor(f"{node.output[0]}/svr_pos", (n, 1), DType.BOOL)
         cv._emit(K.GREATER, [y, b.const([[0.0]])], [pos])
@@ -360,12 +367,64 @@ def svm_regressor(cv, node) -> None:
     _bind(cv, node.output[0], y)
 
 
-def output_types(node, shape: list[int], a: dict) -> list[tuple[str, list[int], int]]:
-    """(name, shape, onnx element type) of the outputs of ONNX-ML ``node`` on an input of ``shape``
-    that this reader converts (onnx's shape inference leaves them unknown)."""
-    if len(shape) != 2:
+def svm_classifier(cv, node) -> None:
+    """onnxruntime's SVMClassifier (libsvm's one-against-one) without probabilities: the decision
+    value of each class pair (i, j), ``sum coef * K`` over both classes' support vectors + rho,
+    one FULLY_CONNECTED over the kernel values; a pair votes for i when it is > 0, else for j;
+    the label is the first class with the most votes (vote counts are exact small integers in
+    float32: FULLY_CONNECTED of the 0/1 comparisons). Scores: the decision values, for two
+    classes ``[-d, d]``."""
+    a = cv_attrs(node)
+    labels = _int_labels(a, "classlabels_ints")
+    x, (n, f) = _rows(cv, node.input[0])
+    if a.get("prob_a"):
+        raise Fail("prob_a / prob_b (SVC(probability=True)'s Platt scaling is not supported)")
+    post = _text(a.get("post_transform", "NONE"))
+    if post != "NONE":
+        raise Fail(f"post_transform {post} (NONE is supported)")
+    per_class = [int(v) for v in a.get("vectors_per_class", ())]
+    c, s = len(labels), sum(per_class)
+    if s == 0:
+        raise Fail("no support vectors (the linear SVMClassifier form is not supported)")
+    if labels != tuple(range(c)) or len(per_class) != c or c < 2:
+        raise Fail(f"class labels {list(labels)[:8]} with {len(per_class)} classes of support vectors (labels "
+                   "0..n-1 are supported: train with y encoded as 0..n-1)")
+    coef = np.asarray(a.get("coefficients", []), np.float32)
+    pairs = [(i, j) for i in range(c) for j in range(i + 1, c)]
+    rho = np.asarray(a.get("rho", []), np.float32)
+    if coef.size != (c - 1) * s or rho.size != len(pairs):
+        raise Fail(f"{coef.size} coefficients and {rho.size} rho for {c} classes and {s} support vectors",
+                   final=True)
+    coef = coef.reshape(c - 1, s)
+    start = np.concatenate([[0], np.cumsum(per_class)]).astype(int)
+    w = np.zeros((len(pairs), s), np.float32)
+    votes = np.zeros((c, len(pairs)), np.float32)
+    for k, (i, j) in enumerate(pairs):
+        w[k, start[i]:start[i + 1]] = coef[j - 1, start[i]:start[i + 1]]
+        w[k, start[j]:start[j + 1]] = coef[i, start[j]:start[j + 1]]
+        votes[i, k], votes[j, k] = 1.0, -1.0
+    b = _Builder(cv, node, "svc")
+    d = _fc(b, _svm_kernel(b, x, n, f, a, s), w, rho)
+    pos = cv._tensor(f"{node.output[0]}/svc_pos", (n, len(pairs)), DType.BOOL)
+    cv._emit(K.GREATER, [d, b.const([[0.0]])], [pos])
+    won = b.op(K.SELECT_V2, [pos, b.const([[1.0]]), b.const([[0.0]])], (n, len(pairs)))
+    _label(cv, node.output[0], _fc(b, won, votes, (votes < 0).sum(1).astype(np.float32)), n)
+    if len(node.output) > 1 and node.output[1]:
+        scores = d if c > 2 else b.op(K.CONCATENATION, [b.op(K.NEG, [d], (n, 1)), d], (n, 2), A.Concatenation(1))
+        _bind(cv, node.output[1], scores)
+
+
+def output_types(node, ins: list, a: dict) -> list[tuple[str, list[int], int]]:
+    """(name, shape, onnx element type) of the outputs of ONNX-ML ``node`` on inputs ``ins``
+    ((shape, element type), or None when unknown) that this reader converts (onnx's shape
+    inference leaves them unknown)."""
+    if not ins or ins[0] is None or len(ins[0][0]) != 2:
         return []
+    shape = ins[0][0]
     n, op, out = shape[0], node.op_type, list(node.output) + ["", ""]
+    if op == "ArrayFeatureExtractor":
+        k = ins[1] if len(ins) > 1 else None
+        return [] if k is None else [(out[0], [n, int(np.prod(k[0], dtype=np.int64))], ins[0][1])]
     if op in ("Scaler", "Normalizer"):
         return [(out[0], list(shape), _FLOAT)]
     if op == "LinearRegressor":
@@ -377,6 +436,9 @@ def output_types(node, shape: list[int], a: dict) -> list[tuple[str, list[int], 
     if op == "LinearClassifier" and a.get("classlabels_ints"):
         rows, labels = len(a.get("intercepts", ())), len(a["classlabels_ints"])
         return [(out[0], [n], _INT64), (out[1], [n, 2 if rows == 1 and labels == 2 else rows], _FLOAT)]
+    if op == "SVMClassifier" and a.get("classlabels_ints") and a.get("vectors_per_class"):
+        c = len(a["classlabels_ints"])
+        return [(out[0], [n], _INT64), (out[1], [n, 2 if c == 2 else c * (c - 1) // 2], _FLOAT)]
     if op == "TreeEnsembleClassifier" and a.get("classlabels_int64s"):
         return [(out[0], [n], _INT64), (out[1], [n, len(a["classlabels_int64s"])], _FLOAT)]
     return []
@@ -389,4 +451,4 @@ def zipmap(cv, node) -> None:
 HANDLERS = {"Scaler": scaler, "Normalizer": normalizer, "LinearRegressor": linear_regressor,
             "LinearClassifier": linear_classifier, "ArrayFeatureExtractor": array_feature_extractor,
             "TreeEnsembleRegressor": tree_ensemble, "TreeEnsembleClassifier": tree_ensemble,
-            "SVMRegressor": svm_regressor, "ZipMap": zipmap}
+            "SVMRegressor": svm_regressor, "SVMClassifier": svm_classifier, "ZipMap": zipmap}

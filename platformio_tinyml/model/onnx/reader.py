@@ -183,8 +183,11 @@ def _infer_shapes(model):
         added = False
         for n in model.graph.node:
             if n.domain == "ai.onnx.ml" and n.input and n.input[0] in known:   # inference skips them too
-                for name, shape, et in ml.output_types(n, known[n.input[0]][0], _attrs(n)):
-                    if name and name not in known:
+                for name, shape, et in ml.output_types(n, [known.get(i) for i in n.input], _attrs(n)):
+                    if name and name not in known:   # replaces a partial one ([1, -1] of ArrayFeatureExtractor)
+                        old = [vi for vi in model.graph.value_info if vi.name == name]
+                        for vi in old:
+                            model.graph.value_info.remove(vi)
                         model.graph.value_info.append(helper.make_tensor_value_info(name, et, shape))
                         added = True
                 continue
