@@ -25,8 +25,9 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
                               RandomForestRegressor)
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -53,6 +54,13 @@ def _data(kind: str, classes: int = 3):
     return X.astype(np.float32), y
 
 
+def _with_nan(x: np.ndarray) -> np.ndarray:
+    """``x`` with NaN in every 5th row's column 2 (what an imputer replaces)."""
+    x = x.copy()
+    x[::5, 2] = np.nan
+    return x
+
+
 MODELS = {   # name: (estimator factory, data kind, classes)
     "standard_logreg3": (lambda: make_pipeline(StandardScaler(), LogisticRegression()), "clf", 3),
     "minmax_logreg2": (lambda: make_pipeline(MinMaxScaler(), LogisticRegression()), "clf", 2),
@@ -77,6 +85,8 @@ MODELS = {   # name: (estimator factory, data kind, classes)
     "svc_rbf3": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 3),
     "svc_rbf2": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 2),
     "svc_poly3": (lambda: make_pipeline(StandardScaler(), SVC(kernel="poly", degree=2)), "clf", 3),
+    "impute_binarize_logreg2": (lambda: make_pipeline(SimpleImputer(), Binarizer(threshold=0.1), LogisticRegression()),
+                                "clf", 2),
 }
 
 
@@ -114,8 +124,10 @@ def _parity(path, tmp_path, x: np.ndarray):
         b = b.reshape(a.shape)
         if a.dtype.kind == "i":
             assert np.array_equal(a, b), f"output {k}: labels differ at rows {np.flatnonzero(a != b)[:8]}"
-        else:
-            e = rel_err(a, b)
+        else:   # NaN where onnxruntime has NaN (an imputer keeps NaN it does not replace)
+            nan = np.isnan(b)
+            assert np.array_equal(np.isnan(a), nan), f"output {k}: NaN at other places"
+            e = rel_err(np.where(nan, 0, a), np.where(nan, 0, b))
             assert e <= FLOAT_TOL, f"output {k}: relative error {e:.3g}"
     return theirs
 
@@ -123,7 +135,7 @@ def _parity(path, tmp_path, x: np.ndarray):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_sklearn_export_matches_onnxruntime_and_sklearn(name, tmp_path):
     path, model, X = _export(name, tmp_path / f"{name}.onnx")
-    x = _rows(X)
+    x = _with_nan(_rows(X)) if "impute" in name else _rows(X)
     ref = _parity(path, tmp_path, x)
     if MODELS[name][1] == "clf":   # onnxruntime (float32) against scikit-learn (float64) on the data rows
         agree = np.mean(np.asarray(ref[0]).reshape(-1)[:BATCH // 2] == model.predict(x[:BATCH // 2]))
@@ -177,6 +189,21 @@ def test_linear_classifier(rows, post, tmp_path):
     x[0] = 0.0
     ref = _parity(_linear_classifier(tmp_path / "m.onnx", rows, post), tmp_path, x)
     assert np.asarray(ref[1]).shape == (BATCH, max(rows, 2))
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("Binarizer", {"threshold": 0.5}),
+    ("Imputer", {"imputed_value_floats": [1.5, -2.0, 3.0], "replaced_value_float": 0.5}),
+    ("Imputer", {"imputed_value_floats": [7.0], "replaced_value_float": float("nan")}),
+])
+def test_binarizer_and_imputer(op, attrs, tmp_path):
+    """On inputs equal to the threshold / the replaced value, and NaN."""
+    path = _save(tmp_path / "m.onnx", h.make_node(op, ["X"], ["Y"], domain="ai.onnx.ml", **attrs),
+                 [("Y", TP.FLOAT, [None, 3])])
+    x = np.random.default_rng(6).choice(np.array([0.5, -0.5, 1.0, 0.0, np.nan], np.float32), size=(BATCH, 3))
+    if op == "Binarizer":
+        x = np.nan_to_num(x, nan=0.5)   # onnxruntime's Binarizer and NaN: not compared here
+    _parity(path, tmp_path, x)
 
 
 THRESH = [0.0, -0.5, 0.5, 1.0, -1.0, 0.25, 0.75]
@@ -286,7 +313,7 @@ def test_zipmap_is_refused_with_the_skl2onnx_option(tmp_path):
 
 def test_svm_probabilities_and_other_ml_ops_are_refused_in_one_line(tmp_path):
     """SVC(probability=True)'s Platt scaling is refused; an ONNX-ML op without a converter
-    (Binarizer) is named with the ones taken."""
+    (LabelEncoder) is named with the ones taken."""
     X, y = _data("clf")
     model = SVC(probability=True, random_state=0).fit(X, y)
     path = tmp_path / "svc.onnx"
@@ -294,9 +321,9 @@ def test_svm_probabilities_and_other_ml_ops_are_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError, match="SVMClassifier.*prob_a") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
-    node = h.make_node("Binarizer", ["X"], ["Y"], domain="ai.onnx.ml", threshold=0.5)
-    path = _save(tmp_path / "bin.onnx", node, [("Y", TP.FLOAT, [None, 3])])
-    with pytest.raises(UnsupportedOpError, match="Binarizer.*taken: .*TreeEnsembleClassifier") as e:
+    node = h.make_node("LabelEncoder", ["X"], ["Y"], domain="ai.onnx.ml", keys_floats=[0.5], values_floats=[2.0])
+    path = _save(tmp_path / "enc.onnx", node, [("Y", TP.FLOAT, [None, 3])])
+    with pytest.raises(UnsupportedOpError, match="LabelEncoder.*taken: .*TreeEnsembleClassifier") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
 

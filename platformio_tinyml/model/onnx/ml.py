@@ -1,7 +1,8 @@
 """The ONNX-ML (``ai.onnx.ml``) operators that skl2onnx writes for scikit-learn models, in float32,
 with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
 
-* Scaler: ``(x - offset) * scale`` (SUB, MUL).
+* Scaler: ``(x - offset) * scale`` (SUB, MUL); Binarizer: ``x > threshold`` as 1 / 0; Imputer
+  (float): the imputed value where x is NaN (or the replaced value) (comparisons, SELECT_V2).
 * Normalizer over the rows of [N, C]: MAX, L1 or L2 norm (REDUCE_MAX / ABS+SUM / SQUARE+SUM+SQRT);
   a row whose norm is 0 is copied, as onnxruntime does (the divisor becomes 1).
 * LinearRegressor, LinearClassifier: FULLY_CONNECTED with the intercepts; the classifier's label
@@ -87,6 +88,43 @@ def scaler(cv, node) -> None:
             raise Fail(f"{what} has {v.size} values for {c} features")
     y = b.ew(K.MUL, b.ew(K.SUB, x, b.const(off.reshape(1, -1))), b.const(scale.reshape(1, -1)))
     _bind(cv, node.output[0], b.reshape(y, (n, c)))
+
+
+def _where(cv, node, b: _Builder, kind, x: int, ref, then, otherwise) -> int:
+    """``then`` where ``kind(x, ref)`` holds, else ``otherwise`` (IR tensors or constants)."""
+    shape = b.shape(x)
+    cond = cv._tensor(f"{node.output[0]}/cond", shape, DType.BOOL)
+    cv._emit(kind, [x, ref if isinstance(ref, int) else b.const(ref)], [cond])
+    ins = [v if isinstance(v, int) else b.const(v) for v in (then, otherwise)]
+    return b.op(K.SELECT_V2, [cond] + ins, shape)
+
+
+def binarizer(cv, node) -> None:
+    """1 where x > threshold, else 0 (NaN: 0, as onnxruntime's comparison), element-wise on an
+    input of any rank in the reader's layout."""
+    from .reader import Val
+    v = cv._float(node.input[0])
+    if v.layout is Layout.FLAT_NHWC:
+        raise Fail("a flattened NCHW input (its element order differs from ONNX's)")
+    thr = np.float32(cv_attrs(node).get("threshold", 0.0))
+    one = np.ones([1] * len(cv.tensors[v.idx].shape), np.float32)
+    y = _where(cv, node, _Builder(cv, node, "bin"), K.GREATER, v.idx, thr * one, one, 0 * one)
+    cv.vals[node.output[0]] = Val(y, v.layout, v.shape, v.chw)
+
+
+def imputer(cv, node) -> None:
+    """x, with the feature's imputed value where x is NaN (replaced_value_float NaN) or equals
+    replaced_value_float."""
+    a = cv_attrs(node)
+    x, (n, c) = _rows(cv, node.input[0])
+    vals = np.asarray(a.get("imputed_value_floats", []), np.float32)
+    if vals.size not in (1, c):
+        raise Fail(f"{vals.size} imputed_value_floats for {c} features (the float form is supported)")
+    rep = np.float32(a.get("replaced_value_float", 0.0))
+    b = _Builder(cv, node, "imp")
+    nan = bool(np.isnan(rep))   # NaN is found as x != x
+    _bind(cv, node.output[0], _where(cv, node, b, K.NOT_EQUAL if nan else K.EQUAL, x, x if nan else [[rep]],
+                                     vals.reshape(1, -1), x))
 
 
 def normalizer(cv, node) -> None:
@@ -425,7 +463,7 @@ def output_types(node, ins: list, a: dict) -> list[tuple[str, list[int], int]]:
     if op == "ArrayFeatureExtractor":
         k = ins[1] if len(ins) > 1 else None
         return [] if k is None else [(out[0], [n, int(np.prod(k[0], dtype=np.int64))], ins[0][1])]
-    if op in ("Scaler", "Normalizer"):
+    if op in ("Scaler", "Normalizer", "Imputer"):
         return [(out[0], list(shape), _FLOAT)]
     if op == "LinearRegressor":
         return [(out[0], [n, int(a.get("targets", 1))], _FLOAT)]
@@ -448,7 +486,7 @@ def zipmap(cv, node) -> None:
     raise Fail(ZIPMAP_HINT, final=True)
 
 
-HANDLERS = {"Scaler": scaler, "Normalizer": normalizer, "LinearRegressor": linear_regressor,
-            "LinearClassifier": linear_classifier, "ArrayFeatureExtractor": array_feature_extractor,
+HANDLERS = {"Scaler": scaler, "Normalizer": normalizer, "Binarizer": binarizer, "Imputer": imputer,
+            "LinearRegressor": linear_regressor, "LinearClassifier": linear_classifier, "ArrayFeatureExtractor": array_feature_extractor,
             "TreeEnsembleRegressor": tree_ensemble, "TreeEnsembleClassifier": tree_ensemble,
             "SVMRegressor": svm_regressor, "SVMClassifier": svm_classifier, "ZipMap": zipmap}
