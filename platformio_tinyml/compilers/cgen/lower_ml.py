@@ -1,5 +1,7 @@
 """Lowering of TREE_ENSEMBLE (float32): the nodes, leaf weights and labels of attrs.TreeEnsemble
-as constant tables (flash) and one call of ``tml_tree_ensemble`` (runtime/tml_tree_f32.c), which
+as constant tables (flash; a leaf's weight range in its unused child slots, and no target table
+when every leaf has one weight per target in order, as skl2onnx writes forests) and one call of
+``tml_tree_ensemble`` (runtime/tml_tree_f32.c), which
 walks every tree per input row and finalizes the scores (and a classifier's int64 labels) as
 onnxruntime does. The kernel needs no arena scratch (its per-target flags are a stack array of
 TML_TREE_MAX_TARGETS bytes)."""
@@ -40,14 +42,20 @@ def _lower(em, op: Op) -> None:
     def f32(v, hint):
         return em.array("float", np.asarray(v, np.float32), hint)
 
+    leaf = A.TREE_MODES.index("LEAF")
+    is_leaf = np.asarray(a.mode) == leaf
+    true_child = np.where(is_leaf, a.leaf_count, a.true_child)     # a leaf's slots: its weights
+    false_child = np.where(is_leaf, a.leaf_first, a.false_child)
+    dense = all(a.weight_target[f:f + c] == tuple(range(a.n_targets))
+                for f, c in zip(np.asarray(a.leaf_first)[is_leaf], np.asarray(a.leaf_count)[is_leaf]))
     p = em.params("tml_tree_t", dict(
         rows=x.shape[0], features=x.shape[1], n_targets=a.n_targets, n_trees=len(a.roots),
         n_base=len(a.base_values), aggregate=A.TREE_AGGREGATES.index(a.aggregate),
         post=A.TREE_TRANSFORMS.index(a.post_transform), classifier=bool(a.labels), binary=a.binary,
-        all_positive=a.all_positive, roots=i32(a.roots, "troot"), feature=i32(a.feature, "tfeat"),
-        true_child=i32(a.true_child, "ttrue"), false_child=i32(a.false_child, "tfalse"),
-        leaf_first=i32(a.leaf_first, "tlf"), leaf_count=i32(a.leaf_count, "tlc"),
-        weight_target=i32(a.weight_target, "twt"), mode=em.array("uint8_t", np.asarray(a.mode, np.uint8), "tmode"),
+        all_positive=a.all_positive, dense=dense, roots=i32(a.roots, "troot"), feature=i32(a.feature, "tfeat"),
+        true_child=i32(true_child, "ttrue"), false_child=i32(false_child, "tfalse"),
+        weight_target="0" if dense else i32(a.weight_target, "twt"),
+        mode=em.array("uint8_t", np.asarray(a.mode, np.uint8), "tmode"),
         threshold=f32(a.threshold, "tthr"), weight_value=f32(a.weight_value, "twv"),
         base=f32(a.base_values, "tbase") if a.base_values else "0",
         labels=i32(a.labels, "tlab") if a.labels else "0"))

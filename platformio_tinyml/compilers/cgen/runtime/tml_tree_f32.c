@@ -102,9 +102,10 @@ void tml_tree_ensemble(const tml_tree_t *src, const float *x, float *scores, int
         for (uint32_t k = 0; k < nt; ++k) { s[k] = 0.0f; has[k] = 0; }
         for (uint32_t t = 0; t < P->n_trees; ++t) {
             const int32_t leaf = tree_leaf(P, x, TML_RD32(P->roots + t));
-            const int32_t first = TML_RD32(P->leaf_first + leaf), count = TML_RD32(P->leaf_count + leaf);
+            /* a leaf's child slots hold its first weight and its weight count */
+            const int32_t first = TML_RD32(P->false_child + leaf), count = TML_RD32(P->true_child + leaf);
             for (int32_t j = first; j < first + count; ++j) {
-                const int32_t k = TML_RD32(P->weight_target + j);
+                const int32_t k = P->dense ? j - first : TML_RD32(P->weight_target + j);
                 const float w = TML_RDF(P->weight_value + j);
                 if (P->aggregate == TML_TREE_MIN) s[k] = (!has[k] || w < s[k]) ? w : s[k];
                 else if (P->aggregate == TML_TREE_MAX) s[k] = (!has[k] || w > s[k]) ? w : s[k];
