@@ -24,11 +24,11 @@ onnx's shape inference does not know these ops' outputs: :func:`output_types` gi
 the reader's inference loop, so the nodes after them (Cast, Identity, ...) have shapes.
 
 Refused in one line (the node is carried as an opaque op, which cgen refuses with the reason):
-string class labels, integer labels other than 0..n-1 for LinearClassifier, PROBIT and
-SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value tracking,
-the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier's
-probabilities (prob_a / prob_b) and its linear form, the other ONNX-ML operators, and ZipMap (a sequence of maps: export with
-``options={id(model): {'zipmap': False}}``).
+string class labels, integer labels other than 0..n-1 for LinearClassifier and SVMClassifier,
+PROBIT and SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value
+tracking, the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier's
+probabilities (prob_a / prob_b) and its linear form, the other ONNX-ML operators, and ZipMap (a
+sequence of maps: export with ``options={id(model): {'zipmap': False}}``).
 """
 
 from __future__ import annotations
@@ -268,14 +268,15 @@ def _tree_nodes(a: dict, targets_key: str):
         if k is None:
             raise Fail(f"a weight for node {i} of tree {t}, which does not exist", final=True)
         weights.setdefault(k, []).append((int(c), float(v)))
-    trees = list(dict.fromkeys(int(t) for t in tree))   # in the order they appear
+    by_tree: dict[int, list[int]] = {}   # the trees in the order they appear
+    for k, t in enumerate(tree):
+        by_tree.setdefault(int(t), []).append(k)
     order: list[int] = []
     roots = []
     pos: dict[int, int] = {}
-    for t in trees:
-        children = {int(cols[2][k]) for k in range(n) if int(tree[k]) == t and modes[k] != "LEAF"} | \
-                   {int(cols[3][k]) for k in range(n) if int(tree[k]) == t and modes[k] != "LEAF"}
-        tops = [int(nid[k]) for k in range(n) if int(tree[k]) == t and int(nid[k]) not in children]
+    for t, ks in by_tree.items():
+        children = {int(cols[c][k]) for k in ks if modes[k] != "LEAF" for c in (2, 3)}
+        tops = [int(nid[k]) for k in ks if int(nid[k]) not in children]
         if len(tops) != 1:
             raise Fail(f"tree {t} has {len(tops)} roots", final=True)
         roots.append(len(order))
