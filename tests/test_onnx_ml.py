@@ -85,6 +85,8 @@ MODELS = {   # name: (estimator factory, data kind, classes)
     "svc_rbf3": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 3),
     "svc_rbf2": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 2),
     "svc_poly3": (lambda: make_pipeline(StandardScaler(), SVC(kernel="poly", degree=2)), "clf", 3),
+    "logreg3_labels": (lambda: LogisticRegression(), "clf", 3),       # y as 1, 3, 5
+    "svc_rbf2_labels": (lambda: make_pipeline(StandardScaler(), SVC()), "clf", 2),
     "impute_binarize_logreg2": (lambda: make_pipeline(SimpleImputer(), Binarizer(threshold=0.1), LogisticRegression()),
                                 "clf", 2),
 }
@@ -94,6 +96,8 @@ def _export(name: str, path):
     """(path of the skl2onnx export, fitted model, X) for MODELS[name]."""
     make, kind, classes = MODELS[name]
     X, y = _data(kind, classes)
+    if name.endswith("_labels"):
+        y = 2 * y + 1
     model = make().fit(X, y)
     last = model.steps[-1][1] if hasattr(model, "steps") else model
     zipmap = is_classifier(last) and not isinstance(last, LinearSVC)   # skl2onnx has no such option for LinearSVC
@@ -181,14 +185,18 @@ def _linear_classifier(path, rows: int, post: str, labels=None, **kw):
     return _save(path, node, [("Y", TP.INT64, [None]), ("Z", TP.FLOAT, [None, None])])
 
 
-@pytest.mark.parametrize("rows,post", [(1, "NONE"), (1, "LOGISTIC"), (3, "NONE"), (3, "LOGISTIC"),
-                                       (3, "SOFTMAX"), (2, "SOFTMAX")])
-def test_linear_classifier(rows, post, tmp_path):
-    """One coefficient row with two labels: onnxruntime's label s > 0 and scores [1 - v, v]."""
+@pytest.mark.parametrize("rows,post,labels", [(1, "NONE", None), (1, "LOGISTIC", None), (3, "NONE", None),
+                                              (3, "LOGISTIC", None), (3, "SOFTMAX", None), (2, "SOFTMAX", None),
+                                              (1, "NONE", [7, 2]), (3, "NONE", [4, 9, 1]), (4, "NONE", [3, 3, 0, 8])])
+def test_linear_classifier(rows, post, labels, tmp_path):
+    """One coefficient row with two labels: onnxruntime's label s > 0 and scores [1 - v, v]. Labels
+    other than 0..n-1, also repeated ones."""
     x = np.random.default_rng(2).standard_normal((BATCH, 3)).astype(np.float32)
     x[0] = 0.0
-    ref = _parity(_linear_classifier(tmp_path / "m.onnx", rows, post), tmp_path, x)
+    ref = _parity(_linear_classifier(tmp_path / "m.onnx", rows, post, labels), tmp_path, x)
     assert np.asarray(ref[1]).shape == (BATCH, max(rows, 2))
+    if labels:
+        assert set(np.asarray(ref[0]).tolist()) <= set(labels) and len(set(np.asarray(ref[0]).tolist())) > 1
 
 
 @pytest.mark.parametrize("op,attrs", [
@@ -287,7 +295,7 @@ def _svr_degree4(path):
     (lambda p: _linear_classifier(p, 3, "PROBIT"), "LinearClassifier.*PROBIT"),
     (lambda p: _linear_classifier(p, 3, "NONE", labels=[], classlabels_strings=["a", "b", "c"]),
      "LinearClassifier.*string class labels"),
-    (lambda p: _linear_classifier(p, 3, "NONE", labels=[1, 2, 5]), "LinearClassifier.*labels 0..n-1"),
+    (lambda p: _linear_classifier(p, 3, "NONE", labels=[-1, 2, 5]), "LinearClassifier.*labels 0..4095"),
     (lambda p: _linear_classifier(p, 1, "NONE", labels=[0, 1, 2]), "LinearClassifier.*3 class labels for 1"),
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_MEMBER"), "TreeEnsembleRegressor.*BRANCH_MEMBER"),
     (lambda p: _tree(p, "TreeEnsembleRegressor", "BRANCH_LEQ", nodes_missing_value_tracks_true=[1] * 14),

@@ -6,7 +6,8 @@ with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
 * Normalizer over the rows of [N, C]: MAX, L1 or L2 norm (REDUCE_MAX / ABS+SUM / SQUARE+SUM+SQRT);
   a row whose norm is 0 is copied, as onnxruntime does (the divisor becomes 1).
 * LinearRegressor, LinearClassifier: FULLY_CONNECTED with the intercepts; the classifier's label
-  is the ARG_MAX of the raw scores (int64, the first maximum, as onnxruntime's ``>`` scan), its
+  is the ARG_MAX of the raw scores (int64, the first maximum, as onnxruntime's ``>`` scan; other
+  labels than 0..n-1: see _label), its
   scores get the post transform (NONE, LOGISTIC, SOFTMAX). One coefficient row with two labels
   is onnxruntime's binary case: label ``s > 0``, scores ``[1 - v, v]`` with ``v`` the (LOGISTIC'd)
   score.
@@ -24,7 +25,7 @@ onnx's shape inference does not know these ops' outputs: :func:`output_types` gi
 the reader's inference loop, so the nodes after them (Cast, Identity, ...) have shapes.
 
 Refused in one line (the node is carried as an opaque op, which cgen refuses with the reason):
-string class labels, integer labels other than 0..n-1 for LinearClassifier and SVMClassifier,
+string class labels, negative or larger than 4095 ones for LinearClassifier and SVMClassifier,
 PROBIT and SOFTMAX_ZERO post transforms of linear models, BRANCH_MEMBER nodes, missing-value
 tracking, the ``*_as_tensor`` (double) attributes, POLY kernels of other degrees, SVMClassifier's
 probabilities (prob_a / prob_b) and its linear form, the other ONNX-ML operators, and ZipMap (a
@@ -191,8 +192,35 @@ def _int_labels(a: dict, key: str) -> tuple[int, ...]:
     return tuple(int(v) for v in a.get(key, ()))
 
 
-def _label(cv, name: str, scores: int, n: int) -> None:
-    """ONNX output ``name`` (int64 [N]): the index of the first maximum of ``scores``."""
+MAX_LABEL = 4095   # the largest class label other than 0..n-1 taken (a one-hot row of that length)
+
+
+def _check_labels(labels: tuple[int, ...]) -> None:
+    if labels != tuple(range(len(labels))) and not all(0 <= v <= MAX_LABEL for v in labels):
+        raise Fail(f"class labels {list(labels)[:8]} (labels 0..{MAX_LABEL} are supported, negative ones not: "
+                   "train with y encoded as 0..n-1)")
+
+
+def _label(cv, name: str, scores: int, n: int, labels: tuple[int, ...]) -> None:
+    """ONNX output ``name`` (int64 [N]): ``labels`` at the first maximum of ``scores`` [N, C]: the
+    ARG_MAX itself for labels 0..C-1; otherwise (labels in 0..MAX_LABEL) the first maximum as a
+    one-hot row (the largest of ``C - j`` where ``scores == max``, as Hardmax), spread to a row of
+    max(labels) + 1 by a FULLY_CONNECTED of 0/1 weights (exact), whose ARG_MAX is the label."""
+    c = len(labels)
+    if labels != tuple(range(c)):
+        _check_labels(labels)
+        b = _Builder(cv, cv.node, "label")
+        keep = A.Mean((1,), True)
+
+        def first_max(v):   # 1.0 at the first maximum of each row, else 0.0
+            w = _where(cv, cv.node, b, K.EQUAL, v, b.op(K.REDUCE_MAX, [v], (n, 1), keep),
+                       (c - np.arange(c, dtype=np.float32)).reshape(1, c), [[0.0]])
+            return _where(cv, cv.node, b, K.EQUAL, w, b.op(K.REDUCE_MAX, [w], (n, 1), keep), [[1.0]], [[0.0]])
+
+        spread = np.zeros((max(labels) + 1, c), np.float32)
+        spread[list(labels), np.arange(c)] = 1.0
+        scores = b.op(K.FULLY_CONNECTED, [first_max(scores), b.const(spread, "w")], (n, spread.shape[0]),
+                      A.FullyConnected())
     out = cv._tensor(name, (n,), DType.INT64)
     cv._emit(K.ARG_MAX, [scores], [out], A.ArgMinMax(1))
     _set(cv, name, out)
@@ -206,12 +234,9 @@ def linear_classifier(cv, node) -> None:
     s, t = _linear(cv, node, b, x, n, f, a)
     post = _text(a.get("post_transform", "NONE"))
     binary = t == 1 and len(labels) == 2
-    want = tuple(range(2 if binary else t))
-    if t == 1 and len(labels) != 2 or not labels:   # onnxruntime refuses these at load
-        raise Fail(f"{len(labels)} class labels for {t} coefficient row(s)", final=True)
-    if labels != want:
-        raise Fail(f"class labels {list(labels)[:8]} for {t} score(s) (labels 0..n-1 are supported: "
-                   "train with y encoded as 0..n-1)")
+    if len(labels) != (2 if t == 1 else t):   # onnxruntime refuses one row without two labels at load
+        raise Fail(f"{len(labels)} class labels for {t} coefficient row(s)")
+    _check_labels(labels)
     if binary:   # onnxruntime: label s > 0, scores [1 - v, v]
         if post == "SOFTMAX":
             raise Fail("post_transform SOFTMAX with one coefficient row (NONE and LOGISTIC are supported)")
@@ -220,7 +245,7 @@ def linear_classifier(cv, node) -> None:
         scores = b.op(K.CONCATENATION, [b.ew(K.SUB, b.const([[1.0]]), v), v], (n, 2), A.Concatenation(1))
     else:
         label_in, scores = s, _transform(b, post, s)
-    _label(cv, node.output[0], label_in, n)
+    _label(cv, node.output[0], label_in, n, labels)
     if len(node.output) > 1 and node.output[1]:
         _bind(cv, node.output[1], scores)
 
@@ -425,9 +450,9 @@ def svm_classifier(cv, node) -> None:
     c, s = len(labels), sum(per_class)
     if s == 0:
         raise Fail("no support vectors (the linear SVMClassifier form is not supported)")
-    if labels != tuple(range(c)) or len(per_class) != c or c < 2:
-        raise Fail(f"class labels {list(labels)[:8]} with {len(per_class)} classes of support vectors (labels "
-                   "0..n-1 are supported: train with y encoded as 0..n-1)")
+    if len(per_class) != c or c < 2:
+        raise Fail(f"{c} class labels with {len(per_class)} classes of support vectors", final=True)
+    _check_labels(labels)
     coef = np.asarray(a.get("coefficients", []), np.float32)
     pairs = [(i, j) for i in range(c) for j in range(i + 1, c)]
     rho = np.asarray(a.get("rho", []), np.float32)
@@ -447,7 +472,7 @@ def svm_classifier(cv, node) -> None:
     pos = cv._tensor(f"{node.output[0]}/svc_pos", (n, len(pairs)), DType.BOOL)
     cv._emit(K.GREATER, [d, b.const([[0.0]])], [pos])
     won = b.op(K.SELECT_V2, [pos, b.const([[1.0]]), b.const([[0.0]])], (n, len(pairs)))
-    _label(cv, node.output[0], _fc(b, won, votes, (votes < 0).sum(1).astype(np.float32)), n)
+    _label(cv, node.output[0], _fc(b, won, votes, (votes < 0).sum(1).astype(np.float32)), n, labels)
     if len(node.output) > 1 and node.output[1]:
         scores = d if c > 2 else b.op(K.CONCATENATION, [b.op(K.NEG, [d], (n, 1)), d], (n, 2), A.Concatenation(1))
         _bind(cv, node.output[1], scores)
