@@ -94,7 +94,7 @@ def scaler(cv, node) -> None:
 def _where(cv, node, b: _Builder, kind, x: int, ref, then, otherwise) -> int:
     """``then`` where ``kind(x, ref)`` holds, else ``otherwise`` (IR tensors or constants)."""
     shape = b.shape(x)
-    cond = cv._tensor(f"{node.output[0]}/cond", shape, DType.BOOL)
+    cond = cv._tensor(f"{node.output[0]}/cond{b.n}", shape, DType.BOOL)
     cv._emit(kind, [x, ref if isinstance(ref, int) else b.const(ref)], [cond])
     ins = [v if isinstance(v, int) else b.const(v) for v in (then, otherwise)]
     return b.op(K.SELECT_V2, [cond] + ins, shape)
