@@ -278,10 +278,13 @@ def test_a_flipped_branch_mode_is_caught(tmp_path):
     ("TreeEnsembleRegressor", {"n_targets": 1, "post_transform": "LOGISTIC", "base_values": [0.3]}),
     ("TreeEnsembleRegressor", {"n_targets": 1, "aggregate_function": "AVERAGE"}),
     ("TreeEnsembleClassifier", {"n_targets": 2, "post_transform": "LOGISTIC", "base_values": [0.2, -0.1]}),
+    ("TreeEnsembleClassifier", {"n_targets": 2, "classlabels_int64s": [4, 9]}),
 ], ids=["average", "min", "max", "softmax", "softmax_zero", "logistic_base", "labels", "one_target",
-        "one_target_average", "two_classes_base"])
+        "one_target_average", "two_classes_base", "two_classes_labels"])
 def test_tree_aggregates_and_transforms(op, kw, tmp_path):
-    """One target: onnxruntime applies no post transform (only PROBIT, which is refused)."""
+    """One target: onnxruntime applies no post transform (only PROBIT, which is refused). Two
+    classes whose leaves weigh both: onnxruntime's label is 1 or 0 (not the class labels) by the
+    second score's sign, and cgen's too."""
     _parity(_tree(tmp_path / "m.onnx", op, "BRANCH_LEQ", **kw), tmp_path, _tree_inputs())
 
 
