@@ -323,12 +323,13 @@ def test_zipmap_is_refused_with_the_skl2onnx_option(tmp_path):
 
 
 def test_svm_probabilities_and_other_ml_ops_are_refused_in_one_line(tmp_path):
-    """SVC(probability=True)'s Platt scaling is refused; an ONNX-ML op without a converter
-    (LabelEncoder) is named with the ones taken."""
-    X, y = _data("clf")
-    model = SVC(probability=True, random_state=0).fit(X, y)
-    path = tmp_path / "svc.onnx"
-    onnx.save(skl2onnx.to_onnx(model, X[:1], options={id(model): {"zipmap": False}}), str(path))
+    """SVC(probability=True)'s Platt scaling (prob_a, prob_b; a hand-built node: scikit-learn 1.9
+    deprecates the option) is refused; an ONNX-ML op without a converter (LabelEncoder) is named
+    with the ones taken."""
+    node = h.make_node("SVMClassifier", ["X"], ["Y", "Z"], domain="ai.onnx.ml", kernel_type="RBF",
+                       kernel_params=[0.5, 0.0, 3.0], vectors_per_class=[1, 1], support_vectors=[0.0] * 3 + [1.0] * 3,
+                       coefficients=[1.0, -1.0], rho=[0.1], classlabels_ints=[0, 1], prob_a=[-2.0], prob_b=[0.1])
+    path = _save(tmp_path / "svc.onnx", node, [("Y", TP.INT64, [None]), ("Z", TP.FLOAT, [None, 2])])
     with pytest.raises(UnsupportedOpError, match="SVMClassifier.*prob_a") as e:
         generate(load_onnx(path), "m")
     assert "\n" not in str(e.value)
