@@ -16,10 +16,10 @@ with onnxruntime's semantics (the reference ``tinyml verify`` compares against):
 * SVMRegressor: the kernel (LINEAR, POLY of degree 2 or 3, RBF, SIGMOID) against the support
   vectors as FULLY_CONNECTED or SQUARED_DIFFERENCE + SUM + EXP, then FULLY_CONNECTED with the
   coefficients and rho; one_class as SELECT_V2 of 1 / -1.
-* SVMClassifier (one-against-one, without probabilities): the pairs' decision values as one
-  FULLY_CONNECTED over the kernel values, their votes (GREATER, SELECT_V2, FULLY_CONNECTED of
-  exact small integers) and the ARG_MAX of the votes. onnxruntime sums a decision value in
-  double, cgen in float: values near 0 differ by about 1e-6 absolute.
+* SVMClassifier (one-against-one, without probabilities): the pairs' decision values (the
+  products coefficient * kernel value, summed with rho by a compensated pairwise sum that is as
+  exact as onnxruntime's double sum: bit-exact on the tests), their votes (GREATER, SELECT_V2,
+  FULLY_CONNECTED of exact small integers) and the ARG_MAX of the votes.
 
 onnx's shape inference does not know these ops' outputs: :func:`output_types` gives them to
 the reader's inference loop, so the nodes after them (Cast, Identity, ...) have shapes.
@@ -431,10 +431,36 @@ def svm_regressor(cv, node) -> None:
     _bind(cv, node.output[0], y)
 
 
+def _exact_sum(b: _Builder, t: int) -> int:
+    """The sums over the last axis of ``t`` [N, P, L] as [N, P], nearly as exact as onnxruntime's
+    double sum of float terms: pairwise float additions, each with its rounding error (Knuth's
+    TwoSum: ``e = (a - (s - bb)) + (c - bb)``, ``bb = s - a``, exact in IEEE float), the errors
+    summed and added last."""
+    n, p, length = b.shape(t)
+    errs = []
+    one = (1, 1, 1)
+    while length > 1:
+        h = length // 2
+
+        def half(start, size, src=t):
+            return b.op(K.SLICE, [src], (n, p, size), A.Slice((0, 0, start), (n, p, size), one))
+
+        x, y = half(0, h), half(h, h)
+        total = b.ew(K.ADD, x, y)
+        back = b.ew(K.SUB, total, x)
+        errs.append(b.ew(K.ADD, b.ew(K.SUB, x, b.ew(K.SUB, total, back)), b.ew(K.SUB, y, back)))
+        if length % 2:
+            total = b.op(K.CONCATENATION, [total, half(2 * h, 1)], (n, p, h + 1), A.Concatenation(2))
+        t, length = total, h + length % 2
+    e = errs[0] if len(errs) == 1 else b.op(K.CONCATENATION, errs, (n, p, sum(b.shape(v)[2] for v in errs)),
+                                            A.Concatenation(2))
+    return b.ew(K.ADD, b.reshape(t, (n, p)), b.op(K.SUM, [e], (n, p), A.Mean((2,), False)))
+
+
 def svm_classifier(cv, node) -> None:
     """onnxruntime's SVMClassifier (libsvm's one-against-one) without probabilities: the decision
-    value of each class pair (i, j), ``sum coef * K`` over both classes' support vectors + rho,
-    one FULLY_CONNECTED over the kernel values; a pair votes for i when it is > 0, else for j;
+    value of each class pair (i, j), ``sum coef * K`` over both classes' support vectors + rho
+    (the products as MUL [N, pairs, S], summed by _exact_sum); a pair votes for i when it is > 0, else for j;
     the label is the first class with the most votes (vote counts are exact small integers in
     float32: FULLY_CONNECTED of the 0/1 comparisons). Scores: the decision values, for two
     classes ``[-d, d]``."""
@@ -468,7 +494,10 @@ def svm_classifier(cv, node) -> None:
         w[k, start[j]:start[j + 1]] = coef[i, start[j]:start[j + 1]]
         votes[i, k], votes[j, k] = 1.0, -1.0
     b = _Builder(cv, node, "svc")
-    d = _fc(b, _svm_kernel(b, x, n, f, a, s), w, rho)
+    k = b.reshape(_svm_kernel(b, x, n, f, a, s), (n, 1, s))
+    terms = b.op(K.MUL, [k, b.const(w.reshape(1, len(pairs), s), "w")], (n, len(pairs), s), A.Elementwise())
+    rho_col = b.const(np.broadcast_to(rho.reshape(1, -1, 1), (n, len(pairs), 1)).copy(), "rho")
+    d = _exact_sum(b, b.op(K.CONCATENATION, [terms, rho_col], (n, len(pairs), s + 1), A.Concatenation(2)))
     pos = cv._tensor(f"{node.output[0]}/svc_pos", (n, len(pairs)), DType.BOOL)
     cv._emit(K.GREATER, [d, b.const([[0.0]])], [pos])
     won = b.op(K.SELECT_V2, [pos, b.const([[1.0]]), b.const([[0.0]])], (n, len(pairs)))
