@@ -40,6 +40,7 @@ MM_KINDS = {k for k, _ in MM_LOWERINGS}      # TRANSPOSE_CONV, ...: tests/test_c
 RNN_KINDS = {OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM}   # float32 (int8 refused): tests/test_cgen_lstm.py
 LOGIC_KINDS = {k for k, _ in LOGIC_LOWERINGS}     # comparisons, logic, SELECT_V2: tests/test_logic_ops.py
 MIRROR_KINDS = {OpKind.MIRROR_PAD}                  # tests/test_mirror_pad.py
+ML_KINDS = {OpKind.TREE_ENSEMBLE}                   # ONNX-ML tree ensembles: tests/test_onnx_ml.py
 BOOL_FIRST = {k for k, dt in LOGIC_LOWERINGS if dt is DType.BOOL}   # their first input is a bool tensor
 N_SAMPLES = 20
 
@@ -143,7 +144,7 @@ def test_specs_cover_every_op_kind(models):
     # the passes remove some; test_cgen_ops_shape.py / _ew.py / _mm.py cover the shape, element-wise and matrix ops
     # (OPAQUE: an op without a kind, which no cgen kernel takes: tests/test_opaque_ops.py)
     kernel_kinds = (set(OpKind) - GRAPH_PASS_OPS - SHAPE_OP_KINDS - EW_KINDS - VARIABLE_KINDS - MM_KINDS - RNN_KINDS
-                    - LOGIC_KINDS - MIRROR_KINDS - {OpKind.OPAQUE})
+                    - LOGIC_KINDS - MIRROR_KINDS - ML_KINDS - {OpKind.OPAQUE})
     assert seen["int8"] == kernel_kinds
     assert seen["float32"] >= kernel_kinds - {OpKind.QUANTIZE, OpKind.DEQUANTIZE}
 

@@ -124,6 +124,42 @@ class Opaque:
 
 
 @dataclass(frozen=True)
+class TreeEnsemble:
+    """TREE_ENSEMBLE: the nodes of all trees in flat arrays (a tree's nodes are consecutive;
+    ``roots`` the index of each tree's first node). A branch node ``i`` sends input ``x`` to
+    ``true_child[i]`` when ``x[feature[i]] <mode> threshold[i]`` (float32), else to
+    ``false_child[i]``; modes are :data:`TREE_MODES` (``LEAF`` ends the walk). Leaf ``i`` adds
+    ``weight_value[j]`` to target ``weight_target[j]`` for ``j`` in ``leaf_first[i] ..
+    leaf_first[i] + leaf_count[i] - 1``. ``aggregate`` combines the trees (SUM, AVERAGE, MIN, MAX),
+    ``base_values`` are added as onnxruntime does, then ``post_transform`` (NONE, LOGISTIC,
+    SOFTMAX, SOFTMAX_ZERO). A classifier (``labels`` not empty) also writes the label, with
+    onnxruntime's rules for two classes (``binary``: the weights are for one class only;
+    ``all_positive``: no weight is negative)."""
+    n_targets: int
+    roots: tuple[int, ...]
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    mode: tuple[int, ...]
+    true_child: tuple[int, ...]
+    false_child: tuple[int, ...]
+    leaf_first: tuple[int, ...]
+    leaf_count: tuple[int, ...]
+    weight_target: tuple[int, ...]
+    weight_value: tuple[float, ...]
+    aggregate: str = "SUM"
+    base_values: tuple[float, ...] = ()
+    post_transform: str = "NONE"
+    labels: tuple[int, ...] = ()
+    binary: bool = False
+    all_positive: bool = True
+
+
+TREE_MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "LEAF")
+TREE_AGGREGATES = ("SUM", "AVERAGE", "MIN", "MAX")
+TREE_TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO")
+
+
+@dataclass(frozen=True)
 class VariableRef:
     """READ_VARIABLE / ASSIGN_VARIABLE: the variable, an index into ``Graph.variables``."""
     var: int

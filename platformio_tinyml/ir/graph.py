@@ -164,6 +164,10 @@ class OpKind(enum.Enum):
     MIRROR_PAD = "MIRROR_PAD"    # attrs.Pad with mode "reflect" or "symmetric" (the pads mirror the input)
     READ_VARIABLE = "READ_VARIABLE"
     ASSIGN_VARIABLE = "ASSIGN_VARIABLE"
+    # a forest of decision trees (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier): input
+    # [N, F] float32, outputs [scores [N, T] float32] or, for a classifier, [scores, labels [N]
+    # int64]; attrs.TreeEnsemble holds the nodes, the leaf weights and onnxruntime's finalization
+    TREE_ENSEMBLE = "TREE_ENSEMBLE"
     # Any other operator of the source model, kept with its attributes (attrs.Opaque): the
     # IR carries every op; whether a backend takes it is that backend's supports() answer.
     OPAQUE = "OPAQUE"

@@ -185,12 +185,14 @@ _ARITY: dict[OpKind, tuple[int, int, type | None]] = {
 }
 _OUTPUTS = {OpKind.ASSIGN_VARIABLE: 0, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: 3}   # kinds without one output
 _ARITY.update({OpKind.READ_VARIABLE: (0, 0, A.VariableRef), OpKind.ASSIGN_VARIABLE: (1, 1, A.VariableRef),
-               OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: (15, 15, A.Lstm), OpKind.OPAQUE: (0, 1 << 16, A.Opaque)})
+               OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: (15, 15, A.Lstm), OpKind.OPAQUE: (0, 1 << 16, A.Opaque),
+               OpKind.TREE_ENSEMBLE: (1, 1, A.TreeEnsemble)})
 _ZP_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255), DType.INT16: (-32768, 32767)}
 _QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
 _TYPE_CHANGING = (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.SOFTMAX, OpKind.SHAPE, OpKind.ARG_MAX, OpKind.ARG_MIN,
                   OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM,   # quantized LSTMs: int8, int16 and int32 tensors
                   OpKind.OPAQUE,                         # its types are its own
+                  OpKind.TREE_ENSEMBLE,                  # float32 scores, int64 labels: _tree_shape
                   *COMPARISON_OPS, OpKind.SELECT_V2)     # BOOL results / condition: _logic_types
 _DATA_FIRST = (OpKind.EXPAND_DIMS, OpKind.STRIDED_SLICE)    # the other inputs are int32 shape constants
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.TRANSPOSE_CONV)
@@ -249,6 +251,8 @@ class _Pass:
         ins, subject = op.inputs, op_subject(op, k)
         n_out = _OUTPUTS.get(op.kind, 1)
         n_out_ok = len(op.outputs) >= 1 if op.kind in MULTI_OUTPUT_OPS | {OpKind.OPAQUE} else len(op.outputs) == n_out
+        if op.kind is OpKind.TREE_ENSEMBLE:   # scores, and a classifier's labels
+            n_out_ok = len(op.outputs) == (2 if isinstance(op.attrs, A.TreeEnsemble) and op.attrs.labels else 1)
         if not lo <= len(ins) <= hi or any(i < 0 for i in ins[:lo]) or not n_out_ok:
             raise self.fail(ARITY, subject, f"has inputs {ins} and outputs {op.outputs} (needs {lo}"
                             f"{'' if hi == lo else f' to {min(hi, 3)}'} inputs and "
@@ -499,6 +503,32 @@ def _fc_shape(p: _Pass, op: Op):
     return None
 
 
+def _tree_shape(p: _Pass, op: Op):
+    """TREE_ENSEMBLE: [N, F] float32 in, [N, targets] float32 scores (and [N] int64 labels) out,
+    node arrays of one length whose features, children and weights are in range."""
+    a, g = op.attrs, p.g
+    x = g.tensors[op.inputs[0]]
+    if len(x.shape) != 2 or x.dtype is not DType.FLOAT32:
+        return f"reads {x.dtype.np_name} {list(x.shape)} (needs float32 [N, features])"
+    want = [((x.shape[0], a.n_targets), DType.FLOAT32)] + ([((x.shape[0],), DType.INT64)] if a.labels else [])
+    for t, (shape, dt) in zip((g.tensors[i] for i in op.outputs), want):
+        if tuple(t.shape) != shape or t.dtype is not dt:
+            return f"writes {t.dtype.np_name} {list(t.shape)} (needs {dt.np_name} {list(shape)})"
+    n = len(a.mode)
+    if any(len(v) != n for v in (a.feature, a.threshold, a.true_child, a.false_child, a.leaf_first, a.leaf_count)) \
+            or len(a.weight_target) != len(a.weight_value) or not a.roots or a.n_targets < 1:
+        return "has node or weight arrays of different lengths"
+    leaf = A.TREE_MODES.index("LEAF")
+    for i in range(n):
+        if not 0 <= a.mode[i] <= leaf or not 0 <= a.leaf_first[i] <= a.leaf_first[i] + a.leaf_count[i] \
+                <= len(a.weight_value) or a.mode[i] != leaf and not (
+                    0 <= a.feature[i] < x.shape[1] and i < a.true_child[i] < n and i < a.false_child[i] < n):
+            return f"has node {i} out of range"
+    if any(not 0 <= r < n for r in a.roots) or any(not 0 <= t < a.n_targets for t in a.weight_target):
+        return "has a root or a weight target out of range"
+    return None
+
+
 def _binary_shape(p: _Pass, op: Op):
     """Two (SELECT_V2: three) inputs broadcast to the output, numpy's way."""
     ins, out = _shapes(p, op)
@@ -610,6 +640,7 @@ _SHAPES = {
                                   OpKind.SQUARED_DIFFERENCE, OpKind.PRELU, OpKind.LOGICAL_AND, OpKind.LOGICAL_OR,
                                   *COMPARISON_OPS)},
     OpKind.SELECT_V2: _binary_shape,
+    OpKind.TREE_ENSEMBLE: _tree_shape,
 }
 def _variable(p: _Pass, op: Op):
     """READ_VARIABLE / ASSIGN_VARIABLE: the importer (tflite/variables.py) binds the tensor

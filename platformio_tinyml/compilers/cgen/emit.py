@@ -128,9 +128,11 @@ class Emitter:
 
 
 def _lowerings():
-    from . import lower_s8, lower_f32, lower_common, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic
+    from . import (lower_s8, lower_f32, lower_common, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
+                   lower_ml)
     table = {}
-    for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic):
+    for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
+                lower_ml):
         table.update(mod.LOWERINGS)
     return table
 

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 
 from ...device import DeviceProfile
 from ...ir import DType, Graph, Op, OpKind
+from ...ir import attrs as A
 from ...ir.shape_ops import MOVES
 
 # ---- work per op --------------------------------------------------------------
@@ -114,6 +115,13 @@ def op_work(g: Graph, op: Op) -> int:
         return g.tensors[op.inputs[0]].size
     if op.kind is OpKind.RESHAPE:
         return 0
+    if op.kind is OpKind.TREE_ENSEMBLE:   # per row: every tree's walk (its depth) and the leaf weights
+        a = op.attrs
+        depth = [1] * len(a.mode)
+        for i, m in enumerate(a.mode):   # children come after their parent
+            if m != len(A.TREE_MODES) - 1:
+                depth[a.true_child[i]] = depth[a.false_child[i]] = depth[i] + 1
+        return g.tensors[op.inputs[0]].shape[0] * (len(a.roots) * max(depth) + n_out)
     if op.kind is OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM:   # y: [B, T, U] (or [T, B, U])
         features = g.tensors[op.inputs[0]].shape[-1]
         return n_out * (4 * (features + out.shape[-1]) + LSTM_ACT_WORK)

@@ -33,6 +33,7 @@ from . import attention
 from . import gru
 from . import layout as L
 from . import logic
+from . import ml
 from . import qdq
 from . import shape_ops
 from .layout import Layout
@@ -165,8 +166,9 @@ def _first_line(e: Exception) -> str:
 
 
 def _infer_shapes(model):
-    """onnx shape inference, plus the output shapes of the com.microsoft QLinear ops it skips
-    (added as value_info, then inference runs again until nothing new is learnt)."""
+    """onnx shape inference, plus the output shapes of the com.microsoft QLinear ops and the
+    ai.onnx.ml ops it skips (added as value_info, then inference runs again until nothing new
+    is learnt)."""
     import onnx
     from onnx import helper
     for _ in range(len(model.graph.node) + 1):
@@ -180,6 +182,15 @@ def _infer_shapes(model):
             known[t.name] = (list(t.dims), t.data_type)
         added = False
         for n in model.graph.node:
+            if n.domain == "ai.onnx.ml" and n.input and n.input[0] in known:   # inference skips them too
+                for name, shape, et in ml.output_types(n, [known.get(i) for i in n.input], _attrs(n)):
+                    if name and name not in known:   # replaces a partial one ([1, -1] of ArrayFeatureExtractor)
+                        old = [vi for vi in model.graph.value_info if vi.name == name]
+                        for vi in old:
+                            model.graph.value_info.remove(vi)
+                        model.graph.value_info.append(helper.make_tensor_value_info(name, et, shape))
+                        added = True
+                continue
             if n.domain != "com.microsoft" or not n.output or n.output[0] in known or n.input[0] not in known:
                 continue
             shape, et = known[n.input[0]]
@@ -379,8 +390,11 @@ class _Converter:
             raise ModelError(f"{what} is uint8", where=str(self.path), hint=qdq.UINT8_HINT)
         if elem_type not in table:
             from onnx import helper
+            hint = "Supported model I/O types: float32, int8"
+            if elem_type == TP.DOUBLE:
+                hint += " (skl2onnx: convert with a float32 sample, to_onnx(model, X[:1].astype(numpy.float32)))"
             raise ModelError(f"{what} has unsupported type {helper.tensor_dtype_to_np_dtype(elem_type)}",
-                             where=str(self.path), hint="Supported model I/O types: float32, int8")
+                             where=str(self.path), hint=hint)
         return table[elem_type]
 
     def _outputs(self) -> tuple[list[int], list[str]]:
@@ -535,6 +549,10 @@ class _Converter:
 
     def _convert(self, node) -> None:
         op = node.op_type
+        if node.domain == "ai.onnx.ml":
+            if op not in ml.HANDLERS:
+                raise _Fail(f"ONNX-ML operator {op} (taken: {', '.join(sorted(ml.HANDLERS))})")
+            return shape_ops.adapt(ml.HANDLERS[op], _Fail)(self, node)
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
             raise _Fail(f"operator domain '{node.domain}'")
         inputs = [n for n in node.input if n]
@@ -1660,6 +1678,9 @@ class _Converter:
 
     def _identity(self, node) -> None:
         self.vals[node.output[0]] = self._get(node.input[0])
+        for known in (self.shapes, self.elem_types):   # when inference did not reach it (ONNX-ML outputs)
+            if node.input[0] in known:
+                known.setdefault(node.output[0], known[node.input[0]])
 
     def _cast(self, node) -> None:
         """Cast / CastLike of an activation to the type it already has (LayerNormalization's

@@ -451,4 +451,39 @@ void tml_map_f32(const tml_map_f32_t *p, const float *in, float *out);
 void tml_log_softmax_f32(const tml_softmax_f32_t *p, const float *in, float *out);
 void tml_l2norm_f32(const tml_softmax_f32_t *p, const float *in, float *out);
 
+/* TREE_ENSEMBLE (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier with onnxruntime's
+ * semantics): each of 'rows' inputs of 'features' floats walks every tree from roots[t]: a branch
+ * node i goes to true_child[i] when x[feature[i]] <mode[i]> threshold[i] (float compare), else
+ * to false_child[i]; a leaf adds (or for MIN / MAX, combines) weight_value[j] into target
+ * weight_target[j] (dense: j - first, the leaf's weights being targets 0..n_targets-1) for j
+ * from first = false_child[i], count = true_child[i] weights. Then the aggregate, base values,
+ * post transform and, for a classifier (labels not NULL), the label.
+ * n_targets <= TML_TREE_MAX_TARGETS. */
+#define TML_TREE_MAX_TARGETS 256
+#define TML_TREE_LEQ 0
+#define TML_TREE_LT 1
+#define TML_TREE_GTE 2
+#define TML_TREE_GT 3
+#define TML_TREE_EQ 4
+#define TML_TREE_NEQ 5
+#define TML_TREE_LEAF 6
+#define TML_TREE_SUM 0
+#define TML_TREE_AVERAGE 1
+#define TML_TREE_MIN 2
+#define TML_TREE_MAX 3
+#define TML_POST_NONE 0
+#define TML_POST_LOGISTIC 1
+#define TML_POST_SOFTMAX 2
+#define TML_POST_SOFTMAX_ZERO 3
+typedef struct {
+    uint32_t rows, features, n_targets, n_trees, n_base;
+    uint8_t aggregate, post, classifier, binary, all_positive, dense;
+    const int32_t *roots, *feature, *true_child, *false_child, *weight_target;
+    const uint8_t *mode;
+    const float *threshold, *weight_value, *base;
+    const int32_t *labels;
+} tml_tree_t;
+
+void tml_tree_ensemble(const tml_tree_t *p, const float *x, float *scores, int64_t *labels);
+
 #endif /* TML_KERNELS_H */
