@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/fuzz.py --count 100000 [--seed 0] [--jobs 2] [--out bench-out/fuzz]
         [--board nucleo_f446re] [--kinds tflite,onnx] [--full-every 1] [--mlperf] [--target models|modules|all]
-        [--seed-set base|ops]
+        [--seed-set base|ops|ml]
 
 Each mutant (``benchmarks/fuzz_mutate.py``: flatbuffer object API, ONNX
 protobuf, byte-level) runs in a pool of worker processes that call the real
@@ -56,6 +56,9 @@ SEEDS = REPO / "tests" / "fuzz_corpus" / "seeds"
 # The second set (``--seed-set ops``): models of the operators the first lacks (TRANSPOSE_CONV,
 # BATCH_MATMUL, slicing, resizing, reductions, LayerNorm, LSTM, ...), from benchmarks/fuzz_seeds_ops.py.
 SEEDS_OPS = REPO / "tests" / "fuzz_corpus" / "seeds_ops"
+# The third (``--seed-set ml``): scikit-learn models exported with skl2onnx (the ai.onnx.ml operators),
+# from benchmarks/fuzz_seeds_ml.py.
+SEEDS_ML = REPO / "tests" / "fuzz_corpus" / "seeds_ml"
 
 
 # ---- worker side -----------------------------------------------------------------------------------
@@ -375,7 +378,7 @@ def fuzz_models(count: int, seed: int, out: Path, *, jobs: int = 2, board: str =
     from fuzz_mutate import build_seeds, committed_seeds, make_mutant
     out = Path(out)
     seeds = (build_seeds(SEEDS, mlperf=mlperf, kinds=kinds) if seed_set == "base"
-             else committed_seeds(SEEDS_OPS, kinds=kinds))
+             else committed_seeds(SEEDS_ML if seed_set == "ml" else SEEDS_OPS, kinds=kinds))
     data = {s.name: s.path.read_bytes() for s in seeds}
     findings = Findings(out)
     t0 = time.monotonic()
@@ -447,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-every", type=int, default=1,
                     help="compile auto + verify every K-th mutant (the others: inspect, compile cgen, syntax check)")
     ap.add_argument("--mlperf", action="store_true", help="also mutate the MLPerf Tiny int8 models")
-    ap.add_argument("--seed-set", choices=("base", "ops"), default="base",
-                    help="base: the CNN seeds (tests/fuzz_corpus/seeds); ops: the newer operators (seeds_ops)")
+    ap.add_argument("--seed-set", choices=("base", "ops", "ml"), default="base",
+                    help="base: the CNN seeds (tests/fuzz_corpus/seeds); ops: the newer operators (seeds_ops); "
+                         "ml: skl2onnx exports (seeds_ml)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant before it counts as a hang")
     ap.add_argument("--mem-mb", type=int, default=4096, help="address-space limit of a worker")
     ap.add_argument("--no-signature", action="store_true", help="modules: fuzz with signature checks off")

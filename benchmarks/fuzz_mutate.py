@@ -415,6 +415,25 @@ def _o_attr(g, rng):
         del a.ints[:]
         a.ints.extend(max(min(v, (1 << 62)), -(1 << 62)) for v in vals)
         return f"{node.op_type}.{a.name}={vals}"
+    if a.floats or a.type == a.FLOATS:     # e.g. a tree ensemble's thresholds and leaf weights
+        vals = list(a.floats)
+        if vals and r < 0.7:
+            vals[rng.randrange(len(vals))] = rng.choice(FLOATS)
+        else:
+            vals = [rng.choice(FLOATS) for _ in range(rng.randrange(0, 6))]
+        del a.floats[:]
+        a.floats.extend(vals)
+        return f"{node.op_type}.{a.name}={vals[:6]}"
+    if a.strings or a.type == a.STRINGS:   # e.g. a tree ensemble's node modes, string class labels
+        vals = list(a.strings)
+        pick = rng.choice((b"LEAF", b"BRANCH_LT", b"BRANCH_MEMBER", b"bogus", b"", b"*/ int evil; /*"))
+        if vals:
+            vals[rng.randrange(len(vals))] = pick
+        else:
+            vals = [pick]
+        del a.strings[:]
+        a.strings.extend(vals)
+        return f"{node.op_type}.{a.name}[*]={pick!r}"
     if a.type == a.INT:
         a.i = _int_like(rng, a.i)
         return f"{node.op_type}.{a.name}={a.i}"
