@@ -362,6 +362,13 @@ def tree_ensemble(cv, node) -> None:
         raise Fail(f"a node reads a feature outside 0..{f - 1}", final=True)
     base = tuple(float(np.float32(v)) for v in a.get("base_values", ()))
     binary = classifier and n_targets == 2 and len(set(arr["weight_target"])) == 1
+    if classifier and n_targets == 2 and not binary and len(base) < 2 and any(
+            m == A.TREE_MODES.index("LEAF") and 1 not in arr["weight_target"][first:first + count]
+            for m, first, count in zip(arr["mode"], arr["leaf_first"], arr["leaf_count"])):
+        # a row whose leaves give class 1 no weight takes onnxruntime's one-score path, whose second
+        # score differs between its versions (a fuzzed skl2onnx tree): refused, not guessed
+        raise Fail("two classes weighted by some leaves only for class 0 (skl2onnx weighs class 1 at every "
+                   "leaf or only class 1)")
     attrs = A.TreeEnsemble(n_targets, roots, aggregate=agg, base_values=base, post_transform=post, labels=labels,
                            binary=binary, all_positive=all(v >= 0 for v in a.get(f"{key}_weights", ())), **arr)
     names = [node.output[1] if len(node.output) > 1 else "", node.output[0]] if classifier else [node.output[0]]
