@@ -79,7 +79,7 @@ def measure(model: str, core: str, work: Path) -> dict:
     if core == "avr" and not sup.ok:
         row["skipped"] = "; ".join(sup.reasons)[:160]
         return row
-    gen = cg._generate(req)
+    gen = cg._generate_cached(req)      # the code supports() generated for its estimate
     g = req.graph
     t0 = time.time()
     r = run_model(gen, g, [sample(g, np.random.default_rng(7))], work / f"{model}-{core}", machine, opt="-Os", extra_cflags=cflags, timeout=1800)

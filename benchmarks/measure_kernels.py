@@ -58,7 +58,16 @@ def runtime_names() -> list[str]:
     return sorted(p.name for p in resources.files(RUNTIME_PKG).iterdir() if p.name.startswith("tml_"))
 
 
-def measure_isa(isa: str, work: Path) -> dict:
+def fit_models() -> dict:
+    """{name: (graph, generated code)} of FIT_MODELS: the generated C is the same for every ISA."""
+    out = {}
+    for m in FIT_MODELS:
+        g = load_tflite(EXTRA[m] if m in EXTRA else MLPERF / MODELS[m])
+        out[m] = (g, generate(g, m))
+    return out
+
+
+def measure_isa(isa: str, work: Path, generated: dict) -> dict:
     core, fpu = ISAS[isa]
     src = work / isa / "src"
     src.mkdir(parents=True)
@@ -69,17 +78,16 @@ def measure_isa(isa: str, work: Path) -> dict:
         obj = compile_only([src / f], [src], core, fpu, out_dir=work / isa / "obj")[0]
         kernels[f] = object_bytes(obj)
     models = []
-    for m in FIT_MODELS:
-        g = load_tflite(EXTRA[m] if m in EXTRA else MLPERF / MODELS[m])
-        gen = generate(g, m)
+    for m, (g, gen) in generated.items():
         out = work / isa / m
         write_output(gen, out)
         try:
             obj = compile_only([out / f"{m}.c"], [out], core, fpu, out_dir=out / "obj")[0]
         except FirmwareBuildError:      # AVR: arrays over 32 KB (such a model is refused there)
             continue
+        size = object_bytes(obj)
         models.append({"model": m, "ops": len(g.ops), "const_bytes": gen.const_bytes,
-                       "object_bytes": object_bytes(obj), "code_bytes": object_bytes(obj) - gen.const_bytes})
+                       "object_bytes": size, "code_bytes": size - gen.const_bytes})
     X = np.array([[r["ops"], 1.0] for r in models])
     y = np.array([r["code_bytes"] for r in models], float)
     (per_op, base), *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -109,9 +117,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "bench-out"))
     a = ap.parse_args(argv)
     res = {}
+    generated = fit_models()
     with tempfile.TemporaryDirectory(prefix="tml-ksize-") as tmp:
         for isa in a.isas.split(","):
-            res[isa] = measure_isa(isa, Path(tmp))
+            res[isa] = measure_isa(isa, Path(tmp), generated)
             print(f"[kernels] {isa}: per op {res[isa]['per_op']} B, base {res[isa]['base']} B", file=sys.stderr)
     print(tables(res))
     out = Path(a.out)
