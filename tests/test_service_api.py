@@ -121,6 +121,12 @@ def test_lookup_by_digest_answers_the_upload_s_compilation_without_the_model(ser
     hit = alice.post("/v1/compilations/lookup", json=ask)
     assert hit.status_code == 200 and hit.json()["cached"] is True and hit.json()["state"] == "succeeded", hit.text
     assert hit.json()["id"] == built["id"] and hit.json()["report"] == built["report"]   # its own, no new row
+    # repeats are answered from memory (before routing), the same bytes; the token is checked each time
+    assert {alice.post("/v1/compilations/lookup", json=ask).content for _ in range(3)} == {hit.content}
+    one_line(server.client(server.token("alice", "compile")).post("/v1/compilations/lookup", json=ask), 403,
+             "'read' scope")
+    one_line(server.client(None).post("/v1/compilations/lookup", json=ask), 401, "token")
+    one_line(server.client("tml_not-a-token").post("/v1/compilations/lookup", json=ask), 401, "token")
     # the board's profile as data, and a read-only token, find the same build
     profile = alice.get(f"/v1/boards/{BOARD}").json()
     reader = server.client(server.token("alice", "read"))
@@ -137,6 +143,21 @@ def test_lookup_by_digest_answers_the_upload_s_compilation_without_the_model(ser
         one_line(alice.post("/v1/compilations/lookup", json={**ask, **change}), 404, "no finished compilation")
     one_line(alice.post("/v1/compilations/lookup", json={**ask, "model_sha256": "xyz"}), 422, "model_sha256")
     one_line(alice.post("/v1/compilations/lookup", json={**ask, "target": "no_such_board"}), 422, "no_such_board")
+
+
+def test_a_long_poll_answers_when_the_compilation_ends(server, alice):
+    comp = submit(alice, VWW, backend="cgen", name="vww_long_poll").json()
+    assert comp["state"] in ("queued", "running"), comp
+    t = time.monotonic()
+    done = alice.get(f"/v1/compilations/{comp['id']}", params={"wait": 60}, timeout=90)
+    assert done.status_code == 200 and done.json()["state"] == "succeeded", done.text
+    assert time.monotonic() - t < 50   # answered as the job ended, not at the end of the wait
+    assert done.json() == alice.get(f"/v1/compilations/{comp['id']}").json()
+    t = time.monotonic()
+    assert alice.get(f"/v1/compilations/{comp['id']}", params={"wait": 60}).json()["state"] == "succeeded"
+    assert time.monotonic() - t < 5    # a finished compilation is not held
+    for bad in ("-1", "61", "soon"):
+        one_line(alice.get(f"/v1/compilations/{comp['id']}", params={"wait": bad}), 422, "wait")
 
 
 def test_identical_concurrent_requests_compile_once(server, alice):
@@ -219,24 +240,26 @@ def test_catalog_compare_health_and_metrics(server, alice):
     assert server.client(None).get("/v1/openapi.json").json()["paths"]["/v1/compilations"]["post"]
 
 
-def _grandchildren(pid: int) -> list[int]:
-    """Processes two levels under ``pid`` (the service's forkserver's children: the compile jobs)."""
-    parent = {}
+def _running_jobs(pid: int) -> list[int]:
+    """The compile children running a job under ``pid``: the forkserver's children that lead their
+    own process group (a child forked ahead of its job waits in the forkserver's group)."""
+    stat = {}
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/stat") as f:
-                parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                _, ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
+            stat[int(entry)] = (int(ppid), int(pgrp))
         except (OSError, ValueError, IndexError):
             continue
-    children = {p for p, pp in parent.items() if pp == pid}
-    return [p for p, pp in parent.items() if pp in children]
+    children = {p for p, (pp, _) in stat.items() if pp == pid}
+    return [p for p, (pp, group) in stat.items() if pp in children and group == p]
 
 
 def test_a_compile_process_that_dies_fails_its_job_and_the_service_lives_on(server, alice):
     r = submit(alice, VWW, backend="cgen", name="vww_killed")
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + 60
-    while not (jobs := _grandchildren(server.proc.pid)):   # the compile child, as a crashing compiler dies
+    while not (jobs := _running_jobs(server.proc.pid)):   # the compile child, as a crashing compiler dies
         assert time.monotonic() < deadline and server.proc.poll() is None
         time.sleep(0.005)
     for pid in jobs:

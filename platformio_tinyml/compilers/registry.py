@@ -8,6 +8,7 @@ interface is reported (``Registry.problems``) and skipped, never fatal.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -32,9 +33,20 @@ def _entry_points(path: tuple[str, ...]) -> tuple:
     return tuple(sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name))
 
 
+def _path_key() -> tuple[str, ...]:
+    """``sys.path`` as the places it names: ``""`` is the working folder, a repeat counts once.
+    The service's forkserver (``python -c``, path ``""``) and its children (given the parent's
+    path, the same folder spelled out) then share the entry points read once at preload."""
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    return tuple(dict.fromkeys(p or here for p in sys.path))
+
+
 def discover() -> Registry:
     reg = Registry()
-    for ep in _entry_points(tuple(sys.path)):
+    for ep in _entry_points(_path_key()):
         dist = ep.dist.name if ep.dist else "?"
         try:
             obj = ep.load()

@@ -151,14 +151,18 @@ class ServiceClient:
                 return None
             raise
 
-    def wait(self, comp: dict, on_progress=None, poll_s: float = 0.1) -> dict:
-        """Poll until the compilation ends; raises ServiceError with the job's one-line error."""
+    def wait(self, comp: dict, on_progress=None, poll_s: float = 0.1, hold_s: float = 2.0) -> dict:
+        """Long-poll until the compilation ends (the service answers as it ends, or after
+        ``hold_s`` with its progress); raises ServiceError with the job's one-line error. A
+        service without long polls answers at once: then ``poll_s`` paces the asking."""
         while comp["state"] in ("queued", "running"):
             if on_progress is not None:
                 on_progress(comp)
-            time.sleep(poll_s)
-            poll_s = min(poll_s * 1.5, 2.0)
-            comp = self.json("GET", f"/v1/compilations/{comp['id']}")
+            asked = time.monotonic()
+            comp = self.json("GET", f"/v1/compilations/{comp['id']}?wait={hold_s:g}")
+            if comp["state"] in ("queued", "running") and time.monotonic() - asked < poll_s:
+                time.sleep(poll_s)
+                poll_s = min(poll_s * 1.5, hold_s)
         if comp["state"] == "failed":
             e = comp.get("error") or {}
             raise ServiceError(e.get("message") or "the compile failed", where=e.get("where"), hint=e.get("hint"))

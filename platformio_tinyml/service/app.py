@@ -9,6 +9,7 @@ lifespan starts the job runner and stops it (a running compile is left
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -36,8 +37,9 @@ class _Limits:
     cannot tell after it has decoded them as Latin-1.
     """
 
-    def __init__(self, app, max_body: int, log_requests: bool):
+    def __init__(self, app, max_body: int, log_requests: bool, svc: Service | None = None):
         self.app, self.max_body, self.log_requests = app, max_body, log_requests
+        self.hits = _HitsByKey(svc) if svc is not None else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -49,38 +51,38 @@ class _Limits:
                 status[0] = message["status"]
             await send(message)
 
-        refusal, receive = await self._read_body(scope, receive)
+        refusal, receive, body = await self._read_body(scope, receive)
         if refusal is not None:
             await refusal(scope, receive, logged_send)
-        else:
+        elif self.hits is None or not await self.hits.serve(scope, body, receive, logged_send, self.app):
             await self.app(scope, receive, logged_send)
         if self.log_requests:
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status[0],
                      (time.perf_counter() - started) * 1000)
 
     async def _read_body(self, scope, receive):
-        """(a refusal response or None, the receive callable the app gets)."""
+        """(a refusal response or None, the receive callable the app gets, the body read or None)."""
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length", b"0")
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length == b"0":
-            return None, receive
+            return None, receive, None
         if not length.isdigit() or int(length) > self.max_body:
-            return self._too_large(), receive
+            return self._too_large(), receive, None
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return None, receive   # the client went away
+                return None, receive, None   # the client went away
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_body:
-                return self._too_large(), receive
+                return self._too_large(), receive, None
             more = message.get("more_body", False)
         body = b"".join(chunks)
         boundary = _boundary(headers.get(b"content-type", b""))
         if boundary and not _part_headers_utf8(body, boundary):
             return JSONResponse({"detail": "a file name in the multipart body is not UTF-8. Rename the file "
-                                           "(printable UTF-8)"}, status_code=400), receive
+                                           "(printable UTF-8)"}, status_code=400), receive, None
         replayed = [False]
 
         async def replay():
@@ -89,11 +91,68 @@ class _Limits:
             replayed[0] = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return None, replay
+        return None, replay, body
 
     def _too_large(self) -> JSONResponse:
         return JSONResponse({"detail": f"request body larger than the upload limit of {self.max_body:,} bytes. "
                                        "Send a smaller model, or raise max_upload_mb"}, status_code=413)
+
+
+class _HitsByKey:
+    """Repeated cache hits by key (``POST /v1/compilations/lookup``) answered before routing.
+
+    A hit's answer never changes (a succeeded build and the project's compilation of
+    it are never changed or removed), so the bytes FastAPI answered a request with
+    are kept under (the caller's project, the request body's digest) and the same
+    request from the same project is answered with them again: no validation,
+    routing, key computation or database. The token is still checked on every
+    request (``Service.caller_of``, which keeps answers 5 s); a request this path
+    does not know, and every miss or error, goes through the app as before.
+    """
+
+    PATH = "/v1/compilations/lookup"
+
+    def __init__(self, svc: Service):
+        self.svc = svc
+
+    async def serve(self, scope, body: bytes | None, receive, send, app) -> bool:
+        """True when the request was answered here (a known hit, or one the app answered now)."""
+        if scope["path"] != self.PATH or scope["method"] != "POST" or body is None:
+            return False
+        token = _bearer_token(scope)
+        who = self.svc.caller_of(token) if token else None
+        if who is None or "read" not in who.scopes:
+            return False   # the app answers 401/403
+        memo = (who.project_id, hashlib.blake2b(body, digest_size=20).digest())
+        answer = self.svc.hits.get(memo)
+        if answer is not None:
+            self.svc.metrics.count_cache(True)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(len(answer)).encode()),
+                                    (b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": answer})
+            return True
+        status, parts = [0], []
+
+        async def kept_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body" and status[0] == 200:
+                parts.append(message.get("body", b""))
+            await send(message)
+
+        await app(scope, receive, kept_send)
+        if status[0] == 200 and parts:
+            self.svc.hits.put(memo, b"".join(parts))
+        return True
+
+
+def _bearer_token(scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
 
 
 def _lwm2m_server(svc: Service):
@@ -198,5 +257,6 @@ def create_app(svc: Service, start_runner: bool = True) -> FastAPI:
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # the form fields and a manifest ride beside the model: 1 MiB of slack over the model's limit
-    app.add_middleware(_Limits, max_body=svc.cfg.max_upload_bytes + (1 << 20), log_requests=svc.cfg.log_requests)
+    app.add_middleware(_Limits, max_body=svc.cfg.max_upload_bytes + (1 << 20), log_requests=svc.cfg.log_requests,
+                       svc=svc)
     return app

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import uuid
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 
@@ -21,6 +23,7 @@ from .schemas import CompilationOut, LookupIn, errors
 from .uploads import UNPACKED_PER_UPLOAD, check_model, check_name, model_file_name
 
 router = APIRouter(prefix="/v1", tags=["compilations"])
+_REREAD_S = 0.25   # a long poll reads the state again this often (a build in another process)
 
 
 def _iso(t) -> str | None:
@@ -135,11 +138,29 @@ async def lookup_compilation(body: LookupIn, who: Caller = Depends(caller("read"
     return Response(answer, media_type="application/json")
 
 
-@router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404))
-def get_compilation(comp_id: str, who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
-    """State, backend and why, report, progress and log; on failure the one-line error."""
-    with svc.Session() as db:
-        return view(*_own(svc, db, who, comp_id))
+@router.get("/compilations/{comp_id}", response_model=CompilationOut, responses=errors(401, 403, 404, 422))
+async def get_compilation(comp_id: str,
+                          wait: float = Query(0, ge=0, le=60, description="Seconds to hold the answer while the "
+                                              "compilation is queued or running: it comes as soon as it ends"),
+                          who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
+    """State, backend and why, report, progress and log; on failure the one-line error.
+
+    With ``wait``, a long poll: the answer is sent when the compilation ends, or after
+    ``wait`` seconds with its state then."""
+    def read() -> tuple[dict, str, str]:
+        with svc.Session() as db:
+            comp, build = _own(svc, db, who, comp_id)
+            return view(comp, build), build.state, build.id
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        answer, state, build_id = await run_in_threadpool(read)
+        left = deadline - loop.time()
+        if state not in ACTIVE_STATES or left <= 0:
+            return answer
+        # ends at once when this process finishes the build; a worker process's is read again
+        await svc.until_finished(build_id, min(left, _REREAD_S))
 
 
 def _finished(svc: Service, who: Caller, comp_id: str) -> Build:

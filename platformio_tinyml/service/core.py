@@ -12,6 +12,7 @@ again those whose worker died.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -72,6 +73,8 @@ class Service:
         self.runner: JobRunner | None = None
         self._callers: dict[str, tuple[float, Caller | None]] = {}
         self.hits = HitCache()
+        self._waiting: dict[str, list] = {}     # build id -> [(event loop, future)] of long polls
+        self._waiting_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------
     def start(self, runner: JobRunner | None = None) -> None:
@@ -318,6 +321,31 @@ class Service:
         return self.isolated(tasks.compile_to, str(workdir), model, build.device, build.name,
                              build.backend_requested, build.options, calibration, cancel=cancel)
 
+    async def until_finished(self, build_id: str, timeout_s: float) -> None:
+        """Return when this process finishes ``build_id`` or after ``timeout_s`` (a build
+        another process runs is not announced here: callers read its state again)."""
+        loop = asyncio.get_running_loop()
+        waiter = (loop, loop.create_future())
+        with self._waiting_lock:
+            self._waiting.setdefault(build_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter[1], timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self._waiting_lock:
+                left = [w for w in self._waiting.get(build_id, ()) if w is not waiter]
+                if left:
+                    self._waiting[build_id] = left
+                else:
+                    self._waiting.pop(build_id, None)
+
+    def _announce(self, build_id: str) -> None:
+        with self._waiting_lock:
+            waiters = self._waiting.pop(build_id, [])
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
+
     def _note(self, build_id: str, line: str, **values) -> None:
         with self.Session() as db:
             build = db.get(Build, build_id)
@@ -333,4 +361,5 @@ class Service:
         backend = values.get("backend") or "none"
         if state == "succeeded":
             self.metrics.observe_compile(backend, seconds)
+        self._announce(build_id)
         log.info("job %s %s (%s) in %.2f s", build_id, state, backend, seconds)
