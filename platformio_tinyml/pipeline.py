@@ -31,10 +31,12 @@ REPORT_SCHEMA_VERSION = 1
 
 
 def load_any(model_path: Path, calibration: Path | None = None,
-             input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[Graph | None, str]:
+             input_shapes: dict[str, tuple[int, ...]] | None = None,
+             input_values: dict[str, tuple[float, ...]] | None = None) -> tuple[Graph | None, str]:
     """Load a model file into the IR; returns (graph or None, format name).
 
-    ``input_shapes`` (``--input-shape``) sets open dimensions of named inputs.
+    ``input_shapes`` (``--input-shape``) sets open dimensions of named inputs;
+    ``input_values`` (``--input-value``) binds named ONNX inputs to constants.
 
     scikit-learn files (.pkl, .joblib, .skops) have no IR: (None, "sklearn");
     the backends that take them load the estimator themselves.
@@ -46,7 +48,8 @@ def load_any(model_path: Path, calibration: Path | None = None,
         return None, SKLEARN
     from .model.loader import load_model, model_format
     fmt = model_format(model_path)
-    return load_model(model_path, calibration=calibration, input_shapes=input_shapes), fmt
+    return load_model(model_path, calibration=calibration, input_shapes=input_shapes,
+                      input_values=input_values), fmt
 
 
 @dataclass
@@ -61,7 +64,8 @@ class CompileOutcome:
 def prepare_request(model_path: Path, device: DeviceProfile, *, name: str | None = None,
                     backend: str = "auto", calibration: Path | None = None,
                     backend_options: dict[str, str] | None = None,
-                    input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileRequest:
+                    input_shapes: dict[str, tuple[int, ...]] | None = None,
+                    input_values: dict[str, tuple[float, ...]] | None = None) -> CompileRequest:
     """The request every backend is asked about: the model loaded and validated, a
     Keras/SavedModel model replaced by the ``.tflite`` it was converted to. The one
     way ``tinyml compile``/``compare``/``verify``, ``pio run``, SCons and the service
@@ -77,7 +81,7 @@ def prepare_request(model_path: Path, device: DeviceProfile, *, name: str | None
         # process: start that now, so it loads while the model does.
         from .verify.reference import warm_up
         warm_up(model_path)
-    graph, fmt = load_any(model_path, calibration, input_shapes)
+    graph, fmt = load_any(model_path, calibration, input_shapes, input_values)
     if graph is not None:
         graph.validate()
     options = CompileOptions(name=name or default_name(model_path),
@@ -112,9 +116,11 @@ def user_path(request: CompileRequest) -> str:
 def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name: str | None = None,
                   backend: str = "auto", calibration: Path | None = None,
                   backend_options: dict[str, str] | None = None,
-                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> CompileOutcome:
+                  input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  input_values: dict[str, tuple[float, ...]] | None = None) -> CompileOutcome:
     request = prepare_request(model_path, device, name=name, backend=backend, calibration=calibration,
-                              backend_options=backend_options, input_shapes=input_shapes)
+                              backend_options=backend_options, input_shapes=input_shapes,
+                              input_values=input_values)
     reg = discover()
     chosen, support, because = choose_backend(request, backend, registry=reg)
     outdir = Path(outdir)
@@ -130,11 +136,12 @@ def compile_model(model_path: Path, device: DeviceProfile, outdir: Path, *, name
 
 def compare_backends(model_path: Path, device: DeviceProfile, *, calibration: Path | None = None,
                      backend_options: dict[str, str] | None = None,
-                     input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
+                     input_shapes: dict[str, tuple[int, ...]] | None = None,
+                     input_values: dict[str, tuple[float, ...]] | None = None) -> dict:
     """Every backend's answer for ``model_path`` on ``device`` (``tinyml compare --json``
     and ``POST /v1/compare``): model, format, board, chosen, because and one row per backend."""
     req = prepare_request(model_path, device, calibration=calibration, backend_options=backend_options,
-                          input_shapes=input_shapes)
+                          input_shapes=input_shapes, input_values=input_values)
     chosen, support, because = choose_backend(req, exhaustive=True)
     rows = [{"backend": n, "supported": s.ok, "chosen": n == chosen, "reasons": list(s.reasons),
              "flash_bytes": s.estimate.flash_bytes if s.estimate else None,

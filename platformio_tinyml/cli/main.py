@@ -29,6 +29,8 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 def _add_input_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="shape of a graph input with open dimensions (repeatable; an open batch is 1)")
+    p.add_argument("--input-value", action="append", default=[], metavar="NAME=V0,V1,...",
+                   help="bind a graph input of an ONNX model to constant values, e.g. sr=16000 (repeatable)")
     p.add_argument("--explain", action="store_true",
                    help="on an error, print every detail (each backend's reasons, every supported operator)")
 
@@ -45,6 +47,11 @@ def _error_text(e: TinyMLError, explain: bool) -> str:
 def _input_shapes(args) -> dict:
     from ..model.loader import parse_input_shapes
     return parse_input_shapes(args.input_shape)
+
+
+def _input_values(args) -> dict:
+    from ..model.loader import parse_input_values
+    return parse_input_values(args.input_value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +155,7 @@ def cmd_inspect(args) -> int:
     from ..compilers.cgen.planner import plan_memory
     from ..pipeline import load_any
     from ..model.validate import printable   # names are the model's text: one line each, escaped
-    g, fmt = load_any(args.model, args.calibration, _input_shapes(args))
+    g, fmt = load_any(args.model, args.calibration, _input_shapes(args), _input_values(args))
     if g is None:
         return _inspect_estimator(args.model, fmt)
     print(f"model: {args.model} ({fmt}), graph '{printable(g.name)}': {len(g.ops)} ops, {len(g.tensors)} tensors")
@@ -255,7 +262,8 @@ def cmd_compile(args) -> int:
     dev = _profile(args)
     out = fill_output_folder(args.output, lambda folder: compile_model(
         args.model, dev, folder, name=args.name, backend=args.backend, calibration=args.calibration,
-        backend_options=_options(args.option), input_shapes=_input_shapes(args)))
+        backend_options=_options(args.option), input_shapes=_input_shapes(args),
+        input_values=_input_values(args)))
     r = out.result
     print(f"{args.model.name} -> {args.output}/ for {dev.board} ({dev.core}, {dev.ram_bytes:,} B RAM, "
           f"{dev.flash_bytes:,} B flash)")
@@ -275,7 +283,7 @@ def cmd_verify(args) -> int:
     dev = _profile(args)
     v = verify_model(args.model, dev, backend=args.backend, samples=args.samples, seed=args.seed,
                      calibration=args.calibration, backend_options=_options(args.option),
-                     input_shapes=_input_shapes(args))
+                     input_shapes=_input_shapes(args), input_values=_input_values(args))
     if args.json:
         print(json.dumps(dict(v.to_dict(), schema_version=REPORT_SCHEMA_VERSION, model=str(args.model),
                               board=dev.board), indent=2))
@@ -295,7 +303,7 @@ def cmd_compare(args) -> int:
     from ..pipeline import compare_backends
     dev = _profile(args)
     table = compare_backends(args.model, dev, calibration=args.calibration, backend_options=_options(args.option),
-                             input_shapes=_input_shapes(args))
+                             input_shapes=_input_shapes(args), input_values=_input_values(args))
     if args.json:
         print(json.dumps(table, indent=2))
     else:

@@ -94,16 +94,18 @@ class ModelSpec:
     calibration: Path | None = None
     options: tuple[tuple[str, str], ...] = ()
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()   # custom_tinyml_input_shape
+    input_values: tuple[tuple[str, tuple[float, ...]], ...] = ()  # custom_tinyml_input_value
 
     @classmethod
     def make(cls, path: str | Path, name: str | None = None, backend: str = "auto",
              calibration: str | Path | None = None, options: dict[str, str] | None = None,
-             input_shapes: dict[str, tuple[int, ...]] | None = None) -> "ModelSpec":
+             input_shapes: dict[str, tuple[int, ...]] | None = None,
+             input_values: dict[str, tuple[float, ...]] | None = None) -> "ModelSpec":
         from ..naming import default_name
         p = Path(path)
         return cls(p, name or default_name(p), backend or "auto",
                    Path(calibration) if calibration else None, tuple(sorted((options or {}).items())),
-                   tuple(sorted((input_shapes or {}).items())))
+                   tuple(sorted((input_shapes or {}).items())), tuple(sorted((input_values or {}).items())))
 
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp")    # what a build compiles of a backend's files (tflm's glue is C++)
@@ -193,18 +195,20 @@ def cache_key(spec: ModelSpec, device: DeviceProfile, memo_dir: Path | None = No
     return content_key(sha256_file(spec.path), spec.path.name, spec.name, spec.backend, spec.options, calibration,
                        device,
                        _backend_versions(memo_dir / ".backends.json" if memo_dir else None), _runtime_digest(),
-                       input_shapes=spec.input_shapes)
+                       input_shapes=spec.input_shapes, input_values=spec.input_values)
 
 
 def content_key(model_sha256: str, model_file: str, name: str, backend: str, options: tuple[tuple[str, str], ...],
                 calibration_sha256: str, device: DeviceProfile, backend_versions: dict[str, str],
-                runtime_digest: str, input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> str:
+                runtime_digest: str, input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                input_values: tuple[tuple[str, tuple[float, ...]], ...] = ()) -> str:
     """:func:`cache_key` from its parts: the service computes it from a client's digests
     with its own backends, without the files (``calibration_sha256`` "" for none).
     ``model_file`` is the model's file (or SavedModel folder) name: generated comments quote it."""
     h = hashlib.sha256()
     for part in (__version__, model_sha256, model_file, name, backend, repr(tuple(options)),
-                 repr(tuple(input_shapes)) if input_shapes else "", calibration_sha256,
+                 repr(tuple(input_shapes)) if input_shapes else "",
+                 *((repr(tuple(input_values)),) if input_values else ()), calibration_sha256,
                  device.cache_key(), json.dumps(backend_versions), runtime_digest):
         h.update(part.encode())
         h.update(b"\0")
@@ -244,7 +248,7 @@ def compile_cached(spec: ModelSpec, device: DeviceProfile, outdir: Path,
         try:
             outcome = compile_model(spec.path, device, fresh, name=spec.name, backend=spec.backend,
                                     calibration=spec.calibration, backend_options=dict(spec.options),
-                                    input_shapes=dict(spec.input_shapes))
+                                    input_shapes=dict(spec.input_shapes), input_values=dict(spec.input_values))
             publish_entry(fresh, outdir, key, [f.path.name for f in outcome.result.files])
         finally:
             shutil.rmtree(fresh, ignore_errors=True)

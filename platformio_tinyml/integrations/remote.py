@@ -251,8 +251,9 @@ def compile_for_build(spec: ModelSpec, device: DeviceProfile, outdir: Path, serv
     """
     if not service:
         return compile_cached(spec, device, outdir, on_compile=on_compile)
-    if spec.input_shapes:
-        raise TinyMLError(f"the service does not take input shapes yet ({spec.path.name})", where=options[0],
+    if spec.input_shapes or spec.input_values:
+        what = "input shapes" if spec.input_shapes else "input values"
+        raise TinyMLError(f"the service does not take {what} yet ({spec.path.name})", where=options[0],
                           hint="Compile this model here: remove the service setting for it")
     outdir = Path(outdir)
     key = cache_key(spec, device, outdir.parent)

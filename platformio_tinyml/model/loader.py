@@ -37,32 +37,60 @@ def parse_input_shapes(specs: list[str] | tuple[str, ...] | None, where: str = "
     >>> parse_input_shapes(["x=1,49,10,1"])
     {'x': (1, 49, 10, 1)}
     """
-    out: InputShapes = {}
+    def dims(text: str) -> tuple[int, ...]:
+        shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+        return shape if shape and min(shape) >= 1 else ()
+    return _named_lists(specs, where, dims, "NAME=D0,D1,... with positive dimensions",
+                        "For example --input-shape input_1=1,49,10,1")
+
+
+InputValues = dict[str, tuple[float, ...]]
+
+
+def parse_input_values(specs: list[str] | tuple[str, ...] | None, where: str = "--input-value") -> InputValues:
+    """``NAME=V0,V1,...`` items (``--input-value``, ``custom_tinyml_input_value``) as a dict: graph
+    inputs bound to constants (a model's sample rate, a mode flag), folded at import.
+
+    >>> parse_input_values(["sr=16000"])
+    {'sr': (16000,)}
+    """
+    def numbers(text: str) -> tuple[float, ...]:
+        return tuple(int(v) if v.strip().lstrip("+-").isdigit() else float(v) for v in text.split(",") if v.strip())
+    return _named_lists(specs, where, numbers, "NAME=V0,V1,... with numbers", "For example --input-value sr=16000")
+
+
+def _named_lists(specs, where: str, parse, form: str, example: str) -> dict:
+    """``NAME=...`` items as {name: parse(text)}; a malformed item (``parse`` raising ValueError or
+    giving nothing) or a name given twice is one line."""
+    out = {}
     for item in specs or ():
-        name, sep, dims = item.strip().rpartition("=")
+        name, sep, text = item.strip().rpartition("=")
         try:
-            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+            value = parse(text)
         except ValueError:
-            shape = ()
-        if not sep or not name.strip() or not shape or min(shape) < 1:
-            raise ModelError(f"'{item}' is not NAME=D0,D1,... with positive dimensions", where=where,
-                             hint="For example --input-shape input_1=1,49,10,1")
+            value = ()
+        if not sep or not name.strip() or not value:
+            raise ModelError(f"'{item}' is not {form}", where=where, hint=example)
         if name.strip() in out:
             raise ModelError(f"input '{name.strip()}' is given twice", where=where)
-        out[name.strip()] = shape
+        out[name.strip()] = value
     return out
 
 
 def load_model(path: str | Path, calibration: str | Path | None = None,
-               input_shapes: InputShapes | None = None) -> Graph:
+               input_shapes: InputShapes | None = None, input_values: InputValues | None = None) -> Graph:
     """Read ``path`` into a validated :class:`Graph`.
 
     ``calibration`` (a ``.npy`` of representative inputs) only applies to
     Keras/SavedModel sources, which are quantized to int8 with it.
     ``input_shapes`` sets the dynamic dimensions of named graph inputs
-    (an open batch dimension is 1 without it).
+    (an open batch dimension is 1 without it); ``input_values`` binds named
+    inputs of an ONNX model to constants (they are no longer inputs).
     """
     path = Path(path)
+    if input_values and path.suffix.lower() != ".onnx":
+        raise ModelError("input values (--input-value) apply to .onnx models", where=str(path),
+                         hint="Export the model with that input as a constant instead")
     if input_shapes and (path.is_dir() or path.suffix.lower() not in (".tflite", ".onnx")):
         raise ModelError("input shapes apply to .tflite and .onnx models", where=str(path),
                          hint="Give the Keras model's Input layer a fixed shape instead")
@@ -78,6 +106,6 @@ def load_model(path: str | Path, calibration: str | Path | None = None,
         return load_tflite(path, input_shapes)
     if suffix == ".onnx":
         from .onnx import load_onnx
-        return load_onnx(path, input_shapes)
+        return load_onnx(path, input_shapes, input_values)
     raise ModelError(f"unknown model format '{suffix or path.name}'", where=str(path),
                      hint="Supported formats: " + ", ".join(FORMATS))

@@ -56,11 +56,12 @@ class Verification:
 def verify_model(model_path: Path, device: DeviceProfile, *, backend: str = "auto", samples: int = 20,
                  seed: int = 0, calibration: Path | None = None,
                  backend_options: dict[str, str] | None = None,
-                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Verification:
+                 input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 input_values: dict[str, tuple[float, ...]] | None = None) -> Verification:
     from ..pipeline import choose_backend, prepare_request
     model_path = Path(model_path)
     req = prepare_request(model_path, device, backend=backend, calibration=calibration,
-                          backend_options=backend_options, input_shapes=input_shapes)
+                          backend_options=backend_options, input_shapes=input_shapes, input_values=input_values)
     chosen, _, because = choose_backend(req, backend)
     if req.graph is None:       # no IR (scikit-learn): the backend's code against the library itself
         from .sklearn_parity import check_sklearn_parity
@@ -73,7 +74,8 @@ def verify_model(model_path: Path, device: DeviceProfile, *, backend: str = "aut
     from ..pipeline import compile_model
     with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as tmp:
         out = compile_model(model_path, device, Path(tmp), name=NAME, backend=chosen, calibration=calibration,
-                            backend_options=backend_options, input_shapes=input_shapes)
+                            backend_options=backend_options, input_shapes=input_shapes,
+                            input_values=input_values)
         if chosen == "tflm":
             return Verification(chosen, because, _check_tflm_array(Path(tmp), req.model_path), None)
         sources = [f.path for f in out.result.files if f.role.value == "source"]

@@ -121,6 +121,9 @@ class OnnxReference:
     def __init__(self, model_path: str | Path, graph=None):
         self.in_layouts = list((graph.meta.get("input_layouts") if graph is not None else None) or [])
         self.out_layouts = list((graph.meta.get("output_layouts") if graph is not None else None) or [])
+        # inputs bound to constants (--input-value): fed their values; the others in the IR's order
+        self.bound = {name: np.array(b["values"], b["dtype"]).reshape(b["shape"])
+                      for name, b in ((graph.meta.get("bound_inputs") if graph is not None else None) or {}).items()}
         self.path = str(model_path)
         self._key = _key("onnx", self.path)
         _call(_onnx_open, self._key, where=self.path)
@@ -128,7 +131,7 @@ class OnnxReference:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         from ..model.onnx import nchw_to_nhwc, nhwc_to_nchw
         feed = [nhwc_to_nchw(x) if _converted(self.in_layouts, k) else np.asarray(x) for k, x in enumerate(inputs)]
-        outs = _call(_onnx_run, self._key, feed, where=self.path)
+        outs = _call(_onnx_run, self._key, feed, self.bound, where=self.path)
         for k, o in enumerate(outs):
             if _converted(self.out_layouts, k) and np.ndim(o) != 4:
                 raise ReferenceFailed(f"onnxruntime's output #{k} has shape {list(np.shape(o))}, not the rank-4 "
@@ -297,9 +300,11 @@ def _onnx_open(key: tuple) -> None:
     _onnx_session(key)
 
 
-def _onnx_run(key: tuple, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def _onnx_run(key: tuple, inputs: list[np.ndarray], bound: dict | None = None) -> list[np.ndarray]:
     sess = _onnx_session(key)
-    feed = {d.name: x for d, x in zip(sess.get_inputs(), inputs)}
+    bound = bound or {}
+    feed = dict(bound)
+    feed.update(zip((d.name for d in sess.get_inputs() if d.name not in bound), inputs))
     return [np.asarray(o) for o in _refusing(key[1], "onnxruntime", lambda: sess.run(None, feed))]
 
 

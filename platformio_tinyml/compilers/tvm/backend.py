@@ -147,6 +147,10 @@ class TvmCompiler:
             raise Unsupported(reason)
         self._codegen(request)
         check_format(request.model_format)
+        bound = request.graph.meta.get("bound_inputs") if request.graph is not None else None
+        if bound:
+            raise Unsupported(f"TVM imports the model file, whose input(s) {', '.join(sorted(bound))} "
+                              "--input-value binds only in our IR")
 
     def _program(self, request: CompileRequest) -> Program:
         self._check(request)

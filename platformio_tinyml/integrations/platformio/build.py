@@ -53,7 +53,7 @@ OPTION_PREFIX = "custom_tinyml_"
 # Every custom_tinyml_<name> this front end reads (docs/platformio.md lists them).
 OPTIONS = ("model", "name", "backend", "calibration", "options", "npu", "test_input", "optimize",
            "verify_samples", "executor", "module_pubkey", "module_key", "module_version", "module_kind",
-           "input_shape", "service", "service_required", "image_module", "slots", "slot_size")
+           "input_shape", "input_value", "service", "service_required", "image_module", "slots", "slot_size")
 IMAGE_FILE = "tinyml-image.bin"
 REPORT_FILE = "tinyml-report.json"
 VERIFY_FILE = "tinyml-verify.json"       # the last tinyml-verify results, in tinyml-report.json's "verify"
@@ -107,15 +107,17 @@ def read_options(get, project_dir: Path, env_name: str) -> list[DeclaredModel]:
                               hint=f"Give one {OPTION_PREFIX}{option} per custom_tinyml_model, same order")
     calibration = get("calibration")
     options = parse_options(get("options"), where + "options")
-    from ...model.loader import parse_input_shapes   # NAME=1,49,10,1 per line
+    from ...model.loader import parse_input_shapes, parse_input_values   # NAME=1,49,10,1 per line
     shapes = parse_input_shapes([t for t in (get("input_shape") or "").splitlines() if t.strip()],
                                 where + "input_shape")
+    values = parse_input_values([t for t in (get("input_value") or "").splitlines() if t.strip()],
+                                where + "input_value")
     declared = []
     for i, model in enumerate(models):
         spec = core.ModelSpec.make(project_dir / model, name=names[i] if names else None,
                                    backend=(get("backend") or "auto").strip(),
                                    calibration=project_dir / calibration.strip() if calibration else None,
-                                   options=options, input_shapes=shapes)
+                                   options=options, input_shapes=shapes, input_values=values)
         declared.append(DeclaredModel(spec, project_dir / tests[i] if tests else None))
     first: dict[str, str] = {}
     for model, item in zip(models, declared):
@@ -514,7 +516,8 @@ class _Front:
                 rep = verify_model(model.spec.path, self.device, backend=model.spec.backend, samples=samples,
                                    seed=0, calibration=model.spec.calibration,
                                    backend_options=dict(model.spec.options),
-                                   input_shapes=dict(model.spec.input_shapes))
+                                   input_shapes=dict(model.spec.input_shapes),
+                                   input_values=dict(model.spec.input_values))
             except TinyMLError as exc:
                 sys.stderr.write(self.error_line(exc) + "\n")
                 return 1

@@ -10,6 +10,10 @@ by an initializer; shape inference then runs again, until nothing folds. Ops
 the numpy table has no entry for (Neg, Range, Equal, Where, Expand, ... of the
 function bodies exporters write) are evaluated by the onnx package's reference
 implementation when their result is known to stay small (:func:`reference_fold`).
+An ``If`` whose condition has folded to a constant is replaced by the branch it
+takes (:func:`inline_branch`): exporters write shape checks as ``If`` (a squeeze
+only when a dimension is 1), and an input bound to a value (``--input-value
+sr=16000``) selects one of a model's variants.
 """
 
 from __future__ import annotations
@@ -114,7 +118,9 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
     """``model`` with the constant nodes folded (``table``: op type -> numpy
     evaluation ``f(arrays, attrs, opset)``; ``infer``: shape inference)."""
     from onnx import helper, numpy_helper
-    for _ in range(len(model.graph.node)):
+    rounds = len(model.graph.node)
+    while rounds > 0:
+        rounds -= 1
         shapes = {}
         for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
             tt = vi.type.tensor_type
@@ -127,6 +133,13 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
             ins = [i for i in n.input if i]
             out = None
             try:
+                if (n.op_type == "If" and n.domain in ("", "ai.onnx") and ins and ins[0] in known
+                        and known[ins[0]].size == 1):
+                    branch = a["then_branch" if bool(known[ins[0]].reshape(())) else "else_branch"]
+                    rounds += len(branch.node) + 1
+                    keep.extend(inline_branch(model, n, branch))
+                    folded.append(None)
+                    continue
                 if n.domain not in ("", "ai.onnx") or len(n.output) != 1:
                     pass
                 elif n.op_type == "Constant":
@@ -151,6 +164,7 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
             folded.append(numpy_helper.from_array(np.asarray(out), n.output[0]))
         if not folded:
             return model
+        folded = [t for t in folded if t is not None]   # None: an If replaced by its branch
         del model.graph.node[:]
         model.graph.node.extend(keep)
         model.graph.initializer.extend(folded)
@@ -160,3 +174,18 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
         model.graph.value_info.extend(kept_vi)
         model = infer(model)
     return model
+
+
+def inline_branch(model, node, branch) -> list:
+    """The nodes that replace ``If`` ``node`` by its taken ``branch`` (a GraphProto): the branch's
+    nodes, its initializers and value infos moved into ``model``, and an Identity from each branch
+    output to the If's output. Names stay as they are: the checker has made every name the model
+    defines, in any branch, unique (static single assignment)."""
+    from onnx import helper
+    model.graph.initializer.extend(branch.initializer)
+    model.graph.value_info.extend(branch.value_info)
+    nodes = list(branch.node)
+    for k, (out, res) in enumerate(zip(node.output, branch.output)):
+        if out:
+            nodes.append(helper.make_node("Identity", [res.name], [out], name=f"{node.name or out}/out{k}"))
+    return nodes

@@ -82,12 +82,15 @@ class _Carry(Exception):
 _MAX_CARRIED = 32   # nodes carried this way before the first refusal is final (each costs a conversion)
 
 
-def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
+              input_values: dict[str, tuple[float, ...]] | None = None) -> Graph:
     """Parse ``path`` and return it as a validated, NHWC :class:`Graph`.
 
     Open dimensions of the graph inputs are set from ``input_shapes``
     (``--input-shape``), an open first (batch) dimension to 1, before shape
-    inference, so every tensor gets a static shape."""
+    inference, so every tensor gets a static shape. The inputs named in
+    ``input_values`` (``--input-value``) become constants first; the graph's
+    ``meta['bound_inputs']`` keeps them for the reference interpreter."""
     import onnx
     path = Path(path)
     buf = read_model_bytes(path)
@@ -105,6 +108,7 @@ def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None 
     except Exception as e:
         raise ModelError(f"invalid ONNX model ({_first_line(e)})", where=str(path),
                          hint="Re-export the model; onnx.checker.check_model shows the details") from None
+    bound = _bind_inputs(model, input_values or {}, str(path))
     _set_input_shapes(model, input_shapes or {}, str(path))
     try:
         model = _infer_shapes(model)
@@ -117,7 +121,10 @@ def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None 
     first: UnsupportedOpError | None = None     # the first converter's refusal
     while True:
         try:
-            return _Converter(path, model, carried).run()
+            graph = _Converter(path, model, carried).run()
+            if bound:
+                graph.meta["bound_inputs"] = bound
+            return graph
         except _Carry as c:
             if len(carried) >= _MAX_CARRIED:
                 raise c.error from None
@@ -132,6 +139,42 @@ def load_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None 
         except Exception as e:   # a malformed graph outside any one node: still one line
             raise InvalidModelError(CORRUPT, "the graph", f"cannot be converted ({type(e).__name__}: "
                                     f"{str(e)[:200]})", str(path)) from None
+
+
+_BINDABLE = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}   # onnx elem types
+
+
+def _bind_inputs(model, values: dict[str, tuple[float, ...]], path: str) -> dict[str, dict]:
+    """Make the graph inputs named in ``values`` initializers holding them (in place); returns
+    ``{name: {dtype, shape, values}}``, what the reference interpreter is fed for them."""
+    from onnx import numpy_helper
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name not in inits}
+    bound = {}
+    for name, vals in values.items():
+        vi = inputs.get(name)
+        if vi is None:
+            raise ModelError(f"--input-value names '{name}', which is not a graph input", where=path,
+                             hint="Graph inputs: " + ", ".join(sorted(inputs)))
+        tt = vi.type.tensor_type
+        dtype = _BINDABLE.get(tt.elem_type)
+        if dtype is None:
+            raise ModelError(f"--input-value {name}: the input's element type ({tt.elem_type}) cannot be bound",
+                             where=path, hint="Bind float, int32, int64 or bool inputs")
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim] if tt.HasField("shape") else []
+        shape = tuple(dims) if dims and min(dims) > 0 else (() if len(vals) == 1 and not dims else None)
+        if shape is None or int(np.prod(shape, dtype=np.int64)) != len(vals):
+            raise ModelError(f"--input-value {name} gives {len(vals)} value(s) for an input of shape "
+                             f"{[d.dim_param or d.dim_value or '?' for d in tt.shape.dim]}", where=path,
+                             hint="Give one value per element of a fixed-shape input")
+        array = np.array(vals, dtype=np.float64).astype(dtype).reshape(shape)
+        if np.issubdtype(dtype, np.integer) and not np.array_equal(array, np.array(vals, np.float64).reshape(shape)):
+            raise ModelError(f"--input-value {name}: the input holds {np.dtype(dtype).name}, and "
+                             f"{','.join(map(str, vals))} is not", where=path)
+        model.graph.input.remove(vi)
+        model.graph.initializer.append(numpy_helper.from_array(array, name))
+        bound[name] = {"dtype": np.dtype(dtype).name, "shape": list(shape), "values": array.reshape(-1).tolist()}
+    return bound
 
 
 def _set_input_shapes(model, input_shapes: dict[str, tuple[int, ...]], path: str) -> None:
@@ -393,6 +436,10 @@ class _Converter:
             hint = "Supported model I/O types: float32, int8"
             if elem_type == TP.DOUBLE:
                 hint += " (skl2onnx: convert with a float32 sample, to_onnx(model, X[:1].astype(numpy.float32)))"
+            elif what.startswith("graph input '") and elem_type in (TP.INT64, TP.INT32, TP.BOOL):
+                name = what.split("'", 2)[1]
+                hint += (f"; an input that is a setting (a sample rate, a mode) can be bound to its value: "
+                         f"--input-value {name}=V")
             raise ModelError(f"{what} has unsupported type {helper.tensor_dtype_to_np_dtype(elem_type)}",
                              where=str(self.path), hint=hint)
         return table[elem_type]
@@ -422,6 +469,12 @@ class _Converter:
                 v = Val(n, v.layout, v.shape)
             idxs.append(v.idx)
             lays.append(L.CONVERTED if v.layout is Layout.NHWC else L.SAME)
+        # an output reached through Identity (or an inlined If) keeps the name the graph gives it
+        taken = {t.name for t in self.tensors}
+        for o, idx in zip(self.g.output, idxs):
+            if self.tensors[idx].name != o.name and o.name not in taken:
+                taken.add(o.name)
+                self.tensors[idx] = replace(self.tensors[idx], name=o.name)
         return idxs, lays
 
     def _producer_index(self, name: str) -> int:
