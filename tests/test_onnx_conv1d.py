@@ -51,11 +51,12 @@ def test_conv1d_matches_onnxruntime(name, tmp_path):
     assert any(op.kind.value in ("CONV_2D", "DEPTHWISE_CONV_2D") for op in g.ops)
 
 
-def test_grouped_conv1d_is_refused_in_one_line(tmp_path):
-    path = _model(tmp_path / "m.onnx", (1, 4, 10), (4, 2, 3), group=2)
+def test_grouped_conv1d_whose_filters_do_not_split_into_the_groups_is_refused_in_one_line(tmp_path):
+    """(Grouped 1-D convolutions compile: tests/test_onnx_grouped_conv.py.)"""
+    path = _model(tmp_path / "m.onnx", (1, 4, 10), (5, 2, 3), group=2)
     with pytest.raises(UnsupportedOpError) as e:
         generate(load_onnx(path), "m")
-    assert "group=2" in str(e.value) and "\n" not in str(e.value)
+    assert "grouped convolution with group=2 and 5 output channels" in str(e.value) and "\n" not in str(e.value)
 
 
 def _pool_model(path, x_shape, nodes, inits=()):

@@ -108,13 +108,15 @@ def test_onnx_op_whose_converter_refuses_is_carried_for_tvm(tmp_path):
 
 
 def test_onnx_control_flow_and_bool_constants_are_refused_in_one_line(tmp_path):
-    """What the IR cannot carry is still one line at import: an op with subgraphs, a bool input."""
+    """What the IR cannot carry is still one line at import: an op with subgraphs whose condition
+    is known only at run time (one on a constant is replaced by its branch: test_onnx_bind.py)."""
     then = h.make_graph([h.make_node("Identity", ["x"], ["t"])], "then", [],
                         [h.make_tensor_value_info("t", TP.FLOAT, [1, 4])])
-    nodes = [h.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=then, name="branch")]
+    nodes = [h.make_node("ReduceSum", ["x"], ["s"], keepdims=0), h.make_node("Greater", ["s", "zero"], ["cond"]),
+             h.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=then, name="branch")]
     g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [1, 4])],
                      [h.make_tensor_value_info("y", TP.FLOAT, [1, 4])],
-                     initializer=[nh.from_array(np.array(True), "cond")])
+                     initializer=[nh.from_array(np.array(0, np.float32), "zero")])
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 8
     onnx.save(m, str(tmp_path / "if.onnx"))

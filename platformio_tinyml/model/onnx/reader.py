@@ -758,9 +758,18 @@ class _Converter:
         elif group == xs[1] and wshape[1] == 1 and wshape[0] % group == 0:
             kind = OpKind.DEPTHWISE_CONV_2D
         else:
-            raise _Fail(f"grouped convolution with group={group} (only 1 or the channel count)")
+            kind = OpKind.CONV_2D   # grouped: one CONV_2D per group (_grouped_conv)
+            if group < 1 or xs[1] % group or wshape[0] % group or wshape[1] * group != xs[1]:
+                raise _Fail(f"grouped convolution with group={group}, weights {list(wshape)} and "
+                            f"{xs[1]} input channels")
         attrs = self._conv_attrs(a, xs[2:], wshape[2:], kind, wshape[0] // xs[1])
         outq = self._mode(node, [x])
+        if group > 1 and kind is OpKind.CONV_2D:
+            if outq is not None or isinstance(wc, QConst):
+                raise _Fail(f"int8 grouped convolution with group={group} (float32 only)")
+            out = self._out(node, Layout.NHWC, None)
+            return self._grouped_conv(self._float(x).idx, self._const_f(w), self._const_f(b) if b else None,
+                                      group, attrs, out.idx, node.output[0])
         if outq is not None and isinstance(wc, QConst):
             bias = self.consts[b] if b else None
             self._conv_s8(kind, attrs, self._int8(x), wc, bias, outq, node)
@@ -795,8 +804,10 @@ class _Converter:
             kind = OpKind.CONV_2D
         elif group == c and wf.shape[0] % group == 0:
             kind = OpKind.DEPTHWISE_CONV_2D
+        elif wf.shape[0] % group == 0:
+            kind = OpKind.CONV_2D   # grouped: one CONV_2D per group (_grouped_conv)
         else:
-            raise _Fail(f"grouped convolution with group={group} (only 1 or the channel count)")
+            raise _Fail(f"grouped convolution with group={group} and {wf.shape[0]} output channels")
         pads = list(a.get("pads", [0, 0]))
         if len(pads) != 2 or len(list(a.get("strides", [1]))) != 1 or len(list(a.get("dilations", [1]))) != 1:
             raise _Fail(f"pads {pads}, strides or dilations that are not those of a 1-D convolution")
@@ -806,16 +817,40 @@ class _Converter:
             a2["auto_pad"] = a["auto_pad"]
         attrs = self._conv_attrs(a2, (1, length), (1, wf.shape[2]), kind, wf.shape[0] // c)
         w4 = wf[:, :, None, :]
+        bias = self._const_f(b).astype(np.float32).reshape(-1) if b else None
+        if group > 1 and kind is OpKind.CONV_2D:
+            return self._height_one(node, None, [], attrs, grouped=(w4, bias, group))
         wt = L.conv_filter(w4) if kind is OpKind.CONV_2D else L.depthwise_filter(w4)
         ins = [self._const(wt, DType.FLOAT32, hint="w")]
-        if b:
-            ins.append(self._const(self._const_f(b).astype(np.float32).reshape(-1), DType.FLOAT32, hint="b"))
+        if bias is not None:
+            ins.append(self._const(bias, DType.FLOAT32, hint="b"))
         self._height_one(node, kind, ins, attrs)
 
-    def _height_one(self, node, kind: OpKind, consts: list[int], attrs) -> None:
+    def _grouped_conv(self, x: int, w: np.ndarray, bias: np.ndarray | None, group: int, attrs, out: int,
+                      name: str) -> None:
+        """A float32 convolution of ``group`` groups (ONNX ``group``, 1 < group < channels) over NHWC
+        ``x`` into ``out``: the input's channels SPLIT into the groups, one CONV_2D of each group's
+        filters (``w``: ONNX ``[M, C/group, kh, kw]``) on its piece, the results concatenated."""
+        f32 = DType.FLOAT32
+        xt, yt = self.tensors[x], self.tensors[out]
+        cin, cout = xt.shape[3] // group, yt.shape[3] // group
+        pieces = [self._tensor(f"{name}/in{g}", (*xt.shape[:3], cin), f32) for g in range(group)]
+        self._emit(OpKind.SPLIT, [x], pieces, A.Split(3, (cin,) * group))
+        outs = []
+        for g, piece in enumerate(pieces):
+            sl = slice(g * cout, (g + 1) * cout)
+            ins = [piece, self._const(L.conv_filter(np.asarray(w[sl], np.float32)), f32, hint="w")]
+            if bias is not None:
+                ins.append(self._const(np.asarray(bias, np.float32).reshape(-1)[sl], f32, hint="b"))
+            outs.append(self._tensor(f"{name}/out{g}", (*yt.shape[:3], cout), f32))
+            self._emit(OpKind.CONV_2D, ins, [outs[-1]], attrs)
+        self._emit(OpKind.CONCATENATION, outs, [out], A.Concatenation(3))
+
+    def _height_one(self, node, kind: OpKind | None, consts: list[int], attrs, grouped=None) -> None:
         """``kind`` (an NHWC op) over the float32 ``[N, C, L]`` input of ``node`` as an op of height 1:
         the input transposed to ``[N, L, C]`` and viewed as ``[N, 1, L, C]``, the output
-        ``[N, 1, L', C']`` viewed as ``[N, L', C']`` and transposed back to ``[N, C', L']``."""
+        ``[N, 1, L', C']`` viewed as ``[N, L', C']`` and transposed back to ``[N, C', L']``.
+        ``grouped``: (weights, bias, group) of a grouped convolution instead of ``kind``."""
         x = node.input[0]
         n, c, length = self._shape(x)
         yn, yc, yl = self._shape(node.output[0])
@@ -825,7 +860,10 @@ class _Converter:
         x4 = self._tensor(f"{x}/n1lc", (n, 1, length, c), f32)
         self._emit(OpKind.RESHAPE, [nlc], [x4])
         y4 = self._tensor(f"{node.output[0]}/n1lc", (yn, 1, yl, yc), f32)
-        self._emit(kind, [x4, *consts], [y4], attrs)
+        if grouped is not None:
+            self._grouped_conv(x4, *grouped, attrs, y4, node.output[0])
+        else:
+            self._emit(kind, [x4, *consts], [y4], attrs)
         ylc = self._tensor(f"{node.output[0]}/nlc", (yn, yl, yc), f32)
         self._emit(OpKind.RESHAPE, [y4], [ylc])
         out = self._out(node, Layout.SAME, None)
