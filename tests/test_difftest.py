@@ -53,9 +53,9 @@ def test_random_models_parity_or_one_line_refusal(tmp_path):
     kinds = Counter((o.fmt, o.kind) for o in s.outcomes)
     for fmt in dt.FORMATS:   # the sample exercises every format, compiled and refused
         assert kinds[(fmt, "parity")] >= 5, s.table()
-    # the importers now take most generated models (ONNX ReduceMean over any axes, Sub/Div of two
-    # activations, ...): the refusals left in this sample are grouped Conv and the like
-    assert sum(n for (_, k), n in kinds.items() if k == "refused") >= 2, s.table()
+    # the importers now take the generated models this sample draws (ONNX ReduceMean over any
+    # axes, Sub/Div of two activations, grouped Conv since 2026-12-05): a refusal, where one
+    # occurs, must still be one line (s.failures counts any other kind)
     batched = [o for o in s.outcomes if o.kind == "parity" and not o.desc.startswith("b1")]
     assert {o.fmt for o in batched} == set(dt.FORMATS), s.table()
 

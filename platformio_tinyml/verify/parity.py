@@ -21,6 +21,22 @@ from .reference import reference_for, warm_up
 FLOAT_RTOL = 1e-5
 
 
+def differences(ours: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, float]:
+    """(|ours - ref| per element, the scale a relative error divides by: the largest finite
+    |ref|). Equal values differ by 0, NaN and NaN and an infinity and the same infinity
+    included; NaN against a number, or an infinity against anything else, differ by inf (a
+    NaN difference would drop out of every max and pass). Shapes that differ: [inf]."""
+    if ours.shape != ref.shape:
+        return np.array([np.inf]), 1.0
+    a, b = ours.astype(np.float64), ref.astype(np.float64)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    with np.errstate(invalid="ignore"):
+        d = np.where(same, 0.0, np.abs(a - b))
+    d[np.isnan(d)] = np.inf
+    finite = np.abs(b[np.isfinite(b)])
+    return d, max(float(finite.max()) if finite.size else 0.0, 1e-30)
+
+
 @dataclass
 class OutputParity:
     name: str
@@ -114,10 +130,9 @@ def compare_with_reference(run, graph: Graph, ref_path: Path, model_path: Path, 
             a = np.asarray(a).reshape(-1)
             b = np.asarray(b).reshape(-1)
             o.samples += 1
-            if a.shape == b.shape and np.array_equal(a, b):
+            d, denom = differences(a, b)
+            if not d.any():
                 o.exact += 1
-            d = np.abs(a.astype(np.float64) - b.astype(np.float64)) if a.shape == b.shape else np.array([np.inf])
             o.max_abs = max(o.max_abs, float(d.max()) if d.size else 0.0)
-            denom = max(float(np.abs(b.astype(np.float64)).max()) if b.size else 0.0, 1e-30)
             o.max_rel = max(o.max_rel, float(d.max()) / denom if d.size else 0.0)
     return report
