@@ -420,7 +420,7 @@ def test_unknown_option_warns_with_the_closest_name(offline, tmp_path):
         "did you mean custom_tinyml_backend?",
         f"Warning: [env:{KWS_ENV}] unknown option custom_tinyml_colour ignored; valid: model, name, backend, "
         "calibration, options, npu, test_input, optimize, verify_samples, executor, module_pubkey, module_key, "
-        "module_version, module_kind, input_shape, service, service_required, image_module, slots, "
+        "module_version, module_kind, input_shape, input_value, service, service_required, image_module, slots, "
         "slot_size"], result.log
 
 

@@ -74,7 +74,11 @@ TOO_LARGE = rule("tensor-too-large", f"a tensor's byte size is at most {MAX_BYTE
 MODEL_TOO_LARGE = rule("model-too-large", f"all tensors together take at most {MAX_BYTES:,} bytes")
 FINITE = rule("finite-weights", "float constants and float options (softmax beta, pad value, leaky "
                              "relu alpha, and a quantized leaky relu's multipliers) are finite (an ONNX Clip "
-                             "bound may be +-inf)")
+                             "bound may be +-inf, and so may a constant that only selections, comparisons, "
+                             "max/min and additions read: a mask's -inf)")
+# ops that may read a constant holding +-inf (see _Pass._infinity_ok)
+INFINITY_READERS = frozenset({OpKind.SELECT_V2, OpKind.EQUAL, OpKind.NOT_EQUAL, OpKind.LESS, OpKind.LESS_EQUAL,
+                              OpKind.GREATER, OpKind.GREATER_EQUAL, OpKind.MAXIMUM, OpKind.MINIMUM, OpKind.ADD})
 MAX_WEIGHT = 1e30
 MAGNITUDE = rule("weight-magnitude", f"float constants are at most {MAX_WEIGHT:g} in magnitude: a product or sum "
                                      "with a larger one overflows float32, and then the result depends on the order "
@@ -212,6 +216,15 @@ class _Pass:
     def fail(self, rule_name: str, subject: str, detail: str, hint: str | None = None) -> InvalidModelError:
         return InvalidModelError(rule_name, subject, detail, self.model, hint)
 
+    def _infinity_ok(self, t: int) -> bool:
+        """Whether float constant ``t`` may hold +-inf: a mask value (attention's -inf, a Clip
+        bound), read only by ops whose result does not depend on the order of evaluation
+        (element-wise selection, comparison, max/min, addition), never a graph output."""
+        if t in self.g.outputs:
+            return False
+        readers = [op for op in self.g.ops if t in op.inputs]
+        return bool(readers) and all(op.kind in INFINITY_READERS for op in readers)
+
     def run(self) -> None:
         g = self.g
         self._io_indices()
@@ -303,12 +316,15 @@ class _Pass:
             if tuple(t.data.shape) != tuple(shape) or t.data.dtype != t.dtype.numpy:
                 raise self.fail(CONSTANT_SIZE, s, f"of shape {shape} {t.dtype.np_name} holds "
                                 f"{list(t.data.shape)} {t.data.dtype} data")
-            if t.dtype is DType.FLOAT32 and not np.isfinite(t.data).all():
-                bad = int(np.flatnonzero(~np.isfinite(t.data.reshape(-1)))[0])
-                raise self.fail(FINITE, s, f"has {t.data.reshape(-1)[bad]} at element {bad}")
-            if t.dtype is DType.FLOAT32 and t.data.size and float(np.abs(t.data).max()) > MAX_WEIGHT:
-                bad = int(np.argmax(np.abs(t.data.reshape(-1))))
-                raise self.fail(MAGNITUDE, s, f"has {float(t.data.reshape(-1)[bad]):g} at element {bad}")
+            flat = t.data.reshape(-1)
+            if t.dtype is DType.FLOAT32 and not np.isfinite(flat).all():
+                bad = int(np.flatnonzero(np.isnan(flat) if np.isnan(flat).any() else ~np.isfinite(flat))[0])
+                if np.isnan(flat[bad]) or not self._infinity_ok(t.index):
+                    raise self.fail(FINITE, s, f"has {flat[bad]} at element {bad}")
+            finite = flat[np.isfinite(flat)] if t.dtype is DType.FLOAT32 else flat
+            if t.dtype is DType.FLOAT32 and finite.size and float(np.abs(finite).max()) > MAX_WEIGHT:
+                bad = int(np.flatnonzero(np.abs(flat) == np.abs(finite).max())[0])
+                raise self.fail(MAGNITUDE, s, f"has {float(flat[bad]):g} at element {bad}")
         self._quant(t, s)
         return nbytes
 

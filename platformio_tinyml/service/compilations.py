@@ -147,20 +147,24 @@ async def get_compilation(comp_id: str,
 
     With ``wait``, a long poll: the answer is sent when the compilation ends, or after
     ``wait`` seconds with its state then."""
-    def read() -> tuple[dict, str, str]:
-        with svc.Session() as db:
-            comp, build = _own(svc, db, who, comp_id)
-            return view(comp, build), build.state, build.id
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        answer, state, build_id = await run_in_threadpool(read)
+        answer = await run_in_threadpool(own_view, svc, who, comp_id)
+        state, build_id = answer["state"], answer.pop("_build")
         left = deadline - loop.time()
         if state not in ACTIVE_STATES or left <= 0:
             return answer
         # ends at once when this process finishes the build; a worker process's is read again
         await svc.until_finished(build_id, min(left, _REREAD_S))
+
+
+def own_view(svc: Service, who: Caller, comp_id: str, build_id: bool = True) -> dict:
+    """:func:`view` of the caller's compilation ``comp_id`` (404 outside the project); with
+    ``build_id``, its build's id under ``_build`` as well."""
+    with svc.Session() as db:
+        comp, build = _own(svc, db, who, comp_id)
+        return {**view(comp, build), **({"_build": build.id} if build_id else {})}
 
 
 def _finished(svc: Service, who: Caller, comp_id: str) -> Build:

@@ -26,9 +26,10 @@ COMMON_RUNTIME = ("tml_port.h", "tml_kernels.h", "tml_speed.h")
 def c_literal(values: np.ndarray, ctype: str, per_line: int = 16, what: str = "a constant") -> str:
     flat = values.reshape(-1)
     if ctype == "float":
-        if not np.isfinite(flat).all():
-            c_float(flat[~np.isfinite(flat)][0], what=f"an element of {what}")   # raises: one line
-        items = [c_float(v) for v in flat]
+        if np.isnan(flat).any():
+            c_float(flat[np.isnan(flat)][0], what=f"an element of {what}")   # raises: one line
+        # +-inf only where the validator lets it through (a mask value): <math.h>'s INFINITY
+        items = [c_float(v) if np.isfinite(v) else ("INFINITY" if v > 0 else "-INFINITY") for v in flat]
     elif ctype == "int32_t":
         items = [f"{int(v)}" if int(v) != -2**31 else "INT32_MIN" for v in flat]
     else:
@@ -242,6 +243,8 @@ def _source(em: Emitter, name: str, arena: int) -> str:
     ]
     lines.append(f"static uint8_t {name}_arena[{max(arena, 1)}] TML_ALIGNED(16);")
     state_defs, state_start = state_source(g, name, c_literal)
+    if any("INFINITY" in c for c in em.consts):   # a mask constant's -inf (see c_literal)
+        lines.insert(lines.index('#include "tml_kernels.h"') + 1, "#include <math.h>")
     lines += ["", *em.consts, "", *state_defs]
     ins = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.inputs]
     outs = [(g.tensors[t].nbytes, em.plan.offsets[em.plan.root(t)]) for t in g.outputs]

@@ -30,6 +30,10 @@ def check_onnx(model, path: str) -> None:
     if not g.output:
         raise InvalidModelError(GRAPH_OUTPUTS, "graph", "has no outputs", path)
     clip_bounds = {i for n in g.node if n.op_type == "Clip" for i in n.input[1:3] if i}
+    readers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
     consts = [(t, t.name) for t in g.initializer]   # (tensor, the name nodes read it by)
     consts += [(a.t, n.output[0] if n.output else "") for n in g.node if n.op_type == "Constant"
                for a in n.attribute if a.HasField("t")]
@@ -57,7 +61,36 @@ def check_onnx(model, path: str) -> None:
             raise InvalidModelError(CONSTANT_SIZE, subject, f"of shape {list(t.dims)} has {len(t.raw_data):,} "
                                     f"bytes of data", path)
         if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
-            _finite(t, subject, path, inf_ok=value_name in clip_bounds)
+            _finite(t, subject, path, inf_ok=value_name in clip_bounds or _mask_value(value_name, readers, g))
+
+
+# ONNX ops that may read a value holding +-inf (a mask's -inf): their result does not depend on
+# the order of evaluation; and ops that pass such a value on unchanged in value (the IR validator
+# checks the same of the constants the reader makes, see validate.INFINITY_READERS)
+_INF_READERS = {"Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Max", "Min", "Add"}
+_INF_PASSING = {"Cast", "CastLike", "Identity", "Reshape", "Expand", "Unsqueeze", "Squeeze", "Flatten"}
+
+
+def _mask_value(name: str, readers: dict, g) -> bool:
+    """Whether value ``name`` reaches only :data:`_INF_READERS`, through :data:`_INF_PASSING`
+    ops (its first input), and never a graph output."""
+    outputs = {o.name for o in g.output}
+    todo, seen = [name], set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in outputs or not readers.get(v):
+            return False
+        for n in readers[v]:
+            if n.domain not in ("", "ai.onnx"):
+                return False
+            if n.op_type in _INF_PASSING and n.input and n.input[0] == v:
+                todo.extend(o for o in n.output if o)
+            elif n.op_type not in _INF_READERS:
+                return False
+    return True
 
 
 def _finite(t, subject: str, path: str, inf_ok: bool) -> None:
