@@ -4,7 +4,9 @@ TensorFlow Lite Micro, bit for bit.
 One-op models written with the flatbuffer schema (benchmarks/difftest.py's builder, as in
 test_cgen_ops_ew.py), rank 2 and 4, depth 1, 10, 64 and 257, several input quantizations;
 each model runs random rows and the extremes (all codes equal, one code far above the others,
--128/127 alternating, every input at the zero point). A perturbed LOG_SOFTMAX multiplier must
+-128/127 alternating, every input at the zero point); Keras models with tf.nn.log_softmax and
+tf.math.l2_normalize after a dense or 1x1 conv layer, converted with full int8 quantization (the
+converter fuses them into the two builtins), compared likewise. A perturbed LOG_SOFTMAX multiplier must
 be caught, and an output quantization other than TFLite's fixed one is refused in one line.
 """
 
@@ -18,6 +20,7 @@ from platformio_tinyml.errors import UnsupportedOpError
 from platformio_tinyml.model.tflite import load_tflite
 from platformio_tinyml.verify.host import build_host
 from platformio_tinyml.verify.reference import TFLMReference
+from test_cgen_ops import check_parity
 from test_cgen_ops_ew import _builder
 
 pytest.importorskip("tflite_micro")
@@ -127,3 +130,85 @@ def test_tiny_input_scale_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         generate(load_tflite(path), "m")
     assert "\n" not in str(e.value) and "too small" in str(e.value)
+
+
+def _both_model(shape, qin) -> bytes:
+    """One input read by both ops: x -> L2_NORMALIZATION -> y1, x -> LOG_SOFTMAX -> y2."""
+    B = _builder()()
+    x = B.tensor(shape, "int8", ([qin[0]], [qin[1]], 0), name="x")
+    ys = []
+    for op in ("L2_NORMALIZATION", "LOG_SOFTMAX"):
+        so, zo = OUT_Q[op]
+        ys.append(B.tensor(shape, "int8", ([so], [zo], 0), name=op.lower()))
+        B.op(op, [x], [ys[-1]], B.options(OPTIONS[op]))
+    return B.finish([x], ys)
+
+
+@pytest.mark.parametrize("machine", ["atmega2560", "riscv32-virt", "mps2-an386"])
+def test_bit_exact_on_emulated_targets(machine, tmp_path):
+    """AVR in simavr (16-bit int, parameters in PROGMEM), RV32 and Cortex-M4 in QEMU: the
+    outputs equal TFLite Micro's on the host, extremes included."""
+    import shutil
+    from platformio_tinyml.verify.firmware import run_model
+    tools = {"atmega2560": ("avr-gcc", "simavr"), "riscv32-virt": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
+             "mps2-an386": ("arm-none-eabi-gcc", "qemu-system-arm")}[machine]
+    if not all(shutil.which(t) for t in tools):
+        pytest.skip(f"not installed: {tools}")
+    path = tmp_path / "both.tflite"
+    path.write_bytes(_both_model((2, 64), (0.05, 3)))
+    g = load_tflite(path)
+    samples = [[x] for x in _inputs((2, 64), 3, 2, seed=7)]
+    r = run_model(generate(g, "m"), g, samples, tmp_path / "fw", machine, opt="-Os", timeout=120)
+    ref = TFLMReference(path)
+    for k, (s, ours) in enumerate(zip(samples, r.outputs)):
+        for j, (a, b) in enumerate(zip(ours, ref.run(s))):
+            assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"sample {k}, output {j} differs on {machine}"
+
+
+def test_cross_compile_warning_free(tmp_path):
+    """Both kernels build with -Wall -Wextra -Werror for Cortex-M0+ (no 64-bit divide), Cortex-M4F,
+    RV32 and AVR."""
+    import shutil
+    from platformio_tinyml.compilers.cgen import write_output
+    from platformio_tinyml.emu import compile_only
+    if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc", "avr-gcc")):
+        pytest.skip("cross toolchains not installed")
+    path = tmp_path / "both.tflite"
+    path.write_bytes(_both_model((2, 10), (0.05, 3)))
+    src = tmp_path / "src"
+    files = write_output(generate(load_tflite(path), "m"), src)
+    for core, fpu in [("cortex-m0plus", None), ("cortex-m4", "fpv4-sp-d16"), ("rv32imac", None), ("atmega2560", None)]:
+        objs = compile_only([p for p in files if p.suffix == ".c"], [src], core, fpu, out_dir=tmp_path / core)
+        assert objs and all(o.is_file() for o in objs)
+
+
+# ---- Keras models, full int8 quantization ---------------------------------------------------------
+
+def _keras(op: str, shape):
+    def build():
+        import modelgen
+        tf = modelgen._tf()
+        L = tf.keras.layers
+        x = modelgen._inp(shape)
+        h = L.Dense(shape[-1])(x) if len(shape) == 1 else L.Conv2D(shape[-1], 1)(x)
+        fn = ((lambda v: tf.nn.log_softmax(v, axis=-1)) if op == "LOG_SOFTMAX"
+              else (lambda v: tf.math.l2_normalize(v, axis=-1)))
+        return modelgen._model(x, L.Lambda(fn)(h))
+    return build
+
+
+KERAS = {"log_softmax_fc10": ("LOG_SOFTMAX", (10,)), "log_softmax_conv_3x4x64": ("LOG_SOFTMAX", (3, 4, 64)),
+         "l2norm_fc10": ("L2_NORMALIZATION", (10,)), "l2norm_conv_3x4x64": ("L2_NORMALIZATION", (3, 4, 64))}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS))
+def test_keras_int8_bit_exact(name, tmp_path):
+    import modelgen
+    from platformio_tinyml.ir import OpKind
+    op, shape = KERAS[name]
+    modelgen._seed(0)
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(modelgen.convert(_keras(op, shape)(), int8=True))
+    g = load_tflite(path)
+    assert OpKind(op) in {o.kind for o in g.ops}
+    check_parity(path, tmp_path / "b", n=10)
