@@ -124,6 +124,21 @@ def test_wrong_output_quantization_refused_in_one_line(op, qout, expect, tmp_pat
     assert "\n" not in msg and f"#0 {op}" in msg and expect in msg, msg
 
 
+@pytest.mark.parametrize("op", ["L2_NORMALIZATION", "LOG_SOFTMAX"])
+def test_rows_of_4095(op, tmp_path):
+    """Rows of 4,095 (LOG_SOFTMAX's longest): with every code at the row maximum its Q12 sum is
+    at its largest, 2^31 - 2^19."""
+    assert _compare(_model(op, (1, 4095), (0.05, 3)), tmp_path, n_random=2) == 0
+
+
+def test_log_softmax_row_past_the_sum_range_refused(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_model("LOG_SOFTMAX", (1, 4096), (0.05, 3)))
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_tflite(path), "m")
+    assert "\n" not in str(e.value) and "depth 4096 > 4095" in str(e.value)
+
+
 def test_tiny_input_scale_refused_in_one_line(tmp_path):
     path = tmp_path / "m.tflite"
     path.write_bytes(_model("LOG_SOFTMAX", (2, 10), (1e-9, 0)))

@@ -4,7 +4,8 @@ Both kernels have a fixed output quantization, which TFLite's converter writes a
 TFLite Micro's kernels assume: L2_NORMALIZATION scale 1/128 and zero point 0 (its kernel
 writes that whatever the tensor says, so another quantization is refused here rather
 than mislabelled), LOG_SOFTMAX scale 16/256 and zero point 127 (TFLite Micro's Prepare
-refuses anything else). L2_NORMALIZATION's only parameter is the input zero point: the
+refuses anything else). LOG_SOFTMAX rows longer than 4,095 are refused: TFLite Micro's
+int32 sum overflows there. L2_NORMALIZATION's only parameter is the input zero point: the
 1/sqrt of each row's sum of squares is computed at run time in fixed point
 (``runtime/tml_l2norm_s8.c``). LOG_SOFTMAX's multipliers and thresholds are computed here
 as TFLite Micro's Prepare computes them (:func:`log_softmax_params`); the exp, log and
@@ -26,6 +27,8 @@ L2_OUT = (1.0 / 128.0, 0)
 LOG_SOFTMAX_OUT = (16.0 / 256.0, 127)
 _OUT = {OpKind.L2_NORMALIZATION: L2_OUT, OpKind.LOG_SOFTMAX: LOG_SOFTMAX_OUT}
 SCALED_DIFF_BITS = 5          # the differences to the row maximum go to exp() in Q5
+# exp(0) is 2^19 in the Q12 sum: 4,096 values at the row maximum reach 2^31
+LOG_SOFTMAX_MAX_DEPTH = 4095
 
 
 @dataclass(frozen=True)
@@ -44,16 +47,14 @@ def log_softmax_params(input_scale: float) -> LogSoftmaxParams | str:
     would stop at a failed check (or the kernels' shift range ends)."""
     real = min(f32(input_scale) * float(1 << (31 - SCALED_DIFF_BITS)), (1 << 31) - 1.0)
     if real <= 1.0:
-        return (f"input scale {input_scale:.6g} is too small: TFLite Micro needs input scale x 2^26 above 1 "
-                "(QuantizeMultiplierGreaterThanOne)")
+        return f"input scale {input_scale:.6g} is too small (TFLite Micro needs scale x 2^26 > 1)"
     try:
         mult, shift = quantize_multiplier(real)
     except ParamRangeError:
-        return f"input scale {input_scale:.6g} is 16 or more (the kernels' input multiplier takes less)"
+        return f"input scale {input_scale:.6g} is too large (the kernels take below 16)"
     reverse = float(1 << (31 - shift)) / float(mult)
     if not 0.0 < reverse < 1.0:
-        return (f"input scale {input_scale:.6g} gives a reverse scaling of {reverse!r}, not below 1 "
-                "(TFLite Micro's QuantizeMultiplierSmallerThanOneExp refuses it)")
+        return f"input scale {input_scale:.6g} gives a reverse scaling of {reverse!r} (TFLite Micro needs < 1)"
     rev_mult, rev_shift = quantize_multiplier(reverse)
     return LogSoftmaxParams(mult, shift, rev_mult, rev_shift, -input_radius(SCALED_DIFF_BITS, shift))
 
@@ -71,10 +72,12 @@ def _check(g: Graph, op: Op) -> str | None:
         return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
     want_s, want_zp = _OUT[op.kind]
     if (f32(y.quant.s), y.quant.zp) != (want_s, want_zp):
-        return (f"int8 {op.kind.value} output must have scale {want_s:g} and zero point {want_zp} "
-                f"(TFLite's fixed output quantization), tensor '{y.name}' has scale {y.quant.s:.6g} "
-                f"and zero point {y.quant.zp}")
+        return (f"output must be scale {want_s:g}, zero point {want_zp} as TFLite fixes it "
+                f"('{y.name}': {y.quant.s:.6g}, {y.quant.zp})")
     if op.kind is OpKind.LOG_SOFTMAX:
+        if x.shape and x.shape[-1] > LOG_SOFTMAX_MAX_DEPTH:
+            return (f"depth {x.shape[-1]} > {LOG_SOFTMAX_MAX_DEPTH}: TFLite Micro's Q12 sum of exps overflows "
+                    "int32 there (undefined behaviour, no reference to be exact to)")
         p = log_softmax_params(x.quant.s)
         if isinstance(p, str):
             return p

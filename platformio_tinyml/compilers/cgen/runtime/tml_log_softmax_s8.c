@@ -74,7 +74,7 @@ void tml_log_softmax_s8(const tml_log_softmax_s8_t *src, const int8_t *in, int8_
         int8_t *y = out + r * depth;
         int32_t max = -128;
         for (int32_t c = 0; c < depth; ++c) if (x[c] > max) max = x[c];
-        /* Q12; wraps modulo 2^32 as TFLite's int32 sum would (4,096 values at the maximum) */
+        /* Q12: exp(0) is 2^19, so depth <= 4,095 (the lowering's limit) cannot overflow */
         uint32_t sum = 0;
         for (int32_t c = 0; c < depth; ++c) {
             int32_t d = x[c] - max;
