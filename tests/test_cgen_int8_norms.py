@@ -2,12 +2,14 @@
 TensorFlow Lite Micro, bit for bit.
 
 One-op models written with the flatbuffer schema (benchmarks/difftest.py's builder, as in
-test_cgen_ops_ew.py), rank 2 and 4, depth 1, 10, 64 and 257, several input quantizations;
-each model runs random rows and the extremes (all codes equal, one code far above the others,
--128/127 alternating, every input at the zero point); Keras models with tf.nn.log_softmax and
-tf.math.l2_normalize after a dense or 1x1 conv layer, converted with full int8 quantization (the
-converter fuses them into the two builtins), compared likewise. A perturbed LOG_SOFTMAX multiplier must
-be caught, and an output quantization other than TFLite's fixed one is refused in one line.
+test_cgen_ops_ew.py): rank 2 and 4, depth 1, 10, 64, 257 and 4,095, input scales from 2^-11 to
+12; each model runs random rows and the extremes (all codes equal, one code far above the
+others, -128/127 alternating, every input at the zero point). The same on AVR (simavr), RV32
+and Cortex-M4 (QEMU). Keras models with tf.nn.log_softmax and tf.math.l2_normalize after a
+dense or 1x1 conv layer, converted with full int8 quantization (the converter fuses them into
+the two builtins), compared likewise. A perturbed LOG_SOFTMAX multiplier must be caught; an
+output quantization other than TFLite's fixed one, and a LOG_SOFTMAX row over 4,095, are
+refused in one line.
 """
 
 from __future__ import annotations
