@@ -57,7 +57,7 @@ def rows() -> list[dict]:
     table = _lowerings()
     # lowerings whose check refuses every int8 op, in one line (no TFLite Micro int8 kernel to be
     # exact to, or not implemented in cgen yet)
-    refused_s8 = set(NO_TFLM_S8) | {OpKind.LOG_SOFTMAX, OpKind.L2_NORMALIZATION, OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM}
+    refused_s8 = set(NO_TFLM_S8) | {OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM}
     out = []
     for name in tflm_builtins():
         kind = OpKind.__members__.get(name)

@@ -130,10 +130,10 @@ class Emitter:
 
 def _lowerings():
     from . import (lower_s8, lower_f32, lower_common, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
-                   lower_ml)
+                   lower_ml, lower_norms)
     table = {}
     for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
-                lower_ml):
+                lower_ml, lower_norms):
         table.update(mod.LOWERINGS)
     return table
 

@@ -13,8 +13,8 @@ UNIDIRECTIONAL_SEQUENCE_LSTM (an ``fc`` kernel) batch x steps x units x
 (4 x (features + units) + ``LSTM_ACT_WORK``) (the gates' multiply-accumulates,
 plus its five expf/tanhf per unit and step counted as that many MACs: fitted on one
 LSTM, 8 units x 5 steps x 3 features, whose measured counts on Cortex-M4F and RV32
-both give 64, AVR 51), output elements for every element-wise op (ADD, MUL, PAD, activations, quantize, softmax,
-concatenation). RESHAPE costs nothing (cgen aliases the buffer).
+both give 64, AVR 51), output elements for every element-wise op (ADD, MUL, PAD, activations, quantize, softmax and
+log-softmax, L2 normalization, concatenation). RESHAPE costs nothing (cgen aliases the buffer).
 
 ``IPW`` (instructions per unit of work, per output element, per op) is **measured**:
 ``benchmarks/cgen_latency_calibrate.py`` builds each MLPerf Tiny model (int8 and float)
@@ -88,6 +88,7 @@ def kernel_of(g: Graph, op: Op) -> str:
         OpKind.CONV_2D: "conv", OpKind.TRANSPOSE_CONV: "conv", OpKind.DEPTHWISE_CONV_2D: "dwconv", OpKind.FULLY_CONNECTED: "fc",
         OpKind.AVERAGE_POOL_2D: "pool", OpKind.MAX_POOL_2D: "pool", OpKind.MEAN: "pool",
         OpKind.SOFTMAX: "softmax", OpKind.LOGISTIC: "softmax", OpKind.TANH: "softmax",
+        OpKind.LOG_SOFTMAX: "softmax",      # an exp per element and a log per row: softmax's cost
         OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc",
     }.get(op.kind, "move" if op.kind in _MOVES else "eltwise")
     return f"{family}_{suffix}"

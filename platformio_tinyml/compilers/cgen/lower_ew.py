@@ -1,7 +1,7 @@
 """Lowerings of the element-wise ops: SUB, DIV, MAXIMUM, MINIMUM,
 SQUARED_DIFFERENCE, PRELU, the activations LEAKY_RELU, ELU, HARD_SWISH,
 RELU_N1_TO_1, GELU, the functions EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE,
-and LOG_SOFTMAX / L2_NORMALIZATION (float32); and the float32 functions of
+and LOG_SOFTMAX / L2_NORMALIZATION in float32 (int8: lower_norms.py); and the float32 functions of
 opaque ops (ONNX Floor, Sin, Erf, Softplus, HardSigmoid, ..., TFLite FLOOR, SIN,
 ...: ``OPAQUE_F32``).
 
@@ -204,8 +204,6 @@ def _per_tensor(g: Graph, op: Op) -> str | None:
 def _check_unary_s8(g: Graph, op: Op) -> str | None:
     if op.kind in NO_TFLM_S8:
         return f"TFLite Micro has no int8 {op.kind.value} kernel (float32 only): keep this op in float32"
-    if op.kind in (OpKind.LOG_SOFTMAX, OpKind.L2_NORMALIZATION):
-        return f"int8 {op.kind.value} is not implemented in cgen yet (float32 is): keep this op in float32"
     err = _per_tensor(g, op)
     if err:
         return err
@@ -400,7 +398,7 @@ LOWERINGS = {}
 for _k in BINARY:
     LOWERINGS[(_k, S8)] = Lowering(_binary_s8, _check_binary_s8)
     LOWERINGS[(_k, F32)] = Lowering(_binary_f32, _check_f32)
-for _k in LUT_S8 + NO_TFLM_S8 + (OpKind.LOG_SOFTMAX, OpKind.L2_NORMALIZATION):
+for _k in LUT_S8 + NO_TFLM_S8:
     LOWERINGS[(_k, S8)] = Lowering(_lut, _check_unary_s8)
 for _k in MAP_F32:
     LOWERINGS[(_k, F32)] = Lowering(_map_f32, _check_f32)

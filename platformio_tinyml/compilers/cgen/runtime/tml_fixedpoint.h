@@ -48,6 +48,22 @@ TML_INLINE int32_t tml_sat_shl(int32_t x, int n)
     return (int32_t)((uint32_t)x << n);
 }
 
+/* Leading zero bits of x (32 for 0). */
+TML_INLINE int tml_clz32(uint32_t x)
+{
+#if defined(__GNUC__) && defined(__SIZEOF_INT__) && __SIZEOF_INT__ >= 4
+    return x ? __builtin_clz(x) : 32;
+#else
+    int n = 0;
+    if (x == 0) return 32;
+    if (!(x & 0xFFFF0000u)) { n += 16; x <<= 16; }
+    if (!(x & 0xFF000000u)) { n += 8; x <<= 8; }
+    if (!(x & 0xF0000000u)) { n += 4; x <<= 4; }
+    if (!(x & 0xC0000000u)) { n += 2; x <<= 2; }
+    return x & 0x80000000u ? n : n + 1;
+#endif
+}
+
 int32_t tml_fx_exp_on_negative(int32_t a, int integer_bits);
 int32_t tml_fx_one_over_one_plus_x(int32_t a);
 int32_t tml_fx_one_minus_x_over_one_plus_x(int32_t a);

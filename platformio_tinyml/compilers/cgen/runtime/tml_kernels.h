@@ -89,6 +89,29 @@ typedef struct {
 
 void tml_softmax_s8(const tml_softmax_s8_t *p, const int8_t *in, int8_t *out);
 
+/* L2_NORMALIZATION over the last dimension (tml_l2norm_s8.c): output scale 1/128, zero
+ * point 0, as TFLite's integer kernel writes it whatever the output tensor says. */
+typedef struct {
+    uint16_t outer, depth;
+    int16_t in_offset;          /* -(input zero point) */
+} tml_l2norm_s8_t;
+
+void tml_l2norm_s8(const tml_l2norm_s8_t *p, const int8_t *in, int8_t *out);
+
+/* LOG_SOFTMAX over the last dimension (tml_log_softmax_s8.c): output scale 16/256, zero
+ * point 127. input_mult/input_left_shift scale a difference to the row maximum to Q5;
+ * rev_mult/rev_shift (shift <= 0) scale a Q5 value back to input units. */
+typedef struct {
+    uint16_t outer, depth;
+    int32_t input_mult;
+    int8_t input_left_shift;
+    int32_t diff_min;
+    int32_t rev_mult;
+    int8_t rev_shift;
+} tml_log_softmax_s8_t;
+
+void tml_log_softmax_s8(const tml_log_softmax_s8_t *p, const int8_t *in, int8_t *out);
+
 /* ---- data movement (any element type) ------------------------------------ */
 
 /* PAD of a tensor of rank <= 4 (extended to 4-D at the front): output element
