@@ -242,6 +242,18 @@ def models(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
                          + sorted(DEEP_SHIFT))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
+    _check(name, models, tmp_path, "mps2-an386", opt, [])
+
+
+# ARMv6-M (Cortex-M0+ code on QEMU's Cortex-M3 machine): the Thumb-1 asm dot
+# products, int8 windows, per-channel depthwise and the split-multiply requantize.
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
+                         + sorted(DEEP_SHIFT))
+def test_cortex_m0plus_kernels_bit_exact(name, models, tmp_path):
+    _check(name, models, tmp_path, "mps2-an385", "-Os", ["-mcpu=cortex-m0plus"])
+
+
+def _check(name, models, tmp_path, machine, opt, cflags):
     path = models[name]
     g = load_tflite(path)
     gen = generate(g, "m")
@@ -271,7 +283,7 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     if name in OUT_ZP0:
         from platformio_tinyml.compilers.cgen.quant import activation_range_s8
         assert activation_range_s8(g.ops[0].attrs.activation, g.tensors[g.ops[0].outputs[0]])[0] == 0
-    run = run_model(gen, g, samples, tmp_path, "mps2-an386", opt=opt)
+    run = run_model(gen, g, samples, tmp_path, machine, opt=opt, extra_cflags=cflags)
     ref = TFLMReference(path)
     for k, xs in enumerate(samples):
         golden = ref.run(xs)[0].reshape(-1)

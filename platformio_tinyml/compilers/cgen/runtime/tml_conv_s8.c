@@ -760,6 +760,9 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, const int8_t *wb,
                         int32_t n, int32_t *a)
 {
+#if TML_V6M
+    tml_v6m_dot2x2(xa, xb, wa, wb, n, a);
+#else
     int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
     int32_t i = 0;
 #if TML_HAVE_DSP
@@ -790,6 +793,7 @@ TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, co
         a11 += x1 * w1;
     }
     a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11;
+#endif
 }
 
 /* 1 pixel x 1 channel over n bytes. */
@@ -1016,6 +1020,54 @@ static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, i
     int8_t buf[TML_CONV_STACK_BYTES] TML_ALIGNED(8);
     conv_im2col8(P, in, out, buf);
 }
+
+#if TML_V6M
+/* ARMv6-M: 2 pixels x 2 channels through tml_v6m_dot2x2 over int8 windows
+ * K bytes apart (buf: 2 K bytes), so both pixels and both filter rows are
+ * read at one index. A 1x1 filter with stride 1 and no padding reads the
+ * input in place (pixel p + 1 follows pixel p, K = in_c bytes on). An odd
+ * last pixel is paired with itself and stored once; an odd last channel
+ * with itself (its outputs stored once by store2x2). */
+static TML_NOINLINE void conv_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int8_t *buf)
+{
+    const int32_t K = P->k_h * P->k_w * P->in_c, out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
+    const int inplace = buf == 0;
+    int32_t oy = 0, ox = 0;
+    for (int32_t p = 0; p < npix; p += 2) {
+        const int has_b = p + 1 < npix;
+        const int8_t *xa, *xb;
+        if (inplace) {
+            xa = in + p * K;
+            xb = has_b ? xa + K : xa;
+        } else {
+            fill8(P, in, buf, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, K);
+            if (++ox == out_w) { ox = 0; ++oy; }
+            if (has_b) {
+                fill8(P, in, buf + K, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, K);
+                if (++ox == out_w) { ox = 0; ++oy; }
+            }
+            xa = buf;
+            xb = has_b ? buf + K : buf;
+        }
+        int8_t *oa = out + p * out_c, *ob = has_b ? oa + out_c : 0;
+        const int8_t *w = P->filter;
+        for (int32_t oc = 0; oc < out_c; oc += 2, w += 2 * K) {
+            const int two = oc + 1 < out_c;
+            int32_t a[4];
+            a[0] = a[2] = TML_RD32(P->bias_fold + oc);
+            a[1] = a[3] = two ? TML_RD32(P->bias_fold + oc + 1) : 0;
+            tml_v6m_dot2x2(xa, xb, w, two ? w + K : w, K, a);
+            store2x2(P, oc, two, a, oa, ob);
+        }
+    }
+}
+
+static TML_NOINLINE void conv_v6m_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int8_t buf[TML_CONV_STACK_BYTES] TML_ALIGNED(8);
+    conv_v6m(P, in, out, buf);
+}
+#endif
 #endif
 
 #if TML_HOST_STACK > 0
@@ -1056,6 +1108,23 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         P->out_c <= TML_HOST_STACK / 32) {
         conv_host(P, in, out);
         return;
+    }
+#endif
+#if TML_V6M && TML_CONV_STACK_BYTES > 0
+    {
+        const int32_t K = P->k_h * P->k_w * P->in_c;
+        if (P->k_h == 1 && P->k_w == 1 && P->stride_h == 1 && P->stride_w == 1 && P->pad_t == 0 &&
+            P->pad_l == 0 && P->out_w == P->in_w) {
+            conv_v6m(P, in, out, 0);
+            return;
+        }
+        if (P->scratch || 2 * K <= TML_CONV_STACK_BYTES) {   /* scratch: 4 kp >= 2 K bytes */
+            if (P->scratch)
+                conv_v6m(P, in, out, (int8_t *)P->scratch);
+            else
+                conv_v6m_stack(P, in, out);
+            return;
+        }
     }
 #endif
     if (P->scratch) {

@@ -720,6 +720,64 @@ static TML_NOINLINE int32_t dw3x3_tri(const tml_conv_s8_t *P, const int8_t *in, 
 }
 #endif
 
+#if TML_V6M
+/* ARMv6-M, grouped layout: one channel at a time (channel c's tap t is
+ * w[(c / 4) * T * 4 + 4 t + c % 4]), byte loads only: the 4-channel taps
+ * above unpack words with shifts, and tml_ld4 is a memcpy call on a core
+ * without unaligned loads. 3x3 windows inside the input are unrolled. */
+static TML_NOINLINE void dw3x3_v6m(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
+{
+    const int32_t C = P->in_c, sx = P->dil_w * C, sx2 = 2 * sx, sy = P->dil_h * P->in_w * C;
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int8_t *w = P->filter;
+    for (int32_t c = 0; c < C; ++c, ++x) {
+        const int8_t *wc = w + ((c >> 2) * 36 + (c & 3)), *r = x;
+        int32_t a = TML_RD32(P->bias_fold + c);
+        a += r[0] * wc[0] + r[sx] * wc[4] + r[sx2] * wc[8];
+        r += sy;
+        a += r[0] * wc[12] + r[sx] * wc[16] + r[sx2] * wc[20];
+        r += sy;
+        a += r[0] * wc[24] + r[sx] * wc[28] + r[sx2] * wc[32];
+        o[c] = tml_out_s8(a, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
+    }
+}
+
+/* Any window (iy0, ix0: its top-left tap, may lie in the padding): the
+ * taps are listed once per pixel, those in the input (input and filter
+ * offsets) and the padded ones, which add zp * w. At most 25 taps (larger
+ * windows: dw_pixel). */
+#define TML_DW_V6M_TAPS 25
+static TML_NOINLINE void dw_pixel_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int32_t iy0, int32_t ix0)
+{
+    const int32_t C = P->in_c, k_h = P->k_h, k_w = P->k_w, T4 = 4 * k_h * k_w, zp = -P->in_offset;
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    int32_t xo[TML_DW_V6M_TAPS];
+    uint8_t wo[TML_DW_V6M_TAPS], wp[TML_DW_V6M_TAPS];
+    int32_t nv = 0, np = 0;
+    for (int32_t ky = 0, t4 = 0; ky < k_h; ++ky) {
+        const int32_t iy = iy0 + ky * P->dil_h;
+        for (int32_t kx = 0; kx < k_w; ++kx, t4 += 4) {
+            const int32_t ix = ix0 + kx * P->dil_w;
+            if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w) {
+                xo[nv] = (iy * P->in_w + ix) * C;
+                wo[nv++] = (uint8_t)t4;
+            } else {
+                wp[np++] = (uint8_t)t4;
+            }
+        }
+    }
+    const int8_t *wg = P->filter;
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *wc = wg + (c & 3), *x = in + c;
+        int32_t a = TML_RD32(P->bias_fold + c), pad = 0;
+        for (int32_t k = 0; k < nv; ++k) a += x[xo[k]] * TML_RD8(wc + wo[k]);
+        for (int32_t k = 0; k < np; ++k) pad += TML_RD8(wc + wp[k]);
+        o[c] = tml_out_s8(a + zp * pad, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
+        if ((c & 3) == 3) wg += T4;
+    }
+}
+#endif
+
 /* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
 {
@@ -818,6 +876,16 @@ TML_DW_GENERIC void dw_generic(const tml_conv_s8_t *P, const int8_t *in, int8_t 
             }
             int32_t kx0, kx1;
             valid_range(ix0, P->dil_w, P->k_w, in_w, &kx0, &kx1);
+#if TML_V6M
+            if (k33 && ky1 - ky0 == 3 && kx1 - kx0 == 3) {
+                dw3x3_v6m(P, in + (iy0 * in_w + ix0) * C, o);
+                continue;
+            }
+            if (P->k_h * P->k_w <= TML_DW_V6M_TAPS) {
+                dw_pixel_v6m(P, in, o, iy0, ix0);
+                continue;
+            }
+#endif
             if (ky0 < ky1 && kx0 < kx1) {
                 const int8_t *x0 = in + ((iy0 + ky0 * P->dil_h) * in_w + ix0 + kx0 * P->dil_w) * C;
 #if !defined(TML_DW_FAST)

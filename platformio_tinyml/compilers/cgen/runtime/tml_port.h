@@ -47,4 +47,41 @@
 #define TML_HAVE_DSP 0
 #endif
 
+/* Cores without a 32x32 -> 64-bit multiply instruction (ARMv6-M: Cortex-M0,
+ * M0+, M1, whose MULS gives the low word only). There an int64 product is a
+ * libgcc call (__aeabi_lmul); tml_smull below builds it from four 16x16
+ * products instead, and the requantize helpers use it. Define TML_NO_SMULL=1
+ * to get this path on any core (the host tests do). */
+#ifndef TML_NO_SMULL
+#if defined(__ARM_ARCH_6M__)
+#define TML_NO_SMULL 1
+#else
+#define TML_NO_SMULL 0
+#endif
+#endif
+
+#if TML_NO_SMULL
+/* The signed 64-bit product a * b as hi * 2^32 + lo (Hacker's Delight,
+ * mulhs): a = ah * 2^16 + al, b = bh * 2^16 + bl with al, bl unsigned; no
+ * intermediate leaves int32 (|ah * bl + 2^16| < 2^31, |al * bh + 2^16| < 2^31). */
+TML_INLINE int32_t tml_smull(int32_t a, int32_t b, uint32_t *lo)
+{
+    const uint32_t al = (uint32_t)a & 0xffffu, bl = (uint32_t)b & 0xffffu;
+    const int32_t ah = a >> 16, bh = b >> 16;
+    const int32_t t = ah * (int32_t)bl + (int32_t)((al * bl) >> 16);
+    const int32_t u = (int32_t)al * bh + (t & 0xffff);
+    *lo = (uint32_t)a * (uint32_t)b;
+    return ah * bh + (t >> 16) + (u >> 16);
+}
+
+/* floor((a * b + 2^30) / 2^31), truncated to 32 bits. */
+TML_INLINE int32_t tml_smull_r31(int32_t a, int32_t b)
+{
+    uint32_t lo;
+    const int32_t hi = tml_smull(a, b, &lo);
+    const uint32_t s = lo + 0x40000000u;
+    return (int32_t)((((uint32_t)hi + (s < lo)) << 1) | (s >> 31));
+}
+#endif
+
 #endif /* TML_PORT_H */
