@@ -1022,6 +1022,13 @@ static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, i
 }
 
 #if TML_V6M
+/* Bytes of conv_v6m's stack buffer (K <= 80 when the planner found no
+ * arena scratch: the first layers, 3x3x3, 10x4x1, 5x5x3), so the deepest
+ * call chain stays within 512 B. */
+#ifndef TML_CONV_V6M_STACK_BYTES
+#define TML_CONV_V6M_STACK_BYTES 160
+#endif
+
 /* ARMv6-M: 2 pixels x 2 channels through tml_v6m_dot2x2 over int8 windows
  * K bytes apart (buf: 2 K bytes), so both pixels and both filter rows are
  * read at one index. A 1x1 filter with stride 1 and no padding reads the
@@ -1064,7 +1071,7 @@ static TML_NOINLINE void conv_v6m(const tml_conv_s8_t *P, const int8_t *in, int8
 
 static TML_NOINLINE void conv_v6m_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
 {
-    int8_t buf[TML_CONV_STACK_BYTES] TML_ALIGNED(8);
+    int8_t buf[TML_CONV_V6M_STACK_BYTES] TML_ALIGNED(8);
     conv_v6m(P, in, out, buf);
 }
 #endif
@@ -1118,13 +1125,13 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             conv_v6m(P, in, out, 0);
             return;
         }
-        if (P->scratch || 2 * K <= TML_CONV_STACK_BYTES) {   /* scratch: 4 kp >= 2 K bytes */
-            if (P->scratch)
-                conv_v6m(P, in, out, (int8_t *)P->scratch);
-            else
-                conv_v6m_stack(P, in, out);
-            return;
-        }
+        if (P->scratch)   /* 4 kp >= 2 K bytes */
+            conv_v6m(P, in, out, (int8_t *)P->scratch);
+        else if (2 * K <= TML_CONV_V6M_STACK_BYTES)
+            conv_v6m_stack(P, in, out);
+        else
+            conv_direct(P, in, out);
+        return;   /* the paths below: not on ARMv6-M (nor in its stack depth) */
     }
 #endif
     if (P->scratch) {

@@ -168,15 +168,18 @@ TML_INLINE int32_t tml_sxtb16_ror8(int32_t v)
  * the division by 2^(31+e) is the high word shifted right by e-1. */
 TML_INLINE int32_t tml_requant_neg_s8(int32_t x, int32_t m, int32_t r2, int32_t e1)
 {
+#if TML_NO_SMULL
+    /* s = SaturatingRoundingDoublingHighMul(x, m) (tml_smull_r31), then
+     * RoundingDivideByPOT(s, e1 + 1) = floor((floor((s - [s<0]) / 2^e1) + 1) / 2),
+     * the last halving as (y >> 1) + (y & 1) (y + 1 may not fit for e1 == 0;
+     * s > INT32_MIN as m < 2^31) */
+    (void)r2;
+    const int32_t s = tml_smull_r31(x, m);
+    const int32_t y = (s + (s >> 31)) >> e1;
+    return (y >> 1) + (y & 1);
+#else
     const int32_t q = r2 + (x >> 31);      /* >= 0 */
     const uint32_t lo = ((uint32_t)q << 31) | 0x40000000u, hi = (uint32_t)q >> 1;
-#if TML_NO_SMULL
-    /* the same sum from the split product: high words plus the low carry */
-    uint32_t plo;
-    const int32_t phi = tml_smull(x, m, &plo);
-    const uint32_t slo = plo + lo;
-    return (int32_t)((uint32_t)phi + hi + (slo < lo)) >> e1;
-#else
     const int64_t k = (int64_t)(((uint64_t)hi << 32) | lo);   /* q * 2^31 + 2^30 */
     return (int32_t)(((int64_t)x * m + k) >> 32) >> e1;
 #endif
