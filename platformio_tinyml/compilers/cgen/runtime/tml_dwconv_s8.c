@@ -724,21 +724,42 @@ static TML_NOINLINE int32_t dw3x3_tri(const tml_conv_s8_t *P, const int8_t *in, 
 /* ARMv6-M, grouped layout: one channel at a time (channel c's tap t is
  * w[(c / 4) * T * 4 + 4 t + c % 4]), byte loads only: the 4-channel taps
  * above unpack words with shifts, and tml_ld4 is a memcpy call on a core
- * without unaligned loads. 3x3 windows inside the input are unrolled. */
-static TML_NOINLINE void dw3x3_v6m(const tml_conv_s8_t *P, const int8_t *x, int8_t *o)
+ * without unaligned loads. */
+
+/* Channels a chunk of dw3x3_v6m takes (the bytes of its zero-point row). */
+#define TML_DW_V6M_CHUNK 32
+
+/* 3x3 windows anywhere (iy0, ix0: the top-left tap), unrolled: each tap
+ * reads its input pixel's channels, or a padded tap a row of zero-point
+ * bytes, through one pointer per tap and chunk of channels. */
+static TML_NOINLINE void dw3x3_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int32_t iy0, int32_t ix0)
 {
-    const int32_t C = P->in_c, sx = P->dil_w * C, sx2 = 2 * sx, sy = P->dil_h * P->in_w * C;
-    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
-    const int8_t *w = P->filter;
-    for (int32_t c = 0; c < C; ++c, ++x) {
-        const int8_t *wc = w + ((c >> 2) * 36 + (c & 3)), *r = x;
-        int32_t a = TML_RD32(P->bias_fold + c);
-        a += r[0] * wc[0] + r[sx] * wc[4] + r[sx2] * wc[8];
-        r += sy;
-        a += r[0] * wc[12] + r[sx] * wc[16] + r[sx2] * wc[20];
-        r += sy;
-        a += r[0] * wc[24] + r[sx] * wc[28] + r[sx2] * wc[32];
-        o[c] = tml_out_s8(a, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
+    const int32_t C = P->in_c, lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int32_t *bias = P->bias_fold, *mult = P->mult;   /* locals: the int8 stores may alias P */
+    const int8_t *shift = P->shift, *w = P->filter;
+    int8_t zrow[TML_DW_V6M_CHUNK] TML_ALIGNED(4);
+    const int8_t *base[9], *tp[9];
+    uint32_t padded = 0;
+    for (int32_t t = 0; t < 9; ++t) {
+        const int32_t iy = iy0 + (t / 3) * P->dil_h, ix = ix0 + (t % 3) * P->dil_w;
+        if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w)
+            base[t] = in + (iy * P->in_w + ix) * C;
+        else
+            padded |= 1u << t;
+    }
+    if (padded) memset(zrow, (uint8_t)(-P->in_offset), sizeof zrow);
+    for (int32_t c0 = 0; c0 < C; c0 += TML_DW_V6M_CHUNK) {
+        for (int32_t t = 0; t < 9; ++t) tp[t] = (padded >> t) & 1u ? zrow : base[t] + c0;
+        const int32_t n = C - c0 < TML_DW_V6M_CHUNK ? C - c0 : TML_DW_V6M_CHUNK;
+        for (int32_t j = 0; j < n; ++j) {
+            const int32_t c = c0 + j;
+            const int8_t *wc = w + ((c >> 2) * 36 + (c & 3));
+            int32_t a = bias[c];
+            a += tp[0][j] * wc[0] + tp[1][j] * wc[4] + tp[2][j] * wc[8];
+            a += tp[3][j] * wc[12] + tp[4][j] * wc[16] + tp[5][j] * wc[20];
+            a += tp[6][j] * wc[24] + tp[7][j] * wc[28] + tp[8][j] * wc[32];
+            o[c] = tml_out_s8(a, mult[c], shift[c], off, lo, hi);
+        }
     }
 }
 
@@ -877,8 +898,8 @@ TML_DW_GENERIC void dw_generic(const tml_conv_s8_t *P, const int8_t *in, int8_t 
             int32_t kx0, kx1;
             valid_range(ix0, P->dil_w, P->k_w, in_w, &kx0, &kx1);
 #if TML_V6M
-            if (k33 && ky1 - ky0 == 3 && kx1 - kx0 == 3) {
-                dw3x3_v6m(P, in + (iy0 * in_w + ix0) * C, o);
+            if (k33) {
+                dw3x3_v6m(P, in, o, iy0, ix0);
                 continue;
             }
             if (P->k_h * P->k_w <= TML_DW_V6M_TAPS) {

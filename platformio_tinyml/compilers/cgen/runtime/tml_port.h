@@ -77,6 +77,14 @@ TML_INLINE int32_t tml_smull(int32_t a, int32_t b, uint32_t *lo)
 /* floor((a * b + 2^30) / 2^31), truncated to 32 bits. */
 TML_INLINE int32_t tml_smull_r31(int32_t a, int32_t b)
 {
+    /* |a| <= 2^15 (accumulators mostly are): two products. With b = bh 2^16 + bl,
+     * A = a bh, B = a bl (both fit: |a bl| < 2^31) and B = (B >> 16) 2^16 + (B & 0xffff),
+     * a b + 2^30 = (A + (B >> 16) + 2^14) 2^16 + (B & 0xffff), so the result is
+     * (A + (B >> 16) + 2^14) >> 15 (the low 16 bits cannot carry). */
+    if ((uint32_t)a + 32768u <= 65536u) {
+        const int32_t A = a * (b >> 16), B = a * (int32_t)((uint32_t)b & 0xffffu);
+        return (A + (B >> 16) + 16384) >> 15;
+    }
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
     /* tml_smull's steps, the rounding add and the shift in 26 Thumb-1
      * instructions and 6 registers (GCC's code for the C takes ~40) */
