@@ -108,6 +108,67 @@
         TML_V6M_DOT_STEP                                                     \
         "bne 1b\n"
 
+/* a[r] += sum x[i] w[r n + i] over i < n (n >= 0) for the four rows r < 4
+ * (FULLY_CONNECTED): 5 LDRSB, 4 MULS, 4 ADDs a step, two steps a branch. */
+#define TML_V6M_ROW_STEP                                                     \
+        "ldrsb r6, [r0, r2]\n\t"         /* x */                             \
+        "ldrsb r7, [r1, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r8, r7\n\t"                                                     \
+        "ldrsb r7, [r3, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r9, r7\n\t"                                                     \
+        "ldrsb r7, [r4, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r10, r7\n\t"                                                    \
+        "ldrsb r7, [r5, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r11, r7\n\t"                                                    \
+        "adds r2, r2, #1\n\t"
+
+__attribute__((naked, noinline, unused))
+static void tml_v6m_rows4(TML_ARG const int8_t *x, TML_ARG const int8_t *w, TML_ARG int32_t n, TML_ARG int32_t *a)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        TML_V6M_SAVE
+        "mov ip, r3\n\t"
+        "ldr r4, [r3, #0]\n\t"
+        "mov r8, r4\n\t"
+        "ldr r4, [r3, #4]\n\t"
+        "mov r9, r4\n\t"
+        "ldr r4, [r3, #8]\n\t"
+        "mov r10, r4\n\t"
+        "ldr r4, [r3, #12]\n\t"
+        "mov r11, r4\n\t"
+        "adds r0, r0, r2\n\t"            /* the ends of x and the four rows */
+        "adds r1, r1, r2\n\t"
+        "adds r3, r1, r2\n\t"
+        "adds r4, r3, r2\n\t"
+        "adds r5, r4, r2\n\t"
+        "rsbs r2, r2, #0\n\t"
+        "bge 2f\n\t"
+        "movs r6, #1\n\t"
+        "tst r2, r6\n\t"
+        "bne 4f\n"
+        "1:\n\t"
+        TML_V6M_ROW_STEP
+        "4:\n\t"
+        TML_V6M_ROW_STEP
+        "bne 1b\n"
+        "2:\n\t"
+        "mov r3, ip\n\t"
+        "mov r4, r8\n\t"
+        "str r4, [r3, #0]\n\t"
+        "mov r4, r9\n\t"
+        "str r4, [r3, #4]\n\t"
+        "mov r4, r10\n\t"
+        "str r4, [r3, #8]\n\t"
+        "mov r4, r11\n\t"
+        "str r4, [r3, #12]\n\t"
+        TML_V6M_RESTORE);
+}
+
 /* Several channel pairs of one pixel pair (conv_v6m): the filter rows
  * w, w + K of pair i start at w + 2 i K; the accumulators start from
  * bias[2 i], bias[2 i + 1] and are stored as acc[4 i ..] (xa wa, xa wb,

@@ -740,13 +740,13 @@ static TML_NOINLINE void dw3x3_v6m(const tml_conv_s8_t *P, const int8_t *in, int
     int8_t zrow[TML_DW_V6M_CHUNK] TML_ALIGNED(4);
     const int8_t *base[9], *tp[9];
     uint32_t padded = 0;
-    for (int32_t t = 0; t < 9; ++t) {
-        const int32_t iy = iy0 + (t / 3) * P->dil_h, ix = ix0 + (t % 3) * P->dil_w;
-        if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w)
-            base[t] = in + (iy * P->in_w + ix) * C;
-        else
-            padded |= 1u << t;
-    }
+    for (int32_t t = 0, iy = iy0; t < 9; iy += P->dil_h)
+        for (int32_t k = 0, ix = ix0; k < 3; ++k, ++t, ix += P->dil_w) {
+            if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w)
+                base[t] = in + (iy * P->in_w + ix) * C;
+            else
+                padded |= 1u << t;
+        }
     if (padded) memset(zrow, (uint8_t)(-P->in_offset), sizeof zrow);
     for (int32_t c0 = 0; c0 < C; c0 += TML_DW_V6M_CHUNK) {
         for (int32_t t = 0; t < 9; ++t) tp[t] = (padded >> t) & 1u ? zrow : base[t] + c0;
