@@ -42,6 +42,14 @@ def _conv_after(shape, pre, filters, k, **kw):
     return build
 
 
+def _dense(n_in, n_out, **kw):
+    def build():
+        L = modelgen._tf().keras.layers
+        x = modelgen._inp((n_in,))
+        return modelgen._model(x, L.Dense(n_out, **kw)(x))
+    return build
+
+
 CASES = {
     "dw3x3_c8_same": _dw((7, 6, 8), 3, padding="same"),                  # grouped 4-channel + asm taps
     "dw3x3_c6_valid": _dw((6, 6, 6), 3, padding="valid"),                # channels not a multiple of 4
@@ -73,6 +81,7 @@ CASES = {
     "conv1x1_c4_k4": _conv((5, 5, 4), 8, 1),                 # SMMLAR requant path: one chunk, odd pixel count
     "conv3x3_c2_k18": _conv((7, 6, 2), 12, 3, padding="same"),  # SMMLAR path: odd chunk count + loop
     "conv3x5_c3_row15": _conv((8, 9, 3), 4, (3, 5)),          # window rows of 15 bytes (3 left over)
+    "dense_21x10_relu": _dense(21, 10, activation="relu"),     # odd input length, 4 + 4 + 1 + 1 rows
 }
 
 # The conv under test gets scratch with room for its int16 filter (fq_pair16):
@@ -242,6 +251,18 @@ def models(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
                          + sorted(DEEP_SHIFT))
 def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
+    _check(name, models, tmp_path, "mps2-an386", opt, [])
+
+
+# ARMv6-M (Cortex-M0+ code on QEMU's Cortex-M3 machine): the Thumb-1 asm dot
+# products, int8 windows, per-channel depthwise and the split-multiply requantize.
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
+                         + sorted(DEEP_SHIFT))
+def test_cortex_m0plus_kernels_bit_exact(name, models, tmp_path):
+    _check(name, models, tmp_path, "mps2-an385", "-Os", ["-mcpu=cortex-m0plus"])
+
+
+def _check(name, models, tmp_path, machine, opt, cflags):
     path = models[name]
     g = load_tflite(path)
     gen = generate(g, "m")
@@ -271,7 +292,7 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
     if name in OUT_ZP0:
         from platformio_tinyml.compilers.cgen.quant import activation_range_s8
         assert activation_range_s8(g.ops[0].attrs.activation, g.tensors[g.ops[0].outputs[0]])[0] == 0
-    run = run_model(gen, g, samples, tmp_path, "mps2-an386", opt=opt)
+    run = run_model(gen, g, samples, tmp_path, machine, opt=opt, extra_cflags=cflags)
     ref = TFLMReference(path)
     for k, xs in enumerate(samples):
         golden = ref.run(xs)[0].reshape(-1)

@@ -270,7 +270,8 @@ def build_firmware(sources: Sequence[Path], include_dirs: Sequence[Path],
     ``sources``: C files, one of which defines ``main()``; ``include_dirs``:
     extra ``-I`` paths (the support include dirs are always added);
     ``machine``: a key of :data:`MACHINES`; ``extra_cflags``: appended to
-    the compile flags; ``opt``: optimisation flag; ``nostdlib``: link no C
+    the compile flags (and its -mcpu/-march/-mfpu/-mfloat-abi/-mabi flags to
+    the link, so they pick the C library and libgcc); ``opt``: optimisation flag; ``nostdlib``: link no C
     library at all (Arm/RISC-V; the support code then provides
     memcpy/memset/memmove/memcmp); ``ldflags``: appended to the link
     command (``-lm``). Sources are compiled with
@@ -292,7 +293,11 @@ def build_firmware(sources: Sequence[Path], include_dirs: Sequence[Path],
     all_sources = [*map(Path, sources), *support_sources(machine, nostdlib)]
     objects = _compile_objects(gcc, all_sources, cflags,
                                out_elf.with_name(out_elf.stem + ".obj"), log)
-    link = [gcc, *arch, opt, *(str(o) for o in objects), *_link_flags(spec, out_elf),
+    # The core flags among extra_cflags (-mcpu=cortex-m0plus on the Cortex-M3
+    # machine) choose the C library and libgcc multilib too: linked with the
+    # machine's own, ARMv6-M code got the ARMv7-M __aeabi_lmul (UMULL), memcpy, ...
+    core_flags = [f for f in extra_cflags if f.startswith(("-mcpu=", "-march=", "-mfpu=", "-mfloat-abi=", "-mabi="))]
+    link = [gcc, *arch, *core_flags, opt, *(str(o) for o in objects), *_link_flags(spec, out_elf),
             *_libc_flags(spec.family, nostdlib, link=True), *ldflags, "-o", str(out_elf)]
     _run_gcc(link, log, f"linking {out_elf.name} for {machine} failed", str(out_elf))
     record = {"machine": machine, "core": spec.core, "fpu": spec.fpu, "gcc": gcc,

@@ -154,19 +154,19 @@ def work_by_kernel(g: Graph) -> dict[str, tuple[int, int, int]]:
 IPW: dict[str, dict[str, tuple[float, float, float]]] = {
     # kernel: (a, c, b),  # ops measured, largest relative error of the fit on them
     'armv6m': {
-        'conv_f32': (63.29, 505.22, 0),  # n=23, max err 30%
-        'conv_s8': (7.513, 67.97, 24907),  # n=33, max err 24%
-        'dwconv_f32': (97.86, 0.0, 0),  # n=13, max err 29%
-        'dwconv_s8': (38.926, 0.0, 3678),  # n=21, max err 15%
-        'eltwise_f32': (178.673, 0.0, 12132),  # n=3, max err 1%
-        'eltwise_s8': (110.606, 0.0, 9),  # n=4, max err 0%
-        'fc_f32': (68.946, 323.23, 0),  # n=12, max err 28%
-        'fc_s8': (6.456, 86.38, 848),  # n=14, max err 13%
-        'move_s8': (0.616, 0.0, 48),  # n=24, max err 51%
-        'pool_f32': (51.486, 241.16, 0),  # n=2, max err 0%
-        'pool_s8': (11.714, 84.55, 0),  # n=3, max err 6%
-        'softmax_f32': (1996.554, 0.0, 0),  # n=2, max err 25%
-        'softmax_s8': (478.297, 0.0, 471),  # n=4, max err 40%
+        'conv_f32': (142.635, 685.02, 683459),  # n=23, max err 22%
+        'conv_s8': (3.772, 66.2, 15923),  # n=33, max err 23%
+        'dwconv_f32': (175.421, 0.0, 0),  # n=13, max err 32%
+        'dwconv_s8': (13.974, 0.0, 2800),  # n=21, max err 31%
+        'eltwise_f32': (192.535, 0.0, 0),  # n=3, max err 2%
+        'eltwise_s8': (166.463, 0.0, 0),  # n=4, max err 4%
+        'fc_f32': (153.562, 466.45, 0),  # n=12, max err 22%
+        'fc_s8': (3.597, 74.39, 1320),  # n=14, max err 33%
+        'move_s8': (0.824, 0.0, 105),  # n=24, max err 31%
+        'pool_f32': (75.176, 273.1, 0),  # n=2, max err 0%
+        'pool_s8': (11.835, 139.91, 0),  # n=3, max err 6%
+        'softmax_f32': (4205.305, 0.0, 0),  # n=2, max err 25%
+        'softmax_s8': (612.825, 0.0, 562),  # n=4, max err 43%
     },
     'armv7em': {
         'conv_f32': (7.14, 86.13, 0),  # n=23, max err 43%
@@ -270,8 +270,8 @@ CPI = {
 CPI_KERNEL: dict[str, dict[str, float]] = {
     'cortex-m4': {'conv_s8': 1.455, 'dwconv_s8': 1.302, 'fc_s8': 1.178, 'pool_s8': 1.49, 'eltwise_s8': 1.25,
                   'move_s8': 1.332, 'f32': 1.928},
-    'cortex-m0plus': {'conv_s8': 1.46, 'dwconv_s8': 1.476, 'fc_s8': 1.575, 'pool_s8': 1.334, 'eltwise_s8': 1.549,
-                      'move_s8': 1.336, 'f32': 1.246},
+    'cortex-m0plus': {'conv_s8': 1.344, 'dwconv_s8': 1.428, 'fc_s8': 1.389, 'pool_s8': 1.334, 'eltwise_s8': 1.243,
+                      'move_s8': 1.336, 'f32': 1.348},
 }
 
 # (measured ISA, extra factor) per core; Armv7E-M/v8-M cores without DSP use armv7m (isa_of).

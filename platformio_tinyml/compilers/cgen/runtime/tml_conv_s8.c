@@ -760,6 +760,9 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
 TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, const int8_t *wb,
                         int32_t n, int32_t *a)
 {
+#if TML_V6M
+    tml_v6m_dot2x2(xa, xb, wa, wb, n, a);
+#else
     int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
     int32_t i = 0;
 #if TML_HAVE_DSP
@@ -790,6 +793,7 @@ TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, co
         a11 += x1 * w1;
     }
     a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11;
+#endif
 }
 
 /* 1 pixel x 1 channel over n bytes. */
@@ -1016,6 +1020,123 @@ static TML_NOINLINE void conv_stack8(const tml_conv_s8_t *P, const int8_t *in, i
     int8_t buf[TML_CONV_STACK_BYTES] TML_ALIGNED(8);
     conv_im2col8(P, in, out, buf);
 }
+
+#if TML_V6M
+/* Bytes of conv_v6m's stack buffer (K <= 48 when the planner found no
+ * arena scratch: the first layers, 3x3x3, 10x4x1, 4x4x3), so the deepest
+ * call chain stays within 512 B. */
+#ifndef TML_CONV_V6M_STACK_BYTES
+#define TML_CONV_V6M_STACK_BYTES 96
+#endif
+
+/* The loops around the asm and the requantization: -Os code generation
+ * (GCC), whose frames are smaller, so the deepest call chain stays within
+ * 512 B; little time goes there. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TML_V6M_OUTER static TML_NOINLINE __attribute__((optimize("Os")))
+#else
+#define TML_V6M_OUTER static TML_NOINLINE
+#endif
+
+/* Channel pairs a tml_v6m_dot_pairs call takes (16 B of stack each). */
+#define TML_V6M_PAIRS 4
+
+typedef struct {
+    const int32_t *mult;
+    const int8_t *shift;
+    int32_t off, lo, hi;
+} tml_v6m_rq_t;
+
+/* Channels c .. c + n - 1 of pixels A and B requantized and stored, from
+ * the accumulators of tml_v6m_dot_pairs (per channel pair: A c, A c+1,
+ * B c, B c+1); B's bytes first (ob == oa: a lone last pixel, A's value is
+ * the one kept). Its own frame: inlined, the requantizations would double
+ * v6m_pixels'. */
+static TML_NOINLINE void v6m_out(const tml_v6m_rq_t *q, const int32_t *a, int32_t c, int32_t n, int8_t *oa,
+                                 int8_t *ob)
+{
+    const int32_t off = q->off, lo = q->lo, hi = q->hi;
+    for (const int32_t end = c + n;; a += 4) {
+        const int32_t m0 = q->mult[c], s0 = q->shift[c];
+        ob[c] = tml_out_s8(a[2], m0, s0, off, lo, hi);
+        oa[c] = tml_out_s8(a[0], m0, s0, off, lo, hi);
+        if (++c == end) return;
+        const int32_t m1 = q->mult[c], s1 = q->shift[c];
+        ob[c] = tml_out_s8(a[3], m1, s1, off, lo, hi);
+        oa[c] = tml_out_s8(a[1], m1, s1, off, lo, hi);
+        if (++c == end) return;
+    }
+}
+
+/* fill8 in a frame of its own (inlined twice it more than doubles conv_v6m's) */
+TML_V6M_OUTER void fill8_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *d, int32_t iy0, int32_t ix0,
+                                   int32_t K)
+{
+    fill8(P, in, d, iy0, ix0, K);
+}
+
+/* All output channels of pixels A and B (windows xa, xb): tml_v6m_dot_pairs
+ * over up to TML_V6M_PAIRS channel pairs a call, an odd last channel paired
+ * with itself. */
+TML_V6M_OUTER void v6m_pixels(const tml_conv_s8_t *P, const tml_v6m_rq_t *q, const int8_t *xa,
+                                    const int8_t *xb, int8_t *oa, int8_t *ob)
+{
+    const int32_t K = P->k_h * P->k_w * P->in_c, out_c = P->out_c, even = out_c & ~(int32_t)1;
+    const int32_t *bias = P->bias_fold;
+    const int8_t *w = P->filter;
+    int32_t acc[4 * TML_V6M_PAIRS];
+    for (int32_t oc = 0; oc < even; oc += 2 * TML_V6M_PAIRS) {
+        const int32_t n = even - oc < 2 * TML_V6M_PAIRS ? (even - oc) >> 1 : TML_V6M_PAIRS;
+        tml_v6m_pairs_t j = {xa + K, xb + K, w + (oc + 1) * K, K, bias + oc, acc, n};
+        tml_v6m_dot_pairs(&j);
+        v6m_out(q, acc, oc, 2 * n, oa, ob);
+    }
+    if (out_c & 1) {   /* the last channel as its own pair */
+        acc[0] = acc[1] = acc[2] = acc[3] = bias[even];
+        tml_v6m_dot2x2(xa, xb, w + even * K, w + even * K, K, acc);
+        v6m_out(q, acc, even, 1, oa, ob);
+    }
+}
+
+/* ARMv6-M: 2 pixels x 2 channels through tml_v6m_dot_pairs over int8 windows
+ * K bytes apart (buf: 2 K bytes), so both pixels and both filter rows are
+ * read at one index. A 1x1 filter with stride 1 and no padding reads the
+ * input in place (pixel p + 1 follows pixel p, K = in_c bytes on). An odd
+ * last pixel is paired with itself and stored once (v6m_pixels). */
+TML_V6M_OUTER void conv_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int8_t *buf)
+{
+    const int32_t K = P->k_h * P->k_w * P->in_c, out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
+    const tml_v6m_rq_t q = {P->mult, P->shift, P->out_offset, P->act_min, P->act_max};
+    const int inplace = buf == 0;
+    int32_t oy = 0, ox = 0;
+    for (int32_t p = 0; p < npix; p += 2) {
+        const int has_b = p + 1 < npix;
+        const int8_t *xa, *xb;
+        if (inplace) {
+            xa = in + p * K;
+            xb = has_b ? xa + K : xa;
+        } else {
+            fill8_v6m(P, in, buf, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, K);
+            if (++ox == out_w) { ox = 0; ++oy; }
+            if (has_b) {
+                fill8_v6m(P, in, buf + K, oy * P->stride_h - P->pad_t, ox * P->stride_w - P->pad_l, K);
+                if (++ox == out_w) { ox = 0; ++oy; }
+            }
+            xa = buf;
+            xb = has_b ? buf + K : buf;
+        }
+        /* ob == oa for a lone last pixel: B's bytes are stored first, then A's */
+        int8_t *oa = out + p * out_c;
+        v6m_pixels(P, &q, xa, xb, oa, has_b ? oa + out_c : oa);
+    }
+}
+
+TML_V6M_OUTER void conv_v6m_stack(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    int8_t buf[TML_CONV_V6M_STACK_BYTES] TML_ALIGNED(8);
+    conv_v6m(P, in, out, buf);
+}
+#endif
 #endif
 
 #if TML_HOST_STACK > 0
@@ -1056,6 +1177,23 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         P->out_c <= TML_HOST_STACK / 32) {
         conv_host(P, in, out);
         return;
+    }
+#endif
+#if TML_V6M && TML_CONV_STACK_BYTES > 0
+    {
+        const int32_t K = P->k_h * P->k_w * P->in_c;
+        if (P->k_h == 1 && P->k_w == 1 && P->stride_h == 1 && P->stride_w == 1 && P->pad_t == 0 &&
+            P->pad_l == 0 && P->out_w == P->in_w) {
+            conv_v6m(P, in, out, 0);
+            return;
+        }
+        if (P->scratch)   /* 4 kp >= 2 K bytes */
+            conv_v6m(P, in, out, (int8_t *)P->scratch);
+        else if (2 * K <= TML_CONV_V6M_STACK_BYTES)
+            conv_v6m_stack(P, in, out);
+        else
+            conv_direct(P, in, out);
+        return;   /* the paths below: not on ARMv6-M (nor in its stack depth) */
     }
 #endif
     if (P->scratch) {

@@ -52,6 +52,229 @@
 #define TML_ARM_FAST 0
 #endif
 
+/* ARMv6-M (Cortex-M0/M0+/M1, GCC or clang): the int8 dot products in the
+ * Thumb-1 assembly below. C loops over four accumulators, four pointers and
+ * a counter need more than the 8 low registers there and spill to the stack. */
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+#define TML_V6M 1
+#else
+#define TML_V6M 0
+#endif
+
+#if TML_V6M
+#define TML_ARG __attribute__((unused))   /* read by the asm only */
+
+/* The naked functions' prologue and epilogue: r4-r11 saved (AAPCS), 36 bytes. */
+#define TML_V6M_SAVE                                                         \
+        "push {r4, r5, r6, r7, lr}\n\t"                                       \
+        "mov r4, r8\n\t"                                                     \
+        "mov r5, r9\n\t"                                                     \
+        "mov r6, r10\n\t"                                                    \
+        "mov r7, r11\n\t"                                                    \
+        "push {r4, r5, r6, r7}\n\t"
+#define TML_V6M_RESTORE                                                      \
+        "pop {r4, r5, r6, r7}\n\t"                                           \
+        "mov r8, r4\n\t"                                                     \
+        "mov r9, r5\n\t"                                                     \
+        "mov r10, r6\n\t"                                                    \
+        "mov r11, r7\n\t"                                                    \
+        "pop {r4, r5, r6, r7, pc}\n\t"
+
+/* The 2 x 2 loop: r0, r1 the ends of xa, xb; r2, r3 of wa, wb; r4 the index
+ * from -n (< 0) up to 0; r8..r11 += xa wa, xa wb, xb wa, xb wb; r5-r7 scratch.
+ * Two elements a branch: an odd n enters at the second. */
+#define TML_V6M_DOT_STEP                                                     \
+        "ldrsb r5, [r0, r4]\n\t"         /* xa */                            \
+        "ldrsb r6, [r2, r4]\n\t"         /* wa */                            \
+        "mov r7, r6\n\t"                                                     \
+        "muls r7, r5, r7\n\t"                                                \
+        "add r8, r7\n\t"                                                     \
+        "ldrsb r7, [r3, r4]\n\t"         /* wb */                            \
+        "muls r5, r7, r5\n\t"                                                \
+        "add r9, r5\n\t"                                                     \
+        "ldrsb r5, [r1, r4]\n\t"         /* xb */                            \
+        "muls r6, r5, r6\n\t"                                                \
+        "add r10, r6\n\t"                                                    \
+        "muls r7, r5, r7\n\t"                                                \
+        "add r11, r7\n\t"                                                    \
+        "adds r4, r4, #1\n\t"
+#define TML_V6M_DOT_LOOP                                                     \
+        "movs r5, #1\n\t"                                                    \
+        "tst r4, r5\n\t"                                                     \
+        "bne 4f\n"                                                           \
+        "1:\n\t"                                                             \
+        TML_V6M_DOT_STEP                                                     \
+        "4:\n\t"                                                             \
+        TML_V6M_DOT_STEP                                                     \
+        "bne 1b\n"
+
+/* a[r] += sum x[i] w[r n + i] over i < n (n >= 0) for the four rows r < 4
+ * (FULLY_CONNECTED): 5 LDRSB, 4 MULS, 4 ADDs a step, two steps a branch. */
+#define TML_V6M_ROW_STEP                                                     \
+        "ldrsb r6, [r0, r2]\n\t"         /* x */                             \
+        "ldrsb r7, [r1, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r8, r7\n\t"                                                     \
+        "ldrsb r7, [r3, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r9, r7\n\t"                                                     \
+        "ldrsb r7, [r4, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r10, r7\n\t"                                                    \
+        "ldrsb r7, [r5, r2]\n\t"                                             \
+        "muls r7, r6, r7\n\t"                                                \
+        "add r11, r7\n\t"                                                    \
+        "adds r2, r2, #1\n\t"
+
+__attribute__((naked, noinline, unused))
+static void tml_v6m_rows4(TML_ARG const int8_t *x, TML_ARG const int8_t *w, TML_ARG int32_t n, TML_ARG int32_t *a)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        TML_V6M_SAVE
+        "mov ip, r3\n\t"
+        "ldr r4, [r3, #0]\n\t"
+        "mov r8, r4\n\t"
+        "ldr r4, [r3, #4]\n\t"
+        "mov r9, r4\n\t"
+        "ldr r4, [r3, #8]\n\t"
+        "mov r10, r4\n\t"
+        "ldr r4, [r3, #12]\n\t"
+        "mov r11, r4\n\t"
+        "adds r0, r0, r2\n\t"            /* the ends of x and the four rows */
+        "adds r1, r1, r2\n\t"
+        "adds r3, r1, r2\n\t"
+        "adds r4, r3, r2\n\t"
+        "adds r5, r4, r2\n\t"
+        "rsbs r2, r2, #0\n\t"
+        "bge 2f\n\t"
+        "movs r6, #1\n\t"
+        "tst r2, r6\n\t"
+        "bne 4f\n"
+        "1:\n\t"
+        TML_V6M_ROW_STEP
+        "4:\n\t"
+        TML_V6M_ROW_STEP
+        "bne 1b\n"
+        "2:\n\t"
+        "mov r3, ip\n\t"
+        "mov r4, r8\n\t"
+        "str r4, [r3, #0]\n\t"
+        "mov r4, r9\n\t"
+        "str r4, [r3, #4]\n\t"
+        "mov r4, r10\n\t"
+        "str r4, [r3, #8]\n\t"
+        "mov r4, r11\n\t"
+        "str r4, [r3, #12]\n\t"
+        TML_V6M_RESTORE);
+}
+
+/* Several channel pairs of one pixel pair (conv_v6m): the filter rows
+ * w, w + K of pair i start at w + 2 i K; the accumulators start from
+ * bias[2 i], bias[2 i + 1] and are stored as acc[4 i ..] (xa wa, xa wb,
+ * xb wa, xb wb). xa, xb, w: the ends of the first rows (start + K). n >= 1. */
+typedef struct {
+    const int8_t *xa, *xb, *w;
+    int32_t K;
+    const int32_t *bias;
+    int32_t *acc;
+    int32_t n;
+} tml_v6m_pairs_t;
+
+__attribute__((naked, noinline, unused))
+static void tml_v6m_dot_pairs(TML_ARG tml_v6m_pairs_t *j)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        TML_V6M_SAVE
+        "mov ip, r0\n\t"                 /* the job, updated as it goes */
+        "ldr r1, [r0, #4]\n\t"
+        "ldr r2, [r0, #8]\n\t"
+        "ldr r4, [r0, #12]\n\t"
+        "adds r3, r2, r4\n\t"
+        "ldr r0, [r0, #0]\n"
+        "3:\n\t"
+        "mov r5, ip\n\t"
+        "ldr r6, [r5, #16]\n\t"          /* bias */
+        "ldr r7, [r6, #0]\n\t"
+        "mov r8, r7\n\t"
+        "mov r10, r7\n\t"
+        "ldr r7, [r6, #4]\n\t"
+        "mov r9, r7\n\t"
+        "mov r11, r7\n\t"
+        "adds r6, r6, #8\n\t"
+        "str r6, [r5, #16]\n\t"
+        "ldr r4, [r5, #12]\n\t"
+        "rsbs r4, r4, #0\n\t"
+        "bge 2f\n"
+        TML_V6M_DOT_LOOP
+        "2:\n\t"
+        "mov r5, ip\n\t"
+        "ldr r6, [r5, #20]\n\t"          /* acc */
+        "mov r7, r8\n\t"
+        "str r7, [r6, #0]\n\t"
+        "mov r7, r9\n\t"
+        "str r7, [r6, #4]\n\t"
+        "mov r7, r10\n\t"
+        "str r7, [r6, #8]\n\t"
+        "mov r7, r11\n\t"
+        "str r7, [r6, #12]\n\t"
+        "adds r6, r6, #16\n\t"
+        "str r6, [r5, #20]\n\t"
+        "ldr r4, [r5, #12]\n\t"
+        "lsls r4, r4, #1\n\t"
+        "adds r2, r2, r4\n\t"            /* next pair's rows */
+        "adds r3, r3, r4\n\t"
+        "ldr r4, [r5, #24]\n\t"
+        "subs r4, r4, #1\n\t"
+        "str r4, [r5, #24]\n\t"
+        "bne 3b\n\t"
+        TML_V6M_RESTORE);
+}
+/* a[0] += sum xa[i] wa[i], a[1] += sum xa[i] wb[i], a[2] += sum xb[i] wa[i],
+ * a[3] += sum xb[i] wb[i] over i < n (n >= 0): 2 pixels x 2 channels, 15
+ * instructions per 4 MACs (4 LDRSB, 4 MULS, 4 ADDs to accumulators kept in
+ * r8-r11, one MOV, the index step and the branch). Naked: its own prologue
+ * and epilogue (AAPCS: r4-r11 saved; n and a are the stacked arguments). */
+__attribute__((naked, noinline, unused))
+static void tml_v6m_dot2x2(TML_ARG const int8_t *xa, TML_ARG const int8_t *xb, TML_ARG const int8_t *wa,
+                           TML_ARG const int8_t *wb, TML_ARG int32_t n, TML_ARG int32_t *a)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"            /* GCC's inline asm default is divided; it switches back after */
+        TML_V6M_SAVE
+        "ldr r4, [sp, #36]\n\t"          /* n */
+        "ldr r5, [sp, #40]\n\t"          /* a */
+        "mov ip, r5\n\t"
+        "ldr r6, [r5, #0]\n\t"
+        "mov r8, r6\n\t"
+        "ldr r6, [r5, #4]\n\t"
+        "mov r9, r6\n\t"
+        "ldr r6, [r5, #8]\n\t"
+        "mov r10, r6\n\t"
+        "ldr r6, [r5, #12]\n\t"
+        "mov r11, r6\n\t"
+        "adds r0, r0, r4\n\t"            /* the four ends; index i from -n up to 0 */
+        "adds r1, r1, r4\n\t"
+        "adds r2, r2, r4\n\t"
+        "adds r3, r3, r4\n\t"
+        "rsbs r4, r4, #0\n\t"
+        "bge 2f\n"
+        TML_V6M_DOT_LOOP
+        "2:\n\t"
+        "mov r5, ip\n\t"
+        "mov r6, r8\n\t"
+        "str r6, [r5, #0]\n\t"
+        "mov r6, r9\n\t"
+        "str r6, [r5, #4]\n\t"
+        "mov r6, r10\n\t"
+        "str r6, [r5, #8]\n\t"
+        "mov r6, r11\n\t"
+        "str r6, [r5, #12]\n\t"
+        TML_V6M_RESTORE);
+}
+#endif
+
 /* 4 bytes from RAM (activations), any alignment. */
 TML_INLINE int32_t tml_ld4(const int8_t *p)
 {
@@ -88,10 +311,30 @@ TML_INLINE int32_t tml_sxtb16_ror8(int32_t v)
  * the division by 2^(31+e) is the high word shifted right by e-1. */
 TML_INLINE int32_t tml_requant_neg_s8(int32_t x, int32_t m, int32_t r2, int32_t e1)
 {
+#if TML_NO_SMULL
+    /* s = SaturatingRoundingDoublingHighMul(x, m) (tml_smull_r31), then
+     * RoundingDivideByPOT(s, e1 + 1) = floor((floor((s - [s<0]) / 2^e1) + 1) / 2).
+     * No overflow: 0 <= m < 2^31 gives -2^31 + 1 <= s <= 2^31 - 2. */
+    (void)r2;
+    const int32_t s = tml_smull_r31(x, m);
+    return (((s + (s >> 31)) >> e1) + 1) >> 1;
+#else
     const int32_t q = r2 + (x >> 31);      /* >= 0 */
     const uint32_t lo = ((uint32_t)q << 31) | 0x40000000u, hi = (uint32_t)q >> 1;
     const int64_t k = (int64_t)(((uint64_t)hi << 32) | lo);   /* q * 2^31 + 2^30 */
     return (int32_t)(((int64_t)x * m + k) >> 32) >> e1;
+#endif
+}
+
+/* floor((a * b + 2^30) / 2^31) truncated to 32 bits: SaturatingRoundingDoublingHighMul
+ * for every (a, b) but a == b == INT32_MIN (see the top of this file). */
+TML_INLINE int32_t tml_mulhi_r31(int32_t a, int32_t b)
+{
+#if TML_NO_SMULL
+    return tml_smull_r31(a, b);
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+#endif
 }
 
 TML_INLINE int32_t tml_requant_s8(int32_t x, int32_t m, int shift)
@@ -100,8 +343,7 @@ TML_INLINE int32_t tml_requant_s8(int32_t x, int32_t m, int shift)
         const int32_t e1 = -shift - 1;
         return tml_requant_neg_s8(x, m, (int32_t)1 << e1, e1);
     }
-    x = (int32_t)((uint32_t)x << shift);
-    return (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
+    return tml_mulhi_r31((int32_t)((uint32_t)x << shift), m);
 }
 
 /* requant + output offset + clamp, as int8. */

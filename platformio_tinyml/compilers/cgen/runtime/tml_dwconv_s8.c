@@ -720,6 +720,85 @@ static TML_NOINLINE int32_t dw3x3_tri(const tml_conv_s8_t *P, const int8_t *in, 
 }
 #endif
 
+#if TML_V6M
+/* ARMv6-M, grouped layout: one channel at a time (channel c's tap t is
+ * w[(c / 4) * T * 4 + 4 t + c % 4]), byte loads only: the 4-channel taps
+ * above unpack words with shifts, and tml_ld4 is a memcpy call on a core
+ * without unaligned loads. */
+
+/* Channels a chunk of dw3x3_v6m takes (the bytes of its zero-point row). */
+#define TML_DW_V6M_CHUNK 32
+
+/* 3x3 windows anywhere (iy0, ix0: the top-left tap), unrolled: each tap
+ * reads its input pixel's channels, or a padded tap a row of zero-point
+ * bytes, through one pointer per tap and chunk of channels. */
+static TML_NOINLINE void dw3x3_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int32_t iy0, int32_t ix0)
+{
+    const int32_t C = P->in_c, lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int32_t *bias = P->bias_fold, *mult = P->mult;   /* locals: the int8 stores may alias P */
+    const int8_t *shift = P->shift, *w = P->filter;
+    int8_t zrow[TML_DW_V6M_CHUNK] TML_ALIGNED(4);
+    const int8_t *base[9], *tp[9];
+    uint32_t padded = 0;
+    for (int32_t t = 0, iy = iy0; t < 9; iy += P->dil_h)
+        for (int32_t k = 0, ix = ix0; k < 3; ++k, ++t, ix += P->dil_w) {
+            if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w)
+                base[t] = in + (iy * P->in_w + ix) * C;
+            else
+                padded |= 1u << t;
+        }
+    if (padded) memset(zrow, (uint8_t)(-P->in_offset), sizeof zrow);
+    for (int32_t c0 = 0; c0 < C; c0 += TML_DW_V6M_CHUNK) {
+        for (int32_t t = 0; t < 9; ++t) tp[t] = (padded >> t) & 1u ? zrow : base[t] + c0;
+        const int32_t n = C - c0 < TML_DW_V6M_CHUNK ? C - c0 : TML_DW_V6M_CHUNK;
+        for (int32_t j = 0; j < n; ++j) {
+            const int32_t c = c0 + j;
+            const int8_t *wc = w + ((c >> 2) * 36 + (c & 3));
+            int32_t a = bias[c];
+            a += tp[0][j] * wc[0] + tp[1][j] * wc[4] + tp[2][j] * wc[8];
+            a += tp[3][j] * wc[12] + tp[4][j] * wc[16] + tp[5][j] * wc[20];
+            a += tp[6][j] * wc[24] + tp[7][j] * wc[28] + tp[8][j] * wc[32];
+            o[c] = tml_out_s8(a, mult[c], shift[c], off, lo, hi);
+        }
+    }
+}
+
+/* Any window (iy0, ix0: its top-left tap, may lie in the padding): the
+ * taps are listed once per pixel, those in the input (input and filter
+ * offsets) and the padded ones, which add zp * w. At most 25 taps (larger
+ * windows: dw_pixel). */
+#define TML_DW_V6M_TAPS 25
+static TML_NOINLINE void dw_pixel_v6m(const tml_conv_s8_t *P, const int8_t *in, int8_t *o, int32_t iy0, int32_t ix0)
+{
+    const int32_t C = P->in_c, k_h = P->k_h, k_w = P->k_w, T4 = 4 * k_h * k_w, zp = -P->in_offset;
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    int32_t xo[TML_DW_V6M_TAPS];
+    uint8_t wo[TML_DW_V6M_TAPS], wp[TML_DW_V6M_TAPS];
+    int32_t nv = 0, np = 0;
+    for (int32_t ky = 0, t4 = 0; ky < k_h; ++ky) {
+        const int32_t iy = iy0 + ky * P->dil_h;
+        for (int32_t kx = 0; kx < k_w; ++kx, t4 += 4) {
+            const int32_t ix = ix0 + kx * P->dil_w;
+            if (iy >= 0 && iy < P->in_h && ix >= 0 && ix < P->in_w) {
+                xo[nv] = (iy * P->in_w + ix) * C;
+                wo[nv++] = (uint8_t)t4;
+            } else {
+                wp[np++] = (uint8_t)t4;
+            }
+        }
+    }
+    const int8_t *wg = P->filter;
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *wc = wg + (c & 3), *x = in + c;
+        int32_t a = TML_RD32(P->bias_fold + c), pad = 0;
+        for (int32_t k = 0; k < nv; ++k) a += x[xo[k]] * TML_RD8(wc + wo[k]);
+        for (int32_t k = 0; k < np; ++k) pad += TML_RD8(wc + wp[k]);
+        o[c] = tml_out_s8(a + zp * pad, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
+        if ((c & 3) == 3) wg += T4;
+    }
+}
+#endif
+
 /* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
 {
@@ -818,6 +897,16 @@ TML_DW_GENERIC void dw_generic(const tml_conv_s8_t *P, const int8_t *in, int8_t 
             }
             int32_t kx0, kx1;
             valid_range(ix0, P->dil_w, P->k_w, in_w, &kx0, &kx1);
+#if TML_V6M
+            if (k33) {
+                dw3x3_v6m(P, in, o, iy0, ix0);
+                continue;
+            }
+            if (P->k_h * P->k_w <= TML_DW_V6M_TAPS) {
+                dw_pixel_v6m(P, in, o, iy0, ix0);
+                continue;
+            }
+#endif
             if (ky0 < ky1 && kx0 < kx1) {
                 const int8_t *x0 = in + ((iy0 + ky0 * P->dil_h) * in_w + ix0 + kx0 * P->dil_w) * C;
 #if !defined(TML_DW_FAST)

@@ -1,13 +1,17 @@
 /* tml_fc_s8.c - int8 FULLY_CONNECTED (symmetric weights), TFLite semantics.
  * The input offset term is folded into bias_fold at compile time. Four
  * output rows per pass over the input, so every input word is loaded (and,
- * with the Arm DSP extension, sign-extended) once for four rows. */
+ * with the Arm DSP extension, sign-extended) once for four rows (ARMv6-M:
+ * tml_v6m_rows4, Thumb-1 asm). */
 #include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
 static void rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
 {
+#if TML_V6M
+    tml_v6m_rows4(x, w, n, a);
+#else
     const int8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
     int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
     int32_t i = 0;
@@ -37,6 +41,7 @@ static void rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
         a3 += xi * TML_RD8(w3 + i);
     }
     a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+#endif
 }
 
 static int32_t row1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)

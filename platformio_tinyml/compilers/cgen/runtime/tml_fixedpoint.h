@@ -16,11 +16,17 @@
 TML_INLINE int32_t tml_srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+#if TML_NO_SMULL
+    /* q / 2^31 truncated is floor((a*b + 2^30) / 2^31) for either sign of a*b
+     * (a*b < 0: q = a*b + 1 - 2^30 < 0, and trunc(q / 2^31) = floor((q + 2^31 - 1) / 2^31)) */
+    return tml_smull_r31(a, b);
+#else
     int64_t ab = (int64_t)a * (int64_t)b;
     int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
     int64_t q = ab + nudge;
     /* Division truncating toward zero, as C's '/' (not an arithmetic shift). */
     return (int32_t)(q >= 0 ? (q >> 31) : -((-q) >> 31));
+#endif
 }
 
 /* x / 2^e rounded to nearest, ties away from zero (0 <= e <= 31). */

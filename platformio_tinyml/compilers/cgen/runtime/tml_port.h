@@ -47,4 +47,86 @@
 #define TML_HAVE_DSP 0
 #endif
 
+/* Cores without a 32x32 -> 64-bit multiply instruction (ARMv6-M: Cortex-M0,
+ * M0+, M1, whose MULS gives the low word only). There an int64 product is a
+ * libgcc call (__aeabi_lmul); tml_smull below builds it from four 16x16
+ * products instead, and the requantize helpers use it. Define TML_NO_SMULL=1
+ * to get this path on any core (the host tests do). */
+#ifndef TML_NO_SMULL
+#if defined(__ARM_ARCH_6M__)
+#define TML_NO_SMULL 1
+#else
+#define TML_NO_SMULL 0
+#endif
+#endif
+
+#if TML_NO_SMULL
+/* The signed 64-bit product a * b as hi * 2^32 + lo (Hacker's Delight,
+ * mulhs): a = ah * 2^16 + al, b = bh * 2^16 + bl with al, bl unsigned; no
+ * intermediate leaves int32 (|ah * bl + 2^16| < 2^31, |al * bh + 2^16| < 2^31). */
+TML_INLINE int32_t tml_smull(int32_t a, int32_t b, uint32_t *lo)
+{
+    const uint32_t al = (uint32_t)a & 0xffffu, bl = (uint32_t)b & 0xffffu;
+    const int32_t ah = a >> 16, bh = b >> 16;
+    const int32_t t = ah * (int32_t)bl + (int32_t)((al * bl) >> 16);
+    const int32_t u = (int32_t)al * bh + (t & 0xffff);
+    *lo = (uint32_t)a * (uint32_t)b;
+    return ah * bh + (t >> 16) + (u >> 16);
+}
+
+/* floor((a * b + 2^30) / 2^31), truncated to 32 bits. */
+TML_INLINE int32_t tml_smull_r31(int32_t a, int32_t b)
+{
+    /* |a| <= 2^15 (accumulators mostly are): two products. With b = bh 2^16 + bl,
+     * A = a bh, B = a bl (both fit: |a bl| < 2^31) and B = (B >> 16) 2^16 + (B & 0xffff),
+     * a b + 2^30 = (A + (B >> 16) + 2^14) 2^16 + (B & 0xffff), so the result is
+     * (A + (B >> 16) + 2^14) >> 15 (the low 16 bits cannot carry). */
+    if ((uint32_t)a + 32768u <= 65536u) {
+        const int32_t A = a * (b >> 16), B = a * (int32_t)((uint32_t)b & 0xffffu);
+        return (A + (B >> 16) + 16384) >> 15;
+    }
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+    /* tml_smull's steps, the rounding add and the shift in 26 Thumb-1
+     * instructions and 6 registers (GCC's code for the C takes ~40) */
+    int32_t t0, t1, t2, t3;
+    __asm__(".syntax unified\n\t"        /* GCC's inline asm default is divided; it switches back after */
+            "uxth %[t0], %[a]\n\t"       /* al */
+            "asrs %[t1], %[a], #16\n\t"  /* ah */
+            "muls %[a], %[b], %[a]\n\t"  /* lo */
+            "uxth %[t2], %[b]\n\t"       /* bl */
+            "asrs %[b], %[b], #16\n\t"   /* bh */
+            "movs %[t3], %[t0]\n\t"
+            "muls %[t3], %[t2], %[t3]\n\t"
+            "lsrs %[t3], %[t3], #16\n\t"
+            "muls %[t2], %[t1], %[t2]\n\t"
+            "adds %[t3], %[t3], %[t2]\n\t"  /* t = ah bl + (al bl >> 16) */
+            "muls %[t0], %[b], %[t0]\n\t"
+            "uxth %[t2], %[t3]\n\t"
+            "adds %[t0], %[t0], %[t2]\n\t"  /* u = al bh + (t & 0xffff) */
+            "asrs %[t0], %[t0], #16\n\t"
+            "asrs %[t3], %[t3], #16\n\t"
+            "muls %[t1], %[b], %[t1]\n\t"
+            "adds %[t1], %[t1], %[t3]\n\t"
+            "adds %[t1], %[t1], %[t0]\n\t"  /* hi */
+            "movs %[t0], #1\n\t"
+            "lsls %[t0], %[t0], #30\n\t"
+            "adds %[a], %[a], %[t0]\n\t"    /* lo + 2^30, carry */
+            "movs %[t0], #0\n\t"
+            "adcs %[t1], %[t1], %[t0]\n\t"
+            "lsrs %[a], %[a], #31\n\t"
+            "lsls %[t1], %[t1], #1\n\t"
+            "orrs %[a], %[a], %[t1]"
+            : [a] "+l"(a), [b] "+l"(b), [t0] "=&l"(t0), [t1] "=&l"(t1), [t2] "=&l"(t2), [t3] "=&l"(t3)
+            :
+            : "cc");
+    return a;
+#else
+    uint32_t lo;
+    const int32_t hi = tml_smull(a, b, &lo);
+    const uint32_t s = lo + 0x40000000u;
+    return (int32_t)((((uint32_t)hi + (s < lo)) << 1) | (s >> 31));
+#endif
+}
+#endif
+
 #endif /* TML_PORT_H */
