@@ -150,8 +150,8 @@ async def get_compilation(comp_id: str,
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        answer = await run_in_threadpool(own_view, svc, who, comp_id)
-        state, build_id = answer["state"], answer.pop("_build")
+        answer, build_id = await run_in_threadpool(own_view, svc, who, comp_id)
+        state = answer["state"]
         left = deadline - loop.time()
         if state not in ACTIVE_STATES or left <= 0:
             return answer
@@ -159,12 +159,11 @@ async def get_compilation(comp_id: str,
         await svc.until_finished(build_id, min(left, _REREAD_S))
 
 
-def own_view(svc: Service, who: Caller, comp_id: str, build_id: bool = True) -> dict:
-    """:func:`view` of the caller's compilation ``comp_id`` (404 outside the project); with
-    ``build_id``, its build's id under ``_build`` as well."""
+def own_view(svc: Service, who: Caller, comp_id: str) -> tuple[dict, str]:
+    """(:func:`view` of the caller's compilation ``comp_id``, its build's id); 404 outside the project."""
     with svc.Session() as db:
         comp, build = _own(svc, db, who, comp_id)
-        return {**view(comp, build), **({"_build": build.id} if build_id else {})}
+        return view(comp, build), build.id
 
 
 def _finished(svc: Service, who: Caller, comp_id: str) -> Build:

@@ -127,7 +127,7 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
             if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
                 shapes[vi.name] = tuple(d.dim_value for d in tt.shape.dim)
         known = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        keep, folded = [], []
+        keep, folded, inlined = [], [], False
         for n in model.graph.node:
             a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
             ins = [i for i in n.input if i]
@@ -138,7 +138,7 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
                     branch = a["then_branch" if bool(known[ins[0]].reshape(())) else "else_branch"]
                     rounds += len(branch.node) + 1
                     keep.extend(inline_branch(model, n, branch))
-                    folded.append(None)
+                    inlined = True
                     continue
                 if n.domain not in ("", "ai.onnx") or len(n.output) != 1:
                     pass
@@ -162,9 +162,8 @@ def fold_shape_chains(model, table: dict[str, Callable | None], opset: int, infe
                 continue
             known[n.output[0]] = np.asarray(out)
             folded.append(numpy_helper.from_array(np.asarray(out), n.output[0]))
-        if not folded:
+        if not folded and not inlined:
             return model
-        folded = [t for t in folded if t is not None]   # None: an If replaced by its branch
         del model.graph.node[:]
         model.graph.node.extend(keep)
         model.graph.initializer.extend(folded)

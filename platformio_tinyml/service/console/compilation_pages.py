@@ -110,7 +110,7 @@ def new_compilation(request: Request, model: UploadFile = File(...), target: str
 
 def _own_view(request: Request, comp_id: str, who: Caller) -> dict:
     svc: Service = request.app.state.service
-    return compilations.own_view(svc, who, comp_id, build_id=False)
+    return compilations.own_view(svc, who, comp_id)[0]
 
 
 @router.get("/compilations/{comp_id}")
