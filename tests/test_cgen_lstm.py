@@ -12,7 +12,8 @@ checked three ways: TFLite Micro on a fresh interpreter equals the Keras layer
 (so the written model is the layer), and the generated C runs a stream of
 samples next to TFLite Micro (verify.parity: the state is kept between calls
 on both sides, as TFLite Micro keeps its variable tensors) within 1e-5 relative.
-Quantized LSTMs and the variants Keras does not produce are refused in one line.
+Hybrid LSTMs and the variants Keras does not produce are refused in one line (int8:
+test_cgen_lstm_int8.py).
 """
 
 from __future__ import annotations
@@ -247,16 +248,18 @@ def test_variants_are_refused_in_one_line(what, extra, tmp_path):
     assert e.op_name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and f"({what};" in msg and "\n" not in msg, msg
 
 
-def _int8_lstm(tmp_path, hybrid: bool):
+def _int8_lstm(tmp_path, hybrid: bool, extra=None, weight_zp: int = 0, cell_clip: float = 0.0):
     """A quantized LSTM as TFLite writes one: int8 weights; full-integer also int8 input and
-    output, int8 hidden and int16 cell state, int32 biases."""
+    output, int8 hidden and int16 cell state (scale 0.01), int32 biases. ``extra``: {input index:
+    function of the builder giving a tensor} (the variants); ``weight_zp``: the weights' zero point."""
     w = _Writer()
     B = w.B
     q = lambda s: ([s], [0], 0)
     act = "float32" if hybrid else "int8"
     x = B.tensor((1, 3, 2), act, None if hybrid else q(0.05), name="x")
     rng = np.random.default_rng(0)
-    wt = lambda shape: B.tensor(shape, "int8", q(0.01), data=rng.integers(-127, 128, shape).astype(np.int8))
+    wt = lambda shape: B.tensor(shape, "int8", ([0.01], [weight_zp], 0),
+                                data=rng.integers(-127, 128, shape).astype(np.int8))
     bias = lambda: (B.tensor((4,), "float32", data=np.zeros(4, np.float32)) if hybrid
                     else B.tensor((4,), "int32", q(0.0005), data=np.zeros(4, np.int32)))
     ins = [x, *(wt((4, 2)) for _ in range(4)), *(wt((4, 4)) for _ in range(4)), -1, -1, -1,
@@ -268,22 +271,27 @@ def _int8_lstm(tmp_path, hybrid: bool):
         S = B.S
         B.tensors[ins[-1]].type = S.TensorType.INT16
     ins += [-1] * 4
+    for k, make in (extra or {}).items():
+        ins[k] = make(B)
     y = B.tensor((1, 3, 4), act, None if hybrid else q(0.01))
     B.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], B.options(
-        "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=B.S.ActivationFunctionType.TANH))
+        "UnidirectionalSequenceLSTMOptions", fusedActivationFunction=B.S.ActivationFunctionType.TANH,
+        cellClip=cell_clip))
     path = tmp_path / f"lstm_{'hybrid' if hybrid else 'int8'}.tflite"
     path.write_bytes(B.finish([x], [y]))
     return path
 
 
-@pytest.mark.parametrize("hybrid", [False, True])
-def test_int8_lstm_is_refused_in_one_line(hybrid, tmp_path):
-    g = load_tflite(_int8_lstm(tmp_path, hybrid))
+def test_hybrid_lstm_is_refused_in_one_line(tmp_path):
+    """Hybrid (float32 activations, int8 weights) is refused; full-integer int8 compiles
+    (tests/test_cgen_lstm_int8.py)."""
+    g = load_tflite(_int8_lstm(tmp_path, hybrid=True))
     with pytest.raises(UnsupportedOpError) as e:
         generate(g, "m")
     msg = str(e.value)
-    assert "\n" not in msg and ": operator #2 UNIDIRECTIONAL_SEQUENCE_LSTM is not supported (int8 LSTM is not " \
-                                "supported by cgen; use float or --backend tflm)" in msg, msg
+    assert "\n" not in msg and ": operator #2 UNIDIRECTIONAL_SEQUENCE_LSTM is not supported (a hybrid LSTM " \
+                                "(float32 activations, int8 weights) is not supported by cgen; use float, " \
+                                "full-integer int8 or --backend tflm)" in msg, msg
 
 
 # ---- ONNX LSTM ---------------------------------------------------------------------------------
@@ -418,16 +426,21 @@ def test_cross_compile_warning_free(tmp_path_factory, tmp_path):
         assert objs and all(o.is_file() for o in objs)
 
 
-@pytest.mark.parametrize("machine", ["atmega2560", "riscv32-virt", "mps2-an386"])
-def test_stream_on_emulated_targets(machine, tmp_path_factory, tmp_path):
-    """A stream of three samples (the state carried between them) on AVR in simavr (PROGMEM
-    weights, avr-libc's float math), RV32 and Cortex-M4F in QEMU, against TFLite Micro on the host."""
+def require_machine(machine: str) -> None:
+    """Skips the test unless ``machine``'s cross compiler and emulator are installed."""
     import shutil
-    from platformio_tinyml.verify.firmware import run_model
     tools = {"atmega2560": ("avr-gcc", "simavr"), "riscv32-virt": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
              "mps2-an386": ("arm-none-eabi-gcc", "qemu-system-arm")}[machine]
     if not all(shutil.which(t) for t in tools):
         pytest.skip(f"not installed: {tools}")
+
+
+@pytest.mark.parametrize("machine", ["atmega2560", "riscv32-virt", "mps2-an386"])
+def test_stream_on_emulated_targets(machine, tmp_path_factory, tmp_path):
+    """A stream of three samples (the state carried between them) on AVR in simavr (PROGMEM
+    weights, avr-libc's float math), RV32 and Cortex-M4F in QEMU, against TFLite Micro on the host."""
+    from platformio_tinyml.verify.firmware import run_model
+    require_machine(machine)
     path = _path(tmp_path_factory, "u8_s5_f3_last")
     g = load_tflite(path)
     rng = np.random.default_rng(4)

@@ -9,11 +9,14 @@ An **estimate**, good for ranking backends, not a measurement. The model:
 CONV_2D (out elements x kh x kw x cin), DEPTHWISE_CONV_2D (out elements x
 kh x kw) and FULLY_CONNECTED (out elements x in features), window reads for
 pooling (out elements x fh x fw), input elements for MEAN, for
-UNIDIRECTIONAL_SEQUENCE_LSTM (an ``fc`` kernel) batch x steps x units x
+UNIDIRECTIONAL_SEQUENCE_LSTM (float32: an ``fc`` kernel) batch x steps x units x
 (4 x (features + units) + ``LSTM_ACT_WORK``) (the gates' multiply-accumulates,
 plus its five expf/tanhf per unit and step counted as that many MACs: fitted on one
 LSTM, 8 units x 5 steps x 3 features, whose measured counts on Cortex-M4F and RV32
-both give 64, AVR 51), output elements for every element-wise op (ADD, MUL, PAD, activations, quantize, softmax and
+both give 64, AVR 51; the int8 LSTM is its own ``lstm_s8`` kernel whose work is the gates'
+multiply-accumulates and whose per-output-element figure covers its integer activations and
+requantizations: fitted on two int8 LSTMs, 8 units x 10 steps x 4 features and 20 x 49 x 10,
+outside the calibration script), output elements for every element-wise op (ADD, MUL, PAD, activations, quantize, softmax and
 log-softmax, L2 normalization, concatenation). RESHAPE costs nothing (cgen aliases the buffer).
 
 ``IPW`` (instructions per unit of work, per output element, per op) is **measured**:
@@ -89,7 +92,7 @@ def kernel_of(g: Graph, op: Op) -> str:
         OpKind.AVERAGE_POOL_2D: "pool", OpKind.MAX_POOL_2D: "pool", OpKind.MEAN: "pool",
         OpKind.SOFTMAX: "softmax", OpKind.LOGISTIC: "softmax", OpKind.TANH: "softmax",
         OpKind.LOG_SOFTMAX: "softmax",      # an exp per element and a log per row: softmax's cost
-        OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc",
+        OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc" if suffix == "f32" else "lstm",
     }.get(op.kind, "move" if op.kind in _MOVES else "eltwise")
     return f"{family}_{suffix}"
 
@@ -125,7 +128,8 @@ def op_work(g: Graph, op: Op) -> int:
         return g.tensors[op.inputs[0]].shape[0] * (len(a.roots) * max(depth) + n_out)
     if op.kind is OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM:   # y: [B, T, U] (or [T, B, U])
         features = g.tensors[op.inputs[0]].shape[-1]
-        return n_out * (4 * (features + out.shape[-1]) + LSTM_ACT_WORK)
+        act = LSTM_ACT_WORK if g.tensors[op.inputs[0]].dtype in _FLOATS else 0   # int8: lstm_s8's c
+        return n_out * (4 * (features + out.shape[-1]) + act)
     return n_out
 
 
@@ -162,6 +166,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (166.463, 0.0, 0),  # n=4, max err 4%
         'fc_f32': (153.562, 466.45, 0),  # n=12, max err 22%
         'fc_s8': (3.597, 74.39, 1320),  # n=14, max err 33%
+        'lstm_s8': (12.258, 1243.9, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.824, 0.0, 105),  # n=24, max err 31%
         'pool_f32': (75.176, 273.1, 0),  # n=2, max err 0%
         'pool_s8': (11.835, 139.91, 0),  # n=3, max err 6%
@@ -177,6 +182,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (60.017, 0.0, 20),  # n=4, max err 0%
         'fc_f32': (7.001, 27.09, 46),  # n=12, max err 0%
         'fc_s8': (2.125, 53.06, 302),  # n=14, max err 9%
+        'lstm_s8': (5.972, 661.4, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.537, 0.0, 59),  # n=24, max err 59%
         'pool_f32': (10.838, 73.86, 0),  # n=2, max err 0%
         'pool_s8': (9.581, 54.4, 0),  # n=3, max err 5%
@@ -192,6 +198,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (60.014, 0.0, 20),  # n=4, max err 0%
         'fc_f32': (69.983, 310.29, 0),  # n=12, max err 27%
         'fc_s8': (2.956, 38.11, 825),  # n=14, max err 26%
+        'lstm_s8': (5.965, 663.3, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.6, 0.0, 49),  # n=24, max err 51%
         'pool_f32': (46.489, 205.98, 0),  # n=2, max err 0%
         'pool_s8': (9.581, 54.4, 0),  # n=3, max err 5%
@@ -207,6 +214,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (69.014, 0.0, 56),  # n=4, max err 0%
         'fc_f32': (6.0, 25.96, 70),  # n=12, max err 0%
         'fc_s8': (2.189, 56.66, 128),  # n=14, max err 3%
+        'lstm_s8': (5.953, 672.2, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.597, 0.0, 55),  # n=24, max err 45%
         'pool_f32': (16.573, 91.2, 0),  # n=2, max err 0%
         'pool_s8': (8.581, 54.38, 0),  # n=3, max err 5%
@@ -219,6 +227,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (1207.0, 0.0, 0),  # n=1, max err 0%
         'fc_f32': (309.533, 284.37, 1491),  # n=4, max err 1%
         'fc_s8': (76.172, 908.04, 0),  # n=12, max err 5%
+        'lstm_s8': (97.145, 12019.2, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (8.619, 0.0, 4),  # n=24, max err 70%
         'pool_s8': (38.769, 1250.66, 0),  # n=2, max err 0%
         'softmax_f32': (5861.709, 0.0, 0),  # n=2, max err 4%
@@ -233,6 +242,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'eltwise_s8': (55.59, 0.0, 57),  # n=4, max err 0%
         'fc_f32': (160.048, 365.61, 0),  # n=12, max err 17%
         'fc_s8': (4.71, 55.98, 710),  # n=14, max err 14%
+        'lstm_s8': (9.944, 987.3, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (6.045, 0.0, 59),  # n=24, max err 21%
         'pool_f32': (72.803, 197.81, 0),  # n=2, max err 0%
         'pool_s8': (7.576, 41.44, 0),  # n=3, max err 6%
@@ -245,7 +255,7 @@ FALLBACK = {
     "softmax_f32": "eltwise_f32", "eltwise_f32": "quant_f32", "quant_f32": "eltwise_s8",
     "dwconv_s8": "conv_s8", "conv_s8": "fc_s8", "pool_s8": "eltwise_s8",
     "softmax_s8": "eltwise_s8", "eltwise_s8": "pool_s8", "fc_f32": "fc_s8",
-    "move_f32": "move_s8", "move_s8": "eltwise_s8",
+    "move_f32": "move_s8", "move_s8": "eltwise_s8", "lstm_s8": "fc_s8",
 }
 # ISAs whose measurements had hardware float / soft float: float kernels on a core
 # with the other kind borrow the f32 rows of SOFT_FLOAT_ISA / HARD_FLOAT_ISA.

@@ -71,3 +71,20 @@ def input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> in
 def f32(x) -> float:
     """A float32 scale widened to double, as TFLite's static_cast<double>."""
     return float(np.float32(x))
+
+
+def sigmoid_lut_q16(entries: int = 256, step: float = 1 / 24) -> list[int]:
+    """The table ``tml_lstm_s8.c``'s int16 logistic and tanh interpolate: sigmoid at ``i * step``
+    in unsigned 0.16, each entry raised by half the error a straight chord to the next sample
+    makes at the segment's midpoint (sigmoid is concave for x > 0, so the chord runs below it
+    and linear interpolation between raised samples errs on both sides instead of one), rounded
+    half up; the last entry is the format's 1.0, 65535. TFLite's integer LSTM interpolates the
+    same table, so these are the values its kernels use (the C array is checked against this
+    function by tests/test_cgen_lstm_int8.py)."""
+    sig = lambda x: 1.0 / (1.0 + math.exp(-x))
+    out = []
+    for i in range(entries - 1):
+        x = i * step
+        chord_error = sig(x + step / 2) - (sig(x) + sig(x + step)) / 2
+        out.append(min(65535, math.floor(65536 * (sig(x) + chord_error / 2) + 0.5)))
+    return out + [65535]

@@ -22,7 +22,7 @@ import numpy as np
 import tflite
 
 from ...errors import ModelError
-from ...ir import Op, OpKind, Tensor
+from ...ir import DType, Op, OpKind, Tensor
 from ...ir import attrs as A
 from ...ir.graph import Variable
 from .checks import builtin_options as _options
@@ -75,10 +75,13 @@ class Variables:
 
     def state(self, t: Tensor, where: str) -> int:
         """A new variable holding tensor ``t`` (an operator's state, as TFLite's is_variable
-        tensors of UNIDIRECTIONAL_SEQUENCE_LSTM): zeros at the start, kept between calls."""
+        tensors of UNIDIRECTIONAL_SEQUENCE_LSTM): zeros at the start, kept between calls; an
+        int8 one starts at its zero point, as TFLite Micro resets int8 variable tensors."""
         v = len(self.vars)   # no VAR_HANDLE names it: not in self.keys
         self.vars.append(Variable(name=t.name, shape=(), dtype=None))
         self._bind(v, t, where)
+        if t.dtype is DType.INT8 and t.quant is not None and t.quant.zp:
+            self.vars[v].init = np.full(t.shape, t.quant.zp, np.int8)
         return v
 
     def op(self, i: int, op, name: str, tensors: list[Tensor]) -> Op | None:

@@ -287,6 +287,37 @@ typedef struct {
 void tml_lstm_f32(const tml_lstm_f32_t *p, const float *x, const float *h0, const float *c0, float *y,
                   float *h, float *c);
 
+/* int8 UNIDIRECTIONAL_SEQUENCE_LSTM, TFLite Micro's integer kernel (int8 input, hidden state and
+ * output, int16 cell state, int8 weights, int32 biases): per gate q (i, f, g, o) and unit, the
+ * input and the recurrent products are each requantized to int16 at 2^-12 (mult/shift[q] and
+ * [4 + q]; fold[] holds bias + input offset x row sum, then -hidden zp x row sum) and clamped,
+ * added with saturation, then the int16 LUT logistic (tanh for g) gives Q0.15. The cell and
+ * hidden updates are TFLite's int16 multiplies (mult/shift[8..10]: f*c, i*g, o*tanh(c) with the
+ * hidden zero point), the cell clipped to +-cell_clip when has_clip; tanh(c) scales the cell by
+ * 3 << tanh_shift (>= 0) or 3 >> -tanh_shift, rounded (< 0). Shapes and order as tml_lstm_f32. */
+typedef struct {
+    uint16_t batches, steps, features, units;
+    uint8_t time_major, reverse, has_clip;
+    int8_t tanh_shift;
+    int16_t cell_clip;
+    int16_t hidden_zp;
+    int32_t mult[11];
+    int8_t shift[11];
+    const int8_t *w, *r;
+    const int32_t *fold;
+} tml_lstm_s8_t;
+
+/* Row of x and y (in [features] / [units] rows) that step s of batch b reads and writes, for
+ * either LSTM kernel: t runs backwards when reverse; rows are (t, b) when time_major, else (b, t). */
+TML_INLINE int32_t tml_lstm_row(int32_t s, int32_t b, int32_t steps, int32_t batches, int reverse, int time_major)
+{
+    const int32_t t = reverse ? steps - 1 - s : s;
+    return time_major ? t * batches + b : b * steps + t;
+}
+
+void tml_lstm_s8(const tml_lstm_s8_t *p, const int8_t *x, const int8_t *h0, const int16_t *c0, int8_t *y,
+                 int8_t *h, int16_t *c);
+
 typedef struct {
     uint32_t outer;
     uint16_t depth;

@@ -32,8 +32,7 @@ void tml_lstm_f32(const tml_lstm_f32_t *src, const float *x, const float *h0, co
             cb[u] = c0[b * nu + u];
         }
         for (int32_t s = 0; s < nt; ++s) {
-            const int32_t t = P->reverse ? nt - 1 - s : s;
-            const int32_t row = P->time_major ? t * nb + b : b * nt + t;
+            const int32_t row = tml_lstm_row(s, b, nt, nb, P->reverse, P->time_major);
             const float *xt = x + row * (int32_t)P->features;
             float *yt = y + row * nu;
             for (int32_t u = 0; u < nu; ++u) {
