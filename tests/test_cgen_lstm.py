@@ -2,7 +2,8 @@
 
 Keras 3 (the Keras TensorFlow 2.16+ installs) converts an ``LSTM`` layer with
 ``TFLiteConverter.from_keras_model`` to a ``WHILE`` loop, not to the fused op
-(only tf_keras' LSTM carries the annotation the converter fuses). So the models
+(only tf_keras' LSTM carries the annotation the converter fuses; our .keras importer
+adds it back, tests/test_keras_import.py). So the models
 here are Keras LSTM layers (units 4..32, sequences 1..20, features 1..10,
 return_sequences both, stacked, with a Dense head) written as the fused op the
 converter emits for them: the layer's kernel, recurrent kernel and bias split

@@ -109,8 +109,9 @@ def test_mlperf_kws_savedmodel_imports_bit_exact(mlperf_dir, tmp_path, monkeypat
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
 def test_recurrent_layers_are_unrolled_and_compile(kind, int8, tmp_path, monkeypatch):
     """A .keras with recurrent layers (stacked, then Dense): Keras 3 would convert them to a WHILE
-    loop; the importer unrolls them (weights kept: the float conversion equals Keras), and the
-    result runs on cgen within 1e-5 of TFLite Micro (float32) or bit-exact (int8, calibrated)."""
+    loop; the importer fuses LSTMs (below) and unrolls GRU and SimpleRNN (weights kept: the float
+    conversion equals Keras), and the result runs on cgen within 1e-5 of TFLite Micro (float32)
+    or bit-exact (int8, calibrated)."""
     from platformio_tinyml.verify.parity import check_parity
     from platformio_tinyml.verify.reference import TFLMReference
     monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
@@ -134,3 +135,84 @@ def test_recurrent_layers_are_unrolled_and_compile(kind, int8, tmp_path, monkeyp
     report = check_parity(g, path, samples=5, workdir=tmp_path / "b")
     assert report.ok and all(o.max_rel <= 1e-5 for o in report.outputs), report.table()
     assert not int8 or all(o.exact == o.samples for o in report.outputs), report.table()
+
+
+def _ops(g):
+    return [op.kind.value for op in g.ops]
+
+
+@pytest.fixture(scope="module")
+def lstm_keras(tmp_path_factory):
+    """A functional .keras model as users write one: Conv1D, two stacked LSTMs, a softmax head."""
+    root = tmp_path_factory.mktemp("lstm")
+    tf.keras.utils.set_random_seed(2)
+    L = tf.keras.layers
+    x = tf.keras.Input((30, 5))
+    y = L.Conv1D(8, 3, activation="relu")(x)
+    y = L.LSTM(12, return_sequences=True)(y)
+    y = L.LSTM(10)(y)
+    m = tf.keras.Model(x, L.Dense(3, activation="softmax")(y))
+    m.save(root / "lstm.keras")
+    np.save(root / "calib.npy", np.random.default_rng(0).standard_normal((32, 30, 5)).astype(np.float32))
+    return m, root / "lstm.keras", root / "calib.npy"
+
+
+def test_keras_lstm_becomes_the_fused_op_and_each_call_starts_from_zero_state(lstm_keras, tmp_path, monkeypatch):
+    """Keras 3 converts an LSTM layer to a WHILE loop (TFLite Micro users get stuck there); the
+    importer gives TFLite's converter the annotated function it fuses, so each LSTM is one
+    UNIDIRECTIONAL_SEQUENCE_LSTM (a few KB of flash, not one copy of the cell per step). Its
+    state is a TFLite variable kept between invokes, but the Keras model starts every call from
+    zero state: the generated code resets it at every invoke, so three calls in a row each equal
+    Keras on the same input (a carried state would differ from the second call on)."""
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    m, path, _ = lstm_keras
+    g = load_model(path)
+    assert _ops(g).count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2 and not {"WHILE", "UNPACK"} & set(_ops(g))
+    gen = generate(g, "m")
+    assert "    m_reset();" in gen.files["m.c"]
+    host = build_host(gen, g, tmp_path / "b")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 30, 5)).astype(np.float32)
+    want = np.asarray(m(x)).reshape(-1)
+    for _ in range(3):
+        got = host.run([x])[0].reshape(-1)
+        assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max())), (got, want)
+    for _ in range(2):
+        x = rng.standard_normal((1, 30, 5)).astype(np.float32)
+        want = np.asarray(m(x)).reshape(-1)
+        assert np.abs(host.run([x])[0].reshape(-1) - want).max() <= 1e-5
+
+
+def test_keras_int8_lstm_is_fused_and_bit_exact(lstm_keras, tmp_path, monkeypatch):
+    """With calibration data the fused LSTMs are quantized by the converter (int8 activations,
+    int16 cell state) and cgen's int8 LSTM equals TFLite Micro byte for byte, each sample from
+    the reset state; the result stays close to the float Keras model."""
+    from platformio_tinyml.verify.parity import check_parity
+    from platformio_tinyml.verify.reference import TFLMReference
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    m, path, calib = lstm_keras
+    g = load_model(path, calibration=calib)
+    lstms = [op for op in g.ops if op.kind.value == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert len(lstms) == 2 and all(g.tensors[op.inputs[0]].dtype is DType.INT8 for op in lstms)
+    report = check_parity(g, path, samples=4, workdir=tmp_path / "b")
+    assert report.ok and all(o.exact == o.samples for o in report.outputs), report.table()
+    xq, yq = g.tensors[g.inputs[0]].quant, g.tensors[g.outputs[0]].quant
+    x = np.random.default_rng(5).standard_normal((1, 30, 5)).astype(np.float32)
+    xi = np.clip(np.round(x / xq.s) + xq.zp, -128, 127).astype(np.int8)
+    got = (TFLMReference(g.meta["tflite_path"]).run([xi])[0].astype(np.float32) - yq.zp) * yq.s
+    assert np.abs(got.reshape(-1) - np.asarray(m(x)).reshape(-1)).max() <= 0.05
+
+
+@pytest.mark.parametrize("variant", [dict(go_backwards=True), dict(activation="relu")])
+def test_lstm_variants_the_fused_op_lacks_are_unrolled(variant, tmp_path, monkeypatch):
+    """An LSTM the fused op does not compute (backwards, another activation) is unrolled, and
+    still equals Keras."""
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    tf.keras.utils.set_random_seed(4)
+    m = tf.keras.Sequential([tf.keras.Input((6, 3)), tf.keras.layers.LSTM(5, **variant), tf.keras.layers.Dense(2)])
+    m.save(tmp_path / "v.keras")
+    g = load_model(tmp_path / "v.keras")
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in _ops(g) and "WHILE" not in _ops(g) and not g.variables
+    host = build_host(generate(g, "m"), g, tmp_path / "b")
+    x = np.random.default_rng(0).standard_normal((1, 6, 3)).astype(np.float32)
+    assert np.abs(host.run([x])[0].reshape(-1) - np.asarray(m(x)).reshape(-1)).max() <= 1e-5

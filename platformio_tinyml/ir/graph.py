@@ -241,6 +241,17 @@ class Variable:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
 
+RESET_EACH_INVOKE = "reset_state_each_invoke"
+
+
+def reset_each_invoke(graph: "Graph | None") -> bool:
+    """True for a graph whose resource variables are not the model's own state but the
+    converter's (a stateless Keras LSTM fused into TFLite's LSTM op, whose hidden and cell
+    state are variables): generated code must start every invoke from their initial values,
+    as the source model starts every call from zero state."""
+    return bool(graph is not None and graph.variables and graph.meta.get(RESET_EACH_INVOKE))
+
+
 @dataclass
 class Op:
     index: int

@@ -15,6 +15,7 @@ import numpy as np
 from ..compilers.cgen import generate
 from ..compilers.ctext import c_comment_text
 from ..ir import DType, Graph
+from ..ir.graph import reset_each_invoke
 from .host import build_host
 from .reference import reference_for, warm_up
 
@@ -116,7 +117,7 @@ def compare_with_reference(run, graph: Graph, ref_path: Path, model_path: Path, 
     report.outputs = outs
     # A streaming model (resource variables) is checked as one stream: both sides
     # start from their initial state and keep it from sample to sample.
-    stateful = bool(graph.variables)
+    stateful = bool(graph.variables) and not reset_each_invoke(graph)
     for k in range(samples):
         xs = [random_input(graph.tensors[t], rng) for t in graph.inputs]
         ours = run(xs)

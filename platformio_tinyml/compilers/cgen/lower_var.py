@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, Graph, Op, OpKind
+from ...ir.graph import reset_each_invoke
 from .lowering import Lowering
 
 ALIGN = 4
@@ -81,6 +82,8 @@ def state_source(g: Graph, name: str, literal) -> tuple[list[str], list[str]]:
     else:
         defs += ["", f"void {name}_reset(void)", "{", f"    memset({name}_state, 0, {total});"]
     defs += [f"    {name}_state_ready = 1;", "}", ""]
+    if reset_each_invoke(g):    # a stateless source model: every call starts from the initial state
+        return defs, [f"    {name}_reset();"]
     return defs, [f"    if (!{name}_state_ready) {name}_reset();"]
 
 
@@ -88,6 +91,9 @@ def reset_decls(g: Graph, name: str) -> list[str]:
     """The header's declaration of ``NAME_reset`` (for a graph with state)."""
     if not state_bytes(g):
         return []
+    if reset_each_invoke(g):
+        return [f"/* Sets the LSTM state ({state_bytes(g)} B) to its initial values; every invoke calls it first, as",
+                " * the source model starts every call from zero state. */", f"void {name}_reset(void);"]
     return [f"/* Sets the model's state (its resource variables, {state_bytes(g)} B) to the initial values:",
             " * call it to start a new stream; the first invoke calls it itself. */",
             f"void {name}_reset(void);"]

@@ -20,6 +20,7 @@ from ...errors import CompileError, TinyMLError
 from ..base import generated_files, lib_deps_option, support_from_estimate
 from ..interface import CompileRequest, CompileResult, Estimate, Support
 from ..capi import IoSpec
+from ...ir.graph import reset_each_invoke
 from .emit import resolver_method, write_tflm_files
 from .flatbuffer import TfliteFacts, read_facts
 
@@ -145,7 +146,7 @@ class TflmCompiler:
         data = Path(request.model_path).read_bytes()
         ins, outs = io_specs(request)
         paths = write_tflm_files(request.options.name, data, facts.ops, arena, Path(outdir), self.name,
-                                 ins, outs)
+                                 ins, outs, reset_each_invoke=reset_each_invoke(request.graph))
         files = generated_files(paths)
         return CompileResult(
             backend=self.name, backend_version=self.version, files=files,

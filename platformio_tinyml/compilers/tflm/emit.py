@@ -103,7 +103,7 @@ def tflm_header(name: str, ins: list[IoSpec], outs: list[IoSpec], arena: int, ba
                       invoke_errors="a negative value if TFLM fails (-2 ops, -3 allocation, -4 invoke)")
 
 
-def tflm_source(name: str, ins: list[IoSpec], outs: list[IoSpec]) -> str:
+def tflm_source(name: str, ins: list[IoSpec], outs: list[IoSpec], reset_each_invoke: bool = False) -> str:
     """``NAME_tflm.cc``: the common API over a statically placed MicroInterpreter (no heap)."""
     N = name.upper()
     copy_in = "\n".join(f"  if (inputs[{k}] != interp->input({k})->data.raw)\n"
@@ -113,6 +113,8 @@ def tflm_source(name: str, ins: list[IoSpec], outs: list[IoSpec]) -> str:
                           f"    memcpy(outputs[{k}], interp->output({k})->data.raw, {s.nbytes});"
                           for k, s in enumerate(outs))
     single = len(ins) == 1 and len(outs) == 1
+    # A stateless model whose converted LSTM keeps TFLite state: every call starts from it.
+    reset = "  if (interp->Reset() != kTfLiteOk) return -5;\n" if reset_each_invoke else ""
     text = f"""/* {name}_tflm.cc - {name}.h implemented with TensorFlow Lite Micro (generated). */
 #include <new>
 #include <string.h>
@@ -156,7 +158,7 @@ extern "C" int {name}_invoke_multi(const void *const inputs[], void *const outpu
   for (int k = 0; k < {len(ins)}; ++k)
     if (inputs[k] == nullptr) return -1;
 {copy_in}
-  if (interp->Invoke() != kTfLiteOk) return -4;
+{reset}  if (interp->Invoke() != kTfLiteOk) return -4;
 {copy_out}
   return 0;
 }}
@@ -174,7 +176,7 @@ extern "C" int {name}_invoke(const void *input, void *output) {{
 
 def write_tflm_files(name: str, model: bytes, ops: tuple[str, ...], arena: int, outdir: Path,
                      backend: str, ins: list[IoSpec], outs: list[IoSpec],
-                     extra_decls: tuple[str, ...] = ()) -> list[Path]:
+                     extra_decls: tuple[str, ...] = (), reset_each_invoke: bool = False) -> list[Path]:
     """Write the model array, the op resolver and the common API (header +
     TFLM implementation) into ``outdir``; return their paths."""
     c_prefix(name)
@@ -184,7 +186,7 @@ def write_tflm_files(name: str, model: bytes, ops: tuple[str, ...], arena: int, 
     texts = {f"{name}_model_data.h": h, f"{name}_model_data.c": c,
              f"{name}_ops.h": resolver_header(name, ops),
              f"{name}.h": tflm_header(name, ins, outs, arena, backend, extra_decls),
-             f"{name}_tflm.cc": tflm_source(name, ins, outs)}
+             f"{name}_tflm.cc": tflm_source(name, ins, outs, reset_each_invoke)}
     for fname, text in texts.items():
         (outdir / fname).write_text(text)
     return [outdir / f for f in texts]

@@ -22,6 +22,7 @@ from ..interface import (CompileRequest, CompileResult, Estimate, FileRole, Gene
                          Support)
 from ..tflm.backend import CODE_BASE, CODE_PER_OP, DEFAULT_LIB_DEPS, RAM_OVERHEAD
 from ..tflm.backend import io_specs
+from ...ir.graph import reset_each_invoke
 from ..tflm.emit import write_tflm_files
 from ..tflm.flatbuffer import read_facts
 from .run import ACCELERATORS, VelaRun, run_vela, vela_version
@@ -92,7 +93,8 @@ class VelaCompiler:
         extra = (f"#define {name.upper()}_NPU {c_string_literal(request.device.npu)}",
                  f"#define {name.upper()}_NPU_CYCLES {run.npu_cycles}")
         ins, outs = io_specs(request)
-        paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, ins, outs, extra)
+        paths = write_tflm_files(name, run.optimized, ops, arena, outdir, self.name, ins, outs, extra,
+                                 reset_each_invoke=reset_each_invoke(request.graph))
         files = generated_files(paths) + (GeneratedFile(blob, FileRole.DATA),)
         lib_deps = lib_deps_option(request.options.backend_options, DEFAULT_LIB_DEPS + (ETHOS_U_DRIVER,))
         diags = ((f"{run.cpu_ops} operator(s) stay on the CPU",) if run.cpu_ops > 0 else ())
