@@ -307,9 +307,8 @@ def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:
     name = _code_name(ctx, op)
     if name == "WHILE":
         raise ctx.fail(i, name, "control flow; Keras 3 converts an LSTM or GRU layer to it: give the .keras "
-                                "file itself (its recurrent layers are unrolled), build the layer with "
-                                "unroll=True, or convert with tf_keras, whose LSTM becomes "
-                                "UNIDIRECTIONAL_SEQUENCE_LSTM")
+                                "file itself (its LSTM layers become UNIDIRECTIONAL_SEQUENCE_LSTM, GRU layers "
+                                "are unrolled), or build the layer with unroll=True")
     ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
     outs = [int(x) for x in op.OutputsAsNumpy()]
     for t in ins + outs:
