@@ -14,7 +14,10 @@ to ``bench-out/service_bench.json``):
 * cold compile: median of ``--repeats`` compiles of the KWS model with cgen,
   each a cache miss (a new C name), from the POST to the artifact downloaded;
   against the median of the same compiles with ``pipeline.compile_model`` in
-  this process (imports done before timing, as in the service's workers).
+  this process (imports done before timing, as in the service's workers);
+* the same as a user runs it (``--cli-repeats``, 0 to skip): ``tinyml compile`` against
+  ``tinyml remote compile`` against the running service, each a fresh process from the
+  shell, cache misses, median wall time of each command.
 
 The server's CPU time per cache hit (from /proc) is printed too: on a
 shared, loaded machine it is the figure that does not depend on the load.
@@ -97,6 +100,15 @@ def compile_local(name: str, out: Path) -> float:
     return time.perf_counter() - t
 
 
+def cli_compile(args: list[str], env: dict) -> float:
+    """Wall time of one ``tinyml`` command, started as a user's shell starts it."""
+    t = time.perf_counter()
+    r = subprocess.run([str(REPO / ".venv" / "bin" / "tinyml"), *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    assert r.returncode == 0, r.stdout + r.stderr
+    return wall
+
+
 def lookup_body() -> dict:
     """What a client sends to ask for the KWS build by key (``ServiceClient.lookup``)."""
     from platformio_tinyml.device import load_profile
@@ -170,6 +182,8 @@ def main() -> int:
     ap.add_argument("--no-request-log", action="store_true",
                     help="start the service without its one log line per request (the default logs, as users get)")
     ap.add_argument("--cold-only", action="store_true", help="measure the cold compile only (no cache-hit load)")
+    ap.add_argument("--cli-repeats", type=int, default=5,
+                    help="tinyml compile vs tinyml remote compile, as fresh processes (0: skip)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tinyml-service-bench-") as tmp:
         tmp = Path(tmp)
@@ -181,6 +195,14 @@ def main() -> int:
                 compile_remote(c, "kws_ref_model")         # the build the cache hits below find
             compile_local("kws_local_warmup", tmp / "local")
             local = [compile_local(f"kws_local_{i}", tmp / "local") for i in range(args.repeats)]
+            env = dict(os.environ, TINYML_SERVICE_URL=url, TINYML_SERVICE_TOKEN=token)
+            common = [str(KWS), "-t", BOARD, "--backend", "cgen"]
+            cli_local, cli_remote = [], []
+            for i in range(args.cli_repeats):      # interleaved: both see the same load
+                cli_local.append(cli_compile(["compile", *common, "--name", f"kws_cli_l{i}",
+                                              "-o", str(tmp / "cli" / f"l{i}")], env))
+                cli_remote.append(cli_compile(["remote", "compile", *common, "--name", f"kws_cli_r{i}",
+                                               "-o", str(tmp / "cli" / f"r{i}")], env))
             hits = {}
             for how, by_key in () if args.cold_only else (("lookup", True), ("upload", False)):
                 def run(n):
@@ -203,6 +225,9 @@ def main() -> int:
     figures.update({"cold_service_s": statistics.median(remote), "cold_in_process_s": statistics.median(local),
                     "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0]})
     figures["cold_ratio"] = figures["cold_service_s"] / figures["cold_in_process_s"]
+    if cli_local:
+        figures.update({"cli_local_s": statistics.median(cli_local), "cli_remote_s": statistics.median(cli_remote)})
+        figures["cli_ratio"] = figures["cli_remote_s"] / figures["cli_local_s"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service_bench.json").write_text(json.dumps(figures, indent=2))
     for how in hits:
@@ -212,6 +237,10 @@ def main() -> int:
               "per request |")
     print(f"| cold KWS cgen compile, median of {args.repeats} | service {figures['cold_service_s']:.3f} s, "
           f"in-process {figures['cold_in_process_s']:.3f} s, ratio {figures['cold_ratio']:.2f} |")
+    if "cli_ratio" in figures:
+        print(f"| cold KWS cgen compile as a user runs it, median of {args.cli_repeats} | `tinyml remote compile` "
+              f"{figures['cli_remote_s']:.3f} s, `tinyml compile` {figures['cli_local_s']:.3f} s, "
+              f"ratio {figures['cli_ratio']:.2f} |")
     print(f"(machine: {os.cpu_count()} CPUs, load average {figures['load_average']:.1f}; one log line per request: "
           f"{'yes' if figures['request_log'] else 'no'})")
     return 0
