@@ -124,7 +124,7 @@ def _lstm_s8(em, op):
     y, hn, cn = (em.ptr(t) for t in op.outputs)
     em.call(op, f"tml_lstm_s8({p}, {em.ptr(op.inputs[0], const=True)}, {em.ptr(op.inputs[13], const=True)}, "
                 f"{em.ptr(op.inputs[14], const=True)}, {y}, {hn}, {cn})",
-            "tml_lstm_s8.c", "tml_fixedpoint.h")
+            "tml_lstm_s8.c", "tml_fixedpoint.h", "tml_dot_s8.h")
 
 
 def _lower(em, op):

@@ -4,8 +4,10 @@
  * step after the products is element-wise, so one unit is finished before the next starts and
  * the kernel needs no scratch: a step writes its new h to its row of y, copied into h once every
  * unit has read the old h (TFLite Micro writes h and copies it to y, the same bytes). */
+#include "tml_speed.h"   /* first: -O2 for this file in -Os builds */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
+#include "tml_dot_s8.h"
 
 /* sigmoid(i/24) in 0.16, each entry raised by half its segment's midpoint chord error, the last
  * 65535: quant.sigmoid_lut_q16() computes it (the formula is the one TFLite's integer kernels'
@@ -75,14 +77,45 @@ static int16_t tml_tanh16(int32_t v)
     return (int16_t)(r >> 8);
 }
 
-/* One gate of unit u: q = 0 input, 1 forget, 2 cell (tanh), 3 output. */
-static int16_t tml_lstm_gate_s8(const tml_lstm_s8_t *P, int32_t q, int32_t u, const int8_t *x, const int8_t *h)
+/* a[q] += the dot product of v (n int8, RAM) and the row of gate q (rows `stride` bytes apart:
+ * the four gates' rows of one unit), all four in one pass over v. */
+static void tml_lstm_dot4(const int8_t *v, const int8_t *w, int32_t stride, int32_t n, int32_t *a)
 {
-    const int32_t nf = P->features, nu = P->units, row = q * nu + u;
-    const int8_t *w = P->w + row * nf, *r = P->r + row * nu;
-    int32_t a = TML_RD32(P->fold + row), b = TML_RD32(P->fold + 4 * nu + row);
-    for (int32_t k = 0; k < nf; ++k) a += (int32_t)x[k] * TML_RD8(w + k);
-    for (int32_t k = 0; k < nu; ++k) b += (int32_t)h[k] * TML_RD8(r + k);
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    int32_t k = 0;
+#if TML_HAVE_DSP
+    for (; k + 4 <= n; k += 4) {
+        const int32_t xv = tml_ld4(v + k);
+        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8(xv);
+        int32_t u = tml_ld4(w0 + k);
+        a0 = __smlad(xe, __sxtb16(u), a0);
+        a0 = __smlad(xo, tml_sxtb16_ror8(u), a0);
+        u = tml_ld4(w1 + k);
+        a1 = __smlad(xe, __sxtb16(u), a1);
+        a1 = __smlad(xo, tml_sxtb16_ror8(u), a1);
+        u = tml_ld4(w2 + k);
+        a2 = __smlad(xe, __sxtb16(u), a2);
+        a2 = __smlad(xo, tml_sxtb16_ror8(u), a2);
+        u = tml_ld4(w3 + k);
+        a3 = __smlad(xe, __sxtb16(u), a3);
+        a3 = __smlad(xo, tml_sxtb16_ror8(u), a3);
+    }
+#endif
+    for (; k < n; ++k) {
+        const int32_t xk = v[k];
+        a0 += xk * TML_RD8(w0 + k);
+        a1 += xk * TML_RD8(w1 + k);
+        a2 += xk * TML_RD8(w2 + k);
+        a3 += xk * TML_RD8(w3 + k);
+    }
+    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+
+/* Gate q of a unit (0 input, 1 forget, 2 cell: tanh, 3 output) from its input product a and
+ * recurrent product b: each requantized to int16 with saturation, added with saturation. */
+static int16_t tml_lstm_gate_s8(const tml_lstm_s8_t *P, int32_t q, int32_t a, int32_t b)
+{
     const int32_t s = (int32_t)tml_sat16(tml_requant(a, P->mult[q], P->shift[q]))
                       + tml_sat16(tml_requant(b, P->mult[4 + q], P->shift[4 + q]));
     return q == 2 ? tml_tanh16(3 * (int32_t)tml_sat16(s)) : tml_sigmoid16(3 * (int32_t)tml_sat16(s));
@@ -98,8 +131,16 @@ static int32_t tml_cell_to_tanh(int32_t c, int32_t shift)
 static void tml_lstm_unit_s8(const tml_lstm_s8_t *P, int32_t u, const int8_t *xt, const int8_t *hb, int16_t *cb,
                              int8_t *yt)
 {
-    const int32_t ig = tml_lstm_gate_s8(P, 0, u, xt, hb), fg = tml_lstm_gate_s8(P, 1, u, xt, hb);
-    const int32_t cg = tml_lstm_gate_s8(P, 2, u, xt, hb), og = tml_lstm_gate_s8(P, 3, u, xt, hb);
+    const int32_t nf = P->features, nu = P->units;
+    int32_t a[4], r[4];
+    for (int32_t q = 0; q < 4; ++q) {
+        a[q] = TML_RD32(P->fold + q * nu + u);
+        r[q] = TML_RD32(P->fold + 4 * nu + q * nu + u);
+    }
+    tml_lstm_dot4(xt, P->w + u * nf, nu * nf, nf, a);
+    tml_lstm_dot4(hb, P->r + u * nu, nu * nu, nu, r);
+    const int32_t ig = tml_lstm_gate_s8(P, 0, a[0], r[0]), fg = tml_lstm_gate_s8(P, 1, a[1], r[1]);
+    const int32_t cg = tml_lstm_gate_s8(P, 2, a[2], r[2]), og = tml_lstm_gate_s8(P, 3, a[3], r[3]);
     const int32_t kept = tml_sat16(tml_requant(fg * cb[u], P->mult[8], P->shift[8]));
     const int32_t added = tml_sat16(tml_requant(ig * cg, P->mult[9], P->shift[9]));
     int16_t cell = tml_sat16(kept + added);
