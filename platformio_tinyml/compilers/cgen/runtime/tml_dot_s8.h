@@ -302,6 +302,42 @@ TML_INLINE int32_t tml_sxtb16_ror8(int32_t v)
 }
 #endif
 
+/* a[j] += the dot product of x (n int8, in RAM) and row wj, for the four rows w0..w3 in one
+ * pass over x: every input word is loaded (and, with the Arm DSP extension, sign-extended)
+ * once for four rows. FULLY_CONNECTED's rows and the four gates of an LSTM unit. */
+TML_INLINE void tml_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+                            const int8_t *w3, int32_t n, int32_t *a)
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    int32_t i = 0;
+#if TML_HAVE_DSP
+    for (; i + 4 <= n; i += 4) {
+        const int32_t xv = tml_ld4(x + i);
+        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8(xv);
+        int32_t u = tml_ld4(w0 + i);
+        a0 = __smlad(xe, __sxtb16(u), a0);
+        a0 = __smlad(xo, tml_sxtb16_ror8(u), a0);
+        u = tml_ld4(w1 + i);
+        a1 = __smlad(xe, __sxtb16(u), a1);
+        a1 = __smlad(xo, tml_sxtb16_ror8(u), a1);
+        u = tml_ld4(w2 + i);
+        a2 = __smlad(xe, __sxtb16(u), a2);
+        a2 = __smlad(xo, tml_sxtb16_ror8(u), a2);
+        u = tml_ld4(w3 + i);
+        a3 = __smlad(xe, __sxtb16(u), a3);
+        a3 = __smlad(xo, tml_sxtb16_ror8(u), a3);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xi = x[i];
+        a0 += xi * TML_RD8(w0 + i);
+        a1 += xi * TML_RD8(w1 + i);
+        a2 += xi * TML_RD8(w2 + i);
+        a3 += xi * TML_RD8(w3 + i);
+    }
+    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+
 /* The shift < 0 case of tml_requant_s8 with e1 = -shift - 1 and r2 = 1 << e1
  * given (per-channel values that callers can hoist out of their pixel loops).
  * Both roundings in one 64-bit add: with p = x*m, s = floor((p + 2^30) / 2^31)

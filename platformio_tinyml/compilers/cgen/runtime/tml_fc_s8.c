@@ -12,35 +12,7 @@ static void rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
 #if TML_V6M
     tml_v6m_rows4(x, w, n, a);
 #else
-    const int8_t *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;
-    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-    int32_t i = 0;
-#if TML_HAVE_DSP
-    for (; i + 4 <= n; i += 4) {
-        const int32_t xv = tml_ld4(x + i);
-        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8((xv));
-        int32_t u = tml_ld4(w0 + i);
-        a0 = __smlad(xe, __sxtb16(u), a0);
-        a0 = __smlad(xo, tml_sxtb16_ror8((u)), a0);
-        u = tml_ld4(w1 + i);
-        a1 = __smlad(xe, __sxtb16(u), a1);
-        a1 = __smlad(xo, tml_sxtb16_ror8((u)), a1);
-        u = tml_ld4(w2 + i);
-        a2 = __smlad(xe, __sxtb16(u), a2);
-        a2 = __smlad(xo, tml_sxtb16_ror8((u)), a2);
-        u = tml_ld4(w3 + i);
-        a3 = __smlad(xe, __sxtb16(u), a3);
-        a3 = __smlad(xo, tml_sxtb16_ror8((u)), a3);
-    }
-#endif
-    for (; i < n; ++i) {
-        const int32_t xi = x[i];
-        a0 += xi * TML_RD8(w0 + i);
-        a1 += xi * TML_RD8(w1 + i);
-        a2 += xi * TML_RD8(w2 + i);
-        a3 += xi * TML_RD8(w3 + i);
-    }
-    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+    tml_dot4_s8(x, w, w + n, w + 2 * n, w + 3 * n, n, a);
 #endif
 }
 

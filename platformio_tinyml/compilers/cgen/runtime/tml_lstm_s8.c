@@ -77,41 +77,6 @@ static int16_t tml_tanh16(int32_t v)
     return (int16_t)(r >> 8);
 }
 
-/* a[q] += the dot product of v (n int8, RAM) and the row of gate q (rows `stride` bytes apart:
- * the four gates' rows of one unit), all four in one pass over v. */
-static void tml_lstm_dot4(const int8_t *v, const int8_t *w, int32_t stride, int32_t n, int32_t *a)
-{
-    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
-    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-    int32_t k = 0;
-#if TML_HAVE_DSP
-    for (; k + 4 <= n; k += 4) {
-        const int32_t xv = tml_ld4(v + k);
-        const int32_t xe = __sxtb16(xv), xo = tml_sxtb16_ror8(xv);
-        int32_t u = tml_ld4(w0 + k);
-        a0 = __smlad(xe, __sxtb16(u), a0);
-        a0 = __smlad(xo, tml_sxtb16_ror8(u), a0);
-        u = tml_ld4(w1 + k);
-        a1 = __smlad(xe, __sxtb16(u), a1);
-        a1 = __smlad(xo, tml_sxtb16_ror8(u), a1);
-        u = tml_ld4(w2 + k);
-        a2 = __smlad(xe, __sxtb16(u), a2);
-        a2 = __smlad(xo, tml_sxtb16_ror8(u), a2);
-        u = tml_ld4(w3 + k);
-        a3 = __smlad(xe, __sxtb16(u), a3);
-        a3 = __smlad(xo, tml_sxtb16_ror8(u), a3);
-    }
-#endif
-    for (; k < n; ++k) {
-        const int32_t xk = v[k];
-        a0 += xk * TML_RD8(w0 + k);
-        a1 += xk * TML_RD8(w1 + k);
-        a2 += xk * TML_RD8(w2 + k);
-        a3 += xk * TML_RD8(w3 + k);
-    }
-    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
-}
-
 /* Gate q of a unit (0 input, 1 forget, 2 cell: tanh, 3 output) from its input product a and
  * recurrent product b: each requantized to int16 with saturation, added with saturation. */
 static int16_t tml_lstm_gate_s8(const tml_lstm_s8_t *P, int32_t q, int32_t a, int32_t b)
@@ -137,8 +102,9 @@ static void tml_lstm_unit_s8(const tml_lstm_s8_t *P, int32_t u, const int8_t *xt
         a[q] = TML_RD32(P->fold + q * nu + u);
         r[q] = TML_RD32(P->fold + 4 * nu + q * nu + u);
     }
-    tml_lstm_dot4(xt, P->w + u * nf, nu * nf, nf, a);
-    tml_lstm_dot4(hb, P->r + u * nu, nu * nu, nu, r);
+    const int8_t *w = P->w + u * nf, *rw = P->r + u * nu;     /* gate q's rows: q * nu rows on */
+    tml_dot4_s8(xt, w, w + nu * nf, w + 2 * nu * nf, w + 3 * nu * nf, nf, a);
+    tml_dot4_s8(hb, rw, rw + nu * nu, rw + 2 * nu * nu, rw + 3 * nu * nu, nu, r);
     const int32_t ig = tml_lstm_gate_s8(P, 0, a[0], r[0]), fg = tml_lstm_gate_s8(P, 1, a[1], r[1]);
     const int32_t cg = tml_lstm_gate_s8(P, 2, a[2], r[2]), og = tml_lstm_gate_s8(P, 3, a[3], r[3]);
     const int32_t kept = tml_sat16(tml_requant(fg * cb[u], P->mult[8], P->shift[8]));
