@@ -216,3 +216,19 @@ def test_lstm_variants_the_fused_op_lacks_are_unrolled(variant, tmp_path, monkey
     host = build_host(generate(g, "m"), g, tmp_path / "b")
     x = np.random.default_rng(0).standard_normal((1, 6, 3)).astype(np.float32)
     assert np.abs(host.run([x])[0].reshape(-1) - np.asarray(m(x)).reshape(-1)).max() <= 1e-5
+
+
+def test_tflm_glue_resets_the_fused_lstm_state_at_every_invoke(lstm_keras, tmp_path, monkeypatch):
+    """The tflm backend compiles the converted .tflite itself, whose LSTM state TFLite Micro keeps
+    between invokes: its glue resets the interpreter's variables before each Invoke for a Keras
+    model (and only for one whose state is the converter's, not a streaming model's own)."""
+    from platformio_tinyml.device import load_profile
+    from platformio_tinyml.pipeline import compile_model
+    monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
+    _, path, calib = lstm_keras
+    compile_model(path, load_profile("nucleo_f446re"), tmp_path / "k", name="k", backend="tflm", calibration=calib)
+    glue = (tmp_path / "k" / "k_tflm.cc").read_text()
+    assert glue.index("interp->Reset()") < glue.index("interp->Invoke()")
+    tfl = load_model(path, calibration=calib).meta["tflite_path"]
+    compile_model(tfl, load_profile("nucleo_f446re"), tmp_path / "t", name="t", backend="tflm")
+    assert "Reset()" not in (tmp_path / "t" / "t_tflm.cc").read_text()   # the .tflite alone: a stream
