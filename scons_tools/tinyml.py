@@ -29,8 +29,8 @@ know the compile result: it runs the content-addressed compile of
 :mod:`platformio_tinyml.integrations.core` into ``$TINYML_CACHE_DIR/<key>``
 (a cache hit when nothing changed) and declares exactly those files. The
 action (``$TINYMLCOM``) copies them into ``target_dir``. The cache key enters
-the sources as a ``Value`` node, so a changed model, option, board or backend
-version, and nothing else, rebuilds. Builds sharing one cache folder (``-j``,
+the sources as a ``Value`` node, so a changed model, option, input shape or
+value, board or backend version, and nothing else, rebuilds. Builds sharing one cache folder (``-j``,
 or several projects) take a lock per entry (see ``compile_cached``). User
 mistakes, unwritable folders and full disks raise ``SCons.Errors.UserError``:
 one ``scons: ***`` line. A ``TINYML_*`` variable the tool does not know (a
@@ -63,6 +63,8 @@ DEFAULTS = dict(
     TINYML_BACKEND="auto",
     TINYML_CALIBRATION="",
     TINYML_OPTIONS={},
+    TINYML_INPUT_SHAPE=[],          # "NAME=1,49,10,1" items (as --input-shape), or {NAME: dims}
+    TINYML_INPUT_VALUE=[],          # "NAME=V0,V1,..." items (as --input-value), or {NAME: values}
     TINYML_BOARD_OVERRIDES={},
     TINYML_TEST_INPUT="",
     TINYML_CACHE_DIR="#.tinyml-cache",
@@ -107,13 +109,31 @@ def _user_error(where: str, exc) -> SCons.Errors.UserError:
     return SCons.Errors.UserError(f"{where}: {exc.format()}" if where else exc.format())
 
 
+def _named_items(value) -> list[str]:
+    """``TINYML_INPUT_SHAPE`` / ``TINYML_INPUT_VALUE`` as ``NAME=...`` items: a string (one item),
+    a list of them, or a dict of names to sequences (or to one number)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [f"{k}=" + (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                for k, v in value.items()]
+    return [str(v) for v in value]
+
+
 def _spec(env, model_node):
     core = _api()[0]
+    from platformio_tinyml.model.loader import parse_input_shapes, parse_input_values
     calibration = env.subst("$TINYML_CALIBRATION")
     return core.ModelSpec.make(model_node.abspath, name=env.subst("$TINYML_NAME") or None,
                                backend=env.subst("$TINYML_BACKEND") or "auto",
                                calibration=env.File(calibration).abspath if calibration else None,
-                               options={str(k): str(v) for k, v in dict(env["TINYML_OPTIONS"]).items()})
+                               options={str(k): str(v) for k, v in dict(env["TINYML_OPTIONS"]).items()},
+                               input_shapes=parse_input_shapes(_named_items(env["TINYML_INPUT_SHAPE"]),
+                                                               "TINYML_INPUT_SHAPE"),
+                               input_values=parse_input_values(_named_items(env["TINYML_INPUT_VALUE"]),
+                                                               "TINYML_INPUT_VALUE"))
 
 
 def _unknown_variables(env) -> dict[str, str | None]:
@@ -366,7 +386,8 @@ def generate(env):
     )
     action = SCons.Action.Action("$TINYMLCOM", "$TINYMLCOMSTR",
                                  varlist=["TINYML_TARGET", "TINYML_NAME", "TINYML_BACKEND",
-                                          "TINYML_OPTIONS", "TINYML_BOARD_OVERRIDES"])
+                                          "TINYML_OPTIONS", "TINYML_BOARD_OVERRIDES", "TINYML_INPUT_SHAPE",
+                                          "TINYML_INPUT_VALUE"])
     env["BUILDERS"]["TinyMLModel"] = SCons.Builder.Builder(
         action=action, emitter=_emitter, target_factory=env.fs.Dir, source_factory=env.fs.File)
     module_action = SCons.Action.Action("$TINYMLMODULECOM", "$TINYMLMODULECOMSTR",

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,6 +118,17 @@ class Server:
     def client(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+def module_server(*extra: str):
+    """A module-scoped fixture: a started :class:`Server` (``tinyml serve`` + ``extra``) that must stop
+    cleanly after the module's tests."""
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory):
+        srv = Server(tmp_path_factory.mktemp("svc") / "data", *extra).start()
+        yield srv
+        assert srv.stop() == 0
+    return server
+
 
 class Worker:
     """``tinyml worker`` (Celery) on ``database`` and ``broker``, in its own process group."""

@@ -144,6 +144,7 @@ def test_a_silent_server_loses_its_registrations_and_a_restarted_one_ends_its_ow
 @pytest.mark.parametrize("below, table, columns", [
     ("0004", "deployment_devices", {"driver", "driver_until"}),             # 0005: shared servers
     ("0005", "device_pushes", {"endpoint", "kind", "sha256", "state", "message", "finished_at"}),
+    ("0007", "builds", {"input_shapes", "input_values"}),                   # 0008: a build's input shapes/values
 ])
 def test_migrations_go_down_and_up_again(db, below, table, columns):
     engine, _, _ = db

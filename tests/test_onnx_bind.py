@@ -59,6 +59,17 @@ def _mode_model(path):
     return path
 
 
+def _open_model(path):
+    """y = relu(x) + x, x of shape [n, t]: an open batch and an open length (``--input-shape x=1,T``)."""
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Add", ["r", "x"], ["y"])]
+    g = h.make_graph(nodes, "open", [h.make_tensor_value_info("x", TP.FLOAT, ["n", "t"])],
+                     [h.make_tensor_value_info("y", TP.FLOAT, ["n", "t"])])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
 def _outputs(path, values: dict, tmp_path, x: np.ndarray):
     g = load_model(path, input_values=values)
     host = build_host(generate(g, "m"), g, tmp_path / f"b{values}")

@@ -256,3 +256,48 @@ def test_two_models_with_one_name_is_one_scons_error(project):
     errors = _scons_errors(result.log)
     assert result.returncode != 0 and "Traceback" not in result.log, result.log
     assert len(errors) == 1 and "two models are named 'kws' (build/kws and build/copy)" in errors[0], result.log
+
+
+def _model_project(folder: Path, model: Path, variables: str) -> Path:
+    """A project whose SConstruct only generates ``model``'s C (no toolchain needed), with ``variables``."""
+    folder.mkdir()
+    shutil.copyfile(model, folder / model.name)
+    (folder / "SConstruct").write_text(
+        "import os\nenv = Environment(tools=[])\n"
+        "env.Tool('tinyml', toolpath=[os.environ['TINYML_SCONS_TOOLS']])\n"
+        f"env.TinyMLModel('build/m', '{model.name}', TINYML_TARGET='{MACHINE}', TINYML_NAME='m', {variables})\n")
+    return folder
+
+
+def test_input_shapes_and_values_compile_as_the_cli_does(tmp_path):
+    """TINYML_INPUT_SHAPE / TINYML_INPUT_VALUE are --input-shape / --input-value (strings, lists or
+    dicts); a changed value rebuilds; a malformed one is one ``scons: ***`` line."""
+    pytest.importorskip("onnx")
+    from test_onnx_bind import _mode_model, _open_model
+    from test_cli import tinyml
+    models = tmp_path / "models"
+    models.mkdir()
+    cases = [(_open_model(models / "open.onnx"), "TINYML_INPUT_SHAPE=['x=1,12']", ("--input-shape", "x=1,12")),
+             (_mode_model(models / "modes.onnx"), "TINYML_INPUT_VALUE={'mode': [0]}", ("--input-value", "mode=0"))]
+    for model, variables, flags in cases:
+        project = _model_project(tmp_path / model.stem, model, variables)
+        built = _scons(project)
+        assert built.returncode == 0, built.log
+        rc, _, err = tinyml("compile", model, "-t", MACHINE, "--name", "m", "-o", tmp_path / f"{model.stem}-cli",
+                            *flags)
+        assert rc == 0, err
+        for generated in (tmp_path / f"{model.stem}-cli").glob("*.[ch]"):
+            assert (project / "build" / "m" / generated.name).read_bytes() == generated.read_bytes(), generated
+
+    stamp = (project / "build" / "m" / "m.c").read_bytes()
+    _edit(project, "{'mode': [0]}", "'mode=1'")
+    changed = _scons(project)
+    assert changed.returncode == 0 and "TinyML: modes.onnx -> build/m" in changed.log, changed.log
+    assert (project / "build" / "m" / "m.c").read_bytes() != stamp
+
+    _edit(project, "TINYML_INPUT_VALUE='mode=1'", "TINYML_INPUT_SHAPE='x=1,0'")
+    bad = _scons(project)
+    errors = _scons_errors(bad.log)
+    assert bad.returncode != 0 and "Traceback" not in bad.log, bad.log
+    assert len(errors) == 1 and "TINYML_INPUT_SHAPE: 'x=1,0' is not NAME=D0,D1,... with positive dimensions" \
+        in errors[0], bad.log

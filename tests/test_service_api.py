@@ -14,17 +14,13 @@ import time
 import pytest
 
 from conftest import MLPERF, MLPERF_INT8
-from service_support import Server, one_line, tinyml, wait_done
+from service_support import module_server, one_line, tinyml, wait_done
 
 KWS, AD, VWW = (MLPERF / MLPERF_INT8[m] for m in ("kws", "ad", "vww"))
 BOARD = "nucleo_f446re"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("svc") / "data", "--workers", "2").start()
-    yield srv
-    assert srv.stop() == 0
+server = module_server("--workers", "2")
 
 
 @pytest.fixture(scope="module")

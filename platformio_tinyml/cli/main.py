@@ -26,11 +26,13 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                    help="extra folder of board manifests (repeatable; also $TINYML_BOARDS_DIRS)")
 
 
-def _add_input_shape(p: argparse.ArgumentParser) -> None:
+def _add_input_shape(p: argparse.ArgumentParser, explain: bool = True) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="shape of a graph input with open dimensions (repeatable; an open batch is 1)")
     p.add_argument("--input-value", action="append", default=[], metavar="NAME=V0,V1,...",
                    help="bind a graph input of an ONNX model to constant values, e.g. sr=16000 (repeatable)")
+    if not explain:
+        return
     p.add_argument("--explain", action="store_true",
                    help="on an error, print every detail (each backend's reasons, every supported operator)")
 
@@ -90,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_input_shape(p)
     from . import service   # serve, service, remote
-    service.add_parsers(sub, _add_target)
+    service.add_parsers(sub, _add_target, lambda p: _add_input_shape(p, explain=False))
     _module_parsers(sub)
     boards.add_parser(sub)
     agent.add_parser(sub)

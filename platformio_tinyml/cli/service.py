@@ -20,7 +20,7 @@ def _settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML settings file (also $TINYML_SERVICE_CONFIG)")
 
 
-def add_parsers(sub, add_target) -> None:
+def add_parsers(sub, add_target, add_input_shape) -> None:
     p = sub.add_parser("serve", help="run the compile service (HTTP API, database, workers)")
     _settings(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -86,11 +86,13 @@ def add_parsers(sub, add_target) -> None:
     p.add_argument("--calibration", type=Path)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true", help="print the compilation id and return")
+    add_input_shape(p)
     p = rsub.add_parser("compare", help="like 'tinyml compare', on the service")
     p.add_argument("model", type=Path)
     add_target(p)
     p.add_argument("--calibration", type=Path)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    add_input_shape(p)
     p.add_argument("--json", action="store_true")
     p = rsub.add_parser("status", help="state, backend, progress and log of a compilation")
     p.add_argument("id")
@@ -285,11 +287,14 @@ def print_compiled(model: Path, output: Path, r: dict) -> None:
 def _remote_compile(args, options) -> int:
     from ..integrations.core import ModelSpec
     from ..integrations.remote import fetch_as_local
+    from .main import _input_shapes, _input_values
+    shapes, values = _input_shapes(args), _input_values(args)
     client = _client(args)
     profile, target = _device(args)
-    spec = ModelSpec.make(args.model, args.name, args.backend, args.calibration, options)
+    spec = ModelSpec.make(args.model, args.name, args.backend, args.calibration, options, shapes, values)
     comp = (client.lookup(spec, profile, target)    # by key first: no upload when the service has it
-            or client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration))
+            or client.submit(args.model, profile, target, args.backend, args.name, options, args.calibration,
+                             shapes, values))
     if args.no_wait:
         print(comp["id"])
         return 0
@@ -313,8 +318,9 @@ def _remote_compile(args, options) -> int:
 
 def _remote_compare(args, options) -> int:
     from ..device import DeviceProfile
-    from ..integrations.remote import model_upload
-    from .main import print_compare
+    from ..integrations.remote import model_upload, named_inputs
+    from .main import _input_shapes, _input_values, print_compare
+    named = named_inputs(_input_shapes(args), _input_values(args), json.dumps)
     client = _client(args)
     profile, target = _device(args)
     files = {"model": model_upload(args.model)}
@@ -323,7 +329,7 @@ def _remote_compare(args, options) -> int:
     table = client.json("POST", "/v1/compare", files=files,
                         fields={"options": json.dumps(options) if options else None,
                                 "profile": json.dumps(profile) if profile else None,
-                                "target": None if profile else target})
+                                "target": None if profile else target, **named})
     table["model"] = str(args.model)
     if args.json:
         print(json.dumps(table, indent=2))

@@ -129,12 +129,16 @@ class ServiceClient:
         return json.loads(self.request(method, path, **kw))
 
     def submit(self, model: Path, device: dict | None, target: str | None = None, backend: str = "auto",
-               name: str | None = None, options: dict | None = None, calibration: Path | None = None) -> dict:
+               name: str | None = None, options: dict | None = None, calibration: Path | None = None,
+               input_shapes: dict | None = None, input_values: dict | None = None) -> dict:
+        """``POST /v1/compilations``; ``input_shapes`` / ``input_values`` as
+        :func:`..model.loader.parse_input_shapes` / ``parse_input_values`` give them."""
         files = {"model": model_upload(model)}
         if calibration is not None:
             files["calibration"] = (Path(calibration).name, Path(calibration).read_bytes())
         fields = {"backend": backend, "name": name, "options": json.dumps(options) if options else None,
-                  "profile": json.dumps(device) if device else None, "target": None if device else target}
+                  "profile": json.dumps(device) if device else None, "target": None if device else target,
+                  **named_inputs(input_shapes, input_values, json.dumps)}
         return self.json("POST", "/v1/compilations", fields=fields, files=files)
 
     def lookup(self, spec: ModelSpec, device: dict | None, target: str | None = None) -> dict | None:
@@ -143,6 +147,7 @@ class ServiceClient:
         body = {"model_sha256": _digest(spec.path), "model_file": spec.path.name, "name": spec.name, "backend": spec.backend,
                 "options": dict(spec.options),
                 "calibration_sha256": _digest(spec.calibration) if spec.calibration else None,
+                **named_inputs(dict(spec.input_shapes), dict(spec.input_values)),
                 **({"profile": device} if device else {"target": target})}
         try:
             return self.json("POST", "/v1/compilations/lookup", body=body)
@@ -183,6 +188,16 @@ class ServiceClient:
         return names
 
 
+def named_inputs(input_shapes: dict | None, input_values: dict | None, encode=lambda v: v) -> dict:
+    """The ``input_shapes`` / ``input_values`` fields of a request (``{name: [...]}``, each ``encode``d),
+    those given only: a request without them is the one an older service understands."""
+    out = {}
+    for field, named in (("input_shapes", input_shapes), ("input_values", input_values)):
+        if named:
+            out[field] = encode({k: list(v) for k, v in named.items()})
+    return out
+
+
 def _digest(path: Path) -> str:
     try:
         return sha256_file(path)
@@ -215,7 +230,8 @@ def compile_remote(client: ServiceClient, spec: ModelSpec, device: DeviceProfile
     comp = client.lookup(spec, device.to_dict())
     if comp is None:
         comp = client.submit(spec.path, device.to_dict(), backend=spec.backend, name=spec.name,
-                             options=dict(spec.options), calibration=spec.calibration)
+                             options=dict(spec.options), calibration=spec.calibration,
+                             input_shapes=dict(spec.input_shapes), input_values=dict(spec.input_values))
         announced = []
 
         def progress(c):
@@ -251,10 +267,6 @@ def compile_for_build(spec: ModelSpec, device: DeviceProfile, outdir: Path, serv
     """
     if not service:
         return compile_cached(spec, device, outdir, on_compile=on_compile)
-    if spec.input_shapes or spec.input_values:
-        what = "input shapes" if spec.input_shapes else "input values"
-        raise TinyMLError(f"the service does not take {what} yet ({spec.path.name})", where=options[0],
-                          hint="Compile this model here: remove the service setting for it")
     outdir = Path(outdir)
     key = cache_key(spec, device, outdir.parent)
     found = cached_entry(spec, outdir, key)

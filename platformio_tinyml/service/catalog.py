@@ -13,7 +13,8 @@ from .auth import Caller
 from .core import Service
 from .db import Project
 from .deps import caller, service
-from .inputs import BOARD_ID, calibration_of, device_of, fail, options_of, read_upload
+from .inputs import (BOARD_ID, INPUT_SHAPES_FORM, INPUT_VALUES_FORM, calibration_of, device_of, fail,
+                     input_shapes_of, input_values_of, options_of, read_upload, stored)
 from .jobs import JobFailed
 from .schemas import BackendOut, BoardsOut, CompareOut, PublicKeyOut, errors
 from .uploads import UNPACKED_PER_UPLOAD, check_model
@@ -59,17 +60,21 @@ def board(board_id: str, who: Caller = Depends(caller("read")), svc: Service = D
 def compare(model: UploadFile = File(...), target: str | None = Form(None), profile: str | None = Form(None),
             manifest: UploadFile | None = File(None), options: str | None = Form(None),
             calibration: UploadFile | None = File(None),
+            input_shapes: str | None = Form(None, description=INPUT_SHAPES_FORM),
+            input_values: str | None = Form(None, description=INPUT_VALUES_FORM),
             who: Caller = Depends(caller("read")), svc: Service = Depends(service)):
     """The ``tinyml compare`` table: every backend's answer and estimates for the model on the board."""
     limit = svc.cfg.max_upload_bytes
     upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cal = options_of(options), calibration_of(calibration, limit)
+    shapes, values = input_shapes_of(input_shapes), input_values_of(input_values)
     workdir = svc.scratch()
     try:
         model_rel, cal_rel = svc.stage(workdir, upload.data, upload.suffix, upload.filename, cal)
         try:
-            return svc.isolated(tasks.compare, str(workdir), model_rel, device.to_dict(), opts, cal_rel)
+            return svc.isolated(tasks.compare, str(workdir), model_rel, device.to_dict(), opts, cal_rel,
+                                stored(shapes), stored(values))
         except JobFailed as e:
             raise fail(422, str(e)) from None
     finally:

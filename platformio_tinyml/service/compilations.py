@@ -17,7 +17,9 @@ from .auth import Caller
 from .core import Service
 from .db import ACTIVE_STATES, Build, Compilation, Project
 from .deps import caller, service
-from .inputs import backend_of, calibration_of, device_of, fail, name_of, options_from, options_of, read_upload
+from .inputs import (INPUT_SHAPES_FORM, INPUT_VALUES_FORM, backend_of, calibration_of, device_of, fail,
+                     input_shapes_from, input_shapes_of, input_values_from, input_values_of, name_of, options_from,
+                     options_of, read_upload, stored)
 from .jobs import JobFailed
 from .schemas import CompilationOut, LookupIn, errors
 from .uploads import UNPACKED_PER_UPLOAD, check_model, check_name, model_file_name
@@ -72,20 +74,24 @@ def create_compilation(model: UploadFile = File(..., description="the model file
                        backend: str = Form("auto"), name: str | None = Form(None),
                        options: str | None = Form(None, description="backend options as a JSON object"),
                        calibration: UploadFile | None = File(None, description="representative data .npy"),
+                       input_shapes: str | None = Form(None, description=INPUT_SHAPES_FORM),
+                       input_values: str | None = Form(None, description=INPUT_VALUES_FORM),
                        who: Caller = Depends(caller("compile")), svc: Service = Depends(service)):
     """Compile ``model`` for a board: 202 with the new job, or 200 with ``cached: true``.
 
     What needs no model load is checked before answering (file name and type, size, the
-    file's first bytes, archive paths, board, options, name, backend); the job's child
-    process loads the model first, and a model it cannot take fails the job with the
-    one-line error ``tinyml compile`` prints (``GET /v1/compilations/{id}``: ``error``)."""
+    file's first bytes, archive paths, board, options, name, backend, the form of input shapes
+    and values); the job's child process loads the model first, and a model it cannot take
+    fails the job with the one-line error ``tinyml compile`` prints (``GET /v1/compilations/{id}``:
+    ``error``)."""
     limit = svc.cfg.max_upload_bytes
     upload = check_model(read_upload(model, limit), model.filename, who.allow_pickle, UNPACKED_PER_UPLOAD * limit)
     device = device_of(target, profile, manifest, svc.cfg.boards_dirs)
     opts, cname, backend = options_of(options), name_of(name, upload.filename), backend_of(backend)
     cal = calibration_of(calibration, limit)
+    shapes, values = input_shapes_of(input_shapes), input_values_of(input_values)
     key = svc.key_of(upload.data, upload.suffix, model_file_name(upload.filename, upload.suffix), cname, backend,
-                     opts, cal, device)
+                     opts, cal, device, shapes, values)
     with svc.Session() as db:
         build = svc.live_build(db, key)
         if build is not None and build.state == "succeeded":   # a cache hit: no job, one session
@@ -96,7 +102,8 @@ def create_compilation(model: UploadFile = File(..., description="the model file
             build, _ = svc.find_or_create_build(
                 db, key, model_sha256=svc.store.put(upload.data), model_file=upload.filename,
                 calibration_sha256=svc.store.put(cal) if cal is not None else None,
-                device=device.to_dict(), name=cname, backend_requested=backend, options=opts)
+                device=device.to_dict(), name=cname, backend_requested=backend, options=opts,
+                input_shapes=stored(shapes), input_values=stored(values))
         return _answer(svc, db, who, build, device.board)
 
 
@@ -122,7 +129,8 @@ async def lookup_compilation(body: LookupIn, who: Caller = Depends(caller("read"
     """
     device = device_of(body.target, body.profile, None, svc.cfg.boards_dirs)
     key = svc.key_from(body.model_sha256, check_name(body.model_file, "model_file"), body.name, body.backend, options_from(body.options),
-                       body.calibration_sha256, device)
+                       body.calibration_sha256, device, input_shapes_from(body.input_shapes),
+                       input_values_from(body.input_values))
     # A succeeded build and the project's compilation of it never change: the answer is
     # kept in memory, so a repeated hit does not touch the database.
     memo = (who.project_id, key, device.board)
@@ -200,6 +208,10 @@ def signed_module(svc: Service, who: Caller, comp_id: str, version: int, kind: s
     """(the build, its model packed as a module signed with the project's key); also what
     ``POST /v1/deployments`` deploys when given a compilation id. Blocking (a child process packs it)."""
     build = _finished(svc, who, comp_id)
+    if build.input_shapes or build.input_values:
+        raise fail(422, f"compilation '{comp_id}' was compiled with input shapes or values; a module is packed "
+                        "from the model as uploaded, without them. Export the model with fixed shapes and "
+                        "constant inputs to deploy it as a module")
     try:
         data = pack_signed(svc, who.project_id, lambda workdir: svc.inputs_into(build, workdir), build.device,
                            version, kind)

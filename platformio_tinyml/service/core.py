@@ -186,25 +186,29 @@ class Service:
         return _backend_versions(self.data / ".backends.json"), _runtime_digest()
 
     def key_from(self, model_sha256: str, model_file: str, name: str, backend: str, options: dict,
-                 calibration_sha256: str | None, device: DeviceProfile) -> str:
+                 calibration_sha256: str | None, device: DeviceProfile, input_shapes: dict | None = None,
+                 input_values: dict | None = None) -> str:
         """The local build cache's key (:func:`..integrations.core.cache_key`) from the inputs' digests;
-        ``model_file``: the name of the client's model file (of a SavedModel, its folder's)."""
+        ``model_file``: the name of the client's model file (of a SavedModel, its folder's);
+        ``input_shapes`` / ``input_values`` as :class:`..integrations.core.ModelSpec` holds them."""
         versions, runtime = self._installed
         return content_key(model_sha256, model_file, name, backend, tuple(sorted(options.items())), calibration_sha256 or "",
-                           device, versions, runtime)
+                           device, versions, runtime, input_shapes=tuple(sorted((input_shapes or {}).items())),
+                           input_values=tuple(sorted((input_values or {}).items())))
 
     def key_of(self, model: bytes, suffix: str, filename: str, name: str, backend: str, options: dict,
-               calibration: bytes | None, device: DeviceProfile) -> str:
+               calibration: bytes | None, device: DeviceProfile, input_shapes: dict | None = None,
+               input_values: dict | None = None) -> str:
         """:meth:`key_from` of an upload; a SavedModel is unpacked for it (its key hashes the files)."""
         if suffix != ".zip":
             return self.key_from(hashlib.sha256(model).hexdigest(), filename, name, backend, options,
                                  hashlib.sha256(calibration).hexdigest() if calibration is not None else None,
-                                 device)
+                                 device, input_shapes, input_values)
         workdir = self.scratch()
         try:
             model_rel, cal_rel = self.stage(workdir, model, suffix, filename, calibration)
             spec = ModelSpec.make(workdir / model_rel, name, backend, workdir / cal_rel if cal_rel else None,
-                                  options)
+                                  options, input_shapes, input_values)
             return cache_key(spec, device, self.data)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -319,7 +323,8 @@ class Service:
         """One child: load and check the model, compile, pack; (report, artifact .tar.gz)."""
         model, calibration = self.inputs_into(build, workdir)
         return self.isolated(tasks.compile_to, str(workdir), model, build.device, build.name,
-                             build.backend_requested, build.options, calibration, cancel=cancel)
+                             build.backend_requested, build.options, calibration, "out",
+                             build.input_shapes, build.input_values, cancel=cancel)
 
     async def until_finished(self, build_id: str, timeout_s: float) -> None:
         """Return when this process finishes ``build_id`` or after ``timeout_s`` (a build

@@ -65,6 +65,9 @@ class Build(Base):
     name: Mapped[str] = mapped_column(String(100))
     backend_requested: Mapped[str] = mapped_column(String(50))
     options: Mapped[dict] = mapped_column(JSON)
+    # --input-shape / --input-value as {name: [dims]} / {name: [values]}; None: none (migration 0008)
+    input_shapes: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    input_values: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     # outputs
     backend: Mapped[str | None] = mapped_column(String(50), nullable=True)
     backend_version: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -2,13 +2,15 @@
 
 Shared by ``POST /v1/compilations`` and ``POST /v1/compare``: the device
 (a board id, a device profile as JSON, or a board manifest file), the
-backend options, the C name and the calibration file.
+backend options, the C name, the calibration file, and the input shapes and
+values (``--input-shape`` / ``--input-value``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from dataclasses import MISSING, fields
 from pathlib import PurePosixPath
@@ -23,6 +25,17 @@ BOARD_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 C_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 BACKEND = re.compile(r"^[a-z0-9_-]{1,50}$")
 MAX_MANIFEST_BYTES = 1 << 20
+# input_shapes / input_values: bounded, so a request cannot make the job (or the key) huge
+MAX_NAMED_INPUTS = 16        # named inputs per field
+MAX_INPUT_NAME = 200         # characters of a graph input's name
+MAX_RANK = 8                 # dimensions of one shape
+MAX_DIM = 2**31 - 1          # one dimension (a TFLite shape is int32)
+MAX_INPUT_VALUES = 4096      # bound values, all inputs together
+_INT64 = 2**63
+INPUT_SHAPES_FORM = ('open dimensions of graph inputs set, as a JSON object: {"x": [1, 49, 10, 1]} '
+                     "(--input-shape x=1,49,10,1)")
+INPUT_VALUES_FORM = ('graph inputs of an ONNX model bound to constants, as a JSON object: {"sr": [16000]} '
+                     "(--input-value sr=16000)")
 
 
 def fail(status: int, message: str) -> HTTPException:
@@ -156,3 +169,76 @@ def calibration_of(f: UploadFile | None, limit: int) -> bytes | None:
     if not data:
         raise fail(422, f"calibration {name}: the file is empty")
     return data
+
+
+def input_shapes_of(text: str | None) -> dict[str, tuple[int, ...]]:
+    """The ``input_shapes`` form field: a JSON object ``{"x": [1, 49, 10, 1]}`` (``--input-shape x=1,49,10,1``)."""
+    return input_shapes_from(_json_field(text, "input_shapes"))
+
+
+def input_values_of(text: str | None) -> dict[str, tuple[int | float, ...]]:
+    """The ``input_values`` form field: a JSON object ``{"sr": [16000]}`` (``--input-value sr=16000``)."""
+    return input_values_from(_json_field(text, "input_values"))
+
+
+def _json_field(text: str | None, field: str):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise fail(422, f"{field}: not JSON ({str(e)[:100]})") from None
+
+
+def input_shapes_from(data) -> dict[str, tuple[int, ...]]:
+    """Shapes sent as a JSON object of lists of positive dimensions, as
+    :func:`..model.loader.parse_input_shapes` gives them (the cache key hashes this form)."""
+    def shape(name: str, dims) -> tuple[int, ...]:
+        if (not isinstance(dims, list) or not 1 <= len(dims) <= MAX_RANK
+                or not all(type(d) is int and d >= 1 for d in dims)):
+            raise fail(422, f"input_shapes: '{name}' is not a list of 1 to {MAX_RANK} positive dimensions. "
+                            'For example {"x": [1, 49, 10, 1]}')
+        if max(dims) > MAX_DIM:
+            raise fail(422, f"input_shapes: '{name}' has a dimension over {MAX_DIM}")
+        return tuple(dims)
+    return _named(data, "input_shapes", shape, '{"x": [1, 49, 10, 1]}')
+
+
+def input_values_from(data) -> dict[str, tuple[int | float, ...]]:
+    """Bound values sent as a JSON object of lists of numbers, as
+    :func:`..model.loader.parse_input_values` gives them: integers stay integers."""
+    total = [0]
+
+    def values(name: str, items) -> tuple[int | float, ...]:
+        if (not isinstance(items, list) or not items
+                or not all(type(v) in (int, float) for v in items)):
+            raise fail(422, f"input_values: '{name}' is not a list of numbers. For example {{\"sr\": [16000]}}")
+        total[0] += len(items)
+        if total[0] > MAX_INPUT_VALUES:
+            raise fail(422, f"input_values: more than {MAX_INPUT_VALUES} values in all")
+        if not all(-_INT64 <= v < _INT64 if type(v) is int else math.isfinite(v) for v in items):
+            raise fail(422, f"input_values: '{name}' holds a value that is not a finite number in the int64 range")
+        return tuple(items)
+    return _named(data, "input_values", values, '{"sr": [16000]}')
+
+
+def _named(data, field: str, convert, example: str) -> dict:
+    """``{name: convert(name, value)}`` of a JSON object of graph input names (None or {}: none)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise fail(422, f"{field}: give a JSON object of graph input names, e.g. {example}")
+    if len(data) > MAX_NAMED_INPUTS:
+        raise fail(422, f"{field}: {len(data)} inputs named, at most {MAX_NAMED_INPUTS}")
+    out = {}
+    for name, value in data.items():
+        if not name or name != name.strip() or len(name) > MAX_INPUT_NAME or not name.isprintable():
+            raise fail(422, f"{field}: {name[:MAX_INPUT_NAME]!r} is not a graph input name (printable, "
+                            f"no surrounding spaces, at most {MAX_INPUT_NAME} characters)")
+        out[name] = convert(name, value)
+    return out
+
+
+def stored(named: dict[str, tuple]) -> dict[str, list] | None:
+    """Input shapes or values as a build stores them (JSON lists); None for none."""
+    return {k: list(v) for k, v in named.items()} or None

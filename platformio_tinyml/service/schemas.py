@@ -53,6 +53,10 @@ class LookupIn(BaseModel):
     calibration_sha256: str | None = Field(None, pattern=SHA256)
     target: str | None = Field(None, max_length=100, description="board id")
     profile: dict[str, Any] | None = Field(None, description="device profile, as GET /v1/boards/{id} answers")
+    input_shapes: dict[str, Any] | None = Field(None, description="open dimensions of graph inputs set, "
+                                                 'e.g. {"x": [1, 49, 10, 1]} (--input-shape x=1,49,10,1)')
+    input_values: dict[str, Any] | None = Field(None, description="graph inputs bound to constants, "
+                                                 'e.g. {"sr": [16000]} (--input-value sr=16000)')
 
 
 class BackendOut(BaseModel):

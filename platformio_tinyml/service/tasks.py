@@ -42,21 +42,31 @@ def pack_dir(folder: Path) -> bytes:
 
 
 def compile_to(workdir: str, model: str, device: dict, name: str, backend: str, options: dict,
-               calibration: str | None, outdir: str = "out") -> tuple[dict, bytes]:
+               calibration: str | None, outdir: str = "out", input_shapes: dict | None = None,
+               input_values: dict | None = None) -> tuple[dict, bytes]:
     """``tinyml compile`` into ``workdir/outdir``: load and check the model, choose the backend,
-    compile. Returns (the report, the artifact: :func:`pack_dir` of ``outdir``)."""
+    compile. ``input_shapes`` / ``input_values``: ``{name: [dims]}`` / ``{name: [values]}``
+    (``--input-shape`` / ``--input-value``). Returns (the report, the artifact: :func:`pack_dir` of ``outdir``)."""
     import json
     _enter(workdir)
     outcome = compile_model(Path(model), DeviceProfile.from_dict(device), Path(outdir), name=name,
                             backend=backend, calibration=Path(calibration) if calibration else None,
-                            backend_options=dict(options))
+                            backend_options=dict(options), input_shapes=_tuples(input_shapes),
+                            input_values=_tuples(input_values))
     return json.loads(outcome.report_path.read_text()), pack_dir(Path(outdir))
 
 
-def compare(workdir: str, model: str, device: dict, options: dict, calibration: str | None) -> dict:
+def _tuples(named: dict | None) -> dict[str, tuple]:
+    """``{name: [...]}`` as stored (JSON) -> ``{name: (...)}`` as the loader takes it."""
+    return {k: tuple(v) for k, v in (named or {}).items()}
+
+
+def compare(workdir: str, model: str, device: dict, options: dict, calibration: str | None,
+            input_shapes: dict | None = None, input_values: dict | None = None) -> dict:
     _enter(workdir)
     return compare_backends(Path(model), DeviceProfile.from_dict(device),
-                            calibration=Path(calibration) if calibration else None, backend_options=options)
+                            calibration=Path(calibration) if calibration else None, backend_options=options,
+                            input_shapes=_tuples(input_shapes), input_values=_tuples(input_values))
 
 
 def pack(workdir: str, model: str, device: dict, key_pem: bytes, version: int, kind: str,

@@ -166,7 +166,8 @@ def compilation_compare(request: Request, comp_id: str, csrf: str = Form("")):
     workdir = svc.scratch()
     try:
         model_rel, cal_rel = svc.inputs_into(build, workdir)
-        table = svc.isolated(tasks.compare, str(workdir), model_rel, build.device, build.options, cal_rel)
+        table = svc.isolated(tasks.compare, str(workdir), model_rel, build.device, build.options, cal_rel,
+                             build.input_shapes, build.input_values)
     except JobFailed as e:
         raise HTTPException(422, str(e)) from None
     finally:
