@@ -799,6 +799,85 @@ static TML_NOINLINE void dw_pixel_v6m(const tml_conv_s8_t *P, const int8_t *in, 
 }
 #endif
 
+#if TML_RV32
+/* RV32, 3x3 windows (grouped layout, dilation 1, stride_w 1 or 2): one
+ * channel at a time with its nine weights in registers, each output row swept
+ * column by column. A column's three input bytes are loaded once and meet all
+ * three filter columns; the sums of the windows still open carry over
+ * (stride 1: two, stride 2: one). An input row in the padding gets zero
+ * weights, and its taps' zp * w go into the row's bias (the same for every
+ * column); a column in the padding reads zp. */
+#define TML_RV_COL()                                                         \
+    if ((uint32_t)ix++ < (uint32_t)in_w) {                                   \
+        v0 = TML_RD8(q0); v1 = TML_RD8(q1); v2 = TML_RD8(q2);                \
+        q0 += C; q1 += C; q2 += C;                                           \
+    } else {                                                                 \
+        v0 = v1 = v2 = zp;                                                   \
+    }
+#define TML_RV_ROW(r, WA, WB, WC, Q)                                         \
+    {                                                                        \
+        const int32_t iy = iy0 + (r);                                        \
+        WA = TML_RD8(wc + 12 * (r)); WB = TML_RD8(wc + 12 * (r) + 4); WC = TML_RD8(wc + 12 * (r) + 8); \
+        Q = in + c;                                                          \
+        if ((uint32_t)iy < (uint32_t)P->in_h) {                              \
+            Q += iy * row;                                                   \
+        } else {                                                             \
+            bias += zp * (WA + WB + WC);                                     \
+            WA = WB = WC = 0;                                                \
+        }                                                                    \
+    }
+static TML_NOINLINE TML_RV_NOSCHED void dw3x3_rv32(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    const int32_t C = P->in_c, in_w = P->in_w, out_w = P->out_w, row = in_w * C, orow = out_w * C;
+    const int32_t zp = -P->in_offset, lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int fast = tml_rqx_ok(P->bias_fold, P->shift, C, 9);
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *wc = P->filter + (c >> 2) * 36 + (c & 3);
+        const int32_t m = TML_RD32(P->mult + c), b = TML_RD32(P->bias_fold + c);
+        const int sh = TML_RD8(P->shift + c);
+        const int32_t R = fast ? tml_rqx_rv_r(off, sh) : 0;
+        int8_t *o = out + c;
+        for (int32_t oy = 0; oy < P->out_h; ++oy, o += orow) {
+            const int32_t iy0 = oy * P->stride_h - P->pad_t;
+            int32_t bias = b, w0, w1, w2, w3, w4, w5, w6, w7, w8, v0, v1, v2;
+            const int8_t *q0, *q1, *q2;
+            TML_RV_ROW(0, w0, w1, w2, q0)
+            TML_RV_ROW(1, w3, w4, w5, q1)
+            TML_RV_ROW(2, w6, w7, w8, q2)
+            int32_t ix = -P->pad_l;
+            int8_t *op = o;
+            if (P->stride_w == 1) {
+                TML_RV_COL()
+                int32_t B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                TML_RV_COL()
+                int32_t A = B + w1 * v0 + w4 * v1 + w7 * v2;
+                B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                for (int32_t n = out_w; n > 0; --n, op += C) {
+                    TML_RV_COL()
+                    const int32_t y = A + w2 * v0 + w5 * v1 + w8 * v2;
+                    A = B + w1 * v0 + w4 * v1 + w7 * v2;
+                    B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                    *op = tml_out_rv(y, fast, m, sh, R, off, lo, hi);
+                }
+            } else {
+                TML_RV_COL()
+                int32_t A = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                for (int32_t n = out_w; n > 0; --n, op += C) {
+                    TML_RV_COL()
+                    A += w1 * v0 + w4 * v1 + w7 * v2;
+                    TML_RV_COL()
+                    const int32_t y = A + w2 * v0 + w5 * v1 + w8 * v2;
+                    A = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                    *op = tml_out_rv(y, fast, m, sh, R, off, lo, hi);
+                }
+            }
+        }
+    }
+}
+#undef TML_RV_COL
+#undef TML_RV_ROW
+#endif
+
 /* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
 {
@@ -945,6 +1024,13 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             else
                 dw_generic(P, in, out, ox0);
         }
+        return;
+    }
+#endif
+#if TML_RV32
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3 && P->dil_h == 1 &&
+        P->dil_w == 1 && (P->stride_w == 1 || P->stride_w == 2)) {
+        dw3x3_rv32(P, in, out);
         return;
     }
 #endif
