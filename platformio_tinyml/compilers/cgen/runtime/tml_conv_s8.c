@@ -95,6 +95,15 @@ TML_INLINE void px1_step(tml_px1_t *w)
     w->o += w->out_c;
 }
 
+/* The next pixel (n > 0). */
+TML_INLINE void px1_take(tml_px1_t *w, const int8_t **x, int8_t **o)
+{
+    *x = w->x;
+    *o = w->o;
+    px1_step(w);
+    --w->n;
+}
+
 /* The next pair; 0 when none is left. */
 TML_INLINE int px1_pair(tml_px1_t *w, const int8_t **xa, const int8_t **xb, int8_t **oa, int8_t **ob)
 {
@@ -386,6 +395,42 @@ static TML_NOINLINE TML_RV_NOSCHED int32_t block_rv32_s8(const tml_conv_s8_t *P,
 }
 #undef TML_RV_BLOCK24
 #undef TML_RV_TAP
+
+/* 3 pixels x 4 channels (1x1 filters read in place, K and out_c multiples
+ * of 4): twelve accumulators, 7 loads, 12 multiplies and 12 adds a step. */
+#define TML_RV_TAP3(j)                                                       \
+    {                                                                        \
+        const int32_t xa_ = xa[j], xb_ = xb[j], xc_ = xc[j];                 \
+        int32_t v_ = TML_RD8(w0 + (j));                                      \
+        a0 += xa_ * v_; b0 += xb_ * v_; c0 += xc_ * v_;                      \
+        v_ = TML_RD8(w1 + (j));                                              \
+        a1 += xa_ * v_; b1 += xb_ * v_; c1 += xc_ * v_;                      \
+        v_ = TML_RD8(w2 + (j));                                              \
+        a2 += xa_ * v_; b2 += xb_ * v_; c2 += xc_ * v_;                      \
+        v_ = TML_RD8(w3 + (j));                                              \
+        a3 += xa_ * v_; b3 += xb_ * v_; c3 += xc_ * v_;                      \
+    }
+static TML_NOINLINE TML_RV_NOSCHED void block_rv32_3(const tml_conv_s8_t *P, const int8_t *const *x, int8_t *const *o,
+                                                     int fast)
+{
+    const int32_t K = P->in_c, out_c = P->out_c;
+    const int8_t *w = P->filter;
+    for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * K) {
+        const int8_t *xa = x[0], *xb = x[1], *xc = x[2], *const xe = x[0] + K;
+        const int8_t *w0 = w, *w1 = w + K, *w2 = w1 + K, *w3 = w2 + K;
+        int32_t a0 = TML_RD32(P->bias_fold + oc), a1 = TML_RD32(P->bias_fold + oc + 1);
+        int32_t a2 = TML_RD32(P->bias_fold + oc + 2), a3 = TML_RD32(P->bias_fold + oc + 3);
+        int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3, c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+        do {
+            TML_RV_TAP3(0) TML_RV_TAP3(1) TML_RV_TAP3(2) TML_RV_TAP3(3)
+            xa += 4; xb += 4; xc += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+        } while (xa != xe);
+        const int32_t acc[12] = {a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3};
+        rv_out(P, fast, oc, acc, o[0], o[1]);
+        rv_out(P, fast, oc, acc + 8, o[2], 0);
+    }
+}
+#undef TML_RV_TAP3
 #endif
 
 /* All output channels of the two pixels whose windows are in buf. */
@@ -1061,6 +1106,9 @@ static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, 
     const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
     const int32_t out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
     int32_t oy = 0, ox = 0;
+#if TML_RV32
+    const int rq = tml_rqx_ok(P->bias_fold, P->shift, out_c & ~(int32_t)3, K);
+#endif
     for (int32_t p = 0; p < npix; p += 2) {
         const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
         fill8(P, in, buf, iya, ixa, kp);
@@ -1071,7 +1119,11 @@ static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, 
             if (++ox == out_w) { ox = 0; ++oy; }
         }
         int8_t *oa = out + p * out_c;
-        for (int32_t oc = 0; oc < out_c; oc += 2) {
+        int32_t oc = 0;
+#if TML_RV32
+        oc = block_rv32_s8(P, buf, has_b ? buf + kp : buf, K, kp, oa, has_b ? oa + out_c : 0, rq);
+#endif
+        for (; oc < out_c; oc += 2) {
             const int two = oc + 1 < out_c;
             const int8_t *wa = P->filter + oc * K, *wb = two ? wa + K : wa;
             int32_t a[4];
@@ -1264,11 +1316,17 @@ static TML_NOINLINE void conv_rv32_1x1(const tml_conv_s8_t *P, const int8_t *in,
     const int fast = tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K);
     const int8_t *xa, *xb;
     int8_t *oa, *ob;
+    const int8_t *x3[3];
+    int8_t *o3[3];
     tml_px1_t wk;
     px1_init(&wk, P, in, out);
-    while (px1_pair(&wk, &xa, &xb, &oa, &ob)) {
-        block_rv32_s8(P, xa, xb, K, K, oa, ob, fast);
+    while (wk.n >= 3) {
+        px1_take(&wk, &x3[0], &o3[0]);
+        px1_take(&wk, &x3[1], &o3[1]);
+        px1_take(&wk, &x3[2], &o3[2]);
+        block_rv32_3(P, x3, o3, fast);
     }
+    if (px1_pair(&wk, &xa, &xb, &oa, &ob)) block_rv32_s8(P, xa, xb, K, K, oa, ob, fast);
 }
 #endif
 
