@@ -355,6 +355,7 @@ static TML_NOINLINE void rv_out(const tml_conv_s8_t *P, int fast, int32_t oc, co
         if (ob) ob[oc + j] = tml_out_rv(acc[4 + j], fast, m, sh, R, off, lo, hi);
         oa[oc + j] = tml_out_rv(acc[j], fast, m, sh, R, off, lo, hi);
     }
+}
 
 #define TML_RV_BLOCK24(T)                                                    \
     const int32_t c4 = P->out_c & ~(int32_t)3;                               \
@@ -373,8 +374,6 @@ static TML_NOINLINE void rv_out(const tml_conv_s8_t *P, int fast, int32_t oc, co
         rv_out(P, fast, oc, acc, oa, ob);                                    \
     }                                                                        \
     return c4
-
-}
 
 /* The int16 windows in buf (pixel B kp on): channels 0 .. out_c & ~3 of
  * both pixels (ob == 0: A only); returns how many channels it did. */
