@@ -65,9 +65,9 @@
  * register-blocked C loops (tml_conv_s8.c, tml_dwconv_s8.c, tml_fc_s8.c).
  * With no SIMD and no indexed addressing, every MAC costs a multiply and an
  * add; the blocks load each input and filter byte once for several MACs and
- * keep the accumulators in registers (31 GPRs). */
+ * keep the accumulators in registers (31 GPRs; not RV32E, which has 15). */
 #if defined(__riscv) && defined(__riscv_xlen) && __riscv_xlen == 32 && defined(__riscv_mul) && \
-    defined(__GNUC__) && TML_OPT_SPEED
+    !defined(__riscv_32e) && defined(__GNUC__) && TML_OPT_SPEED
 #define TML_RV32 1
 #else
 #define TML_RV32 0
