@@ -5,7 +5,7 @@
 
 For each model and build (Cortex-M4 -O2 and -Os on mps2-an386; ARMv6-M code
 for the Cortex-M0+ at -Os, run on the Cortex-M3 machine mps2-an385 since QEMU
-has no M0+ board) it runs one inference under QEMU with the cycle model's
+has no M0+ board; RV32IMAC on riscv32-virt, instructions only) it runs one inference under QEMU with the cycle model's
 tracing plugin (benchmarks/cycle_model.py) and reports instructions, cycles at
 0 and 4 flash wait states (STM32L4 at 80 MHz; ART-style caches as documented in
 cycle_model.py), cycles per MAC, and the ratio to X-CUBE-AI 10.2's published
@@ -52,6 +52,9 @@ BUILDS = {
     "m4-size": ("mps2-an386", SIZE, "-Os", "m4"),
     "m0plus-Os": ("mps2-an385", ["-mcpu=cortex-m0plus"], "-Os", "m0plus"),
     "m0plus-size": ("mps2-an385", ["-mcpu=cortex-m0plus", *SIZE], "-Os", "m0plus"),
+    # RV32IMAC (QEMU riscv32-virt): instructions only, there is no RV32 cycle model
+    "rv32-Os": ("riscv32-virt", [], "-Os", None),
+    "rv32-size": ("riscv32-virt", SIZE, "-Os", None),
 }
 WAIT_STATES = (0, 4)
 
@@ -67,12 +70,17 @@ def bench(key: str, work: Path, builds: list[str]) -> dict:
     for b in builds:
         machine, flags, opt, core = BUILDS[b]
         r = run_model(gen, g, [[x]], work / f"{key}-{b}", machine, opt=opt, extra_cflags=flags, timeout=600)
-        c = cycle_model.measure(r.elf, machine, core)
         flash = model_memory(r.elf, gen, r.elf.with_name(r.elf.stem + ".obj"))["flash_beyond_weights"]
+        exact = bool(np.array_equal(r.outputs[0][0].reshape(-1), golden))
+        if core is None:   # no cycle model: the board's instruction count
+            row["builds"][b] = {"flash_beyond_weights": flash, "exact": exact, "instructions": r.instructions[0],
+                                "board_instructions": r.instructions[0],
+                                "instructions_per_mac": r.instructions[0] / macs}
+            continue
+        c = cycle_model.measure(r.elf, machine, core)
         top = sorted(c.by_function.items(), key=lambda kv: -kv[1][1])[:6]
         row["builds"][b] = {
-            "flash_beyond_weights": flash,
-            "exact": bool(np.array_equal(r.outputs[0][0].reshape(-1), golden)),
+            "flash_beyond_weights": flash, "exact": exact,
             "instructions": c.instructions, "board_instructions": r.instructions[0],
             **{f"cycles_ws{w}": c.at(w) for w in WAIT_STATES},
             "cpi": c.cycles / c.instructions,
@@ -88,6 +96,11 @@ def table(rows: list[dict]) -> str:
            f"{'i/MAC':>6} {'c/MAC':>6} {'X-CUBE-AI':>10} {'ratio':>6} {'flash+':>7} exact"]
     for r in rows:
         for b, v in r["builds"].items():
+            if "cycles_ws0" not in v:   # instructions only (RV32)
+                out.append(f"{r['model']:<8} {b:<10} {v['instructions']:>11,} {'-':>11} {'-':>11} {'-':>5} "
+                           f"{v['instructions_per_mac']:>6.2f} {'-':>6} {'-':>10} {'-':>6} "
+                           f"{v['flash_beyond_weights']:>7,} {v['exact']}")
+                continue
             ratio = f"{v['vs_xcube']:.2f}" if b.startswith("m4") else "-"
             out.append(f"{r['model']:<8} {b:<10} {v['instructions']:>11,} {v['cycles_ws0']:>11,} "
                        f"{v['cycles_ws4']:>11,} {v['cpi']:>5.2f} {v['instructions_per_mac']:>6.2f} "

@@ -1,7 +1,8 @@
 """The Cortex-M DSP paths of the conv/depthwise kernels (SIMD, inline asm,
 grouped filter layouts, stack/arena window buffers) on shapes the MLPerf
 models do not have, run in QEMU mps2-an386 and compared byte for byte with
-the TFLite Micro reference interpreter."""
+the TFLite Micro reference interpreter; the same shapes through the ARMv6-M
+paths (mps2-an385) and the RV32 blocks (riscv32-virt)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,18 @@ STACK1X1 = {
     "conv1x1_c16_k12_pix1_relu6": _conv((1, 1, 16), 12, 1, activation="relu6"),
 }
 CASES.update(STACK1X1)
+
+# The RV32 blocks (TML_RV32): 1x1 layers read in place three pixels at a
+# time with one or two left over, a strided 1x1, depthwise swept down the
+# columns (taller than wide) at vertical stride 1 and 2 with any stride across.
+RV32 = {
+    "conv1x1_c8_k12_pix8": _conv((4, 2, 8), 12, 1),
+    "conv1x1_c8_k8_s2": _conv((7, 6, 8), 8, 1, strides=2, activation="relu"),
+    "dw3x3_c8_tall_s2": _dw((9, 4, 8), 3, strides=2, padding="same"),
+    "dw3x3_c4_tall_s13": _dw((8, 7, 4), 3, strides=(1, 3), padding="same", activation="relu6"),
+    "dw3x3_c4_tall_valid": _dw((9, 5, 4), 3, padding="valid"),
+}
+CASES.update(RV32)
 
 
 def _non_negative_shifts(buf: bytes) -> bytes:
@@ -260,6 +273,16 @@ def test_cortex_m4_kernels_bit_exact(name, opt, models, tmp_path):
                          + sorted(DEEP_SHIFT))
 def test_cortex_m0plus_kernels_bit_exact(name, models, tmp_path):
     _check(name, models, tmp_path, "mps2-an385", "-Os", ["-mcpu=cortex-m0plus"])
+
+
+# RV32IMAC (QEMU riscv32-virt), the default -Os build whose kernel files
+# switch to -O2: the register-blocked conv / depthwise / fully connected
+# paths and their requantize (tml_rqx_rv where tml_rqx_ok holds, else the
+# general one: the shift-edited and big-bias models).
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
+                         + sorted(DEEP_SHIFT))
+def test_rv32_kernels_bit_exact(name, models, tmp_path):
+    _check(name, models, tmp_path, "riscv32-virt", "-Os", [])
 
 
 def _check(name, models, tmp_path, machine, opt, cflags):

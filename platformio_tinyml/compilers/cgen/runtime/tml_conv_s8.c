@@ -67,6 +67,59 @@
 
 /* ---- im2col path ---------------------------------------------------------- */
 
+/* 1x1 filters without padding, where each output pixel's window is its input
+ * pixel: the pixels in order, two at a time (n pixels left; n == 1: the last
+ * one with itself, both outputs the same bytes). */
+typedef struct {
+    const int8_t *x;
+    int8_t *o;
+    int32_t n, ox, out_w, out_c, sx, sy;   /* n: pixels left */
+} tml_px1_t;
+
+TML_INLINE void px1_init(tml_px1_t *w, const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    w->x = in;
+    w->o = out;
+    w->n = P->out_h * P->out_w;
+    w->ox = 0;
+    w->out_w = P->out_w;
+    w->out_c = P->out_c;
+    w->sx = P->stride_w * P->in_c;
+    w->sy = (P->stride_h * P->in_w - P->out_w * P->stride_w) * P->in_c;
+}
+
+TML_INLINE void px1_step(tml_px1_t *w)
+{
+    w->x += w->sx;
+    if (++w->ox == w->out_w) { w->ox = 0; w->x += w->sy; }
+    w->o += w->out_c;
+}
+
+/* The next pixel (n > 0). */
+TML_INLINE void px1_take(tml_px1_t *w, const int8_t **x, int8_t **o)
+{
+    *x = w->x;
+    *o = w->o;
+    px1_step(w);
+    --w->n;
+}
+
+/* The next pair; 0 when none is left. */
+TML_INLINE int px1_pair(tml_px1_t *w, const int8_t **xa, const int8_t **xb, int8_t **oa, int8_t **ob)
+{
+    if (w->n <= 0) return 0;
+    *xa = *xb = w->x;
+    *oa = *ob = w->o;
+    px1_step(w);
+    if (w->n > 1) {
+        *xb = w->x;
+        *ob = w->o;
+        px1_step(w);
+    }
+    w->n -= 2;
+    return 1;
+}
+
 /* Speed-tuned Cortex-M paths (-O1/-O2/-O3; -Os keeps the compact loops). */
 #define TML_CONV_FAST TML_ARM_FAST
 
@@ -273,11 +326,124 @@ TML_INLINE void store2x2(const tml_conv_s8_t *P, int32_t oc, int two, const int3
     }
 }
 
+#if TML_RV32
+/* RV32: 2 pixels x 4 channels a pass, eight accumulators in registers, the
+ * reduction unrolled by 4 (n: a multiple of 4, > 0). XA, XB: the windows (int16
+ * im2col buffer or int8 input pixels), read with W0..W3 up to n. */
+#define TML_RV_TAP(j)                                                        \
+    {                                                                        \
+        const int32_t xa_ = xa[j], xb_ = xb[j];                              \
+        int32_t v_ = TML_RD8(w0 + (j));                                      \
+        a0 += xa_ * v_; b0 += xb_ * v_;                                      \
+        v_ = TML_RD8(w1 + (j));                                              \
+        a1 += xa_ * v_; b1 += xb_ * v_;                                      \
+        v_ = TML_RD8(w2 + (j));                                              \
+        a2 += xa_ * v_; b2 += xb_ * v_;                                      \
+        v_ = TML_RD8(w3 + (j));                                              \
+        a3 += xa_ * v_; b3 += xb_ * v_;                                      \
+    }
+/* Channels oc .. oc + 3 of pixels A (acc[0..3]) and B (acc[4..7], ob == 0:
+ * not wanted) requantized and stored. */
+static TML_NOINLINE void rv_out(const tml_conv_s8_t *P, int fast, int32_t oc, const int32_t *acc, int8_t *oa,
+                                int8_t *ob)
+{
+    const int32_t lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    for (int32_t j = 0; j < 4; ++j) {
+        const int32_t m = TML_RD32(P->mult + oc + j);
+        const int sh = TML_RD8(P->shift + oc + j);
+        const int32_t R = fast ? tml_rqx_rv_r(off, sh) : 0;
+        if (ob) ob[oc + j] = tml_out_rv(acc[4 + j], fast, m, sh, R, off, lo, hi);
+        oa[oc + j] = tml_out_rv(acc[j], fast, m, sh, R, off, lo, hi);
+    }
+}
+
+#define TML_RV_BLOCK24(T)                                                    \
+    const int32_t c4 = P->out_c & ~(int32_t)3;                               \
+    const int8_t *w = P->filter;                                             \
+    for (int32_t oc = 0; oc < c4; oc += 4, w += 4 * K) {                     \
+        const T *xa = xa0, *xb = xb0, *const xe = xa0 + n;                   \
+        const int8_t *w0 = w, *w1 = w + K, *w2 = w1 + K, *w3 = w2 + K;       \
+        int32_t a0 = TML_RD32(P->bias_fold + oc), a1 = TML_RD32(P->bias_fold + oc + 1); \
+        int32_t a2 = TML_RD32(P->bias_fold + oc + 2), a3 = TML_RD32(P->bias_fold + oc + 3); \
+        int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;                          \
+        do {                                                                 \
+            TML_RV_TAP(0) TML_RV_TAP(1) TML_RV_TAP(2) TML_RV_TAP(3)          \
+            xa += 4; xb += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;            \
+        } while (xa != xe);                                                  \
+        const int32_t acc[8] = {a0, a1, a2, a3, b0, b1, b2, b3};             \
+        rv_out(P, fast, oc, acc, oa, ob);                                    \
+    }                                                                        \
+    return c4
+
+/* The int16 windows in buf (pixel B kp on): channels 0 .. out_c & ~3 of
+ * both pixels (ob == 0: A only); returns how many channels it did. */
+static TML_NOINLINE TML_RV_NOSCHED int32_t block_rv32(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp,
+                                       int8_t *oa, int8_t *ob, int fast)
+{
+    const int16_t *xa0 = buf, *xb0 = buf + kp;
+    const int32_t n = kp;
+    TML_RV_BLOCK24(int16_t);
+}
+
+/* The same straight from two int8 windows of n bytes (n a multiple of 4, K
+ * the filter row length; ob == oa for a lone pixel: its bytes stored twice). */
+static TML_NOINLINE TML_RV_NOSCHED int32_t block_rv32_s8(const tml_conv_s8_t *P, const int8_t *xa0, const int8_t *xb0,
+                                          int32_t K, int32_t n, int8_t *oa, int8_t *ob, int fast)
+{
+    TML_RV_BLOCK24(int8_t);
+}
+#undef TML_RV_BLOCK24
+#undef TML_RV_TAP
+
+/* 3 pixels x 4 channels (1x1 filters read in place, K and out_c multiples
+ * of 4): twelve accumulators, 7 loads, 12 multiplies and 12 adds a step. */
+#define TML_RV_TAP3(j)                                                       \
+    {                                                                        \
+        const int32_t xa_ = xa[j], xb_ = xb[j], xc_ = xc[j];                 \
+        int32_t v_ = TML_RD8(w0 + (j));                                      \
+        a0 += xa_ * v_; b0 += xb_ * v_; c0 += xc_ * v_;                      \
+        v_ = TML_RD8(w1 + (j));                                              \
+        a1 += xa_ * v_; b1 += xb_ * v_; c1 += xc_ * v_;                      \
+        v_ = TML_RD8(w2 + (j));                                              \
+        a2 += xa_ * v_; b2 += xb_ * v_; c2 += xc_ * v_;                      \
+        v_ = TML_RD8(w3 + (j));                                              \
+        a3 += xa_ * v_; b3 += xb_ * v_; c3 += xc_ * v_;                      \
+    }
+static TML_NOINLINE TML_RV_NOSCHED void block_rv32_3(const tml_conv_s8_t *P, const int8_t *const *x, int8_t *const *o,
+                                                     int fast)
+{
+    const int32_t K = P->in_c, out_c = P->out_c;
+    const int8_t *w = P->filter;
+    for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * K) {
+        const int8_t *xa = x[0], *xb = x[1], *xc = x[2], *const xe = x[0] + K;
+        const int8_t *w0 = w, *w1 = w + K, *w2 = w1 + K, *w3 = w2 + K;
+        int32_t a0 = TML_RD32(P->bias_fold + oc), a1 = TML_RD32(P->bias_fold + oc + 1);
+        int32_t a2 = TML_RD32(P->bias_fold + oc + 2), a3 = TML_RD32(P->bias_fold + oc + 3);
+        int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3, c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+        do {
+            TML_RV_TAP3(0) TML_RV_TAP3(1) TML_RV_TAP3(2) TML_RV_TAP3(3)
+            xa += 4; xb += 4; xc += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+        } while (xa != xe);
+        const int32_t acc[12] = {a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3};
+        rv_out(P, fast, oc, acc, o[0], o[1]);
+        rv_out(P, fast, oc, acc + 8, o[2], 0);
+    }
+}
+#undef TML_RV_TAP3
+#endif
+
 /* All output channels of the two pixels whose windows are in buf. */
-static TML_NOINLINE void block(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp, int8_t *oa, int8_t *ob)
+static TML_NOINLINE void block(const tml_conv_s8_t *P, const int16_t *buf, int32_t K, int32_t kp, int8_t *oa, int8_t *ob,
+                               int rq)
 {
     const int32_t out_c = P->out_c;
-    for (int32_t oc = 0; oc < out_c; oc += 2) {
+    int32_t oc = 0;
+#if TML_RV32
+    oc = block_rv32(P, buf, K, kp, oa, ob, rq);
+#else
+    (void)rq;
+#endif
+    for (; oc < out_c; oc += 2) {
         const int two = oc + 1 < out_c;
         const int8_t *w0 = P->filter + oc * K;
         const int8_t *w1 = two ? w0 + K : w0;
@@ -666,6 +832,11 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
     int16_t *da = buf, *db = buf + kp;
 #endif
     int32_t oy = 0, ox = 0;
+#if TML_RV32   /* block_rv32's requantize (rv_out) */
+    const int rq = tml_rqx_ok(P->bias_fold, P->shift, out_c & ~(int32_t)3, K);
+#else
+    const int rq = 0;
+#endif
 #if TML_CONV_FAST
     conv_fq_t fq;
     const int use_fq = fq_init(P, &fq, buf, K, kp);
@@ -736,7 +907,7 @@ static void conv_im2col(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, i
             continue;
         }
 #endif
-        block(P, buf, K, kp, oa, has_b ? oa + out_c : 0);
+        block(P, buf, K, kp, oa, has_b ? oa + out_c : 0, rq);
     }
 #undef TML_FILL
 #if TML_CONV_FAST
@@ -934,6 +1105,9 @@ static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, 
     const int32_t K = P->k_h * P->k_w * P->in_c, kp = (K + 3) & ~(int32_t)3;
     const int32_t out_w = P->out_w, out_c = P->out_c, npix = P->out_h * out_w;
     int32_t oy = 0, ox = 0;
+#if TML_RV32
+    const int rq = tml_rqx_ok(P->bias_fold, P->shift, out_c & ~(int32_t)3, K);
+#endif
     for (int32_t p = 0; p < npix; p += 2) {
         const int32_t iya = oy * P->stride_h - P->pad_t, ixa = ox * P->stride_w - P->pad_l;
         fill8(P, in, buf, iya, ixa, kp);
@@ -944,7 +1118,11 @@ static TML_NOINLINE void conv_im2col8(const tml_conv_s8_t *P, const int8_t *in, 
             if (++ox == out_w) { ox = 0; ++oy; }
         }
         int8_t *oa = out + p * out_c;
-        for (int32_t oc = 0; oc < out_c; oc += 2) {
+        int32_t oc = 0;
+#if TML_RV32
+        oc = block_rv32_s8(P, buf, has_b ? buf + kp : buf, K, kp, oa, has_b ? oa + out_c : 0, rq);
+#endif
+        for (; oc < out_c; oc += 2) {
             const int two = oc + 1 < out_c;
             const int8_t *wa = P->filter + oc * K, *wb = two ? wa + K : wa;
             int32_t a[4];
@@ -974,24 +1152,12 @@ static TML_NOINLINE void conv_stack16(const tml_conv_s8_t *P, const int8_t *in, 
 TML_INLINE void conv_1x1_pairs(const tml_conv_s8_t *P, const int8_t *in, int8_t *out, int16_t *buf,
                                conv_fq_t *fq)
 {
-    const int32_t K = P->in_c, out_c = P->out_c, out_w = P->out_w;
-    const int32_t sx = P->stride_w * K, sy = (P->stride_h * P->in_w - out_w * P->stride_w) * K;
-    const int8_t *x = in;
-    int8_t *o = out;
-    int32_t ox = 0;
-    for (int32_t n = P->out_h * out_w; n > 0; n -= 2) {
-        const int8_t *xa = x, *xb = x;   /* n == 1: the last pixel with itself */
-        int8_t *oa = o, *ob = o;
-        x += sx;
-        if (++ox == out_w) { ox = 0; x += sy; }
-        o += out_c;
-        if (n > 1) {
-            xb = x;
-            ob = o;
-            x += sx;
-            if (++ox == out_w) { ox = 0; x += sy; }
-            o += out_c;
-        }
+    const int32_t K = P->in_c;
+    const int8_t *xa, *xb;
+    int8_t *oa, *ob;
+    tml_px1_t wk;
+    px1_init(&wk, P, in, out);
+    while (px1_pair(&wk, &xa, &xb, &oa, &ob)) {
         expand_pair(buf, xa, xb, K);
         if (fq)
             block_fq(fq, 1, oa, ob);
@@ -1139,6 +1305,30 @@ TML_V6M_OUTER void conv_v6m_stack(const tml_conv_s8_t *P, const int8_t *in, int8
 #endif
 #endif
 
+#if TML_RV32
+/* RV32, 1x1 filter without padding, in_c and out_c multiples of 4: each
+ * pixel is its own window, read in place, two pixels a pass (a lone last
+ * pixel with itself). */
+static TML_NOINLINE void conv_rv32_1x1(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    const int32_t K = P->in_c;
+    const int fast = tml_rqx_ok(P->bias_fold, P->shift, P->out_c, K);
+    const int8_t *xa, *xb;
+    int8_t *oa, *ob;
+    const int8_t *x3[3];
+    int8_t *o3[3];
+    tml_px1_t wk;
+    px1_init(&wk, P, in, out);
+    while (wk.n >= 3) {
+        px1_take(&wk, &x3[0], &o3[0]);
+        px1_take(&wk, &x3[1], &o3[1]);
+        px1_take(&wk, &x3[2], &o3[2]);
+        block_rv32_3(P, x3, o3, fast);
+    }
+    if (px1_pair(&wk, &xa, &xb, &oa, &ob)) block_rv32_s8(P, xa, xb, K, K, oa, ob, fast);
+}
+#endif
+
 #if TML_HOST_STACK > 0
 /* Wide hosts, 1x1 filters over few input channels (in_c <= 8, no padding):
  * per pixel all output channels as outer products, acc[j] += x[k] * wt[k][j]
@@ -1194,6 +1384,12 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         else
             conv_direct(P, in, out);
         return;   /* the paths below: not on ARMv6-M (nor in its stack depth) */
+    }
+#endif
+#if TML_RV32
+    if (P->k_h == 1 && P->k_w == 1 && P->pad_t == 0 && P->pad_l == 0 && !(P->in_c & 3) && !(P->out_c & 3)) {
+        conv_rv32_1x1(P, in, out);
+        return;
     }
 #endif
     if (P->scratch) {

@@ -61,6 +61,25 @@
 #define TML_V6M 0
 #endif
 
+/* RISC-V RV32 with the M extension (GCC or clang), speed code generation:
+ * register-blocked C loops (tml_conv_s8.c, tml_dwconv_s8.c, tml_fc_s8.c).
+ * With no SIMD and no indexed addressing, every MAC costs a multiply and an
+ * add; the blocks load each input and filter byte once for several MACs and
+ * keep the accumulators in registers (31 GPRs; not RV32E, which has 15). */
+#if defined(__riscv) && defined(__riscv_xlen) && __riscv_xlen == 32 && defined(__riscv_mul) && \
+    !defined(__riscv_32e) && defined(__GNUC__) && TML_OPT_SPEED
+#define TML_RV32 1
+#else
+#define TML_RV32 0
+#endif
+/* GCC's pre-allocation scheduler hoists a whole unrolled step's loads ahead
+ * of the multiplies and then spills the accumulators: off in the RV32 blocks. */
+#if TML_RV32 && !defined(__clang__)
+#define TML_RV_NOSCHED __attribute__((optimize("no-schedule-insns")))
+#else
+#define TML_RV_NOSCHED
+#endif
+
 #if TML_V6M
 #define TML_ARG __attribute__((unused))   /* read by the asm only */
 
@@ -454,7 +473,7 @@ TML_INLINE void tml_out4_s8(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32
 #endif
 }
 
-#if TML_ARM_FAST
+#if TML_ARM_FAST || TML_RV32
 /* Speed builds: a shorter exact requantize for layers whose accumulators are
  * known to satisfy |acc| < 2^30 and whose shifts are all in [-20, -1].
  * With e = -shift, e1 = e - 1 and p = acc * m, the result before the clamp is
@@ -480,6 +499,38 @@ TML_INLINE int tml_rqx_ok(const int32_t *bf, const int8_t *sh, int32_t n, int32_
     return 1;
 }
 
+#if TML_RV32
+/* RV32: the same in C, before the clamp (the offset included): e = -shift,
+ * R = (2 off + 1) << (e - 1). floor((2p + 2^31) / 2^32) is the high word of
+ * 2 acc * m plus the low word's top bit (MUL, MULH, SRLI, ADD), then
+ * + R - [acc<0] and the arithmetic shift by e: 9 instructions. */
+TML_INLINE int32_t tml_rqx_rv(int32_t acc, int32_t m, int32_t R, int32_t e)
+{
+    const int32_t x2 = (int32_t)((uint32_t)acc << 1);
+    const int64_t p = (int64_t)x2 * m;
+    const int32_t hi = (int32_t)(uint32_t)((uint64_t)p >> 32) + (int32_t)((uint32_t)p >> 31);
+    return (hi + R + (x2 >> 31)) >> e;
+}
+
+/* R of tml_rqx_rv for a channel with shift sh in [-20, -1]. */
+TML_INLINE int32_t tml_rqx_rv_r(int32_t off, int sh)
+{
+    return (int32_t)((uint32_t)(2 * off + 1) << (-sh - 1));
+}
+
+/* acc -> int8 output: tml_rqx_rv where the layer qualifies (fast: tml_rqx_ok,
+ * R, e = -sh), else tml_requant_s8 + off; clamped to [lo, hi]. */
+TML_INLINE int8_t tml_out_rv(int32_t acc, int fast, int32_t m, int sh, int32_t R, int32_t off, int32_t lo,
+                             int32_t hi)
+{
+    int32_t v = fast ? tml_rqx_rv(acc, m, R, -sh) : tml_requant_s8(acc, m, sh) + off;
+    if (v < lo) v = lo;
+    if (v > hi) v = hi;
+    return (int8_t)v;
+}
+#endif
+
+#if TML_ARM_FAST
 /* One output: acc -> int8 (saturated, offset included); R = (2 off + 1) << e1,
  * e1 = -shift - 1 (tml_rqx_ok must hold for the layer). */
 TML_INLINE int32_t tml_rqx_s8(int32_t acc, int32_t m, int32_t R, int32_t e1)
@@ -491,6 +542,7 @@ TML_INLINE int32_t tml_rqx_s8(int32_t acc, int32_t m, int32_t R, int32_t e1)
     __asm__("ssat %0, #8, %1, asr #1" : "=r"(r) : "r"(hi));
     return r;
 }
+#endif
 #endif
 
 #endif /* TML_DOT_S8_H */

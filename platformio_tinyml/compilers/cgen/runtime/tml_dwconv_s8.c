@@ -799,6 +799,109 @@ static TML_NOINLINE void dw_pixel_v6m(const tml_conv_s8_t *P, const int8_t *in, 
 }
 #endif
 
+#if TML_RV32
+/* RV32, 3x3 windows (grouped layout, dilation 1, stride 1 or 2 along the
+ * sweep): one channel at a time with its nine weights in registers, each line
+ * of outputs swept along the longer output axis (rows, or columns: KWS's
+ * 25 x 5 maps). A cross-section of the window (three input bytes, one per
+ * lane) is loaded once and meets all three filter slices; the sums of the
+ * windows still open carry over (stride 1: two, stride 2: one). A lane in
+ * the padding gets zero weights and its taps' zp * w go into the line's bias
+ * (the same all along); a cross-section in the padding reads zp. */
+typedef struct {
+    int32_t n_a, s_a, pad_a, in_a, step_a, ostep_a;   /* along the sweep */
+    int32_t n_x, s_x, pad_x, in_x, step_x, ostep_x;   /* across: the lines */
+    int32_t tap_a, tap_x;                              /* filter tap strides (bytes) */
+} tml_dw_sweep_t;
+
+#define TML_RV_COL()                                                         \
+    if ((uint32_t)ia++ < (uint32_t)in_a) {                                   \
+        v0 = TML_RD8(q0); v1 = TML_RD8(q1); v2 = TML_RD8(q2);                \
+        q0 += step_a; q1 += step_a; q2 += step_a;                            \
+    } else {                                                                 \
+        v0 = v1 = v2 = zp;                                                   \
+    }
+#define TML_RV_LANE(r, WA, WB, WC, Q)                                        \
+    {                                                                        \
+        const int32_t ix = ix0 + (r);                                        \
+        const int8_t *wr = wc + (r) * S->tap_x;                              \
+        WA = TML_RD8(wr); WB = TML_RD8(wr + S->tap_a); WC = TML_RD8(wr + 2 * S->tap_a); \
+        Q = in + c;                                                          \
+        if ((uint32_t)ix < (uint32_t)S->in_x) {                              \
+            Q += ix * S->step_x;                                             \
+        } else {                                                             \
+            bias += zp * (WA + WB + WC);                                     \
+            WA = WB = WC = 0;                                                \
+        }                                                                    \
+    }
+static TML_NOINLINE TML_RV_NOSCHED void dw3x3_rv32(const tml_conv_s8_t *P, const tml_dw_sweep_t *S,
+                                                   const int8_t *in, int8_t *out)
+{
+    const int32_t C = P->in_c, in_a = S->in_a, step_a = S->step_a, ostep_a = S->ostep_a, n_a = S->n_a;
+    const int32_t zp = -P->in_offset, lo = P->act_min, hi = P->act_max, off = P->out_offset;
+    const int fast = tml_rqx_ok(P->bias_fold, P->shift, C, 9);
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *wc = P->filter + (c >> 2) * 36 + (c & 3);
+        const int32_t m = TML_RD32(P->mult + c), b = TML_RD32(P->bias_fold + c);
+        const int sh = TML_RD8(P->shift + c);
+        const int32_t R = fast ? tml_rqx_rv_r(off, sh) : 0;
+        int8_t *o = out + c;
+        for (int32_t j = 0; j < S->n_x; ++j, o += S->ostep_x) {
+            const int32_t ix0 = j * S->s_x - S->pad_x;
+            int32_t bias = b, w0, w1, w2, w3, w4, w5, w6, w7, w8, v0, v1, v2;
+            const int8_t *q0, *q1, *q2;
+            TML_RV_LANE(0, w0, w1, w2, q0)
+            TML_RV_LANE(1, w3, w4, w5, q1)
+            TML_RV_LANE(2, w6, w7, w8, q2)
+            int32_t ia = -S->pad_a;
+            int8_t *op = o;
+            if (S->s_a == 1) {
+                TML_RV_COL()
+                int32_t B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                TML_RV_COL()
+                int32_t A = B + w1 * v0 + w4 * v1 + w7 * v2;
+                B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                for (int32_t n = n_a; n > 0; --n, op += ostep_a) {
+                    TML_RV_COL()
+                    const int32_t y = A + w2 * v0 + w5 * v1 + w8 * v2;
+                    A = B + w1 * v0 + w4 * v1 + w7 * v2;
+                    B = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                    *op = tml_out_rv(y, fast, m, sh, R, off, lo, hi);
+                }
+            } else {
+                TML_RV_COL()
+                int32_t A = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                for (int32_t n = n_a; n > 0; --n, op += ostep_a) {
+                    TML_RV_COL()
+                    A += w1 * v0 + w4 * v1 + w7 * v2;
+                    TML_RV_COL()
+                    const int32_t y = A + w2 * v0 + w5 * v1 + w8 * v2;
+                    A = bias + w0 * v0 + w3 * v1 + w6 * v2;
+                    *op = tml_out_rv(y, fast, m, sh, R, off, lo, hi);
+                }
+            }
+        }
+    }
+}
+#undef TML_RV_COL
+#undef TML_RV_LANE
+
+/* Sweeps along the output rows, or along the columns where they are longer
+ * (and the vertical stride allows it). */
+static TML_NOINLINE void dw3x3_rv32_sweep(const tml_conv_s8_t *P, const int8_t *in, int8_t *out)
+{
+    const int32_t C = P->in_c, row = P->in_w * C, orow = P->out_w * C;
+    tml_dw_sweep_t S = {P->out_w, P->stride_w, P->pad_l, P->in_w, C, C,
+                        P->out_h, P->stride_h, P->pad_t, P->in_h, row, orow, 4, 12};
+    if (P->out_h > P->out_w && P->stride_h <= 2) {
+        const tml_dw_sweep_t V = {P->out_h, P->stride_h, P->pad_t, P->in_h, row, orow,
+                                  P->out_w, P->stride_w, P->pad_l, P->in_w, C, C, 12, 4};
+        S = V;
+    }
+    dw3x3_rv32(P, &S, in, out);
+}
+#endif
+
 /* Output channel oc of one pixel, any depth multiplier, TFLite's layout. */
 static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t iy0, int32_t ix0)
 {
@@ -945,6 +1048,13 @@ void tml_dwconv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
             else
                 dw_generic(P, in, out, ox0);
         }
+        return;
+    }
+#endif
+#if TML_RV32
+    if (P->depth_mult == 1 && (P->in_c & 3) == 0 && P->k_h == 3 && P->k_w == 3 && P->dil_h == 1 &&
+        P->dil_w == 1 && ((P->stride_w == 1 || P->stride_w == 2) || (P->stride_h <= 2 && P->out_h > P->out_w))) {
+        dw3x3_rv32_sweep(P, in, out);
         return;
     }
 #endif

@@ -7,10 +7,36 @@
 #include "tml_kernels.h"
 #include "tml_dot_s8.h"
 
+#if TML_RV32
+/* RV32: the four rows four inputs a step (each input byte loaded once for
+ * the four rows), then the rest one at a time. */
+static TML_NOINLINE TML_RV_NOSCHED void rows4_rv32(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
+{
+    const int8_t *w0 = w, *w1 = w + n, *w2 = w1 + n, *w3 = w2 + n, *const x4 = x + (n & ~(int32_t)3), *const xe = x + n;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+#define TML_RV_FC(j)                                                         \
+    {                                                                        \
+        const int32_t xi = x[j];                                             \
+        a0 += xi * TML_RD8(w0 + (j));                                        \
+        a1 += xi * TML_RD8(w1 + (j));                                        \
+        a2 += xi * TML_RD8(w2 + (j));                                        \
+        a3 += xi * TML_RD8(w3 + (j));                                        \
+    }
+    for (; x != x4; x += 4, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
+        TML_RV_FC(0) TML_RV_FC(1) TML_RV_FC(2) TML_RV_FC(3)
+    }
+    for (; x != xe; ++x, ++w0, ++w1, ++w2, ++w3) TML_RV_FC(0)
+#undef TML_RV_FC
+    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+#endif
+
 static void rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t *a)
 {
 #if TML_V6M
     tml_v6m_rows4(x, w, n, a);
+#elif TML_RV32
+    rows4_rv32(x, w, n, a);
 #else
     tml_dot4_s8(x, w, w + n, w + 2 * n, w + 3 * n, n, a);
 #endif
