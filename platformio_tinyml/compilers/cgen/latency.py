@@ -76,6 +76,9 @@ _FLOATS = (DType.FLOAT32,)
 # Ops that only copy elements (concatenation, slices, a streaming model's variable reads and
 # writes): a copy per output element, not the requantizing element-wise kernels' cost.
 _MOVES = (MOVES | {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}) - {OpKind.RESHAPE}
+# TFLite builtins without an IR kind that cgen computes (lower_more.py) by moving bytes; the others
+# it computes are element-wise
+OPAQUE_MOVES = frozenset({"REVERSE_V2"})   # PADV2 is element-wise, as PAD
 LSTM_ACT_WORK = 64   # 3 logistic + 2 tanh per unit and step, in MACs of the fc_f32 kernel (see above)
 
 
@@ -93,7 +96,8 @@ def kernel_of(g: Graph, op: Op) -> str:
         OpKind.SOFTMAX: "softmax", OpKind.LOGISTIC: "softmax", OpKind.TANH: "softmax",
         OpKind.LOG_SOFTMAX: "softmax",      # an exp per element and a log per row: softmax's cost
         OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc" if suffix == "f32" else "lstm",
-    }.get(op.kind, "move" if op.kind in _MOVES else "eltwise")
+    }.get(op.kind, "move" if op.kind in _MOVES or (op.kind is OpKind.OPAQUE and op.attrs.op in OPAQUE_MOVES)
+          else "eltwise")
     return f"{family}_{suffix}"
 
 

@@ -1,0 +1,182 @@
+"""Lowerings of TFLite builtins the IR carries as opaque ops (``attrs.Opaque``).
+
+The TFLite reader keeps an operator without an IR kind as the file has it: its
+type name, options and input tensors (parameters such as PADV2's paddings or
+REVERSE_V2's axes are constant input tensors). cgen takes the ones below, each
+exactly as TensorFlow Lite Micro computes it, through the kernels other ops
+already use where they fit (the strided copy ``tml_copy_nd``, ``tml_pad``, the
+element-wise kernels). Every (OPAQUE, dtype) entry of :data:`LOWERINGS` is one
+dispatcher: it picks the op's lowering by its type name (:data:`OPAQUE_OPS`)
+and otherwise falls back to the float32 functions of ``lower_ew`` (or refuses
+the op in one line).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import DType, Graph, Op, OpKind
+from .lower_ew import _check_opaque_f32, _opaque_f32
+from .lower_s8 import _pad_call
+from .lower_shape import Move, _strides, emit_move
+from .lowering import Lowering
+
+S8, F32, I32, BOOL = DType.INT8, DType.FLOAT32, DType.INT32, DType.BOOL
+
+
+def _const(g: Graph, op: Op, k: int) -> np.ndarray | None:
+    """Input ``k``'s constant data (None when absent or computed at run time)."""
+    if k >= len(op.inputs) or op.inputs[k] < 0 or not g.tensors[op.inputs[k]].is_const:
+        return None
+    return np.asarray(g.tensors[op.inputs[k]].data)
+
+
+def _arity(op: Op, n_in: tuple[int, ...], n_out: int = 1) -> str | None:
+    ins = sum(1 for i in op.inputs if i >= 0)
+    if ins not in n_in or len(op.outputs) != n_out:
+        want = " or ".join(str(n) for n in n_in)
+        return f"{ins} input(s) and {len(op.outputs)} output(s) ({want} and {n_out} expected)"
+    return None
+
+
+def _dtypes(g: Graph, op: Op, allowed, ins=(0,)) -> str | None:
+    """A reason unless inputs ``ins`` and the output share one type out of ``allowed``."""
+    y = g.tensors[op.outputs[0]]
+    for k in ins:
+        t = g.tensors[op.inputs[k]]
+        if t.dtype is not y.dtype:
+            return f"input {k} is {t.dtype.np_name}, the output {y.dtype.np_name}"
+    if y.dtype not in allowed:
+        return (f"{y.dtype.np_name} tensors (TFLite Micro's kernel, and cgen's, take "
+                f"{', '.join(d.np_name for d in allowed)})")
+    return None
+
+
+# ---- PADV2 ------------------------------------------------------------------------------------
+
+def _pads(g: Graph, op: Op):
+    p = _const(g, op, 1)
+    x = g.tensors[op.inputs[0]]
+    if p is None or p.shape != (len(x.shape), 2):
+        return None
+    return [(int(a), int(b)) for a, b in p.reshape(-1, 2)]
+
+
+def _check_padv2(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2, 3)) or _dtypes(g, op, (S8, F32))
+    if err:
+        return err
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    pads = _pads(g, op)
+    if pads is None:
+        return "paddings must be a constant [rank, 2] tensor"
+    if len(x.shape) > 4:
+        return f"rank {len(x.shape)} > 4"
+    if any(a < 0 or b < 0 for a, b in pads):
+        return "negative paddings"
+    if tuple(y.shape) != tuple(d + a + b for d, (a, b) in zip(x.shape, pads)):
+        return f"output shape {list(y.shape)} does not follow from the paddings"
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        c = g.tensors[op.inputs[2]]
+        if _const(g, op, 2) is None or c.size != 1:
+            return "the pad value must be a constant scalar"
+        if c.dtype is not y.dtype:
+            return f"the pad value is {c.dtype.np_name}, the output {y.dtype.np_name}"
+        if y.dtype is S8 and (c.quant is None or y.quant is None or (c.quant.scale, c.quant.zero_point) !=
+                              (y.quant.scale, y.quant.zero_point)):
+            return "the pad value is quantized differently from the output (TFLite Micro requires them equal)"
+    return None
+
+
+def _padv2(em, op: Op) -> None:
+    g = em.graph
+    y = g.tensors[op.outputs[0]]
+    c = _const(g, op, 2)
+    if c is not None:         # TFLite Micro pads with the value's bytes (int8: its raw code)
+        value = list(np.asarray(c, y.dtype.numpy).reshape(-1)[:1].view(np.uint8))
+    elif y.dtype is S8:       # no value: the output zero point, as PAD
+        value = [int(np.int8(y.quant.zp).view(np.uint8))]
+    else:
+        value = [0, 0, 0, 0]
+    _pad_call(em, op, "tml_pad", [int(v) for v in value], _pads(g, op))
+
+
+# ---- REVERSE_V2 -------------------------------------------------------------------------------
+
+_ANY = (S8, DType.UINT8, DType.INT16, I32, DType.INT64, F32, BOOL)
+
+
+def _axes(g: Graph, op: Op) -> list[int] | None:
+    a = _const(g, op, 1)
+    rank = len(g.tensors[op.inputs[0]].shape)
+    if a is None or a.ndim > 1:
+        return None
+    out = [int(v) + rank if int(v) < 0 else int(v) for v in a.reshape(-1)]
+    return out if all(0 <= v < rank for v in out) else None
+
+
+def _check_reverse(g: Graph, op: Op) -> str | None:
+    axes = _axes(g, op) if len(op.inputs) == 2 else None
+    err = _arity(op, (2,)) or _dtypes(g, op, _ANY) or (
+        "the axes must be a constant 1-D tensor of axes of the input" if axes is None else None)
+    if err:
+        return err
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if len(set(axes)) != len(axes):
+        return f"axis repeated in {axes}"
+    if axes and sorted(axes) != list(range(min(axes), max(axes) + 1)):
+        return f"axes {axes} are not contiguous (TFLite Micro reverses contiguous axes only)"
+    if tuple(x.shape) != tuple(y.shape):
+        return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
+    return None
+
+
+def _reverse(em, op: Op) -> None:
+    """The strided copy walking the reversed axes backwards (bytes unchanged, as TFLite Micro)."""
+    g = em.graph
+    x = g.tensors[op.inputs[0]]
+    axes, st = set(_axes(g, op)), _strides(x.shape)
+    steps = [-s if k in axes else s for k, s in enumerate(st)]
+    base = sum((int(d) - 1) * s for k, (d, s) in enumerate(zip(x.shape, st)) if k in axes)
+    emit_move(em, op, Move(op.inputs[0], op.outputs[0], x.shape, steps, st, base), x.dtype.itemsize)
+
+
+# ---- the dispatcher ---------------------------------------------------------------------------
+
+OPAQUE_OPS: dict[str, Lowering] = {
+    "PADV2": Lowering(_padv2, _check_padv2),
+    "REVERSE_V2": Lowering(_reverse, _check_reverse),
+}
+
+# The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
+OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
+    "PADV2": (S8, F32),
+    "REVERSE_V2": _ANY,
+}
+
+
+def _entry(op: Op) -> Lowering | None:
+    a = op.attrs
+    return OPAQUE_OPS.get(a.op) if not a.domain and not a.reason else None
+
+
+def _check(g: Graph, op: Op) -> str | None:
+    entry = _entry(op)
+    if entry is not None:
+        return entry.check(g, op)
+    if op.inputs and g.tensors[op.inputs[0]].dtype is F32:
+        return _check_opaque_f32(g, op)
+    return op.attrs.reason or "cgen has no kernel for this operator"
+
+
+def _lower(em, op: Op) -> None:
+    entry = _entry(op)
+    (entry.lower if entry is not None else _opaque_f32)(em, op)
+
+
+def _scratch(g: Graph, op: Op):
+    entry = _entry(op)
+    return entry.scratch(g, op) if entry is not None and entry.scratch is not None else 0
+
+
+LOWERINGS = {(OpKind.OPAQUE, dt): Lowering(_lower, _check, _scratch) for dt in DType}

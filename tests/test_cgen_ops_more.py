@@ -1,0 +1,151 @@
+"""TFLite builtins the IR carries as opaque ops, compiled by cgen (cgen/lower_more.py),
+against TensorFlow Lite Micro.
+
+One-op models written directly with the flatbuffer schema (benchmarks/difftest.py's
+builder, as test_cgen_ops_ew.py), built on the host and run on random inputs:
+int8 and integer outputs must be bit-exact, float32 within 1e-5 relative. Variants
+TFLite Micro has no kernel for, or cgen does not compute exactly, are refused in
+one line with the op and its index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from platformio_tinyml.compilers.cgen import generate
+from platformio_tinyml.errors import UnsupportedOpError
+from platformio_tinyml.model.tflite import load_tflite
+from test_cgen_ops import FLOAT_TOL, rel_err
+from test_cgen_ops_ew import _builder, built
+
+pytest.importorskip("tflite_micro")
+
+_TYPES = {"uint8": "UINT8", "int16": "INT16", "int64": "INT64"}
+
+
+class Model:
+    """A one-op model being written (tensor types beyond the builder's through ``_TYPES``)."""
+
+    def __init__(self):
+        self.b = _builder()()
+        self.inputs: list[int] = []
+
+    def t(self, shape, dtype: str, q=None, data=None, name: str = "", inp: bool = False) -> int:
+        base = dtype if dtype not in _TYPES else "int8"
+        i = self.b.tensor(shape, base, ([q[0]], [q[1]], 0) if q else None,
+                          None if data is None or dtype in _TYPES else data, name)
+        if dtype in _TYPES:
+            self.b.tensors[i].type = getattr(self.b.S.TensorType, _TYPES[dtype])
+            if data is not None:
+                buf = self.b.S.BufferT()
+                buf.data = np.ascontiguousarray(data, dtype=dtype).reshape(-1).view(np.uint8).tolist()
+                self.b.buffers.append(buf)
+                self.b.tensors[i].buffer = len(self.b.buffers) - 1
+        if inp:
+            self.inputs.append(i)
+        return i
+
+    def op(self, name: str, ins, outs, opts=None, **fields):
+        self.b.op(name, ins, outs, self.b.options(opts, **fields) if opts else None)
+
+    def finish(self, outs) -> bytes:
+        return self.b.finish(self.inputs, outs)
+
+
+def _inputs(g, rng):
+    xs = []
+    for t in (g.tensors[j] for j in g.inputs):
+        dt = t.dtype.numpy
+        if dt.kind == "f":
+            xs.append((3.0 * rng.standard_normal(t.shape)).astype(dt))
+        elif dt == np.bool_:
+            xs.append(rng.integers(0, 2, t.shape).astype(dt))
+        else:
+            info = np.iinfo(dt)
+            xs.append(rng.integers(max(info.min, -1000), min(info.max, 1000) + 1, t.shape).astype(dt))
+    return xs
+
+
+def run(buf: bytes, tmp_path, n: int = 3, inputs=None):
+    """Compile, build and compare against TFLite Micro on ``n`` random input sets
+    (``inputs(g, rng)`` makes one set where the op needs particular values)."""
+    g, host, ref = built(buf, tmp_path)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        xs = (inputs or _inputs)(g, rng)
+        for a, b in zip(host.run(xs), ref.run(xs)):
+            assert a.shape == b.shape or a.size == b.size, (a.shape, b.shape)
+            if a.dtype.kind == "f":
+                assert rel_err(a, b) <= FLOAT_TOL, f"sample {i}: relative error {rel_err(a, b):.3g}"
+            else:
+                d = a.reshape(-1).astype(np.int64) != b.reshape(-1).astype(np.int64)
+                assert not d.any(), f"sample {i}: {int(d.sum())} of {d.size} differ at {np.flatnonzero(d)[:8]}"
+
+
+def refused(buf: bytes, tmp_path, op: str, *words: str, index: int = 0) -> str:
+    """The one-line refusal of op #``index`` (``op``), which must name every one of ``words``."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(buf)
+    with pytest.raises(UnsupportedOpError) as e:
+        generate(load_tflite(path), "m")
+    msg = str(e.value)
+    assert "\n" not in msg and f"#{index} {op}" in msg, msg
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+Q_IN, Q_OUT = (0.05, 3), (0.05, 3)
+
+
+# ---- PADV2 ----------------------------------------------------------------------------------
+
+def _padv2(dtype: str, pads, value=None, shape=(1, 4, 5, 3), vq=Q_OUT) -> bytes:
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    x = m.t(shape, dtype, q, name="x", inp=True)
+    p = m.t((len(shape), 2), "int32", data=np.array(pads, np.int32))
+    ins = [x, p]
+    if value is not None:
+        ins.append(m.t((), dtype, vq if dtype == "int8" else None, data=np.array(value, dtype)))
+    y = m.t(tuple(d + a + b for d, (a, b) in zip(shape, pads)), dtype, q, name="y")
+    m.op("PADV2", ins, [y], "PadV2Options")
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype,value", [("int8", -77), ("int8", None), ("float32", 2.5), ("float32", None)])
+def test_padv2(dtype, value, tmp_path):
+    run(_padv2(dtype, [[0, 0], [1, 2], [0, 3], [2, 1]], value), tmp_path)
+
+
+def test_padv2_rank2(tmp_path):
+    run(_padv2("float32", [[1, 0], [2, 2]], -1.5, shape=(3, 4)), tmp_path)
+
+
+def test_padv2_refusals(tmp_path):
+    refused(_padv2("int8", [[0, 0], [1, 1], [1, 1], [0, 0]], 5, vq=(0.1, 3)), tmp_path, "PADV2",
+            "quantized differently")
+
+
+# ---- REVERSE_V2 -----------------------------------------------------------------------------
+
+def _reverse(dtype: str, axes, shape=(2, 3, 4, 5)) -> bytes:
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    x = m.t(shape, dtype, q, name="x", inp=True)
+    a = m.t((len(axes),), "int32", data=np.array(axes, np.int32))
+    y = m.t(shape, dtype, q, name="y")
+    m.op("REVERSE_V2", [x, a], [y], "ReverseV2Options")
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype,axes", [("float32", [1]), ("int8", [3]), ("int8", [1, 0]), ("float32", [-1, 2]),
+                                        ("int32", [0]), ("bool", [2])])
+def test_reverse_v2(dtype, axes, tmp_path):
+    run(_reverse(dtype, axes), tmp_path)
+
+
+def test_reverse_v2_refusals(tmp_path):
+    refused(_reverse("float32", [1, 1]), tmp_path, "REVERSE_V2", "repeated")
+    refused(_reverse("int8", [0, 2]), tmp_path, "REVERSE_V2", "not contiguous")
