@@ -149,3 +149,36 @@ def test_reverse_v2(dtype, axes, tmp_path):
 def test_reverse_v2_refusals(tmp_path):
     refused(_reverse("float32", [1, 1]), tmp_path, "REVERSE_V2", "repeated")
     refused(_reverse("int8", [0, 2]), tmp_path, "REVERSE_V2", "not contiguous")
+
+
+# ---- CAST -----------------------------------------------------------------------------------
+
+def _cast(src: str, dst: str, shape=(2, 3, 7)) -> bytes:
+    m = Model()
+    qs = lambda d: (1.0, 0) if d in ("int8", "uint8", "int16") else None  # noqa: E731  (the validator wants one)
+    x = m.t(shape, src, qs(src), name="x", inp=True)
+    y = m.t(shape, dst, qs(dst), name="y")
+    m.op("CAST", [x], [y])
+    return m.finish([y])
+
+
+def _cast_inputs(g, rng):
+    t = g.tensors[g.inputs[0]]
+    if t.dtype.np_name == "float32":   # within every target type's range (C leaves the rest undefined)
+        x = rng.uniform(-120.0, 120.0, t.shape).astype(np.float32)
+        x.reshape(-1)[:3] = [0.0, -0.75, 0.5]
+        return [x]
+    return _inputs(g, rng)
+
+
+CASTS = [(a, b) for a in ("int8", "int16", "int32", "float32", "bool") for b in ("int8", "int16", "int32", "float32",
+                                                                               "bool") if a != b]
+
+
+@pytest.mark.parametrize("src,dst", CASTS, ids=[f"{a}-{b}" for a, b in CASTS])
+def test_cast(src, dst, tmp_path):
+    run(_cast(src, dst), tmp_path, n=2, inputs=_cast_inputs)
+
+
+def test_cast_refusals(tmp_path):
+    refused(_cast("float32", "uint8"), tmp_path, "CAST", "float32 to uint8")

@@ -141,17 +141,50 @@ def _reverse(em, op: Op) -> None:
     emit_move(em, op, Move(op.inputs[0], op.outputs[0], x.shape, steps, st, base), x.dtype.itemsize)
 
 
+# ---- CAST -------------------------------------------------------------------------------------
+
+# TML_T_* codes of tml_kernels.h
+_CAST_CODES = {S8: 0, DType.UINT8: 1, DType.INT16: 2, I32: 3, F32: 4, BOOL: 5}
+# TFLite Micro's CAST converts between any two of these (not uint8)
+_CAST_TYPES = (S8, DType.INT16, I32, F32, BOOL)
+
+
+def _check_cast(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (1,))
+    if err:
+        return err
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if x.dtype not in _CAST_TYPES or y.dtype not in _CAST_TYPES:
+        return f"{x.dtype.np_name} to {y.dtype.np_name} (TFLite Micro's CAST has no such conversion)"
+    if x.size != y.size:
+        return f"input {list(x.shape)} and output {list(y.shape)} differ in size"
+    return None
+
+
+def _cast(em, op: Op) -> None:
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    p = em.params("tml_cast_t", dict(n=x.size, **{"from": _CAST_CODES[x.dtype]}, to=_CAST_CODES[y.dtype]))
+    em.call(op, f"tml_cast({p}, {_in(em, op)}, {em.ptr(op.outputs[0])})", "tml_more.c")
+
+
+def _in(em, op: Op, k: int = 0) -> str:
+    return em.ptr(op.inputs[k], const=True)
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
     "PADV2": Lowering(_padv2, _check_padv2),
     "REVERSE_V2": Lowering(_reverse, _check_reverse),
+    "CAST": Lowering(_cast, _check_cast),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
 OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "PADV2": (S8, F32),
     "REVERSE_V2": _ANY,
+    "CAST": _CAST_TYPES,
 }
 
 

@@ -540,4 +540,20 @@ typedef struct {
 
 void tml_tree_ensemble(const tml_tree_t *p, const float *x, float *scores, int64_t *labels);
 
+/* Kernels of TFLite builtins without an IR kind (tml_more.c). Element types: */
+#define TML_T_INT8 0
+#define TML_T_UINT8 1
+#define TML_T_INT16 2
+#define TML_T_INT32 3
+#define TML_T_FLOAT32 4
+#define TML_T_BOOL 5
+
+/* CAST of n elements from type 'from' to type 'to' (TML_T_*), as C converts. */
+typedef struct {
+    uint32_t n;
+    uint8_t from, to;
+} tml_cast_t;
+
+void tml_cast(const tml_cast_t *p, const void *in, void *out);
+
 #endif /* TML_KERNELS_H */
