@@ -182,3 +182,51 @@ def test_cast(src, dst, tmp_path):
 
 def test_cast_refusals(tmp_path):
     refused(_cast("float32", "uint8"), tmp_path, "CAST", "float32 to uint8")
+
+
+# ---- ADD_N, FLOOR_DIV, FLOOR_MOD ------------------------------------------------------------
+
+def _add_n(dtype: str, n: int, qout=(0.11, -9), q1=Q_IN) -> bytes:
+    m = Model()
+    shape = (2, 5, 3)
+    q = lambda k: (q1 if k == 1 else Q_IN) if dtype == "int8" else None  # noqa: E731
+    ins = [m.t(shape, dtype, q(k), name=f"x{k}", inp=True) for k in range(n)]
+    y = m.t(shape, dtype, qout if dtype == "int8" else None, name="y")
+    m.op("ADD_N", ins, [y])
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype,n", [("int8", 2), ("int8", 4), ("float32", 2), ("float32", 5)])
+def test_add_n(dtype, n, tmp_path):
+    run(_add_n(dtype, n), tmp_path)
+
+
+def test_add_n_refusals(tmp_path):
+    refused(_add_n("int8", 3, q1=(0.07, 3)), tmp_path, "ADD_N", "quantized differently")
+
+
+def _floor_op(op: str, shape_b, dtype="float32") -> bytes:
+    m = Model()
+    a = m.t((2, 3, 4), dtype, name="a", inp=True)
+    b = m.t(shape_b, dtype, name="b", inp=True)
+    y = m.t((2, 3, 4), dtype, name="y")
+    m.op(op, [a, b], [y])
+    return m.finish([y])
+
+
+def _divisors(g, rng):
+    a, b = _inputs(g, rng)
+    b = np.where(np.abs(b) < 0.25, 0.7, b).astype(b.dtype)
+    if b.size > 3:
+        b.reshape(-1)[:3] = [-2.0, 2.0, 1.5]      # exact quotients, both signs
+    return [a, b]
+
+
+@pytest.mark.parametrize("op", ["FLOOR_DIV", "FLOOR_MOD"])
+@pytest.mark.parametrize("shape_b", [(2, 3, 4), (3, 1)])
+def test_floor_div_mod(op, shape_b, tmp_path):
+    run(_floor_op(op, shape_b), tmp_path, inputs=_divisors)
+
+
+def test_floor_refusals(tmp_path):
+    refused(_floor_op("FLOOR_MOD", (2, 3, 4), "int32"), tmp_path, "FLOOR_MOD", "int32")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, Graph, Op, OpKind
-from .lower_ew import _check_opaque_f32, _opaque_f32
+from .lower_ew import _check_opaque_f32, _opaque_f32, binary_f32_call
 from .lower_s8 import _pad_call
 from .lower_shape import Move, _strides, emit_move
 from .lowering import Lowering
+from .quant import f32, quantize_multiplier
 
 S8, F32, I32, BOOL = DType.INT8, DType.FLOAT32, DType.INT32, DType.BOOL
 
@@ -172,12 +173,75 @@ def _in(em, op: Op, k: int = 0) -> str:
     return em.ptr(op.inputs[k], const=True)
 
 
+# ---- ADD_N, FLOOR_DIV, FLOOR_MOD -----------------------------------------------------------------
+
+def _check_add_n(g: Graph, op: Op) -> str | None:
+    n = len(op.inputs)
+    err = _arity(op, (n,) if n >= 2 else (2,)) or _dtypes(g, op, (S8, F32), range(n))
+    if err:
+        return err
+    y = g.tensors[op.outputs[0]]
+    for k, i in enumerate(op.inputs):
+        t = g.tensors[i]
+        if tuple(t.shape) != tuple(y.shape):
+            return f"input {k} is {list(t.shape)}, the output {list(y.shape)} (ADD_N does not broadcast)"
+        x = g.tensors[op.inputs[0]]
+        if y.dtype is S8 and (t.quant.zp, f32(t.quant.s)) != (x.quant.zp, f32(x.quant.s)):
+            return f"input {k} is quantized differently from input 0 (TFLite Micro requires them equal)"
+    return None
+
+
+def _add_n(em, op: Op) -> None:
+    g = em.graph
+    y = g.tensors[op.outputs[0]]
+    if y.dtype is F32:        # ((in0 + in1) + in2) + ...: TFLite's sum order, into the output
+        binary_f32_call(em, op, "tml_add_f32", op.inputs[0], op.inputs[1], runtime="tml_elementwise_f32.c")
+        for i in op.inputs[2:]:
+            binary_f32_call(em, op, "tml_add_f32", op.outputs[0], i, runtime="tml_elementwise_f32.c")
+        return
+    x = g.tensors[op.inputs[0]]
+    s_in = float(f32(x.quant.s))
+    in_mult, in_shift = quantize_multiplier(s_in / (2 * s_in))                # as TFLite Micro: in double
+    out_mult, out_shift = quantize_multiplier(2 * s_in / ((1 << 20) * float(f32(y.quant.s))))
+    p = em.params("tml_add_n_s8_t", dict(n=len(op.inputs), count=y.size, in_offset=-x.quant.zp,
+                                         out_offset=y.quant.zp, in_mult=in_mult, out_mult=out_mult,
+                                         in_shift=in_shift, out_shift=out_shift))
+    ins = em.fresh("ins")
+    em.consts.append(f"static const int8_t *const {ins}[{len(op.inputs)}] = "
+                     f"{{{', '.join(_in(em, op, k) for k in range(len(op.inputs)))}}};")
+    em.call(op, f"tml_add_n_s8({p}, {ins}, {em.ptr(op.outputs[0])})", "tml_more.c", "tml_fixedpoint.h",
+            "tml_fixedpoint.c")
+
+
+def _check_floor(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2,)) or _dtypes(g, op, (F32,), (0, 1))
+    if err:
+        return err
+    shapes = [g.tensors[i].shape for i in op.inputs]
+    try:
+        want = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return f"inputs {[list(s) for s in shapes]} do not broadcast"
+    y = g.tensors[op.outputs[0]]
+    if want != tuple(y.shape) or len(want) > 4:
+        return f"output {list(y.shape)} (the inputs broadcast to {list(want)}; at most 4-D)"
+    return None
+
+
+def _floor(em, op: Op) -> None:
+    fn = "tml_floordiv_f32" if op.attrs.op == "FLOOR_DIV" else "tml_floormod_f32"
+    binary_f32_call(em, op, fn, op.inputs[0], op.inputs[1])
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
     "PADV2": Lowering(_padv2, _check_padv2),
     "REVERSE_V2": Lowering(_reverse, _check_reverse),
     "CAST": Lowering(_cast, _check_cast),
+    "ADD_N": Lowering(_add_n, _check_add_n),
+    "FLOOR_DIV": Lowering(_floor, _check_floor),
+    "FLOOR_MOD": Lowering(_floor, _check_floor),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -185,6 +249,9 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "PADV2": (S8, F32),
     "REVERSE_V2": _ANY,
     "CAST": _CAST_TYPES,
+    "ADD_N": (S8, F32),
+    "FLOOR_DIV": (F32,),
+    "FLOOR_MOD": (F32,),
 }
 
 

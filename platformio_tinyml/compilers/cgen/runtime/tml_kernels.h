@@ -435,6 +435,9 @@ void tml_max_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, 
 void tml_min_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 void tml_sqdiff_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 void tml_prelu_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+/* FLOOR_DIV: floor(a / b); FLOOR_MOD: fmod(a, b) moved to b's sign (TFLite's FloorMod). */
+void tml_floordiv_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_floormod_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 
 /* Comparisons -> 0/1 bytes (TML_CMP_*), LOGICAL_AND / LOGICAL_OR (is_or) on 0/1 bytes, with
  * tml_binary_f32_t's dims and strides (act_min / act_max unused); tml_logic.c. */
@@ -555,5 +558,16 @@ typedef struct {
 } tml_cast_t;
 
 void tml_cast(const tml_cast_t *p, const void *in, void *out);
+
+/* int8 ADD_N of n inputs of count elements each (ins: their pointers), TFLite's
+ * integer arithmetic: every input rescaled with 20 bits of headroom, summed onto
+ * the rescaled input offset, rescaled to the output. */
+typedef struct {
+    uint32_t n, count;
+    int32_t in_offset, out_offset, in_mult, out_mult;
+    int8_t in_shift, out_shift;
+} tml_add_n_s8_t;
+
+void tml_add_n_s8(const tml_add_n_s8_t *p, const int8_t *const *ins, int8_t *out);
 
 #endif /* TML_KERNELS_H */

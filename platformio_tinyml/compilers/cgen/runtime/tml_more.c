@@ -1,8 +1,9 @@
 /* tml_more.c - kernels of TFLite builtins without an IR kind (cgen/lower_more.py):
  * CAST between int8, uint8, int16, int32, float32 and bool as C converts (TFLite
  * Micro's static_cast: float to integer truncates toward zero, integers narrow
- * by wrapping, anything to bool is "nonzero"). */
+ * by wrapping, anything to bool is "nonzero"); int8 ADD_N. */
 #include "tml_kernels.h"
+#include "tml_fixedpoint.h"
 
 static int32_t load_int(const uint8_t *x, uint8_t type, uint32_t i)
 {
@@ -30,5 +31,20 @@ void tml_cast(const tml_cast_t *src, const void *in, void *out)
         case TML_T_FLOAT32: ((float *)out)[i] = from_float ? f : (float)v; break;
         default: ((uint8_t *)out)[i] = (uint8_t)(from_float ? f != 0.0f : v != 0); break;
         }
+    }
+}
+
+void tml_add_n_s8(const tml_add_n_s8_t *src, const int8_t *const *ins, int8_t *out)
+{
+    TML_LOAD_PARAMS(tml_add_n_s8_t, src);
+    const int32_t lift = (int32_t)1 << 20;
+    /* TFLite Micro starts the sum from the rescaled input offset, not from 0 */
+    const int32_t start = tml_requant(P->in_offset * lift, P->in_mult, P->in_shift);
+    for (uint32_t i = 0; i < P->count; ++i) {
+        int32_t acc = start;
+        for (uint32_t k = 0; k < P->n; ++k)
+            acc += tml_requant((P->in_offset + ins[k][i]) * lift, P->in_mult, P->in_shift);
+        acc = tml_requant(acc, P->out_mult, P->out_shift) + P->out_offset;
+        out[i] = (int8_t)(acc < -128 ? -128 : acc > 127 ? 127 : acc);
     }
 }
