@@ -15,6 +15,7 @@ import pytest
 
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.errors import UnsupportedOpError
+from platformio_tinyml.ir import OpKind
 from platformio_tinyml.model.tflite import load_tflite
 from test_cgen_ops import FLOAT_TOL, rel_err
 from test_cgen_ops_ew import _builder, built
@@ -230,3 +231,78 @@ def test_floor_div_mod(op, shape_b, tmp_path):
 
 def test_floor_refusals(tmp_path):
     refused(_floor_op("FLOOR_MOD", (2, 3, 4), "int32"), tmp_path, "FLOOR_MOD", "int32")
+
+
+# ---- ZEROS_LIKE, FILL, BROADCAST_ARGS ---------------------------------------------------------
+
+def _zeros_like(dtype: str, folded: bool) -> bytes:
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    x = m.t((2, 3, 4), dtype, q, name="x", inp=True)
+    z = m.t((2, 3, 4), dtype, q, name="z")
+    m.op("ZEROS_LIKE", [x], [z])
+    if not folded:
+        return m.finish([z])
+    y = m.t((2, 3, 4), dtype, q, name="y")
+    m.op("ADD", [x, z], [y], "AddOptions")
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int8"])
+def test_zeros_like(dtype, tmp_path):
+    run(_zeros_like(dtype, folded=False), tmp_path, n=1)
+
+
+def _fill(dtype: str, value=None, out: bool = True, shape=(3, 2, 5)) -> bytes:
+    """FILL of a constant ``value`` (a graph input when None): the output, or added to an input."""
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    dims = m.t((len(shape),), "int32", data=np.array(shape, np.int32))
+    v = m.t((), dtype, q, name="v", inp=value is None, data=None if value is None else np.array(value, dtype))
+    f = m.t(shape, dtype, q, name="f")
+    m.op("FILL", [dims, v], [f])
+    x = m.t(shape, dtype, q, name="x", inp=True)   # (unused by an output FILL: a model has an input)
+    if out:
+        return m.finish([f])
+    y = m.t(shape, dtype, q, name="y")
+    m.op("ADD", [x, f], [y], "AddOptions")
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype,value", [("float32", None), ("int8", None), ("int32", None), ("float32", -2.25),
+                                         ("int32", 7)])
+def test_fill(dtype, value, tmp_path):
+    run(_fill(dtype, value), tmp_path, n=2)
+
+
+def test_constant_fill_and_zeros_fold(tmp_path):
+    """With constant inputs both become constants: the graph keeps only the ADD."""
+    for k, buf in enumerate([_fill("float32", 1.5, out=False), _zeros_like("float32", folded=True)]):
+        path = tmp_path / f"m{k}.tflite"
+        path.write_bytes(buf)
+        assert [op.kind for op in load_tflite(path).ops] == [OpKind.ADD]
+        (tmp_path / str(k)).mkdir()
+        run(buf, tmp_path / str(k), n=1)
+
+
+def _broadcast_args(const: bool) -> bytes:
+    """FILL of the shape BROADCAST_ARGS computes, with a value from the input."""
+    m = Model()
+    a = m.t((3,), "int32", name="a", data=np.array([2, 1, 4], np.int32))
+    b = m.t((2,), "int32", name="b", inp=not const, data=np.array([3, 1], np.int32) if const else None)
+    s = m.t((3,), "int32", name="s")
+    m.op("BROADCAST_ARGS", [a, b], [s])
+    v = m.t((), "float32", name="v", inp=True)
+    y = m.t((2, 3, 4), "float32", name="y")
+    m.op("FILL", [s, v], [y])
+    return m.finish([y])
+
+
+def test_broadcast_args_folds(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_broadcast_args(True))
+    g = load_tflite(path)
+    assert [op.attrs.op for op in g.ops] == ["FILL"]
+    assert g.tensors[g.ops[0].inputs[0]].data.tolist() == [2, 3, 4]   # (TFLM's FILL wants constant dims)
+    (tmp_path / "r").mkdir()
+    refused(_broadcast_args(False), tmp_path / "r", "BROADCAST_ARGS", "constant")

@@ -23,6 +23,7 @@ from .lowering import Lowering
 from .quant import f32, quantize_multiplier
 
 S8, F32, I32, BOOL = DType.INT8, DType.FLOAT32, DType.INT32, DType.BOOL
+MORE_C = ("tml_more.c", "tml_fixedpoint.h")     # the runtime files of tml_more.c's kernels
 
 
 def _const(g: Graph, op: Op, k: int) -> np.ndarray | None:
@@ -166,7 +167,7 @@ def _cast(em, op: Op) -> None:
     g = em.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     p = em.params("tml_cast_t", dict(n=x.size, **{"from": _CAST_CODES[x.dtype]}, to=_CAST_CODES[y.dtype]))
-    em.call(op, f"tml_cast({p}, {_in(em, op)}, {em.ptr(op.outputs[0])})", "tml_more.c")
+    em.call(op, f"tml_cast({p}, {_in(em, op)}, {em.ptr(op.outputs[0])})", *MORE_C)
 
 
 def _in(em, op: Op, k: int = 0) -> str:
@@ -209,8 +210,7 @@ def _add_n(em, op: Op) -> None:
     ins = em.fresh("ins")
     em.consts.append(f"static const int8_t *const {ins}[{len(op.inputs)}] = "
                      f"{{{', '.join(_in(em, op, k) for k in range(len(op.inputs)))}}};")
-    em.call(op, f"tml_add_n_s8({p}, {ins}, {em.ptr(op.outputs[0])})", "tml_more.c", "tml_fixedpoint.h",
-            "tml_fixedpoint.c")
+    em.call(op, f"tml_add_n_s8({p}, {ins}, {em.ptr(op.outputs[0])})", *MORE_C)
 
 
 def _check_floor(g: Graph, op: Op) -> str | None:
@@ -233,6 +233,44 @@ def _floor(em, op: Op) -> None:
     binary_f32_call(em, op, fn, op.inputs[0], op.inputs[1])
 
 
+# ---- ZEROS_LIKE, FILL -------------------------------------------------------------------------
+# With constant inputs a graph pass folds both into constants (ir/passes.py): these run only for a
+# graph output, a quantized tensor or a value computed at run time.
+
+def _check_zeros_like(g: Graph, op: Op) -> str | None:
+    return _arity(op, (1,)) or _dtypes(g, op, (S8, DType.INT16, I32, DType.INT64, F32))
+
+
+def _zeros_like(em, op: Op) -> None:
+    y = em.graph.tensors[op.outputs[0]]
+    p = em.params("tml_fill_t", dict(n=y.nbytes, elem=1, value=[0, 0, 0, 0]))
+    em.call(op, f"tml_fill({p}, 0, {em.ptr(op.outputs[0])})", "tml_move.c")
+
+
+def _check_fill(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2,)) or _dtypes(g, op, (S8, DType.INT16, I32, DType.INT64, F32, BOOL), (1,))
+    if err:
+        return err
+    v, y = g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if v.size != 1:
+        return f"the value is {list(v.shape)}, not a scalar"
+    dims = _const(g, op, 0)
+    if dims is not None and tuple(int(d) for d in dims.reshape(-1)) != tuple(y.shape):
+        return f"dims {dims.reshape(-1).tolist()} differ from the output shape {list(y.shape)}"
+    return None
+
+
+def _fill(em, op: Op) -> None:
+    """The value copied to every element: one strided copy reading it with step 0."""
+    y = em.graph.tensors[op.outputs[0]]
+    emit_move(em, op, Move(op.inputs[1], op.outputs[0], [y.size], [0], [1]), y.dtype.itemsize)
+
+
+def _check_broadcast_args(g: Graph, op: Op) -> str | None:
+    return ("shapes computed at run time, or a graph output (cgen takes BROADCAST_ARGS of constant shapes, "
+            "folded into a constant)")
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -242,6 +280,9 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "ADD_N": Lowering(_add_n, _check_add_n),
     "FLOOR_DIV": Lowering(_floor, _check_floor),
     "FLOOR_MOD": Lowering(_floor, _check_floor),
+    "ZEROS_LIKE": Lowering(_zeros_like, _check_zeros_like),
+    "FILL": Lowering(_fill, _check_fill),
+    "BROADCAST_ARGS": Lowering(_zeros_like, _check_broadcast_args),   # folded: the check always refuses
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -252,16 +293,18 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "ADD_N": (S8, F32),
     "FLOOR_DIV": (F32,),
     "FLOOR_MOD": (F32,),
+    "ZEROS_LIKE": (S8, DType.INT16, I32, DType.INT64, F32),
+    "FILL": (S8, DType.INT16, I32, DType.INT64, F32, BOOL),
 }
 
 
-def _entry(op: Op) -> Lowering | None:
+def _entry(g: Graph, op: Op) -> Lowering | None:
     a = op.attrs
-    return OPAQUE_OPS.get(a.op) if not a.domain and not a.reason else None
+    return OPAQUE_OPS.get(a.op) if g.source_format == "tflite" and not a.domain and not a.reason else None
 
 
 def _check(g: Graph, op: Op) -> str | None:
-    entry = _entry(op)
+    entry = _entry(g, op)
     if entry is not None:
         return entry.check(g, op)
     if op.inputs and g.tensors[op.inputs[0]].dtype is F32:
@@ -270,12 +313,12 @@ def _check(g: Graph, op: Op) -> str | None:
 
 
 def _lower(em, op: Op) -> None:
-    entry = _entry(op)
+    entry = _entry(em.graph, op)
     (entry.lower if entry is not None else _opaque_f32)(em, op)
 
 
 def _scratch(g: Graph, op: Op):
-    entry = _entry(op)
+    entry = _entry(g, op)
     return entry.scratch(g, op) if entry is not None and entry.scratch is not None else 0
 
 
