@@ -34,6 +34,7 @@ class Model:
 
     def t(self, shape, dtype: str, q=None, data=None, name: str = "", inp: bool = False) -> int:
         base = dtype if dtype not in _TYPES else "int8"
+        q = q or ((1.0, 0) if dtype in ("uint8", "int16") else None)   # the validator wants one
         i = self.b.tensor(shape, base, ([q[0]], [q[1]], 0) if q else None,
                           None if data is None or dtype in _TYPES else data, name)
         if dtype in _TYPES:
@@ -156,7 +157,7 @@ def test_reverse_v2_refusals(tmp_path):
 
 def _cast(src: str, dst: str, shape=(2, 3, 7)) -> bytes:
     m = Model()
-    qs = lambda d: (1.0, 0) if d in ("int8", "uint8", "int16") else None  # noqa: E731  (the validator wants one)
+    qs = lambda d: (1.0, 0) if d == "int8" else None  # noqa: E731
     x = m.t(shape, src, qs(src), name="x", inp=True)
     y = m.t(shape, dst, qs(dst), name="y")
     m.op("CAST", [x], [y])
@@ -248,7 +249,7 @@ def _zeros_like(dtype: str, folded: bool) -> bytes:
     return m.finish([y])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "int32", "int8"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int8", "int64"])
 def test_zeros_like(dtype, tmp_path):
     run(_zeros_like(dtype, folded=False), tmp_path, n=1)
 
@@ -306,3 +307,4 @@ def test_broadcast_args_folds(tmp_path):
     assert g.tensors[g.ops[0].inputs[0]].data.tolist() == [2, 3, 4]   # (TFLM's FILL wants constant dims)
     (tmp_path / "r").mkdir()
     refused(_broadcast_args(False), tmp_path / "r", "BROADCAST_ARGS", "constant")
+    refused(_fill("int16", None), tmp_path, "FILL", "int16")

@@ -237,8 +237,12 @@ def _floor(em, op: Op) -> None:
 # With constant inputs a graph pass folds both into constants (ir/passes.py): these run only for a
 # graph output, a quantized tensor or a value computed at run time.
 
+_ZEROS_TYPES = (S8, I32, DType.INT64, F32)      # what TFLite Micro's kernels take
+_FILL_TYPES = (S8, I32, F32)
+
+
 def _check_zeros_like(g: Graph, op: Op) -> str | None:
-    return _arity(op, (1,)) or _dtypes(g, op, (S8, DType.INT16, I32, DType.INT64, F32))
+    return _arity(op, (1,)) or _dtypes(g, op, _ZEROS_TYPES)
 
 
 def _zeros_like(em, op: Op) -> None:
@@ -248,7 +252,7 @@ def _zeros_like(em, op: Op) -> None:
 
 
 def _check_fill(g: Graph, op: Op) -> str | None:
-    err = _arity(op, (2,)) or _dtypes(g, op, (S8, DType.INT16, I32, DType.INT64, F32, BOOL), (1,))
+    err = _arity(op, (2,)) or _dtypes(g, op, _FILL_TYPES, (1,))
     if err:
         return err
     v, y = g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
@@ -293,8 +297,8 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "ADD_N": (S8, F32),
     "FLOOR_DIV": (F32,),
     "FLOOR_MOD": (F32,),
-    "ZEROS_LIKE": (S8, DType.INT16, I32, DType.INT64, F32),
-    "FILL": (S8, DType.INT16, I32, DType.INT64, F32, BOOL),
+    "ZEROS_LIKE": _ZEROS_TYPES,
+    "FILL": _FILL_TYPES,
 }
 
 
