@@ -308,3 +308,54 @@ def test_broadcast_args_folds(tmp_path):
     (tmp_path / "r").mkdir()
     refused(_broadcast_args(False), tmp_path / "r", "BROADCAST_ARGS", "constant")
     refused(_fill("int16", None), tmp_path, "FILL", "int16")
+
+
+# ---- GATHER_ND, EMBEDDING_LOOKUP ----------------------------------------------------------------
+
+def _gather_nd(dtype: str, idx_shape, x_shape=(4, 3, 5), op="GATHER_ND", out_dtype=None, q=Q_IN,
+               const: bool = False) -> bytes:
+    m = Model()
+    qx = q if dtype == "int8" else None
+    emb = op == "EMBEDDING_LOOKUP"
+    depth = 1 if emb else idx_shape[-1]
+    out_shape = (tuple(idx_shape) if emb else tuple(idx_shape[:-1])) + tuple(x_shape[depth:])
+    i = m.t(idx_shape, "int32", name="i", inp=True)
+    data = np.random.default_rng(1).integers(-128, 128, x_shape).astype(dtype) if const else None
+    x = m.t(x_shape, dtype, qx, name="x", inp=not const, data=data)
+    y = m.t(out_shape, out_dtype or dtype, qx if (out_dtype or dtype) == "int8" else None, name="y")
+    m.op(op, [i, x] if emb else [x, i], [y])
+    return m.finish([y])
+
+
+def _indices(g, rng):
+    """In-range indices for the int32 input (ids / index tuples), random values for the rest."""
+    op = g.ops[0]
+    emb = op.attrs.op == "EMBEDDING_LOOKUP"
+    xt = g.tensors[op.inputs[1] if emb else op.inputs[0]]
+    xs = []
+    for t in (g.tensors[j] for j in g.inputs):
+        if t.dtype.np_name == "int32":
+            hi = np.array(xt.shape[:1] if emb else xt.shape[:t.shape[-1]])
+            xs.append((rng.random(t.shape) * hi).astype(np.int32))
+        else:
+            xs.append(_inputs(g, rng)[len(xs)])
+    return xs
+
+
+@pytest.mark.parametrize("dtype,idx_shape", [("float32", (2, 2)), ("int8", (3, 1)), ("int8", (2, 2, 3)),
+                                             ("float32", (5, 3))])
+def test_gather_nd(dtype, idx_shape, tmp_path):
+    run(_gather_nd(dtype, idx_shape), tmp_path, inputs=_indices)
+
+
+@pytest.mark.parametrize("dtype,out", [("float32", None), ("int8", None), ("int8", "float32")])
+def test_embedding_lookup(dtype, out, tmp_path):
+    """int8 into float32: TFLite Micro's hybrid lookup of constant rows (zero point 0)."""
+    run(_gather_nd(dtype, (6,), (5, 4, 2), "EMBEDDING_LOOKUP", out, q=(0.03, 0), const=out is not None), tmp_path,
+        inputs=_indices)
+
+
+def test_gather_refusals(tmp_path):
+    refused(_gather_nd("int32", (2, 2)), tmp_path, "GATHER_ND", "int32 values")
+    refused(_gather_nd("int8", (3,), (5, 4), "EMBEDDING_LOOKUP", "float32", const=True), tmp_path,
+            "EMBEDDING_LOOKUP", "zero point 0")

@@ -275,6 +275,53 @@ def _check_broadcast_args(g: Graph, op: Op) -> str | None:
             "folded into a constant)")
 
 
+# ---- GATHER_ND, EMBEDDING_LOOKUP ----------------------------------------------------------------
+
+def _gather_io(op: Op) -> tuple[int, int]:
+    """(params, indices) tensor indices: EMBEDDING_LOOKUP takes the ids first."""
+    return (op.inputs[1], op.inputs[0]) if op.attrs.op == "EMBEDDING_LOOKUP" else (op.inputs[0], op.inputs[1])
+
+
+def _check_gather_nd(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2,))
+    if err:
+        return err
+    emb = op.attrs.op == "EMBEDDING_LOOKUP"
+    (x, i), y = (g.tensors[t] for t in _gather_io(op)), g.tensors[op.outputs[0]]
+    if i.dtype is not I32:
+        return f"indices are {i.dtype.np_name} (TFLite Micro takes int32)"
+    if x.dtype not in (S8, F32) or not (y.dtype is x.dtype or (emb and (x.dtype, y.dtype) == (S8, F32))):
+        return (f"{x.dtype.np_name} values into a {y.dtype.np_name} output (TFLite Micro takes int8 or float32"
+                f"{', and int8 into float32' if emb else ''})")
+    depth = 1 if emb else (i.shape[-1] if i.shape else 0)
+    if emb and (len(i.shape) != 1 or len(x.shape) < 2):
+        return "needs 1-D ids and values of rank 2 or more"
+    if not 1 <= depth <= min(5, len(x.shape)):
+        return f"index depth {depth} (1 to min(5, rank of the values) expected)"
+    want = (tuple(i.shape) if emb else tuple(i.shape[:-1])) + tuple(x.shape[depth:])
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} (expected {list(want)})"
+    if x.dtype is S8 and y.dtype is F32 and (x.quant is None or x.quant.per_channel or x.quant.zp != 0):
+        return "int8 values need one scale and zero point 0 (TFLite Micro's hybrid lookup)"
+    return None
+
+
+def _gather_nd(em, op: Op) -> None:
+    g = em.graph
+    xi, ii = _gather_io(op)
+    x, i, y = g.tensors[xi], g.tensors[ii], g.tensors[op.outputs[0]]
+    depth = 1 if op.attrs.op == "EMBEDDING_LOOKUP" else i.shape[-1]
+    st = _strides(x.shape)
+    hybrid = y.dtype is not x.dtype
+    p = em.params("tml_gather_nd_t", dict(
+        n=i.size // depth, depth=depth, slice=int(np.prod(x.shape[depth:], dtype=np.int64)), elem=x.dtype.itemsize,
+        dims=[int(d) for d in x.shape[:depth]] + [0] * (5 - depth),
+        step=[s * x.dtype.itemsize for s in st[:depth]] + [0] * (5 - depth),
+        scale=float(f32(x.quant.s)) if hybrid else 0.0))
+    em.call(op, f"tml_gather_nd({p}, {em.ptr(xi, const=True)}, {em.ptr(ii, const=True)}, {em.ptr(op.outputs[0])})",
+            *MORE_C)
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -287,6 +334,8 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "ZEROS_LIKE": Lowering(_zeros_like, _check_zeros_like),
     "FILL": Lowering(_fill, _check_fill),
     "BROADCAST_ARGS": Lowering(_zeros_like, _check_broadcast_args),   # folded: the check always refuses
+    "GATHER_ND": Lowering(_gather_nd, _check_gather_nd),
+    "EMBEDDING_LOOKUP": Lowering(_gather_nd, _check_gather_nd),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -299,6 +348,8 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "FLOOR_MOD": (F32,),
     "ZEROS_LIKE": _ZEROS_TYPES,
     "FILL": _FILL_TYPES,
+    "GATHER_ND": (S8, F32),
+    "EMBEDDING_LOOKUP": (S8, F32),
 }
 
 

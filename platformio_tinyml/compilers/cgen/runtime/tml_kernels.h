@@ -570,4 +570,18 @@ typedef struct {
 
 void tml_add_n_s8(const tml_add_n_s8_t *p, const int8_t *const *ins, int8_t *out);
 
+/* GATHER_ND and EMBEDDING_LOOKUP with indices read at run time: for each of n index
+ * tuples (depth int32s of idx), the slice of 'slice' elements of 'elem' bytes at
+ * sum(index[k] * step[k]) bytes; an index outside 0..dims[k]-1 (TFLite Micro fails
+ * the invoke) gives a slice of zeros. scale != 0 (hybrid EMBEDDING_LOOKUP): int8
+ * elements written as float32 value * scale. */
+typedef struct {
+    uint32_t n, depth, slice;
+    uint8_t elem;
+    uint32_t dims[5], step[5];
+    float scale;
+} tml_gather_nd_t;
+
+void tml_gather_nd(const tml_gather_nd_t *p, const void *params, const int32_t *idx, void *out);
+
 #endif /* TML_KERNELS_H */

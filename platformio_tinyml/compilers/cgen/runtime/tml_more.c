@@ -1,7 +1,8 @@
 /* tml_more.c - kernels of TFLite builtins without an IR kind (cgen/lower_more.py):
  * CAST between int8, uint8, int16, int32, float32 and bool as C converts (TFLite
  * Micro's static_cast: float to integer truncates toward zero, integers narrow
- * by wrapping, anything to bool is "nonzero"); int8 ADD_N. */
+ * by wrapping, anything to bool is "nonzero"); int8 ADD_N; GATHER_ND and
+ * EMBEDDING_LOOKUP with run-time indices. */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
 
@@ -46,5 +47,30 @@ void tml_add_n_s8(const tml_add_n_s8_t *src, const int8_t *const *ins, int8_t *o
             acc += tml_requant((P->in_offset + ins[k][i]) * lift, P->in_mult, P->in_shift);
         acc = tml_requant(acc, P->out_mult, P->out_shift) + P->out_offset;
         out[i] = (int8_t)(acc < -128 ? -128 : acc > 127 ? 127 : acc);
+    }
+}
+
+void tml_gather_nd(const tml_gather_nd_t *src, const void *params, const int32_t *idx, void *out)
+{
+    TML_LOAD_PARAMS(tml_gather_nd_t, src);
+    const uint8_t *x = (const uint8_t *)params;
+    uint8_t *y = (uint8_t *)out;
+    const uint32_t bytes = P->slice * (P->scale != 0.0f ? 4u : P->elem);
+    for (uint32_t i = 0; i < P->n; ++i, idx += P->depth, y += bytes) {
+        uint32_t from = 0;
+        int inside = 1;
+        for (uint32_t k = 0; k < P->depth; ++k) {
+            if (idx[k] < 0 || (uint32_t)idx[k] >= P->dims[k]) inside = 0;
+            else from += (uint32_t)idx[k] * P->step[k];
+        }
+        if (!inside) {
+            memset(y, 0, bytes);
+        } else if (P->scale != 0.0f) {
+            const int8_t *v = (const int8_t *)(x + from);
+            float *f = (float *)y;
+            for (uint32_t j = 0; j < P->slice; ++j) f[j] = (float)v[j] * P->scale;
+        } else {
+            memcpy(y, x + from, bytes);
+        }
     }
 }
