@@ -359,3 +359,22 @@ def test_gather_refusals(tmp_path):
     refused(_gather_nd("int32", (2, 2)), tmp_path, "GATHER_ND", "int32 values")
     refused(_gather_nd("int8", (3,), (5, 4), "EMBEDDING_LOOKUP", "float32", const=True), tmp_path,
             "EMBEDDING_LOOKUP", "zero point 0")
+
+
+# ---- CUMSUM -------------------------------------------------------------------------------------
+
+def _cumsum(dtype: str, axis: int, exclusive: bool, reverse: bool) -> bytes:
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    x = m.t((2, 5, 3), dtype, q, name="x", inp=True)
+    a = m.t((), "int32", data=np.array(axis, np.int32))
+    y = m.t((2, 5, 3), dtype, (0.2, -5) if q else None, name="y")
+    m.op("CUMSUM", [x, a], [y], "CumsumOptions", exclusive=exclusive, reverse=reverse)
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("axis,exclusive,reverse", [(1, False, False), (-1, True, False), (0, False, True),
+                                                    (1, True, True)])
+def test_cumsum(dtype, axis, exclusive, reverse, tmp_path):
+    run(_cumsum(dtype, axis, exclusive, reverse), tmp_path, n=2)

@@ -200,17 +200,21 @@ def _add_n(em, op: Op) -> None:
         for i in op.inputs[2:]:
             binary_f32_call(em, op, "tml_add_f32", op.outputs[0], i, runtime="tml_elementwise_f32.c")
         return
-    x = g.tensors[op.inputs[0]]
-    s_in = float(f32(x.quant.s))
-    in_mult, in_shift = quantize_multiplier(s_in / (2 * s_in))                # as TFLite Micro: in double
-    out_mult, out_shift = quantize_multiplier(2 * s_in / ((1 << 20) * float(f32(y.quant.s))))
-    p = em.params("tml_add_n_s8_t", dict(n=len(op.inputs), count=y.size, in_offset=-x.quant.zp,
-                                         out_offset=y.quant.zp, in_mult=in_mult, out_mult=out_mult,
-                                         in_shift=in_shift, out_shift=out_shift))
+    p = em.params("tml_add_n_s8_t", dict(n=len(op.inputs), count=y.size,
+                                         **_sum_s8(g.tensors[op.inputs[0]], y)))
     ins = em.fresh("ins")
     em.consts.append(f"static const int8_t *const {ins}[{len(op.inputs)}] = "
                      f"{{{', '.join(_in(em, op, k) for k in range(len(op.inputs)))}}};")
     em.call(op, f"tml_add_n_s8({p}, {ins}, {em.ptr(op.outputs[0])})", *MORE_C)
+
+
+def _sum_s8(x, y) -> dict:
+    """The rescaling fields of TFLite Micro's int8 ADD_N and CUMSUM (20 bits of headroom)."""
+    s_in = float(f32(x.quant.s))
+    in_mult, in_shift = quantize_multiplier(s_in / (2 * s_in))                # as TFLite Micro: in double
+    out_mult, out_shift = quantize_multiplier(2 * s_in / ((1 << 20) * float(f32(y.quant.s))))
+    return dict(in_offset=-x.quant.zp, out_offset=y.quant.zp, in_mult=in_mult, out_mult=out_mult,
+                in_shift=in_shift, out_shift=out_shift)
 
 
 def _check_floor(g: Graph, op: Op) -> str | None:
@@ -322,6 +326,41 @@ def _gather_nd(em, op: Op) -> None:
             *MORE_C)
 
 
+# ---- CUMSUM -----------------------------------------------------------------------------------
+
+def _cumsum_axis(g: Graph, op: Op) -> int | None:
+    a, rank = _const(g, op, 1), len(g.tensors[op.inputs[0]].shape)
+    if a is None or a.size != 1 or not -rank <= int(a.reshape(-1)[0]) < rank:
+        return None
+    return int(a.reshape(-1)[0]) % rank
+
+
+def _check_cumsum(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2,)) or _dtypes(g, op, (S8, F32))
+    if err:
+        return err
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if _cumsum_axis(g, op) is None:
+        return "the axis must be a constant scalar axis of the input"
+    if tuple(x.shape) != tuple(y.shape):
+        return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
+    return None
+
+
+def _cumsum(em, op: Op) -> None:
+    g = em.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    ax, o = _cumsum_axis(g, op), dict(op.attrs.options)
+    f = dict(outer=int(np.prod(x.shape[:ax], dtype=np.int64)), count=x.shape[ax],
+             inner=int(np.prod(x.shape[ax + 1:], dtype=np.int64)), exclusive=bool(o.get("Exclusive")),
+             reverse=bool(o.get("Reverse")))
+    f.update(_sum_s8(x, y) if x.dtype is S8 else dict(in_offset=0, out_offset=0, in_mult=0, out_mult=0,
+                                                      in_shift=0, out_shift=0))
+    p = em.params("tml_cumsum_t", f)
+    em.call(op, f"tml_cumsum_{'s8' if x.dtype is S8 else 'f32'}({p}, {_in(em, op)}, {em.ptr(op.outputs[0])})",
+            *MORE_C)
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -336,6 +375,7 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "BROADCAST_ARGS": Lowering(_zeros_like, _check_broadcast_args),   # folded: the check always refuses
     "GATHER_ND": Lowering(_gather_nd, _check_gather_nd),
     "EMBEDDING_LOOKUP": Lowering(_gather_nd, _check_gather_nd),
+    "CUMSUM": Lowering(_cumsum, _check_cumsum),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -350,6 +390,7 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "FILL": _FILL_TYPES,
     "GATHER_ND": (S8, F32),
     "EMBEDDING_LOOKUP": (S8, F32),
+    "CUMSUM": (S8, F32),
 }
 
 

@@ -584,4 +584,16 @@ typedef struct {
 
 void tml_gather_nd(const tml_gather_nd_t *p, const void *params, const int32_t *idx, void *out);
 
+/* CUMSUM along the middle of [outer][count][inner] (exclusive: each sum leaves out its own
+ * element; reverse: from the end). int8 rescales as ADD_N (tml_add_n_s8_t's fields). */
+typedef struct {
+    uint32_t outer, count, inner;
+    uint8_t exclusive, reverse;
+    int32_t in_offset, out_offset, in_mult, out_mult;
+    int8_t in_shift, out_shift;
+} tml_cumsum_t;
+
+void tml_cumsum_f32(const tml_cumsum_t *p, const float *in, float *out);
+void tml_cumsum_s8(const tml_cumsum_t *p, const int8_t *in, int8_t *out);
+
 #endif /* TML_KERNELS_H */

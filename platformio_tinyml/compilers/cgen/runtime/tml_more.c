@@ -2,7 +2,7 @@
  * CAST between int8, uint8, int16, int32, float32 and bool as C converts (TFLite
  * Micro's static_cast: float to integer truncates toward zero, integers narrow
  * by wrapping, anything to bool is "nonzero"); int8 ADD_N; GATHER_ND and
- * EMBEDDING_LOOKUP with run-time indices. */
+ * EMBEDDING_LOOKUP with run-time indices; CUMSUM. */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
 
@@ -35,19 +35,69 @@ void tml_cast(const tml_cast_t *src, const void *in, void *out)
     }
 }
 
+/* An int8 input code rescaled with 20 bits of headroom (TFLite's ADD_N / CUMSUM). */
+static int32_t lift(int32_t offset, int32_t mult, int shift, int32_t code)
+{
+    return tml_requant((offset + code) * ((int32_t)1 << 20), mult, shift);
+}
+
+static int8_t to_s8(int32_t scaled, int32_t mult, int shift, int32_t offset)
+{
+    const int32_t v = tml_requant(scaled, mult, shift) + offset;
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
 void tml_add_n_s8(const tml_add_n_s8_t *src, const int8_t *const *ins, int8_t *out)
 {
     TML_LOAD_PARAMS(tml_add_n_s8_t, src);
-    const int32_t lift = (int32_t)1 << 20;
     /* TFLite Micro starts the sum from the rescaled input offset, not from 0 */
-    const int32_t start = tml_requant(P->in_offset * lift, P->in_mult, P->in_shift);
+    const int32_t start = lift(P->in_offset, P->in_mult, P->in_shift, 0);
     for (uint32_t i = 0; i < P->count; ++i) {
         int32_t acc = start;
-        for (uint32_t k = 0; k < P->n; ++k)
-            acc += tml_requant((P->in_offset + ins[k][i]) * lift, P->in_mult, P->in_shift);
-        acc = tml_requant(acc, P->out_mult, P->out_shift) + P->out_offset;
-        out[i] = (int8_t)(acc < -128 ? -128 : acc > 127 ? 127 : acc);
+        for (uint32_t k = 0; k < P->n; ++k) acc += lift(P->in_offset, P->in_mult, P->in_shift, ins[k][i]);
+        out[i] = to_s8(acc, P->out_mult, P->out_shift, P->out_offset);
     }
+}
+
+/* Element index of step d of the scan at (o, i). */
+#define TML_SCAN_AT(P, o, i, d) \
+    (((o) * (P)->count + ((P)->reverse ? (P)->count - 1u - (d) : (d))) * (P)->inner + (i))
+
+void tml_cumsum_f32(const tml_cumsum_t *src, const float *in, float *out)
+{
+    TML_LOAD_PARAMS(tml_cumsum_t, src);
+    for (uint32_t o = 0; o < P->outer; ++o)
+        for (uint32_t i = 0; i < P->inner; ++i) {
+            float acc = 0.0f;
+            for (uint32_t d = 0; d < P->count; ++d) {
+                const uint32_t k = TML_SCAN_AT(P, o, i, d);
+                const float v = in[k];
+                if (P->exclusive) {
+                    out[k] = acc;
+                    acc += v;
+                } else {
+                    acc += v;
+                    out[k] = acc;
+                }
+            }
+        }
+}
+
+void tml_cumsum_s8(const tml_cumsum_t *src, const int8_t *in, int8_t *out)
+{
+    TML_LOAD_PARAMS(tml_cumsum_t, src);
+    const int32_t start = lift(P->in_offset, P->in_mult, P->in_shift, 0);   /* as ADD_N */
+    for (uint32_t o = 0; o < P->outer; ++o)
+        for (uint32_t i = 0; i < P->inner; ++i) {
+            int32_t acc = start;
+            for (uint32_t d = 0; d < P->count; ++d) {
+                const uint32_t k = TML_SCAN_AT(P, o, i, d);
+                const int32_t v = lift(P->in_offset, P->in_mult, P->in_shift, in[k]);
+                const int32_t before = acc;
+                acc += v;
+                out[k] = to_s8(P->exclusive ? before : acc, P->out_mult, P->out_shift, P->out_offset);
+            }
+        }
 }
 
 void tml_gather_nd(const tml_gather_nd_t *src, const void *params, const int32_t *idx, void *out)
