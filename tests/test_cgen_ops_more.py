@@ -378,3 +378,29 @@ def _cumsum(dtype: str, axis: int, exclusive: bool, reverse: bool) -> bytes:
                                                     (1, True, True)])
 def test_cumsum(dtype, axis, exclusive, reverse, tmp_path):
     run(_cumsum(dtype, axis, exclusive, reverse), tmp_path, n=2)
+
+
+# ---- REDUCE_ALL ---------------------------------------------------------------------------------
+
+def _reduce_all(axes, keep: bool, out_shape) -> bytes:
+    m = Model()
+    x = m.t((3, 4, 2), "bool", name="x", inp=True)
+    a = m.t((len(axes),), "int32", data=np.array(axes, np.int32))
+    y = m.t(out_shape, "bool", name="y")
+    m.op("REDUCE_ALL", [x, a], [y], "ReducerOptions", keepDims=keep)
+    return m.finish([y])
+
+
+def _mostly_true(g, rng):
+    t = g.tensors[g.inputs[0]]
+    return [rng.random(t.shape) < 0.8]
+
+
+@pytest.mark.parametrize("axes,keep,out_shape", [([1], False, (3, 2)), ([0, 1], True, (1, 1, 2)),
+                                                 ([-1], False, (3, 4))])
+def test_reduce_all(axes, keep, out_shape, tmp_path):
+    run(_reduce_all(axes, keep, out_shape), tmp_path, n=3, inputs=_mostly_true)
+
+
+def test_reduce_all_refusals(tmp_path):
+    refused(_reduce_all([0, 2], False, (4,)), tmp_path, "REDUCE_ALL", "contiguous")

@@ -361,6 +361,42 @@ def _cumsum(em, op: Op) -> None:
             *MORE_C)
 
 
+# ---- REDUCE_ALL ---------------------------------------------------------------------------------
+
+def _all_layout(g: Graph, op: Op) -> tuple[int, int, int] | None:
+    """(outer, count, inner) of the reduced axes when constant and contiguous."""
+    a, shape = _const(g, op, 1), g.tensors[op.inputs[0]].shape
+    if a is None or not all(-len(shape) <= int(v) < len(shape) for v in a.reshape(-1)):
+        return None
+    axes = sorted({int(v) % len(shape) for v in a.reshape(-1)})
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
+        return None
+    n = lambda dims: int(np.prod(dims, dtype=np.int64))  # noqa: E731
+    return n(shape[:axes[0]]), n(shape[axes[0]:axes[-1] + 1]), n(shape[axes[-1] + 1:])
+
+
+def _check_all(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (2,)) or _dtypes(g, op, (BOOL,))
+    if err:
+        return err
+    lay = _all_layout(g, op)
+    if lay is None:
+        return "the axes must be constant, contiguous axes of the input"
+    if lay[1] == 0:
+        return "empty reduction"
+    if g.tensors[op.outputs[0]].size != lay[0] * lay[2]:
+        return f"output {list(g.tensors[op.outputs[0]].shape)} does not fit the reduction"
+    return None
+
+
+def _reduce_all(em, op: Op) -> None:
+    """The minimum of the 0/1 bytes: tml_reduce_s8's MIN."""
+    outer, count, inner = _all_layout(em.graph, op)
+    p = em.params("tml_reduce_t", dict(outer=outer, count=count, inner=inner, op=1))
+    em.call(op, f"tml_reduce_s8({p}, (const int8_t *){_in(em, op)}, (int8_t *){em.ptr(op.outputs[0])})",
+            "tml_reduce.c")
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -376,6 +412,7 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "GATHER_ND": Lowering(_gather_nd, _check_gather_nd),
     "EMBEDDING_LOOKUP": Lowering(_gather_nd, _check_gather_nd),
     "CUMSUM": Lowering(_cumsum, _check_cumsum),
+    "REDUCE_ALL": Lowering(_reduce_all, _check_all),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -391,6 +428,7 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "GATHER_ND": (S8, F32),
     "EMBEDDING_LOOKUP": (S8, F32),
     "CUMSUM": (S8, F32),
+    "REDUCE_ALL": (BOOL,),
 }
 
 
