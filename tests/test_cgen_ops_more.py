@@ -404,3 +404,25 @@ def test_reduce_all(axes, keep, out_shape, tmp_path):
 
 def test_reduce_all_refusals(tmp_path):
     refused(_reduce_all([0, 2], False, (4,)), tmp_path, "REDUCE_ALL", "contiguous")
+
+
+# ---- L2_POOL_2D ---------------------------------------------------------------------------------
+
+def _l2_pool(same: bool, k, s, act: int = 0, shape=(2, 7, 6, 3)) -> bytes:
+    m = Model()
+    x = m.t(shape, "float32", name="x", inp=True)
+    out = [-(-d // st) if same else (d - kk) // st + 1 for d, kk, st in zip(shape[1:3], k, s)]
+    y = m.t((shape[0], *out, shape[3]), "float32", name="y")
+    m.op("L2_POOL_2D", [x], [y], "Pool2DOptions", padding=0 if same else 1, strideH=s[0], strideW=s[1],
+         filterHeight=k[0], filterWidth=k[1], fusedActivationFunction=act)
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("same,k,s,act", [(True, (3, 3), (2, 2), 0), (False, (2, 3), (1, 2), 1),
+                                          (True, (2, 2), (1, 1), 3)])
+def test_l2_pool(same, k, s, act, tmp_path):
+    run(_l2_pool(same, k, s, act), tmp_path, n=2)
+
+
+def test_l2_pool_refusals(tmp_path):
+    refused(_l2_pool(True, (2, 2), (1, 1), act=4), tmp_path, "L2_POOL_2D", "fused activation 4")

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import DType, Graph, Op, OpKind
+from ...ir import Activation, DType, Graph, Op, OpKind
+from .lower_common import per_batch
 from .lower_ew import _check_opaque_f32, _opaque_f32, binary_f32_call
+from .lower_f32 import act_range_f32
 from .lower_s8 import _pad_call
 from .lower_shape import Move, _strides, emit_move
 from .lowering import Lowering
@@ -397,6 +399,47 @@ def _reduce_all(em, op: Op) -> None:
             "tml_reduce.c")
 
 
+# ---- L2_POOL_2D ---------------------------------------------------------------------------------
+
+_ACTS = {0: Activation.NONE, 1: Activation.RELU, 2: Activation.RELU_N1_TO_1, 3: Activation.RELU6}
+
+
+def _l2_geometry(g: Graph, op: Op) -> dict | str:
+    """tml_pool_f32_t's fields but the clamp, from Pool2DOptions (TFLite's SAME/VALID padding)."""
+    o = dict(op.attrs.options)
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        return "needs a 4-D NHWC input"
+    k = (int(o.get("FilterHeight", 0)), int(o.get("FilterWidth", 0)))
+    s = (int(o.get("StrideH", 0)), int(o.get("StrideW", 0)))
+    if min(k + s) < 1 or o.get("Padding") not in (0, 1):
+        return f"filter {list(k)}, strides {list(s)}, padding {o.get('Padding')} (positive sizes, SAME or VALID)"
+    same = o["Padding"] == 0
+    out = [-(-d // st) if same else (d - kk) // st + 1 for d, kk, st in zip(x.shape[1:3], k, s)]
+    if [y.shape[0], *out, x.shape[3]] != [x.shape[0], *y.shape[1:3], y.shape[3]]:
+        return f"output shape {list(y.shape)} (the pool gives {[x.shape[0], *out, x.shape[3]]})"
+    pads = [max(0, (n - 1) * st + kk - d) // 2 if same else 0 for n, d, kk, st in zip(out, x.shape[1:3], k, s)]
+    return dict(in_h=x.shape[1], in_w=x.shape[2], c=x.shape[3], out_h=out[0], out_w=out[1], k_h=k[0], k_w=k[1],
+                stride_h=s[0], stride_w=s[1], pad_t=pads[0], pad_l=pads[1])
+
+
+def _check_l2_pool(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (1,)) or _dtypes(g, op, (F32,))
+    if err:
+        return err
+    act = dict(op.attrs.options).get("FusedActivationFunction", 0)
+    if act not in _ACTS:
+        return f"fused activation {act} (cgen clamps NONE, RELU, RELU_N1_TO_1, RELU6)"
+    geo = _l2_geometry(g, op)
+    return geo if isinstance(geo, str) else None
+
+
+def _l2_pool(em, op: Op) -> None:
+    lo, hi = act_range_f32(_ACTS[dict(op.attrs.options).get("FusedActivationFunction", 0)])
+    p = em.params("tml_pool_f32_t", dict(_l2_geometry(em.graph, op), act_min=lo, act_max=hi))
+    per_batch(em, op, "tml_l2pool_f32", p, "tml_pool_f32.c")
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -413,6 +456,7 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "EMBEDDING_LOOKUP": Lowering(_gather_nd, _check_gather_nd),
     "CUMSUM": Lowering(_cumsum, _check_cumsum),
     "REDUCE_ALL": Lowering(_reduce_all, _check_all),
+    "L2_POOL_2D": Lowering(_l2_pool, _check_l2_pool),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -429,6 +473,7 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "EMBEDDING_LOOKUP": (S8, F32),
     "CUMSUM": (S8, F32),
     "REDUCE_ALL": (BOOL,),
+    "L2_POOL_2D": (F32,),
 }
 
 

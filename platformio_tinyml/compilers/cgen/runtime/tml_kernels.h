@@ -243,6 +243,8 @@ typedef struct {
 
 void tml_avgpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
 void tml_maxpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
+/* L2_POOL_2D: sqrt of the mean of the squares of the window's taps. */
+void tml_l2pool_f32(const tml_pool_f32_t *p, const float *in, float *out);
 
 /* MEAN over a contiguous block of axes: [outer][count][inner] -> [outer][inner]. */
 typedef struct {
