@@ -426,3 +426,35 @@ def test_l2_pool(same, k, s, act, tmp_path):
 
 def test_l2_pool_refusals(tmp_path):
     refused(_l2_pool(True, (2, 2), (1, 1), act=4), tmp_path, "L2_POOL_2D", "fused activation 4")
+
+
+# ---- DYNAMIC_UPDATE_SLICE -------------------------------------------------------------------------
+
+def _update_slice(dtype: str, upd_shape, idx_dtype="int32", x_shape=(3, 5, 4)) -> bytes:
+    m = Model()
+    q = Q_IN if dtype == "int8" else None
+    x = m.t(x_shape, dtype, q, name="x", inp=True)
+    u = m.t(upd_shape, dtype, q, name="u", inp=True)
+    i = m.t((len(x_shape),), idx_dtype, name="i", inp=True)
+    y = m.t(x_shape, dtype, q, name="y")
+    m.op("DYNAMIC_UPDATE_SLICE", [x, u, i], [y])
+    return m.finish([y])
+
+
+def _starts(g, rng):
+    """Start indices from -2 to past the end: TFLite Micro clamps them."""
+    xs = _inputs(g, rng)
+    op = g.ops[0]
+    shape = g.tensors[op.inputs[0]].shape
+    xs[2] = np.array([rng.integers(-2, d + 2) for d in shape], g.tensors[op.inputs[2]].dtype.numpy)
+    return xs
+
+
+@pytest.mark.parametrize("dtype,upd,idx", [("float32", (2, 3, 4), "int32"), ("int8", (1, 2, 3), "int32"),
+                                           ("int32", (3, 1, 2), "int64"), ("float32", (3, 5, 4), "int32")])
+def test_dynamic_update_slice(dtype, upd, idx, tmp_path):
+    run(_update_slice(dtype, upd, idx), tmp_path, n=4, inputs=_starts)
+
+
+def test_dynamic_update_slice_refusals(tmp_path):
+    refused(_update_slice("float32", (2, 6, 4)), tmp_path, "DYNAMIC_UPDATE_SLICE", "does not fit")

@@ -56,6 +56,12 @@ def _dtypes(g: Graph, op: Op, allowed, ins=(0,)) -> str | None:
     return None
 
 
+def _same_shape(x, y, what: str = "input") -> str | None:
+    if tuple(x.shape) != tuple(y.shape):
+        return f"output shape {list(y.shape)} differs from the {what}'s {list(x.shape)}"
+    return None
+
+
 # ---- PADV2 ------------------------------------------------------------------------------------
 
 def _pads(g: Graph, op: Op):
@@ -130,9 +136,7 @@ def _check_reverse(g: Graph, op: Op) -> str | None:
         return f"axis repeated in {axes}"
     if axes and sorted(axes) != list(range(min(axes), max(axes) + 1)):
         return f"axes {axes} are not contiguous (TFLite Micro reverses contiguous axes only)"
-    if tuple(x.shape) != tuple(y.shape):
-        return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
-    return None
+    return _same_shape(x, y)
 
 
 def _reverse(em, op: Op) -> None:
@@ -344,9 +348,7 @@ def _check_cumsum(g: Graph, op: Op) -> str | None:
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     if _cumsum_axis(g, op) is None:
         return "the axis must be a constant scalar axis of the input"
-    if tuple(x.shape) != tuple(y.shape):
-        return f"output shape {list(y.shape)} differs from the input's {list(x.shape)}"
-    return None
+    return _same_shape(x, y)
 
 
 def _cumsum(em, op: Op) -> None:
@@ -440,6 +442,37 @@ def _l2_pool(em, op: Op) -> None:
     per_batch(em, op, "tml_l2pool_f32", p, "tml_pool_f32.c")
 
 
+# ---- DYNAMIC_UPDATE_SLICE -------------------------------------------------------------------------
+
+def _check_update_slice(g: Graph, op: Op) -> str | None:
+    err = _arity(op, (3,)) or _dtypes(g, op, (S8, I32, F32), (0, 1))
+    if err:
+        return err
+    x, u, i, y = (g.tensors[t] for t in (*op.inputs, op.outputs[0]))
+    if i.dtype not in (I32, DType.INT64) or tuple(i.shape) != (len(x.shape),):
+        return f"start indices {i.dtype.np_name} {list(i.shape)} (int32 or int64 [{len(x.shape)}] expected)"
+    if not 1 <= len(x.shape) <= 6 or len(u.shape) != len(x.shape) or any(a > b for a, b in zip(u.shape, x.shape)):
+        return f"update {list(u.shape)} does not fit in the operand {list(x.shape)} (rank 1 to 6)"
+    return _same_shape(x, y, "operand")
+
+
+def _update_slice(em, op: Op) -> None:
+    g = em.graph
+    x, u, i = (g.tensors[t] for t in op.inputs)
+    e, n = x.dtype.itemsize, x.size
+    if u.size == n:           # TFLite Micro: the update replaces the whole operand, whatever the start
+        emit_move(em, op, Move(op.inputs[1], op.outputs[0], [n], [1], [1]), e)
+        return
+    emit_move(em, op, Move(op.inputs[0], op.outputs[0], [n], [1], [1]), e)
+    if u.size == 0:
+        return
+    pad = [0] * (6 - len(x.shape))
+    p = em.params("tml_update_slice_t", dict(rank=len(x.shape), elem=e, idx64=i.dtype is DType.INT64,
+                                             out_dims=[int(d) for d in x.shape] + pad,
+                                             upd_dims=[int(d) for d in u.shape] + pad))
+    em.call(op, f"tml_update_slice({p}, {_in(em, op, 1)}, {_in(em, op, 2)}, {em.ptr(op.outputs[0])})", *MORE_C)
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -457,6 +490,7 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "CUMSUM": Lowering(_cumsum, _check_cumsum),
     "REDUCE_ALL": Lowering(_reduce_all, _check_all),
     "L2_POOL_2D": Lowering(_l2_pool, _check_l2_pool),
+    "DYNAMIC_UPDATE_SLICE": Lowering(_update_slice, _check_update_slice),
 }
 
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
@@ -474,6 +508,7 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "CUMSUM": (S8, F32),
     "REDUCE_ALL": (BOOL,),
     "L2_POOL_2D": (F32,),
+    "DYNAMIC_UPDATE_SLICE": (S8, I32, F32),
 }
 
 

@@ -598,4 +598,14 @@ typedef struct {
 void tml_cumsum_f32(const tml_cumsum_t *p, const float *in, float *out);
 void tml_cumsum_s8(const tml_cumsum_t *p, const int8_t *in, int8_t *out);
 
+/* DYNAMIC_UPDATE_SLICE after the operand is copied to out: update (upd_dims) written
+ * into out (out_dims) at the start indices read at run time (int32, or int64 when
+ * idx64), each clamped to 0 .. out_dims - upd_dims as TFLite Micro does. */
+typedef struct {
+    uint8_t rank, elem, idx64;
+    uint32_t out_dims[6], upd_dims[6];
+} tml_update_slice_t;
+
+void tml_update_slice(const tml_update_slice_t *p, const void *update, const void *start, void *out);
+
 #endif /* TML_KERNELS_H */

@@ -2,7 +2,7 @@
  * CAST between int8, uint8, int16, int32, float32 and bool as C converts (TFLite
  * Micro's static_cast: float to integer truncates toward zero, integers narrow
  * by wrapping, anything to bool is "nonzero"); int8 ADD_N; GATHER_ND and
- * EMBEDDING_LOOKUP with run-time indices; CUMSUM. */
+ * EMBEDDING_LOOKUP with run-time indices; CUMSUM; DYNAMIC_UPDATE_SLICE. */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
 
@@ -122,5 +122,30 @@ void tml_gather_nd(const tml_gather_nd_t *src, const void *params, const int32_t
         } else {
             memcpy(y, x + from, bytes);
         }
+    }
+}
+
+void tml_update_slice(const tml_update_slice_t *src, const void *update, const void *start, void *out)
+{
+    TML_LOAD_PARAMS(tml_update_slice_t, src);
+    const uint32_t last = (uint32_t)P->rank - 1u, e = P->elem;
+    int32_t first[6];
+    uint32_t rows = 1;
+    for (uint32_t k = 0; k <= last; ++k) {
+        const int64_t v = P->idx64 ? ((const int64_t *)start)[k] : ((const int32_t *)start)[k];
+        const int64_t hi = (int64_t)P->out_dims[k] - (int64_t)P->upd_dims[k];
+        first[k] = (int32_t)(v < 0 ? 0 : v > hi ? hi : v);
+        if (k < last) rows *= P->upd_dims[k];
+    }
+    const uint32_t row = P->upd_dims[last] * e;
+    const uint8_t *u = (const uint8_t *)update;
+    for (uint32_t r = 0; r < rows; ++r, u += row) {
+        uint32_t rest = r, at = (uint32_t)first[last], stride = P->out_dims[last];
+        for (uint32_t k = last; k-- > 0;) {        /* r as indices of the update's outer dims */
+            at += ((uint32_t)first[k] + rest % P->upd_dims[k]) * stride;
+            rest /= P->upd_dims[k];
+            stride *= P->out_dims[k];
+        }
+        memcpy((uint8_t *)out + at * e, u, row);
     }
 }
