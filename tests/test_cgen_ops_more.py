@@ -424,6 +424,17 @@ def test_l2_pool(same, k, s, act, tmp_path):
     run(_l2_pool(same, k, s, act), tmp_path, n=2)
 
 
+def test_latency_families(tmp_path):
+    """The latency model costs the new ops as the kernels they share: a pool, a copy, element-wise."""
+    from platformio_tinyml.compilers.cgen.latency import kernel_of
+    for k, (buf, want) in enumerate([(_l2_pool(True, (2, 2), (1, 1)), "pool_f32"), (_reverse("int8", [1]), "move_s8"),
+                                     (_cast("int8", "float32"), "eltwise_s8")]):
+        path = tmp_path / f"m{k}.tflite"
+        path.write_bytes(buf)
+        g = load_tflite(path)
+        assert kernel_of(g, g.ops[0]) == want
+
+
 def test_l2_pool_refusals(tmp_path):
     refused(_l2_pool(True, (2, 2), (1, 1), act=4), tmp_path, "L2_POOL_2D", "fused activation 4")
 
