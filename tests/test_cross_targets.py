@@ -136,7 +136,7 @@ def test_cross_compile_avr(tmp_path, small_tflite):
 
 def test_opaque_tflite_ops_cross_compile(tmp_path):
     """The TFLite builtins cgen computes without an IR kind (lower_more.py: tml_more.c and the
-    kernels they share) compile warning-free for Cortex-M0+/M4F, rv32imac and the atmega2560."""
+    kernels they share) compile warning-free for every core of CORES and the atmega2560."""
     _need("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc", "avr-gcc")
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
@@ -158,8 +158,7 @@ def test_opaque_tflite_ops_cross_compile(tmp_path):
         path = tmp_path / f"{name}.tflite"
         path.write_bytes(buf)
         cfiles |= {p for p in write_output(generate(load_tflite(path), name), src) if p.suffix == ".c"}
-    jobs = [(core, fpu) for core, fpu in CORES if core in ("cortex-m0plus", "cortex-m4", "rv32imac")]
-    jobs.append(("atmega2560", None))
+    jobs = [*CORES, ("atmega2560", None)]
     for core, fpu in jobs:      # raises FirmwareBuildError with gcc's output
         objs = compile_only(sorted(cfiles), [src], core, fpu, out_dir=tmp_path / "o" / core)
         assert len(objs) == len(cfiles)

@@ -16,22 +16,32 @@ static int32_t load_int(const uint8_t *x, uint8_t type, uint32_t i)
     }
 }
 
+/* Element i of out, of type 'type', from integer v. */
+static void store_int(void *out, uint8_t type, uint32_t i, int32_t v)
+{
+    switch (type) {
+    case TML_T_INT8: ((int8_t *)out)[i] = (int8_t)v; break;
+    case TML_T_UINT8: ((uint8_t *)out)[i] = (uint8_t)v; break;
+    case TML_T_INT16: ((int16_t *)out)[i] = (int16_t)v; break;
+    case TML_T_INT32: ((int32_t *)out)[i] = v; break;
+    case TML_T_FLOAT32: ((float *)out)[i] = (float)v; break;
+    default: ((uint8_t *)out)[i] = (uint8_t)(v != 0); break;
+    }
+}
+
 void tml_cast(const tml_cast_t *src, const void *in, void *out)
 {
     TML_LOAD_PARAMS(tml_cast_t, src);
     const uint8_t *x = (const uint8_t *)in;
-    const int from_float = P->from == TML_T_FLOAT32;
     for (uint32_t i = 0; i < P->n; ++i) {
-        const float f = from_float ? ((const float *)x)[i] : 0.0f;
-        const int32_t v = from_float ? (int32_t)f : load_int(x, P->from, i);
-        switch (P->to) {
-        case TML_T_INT8: ((int8_t *)out)[i] = (int8_t)v; break;
-        case TML_T_UINT8: ((uint8_t *)out)[i] = (uint8_t)v; break;
-        case TML_T_INT16: ((int16_t *)out)[i] = (int16_t)v; break;
-        case TML_T_INT32: ((int32_t *)out)[i] = v; break;
-        case TML_T_FLOAT32: ((float *)out)[i] = from_float ? f : (float)v; break;
-        default: ((uint8_t *)out)[i] = (uint8_t)(from_float ? f != 0.0f : v != 0); break;
+        if (P->from != TML_T_FLOAT32) {
+            store_int(out, P->to, i, load_int(x, P->from, i));
+            continue;
         }
+        const float f = ((const float *)x)[i];
+        if (P->to == TML_T_FLOAT32) ((float *)out)[i] = f;
+        else if (P->to == TML_T_BOOL) ((uint8_t *)out)[i] = (uint8_t)(f != 0.0f);
+        else store_int(out, P->to, i, (int32_t)f);   /* truncation toward zero, then narrowing */
     }
 }
 
