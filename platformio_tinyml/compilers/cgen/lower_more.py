@@ -493,6 +493,9 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "DYNAMIC_UPDATE_SLICE": Lowering(_update_slice, _check_update_slice),
 }
 
+# Folded into constants by a graph pass (ir/passes.py), never computed by a kernel here.
+OPAQUE_FOLDED = frozenset({"BROADCAST_ARGS"})
+
 # The element types each op computes, for benchmarks/op_coverage.py's int8 / float32 columns.
 OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "PADV2": (S8, F32),
