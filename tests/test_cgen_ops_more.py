@@ -469,3 +469,37 @@ def test_dynamic_update_slice(dtype, upd, idx, tmp_path):
 
 def test_dynamic_update_slice_refusals(tmp_path):
     refused(_update_slice("float32", (2, 6, 4)), tmp_path, "DYNAMIC_UPDATE_SLICE", "does not fit")
+
+
+# ---- SVDF ---------------------------------------------------------------------------------------
+
+def _svdf(rank: int = 2, n_in: int = 6, n_filter: int = 8, n_mem: int = 5, bias: bool = True) -> bytes:
+    """int8 SVDF with int16 time weights and state (a variable tensor), as TFLite's converter writes it."""
+    m = Model()
+    rng = np.random.default_rng(5)
+    s_state, s_wt = 0.02, 0.0008
+    x = m.t((1, n_in), "int8", (0.05, -3), name="x", inp=True)
+    wf = m.t((n_filter, n_in), "int8", (0.01, 0), data=rng.integers(-127, 128, (n_filter, n_in)).astype(np.int8))
+    wt = m.t((n_filter, n_mem), "int16", (s_wt, 0), data=rng.integers(-3000, 3000, (n_filter, n_mem)).astype(np.int16))
+    b = m.t((n_filter // rank,), "int32", (s_state * s_wt, 0),
+            data=rng.integers(-20000, 20000, n_filter // rank).astype(np.int32)) if bias else -1
+    st = m.t((1, n_mem * n_filter), "int16", (s_state, 0), name="state")
+    m.b.tensors[st].isVariable = True
+    y = m.t((1, n_filter // rank), "int8", (0.4, 4), name="y")
+    m.op("SVDF", [x, wf, wt, b, st], [y], "SVDFOptions", rank=rank)
+    return m.finish([y])
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_svdf_int8_streams_bit_exact(rank, tmp_path):
+    """Eight calls in a row: the state carries over, as in TFLite Micro invoked again without a reset."""
+    g, host, ref = built(_svdf(rank), tmp_path)
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        xs = _inputs(g, rng)
+        a, b = host.run(xs)[0], ref.run(xs, reset=i == 0)[0]
+        assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"call {i}: {a} != {b}"
+
+
+def test_svdf_refusals(tmp_path):
+    refused(_svdf(bias=False), tmp_path, "SVDF", "no bias", index=1)

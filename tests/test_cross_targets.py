@@ -151,7 +151,7 @@ def test_opaque_tflite_ops_cross_compile(tmp_path):
         "emb": M._gather_nd("int8", (6,), (5, 4, 2), "EMBEDDING_LOOKUP", "float32", q=(0.03, 0), const=True),
         "cum8": M._cumsum("int8", 1, True, False), "cumf": M._cumsum("float32", 0, False, True),
         "all": M._reduce_all([1], False, (3, 2)), "l2": M._l2_pool(True, (2, 2), (1, 1)),
-        "dus": M._update_slice("int8", (1, 2, 3), "int64")}
+        "dus": M._update_slice("int8", (1, 2, 3), "int64"), "svdf": M._svdf()}
     src = tmp_path / "src"
     cfiles = set()
     for name, buf in models.items():

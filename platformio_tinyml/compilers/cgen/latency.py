@@ -77,9 +77,10 @@ _FLOATS = (DType.FLOAT32,)
 # writes): a copy per output element, not the requantizing element-wise kernels' cost.
 _MOVES = (MOVES | {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}) - {OpKind.RESHAPE}
 # The families of TFLite builtins without an IR kind that cgen computes (lower_more.py): those that
-# move bytes, L2_POOL_2D a pool; the others (PADV2 as PAD, CAST, ADD_N, ...) are element-wise
+# move bytes, L2_POOL_2D a pool, SVDF matrix-vector products; the others (PADV2 as PAD, CAST,
+# ADD_N, ...) are element-wise
 OPAQUE_FAMILY = {"REVERSE_V2": "move", "GATHER_ND": "move", "EMBEDDING_LOOKUP": "move", "FILL": "move",
-                 "ZEROS_LIKE": "move", "DYNAMIC_UPDATE_SLICE": "move", "L2_POOL_2D": "pool"}
+                 "ZEROS_LIKE": "move", "DYNAMIC_UPDATE_SLICE": "move", "L2_POOL_2D": "pool", "SVDF": "fc"}
 LSTM_ACT_WORK = 64   # 3 logistic + 2 tanh per unit and step, in MACs of the fc_f32 kernel (see above)
 
 

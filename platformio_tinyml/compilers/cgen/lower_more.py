@@ -473,6 +473,50 @@ def _update_slice(em, op: Op) -> None:
     em.call(op, f"tml_update_slice({p}, {_in(em, op, 1)}, {_in(em, op, 2)}, {em.ptr(op.outputs[0])})", *MORE_C)
 
 
+# ---- SVDF -------------------------------------------------------------------------------------
+# The reader makes its activation state a variable: inputs [x, weights_feature, weights_time,
+# bias, the state read], outputs [output, the next state] (model/tflite/reader.py _svdf_ops).
+
+def _check_svdf(g: Graph, op: Op) -> str | None:
+    if len(op.inputs) != 5 or len(op.outputs) != 2:
+        return "its activation state must be a variable tensor (TFLite Micro keeps it in one)"
+    x, wf, wt, bias, st, y = (g.tensors[t] if t >= 0 else None for t in (*op.inputs, op.outputs[0]))
+    if bias is None:
+        return "no bias (TFLite Micro's int8 SVDF needs one)"
+    types = tuple(t.dtype for t in (x, wf, wt, bias, st, y))
+    if types != (S8, S8, DType.INT16, I32, DType.INT16, S8):
+        return (f"types {[t.np_name for t in types]} (cgen takes int8 input and output, int8 feature "
+                "weights, int16 time weights and state, int32 bias)")
+    if not (wf.is_const and wt.is_const and bias.is_const):
+        return "the weights and bias must be constant"
+    if any(t.quant is None or t.quant.per_channel for t in (x, wf, wt, bias, st, y)) or st.quant.zp:
+        return "needs per-tensor quantization and a state with zero point 0"
+    rank = int(dict(op.attrs.options).get("Rank", 0))
+    (b, n_in), (nf, n_mem) = x.shape if len(x.shape) == 2 else (0, 0), wt.shape if len(wt.shape) == 2 else (0, 0)
+    if rank < 1 or nf % rank or tuple(wf.shape) != (nf, n_in) or tuple(st.shape) != (b, n_mem * nf) \
+            or tuple(y.shape) != (b, nf // rank) or tuple(bias.shape) != (nf // rank,):
+        return (f"shapes input {list(x.shape)}, weights {list(wf.shape)} and {list(wt.shape)}, state "
+                f"{list(st.shape)}, output {list(y.shape)} with rank {rank} do not fit TFLite Micro's SVDF")
+    if abs(float(np.float32(bias.quant.s)) - float(np.float32(st.quant.s) * np.float32(wt.quant.s))) >= 1e-5:
+        return "the bias scale is not the state's times the time weights' (TFLite Micro requires it)"
+    return None
+
+
+def _svdf(em, op: Op) -> None:
+    g = em.graph
+    x, wf, wt, bias, st, y = (g.tensors[t] for t in (*op.inputs, op.outputs[0]))
+    s = [np.float32(t.quant.s) for t in (x, wf, wt, st, y)]     # TFLite Micro multiplies in float
+    mult1, shift1 = quantize_multiplier(float(s[0] * s[1] / s[3]))
+    mult2, shift2 = quantize_multiplier(float(s[3] * s[2] / s[4]))
+    p = em.params("tml_svdf_s8_t", dict(
+        batch=x.shape[0], n_input=x.shape[1], n_filter=wf.shape[0], n_memory=wt.shape[1],
+        rank=int(dict(op.attrs.options)["Rank"]), in_zp=x.quant.zp, out_zp=y.quant.zp, mult1=mult1,
+        mult2=mult2, shift1=shift1, shift2=shift2, wf=em.array("int8_t", wf.data, "sf"),
+        wt=em.array("int16_t", wt.data, "st"), bias=em.array("int32_t", bias.data, "sb")))
+    em.call(op, f"tml_svdf_s8({p}, {_in(em, op)}, {_in(em, op, 4)}, {em.ptr(op.outputs[0])}, "
+                f"{em.ptr(op.outputs[1])})", *MORE_C)
+
+
 # ---- the dispatcher ---------------------------------------------------------------------------
 
 OPAQUE_OPS: dict[str, Lowering] = {
@@ -491,6 +535,7 @@ OPAQUE_OPS: dict[str, Lowering] = {
     "REDUCE_ALL": Lowering(_reduce_all, _check_all),
     "L2_POOL_2D": Lowering(_l2_pool, _check_l2_pool),
     "DYNAMIC_UPDATE_SLICE": Lowering(_update_slice, _check_update_slice),
+    "SVDF": Lowering(_svdf, _check_svdf),
 }
 
 # Folded into constants by a graph pass (ir/passes.py), never computed by a kernel here.
@@ -512,6 +557,7 @@ OPAQUE_DTYPES: dict[str, tuple[DType, ...]] = {
     "REDUCE_ALL": (BOOL,),
     "L2_POOL_2D": (F32,),
     "DYNAMIC_UPDATE_SLICE": (S8, I32, F32),
+    "SVDF": (S8,),
 }
 
 

@@ -608,4 +608,20 @@ typedef struct {
 
 void tml_update_slice(const tml_update_slice_t *p, const void *update, const void *start, void *out);
 
+/* int8 SVDF with int16 time weights and state (zero point 0), TFLite Micro's integer
+ * reference: state_out is state_in moved one step left, each filter's newest entry the
+ * rescaled feature dot product (saturated to int16); the output sums 'rank' filters' time
+ * dot products per unit onto the bias and rescales them. Weights: TML_CONST. */
+typedef struct {
+    uint16_t batch, n_input, n_filter, n_memory, rank;
+    int32_t in_zp, out_zp, mult1, mult2;
+    int8_t shift1, shift2;
+    const int8_t *wf;
+    const int16_t *wt;
+    const int32_t *bias;
+} tml_svdf_s8_t;
+
+void tml_svdf_s8(const tml_svdf_s8_t *p, const int8_t *in, const int16_t *state_in, int8_t *out,
+                 int16_t *state_out);
+
 #endif /* TML_KERNELS_H */

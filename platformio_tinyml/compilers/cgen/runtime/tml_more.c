@@ -2,7 +2,7 @@
  * CAST between int8, uint8, int16, int32, float32 and bool as C converts (TFLite
  * Micro's static_cast: float to integer truncates toward zero, integers narrow
  * by wrapping, anything to bool is "nonzero"); int8 ADD_N; GATHER_ND and
- * EMBEDDING_LOOKUP with run-time indices; CUMSUM; DYNAMIC_UPDATE_SLICE. */
+ * EMBEDDING_LOOKUP with run-time indices; CUMSUM; DYNAMIC_UPDATE_SLICE; int8 SVDF. */
 #include "tml_kernels.h"
 #include "tml_fixedpoint.h"
 
@@ -157,5 +157,30 @@ void tml_update_slice(const tml_update_slice_t *src, const void *update, const v
             stride *= P->out_dims[k];
         }
         memcpy((uint8_t *)out + at * e, u, row);
+    }
+}
+
+void tml_svdf_s8(const tml_svdf_s8_t *src, const int8_t *in, const int16_t *state_in, int8_t *out,
+                 int16_t *state_out)
+{
+    TML_LOAD_PARAMS(tml_svdf_s8_t, src);
+    const uint32_t F = P->n_filter, M = P->n_memory, I = P->n_input, units = F / P->rank;
+    const uint32_t n = (uint32_t)P->batch * F * M;
+    for (uint32_t k = 0; k + 1u < n; ++k) state_out[k] = state_in[k + 1u];   /* one step left */
+    for (uint32_t b = 0; b < P->batch; ++b) {
+        const int8_t *x = in + b * I;
+        int16_t *st = state_out + b * F * M;
+        for (uint32_t f = 0; f < F; ++f) {       /* the newest entry of every filter */
+            int32_t dot = 0;
+            for (uint32_t c = 0; c < I; ++c) dot += (int32_t)TML_RD8(P->wf + f * I + c) * ((int32_t)x[c] - P->in_zp);
+            dot = tml_requant(dot, P->mult1, P->shift1);
+            st[f * M + M - 1u] = (int16_t)(dot < -32768 ? -32768 : dot > 32767 ? 32767 : dot);
+        }
+        for (uint32_t u = 0; u < units; ++u) {
+            int32_t acc = TML_RD32(P->bias + u);
+            for (uint32_t f = u * P->rank; f < (u + 1u) * P->rank; ++f)
+                for (uint32_t m = 0; m < M; ++m) acc += (int32_t)TML_RD16(P->wt + f * M + m) * st[f * M + m];
+            out[b * units + u] = to_s8(acc, P->mult2, P->shift2, P->out_zp);
+        }
     }
 }
