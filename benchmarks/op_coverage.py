@@ -9,7 +9,9 @@ not from a list of ours; custom and signal-library kernels (FFT, filter banks, .
 (an IR kind, a graph pass, the variable prologue, an opaque op, or refused at import) and
 whether cgen has an int8 and a float32 kernel for it: ``yes`` where a lowering exists (its
 check may still refuse some parameters in one line, as the op's tests show), ``pass`` where
-a graph pass removes it before any backend. The tflm backend takes every op of the resolver
+a graph pass removes it before any backend. An opaque op (no IR kind) that cgen computes
+(``cgen/lower_more.py``) counts as both where its types are neither int8 nor float32 (CAST,
+REDUCE_ALL on bool: either model has them). The tflm backend takes every op of the resolver
 on a 32-bit core; the tvm backend compiles the file with TVM's own importer.
 """
 
@@ -52,6 +54,7 @@ def tflm_builtins() -> list[str]:
 def rows() -> list[dict]:
     from platformio_tinyml.compilers.cgen.emit import _lowerings
     from platformio_tinyml.compilers.cgen.lower_ew import NO_TFLM_S8, OPAQUE_F32
+    from platformio_tinyml.compilers.cgen.lower_more import OPAQUE_DTYPES, OPAQUE_FOLDED
     from platformio_tinyml.ir import DType, OpKind
     from platformio_tinyml.ir.graph import GRAPH_PASS_OPS
     table = _lowerings()
@@ -74,9 +77,13 @@ def rows() -> list[dict]:
                 carried = "IR kind"
                 s8 = "yes" if (kind, DType.INT8) in table and kind not in refused_s8 else "no"
                 f32 = "yes" if (kind, DType.FLOAT32) in table else "no"
+        elif name in OPAQUE_FOLDED:       # a graph pass folds it (constant shapes); never a kernel
+            carried, s8, f32 = "opaque", "pass", "pass"
         else:
             carried = "opaque"
-            s8, f32 = "no", "yes" if name in OPAQUE_F32 else "no"
+            dts = OPAQUE_DTYPES.get(name, ())
+            s8 = "yes" if DType.INT8 in dts or (dts and DType.FLOAT32 not in dts) else "no"
+            f32 = "yes" if name in OPAQUE_F32 or DType.FLOAT32 in dts or (dts and DType.INT8 not in dts) else "no"
         out.append({"op": name, "carried": carried, "cgen_int8": s8, "cgen_float32": f32})
     return out
 

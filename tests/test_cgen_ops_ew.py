@@ -81,12 +81,16 @@ def _binary_model(op, shape_b, act: str, int8: bool, const_b: bool = False) -> b
     return B.finish([x] if const_b else [x, b], [y])
 
 
-def _run(buf: bytes, tmp_path, n: int = 4, positive: bool = False, nonzero_b: bool = False):
+def built(buf: bytes, tmp_path):
+    """(graph, host build, TFLite Micro reference) of the model ``buf``."""
     path = tmp_path / "m.tflite"
     path.write_bytes(buf)
     g = load_tflite(path)
-    host = build_host(generate(g, "m"), g, tmp_path / "b")
-    ref = TFLMReference(path)
+    return g, build_host(generate(g, "m"), g, tmp_path / "b"), TFLMReference(path)
+
+
+def _run(buf: bytes, tmp_path, n: int = 4, positive: bool = False, nonzero_b: bool = False):
+    g, host, ref = built(buf, tmp_path)
     rng = np.random.default_rng(0)
     for i in range(n):
         xs = []

@@ -134,6 +134,36 @@ def test_cross_compile_avr(tmp_path, small_tflite):
     assert len(objs) >= 3
 
 
+def test_opaque_tflite_ops_cross_compile(tmp_path):
+    """The TFLite builtins cgen computes without an IR kind (lower_more.py: tml_more.c and the
+    kernels they share) compile warning-free for every core of CORES and the atmega2560."""
+    _need("arm-none-eabi-gcc", "riscv64-unknown-elf-gcc", "avr-gcc")
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_cgen_ops_more as M
+    from platformio_tinyml.emu import compile_only
+    models = {
+        "padv2": M._padv2("int8", [[0, 0], [1, 2], [0, 3], [2, 1]], -7), "rev": M._reverse("float32", [1, 2]),
+        "cast": M._cast("float32", "int8"), "addn8": M._add_n("int8", 3), "addnf": M._add_n("float32", 3),
+        "fmod": M._floor_op("FLOOR_MOD", (3, 1)), "fdiv": M._floor_op("FLOOR_DIV", (3, 1)),
+        "fill": M._fill("int8", None), "zeros": M._zeros_like("float32", False),
+        "gnd": M._gather_nd("int8", (2, 2)),
+        "emb": M._gather_nd("int8", (6,), (5, 4, 2), "EMBEDDING_LOOKUP", "float32", q=(0.03, 0), const=True),
+        "cum8": M._cumsum("int8", 1, True, False), "cumf": M._cumsum("float32", 0, False, True),
+        "all": M._reduce_all([1], False, (3, 2)), "l2": M._l2_pool(True, (2, 2), (1, 1)),
+        "dus": M._update_slice("int8", (1, 2, 3), "int64"), "svdf": M._svdf()}
+    src = tmp_path / "src"
+    cfiles = set()
+    for name, buf in models.items():
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(buf)
+        cfiles |= {p for p in write_output(generate(load_tflite(path), name), src) if p.suffix == ".c"}
+    jobs = [*CORES, ("atmega2560", None)]
+    for core, fpu in jobs:      # raises FirmwareBuildError with gcc's output
+        objs = compile_only(sorted(cfiles), [src], core, fpu, out_dir=tmp_path / "o" / core)
+        assert len(objs) == len(cfiles)
+
+
 # ---- (b)-(d) runs on emulated boards -------------------------------------------
 
 def test_kws_bit_exact_on_cortex_m4(tmp_path):

@@ -1,6 +1,7 @@
 """The IR carries any op (issue 12 item 1): an operator the IR has no kind for is imported as
-an OPAQUE op with its source type, options and the file's output shapes; cgen refuses it with
-the op and its index; a backend that compiles the file takes the model, and the result is
+an OPAQUE op with its source type, options and the file's output shapes; cgen computes the
+TFLite ones it has kernels for and refuses the others with the op and its index; a backend
+that compiles the file takes the model, and the result is
 checked against the reference interpreter, not against anything computed here.
 """
 
@@ -21,6 +22,8 @@ from platformio_tinyml.ir import OpKind  # noqa: E402
 from platformio_tinyml.model.loader import load_model  # noqa: E402
 from platformio_tinyml.pipeline import compare_backends  # noqa: E402
 from platformio_tinyml.verify.chosen import verify_model  # noqa: E402
+from platformio_tinyml.verify.host import build_host  # noqa: E402
+from platformio_tinyml.verify.reference import TFLMReference  # noqa: E402
 
 
 def _cumsum(path):
@@ -40,10 +43,27 @@ def test_tflite_op_without_a_kind_is_carried_with_its_options(tmp_path):
     assert options["Exclusive"] is True and options["Reverse"] is True
     assert g.tensors[op.outputs[0]].shape == (1, 8, 4)
     assert np.asarray(g.op_inputs(op)[1].data).reshape(-1).tolist() == [1]   # the axis operand, as in the file
-    with pytest.raises(UnsupportedOpError, match=rf"operator #{op.index} CUMSUM is not supported "
-                                                 r"\(cgen has no kernel for this operator\)"):
-        generate(g, "cumsum")
-    table = compare_backends(tmp_path / "cumsum.tflite", load_profile("nucleo_f446re"))
+    # cgen computes it from what is carried (cgen/lower_more.py; tests/test_cgen_ops_more.py for the variants)
+    host = build_host(generate(g, "cumsum"), g, tmp_path / "b")
+    x = np.random.default_rng(0).standard_normal((1, 8, 4)).astype(np.float32)
+    ours, ref = host.run([x])[0], TFLMReference(tmp_path / "cumsum.tflite").run([x])[0]
+    assert np.allclose(ours, ref.reshape(ours.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_tflite_op_cgen_refuses_goes_to_tflm(tmp_path):
+    """An opaque op cgen refuses (BROADCAST_ARGS of shapes known at run time only: cgen folds
+    constant ones) is refused with the op, its index and the reason; tflm takes the model."""
+    from test_cgen_ops_ew import _builder
+    B = _builder()()
+    a, b = B.tensor((3,), "int32", name="a"), B.tensor((2,), "int32", name="b")
+    y = B.tensor((3,), "int32", name="shape")
+    B.op("BROADCAST_ARGS", [a, b], [y])
+    path = tmp_path / "bargs.tflite"
+    path.write_bytes(B.finish([a, b], [y]))
+    with pytest.raises(UnsupportedOpError, match=r"operator #0 BROADCAST_ARGS is not supported "
+                                                 r"\(shapes computed at run time"):
+        generate(load_model(path), "bargs")
+    table = compare_backends(path, load_profile("nucleo_f446re"))
     rows = {r["backend"]: r for r in table["backends"]}
     assert not rows["cgen"]["supported"] and rows["tflm"]["supported"] and table["chosen"] in ("tflm", "tvm")
 

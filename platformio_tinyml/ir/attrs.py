@@ -114,7 +114,8 @@ class Opaque:
     in the source format's layout (an ONNX op's are NCHW: the reader transposes back; a
     one-input element-wise function, to which element order does not matter, stays on its
     input as the reader holds it) and
-    its output shapes are the file's. No pass looks inside it; a backend that compiles the
+    its output shapes are the file's. No pass looks inside it (but constant folding, for
+    the TFLite ops that make constants: ZEROS_LIKE, FILL, BROADCAST_ARGS); a backend that compiles the
     graph refuses it with the op and its index (and ``reason``, when the reader has a converter
     for the op that refused these parameters), one that compiles the file may take it."""
     op: str

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .graph import SIDE_EFFECT_OPS, Graph, OpKind
-from .shape_ops import MOVES, evaluate
+from .shape_ops import MOVES, evaluate, evaluate_opaque
 
 
 def reshape_like_ops(g: Graph) -> bool:
@@ -60,18 +60,21 @@ def fold_constants(g: Graph) -> bool:
     shape) becomes constant data in its outputs, in op order, so chains fold
     whole: the ``SHAPE -> STRIDED_SLICE -> PACK`` / ``GATHER`` / ``CONCATENATION``
     / arithmetic of shape computations, and ONNX ``Shape``/``Gather``/``Slice``
-    chains the reader left. Only exact cases: quantized values fold only through
-    pure data movement with one quantization; graph outputs stay computed."""
+    chains the reader left, and the TFLite builtins without an IR kind that make
+    constants (ZEROS_LIKE, FILL, BROADCAST_ARGS: shape_ops.evaluate_opaque). Only
+    exact cases: quantized values fold only through pure data movement with one
+    quantization; graph outputs stay computed."""
     changed = False
     keep = []
     for op in g.ops:
         outs = [g.tensors[i] for i in op.outputs]
         ins = [g.tensors[i] for i in op.inputs if i >= 0]
         vals = None
-        if op.kind is not OpKind.OPAQUE and not any(i in g.outputs for i in op.outputs) \
-                and _foldable(op, ins, outs):
+        if not any(i in g.outputs for i in op.outputs) and _foldable(op, ins, outs):
             if op.kind is OpKind.SHAPE:
                 vals = [np.array(ins[0].shape, np.int64)]
+            elif op.kind is OpKind.OPAQUE:
+                vals = evaluate_opaque(op.attrs, ins, outs) if g.source_format == "tflite" else None
             elif ins and all(t.is_const for t in ins):
                 try:
                     vals = evaluate(op.kind, op.attrs, [t.data for t in ins])

@@ -174,6 +174,22 @@ def evaluate(kind: OpKind, a, xs: list[np.ndarray]) -> list[np.ndarray] | None:
     return None
 
 
+def evaluate_opaque(a, ins, outs) -> list[np.ndarray] | None:
+    """The outputs of an opaque TFLite op that makes constants (``a``: its attrs.Opaque) from
+    tensors ``ins`` into ``outs`` (None where not defined here, or not constant): ZEROS_LIKE
+    (from the input's static shape alone), FILL and BROADCAST_ARGS of constant inputs."""
+    if a.domain or a.reason or len(outs) != 1:
+        return None
+    const = bool(ins) and all(t.is_const for t in ins)
+    if a.op == "ZEROS_LIKE" and len(ins) == 1:
+        return [np.zeros(outs[0].shape)]
+    if a.op == "FILL" and len(ins) == 2 and const and ins[1].size == 1:
+        return [np.full(outs[0].shape, np.asarray(ins[1].data).reshape(-1)[0])]
+    if a.op == "BROADCAST_ARGS" and len(ins) == 2 and const:
+        return [np.array(np.broadcast_shapes(*(tuple(int(d) for d in t.data.reshape(-1)) for t in ins)))]
+    return None
+
+
 def output_shapes(kind: OpKind, a, in_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]] | None:
     """The output shapes ``kind`` computes from inputs of ``in_shapes`` (None where not defined here).
 

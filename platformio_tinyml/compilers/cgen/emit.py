@@ -130,10 +130,10 @@ class Emitter:
 
 def _lowerings():
     from . import (lower_s8, lower_f32, lower_common, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
-                   lower_ml, lower_norms)
+                   lower_ml, lower_norms, lower_more)
     table = {}
     for mod in (lower_common, lower_s8, lower_f32, lower_shape, lower_ew, lower_var, lower_mm, lower_rnn, lower_logic,
-                lower_ml, lower_norms):
+                lower_ml, lower_norms, lower_more):   # lower_more after lower_ew: it dispatches opaque ops
         table.update(mod.LOWERINGS)
     return table
 

@@ -77,6 +77,11 @@ _FLOATS = (DType.FLOAT32,)
 # Ops that only copy elements (concatenation, slices, a streaming model's variable reads and
 # writes): a copy per output element, not the requantizing element-wise kernels' cost.
 _MOVES = (MOVES | {OpKind.READ_VARIABLE, OpKind.ASSIGN_VARIABLE}) - {OpKind.RESHAPE}
+# The families of TFLite builtins without an IR kind that cgen computes (lower_more.py): those that
+# move bytes, L2_POOL_2D a pool, SVDF matrix-vector products; the others (PADV2 as PAD, CAST,
+# ADD_N, ...) are element-wise
+OPAQUE_FAMILY = {"REVERSE_V2": "move", "GATHER_ND": "move", "EMBEDDING_LOOKUP": "move", "FILL": "move",
+                 "ZEROS_LIKE": "move", "DYNAMIC_UPDATE_SLICE": "move", "L2_POOL_2D": "pool", "SVDF": "fc"}
 LSTM_ACT_WORK = 64   # 3 logistic + 2 tanh per unit and step, in MACs of the fc_f32 kernel (see above)
 
 
@@ -95,6 +100,8 @@ def kernel_of(g: Graph, op: Op) -> str:
         OpKind.LOG_SOFTMAX: "softmax",      # an exp per element and a log per row: softmax's cost
         OpKind.RESHAPE: "reshape", OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM: "fc" if suffix == "f32" else "lstm",
     }.get(op.kind, "move" if op.kind in _MOVES else "eltwise")
+    if op.kind is OpKind.OPAQUE:
+        family = OPAQUE_FAMILY.get(op.attrs.op, "eltwise")
     return f"{family}_{suffix}"
 
 

@@ -291,16 +291,20 @@ def _binary_s8(em, op):
 # ---- float32 lowerings ----------------------------------------------------------------
 
 def _binary_f32(em, op):
+    binary_f32_call(em, op, f"tml_{_FN[op.kind]}_f32", op.inputs[0], op.inputs[1],
+                    getattr(op.attrs, "activation", None))
+
+
+def binary_f32_call(em, op, fn: str, a: int, b: int, act=None, runtime: str = "tml_ew_f32.c") -> None:
+    """``fn`` on tml_binary_f32_t: tensors ``a`` and ``b`` broadcast to ``op``'s output."""
     g = em.graph
-    a_t, b_t, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    a_t, b_t, y = g.tensors[a], g.tensors[b], g.tensors[op.outputs[0]]
     out4 = (1,) * (4 - len(y.shape)) + tuple(y.shape)
-    act = getattr(op.attrs, "activation", None)
     lo, hi = act_range_f32(act) if act is not None else (-FLT_MAX, FLT_MAX)
     p = em.params("tml_binary_f32_t", dict(
         dims=list(out4), s1=broadcast_strides(a_t.shape, out4), s2=broadcast_strides(b_t.shape, out4),
         act_min=lo, act_max=hi))
-    em.call(op, f"tml_{_FN[op.kind]}_f32({p}, {operand_ptr(em, op.inputs[0])}, {operand_ptr(em, op.inputs[1])}, "
-                f"{em.ptr(op.outputs[0])})", "tml_ew_f32.c")
+    em.call(op, f"{fn}({p}, {operand_ptr(em, a)}, {operand_ptr(em, b)}, {em.ptr(op.outputs[0])})", runtime)
 
 
 def _map_f32(em, op):

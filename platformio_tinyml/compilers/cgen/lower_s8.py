@@ -320,11 +320,12 @@ def check_pad(g: Graph, op: Op):
     return None
 
 
-def _pad_call(em, op, fn: str, value: list[int]) -> None:
-    """``fn`` (tml_pad / tml_mirror_pad) on tml_pad_t with the 4-byte ``value`` field."""
+def _pad_call(em, op, fn: str, value: list[int], paddings=None) -> None:
+    """``fn`` (tml_pad / tml_mirror_pad) on tml_pad_t with the 4-byte ``value`` field
+    (``paddings``: the op's attribute unless given)."""
     g = em.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-    pads = [(0, 0)] * (4 - len(x.shape)) + [tuple(p) for p in op.attrs.paddings]
+    pads = [(0, 0)] * (4 - len(x.shape)) + [tuple(p) for p in (op.attrs.paddings if paddings is None else paddings)]
     p = em.params("tml_pad_t", dict(in_dims=_dims4(x.shape), out_dims=_dims4(y.shape),
                                     before=[int(a) for a, _ in pads], elem_size=y.dtype.itemsize,
                                     value=[int(v) for v in value] + [0] * (4 - len(value))))

@@ -202,14 +202,19 @@ def lower_move(em, op: Op) -> None:
         p = em.params("tml_fill_t", dict(n=y.size, elem=e, value=[0, 0, 0, 0]))
         em.call(op, f"tml_fill({p}, 0, {em.ptr(op.outputs[0])})", "tml_move.c")
     for m in _moves(g, op):
-        if m.empty:
-            continue
-        r = len(m.loops)
-        pad = [0] * (MAX_LOOPS - r)
-        p = em.params("tml_copy_nd_t", dict(
-            rank=r, elem=e, dims=[d for d, _, _ in m.loops] + pad, in_step=[s * e for _, s, _ in m.loops] + pad,
-            out_step=[s * e for _, _, s in m.loops] + pad, in_base=m.in_base * e, out_base=m.out_base * e))
-        em.call(op, f"tml_copy_nd({p}, {operand_ptr(em, m.src)}, {em.ptr(m.dst)})", "tml_move.c")
+        emit_move(em, op, m, e)
+
+
+def emit_move(em, op: Op, m: Move, e: int) -> None:
+    """One ``tml_copy_nd`` call doing ``m`` on elements of ``e`` bytes (nothing for an empty copy)."""
+    if m.empty:
+        return
+    r = len(m.loops)
+    pad = [0] * (MAX_LOOPS - r)
+    p = em.params("tml_copy_nd_t", dict(
+        rank=r, elem=e, dims=[d for d, _, _ in m.loops] + pad, in_step=[s * e for _, s, _ in m.loops] + pad,
+        out_step=[s * e for _, _, s in m.loops] + pad, in_base=m.in_base * e, out_base=m.out_base * e))
+    em.call(op, f"tml_copy_nd({p}, {operand_ptr(em, m.src)}, {em.ptr(m.dst)})", "tml_move.c")
 
 
 def check_gather(g: Graph, op: Op) -> str | None:

@@ -54,9 +54,18 @@ def lstm_ops(ctx, op, i: int, name: str, tensors: list[Tensor], variables) -> li
             raise ctx.fail(i, name, f"its {what} state (tensor #{ins[k]}) is not a variable tensor; TFLite Micro "
                                     "keeps the state in variable tensors")
     attrs = A.Lstm(time_major=bool(o.TimeMajor()), cell_clip=float(o.CellClip()))
+    return stateful(i, name, tensors, variables, (ins[18], ins[19]), lambda nxt: Op(
+        index=i, kind=OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM, inputs=ins[:9] + ins[12:16] + ins[18:20],
+        outputs=[outs[0], *nxt], attrs=attrs, name=name))
+
+
+def stateful(i: int, name: str, tensors: list[Tensor], variables, state_tensors, make) -> list[Op]:
+    """[READ_VARIABLE of each state, ``make(next-state tensor indices)``, ASSIGN_VARIABLE of each]:
+    an operator's variable-tensor states as resource variables (zeros at the start, kept between
+    calls); appends the next-state tensors to ``tensors``."""
     where = f"operator #{i} {name}"
     states = []
-    for t in (ins[18], ins[19]):
+    for t in state_tensors:
         state = tensors[t]
         var = variables.state(state, where)
         out = Tensor(index=len(tensors), name=f"{state.name}/next", shape=tuple(state.shape),
@@ -65,9 +74,7 @@ def lstm_ops(ctx, op, i: int, name: str, tensors: list[Tensor], variables) -> li
         states.append((var, t, out.index))
     reads = [Op(index=i, kind=OpKind.READ_VARIABLE, inputs=[], outputs=[t], attrs=A.VariableRef(v), name=name)
              for v, t, _ in states]
-    lstm = Op(index=i, kind=OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM, inputs=ins[:9] + ins[12:16] + ins[18:20],
-              outputs=[outs[0], states[0][2], states[1][2]], attrs=attrs, name=name)
     writes = [Op(index=i, kind=OpKind.ASSIGN_VARIABLE, inputs=[nxt], outputs=[], attrs=A.VariableRef(v), name=name)
               for v, _, nxt in states]
-    return [*reads, lstm, *writes]
+    return [*reads, make([nxt for _, _, nxt in states]), *writes]
 

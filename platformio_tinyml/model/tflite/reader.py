@@ -20,7 +20,7 @@ from ..common import read_model_bytes
 from ..validate import CORRUPT, PADDING_KIND, SHAPE as SHAPE_RULE, InvalidModelError, decode_name, validate_graph
 from .checks import builtin_code, builtin_options as _options, check_tflite, tflite_buffer_bytes
 from .shape_attrs import KINDS as SHAPE_KINDS, ParamError, shape_attrs
-from .lstm import lstm_ops
+from .lstm import lstm_ops, stateful
 from .variables import VAR_OPS, Variables
 
 _DTYPES = {
@@ -112,6 +112,8 @@ def _read(ctx: _Ctx) -> Graph:
             ops += [o for o in (variables.op(i, op, name, tensors),) if o is not None]
         elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
             ops += lstm_ops(ctx, op, i, name, tensors, variables)
+        elif name == "SVDF" and _svdf_state(ctx, op) is not None:
+            ops += _svdf_ops(ctx, op, i, tensors, variables)
         else:
             ops.append(_op(ctx, op, i, tensors))
     other = sorted(set(range(1, m.SubgraphsLength())) - variables.init_subgraphs)
@@ -301,6 +303,23 @@ def _opaque_options(op) -> tuple[tuple[str, object], ...]:
     if op.CustomOptionsLength():
         out.append(("custom_options", bytes(op.CustomOptionsAsNumpy())))
     return tuple(out)
+
+
+def _svdf_state(ctx: _Ctx, op) -> int | None:
+    """SVDF's activation state (input 4) when it is a variable tensor, as TFLite Micro keeps it."""
+    ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+    if len(ins) != 5 or ins[4] < 0 or not ctx.model.Subgraphs(0).Tensors(ins[4]).IsVariable():
+        return None
+    return ins[4]
+
+
+def _svdf_ops(ctx: _Ctx, op, i: int, tensors: list[Tensor], variables) -> list[Op]:
+    """[READ_VARIABLE state, SVDF (opaque; outputs the output and the next state), ASSIGN_VARIABLE]."""
+    ins = [int(x) for x in op.InputsAsNumpy()]
+    outs = [int(x) for x in op.OutputsAsNumpy()]
+    carried = _op(ctx, op, i, tensors)
+    return stateful(i, "SVDF", tensors, variables, (ins[4],), lambda nxt: Op(
+        index=i, kind=OpKind.OPAQUE, inputs=ins, outputs=outs[:1] + nxt, attrs=carried.attrs, name=carried.name))
 
 
 def _op(ctx: _Ctx, op, i: int, tensors: list[Tensor]) -> Op:

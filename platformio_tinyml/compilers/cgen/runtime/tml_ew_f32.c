@@ -1,5 +1,5 @@
 /* tml_ew_f32.c - float32 element-wise ops, TFLite reference semantics:
- * SUB, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU (4-D broadcasting,
+ * SUB, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU, FLOOR_DIV, FLOOR_MOD (4-D broadcasting,
  * fused activation clamp), the functions of tml_map_f32 (ELU, HARD_SWISH,
  * LEAKY_RELU, GELU, EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE, and the float
  * functions of opaque ops: rounding, trigonometric and hyperbolic functions,
@@ -8,7 +8,14 @@
 #include <math.h>
 #include "tml_kernels.h"
 
-enum { OP_SUB, OP_DIV, OP_MAX, OP_MIN, OP_SQDIFF, OP_PRELU };
+enum { OP_SUB, OP_DIV, OP_MAX, OP_MIN, OP_SQDIFF, OP_PRELU, OP_FLOORDIV, OP_FLOORMOD };
+
+/* TFLite's FloorMod: the truncated remainder moved to the divisor's sign. */
+static float floor_mod(float a, float b)
+{
+    const float r = fmodf(a, b);
+    return (r != 0.0f && ((b < 0.0f) != (r < 0.0f))) ? r + b : r;
+}
 
 static void loop4(const tml_binary_f32_t *P, const float *in1, const float *in2, float *out, int op)
 {
@@ -26,6 +33,8 @@ static void loop4(const tml_binary_f32_t *P, const float *in1, const float *in2,
                     case OP_MAX: v = a > b ? a : b; break;
                     case OP_MIN: v = a < b ? a : b; break;
                     case OP_SQDIFF: v = (a - b) * (a - b); break;
+                    case OP_FLOORDIV: v = floorf(a / b); break;
+                    case OP_FLOORMOD: v = floor_mod(a, b); break;
                     default: v = a >= 0.0f ? a : a * b; break;
                     }
                     if (v < P->act_min) v = P->act_min;
@@ -68,6 +77,18 @@ void tml_prelu_f32(const tml_binary_f32_t *src, const float *in1, const float *i
 {
     TML_LOAD_PARAMS(tml_binary_f32_t, src);
     loop4(P, in1, in2, out, OP_PRELU);
+}
+
+void tml_floordiv_f32(const tml_binary_f32_t *src, const float *in1, const float *in2, float *out)
+{
+    TML_LOAD_PARAMS(tml_binary_f32_t, src);
+    loop4(P, in1, in2, out, OP_FLOORDIV);
+}
+
+void tml_floormod_f32(const tml_binary_f32_t *src, const float *in1, const float *in2, float *out)
+{
+    TML_LOAD_PARAMS(tml_binary_f32_t, src);
+    loop4(P, in1, in2, out, OP_FLOORMOD);
 }
 
 #if defined(__AVR__) || defined(TML_PORTABLE_MATH)

@@ -243,6 +243,8 @@ typedef struct {
 
 void tml_avgpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
 void tml_maxpool_f32(const tml_pool_f32_t *p, const float *in, float *out);
+/* L2_POOL_2D: sqrt of the mean of the squares of the window's taps. */
+void tml_l2pool_f32(const tml_pool_f32_t *p, const float *in, float *out);
 
 /* MEAN over a contiguous block of axes: [outer][count][inner] -> [outer][inner]. */
 typedef struct {
@@ -435,6 +437,9 @@ void tml_max_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, 
 void tml_min_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 void tml_sqdiff_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 void tml_prelu_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+/* FLOOR_DIV: floor(a / b); FLOOR_MOD: fmod(a, b) moved to b's sign (TFLite's FloorMod). */
+void tml_floordiv_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
+void tml_floormod_f32(const tml_binary_f32_t *p, const float *in1, const float *in2, float *out);
 
 /* Comparisons -> 0/1 bytes (TML_CMP_*), LOGICAL_AND / LOGICAL_OR (is_or) on 0/1 bytes, with
  * tml_binary_f32_t's dims and strides (act_min / act_max unused); tml_logic.c. */
@@ -539,5 +544,84 @@ typedef struct {
 } tml_tree_t;
 
 void tml_tree_ensemble(const tml_tree_t *p, const float *x, float *scores, int64_t *labels);
+
+/* Kernels of TFLite builtins without an IR kind (tml_more.c). Element types: */
+#define TML_T_INT8 0
+#define TML_T_UINT8 1
+#define TML_T_INT16 2
+#define TML_T_INT32 3
+#define TML_T_FLOAT32 4
+#define TML_T_BOOL 5
+
+/* CAST of n elements from type 'from' to type 'to' (TML_T_*), as C converts. */
+typedef struct {
+    uint32_t n;
+    uint8_t from, to;
+} tml_cast_t;
+
+void tml_cast(const tml_cast_t *p, const void *in, void *out);
+
+/* int8 ADD_N of n inputs of count elements each (ins: their pointers), TFLite's
+ * integer arithmetic: every input rescaled with 20 bits of headroom, summed onto
+ * the rescaled input offset, rescaled to the output. */
+typedef struct {
+    uint32_t n, count;
+    int32_t in_offset, out_offset, in_mult, out_mult;
+    int8_t in_shift, out_shift;
+} tml_add_n_s8_t;
+
+void tml_add_n_s8(const tml_add_n_s8_t *p, const int8_t *const *ins, int8_t *out);
+
+/* GATHER_ND and EMBEDDING_LOOKUP with indices read at run time: for each of n index
+ * tuples (depth int32s of idx), the slice of 'slice' elements of 'elem' bytes at
+ * sum(index[k] * step[k]) bytes; an index outside 0..dims[k]-1 (TFLite Micro fails
+ * the invoke) gives a slice of zeros. scale != 0 (hybrid EMBEDDING_LOOKUP): int8
+ * elements written as float32 value * scale. */
+typedef struct {
+    uint32_t n, depth, slice;
+    uint8_t elem;
+    uint32_t dims[5], step[5];
+    float scale;
+} tml_gather_nd_t;
+
+void tml_gather_nd(const tml_gather_nd_t *p, const void *params, const int32_t *idx, void *out);
+
+/* CUMSUM along the middle of [outer][count][inner] (exclusive: each sum leaves out its own
+ * element; reverse: from the end). int8 rescales as ADD_N (tml_add_n_s8_t's fields). */
+typedef struct {
+    uint32_t outer, count, inner;
+    uint8_t exclusive, reverse;
+    int32_t in_offset, out_offset, in_mult, out_mult;
+    int8_t in_shift, out_shift;
+} tml_cumsum_t;
+
+void tml_cumsum_f32(const tml_cumsum_t *p, const float *in, float *out);
+void tml_cumsum_s8(const tml_cumsum_t *p, const int8_t *in, int8_t *out);
+
+/* DYNAMIC_UPDATE_SLICE after the operand is copied to out: update (upd_dims) written
+ * into out (out_dims) at the start indices read at run time (int32, or int64 when
+ * idx64), each clamped to 0 .. out_dims - upd_dims as TFLite Micro does. */
+typedef struct {
+    uint8_t rank, elem, idx64;
+    uint32_t out_dims[6], upd_dims[6];
+} tml_update_slice_t;
+
+void tml_update_slice(const tml_update_slice_t *p, const void *update, const void *start, void *out);
+
+/* int8 SVDF with int16 time weights and state (zero point 0), TFLite Micro's integer
+ * reference: state_out is state_in moved one step left, each filter's newest entry the
+ * rescaled feature dot product (saturated to int16); the output sums 'rank' filters' time
+ * dot products per unit onto the bias and rescales them. Weights: TML_CONST. */
+typedef struct {
+    uint16_t batch, n_input, n_filter, n_memory, rank;
+    int32_t in_zp, out_zp, mult1, mult2;
+    int8_t shift1, shift2;
+    const int8_t *wf;
+    const int16_t *wt;
+    const int32_t *bias;
+} tml_svdf_s8_t;
+
+void tml_svdf_s8(const tml_svdf_s8_t *p, const int8_t *in, const int16_t *state_in, int8_t *out,
+                 int16_t *state_out);
 
 #endif /* TML_KERNELS_H */

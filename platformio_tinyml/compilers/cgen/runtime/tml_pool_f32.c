@@ -1,9 +1,13 @@
-/* tml_pool_f32.c - float32 AVERAGE_POOL_2D, MAX_POOL_2D (padded taps
- * excluded) and MEAN, TFLite reference semantics. */
+/* tml_pool_f32.c - float32 AVERAGE_POOL_2D, MAX_POOL_2D, L2_POOL_2D (padded
+ * taps excluded) and MEAN, TFLite reference semantics. */
+#include <math.h>
 #include "tml_kernels.h"
 
-static void pool(const tml_pool_f32_t *P, const float *in, float *out, int is_avg)
+enum { POOL_MAX, POOL_AVG, POOL_L2 };
+
+static void pool(const tml_pool_f32_t *P, const float *in, float *out, int kind)
 {
+    const int is_avg = kind != POOL_MAX;
     const int32_t c_n = P->c;
     for (int32_t oy = 0; oy < P->out_h; ++oy) {
         const int32_t iy0 = oy * P->stride_h - P->pad_t;
@@ -19,11 +23,13 @@ static void pool(const tml_pool_f32_t *P, const float *in, float *out, int is_av
                 for (int32_t y = y0; y < y1; ++y)
                     for (int32_t x = x0; x < x1; ++x) {
                         const float v = in[(y * P->in_w + x) * c_n + c];
-                        if (is_avg) acc += v;
+                        if (kind == POOL_L2) acc += v * v;
+                        else if (is_avg) acc += v;
                         else if (v > acc) acc = v;
                         ++count;
                     }
                 if (is_avg) acc = acc / (float)count;
+                if (kind == POOL_L2) acc = sqrtf(acc);
                 if (acc < P->act_min) acc = P->act_min;
                 if (acc > P->act_max) acc = P->act_max;
                 out[(oy * P->out_w + ox) * c_n + c] = acc;
@@ -35,13 +41,19 @@ static void pool(const tml_pool_f32_t *P, const float *in, float *out, int is_av
 void tml_avgpool_f32(const tml_pool_f32_t *src, const float *in, float *out)
 {
     TML_LOAD_PARAMS(tml_pool_f32_t, src);
-    pool(P, in, out, 1);
+    pool(P, in, out, POOL_AVG);
 }
 
 void tml_maxpool_f32(const tml_pool_f32_t *src, const float *in, float *out)
 {
     TML_LOAD_PARAMS(tml_pool_f32_t, src);
-    pool(P, in, out, 0);
+    pool(P, in, out, POOL_MAX);
+}
+
+void tml_l2pool_f32(const tml_pool_f32_t *src, const float *in, float *out)
+{
+    TML_LOAD_PARAMS(tml_pool_f32_t, src);
+    pool(P, in, out, POOL_L2);
 }
 
 void tml_mean_f32(const tml_mean_f32_t *src, const float *in, float *out)
