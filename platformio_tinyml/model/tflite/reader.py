@@ -120,6 +120,8 @@ def _read(ctx: _Ctx) -> Graph:
     if other:
         raise ModelError(f"{m.SubgraphsLength()} subgraphs; subgraph {other[0]} is control flow (only the "
                          "init subgraphs of CALL_ONCE are supported)", where=str(ctx.path))
+    graph_outputs = [int(x) for x in sg.OutputsAsNumpy()]
+    _check_state_tensors(ctx, ops, tensors, graph_outputs)
     name = decode_name(sg.Name(), "subgraph 0", str(ctx.path)) or ctx.path.stem
     g = Graph(name=name, tensors=tensors, ops=ops,
               inputs=[int(x) for x in sg.InputsAsNumpy()],
@@ -133,6 +135,24 @@ def _read(ctx: _Ctx) -> Graph:
     g.renumber()
     g.validate()
     return run_passes(g)
+
+
+def _check_state_tensors(ctx: _Ctx, ops: list[Op], tensors: list[Tensor], graph_outputs: list[int]) -> None:
+    """An LSTM's or SVDF's state tensor is a variable that TFLite Micro updates in place while the
+    operator runs: read anywhere else (a graph output, another operator) it holds the state of
+    before or after that operator depending on the place, which the state as a resource variable
+    does not reproduce. Such a model is refused in one line."""
+    for read in ops:
+        if read.kind is not OpKind.READ_VARIABLE or read.name not in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF"):
+            continue
+        t = read.outputs[0]
+        what = f"its state tensor '{tensors[t].name}'"
+        if t in graph_outputs:
+            raise ctx.fail(read.index, read.name, f"{what} is a graph output (TFLite Micro updates it in place "
+                                                  "while the operator runs); output the operator's results instead")
+        if any(t in op.inputs for op in ops if op.index != read.index):
+            raise ctx.fail(read.index, read.name, f"{what} is also read by another operator (TFLite Micro "
+                                                  "updates it in place while this one runs)")
 
 
 def _tensor(ctx: _Ctx, t, index: int) -> Tensor:
