@@ -100,7 +100,8 @@ def new_compilation(request: Request, model: UploadFile = File(...), target: str
     try:
         answer = compilations.create_compilation(model=model, target=target.strip() or None, profile=None,
                                                  manifest=None, backend=backend, name=None, options=None,
-                                                 calibration=None, who=who, svc=svc)
+                                                 calibration=None, input_shapes=None, input_values=None,
+                                                 who=who, svc=svc)
     except HTTPException as e:
         return _new_form(svc, who, expected, str(e.detail), e.status_code, target, backend)
     except TinyMLError as e:
