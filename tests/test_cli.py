@@ -117,31 +117,29 @@ def test_model_too_big_for_board_says_by_how_much(tmp_path):
 
 
 def test_an_op_cgen_lacks_goes_to_a_backend_that_takes_it_or_one_line_per_backend(tmp_path):
-    """The importer carries FLOOR_MOD (no cgen kernel) as an opaque op: cgen refuses it with the op
-    and its index, TensorFlow Lite Micro and TVM (which have it) take the model, and on a board
-    no backend serves the one line names every backend's reason."""
+    """The importer carries BROADCAST_ARGS as an opaque op; cgen computes it only when both shapes
+    are constants (folded) and refuses it with the op and its index when they come at run time.
+    TensorFlow Lite Micro (which has the kernel) takes the model, and on a board no backend serves
+    the one line names every backend's reason."""
     import json
-    import tensorflow as tf   # the keras extra, installed with the dev extra
+    from test_cgen_ops_ew import _builder
 
-    w = tf.constant(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
-
-    @tf.function(input_signature=[tf.TensorSpec((1, 8), tf.float32)])
-    def f(x):
-        return tf.math.floormod(tf.matmul(x, w), 1.5)     # FLOOR_MOD: TFLite Micro has it, cgen does not
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
-    path = tmp_path / "floormod.tflite"
-    path.write_bytes(conv.convert())
+    B = _builder()()
+    a, b = B.tensor((3,), "int32", name="a"), B.tensor((2,), "int32", name="b")
+    y = B.tensor((3,), "int32", name="shape")
+    B.op("BROADCAST_ARGS", [a, b], [y])
+    path = tmp_path / "bargs.tflite"
+    path.write_bytes(B.finish([a, b], [y]))
     rc, o, err = tinyml("inspect", path)
-    assert rc == 0 and "FLOOR_MOD" in o, o + err
+    assert rc == 0 and "BROADCAST_ARGS" in o, o + err
     rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")
     assert rc == 0, o + err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["backend"] in ("tflm", "tvm") and report["candidates"]["tflm"]["ok"]
-    assert "FLOOR_MOD is not supported (cgen has no kernel for this operator)" in \
+    assert "BROADCAST_ARGS is not supported (shapes computed at run time" in \
         report["candidates"]["cgen"]["reasons"][0]
     rc, o, err = tinyml("compile", path, "-t", "uno", "-o", tmp_path / "avr")
-    assert_one_line_error(rc, o, err, "floormod.tflite", "'uno'", "cgen: ", "operator #1 FLOOR_MOD is not supported",
+    assert_one_line_error(rc, o, err, "bargs.tflite", "'uno'", "cgen: ", "operator #0 BROADCAST_ARGS is not supported",
                           "tflm: TensorFlow Lite Micro needs a 32-bit core", "--explain")
     rc, o, err = tinyml("compile", path, "-t", "uno", "-o", tmp_path / "avr", "--explain")
     assert rc != 0 and "Supported operators:" in err and "CONV_2D" in err and "UNPACK" in err, err
