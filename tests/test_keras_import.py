@@ -73,11 +73,12 @@ def test_conversions_are_cached_outside_the_source_tree(keras_model, tmp_path, m
 
 
 def test_errors_name_the_users_model_not_the_converted_file(tmp_path, monkeypatch):
-    """An op cgen refuses (FLOOR_MOD, which it has no kernel for) is reported against the
-    SavedModel folder the user gave, not the converted .tflite in the cache."""
+    """An op cgen refuses (FLOOR_MOD of int32, which TFLite Micro has no kernel for either) is
+    reported against the SavedModel folder the user gave, not the converted .tflite in the cache."""
     monkeypatch.setenv("TINYML_CACHE_DIR", str(tmp_path / "cache"))
     x = tf.keras.Input(shape=(4,), batch_size=1)
-    m = tf.keras.Model(x, tf.keras.layers.Dense(3)(tf.keras.layers.Lambda(lambda t: tf.math.floormod(t, 1.5))(x)))
+    m = tf.keras.Model(x, tf.keras.layers.Dense(3)(tf.keras.layers.Lambda(
+        lambda t: tf.cast(tf.math.floormod(tf.cast(t, tf.int32), 3), tf.float32))(x)))
     saved = tmp_path / "sine_savedmodel"
     m.export(str(saved))
     g = load_model(saved)
