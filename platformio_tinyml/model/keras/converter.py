@@ -177,8 +177,9 @@ def _fused_lstm_converter(tf, model, work: Path):
     """A converter whose float conversion has one UNIDIRECTIONAL_SEQUENCE_LSTM per Keras LSTM
     layer (Keras 3 gives a WHILE loop): the model, its LSTMs swapped (:func:`_fused_lstm_model`),
     as a batch-1 function of constant weights saved as a SavedModel, the form in which TFLite's
-    converter fuses the annotated function. None unless the float conversion has the fused ops
-    and computes what ``model`` computes (:func:`_tflite_matches`): the caller unrolls then."""
+    converter fuses the annotated function. Returns (the converter, its float32 ``.tflite``, already
+    converted and checked); None unless the float conversion has the fused ops and computes what
+    ``model`` computes (:func:`_tflite_matches`): the caller unrolls then."""
     copy = _fused_lstm_model(tf, model)
     if copy is None:
         return None
@@ -198,24 +199,24 @@ def _fused_lstm_converter(tf, model, work: Path):
         flat = conv.convert()
         if not _tflite_matches(tf, flat, model, shapes):
             return None
-        return tf.lite.TFLiteConverter.from_saved_model(str(work))
+        return conv, flat
     except Exception:   # noqa: BLE001 - any TensorFlow failure: unroll instead
         return None
 
 
 def _fixed_batch_converter(tf, model, work: Path | None = None):
-    """A converter for ``model`` with batch size 1: MCU code has static shapes,
-    and a free batch dimension makes the converter emit SHAPE/dynamic RESHAPE ops.
-    LSTM layers become fused LSTM ops (:func:`_fused_lstm_converter`) where they can, other
-    recurrent layers are unrolled (:func:`_unrolled`)."""
+    """(A converter for ``model`` with batch size 1, its float32 conversion when already made, else
+    None): MCU code has static shapes, and a free batch dimension makes the converter emit
+    SHAPE/dynamic RESHAPE ops. LSTM layers become fused LSTM ops (:func:`_fused_lstm_converter`)
+    where they can, other recurrent layers are unrolled (:func:`_unrolled`)."""
     if work is not None:
-        conv = _fused_lstm_converter(tf, model, work)
-        if conv is not None:
-            return conv
+        fused = _fused_lstm_converter(tf, model, work)
+        if fused is not None:
+            return fused
     model = _unrolled(tf, model)
     inputs = [tf.keras.Input(tuple(i.shape[1:]), batch_size=1, dtype=i.dtype) for i in model.inputs]
     outputs = model(inputs if len(inputs) > 1 else inputs[0])
-    return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs))
+    return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs)), None
 
 
 def _saved_model_converter(tf, path: Path):
@@ -318,6 +319,7 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
         return out
     tf = _tf()
     with tempfile.TemporaryDirectory(prefix="tinyml-keras-") as work:   # the fused-LSTM SavedModel
+        flat = None     # the float32 conversion, where the fused-LSTM check already made it
         try:
             if path.is_dir():
                 with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
@@ -325,12 +327,13 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
             else:
                 model = tf.keras.models.load_model(str(path), compile=False)
                 with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
-                    conv = _fixed_batch_converter(tf, model, Path(work) / "fused")
+                    conv, flat = _fixed_batch_converter(tf, model, Path(work) / "fused")
                 shape = tuple(model.inputs[0].shape)
         except Exception as e:
             raise ModelError(f"cannot load the Keras model ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
                              where=str(path), hint="Save it with model.save('model.keras')") from None
         if calib is not None:
+            flat = None
             data = _calibration(calib, shape)
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             conv.representative_dataset = lambda: ([x] for x in data)
@@ -340,7 +343,7 @@ def convert_keras(path: str | Path, calibration: str | Path | None = None,
         try:
             # TF's C++ logging and Keras' export banner would land in the user's build log.
             with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
-                flat = conv.convert()
+                flat = flat if flat is not None else conv.convert()
         except Exception as e:
             raise ModelError(f"TFLite conversion failed ({type(e).__name__}: {str(e).splitlines()[0][:300]})",
                              where=str(path), hint="Use only TFLite builtin operators") from None
