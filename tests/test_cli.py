@@ -122,14 +122,9 @@ def test_an_op_cgen_lacks_goes_to_a_backend_that_takes_it_or_one_line_per_backen
     TensorFlow Lite Micro (which has the kernel) takes the model, and on a board no backend serves
     the one line names every backend's reason."""
     import json
-    from test_cgen_ops_ew import _builder
+    from test_opaque_ops import runtime_broadcast_args
 
-    B = _builder()()
-    a, b = B.tensor((3,), "int32", name="a"), B.tensor((2,), "int32", name="b")
-    y = B.tensor((3,), "int32", name="shape")
-    B.op("BROADCAST_ARGS", [a, b], [y])
-    path = tmp_path / "bargs.tflite"
-    path.write_bytes(B.finish([a, b], [y]))
+    path = runtime_broadcast_args(tmp_path / "bargs.tflite")
     rc, o, err = tinyml("inspect", path)
     assert rc == 0 and "BROADCAST_ARGS" in o, o + err
     rc, o, err = tinyml("compile", path, "-t", "nucleo_f446re", "-o", tmp_path / "out")

@@ -50,16 +50,22 @@ def test_tflite_op_without_a_kind_is_carried_with_its_options(tmp_path):
     assert np.allclose(ours, ref.reshape(ours.shape), rtol=1e-5, atol=1e-6)
 
 
-def test_tflite_op_cgen_refuses_goes_to_tflm(tmp_path):
-    """An opaque op cgen refuses (BROADCAST_ARGS of shapes known at run time only: cgen folds
-    constant ones) is refused with the op, its index and the reason; tflm takes the model."""
+def runtime_broadcast_args(path):
+    """A .tflite whose one op, BROADCAST_ARGS of two shapes given at run time, cgen refuses
+    (it folds constant ones) and TensorFlow Lite Micro computes."""
     from test_cgen_ops_ew import _builder
     B = _builder()()
     a, b = B.tensor((3,), "int32", name="a"), B.tensor((2,), "int32", name="b")
     y = B.tensor((3,), "int32", name="shape")
     B.op("BROADCAST_ARGS", [a, b], [y])
-    path = tmp_path / "bargs.tflite"
     path.write_bytes(B.finish([a, b], [y]))
+    return path
+
+
+def test_tflite_op_cgen_refuses_goes_to_tflm(tmp_path):
+    """An opaque op cgen refuses (BROADCAST_ARGS of shapes known at run time only: cgen folds
+    constant ones) is refused with the op, its index and the reason; tflm takes the model."""
+    path = runtime_broadcast_args(tmp_path / "bargs.tflite")
     with pytest.raises(UnsupportedOpError, match=r"operator #0 BROADCAST_ARGS is not supported "
                                                  r"\(shapes computed at run time"):
         generate(load_model(path), "bargs")
