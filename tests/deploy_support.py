@@ -58,8 +58,15 @@ def finished(client, dep_id, timeout=40) -> dict:
 
 
 def on_device(client, ep) -> tuple[str, bytes]:
-    """(version of the module the device runs, its last output), as the device's TinyML object says."""
-    r = client.get(f"/v1/devices/{ep}/resources/{TML}/0")
+    """(version of the module the device runs, its last output), as the device's TinyML object says.
+
+    A device agent starved of CPU on a loaded CI runner can miss one read's deadline (the service
+    answers 424 "no answer within N s"): that read is asked again, twice at most; any other answer
+    is final."""
+    for _ in range(3):
+        r = client.get(f"/v1/devices/{ep}/resources/{TML}/0")
+        if not (r.status_code == 424 and "no answer within" in r.text):
+            break
     assert r.status_code == 200, r.text
     v = r.json()["values"]
     active = v[f"/{TML}/0/18"]

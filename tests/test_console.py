@@ -89,13 +89,16 @@ def _sign_in(driver, server, token: str) -> None:
 
 
 def _submit(driver, button) -> None:
-    """Click ``button`` and wait for the next page to replace this one."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-    old = driver.find_element(By.TAG_NAME, "html")
+    """Click ``button`` and wait for the next page to replace this one and finish loading.
+
+    The old page is marked with a window property that the next page does not have; selenium's
+    ``staleness_of`` instead probes the old element, and Chrome may answer that probe with "Node
+    with given id does not belong to the document" (an unknown error, not a stale reference) while
+    the documents swap."""
+    driver.execute_script("window.__tmlOldPage = true;")
     button.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    _wait(lambda: driver.execute_script("return !window.__tmlOldPage && document.readyState === 'complete';"),
+          15, "the next page")
 
 
 def _upload(driver, server, model_path) -> str:
