@@ -882,7 +882,7 @@ def _reference_accepts(path: Path) -> str | None:
 
 # Odd seeds build the kernels' portable paths (those microcontrollers run) on the host,
 # even seeds the host's own vectorizable paths (tml_dot_s8.h).
-PORTABLE_CFLAGS = ["-DTML_HOST_STACK=0"]
+PORTABLE_CFLAGS = ["-DTML_HOST_STACK=0", "-DTML_F32_VEC=0"]
 
 
 def run_case(seed: int, workdir: Path, samples: int = 5, obj_cache: Path | None = None) -> Outcome:

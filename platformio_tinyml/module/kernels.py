@@ -177,7 +177,8 @@ def kernel_abi_hash(abi: Abi, header_text: str | None = None) -> int:
     blocks would be read with the wrong layout.
     """
     layouts = struct_layouts(abi, header_text)
-    h = hashlib.sha256(f"tmm-kernel-abi-1 {abi.name}\n".encode())
+    # 2: float CONV_2D filters HWIO and FULLY_CONNECTED weights [in, out] (were OHWI, [out, in])
+    h = hashlib.sha256(f"tmm-kernel-abi-2 {abi.name}\n".encode())
     for k in kernel_table(header_text):
         lay = layouts[k.param_type]
         h.update(f"{k.id} {k.name} {k.io.name} {lay.name} {lay.size}\n".encode())

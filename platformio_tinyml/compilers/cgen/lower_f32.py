@@ -59,6 +59,13 @@ def _check_conv(g: Graph, op: Op):
     return None
 
 
+def _conv_filter(op: Op, w: np.ndarray) -> np.ndarray:
+    """The filter as tml_conv_f32.c reads it: CONV_2D's OHWI as HWIO (a tap's output channels
+    contiguous); depthwise [1, H, W, C*M] as it is."""
+    w = w.astype(np.float32)
+    return w if op.kind is OpKind.DEPTHWISE_CONV_2D else np.ascontiguousarray(w.transpose(1, 2, 3, 0))
+
+
 def _conv(em, op):
     g = em.graph
     x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
@@ -70,7 +77,7 @@ def _conv(em, op):
         out_c=n_out, k_h=w.shape[1], k_w=w.shape[2], stride_h=a.stride_h, stride_w=a.stride_w,
         dil_h=a.dilation_h, dil_w=a.dilation_w, pad_t=a.pad_top, pad_l=a.pad_left,
         depth_mult=a.depth_multiplier, act_min=lo, act_max=hi,
-        filter=em.array("float", w.data.astype(np.float32), "w"),
+        filter=em.array("float", _conv_filter(op, w.data), "w"),
         bias=em.array("float", _bias(g, op, n_out), "b")))
     fn = "tml_dwconv_f32" if op.kind is OpKind.DEPTHWISE_CONV_2D else "tml_conv_f32"
     per_batch(em, op, fn, p, "tml_conv_f32.c")
@@ -83,7 +90,7 @@ def _fc(em, op):
     lo, hi = act_range_f32(op.attrs.activation)
     p = em.params("tml_fc_f32_t", dict(
         batches=x.size // n_in, in_features=n_in, out_features=n_out, act_min=lo, act_max=hi,
-        weights=em.array("float", w.data.astype(np.float32), "w"),
+        weights=em.array("float", np.ascontiguousarray(w.data.astype(np.float32).T), "w"),   # [in, out]
         bias=em.array("float", _bias(g, op, n_out), "b")))
     em.call(op, f"tml_fc_f32({p}, {operand_ptr(em, op.inputs[0])}, {em.ptr(op.outputs[0])})", "tml_fc_f32.c")
 

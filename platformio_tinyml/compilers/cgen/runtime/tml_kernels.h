@@ -205,7 +205,7 @@ typedef struct {
 void tml_bmm_s8(const tml_bmm_t *p, const int8_t *lhs, const int8_t *rhs, int8_t *out);
 
 /* ---- float32 --------------------------------------------------------------- */
-/* Same loop orders as TFLite's reference kernels; constants read with
+/* Each output sums in the order of TFLite's reference kernels; constants read with
  * TML_RDF. act_min/act_max are the fused activation's clamp bounds
  * (+-FLT_MAX when there is none, as TFLite). */
 
@@ -215,7 +215,7 @@ typedef struct {
     int16_t pad_t, pad_l;
     uint16_t depth_mult;        /* depthwise only */
     float act_min, act_max;
-    const float *filter;        /* OHWI, or [1,H,W,C*M] for depthwise */
+    const float *filter;        /* CONV_2D: HWIO; depthwise: [1,H,W,C*M]; TRANSPOSE_CONV: OHWI */
     const float *bias;          /* per output channel */
 } tml_conv_f32_t;
 
@@ -228,7 +228,7 @@ typedef struct {
     uint32_t batches;
     uint16_t in_features, out_features;
     float act_min, act_max;
-    const float *weights;       /* [out, in] */
+    const float *weights;       /* [in, out] */
     const float *bias;
 } tml_fc_f32_t;
 

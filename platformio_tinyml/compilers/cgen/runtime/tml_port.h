@@ -31,6 +31,13 @@
 #define TML_LOAD_PARAMS(T, src) const T *P = (src)
 #endif
 
+/* A pointer through which nothing else reaches the object (C99 restrict). */
+#if defined(__GNUC__) || defined(__clang__)
+#define TML_RESTRICT __restrict__
+#else
+#define TML_RESTRICT
+#endif
+
 #if defined(__GNUC__)
 #define TML_ALIGNED(n) __attribute__((aligned(n)))
 #define TML_INLINE static inline __attribute__((always_inline))
