@@ -166,13 +166,13 @@ def work_by_kernel(g: Graph) -> dict[str, tuple[int, int, int]]:
 IPW: dict[str, dict[str, tuple[float, float, float]]] = {
     # kernel: (a, c, b),  # ops measured, largest relative error of the fit on them
     'armv6m': {
-        'conv_f32': (142.635, 685.02, 683459),  # n=23, max err 22%
+        'conv_f32': (132.637, 656.37, 755160),  # n=23, max err 22%
         'conv_s8': (3.772, 66.2, 15923),  # n=33, max err 23%
-        'dwconv_f32': (175.421, 0.0, 0),  # n=13, max err 32%
+        'dwconv_f32': (141.405, 0.0, 0),  # n=13, max err 37%
         'dwconv_s8': (13.974, 0.0, 2800),  # n=21, max err 31%
         'eltwise_f32': (192.535, 0.0, 0),  # n=3, max err 2%
         'eltwise_s8': (166.463, 0.0, 0),  # n=4, max err 4%
-        'fc_f32': (153.562, 466.45, 0),  # n=12, max err 22%
+        'fc_f32': (150.2, 444.14, 0),  # n=12, max err 21%
         'fc_s8': (3.597, 74.39, 1320),  # n=14, max err 33%
         'lstm_s8': (5.678, 1141.0, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.824, 0.0, 105),  # n=24, max err 31%
@@ -182,13 +182,13 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'softmax_s8': (612.825, 0.0, 562),  # n=4, max err 43%
     },
     'armv7em': {
-        'conv_f32': (7.14, 86.13, 0),  # n=23, max err 43%
+        'conv_f32': (3.36, 33.28, 0),  # n=23, max err 13%
         'conv_s8': (0.984, 11.16, 9814),  # n=33, max err 49%
-        'dwconv_f32': (34.589, 0.0, 0),  # n=13, max err 18%
+        'dwconv_f32': (8.175, 0.0, 0),  # n=13, max err 23%
         'dwconv_s8': (3.511, 0.0, 3781),  # n=21, max err 55%
         'eltwise_f32': (37.389, 0.0, 0),  # n=3, max err 1%
         'eltwise_s8': (60.017, 0.0, 20),  # n=4, max err 0%
-        'fc_f32': (7.001, 27.09, 46),  # n=12, max err 0%
+        'fc_f32': (3.966, 13.1, 846),  # n=12, max err 21%
         'fc_s8': (2.125, 53.06, 302),  # n=14, max err 9%
         'lstm_s8': (2.154, 703.6, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.537, 0.0, 59),  # n=24, max err 59%
@@ -198,13 +198,13 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'softmax_s8': (266.998, 0.0, 276),  # n=4, max err 40%
     },
     'armv7m': {
-        'conv_f32': (64.138, 476.42, 105492),  # n=23, max err 28%
+        'conv_f32': (57.36, 420.48, 274920),  # n=23, max err 28%
         'conv_s8': (2.581, 42.66, 9560),  # n=33, max err 24%
-        'dwconv_f32': (91.274, 0.0, 0),  # n=13, max err 30%
+        'dwconv_f32': (67.278, 0.0, 0),  # n=13, max err 36%
         'dwconv_s8': (9.394, 0.0, 2428),  # n=21, max err 21%
         'eltwise_f32': (160.044, 0.0, 10642),  # n=3, max err 1%
         'eltwise_s8': (60.014, 0.0, 20),  # n=4, max err 0%
-        'fc_f32': (69.983, 310.29, 0),  # n=12, max err 27%
+        'fc_f32': (63.77, 298.88, 0),  # n=12, max err 29%
         'fc_s8': (2.956, 38.11, 825),  # n=14, max err 26%
         'lstm_s8': (2.683, 670.2, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.6, 0.0, 49),  # n=24, max err 51%
@@ -214,13 +214,13 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'softmax_s8': (268.76, 0.0, 274),  # n=4, max err 40%
     },
     'armv81m': {
-        'conv_f32': (6.161, 85.03, 0),  # n=23, max err 46%
+        'conv_f32': (1.681, 30.08, 0),  # n=23, max err 33%
         'conv_s8': (0.976, 11.32, 9888),  # n=33, max err 50%
-        'dwconv_f32': (37.388, 0.0, 0),  # n=13, max err 18%
+        'dwconv_f32': (5.817, 0.0, 0),  # n=13, max err 10%
         'dwconv_s8': (3.53, 0.0, 3374),  # n=21, max err 50%
         'eltwise_f32': (36.465, 0.0, 0),  # n=3, max err 1%
         'eltwise_s8': (69.014, 0.0, 56),  # n=4, max err 0%
-        'fc_f32': (6.0, 25.96, 70),  # n=12, max err 0%
+        'fc_f32': (1.722, 13.11, 783),  # n=12, max err 48%
         'fc_s8': (2.189, 56.66, 128),  # n=14, max err 3%
         'lstm_s8': (2.278, 706.3, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (0.597, 0.0, 55),  # n=24, max err 45%
@@ -233,7 +233,7 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'conv_s8': (95.816, 0.0, 236393),  # n=6, max err 17%
         'dwconv_s8': (177.539, 433.26, 12917),  # n=6, max err 4%
         'eltwise_s8': (1207.0, 0.0, 0),  # n=1, max err 0%
-        'fc_f32': (309.533, 284.37, 1491),  # n=4, max err 1%
+        'fc_f32': (307.407, 268.31, 1684),  # n=4, max err 1%
         'fc_s8': (76.172, 908.04, 0),  # n=12, max err 5%
         'lstm_s8': (72.351, 12356.2, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (8.619, 0.0, 4),  # n=24, max err 70%
@@ -242,13 +242,13 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'softmax_s8': (6166.315, 0.0, 7812),  # n=4, max err 45%
     },
     'rv32': {
-        'conv_f32': (162.724, 510.87, 1148800),  # n=23, max err 18%
+        'conv_f32': (137.792, 495.05, 1001401),  # n=23, max err 18%
         'conv_s8': (2.922, 34.42, 12384),  # n=33, max err 27%
-        'dwconv_f32': (171.46, 0.0, 0),  # n=13, max err 34%
+        'dwconv_f32': (138.715, 0.0, 0),  # n=13, max err 35%
         'dwconv_s8': (6.802, 0.0, 3974),  # n=21, max err 43%
         'eltwise_f32': (161.084, 0.0, 0),  # n=3, max err 1%
         'eltwise_s8': (55.59, 0.0, 57),  # n=4, max err 0%
-        'fc_f32': (160.048, 365.61, 0),  # n=12, max err 17%
+        'fc_f32': (150.358, 354.33, 0),  # n=12, max err 18%
         'fc_s8': (3.586, 58.98, 926),  # n=14, max err 24%
         'lstm_s8': (4.643, 787.3, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (6.045, 0.0, 59),  # n=24, max err 21%
@@ -260,13 +260,13 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
     # RV32's figures before its own int8 paths (TML_RV32), the portable C kernels: for the cores
     # that borrow RV32's tables but not that code (Xtensa, ESP8266, RV64)
     'rv32_portable': {
-        'conv_f32': (162.724, 510.87, 1148800),  # n=23, max err 18%
+        'conv_f32': (137.792, 495.05, 1001401),  # n=23, max err 18%
         'conv_s8': (4.409, 35.46, 14449),  # n=33, max err 25%
-        'dwconv_f32': (171.46, 0.0, 0),  # n=13, max err 34%
+        'dwconv_f32': (138.715, 0.0, 0),  # n=13, max err 35%
         'dwconv_s8': (15.186, 39.27, 214),  # n=21, max err 20%
         'eltwise_f32': (161.084, 0.0, 0),  # n=3, max err 1%
         'eltwise_s8': (55.59, 0.0, 57),  # n=4, max err 0%
-        'fc_f32': (160.048, 365.61, 0),  # n=12, max err 17%
+        'fc_f32': (150.358, 354.33, 0),  # n=12, max err 18%
         'fc_s8': (4.71, 55.98, 710),  # n=14, max err 14%
         'lstm_s8': (4.643, 787.3, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
         'move_s8': (6.045, 0.0, 59),  # n=24, max err 21%
