@@ -285,6 +285,15 @@ def test_rv32_kernels_bit_exact(name, models, tmp_path):
     _check(name, models, tmp_path, "riscv32-virt", "-Os", [])
 
 
+# ATmega2560 (simavr): the MULS dot product of tml_avr_dot (fully connected rows,
+# conv pixel pairs and border pixels) and the requantize from 16x16 -> 32-bit
+# products (tml_smull on AVR); every model of this file that fits 8 KiB of RAM.
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(POSITIVE_SHIFT) + sorted(EXTREME) + sorted(OUT_ZP0)
+                         + sorted(DEEP_SHIFT))
+def test_avr_kernels_bit_exact(name, models, tmp_path):
+    _check(name, models, tmp_path, "atmega2560", "-Os", [])
+
+
 def _check(name, models, tmp_path, machine, opt, cflags):
     path = models[name]
     g = load_tflite(path)

@@ -230,16 +230,16 @@ IPW: dict[str, dict[str, tuple[float, float, float]]] = {
         'softmax_s8': (273.498, 0.0, 292),  # n=4, max err 40%
     },
     'avr': {
-        'conv_s8': (95.816, 0.0, 236393),  # n=6, max err 17%
-        'dwconv_s8': (177.539, 433.26, 12917),  # n=6, max err 4%
-        'eltwise_s8': (1207.0, 0.0, 0),  # n=1, max err 0%
+        'conv_s8': (28.535, 0.0, 82473),  # n=6, max err 8%
+        'dwconv_s8': (171.567, 370.59, 10320),  # n=6, max err 3%
+        'eltwise_s8': (1090.0, 0.0, 0),  # n=1, max err 0%
         'fc_f32': (307.407, 268.31, 1684),  # n=4, max err 1%
-        'fc_s8': (76.172, 908.04, 0),  # n=12, max err 5%
+        'fc_s8': (13.95, 891.88, 1099),  # n=12, max err 3%
         'lstm_s8': (72.351, 12356.2, 0),  # n=2 (int8 LSTMs, 80 and 980 outputs), measured apart
-        'move_s8': (8.619, 0.0, 4),  # n=24, max err 70%
+        'move_s8': (8.616, 0.0, 4),  # n=24, max err 70%
         'pool_s8': (38.769, 1250.66, 0),  # n=2, max err 0%
         'softmax_f32': (5861.709, 0.0, 0),  # n=2, max err 4%
-        'softmax_s8': (6166.315, 0.0, 7812),  # n=4, max err 45%
+        'softmax_s8': (5990.829, 0.0, 6767),  # n=4, max err 46%
     },
     'rv32': {
         'conv_f32': (137.792, 495.05, 1001401),  # n=23, max err 18%

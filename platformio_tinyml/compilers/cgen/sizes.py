@@ -56,12 +56,12 @@ KERNEL_BYTES: dict[str, dict[str, int]] = {
         'move': 444, 'pad_s8': 644, 'pool_f32': 682, 'pool_s8': 388, 'quant_f32': 312, 'reduce': 794,
         'resize': 942, 'softmax_f32': 262, 'softmax_s8': 584, 'tconv': 1040, 'tree_f32': 1884,
         'l2norm_s8': 886, 'log_softmax_s8': 1946, 'more': 2300},
-    'avr': {'act_s8': 2806, 'binary_s8': 5550, 'bmm': 3758, 'concat_s8': 248, 'conv_f32': 4952,
-        'conv_s8': 10962, 'dwconv_s8': 13288, 'elementwise_f32': 1810, 'ew_f32': 5162, 'ew_s8': 5106,
-        'fc_f32': 572, 'fc_s8': 2026, 'fixedpoint': 2958, 'logic': 5154, 'lstm': 1638, 'lstm_s8': 7258, 'mean_s8': 974,
-        'move': 1546, 'pad_s8': 2096, 'pool_f32': 1930, 'pool_s8': 1656, 'quant_f32': 532, 'reduce': 2210,
-        'resize': 3462, 'softmax_f32': 520, 'softmax_s8': 1484, 'tconv': 4554, 'tree_f32': 4854,
-        'l2norm_s8': 2120, 'log_softmax_s8': 5186, 'more': 7172},
+    'avr': {'act_s8': 3024, 'binary_s8': 4378, 'bmm': 4004, 'concat_s8': 248, 'conv_f32': 3546,
+        'conv_s8': 5320, 'dwconv_s8': 11626, 'elementwise_f32': 1810, 'ew_f32': 5502, 'ew_s8': 4490,
+        'fc_f32': 572, 'fc_s8': 2224, 'fixedpoint': 2250, 'logic': 5154, 'lstm': 1638, 'lstm_s8': 7254, 'mean_s8': 1344,
+        'move': 1546, 'pad_s8': 2096, 'pool_f32': 2042, 'pool_s8': 1656, 'quant_f32': 532, 'reduce': 2210,
+        'resize': 3462, 'softmax_f32': 520, 'softmax_s8': 1692, 'tconv': 4892, 'tree_f32': 4854,
+        'l2norm_s8': 1848, 'log_softmax_s8': 3750, 'more': 7220},
 }
 # isa: (bytes per op, base bytes) of the generated model file beyond its constant data
 MODEL_CODE: dict[str, tuple[float, int]] = {'armv7em': (140.0, 0), 'armv7m': (140.0, 0), 'armv6m': (139.4, 0), 'armv81m': (140.0, 0), 'rv32': (147.3, 0), 'rv32_portable': (147.3, 0), 'avr': (175.6, 0)}

@@ -933,6 +933,11 @@ TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, co
 {
 #if TML_V6M
     tml_v6m_dot2x2(xa, xb, wa, wb, n, a);
+#elif TML_AVR
+    a[0] = tml_avr_dot(xa, wa, n, a[0]);
+    a[1] = tml_avr_dot(xa, wb, n, a[1]);
+    a[2] = tml_avr_dot(xb, wa, n, a[2]);
+    a[3] = tml_avr_dot(xb, wb, n, a[3]);
 #else
     int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
     int32_t i = 0;
@@ -958,10 +963,10 @@ TML_INLINE void dot_2x2(const int8_t *xa, const int8_t *xb, const int8_t *wa, co
     for (; i < n; ++i) {
         const int32_t w0 = TML_RD8(wa + i), w1 = TML_RD8(wb + i);
         const int32_t x0 = xa[i], x1 = xb[i];
-        a00 += x0 * w0;
-        a01 += x0 * w1;
-        a10 += x1 * w0;
-        a11 += x1 * w1;
+        a00 += TML_MUL8(x0, w0);
+        a01 += TML_MUL8(x0, w1);
+        a10 += TML_MUL8(x1, w0);
+        a11 += TML_MUL8(x1, w1);
     }
     a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11;
 #endif
@@ -978,7 +983,10 @@ static int32_t dot_1x1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)
         acc = __smlad(tml_sxtb16_ror8(xv), tml_sxtb16_ror8(wv), acc);
     }
 #endif
-    for (; i < n; ++i) acc += (int32_t)x[i] * TML_RD8(w + i);
+#if TML_AVR
+    return tml_avr_dot(x, w, n, acc);
+#endif
+    for (; i < n; ++i) acc += TML_MUL8(x[i], TML_RD8(w + i));
     return acc;
 }
 
@@ -1392,7 +1400,8 @@ void tml_conv_s8(const tml_conv_s8_t *src, const int8_t *in, int8_t *out)
         return;
     }
 #endif
-    if (P->scratch) {
+    /* AVR: the direct path's MULS dot products (tml_avr_dot) beat the int16 windows */
+    if (P->scratch && !TML_AVR) {
         conv_im2col(P, in, out, (int16_t *)P->scratch);
         return;
     }

@@ -791,7 +791,7 @@ static TML_NOINLINE void dw_pixel_v6m(const tml_conv_s8_t *P, const int8_t *in, 
     for (int32_t c = 0; c < C; ++c) {
         const int8_t *wc = wg + (c & 3), *x = in + c;
         int32_t a = TML_RD32(P->bias_fold + c), pad = 0;
-        for (int32_t k = 0; k < nv; ++k) a += x[xo[k]] * TML_RD8(wc + wo[k]);
+        for (int32_t k = 0; k < nv; ++k) a += TML_MUL8(x[xo[k]], TML_RD8(wc + wo[k]));
         for (int32_t k = 0; k < np; ++k) pad += TML_RD8(wc + wp[k]);
         o[c] = tml_out_s8(a + zp * pad, TML_RD32(P->mult + c), TML_RD8(P->shift + c), off, lo, hi);
         if ((c & 3) == 3) wg += T4;
@@ -915,7 +915,7 @@ static int8_t dw1(const tml_conv_s8_t *P, const int8_t *in, int32_t oc, int32_t 
             if (iy < 0 || iy >= P->in_h || ix < 0 || ix >= P->in_w)
                 acc -= P->in_offset * w;
             else
-                acc += (int32_t)in[(iy * P->in_w + ix) * P->in_c + ic] * w;
+                acc += TML_MUL8(in[(iy * P->in_w + ix) * P->in_c + ic], w);
         }
     }
     return tml_out_s8(acc, TML_RD32(P->mult + oc), TML_RD8(P->shift + oc), P->out_offset,

@@ -52,7 +52,10 @@ static int32_t row1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)
         acc = __smlad(tml_sxtb16_ror8((xv)), tml_sxtb16_ror8((u)), acc);
     }
 #endif
-    for (; i < n; ++i) acc += (int32_t)x[i] * TML_RD8(w + i);
+#if TML_AVR
+    return tml_avr_dot(x, w, n, acc);
+#endif
+    for (; i < n; ++i) acc += TML_MUL8(x[i], TML_RD8(w + i));
     return acc;
 }
 

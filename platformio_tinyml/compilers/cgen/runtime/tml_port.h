@@ -55,16 +55,34 @@
 #endif
 
 /* Cores without a 32x32 -> 64-bit multiply instruction (ARMv6-M: Cortex-M0,
- * M0+, M1, whose MULS gives the low word only). There an int64 product is a
- * libgcc call (__aeabi_lmul); tml_smull below builds it from four 16x16
+ * M0+, M1, whose MULS gives the low word only; AVR, whose MUL is 8x8). There
+ * an int64 product is a libgcc call (__aeabi_lmul, __muldi3); tml_smull below builds it from four 16x16
  * products instead, and the requantize helpers use it. Define TML_NO_SMULL=1
  * to get this path on any core (the host tests do). */
 #ifndef TML_NO_SMULL
-#if defined(__ARM_ARCH_6M__)
+#if defined(__ARM_ARCH_6M__) || defined(__AVR__)
 #define TML_NO_SMULL 1
 #else
 #define TML_NO_SMULL 0
 #endif
+#endif
+
+/* The product of two int8 values as an int32 (|p| <= 2^14). AVR, where int
+ * is 16 bits: computed in 16 bits, one MULS (an int32 product there is a
+ * __mulsi3 call of ~60 cycles); elsewhere the plain int32 product. */
+#if defined(__AVR__)
+#define TML_MUL8(a, b) ((int32_t)(int16_t)((int8_t)(a) * (int8_t)(b)))
+#else
+#define TML_MUL8(a, b) ((int32_t)(a) * (int32_t)(b))
+#endif
+
+#if defined(__AVR__)
+/* 16 x 16 -> 32-bit products (avr-gcc: __mulhisi3, __usmulhisi3, __umulhisi3,
+ * which use the 8x8 MUL; it calls the 32 x 32 __mulsi3 when the operands are
+ * not visibly 16-bit, e.g. once inlined next to the 32-bit values they come from). */
+__attribute__((noinline, unused)) static int32_t tml_mul_ss16(int16_t x, int16_t y) { return (int32_t)x * y; }
+__attribute__((noinline, unused)) static int32_t tml_mul_su16(int16_t x, uint16_t y) { return (int32_t)x * y; }
+__attribute__((noinline, unused)) static uint32_t tml_mul_uu16(uint16_t x, uint16_t y) { return (uint32_t)x * y; }
 #endif
 
 #if TML_NO_SMULL
@@ -73,25 +91,50 @@
  * intermediate leaves int32 (|ah * bl + 2^16| < 2^31, |al * bh + 2^16| < 2^31). */
 TML_INLINE int32_t tml_smull(int32_t a, int32_t b, uint32_t *lo)
 {
+#if defined(__AVR__)
+    /* 16-bit operands, so each product is one of avr-gcc's 16x16 -> 32 helpers
+     * (__umulhisi3, __usmulhisi3, __mulhisi3: MULs on 16 bits), never a 32x32
+     * __mulsi3; the low word from the partial products, not a fifth multiply. */
+    const uint16_t al = (uint16_t)a, bl = (uint16_t)b;
+    const int16_t ah = (int16_t)(a >> 16), bh = (int16_t)(b >> 16);
+    const uint32_t ll = tml_mul_uu16(al, bl);
+    const int32_t t = tml_mul_su16(ah, bl) + (int32_t)(ll >> 16);
+    const int32_t u = tml_mul_su16(bh, al) + (t & 0xffff);
+    *lo = (ll & 0xffffu) | ((uint32_t)u << 16);
+    return tml_mul_ss16(ah, bh) + (t >> 16) + (u >> 16);
+#else
     const uint32_t al = (uint32_t)a & 0xffffu, bl = (uint32_t)b & 0xffffu;
     const int32_t ah = a >> 16, bh = b >> 16;
     const int32_t t = ah * (int32_t)bl + (int32_t)((al * bl) >> 16);
     const int32_t u = (int32_t)al * bh + (t & 0xffff);
     *lo = (uint32_t)a * (uint32_t)b;
     return ah * bh + (t >> 16) + (u >> 16);
+#endif
 }
 
-/* floor((a * b + 2^30) / 2^31), truncated to 32 bits. */
+/* floor((a * b + 2^30) / 2^31), truncated to 32 bits. AVR: one copy a file,
+ * called (inlined at every requantize it added 40 % to the kernels' flash). */
+#if defined(__AVR__)
+__attribute__((noinline, unused)) static int32_t tml_smull_r31(int32_t a, int32_t b)
+#else
 TML_INLINE int32_t tml_smull_r31(int32_t a, int32_t b)
+#endif
 {
     /* |a| <= 2^15 (accumulators mostly are): two products. With b = bh 2^16 + bl,
      * A = a bh, B = a bl (both fit: |a bl| < 2^31) and B = (B >> 16) 2^16 + (B & 0xffff),
      * a b + 2^30 = (A + (B >> 16) + 2^14) 2^16 + (B & 0xffff), so the result is
      * (A + (B >> 16) + 2^14) >> 15 (the low 16 bits cannot carry). */
+#if defined(__AVR__)
+    if ((uint32_t)a + 32768u < 65536u) {      /* a fits int16: 16x16 -> 32 helpers, as in tml_smull */
+        const int32_t A = tml_mul_ss16((int16_t)a, (int16_t)(b >> 16)), B = tml_mul_su16((int16_t)a, (uint16_t)b);
+        return (A + (B >> 16) + 16384) >> 15;
+    }
+#else
     if ((uint32_t)a + 32768u <= 65536u) {
         const int32_t A = a * (b >> 16), B = a * (int32_t)((uint32_t)b & 0xffffu);
         return (A + (B >> 16) + 16384) >> 15;
     }
+#endif
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
     /* tml_smull's steps, the rounding add and the shift in 26 Thumb-1
      * instructions and 6 registers (GCC's code for the C takes ~40) */
