@@ -22,7 +22,7 @@ from .sizes import estimate_code_bytes
 # (ARMv8-M Baseline) compiles the generic C kernels, not the ARMv6-M ones
 # (TML_V6M), so it takes the Cortex-M3's figure.
 STACK_BYTES = {"cortex-m0plus": 512, "cortex-m3": 532, "cortex-m4": 512, "cortex-m7": 520,
-               "rv32": 672, "avr": 458}
+               "rv32": 528, "avr": 458}
 _STACK_FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m0plus": "cortex-m0plus", "cortex-m1": "cortex-m0plus",
                  "cortex-m23": "cortex-m3", "cortex-m3": "cortex-m3", "cortex-m4": "cortex-m4",
                  "cortex-m7": "cortex-m7"}

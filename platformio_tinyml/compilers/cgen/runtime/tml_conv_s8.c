@@ -47,6 +47,8 @@
 #define TML_CONV_STACK_BYTES 0
 #elif defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(_WIN32)
 #define TML_CONV_STACK_BYTES 16384
+#elif TML_RV32
+#define TML_CONV_STACK_BYTES 128    /* its register blocks' frames sit under it: 512 B in all */
 #else
 #define TML_CONV_STACK_BYTES 288
 #endif
