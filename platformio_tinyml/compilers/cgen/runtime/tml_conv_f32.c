@@ -59,11 +59,11 @@ static void bias_clamp(const tml_conv_f32_t *P, float *TML_RESTRICT o, int32_t f
     for (int32_t oc = from; oc < to; ++oc) o[oc] = clampf(P, o[oc] + TML_RDF(P->bias + oc));
 }
 
-/* x86-64 Linux with GCC: the block and row functions are also built for
+/* x86-64 glibc (ifunc) with GCC: the block and row functions are also built for
  * AVX2, and the loader picks those builds on CPUs that have it (an ifunc).
  * Without FMA: the products are rounded before they are added, as in every
  * other build. -DTML_NO_CLONES leaves the baseline build alone. */
-#if TML_F32_VEC && defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && !defined(TML_NO_CLONES)
+#if TML_F32_VEC && defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) && !defined(TML_NO_CLONES)
 #define TML_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TML_CLONES
