@@ -40,10 +40,10 @@
 #else
 #define TML_DW_TAP(xv, wv)                                                   \
     do {                                                                     \
-        a0 += (int32_t)(int8_t)(xv) * (int8_t)(wv);                          \
-        a1 += (int32_t)(int8_t)((xv) >> 8) * (int8_t)((wv) >> 8);            \
-        a2 += (int32_t)(int8_t)((xv) >> 16) * (int8_t)((wv) >> 16);          \
-        a3 += (int32_t)(int8_t)((xv) >> 24) * (int8_t)((wv) >> 24);          \
+        a0 += TML_MUL8((int8_t)(xv), (int8_t)(wv));                          \
+        a1 += TML_MUL8((int8_t)((xv) >> 8), (int8_t)((wv) >> 8));            \
+        a2 += TML_MUL8((int8_t)((xv) >> 16), (int8_t)((wv) >> 16));          \
+        a3 += TML_MUL8((int8_t)((xv) >> 24), (int8_t)((wv) >> 24));          \
     } while (0)
 #define TML_DW_X(p) tml_ld4(p)
 TML_INLINE int32_t tml_dw_w(const int8_t *p)
