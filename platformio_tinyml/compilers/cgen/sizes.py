@@ -57,7 +57,7 @@ KERNEL_BYTES: dict[str, dict[str, int]] = {
         'resize': 942, 'softmax_f32': 262, 'softmax_s8': 584, 'tconv': 1040, 'tree_f32': 1884,
         'l2norm_s8': 886, 'log_softmax_s8': 1946, 'more': 2300},
     'avr': {'act_s8': 3024, 'binary_s8': 4378, 'bmm': 4004, 'concat_s8': 248, 'conv_f32': 3546,
-        'conv_s8': 5320, 'dwconv_s8': 11626, 'elementwise_f32': 1810, 'ew_f32': 5502, 'ew_s8': 4490,
+        'conv_s8': 5320, 'dwconv_s8': 11490, 'elementwise_f32': 1810, 'ew_f32': 5502, 'ew_s8': 4490,
         'fc_f32': 572, 'fc_s8': 2224, 'fixedpoint': 2250, 'logic': 5154, 'lstm': 1638, 'lstm_s8': 7254, 'mean_s8': 1344,
         'move': 1546, 'pad_s8': 2096, 'pool_f32': 2042, 'pool_s8': 1656, 'quant_f32': 532, 'reduce': 2210,
         'resize': 3462, 'softmax_f32': 520, 'softmax_s8': 1692, 'tconv': 4892, 'tree_f32': 4854,
