@@ -22,27 +22,15 @@
  * the channels past the last whole block take the row path: one input value
  * times a contiguous row of weights added into the pixel's output row.
  */
-#if !defined(__AVR__)
+#if !defined(__AVR__)     /* AVR: built with the build's own flags (TML_F32_BLOCKS is 0 there) */
 #include "tml_speed.h"
-#define TML_F32_BLOCKS 1
-#else
-/* AVR emulates float in software: blocking saves nothing there and costs
- * flash, so the row path does every pixel, built with the build's flags. */
-#define TML_F32_BLOCKS 0
 #endif
 #include "tml_kernels.h"
 
-/* -DTML_F32_VEC=0 builds the microcontroller path on a host (the differential test does) */
-#if !defined(TML_F32_VEC) && defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
-#define TML_F32_VEC 1
-#endif
 #if TML_F32_VEC
 #define BPX 4       /* a block: BPX output pixels x BOC output channels */
 #define BOC 8
-typedef float tml_v4f __attribute__((vector_size(16)));
 #else
-#undef TML_F32_VEC
-#define TML_F32_VEC 0
 #define BPX 2
 #define BOC 4
 #endif
@@ -101,18 +89,6 @@ static void row_pixel(const tml_conv_f32_t *P, const float *in, float *TML_RESTR
 }
 
 #if TML_F32_VEC
-static tml_v4f load4(const float *p)
-{
-    tml_v4f v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static void store4(float *p, tml_v4f v)
-{
-    __builtin_memcpy(p, &v, sizeof v);
-}
-
 typedef float tml_v8f __attribute__((vector_size(32)));
 
 /* BPX output pixels whose windows are all inside the input (window origins
@@ -237,12 +213,12 @@ static void dw_inside(const tml_conv_f32_t *P, const float *in, float *TML_RESTR
             const float *xp = in + ((iy0 + ky * P->dil_h) * P->in_w + ix0) * c + oc;
             const float *wp = P->filter + ky * P->k_w * c + oc;
             for (int32_t kx = 0; kx < P->k_w; ++kx, xp += P->dil_w * c, wp += c) {
-                a += load4(xp) * load4(wp);
-                b += load4(xp + 4) * load4(wp + 4);
+                a += tml_ld4f(xp) * tml_ld4f(wp);
+                b += tml_ld4f(xp + 4) * tml_ld4f(wp + 4);
             }
         }
-        store4(o + oc, a);
-        store4(o + oc + 4, b);
+        tml_st4f(o + oc, a);
+        tml_st4f(o + oc + 4, b);
     }
 #endif
     for (; oc + 4 <= c; oc += 4) {

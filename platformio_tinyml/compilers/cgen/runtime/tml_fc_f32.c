@@ -10,21 +10,10 @@
  * outputs at a time in four 4-lane vectors first. Output and input never
  * share memory (the planner places FULLY_CONNECTED out of place).
  */
-#if !defined(__AVR__)
+#if !defined(__AVR__)     /* AVR: built with the build's own flags (TML_F32_BLOCKS is 0 there) */
 #include "tml_speed.h"
-#define TML_F32_BLOCKS 1
-#else
-#define TML_F32_BLOCKS 0    /* software float: the smallest loop (see tml_conv_f32.c) */
 #endif
 #include "tml_kernels.h"
-
-/* -DTML_F32_VEC=0 builds the microcontroller path on a host (the differential test does) */
-#if !defined(TML_F32_VEC) && defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
-#define TML_F32_VEC 1
-#endif
-#if TML_F32_VEC
-typedef float tml_v4f __attribute__((vector_size(16)));
-#endif
 
 void tml_fc_f32(const tml_fc_f32_t *src, const float *in, float *out)
 {
@@ -36,23 +25,19 @@ void tml_fc_f32(const tml_fc_f32_t *src, const float *in, float *out)
         int32_t j = 0;
 #if TML_F32_VEC
         for (; j + 16 <= n_out; j += 16) {
-            tml_v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, w0, w1, w2, w3;
+            tml_v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             const float *w = P->weights + j;
             for (int32_t i = 0; i < n_in; ++i, w += n_out) {
                 const float xv = x[i];
-                __builtin_memcpy(&w0, w, 16);
-                __builtin_memcpy(&w1, w + 4, 16);
-                __builtin_memcpy(&w2, w + 8, 16);
-                __builtin_memcpy(&w3, w + 12, 16);
-                a0 += xv * w0;
-                a1 += xv * w1;
-                a2 += xv * w2;
-                a3 += xv * w3;
+                a0 += xv * tml_ld4f(w);
+                a1 += xv * tml_ld4f(w + 4);
+                a2 += xv * tml_ld4f(w + 8);
+                a3 += xv * tml_ld4f(w + 12);
             }
-            __builtin_memcpy(o + j, &a0, 16);
-            __builtin_memcpy(o + j + 4, &a1, 16);
-            __builtin_memcpy(o + j + 8, &a2, 16);
-            __builtin_memcpy(o + j + 12, &a3, 16);
+            tml_st4f(o + j, a0);
+            tml_st4f(o + j + 4, a1);
+            tml_st4f(o + j + 8, a2);
+            tml_st4f(o + j + 12, a3);
         }
 #endif
         /* 4 outputs at a time in registers; the weights of an input for them are contiguous */

@@ -53,10 +53,12 @@ static int32_t row1(const int8_t *x, const int8_t *w, int32_t n, int32_t acc)
     }
 #endif
 #if TML_AVR
+    (void)i;
     return tml_avr_dot(x, w, n, acc);
-#endif
+#else
     for (; i < n; ++i) acc += TML_MUL8(x[i], TML_RD8(w + i));
     return acc;
+#endif
 }
 
 #if TML_HOST_STACK > 0

@@ -47,6 +47,37 @@
 #endif
 
 /* Arm DSP extension (Cortex-M4/M7/M33/M55): the ACLE SIMD intrinsics. */
+/* The float32 kernels (tml_conv_f32.c, tml_fc_f32.c). TML_F32_BLOCKS: outputs
+ * in register blocks (not on AVR, whose software float gains nothing from
+ * them and would pay flash). TML_F32_VEC: host-class targets, whose blocks
+ * are 4-lane vectors (GCC/Clang vector extensions on x86-64 and AArch64);
+ * -DTML_F32_VEC=0 builds the microcontroller path on a host (the
+ * differential test does). */
+#if defined(__AVR__)
+#define TML_F32_BLOCKS 0
+#else
+#define TML_F32_BLOCKS 1
+#endif
+#if !defined(TML_F32_VEC) && defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
+#define TML_F32_VEC 1
+#endif
+#if defined(TML_F32_VEC) && TML_F32_VEC
+typedef float tml_v4f __attribute__((vector_size(16)));
+TML_INLINE tml_v4f tml_ld4f(const float *p)     /* any alignment */
+{
+    tml_v4f v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+TML_INLINE void tml_st4f(float *p, tml_v4f v)
+{
+    __builtin_memcpy(p, &v, sizeof v);
+}
+#else
+#undef TML_F32_VEC
+#define TML_F32_VEC 0
+#endif
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TML_NO_SIMD)
 #include <arm_acle.h>
 #define TML_HAVE_DSP 1
