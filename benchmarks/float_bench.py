@@ -12,7 +12,8 @@ are converted to ONNX with tf2onnx (installed on first use into
 * cgen's host build (``verify.host.HOST_CFLAGS``: -O3, the baseline x86-64 ISA,
   no -march), through its ctypes entry point.
 
-Each side is the median of 7 batches of back-to-back calls on the same input;
+Each side is the median of 7 batches of back-to-back calls on the same input
+(cgen_bench's timing);
 the outputs must agree within verify's float tolerance (1e-5 relative). Then,
 unless ``--no-m4``, each model is built at -Os for QEMU mps2-an386 (Cortex-M4F)
 and run once: instructions (``-icount``), cycles from benchmarks/cycle_model.py
@@ -28,7 +29,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from cgen_bench import MLPERF, _time_per_call  # noqa: E402
+
 from platformio_tinyml.compilers.cgen import generate  # noqa: E402
 from platformio_tinyml.compilers.cgen.latency import op_work  # noqa: E402
 from platformio_tinyml.ir import OpKind  # noqa: E402
@@ -46,7 +48,6 @@ from platformio_tinyml.model.tflite import load_tflite  # noqa: E402
 from platformio_tinyml.verify.host import build_host  # noqa: E402
 from platformio_tinyml.verify.parity import FLOAT_RTOL, differences  # noqa: E402
 
-MLPERF = REPO.parent / "shared" / "models" / "mlperf_tiny"
 MODELS = {"ad": "ad01_fp32.tflite", "resnet8": "pretrainedResnet.tflite", "vww": "vww_96_float.tflite"}
 TF2ONNX = "tf2onnx==1.17.0"
 MAC_OPS = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
@@ -68,21 +69,6 @@ def to_onnx(tflite: Path, dest: Path, pkgs: Path) -> Path:
     return dest
 
 
-def per_call(fn, batches: int = 7, min_s: float = 0.05) -> float:
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_s:
-        fn()
-        n += 1
-    times = []
-    for _ in range(batches):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - t0) / n)
-    return float(np.median(times))
-
-
 def bench(key: str, out: Path, work: Path, pkgs: Path, m4: bool) -> dict:
     import onnxruntime as ort
     path = MLPERF / MODELS[key]
@@ -101,8 +87,8 @@ def bench(key: str, out: Path, work: Path, pkgs: Path, m4: bool) -> dict:
     d, scale = differences(ours.reshape(-1), ref.reshape(-1))
     macs = sum(op_work(g, op) for op in g.ops if op.kind in MAC_OPS)
     row = {"model": key, "file": MODELS[key], "macs": macs, "max_rel_err": float(d.max() / scale),
-           "host_us": 1e6 * per_call(lambda: host.run([x])),
-           "ort_us": 1e6 * per_call(lambda: sess.run(None, feed))}
+           "host_us": 1e6 * _time_per_call(lambda: host.run([x])),
+           "ort_us": 1e6 * _time_per_call(lambda: sess.run(None, feed))}
     row["ratio"] = row["host_us"] / row["ort_us"]
     if m4:
         import cycle_model
