@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from modelgen import _inp, _model, _tf, convert  # noqa: E402
+from modelgen import _inp, _model, _seed, _tf, convert  # noqa: E402
 
 from platformio_tinyml.compilers.cgen import generate  # noqa: E402
 from platformio_tinyml.compilers.cgen.latency import op_work  # noqa: E402
@@ -55,11 +55,10 @@ MAC_OPS = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
 
 def bench(name: str, work: Path) -> dict:
     shape, layer = LAYERS[name]
-    tf = _tf()
-    tf.keras.utils.set_random_seed(1)
+    _seed(1)
     x = _inp(shape)
     path = work / f"{name}.tflite"
-    path.write_bytes(convert(_model(x, layer(tf.keras.layers, x)), int8=True))
+    path.write_bytes(convert(_model(x, layer(_tf().keras.layers, x)), int8=True))
     g = load_tflite(path)
     gen = generate(g, "m")
     macs = sum(op_work(g, op) for op in g.ops if op.kind in MAC_OPS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelgen import _inp, _model, _tf, convert
+from modelgen import _inp, _model, _seed, _tf, convert
 from platformio_tinyml.compilers.cgen import generate
 from platformio_tinyml.model.tflite import load_tflite
 from platformio_tinyml.verify.host import build_host
@@ -44,7 +44,7 @@ def built(tmp_path_factory):
     out = {}
     base = tmp_path_factory.mktemp("f32blocks")
     for name, layer in CASES.items():
-        _tf().keras.utils.set_random_seed(len(name))
+        _seed(len(name))
         x = _inp((11, 10, 13))          # 10 columns: 4-pixel runs leave 2 (and 2 of 5 with padding)
         path = base / f"{name}.tflite"
         path.write_bytes(convert(_model(x, layer(_layers(), x)), int8=False))
